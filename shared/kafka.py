@@ -1,0 +1,86 @@
+"""Kafka helpers every process uses: topic names, explicit topic creation, admin client lifetime."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaConnectionError
+
+DEFAULT_PARTITIONS = 6
+TOPIC_ALREADY_EXISTS = 36
+UNKNOWN_TOPIC = 3
+
+
+def events_topic(service: str) -> str:
+    """The one topic a service publishes its events to."""
+    return f"pipelines.{service}.events"
+
+
+class TopicMismatchError(RuntimeError):
+    """A topic exists with other settings than the ones this code declares."""
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int = DEFAULT_PARTITIONS
+    replication_factor: int = 1
+    # Topics keep everything: read models are rebuilt by replaying them from the beginning.
+    retention_ms: int = -1
+
+
+@asynccontextmanager
+async def admin_client(bootstrap_servers: str, *, wait_s: float = 60.0) -> AsyncIterator[AIOKafkaAdminClient]:
+    """An admin client, retrying the first connection while a broker is still starting."""
+    deadline = asyncio.get_running_loop().time() + wait_s
+    while True:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=30000)
+        try:
+            await admin.start()
+            break
+        except KafkaConnectionError:
+            await admin.close()
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.5)
+    try:
+        yield admin
+    finally:
+        await admin.close()
+
+
+async def ensure_topics(bootstrap_servers: str, specs: Iterable[TopicSpec]) -> None:
+    """Create each topic with its explicit partitions; an existing one must have the same partition count."""
+    specs = list(specs)
+    async with admin_client(bootstrap_servers) as admin:
+        response = await admin.create_topics(
+            [
+                NewTopic(
+                    s.name,
+                    num_partitions=s.partitions,
+                    replication_factor=s.replication_factor,
+                    topic_configs={"retention.ms": str(s.retention_ms)},
+                )
+                for s in specs
+            ]
+        )
+        for topic, code, *rest in response.topic_errors:
+            if code not in (0, TOPIC_ALREADY_EXISTS):
+                raise RuntimeError(f"creating topic {topic} failed: error {code} {rest}")
+        described = {t["topic"]: t for t in await admin.describe_topics([s.name for s in specs])}
+    for s in specs:
+        got = len(described[s.name]["partitions"])
+        if got != s.partitions:
+            raise TopicMismatchError(f"topic {s.name} has {got} partitions, this code declares {s.partitions}")
+
+
+async def delete_topics(bootstrap_servers: str, names: Iterable[str]) -> None:
+    async with admin_client(bootstrap_servers) as admin:
+        response = await admin.delete_topics(list(names))
+        for topic, code, *_ in response.topic_error_codes:
+            if code not in (0, UNKNOWN_TOPIC):
+                raise RuntimeError(f"deleting topic {topic} failed: error {code}")

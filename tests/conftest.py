@@ -1,0 +1,94 @@
+"""Session fixtures: real Kafka and PostgreSQL, resolved by shared.stack (env → testcontainers → local stack).
+
+Each test gets its own PostgreSQL schema and its own Kafka topics. A run with PIPELINES_FAIL_ON_SKIP=1
+(as `make test` and CI run it) fails if any test was skipped: a skipped real-server test proves nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+
+import asyncpg
+import pytest
+
+from shared.kafka import TopicSpec, delete_topics, ensure_topics
+from shared.stack import Endpoints, start_servers
+
+REAL_SERVER_MARKERS = ("pg", "kafka", "cluster", "e2e")
+
+
+@pytest.fixture(scope="session")
+def endpoints(request: pytest.FixtureRequest) -> Iterator[Endpoints]:
+    servers = start_servers()
+    request.config.stash[_SOURCE] = servers.endpoints.source
+    try:
+        yield servers.endpoints
+    finally:
+        servers.stop()
+
+
+@pytest.fixture
+async def pg_schema(endpoints: Endpoints) -> AsyncIterator[str]:
+    """A fresh schema for this test, dropped afterwards."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(endpoints.database_url)
+    try:
+        await conn.execute(f'CREATE SCHEMA "{name}"')
+        yield name
+        await conn.execute(f'DROP SCHEMA "{name}" CASCADE')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def pg_conn(endpoints: Endpoints, pg_schema: str) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(endpoints.database_url, server_settings={"search_path": pg_schema})
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def kafka_topic(endpoints: Endpoints) -> AsyncIterator[Callable[..., Awaitable[str]]]:
+    """Factory: ``await kafka_topic(partitions=6)`` creates a topic unique to this test; all are deleted after."""
+    created: list[str] = []
+
+    async def make(prefix: str = "t", partitions: int = 6) -> str:
+        name = f"{prefix}.{uuid.uuid4().hex[:12]}"
+        await ensure_topics(
+            endpoints.kafka_bootstrap_servers,
+            [TopicSpec(name, partitions=partitions, replication_factor=endpoints.replication_factor)],
+        )
+        created.append(name)
+        return name
+
+    yield make
+    if created:
+        await delete_topics(endpoints.kafka_bootstrap_servers, created)
+
+
+_SOURCE = pytest.StashKey[str]()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"infra: PIPELINES_INFRA={os.environ.get('PIPELINES_INFRA', '(auto)')}"
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    source = config.stash.get(_SOURCE, None)
+    if source:
+        terminalreporter.write_line(f"real servers from: {source}")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if os.environ.get("PIPELINES_FAIL_ON_SKIP") != "1":
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = len(reporter.stats.get("skipped", [])) if reporter else 0
+    if skipped:
+        if reporter:
+            reporter.write_line(f"FAILED: {skipped} test(s) skipped; every test must run here", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
