@@ -131,9 +131,9 @@ class ContainerStack:
         self._containers: list[Any] = []
 
     def up(self) -> Endpoints:
+        from testcontainers.community.postgres import PostgresContainer
         from testcontainers.core.container import DockerContainer
         from testcontainers.core.waiting_utils import wait_for_logs
-        from testcontainers.community.postgres import PostgresContainer
 
         pg = PostgresContainer(
             POSTGRES_IMAGE, username="pipelines", password=secrets.token_urlsafe(18), dbname="pipelines"
