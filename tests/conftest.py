@@ -92,3 +92,27 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         if reporter:
             reporter.write_line(f"FAILED: {skipped} test(s) skipped; every test must run here", red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture(scope="session")
+async def pg_pool(endpoints: Endpoints) -> AsyncIterator[asyncpg.Pool]:
+    from shared.db import create_pool
+
+    pool = await create_pool(endpoints.database_url, min_size=2, max_size=40)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+@pytest.fixture
+async def pg_store(pg_pool: asyncpg.Pool, pg_schema: str):
+    """A PostgreSQL event store in this test's schema, with its key store in the same schema."""
+    from shared.eventstore.postgres import PostgresEventStore
+    from shared.pii import PersonalData, PostgresKeyStore
+
+    keys = PostgresKeyStore(pg_pool, master_key=b"k" * 32, schema=pg_schema)
+    await keys.setup()
+    store = PostgresEventStore(pg_pool, pg_schema, PersonalData(keys))
+    await store.setup()
+    return store

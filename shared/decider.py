@@ -1,0 +1,118 @@
+"""Commands: load a stream → fold its events into state → decide → append with the expected version.
+
+A service describes an aggregate as a ``Decider``: an initial state and a pure ``evolve(state, event)``.
+``execute`` runs one decision, a pure function of the state (the caller closes over the command, the clock's
+``now`` and any ids), and appends what it returns:
+
+- with ``expected_version`` (an HTTP ``If-Match``): a stream at another version raises ConcurrencyError and
+  nothing is decided;
+- without it, the decision is made on the latest state and retried when another writer wins the race;
+- with ``idempotency``, a repeated command returns its first result and appends nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from shared.events import DomainEvent
+from shared.eventstore import (
+    AppendResult,
+    ConcurrencyError,
+    EventStore,
+    Idempotency,
+    NewEvent,
+    RecordedEvent,
+)
+
+S = TypeVar("S")
+MAX_ATTEMPTS = 12  # a lost race is retried, with a short random back-off, this many times
+
+
+@dataclass(frozen=True)
+class Decider(Generic[S]):
+    initial: S
+    evolve: Callable[[S, DomainEvent], S]
+
+    def fold(self, events: Sequence[DomainEvent], state: S | None = None) -> S:
+        for e in events:
+            state = self.evolve(self.initial if state is None else state, e)
+        return self.initial if state is None else state
+
+
+@dataclass(frozen=True)
+class Loaded(Generic[S]):
+    state: S
+    version: int
+    events: list[RecordedEvent]
+
+
+async def load(store: EventStore, stream_id: str, decider: Decider[S], **read: Any) -> Loaded[S]:
+    """The stream folded into state; ``to_version=`` / ``as_of=`` give its state at a version or a time."""
+    recorded = await store.read_stream(stream_id, **read)
+    state = decider.fold([r.to_event() for r in recorded])
+    return Loaded(state, recorded[-1].version if recorded else 0, recorded)
+
+
+@dataclass(frozen=True)
+class CommandResult(Generic[S]):
+    append: AppendResult
+    state: S  # the state after the command (before it, for a replayed idempotent command)
+    events: tuple[DomainEvent, ...]
+
+    @property
+    def version(self) -> int:
+        return self.append.version
+
+    @property
+    def position(self) -> int:
+        return self.append.position
+
+
+async def execute(
+    store: EventStore,
+    stream_id: str,
+    decider: Decider[S],
+    decide: Callable[[S], Sequence[DomainEvent]],
+    *,
+    expected_version: int | None = None,
+    idempotency: Idempotency | None = None,
+    occurred_at: datetime | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    event_ids: Callable[[int], uuid.UUID] | None = None,
+) -> CommandResult[S]:
+    """Run one command against one stream. ``event_ids(i)`` derives ids (idempotent reactions)."""
+    if idempotency and (first := await store.idempotent_result(idempotency)):
+        loaded = await load(store, stream_id, decider, to_version=first.version)
+        return CommandResult(first, loaded.state, ())
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        loaded = await load(store, stream_id, decider)
+        if expected_version is not None and loaded.version != expected_version:
+            raise ConcurrencyError(stream_id, expected_version, loaded.version)
+        events = list(decide(loaded.state))
+        new = [
+            NewEvent(
+                e,
+                occurred_at=occurred_at,
+                event_id=event_ids(i) if event_ids else uuid.uuid4(),
+                metadata=dict(metadata or {}),
+            )
+            for i, e in enumerate(events)
+        ]
+        try:
+            result = await store.append(stream_id, new, expected_version=loaded.version, idempotency=idempotency)
+        except ConcurrencyError:
+            if expected_version is not None or attempt == MAX_ATTEMPTS:
+                raise
+            await asyncio.sleep(random.uniform(0, 0.002 * attempt))
+            continue
+        if result.replayed:
+            replay = await load(store, stream_id, decider, to_version=result.version)
+            return CommandResult(result, replay.state, ())
+        return CommandResult(result, decider.fold(events, loaded.state), tuple(events))
+    raise AssertionError("unreachable")

@@ -1,0 +1,165 @@
+"""The event store contract: append with an expected version, read a stream, tail everything in commit order.
+
+Two implementations pass one contract suite (tests/contract/test_eventstore_contract.py):
+``shared.eventstore.memory.InMemoryEventStore`` and ``shared.eventstore.postgres.PostgresEventStore``.
+
+Positions and checkpoints: every event gets a global ``position`` (unique, increasing within a stream). A
+position taken from a sequence is not commit order, so tailing readers (the relay, catch-up readers) do not
+tail by position: they tail by ``Checkpoint`` = (transaction id, position) and only see events whose
+transaction ended before every transaction still running began (docs/decisions/0002).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, NamedTuple, Protocol
+
+from shared.events import DomainEvent, registry
+
+
+class Checkpoint(NamedTuple):
+    """Where a tailing reader is: the last (transaction id, position) it has read."""
+
+    tx: int
+    position: int
+
+
+START = Checkpoint(0, 0)
+NO_STREAM = 0  # expected version of a stream that must not exist yet
+
+
+class EventStoreError(Exception):
+    pass
+
+
+class ConcurrencyError(EventStoreError):
+    """The stream is not at the expected version: someone else appended first. Nothing was written."""
+
+    def __init__(self, stream_id: str, expected: int, actual: int | None = None) -> None:
+        detail = f", it is at {actual}" if actual is not None else ""
+        super().__init__(f"stream {stream_id} was expected at version {expected}{detail}")
+        self.stream_id = stream_id
+        self.expected = expected
+        self.actual = actual
+
+
+class IdempotencyKeyReusedError(EventStoreError):
+    """An idempotency key was sent again with a different request."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"idempotency key {key!r} was already used for a different request")
+        self.key = key
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """An event to append, with what the store cannot know: when it happened, its id, its causes."""
+
+    event: DomainEvent
+    occurred_at: datetime | None = None  # None: the time it is recorded
+    event_id: uuid.UUID = field(default_factory=uuid.uuid4)
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RecordedEvent:
+    stream_id: str
+    version: int
+    position: int
+    event_id: uuid.UUID
+    event_type: str
+    schema_version: int
+    data: dict[str, Any]  # as stored: personal fields are sealed tokens
+    metadata: dict[str, Any]
+    occurred_at: datetime
+    recorded_at: datetime
+    checkpoint: Checkpoint
+
+    @property
+    def correlation_id(self) -> str:
+        return str(self.metadata.get("correlation_id") or self.event_id)
+
+    @property
+    def causation_id(self) -> str:
+        return str(self.metadata.get("causation_id") or self.event_id)
+
+    def to_event(self) -> DomainEvent:
+        """The typed event, upcast to the current schema (sealed personal fields stay tokens)."""
+        return registry.parse(self.event_type, self.schema_version, self.data)
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    stream_id: str
+    version: int  # the stream's version after the append
+    position: int  # the global position of the last event appended (or of the stream's last event)
+    event_ids: tuple[uuid.UUID, ...] = ()
+    replayed: bool = False  # True when an idempotency key returned an earlier result
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "stream_id": self.stream_id,
+            "version": self.version,
+            "position": self.position,
+            "event_ids": [str(e) for e in self.event_ids],
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], *, replayed: bool = True) -> AppendResult:
+        return cls(
+            stream_id=data["stream_id"],
+            version=data["version"],
+            position=data["position"],
+            event_ids=tuple(uuid.UUID(e) for e in data["event_ids"]),
+            replayed=replayed,
+        )
+
+
+@dataclass(frozen=True)
+class Idempotency:
+    """A client's idempotency key, scoped (e.g. by caller and endpoint), and a fingerprint of its request."""
+
+    key: str
+    fingerprint: str
+
+    @classmethod
+    def of(cls, scope: str, key: str, request: Any) -> Idempotency:
+        body = json.dumps(request, sort_keys=True, default=str).encode()
+        return cls(key=f"{scope}:{key}", fingerprint=hashlib.sha256(body).hexdigest())
+
+
+class EventStore(Protocol):
+    async def append(
+        self,
+        stream_id: str,
+        events: Sequence[NewEvent],
+        *,
+        expected_version: int,
+        idempotency: Idempotency | None = None,
+    ) -> AppendResult:
+        """Append after ``expected_version`` (NO_STREAM for a new stream) or raise ConcurrencyError.
+
+        With ``idempotency``: a key seen before returns its first result and appends nothing.
+        """
+        ...
+
+    async def read_stream(
+        self, stream_id: str, *, to_version: int | None = None, as_of: datetime | None = None
+    ) -> list[RecordedEvent]:
+        """The stream's events in order, up to a version and/or as recorded by a time."""
+        ...
+
+    async def read_all(self, after: Checkpoint = START, *, limit: int = 500) -> list[RecordedEvent]:
+        """Committed events after a checkpoint, in commit-safe order; an event committing late is never skipped."""
+        ...
+
+    async def stream_version(self, stream_id: str) -> int: ...
+
+    async def idempotent_result(self, idempotency: Idempotency) -> AppendResult | None:
+        """The first result of a key already used with this request; raises if used with another."""
+        ...

@@ -1,0 +1,235 @@
+"""The event store on PostgreSQL (asyncpg), one schema per service. Pools come from ``shared.db``.
+
+- ``events``: append-only; ``(stream_id, version)`` unique, so two writers at one version cannot both win.
+  Each row records the id of the transaction that wrote it (``tx_id``, xid8).
+- Tailing (``read_all``) orders by (tx_id, position) and returns only rows whose transaction id is below
+  ``pg_snapshot_xmin(pg_current_snapshot())``: every such transaction has ended, and every transaction that
+  writes later has a larger id, so a reader never passes an event whose transaction is still open.
+- ``idempotency_keys``: a key, the request's fingerprint and the first result, written in the append's
+  transaction.
+- A statement trigger notifies ``<schema>_events`` on commit, so the relay wakes at once (it polls too).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from shared.db import Conn, identifier
+from shared.eventstore import (
+    START,
+    AppendResult,
+    Checkpoint,
+    ConcurrencyError,
+    Idempotency,
+    IdempotencyKeyReusedError,
+    NewEvent,
+    RecordedEvent,
+)
+from shared.pii import PersonalData
+
+SCHEMA_SQL = """
+CREATE SCHEMA IF NOT EXISTS {s};
+CREATE TABLE IF NOT EXISTS {s}.events (
+    position       bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    stream_id      text        NOT NULL,
+    version        integer     NOT NULL CHECK (version > 0),
+    event_id       uuid        NOT NULL UNIQUE,
+    event_type     text        NOT NULL,
+    schema_version integer     NOT NULL,
+    data           jsonb       NOT NULL,
+    metadata       jsonb       NOT NULL,
+    occurred_at    timestamptz NOT NULL,
+    recorded_at    timestamptz NOT NULL DEFAULT now(),
+    tx_id          xid8        NOT NULL DEFAULT pg_current_xact_id(),
+    UNIQUE (stream_id, version)
+);
+CREATE INDEX IF NOT EXISTS events_commit_order ON {s}.events (tx_id, position);
+CREATE TABLE IF NOT EXISTS {s}.idempotency_keys (
+    key         text PRIMARY KEY,
+    fingerprint text NOT NULL,
+    result      jsonb NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE OR REPLACE FUNCTION {s}.notify_events() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN PERFORM pg_notify('{channel}', ''); RETURN NULL; END $$;
+CREATE OR REPLACE TRIGGER events_notify AFTER INSERT ON {s}.events
+    FOR EACH STATEMENT EXECUTE FUNCTION {s}.notify_events();
+CREATE OR REPLACE RULE events_no_update AS ON UPDATE TO {s}.events DO INSTEAD NOTHING;
+CREATE OR REPLACE RULE events_no_delete AS ON DELETE TO {s}.events DO INSTEAD NOTHING;
+"""
+
+_COLUMNS = """stream_id, version, position, event_id, event_type, schema_version, data, metadata,
+              occurred_at, recorded_at, tx_id"""
+
+
+def _recorded(row: asyncpg.Record) -> RecordedEvent:
+    return RecordedEvent(
+        stream_id=row["stream_id"],
+        version=row["version"],
+        position=row["position"],
+        event_id=row["event_id"],
+        event_type=row["event_type"],
+        schema_version=row["schema_version"],
+        data=row["data"],
+        metadata=row["metadata"],
+        occurred_at=row["occurred_at"],
+        recorded_at=row["recorded_at"],
+        checkpoint=Checkpoint(row["tx_id"], row["position"]),
+    )
+
+
+class PostgresEventStore:
+    def __init__(self, pool: asyncpg.Pool, schema: str, personal_data: PersonalData) -> None:
+        self.pool = pool
+        self.schema = identifier(schema)
+        self.channel = f"{self.schema}_events"
+        self.personal_data = personal_data
+        s = self.schema
+        self._append_sql = f"""
+            INSERT INTO {s}.events (stream_id, version, event_id, event_type, schema_version, data, metadata,
+                                    occurred_at)
+            SELECT $1, $2 + t.n, t.event_id, t.event_type, t.schema_version, t.data, t.metadata,
+                   coalesce(t.occurred_at, now())
+            FROM unnest($3::uuid[], $4::text[], $5::int[], $6::jsonb[], $7::jsonb[], $8::timestamptz[])
+                 WITH ORDINALITY AS t(event_id, event_type, schema_version, data, metadata, occurred_at, n)
+            WHERE coalesce((SELECT max(version) FROM {s}.events WHERE stream_id = $1), 0) = $2
+            RETURNING version, position"""
+
+    async def setup(self) -> None:
+        async with self.pool.acquire() as conn:
+            await conn.execute(SCHEMA_SQL.format(s=self.schema, channel=self.channel))
+
+    async def append(
+        self,
+        stream_id: str,
+        events: Sequence[NewEvent],
+        *,
+        expected_version: int,
+        idempotency: Idempotency | None = None,
+        conn: Conn | None = None,
+    ) -> AppendResult:
+        """Append in its own transaction, or inside the caller's (``conn``, e.g. a reaction's)."""
+        sealed = await self.personal_data.seal(e.event for e in events)
+        try:
+            if conn is not None:
+                async with conn.transaction():  # a savepoint inside the caller's transaction
+                    return await self._append(conn, stream_id, events, sealed, expected_version, idempotency)
+            async with self.pool.acquire() as own, own.transaction():
+                return await self._append(own, stream_id, events, sealed, expected_version, idempotency)
+        except _KeyTaken:
+            assert idempotency is not None
+            first = await self.idempotent_result(idempotency)
+            assert first is not None
+            return first
+
+    async def _append(
+        self,
+        conn: Conn,
+        stream_id: str,
+        events: Sequence[NewEvent],
+        sealed: list[dict[str, Any]],
+        expected_version: int,
+        idempotency: Idempotency | None,
+    ) -> AppendResult:
+        if events:
+            try:
+                rows = await conn.fetch(
+                    self._append_sql,
+                    stream_id,
+                    expected_version,
+                    [e.event_id for e in events],
+                    [e.event.event_type for e in events],
+                    [e.event.schema_version for e in events],
+                    sealed,
+                    [json.loads(json.dumps(dict(e.metadata), default=str)) for e in events],
+                    [e.occurred_at for e in events],
+                )
+            except asyncpg.UniqueViolationError as exc:
+                if exc.constraint_name and exc.constraint_name.endswith("event_id_key"):
+                    raise
+                raise ConcurrencyError(stream_id, expected_version) from None
+            if not rows:
+                raise ConcurrencyError(stream_id, expected_version, await self._version(conn, stream_id))
+            result = AppendResult(
+                stream_id, rows[-1]["version"], rows[-1]["position"], tuple(e.event_id for e in events)
+            )
+        else:
+            version, position = await self._head(conn, stream_id)
+            if version != expected_version:
+                raise ConcurrencyError(stream_id, expected_version, version)
+            result = AppendResult(stream_id, version, position)
+        if idempotency:
+            stored = await conn.fetchval(
+                f"""INSERT INTO {self.schema}.idempotency_keys (key, fingerprint, result) VALUES ($1, $2, $3)
+                    ON CONFLICT (key) DO NOTHING RETURNING true""",
+                idempotency.key,
+                idempotency.fingerprint,
+                result.to_json(),
+            )
+            if not stored:  # the same key committed meanwhile: undo ours, answer theirs
+                raise _KeyTaken
+        return result
+
+    async def _version(self, conn: Conn, stream_id: str) -> int:
+        return (await self._head(conn, stream_id))[0]
+
+    async def _head(self, conn: Conn, stream_id: str) -> tuple[int, int]:
+        row = await conn.fetchrow(
+            f"""SELECT version, position FROM {self.schema}.events WHERE stream_id = $1
+                ORDER BY version DESC LIMIT 1""",
+            stream_id,
+        )
+        return (row["version"], row["position"]) if row else (0, 0)
+
+    async def read_stream(
+        self, stream_id: str, *, to_version: int | None = None, as_of: datetime | None = None
+    ) -> list[RecordedEvent]:
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(
+                f"""SELECT {_COLUMNS} FROM {self.schema}.events
+                    WHERE stream_id = $1 AND ($2::int IS NULL OR version <= $2)
+                      AND ($3::timestamptz IS NULL OR recorded_at <= $3)
+                    ORDER BY version""",
+                stream_id,
+                to_version,
+                as_of,
+            )
+        return [_recorded(r) for r in rows]
+
+    async def read_all(
+        self, after: Checkpoint = START, *, limit: int = 500, conn: Conn | None = None
+    ) -> list[RecordedEvent]:
+        sql = f"""SELECT {_COLUMNS} FROM {self.schema}.events
+                  WHERE (tx_id, position) > ($1::xid8, $2)
+                    AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
+                  ORDER BY tx_id, position LIMIT $3"""
+        if conn is not None:
+            rows = await conn.fetch(sql, after.tx, after.position, limit)
+        else:
+            async with self.pool.acquire() as own:
+                rows = await own.fetch(sql, after.tx, after.position, limit)
+        return [_recorded(r) for r in rows]
+
+    async def stream_version(self, stream_id: str) -> int:
+        async with self.pool.acquire() as conn:
+            return await self._version(conn, stream_id)
+
+    async def idempotent_result(self, idempotency: Idempotency) -> AppendResult | None:
+        async with self.pool.acquire() as conn:
+            row = await conn.fetchrow(
+                f"SELECT fingerprint, result FROM {self.schema}.idempotency_keys WHERE key = $1", idempotency.key
+            )
+        if row is None:
+            return None
+        if row["fingerprint"] != idempotency.fingerprint:
+            raise IdempotencyKeyReusedError(idempotency.key)
+        return AppendResult.from_json(row["result"])
+
+
+class _KeyTaken(Exception):  # noqa: N818 - control flow inside append, never escapes
+    pass

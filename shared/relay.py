@@ -1,0 +1,199 @@
+"""The outbox relay: publishes every committed event of a service's store to its Kafka topic, in stream order.
+
+- The event table is the outbox: an event is published if and only if its transaction committed.
+- It tails the store in commit-safe order (``read_all``), so an event whose transaction commits late holds
+  back everything after it instead of being skipped.
+- One relay per service is active at a time: it holds a PostgreSQL advisory lock on its own connection;
+  other relay processes wait as standbys and take over when that connection goes (crash, SIGKILL, network).
+  Reads and checkpoint writes use that same connection, so a relay that lost its lock cannot move the
+  checkpoint.
+- Idempotent producer, ``acks=all``, key = stream id: Kafka keeps each stream's order. After a crash it resumes
+  from its stored checkpoint, so events published but not yet checkpointed are published again: delivery is
+  at least once, and consumers skip a (stream, version) they have already applied.
+- Wakes on the store's NOTIFY, and polls as a fallback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import zlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import structlog
+from aiokafka import AIOKafkaProducer
+
+from shared.db import connect
+from shared.envelope import KAFKA_HEADERS, CloudEvent
+from shared.eventstore import START, Checkpoint
+from shared.eventstore.postgres import PostgresEventStore
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Lag:
+    events: int  # committed events not yet published
+    seconds: float  # age of the oldest of them (0 when none)
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        store: PostgresEventStore,
+        *,
+        service: str,
+        topic: str,
+        bootstrap_servers: str,
+        database_url: str,
+        name: str = "relay",
+        batch_size: int = 500,
+        poll_interval: float = 1.0,
+        kafka_options: dict[str, Any] | None = None,
+    ) -> None:
+        self.store = store
+        self.service = service
+        self.topic = topic
+        self.name = name
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self._bootstrap = bootstrap_servers
+        self._dsn = database_url
+        self._kafka_options = kafka_options or {}
+        self._lock_id = zlib.crc32(f"{store.schema}.{name}".encode())
+        self._conn: asyncpg.Connection | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self._wake = asyncio.Event()
+        self.is_leader = False
+        self.published = 0
+        self.checkpoint = START
+
+    async def setup(self) -> None:
+        async with self.store.pool.acquire() as conn:
+            await conn.execute(
+                f"""CREATE TABLE IF NOT EXISTS {self.store.schema}.relay_checkpoints (
+                        name text PRIMARY KEY,
+                        tx_id xid8 NOT NULL,
+                        position bigint NOT NULL,
+                        published bigint NOT NULL DEFAULT 0,
+                        updated_at timestamptz NOT NULL DEFAULT now())"""
+            )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Wait for leadership, then publish until ``stop`` is set; reconnect after failures."""
+        while not stop.is_set():
+            try:
+                if await self._lead(stop):
+                    while not stop.is_set():
+                        n = await self.publish_batch()
+                        if n < self.batch_size:
+                            await self._sleep(stop)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("relay.error", relay=self.name, error=str(exc))
+                await asyncio.sleep(1.0)
+            except Exception as exc:  # Kafka errors: start over from the stored checkpoint
+                log.warning("relay.error", relay=self.name, error=repr(exc))
+                await asyncio.sleep(1.0)
+            finally:
+                await self.close()
+
+    async def _lead(self, stop: asyncio.Event) -> bool:
+        """Connect and try the advisory lock until it is ours (or ``stop``)."""
+        if self._conn is None or self._conn.is_closed():
+            self._conn = await connect(self._dsn)
+        while not stop.is_set():
+            if await self._conn.fetchval("SELECT pg_try_advisory_lock($1)", self._lock_id):
+                break
+            await self._sleep(stop)
+        else:
+            return False
+        self.is_leader = True
+        await self._conn.add_listener(self.store.channel, self._on_notify)
+        row = await self._conn.fetchrow(
+            f"SELECT tx_id, position FROM {self.store.schema}.relay_checkpoints WHERE name = $1", self.name
+        )
+        self.checkpoint = Checkpoint(row["tx_id"], row["position"]) if row else START
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self._bootstrap,
+            enable_idempotence=True,
+            acks="all",
+            linger_ms=5,
+            max_batch_size=262144,
+            client_id=f"pipelines-{self.service}-{self.name}",
+            **self._kafka_options,
+        )
+        await self._producer.start()
+        log.info("relay.leading", relay=self.name, service=self.service, checkpoint=tuple(self.checkpoint))
+        return True
+
+    def _on_notify(self, *_: Any) -> None:
+        self._wake.set()
+
+    async def _sleep(self, stop: asyncio.Event) -> None:
+        self._wake.clear()
+        waits = [asyncio.create_task(self._wake.wait()), asyncio.create_task(stop.wait())]
+        _, pending = await asyncio.wait(waits, timeout=self.poll_interval, return_when=asyncio.FIRST_COMPLETED)
+        for t in pending:
+            t.cancel()
+
+    async def publish_batch(self) -> int:
+        """Publish the next batch and move the checkpoint past it; returns how many were published."""
+        assert self._conn is not None, "not leading"
+        assert self._producer is not None, "not leading"
+        events = await self.store.read_all(self.checkpoint, limit=self.batch_size, conn=self._conn)
+        if not events:
+            return 0
+        futures = [
+            await self._producer.send(
+                self.topic,
+                value=CloudEvent.from_recorded(e, self.service).kafka_value(),
+                key=e.stream_id.encode(),
+                headers=KAFKA_HEADERS,
+            )
+            for e in events
+        ]
+        await asyncio.gather(*futures)
+        last = events[-1].checkpoint
+        await self._conn.execute(
+            f"""INSERT INTO {self.store.schema}.relay_checkpoints (name, tx_id, position, published)
+                VALUES ($1, $2::xid8, $3, $4)
+                ON CONFLICT (name) DO UPDATE SET tx_id = $2::xid8, position = $3,
+                    published = relay_checkpoints.published + $4, updated_at = now()""",
+            self.name,
+            last.tx,
+            last.position,
+            len(events),
+        )
+        self.checkpoint = last
+        self.published += len(events)
+        return len(events)
+
+    async def lag(self) -> Lag:
+        """Committed events after the stored checkpoint, and how old the oldest is."""
+        s = self.store.schema
+        async with self.store.pool.acquire() as conn:
+            row = await conn.fetchrow(
+                f"""SELECT count(*) AS n, min(e.recorded_at) AS oldest FROM {s}.events e
+                    WHERE (e.tx_id, e.position) > coalesce(
+                        (SELECT (c.tx_id, c.position) FROM {s}.relay_checkpoints c WHERE c.name = $1),
+                        ('0'::xid8, 0::bigint))""",
+                self.name,
+            )
+        assert row is not None
+        oldest = row["oldest"]
+        age = (datetime.now(UTC) - oldest).total_seconds() if oldest else 0.0
+        return Lag(events=row["n"], seconds=max(age, 0.0))
+
+    async def close(self) -> None:
+        if self._producer is not None:
+            producer, self._producer = self._producer, None
+            with contextlib.suppress(Exception):
+                await producer.stop()
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            with contextlib.suppress(Exception):
+                await conn.close()  # the advisory lock goes with the session
+        self.is_leader = False

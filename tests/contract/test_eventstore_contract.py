@@ -1,0 +1,154 @@
+"""One contract, two stores: the in-memory store is trusted because it passes the same tests as PostgreSQL's."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from shared.eventstore import (
+    NO_STREAM,
+    START,
+    ConcurrencyError,
+    Idempotency,
+    IdempotencyKeyReusedError,
+    NewEvent,
+)
+from shared.eventstore.memory import InMemoryEventStore
+from shared.pii import is_token
+from tests.support.events import ContactRecorded, Counted, ThingCreated, ThingRenamed
+
+
+@pytest.fixture(params=["memory", pytest.param("postgres", marks=pytest.mark.pg)])
+def store(request: pytest.FixtureRequest):
+    if request.param == "memory":
+        return InMemoryEventStore()
+    return request.getfixturevalue("pg_store")
+
+
+def counted(*ns: int) -> list[NewEvent]:
+    return [NewEvent(Counted(n=n)) for n in ns]
+
+
+async def test_append_to_a_new_stream_and_read_it_back(store) -> None:
+    result = await store.append("thing-1", [NewEvent(ThingCreated(thing_id="1", name="Bàn gỗ"))], expected_version=0)
+    assert result.version == 1
+    assert result.position >= 1
+    (recorded,) = await store.read_stream("thing-1")
+    assert recorded.version == 1
+    assert recorded.position == result.position
+    assert recorded.to_event() == ThingCreated(thing_id="1", name="Bàn gỗ")
+    assert recorded.occurred_at.tzinfo is not None
+    assert await store.stream_version("thing-1") == 1
+    assert await store.stream_version("thing-unknown") == 0
+
+
+async def test_versions_and_positions_grow(store) -> None:
+    a = await store.append("s-a", counted(1, 2, 3), expected_version=NO_STREAM)
+    b = await store.append("s-b", counted(1), expected_version=NO_STREAM)
+    c = await store.append("s-a", counted(4), expected_version=3)
+    assert (a.version, b.version, c.version) == (3, 1, 4)
+    assert a.position < b.position < c.position
+    assert [e.version for e in await store.read_stream("s-a")] == [1, 2, 3, 4]
+
+
+async def test_stale_expected_version_is_refused_and_writes_nothing(store) -> None:
+    await store.append("s", counted(1, 2), expected_version=0)
+    with pytest.raises(ConcurrencyError) as err:
+        await store.append("s", counted(99), expected_version=1)
+    assert err.value.expected == 1
+    with pytest.raises(ConcurrencyError):
+        await store.append("s", counted(99), expected_version=0)
+    with pytest.raises(ConcurrencyError):  # ahead of the stream: would leave a gap
+        await store.append("s", counted(99), expected_version=5)
+    assert [e.to_event() for e in await store.read_stream("s")] == [Counted(n=1), Counted(n=2)]
+
+
+async def test_read_stream_up_to_a_version_or_a_recorded_time(store) -> None:
+    await store.append("s", counted(1, 2), expected_version=0)
+    await asyncio.sleep(0.01)
+    between = datetime.now(UTC)
+    await asyncio.sleep(0.01)
+    await store.append("s", counted(3), expected_version=2)
+    assert [e.version for e in await store.read_stream("s", to_version=1)] == [1]
+    assert [e.version for e in await store.read_stream("s", as_of=between)] == [1, 2]
+    assert await store.read_stream("s", as_of=between - timedelta(days=1)) == []
+
+
+async def test_occurred_at_is_kept_apart_from_recorded_at(store) -> None:
+    back_dated = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
+    await store.append("s", [NewEvent(Counted(n=1), occurred_at=back_dated)], expected_version=0)
+    (e,) = await store.read_stream("s")
+    assert e.occurred_at == back_dated
+    assert e.recorded_at > back_dated
+
+
+async def test_read_all_in_batches_sees_every_event_once(store) -> None:
+    for i in range(7):
+        await store.append(f"s-{i % 3}", counted(i), expected_version=await store.stream_version(f"s-{i % 3}"))
+    seen, checkpoint = [], START
+    while batch := await store.read_all(checkpoint, limit=3):
+        assert len(batch) <= 3
+        seen += batch
+        checkpoint = batch[-1].checkpoint
+    assert sorted(e.to_event().n for e in seen) == list(range(7))
+    assert [e.checkpoint for e in seen] == sorted(e.checkpoint for e in seen)
+    for stream in ("s-0", "s-1", "s-2"):
+        versions = [e.version for e in seen if e.stream_id == stream]
+        assert versions == sorted(versions)
+
+
+async def test_metadata_carries_correlation_and_causation(store) -> None:
+    meta = {"correlation_id": "c-1", "causation_id": "e-0", "actor": "u-7"}
+    await store.append("s", [NewEvent(Counted(n=1), metadata=meta)], expected_version=0)
+    (e,) = await store.read_stream("s")
+    assert (e.correlation_id, e.causation_id, e.metadata["actor"]) == ("c-1", "e-0", "u-7")
+
+
+async def test_idempotency_key_returns_the_first_result_and_appends_nothing(store) -> None:
+    key = Idempotency.of("u-1:POST /things", "k-1", {"n": 1})
+    first = await store.append("s", counted(1), expected_version=0, idempotency=key)
+    again = await store.append("s", counted(1), expected_version=1, idempotency=key)
+    assert (again.version, again.position, again.event_ids) == (first.version, first.position, first.event_ids)
+    assert again.replayed
+    assert not first.replayed
+    assert await store.stream_version("s") == 1
+    assert (await store.idempotent_result(key)).position == first.position
+    with pytest.raises(IdempotencyKeyReusedError):
+        await store.idempotent_result(Idempotency.of("u-1:POST /things", "k-1", {"n": 2}))
+
+
+async def test_old_schema_versions_are_upcast_on_read(store) -> None:
+    class V1(ThingRenamed):  # what the code looked like before: same wire name, version 1, no reason
+        schema_version = 1
+
+    old = V1.model_construct(thing_id="1", name="Ghế")
+    data = {"thing_id": "1", "name": "Ghế"}
+    object.__setattr__(old, "__dict__", data)
+    await store.append("thing-1", [NewEvent(old)], expected_version=0)
+    (recorded,) = await store.read_stream("thing-1")
+    assert recorded.schema_version == 1
+    assert recorded.data == data  # stored as written, never rewritten
+    assert recorded.to_event() == ThingRenamed(thing_id="1", name="Ghế", reason="(not recorded)")
+
+
+async def test_personal_fields_are_sealed_and_forgotten_with_the_key(store) -> None:
+    event = ContactRecorded(person_id="p-1", email="lan.nguyen@example.vn", full_name="Nguyễn Thị Lan", source="web")
+    await store.append("person-p-1", [NewEvent(event)], expected_version=0)
+    (recorded,) = await store.read_stream("person-p-1")
+    assert is_token(recorded.data["email"])
+    assert "lan.nguyen" not in str(recorded.data)
+    assert recorded.data["source"] == "web"
+    (opened,) = await store.personal_data.open([recorded.data])
+    assert opened["email"] == "lan.nguyen@example.vn"
+    assert opened["full_name"] == "Nguyễn Thị Lan"
+
+    assert await store.personal_data.keys.erase("p-1", reason="request of 2026-11-24")
+    (recorded,) = await store.read_stream("person-p-1")
+    (opened,) = await store.personal_data.open([recorded.data])
+    assert opened == {**opened, "email": None, "full_name": None, "source": "web"}
+    # personal data sent again for an erased subject is not kept
+    await store.append("person-p-1", [NewEvent(event)], expected_version=1)
+    (_, again) = await store.read_stream("person-p-1")
+    assert again.data["email"] is None
