@@ -15,8 +15,10 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
+import signal
 import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,10 +28,13 @@ import asyncpg
 import structlog
 from aiokafka import AIOKafkaProducer
 
-from shared.db import connect
+from shared.db import connect, create_pool
 from shared.envelope import KAFKA_HEADERS, CloudEvent
 from shared.eventstore import START, Checkpoint
 from shared.eventstore.postgres import PostgresEventStore
+from shared.kafka import events_topic
+from shared.logs import configure_logging
+from shared.settings import Settings
 
 log = structlog.get_logger(__name__)
 
@@ -197,3 +202,42 @@ class OutboxRelay:
             with contextlib.suppress(Exception):
                 await conn.close()  # the advisory lock goes with the session
         self.is_leader = False
+
+
+async def serve_relay(settings: Settings, service: str, *, schema: str | None = None, topic: str | None = None) -> None:
+    """The relay process of one service: runs until SIGTERM or SIGINT."""
+    configure_logging(settings, process=f"{service}-relay")
+    url = settings.database_url_for(service)
+    pool = await create_pool(url, min_size=1, max_size=2)
+    try:
+        store = PostgresEventStore(pool, schema or service)
+        await store.setup()
+        relay = OutboxRelay(
+            store,
+            service=service,
+            topic=topic or events_topic(service),
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            database_url=url,
+            kafka_options=settings.kafka_options(),
+        )
+        await relay.setup()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await relay.run(stop)
+    finally:
+        await pool.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m shared.relay", description=__doc__.splitlines()[0])
+    parser.add_argument("service", help="the service whose store is relayed (leads, deals, production)")
+    parser.add_argument("--schema", help="its PostgreSQL schema (default: the service name)")
+    parser.add_argument("--topic", help="the topic (default: pipelines.<service>.events)")
+    args = parser.parse_args(argv)
+    asyncio.run(serve_relay(Settings(), args.service, schema=args.schema, topic=args.topic))
+
+
+if __name__ == "__main__":
+    main()

@@ -84,7 +84,8 @@ def _recorded(row: asyncpg.Record) -> RecordedEvent:
 
 
 class PostgresEventStore:
-    def __init__(self, pool: asyncpg.Pool, schema: str, personal_data: PersonalData) -> None:
+    def __init__(self, pool: asyncpg.Pool, schema: str, personal_data: PersonalData | None = None) -> None:
+        """Without ``personal_data`` the store reads and appends events that carry no personal fields."""
         self.pool = pool
         self.schema = identifier(schema)
         self.channel = f"{self.schema}_events"
@@ -114,7 +115,12 @@ class PostgresEventStore:
         conn: Conn | None = None,
     ) -> AppendResult:
         """Append in its own transaction, or inside the caller's (``conn``, e.g. a reaction's)."""
-        sealed = await self.personal_data.seal(e.event for e in events)
+        if self.personal_data is not None:
+            sealed = await self.personal_data.seal(e.event for e in events)
+        elif any(e.event.personal_fields for e in events):
+            raise ValueError(f"store {self.schema} has no key store: it cannot seal personal data")
+        else:
+            sealed = [e.event.model_dump(mode="json") for e in events]
         try:
             if conn is not None:
                 async with conn.transaction():  # a savepoint inside the caller's transaction

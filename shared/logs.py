@@ -1,0 +1,48 @@
+"""Structured logs (structlog): JSON lines with the process, correlation ids, and never personal data.
+
+Bind a correlation id for a unit of work with ``structlog.contextvars.bound_contextvars(correlation_id=...)``.
+Keys that name personal data are masked whatever their value, and sealed tokens are shortened.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+
+from shared.pii import is_token
+from shared.settings import Settings
+
+PERSONAL_KEYS = frozenset(
+    {"email", "phone", "full_name", "name", "address", "contact", "first_name", "last_name", "note", "password"}
+)
+
+
+def mask_personal_data(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    for key, value in event_dict.items():
+        if key in PERSONAL_KEYS:
+            event_dict[key] = "***"
+        elif is_token(value):
+            event_dict[key] = value[:12] + "…"
+    return event_dict
+
+
+def configure_logging(settings: Settings, *, process: str) -> None:
+    level = logging.getLevelNamesMapping().get(settings.log_level.upper(), logging.INFO)
+    logging.basicConfig(level=level, format="%(message)s")
+    renderer: Any = structlog.processors.JSONRenderer() if settings.log_json else structlog.dev.ConsoleRenderer()
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            mask_personal_data,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        cache_logger_on_first_use=True,
+    )
+    structlog.contextvars.bind_contextvars(process=process)

@@ -1,0 +1,102 @@
+"""Settings of every process, from the environment (and a ``.env`` file when present).
+
+``KAFKA_BOOTSTRAP_SERVERS`` and ``DATABASE_URL`` are read as they are (the local stack prints them);
+everything else is ``PIPELINES_*``. A service may have its own database URL (``DEALS_DATABASE_URL``, …),
+which wins over ``DATABASE_URL``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import ssl
+from typing import Any, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SERVICES = ("leads", "deals", "production")
+
+
+class SettingsError(ValueError):
+    """A setting needed by this process is missing or malformed; the message names it."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PIPELINES_", env_file=".env", extra="ignore")
+
+    kafka_bootstrap_servers: str = Field(
+        "127.0.0.1:39092", validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "PIPELINES_KAFKA_BOOTSTRAP_SERVERS")
+    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: str | None = None
+    kafka_partitions: int = Field(6, ge=1)
+    kafka_replication_factor: int = Field(1, ge=1)
+
+    database_url: str | None = Field(None, validation_alias=AliasChoices("DATABASE_URL", "PIPELINES_DATABASE_URL"))
+    leads_database_url: str | None = Field(None, validation_alias=AliasChoices("LEADS_DATABASE_URL"))
+    deals_database_url: str | None = Field(None, validation_alias=AliasChoices("DEALS_DATABASE_URL"))
+    production_database_url: str | None = Field(None, validation_alias=AliasChoices("PRODUCTION_DATABASE_URL"))
+    db_pool_size: int = Field(10, ge=1)
+
+    # JSON object of key id -> HS256 secret (at least 32 bytes); tokens name their key id in the `kid` header.
+    jwt_keys: dict[str, SecretStr] = Field(default_factory=dict)
+    jwt_active_kid: str | None = None
+    jwt_issuer: str = "pipelines"
+    jwt_audience: str = "pipelines"
+
+    pii_master_key: SecretStr | None = None  # base64 of 32 random bytes
+    pii_schema: str = "pii"
+
+    timezone: str = "Asia/Ho_Chi_Minh"
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    @field_validator("jwt_keys", mode="before")
+    @classmethod
+    def _parse_keys(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value) if value.strip() else {}
+            except json.JSONDecodeError as exc:
+                raise ValueError("PIPELINES_JWT_KEYS must be a JSON object of key id to secret") from exc
+        return value
+
+    def database_url_for(self, service: str) -> str:
+        url = getattr(self, f"{service}_database_url", None) or self.database_url
+        if not url:
+            raise SettingsError(f"no database: set {service.upper()}_DATABASE_URL or DATABASE_URL")
+        return url
+
+    def master_key(self) -> bytes:
+        if self.pii_master_key is None:
+            raise SettingsError("PIPELINES_PII_MASTER_KEY is not set (base64 of 32 random bytes)")
+        try:
+            key = base64.b64decode(self.pii_master_key.get_secret_value(), validate=True)
+        except binascii.Error as exc:
+            raise SettingsError("PIPELINES_PII_MASTER_KEY is not valid base64") from exc
+        if len(key) != 32:
+            raise SettingsError(f"PIPELINES_PII_MASTER_KEY must decode to 32 bytes, not {len(key)}")
+        return key
+
+    def kafka_options(self) -> dict[str, Any]:
+        """Security options for every aiokafka client of this process."""
+        options: dict[str, Any] = {"security_protocol": self.kafka_security_protocol}
+        if self.kafka_security_protocol.startswith("SASL"):
+            if not (self.kafka_sasl_mechanism and self.kafka_sasl_username and self.kafka_sasl_password):
+                raise SettingsError(
+                    "SASL needs PIPELINES_KAFKA_SASL_MECHANISM, PIPELINES_KAFKA_SASL_USERNAME and "
+                    "PIPELINES_KAFKA_SASL_PASSWORD"
+                )
+            options |= {
+                "sasl_mechanism": self.kafka_sasl_mechanism,
+                "sasl_plain_username": self.kafka_sasl_username,
+                "sasl_plain_password": self.kafka_sasl_password.get_secret_value(),
+            }
+        if self.kafka_security_protocol in ("SSL", "SASL_SSL"):
+            options["ssl_context"] = ssl.create_default_context(cafile=self.kafka_ssl_cafile)
+        return options

@@ -1,0 +1,46 @@
+"""Reading a whole topic back, for comparing it with the store."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from shared.envelope import CloudEvent
+from shared.kafka import admin_client
+
+
+async def read_topic(bootstrap: str, topic: str, *, timeout: float = 60.0) -> list[tuple[int, CloudEvent]]:
+    """Every message now in the topic, as (partition, envelope), each partition in its order."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        async with admin_client(bootstrap) as admin:
+            (described,) = await admin.describe_topics([topic])
+        partitions = [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
+        assert partitions, f"no topic {topic}"
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        end = await consumer.end_offsets(partitions)
+        out: list[tuple[int, CloudEvent]] = []
+        async with asyncio.timeout(timeout):
+            while [tp for tp in partitions if await consumer.position(tp) < end[tp]]:
+                for tp, records in (await consumer.getmany(timeout_ms=500)).items():
+                    out.extend((tp.partition, CloudEvent.from_kafka(r.value)) for r in records)
+        return out
+    finally:
+        try:
+            await consumer.stop()
+        except asyncio.CancelledError:
+            # aiokafka's group-less consumer, stopped soon after start, re-raises its own task's cancellation
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
+
+
+def by_stream(messages: list[tuple[int, CloudEvent]]) -> dict[str, list[int]]:
+    """Each stream's versions in the order the topic holds them."""
+    streams: dict[str, list[int]] = {}
+    for _, e in messages:
+        streams.setdefault(e.streamid, []).append(e.streamversion)
+    return streams
