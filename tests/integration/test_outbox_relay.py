@@ -16,6 +16,7 @@ from shared.relay import OutboxRelay
 from shared.stack import ROOT, Endpoints
 from tests.support.events import Counted
 from tests.support.kafka import by_stream, read_topic
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka]
 
@@ -29,12 +30,6 @@ def make_relay(store: PostgresEventStore, endpoints: Endpoints, topic: str, **kw
         database_url=endpoints.database_url,
         **kw,
     )
-
-
-async def wait_until(predicate, timeout: float = 30.0, interval: float = 0.05) -> None:
-    async with asyncio.timeout(timeout):
-        while not await predicate():
-            await asyncio.sleep(interval)
 
 
 async def store_streams(store: PostgresEventStore) -> dict[str, list[int]]:
