@@ -71,7 +71,11 @@ async def ensure_topics(bootstrap_servers: str, specs: Iterable[TopicSpec]) -> N
         for topic, code, *rest in response.topic_errors:
             if code not in (0, TOPIC_ALREADY_EXISTS):
                 raise RuntimeError(f"creating topic {topic} failed: error {code} {rest}")
-        described = {t["topic"]: t for t in await admin.describe_topics([s.name for s in specs])}
+        for _ in range(100):  # a new topic's metadata reaches the broker's cache a moment after creation
+            described = {t["topic"]: t for t in await admin.describe_topics([s.name for s in specs])}
+            if all(described.get(s.name, {}).get("partitions") for s in specs):
+                break
+            await asyncio.sleep(0.1)
     for s in specs:
         got = len(described[s.name]["partitions"])
         if got != s.partitions:

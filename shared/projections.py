@@ -1,0 +1,588 @@
+"""Projections: Kafka consumer groups that apply events to read-model tables, exactly once in effect.
+
+A ``Projection`` names the topics it reads, the DDL of its tables (unqualified names) and an ``apply(conn,
+event)`` that changes them. Reactions are projections too: their ``apply`` appends to their own service's
+store on the same connection, so the reaction and its progress commit together.
+
+How the runner keeps its promises:
+
+- **Exactly-once effect.** Each batch runs in one PostgreSQL transaction that also records, per stream, the
+  last version applied. An event at or below that version is skipped, so a redelivered or replayed event has
+  no second effect. The progress rows of the batch's streams are locked first (in stream order), so two
+  consumers briefly owning one partition during a rebalance cannot both apply an event. Kafka offsets are
+  committed only after the transaction commits.
+- **Batches.** One transaction per batch; if an event fails, the batch is rolled back and replayed one event
+  at a time in savepoints, and the failing event goes to the dead-letter topic with its reason (its stream's
+  progress moves past it). A message that is not a CloudEvent of a known type goes there too. The runner
+  goes on.
+- **Generations and rebuilds.** Each generation of a read model lives in its own schema
+  (``<namespace>__<projection>__g<N>``) and has its own consumer group reading its topics from the beginning.
+  ``request_rebuild`` registers a new generation; every projector process starts consuming it while the
+  active one keeps serving; once its group has reached the active group's committed offsets on every
+  partition, it is swapped in (one UPDATE) and the old one is retired, then dropped.
+- **Read your writes.** ``ReadModels.connection(name, wait_for=(stream_id, version))`` waits, bounded, until
+  the active generation has applied that version of that stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError
+from pydantic import ValidationError
+
+from shared.db import Conn, identifier
+from shared.envelope import CloudEvent
+from shared.events import UnknownEventTypeError, UnsupportedSchemaVersionError
+from shared.kafka import admin_client
+
+log = structlog.get_logger(__name__)
+
+Apply = Callable[[Conn, CloudEvent], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Projection:
+    name: str
+    topics: tuple[str, ...]
+    ddl: str
+    apply: Apply
+    tables: tuple[str, ...] = ()  # for documentation and `status`; the DDL is what creates them
+
+    def __post_init__(self) -> None:
+        identifier(self.name)
+
+
+class ReadModelBehindError(TimeoutError):
+    """The read model had not reached the requested position within the wait."""
+
+    def __init__(self, projection: str, stream_id: str, version: int, reached: int) -> None:
+        super().__init__(f"{projection} has {stream_id} at version {reached}, not yet {version}")
+        self.reached = reached
+
+
+def generation_schema(namespace: str, projection: str, generation: int) -> str:
+    return identifier(f"{namespace}__{projection}__g{generation}")
+
+
+REGISTRY_DDL = """
+CREATE SCHEMA IF NOT EXISTS {ns};
+CREATE TABLE IF NOT EXISTS {ns}.projection_generations (
+    projection   text NOT NULL,
+    generation   integer NOT NULL,
+    state        text NOT NULL CHECK (state IN ('building', 'active', 'retired', 'dropped')),
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    activated_at timestamptz,
+    retired_at   timestamptz,
+    PRIMARY KEY (projection, generation)
+);
+CREATE UNIQUE INDEX IF NOT EXISTS one_active_generation
+    ON {ns}.projection_generations (projection) WHERE state = 'active';
+CREATE UNIQUE INDEX IF NOT EXISTS one_building_generation
+    ON {ns}.projection_generations (projection) WHERE state = 'building';
+"""
+
+PROGRESS_DDL = """
+CREATE TABLE IF NOT EXISTS {schema}.projection_progress (
+    stream_id  text PRIMARY KEY,
+    version    integer NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+"""
+
+
+async def _set_search_path(conn: Conn, schema: str) -> None:
+    await conn.execute(f"SET LOCAL search_path TO {schema}, public")
+
+
+class ReadModels:
+    """Queries' access to the active generation of each read model of a namespace (service)."""
+
+    def __init__(self, pool: asyncpg.Pool, namespace: str) -> None:
+        self.pool = pool
+        self.namespace = identifier(namespace)
+
+    async def active_schema(self, conn: Conn, projection: str) -> str:
+        generation = await conn.fetchval(
+            f"""SELECT generation FROM {self.namespace}.projection_generations
+                WHERE projection = $1 AND state = 'active'""",
+            projection,
+        )
+        if generation is None:
+            raise LookupError(f"no active read model {projection} in {self.namespace}")
+        return generation_schema(self.namespace, projection, generation)
+
+    async def applied_version(self, conn: Conn, stream_id: str) -> int:
+        """Within ``connection()``: the version of a stream the read model has applied (0 if none)."""
+        return int(await conn.fetchval("SELECT version FROM projection_progress WHERE stream_id = $1", stream_id) or 0)
+
+    @contextlib.asynccontextmanager
+    async def connection(
+        self, projection: str, *, wait_for: tuple[str, int] | None = None, wait_s: float = 5.0
+    ) -> AsyncIterator[Conn]:
+        """A read-only transaction whose search_path is the active generation's schema."""
+        deadline = time.monotonic() + wait_s
+        async with self.pool.acquire() as conn:
+            while True:
+                async with conn.transaction(readonly=True, isolation="repeatable_read"):
+                    await _set_search_path(conn, await self.active_schema(conn, projection))
+                    reached = await self.applied_version(conn, wait_for[0]) if wait_for else 0
+                    if wait_for is None or reached >= wait_for[1]:
+                        yield conn
+                        return
+                if time.monotonic() > deadline:
+                    raise ReadModelBehindError(projection, wait_for[0], wait_for[1], reached)
+                await asyncio.sleep(0.02)
+
+
+async def request_rebuild(pool: asyncpg.Pool, namespace: str, projection: str) -> int:
+    """Register a new generation to be built from the beginning of the topics; returns its number."""
+    ns = identifier(namespace)
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(f"LOCK TABLE {ns}.projection_generations IN EXCLUSIVE MODE")
+        building = await conn.fetchval(
+            f"SELECT generation FROM {ns}.projection_generations WHERE projection = $1 AND state = 'building'",
+            projection,
+        )
+        if building is not None:
+            return int(building)
+        latest = await conn.fetchval(
+            f"SELECT max(generation) FROM {ns}.projection_generations WHERE projection = $1", projection
+        )
+        generation = int(latest or 0) + 1
+        await conn.execute(
+            f"INSERT INTO {ns}.projection_generations (projection, generation, state) VALUES ($1, $2, 'building')",
+            projection,
+            generation,
+        )
+        return generation
+
+
+@dataclass
+class GenerationStats:
+    generation: int
+    state: str
+    applied: int = 0
+    skipped: int = 0
+    dead_lettered: int = 0
+    gaps: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def events_per_second(self) -> float:
+        elapsed = time.monotonic() - self.started
+        return (self.applied + self.skipped) / elapsed if elapsed > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class _DeadLetter:
+    record: ConsumerRecord[bytes, bytes]
+    reason: str
+
+
+# The database went away, or a deadlock or serialization failure: retry, never dead-letter.
+_RETRYABLE = (asyncpg.InterfaceError, asyncpg.exceptions.TransactionRollbackError, OSError)
+
+
+class _Rejected(Exception):  # noqa: N818 - an event that cannot be applied; its reason goes to the DLQ
+    pass
+
+
+class ProjectionRunner:
+    """Runs one projection's generations in this process; more processes share the partitions."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        projection: Projection,
+        *,
+        namespace: str,
+        bootstrap_servers: str,
+        dead_letter_topic: str,
+        group_prefix: str | None = None,
+        batch_size: int = 500,
+        poll_interval: float = 1.0,
+        drop_retired_after_s: float = 30.0,
+        kafka_options: dict[str, Any] | None = None,
+    ) -> None:
+        self.pool = pool
+        self.projection = projection
+        self.namespace = identifier(namespace)
+        self.bootstrap_servers = bootstrap_servers
+        self.dead_letter_topic = dead_letter_topic
+        self.group_prefix = group_prefix or f"pipelines.{namespace}"
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self.drop_retired_after_s = drop_retired_after_s
+        self.kafka_options = kafka_options or {}
+        self.stats: dict[int, GenerationStats] = {}
+        self._consumers: dict[int, asyncio.Task[None]] = {}
+        self._stops: dict[int, asyncio.Event] = {}
+        self._positions: dict[int, dict[TopicPartition, tuple[int, int]]] = {}
+        self._producer: AIOKafkaProducer | None = None
+
+    def group_id(self, generation: int) -> str:
+        return f"{self.group_prefix}.{self.projection.name}.g{generation}"
+
+    def schema(self, generation: int) -> str:
+        return generation_schema(self.namespace, self.projection.name, generation)
+
+    # ------------------------------------------------------------------ lifecycle
+    async def setup(self) -> None:
+        """Create the registry and, on first start, generation 1 as the active read model."""
+        ns = self.namespace
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(f"SELECT pg_advisory_xact_lock(hashtext('{ns}.projection_generations'))")
+            await conn.execute(REGISTRY_DDL.format(ns=ns))
+            await conn.execute(
+                f"""INSERT INTO {ns}.projection_generations (projection, generation, state, activated_at)
+                    SELECT $1, 1, 'active', now() WHERE NOT EXISTS
+                        (SELECT 1 FROM {ns}.projection_generations WHERE projection = $1)""",
+                self.projection.name,
+            )
+            active = await conn.fetchval(
+                f"SELECT generation FROM {ns}.projection_generations WHERE projection = $1 AND state = 'active'",
+                self.projection.name,
+            )
+        if active is not None:  # queries can run as soon as setup returns
+            await self._create_generation_tables(active)
+
+    async def _create_generation_tables(self, generation: int) -> None:
+        schema = self.schema(generation)
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(f"SELECT pg_advisory_xact_lock(hashtext('{schema}'))")
+            await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+            await _set_search_path(conn, schema)
+            await conn.execute(PROGRESS_DDL.format(schema=schema))
+            await conn.execute(self.projection.ddl)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume every live generation until ``stop``; swap in a rebuilt one when it has caught up."""
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap_servers, enable_idempotence=True, acks="all", **self.kafka_options
+        )
+        await self._producer.start()
+        try:
+            while not stop.is_set():
+                await self._reconcile()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.poll_interval)
+        finally:
+            for g in list(self._consumers):
+                await self._stop_generation(g)
+            await self._producer.stop()
+
+    async def _generations(self) -> list[asyncpg.Record]:
+        async with self.pool.acquire() as conn:
+            return list(
+                await conn.fetch(
+                    f"""SELECT generation, state, retired_at FROM {self.namespace}.projection_generations
+                        WHERE projection = $1 ORDER BY generation""",
+                    self.projection.name,
+                )
+            )
+
+    async def _reconcile(self) -> None:
+        rows = await self._generations()
+        live = {r["generation"]: r["state"] for r in rows if r["state"] in ("active", "building")}
+        for g in list(self._consumers):
+            if g not in live:
+                await self._stop_generation(g)
+        for g, state in live.items():
+            task = self._consumers.get(g)
+            if task is not None and task.done():
+                if not task.cancelled() and task.exception() is not None:
+                    log.warning(
+                        "projection.consumer_failed", projection=self.projection.name, error=repr(task.exception())
+                    )
+                await self._stop_generation(g)
+                task = None
+            if task is None:
+                await self._start_generation(g, state)
+            self.stats[g].state = state
+        building = [g for g, s in live.items() if s == "building"]
+        active = [g for g, s in live.items() if s == "active"]
+        if building and active and await self._caught_up(building[0], active[0]):
+            await self._swap(building[0], active[0])
+        now = datetime.now(UTC)
+        for r in rows:
+            if r["state"] == "retired" and (now - r["retired_at"]).total_seconds() >= self.drop_retired_after_s:
+                await self._drop(r["generation"])
+
+    async def _start_generation(self, generation: int, state: str) -> None:
+        await self._create_generation_tables(generation)
+        stop = asyncio.Event()
+        self._stops[generation] = stop
+        self.stats.setdefault(generation, GenerationStats(generation, state))
+        self._consumers[generation] = asyncio.create_task(self._consume(generation, stop))
+
+    async def _stop_generation(self, generation: int) -> None:
+        self._stops.pop(generation, asyncio.Event()).set()
+        task = self._consumers.pop(generation, None)
+        if task is not None:
+            with contextlib.suppress(Exception):
+                await task
+
+    # ------------------------------------------------------------------ swap and drop
+    async def _committed(self, generation: int) -> dict[TopicPartition, int]:
+        async with admin_client(self.bootstrap_servers) as admin:
+            offsets = await admin.list_consumer_group_offsets(self.group_id(generation))
+        return {tp: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
+
+    async def _end_offsets(self) -> dict[TopicPartition, int]:
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap_servers, **self.kafka_options)
+        await consumer.start()
+        try:
+            tps = [
+                TopicPartition(t, p)
+                for t in self.projection.topics
+                for p in sorted(await _partitions(self.bootstrap_servers, t))
+            ]
+            return dict(await consumer.end_offsets(tps)) if tps else {}
+        finally:
+            await _stop_consumer(consumer)
+
+    async def _caught_up(self, building: int, active: int) -> bool:
+        """Has the new generation's group reached the active group's offsets on every partition?"""
+        new, old, end = await self._committed(building), await self._committed(active), await self._end_offsets()
+        return all(new.get(tp, 0) >= min(old.get(tp, 0), end_offset) for tp, end_offset in end.items())
+
+    async def _swap(self, building: int, active: int) -> None:
+        ns = self.namespace
+        async with self.pool.acquire() as conn, conn.transaction():
+            swapped = await conn.fetchval(
+                f"""WITH retired AS (
+                        UPDATE {ns}.projection_generations SET state = 'retired', retired_at = now()
+                        WHERE projection = $1 AND generation = $2 AND state = 'active' RETURNING 1)
+                    SELECT count(*) FROM retired""",
+                self.projection.name,
+                active,
+            )
+            if swapped:
+                await conn.execute(
+                    f"""UPDATE {ns}.projection_generations SET state = 'active', activated_at = now()
+                        WHERE projection = $1 AND generation = $2 AND state = 'building'""",
+                    self.projection.name,
+                    building,
+                )
+        if swapped:
+            log.info("projection.swapped", projection=self.projection.name, active=building, retired=active)
+
+    async def _drop(self, generation: int) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(f"DROP SCHEMA IF EXISTS {self.schema(generation)} CASCADE")
+            await conn.execute(
+                f"""UPDATE {self.namespace}.projection_generations SET state = 'dropped'
+                    WHERE projection = $1 AND generation = $2""",
+                self.projection.name,
+                generation,
+            )
+
+    # ------------------------------------------------------------------ consuming
+    async def _consume(self, generation: int, stop: asyncio.Event) -> None:
+        consumer = AIOKafkaConsumer(
+            *self.projection.topics,
+            bootstrap_servers=self.bootstrap_servers,
+            group_id=self.group_id(generation),
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            client_id=f"{self.group_id(generation)}",
+            **self.kafka_options,
+        )
+        await consumer.start()
+        positions = self._positions.setdefault(generation, {})
+        try:
+            while not stop.is_set():
+                batches = await consumer.getmany(timeout_ms=200, max_records=self.batch_size)
+                records = [r for rs in batches.values() for r in rs]
+                if records:
+                    await self.process(generation, records)
+                    offsets = {tp: rs[-1].offset + 1 for tp, rs in batches.items()}
+                    try:
+                        await consumer.commit(offsets)
+                    except (CommitFailedError, IllegalStateError) as exc:
+                        # a rebalance took the partition: its next owner re-reads and skips what was applied
+                        log.info("projection.commit_skipped", projection=self.projection.name, reason=str(exc))
+                for tp in consumer.assignment():
+                    positions[tp] = (await consumer.position(tp), consumer.highwater(tp) or 0)
+        finally:
+            await _stop_consumer(consumer)
+
+    async def process(self, generation: int, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+        """Apply a batch in one transaction (events one by one in savepoints if any fails), then dead-letter."""
+        stats = self.stats.setdefault(generation, GenerationStats(generation, "active"))
+        dead: list[_DeadLetter] = []
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                await self._apply_batch(conn, generation, records, stats, dead, isolate=False)
+        except _Rejected:
+            dead.clear()
+            async with self.pool.acquire() as conn, conn.transaction():
+                await self._apply_batch(conn, generation, records, stats, dead, isolate=True)
+        await self._dead_letter(dead)
+        stats.dead_lettered += len(dead)
+
+    async def _apply_batch(
+        self,
+        conn: Conn,
+        generation: int,
+        records: Sequence[ConsumerRecord[bytes, bytes]],
+        stats: GenerationStats,
+        dead: list[_DeadLetter],
+        *,
+        isolate: bool,
+    ) -> None:
+        await _set_search_path(conn, self.schema(generation))
+        parsed: list[tuple[ConsumerRecord[bytes, bytes], CloudEvent]] = []
+        for r in records:
+            try:
+                parsed.append((r, CloudEvent.from_kafka(r.value)))
+            except (ValidationError, ValueError) as exc:
+                dead.append(_DeadLetter(r, f"not a CloudEvent: {_short(exc)}"))
+        streams = sorted({e.streamid for _, e in parsed})
+        await conn.execute(
+            """INSERT INTO projection_progress (stream_id, version)
+               SELECT unnest($1::text[]), 0 ON CONFLICT (stream_id) DO NOTHING""",
+            streams,
+        )
+        progress = {
+            row["stream_id"]: row["version"]
+            for row in await conn.fetch(
+                """SELECT stream_id, version FROM projection_progress WHERE stream_id = ANY($1::text[])
+                   ORDER BY stream_id FOR UPDATE""",
+                streams,
+            )
+        }
+        touched: dict[str, int] = {}
+        applied = skipped = 0
+        for r, envelope in parsed:
+            seen = progress[envelope.streamid]
+            if envelope.streamversion <= seen:
+                skipped += 1
+                continue
+            if envelope.streamversion > seen + 1 and seen > 0:
+                stats.gaps += 1
+                log.warning(
+                    "projection.gap",
+                    projection=self.projection.name,
+                    stream=envelope.streamid,
+                    expected=seen + 1,
+                    got=envelope.streamversion,
+                )
+            reason = await self._apply_one(conn, envelope, isolate=isolate)
+            if reason is None:
+                applied += 1
+            else:
+                dead.append(_DeadLetter(r, reason))
+            progress[envelope.streamid] = touched[envelope.streamid] = envelope.streamversion
+        if touched:
+            await conn.execute(
+                """UPDATE projection_progress p SET version = t.version, updated_at = now()
+                   FROM unnest($1::text[], $2::int[]) AS t(stream_id, version) WHERE p.stream_id = t.stream_id""",
+                list(touched),
+                list(touched.values()),
+            )
+        stats.applied += applied
+        stats.skipped += skipped
+
+    async def _apply_one(self, conn: Conn, envelope: CloudEvent, *, isolate: bool) -> str | None:
+        """None when applied; else why not (only when ``isolate``; otherwise the batch is rejected)."""
+        if not isolate:
+            try:
+                await self.projection.apply(conn, envelope)
+            except (UnknownEventTypeError, UnsupportedSchemaVersionError, ValidationError):
+                raise _Rejected from None
+            except _RETRYABLE:
+                raise  # not the event's fault: the consumer restarts and the batch is read again
+            except Exception as exc:
+                raise _Rejected from exc
+            return None
+        try:
+            async with conn.transaction():
+                await self.projection.apply(conn, envelope)
+        except _RETRYABLE:
+            raise
+        except Exception as exc:
+            return f"{type(exc).__name__}: {_short(exc)}"
+        return None
+
+    async def _dead_letter(self, dead: list[_DeadLetter]) -> None:
+        if not dead:
+            return
+        assert self._producer is not None
+        for d in dead:
+            log.warning(
+                "projection.dead_letter",
+                projection=self.projection.name,
+                topic=d.record.topic,
+                partition=d.record.partition,
+                offset=d.record.offset,
+                reason=d.reason,
+            )
+        futures = [
+            await self._producer.send(
+                self.dead_letter_topic,
+                value=d.record.value,
+                key=d.record.key,
+                headers=[
+                    ("dlq-reason", d.reason.encode()),
+                    ("dlq-projection", self.projection.name.encode()),
+                    ("dlq-source", f"{d.record.topic}/{d.record.partition}/{d.record.offset}".encode()),
+                    ("dlq-time", datetime.now(UTC).isoformat().encode()),
+                ],
+            )
+            for d in dead
+        ]
+        await asyncio.gather(*futures)
+
+    # ------------------------------------------------------------------ observability
+    def lag(self, generation: int | None = None) -> dict[TopicPartition, int]:
+        """Per partition this process owns: messages not yet consumed (highwater - position)."""
+        if generation is None:
+            generation = max((g for g, s in self.stats.items() if s.state == "active"), default=1)
+        return {tp: max(high - pos, 0) for tp, (pos, high) in self._positions.get(generation, {}).items()}
+
+    def status(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "generation": s.generation,
+                "state": s.state,
+                "applied": s.applied,
+                "skipped": s.skipped,
+                "dead_lettered": s.dead_lettered,
+                "gaps": s.gaps,
+                "events_per_second": round(s.events_per_second, 1),
+                "lag": sum(self.lag(s.generation).values()),
+            }
+            for s in sorted(self.stats.values(), key=lambda s: s.generation)
+        ]
+
+
+def _short(exc: BaseException, limit: int = 500) -> str:
+    text = str(exc).replace("\n", " ")
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+async def _partitions(bootstrap_servers: str, topic: str) -> list[int]:
+    async with admin_client(bootstrap_servers) as admin:
+        (described,) = await admin.describe_topics([topic])
+    return [p["partition"] for p in described["partitions"]]
+
+
+async def _stop_consumer(consumer: AIOKafkaConsumer) -> None:
+    try:
+        await consumer.stop()
+    except asyncio.CancelledError:
+        # aiokafka's group-less consumer, stopped soon after start, re-raises its own task's cancellation
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise

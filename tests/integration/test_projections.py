@@ -1,0 +1,239 @@
+"""The projection runner on real Kafka and PostgreSQL: exactly-once effect, rebuilds, dead letters, read-your-writes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from shared.eventstore import NewEvent
+from shared.eventstore.postgres import PostgresEventStore
+from shared.projections import ProjectionRunner, ReadModelBehindError, ReadModels, request_rebuild
+from shared.relay import OutboxRelay
+from shared.stack import Endpoints
+from tests.support.events import Counted
+from tests.support.projection import POISON, totals_projection
+from tests.support.waiting import wait_until
+
+pytestmark = [pytest.mark.pg, pytest.mark.kafka]
+
+
+@dataclass
+class Pipeline:
+    store: PostgresEventStore
+    relay: OutboxRelay
+    runner: ProjectionRunner
+    read_models: ReadModels
+    topic: str
+    dlq: str
+    endpoints: Endpoints
+
+    async def write(self, stream: str, *ns: int) -> tuple[str, int]:
+        version = await self.store.stream_version(stream)
+        result = await self.store.append(stream, [NewEvent(Counted(n=n)) for n in ns], expected_version=version)
+        return stream, result.version
+
+    async def totals(self) -> dict[str, tuple[int, int]]:
+        async with self.read_models.connection("totals") as conn:
+            rows = await conn.fetch("SELECT stream_id, total, events FROM totals ORDER BY stream_id")
+        return {r["stream_id"]: (r["total"], r["events"]) for r in rows}
+
+    async def expected_totals(self) -> dict[str, tuple[int, int]]:
+        async with self.store.pool.acquire() as conn:
+            rows = await conn.fetch(
+                f"""SELECT stream_id, sum((data->>'n')::int) AS total, count(*) AS events
+                    FROM {self.store.schema}.events WHERE (data->>'n')::int <> {POISON} GROUP BY stream_id"""
+            )
+        return {r["stream_id"]: (r["total"], r["events"]) for r in rows}
+
+    async def drained(self) -> None:
+        """The relay has published everything and the active read model shows the store."""
+
+        async def settled() -> bool:
+            return (await self.relay.lag()).events == 0 and await self.totals() == await self.expected_totals()
+
+        await wait_until(settled, timeout=60)
+
+
+@pytest.fixture
+async def pipeline(pg_store: PostgresEventStore, endpoints: Endpoints, kafka_topic) -> AsyncIterator[Pipeline]:
+    topic, dlq = await kafka_topic("events"), await kafka_topic("dlq", partitions=1)
+    relay = OutboxRelay(
+        pg_store,
+        service="test",
+        topic=topic,
+        bootstrap_servers=endpoints.kafka_bootstrap_servers,
+        database_url=endpoints.database_url,
+        poll_interval=0.1,
+    )
+    runner = ProjectionRunner(
+        pg_store.pool,
+        totals_projection(topic),
+        namespace=pg_store.schema,
+        bootstrap_servers=endpoints.kafka_bootstrap_servers,
+        dead_letter_topic=dlq,
+        group_prefix=f"test.{uuid.uuid4().hex[:8]}",
+        batch_size=50,
+        poll_interval=0.2,
+        drop_retired_after_s=0.5,
+    )
+    await relay.setup()
+    await runner.setup()
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(relay.run(stop)), asyncio.create_task(runner.run(stop))]
+    try:
+        yield Pipeline(pg_store, relay, runner, ReadModels(pg_store.pool, pg_store.schema), topic, dlq, endpoints)
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
+
+
+async def test_each_event_has_one_effect_even_when_delivered_twice(pipeline: Pipeline, endpoints: Endpoints) -> None:
+    for i in range(20):
+        await pipeline.write(f"s-{i % 4}", 2 * i, 2 * i + 100)  # never the poison 13
+    await pipeline.drained()
+    once = await pipeline.totals()
+    assert sum(events for _, events in once.values()) == 40
+
+    # Redelivery: every message of the topic sent again, as a crashed relay would.
+    consumer = AIOKafkaConsumer(bootstrap_servers=endpoints.kafka_bootstrap_servers, enable_auto_commit=False)
+    await consumer.start()
+    producer = AIOKafkaProducer(bootstrap_servers=endpoints.kafka_bootstrap_servers, enable_idempotence=True)
+    await producer.start()
+    try:
+        tps = [TopicPartition(pipeline.topic, p) for p in range(6)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        resent = 0
+        while resent < 40:
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                for r in records:
+                    await producer.send_and_wait(pipeline.topic, r.value, key=r.key)
+                    resent += 1
+    finally:
+        await producer.stop()
+        with contextlib.suppress(asyncio.CancelledError):
+            await consumer.stop()
+
+    async def redelivered_consumed() -> bool:
+        return sum(s.skipped for s in pipeline.runner.stats.values()) >= 40
+
+    await wait_until(redelivered_consumed)
+    assert await pipeline.totals() == once
+
+
+async def test_rebuild_replays_everything_into_new_tables_and_swaps(pipeline: Pipeline) -> None:
+    for i in range(30):
+        await pipeline.write(f"s-{i % 5}", 2 * i)
+    await pipeline.drained()
+    before = await pipeline.totals()
+
+    generation = await request_rebuild(pipeline.store.pool, pipeline.store.schema, "totals")
+    assert generation == 2
+    assert await request_rebuild(pipeline.store.pool, pipeline.store.schema, "totals") == 2, "one rebuild at a time"
+
+    async def swapped() -> bool:
+        async with pipeline.store.pool.acquire() as conn:
+            return (
+                await conn.fetchval(
+                    f"SELECT generation FROM {pipeline.store.schema}.projection_generations "
+                    "WHERE projection = 'totals' AND state = 'active'"
+                )
+                == 2
+            )
+
+    await wait_until(swapped, timeout=60)
+    assert await pipeline.totals() == before, "replaying every event again gives the same read model"
+    stats = pipeline.runner.stats[2]
+    assert stats.applied == 30
+    assert stats.events_per_second > 0
+
+    async def old_dropped() -> bool:
+        async with pipeline.store.pool.acquire() as conn:
+            return not await conn.fetchval(
+                "SELECT 1 FROM information_schema.schemata WHERE schema_name = $1", pipeline.runner.schema(1)
+            )
+
+    await wait_until(old_dropped)
+
+
+@pytest.mark.slow
+async def test_rebuild_while_events_keep_arriving_misses_nothing(pipeline: Pipeline) -> None:
+    stop = asyncio.Event()
+
+    async def writer(w: int) -> None:
+        i = 0
+        while not stop.is_set():
+            await pipeline.write(f"live-{w}", i % 50 + 1)
+            i += 1
+            await asyncio.sleep(0.005)
+
+    writers = [asyncio.create_task(writer(w)) for w in range(4)]
+    try:
+        await asyncio.sleep(1.0)
+        await request_rebuild(pipeline.store.pool, pipeline.store.schema, "totals")
+
+        async def swapped() -> bool:
+            return pipeline.runner.stats.get(2) is not None and pipeline.runner.stats[2].state == "active"
+
+        await wait_until(swapped, timeout=60)
+        await asyncio.sleep(0.5)  # keep writing into the swapped-in read model
+    finally:
+        stop.set()
+        await asyncio.gather(*writers)
+    await pipeline.drained()
+    totals = await pipeline.totals()
+    assert sum(events for _, events in totals.values()) == sum(
+        events for _, events in (await pipeline.expected_totals()).values()
+    )
+
+
+async def test_poison_messages_go_to_the_dead_letter_topic_and_the_rest_applies(
+    pipeline: Pipeline, endpoints: Endpoints
+) -> None:
+    await pipeline.write("good", 1, 2)
+    await pipeline.write("bad", 5, POISON, 7)
+    producer = AIOKafkaProducer(bootstrap_servers=endpoints.kafka_bootstrap_servers)
+    await producer.start()
+    try:
+        await producer.send_and_wait(pipeline.topic, b"{not json", key=b"junk")
+    finally:
+        await producer.stop()
+    await pipeline.write("good", 3)
+    await pipeline.drained()
+    assert await pipeline.totals() == {"good": (6, 3), "bad": (12, 2)}
+
+    consumer = AIOKafkaConsumer(
+        pipeline.dlq,
+        bootstrap_servers=endpoints.kafka_bootstrap_servers,
+        auto_offset_reset="earliest",
+        group_id=f"dlq-reader-{uuid.uuid4()}",
+    )
+    await consumer.start()
+    try:
+        dead = []
+        async with asyncio.timeout(30):
+            while len(dead) < 2:
+                for records in (await consumer.getmany(timeout_ms=500)).values():
+                    dead.extend(records)
+    finally:
+        await consumer.stop()
+    reasons = {r.key: dict(r.headers)["dlq-reason"].decode() for r in dead}
+    assert reasons[b"junk"].startswith("not a CloudEvent")
+    assert "ValueError: 13 cannot be counted" in reasons[b"bad"]
+    assert all(dict(r.headers)["dlq-projection"] == b"totals" for r in dead)
+    assert sum(s.dead_lettered for s in pipeline.runner.stats.values()) == 2
+
+
+async def test_a_query_can_wait_for_the_position_a_command_returned(pipeline: Pipeline) -> None:
+    stream, version = await pipeline.write("mine", 41)
+    async with pipeline.read_models.connection("totals", wait_for=(stream, version), wait_s=30) as conn:
+        assert await conn.fetchval("SELECT total FROM totals WHERE stream_id = $1", stream) == 41
+    with pytest.raises(ReadModelBehindError):
+        async with pipeline.read_models.connection("totals", wait_for=(stream, version + 1), wait_s=0.2):
+            pass
