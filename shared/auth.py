@@ -1,0 +1,159 @@
+"""Bearer tokens for every service API: JWT (HS256) with a key id, carrying a user id, roles and a team.
+
+- Keys come from the settings (``PIPELINES_JWT_KEYS``: key id → secret). A token names its key in the ``kid``
+  header, so a new key can be added, used for new tokens, and the old one removed once its tokens expire.
+- Claims: ``sub`` (user id), ``roles`` (of ROLES), ``team`` (optional), ``exp`` (required), ``iss``, ``aud``.
+- ``current_principal`` is the FastAPI dependency: 401 (with ``WWW-Authenticate: Bearer``) for a missing,
+  malformed, expired, foreign or unsigned token; ``require(...)`` adds 403 when no role allows the call.
+  ``admin`` is allowed everywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+import jwt
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from shared.settings import Settings, SettingsError
+
+ROLES = frozenset({"marketing", "sales", "sales_manager", "production", "auditor", "admin"})
+ALGORITHM = "HS256"
+MIN_KEY_BYTES = 32
+
+
+@dataclass(frozen=True)
+class Principal:
+    user_id: str
+    roles: frozenset[str]
+    team: str | None = None
+
+    def has_any(self, roles: Iterable[str]) -> bool:
+        return "admin" in self.roles or bool(self.roles & set(roles))
+
+
+class InvalidTokenError(Exception):
+    pass
+
+
+class TokenVerifier:
+    def __init__(self, keys: Mapping[str, bytes], *, issuer: str, audience: str, leeway_s: int = 30) -> None:
+        if not keys:
+            raise SettingsError("no JWT keys: set PIPELINES_JWT_KEYS to a JSON object of key id to secret")
+        for kid, key in keys.items():
+            if len(key) < MIN_KEY_BYTES:
+                raise SettingsError(f"JWT key {kid!r} is shorter than {MIN_KEY_BYTES} bytes")
+        self._keys = dict(keys)
+        self.issuer = issuer
+        self.audience = audience
+        self.leeway_s = leeway_s
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TokenVerifier:
+        keys = {kid: secret.get_secret_value().encode() for kid, secret in settings.jwt_keys.items()}
+        return cls(keys, issuer=settings.jwt_issuer, audience=settings.jwt_audience)
+
+    def verify(self, token: str) -> Principal:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise InvalidTokenError(f"malformed token: {exc}") from None
+        kid = header.get("kid")
+        if kid not in self._keys:
+            raise InvalidTokenError(f"unknown key id {kid!r}")
+        try:
+            claims = jwt.decode(
+                token,
+                self._keys[kid],
+                algorithms=[ALGORITHM],
+                audience=self.audience,
+                issuer=self.issuer,
+                leeway=self.leeway_s,
+                options={"require": ["exp", "sub", "iss", "aud"]},
+            )
+        except jwt.PyJWTError as exc:
+            raise InvalidTokenError(str(exc)) from None
+        roles = claims.get("roles", [])
+        if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+            raise InvalidTokenError("roles must be a list of strings")
+        unknown = set(roles) - ROLES
+        if unknown:
+            raise InvalidTokenError(f"unknown roles {sorted(unknown)}")
+        team = claims.get("team")
+        return Principal(user_id=str(claims["sub"]), roles=frozenset(roles), team=str(team) if team else None)
+
+
+def issue_token(
+    *,
+    key_id: str,
+    secret: bytes,
+    user_id: str,
+    roles: Iterable[str],
+    team: str | None = None,
+    ttl: timedelta = timedelta(hours=1),
+    issuer: str = "pipelines",
+    audience: str = "pipelines",
+    now: datetime | None = None,
+) -> str:
+    """A signed token (for the demo, the CLI and tests; production tokens come from the identity provider)."""
+    roles = sorted(roles)
+    if unknown := set(roles) - ROLES:
+        raise ValueError(f"unknown roles {sorted(unknown)}")
+    issued = now or datetime.now(UTC)
+    claims: dict[str, Any] = {
+        "sub": user_id,
+        "roles": roles,
+        "iss": issuer,
+        "aud": audience,
+        "iat": issued,
+        "exp": issued + ttl,
+    }
+    if team:
+        claims["team"] = team
+    return jwt.encode(claims, secret, algorithm=ALGORITHM, headers={"kid": key_id})
+
+
+_bearer = HTTPBearer(auto_error=False, description="JWT signed with one of the configured keys (kid header)")
+
+
+def _unauthorized(reason: str) -> HTTPException:
+    return HTTPException(
+        status.HTTP_401_UNAUTHORIZED,
+        detail=f"not authenticated: {reason}",
+        headers={"WWW-Authenticate": f'Bearer error="invalid_token", error_description="{reason}"'},
+    )
+
+
+async def current_principal(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Principal:
+    if credentials is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            detail="not authenticated: bearer token required",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    verifier: TokenVerifier = request.app.state.token_verifier
+    try:
+        principal = verifier.verify(credentials.credentials)
+    except InvalidTokenError as exc:
+        raise _unauthorized(str(exc).replace('"', "'")) from None
+    request.state.principal = principal
+    return principal
+
+
+def require(*roles: str) -> Callable[..., Coroutine[Any, Any, Principal]]:
+    """A dependency allowing callers with any of ``roles`` (or admin); others get 403."""
+    if unknown := set(roles) - ROLES:
+        raise ValueError(f"unknown roles {sorted(unknown)}")
+
+    async def allowed(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+        if not principal.has_any(roles):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"forbidden: needs one of the roles {sorted(roles)}")
+        return principal
+
+    return allowed
