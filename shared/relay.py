@@ -91,7 +91,7 @@ class OutboxRelay:
         """Wait for leadership, then publish until ``stop`` is set; reconnect after failures."""
         while not stop.is_set():
             try:
-                if await self._lead(stop):
+                if await self.lead(stop):
                     while not stop.is_set():
                         n = await self.publish_batch()
                         if n < self.batch_size:
@@ -105,8 +105,9 @@ class OutboxRelay:
             finally:
                 await self.close()
 
-    async def _lead(self, stop: asyncio.Event) -> bool:
-        """Connect and try the advisory lock until it is ours (or ``stop``)."""
+    async def lead(self, stop: asyncio.Event | None = None) -> bool:
+        """Connect and wait for the advisory lock; False if ``stop`` came first. Then ``publish_batch`` works."""
+        stop = stop or asyncio.Event()
         if self._conn is None or self._conn.is_closed():
             self._conn = await connect(self._dsn)
         while not stop.is_set():

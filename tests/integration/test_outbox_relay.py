@@ -47,8 +47,7 @@ async def test_relay_holds_back_everything_after_an_open_transaction(
     topic = await kafka_topic()
     relay = make_relay(pg_store, endpoints, topic)
     await relay.setup()
-    stop = asyncio.Event()
-    assert await relay._lead(stop)
+    assert await relay.lead()
     try:
         async with pg_store.pool.acquire() as slow:
             tx = slow.transaction()
