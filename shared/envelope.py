@@ -19,6 +19,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from shared.events import DomainEvent, registry
 from shared.eventstore import RecordedEvent
+from shared.pii import without_personal_data
 
 CONTENT_TYPE = "application/cloudevents+json; charset=utf-8"
 
@@ -69,8 +70,8 @@ class CloudEvent(BaseModel):
         return self.time
 
     def to_event(self) -> DomainEvent:
-        """The typed event, upcast from its schema version (personal fields stay sealed)."""
-        return registry.parse(self.type, self.schemaversion, self.data)
+        """The typed event, upcast from its schema version, personal fields unopened (None)."""
+        return registry.parse(self.type, self.schemaversion, without_personal_data(self.data))
 
     def kafka_key(self) -> bytes:
         return self.streamid.encode()

@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any, NamedTuple, Protocol
 
 from shared.events import DomainEvent, registry
+from shared.pii import without_personal_data
 
 
 class Checkpoint(NamedTuple):
@@ -89,8 +90,11 @@ class RecordedEvent:
         return str(self.metadata.get("causation_id") or self.event_id)
 
     def to_event(self) -> DomainEvent:
-        """The typed event, upcast to the current schema (sealed personal fields stay tokens)."""
-        return registry.parse(self.event_type, self.schema_version, self.data)
+        """The typed event, upcast to the current schema, personal fields unopened (None).
+
+        Readers allowed to see personal data open ``data`` with ``shared.pii.PersonalData.open`` and parse that.
+        """
+        return registry.parse(self.event_type, self.schema_version, without_personal_data(self.data))
 
 
 @dataclass(frozen=True)
@@ -159,6 +163,10 @@ class EventStore(Protocol):
         ...
 
     async def stream_version(self, stream_id: str) -> int: ...
+
+    async def locate(self, position: int) -> tuple[str, int] | None:
+        """The (stream id, version) of the event at a global position."""
+        ...
 
     async def idempotent_result(self, idempotency: Idempotency) -> AppendResult | None:
         """The first result of a key already used with this request; raises if used with another."""

@@ -83,6 +83,12 @@ class InMemoryEventStore:
     async def stream_version(self, stream_id: str) -> int:
         return len(self._streams.get(stream_id, []))
 
+    async def locate(self, position: int) -> tuple[str, int] | None:
+        if 1 <= position <= len(self._events):
+            e = self._events[position - 1]
+            return e.stream_id, e.version
+        return None
+
     async def idempotent_result(self, idempotency: Idempotency) -> AppendResult | None:
         found = self._keys.get(idempotency.key)
         if found is None:

@@ -12,8 +12,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import json
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -90,6 +92,7 @@ class PostgresEventStore:
         self.schema = identifier(schema)
         self.channel = f"{self.schema}_events"
         self.personal_data = personal_data
+        self._bound: Conn | None = None
         s = self.schema
         self._append_sql = f"""
             INSERT INTO {s}.events (stream_id, version, event_id, event_type, schema_version, data, metadata,
@@ -100,6 +103,20 @@ class PostgresEventStore:
                  WITH ORDINALITY AS t(event_id, event_type, schema_version, data, metadata, occurred_at, n)
             WHERE coalesce((SELECT max(version) FROM {s}.events WHERE stream_id = $1), 0) = $2
             RETURNING version, position"""
+
+    def using(self, conn: Conn) -> PostgresEventStore:
+        """This store working inside a transaction of the caller's (a reaction's): reads and appends use ``conn``."""
+        bound = copy.copy(self)
+        bound._bound = conn
+        return bound
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Conn]:
+        if self._bound is not None:
+            yield self._bound
+        else:
+            async with self.pool.acquire() as conn:
+                yield conn
 
     async def setup(self) -> None:
         async with self.pool.acquire() as conn:
@@ -121,6 +138,7 @@ class PostgresEventStore:
             raise ValueError(f"store {self.schema} has no key store: it cannot seal personal data")
         else:
             sealed = [e.event.model_dump(mode="json") for e in events]
+        conn = conn or self._bound
         try:
             if conn is not None:
                 async with conn.transaction():  # a savepoint inside the caller's transaction
@@ -195,7 +213,7 @@ class PostgresEventStore:
     async def read_stream(
         self, stream_id: str, *, to_version: int | None = None, as_of: datetime | None = None
     ) -> list[RecordedEvent]:
-        async with self.pool.acquire() as conn:
+        async with self._connection() as conn:
             rows = await conn.fetch(
                 f"""SELECT {_COLUMNS} FROM {self.schema}.events
                     WHERE stream_id = $1 AND ($2::int IS NULL OR version <= $2)
@@ -222,11 +240,18 @@ class PostgresEventStore:
         return [_recorded(r) for r in rows]
 
     async def stream_version(self, stream_id: str) -> int:
-        async with self.pool.acquire() as conn:
+        async with self._connection() as conn:
             return await self._version(conn, stream_id)
 
+    async def locate(self, position: int) -> tuple[str, int] | None:
+        async with self._connection() as conn:
+            row = await conn.fetchrow(
+                f"SELECT stream_id, version FROM {self.schema}.events WHERE position = $1", position
+            )
+        return (row["stream_id"], row["version"]) if row else None
+
     async def idempotent_result(self, idempotency: Idempotency) -> AppendResult | None:
-        async with self.pool.acquire() as conn:
+        async with self._connection() as conn:
             row = await conn.fetchrow(
                 f"SELECT fingerprint, result FROM {self.schema}.idempotency_keys WHERE key = $1", idempotency.key
             )

@@ -152,3 +152,10 @@ async def test_personal_fields_are_sealed_and_forgotten_with_the_key(store) -> N
     await store.append("person-p-1", [NewEvent(event)], expected_version=1)
     (_, again) = await store.read_stream("person-p-1")
     assert again.data["email"] is None
+
+
+async def test_a_position_locates_its_stream_and_version(store) -> None:
+    await store.append("a", counted(1, 2), expected_version=0)
+    b = await store.append("b", counted(3), expected_version=0)
+    assert await store.locate(b.position) == ("b", 1)
+    assert await store.locate(10_000) is None

@@ -1,0 +1,450 @@
+"""The deals service's HTTP API: commands on deals, pipelines and targets; the deal's audit trail; read models.
+
+Who may do what: a salesperson (``sales``) sees and changes their own deals, a ``sales_manager`` their team's,
+an ``auditor`` reads everything and changes nothing, ``admin`` does anything. Deals a caller may not see
+answer 404, as if they did not exist.
+"""
+
+# No `from __future__ import annotations` here: FastAPI reads the command routes' body types at runtime.
+
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Body, Depends, FastAPI, Header, HTTPException, Path, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from services.deals import domain, projections
+from services.deals.domain import Deal
+from services.deals.handlers import Context, Deals, deal_stream
+from shared.auth import Principal, TokenVerifier, require
+from shared.decider import Loaded
+from shared.eventstore import EventStore, RecordedEvent
+from shared.http import (
+    CommandAnswer,
+    Cursor,
+    IdempotencyKey,
+    IfMatch,
+    Limit,
+    Problem,
+    answer,
+    decode_cursor,
+    idempotency,
+    if_match_version,
+    install_common,
+    page,
+)
+from shared.pii import PersonalData, without_personal_data
+from shared.projections import ReadModels
+
+SALES_ROLES = ("sales", "sales_manager")
+READ_ROLES = ("sales", "sales_manager", "auditor")
+ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"model": Problem, "description": "no such deal (or not one the caller may see)"},
+    409: {"model": Problem, "description": "a business rule refused the command; `rule` names it"},
+    412: {"model": Problem, "description": "If-Match named another version than the deal's"},
+    422: {"model": Problem, "description": "the input is invalid; `detail` says what"},
+}
+
+
+@dataclass
+class DealsAPI:
+    deals: Deals
+    store: EventStore
+    read_models: ReadModels | None
+    personal_data: PersonalData
+    timezone: str
+    readiness: Callable[[], Awaitable[dict[str, str]]]
+
+
+def sees_all(p: Principal) -> bool:
+    return bool(p.roles & {"admin", "auditor"})
+
+
+def can_read(p: Principal, deal: Deal) -> bool:
+    return sees_all(p) or can_write(p, deal) or ("sales_manager" in p.roles and deal.team_id == p.team)
+
+
+def can_write(p: Principal, deal: Deal) -> bool:
+    if "admin" in p.roles:
+        return True
+    if "sales_manager" in p.roles and deal.team_id is not None and deal.team_id == p.team:
+        return True
+    return bool(p.roles & set(SALES_ROLES)) and deal.owner_id == p.user_id
+
+
+def _occurred_at(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        raise HTTPException(422, detail=f"X-Occurred-At must be an ISO 8601 time, not {value!r}") from None
+    if at.tzinfo is None:
+        raise HTTPException(422, detail="X-Occurred-At needs a time zone offset")
+    return at
+
+
+WaitFor = Annotated[
+    int | None,
+    Query(ge=1, description="wait (5 s at most) until the read model has applied the event at this position"),
+]
+OccurredAt = Annotated[
+    str | None,
+    Header(
+        description="back-dates the fact to when it happened (ISO 8601 with offset); its recorded time stays"
+    ),
+]
+
+
+def create_app(svc: DealsAPI, verifier: TokenVerifier, *, title: str = "Pipelines — deals") -> FastAPI:
+    app = FastAPI(
+        title=title,
+        version="1.0.0",
+        description="The sales pipeline: deals from first contact to after-sales follow-up. " + (__doc__ or ""),
+    )
+    app.state.token_verifier = verifier
+    install_common(app, svc.readiness)
+
+    @app.exception_handler(domain.DealRuleError)
+    async def refused(request: Request, exc: domain.DealRuleError) -> JSONResponse:
+        return JSONResponse({"detail": exc.message, "rule": exc.rule}, status_code=exc.status)
+
+    router = APIRouter(responses=ERRORS)
+    tz = ZoneInfo(svc.timezone)
+
+    def context(
+        request: Request, p: Principal, if_match: str | None, key: str | None, body: Any, occurred_at: str | None = None
+    ) -> Context:
+        return Context(
+            actor=p.user_id,
+            correlation_id=request.state.correlation_id,
+            causation_id=request.headers.get("x-causation-id"),
+            expected_version=if_match_version(if_match),
+            idempotency=idempotency(f"{p.user_id}:{request.method} {request.url.path}", key, body),
+            occurred_at=_occurred_at(occurred_at),
+        )
+
+    async def visible_deal(deal_id: uuid.UUID, p: Principal, **read: Any) -> Loaded[Deal]:
+        loaded = await svc.deals.deal(deal_id, **read)
+        if loaded.version == 0 or not can_read(p, loaded.state):
+            raise HTTPException(404, detail=f"no deal {deal_id}")
+        return loaded
+
+    # ------------------------------------------------------------------ opening a deal
+    @router.post("/deals", status_code=201, response_model=CommandAnswer, tags=["deals"], summary="open a deal")
+    async def open_deal(
+        request: Request,
+        body: Annotated[
+            domain.OpenDeal,
+            Body(
+                openapi_examples={
+                    "manual": {
+                        "value": {
+                            "title": "Tủ lạnh cho chuỗi cửa hàng",
+                            "customer": "Điện máy An Phát",
+                            "owner_id": "u-lan",
+                            "team_id": "north",
+                            "contact_id": "c-123",
+                            "contact": {"name": "Nguyễn Văn An", "phone": "+84901234567"},
+                            "lines": [
+                                {
+                                    "product": "Tủ lạnh 300L",
+                                    "quantity": "10",
+                                    "unit_price": {"amount": "9000000", "currency": "VND"},
+                                }
+                            ],
+                            "expected_close_date": "2026-12-20",
+                        }
+                    }
+                }
+            ),
+        ],
+        p: Annotated[Principal, Depends(require(*SALES_ROLES))],
+        idempotency_key: IdempotencyKey = None,
+        deal_id: Annotated[uuid.UUID | None, Query(description="the new deal's id (default: a new one)")] = None,
+    ) -> Response:
+        if not can_write(p, Deal(owner_id=body.owner_id, team_id=body.team_id)):
+            raise HTTPException(403, detail="a salesperson opens deals they own; a manager, deals of their team")
+        new_id = deal_id or uuid.uuid4()
+        ctx = context(request, p, None, idempotency_key, body.model_dump(mode="json"))
+        result = await svc.deals.handle(new_id, body, ctx)
+        opened = result.append.stream_id.removeprefix("deal-")
+        return answer(opened, result.append, created=True, location=f"/deals/{opened}")
+
+    # ------------------------------------------------------------------ every other command
+    def command_route(cmd: type[domain.Command]) -> None:
+        path = "/deals/{deal_id}/" + cmd.name.replace("_", "-")
+
+        async def run(
+            deal_id: uuid.UUID,
+            request: Request,
+            body: cmd,  # type: ignore[valid-type]  # a class chosen at runtime, one route per command
+            p: Annotated[Principal, Depends(require(*SALES_ROLES))],
+            if_match: IfMatch = None,
+            idempotency_key: IdempotencyKey = None,
+            x_occurred_at: OccurredAt = None,
+        ) -> Response:
+            loaded = await visible_deal(deal_id, p)
+            if not can_write(p, loaded.state):
+                raise HTTPException(403, detail="only the deal's owner, their team's manager or an admin change it")
+            command: domain.Command = body
+            ctx = context(request, p, if_match, idempotency_key, command.model_dump(mode="json"), x_occurred_at)
+            result = await svc.deals.handle(deal_id, command, ctx)
+            return answer(str(deal_id), result.append)
+
+        router.add_api_route(
+            path,
+            run,
+            methods=["POST"],
+            response_model=CommandAnswer,
+            tags=["deal commands"],
+            summary=cmd.name.replace("_", " "),
+            description=(cmd.__doc__ or "").strip() or None,
+        )
+
+    for cmd in domain.Command.__subclasses__():
+        if cmd is not domain.OpenDeal:
+            command_route(cmd)
+
+    # ------------------------------------------------------------------ the deal and its audit trail
+    @router.get("/deals/{deal_id}", tags=["deals"], summary="the deal now (or as of a version)")
+    async def get_deal(
+        deal_id: uuid.UUID,
+        p: Annotated[Principal, Depends(require(*READ_ROLES))],
+        response: Response,
+        include_contact: bool = False,
+    ) -> dict[str, Any]:
+        loaded = await visible_deal(deal_id, p)
+        body = domain.state_as_json(loaded.state)
+        body["version"] = loaded.version
+        if include_contact:
+            if not can_write(p, loaded.state):
+                raise HTTPException(403, detail="contact details are shown to those who work the deal")
+            opened = next(e for e in loaded.events if e.event_type == "pipelines.deals.DealOpened")
+            body["contact"] = (await svc.personal_data.open([opened.data]))[0].get("contact")
+        response.headers["ETag"] = f'"{loaded.version}"'
+        return body
+
+    @router.get("/deals/{deal_id}/history", tags=["audit"], summary="every event of the deal, oldest first")
+    async def history(
+        deal_id: uuid.UUID,
+        p: Annotated[Principal, Depends(require(*READ_ROLES))],
+        limit: Limit = 100,
+        cursor: Cursor = None,
+    ) -> Any:
+        loaded = await visible_deal(deal_id, p)
+        offset = decode_cursor(cursor)
+        chunk = loaded.events[offset : offset + limit + 1]
+        opened = await svc.personal_data.open([e.data for e in chunk]) if can_write(p, loaded.state) else None
+        items = [_history_item(e, opened[i] if opened else without_personal_data(e.data)) for i, e in enumerate(chunk)]
+        return page(items, offset, limit)
+
+    @router.get("/deals/{deal_id}/state", tags=["audit"], summary="the deal as of a time or a version")
+    async def state_as_of(
+        deal_id: uuid.UUID,
+        p: Annotated[Principal, Depends(require(*READ_ROLES))],
+        at: Annotated[datetime | None, Query(description="a time with offset")] = None,
+        basis: Annotated[
+            Literal["recorded", "occurred"],
+            Query(
+                description="recorded: what the system knew at `at`; occurred: what had happened by `at` "
+                "(back-dated facts included)"
+            ),
+        ] = "recorded",
+        version: Annotated[int | None, Query(ge=1)] = None,
+    ) -> dict[str, Any]:
+        await visible_deal(deal_id, p)
+        loaded = await _as_of(deal_id, at, basis, version)
+        body = domain.state_as_json(loaded.state)
+        body["version"] = loaded.version
+        body["as_of"] = {"at": at.isoformat() if at else None, "basis": basis, "version": version}
+        return body
+
+    async def _as_of(deal_id: uuid.UUID, at: datetime | None, basis: str, version: int | None) -> Loaded[Deal]:
+        if at is not None and at.tzinfo is None:
+            raise HTTPException(422, detail="`at` needs a time zone offset")
+        if at is None or basis == "recorded":
+            return await svc.deals.deal(deal_id, to_version=version, as_of=at)
+        events = [
+            e for e in await svc.store.read_stream(deal_stream(deal_id), to_version=version) if e.occurred_at <= at
+        ]
+        state = domain.deal_decider.fold([e.to_event() for e in events])
+        return Loaded(state, events[-1].version if events else 0, events)
+
+    @router.get("/deals/{deal_id}/diff", tags=["audit"], summary="what changed between two versions or times")
+    async def diff(
+        deal_id: uuid.UUID,
+        p: Annotated[Principal, Depends(require(*READ_ROLES))],
+        from_version: Annotated[int | None, Query(ge=0)] = None,
+        to_version: Annotated[int | None, Query(ge=1)] = None,
+        from_time: Annotated[datetime | None, Query(alias="from")] = None,
+        to_time: Annotated[datetime | None, Query(alias="to")] = None,
+        basis: Literal["recorded", "occurred"] = "recorded",
+    ) -> dict[str, Any]:
+        await visible_deal(deal_id, p)
+        if from_version is None and from_time is None:
+            raise HTTPException(422, detail="give from_version or from")
+        before = await _as_of(deal_id, from_time, basis, from_version) if from_version != 0 else Loaded(Deal(), 0, [])
+        after = await _as_of(deal_id, to_time, basis, to_version)
+        a, b = domain.state_as_json(before.state), domain.state_as_json(after.state)
+        changes = {k: {"from": a[k], "to": b[k]} for k in b if a.get(k) != b[k]}
+        between = [e.event_type.rsplit(".", 1)[-1] for e in after.events if e.version > before.version]
+        return {"from_version": before.version, "to_version": after.version, "changes": changes, "events": between}
+
+    # ------------------------------------------------------------------ read models
+    def read_models() -> ReadModels:
+        if svc.read_models is None:
+            raise HTTPException(503, detail="this process serves no read models")
+        return svc.read_models
+
+    async def waited(position: int | None) -> tuple[str, int] | None:
+        if position is None:
+            return None
+        located = await svc.store.locate(position)
+        if located is None:
+            raise HTTPException(422, detail=f"no event at position {position}")
+        return located
+
+    @router.get("/board", tags=["read models"], summary="the sales board: per stage the open deals, counts and values")
+    async def get_board(
+        p: Annotated[Principal, Depends(require(*READ_ROLES))],
+        pipeline_id: str = domain.DEFAULT_PIPELINE_ID,
+        owner_id: str | None = None,
+        position: WaitFor = None,
+    ) -> dict[str, Any]:
+        async with read_models().connection("board", wait_for=await waited(position)) as conn:
+            return await projections.board_view(
+                conn,
+                pipeline_id=pipeline_id,
+                now=svc.deals.clock(),
+                tz=svc.timezone,
+                user=p.user_id,
+                team=p.team,
+                all_deals=sees_all(p),
+                owner_id=owner_id,
+            )
+
+    @router.get("/deals", tags=["read models"], summary="deals, newest first, with days in stage and stuck flags")
+    async def get_deals(
+        p: Annotated[Principal, Depends(require(*READ_ROLES))],
+        deal_status: Annotated[Literal["open", "won", "lost"] | None, Query(alias="status")] = None,
+        stage_id: str | None = None,
+        owner_id: str | None = None,
+        stuck: bool | None = None,
+        limit: Limit = 50,
+        cursor: Cursor = None,
+        position: WaitFor = None,
+    ) -> Any:
+        offset = decode_cursor(cursor)
+        async with read_models().connection("board", wait_for=await waited(position)) as conn:
+            rows = await projections.list_deals(
+                conn,
+                now=svc.deals.clock(),
+                tz=svc.timezone,
+                user=p.user_id,
+                team=p.team,
+                all_deals=sees_all(p),
+                status=deal_status,
+                stage_id=stage_id,
+                owner_id=owner_id,
+                stuck=stuck,
+                offset=offset,
+                limit=limit,
+            )
+        return page(rows, offset, limit)
+
+    @router.get("/follow-ups", tags=["read models"], summary="after-sales follow-ups due by a date")
+    async def get_follow_ups(
+        p: Annotated[Principal, Depends(require(*READ_ROLES))],
+        due_by: date | None = None,
+        limit: Limit = 50,
+        cursor: Cursor = None,
+    ) -> Any:
+        offset = decode_cursor(cursor)
+        until = due_by or svc.deals.clock().astimezone(tz).date()
+        async with read_models().connection("board") as conn:
+            rows = await projections.follow_ups_due(
+                conn, until=until, user=p.user_id, team=p.team, all_deals=sees_all(p), offset=offset, limit=limit
+            )
+        return page(rows, offset, limit)
+
+    # ------------------------------------------------------------------ pipelines and targets
+    @router.get("/pipelines/{pipeline_id}", tags=["pipelines"], summary="a pipeline's stages (or as of a version)")
+    async def get_pipeline(
+        pipeline_id: str,
+        p: Annotated[Principal, Depends(require(*READ_ROLES))],
+        response: Response,
+        version: Annotated[int | None, Query(ge=1)] = None,
+    ) -> dict[str, Any]:
+        pipeline = await svc.deals.pipeline(pipeline_id, to_version=version)
+        if not pipeline.exists:
+            raise HTTPException(404, detail=f"no pipeline {pipeline_id}")
+        response.headers["ETag"] = f'"{pipeline.version}"'
+        return {
+            "pipeline_id": pipeline.pipeline_id,
+            "name": pipeline.name,
+            "version": pipeline.version,
+            "stages": [s.model_dump(mode="json") for s in pipeline.stages],
+        }
+
+    @router.put(
+        "/pipelines/{pipeline_id}",
+        tags=["pipelines"],
+        response_model=CommandAnswer,
+        summary="define a pipeline's stages (a new version)",
+    )
+    async def put_pipeline(
+        pipeline_id: Annotated[str, Path(pattern=r"^[a-z][a-z0-9_]{0,39}$")],
+        request: Request,
+        body: domain.DefinePipeline,
+        p: Annotated[Principal, Depends(require("sales_manager"))],
+        if_match: IfMatch = None,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response:
+        ctx = context(request, p, if_match, idempotency_key, body.model_dump(mode="json"))
+        result = await svc.deals.define_pipeline(pipeline_id, body, ctx)
+        return answer(pipeline_id, result.append)
+
+    @router.put(
+        "/targets/{target_id}",
+        tags=["targets"],
+        response_model=CommandAnswer,
+        summary="set a revenue target for an owner or a team and period",
+    )
+    async def put_target(
+        target_id: uuid.UUID,
+        request: Request,
+        body: domain.SetSalesTarget,
+        p: Annotated[Principal, Depends(require("sales_manager"))],
+        if_match: IfMatch = None,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response:
+        if "admin" not in p.roles and body.team_id not in (None, p.team):
+            raise HTTPException(403, detail="a manager sets targets for their own team")
+        ctx = context(request, p, if_match, idempotency_key, body.model_dump(mode="json"))
+        result = await svc.deals.set_target(target_id, body, ctx)
+        return answer(str(target_id), result.append)
+
+    app.include_router(router)
+    return app
+
+
+def _history_item(e: RecordedEvent, data: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "version": e.version,
+        "position": e.position,
+        "event_id": str(e.event_id),
+        "type": e.event_type,
+        "schema_version": e.schema_version,
+        "occurred_at": e.occurred_at.isoformat(),
+        "recorded_at": e.recorded_at.isoformat(),
+        "actor": e.metadata.get("actor"),
+        "reason": e.metadata.get("reason") or data.get("reason"),
+        "correlation_id": e.correlation_id,
+        "causation_id": e.causation_id,
+        "data": data,
+    }

@@ -1,0 +1,160 @@
+"""What every service API shares: command answers (ETag, position), If-Match, Idempotency-Key, errors,
+correlation ids, pagination, health.
+
+- A command answers ``{"id", "stream_id", "version", "position"}`` with ``ETag: "<version>"``.
+- ``If-Match: "<version>"`` makes the command conditional: a stream at another version → 412.
+- ``Idempotency-Key``: the same key with the same body returns the first answer (``Idempotent-Replayed: true``);
+  with another body → 422.
+- ``X-Correlation-ID`` is taken from the request (or made) and returned; logs carry it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Annotated, Any, Generic, TypeVar
+
+import structlog
+from fastapi import FastAPI, Header, HTTPException, Query, Request, Response, status
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from shared.eventstore import AppendResult, ConcurrencyError, Idempotency, IdempotencyKeyReusedError
+from shared.projections import ReadModelBehindError
+
+T = TypeVar("T")
+_ETAG = re.compile(r'^\s*(?:W/)?"(\d+)"\s*$')
+
+
+class CommandAnswer(BaseModel):
+    id: str = Field(description="the aggregate the command changed")
+    stream_id: str
+    version: int = Field(description="the stream's version after the command (also the ETag)")
+    position: int = Field(description="global position of the last event; queries can wait for it")
+    replayed: bool = Field(False, description="true when an Idempotency-Key returned an earlier answer")
+
+
+class Problem(BaseModel):
+    """An error answer: what went wrong, and for broken business rules, which rule."""
+
+    detail: str
+    rule: str | None = None
+
+
+def if_match_version(if_match: str | None) -> int | None:
+    if if_match is None:
+        return None
+    m = _ETAG.match(if_match)
+    if not m:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            detail=f'If-Match must be a version ETag such as "3", not {if_match!r}',
+        )
+    return int(m.group(1))
+
+
+IfMatch = Annotated[str | None, Header(description='the version the command expects, as an ETag: "3"')]
+IdempotencyKey = Annotated[
+    str | None, Header(min_length=1, max_length=200, description="a retry with the same key returns the first answer")
+]
+
+
+def idempotency(scope: str, key: str | None, body: Any) -> Idempotency | None:
+    return Idempotency.of(scope, key, body) if key else None
+
+
+def answer(aggregate_id: str, result: AppendResult, *, created: bool = False, location: str | None = None) -> Response:
+    body = CommandAnswer(
+        id=aggregate_id,
+        stream_id=result.stream_id,
+        version=result.version,
+        position=result.position,
+        replayed=result.replayed,
+    )
+    headers = {"ETag": f'"{result.version}"'}
+    if location:
+        headers["Location"] = location
+    if result.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    code = status.HTTP_201_CREATED if created and not result.replayed else status.HTTP_200_OK
+    return JSONResponse(body.model_dump(), status_code=code, headers=headers)
+
+
+def install_common(app: FastAPI, readiness: Callable[[], Awaitable[dict[str, str]]]) -> None:
+    """Correlation ids, error answers, /healthz and /readyz."""
+
+    @app.middleware("http")
+    async def correlation(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        cid = request.headers.get("x-correlation-id") or str(uuid.uuid4())
+        request.state.correlation_id = cid
+        with structlog.contextvars.bound_contextvars(correlation_id=cid):
+            response = await call_next(request)
+        response.headers["X-Correlation-ID"] = cid
+        return response
+
+    @app.exception_handler(ConcurrencyError)
+    async def concurrency(request: Request, exc: ConcurrencyError) -> JSONResponse:
+        if request.headers.get("if-match"):
+            return JSONResponse(
+                {"detail": f"precondition failed: {exc}", "rule": "stale_version"},
+                status_code=status.HTTP_412_PRECONDITION_FAILED,
+                headers={"ETag": f'"{exc.actual}"'} if exc.actual is not None else {},
+            )
+        return JSONResponse({"detail": f"too many concurrent changes: {exc}", "rule": "conflict"}, status_code=409)
+
+    @app.exception_handler(IdempotencyKeyReusedError)
+    async def key_reused(request: Request, exc: IdempotencyKeyReusedError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc), "rule": "idempotency_key_reused"}, status_code=422)
+
+    @app.exception_handler(ReadModelBehindError)
+    async def behind(request: Request, exc: ReadModelBehindError) -> JSONResponse:
+        return JSONResponse(
+            {"detail": f"the read model is not there yet: {exc}", "rule": "read_model_behind"},
+            status_code=503,
+            headers={"Retry-After": "1"},
+        )
+
+    @app.get("/healthz", tags=["health"], summary="the process is alive")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"], summary="PostgreSQL and Kafka answer")
+    async def readyz() -> JSONResponse:
+        checks = await readiness()
+        ok = all(v == "ok" for v in checks.values())
+        return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503)
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = Field(None, description="pass as `cursor` for the next page; absent on the last")
+
+
+def encode_cursor(offset: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"o": offset}).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> int:
+    if not cursor:
+        return 0
+    try:
+        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        offset = int(data["o"])
+    except (ValueError, KeyError, TypeError):
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail="cursor is not one this API gave") from None
+    if offset < 0:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail="cursor is not one this API gave")
+    return offset
+
+
+Limit = Annotated[int, Query(ge=1, le=200, description="page size")]
+Cursor = Annotated[str | None, Query(description="from the previous page's next_cursor")]
+
+
+def page(items: Sequence[T], offset: int, limit: int) -> Page[T]:
+    """``items`` fetched with LIMIT limit + 1 from ``offset``."""
+    more = len(items) > limit
+    return Page(items=list(items[:limit]), next_cursor=encode_cursor(offset + limit) if more else None)
