@@ -94,9 +94,7 @@ WaitFor = Annotated[
 ]
 OccurredAt = Annotated[
     str | None,
-    Header(
-        description="back-dates the fact to when it happened (ISO 8601 with offset); its recorded time stays"
-    ),
+    Header(description="back-dates the fact to when it happened (ISO 8601 with offset); its recorded time stays"),
 ]
 
 
@@ -116,9 +114,11 @@ def create_app(svc: DealsAPI, verifier: TokenVerifier, *, title: str = "Pipeline
     router = APIRouter(responses=ERRORS)
     tz = ZoneInfo(svc.timezone)
 
-    def context(
-        request: Request, p: Principal, if_match: str | None, key: str | None, body: Any, occurred_at: str | None = None
+    async def context(
+        request: Request, p: Principal, if_match: str | None, key: str | None, occurred_at: str | None = None
     ) -> Context:
+        # the fingerprint is of the request as sent: ids the API fills in must not make a retry look different
+        body = await request.json() if key and await request.body() else None
         return Context(
             actor=p.user_id,
             correlation_id=request.state.correlation_id,
@@ -170,7 +170,7 @@ def create_app(svc: DealsAPI, verifier: TokenVerifier, *, title: str = "Pipeline
         if not can_write(p, Deal(owner_id=body.owner_id, team_id=body.team_id)):
             raise HTTPException(403, detail="a salesperson opens deals they own; a manager, deals of their team")
         new_id = deal_id or uuid.uuid4()
-        ctx = context(request, p, None, idempotency_key, body.model_dump(mode="json"))
+        ctx = await context(request, p, None, idempotency_key)
         result = await svc.deals.handle(new_id, body, ctx)
         opened = result.append.stream_id.removeprefix("deal-")
         return answer(opened, result.append, created=True, location=f"/deals/{opened}")
@@ -192,7 +192,7 @@ def create_app(svc: DealsAPI, verifier: TokenVerifier, *, title: str = "Pipeline
             if not can_write(p, loaded.state):
                 raise HTTPException(403, detail="only the deal's owner, their team's manager or an admin change it")
             command: domain.Command = body
-            ctx = context(request, p, if_match, idempotency_key, command.model_dump(mode="json"), x_occurred_at)
+            ctx = await context(request, p, if_match, idempotency_key, x_occurred_at)
             result = await svc.deals.handle(deal_id, command, ctx)
             return answer(str(deal_id), result.append)
 
@@ -405,7 +405,7 @@ def create_app(svc: DealsAPI, verifier: TokenVerifier, *, title: str = "Pipeline
         if_match: IfMatch = None,
         idempotency_key: IdempotencyKey = None,
     ) -> Response:
-        ctx = context(request, p, if_match, idempotency_key, body.model_dump(mode="json"))
+        ctx = await context(request, p, if_match, idempotency_key)
         result = await svc.deals.define_pipeline(pipeline_id, body, ctx)
         return answer(pipeline_id, result.append)
 
@@ -425,7 +425,7 @@ def create_app(svc: DealsAPI, verifier: TokenVerifier, *, title: str = "Pipeline
     ) -> Response:
         if "admin" not in p.roles and body.team_id not in (None, p.team):
             raise HTTPException(403, detail="a manager sets targets for their own team")
-        ctx = context(request, p, if_match, idempotency_key, body.model_dump(mode="json"))
+        ctx = await context(request, p, if_match, idempotency_key)
         result = await svc.deals.set_target(target_id, body, ctx)
         return answer(str(target_id), result.append)
 

@@ -137,13 +137,19 @@ class Deals:
 
     async def handle(self, deal_id: uuid.UUID, cmd: domain.Command, ctx: Context) -> CommandResult[Deal]:
         """Run one command on one deal; raises DealRuleError (and its 404/422 kinds) or ConcurrencyError."""
+        now = self.clock()
         pipeline = Pipeline()
+        current = None if isinstance(cmd, domain.OpenDeal) else (await self.deal(deal_id)).state
+        if ctx.occurred_at is not None:
+            if ctx.occurred_at > now:
+                raise domain.InvalidCommandError("occurred_in_future", "a fact cannot be back-dated into the future")
+            if current is not None and current.opened_at is not None and ctx.occurred_at < current.opened_at:
+                raise domain.DealRuleError("before_opening", f"the deal was opened at {current.opened_at}")
         if isinstance(cmd, domain.OpenDeal | domain.MoveStage | domain.ReopenDeal):
             pipeline_id = (
-                cmd.pipeline_id if isinstance(cmd, domain.OpenDeal) else (await self.deal(deal_id)).state.pipeline_id
+                cmd.pipeline_id if isinstance(cmd, domain.OpenDeal) else current.pipeline_id if current else ""
             )
             pipeline = await self.pipeline(pipeline_id or domain.DEFAULT_PIPELINE_ID)
-        now = self.clock()
         return await execute(
             self.store,
             deal_stream(deal_id),
