@@ -6,9 +6,10 @@ import asyncio
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaConnectionError
+from aiokafka.errors import KafkaConnectionError, KafkaError
 
 DEFAULT_PARTITIONS = 6
 TOPIC_ALREADY_EXISTS = 36
@@ -80,6 +81,22 @@ async def ensure_topics(bootstrap_servers: str, specs: Iterable[TopicSpec]) -> N
         got = len(described[s.name]["partitions"])
         if got != s.partitions:
             raise TopicMismatchError(f"topic {s.name} has {got} partitions, this code declares {s.partitions}")
+
+
+async def kafka_ready(bootstrap_servers: str, timeout_s: float = 3.0, **options: Any) -> bool:
+    """A broker answers a metadata request within the timeout."""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap_servers, request_timeout_ms=int(timeout_s * 1000), **options
+    )
+    try:
+        async with asyncio.timeout(timeout_s):
+            await admin.start()
+            await admin.describe_cluster()
+        return True
+    except (TimeoutError, KafkaError, OSError):
+        return False
+    finally:
+        await admin.close()
 
 
 async def delete_topics(bootstrap_servers: str, names: Iterable[str]) -> None:

@@ -32,6 +32,7 @@ def mask_personal_data(_: Any, __: str, event_dict: MutableMapping[str, Any]) ->
 def configure_logging(settings: Settings, *, process: str) -> None:
     level = logging.getLevelNamesMapping().get(settings.log_level.upper(), logging.INFO)
     logging.basicConfig(level=level, format="%(message)s")
+    logging.getLogger("aiokafka").setLevel(max(level, logging.WARNING))  # group joins at INFO are noise
     renderer: Any = structlog.processors.JSONRenderer() if settings.log_json else structlog.dev.ConsoleRenderer()
     structlog.configure(
         processors=[

@@ -263,7 +263,8 @@ class ProjectionRunner:
             await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
             await _set_search_path(conn, schema)
             await conn.execute(PROGRESS_DDL.format(schema=schema))
-            await conn.execute(self.projection.ddl)
+            if self.projection.ddl.strip():
+                await conn.execute(self.projection.ddl)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume every live generation until ``stop``; swap in a rebuilt one when it has caught up."""

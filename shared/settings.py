@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     kafka_sasl_password: SecretStr | None = None
     kafka_ssl_cafile: str | None = None
     kafka_partitions: int = Field(6, ge=1)
+    # Names of a deployment's schemas and topics: "<schema_prefix><service>", "<topic_prefix>.<service>.events".
+    # Tests and parallel demos use prefixes to keep apart on one PostgreSQL and one Kafka.
+    schema_prefix: str = Field("", pattern=r"^[a-z0-9_]{0,20}$")
+    topic_prefix: str = Field("pipelines", pattern=r"^[a-z0-9_.-]{1,40}$")
     kafka_replication_factor: int = Field(1, ge=1)
 
     database_url: str | None = Field(None, validation_alias=AliasChoices("DATABASE_URL", "PIPELINES_DATABASE_URL"))
@@ -51,6 +55,11 @@ class Settings(BaseSettings):
 
     pii_master_key: SecretStr | None = None  # base64 of 32 random bytes
     pii_schema: str = "pii"
+
+    api_host: str = "127.0.0.1"
+    leads_port: int = Field(8101, ge=1, le=65535)
+    deals_port: int = Field(8102, ge=1, le=65535)
+    production_port: int = Field(8103, ge=1, le=65535)
 
     timezone: str = "Asia/Ho_Chi_Minh"
     log_level: str = "INFO"
@@ -71,6 +80,18 @@ class Settings(BaseSettings):
         if not url:
             raise SettingsError(f"no database: set {service.upper()}_DATABASE_URL or DATABASE_URL")
         return url
+
+    def port(self, service: str) -> int:
+        return int(getattr(self, f"{service}_port"))
+
+    def schema_name(self, service: str) -> str:
+        return f"{self.schema_prefix}{service}"
+
+    def events_topic(self, service: str) -> str:
+        return f"{self.topic_prefix}.{service}.events"
+
+    def dead_letter_topic(self, service: str) -> str:
+        return f"{self.topic_prefix}.{service}.dlq"
 
     def master_key(self) -> bytes:
         if self.pii_master_key is None:

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import structlog
+
 from services.deals import domain
 from services.deals.domain import Deal, Pipeline
 from services.deals.events import Contact
@@ -28,14 +30,16 @@ from services.production.events import (
 from shared.decider import CommandResult, Loaded, execute, load
 from shared.envelope import CloudEvent
 from shared.events import registry
-from shared.eventstore import ConcurrencyError, EventStore, Idempotency
+from shared.eventstore import ConcurrencyError, DuplicateEventError, EventStore, Idempotency
 from shared.money import Money
 
+log = structlog.get_logger(__name__)
 Clock = Callable[[], datetime]
 
 # Ids of what reactions create derive from what caused them (uuid5 in these namespaces).
 NS_DEAL_FROM_LEAD = uuid.UUID("6f1f3c8e-2f4e-5b7a-9d0c-1a2b3c4d5e01")
 NS_FOLLOW_UP_FROM_SHIPMENT = uuid.UUID("6f1f3c8e-2f4e-5b7a-9d0c-1a2b3c4d5e02")
+NS_REACTION_EVENTS = uuid.UUID("6f1f3c8e-2f4e-5b7a-9d0c-1a2b3c4d5e03")
 FOLLOW_UP_AFTER_SHIPMENT = timedelta(days=3)
 FOLLOW_UP_AFTER_DELIVERY = timedelta(days=7)
 REACTIONS_ACTOR = "system:deals-reactions"
@@ -72,6 +76,13 @@ class Context:
     idempotency: Idempotency | None = None
     occurred_at: datetime | None = None  # back-dated business time; None = now
     reason: str | None = None
+    derive_ids_from: str | None = None  # reactions: event ids derive from the causing event's id
+
+    def event_ids(self) -> Callable[[int], uuid.UUID] | None:
+        seed = self.derive_ids_from
+        if seed is None:
+            return None
+        return lambda i: uuid.uuid5(NS_REACTION_EVENTS, f"{seed}:{i}")
 
     def metadata(self) -> dict[str, Any]:
         meta: dict[str, Any] = {"actor": self.actor, "correlation_id": self.correlation_id}
@@ -164,16 +175,22 @@ class Deals:
             "idempotency": ctx.idempotency,
             "occurred_at": ctx.occurred_at,
             "metadata": ctx.metadata(),
+            "event_ids": ctx.event_ids(),
         }
 
     # ------------------------------------------------------------------ reactions
     async def react(self, envelope: CloudEvent, data: dict[str, Any]) -> None:
         """Apply another service's event (``data``: its opened data) to the deal it concerns."""
         event = registry.parse(envelope.type, envelope.schemaversion, data)
-        ctx = Context(actor=REACTIONS_ACTOR, correlation_id=envelope.correlationid, causation_id=envelope.id)
+        ctx = Context(
+            actor=REACTIONS_ACTOR,
+            correlation_id=envelope.correlationid,
+            causation_id=envelope.id,
+            derive_ids_from=envelope.id,
+        )
         match event:
             case LeadConverted():
-                await self.on_lead_converted(event, ctx)
+                await self._on_deal(deal_id_for_lead(event.lead_id), open_from_lead(event), ctx)
             case OrderShipped() if event.deal_id:
                 await self._on_deal(
                     event.deal_id,
@@ -227,34 +244,16 @@ class Deals:
                     ctx,
                 )
 
-    async def on_lead_converted(self, event: LeadConverted, ctx: Context) -> CommandResult[Deal] | None:
-        deal_id = deal_id_for_lead(event.lead_id)
-        if (await self.deal(deal_id)).version > 0:
-            return None  # opened already: a redelivered or replayed conversion
-        contact = None
-        if event.contact is not None:
-            contact = Contact(name=event.contact.name, email=event.contact.email, phone=event.contact.phone)
-        cmd = domain.OpenDeal(
-            title=event.title,
-            customer=event.customer,
-            owner_id=event.owner_id,
-            team_id=event.team_id,
-            contact_id=str(event.lead_id),
-            contact=contact,
-            value=event.estimated_value or Money.zero(),
-            expected_close_date=event.expected_close_date,
-            source_lead_id=event.lead_id,
-            source=event.attribution.source,
-            campaign_id=event.attribution.campaign_id,
-        )
-        return await self.handle(deal_id, cmd, ctx)
-
     async def _on_deal(self, deal_id: uuid.UUID, cmd: domain.Command, ctx: Context) -> None:
         try:
             await self.handle(deal_id, cmd, ctx)
+        except DuplicateEventError:
+            pass  # this event caused its change before (a replay or a rebuild of the reactions)
         except domain.DealRuleError as refused:
+            log.info("deals.reaction_refused", deal_id=str(deal_id), command=cmd.name, rule=refused.rule)
             # e.g. a shipment for a deal reopened meanwhile: recorded in the logs, not retried forever
             if refused.rule not in (
+                "deal_exists",
                 "deal_not_won",
                 "deal_closed",
                 "deal_not_found",
@@ -262,3 +261,23 @@ class Deals:
                 "follow_up_completed",
             ):
                 raise
+
+
+def open_from_lead(event: LeadConverted) -> domain.OpenDeal:
+    """The deal a converted lead opens: its contact stays under the lead's key (the same person)."""
+    contact = None
+    if event.contact is not None:
+        contact = Contact(name=event.contact.name, email=event.contact.email, phone=event.contact.phone)
+    return domain.OpenDeal(
+        title=event.title,
+        customer=event.customer,
+        owner_id=event.owner_id,
+        team_id=event.team_id,
+        contact_id=str(event.lead_id),
+        contact=contact,
+        value=event.estimated_value or Money.zero(),
+        expected_close_date=event.expected_close_date,
+        source_lead_id=event.lead_id,
+        source=event.attribution.source,
+        campaign_id=event.attribution.campaign_id,
+    )

@@ -7,7 +7,6 @@ overdue — so a rebuild always equals the live read model.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -233,13 +232,15 @@ async def apply_board(conn: Conn, e: CloudEvent) -> None:
             await _update(conn, e, event.deal_id, "version = version")
 
 
-board = Projection(
-    name="board",
-    topics=("pipelines.deals.events",),
-    ddl=BOARD_DDL,
-    apply=apply_board,
-    tables=("pipeline_stages", "board", "follow_ups"),
-)
+def board(deals_topic: str) -> Projection:
+    return Projection(
+        name="board",
+        topics=(deals_topic,),
+        ddl=BOARD_DDL,
+        apply=apply_board,
+        tables=("pipeline_stages", "board", "follow_ups"),
+    )
+
 
 # Visibility filter shared by the board queries: $1 = user id, $2 = team, $3 = sees everything.
 VISIBLE = "($3 OR b.owner_id = $1 OR (b.team_id IS NOT NULL AND b.team_id = $2))"
@@ -395,7 +396,3 @@ async def follow_ups_due(
         limit + 1,
     )
     return [_row(r) for r in rows]
-
-
-PROJECTIONS: tuple[Projection, ...] = (board,)
-Query = Callable[..., Awaitable[Any]]

@@ -49,6 +49,14 @@ class ConcurrencyError(EventStoreError):
         self.actual = actual
 
 
+class DuplicateEventError(EventStoreError):
+    """An event with this id is stored already: the append it belongs to happened before. Nothing was written."""
+
+    def __init__(self, stream_id: str) -> None:
+        super().__init__(f"an event appended to {stream_id} has an id already stored")
+        self.stream_id = stream_id
+
+
 class IdempotencyKeyReusedError(EventStoreError):
     """An idempotency key was sent again with a different request."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -11,6 +12,7 @@ from shared.eventstore import (
     AppendResult,
     Checkpoint,
     ConcurrencyError,
+    DuplicateEventError,
     Idempotency,
     IdempotencyKeyReusedError,
     NewEvent,
@@ -25,6 +27,7 @@ class InMemoryEventStore:
         self._events: list[RecordedEvent] = []
         self._streams: dict[str, list[RecordedEvent]] = {}
         self._keys: dict[str, tuple[str, AppendResult]] = {}
+        self._ids: set[uuid.UUID] = set()
         self._lock = asyncio.Lock()
         self._tx = 0
 
@@ -41,6 +44,8 @@ class InMemoryEventStore:
             if idempotency and (first := await self.idempotent_result(idempotency)):
                 return first
             stream = self._streams.setdefault(stream_id, [])
+            if any(e.event_id in self._ids for e in events):
+                raise DuplicateEventError(stream_id)
             if len(stream) != expected_version:
                 raise ConcurrencyError(stream_id, expected_version, len(stream))
             self._tx += 1
@@ -62,6 +67,7 @@ class InMemoryEventStore:
                 )
                 stream.append(recorded)
                 self._events.append(recorded)
+                self._ids.add(recorded.event_id)
             last = stream[-1].position if stream else 0
             result = AppendResult(stream_id, len(stream), last, tuple(e.event_id for e in events))
             if idempotency:

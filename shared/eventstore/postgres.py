@@ -27,6 +27,7 @@ from shared.eventstore import (
     AppendResult,
     Checkpoint,
     ConcurrencyError,
+    DuplicateEventError,
     Idempotency,
     IdempotencyKeyReusedError,
     NewEvent,
@@ -175,7 +176,7 @@ class PostgresEventStore:
                 )
             except asyncpg.UniqueViolationError as exc:
                 if exc.constraint_name and exc.constraint_name.endswith("event_id_key"):
-                    raise
+                    raise DuplicateEventError(stream_id) from None
                 raise ConcurrencyError(stream_id, expected_version) from None
             if not rows:
                 raise ConcurrencyError(stream_id, expected_version, await self._version(conn, stream_id))

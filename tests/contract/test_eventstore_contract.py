@@ -11,6 +11,7 @@ from shared.eventstore import (
     NO_STREAM,
     START,
     ConcurrencyError,
+    DuplicateEventError,
     Idempotency,
     IdempotencyKeyReusedError,
     NewEvent,
@@ -159,3 +160,13 @@ async def test_a_position_locates_its_stream_and_version(store) -> None:
     b = await store.append("b", counted(3), expected_version=0)
     assert await store.locate(b.position) == ("b", 1)
     assert await store.locate(10_000) is None
+
+
+async def test_an_event_id_is_stored_once(store) -> None:
+    event = NewEvent(Counted(n=1))
+    await store.append("a", [event], expected_version=0)
+    with pytest.raises(DuplicateEventError):
+        await store.append("a", [event], expected_version=1)
+    with pytest.raises(DuplicateEventError):
+        await store.append("b", [event], expected_version=0)
+    assert await store.stream_version("b") == 0

@@ -1,0 +1,3 @@
+from services.deals.main import main
+
+main()
