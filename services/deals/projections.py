@@ -84,6 +84,10 @@ async def _update(conn: Conn, e: CloudEvent, deal_id: uuid.UUID, sets: str, *arg
     )
 
 
+async def _touch(conn: Conn, e: CloudEvent, deal_id: uuid.UUID) -> None:
+    await conn.execute("UPDATE board SET version = $2 WHERE deal_id = $1", deal_id, e.streamversion)
+
+
 async def apply_board(conn: Conn, e: CloudEvent) -> None:
     if not e.type.startswith("pipelines.deals."):
         return
@@ -202,17 +206,17 @@ async def apply_board(conn: Conn, e: CloudEvent) -> None:
                 event.order_id,
                 event.due_on,
             )
-            await _update(conn, e, event.deal_id, "version = version")
+            await _touch(conn, e, event.deal_id)
         case ev.FollowUpDueChanged():
             await conn.execute(
                 "UPDATE follow_ups SET due_on = $2 WHERE follow_up_id = $1", event.follow_up_id, event.due_on
             )
-            await _update(conn, e, event.deal_id, "version = version")
+            await _touch(conn, e, event.deal_id)
         case ev.FollowUpContactRecorded():
             await conn.execute(
                 "UPDATE follow_ups SET contacts = contacts + 1 WHERE follow_up_id = $1", event.follow_up_id
             )
-            await _update(conn, e, event.deal_id, "version = version")
+            await _touch(conn, e, event.deal_id)
         case ev.CustomerFeedbackRecorded():
             await conn.execute(
                 "UPDATE follow_ups SET csat = coalesce($2, csat), nps = coalesce($3, nps) WHERE follow_up_id = $1",
@@ -220,16 +224,16 @@ async def apply_board(conn: Conn, e: CloudEvent) -> None:
                 event.csat,
                 event.nps,
             )
-            await _update(conn, e, event.deal_id, "version = version")
+            await _touch(conn, e, event.deal_id)
         case ev.FollowUpCompleted():
             await conn.execute(
                 "UPDATE follow_ups SET completed = true, outcome = $2 WHERE follow_up_id = $1",
                 event.follow_up_id,
                 event.outcome,
             )
-            await _update(conn, e, event.deal_id, "version = version")
+            await _touch(conn, e, event.deal_id)
         case ev.DealEvent():
-            await _update(conn, e, event.deal_id, "version = version")
+            await _touch(conn, e, event.deal_id)
 
 
 def board(deals_topic: str) -> Projection:

@@ -1,0 +1,69 @@
+"""Running a service's parts in this test process against the real servers, isolated by name prefixes."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+
+from shared.auth import issue_token
+from shared.db import connect
+from shared.kafka import delete_topics
+from shared.settings import SERVICES, Settings
+from shared.stack import Endpoints
+
+JWT_SECRET = "s" * 40
+
+
+def isolated_settings(endpoints: Endpoints) -> Settings:
+    tag = uuid.uuid4().hex[:8]
+    return Settings(
+        kafka_bootstrap_servers=endpoints.kafka_bootstrap_servers,
+        database_url=endpoints.database_url,
+        kafka_replication_factor=endpoints.replication_factor,
+        schema_prefix=f"t{tag}_",
+        topic_prefix=f"t{tag}",
+        pii_schema=f"t{tag}_pii",
+        jwt_keys=json.dumps({"test": JWT_SECRET}),
+        pii_master_key=base64.b64encode(b"m" * 32).decode(),
+        log_json=False,
+    )
+
+
+def bearer(user: str, *roles: str, team: str | None = "north") -> dict[str, str]:
+    token = issue_token(key_id="test", secret=JWT_SECRET.encode(), user_id=user, roles=roles, team=team)
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def drop_everything(settings: Settings) -> None:
+    conn = await connect(settings.database_url_for("deals"))
+    try:
+        schemas = await conn.fetch(
+            "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE $1",
+            settings.schema_prefix + "%",
+        )
+        for row in schemas:
+            await conn.execute(f'DROP SCHEMA "{row["schema_name"]}" CASCADE')
+    finally:
+        await conn.close()
+    topics = [settings.events_topic(s) for s in SERVICES] + [settings.dead_letter_topic(s) for s in SERVICES]
+    await delete_topics(settings.kafka_bootstrap_servers, topics)
+
+
+@asynccontextmanager
+async def running(tasks: list[asyncio.Task[Any]], stop: asyncio.Event) -> AsyncIterator[None]:
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def client_for(app: Any) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://deals")
