@@ -10,14 +10,14 @@ answer 404, as if they did not exist.
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, time
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Body, Depends, FastAPI, Header, HTTPException, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from services.deals import domain, projections
+from services.deals import analytics, domain, projections
 from services.deals.domain import Deal
 from services.deals.handlers import Context, Deals, deal_stream
 from shared.auth import Principal, TokenVerifier, require
@@ -76,6 +76,12 @@ def can_write(p: Principal, deal: Deal) -> bool:
     return bool(p.roles & set(SALES_ROLES)) and deal.owner_id == p.user_id
 
 
+def _aware(at: datetime | None) -> datetime | None:
+    if at is not None and at.tzinfo is None:
+        raise HTTPException(422, detail="times need a time zone offset")
+    return at
+
+
 def _occurred_at(value: str | None) -> datetime | None:
     if value is None:
         return None
@@ -92,6 +98,8 @@ WaitFor = Annotated[
     int | None,
     Query(ge=1, description="wait (5 s at most) until the read model has applied the event at this position"),
 ]
+Currency = Annotated[str, Query(pattern=r"^[A-Z]{3}$")]
+Period = Annotated[str, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2]|Q[1-4])$", examples=["2026-12", "2027-Q1"])]
 OccurredAt = Annotated[
     str | None,
     Header(description="back-dates the fact to when it happened (ISO 8601 with offset); its recorded time stays"),
@@ -371,6 +379,150 @@ def create_app(svc: DealsAPI, verifier: TokenVerifier, *, title: str = "Pipeline
                 conn, until=until, user=p.user_id, team=p.team, all_deals=sees_all(p), offset=offset, limit=limit
             )
         return page(rows, offset, limit)
+
+    # ------------------------------------------------------------------ analytics
+    def scope(p: Principal, owner_id: str | None, team_id: str | None) -> tuple[str | None, str | None]:
+        """Salespeople see their own numbers, managers their team's, auditors and admins anyone's."""
+        if sees_all(p):
+            return owner_id, team_id
+        if "sales_manager" in p.roles:
+            if team_id not in (None, p.team):
+                raise HTTPException(403, detail="a manager sees their own team's numbers")
+            return owner_id, p.team
+        if owner_id not in (None, p.user_id):
+            raise HTTPException(403, detail="a salesperson sees their own numbers")
+        return p.user_id, None
+
+    def window(start: date, end: date) -> tuple[datetime, datetime]:
+        if end <= start:
+            raise HTTPException(422, detail="`to` must be after `from`")
+        return (datetime.combine(start, time(), tz), datetime.combine(end, time(), tz))
+
+    @router.get("/forecast", tags=["analytics"], summary="forecast per month and owner, now or as recorded on a date")
+    async def get_forecast(
+        p: Annotated[Principal, Depends(require(*READ_ROLES))],
+        as_of: Annotated[datetime | None, Query(description="as the system knew it then (with offset)")] = None,
+        owner_id: str | None = None,
+        team_id: str | None = None,
+        currency: Currency = "VND",
+    ) -> dict[str, Any]:
+        owner_id, team_id = scope(p, owner_id, team_id)
+        at = _aware(as_of) or svc.deals.clock()
+        async with read_models().connection("analytics") as conn:
+            rows = await analytics.forecast(
+                conn, as_of=at, tz=svc.timezone, currency=currency, owner_id=owner_id, team_id=team_id
+            )
+        return {"as_of": at.isoformat(), "rows": rows}
+
+    @router.get("/forecast/changes", tags=["analytics"], summary="what moved the forecast between two dates")
+    async def get_forecast_changes(
+        p: Annotated[Principal, Depends(require(*READ_ROLES))],
+        since: datetime,
+        until: datetime | None = None,
+        owner_id: str | None = None,
+        currency: Currency = "VND",
+    ) -> dict[str, Any]:
+        owner_id, _ = scope(p, owner_id, None)
+        async with read_models().connection("analytics") as conn:
+            return await analytics.forecast_changes(
+                conn,
+                since=_aware(since) or since,
+                until=_aware(until),
+                currency=currency,
+                owner_id=owner_id,
+            )
+
+    @router.get(
+        "/analytics/stages",
+        tags=["analytics"],
+        summary="stage conversion, time in stage, backward moves, skips; win rate, size, cycle, velocity",
+    )
+    async def get_stage_analytics(
+        p: Annotated[Principal, Depends(require(*READ_ROLES))],
+        start: Annotated[date, Query(alias="from")],
+        end: Annotated[date, Query(alias="to")],
+        pipeline_id: str = domain.DEFAULT_PIPELINE_ID,
+        owner_id: str | None = None,
+        currency: Currency = "VND",
+    ) -> dict[str, Any]:
+        owner_id, _ = scope(p, owner_id, None)
+        lo, hi = window(start, end)
+        async with read_models().connection("analytics") as conn:
+            return await analytics.stage_analytics(
+                conn,
+                start=lo,
+                end=hi,
+                now=svc.deals.clock(),
+                pipeline_id=pipeline_id,
+                currency=currency,
+                owner_id=owner_id,
+            )
+
+    @router.get("/analytics/scorecard", tags=["analytics"], summary="each salesperson's period")
+    async def get_scorecard(
+        p: Annotated[Principal, Depends(require(*READ_ROLES))],
+        period: Period,
+        owner_id: str | None = None,
+        team_id: str | None = None,
+        currency: Currency = "VND",
+    ) -> list[dict[str, Any]]:
+        owner_id, team_id = scope(p, owner_id, team_id)
+        async with read_models().connection("analytics") as conn:
+            return await analytics.scorecard(
+                conn,
+                period=period,
+                tz=svc.timezone,
+                now=svc.deals.clock(),
+                currency=currency,
+                owner_id=owner_id,
+                team_id=team_id,
+            )
+
+    @router.get("/analytics/lost-reasons", tags=["analytics"], summary="why deals were lost, where, to whom")
+    async def get_lost_reasons(
+        p: Annotated[Principal, Depends(require(*READ_ROLES))],
+        start: Annotated[date, Query(alias="from")],
+        end: Annotated[date, Query(alias="to")],
+        owner_id: str | None = None,
+        currency: Currency = "VND",
+    ) -> list[dict[str, Any]]:
+        owner_id, _ = scope(p, owner_id, None)
+        lo, hi = window(start, end)
+        async with read_models().connection("analytics") as conn:
+            return await analytics.lost_reasons(conn, start=lo, end=hi, currency=currency, owner_id=owner_id)
+
+    @router.get(
+        "/analytics/target-plan",
+        tags=["analytics"],
+        summary="deals still needed at each stage to reach a target (seed S2)",
+    )
+    async def get_target_plan(
+        p: Annotated[Principal, Depends(require(*READ_ROLES))],
+        period: Period,
+        owner_id: str | None = None,
+        team_id: str | None = None,
+        pipeline_id: str = domain.DEFAULT_PIPELINE_ID,
+    ) -> dict[str, Any]:
+        if (owner_id is None) == (team_id is None):
+            raise HTTPException(422, detail="give owner_id or team_id")
+        scope(p, owner_id, team_id)
+        async with read_models().connection("analytics") as conn:
+            try:
+                return await analytics.target_plan(
+                    conn, period=period, tz=svc.timezone, owner_id=owner_id, team_id=team_id, pipeline_id=pipeline_id
+                )
+            except LookupError as exc:
+                raise HTTPException(404, detail=str(exc)) from None
+
+    @router.get(
+        "/analytics/success-factors", tags=["analytics"], summary="what converting deals did at each stage (seed S3)"
+    )
+    async def get_success_factors(
+        p: Annotated[Principal, Depends(require("sales_manager", "auditor"))],
+        pipeline_id: str = domain.DEFAULT_PIPELINE_ID,
+    ) -> list[dict[str, Any]]:
+        async with read_models().connection("analytics") as conn:
+            return await analytics.success_factors(conn, pipeline_id=pipeline_id)
 
     # ------------------------------------------------------------------ pipelines and targets
     @router.get("/pipelines/{pipeline_id}", tags=["pipelines"], summary="a pipeline's stages (or as of a version)")

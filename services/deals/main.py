@@ -18,7 +18,7 @@ import structlog
 import uvicorn
 from fastapi import FastAPI
 
-from services.deals import projections
+from services.deals import analytics, projections
 from services.deals.api import DealsAPI, create_app
 from services.deals.handlers import Deals
 from shared.auth import TokenVerifier
@@ -63,7 +63,11 @@ class DealsService:
 
     def projections(self) -> list[Projection]:
         s = self.settings
-        return [projections.board(s.events_topic(SERVICE)), self.reactions()]
+        return [
+            projections.board(s.events_topic(SERVICE)),
+            analytics.analytics(s.events_topic(SERVICE)),
+            self.reactions(),
+        ]
 
     def reactions(self) -> Projection:
         """Other services' events turned into commands on deals, in the runner's transaction."""
