@@ -795,14 +795,15 @@ async def success_factors(conn: Conn, *, pipeline_id: str = "default") -> list[d
     """Per stage and activity type (seed S3): conversion of resolved deals with and without that activity."""
     rows = await conn.fetch(
         """WITH entered AS (
-               SELECT DISTINCT v.deal_id, v.stage_id, s.stage_order FROM stage_visits v
-               JOIN pipeline_stages s ON s.stage_id = v.stage_id AND s.pipeline_id = $1 AND s.kind = 'open'),
+               SELECT v.deal_id, v.stage_id, s.stage_order, min(v.entered_at) AS entered_at FROM stage_visits v
+               JOIN pipeline_stages s ON s.stage_id = v.stage_id AND s.pipeline_id = $1 AND s.kind = 'open'
+               GROUP BY v.deal_id, v.stage_id, s.stage_order),
            fate AS (
                SELECT e.deal_id, e.stage_id, e.stage_order,
                       (d.status = 'won' OR EXISTS (SELECT 1 FROM stage_visits w WHERE w.deal_id = e.deal_id
-                                                     AND w.stage_order > e.stage_order)) AS converted,
+                                 AND w.stage_order > e.stage_order AND w.entered_at > e.entered_at)) AS converted,
                       d.status IN ('won', 'lost') OR EXISTS (SELECT 1 FROM stage_visits w WHERE w.deal_id = e.deal_id
-                                                     AND w.stage_order > e.stage_order) AS resolved
+                                 AND w.stage_order > e.stage_order AND w.entered_at > e.entered_at) AS resolved
                FROM entered e JOIN deals d ON d.deal_id = e.deal_id AND d.pipeline_id = $1),
            types AS (SELECT DISTINCT activity_type FROM activities)
            SELECT f.stage_id, f.stage_order, t.activity_type,

@@ -407,12 +407,12 @@ def create_app(svc: DealsAPI, verifier: TokenVerifier, *, title: str = "Pipeline
         currency: Currency = "VND",
     ) -> dict[str, Any]:
         owner_id, team_id = scope(p, owner_id, team_id)
-        at = _aware(as_of) or svc.deals.clock()
+        at = _aware(as_of)  # None: the forecast as it stands now
         async with read_models().connection("analytics") as conn:
             rows = await analytics.forecast(
                 conn, as_of=at, tz=svc.timezone, currency=currency, owner_id=owner_id, team_id=team_id
             )
-        return {"as_of": at.isoformat(), "rows": rows}
+        return {"as_of": at.isoformat() if at else None, "rows": rows}
 
     @router.get("/forecast/changes", tags=["analytics"], summary="what moved the forecast between two dates")
     async def get_forecast_changes(

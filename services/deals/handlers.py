@@ -173,7 +173,7 @@ class Deals:
         return {
             "expected_version": ctx.expected_version,
             "idempotency": ctx.idempotency,
-            "occurred_at": ctx.occurred_at,
+            "occurred_at": ctx.occurred_at or self.clock(),  # business time comes from the clock, not the database
             "metadata": ctx.metadata(),
             "event_ids": ctx.event_ids(),
         }

@@ -1,0 +1,202 @@
+"""The sales read models against the oracle, on a generated history of 1,000 deals under an injected clock.
+
+The history runs through the deals service into PostgreSQL, the relay takes it to Kafka, the projector builds
+the read models; the oracle (tests/oracle/sales.py) recomputes every figure from the plan alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from services.deals import domain
+from services.deals import main as deals_main
+from services.deals.handlers import Context
+from shared.money import Money
+from shared.projections import request_rebuild
+from shared.relay import OutboxRelay
+from shared.stack import Endpoints
+from tests.oracle.sales import Sales
+from tests.support.sales_sim import DAYS, START, commands, generate
+from tests.support.services import bearer, client_for, drop_everything, isolated_settings
+from tests.support.waiting import wait_until
+
+pytestmark = [pytest.mark.pg, pytest.mark.kafka, pytest.mark.slow]
+
+TZ = "Asia/Ho_Chi_Minh"
+AUDITOR = bearer("u-audit", "auditor", team=None)
+N_DEALS = int(os.environ.get("PIPELINES_SIM_DEALS", "1000"))
+TARGETS = {"u-an": Decimal(400_000_000), "u-dung": Decimal(250_000_000), "u-hoa": Decimal(900_000_000)}
+PERIOD = "2026-09"
+
+
+class SimClock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def close(a: Any, b: Any, tol: float = 1e-3) -> bool:
+    if a is None or b is None:
+        return a is b
+    return math.isclose(float(a), float(b), rel_tol=1e-6, abs_tol=tol)
+
+
+def assert_rows(got: list[dict[str, Any]], want: list[dict[str, Any]], float_keys: tuple[str, ...] = ()) -> None:
+    assert len(got) == len(want), f"{len(got)} rows, the oracle has {len(want)}"
+    for g, w in zip(got, want, strict=True):
+        for key, expected in w.items():
+            if key in float_keys:
+                assert close(g[key], expected), (key, g, w)
+            else:
+                assert g[key] == expected, (key, g[key], expected, g)
+
+
+async def applied_everything(service: deals_main.DealsService, projection: str) -> bool:
+    """The active generation's per-stream progress adds up to every event in the store."""
+    async with service.pool.acquire() as conn:
+        stored = await conn.fetchval(f"SELECT count(*) FROM {service.schema}.events")
+    async with service.read_models.connection(projection) as conn:
+        applied = await conn.fetchval("SELECT coalesce(sum(version), 0) FROM projection_progress")
+    return applied == stored
+
+
+async def test_read_models_match_the_oracle(endpoints: Endpoints) -> None:
+    settings = isolated_settings(endpoints)
+    clock = SimClock(START)
+    await deals_main.ensure_service_topics(settings)
+    service = await deals_main.build(settings, clock=clock)
+    stop = asyncio.Event()
+    relay = OutboxRelay(
+        service.store,
+        service="deals",
+        topic=settings.events_topic("deals"),
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        database_url=settings.database_url_for("deals"),
+        poll_interval=0.1,
+    )
+    await relay.setup()
+    tasks = [asyncio.create_task(relay.run(stop))]
+    for runner in deals_main.runners(service):
+        if runner.projection.name in ("board", "analytics"):
+            runner.poll_interval = 0.2
+            await runner.setup()
+            tasks.append(asyncio.create_task(runner.run(stop)))
+    http = client_for(service.app())
+
+    async def settled() -> None:
+        async def done() -> bool:
+            return await applied_everything(service, "board") and await applied_everything(service, "analytics")
+
+        await wait_until(done, timeout=240, interval=0.2)
+
+    try:
+        for owner, amount in TARGETS.items():
+            await service.deals.set_target(
+                uuid.uuid4(),
+                domain.SetSalesTarget(owner_id=owner, period=PERIOD, amount=Money.of(amount)),
+                Context(actor="u-boss"),
+            )
+        actions = generate(N_DEALS)
+        assert len({a.deal for a in actions}) == N_DEALS
+        capture_at = START + timedelta(days=75)
+        captured: dict[str, Any] | None = None
+        for action in actions:
+            if captured is None and action.at > capture_at:
+                await settled()
+                live = (await http.get("/forecast", headers=AUDITOR)).json()
+                captured = {"at": datetime.now(UTC), "rows": live["rows"], "oracle": Sales(actions, until=capture_at)}
+                await asyncio.sleep(0.05)  # what follows is recorded strictly later
+            clock.now = action.at
+            await service.deals.handle(action.deal, commands(action), Context(actor="sim"))
+        assert captured is not None
+        await settled()
+        clock.now = START + timedelta(days=DAYS)
+        oracle = Sales(actions)
+        await check_everything(http, oracle, captured, clock.now)
+
+        # a rebuild of the analytics replays the topic and gives the same answers
+        await request_rebuild(service.pool, service.schema, "analytics")
+
+        async def rebuilt() -> bool:
+            async with service.pool.acquire() as conn:
+                return (
+                    await conn.fetchval(
+                        f"SELECT generation FROM {service.schema}.projection_generations "
+                        "WHERE projection = 'analytics' AND state = 'active'"
+                    )
+                    == 2
+                )
+
+        await wait_until(rebuilt, timeout=240, interval=0.5)
+        await check_everything(http, oracle, captured, clock.now)
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await http.aclose()
+        await service.close()
+        await drop_everything(settings)
+
+
+async def check_everything(http: Any, oracle: Sales, captured: dict[str, Any], now: datetime) -> None:
+    get = lambda path, **params: http.get(path, params=params, headers=AUDITOR)  # noqa: E731
+
+    board = (await get("/board")).json()
+    want_board = oracle.board(now)
+    for column in board["stages"]:
+        w = want_board[column["stage_id"]]
+        assert column["count"] == w["count"], column["stage_id"]
+        assert column["value"] == ({"VND": w["value"]} if w["count"] else {})
+        assert column["weighted_value"] == ({"VND": w["weighted_value"]} if w["count"] else {})
+        assert column["stuck_count"] == w["stuck_count"], column["stage_id"]
+
+    assert (await get("/forecast")).json()["rows"] == oracle.forecast(TZ)
+    assert captured["rows"] == captured["oracle"].forecast(TZ), "the live forecast at day 75 was right then"
+    as_of = (await get("/forecast", as_of=captured["at"].isoformat())).json()["rows"]
+    assert as_of == captured["rows"], "the forecast as of day 75 equals the one captured live that day"
+    changes = (await get("/forecast/changes", since=captured["at"].isoformat())).json()
+    assert changes["summary"] == oracle.changes_since(captured["oracle"])
+
+    zone = ZoneInfo(TZ)
+    start, end = datetime(2026, 6, 1, tzinfo=zone), datetime(2026, 11, 1, tzinfo=zone)
+    stages = (await get("/analytics/stages", **{"from": "2026-06-01", "to": "2026-11-01"})).json()
+    want = oracle.stage_analytics(start, end, now)
+    assert_rows(stages["stages"], want["stages"], float_keys=("mean_days", "median_days", "p90_days"))
+    for key in ("won", "lost", "win_rate", "won_value", "average_deal_size", "open_now"):
+        assert stages[key] == want[key], key
+    for key in ("mean_cycle_days", "median_cycle_days"):
+        assert close(stages[key], want[key]), key
+    assert math.isclose(float(stages["velocity_per_day"]), want["velocity_per_day"], rel_tol=1e-4)
+    assert want["won"] > 100 and want["lost"] > 100, "the generated history wins and loses enough to mean something"
+    assert sum(s["backward_moves"] for s in want["stages"]) > 20
+    assert sum(s["skipped"] for s in want["stages"]) > 20
+
+    m_start, m_end = datetime(2026, 9, 1, tzinfo=zone), datetime(2026, 10, 1, tzinfo=zone)
+    card = (await get("/analytics/scorecard", period=PERIOD)).json()
+    assert_rows(
+        card, oracle.scorecard(m_start, m_end, now, TARGETS), float_keys=("mean_cycle_days", "avg_close_date_pushes")
+    )
+
+    lost = (await get("/analytics/lost-reasons", **{"from": "2026-06-01", "to": "2026-11-01"})).json()
+    assert lost == oracle.lost_reasons(start, end)
+
+    plan = (await get("/analytics/target-plan", period=PERIOD, owner_id="u-hoa")).json()
+    want_plan = oracle.target_plan("u-hoa", TARGETS["u-hoa"], m_start, m_end)
+    for key in ("won_so_far", "average_deal_size", "wins_needed"):
+        assert plan[key] == want_plan[key], key
+    for key in ("expected_wins_from_open", "gap"):
+        assert close(plan[key], want_plan[key]), key
+    assert plan["stages"] == want_plan["stages"]
+
+    factors = (await get("/analytics/success-factors")).json()
+    assert_rows(factors, oracle.success_factors())
