@@ -3,7 +3,7 @@ SHELL := bash
 .DEFAULT_GOAL := help
 PY := .venv/bin/python
 
-.PHONY: help setup up down status test test-fast lint fmt
+.PHONY: help setup up down status deals test test-fast lint fmt schemas lock
 
 help: ## this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -21,6 +21,9 @@ down: ## stop the local stack (data kept; `scripts/stack down --wipe` deletes it
 status: ## what runs, with pids and ports
 	scripts/stack status
 
+deals: up ## run the deals service (api, relay, projector in one process) on the local stack
+	eval "$$(scripts/stack env)" && .venv/bin/python -m services.deals all
+
 test: setup lint ## set up, lint, then run every test against real Kafka and PostgreSQL (no skips allowed)
 	PIPELINES_FAIL_ON_SKIP=1 .venv/bin/pytest
 
@@ -32,7 +35,14 @@ lint: ## ruff, mypy (strict), import contracts
 	.venv/bin/ruff format --check .
 	.venv/bin/mypy
 	.venv/bin/lint-imports
+	.venv/bin/python -m services.contract check
 
 fmt: ## format and autofix
 	.venv/bin/ruff format .
 	.venv/bin/ruff check --fix .
+
+schemas: ## write the JSON Schema of new event types and versions under docs/events
+	.venv/bin/python -m services.contract write
+
+lock: ## update uv.lock after changing pyproject.toml
+	UV_CACHE_DIR=.cache/uv .cache/uv-venv/bin/uv lock

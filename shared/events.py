@@ -65,6 +65,13 @@ class DomainEvent(BaseModel):
         if cls.personal_fields:
             schema["x-personal-fields"] = list(cls.personal_fields)
             schema["x-subject-field"] = cls.subject_field
+            for name in cls.personal_fields:  # on the wire: a sealed token (shared.pii), or null once erased
+                plaintext = schema["properties"][name]
+                schema["properties"][name] = {
+                    "anyOf": [{"type": "string", "pattern": "^pii:v1:"}, {"type": "null"}],
+                    "description": "personal data sealed under the subject's key; null when absent or erased",
+                    "x-plaintext": plaintext,
+                }
         return schema
 
     def subject_id(self) -> str | None:

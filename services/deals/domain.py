@@ -361,12 +361,22 @@ class OpenDeal(Command):
 
 
 class MoveStage(Command):
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        json_schema_extra={"examples": [{"stage_id": "quote_sent", "note": "demo went well"}]},
+    )
     name: ClassVar[str] = "move_stage"
     stage_id: str
     note: str | None = None
 
 
 class ChangeValue(Command):
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        json_schema_extra={"examples": [{"value": {"amount": "120000000", "currency": "VND"}, "reason": "scope grew"}]},
+    )
     name: ClassVar[str] = "change_value"
     value: Money
     reason: str | None = None
@@ -379,6 +389,11 @@ class ChangeLines(Command):
 
 
 class ChangeCloseDate(Command):
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        json_schema_extra={"examples": [{"expected_close_date": "2027-01-15", "reason": "budget approval after Tết"}]},
+    )
     name: ClassVar[str] = "change_close_date"
     expected_close_date: date
     reason: str | None = None
@@ -403,6 +418,20 @@ class Reassign(Command):
 
 
 class LogActivity(Command):
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "activity_type": "meeting",
+                    "channel": "meeting",
+                    "outcome": "agreed on a trial",
+                    "duration_minutes": 45,
+                }
+            ]
+        },
+    )
     name: ClassVar[str] = "log_activity"
     activity_id: uuid.UUID = Field(default_factory=uuid.uuid4)
     activity_type: ActivityType
@@ -421,6 +450,26 @@ class RecordNeeds(Command):
 
 
 class SendQuote(Command):
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "lines": [
+                        {
+                            "product": "Tủ lạnh 300L",
+                            "quantity": "10",
+                            "unit_price": {"amount": "9000000", "currency": "VND"},
+                            "discount_pct": "5",
+                        }
+                    ],
+                    "valid_until": "2026-12-31",
+                    "offer": "year-end promotion",
+                }
+            ]
+        },
+    )
     name: ClassVar[str] = "send_quote"
     quote_id: uuid.UUID = Field(default_factory=uuid.uuid4)
     lines: tuple[ProductLine, ...] = Field(min_length=1)
@@ -449,6 +498,9 @@ class RejectQuote(Command):
 
 
 class WinDeal(Command):
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", json_schema_extra={"examples": [{"requested_delivery_date": "2027-01-10"}]}
+    )
     name: ClassVar[str] = "win"
     quote_id: uuid.UUID | None = None  # default: the accepted quote, if any
     requested_delivery_date: date | None = None
@@ -456,6 +508,11 @@ class WinDeal(Command):
 
 
 class LoseDeal(Command):
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        json_schema_extra={"examples": [{"reason": "price", "competitor": "Rival Co", "note": "they offered 8% less"}]},
+    )
     name: ClassVar[str] = "lose"
     reason: Text
     competitor: str | None = None
@@ -463,6 +520,11 @@ class LoseDeal(Command):
 
 
 class ReopenDeal(Command):
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        json_schema_extra={"examples": [{"reason": "the customer came back", "stage_id": "negotiation"}]},
+    )
     name: ClassVar[str] = "reopen"
     reason: Text
     stage_id: str | None = None  # default: the first open stage
@@ -492,6 +554,20 @@ class RecordFollowUpContact(Command):
 
 
 class RecordFeedback(Command):
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "follow_up_id": "6f1f3c8e-2f4e-5b7a-9d0c-1a2b3c4d5e99",
+                    "csat": 5,
+                    "nps": 9,
+                    "comment": "giao hàng nhanh",
+                }
+            ]
+        },
+    )
     name: ClassVar[str] = "record_feedback"
     follow_up_id: uuid.UUID
     csat: int | None = Field(None, ge=1, le=5)

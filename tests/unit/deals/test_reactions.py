@@ -1,0 +1,96 @@
+"""Reactions on the in-memory store: other services' events become deal commands, once each."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+from services.deals import domain
+from services.deals.handlers import Context, Deals, deal_id_for_lead, follow_up_id_for_shipment
+from services.leads.events import Attribution, LeadContact, LeadConverted
+from services.production.events import MaterialShortageReported, OrderDelivered, OrderShipped
+from shared.envelope import CloudEvent
+from shared.eventstore import NewEvent
+from shared.eventstore.memory import InMemoryEventStore
+from shared.money import Money
+
+NOW = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
+LINE = domain.ProductLine(product="Tủ đông", quantity=Decimal(1), unit_price=Money.of(12_000_000))
+
+
+async def envelope(store: InMemoryEventStore, stream: str, event, correlation: str = "corr-1") -> CloudEvent:
+    """The event as another service publishes it: stored (personal data sealed), then enveloped."""
+    version = await store.stream_version(stream)
+    await store.append(stream, [NewEvent(event, metadata={"correlation_id": correlation})], expected_version=version)
+    recorded = (await store.read_stream(stream))[-1]
+    return CloudEvent.from_recorded(recorded, stream.split("-")[0])
+
+
+async def deliver(deals: Deals, other: InMemoryEventStore, e: CloudEvent) -> None:
+    (data,) = await other.personal_data.open([e.data])
+    await deals.react(e, data)
+
+
+async def setup() -> tuple[Deals, InMemoryEventStore]:
+    store = InMemoryEventStore()
+    deals = Deals(store, lambda: NOW)
+    await deals.ensure_default_pipeline()
+    # the other service shares the key store (one erasure reaches everyone)
+    return deals, InMemoryEventStore(store.personal_data)
+
+
+async def test_a_converted_lead_opens_one_deal_with_its_contact_and_chain() -> None:
+    deals, leads = await setup()
+    lead = uuid.uuid4()
+    converted = LeadConverted(lead_id=lead, customer="Quán Cà Phê Mộc", owner_id="u-lan", title="Máy pha",
+                              contact=LeadContact(name="Võ Minh", email="minh@moc.vn"),
+                              estimated_value=Money.of(30_000_000), attribution=Attribution(source="website_form"))
+    e = await envelope(leads, f"lead-{lead}", converted)
+    await deliver(deals, leads, e)
+    await deliver(deals, leads, e)  # redelivered
+    loaded = await deals.deal(deal_id_for_lead(lead))
+    assert loaded.version == 1
+    assert loaded.state.value == Money.of(30_000_000)
+    (opened,) = loaded.events
+    assert opened.causation_id == e.id
+    assert opened.correlation_id == "corr-1"
+    (data,) = await deals.store.personal_data.open([opened.data])
+    assert data["contact"]["email"] == "minh@moc.vn"
+    assert opened.data["contact"] != data["contact"], "stored sealed"
+
+
+async def test_shipments_start_follow_ups_and_delivery_moves_them() -> None:
+    deals, production = await setup()
+    deal_id = uuid.uuid4()
+    ctx = Context(actor="u-lan")
+    await deals.handle(deal_id, domain.OpenDeal(title="t", customer="c", owner_id="u-lan", lines=(LINE,)), ctx)
+    await deals.handle(deal_id, domain.WinDeal(), ctx)
+    order, shipment = uuid.uuid4(), uuid.uuid4()
+    shipped = await envelope(production, f"order-{order}", OrderShipped(
+        order_id=order, deal_id=deal_id, shipment_id=shipment, carrier="GHTK", quantity=Decimal(1),
+        shipped_at=datetime(2026, 11, 20, 3, 0, tzinfo=UTC)))
+    delivered = await envelope(production, f"order-{order}", OrderDelivered(
+        order_id=order, deal_id=deal_id, shipment_id=shipment, quantity=Decimal(1),
+        delivered_at=datetime(2026, 11, 23, 3, 0, tzinfo=UTC), on_time=False))
+    short = await envelope(production, f"order-{order}", MaterialShortageReported(
+        order_id=order, deal_id=deal_id, component="máy nén", quantity_short=Decimal(1)))
+    for e in (shipped, delivered, short, shipped, delivered, short):  # each twice
+        await deliver(deals, production, e)
+    loaded = await deals.deal(deal_id)
+    (follow_up,) = loaded.state.follow_ups.values()
+    assert follow_up.follow_up_id == follow_up_id_for_shipment(shipment)
+    assert follow_up.due_on == date(2026, 11, 30)
+    assert loaded.state.delivery_risk == "material shortage: máy nén"
+    kinds = [e.event_type.rsplit(".", 1)[1] for e in loaded.events]
+    assert kinds == ["DealOpened", "DealWon", "FollowUpStarted", "FollowUpDueChanged", "DeliveryRiskFlagged"]
+
+
+async def test_production_events_for_an_unknown_or_open_deal_change_nothing() -> None:
+    deals, production = await setup()
+    order = uuid.uuid4()
+    e = await envelope(production, f"order-{order}", OrderShipped(
+        order_id=order, deal_id=uuid.uuid4(), shipment_id=uuid.uuid4(), carrier="x", quantity=Decimal(1),
+        shipped_at=NOW))
+    await deliver(deals, production, e)  # no such deal: recorded in the logs, not retried forever
+    assert all(e.stream_id.startswith("pipeline-") for e in await deals.store.read_all())
