@@ -43,9 +43,15 @@ async def setup() -> tuple[Deals, InMemoryEventStore]:
 async def test_a_converted_lead_opens_one_deal_with_its_contact_and_chain() -> None:
     deals, leads = await setup()
     lead = uuid.uuid4()
-    converted = LeadConverted(lead_id=lead, customer="Quán Cà Phê Mộc", owner_id="u-lan", title="Máy pha",
-                              contact=LeadContact(name="Võ Minh", email="minh@moc.vn"),
-                              estimated_value=Money.of(30_000_000), attribution=Attribution(source="website_form"))
+    converted = LeadConverted(
+        lead_id=lead,
+        customer="Quán Cà Phê Mộc",
+        owner_id="u-lan",
+        title="Máy pha",
+        contact=LeadContact(name="Võ Minh", email="minh@moc.vn"),
+        estimated_value=Money.of(30_000_000),
+        attribution=Attribution(source="website_form"),
+    )
     e = await envelope(leads, f"lead-{lead}", converted)
     await deliver(deals, leads, e)
     await deliver(deals, leads, e)  # redelivered
@@ -67,14 +73,35 @@ async def test_shipments_start_follow_ups_and_delivery_moves_them() -> None:
     await deals.handle(deal_id, domain.OpenDeal(title="t", customer="c", owner_id="u-lan", lines=(LINE,)), ctx)
     await deals.handle(deal_id, domain.WinDeal(), ctx)
     order, shipment = uuid.uuid4(), uuid.uuid4()
-    shipped = await envelope(production, f"order-{order}", OrderShipped(
-        order_id=order, deal_id=deal_id, shipment_id=shipment, carrier="GHTK", quantity=Decimal(1),
-        shipped_at=datetime(2026, 11, 20, 3, 0, tzinfo=UTC)))
-    delivered = await envelope(production, f"order-{order}", OrderDelivered(
-        order_id=order, deal_id=deal_id, shipment_id=shipment, quantity=Decimal(1),
-        delivered_at=datetime(2026, 11, 23, 3, 0, tzinfo=UTC), on_time=False))
-    short = await envelope(production, f"order-{order}", MaterialShortageReported(
-        order_id=order, deal_id=deal_id, component="máy nén", quantity_short=Decimal(1)))
+    shipped = await envelope(
+        production,
+        f"order-{order}",
+        OrderShipped(
+            order_id=order,
+            deal_id=deal_id,
+            shipment_id=shipment,
+            carrier="GHTK",
+            quantity=Decimal(1),
+            shipped_at=datetime(2026, 11, 20, 3, 0, tzinfo=UTC),
+        ),
+    )
+    delivered = await envelope(
+        production,
+        f"order-{order}",
+        OrderDelivered(
+            order_id=order,
+            deal_id=deal_id,
+            shipment_id=shipment,
+            quantity=Decimal(1),
+            delivered_at=datetime(2026, 11, 23, 3, 0, tzinfo=UTC),
+            on_time=False,
+        ),
+    )
+    short = await envelope(
+        production,
+        f"order-{order}",
+        MaterialShortageReported(order_id=order, deal_id=deal_id, component="máy nén", quantity_short=Decimal(1)),
+    )
     for e in (shipped, delivered, short, shipped, delivered, short):  # each twice
         await deliver(deals, production, e)
     loaded = await deals.deal(deal_id)
@@ -89,8 +116,17 @@ async def test_shipments_start_follow_ups_and_delivery_moves_them() -> None:
 async def test_production_events_for_an_unknown_or_open_deal_change_nothing() -> None:
     deals, production = await setup()
     order = uuid.uuid4()
-    e = await envelope(production, f"order-{order}", OrderShipped(
-        order_id=order, deal_id=uuid.uuid4(), shipment_id=uuid.uuid4(), carrier="x", quantity=Decimal(1),
-        shipped_at=NOW))
+    e = await envelope(
+        production,
+        f"order-{order}",
+        OrderShipped(
+            order_id=order,
+            deal_id=uuid.uuid4(),
+            shipment_id=uuid.uuid4(),
+            carrier="x",
+            quantity=Decimal(1),
+            shipped_at=NOW,
+        ),
+    )
     await deliver(deals, production, e)  # no such deal: recorded in the logs, not retried forever
     assert all(e.stream_id.startswith("pipeline-") for e in await deals.store.read_all())
