@@ -791,10 +791,14 @@ async def target_plan(
     }
 
 
-async def success_factors(conn: Conn, *, pipeline_id: str = "default") -> list[dict[str, Any]]:
-    """Per stage and activity type (seed S3): conversion of resolved deals with and without that activity."""
+async def success_factors(
+    conn: Conn, *, pipeline_id: str = "default", by: str = "activity_type"
+) -> list[dict[str, Any]]:
+    """Per stage and activity type or channel (seed S3): conversion of resolved deals with and without it."""
+    if by not in ("activity_type", "channel"):
+        raise ValueError("success factors are by activity_type or channel")
     rows = await conn.fetch(
-        """WITH entered AS (
+        f"""WITH entered AS (
                SELECT v.deal_id, v.stage_id, s.stage_order, min(v.entered_at) AS entered_at FROM stage_visits v
                JOIN pipeline_stages s ON s.stage_id = v.stage_id AND s.pipeline_id = $1 AND s.kind = 'open'
                GROUP BY v.deal_id, v.stage_id, s.stage_order),
@@ -805,17 +809,17 @@ async def success_factors(conn: Conn, *, pipeline_id: str = "default") -> list[d
                       d.status IN ('won', 'lost') OR EXISTS (SELECT 1 FROM stage_visits w WHERE w.deal_id = e.deal_id
                                  AND w.stage_order > e.stage_order AND w.entered_at > e.entered_at) AS resolved
                FROM entered e JOIN deals d ON d.deal_id = e.deal_id AND d.pipeline_id = $1),
-           types AS (SELECT DISTINCT activity_type FROM activities)
-           SELECT f.stage_id, f.stage_order, t.activity_type,
+           types AS (SELECT DISTINCT {by} AS factor FROM activities)
+           SELECT f.stage_id, f.stage_order, t.factor,
                   count(*) FILTER (WHERE a.has) AS with_n,
                   count(*) FILTER (WHERE a.has AND f.converted) AS with_converted,
                   count(*) FILTER (WHERE NOT a.has) AS without_n,
                   count(*) FILTER (WHERE NOT a.has AND f.converted) AS without_converted
            FROM fate f CROSS JOIN types t
            CROSS JOIN LATERAL (SELECT EXISTS (SELECT 1 FROM activities x WHERE x.deal_id = f.deal_id
-                                 AND x.stage_id = f.stage_id AND x.activity_type = t.activity_type) AS has) a
+                                 AND x.stage_id = f.stage_id AND x.{by} = t.factor) AS has) a
            WHERE f.resolved
-           GROUP BY f.stage_id, f.stage_order, t.activity_type ORDER BY f.stage_order, t.activity_type""",
+           GROUP BY f.stage_id, f.stage_order, t.factor ORDER BY f.stage_order, t.factor""",
         pipeline_id,
     )
     out = []
@@ -825,7 +829,7 @@ async def success_factors(conn: Conn, *, pipeline_id: str = "default") -> list[d
         out.append(
             {
                 "stage_id": r["stage_id"],
-                "activity_type": r["activity_type"],
+                by: r["factor"],
                 "deals_with": r["with_n"],
                 "conversion_with": with_rate,
                 "deals_without": r["without_n"],

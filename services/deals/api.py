@@ -520,9 +520,10 @@ def create_app(svc: DealsAPI, verifier: TokenVerifier, *, title: str = "Pipeline
     async def get_success_factors(
         p: Annotated[Principal, Depends(require("sales_manager", "auditor"))],
         pipeline_id: str = domain.DEFAULT_PIPELINE_ID,
+        by: Literal["activity_type", "channel"] = "activity_type",
     ) -> list[dict[str, Any]]:
         async with read_models().connection("analytics") as conn:
-            return await analytics.success_factors(conn, pipeline_id=pipeline_id)
+            return await analytics.success_factors(conn, pipeline_id=pipeline_id, by=by)
 
     # ------------------------------------------------------------------ pipelines and targets
     @router.get("/pipelines/{pipeline_id}", tags=["pipelines"], summary="a pipeline's stages (or as of a version)")

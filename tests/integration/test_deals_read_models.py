@@ -200,3 +200,5 @@ async def check_everything(http: Any, oracle: Sales, captured: dict[str, Any], n
 
     factors = (await get("/analytics/success-factors")).json()
     assert_rows(factors, oracle.success_factors())
+    by_channel = (await get("/analytics/success-factors", by="channel")).json()
+    assert_rows(by_channel, oracle.success_factors(by="channel"))

@@ -82,6 +82,7 @@ class Activity:
     stage: str
     owner: str
     kind: str
+    channel: str
     at: datetime
 
 
@@ -118,7 +119,7 @@ class Sales:
             self.visits.append(Visit(d_id, p["stage"], a.at))
             self.deals[d_id] = replace(d, stage=p["stage"], entered_stage_at=a.at)
         elif a.kind == "activity":
-            self.activities.append(Activity(d_id, d.stage, d.owner, p["type"], a.at))
+            self.activities.append(Activity(d_id, d.stage, d.owner, p["type"], p["channel"], a.at))
         elif a.kind == "close_date":
             if p["close"] != d.close:
                 pushed = d.close is not None and p["close"] > d.close
@@ -392,8 +393,11 @@ class Sales:
             ],
         }
 
-    def success_factors(self) -> list[dict[str, Any]]:
-        types = sorted({a.kind for a in self.activities})
+    def success_factors(self, by: str = "activity_type") -> list[dict[str, Any]]:
+        def factor(a: Activity) -> str:
+            return a.kind if by == "activity_type" else a.channel
+
+        types = sorted({factor(a) for a in self.activities})
         rows = []
         for stage, (order, _, _) in STAGES.items():
             first: dict[str, datetime] = {}
@@ -409,14 +413,14 @@ class Sales:
             if not fates:
                 continue
             for kind in types:
-                has = {a.deal_id for a in self.activities if a.stage == stage and a.kind == kind}
+                has = {a.deal_id for a in self.activities if a.stage == stage and factor(a) == kind}
                 w = [c for d, c in fates.items() if d in has]
                 wo = [c for d, c in fates.items() if d not in has]
                 rw, rwo = ratio(sum(w), len(w)), ratio(sum(wo), len(wo))
                 rows.append(
                     {
                         "stage_id": stage,
-                        "activity_type": kind,
+                        by: kind,
                         "deals_with": len(w),
                         "conversion_with": rw,
                         "deals_without": len(wo),
