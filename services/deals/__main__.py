@@ -1,3 +1,4 @@
-from services.deals.main import main
+from services.deals.main import SERVICE, build
+from shared.service import main
 
-main()
+main(SERVICE, build)

@@ -64,9 +64,9 @@ def assert_rows(got: list[dict[str, Any]], want: list[dict[str, Any]], float_key
 
 async def applied_everything(service: deals_main.DealsService, projection: str) -> bool:
     """The active generation's per-stream progress adds up to every event in the store."""
-    async with service.pool.acquire() as conn:
-        stored = await conn.fetchval(f"SELECT count(*) FROM {service.schema}.events")
-    async with service.read_models.connection(projection) as conn:
+    async with service.storage.pool.acquire() as conn:
+        stored = await conn.fetchval(f"SELECT count(*) FROM {service.storage.store.schema}.events")
+    async with service.storage.read_models.connection(projection) as conn:
         applied = await conn.fetchval("SELECT coalesce(sum(version), 0) FROM projection_progress")
     return applied == stored
 
@@ -74,11 +74,11 @@ async def applied_everything(service: deals_main.DealsService, projection: str) 
 async def test_read_models_match_the_oracle(endpoints: Endpoints) -> None:
     settings = isolated_settings(endpoints)
     clock = SimClock(START)
-    await deals_main.ensure_service_topics(settings)
     service = await deals_main.build(settings, clock=clock)
+    await service.ensure_topics()
     stop = asyncio.Event()
     relay = OutboxRelay(
-        service.store,
+        service.storage.store,
         service="deals",
         topic=settings.events_topic("deals"),
         bootstrap_servers=settings.kafka_bootstrap_servers,
@@ -87,7 +87,7 @@ async def test_read_models_match_the_oracle(endpoints: Endpoints) -> None:
     )
     await relay.setup()
     tasks = [asyncio.create_task(relay.run(stop))]
-    for runner in deals_main.runners(service):
+    for runner in service.runners():
         if runner.projection.name in ("board", "analytics"):
             runner.poll_interval = 0.2
             await runner.setup()
@@ -126,13 +126,13 @@ async def test_read_models_match_the_oracle(endpoints: Endpoints) -> None:
         await check_everything(http, oracle, captured, clock.now)
 
         # a rebuild of the analytics replays the topic and gives the same answers
-        await request_rebuild(service.pool, service.schema, "analytics")
+        await request_rebuild(service.storage.pool, service.storage.store.schema, "analytics")
 
         async def rebuilt() -> bool:
-            async with service.pool.acquire() as conn:
+            async with service.storage.pool.acquire() as conn:
                 return (
                     await conn.fetchval(
-                        f"SELECT generation FROM {service.schema}.projection_generations "
+                        f"SELECT generation FROM {service.storage.store.schema}.projection_generations "
                         "WHERE projection = 'analytics' AND state = 'active'"
                     )
                     == 2

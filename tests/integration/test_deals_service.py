@@ -45,13 +45,13 @@ class Running:
 @pytest.fixture
 async def deals(endpoints: Endpoints) -> AsyncIterator[Running]:
     settings = isolated_settings(endpoints)
-    await deals_main.ensure_service_topics(settings)
     service = await deals_main.build(settings)
+    await service.ensure_topics()
     stop = asyncio.Event()
     tasks = []
     relays = [
         OutboxRelay(
-            service.store,
+            service.storage.store,
             service="deals",
             topic=settings.events_topic("deals"),
             bootstrap_servers=settings.kafka_bootstrap_servers,
@@ -61,7 +61,7 @@ async def deals(endpoints: Endpoints) -> AsyncIterator[Running]:
     ]
     upstream = {}
     for other in ("leads", "production"):
-        store = PostgresEventStore(service.pool, settings.schema_name(other), service.personal_data)
+        store = PostgresEventStore(service.storage.pool, settings.schema_name(other), service.storage.personal_data)
         await store.setup()
         upstream[other] = store
         relays.append(
@@ -77,7 +77,7 @@ async def deals(endpoints: Endpoints) -> AsyncIterator[Running]:
     for relay in relays:
         await relay.setup()
         tasks.append(asyncio.create_task(relay.run(stop)))
-    for runner in deals_main.runners(service):
+    for runner in service.runners():
         runner.poll_interval = 0.2
         await runner.setup()
         tasks.append(asyncio.create_task(runner.run(stop)))
@@ -133,13 +133,13 @@ async def test_commands_reach_the_board_and_a_query_waits_for_its_position(deals
     assert (await deals.http.get("/board", headers=bearer("u-binh", "sales"))).json()["stages"][0]["count"] == 0
 
     # a rebuild replays the topic into a new generation and gives the same board
-    await request_rebuild(deals.service.pool, deals.service.schema, "board")
+    await request_rebuild(deals.service.storage.pool, deals.service.storage.store.schema, "board")
 
     async def rebuilt() -> bool:
-        async with deals.service.pool.acquire() as conn:
+        async with deals.service.storage.pool.acquire() as conn:
             return (
                 await conn.fetchval(
-                    f"SELECT generation FROM {deals.service.schema}.projection_generations "
+                    f"SELECT generation FROM {deals.service.storage.store.schema}.projection_generations "
                     "WHERE projection = 'board' AND state = 'active'"
                 )
                 == 2

@@ -1,0 +1,190 @@
+"""What every service's processes share: storage wiring, readiness, topics, and running api/relay/projector.
+
+A service provides a ``ServiceCore`` subclass (its handlers, projections and FastAPI app) and a ``build``
+function; ``run_service`` turns that into ``python -m services.<name> api|relay|projector|all``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import asyncpg
+import structlog
+import uvicorn
+from fastapi import FastAPI
+
+from shared.db import create_pool
+from shared.eventstore.postgres import PostgresEventStore
+from shared.kafka import TopicSpec, ensure_topics, kafka_ready
+from shared.logs import configure_logging
+from shared.pii import PersonalData, PostgresKeyStore
+from shared.projections import Projection, ProjectionRunner, ReadModels
+from shared.relay import OutboxRelay
+from shared.settings import SERVICES, Settings
+
+log = structlog.get_logger(__name__)
+Clock = Callable[[], datetime]
+MODES = ("api", "relay", "projector", "all")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Storage:
+    """A service's PostgreSQL side: pool, event store (its schema), personal-data keys, read models."""
+
+    settings: Settings
+    pool: asyncpg.Pool
+    store: PostgresEventStore
+    personal_data: PersonalData
+    read_models: ReadModels
+
+    @classmethod
+    async def open(cls, settings: Settings, service: str) -> Storage:
+        pool = await create_pool(settings.database_url_for(service), max_size=settings.db_pool_size)
+        keys = PostgresKeyStore(pool, settings.master_key(), schema=settings.pii_schema)
+        await keys.setup()
+        personal_data = PersonalData(keys)
+        store = PostgresEventStore(pool, settings.schema_name(service), personal_data)
+        await store.setup()
+        return cls(settings, pool, store, personal_data, ReadModels(pool, store.schema))
+
+    async def readiness(self) -> dict[str, str]:
+        checks = {}
+        try:
+            async with asyncio.timeout(3):
+                await self.pool.fetchval("SELECT 1")
+            checks["postgresql"] = "ok"
+        except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+            checks["postgresql"] = f"unavailable: {type(exc).__name__}"
+        ok = await kafka_ready(self.settings.kafka_bootstrap_servers, **self.settings.kafka_options())
+        checks["kafka"] = "ok" if ok else "unavailable"
+        return checks
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+
+class ServiceCore:
+    """The parts of one service that its processes run. Subclasses set ``name`` and implement the two methods."""
+
+    name: str
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+        self.settings = storage.settings
+
+    def projections(self) -> list[Projection]:
+        raise NotImplementedError
+
+    def app(self) -> FastAPI:
+        raise NotImplementedError
+
+    def relay(self) -> OutboxRelay:
+        s = self.settings
+        return OutboxRelay(
+            self.storage.store,
+            service=self.name,
+            topic=s.events_topic(self.name),
+            bootstrap_servers=s.kafka_bootstrap_servers,
+            database_url=s.database_url_for(self.name),
+            kafka_options=s.kafka_options(),
+        )
+
+    def runners(self) -> list[ProjectionRunner]:
+        s = self.settings
+        return [
+            ProjectionRunner(
+                self.storage.pool,
+                p,
+                namespace=self.storage.store.schema,
+                bootstrap_servers=s.kafka_bootstrap_servers,
+                dead_letter_topic=s.dead_letter_topic(self.name),
+                group_prefix=f"{s.topic_prefix}.{self.name}",
+                kafka_options=s.kafka_options(),
+            )
+            for p in self.projections()
+        ]
+
+    async def ensure_topics(self) -> None:
+        s = self.settings
+        specs = [TopicSpec(s.events_topic(x), s.kafka_partitions, s.kafka_replication_factor) for x in SERVICES]
+        specs.append(TopicSpec(s.dead_letter_topic(self.name), 1, s.kafka_replication_factor))
+        await ensure_topics(s.kafka_bootstrap_servers, specs)
+
+    async def close(self) -> None:
+        await self.storage.close()
+
+
+class QuietServer(uvicorn.Server):
+    """uvicorn without its own signal handlers: the process stops all its parts on one signal."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def run(core: ServiceCore, mode: str, stop: asyncio.Event) -> None:
+    """Run one process kind (or all three) of a built service until ``stop``."""
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        if mode in ("relay", "all"):
+            relay = core.relay()
+            await relay.setup()
+            tasks.append(asyncio.create_task(relay.run(stop)))
+        if mode in ("projector", "all", "api"):
+            for runner in core.runners():
+                await runner.setup()  # the api too: queries need the read models' tables before a projector runs
+                if mode != "api":
+                    tasks.append(asyncio.create_task(runner.run(stop)))
+        if mode in ("api", "all"):
+            s = core.settings
+            server = QuietServer(
+                uvicorn.Config(core.app(), host=s.api_host, port=s.port(core.name), log_config=None, access_log=False)
+            )
+
+            async def serve() -> None:
+                serving = asyncio.create_task(server.serve())
+                await stop.wait()
+                server.should_exit = True
+                await serving
+
+            tasks.append(asyncio.create_task(serve()))
+        log.info("service.started", service=core.name, mode=mode)
+        await asyncio.gather(*tasks)
+    finally:
+        stop.set()
+        for t in tasks:
+            with contextlib.suppress(Exception):
+                await t
+
+
+def main(name: str, build: Callable[[Settings], Awaitable[ServiceCore]], argv: list[str] | None = None) -> None:
+    """``python -m services.<name> api|relay|projector|all``."""
+    parser = argparse.ArgumentParser(prog=f"python -m services.{name}", description=f"the {name} service")
+    parser.add_argument("mode", choices=MODES, help="which process kind to run (all: the three in one process)")
+    args = parser.parse_args(argv)
+
+    async def _main() -> None:
+        settings = Settings()
+        configure_logging(settings, process=f"{name}-{args.mode}")
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        core = await build(settings)
+        try:
+            await core.ensure_topics()
+            await run(core, args.mode, stop)
+        finally:
+            await core.close()
+
+    asyncio.run(_main())
