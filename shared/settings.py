@@ -54,6 +54,14 @@ class Settings(BaseSettings):
     jwt_audience: str = "pipelines"
 
     pii_master_key: SecretStr | None = None  # base64 of 32 random bytes
+
+    # lead sources' webhook credentials (a webhook without its credential answers 503)
+    website_form_secret: SecretStr | None = None
+    ladipage_token: SecretStr | None = None
+    facebook_app_secret: SecretStr | None = None
+    facebook_verify_token: SecretStr | None = None
+    facebook_access_token: SecretStr | None = None
+    google_ads_webhook_key: SecretStr | None = None
     pii_schema: str = "pii"
 
     api_host: str = "127.0.0.1"

@@ -1,0 +1,282 @@
+"""The leads service's use cases: capture (idempotent per source delivery, with duplicate detection), the lead
+lifecycle, merging, erasure, campaigns, and recording deal outcomes back on the lead.
+
+The duplicate index holds keyed hashes (HMAC) of normalised emails and phones, never the values; an erasure
+deletes the lead's rows with its key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, Protocol
+
+import asyncpg
+import structlog
+from pydantic import BaseModel
+
+from services.deals.events import DealLost, DealWon
+from services.leads import domain, normalize, sources
+from services.leads.domain import Campaign, Lead
+from services.leads.events import LeadContact
+from shared.db import identifier
+from shared.decider import CommandResult, Loaded, execute, load
+from shared.envelope import CloudEvent
+from shared.events import registry
+from shared.eventstore import DuplicateEventError, EventStore, Idempotency
+from shared.pii import PersonalData
+
+log = structlog.get_logger(__name__)
+Clock = Callable[[], datetime]
+NS_LEAD_FROM_SOURCE = uuid.UUID("0b5e5a0e-0c6b-5d8e-8a34-6c1a7b2f0001")
+NS_REACTION_EVENTS = uuid.UUID("0b5e5a0e-0c6b-5d8e-8a34-6c1a7b2f0002")
+REACTIONS_ACTOR = "system:leads-reactions"
+
+
+def lead_stream(lead_id: uuid.UUID) -> str:
+    return f"lead-{lead_id}"
+
+
+def campaign_stream(campaign_id: uuid.UUID) -> str:
+    return f"campaign-{campaign_id}"
+
+
+def lead_id_for(source: str, external_id: str) -> uuid.UUID:
+    """A source's delivery always maps to the same lead, so a repeated delivery captures nothing new."""
+    return uuid.uuid5(NS_LEAD_FROM_SOURCE, f"{source}:{external_id}")
+
+
+@dataclass(frozen=True)
+class Context:
+    actor: str
+    correlation_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    causation_id: str | None = None
+    expected_version: int | None = None
+    idempotency: Idempotency | None = None
+    derive_ids_from: str | None = None
+
+    def options(self, now: datetime) -> dict[str, Any]:
+        meta: dict[str, Any] = {"actor": self.actor, "correlation_id": self.correlation_id}
+        if self.causation_id:
+            meta["causation_id"] = self.causation_id
+        seed = self.derive_ids_from
+        return {
+            "expected_version": self.expected_version,
+            "idempotency": self.idempotency,
+            "occurred_at": now,
+            "metadata": meta,
+            "event_ids": (lambda i: uuid.uuid5(NS_REACTION_EVENTS, f"{seed}:{i}")) if seed else None,
+        }
+
+
+# ---------------------------------------------------------------------------------------------- duplicates
+def match_keys(contact: LeadContact | None, secret: bytes) -> dict[str, str]:
+    """kind → keyed hash of the normalised email / phone."""
+    if contact is None:
+        return {}
+    values = {"email": normalize.email(contact.email), "phone": normalize.phone(contact.phone)}
+    return {
+        kind: f"{kind}:" + hmac.new(secret, v.encode(), hashlib.sha256).hexdigest() for kind, v in values.items() if v
+    }
+
+
+class DedupeIndex(Protocol):
+    async def find(self, keys: Iterable[str]) -> dict[uuid.UUID, list[str]]: ...
+    async def add(self, lead_id: uuid.UUID, keys: Iterable[str]) -> None: ...
+    async def forget(self, lead_id: uuid.UUID) -> None: ...
+
+
+class InMemoryDedupe:
+    def __init__(self) -> None:
+        self.rows: set[tuple[str, uuid.UUID]] = set()
+
+    async def find(self, keys: Iterable[str]) -> dict[uuid.UUID, list[str]]:
+        wanted, out = set(keys), dict[uuid.UUID, list[str]]()
+        for key, lead in sorted(self.rows):
+            if key in wanted:
+                out.setdefault(lead, []).append(key.split(":")[0])
+        return out
+
+    async def add(self, lead_id: uuid.UUID, keys: Iterable[str]) -> None:
+        self.rows |= {(k, lead_id) for k in keys}
+
+    async def forget(self, lead_id: uuid.UUID) -> None:
+        self.rows = {r for r in self.rows if r[1] != lead_id}
+
+
+class PostgresDedupe:
+    def __init__(self, pool: asyncpg.Pool, schema: str) -> None:
+        self.pool = pool
+        self.table = f"{identifier(schema)}.dedupe_keys"
+
+    async def setup(self) -> None:
+        await self.pool.execute(
+            f"""CREATE TABLE IF NOT EXISTS {self.table} (key text NOT NULL, lead_id uuid NOT NULL,
+                    PRIMARY KEY (key, lead_id));
+                CREATE INDEX IF NOT EXISTS dedupe_keys_by_lead ON {self.table} (lead_id)"""
+        )
+
+    async def find(self, keys: Iterable[str]) -> dict[uuid.UUID, list[str]]:
+        rows = await self.pool.fetch(
+            f"SELECT key, lead_id FROM {self.table} WHERE key = ANY($1::text[]) ORDER BY lead_id, key", list(keys)
+        )
+        out: dict[uuid.UUID, list[str]] = {}
+        for r in rows:
+            out.setdefault(r["lead_id"], []).append(r["key"].split(":")[0])
+        return out
+
+    async def add(self, lead_id: uuid.UUID, keys: Iterable[str]) -> None:
+        await self.pool.executemany(
+            f"INSERT INTO {self.table} (key, lead_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            [(k, lead_id) for k in keys],
+        )
+
+    async def forget(self, lead_id: uuid.UUID) -> None:
+        await self.pool.execute(f"DELETE FROM {self.table} WHERE lead_id = $1", lead_id)
+
+
+# ---------------------------------------------------------------------------------------------- use cases
+@dataclass(frozen=True)
+class Captured:
+    lead_id: uuid.UUID
+    result: CommandResult[Lead] | None  # None: this delivery was captured before
+    duplicate_of: uuid.UUID | None = None
+
+
+class Leads:
+    def __init__(
+        self,
+        store: EventStore,
+        personal_data: PersonalData,
+        clock: Clock,
+        dedupe: DedupeIndex,
+        dedupe_secret: bytes,
+        rules: domain.ScoringRules = domain.DEFAULT_RULES,
+    ) -> None:
+        self.store = store
+        self.personal_data = personal_data
+        self.clock = clock
+        self.dedupe = dedupe
+        self.dedupe_secret = dedupe_secret
+        self.rules = rules
+
+    def using(self, store: EventStore) -> Leads:
+        return Leads(store, self.personal_data, self.clock, self.dedupe, self.dedupe_secret, self.rules)
+
+    async def lead(self, lead_id: uuid.UUID, **read: Any) -> Loaded[Lead]:
+        return await load(self.store, lead_stream(lead_id), domain.lead_decider, **read)
+
+    async def capture(self, cmd: domain.CaptureLead, ctx: Context, lead_id: uuid.UUID | None = None) -> Captured:
+        """Capture a lead once per source delivery; flag (never merge silently) a person seen before."""
+        if lead_id is None:
+            lead_id = lead_id_for(cmd.source, cmd.external_id) if cmd.external_id else uuid.uuid4()
+        if (await self.lead(lead_id)).version > 0:
+            return Captured(lead_id, None)
+        result = await self.handle(lead_id, cmd, ctx)
+        keys = match_keys(cmd.contact, self.dedupe_secret)
+        seen = {other: kinds for other, kinds in (await self.dedupe.find(keys.values())).items() if other != lead_id}
+        await self.dedupe.add(lead_id, keys.values())
+        if seen:
+            other, kinds = next(iter(seen.items()))
+            result = await self.handle(
+                lead_id, domain.RecordDuplicate(duplicate_of=other, match_keys=tuple(kinds)), ctx
+            )
+            return Captured(lead_id, result, other)
+        return Captured(lead_id, result)
+
+    async def contact(self, lead_id: uuid.UUID) -> LeadContact | None:
+        """The lead's current contact, opened (None once erased)."""
+        loaded = await self.lead(lead_id)
+        sealed = [
+            e.data
+            for e in loaded.events
+            if e.event_type in ("pipelines.leads.LeadCaptured", "pipelines.leads.LeadContactDetailsUpdated")
+        ]
+        if not sealed:
+            return None
+        opened = (await self.personal_data.open([sealed[-1]]))[0].get("contact")
+        return LeadContact.model_validate(opened) if opened else None
+
+    async def handle(self, lead_id: uuid.UUID, cmd: domain.Command, ctx: Context) -> CommandResult[Lead]:
+        now = self.clock()
+        contact = await self.contact(lead_id) if isinstance(cmd, domain.Convert) else None
+        return await execute(
+            self.store,
+            lead_stream(lead_id),
+            domain.lead_decider,
+            lambda state: domain.decide(state, cmd, now, lead_id, actor=ctx.actor, rules=self.rules, contact=contact),
+            **ctx.options(now),
+        )
+
+    async def merge(self, survivor: uuid.UUID, other: uuid.UUID, ctx: Context) -> CommandResult[Lead]:
+        """Merge ``other`` into ``survivor``: explicit, recorded on both."""
+        if survivor == other:
+            raise domain.LeadRuleError("self_merge", "a lead cannot be merged into itself")
+        if (await self.lead(survivor)).state.status not in domain.ACTIVE:
+            raise domain.LeadRuleError("survivor_inactive", "the surviving lead must be active")
+        await self.handle(other, domain.MergeInto(survivor_id=survivor), Context(ctx.actor, ctx.correlation_id))
+        return await self.handle(survivor, domain.Absorb(other_lead_id=other), ctx)
+
+    async def erase(self, lead_id: uuid.UUID, reason: str, ctx: Context) -> CommandResult[Lead]:
+        """Forget the person: record the request, destroy their key, drop their duplicate-index rows."""
+        result = await self.handle(lead_id, domain.Erase(reason=reason), ctx)
+        await self.personal_data.keys.erase(str(lead_id), reason=reason)
+        await self.dedupe.forget(lead_id)
+        return result
+
+    async def remap(self, lead_id: uuid.UUID, ctx: Context) -> CommandResult[Lead]:
+        """Run the source's current mapping again on the kept raw payload."""
+        loaded = await self.lead(lead_id)
+        captured = next((e for e in loaded.events if e.event_type == "pipelines.leads.LeadCaptured"), None)
+        if captured is None:
+            raise domain.NotFoundError("lead_not_found", "no such lead")
+        raw = (await self.personal_data.open([captured.data]))[0].get("raw_payload")
+        if raw is None:
+            raise domain.LeadRuleError("no_raw_payload", "this lead has no raw payload (manual, or erased)")
+        mapped = sources.remap(loaded.state.source, raw)
+        if mapped is None or mapped.contact is None:
+            raise domain.LeadRuleError("unmappable", f"no mapping gives a contact for source {loaded.state.source}")
+        return await self.handle(lead_id, domain.UpdateContact(contact=mapped.contact, reason="mapping re-run"), ctx)
+
+    # ------------------------------------------------------------------ campaigns
+    async def campaign(self, campaign_id: uuid.UUID) -> Loaded[Campaign]:
+        return await load(self.store, campaign_stream(campaign_id), domain.campaign_decider)
+
+    async def campaign_command(
+        self, campaign_id: uuid.UUID, cmd: BaseModel, ctx: Context, day: date | None = None
+    ) -> CommandResult[Campaign]:
+        return await execute(
+            self.store,
+            campaign_stream(campaign_id),
+            domain.campaign_decider,
+            lambda state: domain.decide_campaign(state, cmd, campaign_id, day),
+            **ctx.options(self.clock()),
+        )
+
+    # ------------------------------------------------------------------ reactions
+    async def react(self, envelope: CloudEvent, data: dict[str, Any]) -> None:
+        """The deals service's outcome of a deal opened from a lead, recorded back on the lead."""
+        event = registry.parse(envelope.type, envelope.schemaversion, data)
+        ctx = Context(
+            actor=REACTIONS_ACTOR,
+            correlation_id=envelope.correlationid,
+            causation_id=envelope.id,
+            derive_ids_from=envelope.id,
+        )
+        match event:
+            case DealWon(source_lead_id=uuid.UUID() as lead_id):
+                cmd = domain.RecordOutcome(deal_id=event.deal_id, won=True, value=event.value, at=event.won_at)
+            case DealLost(source_lead_id=uuid.UUID() as lead_id):
+                cmd = domain.RecordOutcome(deal_id=event.deal_id, won=False, reason=event.reason, at=event.lost_at)
+            case _:
+                return
+        try:
+            await self.handle(lead_id, cmd, ctx)
+        except DuplicateEventError:
+            pass  # recorded before (a replay)
+        except domain.LeadRuleError as refused:
+            log.info("leads.reaction_refused", lead_id=str(lead_id), rule=refused.rule)

@@ -1,0 +1,69 @@
+"""The leads service's composition root. ``python -m services.leads api|relay|projector|all``."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from fastapi import FastAPI
+
+from services.leads import projections, sources
+from services.leads.api import LeadsAPI, create_app
+from services.leads.handlers import Clock, Leads, PostgresDedupe
+from shared.auth import TokenVerifier
+from shared.db import Conn
+from shared.envelope import CloudEvent
+from shared.projections import Projection
+from shared.service import ServiceCore, Storage, utc_now
+from shared.settings import Settings
+
+SERVICE = "leads"
+
+
+class LeadsService(ServiceCore):
+    name = SERVICE
+
+    def __init__(self, storage: Storage, leads: Leads, graph: sources.FacebookGraph | None) -> None:
+        super().__init__(storage)
+        self.leads = leads
+        self.graph = graph
+
+    def projections(self) -> list[Projection]:
+        return [projections.marketing(self.settings.events_topic(SERVICE)), self.reactions()]
+
+    def reactions(self) -> Projection:
+        """Deals won or lost, recorded back on the lead they came from."""
+        storage = self.storage
+
+        async def apply(conn: Conn, envelope: CloudEvent) -> None:
+            if envelope.type in ("pipelines.deals.DealWon", "pipelines.deals.DealLost"):
+                (data,) = await storage.personal_data.open([envelope.data])
+                await self.leads.using(storage.store.using(conn)).react(envelope, data)
+
+        return Projection(name="reactions", topics=(self.settings.events_topic("deals"),), ddl="", apply=apply)
+
+    def app(self) -> FastAPI:
+        return create_app(
+            LeadsAPI(
+                leads=self.leads,
+                read_models=self.storage.read_models,
+                settings=self.settings,
+                graph=self.graph,
+                readiness=self.storage.readiness,
+            ),
+            TokenVerifier.from_settings(self.settings),
+        )
+
+
+async def build(
+    settings: Settings, *, clock: Clock = utc_now, graph: sources.FacebookGraph | None = None
+) -> LeadsService:
+    storage = await Storage.open(settings, SERVICE)
+    dedupe = PostgresDedupe(storage.pool, storage.store.schema)
+    await dedupe.setup()
+    # duplicate-index keys derive from the master key: a database dump alone cannot test phone numbers
+    dedupe_secret = hmac.new(settings.master_key(), b"pipelines.leads.dedupe", hashlib.sha256).digest()
+    if graph is None and settings.facebook_access_token is not None:
+        graph = sources.HttpFacebookGraph(settings.facebook_access_token.get_secret_value())
+    leads = Leads(storage.store, storage.personal_data, clock, dedupe, dedupe_secret)
+    return LeadsService(storage, leads, graph)

@@ -1,0 +1,385 @@
+"""The marketing read models: one projection of facts and the queries that read it.
+
+No personal data is copied in plaintext: the inbox keeps the sealed contact token and opens it at query time
+for callers allowed to see it, so an erasure leaves it unreadable here too.
+
+Formulas (DOMAIN.md §2.5), over the leads captured in a window:
+- reached MQL = qualified MQL or SQL, or converted; reached SQL = qualified SQL or converted;
+  opportunity = converted; customer = the deal was won;
+- rates: MQL / captured, SQL / MQL, opportunity / SQL, customer / opportunity, lead-to-customer = customer /
+  captured; speed to lead = median minutes from capture to first contact;
+- campaign: spend (days in the window), CTR = clicks / impressions, CPC = spend / clicks, CPL = spend / leads,
+  CAC = spend / customers, revenue = won value of its leads, ROI = (revenue − spend) / spend × 100,
+  ROAS = revenue / spend.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from services.leads import events as ev
+from shared.db import Conn
+from shared.envelope import CloudEvent
+from shared.projections import Projection
+
+DDL = """
+CREATE TABLE IF NOT EXISTS leads (
+    lead_id uuid PRIMARY KEY, source text NOT NULL, channel text, campaign_code text, captured_at timestamptz NOT NULL,
+    status text NOT NULL, owner_id text, team_id text, contact_token text, first_contacted_at timestamptz,
+    mql_at timestamptz, sql_at timestamptz, converted_at timestamptz, won_at timestamptz, won_value numeric,
+    won_currency text, lost_at timestamptz, disqualified_at timestamptz, disqualify_reason text,
+    fit integer, score numeric, scored_at timestamptz, segments text[] NOT NULL DEFAULT '{}',
+    nurture text, duplicate_of uuid, merged_into uuid, erased boolean NOT NULL DEFAULT false);
+CREATE INDEX IF NOT EXISTS leads_by_capture ON leads (captured_at);
+CREATE TABLE IF NOT EXISTS campaigns (
+    campaign_id uuid PRIMARY KEY, name text NOT NULL, channel text NOT NULL, code text, budget numeric NOT NULL,
+    currency text NOT NULL, status text NOT NULL);
+CREATE TABLE IF NOT EXISTS spend (
+    campaign_id uuid NOT NULL, day date NOT NULL, amount numeric NOT NULL, impressions integer NOT NULL,
+    clicks integer NOT NULL, PRIMARY KEY (campaign_id, day));
+CREATE TABLE IF NOT EXISTS nurture_emails (
+    message_id text PRIMARY KEY, lead_id uuid NOT NULL, sequence_id text NOT NULL, step integer NOT NULL,
+    opened boolean NOT NULL DEFAULT false, clicked boolean NOT NULL DEFAULT false);
+"""
+
+STATUS_BY_EVENT = {
+    "LeadContacted": None,
+    "LeadNurtureStarted": None,
+    "LeadQualified": None,
+    "LeadDisqualified": "disqualified",
+    "LeadConverted": "converted",
+    "LeadRecycled": "nurturing",
+    "LeadMergedInto": "merged",
+}
+
+
+async def apply(conn: Conn, e: CloudEvent) -> None:
+    if not e.type.startswith("pipelines.leads."):
+        return
+    event = e.to_event()
+    match event:
+        case ev.LeadCaptured():
+            a = event.attribution
+            await conn.execute(
+                """INSERT INTO leads (lead_id, source, channel, campaign_code, captured_at, status, contact_token)
+                   VALUES ($1, $2, $3, $4, $5, 'new', $6) ON CONFLICT DO NOTHING""",
+                event.lead_id,
+                event.source,
+                a.channel,
+                a.campaign_id or a.utm_campaign,
+                event.captured_at,
+                e.data.get("contact"),
+            )
+        case ev.LeadContactDetailsUpdated():
+            await conn.execute(
+                "UPDATE leads SET contact_token = $2 WHERE lead_id = $1", event.lead_id, e.data.get("contact")
+            )
+        case ev.LeadDuplicateDetected():
+            await conn.execute(
+                "UPDATE leads SET duplicate_of = $2 WHERE lead_id = $1", event.lead_id, event.duplicate_of
+            )
+        case ev.LeadMergedInto():
+            await conn.execute(
+                "UPDATE leads SET status = 'merged', merged_into = $2 WHERE lead_id = $1",
+                event.lead_id,
+                event.survivor_id,
+            )
+        case ev.LeadAssigned():
+            await conn.execute(
+                "UPDATE leads SET owner_id = $2, team_id = $3 WHERE lead_id = $1",
+                event.lead_id,
+                event.owner_id,
+                event.team_id,
+            )
+        case ev.LeadSegmented():
+            await conn.execute("UPDATE leads SET segments = $2 WHERE lead_id = $1", event.lead_id, list(event.segments))
+        case ev.LeadScored():
+            await conn.execute(
+                "UPDATE leads SET fit = $2, score = $3, scored_at = $4 WHERE lead_id = $1",
+                event.lead_id,
+                event.fit,
+                event.total,
+                event.at,
+            )
+        case ev.LeadContacted():
+            await conn.execute(
+                """UPDATE leads SET first_contacted_at = coalesce(first_contacted_at, $2),
+                       status = CASE WHEN status = 'new' THEN 'contacted' ELSE status END WHERE lead_id = $1""",
+                event.lead_id,
+                event.at,
+            )
+        case ev.LeadNurtureStarted():
+            await conn.execute(
+                """UPDATE leads SET nurture = $2, status = CASE WHEN status IN ('mql', 'sql') THEN status
+                       ELSE 'nurturing' END WHERE lead_id = $1""",
+                event.lead_id,
+                event.sequence_id,
+            )
+        case ev.LeadNurtureStopped():
+            await conn.execute("UPDATE leads SET nurture = NULL WHERE lead_id = $1", event.lead_id)
+        case ev.NurtureEmailSent():
+            await conn.execute(
+                "INSERT INTO nurture_emails VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                event.message_id,
+                event.lead_id,
+                event.sequence_id,
+                event.step,
+            )
+        case ev.LeadEngagementRecorded() if event.asset_id:
+            column = {"email_open": "opened", "email_click": "clicked"}.get(event.kind.value)
+            if column:
+                await conn.execute(f"UPDATE nurture_emails SET {column} = true WHERE message_id = $1", event.asset_id)
+        case ev.LeadQualified():
+            column = "mql_at" if event.level == "mql" else "sql_at"
+            await conn.execute(
+                f"UPDATE leads SET {column} = coalesce({column}, $2), status = $3 WHERE lead_id = $1",
+                event.lead_id,
+                event.at,
+                event.level,
+            )
+        case ev.LeadDisqualified():
+            await conn.execute(
+                """UPDATE leads SET status = 'disqualified', disqualified_at = $2, disqualify_reason = $3,
+                       nurture = NULL WHERE lead_id = $1""",
+                event.lead_id,
+                event.at,
+                event.reason,
+            )
+        case ev.LeadConverted():
+            await conn.execute(
+                """UPDATE leads SET status = 'converted', converted_at = coalesce(converted_at, $2), nurture = NULL
+                   WHERE lead_id = $1""",
+                event.lead_id,
+                e.time,
+            )
+        case ev.LeadRecycled():
+            await conn.execute("UPDATE leads SET status = 'nurturing' WHERE lead_id = $1", event.lead_id)
+        case ev.LeadBecameCustomer():
+            await conn.execute(
+                "UPDATE leads SET won_at = $2, won_value = $3, won_currency = $4 WHERE lead_id = $1",
+                event.lead_id,
+                event.won_at,
+                event.value.amount,
+                event.value.currency,
+            )
+        case ev.LeadOpportunityLost():
+            await conn.execute("UPDATE leads SET lost_at = $2 WHERE lead_id = $1", event.lead_id, event.lost_at)
+        case ev.LeadPersonalDataErased():
+            await conn.execute("UPDATE leads SET erased = true WHERE lead_id = $1", event.lead_id)
+        case ev.CampaignCreated():
+            await conn.execute(
+                "INSERT INTO campaigns VALUES ($1, $2, $3, $4, $5, $6, 'draft') ON CONFLICT DO NOTHING",
+                event.campaign_id,
+                event.name,
+                event.channel,
+                event.code,
+                event.budget.amount,
+                event.budget.currency,
+            )
+        case ev.CampaignStatusChanged():
+            await conn.execute(
+                "UPDATE campaigns SET status = $2 WHERE campaign_id = $1", event.campaign_id, event.status
+            )
+        case ev.CampaignBudgetChanged():
+            await conn.execute(
+                "UPDATE campaigns SET budget = $2 WHERE campaign_id = $1", event.campaign_id, event.new.amount
+            )
+        case ev.CampaignSpendRecorded() | ev.CampaignSpendCorrected():
+            amount = event.amount if isinstance(event, ev.CampaignSpendRecorded) else event.new
+            await conn.execute(
+                """INSERT INTO spend VALUES ($1, $2, $3, $4, $5) ON CONFLICT (campaign_id, day) DO UPDATE
+                   SET amount = EXCLUDED.amount, impressions = EXCLUDED.impressions, clicks = EXCLUDED.clicks""",
+                event.campaign_id,
+                event.day,
+                amount.amount,
+                event.impressions,
+                event.clicks,
+            )
+
+
+def marketing(leads_topic: str) -> Projection:
+    return Projection(
+        name="marketing",
+        topics=(leads_topic,),
+        ddl=DDL,
+        apply=apply,
+        tables=("leads", "campaigns", "spend", "nurture_emails"),
+    )
+
+
+# ---------------------------------------------------------------------------------------------- queries
+def _plain(v: Any) -> Any:
+    if isinstance(v, Decimal):
+        return format(v, "f")
+    if isinstance(v, datetime):
+        return v.isoformat()
+    if isinstance(v, uuid.UUID):
+        return str(v)
+    return v
+
+
+def _ratio(a: Any, b: Any, places: int = 6) -> float | None:
+    return round(float(a) / float(b), places) if b else None
+
+
+def _money(v: Any) -> str | None:
+    return None if v is None else format(Decimal(v).quantize(Decimal(1)), "f")
+
+
+async def inbox(
+    conn: Conn, *, status: str | None, source: str | None, unassigned: bool | None, offset: int, limit: int
+) -> list[dict[str, Any]]:
+    """Leads newest first, with their sealed contact token (opened by the API for allowed callers)."""
+    rows = await conn.fetch(
+        """SELECT lead_id, source, channel, campaign_code, captured_at, status, owner_id, team_id, contact_token,
+                  first_contacted_at, round(extract(epoch FROM first_contacted_at - captured_at) / 60)::int
+                      AS response_minutes, fit, score, scored_at, segments, nurture, duplicate_of, merged_into, erased
+           FROM leads WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR source = $2)
+             AND ($3::bool IS NULL OR (owner_id IS NULL) = $3)
+           ORDER BY captured_at DESC, lead_id OFFSET $4 LIMIT $5""",
+        status,
+        source,
+        unassigned,
+        offset,
+        limit + 1,
+    )
+    return [{k: _plain(v) for k, v in dict(r).items()} for r in rows]
+
+
+FUNNEL_DIMENSIONS = {
+    "source": "source",
+    "campaign": "coalesce(campaign_code, '(none)')",
+    "month": "to_char(captured_at AT TIME ZONE $3, 'YYYY-MM')",
+}
+
+
+async def funnel(conn: Conn, *, by: str, start: datetime, end: datetime, tz: str) -> list[dict[str, Any]]:
+    dimension = FUNNEL_DIMENSIONS[by]
+    rows = await conn.fetch(
+        f"""SELECT {dimension} AS key, count(*) AS captured,
+                   count(*) FILTER (WHERE first_contacted_at IS NOT NULL) AS contacted,
+                   count(*) FILTER (WHERE mql_at IS NOT NULL OR sql_at IS NOT NULL OR converted_at IS NOT NULL) AS mql,
+                   count(*) FILTER (WHERE sql_at IS NOT NULL OR converted_at IS NOT NULL) AS sql,
+                   count(*) FILTER (WHERE converted_at IS NOT NULL) AS opportunities,
+                   count(*) FILTER (WHERE won_at IS NOT NULL) AS customers,
+                   coalesce(sum(won_value), 0) AS revenue,
+                   percentile_cont(0.5) WITHIN GROUP
+                       (ORDER BY extract(epoch FROM first_contacted_at - captured_at) / 60) AS median_minutes_to_contact
+            FROM leads WHERE captured_at >= $1 AND captured_at < $2 AND status <> 'merged'
+            GROUP BY 1 ORDER BY 1""",
+        start,
+        end,
+        tz,
+    )
+    return [
+        {
+            by: r["key"],
+            "captured": r["captured"],
+            "contacted": r["contacted"],
+            "mql": r["mql"],
+            "sql": r["sql"],
+            "opportunities": r["opportunities"],
+            "customers": r["customers"],
+            "revenue": _money(r["revenue"]),
+            "mql_rate": _ratio(r["mql"], r["captured"]),
+            "sql_rate": _ratio(r["sql"], r["mql"]),
+            "opportunity_rate": _ratio(r["opportunities"], r["sql"]),
+            "win_rate": _ratio(r["customers"], r["opportunities"]),
+            "lead_to_customer": _ratio(r["customers"], r["captured"]),
+            "median_minutes_to_contact": None
+            if r["median_minutes_to_contact"] is None
+            else round(float(r["median_minutes_to_contact"]), 2),
+        }
+        for r in rows
+    ]
+
+
+async def campaign_performance(conn: Conn, *, start: datetime, end: datetime, tz: str) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        """WITH s AS (SELECT campaign_id, sum(amount) AS spend, sum(impressions) AS impressions, sum(clicks) AS clicks
+                     FROM spend WHERE day >= ($1 AT TIME ZONE $3)::date AND day < ($2 AT TIME ZONE $3)::date
+                     GROUP BY campaign_id),
+                l AS (SELECT c.campaign_id, count(x.lead_id) AS leads,
+                             count(x.lead_id) FILTER (WHERE x.mql_at IS NOT NULL OR x.sql_at IS NOT NULL
+                                                       OR x.converted_at IS NOT NULL) AS mql,
+                             count(x.lead_id) FILTER (WHERE x.won_at IS NOT NULL) AS customers,
+                             coalesce(sum(x.won_value), 0) AS revenue
+                      FROM campaigns c LEFT JOIN leads x
+                        ON (x.campaign_code = c.code OR x.campaign_code = c.campaign_id::text)
+                       AND x.captured_at >= $1 AND x.captured_at < $2 AND x.status <> 'merged'
+                      GROUP BY c.campaign_id)
+           SELECT c.campaign_id, c.name, c.channel, c.code, c.currency, c.budget, c.status,
+                  coalesce(s.spend, 0) AS spend, coalesce(s.impressions, 0) AS impressions,
+                  coalesce(s.clicks, 0) AS clicks, l.leads, l.mql, l.customers, l.revenue
+           FROM campaigns c JOIN l USING (campaign_id) LEFT JOIN s USING (campaign_id)
+           ORDER BY c.name, c.campaign_id""",
+        start,
+        end,
+        tz,
+    )
+    out = []
+    for r in rows:
+        spend, revenue = Decimal(r["spend"]), Decimal(r["revenue"])
+        out.append(
+            {
+                "campaign_id": str(r["campaign_id"]),
+                "name": r["name"],
+                "channel": r["channel"],
+                "code": r["code"],
+                "status": r["status"],
+                "currency": r["currency"],
+                "budget": _money(r["budget"]),
+                "spend": _money(spend),
+                "budget_used": _ratio(spend, r["budget"]),
+                "impressions": r["impressions"],
+                "clicks": r["clicks"],
+                "ctr": _ratio(r["clicks"], r["impressions"]),
+                "cpc": _money(spend / r["clicks"]) if r["clicks"] else None,
+                "leads": r["leads"],
+                "cpl": _money(spend / r["leads"]) if r["leads"] else None,
+                "mql": r["mql"],
+                "customers": r["customers"],
+                "cac": _money(spend / r["customers"]) if r["customers"] else None,
+                "revenue": _money(revenue),
+                "roi_pct": round(float((revenue - spend) / spend * 100), 4) if spend else None,
+                "roas": _ratio(revenue, spend, 4),
+            }
+        )
+    return out
+
+
+async def nurture_performance(conn: Conn) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        """SELECT n.sequence_id, n.step, count(*) AS sent, count(*) FILTER (WHERE n.opened) AS opened,
+                  count(*) FILTER (WHERE n.clicked) AS clicked,
+                  count(DISTINCT n.lead_id) FILTER (WHERE l.converted_at IS NOT NULL) AS converted
+           FROM nurture_emails n JOIN leads l USING (lead_id)
+           GROUP BY n.sequence_id, n.step ORDER BY n.sequence_id, n.step"""
+    )
+    return [
+        {
+            "sequence_id": r["sequence_id"],
+            "step": r["step"],
+            "sent": r["sent"],
+            "opened": r["opened"],
+            "clicked": r["clicked"],
+            "converted": r["converted"],
+            "open_rate": _ratio(r["opened"], r["sent"]),
+            "click_rate": _ratio(r["clicked"], r["sent"]),
+        }
+        for r in rows
+    ]
+
+
+async def segments(conn: Conn) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        """SELECT s AS segment, count(*) AS leads,
+                  count(*) FILTER (WHERE mql_at IS NOT NULL OR sql_at IS NOT NULL OR converted_at IS NOT NULL) AS mql,
+                  count(*) FILTER (WHERE converted_at IS NOT NULL) AS converted,
+                  count(*) FILTER (WHERE won_at IS NOT NULL) AS customers
+           FROM leads, unnest(segments) AS s WHERE status <> 'merged' GROUP BY s ORDER BY s"""
+    )
+    return [dict(r) for r in rows]
