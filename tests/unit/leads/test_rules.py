@@ -16,10 +16,14 @@ NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 LEAD = uuid.UUID("00000000-0000-0000-0000-0000000000e1")
 OTHER = uuid.UUID("00000000-0000-0000-0000-0000000000e2")
 DEAL = uuid.UUID("00000000-0000-0000-0000-0000000000d1")
-CAPTURE = d.CaptureLead(source="website_form", external_id="f-1",
-                        contact=LeadContact(name="Đỗ Thu Trang", email="trang@congty.vn", company="Công ty Hạ Long",
-                                            title="Giám đốc kinh doanh"),
-                        attribution=Attribution(source="website_form", campaign_id="tet-2027"))
+CAPTURE = d.CaptureLead(
+    source="website_form",
+    external_id="f-1",
+    contact=LeadContact(
+        name="Đỗ Thu Trang", email="trang@congty.vn", company="Công ty Hạ Long", title="Giám đốc kinh doanh"
+    ),
+    attribution=Attribution(source="website_form", campaign_id="tet-2027"),
+)
 
 
 def run(state: d.Lead, command: d.Command) -> list:
@@ -92,8 +96,17 @@ TABLE = {
     "disqualify": (NF, A, A, A, A, A, "lead_converted", "lead_disqualified", MG),
     "convert": (NF, "lead_new", "lead_contacted", "lead_nurturing", A, A, "lead_converted", "lead_disqualified", MG),
     "recycle": (NF, "lead_new", "lead_contacted", "lead_nurturing", "lead_mql", "lead_sql", A, A, MG),
-    "record_outcome": (NF, "lead_new", "lead_contacted", "lead_nurturing", "lead_mql", "lead_sql", A,
-                       "lead_disqualified", MG),
+    "record_outcome": (
+        NF,
+        "lead_new",
+        "lead_contacted",
+        "lead_nurturing",
+        "lead_mql",
+        "lead_sql",
+        A,
+        "lead_disqualified",
+        MG,
+    ),
     "erase": (NF, A, A, A, A, A, A, A, A),
 }
 PAIRS = [(s, c, TABLE[c][i]) for c in TABLE for i, s in enumerate(STATUSES)]
@@ -129,8 +142,11 @@ def test_conversion_carries_the_contact_and_attribution_for_the_deal() -> None:
 
 
 def test_fit_counts_who_the_lead_is_and_engagement_halves_every_half_life() -> None:
-    lead = build(CAPTURE, d.RecordEngagement(kind="form_submit", at=NOW - timedelta(days=14)),
-                 d.RecordEngagement(kind="email_click", at=NOW))
+    lead = build(
+        CAPTURE,
+        d.RecordEngagement(kind="form_submit", at=NOW - timedelta(days=14)),
+        d.RecordEngagement(kind="email_click", at=NOW),
+    )
     fit, engagement, reasons = d.score(lead, NOW)
     assert fit == 10 + 10 + 15 + 10  # company, business email, senior title ("giám đốc"), website form
     assert engagement == Decimal("10.00")  # 10 halved after 14 days + 5 now
@@ -150,8 +166,13 @@ def test_a_faster_decay_is_a_rule_change_not_a_code_change() -> None:
 
 def test_campaign_spend_is_idempotent_per_day_and_corrections_are_explicit() -> None:
     cid = uuid.uuid4()
-    c = d.campaign_decider.fold(d.decide_campaign(d.Campaign(), d.CreateCampaign(
-        name="Tết", channel="facebook", code="tet-2027", budget=Money.of(100_000_000)), cid))
+    c = d.campaign_decider.fold(
+        d.decide_campaign(
+            d.Campaign(),
+            d.CreateCampaign(name="Tết", channel="facebook", code="tet-2027", budget=Money.of(100_000_000)),
+            cid,
+        )
+    )
     with pytest.raises(d.LeadRuleError, match="once the campaign runs"):
         d.decide_campaign(c, d.RecordSpend(amount=Money.of(1_000_000)), cid, NOW.date())
     c = d.campaign_decider.fold(d.decide_campaign(c, d.ChangeCampaignStatus(status="active"), cid), c)
@@ -161,11 +182,14 @@ def test_campaign_spend_is_idempotent_per_day_and_corrections_are_explicit() -> 
     with pytest.raises(d.LeadRuleError) as e:
         d.decide_campaign(c, d.RecordSpend(amount=Money.of(2_500_000)), cid, NOW.date())
     assert e.value.rule == "spend_recorded"
-    (fix,) = d.decide_campaign(c, d.RecordSpend(amount=Money.of(2_500_000), correction_reason="late invoice"), cid,
-                               NOW.date())
+    (fix,) = d.decide_campaign(
+        c, d.RecordSpend(amount=Money.of(2_500_000), correction_reason="late invoice"), cid, NOW.date()
+    )
     assert fix.old == Money.of(2_000_000)
     with pytest.raises(d.LeadRuleError) as e:
         d.decide_campaign(c, d.ChangeCampaignStatus(status="active"), cid) or d.decide_campaign(
             d.campaign_decider.fold(d.decide_campaign(c, d.ChangeCampaignStatus(status="ended"), cid), c),
-            d.ChangeCampaignStatus(status="active"), cid)
+            d.ChangeCampaignStatus(status="active"),
+            cid,
+        )
     assert e.value.rule == "campaign_status"
