@@ -270,9 +270,7 @@ async def funnel(conn: Conn, *, by: str, start: datetime, end: datetime, tz: str
                        (ORDER BY extract(epoch FROM first_contacted_at - captured_at) / 60) AS median_minutes_to_contact
             FROM leads WHERE captured_at >= $1 AND captured_at < $2 AND status <> 'merged'
             GROUP BY 1 ORDER BY 1""",
-        start,
-        end,
-        tz,
+        *([start, end, tz] if by == "month" else [start, end]),
     )
     return [
         {

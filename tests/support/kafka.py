@@ -12,6 +12,15 @@ from shared.kafka import admin_client
 
 async def read_topic(bootstrap: str, topic: str, *, timeout: float = 60.0) -> list[tuple[int, CloudEvent]]:
     """Every message now in the topic, as (partition, envelope), each partition in its order."""
+    return [(p, CloudEvent.from_kafka(value)) for p, value in await _records(bootstrap, topic, timeout)]
+
+
+async def raw_messages(bootstrap: str, topic: str, *, timeout: float = 60.0) -> list[bytes]:
+    """Every message's key, headers and value, as bytes (for scanning a topic for traces of data)."""
+    return [value for _, value in await _records(bootstrap, topic, timeout, whole=True)]
+
+
+async def _records(bootstrap: str, topic: str, timeout: float, *, whole: bool = False) -> list[tuple[int, bytes]]:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
@@ -22,11 +31,15 @@ async def read_topic(bootstrap: str, topic: str, *, timeout: float = 60.0) -> li
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         end = await consumer.end_offsets(partitions)
-        out: list[tuple[int, CloudEvent]] = []
+        out: list[tuple[int, bytes]] = []
         async with asyncio.timeout(timeout):
             while [tp for tp in partitions if await consumer.position(tp) < end[tp]]:
                 for tp, records in (await consumer.getmany(timeout_ms=500)).items():
-                    out.extend((tp.partition, CloudEvent.from_kafka(r.value)) for r in records)
+                    for r in records:
+                        value = r.value or b""
+                        if whole:
+                            value = b"|".join([r.key or b"", *(v for _, v in r.headers), value])
+                        out.append((tp.partition, value))
         return out
     finally:
         try:
