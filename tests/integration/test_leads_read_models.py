@@ -1,0 +1,104 @@
+"""The marketing read models against the oracle, on 5,000 generated leads from 5 sources and 5 campaigns."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from services.leads import main as leads_main
+from services.leads.handlers import Context
+from shared.stack import Endpoints
+from tests.oracle.marketing import Marketing
+from tests.support.marketing_sim import START, command, generate
+from tests.support.services import bearer, client_for, drop_everything, isolated_settings
+from tests.support.waiting import wait_until
+
+pytestmark = [pytest.mark.pg, pytest.mark.kafka, pytest.mark.slow]
+N_LEADS = int(os.environ.get("PIPELINES_SIM_LEADS", "5000"))
+TZ = "Asia/Ho_Chi_Minh"
+AUDITOR = bearer("u-audit", "auditor", team=None)
+
+
+class SimClock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def same(got: list[dict[str, Any]], want: list[dict[str, Any]]) -> None:
+    assert len(got) == len(want)
+    for g, w in zip(got, want, strict=True):
+        for k, v in w.items():
+            if k == "median_minutes_to_contact" and v is not None:
+                assert math.isclose(g[k], v, abs_tol=0.02), (k, g, w)
+            else:
+                assert g[k] == v, (k, g[k], v, g)
+
+
+async def test_funnel_and_campaign_roi_match_the_oracle(endpoints: Endpoints) -> None:
+    settings = isolated_settings(endpoints)
+    clock = SimClock(START)
+    service = await leads_main.build(settings, clock=clock)
+    await service.ensure_topics()
+    stop = asyncio.Event()
+    relay = service.relay()
+    relay.poll_interval = 0.1
+    await relay.setup()
+    tasks = [asyncio.create_task(relay.run(stop))]
+    for runner in service.runners():
+        if runner.projection.name == "marketing":
+            runner.poll_interval = 0.2
+            await runner.setup()
+            tasks.append(asyncio.create_task(runner.run(stop)))
+    http = client_for(service.app())
+    try:
+        actions = generate(N_LEADS)
+        ctx = Context(actor="sim")
+        for a in actions:
+            clock.now = a.at
+            kind, cmd, day = command(a)
+            if kind == "campaign":
+                await service.leads.campaign_command(a.target, cmd, ctx, day)
+            elif a.kind == "capture":
+                await service.leads.capture(cmd, ctx, lead_id=a.target)
+            else:
+                await service.leads.handle(a.target, cmd, ctx)
+        storage = service.storage
+
+        async def applied() -> bool:
+            async with storage.pool.acquire() as conn:
+                stored = await conn.fetchval(f"SELECT count(*) FROM {storage.store.schema}.events")
+            async with storage.read_models.connection("marketing") as conn:
+                return await conn.fetchval("SELECT coalesce(sum(version), 0) FROM projection_progress") == stored
+
+        await wait_until(applied, timeout=300, interval=0.5)
+        oracle = Marketing(actions)
+        zone = ZoneInfo(TZ)
+        start, end = datetime(2026, 7, 1, tzinfo=zone), datetime(2026, 11, 1, tzinfo=zone)
+        window = {"from": "2026-07-01", "to": "2026-11-01"}
+        for by in ("source", "campaign", "month"):
+            got = (await http.get("/funnel", params=window | {"by": by}, headers=AUDITOR)).json()
+            same(got, oracle.funnel(by, start, end, TZ))
+        got = (await http.get("/campaigns", params=window, headers=AUDITOR)).json()
+        same(got, oracle.campaign_performance(start, end, TZ))
+        part = {"from": "2026-08-15", "to": "2026-09-20"}
+        got = (await http.get("/campaigns", params=part, headers=AUDITOR)).json()
+        same(got, oracle.campaign_performance(datetime(2026, 8, 15, tzinfo=zone), datetime(2026, 9, 20, tzinfo=zone), TZ))
+        by_source = oracle.funnel("source", start, end, TZ)
+        assert len(by_source) == 5
+        assert sum(r["captured"] for r in by_source) >= N_LEADS * 0.95
+        assert sum(r["customers"] for r in by_source) > 100 or N_LEADS < 5000
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await http.aclose()
+        await service.close()
+        await drop_everything(settings)
