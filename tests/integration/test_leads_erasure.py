@@ -104,11 +104,19 @@ async def test_an_erased_person_is_gone_everywhere_and_counts_stay(
         async def funnel() -> list:
             return (await leads_http.get("/funnel", params=window, headers=AUDITOR)).json()
 
-        async def counted() -> bool:
-            return sum(row["opportunities"] for row in await funnel()) == 1
+        line = {"product": "Tủ trưng bày 1m2", "quantity": "1", "unit_price": {"amount": "28000000", "currency": "VND"}}
+        assert (
+            await deals_http.post(f"/deals/{deal_id}/change-lines", json={"lines": [line]}, headers=SALES)
+        ).status_code == 200
+        assert (await deals_http.post(f"/deals/{deal_id}/win", json={}, headers=SALES)).status_code == 200
+
+        async def counted() -> bool:  # the won deal came back to the lead through Kafka
+            rows = await funnel()
+            return sum(r["opportunities"] for r in rows) == 1 and sum(r["customers"] for r in rows) == 1
 
         await wait_until(counted, timeout=60)
         before = await funnel()
+        assert [r["revenue"] for r in before if r["customers"]] == ["28000000"]
 
         r = await leads_http.post(f"/leads/{lead_id}/erase", headers=MKT, json={"reason": "data subject request"})
         assert r.status_code == 200

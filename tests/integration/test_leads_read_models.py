@@ -91,7 +91,11 @@ async def test_funnel_and_campaign_roi_match_the_oracle(endpoints: Endpoints) ->
         same(got, oracle.campaign_performance(start, end, TZ))
         part = {"from": "2026-08-15", "to": "2026-09-20"}
         got = (await http.get("/campaigns", params=part, headers=AUDITOR)).json()
-        same(got, oracle.campaign_performance(datetime(2026, 8, 15, tzinfo=zone), datetime(2026, 9, 20, tzinfo=zone), TZ))
+        same(
+            got, oracle.campaign_performance(datetime(2026, 8, 15, tzinfo=zone), datetime(2026, 9, 20, tzinfo=zone), TZ)
+        )
+        same((await http.get("/nurture", headers=AUDITOR)).json(), oracle.nurture())
+        same((await http.get("/segments", headers=AUDITOR)).json(), oracle.segments())
         by_source = oracle.funnel("source", start, end, TZ)
         assert len(by_source) == 5
         assert sum(r["captured"] for r in by_source) >= N_LEADS * 0.95
