@@ -48,7 +48,7 @@ def generate(n_leads: int, seed: int = 11) -> list[Action]:
             if rng.random() < 0.9:
                 day = (START + timedelta(days=d)).date()
                 at = START + timedelta(days=d, hours=20)
-                spend = {
+                spend: dict[str, Any] = {
                     "day": day,
                     "amount": rng.randrange(1, 20) * 100_000,
                     "impressions": rng.randrange(1000, 20000),
@@ -62,7 +62,7 @@ def generate(n_leads: int, seed: int = 11) -> list[Action]:
         lead = uuid.UUID(int=rng.getrandbits(128))
         at = START + timedelta(days=rng.uniform(0, DAYS - 5))
         source = SOURCES[n % len(SOURCES)] if n < len(SOURCES) * 4 else rng.choice(SOURCES)
-        code = rng.choice([c for c, _ in CAMPAIGNS] + [None])
+        code: str | None = rng.choice([c for c, _ in CAMPAIGNS] + [None])
         actions.append(
             Action(at, "capture", lead, {"source": source, "code": code, "external": f"x-{n}", "phone": f"09{n:08d}"})
         )
