@@ -62,9 +62,9 @@ def generate(n_leads: int, seed: int = 11) -> list[Action]:
         lead = uuid.UUID(int=rng.getrandbits(128))
         at = START + timedelta(days=rng.uniform(0, DAYS - 5))
         source = SOURCES[n % len(SOURCES)] if n < len(SOURCES) * 4 else rng.choice(SOURCES)
-        code: str | None = rng.choice([c for c, _ in CAMPAIGNS] + [None])
+        campaign: str | None = rng.choice([c for c, _ in CAMPAIGNS] + [None])
         actions.append(
-            Action(at, "capture", lead, {"source": source, "code": code, "external": f"x-{n}", "phone": f"09{n:08d}"})
+            Action(at, "capture", lead, {"source": source, "code": campaign, "external": f"x-{n}", "phone": f"09{n:08d}"})
         )
         quality = rng.random()
         if rng.random() < 0.6:
