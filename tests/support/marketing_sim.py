@@ -64,7 +64,9 @@ def generate(n_leads: int, seed: int = 11) -> list[Action]:
         source = SOURCES[n % len(SOURCES)] if n < len(SOURCES) * 4 else rng.choice(SOURCES)
         campaign: str | None = rng.choice([c for c, _ in CAMPAIGNS] + [None])
         actions.append(
-            Action(at, "capture", lead, {"source": source, "code": campaign, "external": f"x-{n}", "phone": f"09{n:08d}"})
+            Action(
+                at, "capture", lead, {"source": source, "code": campaign, "external": f"x-{n}", "phone": f"09{n:08d}"}
+            )
         )
         quality = rng.random()
         if rng.random() < 0.6:
