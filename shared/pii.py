@@ -18,12 +18,14 @@ import base64
 import json
 import os
 from collections.abc import Iterable, Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import asyncpg
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from shared.events import DomainEvent
+
+if TYPE_CHECKING:  # the domain imports this module; only the PostgreSQL key store needs the driver
+    import asyncpg
 
 TOKEN_PREFIX = "pii:v1:"  # noqa: S105 - a marker, not a secret
 NONCE_BYTES = 12
