@@ -1,0 +1,202 @@
+"""The production service's use cases: commands on orders and demand plans, and the reaction to won deals.
+
+A won deal makes exactly one order: its id is uuid5 of the deal, and the events of a reaction derive their ids
+from the event that caused them, so a ``DealWon`` delivered twice or replayed adds nothing. A won deal reopened
+cancels its order when nothing has left the factory yet.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import structlog
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.deals.events import DealReopened, DealWon
+from services.production import domain
+from services.production.domain import Order
+from services.production.events import (
+    DeliveryAddress,
+    DemandForecastRecorded,
+    DemandPlanEvent,
+    OrderLine,
+    ProductionPlanApproved,
+    ProductionPlanRevised,
+)
+from shared.decider import CommandResult, Decider, Loaded, execute, load
+from shared.envelope import CloudEvent
+from shared.events import DomainEvent, registry
+from shared.eventstore import DuplicateEventError, EventStore, Idempotency
+
+log = structlog.get_logger(__name__)
+Clock = Callable[[], datetime]
+NS_ORDER_FROM_DEAL = uuid.UUID("5e0c7b1a-7d39-5f0b-9a44-3a3e9c1d0001")
+NS_REACTION_EVENTS = uuid.UUID("5e0c7b1a-7d39-5f0b-9a44-3a3e9c1d0002")
+DEFAULT_LEAD_TIME = timedelta(days=30)
+REACTIONS_ACTOR = "system:production-reactions"
+
+
+def order_stream(order_id: uuid.UUID) -> str:
+    return f"production-order-{order_id}"
+
+
+def order_id_for_deal(deal_id: uuid.UUID) -> uuid.UUID:
+    return uuid.uuid5(NS_ORDER_FROM_DEAL, str(deal_id))
+
+
+def plan_stream(product: str, period: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", product.lower()).strip("-") or "product"
+    return f"demand-plan-{slug}-{uuid.uuid5(NS_ORDER_FROM_DEAL, product).hex[:8]}-{period}"
+
+
+@dataclass(frozen=True)
+class Context:
+    actor: str
+    correlation_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    causation_id: str | None = None
+    expected_version: int | None = None
+    idempotency: Idempotency | None = None
+    derive_ids_from: str | None = None
+
+    def options(self, now: datetime) -> dict[str, Any]:
+        meta: dict[str, Any] = {"actor": self.actor, "correlation_id": self.correlation_id}
+        if self.causation_id:
+            meta["causation_id"] = self.causation_id
+        seed = self.derive_ids_from
+        return {
+            "expected_version": self.expected_version,
+            "idempotency": self.idempotency,
+            "occurred_at": now,
+            "metadata": meta,
+            "event_ids": (lambda i: uuid.uuid5(NS_REACTION_EVENTS, f"{seed}:{i}")) if seed else None,
+        }
+
+
+# ---------------------------------------------------------------------------------------------- demand plans
+@dataclass(frozen=True)
+class DemandPlan:
+    forecast: Decimal | None = None
+    planned: Decimal | None = None
+
+
+def evolve_plan(p: DemandPlan, e: DomainEvent) -> DemandPlan:
+    match e:
+        case DemandForecastRecorded():
+            return DemandPlan(e.quantity, p.planned)
+        case ProductionPlanApproved():
+            return DemandPlan(p.forecast, e.quantity)
+        case ProductionPlanRevised():
+            return DemandPlan(p.forecast, e.new)
+    return p
+
+
+plan_decider = Decider(initial=DemandPlan(), evolve=evolve_plan)
+
+
+class PlanCommand(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    action: str = Field(pattern=r"^(forecast|approve|revise)$")
+    quantity: Decimal = Field(ge=0)
+    method: str = Field("manual", pattern=r"^(pipeline_weighted|manual|history)$")
+    reason: str | None = None
+
+
+def decide_plan(p: DemandPlan, cmd: PlanCommand, product: str, period: str, actor: str) -> list[DemandPlanEvent]:
+    base = {"product": product, "period": period}
+    if cmd.action == "forecast":
+        return (
+            []
+            if p.forecast == cmd.quantity
+            else [DemandForecastRecorded(**base, quantity=cmd.quantity, method=cmd.method)]
+        )
+    if cmd.action == "approve":
+        if p.planned is not None:
+            raise domain.OrderRuleError("plan_approved", "the plan is approved: revise it with a reason")
+        return [ProductionPlanApproved(**base, quantity=cmd.quantity, approved_by=actor)]
+    if p.planned is None:
+        raise domain.OrderRuleError("plan_not_approved", "approve a plan before revising it")
+    if not cmd.reason:
+        raise domain.OrderRuleError("reason_required", "a revision says why")
+    if p.planned == cmd.quantity:
+        return []
+    return [ProductionPlanRevised(**base, old=p.planned, new=cmd.quantity, reason=cmd.reason)]
+
+
+# ---------------------------------------------------------------------------------------------- use cases
+class Production:
+    def __init__(self, store: EventStore, clock: Clock, timezone: str = "Asia/Ho_Chi_Minh") -> None:
+        self.store = store
+        self.clock = clock
+        self.timezone = timezone
+        self.tz = ZoneInfo(timezone)
+
+    def using(self, store: EventStore) -> Production:
+        return Production(store, self.clock, self.timezone)
+
+    async def order(self, order_id: uuid.UUID, **read: Any) -> Loaded[Order]:
+        return await load(self.store, order_stream(order_id), domain.order_decider, **read)
+
+    async def handle(self, order_id: uuid.UUID, cmd: domain.Command, ctx: Context) -> CommandResult[Order]:
+        now = self.clock()
+        return await execute(
+            self.store,
+            order_stream(order_id),
+            domain.order_decider,
+            lambda state: domain.decide(state, cmd, now, order_id, actor=ctx.actor, tz=self.tz),
+            **ctx.options(now),
+        )
+
+    async def plan(self, product: str, period: str, cmd: PlanCommand, ctx: Context) -> CommandResult[DemandPlan]:
+        return await execute(
+            self.store,
+            plan_stream(product, period),
+            plan_decider,
+            lambda state: decide_plan(state, cmd, product, period, ctx.actor),
+            **ctx.options(self.clock()),
+        )
+
+    async def react(self, envelope: CloudEvent, data: dict[str, Any]) -> None:
+        event = registry.parse(envelope.type, envelope.schemaversion, data)
+        ctx = Context(
+            actor=REACTIONS_ACTOR,
+            correlation_id=envelope.correlationid,
+            causation_id=envelope.id,
+            derive_ids_from=envelope.id,
+        )
+        match event:
+            case DealWon():
+                due = event.requested_delivery_date or (event.won_at + DEFAULT_LEAD_TIME).astimezone(self.tz).date()
+                address = (
+                    DeliveryAddress.model_validate(event.delivery_address.model_dump())
+                    if event.delivery_address
+                    else None
+                )
+                cmd: domain.Command = domain.CreateOrder(
+                    customer=event.customer,
+                    deal_id=event.deal_id,
+                    due_date=due,
+                    contact_id=event.contact_id,
+                    delivery_address=address if event.contact_id else None,
+                    lines=tuple(OrderLine(product=x.product, quantity=x.quantity, unit=x.unit) for x in event.lines),
+                )
+                order_id = order_id_for_deal(event.deal_id)
+            case DealReopened(was="won"):
+                cmd, order_id = (
+                    domain.Cancel(reason=f"the deal was reopened: {event.reason}"),
+                    order_id_for_deal(event.deal_id),
+                )
+            case _:
+                return
+        try:
+            await self.handle(order_id, cmd, ctx)
+        except DuplicateEventError:
+            pass  # this event made its change before (a replay)
+        except domain.OrderRuleError as refused:
+            log.info("production.reaction_refused", order_id=str(order_id), rule=refused.rule)
