@@ -1,0 +1,266 @@
+"""The production service's HTTP API: orders from planning to delivery, demand plans, and the floor's read models.
+
+Roles: ``production`` and ``admin`` change things and see delivery addresses; ``auditor`` and
+``sales_manager`` read, without personal data.
+"""
+
+# No `from __future__ import annotations` here: FastAPI reads the command routes' body types at runtime.
+
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from services.production import domain, projections
+from services.production.handlers import Context, PlanCommand, Production
+from shared.auth import Principal, TokenVerifier, require
+from shared.http import (
+    CommandAnswer,
+    Cursor,
+    IdempotencyKey,
+    IfMatch,
+    Limit,
+    Problem,
+    answer,
+    decode_cursor,
+    idempotency,
+    if_match_version,
+    install_common,
+    page,
+)
+from shared.pii import PersonalData, without_personal_data
+from shared.projections import ReadModels
+
+CHANGE = ("production",)
+READ = ("production", "auditor", "sales_manager")
+ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"model": Problem, "description": "no such order"},
+    409: {"model": Problem, "description": "a business rule refused the command; `rule` names it"},
+    412: {"model": Problem, "description": "If-Match named another version"},
+    422: {"model": Problem, "description": "the input is invalid; `detail` says what"},
+}
+Period = Annotated[str, Path(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", examples=["2026-12"])]
+
+
+@dataclass
+class ProductionAPI:
+    production: Production
+    read_models: ReadModels | None
+    personal_data: PersonalData
+    timezone: str
+    readiness: Callable[[], Awaitable[dict[str, str]]]
+
+
+def create_app(svc: ProductionAPI, verifier: TokenVerifier) -> FastAPI:
+    app = FastAPI(
+        title="Pipelines — production",
+        version="1.0.0",
+        description="The production pipeline: from won deal to delivered order. " + (__doc__ or ""),
+    )
+    app.state.token_verifier = verifier
+    install_common(app, svc.readiness)
+    tz = ZoneInfo(svc.timezone)
+
+    @app.exception_handler(domain.OrderRuleError)
+    async def refused(request: Request, exc: domain.OrderRuleError) -> JSONResponse:
+        return JSONResponse({"detail": exc.message, "rule": exc.rule}, status_code=exc.status)
+
+    router = APIRouter(responses=ERRORS)
+
+    async def context(request: Request, actor: str, if_match: str | None = None, key: str | None = None) -> Context:
+        body = await request.json() if key and await request.body() else None
+        return Context(
+            actor=actor,
+            correlation_id=request.state.correlation_id,
+            causation_id=request.headers.get("x-causation-id"),
+            expected_version=if_match_version(if_match),
+            idempotency=idempotency(f"{actor}:{request.method} {request.url.path}", key, body),
+        )
+
+    async def existing(order_id: uuid.UUID) -> Any:
+        loaded = await svc.production.order(order_id)
+        if loaded.version == 0:
+            raise HTTPException(404, detail=f"no order {order_id}")
+        return loaded
+
+    def sees_personal_data(p: Principal) -> bool:
+        return bool(p.roles & {"admin", "production"})
+
+    @router.post(
+        "/orders",
+        status_code=201,
+        response_model=CommandAnswer,
+        tags=["orders"],
+        summary="create an order directly (orders from won deals are created by the service itself)",
+    )
+    async def create(
+        request: Request,
+        body: domain.CreateOrder,
+        p: Annotated[Principal, Depends(require(*CHANGE))],
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response:
+        order_id = uuid.uuid4()
+        result = await svc.production.handle(order_id, body, await context(request, p.user_id, key=idempotency_key))
+        oid = result.append.stream_id.removeprefix("production-order-")
+        return answer(oid, result.append, created=True, location=f"/orders/{oid}")
+
+    def command_route(cmd: type[domain.Command]) -> None:
+        async def run(
+            order_id: uuid.UUID,
+            request: Request,
+            body: cmd,  # type: ignore[valid-type]  # a class chosen at runtime, one route per command
+            p: Annotated[Principal, Depends(require(*CHANGE))],
+            if_match: IfMatch = None,
+            idempotency_key: IdempotencyKey = None,
+        ) -> Response:
+            await existing(order_id)
+            command: domain.Command = body
+            result = await svc.production.handle(
+                order_id, command, await context(request, p.user_id, if_match, idempotency_key)
+            )
+            return answer(str(order_id), result.append)
+
+        router.add_api_route(
+            "/orders/{order_id}/" + cmd.name.replace("_", "-"),
+            run,
+            methods=["POST"],
+            response_model=CommandAnswer,
+            tags=["order commands"],
+            summary=cmd.name.replace("_", " "),
+        )
+
+    for cmd in domain.Command.__subclasses__():
+        if cmd is not domain.CreateOrder:
+            command_route(cmd)
+
+    @router.get("/orders/{order_id}", tags=["orders"])
+    async def get_order(
+        order_id: uuid.UUID, p: Annotated[Principal, Depends(require(*READ))], response: Response
+    ) -> dict[str, Any]:
+        loaded = await existing(order_id)
+        body = domain.state_as_json(loaded.state)
+        body["version"] = loaded.version
+        if sees_personal_data(p):
+            created = loaded.events[0].data
+            body["delivery_address"] = (await svc.personal_data.open([created]))[0].get("delivery_address")
+        response.headers["ETag"] = f'"{loaded.version}"'
+        return body
+
+    @router.get("/orders/{order_id}/history", tags=["orders"])
+    async def history(
+        order_id: uuid.UUID, p: Annotated[Principal, Depends(require(*READ))], limit: Limit = 100, cursor: Cursor = None
+    ) -> Any:
+        loaded = await existing(order_id)
+        offset = decode_cursor(cursor)
+        chunk = loaded.events[offset : offset + limit + 1]
+        opened = await svc.personal_data.open([e.data for e in chunk]) if sees_personal_data(p) else None
+        items = [
+            {
+                "version": e.version,
+                "position": e.position,
+                "type": e.event_type,
+                "occurred_at": e.occurred_at.isoformat(),
+                "recorded_at": e.recorded_at.isoformat(),
+                "actor": e.metadata.get("actor"),
+                "correlation_id": e.correlation_id,
+                "causation_id": e.causation_id,
+                "data": opened[i] if opened else without_personal_data(e.data),
+            }
+            for i, e in enumerate(chunk)
+        ]
+        return page(items, offset, limit)
+
+    # ------------------------------------------------------------------ demand plans
+    @router.put(
+        "/plans/{product}/{period}",
+        response_model=CommandAnswer,
+        tags=["demand plans"],
+        summary="record a forecast, approve the plan, or revise it",
+    )
+    async def put_plan(
+        product: Annotated[str, Path(min_length=1, max_length=200)],
+        period: Period,
+        request: Request,
+        body: PlanCommand,
+        p: Annotated[Principal, Depends(require(*CHANGE))],
+    ) -> Response:
+        result = await svc.production.plan(product, period, body, await context(request, p.user_id))
+        return answer(f"{product}/{period}", result.append)
+
+    @router.post(
+        "/plans/{period}/propose",
+        tags=["demand plans"],
+        summary="record the weighted sales pipeline's demand as each product's forecast for a month",
+    )
+    async def propose(
+        period: Period, request: Request, p: Annotated[Principal, Depends(require(*CHANGE))]
+    ) -> dict[str, Any]:
+        async with read_models().connection("demand") as dconn, read_models().connection("floor") as fconn:
+            rows = await projections.demand_vs_plan(fconn, dconn, tz=svc.timezone)
+        proposed = {}
+        for r in rows:
+            if r["period"] == period and r["pipeline_demand"] is not None:
+                cmd = PlanCommand(action="forecast", quantity=r["pipeline_demand"], method="pipeline_weighted")
+                await svc.production.plan(r["product"], period, cmd, await context(request, p.user_id))
+                proposed[r["product"]] = r["pipeline_demand"]
+        return {"period": period, "forecasts": proposed}
+
+    # ------------------------------------------------------------------ read models
+    def read_models() -> ReadModels:
+        if svc.read_models is None:
+            raise HTTPException(503, detail="this process serves no read models")
+        return svc.read_models
+
+    def window(start: date, end: date) -> tuple[datetime, datetime]:
+        if end <= start:
+            raise HTTPException(422, detail="`to` must be after `from`")
+        return datetime.combine(start, time(), tz), datetime.combine(end, time(), tz)
+
+    From = Annotated[date, Query(alias="from")]  # noqa: N806
+    To = Annotated[date, Query(alias="to")]  # noqa: N806
+
+    @router.get("/board", tags=["read models"], summary="open orders per stage: WIP, age, late")
+    async def get_board(p: Annotated[Principal, Depends(require(*READ))]) -> dict[str, Any]:
+        async with read_models().connection("floor") as conn:
+            return await projections.board(conn, now=svc.production.clock(), tz=svc.timezone)
+
+    @router.get("/analytics/cycle-times", tags=["read models"], summary="time in stage and order lead time")
+    async def get_cycle(p: Annotated[Principal, Depends(require(*READ))], start: From, end: To) -> dict[str, Any]:
+        lo, hi = window(start, end)
+        async with read_models().connection("floor") as conn:
+            return await projections.cycle_times(conn, start=lo, end=hi)
+
+    @router.get("/analytics/quality", tags=["read models"], summary="first-pass yield, rework and scrap rates")
+    async def get_quality(p: Annotated[Principal, Depends(require(*READ))], start: From, end: To) -> dict[str, Any]:
+        lo, hi = window(start, end)
+        async with read_models().connection("floor") as conn:
+            return await projections.quality(conn, start=lo, end=hi)
+
+    @router.get("/analytics/delivery", tags=["read models"], summary="on-time delivery and OTIF")
+    async def get_delivery(p: Annotated[Principal, Depends(require(*READ))], start: From, end: To) -> dict[str, Any]:
+        lo, hi = window(start, end)
+        async with read_models().connection("floor") as conn:
+            return await projections.delivery(conn, start=lo, end=hi, tz=svc.timezone)
+
+    @router.get("/demand", tags=["read models"], summary="demand forecast vs plan vs actual per product and month")
+    async def get_demand(p: Annotated[Principal, Depends(require(*READ))]) -> list[dict[str, Any]]:
+        async with read_models().connection("demand") as dconn, read_models().connection("floor") as fconn:
+            return await projections.demand_vs_plan(fconn, dconn, tz=svc.timezone)
+
+    @router.get("/orders", tags=["read models"], summary="open orders, soonest due first")
+    async def list_orders(
+        p: Annotated[Principal, Depends(require(*READ))], limit: Limit = 50, cursor: Cursor = None
+    ) -> Any:
+        offset = decode_cursor(cursor)
+        async with read_models().connection("floor") as conn:
+            b = await projections.board(conn, now=svc.production.clock(), tz=svc.timezone)
+        items = sorted((o for s in b["stages"] for o in s["items"]), key=lambda o: (o["due_date"], o["order_id"]))
+        return page(items[offset : offset + limit + 1], offset, limit)
+
+    app.include_router(router)
+    return app

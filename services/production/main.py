@@ -1,0 +1,61 @@
+"""The production service's composition root. ``python -m services.production api|relay|projector|all``."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from services.production import projections
+from services.production.api import ProductionAPI, create_app
+from services.production.handlers import Clock, Production
+from shared.auth import TokenVerifier
+from shared.db import Conn
+from shared.envelope import CloudEvent
+from shared.projections import Projection
+from shared.service import ServiceCore, Storage, utc_now
+from shared.settings import Settings
+
+SERVICE = "production"
+
+
+class ProductionService(ServiceCore):
+    name = SERVICE
+
+    def __init__(self, storage: Storage, clock: Clock) -> None:
+        super().__init__(storage)
+        self.production = Production(storage.store, clock, self.settings.timezone)
+
+    def projections(self) -> list[Projection]:
+        s = self.settings
+        return [
+            projections.floor(s.events_topic(SERVICE)),
+            projections.demand(s.events_topic("deals"), s.timezone),
+            self.reactions(),
+        ]
+
+    def reactions(self) -> Projection:
+        """A won deal makes its order; a won deal reopened cancels it."""
+        storage = self.storage
+
+        async def apply(conn: Conn, envelope: CloudEvent) -> None:
+            if envelope.type in ("pipelines.deals.DealWon", "pipelines.deals.DealReopened"):
+                (data,) = await storage.personal_data.open([envelope.data])
+                await self.production.using(storage.store.using(conn)).react(envelope, data)
+
+        return Projection(name="reactions", topics=(self.settings.events_topic("deals"),), ddl="", apply=apply)
+
+    def app(self) -> FastAPI:
+        st = self.storage
+        return create_app(
+            ProductionAPI(
+                production=self.production,
+                read_models=st.read_models,
+                personal_data=st.personal_data,
+                timezone=self.settings.timezone,
+                readiness=st.readiness,
+            ),
+            TokenVerifier.from_settings(self.settings),
+        )
+
+
+async def build(settings: Settings, *, clock: Clock = utc_now) -> ProductionService:
+    return ProductionService(await Storage.open(settings, SERVICE), clock)

@@ -1,0 +1,140 @@
+"""A won deal makes exactly one order (delivered twice or replayed); the production API on the in-memory store."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+import pytest
+from fastapi.testclient import TestClient
+
+from services.deals.events import Address, DealReopened, DealWon, ProductLine, StageKind, StageSnapshot
+from services.production.api import ProductionAPI, create_app
+from services.production.handlers import Production, order_id_for_deal
+from shared.auth import TokenVerifier, issue_token
+from shared.envelope import CloudEvent
+from shared.eventstore import NewEvent
+from shared.eventstore.memory import InMemoryEventStore
+from shared.money import Money
+
+NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
+KEY = b"k" * 32
+STAGE = StageSnapshot(
+    stage_id="negotiation", name="Negotiation", order=50, probability=Decimal("0.8"), kind=StageKind.OPEN
+)
+
+
+def won(deal: uuid.UUID) -> DealWon:
+    return DealWon(
+        deal_id=deal,
+        value=Money.of(54_000_000),
+        customer="Siêu thị Bình An",
+        owner_id="u-lan",
+        team_id="north",
+        quote_id=None,
+        stage_at_win=STAGE,
+        opened_at=NOW,
+        won_at=NOW,
+        lines=(ProductLine(product="Tủ đông 500L", quantity=Decimal(3), unit_price=Money.of(18_000_000)),),
+        requested_delivery_date=date(2026, 12, 28),
+        contact_id="lead-1",
+        delivery_address=Address(line1="45 Trần Phú", city="Nha Trang"),
+    )
+
+
+async def deliver(production: Production, deals: InMemoryEventStore, event, stream: str) -> None:
+    version = await deals.stream_version(stream)
+    await deals.append(stream, [NewEvent(event)], expected_version=version)
+    recorded = (await deals.read_stream(stream))[-1]
+    envelope = CloudEvent.from_recorded(recorded, "deals")
+    (data,) = await deals.personal_data.open([envelope.data])
+    await production.react(envelope, data)
+    return envelope
+
+
+async def test_a_won_deal_delivered_twice_makes_one_order_with_its_lines_and_address() -> None:
+    store = InMemoryEventStore()
+    deals = InMemoryEventStore(store.personal_data)  # one key store for every service
+    production = Production(store, lambda: NOW)
+    deal = uuid.uuid4()
+    envelope = await deliver(production, deals, won(deal), f"deal-{deal}")
+    (data,) = await deals.personal_data.open([envelope.data])
+    await production.react(envelope, data)  # redelivered
+    await production.react(envelope, data)  # replayed by a rebuild
+    loaded = await production.order(order_id_for_deal(deal))
+    assert loaded.version == 1
+    assert loaded.state.stage == "new"
+    assert loaded.state.due_date == date(2026, 12, 28)
+    assert loaded.state.lines[0].product == "Tủ đông 500L"
+    (opened,) = await store.personal_data.open([loaded.events[0].data])
+    assert opened["delivery_address"]["city"] == "Nha Trang"
+    assert loaded.events[0].causation_id == envelope.id
+    reopened = DealReopened(deal_id=deal, was="won", to_stage=STAGE, reason="khách đổi mẫu", reopened_at=NOW)
+    await deliver(production, deals, reopened, f"deal-{deal}")
+    assert (await production.order(order_id_for_deal(deal))).state.stage == "cancelled"
+
+
+@pytest.fixture
+def client():
+    store = InMemoryEventStore()
+
+    async def ready() -> dict[str, str]:
+        return {"store": "ok"}
+
+    app = create_app(
+        ProductionAPI(
+            production=Production(store, lambda: NOW),
+            read_models=None,
+            personal_data=store.personal_data,
+            timezone="Asia/Ho_Chi_Minh",
+            readiness=ready,
+        ),
+        TokenVerifier({"k": KEY}, issuer="pipelines", audience="pipelines"),
+    )
+    with TestClient(app) as c:
+        yield c
+
+
+def auth(*roles: str) -> dict[str, str]:
+    return {"Authorization": "Bearer " + issue_token(key_id="k", secret=KEY, user_id="u-1", roles=roles)}
+
+
+PROD, AUDITOR = auth("production"), auth("auditor")
+
+
+def test_an_order_through_the_api_with_roles_etags_and_errors(client: TestClient) -> None:
+    r = client.post(
+        "/orders",
+        headers=PROD,
+        json={
+            "customer": "Cửa hàng Minh Tâm",
+            "lines": [{"product": "Bếp từ", "quantity": "2"}],
+            "due_date": "2026-12-30",
+            "contact_id": "c-9",
+            "delivery_address": {"line1": "9 Nguyễn Huệ", "city": "Huế"},
+        },
+    )
+    assert r.status_code == 201, r.text
+    order = r.json()["id"]
+    assert (
+        client.post(
+            f"/orders/{order}/plan",
+            headers=PROD | {"If-Match": '"1"'},
+            json={"planned_start": "2026-11-25", "planned_end": "2026-12-10"},
+        ).headers["etag"]
+        == '"2"'
+    )
+    stale = client.post(f"/orders/{order}/hold", headers=PROD | {"If-Match": '"1"'}, json={"reason": "x"})
+    assert stale.status_code == 412
+    refused = client.post(f"/orders/{order}/pack", headers=PROD, json={"packages": 1})
+    assert (refused.status_code, refused.json()["rule"]) == (409, "order_planned")
+    assert client.post(f"/orders/{order}/hold", headers=AUDITOR, json={"reason": "x"}).status_code == 403
+    assert client.post(f"/orders/{order}/hold", headers=PROD, json={}).status_code == 422
+    assert client.get(f"/orders/{uuid.uuid4()}", headers=PROD).status_code == 404
+    assert client.get(f"/orders/{order}", headers=PROD).json()["delivery_address"]["city"] == "Huế"
+    audited = client.get(f"/orders/{order}", headers=AUDITOR).json()
+    assert "delivery_address" not in audited
+    history = client.get(f"/orders/{order}/history", headers=AUDITOR).json()["items"]
+    assert history[0]["data"]["delivery_address"] is None
+    assert [h["data"]["stage_after"] for h in history] == ["new", "planned"]
