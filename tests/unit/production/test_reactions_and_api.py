@@ -43,7 +43,7 @@ def won(deal: uuid.UUID) -> DealWon:
     )
 
 
-async def deliver(production: Production, deals: InMemoryEventStore, event, stream: str) -> None:
+async def deliver(production: Production, deals: InMemoryEventStore, event, stream: str) -> CloudEvent:
     version = await deals.stream_version(stream)
     await deals.append(stream, [NewEvent(event)], expected_version=version)
     recorded = (await deals.read_stream(stream))[-1]
