@@ -1,0 +1,122 @@
+"""The production read models against the oracle, on 1,000 generated orders with QA failures, holds, re-dated
+promises and partial shipments."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from services.production import main as production_main
+from services.production.handlers import Context
+from shared.stack import Endpoints
+from tests.oracle.production import Production
+from tests.support.production_sim import DAYS, START, command, generate
+from tests.support.services import bearer, client_for, drop_everything, isolated_settings
+from tests.support.waiting import wait_until
+
+pytestmark = [pytest.mark.pg, pytest.mark.kafka, pytest.mark.slow]
+N_ORDERS = int(os.environ.get("PIPELINES_SIM_ORDERS", "1000"))
+TZ = "Asia/Ho_Chi_Minh"
+AUDITOR = bearer("u-audit", "auditor", team=None)
+
+
+class SimClock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def near(a: Any, b: Any) -> bool:
+    if a is None or b is None:
+        return a is b
+    return math.isclose(float(a), float(b), abs_tol=1e-3)
+
+
+async def test_floor_read_models_match_the_oracle(endpoints: Endpoints) -> None:
+    settings = isolated_settings(endpoints)
+    clock = SimClock(START)
+    service = await production_main.build(settings, clock=clock)
+    await service.ensure_topics()
+    stop = asyncio.Event()
+    relay = service.relay()
+    relay.poll_interval = 0.1
+    await relay.setup()
+    tasks = [asyncio.create_task(relay.run(stop))]
+    for runner in service.runners():
+        if runner.projection.name == "floor":
+            runner.poll_interval = 0.2
+            await runner.setup()
+            tasks.append(asyncio.create_task(runner.run(stop)))
+    http = client_for(service.app())
+    try:
+        actions = generate(N_ORDERS)
+        products: dict[uuid.UUID, str] = {}
+        ctx = Context(actor="sim")
+        for a in actions:
+            clock.now = a.at
+            await service.production.handle(a.order, command(a, products), ctx)
+        storage = service.storage
+
+        async def applied() -> bool:
+            async with storage.pool.acquire() as conn:
+                stored = await conn.fetchval(f"SELECT count(*) FROM {storage.store.schema}.events")
+            async with storage.read_models.connection("floor") as conn:
+                return await conn.fetchval("SELECT coalesce(sum(version), 0) FROM projection_progress") == stored
+
+        await wait_until(applied, timeout=300, interval=0.5)
+        clock.now = START + timedelta(days=DAYS)
+        oracle = Production(actions)
+        zone = ZoneInfo(TZ)
+        window = {"from": "2026-06-01", "to": "2026-11-01"}
+        start, end = datetime(2026, 6, 1, tzinfo=zone), datetime(2026, 11, 1, tzinfo=zone)
+
+        board = (await http.get("/board", headers=AUDITOR)).json()
+        want = oracle.board(clock.now, TZ)
+        assert (board["open_orders"], board["wip"], board["late"]) == (want["open_orders"], want["wip"], want["late"])
+        for column in board["stages"]:
+            w = want["stages"][column["stage"]]
+            assert (column["orders"], float(column["quantity"]), column["late"], column["oldest_age_days"]) == (
+                w["orders"],
+                w["quantity"],
+                w["late"],
+                w["oldest_age_days"],
+            ), column["stage"]
+        assert len(board["stages"]) == len(want["stages"])
+
+        cycle = (await http.get("/analytics/cycle-times", params=window, headers=AUDITOR)).json()
+        want_cycle = oracle.cycle_times(start, end)
+        assert [s["stage"] for s in cycle["stages"]] == [s["stage"] for s in want_cycle["stages"]]
+        for got, w in zip(cycle["stages"], want_cycle["stages"], strict=True):
+            assert got["visits"] == w["visits"], got
+            assert near(got["median_days"], w["median_days"]) and near(got["p90_days"], w["p90_days"]), (got, w)
+        assert cycle["lead_time"]["orders"] == want_cycle["lead_time"]["orders"]
+        assert near(cycle["lead_time"]["median_days"], want_cycle["lead_time"]["median_days"])
+        assert near(cycle["lead_time"]["p90_days"], want_cycle["lead_time"]["p90_days"])
+
+        assert (await http.get("/analytics/quality", params=window, headers=AUDITOR)).json() == oracle.quality(
+            start, end
+        )
+        assert (await http.get("/analytics/delivery", params=window, headers=AUDITOR)).json() == oracle.delivery(
+            start, end, TZ
+        )
+        q = oracle.quality(start, end)
+        d = oracle.delivery(start, end, TZ)
+        assert q["reworked"] > 50 and d["completed"] > 300 and d["otif_orders"] < d["on_time"], (
+            "a history worth checking"
+        )
+        assert any(v[0] == "on_hold" for v in oracle.visits), "holds happened"
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await http.aclose()
+        await service.close()
+        await drop_everything(settings)
