@@ -174,8 +174,8 @@ async def test_one_order_per_won_deal_and_the_way_back(endpoints: Endpoints) -> 
 
         await wait_until(demand_ready, timeout=60)
         rows = {(r["product"], r["period"]): r for r in (await p_http.get("/demand", headers=PROD)).json()}
-        for key, qty in expected.items():
-            assert Decimal(rows[key]["pipeline_demand"]) == qty, key
+        for key, want in expected.items():
+            assert Decimal(rows[key]["pipeline_demand"]) == want, key
         won_month = next(k for k in rows if k[0] == "Tủ đông 500L" and k[1] != "2027-01")
         assert Decimal(rows[won_month]["pipeline_demand"]) == 3, "a won deal counts whole, in the month it was won"
         assert Decimal(rows[won_month]["produced"]) == 3
