@@ -3,7 +3,7 @@ SHELL := bash
 .DEFAULT_GOAL := help
 PY := .venv/bin/python
 
-.PHONY: help setup up down status deals test test-fast lint fmt schemas lock
+.PHONY: help setup demo up down status deals test test-fast lint fmt schemas lock
 
 help: ## this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -12,10 +12,14 @@ setup: ## install everything: Java, Maven, PostgreSQL, Kafka's jars, the Python 
 	scripts/stack setup
 	scripts/python-env
 
+demo: setup ## fresh machine: install everything, start the stack and the three services, drive a simulation
+	.venv/bin/pipelines demo --leads $${LEADS:-60} --rate $${RATE:-4}
+
 up: setup ## set up, then start Kafka and PostgreSQL and print their endpoints
 	scripts/stack up
 
-down: ## stop the local stack (data kept; `scripts/stack down --wipe` deletes it)
+down: ## stop the services and the local stack (data kept; `scripts/stack down --wipe` deletes it)
+	-[ -x .venv/bin/pipelines ] && .venv/bin/pipelines services down
 	scripts/stack down
 
 status: ## what runs, with pids and ports

@@ -1,0 +1,267 @@
+"""``pipelines``: the command line for the whole system (typer + rich).
+
+pipelines stack up|down|status        the local Kafka and PostgreSQL
+pipelines services up|down|status     the three services, each as one process (api + relay + projector)
+pipelines simulate --leads N --rate R realistic traffic through the whole flow, over the HTTP APIs
+pipelines demo                        all of the above, then where to look
+pipelines token ROLE                  a bearer token for trying the APIs
+pipelines events                      the catalog of event types and their versions
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from shared.settings import SERVICES, Settings
+from shared.stack import ROOT, STACK_SCRIPT
+
+app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
+stack_app = typer.Typer(help="the local Kafka and PostgreSQL", no_args_is_help=True)
+services_app = typer.Typer(help="the three services as local processes", no_args_is_help=True)
+app.add_typer(stack_app, name="stack")
+app.add_typer(services_app, name="services")
+console = Console()
+RUN = Path(os.environ.get("PIPELINES_RUN_DIR", ROOT / ".run"))
+
+
+def _stack_env() -> dict[str, str]:
+    out = subprocess.run([str(STACK_SCRIPT), "env"], capture_output=True, text=True, check=True).stdout
+    env = {}
+    for line in out.splitlines():
+        if line.startswith("export "):
+            key, _, value = line.removeprefix("export ").partition("=")
+            env[key] = value.strip("'")
+    return env
+
+
+def _settings() -> Settings:
+    os.environ.update({k: v for k, v in _stack_env().items() if k not in os.environ})
+    return Settings()
+
+
+@stack_app.command("up")
+def stack_up() -> None:
+    """Install what is missing, start Kafka and PostgreSQL, print their endpoints."""
+    raise typer.Exit(subprocess.call([str(STACK_SCRIPT), "up"]))
+
+
+@stack_app.command("down")
+def stack_down() -> None:
+    raise typer.Exit(subprocess.call([str(STACK_SCRIPT), "down"]))
+
+
+@stack_app.command("status")
+def stack_status() -> None:
+    raise typer.Exit(subprocess.call([str(STACK_SCRIPT), "status"]))
+
+
+def _pidfile(service: str) -> Path:
+    return RUN / "services" / f"{service}.pid"
+
+
+def _alive(service: str) -> int | None:
+    try:
+        pid = int(_pidfile(service).read_text())
+        os.kill(pid, 0)
+    except (FileNotFoundError, ValueError, ProcessLookupError):
+        return None
+    return pid
+
+
+@services_app.command("up")
+def services_up() -> None:
+    """Start each service (api, relay and projector in one process) on the local stack; wait until ready."""
+    settings = _settings()
+    (RUN / "services").mkdir(parents=True, exist_ok=True)
+    env = os.environ | {"PIPELINES_LOG_JSON": "true"}
+    for service in SERVICES:
+        if _alive(service):
+            continue
+        log = (RUN / "services" / f"{service}.log").open("ab")
+        process = subprocess.Popen(
+            [sys.executable, "-m", f"services.{service}", "all"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
+        _pidfile(service).write_text(str(process.pid))
+    for service in SERVICES:
+        url = f"http://{settings.api_host}:{settings.port(service)}/readyz"
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if httpx.get(url, timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or not _alive(service):
+                console.print(f"[red]{service} did not become ready; see {RUN / 'services' / (service + '.log')}")
+                raise typer.Exit(1)
+            time.sleep(0.5)
+        console.print(f"[green]{service}[/] ready on http://{settings.api_host}:{settings.port(service)}")
+
+
+@services_app.command("down")
+def services_down() -> None:
+    for service in SERVICES:
+        pid = _alive(service)
+        if pid:
+            os.killpg(pid, signal.SIGTERM)
+            for _ in range(100):
+                if not _alive(service):
+                    break
+                time.sleep(0.1)
+            console.print(f"{service} stopped")
+        _pidfile(service).unlink(missing_ok=True)
+
+
+@services_app.command("status")
+def services_status() -> None:
+    table = Table("service", "pid", "url")
+    settings = _settings()
+    for service in SERVICES:
+        pid = _alive(service)
+        table.add_row(service, str(pid) if pid else "[red]down", f"http://{settings.api_host}:{settings.port(service)}")
+    console.print(table)
+
+
+@app.command()
+def simulate(
+    leads: int = typer.Option(60, "--leads", min=1, help="how many leads to drive through the flow"),
+    rate: float = typer.Option(4.0, "--rate", min=0.1, help="new leads per second"),
+    seed: int = typer.Option(2026, "--seed"),
+) -> None:
+    """Drive realistic traffic through the three running services, over their HTTP APIs."""
+    from services.simulate import Endpoints, Simulation
+
+    settings = _settings()
+    base = f"http://{settings.api_host}:"
+    urls = Endpoints(*(base + str(settings.port(s)) for s in ("leads", "deals", "production")))
+
+    async def go() -> None:
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TimeElapsedColumn(),
+            console=console,
+        ) as progress:
+            task = progress.add_task("journeys", total=leads)
+            done = 0
+
+            def step(_: object) -> None:
+                nonlocal done
+                done += 1
+                progress.update(task, completed=done)
+
+            sim = Simulation(urls, settings, seed=seed, progress=step)
+            try:
+                stats = await sim.run(leads, rate)
+            finally:
+                await sim.close()
+        table = Table("leads", "converted", "won", "lost", "delivered orders", "reworked", "errors")
+        table.add_row(
+            *(
+                str(x)
+                for x in (
+                    stats.leads,
+                    stats.converted,
+                    stats.won,
+                    stats.lost,
+                    stats.orders_delivered,
+                    stats.rework,
+                    len(stats.errors),
+                )
+            )
+        )
+        console.print(table)
+        for e in stats.errors[:5]:
+            console.print(f"[yellow]{e}")
+
+    asyncio.run(go())
+
+
+@app.command()
+def token(
+    role: str = typer.Argument(..., help="marketing, sales, sales_manager, production, auditor or admin"),
+    user: str = typer.Option("u-cli"),
+    team: str | None = typer.Option(None),
+) -> None:
+    """Print a bearer token (12 hours) signed with the local stack's key."""
+    from datetime import timedelta
+
+    from shared.auth import issue_token
+
+    settings = _settings()
+    kid, secret = next(iter(settings.jwt_keys.items()))
+    typer.echo(
+        issue_token(
+            key_id=kid,
+            secret=secret.get_secret_value().encode(),
+            user_id=user,
+            roles=[role],
+            team=team,
+            ttl=timedelta(hours=12),
+        )
+    )
+
+
+@app.command()
+def events() -> None:
+    """The catalog of event types, their versions and their personal fields."""
+    from services.contract import schemas
+
+    table = Table("type", "version", "personal fields", "fields")
+    for _, schema in sorted(schemas().items()):
+        if "x-event-type" not in schema:
+            continue
+        table.add_row(
+            schema["x-event-type"],
+            str(schema["x-schema-version"]),
+            ", ".join(schema.get("x-personal-fields", [])),
+            ", ".join(schema.get("properties", {})),
+        )
+    console.print(table)
+
+
+@app.command()
+def demo(leads: int = typer.Option(60, "--leads", min=1), rate: float = typer.Option(4.0, "--rate", min=0.1)) -> None:
+    """Start the stack and the three services, drive traffic through them, and show where to look."""
+    if subprocess.call([str(STACK_SCRIPT), "up"], stdout=subprocess.DEVNULL) != 0:
+        raise typer.Exit(1)
+    services_up()
+    simulate(leads=leads, rate=rate, seed=2026)
+    settings = _settings()
+    base = f"http://{settings.api_host}"
+    console.rule("where to look")
+    for service in SERVICES:
+        console.print(f"{service:<11} {base}:{settings.port(service)}/docs")
+    console.print("\nA token for reading everything:", soft_wrap=True)
+    console.print("export TOKEN=$(.venv/bin/pipelines token auditor)", soft_wrap=True, highlight=False)
+    for path in (
+        f":{settings.port('deals')}/board",
+        f":{settings.port('deals')}/forecast",
+        f":{settings.port('leads')}/funnel?from=2026-01-01&to=2027-01-01&by=source",
+        f":{settings.port('leads')}/campaigns?from=2026-01-01&to=2027-01-01",
+        f":{settings.port('production')}/board",
+    ):
+        console.print(f'curl -s -H "Authorization: Bearer $TOKEN" "{base}{path}"', soft_wrap=True, highlight=False)
+    console.print("\nStop everything: [bold]make down[/]")
+
+
+if __name__ == "__main__":
+    app()
