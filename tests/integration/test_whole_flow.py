@@ -25,7 +25,7 @@ class Router(httpx.AsyncBaseTransport):
     """Requests to http://leads, http://deals and http://production go to those apps, in this process."""
 
     def __init__(self, apps: dict[str, object]) -> None:
-        self.transports = {host: httpx.ASGITransport(app=app) for host, app in apps.items()}  # type: ignore[arg-type]
+        self.transports = {host: httpx.ASGITransport(app=app) for host, app in apps.items()}
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         return await self.transports[request.url.host].handle_async_request(request)
