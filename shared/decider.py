@@ -16,7 +16,7 @@ import asyncio
 import random
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
@@ -31,6 +31,50 @@ from shared.eventstore import (
 )
 
 S = TypeVar("S")
+# Events a reaction appends get ids derived from the event that caused it: running it twice appends nothing.
+NS_REACTION_EVENTS = uuid.UUID("6f1f3c8e-2f4e-5b7a-9d0c-1a2b3c4d5e03")
+
+
+@dataclass(frozen=True)
+class Context:
+    """Who asks, why, and under which conditions: from an HTTP request, or from the event a reaction handles."""
+
+    actor: str
+    correlation_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    causation_id: str | None = None
+    expected_version: int | None = None
+    idempotency: Idempotency | None = None
+    occurred_at: datetime | None = None  # back-dated business time; None: the clock's now
+    reason: str | None = None
+    derive_ids_from: str | None = None  # reactions: the causing event's id
+
+    def metadata(self) -> dict[str, Any]:
+        meta: dict[str, Any] = {"actor": self.actor, "correlation_id": self.correlation_id}
+        if self.causation_id:
+            meta["causation_id"] = self.causation_id
+        if self.reason:
+            meta["reason"] = self.reason
+        return meta
+
+    def options(self, now: datetime) -> dict[str, Any]:
+        """The keyword arguments of ``execute`` for this context."""
+        seed = self.derive_ids_from
+        return {
+            "expected_version": self.expected_version,
+            "idempotency": self.idempotency,
+            "occurred_at": self.occurred_at or now,
+            "metadata": self.metadata(),
+            "event_ids": (lambda i: uuid.uuid5(NS_REACTION_EVENTS, f"{seed}:{i}")) if seed else None,
+        }
+
+    @classmethod
+    def reacting_to(cls, envelope: Any, actor: str) -> Context:
+        """The context of a reaction to another service's event (a ``CloudEvent``)."""
+        return cls(
+            actor=actor, correlation_id=envelope.correlationid, causation_id=envelope.id, derive_ids_from=envelope.id
+        )
+
+
 MAX_ATTEMPTS = 12  # a lost race is retried, with a short random back-off, this many times
 
 

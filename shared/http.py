@@ -15,6 +15,7 @@ import json
 import re
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 import structlog
@@ -22,7 +23,9 @@ from fastapi import FastAPI, Header, HTTPException, Query, Request, Response, st
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from shared.eventstore import AppendResult, ConcurrencyError, Idempotency, IdempotencyKeyReusedError
+from shared.decider import Context
+from shared.eventstore import AppendResult, ConcurrencyError, Idempotency, IdempotencyKeyReusedError, RecordedEvent
+from shared.pii import PersonalData, without_personal_data
 from shared.projections import ReadModelBehindError
 
 T = TypeVar("T")
@@ -64,6 +67,59 @@ IdempotencyKey = Annotated[
 
 def idempotency(scope: str, key: str | None, body: Any) -> Idempotency | None:
     return Idempotency.of(scope, key, body) if key else None
+
+
+async def command_context(
+    request: Request,
+    actor: str,
+    if_match: str | None = None,
+    key: str | None = None,
+    occurred_at: datetime | None = None,
+) -> Context:
+    """The context of a command from its request: actor, correlation, If-Match, Idempotency-Key.
+
+    The idempotency fingerprint is of the body as sent, so ids the API fills in do not make a retry look new.
+    """
+    body = await request.json() if key and await request.body() else None
+    return Context(
+        actor=actor,
+        correlation_id=request.state.correlation_id,
+        causation_id=request.headers.get("x-causation-id"),
+        expected_version=if_match_version(if_match),
+        idempotency=idempotency(f"{actor}:{request.method} {request.url.path}", key, body),
+        occurred_at=occurred_at,
+    )
+
+
+async def history_page(
+    events: Sequence[RecordedEvent], personal_data: PersonalData, *, personal: bool, offset: int, limit: int
+) -> Page[dict[str, Any]]:
+    """An aggregate's events for its audit trail: what, when (happened and recorded), who, why, the chain.
+    Personal fields are opened only for callers allowed to see them."""
+    chunk = list(events[offset : offset + limit + 1])
+    opened = (
+        await personal_data.open([e.data for e in chunk])
+        if personal
+        else [without_personal_data(e.data) for e in chunk]
+    )
+    items = [
+        {
+            "version": e.version,
+            "position": e.position,
+            "event_id": str(e.event_id),
+            "type": e.event_type,
+            "schema_version": e.schema_version,
+            "occurred_at": e.occurred_at.isoformat(),
+            "recorded_at": e.recorded_at.isoformat(),
+            "actor": e.metadata.get("actor"),
+            "reason": e.metadata.get("reason") or data.get("reason"),
+            "correlation_id": e.correlation_id,
+            "causation_id": e.causation_id,
+            "data": data,
+        }
+        for e, data in zip(chunk, opened, strict=True)
+    ]
+    return page(items, offset, limit)
 
 
 def answer(aggregate_id: str, result: AppendResult, *, created: bool = False, location: str | None = None) -> Response:

@@ -19,10 +19,10 @@ from fastapi.responses import JSONResponse
 
 from services.deals import analytics, domain, projections
 from services.deals.domain import Deal
-from services.deals.handlers import Context, Deals, deal_stream
+from services.deals.handlers import Deals, deal_stream
 from shared.auth import Principal, TokenVerifier, require
-from shared.decider import Loaded
-from shared.eventstore import EventStore, RecordedEvent
+from shared.decider import Context, Loaded
+from shared.eventstore import EventStore
 from shared.http import (
     CommandAnswer,
     Cursor,
@@ -31,13 +31,13 @@ from shared.http import (
     Limit,
     Problem,
     answer,
+    command_context,
     decode_cursor,
-    idempotency,
-    if_match_version,
+    history_page,
     install_common,
     page,
 )
-from shared.pii import PersonalData, without_personal_data
+from shared.pii import PersonalData
 from shared.projections import ReadModels
 
 SALES_ROLES = ("sales", "sales_manager")
@@ -125,16 +125,7 @@ def create_app(svc: DealsAPI, verifier: TokenVerifier, *, title: str = "Pipeline
     async def context(
         request: Request, p: Principal, if_match: str | None, key: str | None, occurred_at: str | None = None
     ) -> Context:
-        # the fingerprint is of the request as sent: ids the API fills in must not make a retry look different
-        body = await request.json() if key and await request.body() else None
-        return Context(
-            actor=p.user_id,
-            correlation_id=request.state.correlation_id,
-            causation_id=request.headers.get("x-causation-id"),
-            expected_version=if_match_version(if_match),
-            idempotency=idempotency(f"{p.user_id}:{request.method} {request.url.path}", key, body),
-            occurred_at=_occurred_at(occurred_at),
-        )
+        return await command_context(request, p.user_id, if_match, key, _occurred_at(occurred_at))
 
     async def visible_deal(deal_id: uuid.UUID, p: Principal, **read: Any) -> Loaded[Deal]:
         loaded = await svc.deals.deal(deal_id, **read)
@@ -245,11 +236,13 @@ def create_app(svc: DealsAPI, verifier: TokenVerifier, *, title: str = "Pipeline
         cursor: Cursor = None,
     ) -> Any:
         loaded = await visible_deal(deal_id, p)
-        offset = decode_cursor(cursor)
-        chunk = loaded.events[offset : offset + limit + 1]
-        opened = await svc.personal_data.open([e.data for e in chunk]) if can_write(p, loaded.state) else None
-        items = [_history_item(e, opened[i] if opened else without_personal_data(e.data)) for i, e in enumerate(chunk)]
-        return page(items, offset, limit)
+        return await history_page(
+            loaded.events,
+            svc.personal_data,
+            personal=can_write(p, loaded.state),
+            offset=decode_cursor(cursor),
+            limit=limit,
+        )
 
     @router.get("/deals/{deal_id}/state", tags=["audit"], summary="the deal as of a time or a version")
     async def state_as_of(
@@ -584,20 +577,3 @@ def create_app(svc: DealsAPI, verifier: TokenVerifier, *, title: str = "Pipeline
 
     app.include_router(router)
     return app
-
-
-def _history_item(e: RecordedEvent, data: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "version": e.version,
-        "position": e.position,
-        "event_id": str(e.event_id),
-        "type": e.event_type,
-        "schema_version": e.schema_version,
-        "occurred_at": e.occurred_at.isoformat(),
-        "recorded_at": e.recorded_at.isoformat(),
-        "actor": e.metadata.get("actor"),
-        "reason": e.metadata.get("reason") or data.get("reason"),
-        "correlation_id": e.correlation_id,
-        "causation_id": e.causation_id,
-        "data": data,
-    }

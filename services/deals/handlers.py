@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -27,10 +26,10 @@ from services.production.events import (
     ProductionOrderPutOnHold,
     PromisedDateChanged,
 )
-from shared.decider import CommandResult, Loaded, execute, load
+from shared.decider import CommandResult, Context, Loaded, execute, load
 from shared.envelope import CloudEvent
 from shared.events import registry
-from shared.eventstore import ConcurrencyError, DuplicateEventError, EventStore, Idempotency
+from shared.eventstore import ConcurrencyError, DuplicateEventError, EventStore
 from shared.money import Money
 
 log = structlog.get_logger(__name__)
@@ -39,7 +38,6 @@ Clock = Callable[[], datetime]
 # Ids of what reactions create derive from what caused them (uuid5 in these namespaces).
 NS_DEAL_FROM_LEAD = uuid.UUID("6f1f3c8e-2f4e-5b7a-9d0c-1a2b3c4d5e01")
 NS_FOLLOW_UP_FROM_SHIPMENT = uuid.UUID("6f1f3c8e-2f4e-5b7a-9d0c-1a2b3c4d5e02")
-NS_REACTION_EVENTS = uuid.UUID("6f1f3c8e-2f4e-5b7a-9d0c-1a2b3c4d5e03")
 FOLLOW_UP_AFTER_SHIPMENT = timedelta(days=3)
 FOLLOW_UP_AFTER_DELIVERY = timedelta(days=7)
 REACTIONS_ACTOR = "system:deals-reactions"
@@ -63,34 +61,6 @@ def deal_id_for_lead(lead_id: uuid.UUID) -> uuid.UUID:
 
 def follow_up_id_for_shipment(shipment_id: uuid.UUID) -> uuid.UUID:
     return uuid.uuid5(NS_FOLLOW_UP_FROM_SHIPMENT, str(shipment_id))
-
-
-@dataclass(frozen=True)
-class Context:
-    """Who asks, why, and under which conditions (from the HTTP request or the triggering event)."""
-
-    actor: str
-    correlation_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    causation_id: str | None = None
-    expected_version: int | None = None
-    idempotency: Idempotency | None = None
-    occurred_at: datetime | None = None  # back-dated business time; None = now
-    reason: str | None = None
-    derive_ids_from: str | None = None  # reactions: event ids derive from the causing event's id
-
-    def event_ids(self) -> Callable[[int], uuid.UUID] | None:
-        seed = self.derive_ids_from
-        if seed is None:
-            return None
-        return lambda i: uuid.uuid5(NS_REACTION_EVENTS, f"{seed}:{i}")
-
-    def metadata(self) -> dict[str, Any]:
-        meta: dict[str, Any] = {"actor": self.actor, "correlation_id": self.correlation_id}
-        if self.causation_id:
-            meta["causation_id"] = self.causation_id
-        if self.reason:
-            meta["reason"] = self.reason
-        return meta
 
 
 class Deals:
@@ -170,24 +140,13 @@ class Deals:
         )
 
     def _options(self, ctx: Context) -> dict[str, Any]:
-        return {
-            "expected_version": ctx.expected_version,
-            "idempotency": ctx.idempotency,
-            "occurred_at": ctx.occurred_at or self.clock(),  # business time comes from the clock, not the database
-            "metadata": ctx.metadata(),
-            "event_ids": ctx.event_ids(),
-        }
+        return ctx.options(self.clock())  # business time comes from the clock, not the database
 
     # ------------------------------------------------------------------ reactions
     async def react(self, envelope: CloudEvent, data: dict[str, Any]) -> None:
         """Apply another service's event (``data``: its opened data) to the deal it concerns."""
         event = registry.parse(envelope.type, envelope.schemaversion, data)
-        ctx = Context(
-            actor=REACTIONS_ACTOR,
-            correlation_id=envelope.correlationid,
-            causation_id=envelope.id,
-            derive_ids_from=envelope.id,
-        )
+        ctx = Context.reacting_to(envelope, REACTIONS_ACTOR)
         match event:
             case LeadConverted():
                 await self._on_deal(deal_id_for_lead(event.lead_id), open_from_lead(event), ctx)

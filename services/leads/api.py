@@ -20,9 +20,9 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
 from services.leads import domain, projections, sources
-from services.leads.handlers import Captured, Context, Leads
+from services.leads.handlers import Captured, Leads
 from shared.auth import Principal, TokenVerifier, require
-from shared.eventstore import RecordedEvent
+from shared.decider import Context
 from shared.http import (
     CommandAnswer,
     Cursor,
@@ -31,13 +31,12 @@ from shared.http import (
     Limit,
     Problem,
     answer,
+    command_context,
     decode_cursor,
-    idempotency,
-    if_match_version,
+    history_page,
     install_common,
     page,
 )
-from shared.pii import without_personal_data
 from shared.projections import ReadModels
 from shared.settings import Settings
 
@@ -109,15 +108,7 @@ def create_app(svc: LeadsAPI, verifier: TokenVerifier) -> FastAPI:
 
     router = APIRouter(responses=ERRORS)
 
-    async def context(request: Request, actor: str, if_match: str | None = None, key: str | None = None) -> Context:
-        body = await request.json() if key and await request.body() else None
-        return Context(
-            actor=actor,
-            correlation_id=request.state.correlation_id,
-            causation_id=request.headers.get("x-causation-id"),
-            expected_version=if_match_version(if_match),
-            idempotency=idempotency(f"{actor}:{request.method} {request.url.path}", key, body),
-        )
+    context = command_context
 
     async def existing(lead_id: uuid.UUID) -> Any:
         loaded = await svc.leads.lead(lead_id)
@@ -319,25 +310,10 @@ def create_app(svc: LeadsAPI, verifier: TokenVerifier) -> FastAPI:
         lead_id: uuid.UUID, p: Annotated[Principal, Depends(require(*READ))], limit: Limit = 100, cursor: Cursor = None
     ) -> Any:
         loaded = await existing(lead_id)
-        offset = decode_cursor(cursor)
-        chunk: list[RecordedEvent] = loaded.events[offset : offset + limit + 1]
         personal = sees_personal_data(p, loaded.state.owner_id)
-        opened = await svc.leads.personal_data.open([e.data for e in chunk]) if personal else None
-        items = [
-            {
-                "version": e.version,
-                "position": e.position,
-                "type": e.event_type,
-                "occurred_at": e.occurred_at.isoformat(),
-                "recorded_at": e.recorded_at.isoformat(),
-                "actor": e.metadata.get("actor"),
-                "correlation_id": e.correlation_id,
-                "causation_id": e.causation_id,
-                "data": opened[i] if opened else without_personal_data(e.data),
-            }
-            for i, e in enumerate(chunk)
-        ]
-        return page(items, offset, limit)
+        return await history_page(
+            loaded.events, svc.leads.personal_data, personal=personal, offset=decode_cursor(cursor), limit=limit
+        )
 
     # ------------------------------------------------------------------ campaigns
     @router.post("/campaigns", status_code=201, response_model=CommandAnswer, tags=["campaigns"])

@@ -11,7 +11,7 @@ import hashlib
 import hmac
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Protocol
 
@@ -24,16 +24,15 @@ from services.leads import domain, normalize, sources
 from services.leads.domain import Campaign, Lead
 from services.leads.events import LeadContact
 from shared.db import identifier
-from shared.decider import CommandResult, Loaded, execute, load
+from shared.decider import CommandResult, Context, Loaded, execute, load
 from shared.envelope import CloudEvent
 from shared.events import registry
-from shared.eventstore import DuplicateEventError, EventStore, Idempotency
+from shared.eventstore import DuplicateEventError, EventStore
 from shared.pii import PersonalData
 
 log = structlog.get_logger(__name__)
 Clock = Callable[[], datetime]
 NS_LEAD_FROM_SOURCE = uuid.UUID("0b5e5a0e-0c6b-5d8e-8a34-6c1a7b2f0001")
-NS_REACTION_EVENTS = uuid.UUID("0b5e5a0e-0c6b-5d8e-8a34-6c1a7b2f0002")
 REACTIONS_ACTOR = "system:leads-reactions"
 
 
@@ -48,29 +47,6 @@ def campaign_stream(campaign_id: uuid.UUID) -> str:
 def lead_id_for(source: str, external_id: str) -> uuid.UUID:
     """A source's delivery always maps to the same lead, so a repeated delivery captures nothing new."""
     return uuid.uuid5(NS_LEAD_FROM_SOURCE, f"{source}:{external_id}")
-
-
-@dataclass(frozen=True)
-class Context:
-    actor: str
-    correlation_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    causation_id: str | None = None
-    expected_version: int | None = None
-    idempotency: Idempotency | None = None
-    derive_ids_from: str | None = None
-
-    def options(self, now: datetime) -> dict[str, Any]:
-        meta: dict[str, Any] = {"actor": self.actor, "correlation_id": self.correlation_id}
-        if self.causation_id:
-            meta["causation_id"] = self.causation_id
-        seed = self.derive_ids_from
-        return {
-            "expected_version": self.expected_version,
-            "idempotency": self.idempotency,
-            "occurred_at": now,
-            "metadata": meta,
-            "event_ids": (lambda i: uuid.uuid5(NS_REACTION_EVENTS, f"{seed}:{i}")) if seed else None,
-        }
 
 
 # ---------------------------------------------------------------------------------------------- duplicates
@@ -261,12 +237,7 @@ class Leads:
     async def react(self, envelope: CloudEvent, data: dict[str, Any]) -> None:
         """The deals service's outcome of a deal opened from a lead, recorded back on the lead."""
         event = registry.parse(envelope.type, envelope.schemaversion, data)
-        ctx = Context(
-            actor=REACTIONS_ACTOR,
-            correlation_id=envelope.correlationid,
-            causation_id=envelope.id,
-            derive_ids_from=envelope.id,
-        )
+        ctx = Context.reacting_to(envelope, REACTIONS_ACTOR)
         match event:
             case DealWon(source_lead_id=uuid.UUID() as lead_id):
                 cmd = domain.RecordOutcome(deal_id=event.deal_id, won=True, value=event.value, at=event.won_at)

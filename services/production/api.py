@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Req
 from fastapi.responses import JSONResponse
 
 from services.production import domain, projections
-from services.production.handlers import Context, PlanCommand, Production
+from services.production.handlers import PlanCommand, Production
 from shared.auth import Principal, TokenVerifier, require
 from shared.http import (
     CommandAnswer,
@@ -27,13 +27,13 @@ from shared.http import (
     Limit,
     Problem,
     answer,
+    command_context,
     decode_cursor,
-    idempotency,
-    if_match_version,
+    history_page,
     install_common,
     page,
 )
-from shared.pii import PersonalData, without_personal_data
+from shared.pii import PersonalData
 from shared.projections import ReadModels
 
 CHANGE = ("production",)
@@ -72,15 +72,7 @@ def create_app(svc: ProductionAPI, verifier: TokenVerifier) -> FastAPI:
 
     router = APIRouter(responses=ERRORS)
 
-    async def context(request: Request, actor: str, if_match: str | None = None, key: str | None = None) -> Context:
-        body = await request.json() if key and await request.body() else None
-        return Context(
-            actor=actor,
-            correlation_id=request.state.correlation_id,
-            causation_id=request.headers.get("x-causation-id"),
-            expected_version=if_match_version(if_match),
-            idempotency=idempotency(f"{actor}:{request.method} {request.url.path}", key, body),
-        )
+    context = command_context
 
     async def existing(order_id: uuid.UUID) -> Any:
         loaded = await svc.production.order(order_id)
@@ -156,24 +148,9 @@ def create_app(svc: ProductionAPI, verifier: TokenVerifier) -> FastAPI:
         order_id: uuid.UUID, p: Annotated[Principal, Depends(require(*READ))], limit: Limit = 100, cursor: Cursor = None
     ) -> Any:
         loaded = await existing(order_id)
-        offset = decode_cursor(cursor)
-        chunk = loaded.events[offset : offset + limit + 1]
-        opened = await svc.personal_data.open([e.data for e in chunk]) if sees_personal_data(p) else None
-        items = [
-            {
-                "version": e.version,
-                "position": e.position,
-                "type": e.event_type,
-                "occurred_at": e.occurred_at.isoformat(),
-                "recorded_at": e.recorded_at.isoformat(),
-                "actor": e.metadata.get("actor"),
-                "correlation_id": e.correlation_id,
-                "causation_id": e.causation_id,
-                "data": opened[i] if opened else without_personal_data(e.data),
-            }
-            for i, e in enumerate(chunk)
-        ]
-        return page(items, offset, limit)
+        return await history_page(
+            loaded.events, svc.personal_data, personal=sees_personal_data(p), offset=decode_cursor(cursor), limit=limit
+        )
 
     # ------------------------------------------------------------------ demand plans
     @router.put(

@@ -18,7 +18,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from shared.events import DomainEvent
 
 Qty = Annotated[Decimal, Field(gt=0, max_digits=18, allow_inf_nan=False)]
-Stage = Annotated[str, Field(pattern=r"^[a-z_]+$")]
+Stage = Annotated[str, Field(pattern=r"^[a-z_]*$")]
 
 
 class _Value(BaseModel):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -30,15 +30,14 @@ from services.production.events import (
     ProductionPlanApproved,
     ProductionPlanRevised,
 )
-from shared.decider import CommandResult, Decider, Loaded, execute, load
+from shared.decider import CommandResult, Context, Decider, Loaded, execute, load
 from shared.envelope import CloudEvent
 from shared.events import DomainEvent, registry
-from shared.eventstore import DuplicateEventError, EventStore, Idempotency
+from shared.eventstore import DuplicateEventError, EventStore
 
 log = structlog.get_logger(__name__)
 Clock = Callable[[], datetime]
 NS_ORDER_FROM_DEAL = uuid.UUID("5e0c7b1a-7d39-5f0b-9a44-3a3e9c1d0001")
-NS_REACTION_EVENTS = uuid.UUID("5e0c7b1a-7d39-5f0b-9a44-3a3e9c1d0002")
 DEFAULT_LEAD_TIME = timedelta(days=30)
 REACTIONS_ACTOR = "system:production-reactions"
 
@@ -54,29 +53,6 @@ def order_id_for_deal(deal_id: uuid.UUID) -> uuid.UUID:
 def plan_stream(product: str, period: str) -> str:
     slug = re.sub(r"[^a-z0-9]+", "-", product.lower()).strip("-") or "product"
     return f"demand-plan-{slug}-{uuid.uuid5(NS_ORDER_FROM_DEAL, product).hex[:8]}-{period}"
-
-
-@dataclass(frozen=True)
-class Context:
-    actor: str
-    correlation_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    causation_id: str | None = None
-    expected_version: int | None = None
-    idempotency: Idempotency | None = None
-    derive_ids_from: str | None = None
-
-    def options(self, now: datetime) -> dict[str, Any]:
-        meta: dict[str, Any] = {"actor": self.actor, "correlation_id": self.correlation_id}
-        if self.causation_id:
-            meta["causation_id"] = self.causation_id
-        seed = self.derive_ids_from
-        return {
-            "expected_version": self.expected_version,
-            "idempotency": self.idempotency,
-            "occurred_at": now,
-            "metadata": meta,
-            "event_ids": (lambda i: uuid.uuid5(NS_REACTION_EVENTS, f"{seed}:{i}")) if seed else None,
-        }
 
 
 # ---------------------------------------------------------------------------------------------- demand plans
@@ -164,12 +140,7 @@ class Production:
 
     async def react(self, envelope: CloudEvent, data: dict[str, Any]) -> None:
         event = registry.parse(envelope.type, envelope.schemaversion, data)
-        ctx = Context(
-            actor=REACTIONS_ACTOR,
-            correlation_id=envelope.correlationid,
-            causation_id=envelope.id,
-            derive_ids_from=envelope.id,
-        )
+        ctx = Context.reacting_to(envelope, REACTIONS_ACTOR)
         match event:
             case DealWon():
                 due = event.requested_delivery_date or (event.won_at + DEFAULT_LEAD_TIME).astimezone(self.tz).date()

@@ -19,7 +19,7 @@ import pytest
 
 from services.deals import domain
 from services.deals import main as deals_main
-from services.deals.handlers import Context
+from shared.decider import Context
 from shared.money import Money
 from shared.projections import request_rebuild
 from shared.relay import OutboxRelay

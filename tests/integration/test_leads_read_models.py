@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from services.leads import main as leads_main
-from services.leads.handlers import Context
+from shared.decider import Context
 from shared.stack import Endpoints
 from tests.oracle.marketing import Marketing
 from tests.support.marketing_sim import START, command, generate

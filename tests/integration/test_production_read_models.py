@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from services.production import main as production_main
-from services.production.handlers import Context
+from shared.decider import Context
 from shared.stack import Endpoints
 from tests.oracle.production import Production
 from tests.support.production_sim import DAYS, START, command, generate

@@ -7,9 +7,10 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from services.deals import domain
-from services.deals.handlers import Context, Deals, deal_id_for_lead, follow_up_id_for_shipment
+from services.deals.handlers import Deals, deal_id_for_lead, follow_up_id_for_shipment
 from services.leads.events import Attribution, LeadContact, LeadConverted
 from services.production.events import MaterialShortageReported, OrderDelivered, OrderShipped
+from shared.decider import Context
 from shared.envelope import CloudEvent
 from shared.eventstore import NewEvent
 from shared.eventstore.memory import InMemoryEventStore
