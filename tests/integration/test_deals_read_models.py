@@ -22,11 +22,18 @@ from services.deals import main as deals_main
 from shared.decider import Context
 from shared.money import Money
 from shared.projections import request_rebuild
-from shared.relay import OutboxRelay
 from shared.stack import Endpoints
 from tests.oracle.sales import Sales
 from tests.support.sales_sim import DAYS, START, commands, generate
-from tests.support.services import bearer, client_for, drop_everything, isolated_settings
+from tests.support.services import (
+    SimClock,
+    applied_everything,
+    bearer,
+    client_for,
+    drop_everything,
+    isolated_settings,
+    start_parts,
+)
 from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka, pytest.mark.slow]
@@ -36,14 +43,6 @@ AUDITOR = bearer("u-audit", "auditor", team=None)
 N_DEALS = int(os.environ.get("PIPELINES_SIM_DEALS", "1000"))
 TARGETS = {"u-an": Decimal(400_000_000), "u-dung": Decimal(250_000_000), "u-hoa": Decimal(900_000_000)}
 PERIOD = "2026-09"
-
-
-class SimClock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def close(a: Any, b: Any, tol: float = 1e-3) -> bool:
@@ -62,36 +61,13 @@ def assert_rows(got: list[dict[str, Any]], want: list[dict[str, Any]], float_key
                 assert g[key] == expected, (key, g[key], expected, g)
 
 
-async def applied_everything(service: deals_main.DealsService, projection: str) -> bool:
-    """The active generation's per-stream progress adds up to every event in the store."""
-    async with service.storage.pool.acquire() as conn:
-        stored = await conn.fetchval(f"SELECT count(*) FROM {service.storage.store.schema}.events")
-    async with service.storage.read_models.connection(projection) as conn:
-        applied = await conn.fetchval("SELECT coalesce(sum(version), 0) FROM projection_progress")
-    return applied == stored
-
-
 async def test_read_models_match_the_oracle(endpoints: Endpoints) -> None:
     settings = isolated_settings(endpoints)
     clock = SimClock(START)
     service = await deals_main.build(settings, clock=clock)
     await service.ensure_topics()
     stop = asyncio.Event()
-    relay = OutboxRelay(
-        service.storage.store,
-        service="deals",
-        topic=settings.events_topic("deals"),
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        database_url=settings.database_url_for("deals"),
-        poll_interval=0.1,
-    )
-    await relay.setup()
-    tasks = [asyncio.create_task(relay.run(stop))]
-    for runner in service.runners():
-        if runner.projection.name in ("board", "analytics"):
-            runner.poll_interval = 0.2
-            await runner.setup()
-            tasks.append(asyncio.create_task(runner.run(stop)))
+    tasks = await start_parts(service, stop, projections={"board", "analytics"})
     http = client_for(service.app())
 
     async def settled() -> None:

@@ -16,21 +16,21 @@ from shared.decider import Context
 from shared.stack import Endpoints
 from tests.oracle.marketing import Marketing
 from tests.support.marketing_sim import START, command, generate
-from tests.support.services import bearer, client_for, drop_everything, isolated_settings
+from tests.support.services import (
+    SimClock,
+    applied_everything,
+    bearer,
+    client_for,
+    drop_everything,
+    isolated_settings,
+    start_parts,
+)
 from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka, pytest.mark.slow]
 N_LEADS = int(os.environ.get("PIPELINES_SIM_LEADS", "5000"))
 TZ = "Asia/Ho_Chi_Minh"
 AUDITOR = bearer("u-audit", "auditor", team=None)
-
-
-class SimClock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def same(got: list[dict[str, Any]], want: list[dict[str, Any]]) -> None:
@@ -49,15 +49,7 @@ async def test_funnel_and_campaign_roi_match_the_oracle(endpoints: Endpoints) ->
     service = await leads_main.build(settings, clock=clock)
     await service.ensure_topics()
     stop = asyncio.Event()
-    relay = service.relay()
-    relay.poll_interval = 0.1
-    await relay.setup()
-    tasks = [asyncio.create_task(relay.run(stop))]
-    for runner in service.runners():
-        if runner.projection.name == "marketing":
-            runner.poll_interval = 0.2
-            await runner.setup()
-            tasks.append(asyncio.create_task(runner.run(stop)))
+    tasks = await start_parts(service, stop, projections={"marketing"})
     http = client_for(service.app())
     try:
         actions = generate(N_LEADS)
@@ -71,15 +63,7 @@ async def test_funnel_and_campaign_roi_match_the_oracle(endpoints: Endpoints) ->
                 await service.leads.capture(cmd, ctx, lead_id=a.target)
             else:
                 await service.leads.handle(a.target, cmd, ctx)
-        storage = service.storage
-
-        async def applied() -> bool:
-            async with storage.pool.acquire() as conn:
-                stored = await conn.fetchval(f"SELECT count(*) FROM {storage.store.schema}.events")
-            async with storage.read_models.connection("marketing") as conn:
-                return await conn.fetchval("SELECT coalesce(sum(version), 0) FROM projection_progress") == stored
-
-        await wait_until(applied, timeout=300, interval=0.5)
+        await wait_until(lambda: applied_everything(service, "marketing"), timeout=300, interval=0.5)
         oracle = Marketing(actions)
         zone = ZoneInfo(TZ)
         start, end = datetime(2026, 7, 1, tzinfo=zone), datetime(2026, 11, 1, tzinfo=zone)

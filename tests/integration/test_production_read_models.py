@@ -18,21 +18,21 @@ from shared.decider import Context
 from shared.stack import Endpoints
 from tests.oracle.production import Production
 from tests.support.production_sim import DAYS, START, command, generate
-from tests.support.services import bearer, client_for, drop_everything, isolated_settings
+from tests.support.services import (
+    SimClock,
+    applied_everything,
+    bearer,
+    client_for,
+    drop_everything,
+    isolated_settings,
+    start_parts,
+)
 from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka, pytest.mark.slow]
 N_ORDERS = int(os.environ.get("PIPELINES_SIM_ORDERS", "1000"))
 TZ = "Asia/Ho_Chi_Minh"
 AUDITOR = bearer("u-audit", "auditor", team=None)
-
-
-class SimClock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def near(a: Any, b: Any) -> bool:
@@ -47,15 +47,7 @@ async def test_floor_read_models_match_the_oracle(endpoints: Endpoints) -> None:
     service = await production_main.build(settings, clock=clock)
     await service.ensure_topics()
     stop = asyncio.Event()
-    relay = service.relay()
-    relay.poll_interval = 0.1
-    await relay.setup()
-    tasks = [asyncio.create_task(relay.run(stop))]
-    for runner in service.runners():
-        if runner.projection.name == "floor":
-            runner.poll_interval = 0.2
-            await runner.setup()
-            tasks.append(asyncio.create_task(runner.run(stop)))
+    tasks = await start_parts(service, stop, projections={"floor"})
     http = client_for(service.app())
     try:
         actions = generate(N_ORDERS)
@@ -64,15 +56,7 @@ async def test_floor_read_models_match_the_oracle(endpoints: Endpoints) -> None:
         for a in actions:
             clock.now = a.at
             await service.production.handle(a.order, command(a, products), ctx)
-        storage = service.storage
-
-        async def applied() -> bool:
-            async with storage.pool.acquire() as conn:
-                stored = await conn.fetchval(f"SELECT count(*) FROM {storage.store.schema}.events")
-            async with storage.read_models.connection("floor") as conn:
-                return await conn.fetchval("SELECT coalesce(sum(version), 0) FROM projection_progress") == stored
-
-        await wait_until(applied, timeout=300, interval=0.5)
+        await wait_until(lambda: applied_everything(service, "floor"), timeout=300, interval=0.5)
         clock.now = START + timedelta(days=DAYS)
         oracle = Production(actions)
         zone = ZoneInfo(TZ)

@@ -8,6 +8,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -15,6 +16,7 @@ import httpx
 from shared.auth import issue_token
 from shared.db import connect
 from shared.kafka import delete_topics
+from shared.service import ServiceCore
 from shared.settings import SERVICES, Settings
 from shared.stack import Endpoints
 
@@ -67,3 +69,39 @@ async def running(tasks: list[asyncio.Task[Any]], stop: asyncio.Event) -> AsyncI
 
 def client_for(app: Any) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://deals")
+
+
+class SimClock:
+    """An injected clock the simulations move forward."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+async def start_parts(
+    core: ServiceCore, stop: asyncio.Event, *, projections: set[str] | None = None
+) -> list[asyncio.Task[Any]]:
+    """Run a service's relay and projection runners (all, or those named) in this process until ``stop``."""
+    relay = core.relay()
+    relay.poll_interval = 0.1
+    await relay.setup()
+    tasks: list[asyncio.Task[Any]] = [asyncio.create_task(relay.run(stop))]
+    for runner in core.runners():
+        if projections is None or runner.projection.name in projections:
+            runner.poll_interval = 0.2
+            await runner.setup()
+            tasks.append(asyncio.create_task(runner.run(stop)))
+    return tasks
+
+
+async def applied_everything(core: ServiceCore, projection: str) -> bool:
+    """The projection's active generation has applied every event of the service's store."""
+    storage = core.storage
+    async with storage.pool.acquire() as conn:
+        stored = await conn.fetchval(f"SELECT count(*) FROM {storage.store.schema}.events")
+    async with storage.read_models.connection(projection) as conn:
+        applied = await conn.fetchval("SELECT coalesce(sum(version), 0) FROM projection_progress")
+    return bool(applied == stored)
