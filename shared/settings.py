@@ -27,7 +27,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PIPELINES_", env_file=".env", extra="ignore")
 
     kafka_bootstrap_servers: str = Field(
-        "127.0.0.1:39092", validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "PIPELINES_KAFKA_BOOTSTRAP_SERVERS")
+        "127.0.0.1:19092", validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "PIPELINES_KAFKA_BOOTSTRAP_SERVERS")
     )
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
