@@ -96,10 +96,7 @@ class OutboxRelay:
                         n = await self.publish_batch()
                         if n < self.batch_size:
                             await self._sleep(stop)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("relay.error", relay=self.name, error=str(exc))
-                await asyncio.sleep(1.0)
-            except Exception as exc:  # Kafka errors: start over from the stored checkpoint
+            except Exception as exc:  # the database or Kafka failed: start over from the stored checkpoint
                 log.warning("relay.error", relay=self.name, error=repr(exc))
                 await asyncio.sleep(1.0)
             finally:
