@@ -436,6 +436,7 @@ class LogActivity(Command):
     activity_id: uuid.UUID = Field(default_factory=uuid.uuid4)
     activity_type: ActivityType
     channel: Channel
+    direction: Annotated[str, Field(pattern=r"^(outbound|inbound)$")] = "outbound"
     outcome: str | None = None
     duration_minutes: int | None = Field(None, ge=0, le=24 * 60)
     note: str | None = None
@@ -774,6 +775,7 @@ def decide(deal: Deal, command: Command, pipeline: Pipeline, now: datetime, deal
                     deal_id=d,
                     activity_id=command.activity_id,
                     activity_type=command.activity_type,
+                    direction=command.direction,
                     channel=command.channel,
                     stage_id=deal.stage.stage_id,
                     outcome=command.outcome,

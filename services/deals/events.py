@@ -12,7 +12,7 @@ import uuid
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, ClassVar
+from typing import Annotated, Any, ClassVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, model_validator
 
@@ -211,14 +211,24 @@ class DealReassigned(DealEvent):
 
 
 class ActivityLogged(DealEvent):
+    """v2 added ``direction``: who reached out. v1 activities were all logged by the salesperson reaching out."""
+
     event_type: ClassVar[str] = "pipelines.deals.ActivityLogged"
+    schema_version: ClassVar[int] = 2
     activity_id: uuid.UUID
     activity_type: ActivityType
     channel: Channel
+    direction: Annotated[str, Field(pattern=r"^(outbound|inbound)$")]
     stage_id: str  # the stage the deal was in: "what converting deals did at each stage"
     outcome: str | None = None
     duration_minutes: int | None = Field(None, ge=0, le=24 * 60)
     note: str | None = None
+
+    @classmethod
+    def upcast(cls, from_version: int, data: dict[str, Any]) -> dict[str, Any]:
+        if from_version == 1:
+            return {**data, "direction": "outbound"}
+        return super().upcast(from_version, data)
 
 
 class CustomerNeedsRecorded(DealEvent):
