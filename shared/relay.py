@@ -58,13 +58,16 @@ class OutboxRelay:
         batch_size: int = 500,
         poll_interval: float = 1.0,
         kafka_options: dict[str, Any] | None = None,
+        routes: dict[str, str] | None = None,
     ) -> None:
+        """``routes``: event type prefix → topic, for events that go elsewhere than ``topic`` (alerts)."""
         self.store = store
         self.service = service
         self.topic = topic
         self.name = name
         self.batch_size = batch_size
         self.poll_interval = poll_interval
+        self.routes = routes or {}
         self._bootstrap = bootstrap_servers
         self._dsn = database_url
         self._kafka_options = kafka_options or {}
@@ -151,7 +154,7 @@ class OutboxRelay:
             return 0
         futures = [
             await self._producer.send(
-                self.topic,
+                self._topic_of(e.event_type),
                 value=CloudEvent.from_recorded(e, self.service).kafka_value(),
                 key=e.stream_id.encode(),
                 headers=KAFKA_HEADERS,
@@ -173,6 +176,9 @@ class OutboxRelay:
         self.checkpoint = last
         self.published += len(events)
         return len(events)
+
+    def _topic_of(self, event_type: str) -> str:
+        return next((t for prefix, t in self.routes.items() if event_type.startswith(prefix)), self.topic)
 
     async def lag(self) -> Lag:
         """Committed events after the stored checkpoint, and how old the oldest is."""

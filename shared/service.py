@@ -19,6 +19,7 @@ import structlog
 import uvicorn
 from fastapi import FastAPI
 
+from shared.alerts import ALERTS_PREFIX, AlertScanner, Check, alerts_projection
 from shared.db import create_pool
 from shared.eventstore.postgres import PostgresEventStore
 from shared.kafka import TopicSpec, ensure_topics, kafka_ready
@@ -85,6 +86,23 @@ class ServiceCore:
     def projections(self) -> list[Projection]:
         raise NotImplementedError
 
+    def alert_checks(self) -> dict[str, tuple[str, Check]]:
+        """kind → (the read model it asks, the check): the time-driven conditions this service watches."""
+        return {}
+
+    def clock(self) -> datetime:
+        return utc_now()
+
+    def alert_scanner(self) -> AlertScanner:
+        return AlertScanner(
+            self.storage.store,
+            self.storage.read_models,
+            self.name,
+            self.alert_checks(),
+            self.clock,
+            interval_s=self.settings.alert_scan_seconds,
+        )
+
     def app(self) -> FastAPI:
         raise NotImplementedError
 
@@ -97,6 +115,7 @@ class ServiceCore:
             bootstrap_servers=s.kafka_bootstrap_servers,
             database_url=s.database_url_for(self.name),
             kafka_options=s.kafka_options(),
+            routes={ALERTS_PREFIX: s.alerts_topic()},
         )
 
     def runners(self) -> list[ProjectionRunner]:
@@ -111,13 +130,14 @@ class ServiceCore:
                 group_prefix=f"{s.topic_prefix}.{self.name}",
                 kafka_options=s.kafka_options(),
             )
-            for p in self.projections()
+            for p in [*self.projections(), alerts_projection(s.alerts_topic())]
         ]
 
     async def ensure_topics(self) -> None:
         s = self.settings
         specs = [TopicSpec(s.events_topic(x), s.kafka_partitions, s.kafka_replication_factor) for x in SERVICES]
         specs.append(TopicSpec(s.dead_letter_topic(self.name), 1, s.kafka_replication_factor))
+        specs.append(TopicSpec(s.alerts_topic(), s.kafka_partitions, s.kafka_replication_factor))
         await ensure_topics(s.kafka_bootstrap_servers, specs)
 
     async def close(self) -> None:
@@ -145,6 +165,8 @@ async def run(core: ServiceCore, mode: str, stop: asyncio.Event) -> None:
                 await runner.setup()  # the api too: queries need the read models' tables before a projector runs
                 if mode != "api":
                     tasks.append(asyncio.create_task(runner.run(stop)))
+            if mode != "api" and core.alert_checks():
+                tasks.append(asyncio.create_task(core.alert_scanner().run(stop)))
         if mode in ("api", "all"):
             s = core.settings
             server = QuietServer(

@@ -70,6 +70,8 @@ class Settings(BaseSettings):
     production_port: int = Field(8103, ge=1, le=65535)
 
     timezone: str = "Asia/Ho_Chi_Minh"
+    lead_response_minutes: int = Field(60, ge=1, description="a new lead not contacted by then raises an alert")
+    alert_scan_seconds: float = Field(30.0, gt=0)
     log_level: str = "INFO"
     log_json: bool = True
 
@@ -97,6 +99,9 @@ class Settings(BaseSettings):
 
     def events_topic(self, service: str) -> str:
         return f"{self.topic_prefix}.{service}.events"
+
+    def alerts_topic(self) -> str:
+        return f"{self.topic_prefix}.alerts"
 
     def dead_letter_topic(self, service: str) -> str:
         return f"{self.topic_prefix}.{service}.dlq"

@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 from services.deals import analytics, domain, projections
 from services.deals.domain import Deal
 from services.deals.handlers import Deals, deal_stream
+from shared.alerts import add_alerts_route
 from shared.auth import Principal, TokenVerifier, require
 from shared.decider import Context, Loaded
 from shared.eventstore import EventStore
@@ -575,5 +576,6 @@ def create_app(svc: DealsAPI, verifier: TokenVerifier, *, title: str = "Pipeline
         result = await svc.deals.set_target(target_id, body, ctx)
         return answer(str(target_id), result.append)
 
+    add_alerts_route(router, "deals", read_models, require(*READ_ROLES))
     app.include_router(router)
     return app

@@ -6,11 +6,14 @@ models and reactions), or all three in one process (development and the demo). E
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from fastapi import FastAPI
 
 from services.deals import analytics, projections
 from services.deals.api import DealsAPI, create_app
 from services.deals.handlers import Clock, Deals
+from shared.alerts import Check
 from shared.auth import TokenVerifier
 from shared.db import Conn
 from shared.envelope import CloudEvent
@@ -44,6 +47,12 @@ class DealsService(ServiceCore):
         return Projection(
             name="reactions", topics=(s.events_topic("leads"), s.events_topic("production")), ddl="", apply=apply
         )
+
+    def clock(self) -> datetime:
+        return self.deals.clock()
+
+    def alert_checks(self) -> dict[str, tuple[str, Check]]:
+        return {"deal_stuck": ("board", projections.stuck_deals)}
 
     def app(self) -> FastAPI:
         st = self.storage

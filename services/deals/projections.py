@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from services.deals import events as ev
+from shared.alerts import Condition
 from shared.db import Conn
 from shared.envelope import CloudEvent
 from shared.projections import Projection
@@ -400,3 +401,25 @@ async def follow_ups_due(
         limit + 1,
     )
     return [_row(r) for r in rows]
+
+
+async def stuck_deals(conn: Conn, now: datetime) -> list[Condition]:
+    """Open deals longer in their stage than its threshold: one alert per stay in a stage."""
+    rows = await conn.fetch(
+        """SELECT b.deal_id, b.title, b.owner_id, b.stage_id, b.stage_name, b.entered_stage_at, s.stuck_after_days,
+                  floor(extract(epoch FROM $1::timestamptz - b.entered_stage_at) / 86400)::int AS days
+           FROM board b JOIN pipeline_stages s ON s.pipeline_id = b.pipeline_id AND s.stage_id = b.stage_id
+           WHERE b.status = 'open' AND s.stuck_after_days IS NOT NULL
+             AND $1::timestamptz - b.entered_stage_at > make_interval(days => s.stuck_after_days)""",
+        now,
+    )
+    return [
+        Condition(
+            kind="deal_stuck",
+            entity=f"deal-{r['deal_id']}",
+            occurrence=r["entered_stage_at"].isoformat(),
+            summary=f"{r['title']}: {r['days']} days in {r['stage_name']} (threshold {r['stuck_after_days']})",
+            details={"owner_id": r["owner_id"], "stage_id": r["stage_id"], "days": str(r["days"])},
+        )
+        for r in rows
+    ]

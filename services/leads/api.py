@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field
 
 from services.leads import domain, projections, sources
 from services.leads.handlers import Captured, Leads
+from shared.alerts import add_alerts_route
 from shared.auth import Principal, TokenVerifier, require
 from shared.decider import Context
 from shared.http import (
@@ -451,5 +452,6 @@ def create_app(svc: LeadsAPI, verifier: TokenVerifier) -> FastAPI:
         async with read_models().connection("marketing") as conn:
             return await projections.segments(conn)
 
+    add_alerts_route(router, "leads", read_models, require(*READ))
     app.include_router(router)
     return app

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from datetime import datetime
 
 from fastapi import FastAPI
 
 from services.leads import projections, sources
 from services.leads.api import LeadsAPI, create_app
 from services.leads.handlers import Clock, Leads, PostgresDedupe
+from shared.alerts import Check, Condition
 from shared.auth import TokenVerifier
 from shared.db import Conn
 from shared.envelope import CloudEvent
@@ -41,6 +43,17 @@ class LeadsService(ServiceCore):
                 await self.leads.using(storage.store.using(conn)).react(envelope, data)
 
         return Projection(name="reactions", topics=(self.settings.events_topic("deals"),), ddl="", apply=apply)
+
+    def clock(self) -> datetime:
+        return self.leads.clock()
+
+    def alert_checks(self) -> dict[str, tuple[str, Check]]:
+        minutes = self.settings.lead_response_minutes
+
+        async def not_contacted(conn: Conn, now: datetime) -> list[Condition]:
+            return await projections.leads_not_contacted(conn, now, minutes)
+
+        return {"lead_not_contacted": ("marketing", not_contacted)}
 
     def app(self) -> FastAPI:
         return create_app(

@@ -21,6 +21,7 @@ from decimal import Decimal
 from typing import Any
 
 from services.leads import events as ev
+from shared.alerts import Condition
 from shared.db import Conn
 from shared.envelope import CloudEvent
 from shared.projections import Projection
@@ -381,3 +382,25 @@ async def segments(conn: Conn) -> list[dict[str, Any]]:
            FROM leads, unnest(segments) AS s WHERE status <> 'merged' GROUP BY s ORDER BY s"""
     )
     return [dict(r) for r in rows]
+
+
+async def leads_not_contacted(conn: Conn, now: datetime, minutes: int) -> list[Condition]:
+    """New leads nobody has contacted within the response target: one alert per lead."""
+    rows = await conn.fetch(
+        """SELECT lead_id, source, owner_id, captured_at,
+                  floor(extract(epoch FROM $1::timestamptz - captured_at) / 60)::int AS waiting
+           FROM leads WHERE status = 'new' AND first_contacted_at IS NULL AND NOT erased
+             AND captured_at < $1::timestamptz - make_interval(mins => $2)""",
+        now,
+        minutes,
+    )
+    return [
+        Condition(
+            kind="lead_not_contacted",
+            entity=f"lead-{r['lead_id']}",
+            occurrence="first contact",
+            summary=f"a {r['source']} lead has waited {r['waiting']} minutes (target {minutes})",
+            details={"owner_id": r["owner_id"] or "", "source": r["source"]},
+        )
+        for r in rows
+    ]

@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 
 from services.production import domain, projections
 from services.production.handlers import PlanCommand, Production
+from shared.alerts import add_alerts_route
 from shared.auth import Principal, TokenVerifier, require
 from shared.http import (
     CommandAnswer,
@@ -239,5 +240,6 @@ def create_app(svc: ProductionAPI, verifier: TokenVerifier) -> FastAPI:
         items = sorted((o for s in b["stages"] for o in s["items"]), key=lambda o: (o["due_date"], o["order_id"]))
         return page(items[offset : offset + limit + 1], offset, limit)
 
+    add_alerts_route(router, "production", read_models, require(*READ))
     app.include_router(router)
     return app

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from fastapi import FastAPI
 
 from services.production import projections
 from services.production.api import ProductionAPI, create_app
 from services.production.handlers import Clock, Production
+from shared.alerts import Check, Condition
 from shared.auth import TokenVerifier
 from shared.db import Conn
 from shared.envelope import CloudEvent
@@ -42,6 +45,17 @@ class ProductionService(ServiceCore):
                 await self.production.using(storage.store.using(conn)).react(envelope, data)
 
         return Projection(name="reactions", topics=(self.settings.events_topic("deals"),), ddl="", apply=apply)
+
+    def clock(self) -> datetime:
+        return self.production.clock()
+
+    def alert_checks(self) -> dict[str, tuple[str, Check]]:
+        tz = self.settings.timezone
+
+        async def at_risk(conn: Conn, now: datetime) -> list[Condition]:
+            return await projections.orders_at_risk(conn, now, tz)
+
+        return {"order_at_risk": ("floor", at_risk)}
 
     def app(self) -> FastAPI:
         st = self.storage

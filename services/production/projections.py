@@ -24,6 +24,7 @@ from typing import Any
 
 from services.deals import events as deals
 from services.production import events as ev
+from shared.alerts import Condition
 from shared.db import Conn
 from shared.envelope import CloudEvent
 from shared.projections import Projection
@@ -443,3 +444,28 @@ async def demand_vs_plan(floor_conn: Conn, demand_conn: Conn, *, tz: str) -> lis
     for x in rows.values():
         x["plan_attainment"] = _ratio(Decimal(x["produced"]), Decimal(x["planned"])) if x["planned"] else None
     return [rows[k] for k in sorted(rows)]
+
+
+RISK_DAYS = 2  # not yet ready to ship this close to the promised date: it will most likely be late
+
+
+async def orders_at_risk(conn: Conn, now: datetime, tz: str) -> list[Condition]:
+    """Orders not ready to ship within two days of their promised date (or past it): one alert per promise."""
+    rows = await conn.fetch(
+        """SELECT order_id, customer, stage, due_date FROM orders
+           WHERE stage NOT IN ('ready_to_ship', 'shipped', 'delivered', 'cancelled')
+             AND due_date <= ($1::timestamptz AT TIME ZONE $2)::date + $3::int""",
+        now,
+        tz,
+        RISK_DAYS,
+    )
+    return [
+        Condition(
+            kind="order_at_risk",
+            entity=f"production-order-{r['order_id']}",
+            occurrence=r["due_date"].isoformat(),
+            summary=f"{r['customer']}: still {r['stage']} with delivery promised for {r['due_date']}",
+            details={"stage": r["stage"], "due_date": r["due_date"].isoformat()},
+        )
+        for r in rows
+    ]
