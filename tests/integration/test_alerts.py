@@ -4,7 +4,7 @@ alerts topic, visible in the APIs, cleared when the condition goes away."""
 from __future__ import annotations
 
 import asyncio
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pytest
 
@@ -29,8 +29,7 @@ async def test_alerts_are_raised_once_visible_and_cleared(endpoints: Endpoints) 
         await leads_main.build(settings, clock=clock),
         await production_main.build(settings, clock=clock),
     ]
-    deals, leads, production = cores
-    await deals.ensure_topics()
+    await cores[0].ensure_topics()
     stop = asyncio.Event()
     tasks = []
     for core in cores:
