@@ -52,7 +52,7 @@ async def test_alerts_are_raised_once_visible_and_cleared(endpoints: Endpoints) 
                 json={
                     "customer": "Sen Vàng",
                     "lines": [{"product": "Tủ đông", "quantity": "1"}],
-                    "due_date": str(date.today() + timedelta(days=30)),
+                    "due_date": str(clock.now.date() + timedelta(days=30)),
                 },
             )
         ).json()["id"]
