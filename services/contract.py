@@ -12,6 +12,7 @@ making a field required, or renaming the type needs a new ``schema_version`` (wi
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 from pathlib import Path
@@ -20,10 +21,14 @@ from typing import Any
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 
-import shared.alerts  # noqa: F401 - importing registers the event types
 from shared.envelope import cloudevent_json_schema
 from shared.events import registry
 from shared.settings import SERVICES
+
+# importing a contract module registers its event types
+EVENT_MODULES = ("services.leads.events", "services.deals.events", "services.production.events", "shared.alerts")
+for _module in EVENT_MODULES:
+    importlib.import_module(_module)
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "events"
 DESCRIPTION = (
