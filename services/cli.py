@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from shared.settings import SERVICES, Settings
@@ -191,6 +191,148 @@ def simulate(
         console.print(table)
         for e in stats.errors[:5]:
             console.print(f"[yellow]{e}")
+
+    asyncio.run(go())
+
+
+async def cores(settings: Settings) -> dict[str, dict[str, list[str]]]:
+    """Each service's projections and the topics they read (built from the services themselves)."""
+    from services.deals.main import build as deals
+    from services.leads.main import build as leads
+    from services.production.main import build as production
+
+    out = {}
+    for name, build in (("leads", leads), ("deals", deals), ("production", production)):
+        core = await build(settings)
+        try:
+            out[name] = {r.projection.name: list(r.projection.topics) for r in core.runners()}
+        finally:
+            await core.close()
+    return out
+
+
+@app.command()
+def history(
+    kind: str = typer.Argument(..., help="deal, lead or order"),
+    aggregate_id: str = typer.Argument(..., help="its id"),
+    as_of: str | None = typer.Option(None, "--as-of", help="ISO time with offset: the state as recorded then"),
+) -> None:
+    """A readable timeline of one deal, lead or order, and its state (now or as of a time)."""
+    import json
+    import uuid
+    from datetime import datetime
+
+    from services import ops
+
+    if kind not in ops.KINDS:
+        raise typer.BadParameter("deal, lead or order", param_hint="KIND")
+    try:
+        key = uuid.UUID(aggregate_id)
+        at = datetime.fromisoformat(as_of) if as_of else None
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    if at is not None and at.tzinfo is None:
+        raise typer.BadParameter("--as-of needs a time zone offset")
+    h = asyncio.run(ops.history(_settings(), kind, key, at))
+    if not h.events:
+        console.print(f"[red]no {kind} {aggregate_id}" + (f" as of {as_of}" if as_of else ""))
+        raise typer.Exit(1)
+    table = Table("v", "happened", "recorded", "event", "by", "what")
+    for e in h.events:
+        table.add_row(
+            str(e.version),
+            e.occurred_at.strftime("%Y-%m-%d %H:%M"),
+            e.recorded_at.strftime("%Y-%m-%d %H:%M"),
+            e.event_type.rsplit(".", 1)[1],
+            str(e.metadata.get("actor", "")),
+            ops.describe(e),
+        )
+    console.print(table)
+    console.print_json(json.dumps(h.state, ensure_ascii=False))
+
+
+@app.command()
+def projections() -> None:
+    """Each read model's generations, whether it serves or is being built, and how far behind it is."""
+    from services import ops
+
+    table = Table("service", "read model", "generation", "state", "lag (messages)")
+    for r in asyncio.run(ops.projections(_settings())):
+        table.add_row(r["service"], r["projection"], str(r["generation"]), r["state"], str(r["lag"]))
+    console.print(table)
+
+
+@app.command()
+def rebuild(service: str = typer.Argument(...), name: str = typer.Argument(..., help="the read model")) -> None:
+    """Rebuild a read model from the beginning of its topics; the old one serves until the new one is swapped in."""
+    from services import ops
+
+    settings = _settings()
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TextColumn("{task.fields[rate]:.0f} events/s"),
+        TimeRemainingColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task(f"{service}.{name}", total=None, rate=0.0)
+
+        def step(done: int, total: int, rate: float) -> None:
+            progress.update(task, completed=done, total=total, rate=rate)
+
+        generation = asyncio.run(ops.rebuild(settings, service, name, step))
+    console.print(f"[green]{service}.{name}: generation {generation} is live")
+
+
+@app.command()
+def dlq(
+    action: str = typer.Argument(..., help="list, show or redrive"),
+    service: str = typer.Argument(...),
+    offset: int | None = typer.Option(None, "--offset", help="show or redrive one dead letter"),
+) -> None:
+    """Dead letters of a service's projectors, with their reasons; redrive sends them back once fixed."""
+    from services import ops
+
+    settings = _settings()
+    if action == "redrive":
+        n = asyncio.run(ops.redrive(settings, service, None if offset is None else [offset]))
+        console.print(f"sent {n} dead letter(s) back")
+        return
+    letters = asyncio.run(ops.dead_letters(settings, service))
+    if action == "show":
+        for d in letters:
+            if offset is None or d["offset"] == offset:
+                console.print(d | {"value": d["value"].decode("utf-8", "replace")})
+        return
+    if action != "list":
+        raise typer.BadParameter("list, show or redrive", param_hint="ACTION")
+    table = Table("offset", "key", "read model", "reason", "from", "at")
+    for d in letters:
+        table.add_row(str(d["offset"]), d["key"], d["projection"], d["reason"][:80], d["source"], d["time"][:19])
+    console.print(table)
+
+
+@app.command()
+def tail(
+    service: str = typer.Argument(...),
+    from_beginning: bool = typer.Option(False, "--from-beginning"),
+    count: int = typer.Option(0, "--count", help="stop after this many (0: until Ctrl-C)"),
+) -> None:
+    """A service's events, decoded, as they arrive."""
+    from services import ops
+
+    async def go() -> None:
+        n = 0
+        async for e in ops.tail(_settings(), service, from_beginning=from_beginning):
+            console.print(
+                f"{e.time:%H:%M:%S} {e.type.rsplit('.', 1)[1]:<28} {e.streamid} v{e.streamversion}  {ops.describe(e)}",
+                highlight=False,
+                soft_wrap=True,
+            )
+            n += 1
+            if count and n >= count:
+                return
 
     asyncio.run(go())
 

@@ -35,11 +35,13 @@ class TopicSpec:
 
 
 @asynccontextmanager
-async def admin_client(bootstrap_servers: str, *, wait_s: float = 60.0) -> AsyncIterator[AIOKafkaAdminClient]:
-    """An admin client, retrying the first connection while a broker is still starting."""
+async def admin_client(
+    bootstrap_servers: str, *, wait_s: float = 60.0, **options: Any
+) -> AsyncIterator[AIOKafkaAdminClient]:
+    """An admin client (``options``: security settings), retrying the first connection while a broker starts."""
     deadline = asyncio.get_running_loop().time() + wait_s
     while True:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=30000)
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=30000, **options)
         try:
             await admin.start()
             break

@@ -1,0 +1,113 @@
+"""What operators do, on real servers: a deal's timeline and past state, read-model positions and lag, a rebuild
+with progress, dead letters listed and sent back, the live event stream; and the CLI over them."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from typer.testing import CliRunner
+
+from services import cli, ops
+from services.deals import main as deals_main
+from shared.stack import Endpoints
+from tests.support.services import bearer, client_for, drop_everything, isolated_settings, start_parts
+from tests.support.waiting import wait_until
+
+pytestmark = [pytest.mark.pg, pytest.mark.kafka]
+SALES = bearer("u-lan", "sales")
+
+
+async def test_operations_on_a_running_service(endpoints: Endpoints, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = isolated_settings(endpoints)
+    core = await deals_main.build(settings)
+    await core.ensure_topics()
+    stop = asyncio.Event()
+    tasks = await start_parts(core, stop)
+    http = client_for(core.app())
+    try:
+        deal = (
+            await http.post(
+                "/deals",
+                headers=SALES,
+                json={"title": "Tủ đông", "customer": "Sen Vàng", "owner_id": "u-lan", "team_id": "north"},
+            )
+        ).json()["id"]
+        await asyncio.sleep(0.05)
+        before_move = datetime.now(UTC)
+        await asyncio.sleep(0.05)
+        await http.post(f"/deals/{deal}/move-stage", headers=SALES, json={"stage_id": "contacted"})
+        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
+        await producer.start()
+        try:  # a message no projection can read
+            await producer.send_and_wait(settings.events_topic("deals"), b"not an event", key=b"junk")
+        finally:
+            await producer.stop()
+
+        h = await ops.history(settings, "deal", uuid.UUID(deal), None)
+        assert [e.event_type.rsplit(".", 1)[1] for e in h.events] == ["DealOpened", "StageChanged"]
+        assert h.state["stage"]["stage_id"] == "contacted"
+        then = await ops.history(settings, "deal", uuid.UUID(deal), before_move)
+        assert then.state["stage"]["stage_id"] == "target_identified"
+        assert (await ops.history(settings, "deal", uuid.UUID(deal), before_move - timedelta(days=1))).events == []
+
+        async def settled() -> bool:
+            rows = await ops.projections(settings)
+            board = [r for r in rows if r["service"] == "deals" and r["projection"] == "board"]
+            return board == [{"service": "deals", "projection": "board", "generation": 1, "state": "active", "lag": 0}]
+
+        await wait_until(settled, timeout=60, interval=0.5)
+
+        letters = await ops.dead_letters(settings, "deals")
+        assert {d["key"] for d in letters} == {"junk"}
+        assert all(d["reason"].startswith("not a CloudEvent") for d in letters)
+        sent_back = await ops.redrive(settings, "deals", [letters[0]["offset"]])
+        assert sent_back == 1
+
+        async def redriven() -> bool:  # it is back, and dead-lettered again (nothing fixed it)
+            return len(await ops.dead_letters(settings, "deals")) == len(letters) * 2
+
+        await wait_until(redriven, timeout=60, interval=0.5)
+
+        progress: list[tuple[int, int, float]] = []
+        generation = await ops.rebuild(
+            settings, "deals", "board", lambda *p: progress.append(p), poll_s=0.2, wait_s=120
+        )
+        assert generation == 2
+        assert progress
+
+        seen = []
+
+        async def take() -> None:
+            async for e in ops.tail(settings, "deals", from_beginning=True):
+                seen.append(e.type)
+                if len(seen) >= 3:
+                    return
+
+        await asyncio.wait_for(take(), 60)
+        assert "pipelines.deals.DealOpened" in seen
+
+        for key in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL"):
+            monkeypatch.setenv(key, getattr(settings, key.lower()))
+        monkeypatch.setenv("PIPELINES_SCHEMA_PREFIX", settings.schema_prefix)
+        monkeypatch.setenv("PIPELINES_TOPIC_PREFIX", settings.topic_prefix)
+        monkeypatch.setenv("PIPELINES_PII_SCHEMA", settings.pii_schema)
+        monkeypatch.setenv("PIPELINES_PII_MASTER_KEY", settings.pii_master_key.get_secret_value())
+        monkeypatch.setenv("PIPELINES_JWT_KEYS", '{"test": "' + "s" * 40 + '"}')
+        runner = CliRunner()
+        result = await asyncio.to_thread(runner.invoke, cli.app, ["history", "deal", deal])
+        assert result.exit_code == 0, result.output
+        assert "DealOpened" in result.output and "StageChanged" in result.output
+        result = await asyncio.to_thread(runner.invoke, cli.app, ["history", "order", "not-a-uuid"])
+        assert result.exit_code != 0
+        result = await asyncio.to_thread(runner.invoke, cli.app, ["dlq", "list", "deals"])
+        assert result.exit_code == 0 and "junk" in result.output
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await http.aclose()
+        await core.close()
+        await drop_everything(settings)
