@@ -38,7 +38,9 @@ def free_port() -> int:
 
 
 @pytest.fixture
-async def system(endpoints: Endpoints) -> AsyncIterator[tuple[Settings, dict[str, str]]]:
+async def system(
+    endpoints: Endpoints, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[tuple[Settings, dict[str, str]]]:
     base = isolated_settings(endpoints)
     ports = {s: free_port() for s in SERVICES}
     settings = base.model_copy(update={f"{s}_port": p for s, p in ports.items()})
@@ -55,15 +57,17 @@ async def system(endpoints: Endpoints) -> AsyncIterator[tuple[Settings, dict[str
         **{f"PIPELINES_{s.upper()}_PORT": str(p) for s, p in ports.items()},
     }
     processes = []
+    logs = tmp_path_factory.mktemp("e2e-logs")
     for service in SERVICES:  # nine processes: each service's api, relay and projector
         for mode in ("api", "relay", "projector"):
+            log = (logs / f"{service}-{mode}.log").open("wb")  # read it when this test fails
             processes.append(
                 subprocess.Popen(
                     [sys.executable, "-m", f"services.{service}", mode],
                     cwd=ROOT,
                     env=env,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.PIPE,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
                 )
             )
     urls = {s: f"http://127.0.0.1:{p}" for s, p in ports.items()}
