@@ -3,7 +3,7 @@
 Campaigns with daily spend; leads from several sources (signed website forms, Ladipage, manual entries) of
 varying quality; some are qualified and converted; the deals they open move forward, skip, go back, stall,
 are lost or won; won deals become production orders that are built, sometimes fail inspection and are
-reworked, are shipped (sometimes in parts) and delivered, late or on time. Deterministic for a seed.
+reworked, are shipped and delivered, late (a rushed promise) or on time. Deterministic for a seed.
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ class Stats:
     won: int = 0
     lost: int = 0
     orders_delivered: int = 0
+    late_deliveries: int = 0
     rework: int = 0
     errors: list[str] = field(default_factory=list)
 
@@ -289,12 +290,14 @@ class Simulation:
                 )
                 self.stats.lost += 1
             return  # the rest stall
-        await self.call("POST", f"{deal}/win", json={})
+        rush = self.rng.random() < 0.2  # the customer needed it yesterday: the order will be late
+        due = datetime.now(UTC).date() + timedelta(days=-2 if rush else self.rng.randint(14, 40))
+        await self.call("POST", f"{deal}/win", json={"requested_delivery_date": str(due)})
         self.stats.won += 1
-        await self.build(deal_id, product, qty)
+        await self.build(deal_id, product, qty, late=rush)
 
     # ------------------------------------------------------------------ production
-    async def build(self, deal_id: str, product: str, qty: int) -> None:
+    async def build(self, deal_id: str, product: str, qty: int, *, late: bool) -> None:
         from services.production.handlers import order_id_for_deal
 
         order = f"{self.urls.production}/orders/{order_id_for_deal(uuid.UUID(deal_id))}"
@@ -344,6 +347,7 @@ class Simulation:
                     json={"shipment_id": shipments[-1]["shipment_id"]},
                 )
                 self.stats.orders_delivered += 1
+                self.stats.late_deliveries += late
 
     async def run(self, leads: int, rate: float) -> Stats:
         """``leads`` journeys, starting ``rate`` per second, a few at a time."""

@@ -72,7 +72,12 @@ async def test_the_simulation_runs_through_all_three_pipelines(endpoints: Server
                 )
             ).json()
             won = (await http.get("http://deals/deals", params={"status": "won"}, headers=AUDITOR)).json()["items"]
-            return customers == stats.won and delivered["completed"] == stats.orders_delivered and len(won) == stats.won
+            return (
+                customers == stats.won
+                and delivered["completed"] == stats.orders_delivered
+                and len(won) == stats.won
+                and delivered["completed"] - delivered["on_time"] == stats.late_deliveries
+            )
 
         await wait_until(shown, timeout=60, interval=0.5)
         board = (await http.get("http://deals/board", headers=AUDITOR)).json()
