@@ -327,7 +327,7 @@ class Simulation:
                 ("complete-rework", {"quantity": "1"}),
             ]
         steps += [("record-inspection", {"passed": True, "inspected_quantity": str(qty)}), ("pack", {"packages": 1})]
-        if self.rng.random() < 0.15:
+        if not late and self.rng.random() < 0.15:  # a late promise is not moved: it shows as late
             steps.append(
                 ("change-due-date", {"due_date": str(today + timedelta(days=45)), "reason": "thiếu linh kiện"})
             )
