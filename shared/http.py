@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
@@ -25,6 +26,7 @@ from pydantic import BaseModel, Field
 
 from shared.decider import Context
 from shared.eventstore import AppendResult, ConcurrencyError, Idempotency, IdempotencyKeyReusedError, RecordedEvent
+from shared.metrics import HTTP_SECONDS, exposition
 from shared.pii import PersonalData, without_personal_data
 from shared.projections import ReadModelBehindError
 
@@ -139,17 +141,28 @@ def answer(aggregate_id: str, result: AppendResult, *, created: bool = False, lo
     return JSONResponse(body.model_dump(), status_code=code, headers=headers)
 
 
-def install_common(app: FastAPI, readiness: Callable[[], Awaitable[dict[str, str]]]) -> None:
-    """Correlation ids, error answers, /healthz and /readyz."""
+def install_common(app: FastAPI, readiness: Callable[[], Awaitable[dict[str, str]]], service: str) -> None:
+    """Correlation ids, request metrics, error answers, /healthz, /readyz and /metrics (open, no token)."""
 
     @app.middleware("http")
     async def correlation(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         cid = request.headers.get("x-correlation-id") or str(uuid.uuid4())
         request.state.correlation_id = cid
+        started = time.perf_counter()
         with structlog.contextvars.bound_contextvars(correlation_id=cid):
             response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")  # the route's template, never an id: bounded labels
+        HTTP_SECONDS.labels(service, request.method, path, str(response.status_code)).observe(
+            time.perf_counter() - started
+        )
         response.headers["X-Correlation-ID"] = cid
         return response
+
+    @app.get("/metrics", tags=["health"], summary="Prometheus metrics of this process")
+    async def metrics() -> Response:
+        body, content_type = exposition()
+        return Response(body, media_type=content_type)
 
     @app.exception_handler(ConcurrencyError)
     async def concurrency(request: Request, exc: ConcurrencyError) -> JSONResponse:

@@ -44,6 +44,7 @@ from shared.db import Conn, identifier
 from shared.envelope import CloudEvent
 from shared.events import UnknownEventTypeError, UnsupportedSchemaVersionError
 from shared.kafka import admin_client
+from shared.metrics import CONSUMER_LAG, DEAD_LETTERS, PROJECTION_APPLIED, PROJECTION_GENERATION
 
 log = structlog.get_logger(__name__)
 
@@ -325,11 +326,13 @@ class ProjectionRunner:
         self._stops[generation] = stop
         self.stats.setdefault(generation, GenerationStats(generation, state))
         self._consumers[generation] = asyncio.create_task(self._consume(generation, stop))
+        PROJECTION_GENERATION.labels(self.namespace, self.projection.name).inc()
 
     async def _stop_generation(self, generation: int) -> None:
         self._stops.pop(generation, asyncio.Event()).set()
         task = self._consumers.pop(generation, None)
         if task is not None:
+            PROJECTION_GENERATION.labels(self.namespace, self.projection.name).dec()
             with contextlib.suppress(Exception):
                 await task
 
@@ -415,6 +418,9 @@ class ProjectionRunner:
                         log.info("projection.commit_skipped", projection=self.projection.name, reason=str(exc))
                 for tp in consumer.assignment():
                     positions[tp] = (await consumer.position(tp), consumer.highwater(tp) or 0)
+                    CONSUMER_LAG.labels(self.namespace, self.projection.name, tp.topic, str(tp.partition)).set(
+                        max(positions[tp][1] - positions[tp][0], 0)
+                    )
         finally:
             await _stop_consumer(consumer)
 
@@ -431,6 +437,8 @@ class ProjectionRunner:
                 await self._apply_batch(conn, generation, records, stats, dead, isolate=True)
         await self._dead_letter(dead)
         stats.dead_lettered += len(dead)
+        if dead:
+            DEAD_LETTERS.labels(self.namespace, self.projection.name).inc(len(dead))
 
     async def _apply_batch(
         self,
@@ -494,6 +502,7 @@ class ProjectionRunner:
             )
         stats.applied += applied
         stats.skipped += skipped
+        PROJECTION_APPLIED.labels(self.namespace, self.projection.name).inc(applied)
 
     async def _apply_one(self, conn: Conn, envelope: CloudEvent, *, isolate: bool) -> str | None:
         """None when applied; else why not (only when ``isolate``; otherwise the batch is rejected)."""

@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import contextlib
 import signal
+import time
 import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,9 +35,11 @@ from shared.eventstore import START, Checkpoint
 from shared.eventstore.postgres import PostgresEventStore
 from shared.kafka import events_topic
 from shared.logs import configure_logging
+from shared.metrics import RELAY_BACKLOG, RELAY_BACKLOG_SECONDS, RELAY_PUBLISHED
 from shared.settings import Settings
 
 log = structlog.get_logger(__name__)
+LAG_EVERY_S = 5.0  # how often the leading relay measures its backlog for the metrics
 
 
 @dataclass(frozen=True)
@@ -95,8 +98,12 @@ class OutboxRelay:
         while not stop.is_set():
             try:
                 if await self.lead(stop):
+                    measured = 0.0
                     while not stop.is_set():
                         n = await self.publish_batch()
+                        if time.monotonic() - measured > LAG_EVERY_S:
+                            await self.report_lag()
+                            measured = time.monotonic()
                         if n < self.batch_size:
                             await self._sleep(stop)
             except Exception as exc:  # the database or Kafka failed: start over from the stored checkpoint
@@ -175,7 +182,14 @@ class OutboxRelay:
         )
         self.checkpoint = last
         self.published += len(events)
+        RELAY_PUBLISHED.labels(self.service).inc(len(events))
         return len(events)
+
+    async def report_lag(self) -> Lag:
+        lag = await self.lag()
+        RELAY_BACKLOG.labels(self.service).set(lag.events)
+        RELAY_BACKLOG_SECONDS.labels(self.service).set(lag.seconds)
+        return lag
 
     def _topic_of(self, event_type: str) -> str:
         return next((t for prefix, t in self.routes.items() if event_type.startswith(prefix)), self.topic)

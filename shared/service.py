@@ -22,6 +22,7 @@ from fastapi import FastAPI
 from shared.alerts import ALERTS_PREFIX, AlertScanner, Check, alerts_projection
 from shared.db import create_pool
 from shared.eventstore.postgres import PostgresEventStore
+from shared.http import install_common
 from shared.kafka import TopicSpec, ensure_topics, kafka_ready
 from shared.logs import configure_logging
 from shared.pii import PersonalData, PostgresKeyStore
@@ -152,10 +153,32 @@ class QuietServer(uvicorn.Server):
         yield
 
 
+def ops_app(core: ServiceCore, mode: str) -> FastAPI:
+    """What a relay or projector process answers: /healthz, /readyz, /metrics."""
+    app = FastAPI(title=f"Pipelines — {core.name} {mode}", docs_url=None, redoc_url=None, openapi_url=None)
+    install_common(app, core.storage.readiness, core.name)
+    return app
+
+
+def _serve(app: FastAPI, host: str, port: int, stop: asyncio.Event) -> asyncio.Task[None]:
+    server = QuietServer(uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False))
+
+    async def serve() -> None:
+        serving = asyncio.create_task(server.serve())
+        await stop.wait()
+        server.should_exit = True
+        await serving
+
+    return asyncio.create_task(serve())
+
+
 async def run(core: ServiceCore, mode: str, stop: asyncio.Event) -> None:
     """Run one process kind (or all three) of a built service until ``stop``."""
     tasks: list[asyncio.Task[None]] = []
     try:
+        s = core.settings
+        if mode in ("relay", "projector") and s.ops_port:
+            tasks.append(_serve(ops_app(core, mode), s.api_host, s.ops_port, stop))
         if mode in ("relay", "all"):
             relay = core.relay()
             await relay.setup()
@@ -168,18 +191,7 @@ async def run(core: ServiceCore, mode: str, stop: asyncio.Event) -> None:
             if mode != "api" and core.alert_checks():
                 tasks.append(asyncio.create_task(core.alert_scanner().run(stop)))
         if mode in ("api", "all"):
-            s = core.settings
-            server = QuietServer(
-                uvicorn.Config(core.app(), host=s.api_host, port=s.port(core.name), log_config=None, access_log=False)
-            )
-
-            async def serve() -> None:
-                serving = asyncio.create_task(server.serve())
-                await stop.wait()
-                server.should_exit = True
-                await serving
-
-            tasks.append(asyncio.create_task(serve()))
+            tasks.append(_serve(core.app(), s.api_host, s.port(core.name), stop))
         log.info("service.started", service=core.name, mode=mode)
         await asyncio.gather(*tasks)
     finally:

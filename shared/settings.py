@@ -65,6 +65,8 @@ class Settings(BaseSettings):
     pii_schema: str = "pii"
 
     api_host: str = "127.0.0.1"
+    # relay and projector processes serve /healthz, /readyz and /metrics on this port (none when unset)
+    ops_port: int | None = Field(None, ge=1, le=65535)
     leads_port: int = Field(8101, ge=1, le=65535)
     deals_port: int = Field(8102, ge=1, le=65535)
     production_port: int = Field(8103, ge=1, le=65535)

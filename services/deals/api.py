@@ -114,7 +114,7 @@ def create_app(svc: DealsAPI, verifier: TokenVerifier, *, title: str = "Pipeline
         description="The sales pipeline: deals from first contact to after-sales follow-up. " + (__doc__ or ""),
     )
     app.state.token_verifier = verifier
-    install_common(app, svc.readiness)
+    install_common(app, svc.readiness, "deals")
 
     @app.exception_handler(domain.DealRuleError)
     async def refused(request: Request, exc: domain.DealRuleError) -> JSONResponse:

@@ -96,7 +96,7 @@ def create_app(svc: LeadsAPI, verifier: TokenVerifier) -> FastAPI:
         description="The marketing pipeline: from ad click to customer. " + (__doc__ or ""),
     )
     app.state.token_verifier = verifier
-    install_common(app, svc.readiness)
+    install_common(app, svc.readiness, "leads")
     tz = ZoneInfo(svc.settings.timezone)
 
     @app.exception_handler(domain.LeadRuleError)

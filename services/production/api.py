@@ -64,7 +64,7 @@ def create_app(svc: ProductionAPI, verifier: TokenVerifier) -> FastAPI:
         description="The production pipeline: from won deal to delivered order. " + (__doc__ or ""),
     )
     app.state.token_verifier = verifier
-    install_common(app, svc.readiness)
+    install_common(app, svc.readiness, "production")
     tz = ZoneInfo(svc.timezone)
 
     @app.exception_handler(domain.OrderRuleError)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import time
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any
@@ -33,6 +34,7 @@ from shared.eventstore import (
     NewEvent,
     RecordedEvent,
 )
+from shared.metrics import APPEND_SECONDS, EVENTS_APPENDED
 from shared.pii import PersonalData
 
 SCHEMA_SQL = """
@@ -140,12 +142,18 @@ class PostgresEventStore:
         else:
             sealed = [e.event.model_dump(mode="json") for e in events]
         conn = conn or self._bound
+        started = time.perf_counter()
         try:
             if conn is not None:
                 async with conn.transaction():  # a savepoint inside the caller's transaction
-                    return await self._append(conn, stream_id, events, sealed, expected_version, idempotency)
-            async with self.pool.acquire() as own, own.transaction():
-                return await self._append(own, stream_id, events, sealed, expected_version, idempotency)
+                    result = await self._append(conn, stream_id, events, sealed, expected_version, idempotency)
+            else:
+                async with self.pool.acquire() as own, own.transaction():
+                    result = await self._append(own, stream_id, events, sealed, expected_version, idempotency)
+            if not result.replayed and events:
+                EVENTS_APPENDED.labels(self.schema).inc(len(events))
+                APPEND_SECONDS.labels(self.schema).observe(time.perf_counter() - started)
+            return result
         except _KeyTaken:
             assert idempotency is not None
             first = await self.idempotent_result(idempotency)

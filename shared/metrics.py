@@ -1,0 +1,49 @@
+"""Prometheus metrics of every process (one registry per process; labels name the service and the part).
+
+| metric | kind | labels | what |
+|---|---|---|---|
+| `pipelines_events_appended_total` | counter | service | events appended to the store |
+| `pipelines_append_seconds` | histogram | service | one append (its transaction) |
+| `pipelines_relay_backlog_events` | gauge | service | committed events not yet published |
+| `pipelines_relay_backlog_seconds` | gauge | service | age of the oldest of them |
+| `pipelines_relay_published_total` | counter | service | events published to Kafka |
+| `pipelines_consumer_lag` | gauge | service, projection, topic, partition | messages not yet consumed |
+| `pipelines_projection_applied_total` | counter | service, projection | events applied to a read model |
+| `pipelines_projection_generation` | gauge | service, projection | the generation being consumed (1 per live one) |
+| `pipelines_dead_letters_total` | counter | service, projection | messages sent to the dead-letter topic |
+| `pipelines_http_request_seconds` | histogram | service, method, route, status | HTTP requests |
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+
+EVENTS_APPENDED = Counter("pipelines_events_appended", "events appended to the store", ["service"])
+APPEND_SECONDS = Histogram(
+    "pipelines_append_seconds",
+    "one append, its transaction included",
+    ["service"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+RELAY_BACKLOG = Gauge("pipelines_relay_backlog_events", "committed events not yet published", ["service"])
+RELAY_BACKLOG_SECONDS = Gauge("pipelines_relay_backlog_seconds", "age of the oldest unpublished event", ["service"])
+RELAY_PUBLISHED = Counter("pipelines_relay_published", "events published to Kafka", ["service"])
+CONSUMER_LAG = Gauge(
+    "pipelines_consumer_lag", "messages not yet consumed", ["service", "projection", "topic", "partition"]
+)
+PROJECTION_APPLIED = Counter(
+    "pipelines_projection_applied", "events applied to a read model", ["service", "projection"]
+)
+PROJECTION_GENERATION = Gauge("pipelines_projection_generation", "generations consumed", ["service", "projection"])
+DEAD_LETTERS = Counter("pipelines_dead_letters", "messages sent to the dead-letter topic", ["service", "projection"])
+HTTP_SECONDS = Histogram(
+    "pipelines_http_request_seconds",
+    "HTTP requests",
+    ["service", "method", "route", "status"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+
+
+def exposition() -> tuple[bytes, str]:
+    """The metrics in Prometheus' text format, and its content type."""
+    return generate_latest(), CONTENT_TYPE_LATEST
