@@ -40,7 +40,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.errors import CommitFailedError, IllegalStateError
 from pydantic import ValidationError
 
-from shared.db import Conn, identifier
+from shared.db import DDL_LOCK, Conn, identifier
 from shared.envelope import CloudEvent
 from shared.events import UnknownEventTypeError, UnsupportedSchemaVersionError
 from shared.kafka import admin_client
@@ -242,7 +242,7 @@ class ProjectionRunner:
         """Create the registry and, on first start, generation 1 as the active read model."""
         ns = self.namespace
         async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(f"SELECT pg_advisory_xact_lock(hashtext('{ns}.projection_generations'))")
+            await conn.execute(f"SELECT {DDL_LOCK}")
             await conn.execute(REGISTRY_DDL.format(ns=ns))
             await conn.execute(
                 f"""INSERT INTO {ns}.projection_generations (projection, generation, state, activated_at)
@@ -260,7 +260,7 @@ class ProjectionRunner:
     async def _create_generation_tables(self, generation: int) -> None:
         schema = self.schema(generation)
         async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(f"SELECT pg_advisory_xact_lock(hashtext('{schema}'))")
+            await conn.execute(f"SELECT {DDL_LOCK}")
             await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
             await _set_search_path(conn, schema)
             await conn.execute(PROGRESS_DDL.format(schema=schema))

@@ -29,7 +29,7 @@ import asyncpg
 import structlog
 from aiokafka import AIOKafkaProducer
 
-from shared.db import connect, create_pool
+from shared.db import connect, create_pool, run_ddl
 from shared.envelope import KAFKA_HEADERS, CloudEvent
 from shared.eventstore import START, Checkpoint
 from shared.eventstore.postgres import PostgresEventStore
@@ -83,15 +83,15 @@ class OutboxRelay:
         self.checkpoint = START
 
     async def setup(self) -> None:
-        async with self.store.pool.acquire() as conn:
-            await conn.execute(
-                f"""CREATE TABLE IF NOT EXISTS {self.store.schema}.relay_checkpoints (
-                        name text PRIMARY KEY,
-                        tx_id xid8 NOT NULL,
-                        position bigint NOT NULL,
-                        published bigint NOT NULL DEFAULT 0,
-                        updated_at timestamptz NOT NULL DEFAULT now())"""
-            )
+        await run_ddl(
+            self.store.pool,
+            f"""CREATE TABLE IF NOT EXISTS {self.store.schema}.relay_checkpoints (
+                    name text PRIMARY KEY,
+                    tx_id xid8 NOT NULL,
+                    position bigint NOT NULL,
+                    published bigint NOT NULL DEFAULT 0,
+                    updated_at timestamptz NOT NULL DEFAULT now())""",
+        )
 
     async def run(self, stop: asyncio.Event) -> None:
         """Wait for leadership, then publish until ``stop`` is set; reconnect after failures."""

@@ -24,8 +24,9 @@ from shared.db import create_pool
 from shared.eventstore.postgres import PostgresEventStore
 from shared.http import install_common
 from shared.kafka import TopicSpec, ensure_topics, kafka_ready
+from shared.keystore import PostgresKeyStore
 from shared.logs import configure_logging
-from shared.pii import PersonalData, PostgresKeyStore
+from shared.pii import PersonalData
 from shared.projections import Projection, ProjectionRunner, ReadModels
 from shared.relay import OutboxRelay
 from shared.settings import SERVICES, Settings

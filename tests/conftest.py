@@ -109,7 +109,8 @@ async def pg_pool(endpoints: Endpoints) -> AsyncIterator[asyncpg.Pool]:
 async def pg_store(pg_pool: asyncpg.Pool, pg_schema: str):
     """A PostgreSQL event store in this test's schema, with its key store in the same schema."""
     from shared.eventstore.postgres import PostgresEventStore
-    from shared.pii import PersonalData, PostgresKeyStore
+    from shared.keystore import PostgresKeyStore
+    from shared.pii import PersonalData
 
     keys = PostgresKeyStore(pg_pool, master_key=b"k" * 32, schema=pg_schema)
     await keys.setup()

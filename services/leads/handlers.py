@@ -23,7 +23,7 @@ from services.deals.events import DealLost, DealWon
 from services.leads import domain, normalize, sources
 from services.leads.domain import Campaign, Lead
 from services.leads.events import LeadContact
-from shared.db import identifier
+from shared.db import identifier, run_ddl
 from shared.decider import CommandResult, Context, Loaded, execute, load
 from shared.envelope import CloudEvent
 from shared.events import registry
@@ -90,10 +90,11 @@ class PostgresDedupe:
         self.table = f"{identifier(schema)}.dedupe_keys"
 
     async def setup(self) -> None:
-        await self.pool.execute(
+        await run_ddl(
+            self.pool,
             f"""CREATE TABLE IF NOT EXISTS {self.table} (key text NOT NULL, lead_id uuid NOT NULL,
                     PRIMARY KEY (key, lead_id));
-                CREATE INDEX IF NOT EXISTS dedupe_keys_by_lead ON {self.table} (lead_id)"""
+                CREATE INDEX IF NOT EXISTS dedupe_keys_by_lead ON {self.table} (lead_id)""",
         )
 
     async def find(self, keys: Iterable[str]) -> dict[uuid.UUID, list[str]]:

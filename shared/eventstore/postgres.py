@@ -22,7 +22,7 @@ from typing import Any
 
 import asyncpg
 
-from shared.db import Conn, identifier
+from shared.db import Conn, identifier, run_ddl
 from shared.eventstore import (
     START,
     AppendResult,
@@ -122,8 +122,7 @@ class PostgresEventStore:
                 yield conn
 
     async def setup(self) -> None:
-        async with self.pool.acquire() as conn:
-            await conn.execute(SCHEMA_SQL.format(s=self.schema, channel=self.channel))
+        await run_ddl(self.pool, SCHEMA_SQL.format(s=self.schema, channel=self.channel))
 
     async def append(
         self,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -105,3 +106,18 @@ async def applied_everything(core: ServiceCore, projection: str) -> bool:
     async with storage.read_models.connection(projection) as conn:
         applied = await conn.fetchval("SELECT coalesce(sum(version), 0) FROM projection_progress")
     return bool(applied == stored)
+
+
+def process_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment a service process needs to run with these (isolated) settings."""
+    return os.environ | {
+        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+        "DATABASE_URL": str(settings.database_url),
+        "PIPELINES_SCHEMA_PREFIX": settings.schema_prefix,
+        "PIPELINES_TOPIC_PREFIX": settings.topic_prefix,
+        "PIPELINES_PII_SCHEMA": settings.pii_schema,
+        "PIPELINES_JWT_KEYS": json.dumps({"test": JWT_SECRET}),
+        "PIPELINES_PII_MASTER_KEY": settings.pii_master_key.get_secret_value() if settings.pii_master_key else "",
+        "PIPELINES_LOG_JSON": "true",
+        **extra,
+    }
