@@ -1,0 +1,155 @@
+"""deploy/ without a Docker engine: the Kubernetes manifests validate against the schemas offline, the Dockerfile
+and compose file parse and say what they should, every variable they set is a setting the code reads (and every
+required one is set), and each compose service's command, run natively with the compose environment, answers
+/readyz."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import kubernetes_validate
+import pytest
+import yaml
+from dockerfile_parse import DockerfileParser
+
+from shared.settings import Settings
+from shared.stack import ROOT, Endpoints
+from tests.support.services import drop_everything, isolated_settings, process_env
+from tests.support.waiting import wait_until
+
+DEPLOY = ROOT / "deploy"
+MANIFESTS = list(yaml.safe_load_all((DEPLOY / "k8s" / "pipelines.yaml").read_text()))
+COMPOSE = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+SERVICE_NAMES = [f"{s}-{k}" for s in ("leads", "deals", "production") for k in ("api", "relay", "projector")]
+REQUIRED = {"KAFKA_BOOTSTRAP_SERVERS", "PIPELINES_JWT_KEYS", "PIPELINES_PII_MASTER_KEY"}
+
+
+def setting_names() -> set[str]:
+    """Every environment variable Settings reads."""
+    names = set()
+    for name, field in Settings.model_fields.items():
+        alias = field.validation_alias
+        if alias is not None and hasattr(alias, "choices"):
+            names |= {str(c) for c in alias.choices}
+        else:
+            names.add(f"PIPELINES_{name.upper()}")
+    return names
+
+
+@pytest.mark.parametrize("doc", MANIFESTS, ids=[f"{d['kind']}-{d['metadata']['name']}" for d in MANIFESTS])
+def test_each_manifest_validates_against_the_kubernetes_schemas(doc: dict[str, Any]) -> None:
+    kubernetes_validate.validate(doc, "1.30.0", strict=True)
+
+
+def test_every_part_has_a_deployment_probes_and_a_disruption_budget() -> None:
+    kinds = {(d["kind"], d["metadata"]["name"]) for d in MANIFESTS}
+    for name in SERVICE_NAMES:
+        assert ("Deployment", name) in kinds and ("PodDisruptionBudget", name) in kinds
+    for d in MANIFESTS:
+        if d["kind"] == "Deployment":
+            (c,) = d["spec"]["template"]["spec"]["containers"]
+            assert {"livenessProbe", "readinessProbe", "resources"} <= set(c)
+            assert c["securityContext"]["runAsNonRoot"] is True
+    autoscaled = {d["metadata"]["name"]: d["spec"] for d in MANIFESTS if d["kind"] == "HorizontalPodAutoscaler"}
+    assert autoscaled["deals-api"]["metrics"][0]["resource"]["name"] == "cpu"
+    assert autoscaled["deals-projector"]["metrics"][0]["external"]["metric"]["name"] == "pipelines_consumer_lag"
+    assert autoscaled["deals-projector"]["maxReplicas"] <= Settings().kafka_partitions
+
+
+def test_the_dockerfile_is_multi_stage_non_root_and_one_image_for_all() -> None:
+    parser = DockerfileParser(fileobj=(DEPLOY / "Dockerfile").open("rb"))
+    instructions = [i["instruction"] for i in parser.structure]
+    assert instructions.count("FROM") == 2
+    assert any(i["instruction"] == "USER" and i["value"] != "root" for i in parser.structure)
+    assert parser.structure[-2]["instruction"] == "ENTRYPOINT" and '"-m"' in parser.structure[-2]["value"]
+    assert "uv sync --frozen" in parser.content
+
+
+def test_the_compose_file_runs_every_part_with_healthchecks() -> None:
+    services = COMPOSE["services"]
+    assert {"kafka", "postgres", *SERVICE_NAMES} == set(services)
+    for name in SERVICE_NAMES:
+        service, kind = name.rsplit("-", 1)
+        assert services[name]["command"] == [f"services.{service}", kind]
+        assert "healthcheck" in services[name]
+    assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
+
+
+def test_every_variable_set_is_a_setting_and_the_required_ones_are_set() -> None:
+    known = setting_names()
+    for name in SERVICE_NAMES:
+        env = COMPOSE["services"][name]["environment"]
+        assert set(env) <= known, set(env) - known
+        assert set(env) >= REQUIRED and ("DATABASE_URL" in env or f"{name.split('-')[0].upper()}_DATABASE_URL" in env)
+    k8s = {}
+    for d in MANIFESTS:
+        if d["kind"] in ("ConfigMap", "Secret"):
+            k8s |= d.get("data", {}) | d.get("stringData", {})
+        if d["kind"] == "Deployment":
+            for c in d["spec"]["template"]["spec"]["containers"]:
+                k8s |= {e["name"]: e["value"] for e in c.get("env", [])}
+    assert set(k8s) <= known, set(k8s) - known
+    assert set(k8s) >= REQUIRED
+    assert all(f"{s.upper()}_DATABASE_URL" in k8s for s in ("leads", "deals", "production"))
+
+
+@pytest.mark.pg
+@pytest.mark.kafka
+@pytest.mark.e2e
+async def test_each_compose_command_answers_readyz_with_the_compose_environment(
+    endpoints: Endpoints, tmp_path: Path
+) -> None:
+    settings = isolated_settings(endpoints)
+    processes = []
+    try:
+        for i, name in enumerate(SERVICE_NAMES):
+            compose = COMPOSE["services"][name]
+            env = {k: re.sub(r"\$\{[A-Z_]+:-(.*)\}$", r"\1", str(v)) for k, v in compose["environment"].items()}
+            port = 18500 + i
+            env |= {  # the compose hosts are this machine's servers; each process gets its own port
+                "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+                "DATABASE_URL": str(settings.database_url),
+                "PIPELINES_API_HOST": "127.0.0.1",
+                "PIPELINES_OPS_PORT": str(port),
+                f"PIPELINES_{name.split('-')[0].upper()}_PORT": str(port),
+            }
+            full = process_env(settings) | env
+            log = (tmp_path / f"{name}.log").open("wb")
+            processes.append(
+                (
+                    name,
+                    port,
+                    subprocess.Popen(
+                        [sys.executable, "-m", *compose["command"]],
+                        cwd=ROOT,
+                        env=full,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                    ),
+                )
+            )
+        async with httpx.AsyncClient() as http:
+
+            async def ready(port: int) -> bool:
+                try:
+                    return (await http.get(f"http://127.0.0.1:{port}/readyz", timeout=2)).status_code == 200
+                except httpx.HTTPError:
+                    return False
+
+            for name, port, process in processes:
+                await wait_until(lambda port=port: ready(port), timeout=120, interval=0.5)
+                assert process.poll() is None, name
+    finally:
+        for _, _, process in processes:
+            process.terminate()
+        for _, _, process in processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        await drop_everything(settings)
