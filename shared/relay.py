@@ -10,6 +10,8 @@
 - Idempotent producer, ``acks=all``, key = stream id: Kafka keeps each stream's order. After a crash it resumes
   from its stored checkpoint, so events published but not yet checkpointed are published again: delivery is
   at least once, and consumers skip a (stream, version) they have already applied.
+- It refuses to lead when its checkpoint is ahead of the cluster's transaction counter (a logical restore into
+  a fresh cluster): new events would sort before the checkpoint and never be published (docs/OPERATIONS.md).
 - Wakes on the store's NOTIFY, and polls as a fallback.
 """
 
@@ -46,6 +48,10 @@ LAG_EVERY_S = 5.0  # how often the leading relay measures its backlog for the me
 class Lag:
     events: int  # committed events not yet published
     seconds: float  # age of the oldest of them (0 when none)
+
+
+class CheckpointAheadError(RuntimeError):
+    """The stored checkpoint names a transaction the cluster has not reached: publishing would skip events."""
 
 
 class OutboxRelay:
@@ -106,6 +112,9 @@ class OutboxRelay:
                             measured = time.monotonic()
                         if n < self.batch_size:
                             await self._sleep(stop)
+            except CheckpointAheadError as exc:  # an operator must act; keep saying so
+                log.error("relay.checkpoint_ahead", relay=self.name, error=str(exc))
+                await asyncio.sleep(10.0)
             except Exception as exc:  # the database or Kafka failed: start over from the stored checkpoint
                 log.warning("relay.error", relay=self.name, error=repr(exc))
                 await asyncio.sleep(1.0)
@@ -129,6 +138,14 @@ class OutboxRelay:
             f"SELECT tx_id, position FROM {self.store.schema}.relay_checkpoints WHERE name = $1", self.name
         )
         self.checkpoint = Checkpoint(row["tx_id"], row["position"]) if row else START
+        next_tx = await self._conn.fetchval("SELECT pg_snapshot_xmax(pg_current_snapshot())")
+        if int(self.checkpoint.tx) >= int(next_tx):
+            raise CheckpointAheadError(
+                f"relay {self.name!r} of {self.service}: checkpoint transaction {self.checkpoint.tx} is ahead of "
+                f"this cluster's next transaction id {next_tx} (a logical restore into a fresh cluster?); new "
+                "events would never be published. Advance the counter past it (pg_resetwal -x) before writing "
+                "(docs/OPERATIONS.md, Backups and restore)."
+            )
         self._producer = AIOKafkaProducer(
             bootstrap_servers=self._bootstrap,
             enable_idempotence=True,

@@ -12,7 +12,7 @@ import pytest
 
 from shared.eventstore import NewEvent
 from shared.eventstore.postgres import PostgresEventStore
-from shared.relay import OutboxRelay
+from shared.relay import CheckpointAheadError, OutboxRelay
 from shared.stack import ROOT, Endpoints
 from tests.support.events import Counted
 from tests.support.kafka import by_stream, read_topic
@@ -219,3 +219,36 @@ async def test_second_relay_waits_as_standby_and_takes_over(
     assert second.published == 5
     messages = await read_topic(endpoints.kafka_bootstrap_servers, topic)
     assert by_stream(messages) == {"s": list(range(1, 16))}
+
+
+async def test_relay_refuses_a_checkpoint_ahead_of_the_cluster(
+    pg_store: PostgresEventStore, endpoints: Endpoints, kafka_topic
+) -> None:
+    """A logical restore into a fresh cluster leaves checkpoints ahead of its transaction ids: say so, publish nothing."""
+    topic = await kafka_topic()
+    relay = make_relay(pg_store, endpoints, topic)
+    await relay.setup()
+    await pg_store.append("s", [NewEvent(Counted(n=1))], expected_version=0)
+    async with pg_store.pool.acquire() as conn:
+        ahead = await conn.fetchval("SELECT pg_snapshot_xmax(pg_current_snapshot())") + 1_000_000
+        await conn.execute(
+            f"""INSERT INTO {pg_store.schema}.relay_checkpoints (name, tx_id, position, published)
+                VALUES ($1, $2::xid8, 0, 0)""",
+            relay.name,
+            ahead,
+        )
+    try:
+        with pytest.raises(CheckpointAheadError, match="pg_resetwal"):
+            await relay.lead()
+    finally:
+        await relay.close()
+    assert await read_topic(endpoints.kafka_bootstrap_servers, topic) == []
+    async with pg_store.pool.acquire() as conn:  # once the counter is past it (here: the checkpoint moved back)
+        await conn.execute(
+            f"UPDATE {pg_store.schema}.relay_checkpoints SET tx_id = '0'::xid8 WHERE name = $1", relay.name
+        )
+    assert await relay.lead()
+    try:
+        assert await relay.publish_batch() == 1
+    finally:
+        await relay.close()
