@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
@@ -107,3 +108,34 @@ async def delete_topics(bootstrap_servers: str, names: Iterable[str]) -> None:
         for topic, code, *_ in response.topic_error_codes:
             if code not in (0, UNKNOWN_TOPIC):
                 raise RuntimeError(f"deleting topic {topic} failed: error {code}")
+
+
+async def read_whole_topic(
+    bootstrap_servers: str, topic: str, *, timeout_s: float = 60.0, **options: Any
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every record now in ``topic`` (up to the end offsets seen at the start), each partition in its order."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False, **options)
+    await consumer.start()
+    try:
+        async with admin_client(bootstrap_servers, **options) as admin:
+            (described,) = await admin.describe_topics([topic])
+        partitions = [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
+        if not partitions:
+            raise LookupError(f"no topic {topic!r} on {bootstrap_servers}")
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        end = await consumer.end_offsets(partitions)
+        out: list[ConsumerRecord[bytes, bytes]] = []
+        async with asyncio.timeout(timeout_s):
+            while [tp for tp in partitions if await consumer.position(tp) < end[tp]]:
+                for tp, records in (await consumer.getmany(*partitions, timeout_ms=500)).items():
+                    out.extend(r for r in records if r.offset < end[tp])
+        return out
+    finally:
+        try:
+            await consumer.stop()
+        except asyncio.CancelledError:
+            # aiokafka's group-less consumer, stopped soon after start, re-raises its own task's cancellation
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise

@@ -1,0 +1,132 @@
+"""After restoring a service's database from a backup: bring its event store up to date from its Kafka topic.
+
+The backup holds a prefix of history; every event published after it is still on the topic (kept forever).
+``catch_up`` appends, for each stream, the events the topic holds beyond the store's version, as they were
+(same event id, version, type, schema version, data — personal fields stay sealed — occurrence time, correlation
+and causation). Their ``recorded_at`` is the time of the catch-up and ``metadata.restored_from`` says where they
+came from; the actor, which the wire does not carry, is not restored. It all happens in one transaction that
+also moves the relay's checkpoint past them when everything the store held is already on the topic, so they are
+not published a second time (otherwise the relay publishes them again; consumers skip what they have).
+
+Run it before the service takes writes, after advancing a fresh cluster's transaction counter (OPERATIONS.md):
+``python -m shared.restore <service>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from shared.db import Conn, create_pool
+from shared.envelope import CloudEvent
+from shared.eventstore.postgres import PostgresEventStore
+from shared.kafka import events_topic, read_whole_topic
+from shared.settings import Settings
+
+
+class RestoreError(RuntimeError):
+    """The topic cannot bring the store up to date: nothing was written."""
+
+
+@dataclass(frozen=True)
+class CaughtUp:
+    appended: int
+    streams: int
+    already_stored: int
+
+
+async def catch_up(
+    store: PostgresEventStore, bootstrap_servers: str, topic: str, *, relay: str = "relay", **kafka_options: Any
+) -> CaughtUp:
+    records = await read_whole_topic(bootstrap_servers, topic, **kafka_options)
+    events = [CloudEvent.from_kafka(r.value) for r in records]
+    s = store.schema
+    async with store.pool.acquire() as conn, conn.transaction():
+        versions: dict[str, int] = {
+            r[0]: r[1] for r in await conn.fetch(f"SELECT stream_id, max(version) FROM {s}.events GROUP BY stream_id")
+        }
+        missing: dict[tuple[str, int], CloudEvent] = {}
+        for e in events:  # a message published twice (at least once) appears once
+            if e.streamversion > versions.get(e.streamid, 0):
+                missing[(e.streamid, e.streamversion)] = e
+        by_stream: dict[str, list[int]] = {}
+        for stream, version in sorted(missing):
+            by_stream.setdefault(stream, []).append(version)
+        for stream, found in by_stream.items():
+            expected = list(range(versions.get(stream, 0) + 1, versions.get(stream, 0) + 1 + len(found)))
+            if found != expected:
+                raise RestoreError(
+                    f"stream {stream!r}: the store ends at version {versions.get(stream, 0)} and the topic "
+                    f"holds {found}; versions {sorted(set(expected) - set(found))} are in neither"
+                )
+        ordered = sorted(missing.values(), key=lambda e: (e.recordedtime, e.position))
+        for e in ordered:
+            metadata = {"correlation_id": e.correlationid, "causation_id": e.causationid, "restored_from": topic}
+            await conn.execute(
+                f"""INSERT INTO {s}.events (stream_id, version, event_id, event_type, schema_version, data,
+                                            metadata, occurred_at)
+                    VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8)""",
+                e.streamid,
+                e.streamversion,
+                e.event_id,
+                e.type,
+                e.schemaversion,
+                e.data,
+                metadata,
+                e.time,
+            )
+        if ordered and await _all_published(conn, s, relay, {e.id for e in events}):
+            await conn.execute(
+                f"""UPDATE {s}.relay_checkpoints SET tx_id = pg_current_xact_id(), position = $2, updated_at = now()
+                    WHERE name = $1""",
+                relay,
+                await conn.fetchval(f"SELECT max(position) FROM {s}.events"),
+            )
+    return CaughtUp(appended=len(ordered), streams=len(by_stream), already_stored=len(events) - len(ordered))
+
+
+async def _all_published(conn: Conn, s: str, relay: str, on_topic: set[str]) -> bool:
+    """Whether every stored event after the relay's checkpoint is on the topic: then the checkpoint may move past
+    the appended ones. Otherwise it stays, and the relay publishes them again (consumers skip what they have)."""
+    if not await conn.fetchval("SELECT to_regclass($1)", f"{s}.relay_checkpoints"):
+        return False
+    unpublished = await conn.fetch(
+        f"""SELECT e.event_id::text AS id FROM {s}.events e
+            WHERE (e.tx_id, e.position) > coalesce(
+                (SELECT (c.tx_id, c.position) FROM {s}.relay_checkpoints c WHERE c.name = $1), ('0'::xid8, 0::bigint))""",
+        relay,
+    )
+    has_row = await conn.fetchval(f"SELECT count(*) FROM {s}.relay_checkpoints WHERE name = $1", relay)
+    return bool(has_row) and all(r["id"] in on_topic for r in unpublished)
+
+
+async def _main(service: str) -> None:
+    settings = Settings()
+    pool = await create_pool(settings.database_url_for(service), min_size=1, max_size=2)
+    try:
+        store = PostgresEventStore(pool, service)
+        done = await catch_up(
+            store, settings.kafka_bootstrap_servers, events_topic(service), **settings.kafka_options()
+        )
+    finally:
+        await pool.close()
+    print(
+        f"{service}: {done.appended} events appended to {done.streams} streams from the topic "
+        f"({done.already_stored} already in the store)"
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m shared.restore", description=__doc__.splitlines()[0])
+    parser.add_argument("service", help="the service whose restored store is brought up to date")
+    args = parser.parse_args(argv)
+    try:
+        asyncio.run(_main(args.service))
+    except RestoreError as exc:
+        raise SystemExit(f"error: {exc} (nothing was written)") from None
+
+
+if __name__ == "__main__":
+    main()
