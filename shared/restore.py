@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,10 +39,22 @@ class CaughtUp:
 
 
 async def catch_up(
-    store: PostgresEventStore, bootstrap_servers: str, topic: str, *, relay: str = "relay", **kafka_options: Any
+    store: PostgresEventStore,
+    bootstrap_servers: str,
+    topics: Sequence[str],
+    *,
+    source: str | None = None,
+    relay: str = "relay",
+    **kafka_options: Any,
 ) -> CaughtUp:
-    records = await read_whole_topic(bootstrap_servers, topic, **kafka_options)
-    events = [CloudEvent.from_kafka(r.value) for r in records]
+    """``topics``: every topic the store's relay publishes to; ``source``: only messages with this CloudEvents
+    source (a topic several services share, like the alerts topic)."""
+    events: list[CloudEvent] = []
+    for topic in topics:
+        for r in await read_whole_topic(bootstrap_servers, topic, **kafka_options):
+            e = CloudEvent.from_kafka(r.value)
+            if source is None or e.source == source:
+                events.append(e)
     s = store.schema
     async with store.pool.acquire() as conn, conn.transaction():
         versions: dict[str, int] = {
@@ -63,7 +76,7 @@ async def catch_up(
                 )
         ordered = sorted(missing.values(), key=lambda e: (e.recordedtime, e.position))
         for e in ordered:
-            metadata = {"correlation_id": e.correlationid, "causation_id": e.causationid, "restored_from": topic}
+            metadata = {"correlation_id": e.correlationid, "causation_id": e.causationid, "restored_from": "kafka"}
             await conn.execute(
                 f"""INSERT INTO {s}.events (stream_id, version, event_id, event_type, schema_version, data,
                                             metadata, occurred_at)
@@ -108,7 +121,11 @@ async def _main(service: str) -> None:
     try:
         store = PostgresEventStore(pool, service)
         done = await catch_up(
-            store, settings.kafka_bootstrap_servers, events_topic(service), **settings.kafka_options()
+            store,
+            settings.kafka_bootstrap_servers,
+            [events_topic(service), settings.alerts_topic()],
+            source=f"/pipelines/{service}",
+            **settings.kafka_options(),
         )
     finally:
         await pool.close()

@@ -151,12 +151,14 @@ async def test_backup_while_writing_restore_into_a_fresh_cluster(
     pool = await create_pool(fresh_url, min_size=1, max_size=4)
     try:
         restored = PostgresEventStore(pool, pg_store.schema)
-        caught_up = await catch_up(restored, endpoints.kafka_bootstrap_servers, topic)
+        caught_up = await catch_up(restored, endpoints.kafka_bootstrap_servers, [topic], source="/pipelines/test")
         assert caught_up.appended == len(after_backup) and caught_up.already_stored == len(published) - len(
             after_backup
         )
         assert await history(restored) == await history(pg_store)  # same streams, versions, ids, times
-        assert (await catch_up(restored, endpoints.kafka_bootstrap_servers, topic)).appended == 0
+        assert (
+            await catch_up(restored, endpoints.kafka_bootstrap_servers, [topic], source="/pipelines/test")
+        ).appended == 0
 
         restored_relay = relay_for(restored, fresh_url, endpoints, topic)
         assert await restored_relay.lead()
@@ -231,7 +233,7 @@ async def test_catch_up_refuses_a_gap_and_writes_nothing(
     await target.setup()
     try:
         with pytest.raises(RestoreError, match=r"ends at version 0 and the topic holds \[1, 3\]; versions \[2\]"):
-            await catch_up(target, endpoints.kafka_bootstrap_servers, topic)
+            await catch_up(target, endpoints.kafka_bootstrap_servers, [topic])
         assert await target.stream_version("a") == 0
     finally:
         async with pg_store.pool.acquire() as conn:
