@@ -90,27 +90,31 @@ async def test_backup_while_writing_restore_into_a_fresh_cluster(
     relay = relay_for(pg_store, endpoints.database_url, endpoints, topic)
     await relay.setup()
     assert await relay.lead()
-    written = asyncio.Event()
+    appended = 0
     stop = asyncio.Event()
 
     async def traffic() -> None:
-        i = 0
+        nonlocal appended
         while not stop.is_set():
-            stream = f"deal-{i % 10}"
-            await pg_store.append(stream, [NewEvent(Counted(n=1000 + i))], expected_version=i // 10)
+            i = appended
+            await pg_store.append(f"deal-{i % 10}", [NewEvent(Counted(n=1000 + i))], expected_version=i // 10)
             await relay.publish_batch()
-            i += 1
-            if i == 200:
-                written.set()
+            appended += 1
+
+    async def until_appended(n: int) -> None:
+        async with asyncio.timeout(60):
+            while appended < n:
+                await asyncio.sleep(0.01)
 
     writer = asyncio.create_task(traffic())
-    await written.wait()
+    await until_appended(200)
     dump = tmp_path / "store.dump"
     backup = await asyncio.create_subprocess_exec(
         pg_tool("pg_dump"), "-d", endpoints.database_url, "-n", pg_store.schema, "-Fc", "-f", str(dump)
     )
     assert await backup.wait() == 0
-    await asyncio.sleep(0.3)  # traffic goes on after the backup
+    at_backup = appended
+    await until_appended(at_backup + 50)  # traffic goes on after the backup
     stop.set()
     await writer
     await publish_all(relay)
