@@ -23,12 +23,12 @@ from typing import Any
 from shared.db import Conn, create_pool
 from shared.envelope import CloudEvent
 from shared.eventstore.postgres import PostgresEventStore
-from shared.kafka import events_topic, read_whole_topic
+from shared.kafka import read_whole_topic
 from shared.settings import Settings
 
 
 class RestoreError(RuntimeError):
-    """The topic cannot bring the store up to date: nothing was written."""
+    """The topics cannot bring the store up to date (a gap, or another history): nothing was written."""
 
 
 @dataclass(frozen=True)
@@ -57,13 +57,22 @@ async def catch_up(
                 events.append(e)
     s = store.schema
     async with store.pool.acquire() as conn, conn.transaction():
-        versions: dict[str, int] = {
-            r[0]: r[1] for r in await conn.fetch(f"SELECT stream_id, max(version) FROM {s}.events GROUP BY stream_id")
+        stored: dict[tuple[str, int], str] = {
+            (r[0], r[1]): r[2] for r in await conn.fetch(f"SELECT stream_id, version, event_id::text FROM {s}.events")
         }
+        versions: dict[str, int] = {}
+        for stream, version in stored:
+            versions[stream] = max(version, versions.get(stream, 0))
         missing: dict[tuple[str, int], CloudEvent] = {}
         for e in events:  # a message published twice (at least once) appears once
+            key = (e.streamid, e.streamversion)
+            if key in stored and stored[key] != e.id:
+                raise RestoreError(
+                    f"stream {e.streamid!r} version {e.streamversion}: the store holds event {stored[key]} and the "
+                    f"topic {e.id}; they are not one history"
+                )
             if e.streamversion > versions.get(e.streamid, 0):
-                missing[(e.streamid, e.streamversion)] = e
+                missing[key] = e
         by_stream: dict[str, list[int]] = {}
         for stream, version in sorted(missing):
             by_stream.setdefault(stream, []).append(version)
@@ -119,11 +128,11 @@ async def _main(service: str) -> None:
     settings = Settings()
     pool = await create_pool(settings.database_url_for(service), min_size=1, max_size=2)
     try:
-        store = PostgresEventStore(pool, service)
+        store = PostgresEventStore(pool, settings.schema_name(service))
         done = await catch_up(
             store,
             settings.kafka_bootstrap_servers,
-            [events_topic(service), settings.alerts_topic()],
+            [settings.events_topic(service), settings.alerts_topic()],
             source=f"/pipelines/{service}",
             **settings.kafka_options(),
         )

@@ -7,8 +7,11 @@ and a read model rebuilt from the topic into the restored database agrees with t
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import subprocess
+import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,9 +23,11 @@ from shared.db import create_pool
 from shared.envelope import CloudEvent
 from shared.eventstore import NewEvent
 from shared.eventstore.postgres import PostgresEventStore
+from shared.kafka import TopicSpec, delete_topics, ensure_topics
 from shared.projections import ProjectionRunner, ReadModels
 from shared.relay import CheckpointAheadError, OutboxRelay
 from shared.restore import RestoreError, catch_up
+from shared.settings import Settings
 from shared.stack import ROOT, Endpoints
 from tests.support.events import Counted
 from tests.support.kafka import read_topic
@@ -242,3 +247,73 @@ async def test_catch_up_refuses_a_gap_and_writes_nothing(
     finally:
         async with pg_store.pool.acquire() as conn:
             await conn.execute(f"DROP SCHEMA {target.schema} CASCADE")
+
+
+async def test_restore_command_catches_up_a_service_store(
+    pg_store: PostgresEventStore, endpoints: Endpoints, kafka_topic
+) -> None:
+    """``python -m shared.restore <service>`` with a deployment's prefixes: what it appends, and a clear refusal."""
+    prefix = f"r{uuid.uuid4().hex[:8]}"
+    settings = Settings(
+        database_url=endpoints.database_url,
+        kafka_bootstrap_servers=endpoints.kafka_bootstrap_servers,
+        schema_prefix=f"{prefix}_",
+        topic_prefix=prefix,
+    )
+    topics = [settings.events_topic("deals"), settings.alerts_topic()]
+    await ensure_topics(
+        endpoints.kafka_bootstrap_servers,
+        [TopicSpec(t, partitions=2, replication_factor=endpoints.replication_factor) for t in topics],
+    )
+    target = PostgresEventStore(pg_store.pool, settings.schema_name("deals"))
+    await target.setup()
+    env = os.environ | {
+        "DATABASE_URL": endpoints.database_url,
+        "KAFKA_BOOTSTRAP_SERVERS": endpoints.kafka_bootstrap_servers,
+        "PIPELINES_SCHEMA_PREFIX": settings.schema_prefix,
+        "PIPELINES_TOPIC_PREFIX": prefix,
+    }
+
+    async def restore() -> subprocess.CompletedProcess[str]:
+        return await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "shared.restore", "deals"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    try:
+        await pg_store.append("deal-1", [NewEvent(Counted(n=n)) for n in (1, 2)], expected_version=0)
+        await pg_store.append("deal-2", [NewEvent(Counted(n=3))], expected_version=0)
+        recorded = await pg_store.read_all()
+        producer = AIOKafkaProducer(bootstrap_servers=endpoints.kafka_bootstrap_servers)
+        await producer.start()
+        try:
+            for e in recorded:
+                envelope = CloudEvent.from_recorded(e, "deals")
+                await producer.send_and_wait(topics[0], envelope.kafka_value(), key=e.stream_id.encode())
+            other = CloudEvent.from_recorded(recorded[0], "leads")  # another service's message on the shared topic
+            await producer.send_and_wait(topics[1], other.model_copy(update={"streamid": "x"}).kafka_value())
+        finally:
+            await producer.stop()
+        done = await restore()
+        assert done.returncode == 0, done.stderr
+        assert "deals: 3 events appended to 2 streams" in done.stdout
+        assert [e.event_id for e in await target.read_all()] == [e.event_id for e in recorded]
+        assert (await restore()).stdout.startswith("deals: 0 events appended")
+
+        async with pg_store.pool.acquire() as conn:  # a store that is not a prefix of the topic's history
+            await conn.execute(f"DROP SCHEMA {target.schema} CASCADE")
+        await target.setup()
+        await target.append("deal-1", [NewEvent(Counted(n=9))], expected_version=0)  # not the topic's version 1
+        refused = await restore()
+        assert refused.returncode != 0
+        assert "stream 'deal-1' version 1: the store holds event" in refused.stderr
+        assert "(nothing was written)" in refused.stderr
+        assert await target.stream_version("deal-1") == 1 and await target.stream_version("deal-2") == 0
+    finally:
+        await delete_topics(endpoints.kafka_bootstrap_servers, topics)
+        async with pg_store.pool.acquire() as conn:
+            await conn.execute(f"DROP SCHEMA IF EXISTS {target.schema} CASCADE")
