@@ -30,6 +30,19 @@ from shared.eventstore import (
     RecordedEvent,
 )
 
+
+class RuleError(Exception):
+    """A business rule refused the command (HTTP 409); ``rule`` is a stable name clients can match.
+    Each domain subclasses it; ``status`` says the HTTP answer (404 not found, 422 invalid command)."""
+
+    status = 409
+
+    def __init__(self, rule: str, message: str) -> None:
+        super().__init__(message)
+        self.rule = rule
+        self.message = message
+
+
 S = TypeVar("S")
 # Events a reaction appends get ids derived from the event that caused it: running it twice appends nothing.
 NS_REACTION_EVENTS = uuid.UUID("6f1f3c8e-2f4e-5b7a-9d0c-1a2b3c4d5e03")

@@ -24,7 +24,7 @@ from fastapi import FastAPI, Header, HTTPException, Query, Request, Response, st
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from shared.decider import Context
+from shared.decider import Context, RuleError
 from shared.eventstore import AppendResult, ConcurrencyError, Idempotency, IdempotencyKeyReusedError, RecordedEvent
 from shared.metrics import HTTP_SECONDS, exposition
 from shared.pii import PersonalData, without_personal_data
@@ -173,6 +173,10 @@ def install_common(app: FastAPI, readiness: Callable[[], Awaitable[dict[str, str
                 headers={"ETag": f'"{exc.actual}"'} if exc.actual is not None else {},
             )
         return JSONResponse({"detail": f"too many concurrent changes: {exc}", "rule": "conflict"}, status_code=409)
+
+    @app.exception_handler(RuleError)
+    async def refused(request: Request, exc: RuleError) -> JSONResponse:
+        return JSONResponse({"detail": exc.message, "rule": exc.rule}, status_code=exc.status)
 
     @app.exception_handler(IdempotencyKeyReusedError)
     async def key_reused(request: Request, exc: IdempotencyKeyReusedError) -> JSONResponse:

@@ -15,7 +15,6 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Body, Depends, FastAPI, Header, HTTPException, Path, Query, Request, Response
-from fastapi.responses import JSONResponse
 
 from services.deals import analytics, domain, projections
 from services.deals.domain import Deal
@@ -115,10 +114,6 @@ def create_app(svc: DealsAPI, verifier: TokenVerifier, *, title: str = "Pipeline
     )
     app.state.token_verifier = verifier
     install_common(app, svc.readiness, "deals")
-
-    @app.exception_handler(domain.DealRuleError)
-    async def refused(request: Request, exc: domain.DealRuleError) -> JSONResponse:
-        return JSONResponse({"detail": exc.message, "rule": exc.rule}, status_code=exc.status)
 
     router = APIRouter(responses=ERRORS)
     tz = ZoneInfo(svc.timezone)

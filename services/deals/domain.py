@@ -57,21 +57,14 @@ from services.deals.events import (
     StageSnapshot,
     Text,
 )
-from shared.decider import Decider
+from shared.decider import Decider, RuleError
 from shared.events import DomainEvent
 from shared.money import Money, totals
 
 
 # ---------------------------------------------------------------------------------------------- errors
-class DealRuleError(Exception):
-    """A business rule refused the command (HTTP 409); ``rule`` is a stable name clients can match."""
-
-    status = 409
-
-    def __init__(self, rule: str, message: str) -> None:
-        super().__init__(message)
-        self.rule = rule
-        self.message = message
+class DealRuleError(RuleError):
+    """A sales rule refused the command."""
 
 
 class InvalidCommandError(DealRuleError):

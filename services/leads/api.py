@@ -99,10 +99,6 @@ def create_app(svc: LeadsAPI, verifier: TokenVerifier) -> FastAPI:
     install_common(app, svc.readiness, "leads")
     tz = ZoneInfo(svc.settings.timezone)
 
-    @app.exception_handler(domain.LeadRuleError)
-    async def refused(request: Request, exc: domain.LeadRuleError) -> JSONResponse:
-        return JSONResponse({"detail": exc.message, "rule": exc.rule}, status_code=exc.status)
-
     @app.exception_handler(sources.WebhookRejectedError)
     async def rejected(request: Request, exc: sources.WebhookRejectedError) -> JSONResponse:
         return JSONResponse({"detail": exc.detail}, status_code=exc.status)

@@ -54,20 +54,13 @@ from services.leads.events import (
     OfferExtended,
     TrialStarted,
 )
-from shared.decider import Decider
+from shared.decider import Decider, RuleError
 from shared.events import DomainEvent
 from shared.money import Money
 
 
-class LeadRuleError(Exception):
-    """A business rule refused the command (HTTP 409); ``rule`` names it."""
-
-    status = 409
-
-    def __init__(self, rule: str, message: str) -> None:
-        super().__init__(message)
-        self.rule = rule
-        self.message = message
+class LeadRuleError(RuleError):
+    """A marketing rule refused the command."""
 
 
 class NotFoundError(LeadRuleError):

@@ -14,7 +14,6 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request, Response
-from fastapi.responses import JSONResponse
 
 from services.production import domain, projections
 from services.production.handlers import PlanCommand, Production
@@ -66,10 +65,6 @@ def create_app(svc: ProductionAPI, verifier: TokenVerifier) -> FastAPI:
     app.state.token_verifier = verifier
     install_common(app, svc.readiness, "production")
     tz = ZoneInfo(svc.timezone)
-
-    @app.exception_handler(domain.OrderRuleError)
-    async def refused(request: Request, exc: domain.OrderRuleError) -> JSONResponse:
-        return JSONResponse({"detail": exc.message, "rule": exc.rule}, status_code=exc.status)
 
     router = APIRouter(responses=ERRORS)
 

@@ -44,7 +44,7 @@ from services.production.events import (
     UnitsProduced,
     UnitsScrapped,
 )
-from shared.decider import Decider
+from shared.decider import Decider, RuleError
 from shared.events import DomainEvent
 
 STAGES = (
@@ -64,13 +64,8 @@ ACTIVE = frozenset(STAGES[:9])  # before anything left the factory
 ALL = frozenset({"none", *STAGES, "on_hold", "cancelled"})
 
 
-class OrderRuleError(Exception):
-    status = 409
-
-    def __init__(self, rule: str, message: str) -> None:
-        super().__init__(message)
-        self.rule = rule
-        self.message = message
+class OrderRuleError(RuleError):
+    """A production rule refused the command."""
 
 
 class NotFoundError(OrderRuleError):
