@@ -7,6 +7,7 @@ overdue — so a rebuild always equals the live read model.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -237,6 +238,155 @@ async def apply_board(conn: Conn, e: CloudEvent) -> None:
             await _touch(conn, e, event.deal_id)
 
 
+BOARD_COLUMNS: dict[str, str] = {  # column: its array type for unnest
+    "deal_id": "uuid",
+    "title": "text",
+    "customer": "text",
+    "owner_id": "text",
+    "team_id": "text",
+    "pipeline_id": "text",
+    "stage_id": "text",
+    "stage_name": "text",
+    "stage_order": "integer",
+    "stage_probability": "numeric",
+    "probability_override": "numeric",
+    "status": "text",
+    "value": "numeric",
+    "currency": "text",
+    "expected_close_date": "date",
+    "close_date_pushes": "integer",
+    "opened_at": "timestamptz",
+    "entered_stage_at": "timestamptz",
+    "closed_at": "timestamptz",
+    "lost_reason": "text",
+    "competitor": "text",
+    "source": "text",
+    "campaign_id": "text",
+    "source_lead_id": "uuid",
+    "activities": "integer",
+    "last_activity_at": "timestamptz",
+    "delivery_risk": "text",
+    "version": "integer",
+}
+_COLUMNS = ", ".join(BOARD_COLUMNS)
+_WRITE_BOARD = f"""
+    INSERT INTO board ({_COLUMNS})
+    SELECT * FROM unnest({", ".join(f"${i}::{t}[]" for i, t in enumerate(BOARD_COLUMNS.values(), 1))})
+    ON CONFLICT (deal_id) DO UPDATE SET {", ".join(f"{c} = EXCLUDED.{c}" for c in BOARD_COLUMNS if c != "deal_id")}
+"""
+_FOLLOW_UP_EVENTS = (
+    ev.FollowUpStarted,
+    ev.FollowUpDueChanged,
+    ev.FollowUpContactRecorded,
+    ev.CustomerFeedbackRecorded,
+    ev.FollowUpCompleted,
+)
+
+
+def _stage(row: dict[str, Any], s: ev.StageSnapshot, at: datetime) -> None:
+    row.update(
+        stage_id=s.stage_id,
+        stage_name=s.name,
+        stage_order=s.order,
+        stage_probability=s.probability,
+        entered_stage_at=at,
+    )
+
+
+def _fold(row: dict[str, Any], e: CloudEvent, event: ev.DealEvent) -> None:
+    """``apply_board``'s UPDATE of an existing board row, on the row in memory."""
+    match event:
+        case ev.StageChanged():
+            _stage(row, event.to_stage, event.changed_at)
+        case ev.DealValueChanged():
+            row["value"] = event.new.amount
+        case ev.DealLinesChanged():
+            row["value"] = event.value.amount
+        case ev.ExpectedCloseDateChanged():
+            row.update(expected_close_date=event.new, close_date_pushes=event.push_count)
+        case ev.DealProbabilityOverridden():
+            row["probability_override"] = event.probability
+        case ev.DealProbabilityOverrideCleared():
+            row["probability_override"] = None
+        case ev.DealReassigned():
+            row.update(owner_id=event.to_owner_id, team_id=event.to_team_id)
+        case ev.ActivityLogged():
+            row.update(activities=row["activities"] + 1, last_activity_at=e.time)
+        case ev.DealWon():
+            row.update(status="won", closed_at=event.won_at, value=event.value.amount)
+        case ev.DealLost():
+            row.update(status="lost", closed_at=event.lost_at, lost_reason=event.reason, competitor=event.competitor)
+        case ev.DealReopened():
+            row.update(status="open", closed_at=None, lost_reason=None, competitor=None)
+            _stage(row, event.to_stage, event.reopened_at)
+        case ev.DeliveryRiskFlagged():
+            row["delivery_risk"] = event.reason
+    row["version"] = e.streamversion
+
+
+def _opened(e: CloudEvent, event: ev.DealOpened) -> dict[str, Any]:
+    """``apply_board``'s INSERT of a new board row, in memory."""
+    row: dict[str, Any] = dict.fromkeys(BOARD_COLUMNS)
+    row.update(
+        deal_id=event.deal_id,
+        title=event.title,
+        customer=event.customer,
+        owner_id=event.owner_id,
+        team_id=event.team_id,
+        pipeline_id=event.pipeline_id,
+        status="open",
+        value=event.value.amount,
+        currency=event.value.currency,
+        expected_close_date=event.expected_close_date,
+        close_date_pushes=0,
+        opened_at=event.opened_at,
+        source=event.source,
+        campaign_id=event.campaign_id,
+        source_lead_id=event.source_lead_id,
+        activities=0,
+        version=e.streamversion,
+    )
+    _stage(row, event.stage, event.opened_at)
+    return row
+
+
+async def apply_board_batch(conn: Conn, envelopes: Sequence[CloudEvent]) -> None:
+    """``apply_board`` on each event in order, with the board rows read once, folded in memory, written once.
+
+    Pipeline definitions and follow-ups (rare) go through ``apply_board``; their tables are not the board's.
+    """
+    typed: list[tuple[CloudEvent, ev.DealEvent]] = []
+    for e in envelopes:
+        if not e.type.startswith("pipelines.deals."):
+            continue
+        event = e.to_event()
+        if isinstance(event, ev.DealEvent):
+            typed.append((e, event))
+            if isinstance(event, _FOLLOW_UP_EVENTS):
+                await apply_board(conn, e)  # its follow_ups statement; the board row's version is folded below
+        elif isinstance(event, ev.PipelineDefined):
+            await apply_board(conn, e)
+    if not typed:
+        return
+    rows = {
+        r["deal_id"]: dict(r)
+        for r in await conn.fetch(
+            f"SELECT {_COLUMNS} FROM board WHERE deal_id = ANY($1::uuid[])", list({ev.deal_id for _, ev in typed})
+        )
+    }
+    changed: dict[uuid.UUID, dict[str, Any]] = {}
+    for e, event in typed:
+        row = rows.get(event.deal_id)
+        if isinstance(event, ev.DealOpened):
+            if row is None:  # ON CONFLICT DO NOTHING: a deal opened twice keeps its first row
+                rows[event.deal_id] = changed[event.deal_id] = _opened(e, event)
+        elif row is not None:  # an UPDATE of a missing row changes nothing
+            _fold(row, e, event)
+            changed[event.deal_id] = row
+    if changed:
+        await conn.execute(_WRITE_BOARD, *([r[c] for r in changed.values()] for c in BOARD_COLUMNS))
+
+
 def board(deals_topic: str) -> Projection:
     return Projection(
         name="board",
@@ -244,6 +394,7 @@ def board(deals_topic: str) -> Projection:
         ddl=BOARD_DDL,
         apply=apply_board,
         tables=("pipeline_stages", "board", "follow_ups"),
+        apply_batch=apply_board_batch,
     )
 
 
