@@ -30,10 +30,13 @@ from typing import Any
 import asyncpg
 import structlog
 from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.producer.message_accumulator import BatchBuilder
+from pydantic_core import to_json
 
 from shared.db import connect, create_pool, run_ddl
-from shared.envelope import KAFKA_HEADERS, CloudEvent
-from shared.eventstore import START, Checkpoint
+from shared.envelope import KAFKA_HEADERS
+from shared.eventstore import START, Checkpoint, RecordedEvent
 from shared.eventstore.postgres import PostgresEventStore
 from shared.kafka import events_topic
 from shared.logs import configure_logging
@@ -42,12 +45,37 @@ from shared.settings import Settings
 
 log = structlog.get_logger(__name__)
 LAG_EVERY_S = 5.0  # how often the leading relay measures its backlog for the metrics
+_PARTITIONER = DefaultPartitioner()  # what AIOKafkaProducer.send uses for keyed messages
 
 
 @dataclass(frozen=True)
 class Lag:
     events: int  # committed events not yet published
     seconds: float  # age of the oldest of them (0 when none)
+
+
+def envelope_json(event: RecordedEvent, service: str) -> bytes:
+    """``CloudEvent.from_recorded(event, service).kafka_value()``, byte for byte, without building the model:
+    the same fields in the same order through pydantic-core's serialiser (bench/relay.py checks every byte)."""
+    return to_json(
+        {
+            "specversion": "1.0",
+            "id": str(event.event_id),
+            "source": f"/pipelines/{service}",
+            "type": event.event_type,
+            "subject": event.stream_id,
+            "time": event.occurred_at,
+            "datacontenttype": "application/json",
+            "data": event.data,
+            "streamid": event.stream_id,
+            "streamversion": event.version,
+            "position": event.position,
+            "schemaversion": event.schema_version,
+            "recordedtime": event.recorded_at,
+            "correlationid": event.correlation_id,
+            "causationid": event.causation_id,
+        }
+    )
 
 
 class CheckpointAheadError(RuntimeError):
@@ -84,6 +112,7 @@ class OutboxRelay:
         self._conn: asyncpg.Connection | None = None
         self._producer: AIOKafkaProducer | None = None
         self._wake = asyncio.Event()
+        self._ahead: tuple[list[RecordedEvent], asyncio.Future[Any]] | None = None  # queued, not checkpointed
         self.is_leader = False
         self.published = 0
         self.checkpoint = START
@@ -170,22 +199,30 @@ class OutboxRelay:
             t.cancel()
 
     async def publish_batch(self) -> int:
-        """Publish the next batch and move the checkpoint past it; returns how many were published."""
+        """Publish the next batch and move the checkpoint past it; returns how many were published.
+
+        While a backlog drains, the batch after it is read and queued before this one's acknowledgements are
+        awaited, so one batch may be in flight beyond the checkpoint (resent after a crash: at least once)."""
         assert self._conn is not None, "not leading"
         assert self._producer is not None, "not leading"
-        events = await self.store.read_all(self.checkpoint, limit=self.batch_size, conn=self._conn)
-        if not events:
-            return 0
-        futures = [
-            await self._producer.send(
-                self._topic_of(e.event_type),
-                value=CloudEvent.from_recorded(e, self.service).kafka_value(),
-                key=e.stream_id.encode(),
-                headers=KAFKA_HEADERS,
-            )
-            for e in events
-        ]
-        await asyncio.gather(*futures)
+        if self._ahead is not None:
+            events, acks = self._ahead
+            self._ahead = None
+        else:
+            events = await self.store.read_all(self.checkpoint, limit=self.batch_size, conn=self._conn)
+            if not events:
+                return 0
+            acks = asyncio.gather(*await self._send(events))
+        try:
+            if len(events) == self.batch_size:  # a backlog: read and queue the next batch while this one is acked
+                following = await self.store.read_all(events[-1].checkpoint, limit=self.batch_size, conn=self._conn)
+                if following:
+                    self._ahead = (following, asyncio.gather(*await self._send(following)))
+            await acks
+        except BaseException:
+            acks.cancel()
+            self._drop_ahead()  # never publish past a batch that failed
+            raise
         last = events[-1].checkpoint
         await self._conn.execute(
             f"""INSERT INTO {self.store.schema}.relay_checkpoints (name, tx_id, position, published)
@@ -201,6 +238,36 @@ class OutboxRelay:
         self.published += len(events)
         RELAY_PUBLISHED.labels(self.service).inc(len(events))
         return len(events)
+
+    async def _send(self, events: list[RecordedEvent]) -> list[asyncio.Future[Any]]:
+        """Queue the events in order, one record batch per partition (and more when one fills): the same
+        partition (the default partitioner's murmur2 of the key), bytes and order as ``send`` per event, at a
+        fraction of its cost. Returns the futures of the batches' acknowledgements."""
+        producer = self._producer
+        assert producer is not None, "not leading"
+        builders: dict[tuple[str, int], BatchBuilder] = {}
+        partitions: dict[str, list[int]] = {}
+        owner: dict[tuple[str, bytes], int] = {}  # a stream's events sit together: hash its key once
+        futures = []
+        for e in events:
+            topic = self._topic_of(e.event_type)
+            if topic not in partitions:
+                partitions[topic] = sorted(await producer.partitions_for(topic))
+            key = e.stream_id.encode()
+            if (topic, key) not in owner:
+                owner[topic, key] = _PARTITIONER(key, partitions[topic], partitions[topic])
+            tp = (topic, owner[topic, key])
+            value = envelope_json(e, self.service)
+            builder = builders.get(tp)
+            if builder is None or builder.append(key=key, value=value, timestamp=None, headers=KAFKA_HEADERS) is None:
+                if builder is not None:  # full: queue it, go on in a new one
+                    futures.append(await producer.send_batch(builder, tp[0], partition=tp[1]))
+                builder = builders[tp] = producer.create_batch()
+                if builder.append(key=key, value=value, timestamp=None, headers=KAFKA_HEADERS) is None:
+                    raise ValueError(f"event {e.event_id} does not fit in a Kafka record batch")
+        for (topic, partition), builder in builders.items():
+            futures.append(await producer.send_batch(builder, topic, partition=partition))
+        return futures
 
     async def report_lag(self) -> Lag:
         lag = await self.lag()
@@ -227,7 +294,16 @@ class OutboxRelay:
         age = (datetime.now(UTC) - oldest).total_seconds() if oldest else 0.0
         return Lag(events=row["n"], seconds=max(age, 0.0))
 
+    def _drop_ahead(self) -> None:
+        """Forget the batch queued ahead: it is not checkpointed, so it is read and published again."""
+        if self._ahead is not None:
+            acks, self._ahead = self._ahead[1], None
+            if acks.done() and not acks.cancelled():
+                acks.exception()  # retrieved: it failed or not, the batch is published again
+            acks.cancel()
+
     async def close(self) -> None:
+        self._drop_ahead()
         if self._producer is not None:
             producer, self._producer = self._producer, None
             with contextlib.suppress(Exception):
