@@ -8,6 +8,17 @@ A service describes an aggregate as a ``Decider``: an initial state and a pure `
   nothing is decided;
 - without it, the decision is made on the latest state and retried when another writer wins the race;
 - with ``idempotency``, a repeated command returns its first result and appends nothing.
+
+A command does not fold its whole stream each time (docs/decisions/0009):
+
+- the store's ``StateCache`` keeps the states this process folded last, so a command reads only the events
+  after it (usually none);
+- a decider with ``snapshot_every`` keeps a snapshot of its state in the store each time that many events
+  have been folded past the last one, so a process that has not seen a stream (a new replica, a restart)
+  reads the snapshot and the events after it. ``snapshot_version`` is bumped whenever the state's shape or
+  ``evolve`` changes: snapshots of another version are ignored and rewritten.
+
+``load`` (history, audits, ``as_of``) always folds every event from the start.
 """
 
 from __future__ import annotations
@@ -18,7 +29,10 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any, Generic, TypeVar
+
+from pydantic import TypeAdapter
 
 from shared.events import DomainEvent
 from shared.eventstore import (
@@ -28,6 +42,7 @@ from shared.eventstore import (
     Idempotency,
     NewEvent,
     RecordedEvent,
+    Snapshot,
 )
 
 
@@ -95,11 +110,23 @@ MAX_ATTEMPTS = 12  # a lost race is retried, with a short random back-off, this 
 class Decider(Generic[S]):
     initial: S
     evolve: Callable[[S, DomainEvent], S]
+    snapshot_every: int = 0  # events folded past the last snapshot before a new one is written (0: never)
+    snapshot_version: int = 1  # bump when the state's shape or evolve changes
 
     def fold(self, events: Sequence[DomainEvent], state: S | None = None) -> S:
         for e in events:
             state = self.evolve(self.initial if state is None else state, e)
         return self.initial if state is None else state
+
+    @cached_property
+    def _adapter(self) -> TypeAdapter[S]:
+        return TypeAdapter(type(self.initial))
+
+    def to_snapshot(self, state: S, version: int) -> Snapshot:
+        return Snapshot(version, self.snapshot_version, self._adapter.dump_python(state, mode="json"))
+
+    def from_snapshot(self, snapshot: Snapshot) -> S:
+        return self._adapter.validate_python(snapshot.state)
 
 
 @dataclass(frozen=True)
@@ -114,6 +141,39 @@ async def load(store: EventStore, stream_id: str, decider: Decider[S], **read: A
     recorded = await store.read_stream(stream_id, **read)
     state = decider.fold([r.to_event() for r in recorded])
     return Loaded(state, recorded[-1].version if recorded else 0, recorded)
+
+
+@dataclass(frozen=True)
+class Current(Generic[S]):
+    state: S
+    version: int
+    snapshot_at: int  # the version of the stream's latest snapshot known here (0: none)
+
+
+async def current(store: EventStore, stream_id: str, decider: Decider[S]) -> Current[S]:
+    """The stream's latest state, for deciding: from this process's cache or the stream's snapshot, plus the
+    events after it. Writes a snapshot when it folded ``snapshot_every`` events or more past the last one."""
+    cache, key = store.states, (stream_id, id(decider))
+    hit = cache.get(key) if cache is not None else None
+    if hit is not None:
+        state, version, snapshot_at = hit
+    else:
+        state, version, snapshot_at = decider.initial, 0, 0
+        snap = await store.read_snapshot(stream_id) if decider.snapshot_every else None
+        if snap is not None and snap.schema_version == decider.snapshot_version:
+            state, version, snapshot_at = decider.from_snapshot(snap), snap.version, snap.version
+    recorded = await store.read_stream(stream_id, after_version=version)
+    if recorded:
+        state = decider.fold([r.to_event() for r in recorded], state)
+        version = recorded[-1].version
+        # Only states folded here from committed events are snapshotted (a store with a cache is not inside a
+        # caller's transaction), and only after reading: a stale cached state is never written back.
+        if cache is not None and decider.snapshot_every and version - snapshot_at >= decider.snapshot_every:
+            await store.write_snapshot(stream_id, decider.to_snapshot(state, version))
+            snapshot_at = version
+    if cache is not None:
+        cache.put(key, state, version, snapshot_at)
+    return Current(state, version, snapshot_at)
 
 
 @dataclass(frozen=True)
@@ -145,10 +205,10 @@ async def execute(
 ) -> CommandResult[S]:
     """Run one command against one stream. ``event_ids(i)`` derives ids (idempotent reactions)."""
     if idempotency and (first := await store.idempotent_result(idempotency)):
-        loaded = await load(store, stream_id, decider, to_version=first.version)
-        return CommandResult(first, loaded.state, ())
+        earlier = await load(store, stream_id, decider, to_version=first.version)
+        return CommandResult(first, earlier.state, ())
     for attempt in range(1, MAX_ATTEMPTS + 1):
-        loaded = await load(store, stream_id, decider)
+        loaded = await current(store, stream_id, decider)
         if expected_version is not None and loaded.version != expected_version:
             raise ConcurrencyError(stream_id, expected_version, loaded.version)
         events = list(decide(loaded.state))
@@ -164,6 +224,8 @@ async def execute(
         try:
             result = await store.append(stream_id, new, expected_version=loaded.version, idempotency=idempotency)
         except ConcurrencyError:
+            if store.states is not None:  # the cached state may be from a store restored to an earlier point
+                store.states.drop((stream_id, id(decider)))
             if expected_version is not None or attempt == MAX_ATTEMPTS:
                 raise
             await asyncio.sleep(random.uniform(0, 0.002 * attempt))
@@ -171,5 +233,7 @@ async def execute(
         if result.replayed:
             replay = await load(store, stream_id, decider, to_version=result.version)
             return CommandResult(result, replay.state, ())
+        # The cache keeps the state folded from stored events (personal data unopened): the next command reads
+        # the events appended here, so what is cached or snapshotted never holds personal data.
         return CommandResult(result, decider.fold(events, loaded.state), tuple(events))
     raise AssertionError("unreachable")

@@ -319,7 +319,7 @@ def evolve(deal: Deal, event: DomainEvent) -> Deal:
             return deal
 
 
-deal_decider = Decider(initial=Deal(), evolve=evolve)
+deal_decider = Decider(initial=Deal(), evolve=evolve, snapshot_every=50)
 
 
 # ---------------------------------------------------------------------------------------------- commands

@@ -183,7 +183,7 @@ def evolve(lead: Lead, event: DomainEvent) -> Lead:
             return lead
 
 
-lead_decider = Decider(initial=Lead(), evolve=evolve)
+lead_decider = Decider(initial=Lead(), evolve=evolve, snapshot_every=50)
 
 
 # ---------------------------------------------------------------------------------------------- scoring

@@ -139,7 +139,7 @@ def evolve(order: Order, event: DomainEvent) -> Order:
     return o
 
 
-order_decider = Decider(initial=Order(), evolve=evolve)
+order_decider = Decider(initial=Order(), evolve=evolve, snapshot_every=50)
 
 
 # ---------------------------------------------------------------------------------------------- commands

@@ -14,7 +14,8 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol
@@ -145,7 +146,50 @@ class Idempotency:
         return cls(key=f"{scope}:{key}", fingerprint=hashlib.sha256(body).hexdigest())
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """A stream's state folded up to ``version``, as JSON; ``schema_version`` is its decider's snapshot version."""
+
+    version: int
+    schema_version: int
+    state: Any  # JSON
+
+
+class StateCache:
+    """The latest states this process folded, by (stream, decider): a command reads only the events after them.
+
+    Safe because a stream is append-only: a state folded from versions 1..v stays the fold of 1..v, and the
+    events after v are read before deciding. Only states of committed events go in (a store working inside a
+    caller's transaction has no cache). Least recently used entries go first.
+    """
+
+    def __init__(self, max_entries: int = 5000) -> None:
+        self.max_entries = max_entries
+        self._entries: OrderedDict[Hashable, tuple[Any, int, int]] = OrderedDict()
+
+    def get(self, key: Hashable) -> tuple[Any, int, int] | None:
+        """(state, version, version of the last snapshot written) or None."""
+        found = self._entries.get(key)
+        if found is not None:
+            self._entries.move_to_end(key)
+        return found
+
+    def put(self, key: Hashable, state: Any, version: int, snapshot_version: int) -> None:
+        self._entries[key] = (state, version, snapshot_version)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+    def drop(self, key: Hashable) -> None:
+        self._entries.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
 class EventStore(Protocol):
+    states: StateCache | None  # None when the store works inside a caller's transaction
+
     async def append(
         self,
         stream_id: str,
@@ -161,9 +205,22 @@ class EventStore(Protocol):
         ...
 
     async def read_stream(
-        self, stream_id: str, *, to_version: int | None = None, as_of: datetime | None = None
+        self,
+        stream_id: str,
+        *,
+        to_version: int | None = None,
+        as_of: datetime | None = None,
+        after_version: int = 0,
     ) -> list[RecordedEvent]:
-        """The stream's events in order, up to a version and/or as recorded by a time."""
+        """The stream's events in order, after a version, up to a version and/or as recorded by a time."""
+        ...
+
+    async def read_snapshot(self, stream_id: str) -> Snapshot | None:
+        """The latest snapshot of a stream's state, if one was written."""
+        ...
+
+    async def write_snapshot(self, stream_id: str, snapshot: Snapshot) -> None:
+        """Keep a snapshot unless a later one of the same schema version is stored."""
         ...
 
     async def read_all(self, after: Checkpoint = START, *, limit: int = 500) -> list[RecordedEvent]:

@@ -17,6 +17,8 @@ from shared.eventstore import (
     IdempotencyKeyReusedError,
     NewEvent,
     RecordedEvent,
+    Snapshot,
+    StateCache,
 )
 from shared.pii import InMemoryKeyStore, PersonalData
 
@@ -30,6 +32,8 @@ class InMemoryEventStore:
         self._ids: set[uuid.UUID] = set()
         self._lock = asyncio.Lock()
         self._tx = 0
+        self._snapshots: dict[str, Snapshot] = {}
+        self.states: StateCache | None = StateCache()
 
     async def append(
         self,
@@ -75,13 +79,26 @@ class InMemoryEventStore:
             return result
 
     async def read_stream(
-        self, stream_id: str, *, to_version: int | None = None, as_of: datetime | None = None
+        self,
+        stream_id: str,
+        *,
+        to_version: int | None = None,
+        as_of: datetime | None = None,
+        after_version: int = 0,
     ) -> list[RecordedEvent]:
         return [
             e
-            for e in self._streams.get(stream_id, [])
+            for e in self._streams.get(stream_id, [])[after_version:]
             if (to_version is None or e.version <= to_version) and (as_of is None or e.recorded_at <= as_of)
         ]
+
+    async def read_snapshot(self, stream_id: str) -> Snapshot | None:
+        return self._snapshots.get(stream_id)
+
+    async def write_snapshot(self, stream_id: str, snapshot: Snapshot) -> None:
+        stored = self._snapshots.get(stream_id)
+        if stored is None or stored.schema_version != snapshot.schema_version or stored.version < snapshot.version:
+            self._snapshots[stream_id] = snapshot
 
     async def read_all(self, after: Checkpoint = START, *, limit: int = 500) -> list[RecordedEvent]:
         return [e for e in self._events if e.checkpoint > after][:limit]

@@ -33,6 +33,8 @@ from shared.eventstore import (
     IdempotencyKeyReusedError,
     NewEvent,
     RecordedEvent,
+    Snapshot,
+    StateCache,
 )
 from shared.metrics import APPEND_SECONDS, EVENTS_APPENDED
 from shared.pii import PersonalData
@@ -59,6 +61,13 @@ CREATE TABLE IF NOT EXISTS {s}.idempotency_keys (
     fingerprint text NOT NULL,
     result      jsonb NOT NULL,
     created_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS {s}.snapshots (
+    stream_id      text PRIMARY KEY,
+    version        integer NOT NULL,
+    schema_version integer NOT NULL,
+    state          jsonb NOT NULL,
+    written_at     timestamptz NOT NULL DEFAULT now()
 );
 CREATE OR REPLACE FUNCTION {s}.notify_events() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN PERFORM pg_notify('{channel}', ''); RETURN NULL; END $$;
@@ -96,6 +105,7 @@ class PostgresEventStore:
         self.channel = f"{self.schema}_events"
         self.personal_data = personal_data
         self._bound: Conn | None = None
+        self.states: StateCache | None = StateCache()
         s = self.schema
         self._append_sql = f"""
             INSERT INTO {s}.events (stream_id, version, event_id, event_type, schema_version, data, metadata,
@@ -111,6 +121,7 @@ class PostgresEventStore:
         """This store working inside a transaction of the caller's (a reaction's): reads and appends use ``conn``."""
         bound = copy.copy(self)
         bound._bound = conn
+        bound.states = None  # what it reads may be uncommitted
         return bound
 
     @contextlib.asynccontextmanager
@@ -219,19 +230,46 @@ class PostgresEventStore:
         return (row["version"], row["position"]) if row else (0, 0)
 
     async def read_stream(
-        self, stream_id: str, *, to_version: int | None = None, as_of: datetime | None = None
+        self,
+        stream_id: str,
+        *,
+        to_version: int | None = None,
+        as_of: datetime | None = None,
+        after_version: int = 0,
     ) -> list[RecordedEvent]:
         async with self._connection() as conn:
             rows = await conn.fetch(
                 f"""SELECT {_COLUMNS} FROM {self.schema}.events
-                    WHERE stream_id = $1 AND ($2::int IS NULL OR version <= $2)
+                    WHERE stream_id = $1 AND version > $4 AND ($2::int IS NULL OR version <= $2)
                       AND ($3::timestamptz IS NULL OR recorded_at <= $3)
                     ORDER BY version""",
                 stream_id,
                 to_version,
                 as_of,
+                after_version,
             )
         return [_recorded(r) for r in rows]
+
+    async def read_snapshot(self, stream_id: str) -> Snapshot | None:
+        async with self._connection() as conn:
+            row = await conn.fetchrow(
+                f"SELECT version, schema_version, state FROM {self.schema}.snapshots WHERE stream_id = $1", stream_id
+            )
+        return Snapshot(row["version"], row["schema_version"], row["state"]) if row else None
+
+    async def write_snapshot(self, stream_id: str, snapshot: Snapshot) -> None:
+        async with self._connection() as conn:
+            await conn.execute(
+                f"""INSERT INTO {self.schema}.snapshots AS s (stream_id, version, schema_version, state)
+                    VALUES ($1, $2, $3, $4)
+                    ON CONFLICT (stream_id) DO UPDATE SET version = $2, schema_version = $3, state = $4,
+                        written_at = now()
+                    WHERE s.schema_version <> $3 OR s.version < $2""",
+                stream_id,
+                snapshot.version,
+                snapshot.schema_version,
+                snapshot.state,
+            )
 
     async def read_all(
         self, after: Checkpoint = START, *, limit: int = 500, conn: Conn | None = None

@@ -34,6 +34,7 @@ from tests.support.services import (
     isolated_settings,
     start_parts,
 )
+from tests.support.snapshots import assert_snapshots_round_trip
 from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka, pytest.mark.slow]
@@ -116,6 +117,8 @@ async def test_read_models_match_the_oracle(endpoints: Endpoints) -> None:
 
         await wait_until(rebuilt, timeout=240, interval=0.5)
         await check_everything(http, oracle, captured, clock.now)
+        # every stream's state survives a snapshot, and a new process deciding on it sees the same
+        assert await assert_snapshots_round_trip(service.storage.store, "deal-", domain.deal_decider) > 0
     finally:
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)

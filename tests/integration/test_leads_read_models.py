@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from services.leads import domain
 from services.leads import main as leads_main
 from shared.decider import Context
 from shared.stack import Endpoints
@@ -25,6 +26,7 @@ from tests.support.services import (
     isolated_settings,
     start_parts,
 )
+from tests.support.snapshots import assert_snapshots_round_trip
 from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka, pytest.mark.slow]
@@ -84,6 +86,8 @@ async def test_funnel_and_campaign_roi_match_the_oracle(endpoints: Endpoints) ->
         assert len(by_source) == 5
         assert sum(r["captured"] for r in by_source) >= N_LEADS * 0.95
         assert sum(r["customers"] for r in by_source) > 100 or N_LEADS < 5000
+        # every stream's state survives a snapshot, and a new process deciding on it sees the same
+        assert await assert_snapshots_round_trip(service.storage.store, "lead-", domain.lead_decider) > 0
     finally:
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)

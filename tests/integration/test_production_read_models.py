@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from services.production import domain
 from services.production import main as production_main
 from shared.decider import Context
 from shared.stack import Endpoints
@@ -27,6 +28,7 @@ from tests.support.services import (
     isolated_settings,
     start_parts,
 )
+from tests.support.snapshots import assert_snapshots_round_trip
 from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka, pytest.mark.slow]
@@ -98,6 +100,8 @@ async def test_floor_read_models_match_the_oracle(endpoints: Endpoints) -> None:
             "a history worth checking"
         )
         assert any(v[0] == "on_hold" for v in oracle.visits), "holds happened"
+        # every stream's state survives a snapshot, and a new process deciding on it sees the same
+        assert await assert_snapshots_round_trip(service.storage.store, "production-order-", domain.order_decider) > 0
     finally:
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
