@@ -26,7 +26,7 @@ from services.production.events import (
     ProductionOrderPutOnHold,
     PromisedDateChanged,
 )
-from shared.decider import CommandResult, Context, Loaded, execute, load
+from shared.decider import CommandResult, Context, Loaded, current, execute, load
 from shared.envelope import CloudEvent
 from shared.events import registry
 from shared.eventstore import ConcurrencyError, DuplicateEventError, EventStore
@@ -88,6 +88,8 @@ class Deals:
             )
 
     async def pipeline(self, pipeline_id: str, **read: Any) -> Pipeline:
+        if not read:  # the latest: from the state cache
+            return (await current(self.store, pipeline_stream(pipeline_id), domain.pipeline_decider)).state
         return (await load(self.store, pipeline_stream(pipeline_id), domain.pipeline_decider, **read)).state
 
     async def define_pipeline(
@@ -120,16 +122,18 @@ class Deals:
         """Run one command on one deal; raises DealRuleError (and its 404/422 kinds) or ConcurrencyError."""
         now = self.clock()
         pipeline = Pipeline()
-        current = None if isinstance(cmd, domain.OpenDeal) else (await self.deal(deal_id)).state
+        deal = (
+            None
+            if isinstance(cmd, domain.OpenDeal)
+            else (await current(self.store, deal_stream(deal_id), domain.deal_decider)).state
+        )
         if ctx.occurred_at is not None:
             if ctx.occurred_at > now:
                 raise domain.InvalidCommandError("occurred_in_future", "a fact cannot be back-dated into the future")
-            if current is not None and current.opened_at is not None and ctx.occurred_at < current.opened_at:
-                raise domain.DealRuleError("before_opening", f"the deal was opened at {current.opened_at}")
+            if deal is not None and deal.opened_at is not None and ctx.occurred_at < deal.opened_at:
+                raise domain.DealRuleError("before_opening", f"the deal was opened at {deal.opened_at}")
         if isinstance(cmd, domain.OpenDeal | domain.MoveStage | domain.ReopenDeal):
-            pipeline_id = (
-                cmd.pipeline_id if isinstance(cmd, domain.OpenDeal) else current.pipeline_id if current else ""
-            )
+            pipeline_id = cmd.pipeline_id if isinstance(cmd, domain.OpenDeal) else deal.pipeline_id if deal else ""
             pipeline = await self.pipeline(pipeline_id or domain.DEFAULT_PIPELINE_ID)
         return await execute(
             self.store,

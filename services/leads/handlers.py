@@ -151,7 +151,7 @@ class Leads:
         """Capture a lead once per source delivery; flag (never merge silently) a person seen before."""
         if lead_id is None:
             lead_id = lead_id_for(cmd.source, cmd.external_id) if cmd.external_id else uuid.uuid4()
-        if (await self.lead(lead_id)).version > 0:
+        if await self.store.stream_version(lead_stream(lead_id)) > 0:
             return Captured(lead_id, None)
         result = await self.handle(lead_id, cmd, ctx)
         keys = match_keys(cmd.contact, self.dedupe_secret)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -13,6 +14,7 @@ from services import contract
 from services.deals.events import ActivityLogged
 from shared.envelope import CloudEvent
 from shared.eventstore import Checkpoint, RecordedEvent
+from shared.relay import envelope_json
 
 V1 = json.loads((contract.DOCS / "deals" / "ActivityLogged.v1.json").read_text())
 
@@ -103,3 +105,20 @@ def test_a_version_1_event_reads_as_version_2_from_the_store_and_from_a_kafka_me
     assert b'"schemaversion":1' in message
     from_kafka = CloudEvent.from_kafka(message).to_event()
     assert from_kafka == from_store
+
+
+@pytest.mark.parametrize(
+    ("occurred_at", "metadata", "data"),
+    [
+        (datetime(2026, 3, 1, 8, tzinfo=UTC), {}, {"a": 1}),
+        (
+            datetime(2026, 3, 1, 8, 30, 15, 123456, tzinfo=timezone(timedelta(hours=7))),
+            {"correlation_id": "c-1", "causation_id": "e-0", "actor": "u-lan"},
+            {"tên": "Nguyễn Văn An", "amount": "12.50", "nested": {"list": [1, None, True]}, "token": "pii:v1:x"},
+        ),
+    ],
+)
+def test_the_relays_envelope_is_the_cloudevents_models_byte_for_byte(occurred_at, metadata, data) -> None:
+    """The relay writes the envelope without building the model (shared.relay.envelope_json): same bytes."""
+    stored = dataclasses.replace(recorded_v1(), occurred_at=occurred_at, metadata=metadata, data=data)
+    assert envelope_json(stored, "deals") == CloudEvent.from_recorded(stored, "deals").kafka_value()
