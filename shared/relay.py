@@ -45,6 +45,7 @@ from shared.settings import Settings
 
 log = structlog.get_logger(__name__)
 LAG_EVERY_S = 5.0  # how often the leading relay measures its backlog for the metrics
+HELD_BACK_POLL_S = 0.01  # how soon to look again when committed events wait behind an open transaction
 _PARTITIONER = DefaultPartitioner()  # what AIOKafkaProducer.send uses for keyed messages
 
 
@@ -135,12 +136,16 @@ class OutboxRelay:
                 if await self.lead(stop):
                     measured = 0.0
                     while not stop.is_set():
+                        self._wake.clear()  # a NOTIFY from now on wakes the next sleep at once
                         n = await self.publish_batch()
                         if time.monotonic() - measured > LAG_EVERY_S:
                             await self.report_lag()
                             measured = time.monotonic()
                         if n < self.batch_size:
-                            await self._sleep(stop)
+                            # Committed events an older open transaction still hides get no NOTIFY of their
+                            # own when it ends: look again soon rather than at the next poll.
+                            held = await self._held_back()
+                            await self._sleep(stop, HELD_BACK_POLL_S if held else self.poll_interval)
             except CheckpointAheadError as exc:  # an operator must act; keep saying so
                 log.error("relay.checkpoint_ahead", relay=self.name, error=str(exc))
                 await asyncio.sleep(10.0)
@@ -158,7 +163,7 @@ class OutboxRelay:
         while not stop.is_set():
             if await self._conn.fetchval("SELECT pg_try_advisory_lock($1)", self._lock_id):
                 break
-            await self._sleep(stop)
+            await self._sleep(stop, self.poll_interval)
         else:
             return False
         self.is_leader = True
@@ -191,10 +196,21 @@ class OutboxRelay:
     def _on_notify(self, *_: Any) -> None:
         self._wake.set()
 
-    async def _sleep(self, stop: asyncio.Event) -> None:
-        self._wake.clear()
+    async def _held_back(self) -> bool:
+        """Are there events past the checkpoint that the commit-safe read could not see yet?"""
+        assert self._conn is not None, "not leading"
+        return bool(
+            await self._conn.fetchval(
+                f"SELECT EXISTS (SELECT 1 FROM {self.store.schema}.events WHERE (tx_id, position) > ($1::xid8, $2))",
+                self.checkpoint.tx,
+                self.checkpoint.position,
+            )
+        )
+
+    async def _sleep(self, stop: asyncio.Event, seconds: float) -> None:
+        """Until a NOTIFY (since the last clear), ``stop``, or ``seconds`` have passed."""
         waits = [asyncio.create_task(self._wake.wait()), asyncio.create_task(stop.wait())]
-        _, pending = await asyncio.wait(waits, timeout=self.poll_interval, return_when=asyncio.FIRST_COMPLETED)
+        _, pending = await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
         for t in pending:
             t.cancel()
 

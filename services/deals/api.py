@@ -68,6 +68,11 @@ def can_read(p: Principal, deal: Deal) -> bool:
     return sees_all(p) or can_write(p, deal) or ("sales_manager" in p.roles and deal.team_id == p.team)
 
 
+def managed_team(p: Principal) -> str | None:
+    """The team whose deals the caller sees in lists: a manager's; a salesperson sees only their own."""
+    return p.team if "sales_manager" in p.roles else None
+
+
 def can_write(p: Principal, deal: Deal) -> bool:
     if "admin" in p.roles:
         return True
@@ -129,6 +134,14 @@ def create_app(svc: DealsAPI, verifier: TokenVerifier, *, title: str = "Pipeline
             raise HTTPException(404, detail=f"no deal {deal_id}")
         return loaded
 
+    async def writable_deal(deal_id: uuid.UUID, p: Principal) -> None:
+        """404 for a deal the caller cannot see, 403 for one they cannot change (from the state cache)."""
+        latest = await svc.deals.latest(deal_id)
+        if latest.version == 0 or not can_read(p, latest.state):
+            raise HTTPException(404, detail=f"no deal {deal_id}")
+        if not can_write(p, latest.state):
+            raise HTTPException(403, detail="only the deal's owner, their team's manager or an admin change it")
+
     # ------------------------------------------------------------------ opening a deal
     @router.post("/deals", status_code=201, response_model=CommandAnswer, tags=["deals"], summary="open a deal")
     async def open_deal(
@@ -183,9 +196,7 @@ def create_app(svc: DealsAPI, verifier: TokenVerifier, *, title: str = "Pipeline
             idempotency_key: IdempotencyKey = None,
             x_occurred_at: OccurredAt = None,
         ) -> Response:
-            loaded = await visible_deal(deal_id, p)
-            if not can_write(p, loaded.state):
-                raise HTTPException(403, detail="only the deal's owner, their team's manager or an admin change it")
+            await writable_deal(deal_id, p)
             command: domain.Command = body
             ctx = await context(request, p, if_match, idempotency_key, x_occurred_at)
             result = await svc.deals.handle(deal_id, command, ctx)
@@ -320,7 +331,7 @@ def create_app(svc: DealsAPI, verifier: TokenVerifier, *, title: str = "Pipeline
                 now=svc.deals.clock(),
                 tz=svc.timezone,
                 user=p.user_id,
-                team=p.team,
+                team=managed_team(p),
                 all_deals=sees_all(p),
                 owner_id=owner_id,
             )
@@ -343,7 +354,7 @@ def create_app(svc: DealsAPI, verifier: TokenVerifier, *, title: str = "Pipeline
                 now=svc.deals.clock(),
                 tz=svc.timezone,
                 user=p.user_id,
-                team=p.team,
+                team=managed_team(p),
                 all_deals=sees_all(p),
                 status=deal_status,
                 stage_id=stage_id,
@@ -365,7 +376,13 @@ def create_app(svc: DealsAPI, verifier: TokenVerifier, *, title: str = "Pipeline
         until = due_by or svc.deals.clock().astimezone(tz).date()
         async with read_models().connection("board") as conn:
             rows = await projections.follow_ups_due(
-                conn, until=until, user=p.user_id, team=p.team, all_deals=sees_all(p), offset=offset, limit=limit
+                conn,
+                until=until,
+                user=p.user_id,
+                team=managed_team(p),
+                all_deals=sees_all(p),
+                offset=offset,
+                limit=limit,
             )
         return page(rows, offset, limit)
 
@@ -411,7 +428,7 @@ def create_app(svc: DealsAPI, verifier: TokenVerifier, *, title: str = "Pipeline
         owner_id: str | None = None,
         currency: Currency = "VND",
     ) -> dict[str, Any]:
-        owner_id, _ = scope(p, owner_id, None)
+        owner_id, team_id = scope(p, owner_id, None)
         async with read_models().connection("analytics") as conn:
             return await analytics.forecast_changes(
                 conn,
@@ -419,6 +436,7 @@ def create_app(svc: DealsAPI, verifier: TokenVerifier, *, title: str = "Pipeline
                 until=_aware(until),
                 currency=currency,
                 owner_id=owner_id,
+                team_id=team_id,
             )
 
     @router.get(
@@ -434,7 +452,7 @@ def create_app(svc: DealsAPI, verifier: TokenVerifier, *, title: str = "Pipeline
         owner_id: str | None = None,
         currency: Currency = "VND",
     ) -> dict[str, Any]:
-        owner_id, _ = scope(p, owner_id, None)
+        owner_id, team_id = scope(p, owner_id, None)
         lo, hi = window(start, end)
         async with read_models().connection("analytics") as conn:
             return await analytics.stage_analytics(
@@ -445,6 +463,7 @@ def create_app(svc: DealsAPI, verifier: TokenVerifier, *, title: str = "Pipeline
                 pipeline_id=pipeline_id,
                 currency=currency,
                 owner_id=owner_id,
+                team_id=team_id,
             )
 
     @router.get("/analytics/scorecard", tags=["analytics"], summary="each salesperson's period")
@@ -475,10 +494,12 @@ def create_app(svc: DealsAPI, verifier: TokenVerifier, *, title: str = "Pipeline
         owner_id: str | None = None,
         currency: Currency = "VND",
     ) -> list[dict[str, Any]]:
-        owner_id, _ = scope(p, owner_id, None)
+        owner_id, team_id = scope(p, owner_id, None)
         lo, hi = window(start, end)
         async with read_models().connection("analytics") as conn:
-            return await analytics.lost_reasons(conn, start=lo, end=hi, currency=currency, owner_id=owner_id)
+            return await analytics.lost_reasons(
+                conn, start=lo, end=hi, currency=currency, owner_id=owner_id, team_id=team_id
+            )
 
     @router.get(
         "/analytics/target-plan",

@@ -26,7 +26,7 @@ from services.production.events import (
     ProductionOrderPutOnHold,
     PromisedDateChanged,
 )
-from shared.decider import CommandResult, Context, Loaded, current, execute, load
+from shared.decider import CommandResult, Context, Current, Loaded, current, execute, load
 from shared.envelope import CloudEvent
 from shared.events import registry
 from shared.eventstore import ConcurrencyError, DuplicateEventError, EventStore
@@ -116,17 +116,19 @@ class Deals:
 
     # ------------------------------------------------------------------ deals
     async def deal(self, deal_id: uuid.UUID, **read: Any) -> Loaded[Deal]:
+        """The deal folded from all its events (history, audits, as of a time or version)."""
         return await load(self.store, deal_stream(deal_id), domain.deal_decider, **read)
+
+    async def latest(self, deal_id: uuid.UUID) -> Current[Deal]:
+        """The deal's latest state, for deciding (state cache, snapshot, then the events after them)."""
+        return await current(self.store, deal_stream(deal_id), domain.deal_decider)
 
     async def handle(self, deal_id: uuid.UUID, cmd: domain.Command, ctx: Context) -> CommandResult[Deal]:
         """Run one command on one deal; raises DealRuleError (and its 404/422 kinds) or ConcurrencyError."""
         now = self.clock()
         pipeline = Pipeline()
-        deal = (
-            None
-            if isinstance(cmd, domain.OpenDeal)
-            else (await current(self.store, deal_stream(deal_id), domain.deal_decider)).state
-        )
+        needs_deal = ctx.occurred_at is not None or isinstance(cmd, domain.MoveStage | domain.ReopenDeal)
+        deal = (await self.latest(deal_id)).state if needs_deal and not isinstance(cmd, domain.OpenDeal) else None
         if ctx.occurred_at is not None:
             if ctx.occurred_at > now:
                 raise domain.InvalidCommandError("occurred_in_future", "a fact cannot be back-dated into the future")

@@ -157,6 +157,10 @@ class PostgresEventStore:
             if conn is not None:
                 async with conn.transaction():  # a savepoint inside the caller's transaction
                     result = await self._append(conn, stream_id, events, sealed, expected_version, idempotency)
+            elif idempotency is None and events:
+                # one statement is its own transaction: no BEGIN and COMMIT round trips
+                async with self.pool.acquire() as own:
+                    result = await self._append(own, stream_id, events, sealed, expected_version, idempotency)
             else:
                 async with self.pool.acquire() as own, own.transaction():
                     result = await self._append(own, stream_id, events, sealed, expected_version, idempotency)
