@@ -398,7 +398,13 @@ async def forecast(
 
 
 async def forecast_changes(
-    conn: Conn, *, since: datetime, until: datetime | None, currency: str = "VND", owner_id: str | None = None
+    conn: Conn,
+    *,
+    since: datetime,
+    until: datetime | None,
+    currency: str = "VND",
+    owner_id: str | None = None,
+    team_id: str | None = None,
 ) -> dict[str, Any]:
     """What moved the forecast between two recorded times (``until`` None: now), deal by deal."""
     rows = await conn.fetch(
@@ -407,12 +413,13 @@ async def forecast_changes(
            SELECT b.deal_id, b.owner_id, a.status AS was, b.status AS now, a.value AS old_value, b.value AS new_value,
                   a.expected_close_date AS old_close, b.expected_close_date AS new_close
            FROM b LEFT JOIN a USING (deal_id)
-           WHERE b.currency = $3 AND ($4::text IS NULL OR b.owner_id = $4)
+           WHERE b.currency = $3 AND ($4::text IS NULL OR b.owner_id = $4) AND ($5::text IS NULL OR b.team_id = $5)
            ORDER BY b.deal_id""",
         since,
         until,
         currency,
         owner_id,
+        team_id,
     )
     kinds = ("created", "won", "lost", "reopened", "pulled_in", "pushed_out", "value_up", "value_down")
     summary: dict[str, dict[str, Any]] = {k: {"count": 0, "value": Decimal(0)} for k in kinds}
@@ -453,6 +460,7 @@ async def stage_analytics(
     pipeline_id: str = "default",
     currency: str = "VND",
     owner_id: str | None = None,
+    team_id: str | None = None,
 ) -> dict[str, Any]:
     """Conversion, time in stage, backward moves and skips per stage; win rate, size, cycle, velocity."""
     stages = await conn.fetch(
@@ -468,6 +476,7 @@ async def stage_analytics(
                    SELECT v.deal_id, min(v.entered_at) AS entered_at FROM stage_visits v
                    JOIN deals d USING (deal_id)
                    WHERE v.stage_id = $1 AND d.pipeline_id = $5 AND ($6::text IS NULL OR d.owner_id = $6)
+                     AND ($8::text IS NULL OR d.team_id = $8)
                    GROUP BY v.deal_id HAVING min(v.entered_at) >= $2 AND min(v.entered_at) < $3),
                fate AS (
                    SELECT f.deal_id,
@@ -488,6 +497,7 @@ async def stage_analytics(
             pipeline_id,
             owner_id,
             now,
+            team_id,
         )
         timing = await _one(
             conn,
@@ -500,22 +510,25 @@ async def stage_analytics(
                       count(*) FILTER (WHERE exit_kind = 'regressed') AS backward_moves
                FROM stage_visits v JOIN deals d USING (deal_id)
                WHERE v.stage_id = $1 AND v.exited_at >= $2 AND v.exited_at < $3 AND d.pipeline_id = $4
-                 AND ($5::text IS NULL OR d.owner_id = $5)""",
+                 AND ($5::text IS NULL OR d.owner_id = $5) AND ($6::text IS NULL OR d.team_id = $6)""",
             s["stage_id"],
             start,
             end,
             pipeline_id,
             owner_id,
+            team_id,
         )
         skipped = await conn.fetchval(
             """SELECT count(*) FROM stage_visits v JOIN deals d USING (deal_id)
                WHERE $1 = ANY (v.skipped_stage_ids) AND v.exited_at >= $2 AND v.exited_at < $3
-                 AND d.pipeline_id = $4 AND ($5::text IS NULL OR d.owner_id = $5)""",
+                 AND d.pipeline_id = $4 AND ($5::text IS NULL OR d.owner_id = $5)
+                 AND ($6::text IS NULL OR d.team_id = $6)""",
             s["stage_id"],
             start,
             end,
             pipeline_id,
             owner_id,
+            team_id,
         )
         resolved = cohort["advanced"] + cohort["lost"]
         per_stage.append(
@@ -536,7 +549,7 @@ async def stage_analytics(
             }
         )
     totals = await pipeline_totals(
-        conn, start=start, end=end, pipeline_id=pipeline_id, currency=currency, owner_id=owner_id
+        conn, start=start, end=end, pipeline_id=pipeline_id, currency=currency, owner_id=owner_id, team_id=team_id
     )
     return {"pipeline_id": pipeline_id, "from": start.isoformat(), "to": end.isoformat(), "stages": per_stage, **totals}
 
@@ -546,7 +559,14 @@ def _round(v: Any, places: int = 4) -> float | None:
 
 
 async def pipeline_totals(
-    conn: Conn, *, start: datetime, end: datetime, pipeline_id: str, currency: str, owner_id: str | None
+    conn: Conn,
+    *,
+    start: datetime,
+    end: datetime,
+    pipeline_id: str,
+    currency: str,
+    owner_id: str | None,
+    team_id: str | None = None,
 ) -> dict[str, Any]:
     r = await _one(
         conn,
@@ -558,12 +578,14 @@ async def pipeline_totals(
                   percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM won_at - opened_at) / 86400)
                       FILTER (WHERE won_at >= $1 AND won_at < $2) AS median_cycle_days,
                   count(*) FILTER (WHERE status = 'open') AS open_now
-           FROM deals WHERE pipeline_id = $3 AND currency = $4 AND ($5::text IS NULL OR owner_id = $5)""",
+           FROM deals WHERE pipeline_id = $3 AND currency = $4 AND ($5::text IS NULL OR owner_id = $5)
+             AND ($6::text IS NULL OR team_id = $6)""",
         start,
         end,
         pipeline_id,
         currency,
         owner_id,
+        team_id,
     )
     won, lost = r["won"], r["lost"]
     win_rate = _ratio(won, won + lost)
@@ -671,17 +693,25 @@ async def scorecard(
 
 
 async def lost_reasons(
-    conn: Conn, *, start: datetime, end: datetime, currency: str = "VND", owner_id: str | None = None
+    conn: Conn,
+    *,
+    start: datetime,
+    end: datetime,
+    currency: str = "VND",
+    owner_id: str | None = None,
+    team_id: str | None = None,
 ) -> list[dict[str, Any]]:
     rows = await conn.fetch(
         """SELECT lost_reason, stage_at_close, competitor, count(*) AS n, sum(value) AS value FROM deals
            WHERE lost_at >= $1 AND lost_at < $2 AND currency = $3 AND ($4::text IS NULL OR owner_id = $4)
+             AND ($5::text IS NULL OR team_id = $5)
            GROUP BY lost_reason, stage_at_close, competitor
            ORDER BY count(*) DESC, lost_reason, stage_at_close, competitor NULLS FIRST""",
         start,
         end,
         currency,
         owner_id,
+        team_id,
     )
     return [
         {
