@@ -346,14 +346,13 @@ def token(
     """Print a bearer token (12 hours) signed with the local stack's key."""
     from datetime import timedelta
 
-    from shared.auth import issue_token
+    from shared.auth import issue_token, signing_key
 
-    settings = _settings()
-    kid, secret = next(iter(settings.jwt_keys.items()))
+    kid, secret = signing_key(_settings())
     typer.echo(
         issue_token(
             key_id=kid,
-            secret=secret.get_secret_value().encode(),
+            secret=secret,
             user_id=user,
             roles=[role],
             team=team,

@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from shared.auth import issue_token
+from shared.auth import issue_token, signing_key
 from shared.settings import Settings
 
 FIRST = ["Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Võ", "Đặng", "Bùi"]
@@ -62,13 +62,13 @@ class Stats:
 
 
 def tokens(settings: Settings) -> dict[str, dict[str, str]]:
-    """Bearer headers per role, signed with the first configured key (12 hours)."""
-    kid, secret = next(iter(settings.jwt_keys.items()))
+    """Bearer headers per role, signed with the active key (12 hours)."""
+    kid, secret = signing_key(settings)
 
     def header(user: str, *roles: str, team: str | None = None) -> dict[str, str]:
         token = issue_token(
             key_id=kid,
-            secret=secret.get_secret_value().encode(),
+            secret=secret,
             user_id=user,
             roles=roles,
             team=team,

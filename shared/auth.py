@@ -2,6 +2,8 @@
 
 - Keys come from the settings (``PIPELINES_JWT_KEYS``: key id → secret). A token names its key in the ``kid``
   header, so a new key can be added, used for new tokens, and the old one removed once its tokens expire.
+  Every key listed verifies; new tokens are signed with ``PIPELINES_JWT_ACTIVE_KID`` (``signing_key``).
+  The rotation procedure is in docs/OPERATIONS.md.
 - Claims: ``sub`` (user id), ``roles`` (of ROLES), ``team`` (optional), ``exp`` (required), ``iss``, ``aud``.
 - ``current_principal`` is the FastAPI dependency: 401 (with ``WWW-Authenticate: Bearer``) for a missing,
   malformed, expired, foreign or unsigned token; ``require(...)`` adds 403 when no role allows the call.
@@ -85,6 +87,18 @@ class TokenVerifier:
             raise InvalidTokenError(f"unknown roles {sorted(unknown)}")
         team = claims.get("team")
         return Principal(user_id=str(claims["sub"]), roles=frozenset(roles), team=str(team) if team else None)
+
+
+def signing_key(settings: Settings) -> tuple[str, bytes]:
+    """The key id and secret new tokens are signed with: ``PIPELINES_JWT_ACTIVE_KID`` (or the only key)."""
+    kid = settings.jwt_active_kid
+    if kid is None:
+        if len(settings.jwt_keys) != 1:
+            raise SettingsError("set PIPELINES_JWT_ACTIVE_KID to the key id new tokens are signed with")
+        kid = next(iter(settings.jwt_keys))
+    if kid not in settings.jwt_keys:
+        raise SettingsError(f"PIPELINES_JWT_ACTIVE_KID {kid!r} is not one of PIPELINES_JWT_KEYS")
+    return kid, settings.jwt_keys[kid].get_secret_value().encode()
 
 
 def issue_token(
