@@ -23,7 +23,7 @@ class PostgresKeyStore:
         self._schema = schema
 
     async def setup(self) -> None:
-
+        # deploy/postgres/roles.sql makes these same tables beforehand, owned by a role every service may use
         s = self._schema
         await run_ddl(
             self._pool,

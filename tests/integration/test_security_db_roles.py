@@ -1,0 +1,140 @@
+"""Per-service PostgreSQL roles (deploy/postgres/roles.sql): each service works under its own role, which cannot
+read or write another service's schema.
+
+A fresh PostgreSQL cluster (``scripts/stack pg-up`` in a run dir of this test) and database; roles.sql applied as
+the superuser with passwords chosen here; the leads and deals services built and run with their roles (store, key
+store, dedupe index, read models, relay), a command through each API, the deal's event relayed to Kafka and
+applied to the board read model; then each role is refused the other's tables.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import asyncpg
+import pytest
+
+from services.deals.main import build as build_deals
+from services.leads.main import build as build_leads
+from shared.kafka import delete_topics
+from shared.settings import SERVICES, Settings
+from shared.stack import ROOT, Endpoints
+from tests.support.services import bearer, client_for, isolated_settings, start_parts
+
+pytestmark = [pytest.mark.pg, pytest.mark.kafka]
+
+ROLES_SQL = ROOT / "deploy" / "postgres" / "roles.sql"
+DATABASE = "pipelines_roles"
+
+
+def stack(run_dir: Path, *args: str) -> str:
+    done = subprocess.run(
+        [str(ROOT / "scripts/stack"), "--run-dir", str(run_dir), *args], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def psql(url: str, *args: str) -> None:
+    tool = shutil.which("psql") or str(max(Path("/usr/lib/postgresql").glob("*/bin/psql")))
+    done = subprocess.run(
+        [tool, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, *args], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.fixture
+def role_urls(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """A PostgreSQL cluster of this test and a fresh database in it, with roles.sql applied by psql as the
+    superuser (the stack's: postgres/postgres); each service's role's URL."""
+    run_dir = tmp_path / "roles"
+    out = stack(run_dir, "pg-up")
+    url = next(line.split("=", 1)[1] for line in out.splitlines() if line.startswith("export DATABASE_URL="))
+    port = urlsplit(url).port
+    superuser = f"postgresql://postgres:postgres@127.0.0.1:{port}"
+    try:
+        psql(f"{superuser}/postgres", "-c", f'CREATE DATABASE "{DATABASE}"')
+        passwords = {s: secrets.token_urlsafe(18) for s in SERVICES}
+        variables = [arg for s, pw in passwords.items() for arg in ("-v", f"{s}_password={pw}")]
+        psql(f"{superuser}/{DATABASE}", *variables, "-f", str(ROLES_SQL))
+        yield {s: f"postgresql://{s}:{pw}@127.0.0.1:{port}/{DATABASE}" for s, pw in passwords.items()}
+    finally:
+        stack(run_dir, "down", "--wipe")
+
+
+DEAL = {
+    "title": "Quầy lạnh",
+    "customer": "Cửa hàng Thu Trang",
+    "owner_id": "u-lan",
+    "team_id": "north",
+    "lines": [{"product": "Quầy lạnh 1m8", "quantity": "1", "unit_price": {"amount": "30000000", "currency": "VND"}}],
+}
+LEAD = {"source": "manual", "contact": {"name": "Ngô Thu Trang", "phone": "0912 000 111"}}
+
+
+async def refused(url: str, sql: str) -> bool:
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(sql)
+    except asyncpg.InsufficientPrivilegeError:
+        return True
+    finally:
+        await conn.close()
+    return False
+
+
+async def test_each_service_works_under_its_own_role_and_cannot_touch_another_schema(
+    endpoints: Endpoints, role_urls: dict[str, str]
+) -> None:
+    base = isolated_settings(endpoints)
+    settings = Settings.model_validate(
+        base.model_dump()
+        | {"schema_prefix": "", "pii_schema": "pii", "database_url": None}
+        | {f"{s}_database_url": url for s, url in role_urls.items()}
+    )
+    deals = await build_deals(settings)
+    leads = await build_leads(settings)
+    stop = asyncio.Event()
+    tasks = []
+    try:
+        await deals.ensure_topics()
+        tasks = await start_parts(deals, stop, projections={"board"})
+        for runner in leads.runners():
+            await runner.setup()
+        async with client_for(deals.app()) as http:
+            r = await http.post("/deals", json=DEAL, headers=bearer("u-lan", "sales"))
+            assert r.status_code == 201, r.text
+            deal_id, position = r.json()["id"], r.json()["position"]
+            r = await http.get("/deals", params={"position": position}, headers=bearer("u-lan", "sales"))
+            assert r.status_code == 200, r.text
+            assert [d["deal_id"] for d in r.json()["items"]] == [deal_id], "relayed and applied under the deals role"
+        async with client_for(leads.app()) as http:  # leads' personal data goes through the shared key store
+            r = await http.post("/leads", json=LEAD, headers=bearer("u-mkt", "marketing"))
+            assert r.status_code == 201, r.text
+            r = await http.get(f"/leads/{r.json()['id']}", headers=bearer("u-mkt", "marketing"))
+            assert r.json()["contact"]["name"] == "Ngô Thu Trang"
+
+        deals_url, leads_url = role_urls["deals"], role_urls["leads"]
+        assert await refused(deals_url, "SELECT * FROM leads.events")
+        assert await refused(deals_url, "DELETE FROM leads.events")
+        assert await refused(deals_url, "CREATE TABLE leads.intruder (x int)")
+        assert await refused(deals_url, "SELECT * FROM leads__marketing__g1.leads")
+        assert await refused(leads_url, "INSERT INTO deals.events (stream_id) VALUES ('x')")
+        assert await refused(leads_url, "UPDATE deals.events SET stream_id = 'x'")
+        assert await refused(leads_url, "DROP SCHEMA deals CASCADE")
+        assert await refused(leads_url, "SELECT * FROM deals__board__g1.board")
+        assert await refused(leads_url, "DROP TABLE pii.subject_keys"), "the shared key store is not theirs to drop"
+        assert not await refused(deals_url, "SELECT count(*) FROM deals.events"), "its own schema it reads"
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await deals.close()
+        await leads.close()
+        topics = [settings.events_topic(s) for s in SERVICES] + [settings.dead_letter_topic("deals")]
+        await delete_topics(settings.kafka_bootstrap_servers, [*topics, settings.alerts_topic()])
