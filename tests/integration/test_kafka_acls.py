@@ -1,0 +1,152 @@
+"""Kafka with SASL/SCRAM and ACLs (``scripts/stack --secure``): each service's credentials write its own topic and
+read what it subscribes to, and nothing else.
+
+A secure stack of this test (its own run dir): SCRAM users made when the storage was formatted, the
+StandardAuthorizer, the services' ACLs. The deals relay publishes with the deals credentials (as its settings give
+them to every client); the deals credentials cannot write the leads topic, the leads ones cannot write the deals
+topic nor read the production topic; a wrong password and a client without SASL do not get in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import NewTopic
+from aiokafka.errors import KafkaConnectionError, TopicAuthorizationFailedError
+
+from shared.eventstore import NewEvent
+from shared.eventstore.postgres import PostgresEventStore
+from shared.kafka import admin_client, read_whole_topic
+from shared.relay import OutboxRelay
+from shared.settings import SERVICES, Settings
+from shared.stack import ROOT, Endpoints
+from tests.support.events import Counted
+from tests.support.waiting import wait_until
+
+pytestmark = [pytest.mark.pg, pytest.mark.kafka, pytest.mark.slow]
+
+
+@dataclass
+class Secure:
+    bootstrap: str
+    passwords: dict[str, str]
+
+    def options(self, user: str, password: str | None = None) -> dict[str, Any]:
+        """A client's security options, as a process's settings give them."""
+        return Settings(
+            _env_file=None,
+            kafka_bootstrap_servers=self.bootstrap,
+            kafka_security_protocol="SASL_PLAINTEXT",
+            kafka_sasl_mechanism="SCRAM-SHA-512",
+            kafka_sasl_username=user,
+            kafka_sasl_password=password or self.passwords[user],
+        ).kafka_options()
+
+
+def stack(run_dir: Path, *args: str) -> str:
+    done = subprocess.run(
+        [str(ROOT / "scripts/stack"), "--run-dir", str(run_dir), "--secure", *args],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def secure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secure]:
+    run_dir = tmp_path_factory.mktemp("secure") / "stack"
+    try:
+        out = stack(run_dir, "up")
+        bootstrap = next(line.split("=", 1)[1] for line in out.splitlines() if "KAFKA_BOOTSTRAP_SERVERS=" in line)
+        assert "export PIPELINES_KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT" in out
+        passwords = dict(line.split() for line in (run_dir / "kafka-users").read_text().splitlines())
+        yield Secure(bootstrap, passwords)
+    finally:
+        stack(run_dir, "down", "--wipe")
+
+
+async def write(secure: Secure, user: str, topic: str, password: str | None = None) -> None:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=secure.bootstrap, enable_idempotence=True, acks="all", **secure.options(user, password)
+    )
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, b"{}", key=b"k")
+    finally:
+        await producer.stop()
+
+
+async def read(secure: Secure, user: str, topic: str) -> list[bytes]:
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=secure.bootstrap,
+        group_id=f"pipelines.{user}.acl-test",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        **secure.options(user),
+    )
+    await consumer.start()
+    try:
+        batches = await consumer.getmany(timeout_ms=5000)
+        return [r.value or b"" for records in batches.values() for r in records]
+    finally:
+        await consumer.stop()
+
+
+async def test_a_service_writes_its_own_topic_and_not_another_services(
+    secure: Secure, pg_store: PostgresEventStore, endpoints: Endpoints
+) -> None:
+    topics = {s: f"pipelines.{s}.events" for s in SERVICES}
+    async with admin_client(secure.bootstrap, **secure.options("admin")) as admin:
+        await admin.create_topics([NewTopic(t, 3, 1) for t in topics.values()])
+    # the deals relay, with the deals credentials, publishes the deals events
+    await pg_store.append("deal-1", [NewEvent(Counted(n=1))], expected_version=0)
+    relay = OutboxRelay(
+        pg_store,
+        service="deals",
+        topic=topics["deals"],
+        bootstrap_servers=secure.bootstrap,
+        database_url=endpoints.database_url,
+        poll_interval=0.1,
+        kafka_options=secure.options("deals"),
+    )
+    await relay.setup()
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    try:
+
+        async def published() -> bool:
+            return len(await read_whole_topic(secure.bootstrap, topics["deals"], **secure.options("admin"))) == 1
+
+        await wait_until(published, timeout=30, interval=0.2)
+    finally:
+        stop.set()
+        await task
+    assert len(await read(secure, "production", topics["deals"])) == 1, "production reads the deals events"
+    # another service's topic: refused
+    with pytest.raises(TopicAuthorizationFailedError):
+        await write(secure, "deals", topics["leads"])
+    with pytest.raises(TopicAuthorizationFailedError):
+        await write(secure, "leads", topics["deals"])
+    with pytest.raises(TopicAuthorizationFailedError):
+        await write(secure, "production", topics["leads"])
+    with pytest.raises(TopicAuthorizationFailedError):
+        await read(secure, "leads", topics["production"])
+    await write(secure, "leads", topics["leads"])
+    assert len(await read_whole_topic(secure.bootstrap, topics["leads"], **secure.options("admin"))) == 1
+    # no way in without the right password, or without SASL
+    with pytest.raises(KafkaConnectionError):
+        await write(secure, "deals", topics["deals"], password="not-the-password")
+    plain = AIOKafkaProducer(bootstrap_servers=secure.bootstrap, request_timeout_ms=3000)
+    with pytest.raises(KafkaConnectionError):
+        await plain.start()
+    await plain.stop()
