@@ -3,7 +3,7 @@ SHELL := bash
 .DEFAULT_GOAL := help
 PY := .venv/bin/python
 
-.PHONY: help setup demo up down status deals test test-fast lint fmt schemas lock
+.PHONY: help setup demo up down status deals test test-fast lint fmt schemas lock bench
 
 help: ## this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -44,6 +44,9 @@ lint: ## ruff, mypy (strict), import contracts
 fmt: ## format and autofix
 	.venv/bin/ruff format .
 	.venv/bin/ruff check --fix .
+
+bench: setup ## run every benchmark beside its baseline on the real servers; tables printed, results in bench/results
+	.venv/bin/python -m bench $(BENCH)
 
 schemas: ## write the JSON Schema of new event types and versions under docs/events
 	.venv/bin/python -m services.contract write

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from bench.common import RESULTS, Env, Report, machine, write
-from shared.stack import start_servers
+from shared.stack import Endpoints, Servers, start_servers
 
 BENCHMARKS = ("append", "relay", "e2e", "rebuild", "growth", "projectors", "memory")
 
@@ -34,8 +34,9 @@ def summary(reports: list[Report], info: dict[str, object], seconds: float) -> s
     return "\n".join([*head, "## Targets", "", *targets, "", *(r.table() for r in reports)])
 
 
-async def main(names: list[str], quick: bool, out: Path) -> int:
-    servers = start_servers()
+async def main(names: list[str], quick: bool, out: Path, endpoints: Endpoints | None = None) -> int:
+    """Run the benchmarks on ``endpoints`` (default: the servers tests use: environment, containers, local stack)."""
+    servers = Servers(endpoints, lambda: None) if endpoints else start_servers()
     try:
         info = await machine(servers.endpoints)
         env = Env(servers.endpoints, quick=quick, out=out)
