@@ -13,11 +13,11 @@ How the runner keeps its promises:
   no second effect. The progress rows of the batch's streams are locked first (in stream order), so two
   consumers briefly owning one partition during a rebalance cannot both apply an event. Kafka offsets are
   committed only after the transaction commits.
-- **Batches.** One transaction per batch (up to ``batch_size`` events; ``catch_up_batch_size`` while a
-  consumer of a projection with ``apply_batch`` is further behind than that, as in a rebuild); if an event fails, the batch is rolled back and replayed one event
-  at a time in savepoints, and the failing event goes to the dead-letter topic with its reason (its stream's
-  progress moves past it). A message that is not a CloudEvent of a known type goes there too. The runner
-  goes on.
+- **Batches.** One transaction per batch: up to ``batch_size`` events, or ``catch_up_batch_size`` while the
+  consumer of a projection with ``apply_batch`` is further behind than that (a rebuild, a catch-up). If an
+  event fails, the batch is rolled back and replayed one event at a time (``apply``) in savepoints, and the
+  failing event goes to the dead-letter topic with its reason (its stream's progress moves past it). A
+  message that is not a CloudEvent of a known type goes there too. The runner goes on.
 - **Generations and rebuilds.** Each generation of a read model lives in its own schema
   (``<namespace>__<projection>__g<N>``) and has its own consumer group reading its topics from the beginning.
   ``request_rebuild`` registers a new generation; every projector process starts consuming it while the
