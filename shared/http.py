@@ -50,6 +50,26 @@ class Problem(BaseModel):
     rule: str | None = None
 
 
+class InvalidInput(BaseModel):
+    """A 422: a sentence, or (when the request did not match the API's types) each field at fault."""
+
+    detail: str | list[dict[str, Any]] = Field(description="what is wrong; for invalid fields a list of loc, msg, type")
+    rule: str | None = None
+
+
+# The error answers every route may give; a service names its own 404 on top (``ERRORS | {404: ...}``).
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": Problem, "description": "the body is not well-formed JSON"},
+    401: {"model": Problem, "description": "no valid credential: a bearer token, or a webhook's signature or token"},
+    403: {"model": Problem, "description": "the caller's roles do not allow this"},
+    404: {"model": Problem, "description": "no such resource (or not one the caller may see)"},
+    409: {"model": Problem, "description": "a business rule refused the command; `rule` names it"},
+    412: {"model": Problem, "description": "If-Match named another version than the stream's"},
+    422: {"model": InvalidInput, "description": "the input is invalid; `detail` says what"},
+    503: {"model": Problem, "description": "not available now (read model behind, source not configured); retry"},
+}
+
+
 def if_match_version(if_match: str | None) -> int | None:
     if if_match is None:
         return None
@@ -147,7 +167,13 @@ def install_common(app: FastAPI, readiness: Callable[[], Awaitable[dict[str, str
 
     app.add_middleware(_Correlation, service=service)
 
-    @app.get("/metrics", tags=["health"], summary="Prometheus metrics of this process")
+    @app.get(
+        "/metrics",
+        tags=["health"],
+        summary="Prometheus metrics of this process",
+        response_class=Response,
+        responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
+    )
     async def metrics() -> Response:
         body, content_type = exposition()
         return Response(body, media_type=content_type)
@@ -182,7 +208,12 @@ def install_common(app: FastAPI, readiness: Callable[[], Awaitable[dict[str, str
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"], summary="PostgreSQL and Kafka answer")
+    @app.get(
+        "/readyz",
+        tags=["health"],
+        summary="PostgreSQL and Kafka answer",
+        responses={503: {"description": "a dependency does not answer; `checks` says which"}},
+    )
     async def readyz() -> JSONResponse:
         checks = await readiness()
         ok = all(v == "ok" for v in checks.values())

@@ -24,6 +24,9 @@ from shared.auth import Principal, TokenVerifier, require
 from shared.decider import Context, Loaded
 from shared.eventstore import EventStore
 from shared.http import (
+    ERRORS as COMMON_ERRORS,
+)
+from shared.http import (
     CommandAnswer,
     Cursor,
     IdempotencyKey,
@@ -42,12 +45,7 @@ from shared.projections import ReadModels
 
 SALES_ROLES = ("sales", "sales_manager")
 READ_ROLES = ("sales", "sales_manager", "auditor")
-ERRORS: dict[int | str, dict[str, Any]] = {
-    404: {"model": Problem, "description": "no such deal (or not one the caller may see)"},
-    409: {"model": Problem, "description": "a business rule refused the command; `rule` names it"},
-    412: {"model": Problem, "description": "If-Match named another version than the deal's"},
-    422: {"model": Problem, "description": "the input is invalid; `detail` says what"},
-}
+ERRORS = COMMON_ERRORS | {404: {"model": Problem, "description": "no such deal (or not one the caller may see)"}}
 
 
 @dataclass
@@ -104,7 +102,7 @@ WaitFor = Annotated[
     Query(ge=1, description="wait (5 s at most) until the read model has applied the event at this position"),
 ]
 Currency = Annotated[str, Query(pattern=r"^[A-Z]{3}$")]
-Period = Annotated[str, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2]|Q[1-4])$", examples=["2026-12", "2027-Q1"])]
+Period = Annotated[str, Query(pattern=r"^[12]\d{3}-(0[1-9]|1[0-2]|Q[1-4])$", examples=["2026-12", "2027-Q1"])]
 OccurredAt = Annotated[
     str | None,
     Header(description="back-dates the fact to when it happened (ISO 8601 with offset); its recorded time stays"),

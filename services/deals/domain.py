@@ -990,7 +990,7 @@ class SetSalesTarget(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     owner_id: str | None = None
     team_id: str | None = None
-    period: Annotated[str, Field(pattern=r"^\d{4}-(0[1-9]|1[0-2]|Q[1-4])$", examples=["2026-12", "2027-Q1"])]
+    period: Annotated[str, Field(pattern=r"^[12]\d{3}-(0[1-9]|1[0-2]|Q[1-4])$", examples=["2026-12", "2027-Q1"])]
     amount: Money
     reason: str | None = None
 

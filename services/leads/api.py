@@ -25,6 +25,9 @@ from shared.alerts import add_alerts_route
 from shared.auth import Principal, TokenVerifier, require
 from shared.decider import Context
 from shared.http import (
+    ERRORS as COMMON_ERRORS,
+)
+from shared.http import (
     CommandAnswer,
     Cursor,
     IdempotencyKey,
@@ -43,12 +46,7 @@ from shared.settings import Settings
 
 CHANGE = ("marketing",)
 READ = ("marketing", "auditor", "sales", "sales_manager")
-ERRORS: dict[int | str, dict[str, Any]] = {
-    404: {"model": Problem, "description": "no such lead or campaign"},
-    409: {"model": Problem, "description": "a business rule refused the command; `rule` names it"},
-    412: {"model": Problem, "description": "If-Match named another version"},
-    422: {"model": Problem, "description": "the input is invalid; `detail` says what"},
-}
+ERRORS = COMMON_ERRORS | {404: {"model": Problem, "description": "no such lead or campaign"}}
 GENERIC = (
     domain.Assign,
     domain.RecordEngagement,
@@ -177,17 +175,18 @@ def create_app(svc: LeadsAPI, verifier: TokenVerifier) -> FastAPI:
         "/webhooks/facebook",
         tags=["webhooks"],
         summary="Facebook's subscription check",
-        response_class=PlainTextResponse,
+        response_class=Response,  # the challenge as text/plain; errors as JSON
+        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "the challenge"}},
     )
     async def facebook_verify(
         mode: Annotated[str | None, Query(alias="hub.mode")] = None,
         verify_token: Annotated[str | None, Query(alias="hub.verify_token")] = None,
         challenge: Annotated[str | None, Query(alias="hub.challenge")] = None,
-    ) -> str:
+    ) -> Response:
         sources.verify_token(verify_token, secret(svc.settings.facebook_verify_token, "Facebook"))
         if mode != "subscribe" or not challenge:
             raise HTTPException(422, detail="expected hub.mode=subscribe and a hub.challenge")
-        return challenge
+        return PlainTextResponse(challenge)
 
     @router.post("/webhooks/facebook", tags=["webhooks"], summary="Facebook Lead Ads (X-Hub-Signature-256)")
     async def facebook(request: Request) -> Response:

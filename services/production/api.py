@@ -20,6 +20,9 @@ from services.production.handlers import PlanCommand, Production
 from shared.alerts import add_alerts_route
 from shared.auth import Principal, TokenVerifier, require
 from shared.http import (
+    ERRORS as COMMON_ERRORS,
+)
+from shared.http import (
     CommandAnswer,
     Cursor,
     IdempotencyKey,
@@ -38,12 +41,7 @@ from shared.projections import ReadModels
 
 CHANGE = ("production",)
 READ = ("production", "auditor", "sales_manager")
-ERRORS: dict[int | str, dict[str, Any]] = {
-    404: {"model": Problem, "description": "no such order"},
-    409: {"model": Problem, "description": "a business rule refused the command; `rule` names it"},
-    412: {"model": Problem, "description": "If-Match named another version"},
-    422: {"model": Problem, "description": "the input is invalid; `detail` says what"},
-}
+ERRORS = COMMON_ERRORS | {404: {"model": Problem, "description": "no such order"}}
 Period = Annotated[str, Path(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", examples=["2026-12"])]
 
 
