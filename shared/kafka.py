@@ -57,10 +57,11 @@ async def admin_client(
         await admin.close()
 
 
-async def ensure_topics(bootstrap_servers: str, specs: Iterable[TopicSpec]) -> None:
-    """Create each topic with its explicit partitions; an existing one must have the same partition count."""
+async def ensure_topics(bootstrap_servers: str, specs: Iterable[TopicSpec], **options: Any) -> None:
+    """Create each topic with its explicit partitions; an existing one must have the same partition count.
+    ``options``: the client's security settings (``Settings.kafka_options()``)."""
     specs = list(specs)
-    async with admin_client(bootstrap_servers) as admin:
+    async with admin_client(bootstrap_servers, **options) as admin:
         response = await admin.create_topics(
             [
                 NewTopic(
@@ -102,8 +103,8 @@ async def kafka_ready(bootstrap_servers: str, timeout_s: float = 3.0, **options:
         await admin.close()
 
 
-async def delete_topics(bootstrap_servers: str, names: Iterable[str]) -> None:
-    async with admin_client(bootstrap_servers) as admin:
+async def delete_topics(bootstrap_servers: str, names: Iterable[str], **options: Any) -> None:
+    async with admin_client(bootstrap_servers, **options) as admin:
         response = await admin.delete_topics(list(names))
         for topic, code, *_ in response.topic_error_codes:
             if code not in (0, UNKNOWN_TOPIC):

@@ -151,7 +151,7 @@ class ServiceCore:
         specs = [TopicSpec(s.events_topic(x), s.kafka_partitions, s.kafka_replication_factor) for x in SERVICES]
         specs.append(TopicSpec(s.dead_letter_topic(self.name), 1, s.kafka_replication_factor))
         specs.append(TopicSpec(s.alerts_topic(), s.kafka_partitions, s.kafka_replication_factor))
-        await ensure_topics(s.kafka_bootstrap_servers, specs)
+        await ensure_topics(s.kafka_bootstrap_servers, specs, **s.kafka_options())
 
     async def close(self) -> None:
         await self.storage.close()
