@@ -346,7 +346,7 @@ class ProjectionRunner:
 
     # ------------------------------------------------------------------ swap and drop
     async def _committed(self, generation: int) -> dict[TopicPartition, int]:
-        async with admin_client(self.bootstrap_servers) as admin:
+        async with admin_client(self.bootstrap_servers, **self.kafka_options) as admin:
             offsets = await admin.list_consumer_group_offsets(self.group_id(generation))
         return {tp: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
 
@@ -357,7 +357,7 @@ class ProjectionRunner:
             tps = [
                 TopicPartition(t, p)
                 for t in self.projection.topics
-                for p in sorted(await _partitions(self.bootstrap_servers, t))
+                for p in sorted(await _partitions(self.bootstrap_servers, t, **self.kafka_options))
             ]
             return dict(await consumer.end_offsets(tps)) if tps else {}
         finally:
@@ -635,8 +635,8 @@ def _short(exc: BaseException, limit: int = 500) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
-async def _partitions(bootstrap_servers: str, topic: str) -> list[int]:
-    async with admin_client(bootstrap_servers) as admin:
+async def _partitions(bootstrap_servers: str, topic: str, **options: Any) -> list[int]:
+    async with admin_client(bootstrap_servers, **options) as admin:
         (described,) = await admin.describe_topics([topic])
     return [p["partition"] for p in described["partitions"]]
 
