@@ -51,6 +51,7 @@ from shared.kafka import admin_client
 from shared.metrics import CONSUMER_LAG, DEAD_LETTERS, PROJECTION_APPLIED, PROJECTION_GENERATION
 
 log = structlog.get_logger(__name__)
+COMMIT_EVERY_S = 1.0  # how often a busy consumer commits its Kafka offsets
 
 Apply = Callable[[Conn, CloudEvent], Awaitable[None]]
 ApplyBatch = Callable[[Conn, Sequence[CloudEvent]], Awaitable[None]]
@@ -412,6 +413,20 @@ class ProjectionRunner:
         )
         await consumer.start()
         positions = self._positions.setdefault(generation, {})
+        # Offsets are committed at most every COMMIT_EVERY_S while busy, and at once when idle: progress in
+        # PostgreSQL is what makes an event apply once, offsets only say where to resume reading.
+        pending: dict[TopicPartition, int] = {}
+        committed_at = time.monotonic()
+
+        async def commit() -> None:
+            nonlocal pending, committed_at
+            try:
+                await consumer.commit(pending)
+            except (CommitFailedError, IllegalStateError) as exc:
+                # a rebalance took the partition: its next owner re-reads and skips what was applied
+                log.info("projection.commit_skipped", projection=self.projection.name, reason=str(exc))
+            pending, committed_at = {}, time.monotonic()
+
         try:
             while not stop.is_set():
                 behind = sum(max(high - pos, 0) for pos, high in positions.values()) > self.batch_size
@@ -421,32 +436,39 @@ class ProjectionRunner:
                 records = [r for rs in batches.values() for r in rs]
                 if records:
                     await self.process(generation, records)
-                    offsets = {tp: rs[-1].offset + 1 for tp, rs in batches.items()}
-                    try:
-                        await consumer.commit(offsets)
-                    except (CommitFailedError, IllegalStateError) as exc:
-                        # a rebalance took the partition: its next owner re-reads and skips what was applied
-                        log.info("projection.commit_skipped", projection=self.projection.name, reason=str(exc))
+                    pending.update({tp: rs[-1].offset + 1 for tp, rs in batches.items()})
+                if pending and (not records or time.monotonic() - committed_at >= COMMIT_EVERY_S):
+                    await commit()
                 for tp in consumer.assignment():
                     positions[tp] = (await consumer.position(tp), consumer.highwater(tp) or 0)
                     CONSUMER_LAG.labels(self.namespace, self.projection.name, tp.topic, str(tp.partition)).set(
                         max(positions[tp][1] - positions[tp][0], 0)
                     )
+            if pending:
+                await commit()
         finally:
             await _stop_consumer(consumer)
 
     async def process(self, generation: int, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
         """Apply a batch in one transaction (events one by one in savepoints if any fails), then dead-letter."""
         stats = self.stats.setdefault(generation, GenerationStats(generation, "active"))
-        dead: list[_DeadLetter] = []
         with _collector_paused():
+            # parsed before the transaction begins: an open transaction holds back every relay's tailing
+            parsed: list[tuple[ConsumerRecord[bytes, bytes], CloudEvent]] = []
+            unparsed: list[_DeadLetter] = []
+            for r in records:
+                try:
+                    parsed.append((r, CloudEvent.from_kafka(r.value)))
+                except (ValidationError, ValueError) as exc:
+                    unparsed.append(_DeadLetter(r, f"not a CloudEvent: {_short(exc)}"))
+            dead = list(unparsed)
             try:
                 async with self.pool.acquire() as conn, conn.transaction():
-                    await self._apply_batch(conn, generation, records, stats, dead, isolate=False)
+                    await self._apply_batch(conn, generation, parsed, stats, dead, isolate=False)
             except _Rejected:
-                dead.clear()
+                dead = list(unparsed)
                 async with self.pool.acquire() as conn, conn.transaction():
-                    await self._apply_batch(conn, generation, records, stats, dead, isolate=True)
+                    await self._apply_batch(conn, generation, parsed, stats, dead, isolate=True)
         await self._dead_letter(dead)
         stats.dead_lettered += len(dead)
         if dead:
@@ -456,30 +478,21 @@ class ProjectionRunner:
         self,
         conn: Conn,
         generation: int,
-        records: Sequence[ConsumerRecord[bytes, bytes]],
+        parsed: Sequence[tuple[ConsumerRecord[bytes, bytes], CloudEvent]],
         stats: GenerationStats,
         dead: list[_DeadLetter],
         *,
         isolate: bool,
     ) -> None:
         await _set_search_path(conn, self.schema(generation))
-        parsed: list[tuple[ConsumerRecord[bytes, bytes], CloudEvent]] = []
-        for r in records:
-            try:
-                parsed.append((r, CloudEvent.from_kafka(r.value)))
-            except (ValidationError, ValueError) as exc:
-                dead.append(_DeadLetter(r, f"not a CloudEvent: {_short(exc)}"))
         streams = sorted({e.streamid for _, e in parsed})
-        await conn.execute(
-            """INSERT INTO projection_progress (stream_id, version)
-               SELECT unnest($1::text[]), 0 ON CONFLICT (stream_id) DO NOTHING""",
-            streams,
-        )
+        # One statement creates the batch's missing progress rows and locks them all, in stream order (no
+        # deadlock between two consumers briefly owning a partition); it answers each stream's applied version.
         progress = {
             row["stream_id"]: row["version"]
             for row in await conn.fetch(
-                """SELECT stream_id, version FROM projection_progress WHERE stream_id = ANY($1::text[])
-                   ORDER BY stream_id FOR UPDATE""",
+                """INSERT INTO projection_progress AS p (stream_id, version) SELECT unnest($1::text[]), 0
+                   ON CONFLICT (stream_id) DO UPDATE SET version = p.version RETURNING stream_id, version""",
                 streams,
             )
         }
