@@ -16,7 +16,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from services.deals.events import (
     ActivityLogged,
@@ -641,7 +641,12 @@ def _same_currency(deal_currency: str, amounts: list[Money], what: str) -> None:
 
 
 def _lines_total(lines: tuple[ProductLine, ...], what: str) -> Money:
-    sums = totals(line.total() for line in lines)
+    if any(line.unit_price.amount < 0 for line in lines):
+        raise InvalidCommandError("negative_price", f"{what} have a negative unit price")
+    try:
+        sums = totals(line.total() for line in lines)
+    except (ValidationError, ArithmeticError):  # a total past Money's 22 digits or the decimal precision
+        raise InvalidCommandError("amount_too_large", f"{what} add up to more than an amount can hold") from None
     if len(sums) != 1:
         raise DealRuleError("currency_mismatch", f"{what} mix currencies: {', '.join(sorted(sums))}")
     return next(iter(sums.values()))
