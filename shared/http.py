@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 
+import asyncpg
 import structlog
 from fastapi import FastAPI, Header, HTTPException, Query, Request, Response, status
 from fastapi.responses import JSONResponse
@@ -203,6 +204,18 @@ def install_common(app: FastAPI, readiness: Callable[[], Awaitable[dict[str, str
             status_code=503,
             headers={"Retry-After": "1"},
         )
+
+    # PostgreSQL gone (stopped, restarting, unreachable): the pool reconnects by itself, so a retry soon may work.
+    # A command whose connection broke may have committed: its Idempotency-Key makes the retry safe.
+    for unavailable in (OSError, asyncpg.PostgresConnectionError, asyncpg.exceptions.OperatorInterventionError):
+
+        @app.exception_handler(unavailable)
+        async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+            return JSONResponse(
+                {"detail": f"the database is not available: {type(exc).__name__}", "rule": "unavailable"},
+                status_code=503,
+                headers={"Retry-After": "2"},
+            )
 
     @app.get("/healthz", tags=["health"], summary="the process is alive")
     async def healthz() -> dict[str, str]:

@@ -284,7 +284,10 @@ class ProjectionRunner:
         await self._producer.start()
         try:
             while not stop.is_set():
-                await self._reconcile()
+                try:
+                    await self._reconcile()
+                except Exception as exc:  # PostgreSQL restarting: the pool reconnects, the next round goes on
+                    log.warning("projection.reconcile_failed", projection=self.projection.name, error=repr(exc))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self.poll_interval)
         finally:
