@@ -10,6 +10,8 @@ read model equals a rebuild."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +21,7 @@ import pytest
 
 from shared.stack import Endpoints, LocalStack
 from tests.support.checker import Checker
-from tests.support.faults import ADMIN, Load, Processes, own_stack, pg_ctl, traffic
+from tests.support.faults import ADMIN, Load, Processes, kafka_pid, own_stack, pg_ctl, traffic
 from tests.support.services import drop_everything, isolated_settings
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka, pytest.mark.e2e, pytest.mark.slow]
@@ -71,6 +73,36 @@ async def test_postgresql_stopped_abruptly_and_restarted(stack: tuple[LocalStack
         async with Checker(settings, SERVICES) as checker:
             report = await checker.check(load.acked)
         print(load.summary(), report)
+    finally:
+        procs.stop_all()
+        await drop_everything(settings)
+
+
+async def test_broker_paused_for_ten_seconds(stack: tuple[LocalStack, Endpoints], tmp_path: Path) -> None:
+    local, endpoints = stack
+    settings = isolated_settings(endpoints)
+    procs = Processes(settings, SERVICES, tmp_path)
+    try:
+        procs.start_all()
+        await procs.wait_started()
+        load = Load(procs.urls, rate=10.0)
+        async with traffic(load):
+            await asyncio.sleep(3)
+            broker = kafka_pid(local, 1)
+            os.kill(broker, signal.SIGSTOP)
+            try:
+                await asyncio.sleep(10)
+            finally:
+                os.kill(broker, signal.SIGCONT)
+            acked_while_paused = load.total_acked()
+            await asyncio.sleep(6)
+        assert not procs.dead(), f"no process dies: {procs.dead()}"
+        assert all(n == 1 for n in procs.started.values()), "none was restarted"
+        assert load.given_up == 0 and load.total_acked() > acked_while_paused > 50, load.summary()
+        async with Checker(settings, SERVICES) as checker:
+            report = await checker.check(load.acked)  # waits for the relays to publish what was held back
+        relay_logs = "".join(procs.log(s, "relay").read_text() for s in SERVICES)
+        print(load.summary(), report, "relay errors:", relay_logs.count("relay.error"))
     finally:
         procs.stop_all()
         await drop_everything(settings)
