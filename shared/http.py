@@ -66,6 +66,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": Problem, "description": "no such resource (or not one the caller may see)"},
     409: {"model": Problem, "description": "a business rule refused the command; `rule` names it"},
     412: {"model": Problem, "description": "If-Match named another version than the stream's"},
+    413: {"model": Problem, "description": "the body is larger than this API takes (PIPELINES_MAX_BODY_BYTES)"},
     422: {"model": InvalidInput, "description": "the input is invalid; `detail` says what"},
     503: {"model": Problem, "description": "not available now (read model behind, source not configured); retry"},
 }
@@ -163,10 +164,22 @@ def answer(aggregate_id: str, result: AppendResult, *, created: bool = False, lo
     return JSONResponse(body.model_dump(), status_code=code, headers=headers)
 
 
-def install_common(app: FastAPI, readiness: Callable[[], Awaitable[dict[str, str]]], service: str) -> None:
-    """Correlation ids, request metrics, error answers, /healthz, /readyz and /metrics (open, no token)."""
+MAX_BODY_BYTES = 1024 * 1024  # the default of PIPELINES_MAX_BODY_BYTES
 
-    app.add_middleware(_Correlation, service=service)
+
+def install_common(
+    app: FastAPI,
+    readiness: Callable[[], Awaitable[dict[str, str]]],
+    service: str,
+    *,
+    max_body_bytes: int = MAX_BODY_BYTES,
+) -> None:
+    """Correlation ids, request metrics, a body size limit, error answers, /healthz, /readyz and /metrics (open,
+    no token). The limit may be changed until the app serves: ``app.state.max_body_bytes``."""
+
+    app.state.max_body_bytes = max_body_bytes
+    app.add_middleware(_BodyLimit)
+    app.add_middleware(_Correlation, service=service)  # outermost: a 413 has its correlation id and metric
 
     @app.get(
         "/metrics",
@@ -266,6 +279,36 @@ class _Correlation:
         HTTP_SECONDS.labels(self.service, scope["method"], path, str(status_code)).observe(
             time.perf_counter() - started
         )
+
+
+class _BodyLimit:
+    """A request body over ``app.state.max_body_bytes`` answers 413 before it is parsed: at once when its
+    Content-Length says so, else as soon as the bytes read pass the limit."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit: int = scope["app"].state.max_body_bytes
+        detail = f"the request body is larger than {limit} bytes"
+        length = next((v for k, v in scope["headers"] if k == b"content-length"), b"")
+        if length.isdigit() and int(length) > limit:
+            await JSONResponse({"detail": detail}, status_code=413)(scope, receive, send)
+            return
+        read = 0
+
+        async def limited() -> Message:
+            nonlocal read
+            message = await receive()
+            read += len(message.get("body", b""))
+            if read > limit:
+                raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, detail=detail)
+            return message
+
+        await self.app(scope, limited, send)
 
 
 class Page(BaseModel, Generic[T]):

@@ -65,6 +65,8 @@ class Settings(BaseSettings):
     pii_schema: str = "pii"
 
     api_host: str = "127.0.0.1"
+    # a request body larger than this answers 413 before it is read further (every API)
+    max_body_bytes: int = Field(1024 * 1024, ge=1024)
     # relay and projector processes serve /healthz, /readyz and /metrics on this port (none when unset)
     ops_port: int | None = Field(None, ge=1, le=65535)
     leads_port: int = Field(8101, ge=1, le=65535)

@@ -142,9 +142,9 @@ pipeline_decider = Decider(initial=Pipeline(), evolve=evolve_pipeline)
 
 
 class DefinePipeline(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", str_max_length=2000)
     name: Name
-    stages: tuple[StageDefinition, ...] = Field(min_length=3)
+    stages: tuple[StageDefinition, ...] = Field(min_length=3, max_length=30)
     reason: str | None = None
 
 
@@ -323,8 +323,11 @@ deal_decider = Decider(initial=Deal(), evolve=evolve, snapshot_every=50)
 
 
 # ---------------------------------------------------------------------------------------------- commands
+MAX_LINES = 200  # lines of a deal or a quote
+
+
 class Command(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", str_max_length=2000)
     name: ClassVar[str]
 
 
@@ -339,7 +342,7 @@ class OpenDeal(Command):
     contact_id: str | None = None
     contact: Contact | None = None
     value: Money | None = None
-    lines: tuple[ProductLine, ...] = ()
+    lines: tuple[ProductLine, ...] = Field((), max_length=MAX_LINES)
     expected_close_date: date | None = None
     source_lead_id: uuid.UUID | None = None
     source: str | None = None
@@ -377,7 +380,7 @@ class ChangeValue(Command):
 
 class ChangeLines(Command):
     name: ClassVar[str] = "change_lines"
-    lines: tuple[ProductLine, ...] = Field(min_length=1)
+    lines: tuple[ProductLine, ...] = Field(min_length=1, max_length=MAX_LINES)
     reason: str | None = None
 
 
@@ -437,7 +440,7 @@ class LogActivity(Command):
 
 class RecordNeeds(Command):
     name: ClassVar[str] = "record_needs"
-    needs: tuple[Text, ...] = Field(min_length=1)
+    needs: tuple[Text, ...] = Field(min_length=1, max_length=50)
     budget: Money | None = None
     decision_date: date | None = None
     note: str | None = None
@@ -466,7 +469,7 @@ class SendQuote(Command):
     )
     name: ClassVar[str] = "send_quote"
     quote_id: uuid.UUID = Field(default_factory=uuid.uuid4)
-    lines: tuple[ProductLine, ...] = Field(min_length=1)
+    lines: tuple[ProductLine, ...] = Field(min_length=1, max_length=MAX_LINES)
     valid_until: date
     offer: str | None = None
 
@@ -474,7 +477,7 @@ class SendQuote(Command):
 class ReviseQuote(Command):
     name: ClassVar[str] = "revise_quote"
     quote_id: uuid.UUID
-    lines: tuple[ProductLine, ...] = Field(min_length=1)
+    lines: tuple[ProductLine, ...] = Field(min_length=1, max_length=MAX_LINES)
     valid_until: date
     offer: str | None = None
     reason: str | None = None
@@ -992,7 +995,7 @@ target_decider = Decider(initial=SalesTarget(), evolve=evolve_target)
 
 
 class SetSalesTarget(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", str_max_length=2000)
     owner_id: str | None = None
     team_id: str | None = None
     period: Annotated[str, Field(pattern=r"^[12]\d{3}-(0[1-9]|1[0-2]|Q[1-4])$", examples=["2026-12", "2027-Q1"])]

@@ -56,7 +56,7 @@ class DealsService(ServiceCore):
 
     def app(self) -> FastAPI:
         st = self.storage
-        return create_app(
+        app = create_app(
             DealsAPI(
                 deals=self.deals,
                 store=st.store,
@@ -67,6 +67,8 @@ class DealsService(ServiceCore):
             ),
             TokenVerifier.from_settings(self.settings),
         )
+        app.state.max_body_bytes = self.settings.max_body_bytes
+        return app
 
 
 async def build(settings: Settings, *, clock: Clock = utc_now) -> DealsService:

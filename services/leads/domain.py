@@ -251,11 +251,13 @@ def score(lead: Lead, now: datetime, rules: ScoringRules = DEFAULT_RULES) -> tup
 
 # ---------------------------------------------------------------------------------------------- commands
 class Command(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", str_max_length=2000)
     name: ClassVar[str]
 
 
 class CaptureLead(Command):
+    # kept as the source sent it (the body limit bounds it): a long form answer is no reason to lose a lead
+    model_config = ConfigDict(str_max_length=None)
     name: ClassVar[str] = "capture"
     source: str
     external_id: str | None = None
@@ -270,7 +272,7 @@ class CaptureLead(Command):
 class RecordDuplicate(Command):
     name: ClassVar[str] = "record_duplicate"
     duplicate_of: uuid.UUID
-    match_keys: tuple[str, ...]
+    match_keys: tuple[str, ...] = Field(max_length=20)
 
 
 class MergeInto(Command):
@@ -309,7 +311,7 @@ class RecordEngagement(Command):
 
 class Segment(Command):
     name: ClassVar[str] = "segment"
-    segments: tuple[Annotated[str, Field(min_length=1, max_length=60)], ...]
+    segments: tuple[Annotated[str, Field(min_length=1, max_length=60)], ...] = Field(max_length=50)
     criteria_version: str | None = None
 
 
@@ -608,7 +610,7 @@ campaign_decider = Decider(initial=Campaign(), evolve=evolve_campaign)
 
 
 class CreateCampaign(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", str_max_length=2000)
     name: Annotated[str, Field(min_length=1, max_length=200)]
     channel: Annotated[str, Field(min_length=1, max_length=60)]
     code: str | None = None
@@ -618,7 +620,7 @@ class CreateCampaign(BaseModel):
 
 
 class ChangeCampaignStatus(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", str_max_length=2000)
     status: Annotated[str, Field(pattern=r"^(active|paused|ended)$")]
     reason: str | None = None
 
@@ -629,7 +631,7 @@ class ChangeBudget(BaseModel):
 
 
 class RecordSpend(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", str_max_length=2000)
     amount: Money
     impressions: int = Field(0, ge=0)
     clicks: int = Field(0, ge=0)

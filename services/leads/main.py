@@ -56,7 +56,7 @@ class LeadsService(ServiceCore):
         return {"lead_not_contacted": ("marketing", not_contacted)}
 
     def app(self) -> FastAPI:
-        return create_app(
+        app = create_app(
             LeadsAPI(
                 leads=self.leads,
                 read_models=self.storage.read_models,
@@ -66,6 +66,8 @@ class LeadsService(ServiceCore):
             ),
             TokenVerifier.from_settings(self.settings),
         )
+        app.state.max_body_bytes = self.settings.max_body_bytes
+        return app
 
 
 async def build(

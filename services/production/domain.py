@@ -143,15 +143,18 @@ order_decider = Decider(initial=Order(), evolve=evolve, snapshot_every=50)
 
 
 # ---------------------------------------------------------------------------------------------- commands
+MAX_LINES = 200  # lines, materials or defects in one command
+
+
 class Command(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", str_max_length=2000)
     name: ClassVar[str]
 
 
 class CreateOrder(Command):
     name: ClassVar[str] = "create"
     customer: Annotated[str, Field(min_length=1, max_length=200)]
-    lines: tuple[OrderLine, ...] = Field(min_length=1)
+    lines: tuple[OrderLine, ...] = Field(min_length=1, max_length=MAX_LINES)
     due_date: date
     priority: Annotated[str, Field(pattern=r"^(low|normal|high|urgent)$")] = "normal"
     deal_id: uuid.UUID | None = None
@@ -169,7 +172,7 @@ class Plan(Command):
     name: ClassVar[str] = "plan"
     planned_start: date
     planned_end: date
-    materials: tuple[Material, ...] = ()
+    materials: tuple[Material, ...] = Field((), max_length=MAX_LINES)
     work_centre: str | None = None
 
 
@@ -183,14 +186,14 @@ class ApproveDesign(Command):
 
 class RequestMaterials(Command):
     name: ClassVar[str] = "request_materials"
-    materials: tuple[Material, ...] = Field(min_length=1)
+    materials: tuple[Material, ...] = Field(min_length=1, max_length=MAX_LINES)
     supplier: str | None = None
     expected_on: date | None = None
 
 
 class ReceiveMaterials(Command):
     name: ClassVar[str] = "receive_materials"
-    materials: tuple[Material, ...] = Field(min_length=1)
+    materials: tuple[Material, ...] = Field(min_length=1, max_length=MAX_LINES)
     complete: bool = True
 
 
@@ -227,7 +230,7 @@ class RecordInspection(Command):
     name: ClassVar[str] = "record_inspection"
     passed: bool
     inspected_quantity: Decimal = Field(gt=0)
-    defects: tuple[Defect, ...] = ()
+    defects: tuple[Defect, ...] = Field((), max_length=MAX_LINES)
 
     @model_validator(mode="after")
     def _defects_when_failed(self) -> RecordInspection:

@@ -59,7 +59,7 @@ class ProductionService(ServiceCore):
 
     def app(self) -> FastAPI:
         st = self.storage
-        return create_app(
+        app = create_app(
             ProductionAPI(
                 production=self.production,
                 read_models=st.read_models,
@@ -69,6 +69,8 @@ class ProductionService(ServiceCore):
             ),
             TokenVerifier.from_settings(self.settings),
         )
+        app.state.max_body_bytes = self.settings.max_body_bytes
+        return app
 
 
 async def build(settings: Settings, *, clock: Clock = utc_now) -> ProductionService:
