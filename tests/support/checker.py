@@ -4,7 +4,8 @@
    stream's versions in the store run 1..n.
 2. The topics hold every stored event, each stream's versions in order without gaps; a version may come again
    (delivery is at least once), but no version appears before the one it follows has.
-3. Every read model (every projection but the reactions and the alerts) has applied every stored event it reads
+3. The reactions have reacted to everything stored; one DealWon made exactly one production order.
+4. Every read model (every projection but the reactions and the alerts) has applied every stored event it reads
    and equals a rebuild: a new generation built from the topics, table by table, row by row.
 """
 
@@ -12,12 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable
+import uuid
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import asyncpg
 
 from services.cli import cores
+from services.production.handlers import order_id_for_deal
 from shared.alerts import ALERTS_PREFIX
 from shared.db import create_pool
 from shared.projections import generation_schema, request_rebuild
@@ -99,9 +102,50 @@ class Checker:
     async def check(self, acked: dict[str, set[tuple[str, int]]], *, timeout: float = 120.0) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         await self.acknowledged_are_stored(acked)
+        await self.reactions_caught_up(deadline)
         await self.topics_hold_the_store(deadline)
         await self.read_models_equal_a_rebuild(deadline)
+        if {"deals", "production"} <= set(self.services):
+            await self.each_won_deal_made_one_order()
         return self.report
+
+    async def _projections(self, names: Callable[[str], bool]) -> dict[tuple[str, str], list[str]]:
+        return {
+            (s, p): topics
+            for s, ps in (await cores(self.settings)).items()
+            if s in self.services
+            for p, topics in ps.items()
+            if names(p)
+        }
+
+    async def _wait_applied(self, projections: dict[tuple[str, str], list[str]], deadline: float) -> None:
+        """Until every projection named has applied every stored event of the topics it reads."""
+        while True:
+            behind = [k for k, t in projections.items() if not await self._applied_everything(*k, t)]
+            if not behind:
+                return
+            assert time.monotonic() < deadline, f"still behind the store: {behind}"
+            await asyncio.sleep(1.0)
+
+    async def reactions_caught_up(self, deadline: float) -> None:
+        """The reactions have reacted to everything (what they append is then in the stores)."""
+        await self._wait_applied(await self._projections(lambda p: p == "reactions"), deadline)
+
+    async def each_won_deal_made_one_order(self) -> None:
+        """Nothing took effect twice across services: one ProductionOrderCreated per DealWon, in its order's stream."""
+        won = await self.pools["deals"].fetch(
+            f"SELECT stream_id FROM {self.settings.schema_name('deals')}.events WHERE event_type LIKE '%.DealWon'"
+        )
+        created = await self.pools["production"].fetch(
+            f"SELECT stream_id, count(*) AS n FROM {self.settings.schema_name('production')}.events "
+            "WHERE event_type = 'pipelines.production.ProductionOrderCreated' GROUP BY stream_id"
+        )
+        expected = {
+            f"production-order-{order_id_for_deal(uuid.UUID(r['stream_id'].removeprefix('deal-')))}" for r in won
+        }
+        orders = {r["stream_id"]: r["n"] for r in created}
+        assert all(orders.get(o) == 1 for o in expected), f"won deals without exactly one order: {orders}"
+        self.report["deals.won"] = len(expected)
 
     async def acknowledged_are_stored(self, acked: dict[str, set[tuple[str, int]]]) -> None:
         stored = await self._stored()
@@ -170,20 +214,8 @@ class Checker:
         return all(applied.get(stream, 0) >= v for stream, v in expected.items())
 
     async def read_models_equal_a_rebuild(self, deadline: float) -> None:
-        projections = {
-            (s, p): topics
-            for s, ps in (await cores(self.settings)).items()
-            if s in self.services
-            for p, topics in ps.items()
-            if p not in NOT_READ_MODELS
-        }
-        # caught up: every projection has applied every stored event of the topics it reads
-        while True:
-            behind = [k for k, t in projections.items() if not await self._applied_everything(*k, t)]
-            if not behind:
-                break
-            assert time.monotonic() < deadline, f"read models still behind the store: {behind}"
-            await asyncio.sleep(1.0)
+        projections = await self._projections(lambda p: p not in NOT_READ_MODELS)
+        await self._wait_applied(projections, deadline)
         live = {k: await self._active_rows(*k) for k in projections}
         generations = {
             (s, p): await request_rebuild(self.pools[s], self.settings.schema_name(s), p) for s, p in projections

@@ -159,6 +159,7 @@ class Load:
     retry_after: Counter[str] = field(default_factory=Counter)
     sent: int = 0
     given_up: int = 0
+    replayed: int = 0  # retries answered with the first answer (Idempotent-Replayed)
     deals: list[str] = field(default_factory=list)
     orders: list[str] = field(default_factory=list)
     _n: Iterator[int] = field(default_factory=itertools.count)
@@ -169,8 +170,13 @@ class Load:
     def _next(self, service: str) -> tuple[str, dict[str, Any]]:
         i = next(self._n)
         if service == "deals":
-            if len(self.deals) < 10 or random.random() < 0.2:
-                return f"/deals?deal_id={uuid.uuid4()}", {"title": f"Đơn {i}", "customer": "Khách", "owner_id": "u-lan"}
+            r = random.random()
+            if len(self.deals) < 10 or r < 0.2:
+                line = {"product": "Tủ mát", "quantity": "2", "unit_price": {"amount": "1000000", "currency": "VND"}}
+                body = {"title": f"Đơn {i}", "customer": "Khách", "owner_id": "u-lan", "lines": [line]}
+                return f"/deals?deal_id={uuid.uuid4()}", body
+            if r < 0.3:  # won: production's reaction makes its order (once, whatever is killed meanwhile)
+                return f"/deals/{self.deals.pop(random.randrange(len(self.deals)))}/win", {}
             return f"/deals/{random.choice(self.deals)}/log-activity", {"activity_type": "call", "channel": "phone"}
         if service == "leads":
             return "/leads", {"source": "manual", "contact": {"name": f"Khách {i}", "phone": f"09{i:08d}"}}
@@ -193,6 +199,7 @@ class Load:
                 self.statuses[f"{service} {r.status_code}"] += 1
                 if r.status_code < 300:
                     a = r.json()
+                    self.replayed += bool(a.get("replayed"))
                     if "stream_id" in a:
                         self.acked.setdefault(service, set()).add((a["stream_id"], a["version"]))
                     if path.startswith("/deals?"):
@@ -227,7 +234,7 @@ class Load:
 
     def summary(self) -> str:
         return (
-            f"sent {self.sent}, acked {self.total_acked()}, given up {self.given_up}, "
+            f"sent {self.sent}, acked {self.total_acked()}, replayed {self.replayed}, given up {self.given_up}, "
             f"statuses {dict(self.statuses)}, retry-after {dict(self.retry_after)}"
         )
 
