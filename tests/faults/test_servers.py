@@ -61,6 +61,7 @@ async def test_postgresql_stopped_abruptly_and_restarted(stack: tuple[LocalStack
                     await asyncio.sleep(1.0)
             finally:
                 local._run("pg-up")
+            acked_at_restart = load.total_acked()
             await asyncio.sleep(8)  # traffic goes on after the restart
         statuses = {(s, c, ra) for s, c, ra in down_answers}
         assert {c for _, c, _ in statuses} == {503}, f"while PostgreSQL is down: {sorted(statuses)}"
@@ -69,9 +70,9 @@ async def test_postgresql_stopped_abruptly_and_restarted(stack: tuple[LocalStack
         assert not procs.dead(), f"no process dies: {procs.dead()}"
         assert all(n == 1 for n in procs.started.values()), "none was restarted"
         assert not [k for k in load.statuses if k.endswith(" 500")], load.summary()
-        assert load.given_up == 0 and load.total_acked() > 50, load.summary()
+        assert load.given_up == 0 and load.total_acked() > acked_at_restart > 30, load.summary()
         async with Checker(settings, SERVICES) as checker:
-            report = await checker.check(load.acked)
+            report = await checker.check(load.acked)  # events after the restart: the relays and projectors reconnected
         print(load.summary(), report)
     finally:
         procs.stop_all()
@@ -90,6 +91,7 @@ async def test_broker_paused_for_ten_seconds(stack: tuple[LocalStack, Endpoints]
             await asyncio.sleep(3)
             broker = kafka_pid(local, 1)
             os.kill(broker, signal.SIGSTOP)
+            acked_at_pause = load.total_acked()
             try:
                 await asyncio.sleep(10)
             finally:
@@ -98,7 +100,9 @@ async def test_broker_paused_for_ten_seconds(stack: tuple[LocalStack, Endpoints]
             await asyncio.sleep(6)
         assert not procs.dead(), f"no process dies: {procs.dead()}"
         assert all(n == 1 for n in procs.started.values()), "none was restarted"
-        assert load.given_up == 0 and load.total_acked() > acked_while_paused > 50, load.summary()
+        # the APIs need only PostgreSQL: they acknowledge on while the broker is paused
+        assert acked_while_paused > acked_at_pause + 50, load.summary()
+        assert load.given_up == 0 and load.total_acked() > acked_while_paused, load.summary()
         async with Checker(settings, SERVICES) as checker:
             report = await checker.check(load.acked)  # waits for the relays to publish what was held back
         relay_logs = "".join(procs.log(s, "relay").read_text() for s in SERVICES)
