@@ -218,6 +218,15 @@ def install_common(
             headers={"Retry-After": "1"},
         )
 
+    # Text PostgreSQL cannot store (a NUL character, in a query parameter or a JSON string): the caller's input.
+    for untextual in (asyncpg.CharacterNotInRepertoireError, asyncpg.UntranslatableCharacterError):
+
+        @app.exception_handler(untextual)
+        async def not_text(request: Request, exc: Exception) -> JSONResponse:
+            return JSONResponse(
+                {"detail": "text may not contain NUL (\\u0000) characters", "rule": "invalid_text"}, status_code=422
+            )
+
     # PostgreSQL gone (stopped, restarting, unreachable): the pool reconnects by itself, so a retry soon may work.
     # A command whose connection broke may have committed: its Idempotency-Key makes the retry safe.
     for unavailable in (OSError, asyncpg.PostgresConnectionError, asyncpg.exceptions.OperatorInterventionError):

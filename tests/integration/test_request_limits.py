@@ -132,3 +132,15 @@ async def test_oversized_fields_answer_422_naming_the_field(cores: dict[str, Ser
         assert ("body", "reason") in field_errors(r)
         r = await http.post(f"/leads/{uuid.uuid4()}/segment", headers=ADMIN, json={"segments": ["smb"] * 1000})
         assert ("body", "segments") in field_errors(r)
+
+
+async def test_text_with_a_nul_character_answers_422_and_stores_nothing(cores: dict[str, ServiceCore]) -> None:
+    """PostgreSQL cannot store NUL in text or jsonb: a body string with one is bad input (a query parameter with
+    one, e.g. GET /leads?status=%00, is answered the same way: the same handler)."""
+    deals = cores["deals"]
+    before = await stored_events(deals)
+    async with client_for(deals.app()) as http:
+        body = {"title": "Tủ\x00 mát", "customer": "An", "owner_id": "u-admin"}
+        r = await http.post("/deals", json=body, headers=ADMIN)
+        assert (r.status_code, r.json()["rule"]) == (422, "invalid_text"), r.text
+    assert await stored_events(deals) == before

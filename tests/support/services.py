@@ -34,6 +34,7 @@ def isolated_settings(endpoints: Endpoints) -> Settings:
         topic_prefix=f"t{tag}",
         pii_schema=f"t{tag}_pii",
         jwt_keys=json.dumps({"test": JWT_SECRET}),
+        jwt_active_kid="test",  # not whatever an earlier test left in the environment
         pii_master_key=base64.b64encode(b"m" * 32).decode(),
         log_json=False,
     )
