@@ -43,6 +43,7 @@ from shared.eventstore import (
     NewEvent,
     RecordedEvent,
     Snapshot,
+    new_event_id,
 )
 
 
@@ -216,7 +217,7 @@ async def execute(
             NewEvent(
                 e,
                 occurred_at=occurred_at,
-                event_id=event_ids(i) if event_ids else uuid.uuid4(),
+                event_id=event_ids(i) if event_ids else new_event_id(),
                 metadata=dict(metadata or {}),
             )
             for i, e in enumerate(events)

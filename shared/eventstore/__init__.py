@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Hashable, Mapping, Sequence
@@ -66,13 +68,23 @@ class IdempotencyKeyReusedError(EventStoreError):
         self.key = key
 
 
+def new_event_id() -> uuid.UUID:
+    """A UUID version 7 (RFC 9562): 48 bits of Unix milliseconds, then random bits. Ids made one after another
+    sort together, so the events table's unique index on them grows at its right edge instead of touching a
+    random page of a large index for every append."""
+    value = (int(time.time() * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
+    value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
+    value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 9562 variant
+    return uuid.UUID(int=value)
+
+
 @dataclass(frozen=True)
 class NewEvent:
     """An event to append, with what the store cannot know: when it happened, its id, its causes."""
 
     event: DomainEvent
     occurred_at: datetime | None = None  # None: the time it is recorded
-    event_id: uuid.UUID = field(default_factory=uuid.uuid4)
+    event_id: uuid.UUID = field(default_factory=new_event_id)
     metadata: Mapping[str, Any] = field(default_factory=dict)
 
 
