@@ -12,7 +12,8 @@ How the runner keeps its promises:
   last version applied. An event at or below that version is skipped, so a redelivered or replayed event has
   no second effect. The progress rows of the batch's streams are locked first (in stream order), so two
   consumers briefly owning one partition during a rebalance cannot both apply an event. Kafka offsets are
-  committed only after the transaction commits.
+  committed only after the transaction commits, at most once a second while busy (a restart re-reads what
+  came after and skips it).
 - **Batches.** One transaction per batch: up to ``batch_size`` events, or ``catch_up_batch_size`` while the
   consumer of a projection with ``apply_batch`` is further behind than that (a rebuild, a catch-up). If an
   event fails, the batch is rolled back and replayed one event at a time (``apply``) in savepoints, and the
