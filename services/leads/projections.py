@@ -236,7 +236,7 @@ async def inbox(
     """Leads newest first, with their sealed contact token (opened by the API for allowed callers)."""
     rows = await conn.fetch(
         """SELECT lead_id, source, channel, campaign_code, captured_at, status, owner_id, team_id, contact_token,
-                  first_contacted_at, round(extract(epoch FROM first_contacted_at - captured_at) / 60)::int
+                  first_contacted_at, round(extract(epoch FROM first_contacted_at - captured_at) / 60)::bigint
                       AS response_minutes, fit, score, scored_at, segments, nurture, duplicate_of, merged_into, erased
            FROM leads WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR source = $2)
              AND ($3::bool IS NULL OR (owner_id IS NULL) = $3)
@@ -388,7 +388,7 @@ async def leads_not_contacted(conn: Conn, now: datetime, minutes: int) -> list[C
     """New leads nobody has contacted within the response target: one alert per lead."""
     rows = await conn.fetch(
         """SELECT lead_id, source, owner_id, captured_at,
-                  floor(extract(epoch FROM $1::timestamptz - captured_at) / 60)::int AS waiting
+                  floor(extract(epoch FROM $1::timestamptz - captured_at) / 60)::bigint AS waiting
            FROM leads WHERE status = 'new' AND first_contacted_at IS NULL AND NOT erased
              AND captured_at < $1::timestamptz - make_interval(mins => $2)""",
         now,

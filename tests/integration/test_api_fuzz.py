@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -110,8 +111,17 @@ async def test_generated_requests_get_documented_answers_and_no_5xx(
     cores: dict[str, ServiceCore], service: str
 ) -> None:
     app = cores[service].app()
+    errors: list[str] = []
+
+    async def recording(scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await app(scope, receive, send)
+        except Exception:
+            errors.append(traceback.format_exc(limit=-8))
+            raise
+
     # an exception the app lets out becomes the 500 a server would answer, for schemathesis to report
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    transport = httpx.ASGITransport(app=recording, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
         openapi = (await http.get("/openapi.json")).json()
         schema = schemathesis.openapi.from_dict(openapi, config=schemathesis.Config())
@@ -127,7 +137,8 @@ async def test_generated_requests_get_documented_answers_and_no_5xx(
                     try:
                         case.validate_response(response, checks=CHECKS)
                     except FailureGroup as exc:
-                        failures.append(f"{op.label} {mode.value}: {str(exc)[:1500]}")
+                        cause = f"\n{errors[-1]}" if errors and response.status_code >= 500 else ""
+                        failures.append(f"{op.label} {mode.value}: {str(exc)[:1500]}{cause}")
         print(f"{service}: {sent} requests in {time.monotonic() - started:.1f} s")
     assert sent > 100
     assert failures == [], "\n\n".join(failures)
