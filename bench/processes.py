@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import signal
 import socket
 import subprocess
@@ -105,6 +106,8 @@ class ServiceProcesses:
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
+        if all(p.returncode in (0, -signal.SIGTERM) for p in self.procs.values()):
+            shutil.rmtree(self.logs, ignore_errors=True)  # kept only when a process failed, to be read
 
 
 # ---------------------------------------------------------------------------------------------- HTTP client
