@@ -172,16 +172,17 @@ def ops_app(core: ServiceCore, mode: str) -> FastAPI:
     return app
 
 
-def _serve(app: FastAPI, host: str, port: int, stop: asyncio.Event) -> asyncio.Task[None]:
+async def serve(app: FastAPI, host: str, port: int, stop: asyncio.Event) -> None:
+    """Serve ``app`` until ``stop`` is set."""
     server = QuietServer(uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False))
+    serving = asyncio.create_task(server.serve())
+    await stop.wait()
+    server.should_exit = True
+    await serving
 
-    async def serve() -> None:
-        serving = asyncio.create_task(server.serve())
-        await stop.wait()
-        server.should_exit = True
-        await serving
 
-    return asyncio.create_task(serve())
+def _serve(app: FastAPI, host: str, port: int, stop: asyncio.Event) -> asyncio.Task[None]:
+    return asyncio.create_task(serve(app, host, port, stop))
 
 
 async def run(core: ServiceCore, mode: str, stop: asyncio.Event) -> None:

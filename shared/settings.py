@@ -72,6 +72,11 @@ class Settings(BaseSettings):
     leads_port: int = Field(8101, ge=1, le=65535)
     deals_port: int = Field(8102, ge=1, le=65535)
     production_port: int = Field(8103, ge=1, le=65535)
+    web_port: int = Field(8100, ge=1, le=65535)
+    # where the web board reaches each API (default: this host's API ports); it calls them with the user's token
+    leads_api_url: str | None = None
+    deals_api_url: str | None = None
+    production_api_url: str | None = None
 
     timezone: str = "Asia/Ho_Chi_Minh"
     lead_response_minutes: int = Field(60, ge=1, description="a new lead not contacted by then raises an alert")
@@ -97,6 +102,10 @@ class Settings(BaseSettings):
 
     def port(self, service: str) -> int:
         return int(getattr(self, f"{service}_port"))
+
+    def api_url(self, service: str) -> str:
+        url = getattr(self, f"{service}_api_url", None) or f"http://{self.api_host}:{self.port(service)}"
+        return str(url).rstrip("/")
 
     def schema_name(self, service: str) -> str:
         return f"{self.schema_prefix}{service}"

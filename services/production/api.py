@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request, Response
 
 from services.production import domain, projections
-from services.production.handlers import PlanCommand, Production
+from services.production.handlers import PlanCommand, Production, order_id_for_deal
 from shared.alerts import add_alerts_route
 from shared.auth import Principal, TokenVerifier, require
 from shared.http import (
@@ -128,7 +128,15 @@ def create_app(svc: ProductionAPI, verifier: TokenVerifier) -> FastAPI:
     async def get_order(
         order_id: uuid.UUID, p: Annotated[Principal, Depends(require(*READ))], response: Response
     ) -> dict[str, Any]:
-        loaded = await existing(order_id)
+        return await order_body(await existing(order_id), p, response)
+
+    @router.get("/orders/for-deal/{deal_id}", tags=["orders"], summary="the order a won deal made (404: none yet)")
+    async def get_order_for_deal(
+        deal_id: uuid.UUID, p: Annotated[Principal, Depends(require(*READ))], response: Response
+    ) -> dict[str, Any]:
+        return await order_body(await existing(order_id_for_deal(deal_id)), p, response)
+
+    async def order_body(loaded: Any, p: Principal, response: Response) -> dict[str, Any]:
         body = domain.state_as_json(loaded.state)
         body["version"] = loaded.version
         if sees_personal_data(p):

@@ -1,0 +1,26 @@
+"""``python -m services.web``: the board on ``PIPELINES_WEB_PORT`` (8100), in front of the three APIs."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import uvloop
+
+from services.web.app import create_app
+from shared.logs import configure_logging
+from shared.service import serve
+from shared.settings import Settings
+
+
+async def _main() -> None:
+    settings = Settings()
+    configure_logging(settings, process="web")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await serve(create_app(settings), settings.api_host, settings.web_port, stop)
+
+
+uvloop.run(_main())

@@ -1,0 +1,81 @@
+// Live board: one EventSource per page; each notice names the pipeline that moved (and the event's position);
+// the panels fed by it are fetched again as HTML from /panel/..., at most one request per panel at a time.
+(() => {
+  "use strict";
+  const status = document.getElementById("live");
+  if (!status) return; // the sign-in page
+  const state = new Map(); // panel id -> {busy, again, position, trailing}
+
+  function panels(service) {
+    return [...document.querySelectorAll("section.panel")].filter(
+      (el) => service === "*" || el.dataset.on === "*" || el.dataset.on === service
+    );
+  }
+
+  async function refresh(id) {
+    const s = state.get(id);
+    const el = document.getElementById("panel-" + id);
+    if (!el) return;
+    s.busy = true;
+    s.again = false;
+    const q = new URLSearchParams(el.dataset.query);
+    if (s.position) q.set("position", s.position);
+    try {
+      const r = await fetch(`/panel/${el.dataset.page}/${el.dataset.panel}?${q}`, { credentials: "same-origin" });
+      if (r.status === 401) { window.location.reload(); return; }
+      if (r.ok) {
+        const tpl = document.createElement("template");
+        tpl.innerHTML = (await r.text()).trim();
+        const fresh = tpl.content.firstElementChild;
+        fresh.dataset.updated = new Date().toISOString();
+        el.replaceWith(fresh);
+      }
+    } catch (e) {
+      // the network blinked: the next notice tries again
+    } finally {
+      s.busy = false;
+      if (s.again) schedule(id, 0);
+    }
+  }
+
+  function schedule(id, delay) {
+    const s = state.get(id);
+    if (s.busy) { s.again = true; return; }
+    clearTimeout(s.timer);
+    s.timer = setTimeout(() => refresh(id), delay);
+  }
+
+  function onNotice(n) {
+    for (const el of panels(n.service)) {
+      const id = el.dataset.panel;
+      if (!state.has(id)) state.set(id, {});
+      const s = state.get(id);
+      if (el.dataset.waits === "1" && Number.isInteger(n.position)) s.position = Math.max(s.position || 0, n.position);
+      schedule(id, 150);
+      // a read model that cannot be waited for may apply the event just after: look once more a little later
+      if (el.dataset.waits !== "1") {
+        clearTimeout(s.trailing);
+        s.trailing = setTimeout(() => schedule(id, 0), 1500);
+      }
+    }
+  }
+
+  let source;
+  function connect() {
+    source = new EventSource("/events");
+    source.onopen = () => {
+      status.textContent = status.dataset.on;
+      status.classList.add("on");
+      document.body.dataset.live = "1";
+    };
+    source.onmessage = (m) => {
+      try { onNotice(JSON.parse(m.data)); } catch (e) { /* not a notice */ }
+    };
+    source.onerror = () => {
+      status.textContent = status.dataset.off;
+      status.classList.remove("on");
+      document.body.dataset.live = "0";
+    };
+  }
+  connect();
+})();
