@@ -29,11 +29,12 @@ from shared.stack import ROOT, STACK_SCRIPT
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
 stack_app = typer.Typer(help="the local Kafka and PostgreSQL", no_args_is_help=True)
-services_app = typer.Typer(help="the three services as local processes", no_args_is_help=True)
+services_app = typer.Typer(help="the three services and the web board as local processes", no_args_is_help=True)
 app.add_typer(stack_app, name="stack")
 app.add_typer(services_app, name="services")
 console = Console()
 RUN = Path(os.environ.get("PIPELINES_RUN_DIR", ROOT / ".run"))
+PARTS = (*SERVICES, "web")  # the processes `services up` starts: each service (all in one) and the web board
 
 
 def _stack_env() -> dict[str, str]:
@@ -82,16 +83,17 @@ def _alive(service: str) -> int | None:
 
 @services_app.command("up")
 def services_up() -> None:
-    """Start each service (api, relay and projector in one process) on the local stack; wait until ready."""
+    """Start each service (api, relay and projector in one process) and the web board on the local stack; wait
+    until ready."""
     settings = _settings()
     (RUN / "services").mkdir(parents=True, exist_ok=True)
     env = os.environ | {"PIPELINES_LOG_JSON": "true"}
-    for service in SERVICES:
+    for service in PARTS:
         if _alive(service):
             continue
         log = (RUN / "services" / f"{service}.log").open("ab")
         process = subprocess.Popen(
-            [sys.executable, "-m", f"services.{service}", "all"],
+            [sys.executable, "-m", f"services.{service}", *(["all"] if service in SERVICES else [])],
             cwd=ROOT,
             env=env,
             stdout=log,
@@ -99,7 +101,7 @@ def services_up() -> None:
             start_new_session=True,
         )
         _pidfile(service).write_text(str(process.pid))
-    for service in SERVICES:
+    for service in PARTS:
         url = f"http://{settings.api_host}:{settings.port(service)}/readyz"
         deadline = time.monotonic() + 90
         while True:
@@ -117,7 +119,7 @@ def services_up() -> None:
 
 @services_app.command("down")
 def services_down() -> None:
-    for service in SERVICES:
+    for service in PARTS:
         pid = _alive(service)
         if pid:
             os.killpg(pid, signal.SIGTERM)
@@ -133,7 +135,7 @@ def services_down() -> None:
 def services_status() -> None:
     table = Table("service", "pid", "url")
     settings = _settings()
-    for service in SERVICES:
+    for service in PARTS:
         pid = _alive(service)
         table.add_row(service, str(pid) if pid else "[red]down", f"http://{settings.api_host}:{settings.port(service)}")
     console.print(table)
@@ -381,7 +383,7 @@ def events() -> None:
 
 @app.command()
 def demo(leads: int = typer.Option(60, "--leads", min=1), rate: float = typer.Option(4.0, "--rate", min=0.1)) -> None:
-    """Start the stack and the three services, drive traffic through them, and show where to look."""
+    """Start the stack, the three services and the board, drive traffic through them, and show where to look."""
     if subprocess.call([str(STACK_SCRIPT), "up"], stdout=subprocess.DEVNULL) != 0:
         raise typer.Exit(1)
     services_up()
@@ -389,6 +391,12 @@ def demo(leads: int = typer.Option(60, "--leads", min=1), rate: float = typer.Op
     settings = _settings()
     base = f"http://{settings.api_host}"
     console.rule("where to look")
+    console.print(
+        f"The board: {base}:{settings.port('web')}/login — sign in with a token, e.g. a sales manager's:",
+        soft_wrap=True,
+    )
+    console.print(".venv/bin/pipelines token sales_manager --team north --user u-mgr", soft_wrap=True, highlight=False)
+    console.print("(auditor: everything; sales --user u-lan: her own deals; marketing; production)\n", soft_wrap=True)
     for service in SERVICES:
         console.print(f"{service:<11} {base}:{settings.port(service)}/docs")
     console.print("\nA token for reading everything:", soft_wrap=True)

@@ -152,6 +152,18 @@ class Simulation:
                     },
                 )
 
+    async def targets(self) -> None:
+        """This month's revenue target for each team (what the target plan works back from, seed S2)."""
+        period = f"{datetime.now(UTC):%Y-%m}"
+        for team in sorted({t for _, t in OWNERS}):
+            target = uuid.uuid5(uuid.NAMESPACE_URL, f"pipelines-demo-target/{team}/{period}")
+            amount = str(self.rng.randrange(5, 15) * 100_000_000)
+            await self.call(
+                "PUT",
+                f"{self.urls.deals}/targets/{target}",
+                json={"team_id": team, "period": period, "amount": {"amount": amount, "currency": "VND"}},
+            )
+
     def person(self) -> dict[str, str]:
         name = f"{self.rng.choice(FIRST)} {self.rng.choice(MIDDLE)} {self.rng.choice(LAST)}"
         phone = f"09{self.rng.randrange(10**7, 10**8)}"
@@ -352,6 +364,7 @@ class Simulation:
     async def run(self, leads: int, rate: float) -> Stats:
         """``leads`` journeys, starting ``rate`` per second, a few at a time."""
         await self.campaigns()
+        await self.targets()
         running: set[asyncio.Task[None]] = set()
         for _ in range(leads):
             task = asyncio.create_task(self.journey())

@@ -48,7 +48,7 @@ def test_each_manifest_validates_against_the_kubernetes_schemas(doc: dict[str, A
 
 def test_every_part_has_a_deployment_probes_and_a_disruption_budget() -> None:
     kinds = {(d["kind"], d["metadata"]["name"]) for d in MANIFESTS}
-    for name in SERVICE_NAMES:
+    for name in [*SERVICE_NAMES, "web"]:
         assert ("Deployment", name) in kinds and ("PodDisruptionBudget", name) in kinds
     for d in MANIFESTS:
         if d["kind"] == "Deployment":
@@ -72,11 +72,12 @@ def test_the_dockerfile_is_multi_stage_non_root_and_one_image_for_all() -> None:
 
 def test_the_compose_file_runs_every_part_with_healthchecks() -> None:
     services = COMPOSE["services"]
-    assert {"kafka", "postgres", *SERVICE_NAMES} == set(services)
+    assert {"kafka", "postgres", *SERVICE_NAMES, "web"} == set(services)
     for name in SERVICE_NAMES:
         service, kind = name.rsplit("-", 1)
         assert services[name]["command"] == [f"services.{service}", kind]
         assert "healthcheck" in services[name]
+    assert services["web"]["command"] == ["services.web"] and "healthcheck" in services["web"]
     assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
 
 
@@ -86,6 +87,9 @@ def test_every_variable_set_is_a_setting_and_the_required_ones_are_set() -> None
         env = COMPOSE["services"][name]["environment"]
         assert set(env) <= known, set(env) - known
         assert set(env) >= REQUIRED and ("DATABASE_URL" in env or f"{name.split('-')[0].upper()}_DATABASE_URL" in env)
+    web = COMPOSE["services"]["web"]["environment"]  # the board needs no database, only the APIs and Kafka
+    assert set(web) <= known and {"KAFKA_BOOTSTRAP_SERVERS", "PIPELINES_JWT_KEYS"} <= set(web)
+    assert {f"PIPELINES_{s.upper()}_API_URL" for s in ("leads", "deals", "production")} <= set(web)
     k8s = {}
     for d in MANIFESTS:
         if d["kind"] in ("ConfigMap", "Secret"):
@@ -107,7 +111,7 @@ async def test_each_compose_command_answers_readyz_with_the_compose_environment(
     settings = isolated_settings(endpoints)
     processes = []
     try:
-        for i, name in enumerate(SERVICE_NAMES):
+        for i, name in enumerate([*SERVICE_NAMES, "web"]):
             compose = COMPOSE["services"][name]
             env = {k: re.sub(r"\$\{[A-Z_]+:-(.*)\}$", r"\1", str(v)) for k, v in compose["environment"].items()}
             port = 18500 + i
@@ -118,6 +122,12 @@ async def test_each_compose_command_answers_readyz_with_the_compose_environment(
                 "PIPELINES_OPS_PORT": str(port),
                 f"PIPELINES_{name.split('-')[0].upper()}_PORT": str(port),
             }
+            if name == "web":  # where the api processes above listen
+                env |= {
+                    f"PIPELINES_{n.split('-')[0].upper()}_API_URL": f"http://127.0.0.1:{p}"
+                    for n, p, _ in processes
+                    if n.endswith("-api")
+                }
             full = process_env(settings) | env
             log = (tmp_path / f"{name}.log").open("wb")
             processes.append(

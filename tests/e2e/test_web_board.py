@@ -88,13 +88,6 @@ async def board(endpoints: Endpoints, tmp_path_factory: pytest.TempPathFactory) 
             finally:
                 await sim.close()
             assert stats.won > 0 and not stats.errors, stats
-            period = f"{datetime.now(UTC).astimezone(ZoneInfo(settings.timezone)):%Y-%m}"
-            r = await http.put(
-                f"{urls['deals']}/targets/{uuid.uuid4()}",
-                headers=ADMIN,
-                json={"team_id": "north", "period": period, "amount": {"amount": "900000000", "currency": "VND"}},
-            )
-            assert r.status_code == 200, r.text
             won = (await http.get(f"{urls['deals']}/deals", params={"status": "won"}, headers=ADMIN)).json()
             await settled(http, urls)
         async with chromium() as browser:

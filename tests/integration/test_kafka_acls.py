@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import NewTopic
-from aiokafka.errors import KafkaConnectionError, TopicAuthorizationFailedError
+from aiokafka.errors import ClusterAuthorizationFailedError, KafkaConnectionError, TopicAuthorizationFailedError
 
 from shared.eventstore import NewEvent
 from shared.eventstore.postgres import PostgresEventStore
@@ -102,6 +102,22 @@ async def read(secure: Secure, user: str, topic: str) -> list[bytes]:
         await consumer.stop()
 
 
+async def read_without_group(secure: Secure, user: str, topic: str) -> list[bytes]:
+    """As the web board reads: every partition assigned, no consumer group."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=secure.bootstrap, enable_auto_commit=False, **secure.options(user))
+    await consumer.start()
+    try:
+        async with admin_client(secure.bootstrap, **secure.options(user)) as admin:
+            (described,) = await admin.describe_topics([topic])
+        tps = [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        batches = await consumer.getmany(timeout_ms=5000)
+        return [r.value or b"" for records in batches.values() for r in records]
+    finally:
+        await consumer.stop()
+
+
 async def test_a_service_writes_its_own_topic_and_not_another_services(
     secure: Secure, pg_store: PostgresEventStore, endpoints: Endpoints
 ) -> None:
@@ -141,6 +157,10 @@ async def test_a_service_writes_its_own_topic_and_not_another_services(
         await write(secure, "production", topics["leads"])
     with pytest.raises(TopicAuthorizationFailedError):
         await read(secure, "leads", topics["production"])
+    # the web board reads every pipeline's events and writes none
+    assert len(await read_without_group(secure, "web", topics["deals"])) == 1
+    with pytest.raises((TopicAuthorizationFailedError, ClusterAuthorizationFailedError)):  # not even idempotent
+        await write(secure, "web", topics["deals"])
     await write(secure, "leads", topics["leads"])
     assert len(await read_whole_topic(secure.bootstrap, topics["leads"], **secure.options("admin"))) == 1
     # no way in without the right password, or without SASL
