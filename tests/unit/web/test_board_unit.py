@@ -1,0 +1,208 @@
+"""The web board without servers: words and numbers in both languages, filters, CSV, live notices, and the app
+against API answers faked at the HTTP transport (the real APIs are in tests/e2e/test_web_board.py)."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+
+from services.web import i18n, live
+from services.web.app import AUDIT, COOKIE, create_app, csv_value, safe_next
+from services.web.pages import FilterError, Filters, pages, target_scope
+from shared.auth import Principal, issue_token
+from shared.settings import Settings
+
+SECRET = "k" * 40
+SETTINGS = Settings(jwt_keys=json.dumps({"t": SECRET}), jwt_active_kid="t", log_json=False)
+ALL_PAGES = {**pages(ZoneInfo("Asia/Ho_Chi_Minh")), "audit": AUDIT}
+
+
+def tok(user: str, *roles: str, team: str | None = None) -> str:
+    return issue_token(key_id="t", secret=SECRET.encode(), user_id=user, roles=roles, team=team)
+
+
+def test_every_label_has_both_languages() -> None:
+    labels = {"app", "login", "logout", "live", "offline", "csv", "empty", "forbidden", "not_found"}
+    for page in ALL_PAGES.values():
+        labels |= {page.title} | {p.title for p in page.panels}
+        for panel in page.panels:
+            labels |= {c.label for c in (*panel.columns, *panel.card_columns)}
+    for key in labels:
+        en, vi = i18n.WORDS[key]
+        assert en and vi, key
+
+
+@pytest.mark.parametrize(
+    ("value", "kind", "en", "vi"),
+    [
+        ("145800000", "money", "145,800,000", "145.800.000"),
+        ({"VND": "116640000", "USD": "12.5"}, "money", "12.5 USD · 116,640,000 VND", "12,5 USD · 116.640.000 VND"),
+        (0.833333, "pct", "83.3 %", "83,3 %"),
+        (1.0, "pct", "100.0 %", "100,0 %"),
+        (3.5, "ratio", "3.50", "3,50"),
+        (-1234, "int", "-1,234", "-1.234"),
+        (None, "money", "—", "—"),
+        (True, "bool", "yes", "có"),
+        ("ready_to_ship", "stage", "Ready to ship", "Sẵn sàng giao"),
+        ("2026-12-01T21:13:24.876439+00:00", "datetime", "2026-12-01 21:13", "2026-12-01 21:13"),
+        ("not a number", "money", "not a number", "not a number"),
+    ],
+)
+def test_numbers_are_written_as_each_language_writes_them(value: Any, kind: str, en: str, vi: str) -> None:
+    assert i18n.fmt(value, kind, "en") == en
+    assert i18n.fmt(value, kind, "vi") == vi
+
+
+def test_the_language_comes_from_the_query_then_the_cookie_then_the_browser() -> None:
+    assert i18n.pick_lang("vi", "en", "en-US") == "vi"
+    assert i18n.pick_lang(None, "en", "vi-VN,vi") == "en"
+    assert i18n.pick_lang("xx", None, "vi-VN,vi;q=0.9") == "vi"
+    assert i18n.pick_lang(None, None, None) == "en"
+
+
+def test_filters_have_defaults_and_refuse_bad_input_by_name() -> None:
+    today = date(2026, 12, 1)
+    f = Filters.parse({}, today)
+    assert (f.start, f.end, f.period) == (date(2026, 1, 1), date(2026, 12, 2), "2026-12")
+    assert Filters.parse({"period": "2027-Q1", "team": "north"}, today).as_query()["team"] == "north"
+    for query, message in [
+        ({"from": "yesterday"}, "from: 'yesterday' is not a date"),
+        ({"from": "2026-05-01", "to": "2026-04-01"}, "to: must be after from"),
+        ({"period": "2026-13"}, "period:"),
+        ({"as_of": "2027-01-01"}, "as_of: a date in the future"),
+        ({"team": "north'; drop"}, "team:"),
+        ({"deal": "<script>"}, "deal:"),
+        ({"from": "0001-01-01"}, "years 1000 to 2999"),
+    ]:
+        with pytest.raises(FilterError, match=message.replace("(", r"\(")):
+            Filters.parse(query, today)
+
+
+def test_whose_target_plan_follows_the_role() -> None:
+    f = Filters.parse({"team": "south"}, date(2026, 12, 1))
+    assert target_scope(f, Principal("m", frozenset({"sales_manager"}), "north")) == {
+        "period": "2026-12",
+        "team_id": "north",  # a manager's own team, whatever was typed
+    }
+    assert target_scope(f, Principal("u-lan", frozenset({"sales"}), "north"))["owner_id"] == "u-lan"
+    assert target_scope(f, Principal("a", frozenset({"auditor"})))["team_id"] == "south"
+    assert target_scope(Filters.parse({}, date(2026, 12, 1)), Principal("a", frozenset({"auditor"}))) is None
+
+
+def test_csv_values_are_plain_and_never_formulas() -> None:
+    assert csv_value({"VND": "10", "USD": "2"}) == "USD 2; VND 10"
+    assert csv_value("=HYPERLINK(1)") == "'=HYPERLINK(1)"
+    assert csv_value("-12.5") == "-12.5"
+    assert csv_value(None) == "" and csv_value(False) == "false"
+
+
+def test_sign_in_goes_only_to_this_sites_pages() -> None:
+    assert safe_next("/sales?team=north") == "/sales?team=north"
+    for bad in ("https://evil.example/", "//evil.example", "/\\evil", "javascript:alert(1)"):
+        assert safe_next(bad) == "/sales"
+
+
+def test_a_live_notice_names_the_pipeline_and_position_only() -> None:
+    topics = {"pipelines.deals.events": "deals", "pipelines.alerts": "alerts"}
+    envelope = {"source": "/pipelines/deals", "position": 41, "data": {"customer": "Sen Vàng"}}
+    assert live.notice("pipelines.deals.events", json.dumps(envelope).encode(), topics) == {
+        "service": "deals",
+        "position": 41,
+    }
+    alert = {"source": "/pipelines/production", "position": 3}
+    assert live.notice("pipelines.alerts", json.dumps(alert).encode(), topics) == {
+        "service": "alerts",
+        "of": "production",
+    }
+    assert live.notice("pipelines.deals.events", b"\xff not json", topics) == {"service": "deals"}
+    assert live.notice("other.topic", b"{}", topics) is None
+
+
+async def test_a_slow_page_is_told_to_refresh_everything_instead_of_piling_up() -> None:
+    hub = live.Hub()
+    async with hub.subscribe() as q:
+        for n in range(live.QUEUE + 5):
+            hub.publish({"service": "deals", "position": n})
+        assert q.qsize() < live.QUEUE and {"service": "*"} in [q.get_nowait() for _ in range(q.qsize())]
+    assert hub.listeners == 0
+
+
+BOARD = {
+    "stages": [
+        {
+            "stage_id": "quote_sent",
+            "name": "Quote sent",
+            "count": 1,
+            "stuck_count": 1,
+            "value": {"VND": "5000000"},
+            "weighted_value": {"VND": "3000000"},
+            "deals": [
+                {
+                    "deal_id": "d-1",
+                    "title": "Tủ đông",
+                    "customer": "=cmd|' /C calc'!A0",
+                    "owner_id": "u-lan",
+                    "value": "5000000",
+                    "weighted_value": "3000000",
+                    "days_in_stage": 21,
+                    "stuck": True,
+                    "delivery_risk": None,
+                    "expected_close_date": "2026-12-20",
+                }
+            ],
+        }
+    ]
+}
+
+
+def fake_apis(request: httpx.Request) -> httpx.Response:
+    """The deals API's board; 403 for marketing's funnel; everything else answers an empty list."""
+    if request.url.path == "/board" and request.url.port == 8102:
+        return httpx.Response(200, json=BOARD)
+    if request.url.path == "/funnel":
+        return httpx.Response(403, json={"detail": "no role allows this"})
+    if request.url.path == "/campaigns":
+        raise httpx.ConnectError("refused")
+    return httpx.Response(200, json=[])
+
+
+@pytest.fixture
+async def web() -> Any:
+    app = create_app(SETTINGS, transport=httpx.MockTransport(fake_apis), live_feed=False)
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://web")
+    async with app.router.lifespan_context(app), client:
+        yield client
+
+
+async def test_sign_in_keeps_the_token_in_an_http_only_cookie(web: httpx.AsyncClient) -> None:
+    r = await web.post("/login", data={"token": "nope", "next": "/sales"})
+    assert r.status_code == 401 and "not valid" in r.text
+    r = await web.post("/login", data={"token": "Bearer " + tok("u-lan", "sales"), "next": "/production"})
+    assert r.status_code == 303 and r.headers["location"] == "/production"
+    cookie = r.headers["set-cookie"]
+    assert cookie.startswith(COOKIE) and "HttpOnly" in cookie and "SameSite=strict" in cookie
+    r = await web.post("/logout")
+    assert r.status_code == 303 and 'pipelines_token=""' in r.headers["set-cookie"]
+
+
+async def test_a_page_shows_the_api_values_and_says_what_it_could_not_show(web: httpx.AsyncClient) -> None:
+    web.cookies.set(COOKIE, tok("u-lan", "sales"))
+    r = await web.get("/sales?lang=vi")
+    assert r.status_code == 200 and r.headers["content-security-policy"].startswith("default-src 'self'")
+    assert 'data-value="21"' in r.text and "Số ngày ở giai đoạn" in r.text and "5.000.000" in r.text
+    assert 'class="card hl"' in r.text  # stuck
+    assert "=cmd|" in r.text and "<script" not in r.text.split("</head>")[1]
+    r = await web.get("/marketing")
+    assert 'data-panel="funnel_source"' in r.text and 'data-state="forbidden"' in r.text
+    assert 'data-state="unavailable"' in r.text and r.status_code == 200  # one API down, the page still shows
+    r = await web.get("/export/sales/board.csv?lang=en")
+    lines = r.text.lstrip("\ufeff").splitlines()
+    assert lines[0].startswith("Stage,Deals,Stuck,Value,Weighted,Deal,Customer")
+    assert "'=cmd|" in lines[1] and "VND 5000000" in lines[1]
+    assert (await web.get("/export/marketing/funnel_source.csv")).status_code == 403
+    assert (await web.get("/panel/sales/board?from=nope")).status_code == 422
