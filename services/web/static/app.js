@@ -41,8 +41,8 @@
   function schedule(id, delay) {
     const s = state.get(id);
     if (s.busy) { s.again = true; return; }
-    clearTimeout(s.timer);
-    s.timer = setTimeout(() => refresh(id), delay);
+    if (s.timer) return; // one is due already: a steady stream of notices must not keep postponing it
+    s.timer = setTimeout(() => { s.timer = null; refresh(id); }, delay);
   }
 
   function onNotice(n) {
@@ -52,10 +52,10 @@
       const s = state.get(id);
       if (el.dataset.waits === "1" && Number.isInteger(n.position)) s.position = Math.max(s.position || 0, n.position);
       schedule(id, 150);
-      // a read model that cannot be waited for may apply the event just after: look once more a little later
+      // a read model that cannot be waited for may apply the event just after: look again a little later
       if (el.dataset.waits !== "1") {
-        clearTimeout(s.trailing);
-        s.trailing = setTimeout(() => schedule(id, 0), 1500);
+        (s.trailing || []).forEach(clearTimeout);
+        s.trailing = [1500, 5000].map((ms) => setTimeout(() => schedule(id, 0), ms));
       }
     }
   }
