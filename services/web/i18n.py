@@ -43,6 +43,7 @@ WORDS: dict[str, tuple[str, str]] = {
     "deal": ("Deal", "Cơ hội"),
     "empty": ("Nothing here yet", "Chưa có dữ liệu"),
     "forbidden": ("Your role does not see this", "Vai trò của bạn không được xem mục này"),
+    "partial": ("Not shown to your role", "Không hiển thị với vai trò của bạn"),
     "not_found": ("Not found", "Không tìm thấy"),
     "unavailable": ("The service does not answer right now", "Dịch vụ hiện không phản hồi"),
     "invalid": ("Check the filters", "Kiểm tra lại bộ lọc"),
