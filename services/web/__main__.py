@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 
 import uvloop
@@ -16,6 +17,7 @@ from shared.settings import Settings
 async def _main() -> None:
     settings = Settings()
     configure_logging(settings, process="web")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per API call would drown the board's own
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
