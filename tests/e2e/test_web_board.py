@@ -209,6 +209,13 @@ async def test_every_page_loads_with_the_api_figures_and_is_kept_as_a_screenshot
             shown = await figures_equal_the_api(board, page, tok)
             assert {p["state"] for p in shown} == {"ok"}, [(p["id"], p["state"], p["text"]) for p in shown]
             await screenshot(page, "desktop-" + path.strip("/").split("?")[0])
+        # the forecast as it stood on a past date (the date picker): yesterday, before the demo's deals existed
+        day = datetime.now(UTC).astimezone(ZoneInfo(board.settings.timezone)).date()
+        for as_of, has_rows in ((day - timedelta(days=1), False), (day, True)):
+            await page.goto(f"{board.urls['web']}/sales?as_of={as_of}")
+            assert await page.locator("input[name=as_of]").input_value() == str(as_of)
+            forecast = next(p for p in await figures_equal_the_api(board, page, tok) if p["id"] == "forecast")
+            assert "as_of=" in forecast["source"] and bool(forecast["rows"]) == has_rows, as_of
         # the sales page carries demo data in every panel (the target plan for the team chosen too)
         await page.goto(board.urls["web"] + "/sales?team=north")
         sales = {p["id"]: p for p in await panels(page)}
