@@ -22,7 +22,7 @@ async def _main() -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await serve(create_app(settings), settings.api_host, settings.web_port, stop)
+    await serve(create_app(settings, stop=stop), settings.api_host, settings.web_port, stop)
 
 
 uvloop.run(_main())

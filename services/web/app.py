@@ -262,13 +262,15 @@ def create_app(
     *,
     transport: httpx.AsyncBaseTransport | None = None,
     live_feed: bool = True,
+    stop: asyncio.Event | None = None,
 ) -> FastAPI:
+    """The board's app; setting ``stop`` ends its live feed and open event streams (a process's shutdown)."""
     tz = ZoneInfo(settings.timezone)
     verifier = TokenVerifier.from_settings(settings)
     hub = live.Hub()
     apis = Apis(settings, transport)
     all_pages: dict[str, Page] = pages(tz) | {"audit": AUDIT}
-    stop = asyncio.Event()
+    stop = stop or asyncio.Event()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -455,12 +457,17 @@ def create_app(
         async def stream() -> AsyncIterator[str]:
             async with hub.subscribe() as queue:
                 yield "retry: 2000\n\n"
-                while not stop.is_set():
+                quiet = 0.0
+                while not stop.is_set():  # the process stops: end the stream, the page reconnects elsewhere
                     try:
-                        notice = await asyncio.wait_for(queue.get(), 15)
+                        notice = await asyncio.wait_for(queue.get(), 1)
                     except TimeoutError:
-                        yield ": keep-alive\n\n"  # proxies close quiet connections
+                        quiet += 1
+                        if quiet >= 15:
+                            yield ": keep-alive\n\n"  # proxies close quiet connections
+                            quiet = 0
                         continue
+                    quiet = 0
                     yield f"data: {json.dumps(notice)}\n\n"
 
         return StreamingResponse(

@@ -3,6 +3,7 @@ against API answers faked at the HTTP transport (the real APIs are in tests/e2e/
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import date
 from typing import Any
@@ -206,3 +207,17 @@ async def test_a_page_shows_the_api_values_and_says_what_it_could_not_show(web: 
     assert "'=cmd|" in lines[1] and "VND 5000000" in lines[1]
     assert (await web.get("/export/marketing/funnel_source.csv")).status_code == 403
     assert (await web.get("/panel/sales/board?from=nope")).status_code == 422
+
+
+async def test_event_streams_carry_notices_and_end_when_the_process_stops() -> None:
+    stop = asyncio.Event()
+    app = create_app(SETTINGS, transport=httpx.MockTransport(fake_apis), live_feed=False, stop=stop)
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://web")
+    async with app.router.lifespan_context(app), client:
+        client.cookies.set(COOKIE, tok("u-lan", "sales"))
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.3, app.state.hub.publish, {"service": "deals", "position": 7})
+        loop.call_later(0.8, stop.set)  # SIGTERM: an open page must not hold the shutdown
+        r = await asyncio.wait_for(client.get("/events"), 10)
+    assert r.headers["content-type"].startswith("text/event-stream")
+    assert r.text.startswith("retry: 2000") and 'data: {"service": "deals", "position": 7}' in r.text
