@@ -175,6 +175,7 @@ POLICY: dict[str, dict[str, frozenset[str]]] = {
         for p in (
             "/orders/{order_id}",
             "/orders/{order_id}/history",
+            "/orders/for-deal/{deal_id}",
             "/board",
             "/analytics/cycle-times",
             "/analytics/quality",
