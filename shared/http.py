@@ -27,7 +27,14 @@ from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.decider import Context, RuleError
-from shared.eventstore import AppendResult, ConcurrencyError, Idempotency, IdempotencyKeyReusedError, RecordedEvent
+from shared.eventstore import (
+    AppendResult,
+    ConcurrencyError,
+    EventStore,
+    Idempotency,
+    IdempotencyKeyReusedError,
+    RecordedEvent,
+)
 from shared.metrics import HTTP_SECONDS, exposition
 from shared.pii import PersonalData, without_personal_data
 from shared.projections import ReadModelBehindError
@@ -340,6 +347,22 @@ def decode_cursor(cursor: str | None) -> int:
     if offset < 0:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail="cursor is not one this API gave")
     return offset
+
+
+WaitFor = Annotated[
+    int | None,
+    Query(ge=1, description="wait (5 s at most) until the read model has applied the event at this position"),
+]
+
+
+async def wait_target(store: EventStore, position: int | None) -> tuple[str, int] | None:
+    """What a query's ``position`` asks a read model to have applied: the (stream, version) of that event."""
+    if position is None:
+        return None
+    located = await store.locate(position)
+    if located is None:
+        raise HTTPException(422, detail=f"no event at position {position}")
+    return located
 
 
 Limit = Annotated[int, Query(ge=1, le=200, description="page size")]

@@ -33,12 +33,14 @@ from shared.http import (
     IfMatch,
     Limit,
     Problem,
+    WaitFor,
     answer,
     command_context,
     decode_cursor,
     history_page,
     install_common,
     page,
+    wait_target,
 )
 from shared.pii import PersonalData
 from shared.projections import ReadModels
@@ -97,10 +99,6 @@ def _occurred_at(value: str | None) -> datetime | None:
     return at
 
 
-WaitFor = Annotated[
-    int | None,
-    Query(ge=1, description="wait (5 s at most) until the read model has applied the event at this position"),
-]
 Currency = Annotated[str, Query(pattern=r"^[A-Z]{3}$")]
 Period = Annotated[str, Query(pattern=r"^[12]\d{3}-(0[1-9]|1[0-2]|Q[1-4])$", examples=["2026-12", "2027-Q1"])]
 OccurredAt = Annotated[
@@ -308,12 +306,7 @@ def create_app(svc: DealsAPI, verifier: TokenVerifier, *, title: str = "Pipeline
         return svc.read_models
 
     async def waited(position: int | None) -> tuple[str, int] | None:
-        if position is None:
-            return None
-        located = await svc.store.locate(position)
-        if located is None:
-            raise HTTPException(422, detail=f"no event at position {position}")
-        return located
+        return await wait_target(svc.store, position)
 
     @router.get("/board", tags=["read models"], summary="the sales board: per stage the open deals, counts and values")
     async def get_board(

@@ -34,12 +34,14 @@ from shared.http import (
     IfMatch,
     Limit,
     Problem,
+    WaitFor,
     answer,
     command_context,
     decode_cursor,
     history_page,
     install_common,
     page,
+    wait_target,
 )
 from shared.projections import ReadModels
 from shared.settings import Settings
@@ -395,6 +397,9 @@ def create_app(svc: LeadsAPI, verifier: TokenVerifier) -> FastAPI:
             raise HTTPException(422, detail="`to` must be after `from`")
         return datetime.combine(start, time(), tz), datetime.combine(end, time(), tz)
 
+    async def waited(position: int | None) -> tuple[str, int] | None:
+        return await wait_target(svc.leads.store, position)
+
     @router.get("/leads", tags=["read models"], summary="the lead inbox, newest first")
     async def get_inbox(
         p: Annotated[Principal, Depends(require(*READ))],
@@ -403,9 +408,10 @@ def create_app(svc: LeadsAPI, verifier: TokenVerifier) -> FastAPI:
         unassigned: bool | None = None,
         limit: Limit = 50,
         cursor: Cursor = None,
+        position: WaitFor = None,
     ) -> Any:
         offset = decode_cursor(cursor)
-        async with read_models().connection("marketing") as conn:
+        async with read_models().connection("marketing", wait_for=await waited(position)) as conn:
             rows = await projections.inbox(
                 conn, status=status, source=source, unassigned=unassigned, offset=offset, limit=limit
             )
@@ -422,9 +428,10 @@ def create_app(svc: LeadsAPI, verifier: TokenVerifier) -> FastAPI:
         start: Annotated[date, Query(alias="from")],
         end: Annotated[date, Query(alias="to")],
         by: Literal["source", "campaign", "month"] = "source",
+        position: WaitFor = None,
     ) -> list[dict[str, Any]]:
         lo, hi = window(start, end)
-        async with read_models().connection("marketing") as conn:
+        async with read_models().connection("marketing", wait_for=await waited(position)) as conn:
             return await projections.funnel(conn, by=by, start=lo, end=hi, tz=svc.settings.timezone)
 
     @router.get("/campaigns", tags=["read models"], summary="campaign performance: CPL, CAC, revenue, ROI, ROAS")
@@ -432,9 +439,10 @@ def create_app(svc: LeadsAPI, verifier: TokenVerifier) -> FastAPI:
         p: Annotated[Principal, Depends(require(*READ))],
         start: Annotated[date, Query(alias="from")],
         end: Annotated[date, Query(alias="to")],
+        position: WaitFor = None,
     ) -> list[dict[str, Any]]:
         lo, hi = window(start, end)
-        async with read_models().connection("marketing") as conn:
+        async with read_models().connection("marketing", wait_for=await waited(position)) as conn:
             return await projections.campaign_performance(conn, start=lo, end=hi, tz=svc.settings.timezone)
 
     @router.get("/nurture", tags=["read models"], summary="nurture sequences: sent, opened, clicked, converted")

@@ -29,12 +29,14 @@ from shared.http import (
     IfMatch,
     Limit,
     Problem,
+    WaitFor,
     answer,
     command_context,
     decode_cursor,
     history_page,
     install_common,
     page,
+    wait_target,
 )
 from shared.pii import PersonalData
 from shared.projections import ReadModels
@@ -203,9 +205,12 @@ def create_app(svc: ProductionAPI, verifier: TokenVerifier) -> FastAPI:
     From = Annotated[date, Query(alias="from")]  # noqa: N806
     To = Annotated[date, Query(alias="to")]  # noqa: N806
 
+    async def waited(position: int | None) -> tuple[str, int] | None:
+        return await wait_target(svc.production.store, position)
+
     @router.get("/board", tags=["read models"], summary="open orders per stage: WIP, age, late")
-    async def get_board(p: Annotated[Principal, Depends(require(*READ))]) -> dict[str, Any]:
-        async with read_models().connection("floor") as conn:
+    async def get_board(p: Annotated[Principal, Depends(require(*READ))], position: WaitFor = None) -> dict[str, Any]:
+        async with read_models().connection("floor", wait_for=await waited(position)) as conn:
             return await projections.board(conn, now=svc.production.clock(), tz=svc.timezone)
 
     @router.get("/analytics/cycle-times", tags=["read models"], summary="time in stage and order lead time")
@@ -233,10 +238,13 @@ def create_app(svc: ProductionAPI, verifier: TokenVerifier) -> FastAPI:
 
     @router.get("/orders", tags=["read models"], summary="open orders, soonest due first")
     async def list_orders(
-        p: Annotated[Principal, Depends(require(*READ))], limit: Limit = 50, cursor: Cursor = None
+        p: Annotated[Principal, Depends(require(*READ))],
+        limit: Limit = 50,
+        cursor: Cursor = None,
+        position: WaitFor = None,
     ) -> Any:
         offset = decode_cursor(cursor)
-        async with read_models().connection("floor") as conn:
+        async with read_models().connection("floor", wait_for=await waited(position)) as conn:
             b = await projections.board(conn, now=svc.production.clock(), tz=svc.timezone)
         items = sorted((o for s in b["stages"] for o in s["items"]), key=lambda o: (o["due_date"], o["order_id"]))
         return page(items[offset : offset + limit + 1], offset, limit)

@@ -329,6 +329,7 @@ def marketing_page() -> Page:
                 "p_funnel_source",
                 "leads",
                 "/funnel",
+                waits=True,
                 columns=(C("source", "c_source"), *FUNNEL),
                 params=lambda f, p: f.window() | {"by": "source"},
                 wide=True,
@@ -338,6 +339,7 @@ def marketing_page() -> Page:
                 "p_funnel_campaign",
                 "leads",
                 "/funnel",
+                waits=True,
                 columns=(C("campaign", "c_campaign"), *FUNNEL),
                 params=lambda f, p: f.window() | {"by": "campaign"},
                 wide=True,
@@ -347,6 +349,7 @@ def marketing_page() -> Page:
                 "p_campaigns",
                 "leads",
                 "/campaigns",
+                waits=True,
                 columns=(
                     C("name", "c_name"),
                     C("channel", "c_channel"),
@@ -369,6 +372,7 @@ def marketing_page() -> Page:
                 "p_inbox",
                 "leads",
                 "/leads",
+                waits=True,
                 rows="items",
                 columns=(
                     C("captured_at", "c_captured_at", "datetime"),
@@ -398,6 +402,7 @@ def production_page() -> Page:
                 "p_floor_kpis",
                 "production",
                 "/board",
+                waits=True,
                 kind="kpis",
                 rows=None,
                 columns=(
@@ -411,6 +416,7 @@ def production_page() -> Page:
                 "p_floor",
                 "production",
                 "/board",
+                waits=True,
                 kind="kanban",
                 rows="stages",
                 columns=(
