@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 
@@ -154,7 +155,7 @@ class Simulation:
 
     async def targets(self) -> None:
         """This month's revenue target for each team (what the target plan works back from, seed S2)."""
-        period = f"{datetime.now(UTC):%Y-%m}"
+        period = f"{datetime.now(ZoneInfo(self.settings.timezone)):%Y-%m}"  # the month as the business counts it
         for team in sorted({t for _, t in OWNERS}):
             target = uuid.uuid5(uuid.NAMESPACE_URL, f"pipelines-demo-target/{team}/{period}")
             amount = str(self.rng.randrange(5, 15) * 100_000_000)

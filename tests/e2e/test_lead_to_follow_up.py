@@ -7,7 +7,6 @@ exactly the live ones."""
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from services.deals.handlers import deal_id_for_lead
 from services.production.handlers import order_id_for_deal
 from shared.settings import SERVICES, Settings
 from shared.stack import ROOT, Endpoints
-from tests.support.services import bearer, drop_everything, isolated_settings
+from tests.support.services import bearer, drop_everything, isolated_settings, stop_processes
 from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka, pytest.mark.e2e, pytest.mark.slow]
@@ -86,13 +85,7 @@ async def system(
             await wait_until(ready, timeout=120, interval=0.5)
         yield settings, urls
     finally:
-        for p in processes:
-            p.send_signal(signal.SIGTERM)
-        for p in processes:
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_processes(processes)
         await drop_everything(settings)
 
 

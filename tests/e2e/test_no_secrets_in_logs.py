@@ -17,7 +17,6 @@ import hmac
 import json
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import uuid
@@ -34,7 +33,7 @@ from shared.auth import issue_token
 from shared.settings import SERVICES, Settings
 from shared.stack import ROOT, Endpoints
 from tests.e2e.test_lead_to_follow_up import free_port
-from tests.support.services import drop_everything, isolated_settings
+from tests.support.services import drop_everything, isolated_settings, stop_processes
 from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka, pytest.mark.e2e, pytest.mark.slow]
@@ -184,13 +183,7 @@ async def test_no_secret_and_no_personal_data_in_any_log_line(endpoints: Endpoin
             dead = tmp_path / "deals.log"
             await wait_until(lambda: _count(dead, "projection.dead_letter", 2), timeout=60, interval=0.3)
     finally:
-        for p in processes:
-            p.send_signal(signal.SIGTERM)
-        for p in processes:
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_processes(processes)
         await drop_everything(settings)
 
     text = {s: log.read_text(errors="replace") for s, log in logs.items()}

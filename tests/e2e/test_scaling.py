@@ -19,7 +19,7 @@ from services.deals import main as deals_main
 from shared.decider import Context
 from shared.stack import ROOT, Endpoints
 from tests.support.kafka import by_stream, read_topic
-from tests.support.services import applied_everything, drop_everything, isolated_settings, process_env
+from tests.support.services import applied_everything, drop_everything, isolated_settings, process_env, stop_processes
 from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka, pytest.mark.e2e, pytest.mark.slow]
@@ -120,13 +120,6 @@ async def test_projectors_and_relays_scale_out_and_survive_a_kill(endpoints: End
         await ops.rebuild(settings, "deals", "board", lambda *_: None, poll_s=0.5, wait_s=180)
         assert await board() == live, "the read model equals a rebuild"
     finally:
-        for p in processes:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in processes:
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_processes(processes)
         await core.close()
         await drop_everything(settings)

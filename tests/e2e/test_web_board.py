@@ -7,7 +7,6 @@ Screenshots are kept under .run/test-artefacts/web/."""
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
 import uuid
@@ -30,7 +29,7 @@ from shared.settings import SERVICES, Settings
 from shared.stack import ROOT, Endpoints
 from tests.e2e.test_lead_to_follow_up import free_port
 from tests.support.browser import chromium, panels, screenshot
-from tests.support.services import bearer, drop_everything, isolated_settings, process_env
+from tests.support.services import bearer, drop_everything, isolated_settings, process_env, stop_processes
 from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka, pytest.mark.e2e, pytest.mark.slow]
@@ -93,13 +92,7 @@ async def board(endpoints: Endpoints, tmp_path_factory: pytest.TempPathFactory) 
         async with chromium() as browser:
             yield Board(settings, urls, browser, won_deal=won["items"][0]["deal_id"])
     finally:
-        for p in processes:
-            p.send_signal(signal.SIGTERM)
-        for p in processes:
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_processes(processes)
         await drop_everything(settings)
 
 

@@ -6,6 +6,8 @@ import asyncio
 import base64
 import json
 import os
+import signal
+import subprocess
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -122,3 +124,15 @@ def process_env(settings: Settings, **extra: str) -> dict[str, str]:
         "PIPELINES_LOG_JSON": "true",
         **extra,
     }
+
+
+def stop_processes(processes: list[subprocess.Popen[bytes]], wait_s: float = 30) -> None:
+    """SIGTERM to each process still running, then wait for all; kill one that has not stopped by then."""
+    for p in processes:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    for p in processes:
+        try:
+            p.wait(timeout=wait_s)
+        except subprocess.TimeoutExpired:
+            p.kill()
