@@ -222,6 +222,21 @@ async def timeline(apis: Apis, f: Filters, token: str) -> Shown:
     return shown
 
 
+ALERTS_PAGE = 500  # the most one /alerts answer lists
+
+
+async def alert_count(apis: Apis, token: str) -> str:
+    """How many active alerts the three APIs show this user ("" when none may be seen; "500+" past a page)."""
+    answers = await asyncio.gather(
+        *(apis.get(s, "/alerts", {"limit": str(ALERTS_PAGE)}, token) for s in SERVICES), return_exceptions=True
+    )
+    lists = [r.json() for r in answers if isinstance(r, httpx.Response) and r.status_code == 200]
+    if not lists:
+        return ""
+    total = sum(len(x) for x in lists if isinstance(x, list))
+    return f"{total}+" if any(isinstance(x, list) and len(x) >= ALERTS_PAGE for x in lists) else str(total)
+
+
 def csv_value(value: Any) -> str:
     if value is None:
         return ""
@@ -305,7 +320,12 @@ def create_app(
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.globals |= {"fmt": i18n.fmt, "value_at": value_at, "MILESTONES": MILESTONES, "json": json}
+    env.globals |= {
+        "fmt": lambda value, kind, lang: i18n.fmt(value, kind, lang, tz),  # times in the business's time zone
+        "value_at": value_at,
+        "MILESTONES": MILESTONES,
+        "json": json,
+    }
 
     def lang_of(request: Request) -> i18n.Lang:
         return i18n.pick_lang(
@@ -314,6 +334,7 @@ def create_app(
 
     def html(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
         lang = lang_of(request)
+        context.setdefault("alerts", "")  # the nav's badge: counted on full pages only
         body = env.get_template(template).render(
             lang=lang, t=lambda key: i18n.word(key, lang), request_path=request.url.path, **context
         )
@@ -392,11 +413,21 @@ def create_app(
             return html(
                 request, "page.html", 422, page=page, shown=[], error=error, user=principal, query=typed, **nav()
             )
+        counting = asyncio.ensure_future(alert_count(apis, token))  # beside the panels, not after them
         shown = list(await asyncio.gather(*(load(apis, panel, f, principal, token) for panel in page.panels)))
+        alerts = await counting
         if any(s.state == "signed_out" for s in shown):
             return login_redirect(request)
         return html(
-            request, "page.html", page=page, shown=shown, error=None, user=principal, query=f.as_query(), **nav()
+            request,
+            "page.html",
+            page=page,
+            shown=shown,
+            error=None,
+            user=principal,
+            query=f.as_query(),
+            alerts=alerts,
+            **nav(),
         )
 
     def nav() -> dict[str, Any]:
@@ -448,6 +479,14 @@ def create_app(
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="{name}"'} | SECURITY_HEADERS,
         )
+
+    @app.get("/alerts/count", include_in_schema=False)
+    async def alerts_count(request: Request) -> dict[str, str]:
+        """The active alerts the user may see, for the badge on every page (refreshed on alert notices)."""
+        who = signed_in(request)
+        if who is None:
+            raise HTTPException(401, detail="sign in again")
+        return {"count": await alert_count(apis, who[1])}
 
     @app.get("/events", include_in_schema=False)
     async def events(request: Request) -> StreamingResponse:

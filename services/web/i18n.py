@@ -5,6 +5,7 @@ Every label a page shows is a key of ``WORDS``; a missing key is a test failure,
 
 from __future__ import annotations
 
+from datetime import datetime, tzinfo
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
@@ -238,8 +239,9 @@ def number(value: Any, lang: Lang, *, places: int | None = None) -> str:
     return sign + text
 
 
-def fmt(value: Any, kind: str, lang: Lang) -> str:
-    """One cell's text. ``value`` is exactly what the API answered; only its writing changes."""
+def fmt(value: Any, kind: str, lang: Lang, tz: tzinfo | None = None) -> str:
+    """One cell's text. ``value`` is exactly what the API answered; only its writing changes (times in ``tz``,
+    the business's time zone)."""
     if value is None:
         return "—"
     if kind == "bool":
@@ -260,7 +262,13 @@ def fmt(value: Any, kind: str, lang: Lang) -> str:
     if kind == "int":
         return number(value, lang)
     if kind == "datetime" and isinstance(value, str):
-        return value.replace("T", " ")[:16]
+        try:
+            at = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+        if tz is not None and at.tzinfo is not None:
+            at = at.astimezone(tz)
+        return f"{at:%Y-%m-%d %H:%M}"
     if kind == "stage" and isinstance(value, str) and value in WORDS:
         return word(value, lang)
     if kind == "counts" and isinstance(value, dict):

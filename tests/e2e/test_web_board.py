@@ -34,7 +34,8 @@ from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka, pytest.mark.e2e, pytest.mark.slow]
 ADMIN = bearer("u-admin", "admin", team=None)
-PAGES = {**pages(ZoneInfo("Asia/Ho_Chi_Minh")), "audit": AUDIT}
+TZ = ZoneInfo("Asia/Ho_Chi_Minh")  # the settings' default: the board writes times in it
+PAGES = {**pages(TZ), "audit": AUDIT}
 
 
 @dataclass
@@ -152,7 +153,7 @@ def same_cells(cells: list[dict[str, str]], row: dict[str, Any], columns: Any, l
         expected = value_at(row, column.key)
         assert json.loads(cell["value"]) == expected, (where, column.key)
         if column.kind != "json":
-            assert cell["text"] == i18n.fmt(expected, column.kind, lang), (where, column.key, cell["text"])
+            assert cell["text"] == i18n.fmt(expected, column.kind, lang, TZ), (where, column.key, cell["text"])
 
 
 async def figures_equal_the_api(board: Board, page: Page, tok: str, lang: i18n.Lang = "en") -> list[dict[str, Any]]:
@@ -289,6 +290,7 @@ async def test_alerts_appear_as_they_are_raised(board: Board) -> None:
         await page.goto(board.urls["web"] + "/alerts")
         await page.wait_for_selector("body[data-live='1']")
         await page.evaluate("window.__kept = true")
+        before = int(await page.locator("#alert-count").get_attribute("data-count") or 0)
         customer = f"Khách {uuid.uuid4().hex[:6]}"
         due = (datetime.now(UTC) + timedelta(days=1)).date()  # promised tomorrow and not built: at risk
         async with httpx.AsyncClient(timeout=30) as http:
@@ -299,6 +301,10 @@ async def test_alerts_appear_as_they_are_raised(board: Board) -> None:
             )
             assert r.status_code == 201, r.text
         await page.wait_for_selector(f"#panel-alerts_production td:has-text('{customer}')", timeout=45_000)
+        # the nav's badge, on every page, counts it too
+        await page.wait_for_function(
+            f"Number(document.getElementById('alert-count').dataset.count) > {before}", timeout=30_000
+        )
         assert await page.evaluate("window.__kept") is True
         await figures_equal_the_api(board, page, tok)
         await screenshot(page, "live-alert")

@@ -45,7 +45,25 @@
     s.timer = setTimeout(() => { s.timer = null; refresh(id); }, delay);
   }
 
+  const badge = document.getElementById("alert-count");
+  let counting = null;
+  function recount() { // the nav's count of active alerts, once per burst of alert notices
+    if (!badge || counting) return;
+    counting = setTimeout(async () => {
+      counting = null;
+      try {
+        const r = await fetch("/alerts/count", { credentials: "same-origin" });
+        if (r.ok) {
+          const { count } = await r.json();
+          badge.textContent = count;
+          badge.dataset.count = count;
+        }
+      } catch (e) { /* the next notice tries again */ }
+    }, 300);
+  }
+
   function onNotice(n) {
+    if (n.service === "alerts" || n.service === "*") recount();
     for (const el of panels(n.service)) {
       const id = el.dataset.panel;
       if (!state.has(id)) state.set(id, {});
