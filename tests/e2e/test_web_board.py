@@ -161,10 +161,14 @@ async def figures_equal_the_api(board: Board, page: Page, tok: str, lang: i18n.L
 
     A read model may still move between the page's load and the test's own query (a reaction from another
     service arriving late): then the page is loaded again, three times at most. A page that shows other
-    figures than its API stays wrong however often it is loaded."""
+    figures than its API stays wrong however often it is loaded. A panel whose API did not answer (the
+    board says "unavailable", with the API's reason) is loaded again the same way, and named if it stays so."""
     for attempt in range(3):
         try:
-            return await _figures_equal_the_api(board, page, tok, lang)
+            shown = await _figures_equal_the_api(board, page, tok, lang)
+            unanswered = [(p["id"], p["text"]) for p in shown if p["state"] == "unavailable"]
+            assert not unanswered, f"panels whose API did not answer: {unanswered}"
+            return shown
         except AssertionError:
             if attempt == 2:
                 raise
