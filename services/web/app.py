@@ -141,6 +141,11 @@ async def fetch(apis: Apis, panel: Panel, path: str, params: dict[str, str], tok
     if r.status_code == 200:
         shown.rows = rows_of(r.json(), panel)
         return shown
+    return refused(shown, r)
+
+
+def refused(shown: Shown, r: httpx.Response) -> Shown:
+    """Why an API did not give the rows: its status as the panel's state, its detail as the reason."""
     states = {401: "signed_out", 403: "forbidden", 404: "not_found", 422: "invalid"}
     shown.state = states.get(r.status_code, "unavailable")
     with contextlib.suppress(ValueError):
@@ -185,8 +190,8 @@ async def timeline(apis: Apis, f: Filters, token: str) -> Shown:
         return shown
     try:
         deal = await apis.get("deals", f"/deals/{f.deal}", {}, token)
-        if deal.status_code != 200:
-            return await fetch(apis, TIMELINE, f"/deals/{f.deal}", {}, token)
+        if deal.status_code != 200:  # no such deal, or not one the user may see: say why, without asking again
+            return refused(shown, deal)
         parts = [("deals", f"/deals/{f.deal}/history")]
         lead = deal.json().get("source_lead_id")
         if lead:
