@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -26,6 +27,7 @@ from shared.settings import Settings, SettingsError
 ROLES = frozenset({"marketing", "sales", "sales_manager", "production", "auditor", "admin"})
 ALGORITHM = "HS256"
 MIN_KEY_BYTES = 32
+VERIFIED_TOKENS = 10_000  # tokens a verifier remembers as verified (forgotten all at once when full)
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,9 @@ class TokenVerifier:
         self.issuer = issuer
         self.audience = audience
         self.leeway_s = leeway_s
+        # token → (principal, exp): a token verified once stays valid until it expires (the keys of a verifier
+        # never change), so a client's next requests skip the HMAC and the claims' checks
+        self._verified: dict[str, tuple[Principal, float]] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TokenVerifier:
@@ -60,6 +65,16 @@ class TokenVerifier:
         return cls(keys, issuer=settings.jwt_issuer, audience=settings.jwt_audience)
 
     def verify(self, token: str) -> Principal:
+        known = self._verified.get(token)
+        if known is not None and time.time() < known[1] + self.leeway_s:
+            return known[0]
+        principal, expires = self._verify(token)
+        if len(self._verified) >= VERIFIED_TOKENS:
+            self._verified.clear()
+        self._verified[token] = (principal, expires)
+        return principal
+
+    def _verify(self, token: str) -> tuple[Principal, float]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -86,7 +101,8 @@ class TokenVerifier:
         if unknown:
             raise InvalidTokenError(f"unknown roles {sorted(unknown)}")
         team = claims.get("team")
-        return Principal(user_id=str(claims["sub"]), roles=frozenset(roles), team=str(team) if team else None)
+        principal = Principal(user_id=str(claims["sub"]), roles=frozenset(roles), team=str(team) if team else None)
+        return principal, float(claims["exp"])
 
 
 def signing_key(settings: Settings) -> tuple[str, bytes]:

@@ -11,8 +11,10 @@ A service describes an aggregate as a ``Decider``: an initial state and a pure `
 
 A command does not fold its whole stream each time (docs/decisions/0009):
 
-- the store's ``StateCache`` keeps the states this process folded last, so a command reads only the events
-  after it (usually none);
+- the store's ``StateCache`` keeps the state this process folded or appended last; a command decides on it
+  without reading and appends with its version, so the store's version check proves it was the latest. Only
+  when that check fails, or the cached state refuses the command, are the events after it read and the
+  command decided again;
 - a decider with ``snapshot_every`` keeps a snapshot of its state in the store each time that many events
   have been folded past the last one, so a process that has not seen a stream (a new replica, a restart)
   reads the snapshot and the events after it. ``snapshot_version`` is bumped whenever the state's shape or
@@ -149,13 +151,19 @@ class Current(Generic[S]):
     state: S
     version: int
     snapshot_at: int  # the version of the stream's latest snapshot known here (0: none)
+    read: bool = True  # the store was read for it just now (False: this process's cache, unchecked)
 
 
-async def current(store: EventStore, stream_id: str, decider: Decider[S]) -> Current[S]:
+async def current(store: EventStore, stream_id: str, decider: Decider[S], *, read: bool = True) -> Current[S]:
     """The stream's latest state, for deciding: from this process's cache or the stream's snapshot, plus the
-    events after it. Writes a snapshot when it folded ``snapshot_every`` events or more past the last one."""
+    events after it. Writes a snapshot when it folded ``snapshot_every`` events or more past the last one.
+
+    ``read=False``: a cached state is returned without asking the store whether events came after it — for a
+    decision whose append carries that version (``execute``), or facts of a stream that never change."""
     cache, key = store.states, (stream_id, id(decider))
     hit = cache.get(key) if cache is not None else None
+    if hit is not None and not read:
+        return Current(*hit, read=False)
     if hit is not None:
         state, version, snapshot_at = hit
     else:
@@ -203,16 +211,32 @@ async def execute(
     occurred_at: datetime | None = None,
     metadata: Mapping[str, Any] | None = None,
     event_ids: Callable[[int], uuid.UUID] | None = None,
+    check: Callable[[S, int], None] | None = None,
 ) -> CommandResult[S]:
-    """Run one command against one stream. ``event_ids(i)`` derives ids (idempotent reactions)."""
+    """Run one command against one stream. ``event_ids(i)`` derives ids (idempotent reactions).
+
+    ``check(state, version)`` runs before ``decide`` on every attempt (e.g. the caller's rights on the stream),
+    so it holds for the state the append is proven against. The first attempt decides on this process's cached
+    state without reading (one round trip: the append, whose version check proves the state was the latest);
+    a lost race, or a refusal by ``check`` or ``decide`` of a cached state, reads the events after it and
+    decides again, so nothing is refused on a state that was not the latest."""
     if idempotency and (first := await store.idempotent_result(idempotency)):
         earlier = await load(store, stream_id, decider, to_version=first.version)
         return CommandResult(first, earlier.state, ())
+    read = False
     for attempt in range(1, MAX_ATTEMPTS + 1):
-        loaded = await current(store, stream_id, decider)
-        if expected_version is not None and loaded.version != expected_version:
-            raise ConcurrencyError(stream_id, expected_version, loaded.version)
-        events = list(decide(loaded.state))
+        loaded = await current(store, stream_id, decider, read=read)
+        read = True
+        try:
+            if expected_version is not None and loaded.version != expected_version:
+                raise ConcurrencyError(stream_id, expected_version, loaded.version)
+            if check is not None:
+                check(loaded.state, loaded.version)
+            events = list(decide(loaded.state))
+        except Exception:
+            if loaded.read:
+                raise
+            continue  # refused on a cached state: read what came after it, decide again
         new = [
             NewEvent(
                 e,
@@ -225,6 +249,8 @@ async def execute(
         try:
             result = await store.append(stream_id, new, expected_version=loaded.version, idempotency=idempotency)
         except ConcurrencyError:
+            if not loaded.read:
+                continue  # the cached state was not the latest: read the events after it
             if store.states is not None:  # the cached state may be from a store restored to an earlier point
                 store.states.drop((stream_id, id(decider)))
             if expected_version is not None or attempt == MAX_ATTEMPTS:
@@ -234,7 +260,30 @@ async def execute(
         if result.replayed:
             replay = await load(store, stream_id, decider, to_version=result.version)
             return CommandResult(result, replay.state, ())
-        # The cache keeps the state folded from stored events (personal data unopened): the next command reads
-        # the events appended here, so what is cached or snapshotted never holds personal data.
+        if store.states is not None and events:
+            await _remember(store, stream_id, decider, loaded, events, result.version)
         return CommandResult(result, decider.fold(events, loaded.state), tuple(events))
     raise AssertionError("unreachable")
+
+
+def as_stored(event: DomainEvent) -> DomainEvent:
+    """The event as reading it back from the store gives it: its JSON parsed again, personal fields None
+    (sealed tokens are not opened for deciding)."""
+    data = event.model_dump(mode="json")
+    for name in event.personal_fields:
+        data[name] = None
+    return type(event).model_validate(data)
+
+
+async def _remember(
+    store: EventStore, stream_id: str, decider: Decider[S], before: Current[S], events: list[DomainEvent], version: int
+) -> None:
+    """Cache the state after an append: folded from the events as stored, so neither the cache nor a snapshot
+    holds personal data or differs from a replay; a snapshot when ``snapshot_every`` events have passed."""
+    assert store.states is not None
+    state = decider.fold([as_stored(e) for e in events], before.state)
+    snapshot_at = before.snapshot_at
+    if decider.snapshot_every and version - snapshot_at >= decider.snapshot_every:
+        await store.write_snapshot(stream_id, decider.to_snapshot(state, version))
+        snapshot_at = version
+    store.states.put((stream_id, id(decider)), state, version, snapshot_at)

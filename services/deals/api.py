@@ -130,13 +130,17 @@ def create_app(svc: DealsAPI, verifier: TokenVerifier, *, title: str = "Pipeline
             raise HTTPException(404, detail=f"no deal {deal_id}")
         return loaded
 
-    async def writable_deal(deal_id: uuid.UUID, p: Principal) -> None:
-        """404 for a deal the caller cannot see, 403 for one they cannot change (from the state cache)."""
-        latest = await svc.deals.latest(deal_id)
-        if latest.version == 0 or not can_read(p, latest.state):
-            raise HTTPException(404, detail=f"no deal {deal_id}")
-        if not can_write(p, latest.state):
-            raise HTTPException(403, detail="only the deal's owner, their team's manager or an admin change it")
+    def writable(deal_id: uuid.UUID, p: Principal) -> Callable[[Deal, int], None]:
+        """The rights check a command runs on the deal it decides on: 404 for a deal the caller cannot see, 403
+        for one they cannot change."""
+
+        def check(deal: Deal, version: int) -> None:
+            if version == 0 or not can_read(p, deal):
+                raise HTTPException(404, detail=f"no deal {deal_id}")
+            if not can_write(p, deal):
+                raise HTTPException(403, detail="only the deal's owner, their team's manager or an admin change it")
+
+        return check
 
     # ------------------------------------------------------------------ opening a deal
     @router.post("/deals", status_code=201, response_model=CommandAnswer, tags=["deals"], summary="open a deal")
@@ -192,10 +196,9 @@ def create_app(svc: DealsAPI, verifier: TokenVerifier, *, title: str = "Pipeline
             idempotency_key: IdempotencyKey = None,
             x_occurred_at: OccurredAt = None,
         ) -> Response:
-            await writable_deal(deal_id, p)
             command: domain.Command = body
             ctx = await context(request, p, if_match, idempotency_key, x_occurred_at)
-            result = await svc.deals.handle(deal_id, command, ctx)
+            result = await svc.deals.handle(deal_id, command, ctx, check=writable(deal_id, p))
             return answer(str(deal_id), result.append)
 
         router.add_api_route(

@@ -17,7 +17,7 @@ import structlog
 
 from services.deals import domain
 from services.deals.domain import Deal, Pipeline
-from services.deals.events import Contact
+from services.deals.events import Contact, DealEvent
 from services.leads.events import LeadConverted
 from services.production.events import (
     MaterialShortageReported,
@@ -119,30 +119,40 @@ class Deals:
         """The deal folded from all its events (history, audits, as of a time or version)."""
         return await load(self.store, deal_stream(deal_id), domain.deal_decider, **read)
 
-    async def latest(self, deal_id: uuid.UUID) -> Current[Deal]:
+    async def latest(self, deal_id: uuid.UUID, *, read: bool = True) -> Current[Deal]:
         """The deal's latest state, for deciding (state cache, snapshot, then the events after them)."""
-        return await current(self.store, deal_stream(deal_id), domain.deal_decider)
+        return await current(self.store, deal_stream(deal_id), domain.deal_decider, read=read)
 
-    async def handle(self, deal_id: uuid.UUID, cmd: domain.Command, ctx: Context) -> CommandResult[Deal]:
-        """Run one command on one deal; raises DealRuleError (and its 404/422 kinds) or ConcurrencyError."""
+    async def handle(
+        self,
+        deal_id: uuid.UUID,
+        cmd: domain.Command,
+        ctx: Context,
+        *,
+        check: Callable[[Deal, int], None] | None = None,
+    ) -> CommandResult[Deal]:
+        """Run one command on one deal; raises DealRuleError (and its 404/422 kinds) or ConcurrencyError.
+        ``check(deal, version)`` (the caller's rights) runs on the state the command is decided on."""
         now = self.clock()
+        if ctx.occurred_at is not None and ctx.occurred_at > now:
+            raise domain.InvalidCommandError("occurred_in_future", "a fact cannot be back-dated into the future")
         pipeline = Pipeline()
-        needs_deal = ctx.occurred_at is not None or isinstance(cmd, domain.MoveStage | domain.ReopenDeal)
-        deal = (await self.latest(deal_id)).state if needs_deal and not isinstance(cmd, domain.OpenDeal) else None
-        if ctx.occurred_at is not None:
-            if ctx.occurred_at > now:
-                raise domain.InvalidCommandError("occurred_in_future", "a fact cannot be back-dated into the future")
-            if deal is not None and deal.opened_at is not None and ctx.occurred_at < deal.opened_at:
-                raise domain.DealRuleError("before_opening", f"the deal was opened at {deal.opened_at}")
         if isinstance(cmd, domain.OpenDeal | domain.MoveStage | domain.ReopenDeal):
-            pipeline_id = cmd.pipeline_id if isinstance(cmd, domain.OpenDeal) else deal.pipeline_id if deal else ""
+            # a deal's pipeline never changes: the cached state names it
+            pipeline_id = (
+                cmd.pipeline_id
+                if isinstance(cmd, domain.OpenDeal)
+                else (await self.latest(deal_id, read=False)).state.pipeline_id
+            )
             pipeline = await self.pipeline(pipeline_id or domain.DEFAULT_PIPELINE_ID)
+
+        def decide(deal: Deal) -> list[DealEvent]:
+            if ctx.occurred_at is not None and deal.opened_at is not None and ctx.occurred_at < deal.opened_at:
+                raise domain.DealRuleError("before_opening", f"the deal was opened at {deal.opened_at}")
+            return domain.decide(deal, cmd, pipeline, ctx.occurred_at or now, deal_id)
+
         return await execute(
-            self.store,
-            deal_stream(deal_id),
-            domain.deal_decider,
-            lambda state: domain.decide(state, cmd, pipeline, ctx.occurred_at or now, deal_id),
-            **self._options(ctx),
+            self.store, deal_stream(deal_id), domain.deal_decider, decide, check=check, **self._options(ctx)
         )
 
     def _options(self, ctx: Context) -> dict[str, Any]:

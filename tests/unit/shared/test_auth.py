@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
@@ -9,7 +10,7 @@ import pytest
 from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
 
-from shared.auth import Principal, TokenVerifier, current_principal, issue_token, require
+from shared.auth import InvalidTokenError, Principal, TokenVerifier, current_principal, issue_token, require
 from shared.settings import Settings, SettingsError
 
 OLD, NEW = b"o" * 32, b"n" * 32
@@ -89,3 +90,16 @@ def test_verifier_from_settings_needs_long_enough_keys() -> None:
     verifier = TokenVerifier.from_settings(Settings(jwt_keys='{"k1": "' + "x" * 40 + '"}'))
     principal = verifier.verify(issue_token(key_id="k1", secret=b"x" * 40, user_id="u-9", roles=["auditor"]))
     assert principal == Principal("u-9", frozenset({"auditor"}))
+
+
+def test_a_verified_token_is_remembered_until_it_expires() -> None:
+    verifier = TokenVerifier({"k": NEW}, issuer="pipelines", audience="pipelines", leeway_s=0)
+    good = issue_token(key_id="k", secret=NEW, user_id="u-1", roles=["sales"], ttl=timedelta(seconds=2))
+    assert verifier.verify(good).user_id == "u-1"
+    assert verifier.verify(good).user_id == "u-1"  # remembered
+    forged = good[:-2] + ("AA" if not good.endswith("AA") else "BB")
+    with pytest.raises(InvalidTokenError):  # another token string is verified on its own
+        verifier.verify(forged)
+    time.sleep(2.1)
+    with pytest.raises(InvalidTokenError, match="expired"):  # remembered, but not past its expiry
+        verifier.verify(good)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from shared.decider import Decider, current, execute, load
-from shared.eventstore import NewEvent, Snapshot, StateCache
+from shared.eventstore import ConcurrencyError, NewEvent, Snapshot, StateCache
 from shared.eventstore.memory import InMemoryEventStore
 from tests.support.events import ContactRecorded, Counted, count
 
@@ -113,3 +113,60 @@ async def test_a_store_inside_a_transaction_caches_nothing(pg_store) -> None:
         assert bound.states is None
         await execute(bound, "s", every3, lambda n: [Counted(n=n + 1)])
     assert len(pg_store.states) == 0
+
+
+def count_reads(store) -> list[str]:
+    """Record each read_stream of the store (the round trips a command makes before its append)."""
+    reads: list[str] = []
+    original = store.read_stream
+
+    async def read_stream(stream_id: str, **kw):
+        reads.append(stream_id)
+        return await original(stream_id, **kw)
+
+    store.read_stream = read_stream
+    return reads
+
+
+async def test_a_command_on_a_cached_state_appends_without_reading(store) -> None:
+    await bump(store)
+    reads = count_reads(store)
+    for _ in range(3):
+        await bump(store)
+    assert reads == []  # the append's version check proved the cached state was the latest
+    assert (await load(store, "s", every3)).state == 4
+
+
+async def test_a_cached_state_that_refuses_is_read_again_before_the_refusal(store) -> None:
+    await bump(store)  # cached: one event counted
+    await store.append("s", [NewEvent(Counted(n=5))], expected_version=1)  # another process: two
+
+    def at_least_two(n: int) -> list[Counted]:
+        if n < 2:
+            raise ValueError(f"only {n}")
+        return [Counted(n=n + 1)]
+
+    result = await execute(store, "s", every3, at_least_two)
+    assert (result.version, result.state) == (3, 3)
+    with pytest.raises(ValueError, match="only 0"):  # a refusal on a state read from the store stands
+        await execute(store, "t", every3, at_least_two)
+
+
+async def test_the_check_runs_on_the_state_the_append_is_proven_against(store) -> None:
+    await bump(store)
+    await store.append("s", [NewEvent(Counted(n=7))], expected_version=1)  # the cache still says 1
+    seen: list[tuple[int, int]] = []
+    result = await execute(
+        store, "s", every3, lambda n: [Counted(n=n + 1)], check=lambda n, version: seen.append((n, version))
+    )
+    assert seen == [(1, 1), (2, 2)]  # the cached state lost the race; the check ran again on the latest
+    assert result.version == 3
+
+
+async def test_an_expected_version_is_checked_against_the_store_not_the_cache(store) -> None:
+    await bump(store)
+    await store.append("s", [NewEvent(Counted(n=4))], expected_version=1)  # the cache still says 1
+    result = await execute(store, "s", every3, lambda n: [Counted(n=n + 1)], expected_version=2)
+    assert (result.version, result.state) == (3, 3)
+    with pytest.raises(ConcurrencyError):
+        await execute(store, "s", every3, lambda n: [Counted(n=n + 1)], expected_version=2)
