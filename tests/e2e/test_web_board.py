@@ -306,8 +306,11 @@ async def test_alerts_appear_as_they_are_raised(board: Board) -> None:
             assert r.status_code == 201, r.text
         await page.wait_for_selector(f"#panel-alerts_production td:has-text('{customer}')", timeout=45_000)
         # the nav's badge, on every page, counts it too
+        # a function, not an expression: Playwright evals a bare expression inside the page, which the CSP forbids
         await page.wait_for_function(
-            f"Number(document.getElementById('alert-count').dataset.count) > {before}", timeout=30_000
+            "(before) => Number(document.getElementById('alert-count').dataset.count) > before",
+            arg=before,
+            timeout=30_000,
         )
         assert await page.evaluate("window.__kept") is True
         await figures_equal_the_api(board, page, tok)
