@@ -17,9 +17,9 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from shared.events import DomainEvent, registry
+from shared.events import DomainEvent
 from shared.eventstore import RecordedEvent
-from shared.pii import without_personal_data
+from shared.pii import parse_stored
 
 CONTENT_TYPE = "application/cloudevents+json; charset=utf-8"
 
@@ -71,7 +71,7 @@ class CloudEvent(BaseModel):
 
     def to_event(self) -> DomainEvent:
         """The typed event, upcast from its schema version, personal fields unopened (None)."""
-        return registry.parse(self.type, self.schemaversion, without_personal_data(self.data))
+        return parse_stored(self.type, self.schemaversion, self.data)
 
     def kafka_key(self) -> bytes:
         return self.streamid.encode()

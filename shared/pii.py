@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from shared.events import DomainEvent
+from shared.events import DomainEvent, registry
 
 TOKEN_PREFIX = "pii:v1:"  # noqa: S105 - a marker, not a secret
 NONCE_BYTES = 12
@@ -67,13 +67,25 @@ def is_token(value: Any) -> bool:
     return isinstance(value, str) and value.startswith(TOKEN_PREFIX)
 
 
-def without_personal_data(data: dict[str, Any]) -> dict[str, Any]:
+def without_personal_data(data: dict[str, Any], fields: Iterable[str] | None = None) -> dict[str, Any]:
     """Stored data with every sealed field as None: what code that needs no personal data reads.
-    Data without a sealed field (most events) comes back as it is, not copied: it is on every read's path."""
-    for v in data.values():
+    ``fields``: the only fields that can hold a token (None: any). Data without a sealed field (most events)
+    comes back as it is, not copied: it is on every read's path."""
+    for k in data if fields is None else fields:
+        v = data.get(k)
         if v.__class__ is str and v.startswith(TOKEN_PREFIX):
             return {k: None if is_token(v) else v for k, v in data.items()}
     return data
+
+
+def parse_stored(event_type: str, schema_version: int, data: dict[str, Any]) -> DomainEvent:
+    """The typed event of stored data, upcast to the current schema, personal fields unopened (None).
+
+    Data of the class's current schema version was sealed by that class, so only its ``personal_fields`` can
+    hold a token (a class that changes them bumps its schema version); older data is searched whole."""
+    cls = registry.get(event_type)
+    fields = cls.personal_fields if schema_version == cls.schema_version else None
+    return registry.parse(event_type, schema_version, without_personal_data(data, fields))
 
 
 def _subject_of(token: str) -> str:

@@ -487,6 +487,7 @@ class ProjectionRunner:
                 dead = list(unparsed)
                 async with self.pool.acquire() as conn, conn.transaction():
                     await self._apply_batch(conn, generation, parsed, stats, dead, isolate=True)
+            del parsed  # freed while paused: the collector would otherwise walk the whole batch once more
         await self._dead_letter(dead)
         stats.dead_lettered += len(dead)
         if dead:

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol
 
-from shared.events import DomainEvent, registry
-from shared.pii import without_personal_data
+from shared.events import DomainEvent
+from shared.pii import parse_stored
 
 
 class Checkpoint(NamedTuple):
@@ -115,7 +115,7 @@ class RecordedEvent:
 
         Readers allowed to see personal data open ``data`` with ``shared.pii.PersonalData.open`` and parse that.
         """
-        return registry.parse(self.event_type, self.schema_version, without_personal_data(self.data))
+        return parse_stored(self.event_type, self.schema_version, self.data)
 
 
 @dataclass(frozen=True)

@@ -6,14 +6,23 @@ import asyncio
 import base64
 
 import pytest
+from pydantic import ValidationError
 
 from shared.decider import execute, load
 from shared.eventstore import ConcurrencyError, Idempotency
 from shared.eventstore.memory import InMemoryEventStore
 from shared.logs import mask_personal_data
-from shared.pii import InMemoryKeyStore, PersonalData, decrypt_token, encrypt_value, is_token
+from shared.pii import (
+    InMemoryKeyStore,
+    PersonalData,
+    decrypt_token,
+    encrypt_value,
+    is_token,
+    parse_stored,
+    without_personal_data,
+)
 from shared.settings import Settings, SettingsError
-from tests.support.events import ContactRecorded, Counted, counter
+from tests.support.events import ContactRecorded, Counted, ThingRenamed, counter
 
 
 async def test_tokens_are_bound_to_their_subject() -> None:
@@ -37,6 +46,23 @@ async def test_sealing_leaves_other_fields_and_events_alone() -> None:
     assert sealed_contact["source"] == "facebook"
     assert sealed_count == {"n": 3}
     assert (await pd.open([sealed_contact]))[0]["email"] == "a@b.vn"
+
+
+async def test_stored_data_reads_back_with_its_sealed_fields_as_none() -> None:
+    pd = PersonalData(InMemoryKeyStore())
+    (sealed,) = await pd.seal([ContactRecorded(person_id="p", email="a@b.vn", full_name="Lan", source="zalo")])
+    read = parse_stored(ContactRecorded.event_type, 1, sealed)
+    assert read == ContactRecorded(person_id="p", email=None, full_name=None, source="zalo")
+    assert is_token(sealed["email"])  # the stored data is not changed
+    # data searched whole (an older schema version's: its personal fields may have had other names)
+    old = {"thing_id": "t", "name": sealed["email"]}
+    assert without_personal_data(old) == {"thing_id": "t", "name": None}
+    assert without_personal_data(old, ContactRecorded.personal_fields) is old  # searched only where told
+    with pytest.raises(ValidationError, match="name"):  # v1 data goes the whole search: its token became None
+        parse_stored(ThingRenamed.event_type, 1, old)
+    # data of the current version without personal fields is parsed as it is, not searched
+    plain = {"thing_id": "t", "name": "pii:v1:looks-like-a-token", "reason": "r"}
+    assert parse_stored(ThingRenamed.event_type, 2, plain).name == "pii:v1:looks-like-a-token"
 
 
 def test_logs_never_carry_personal_data() -> None:
