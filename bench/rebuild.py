@@ -13,6 +13,9 @@ Measured, in interleaved rounds on the same topic:
   join included. In each namespace the first generation builds at setup, also from offset 0; it is timed too.
 - **rebuild, per event** (the smaller size only): the same, with the board's per-event ``apply`` only
   (no ``apply_batch``): the path before this benchmark, and the reference the batch path must equal.
+- **floor** (the smaller size only): the raw read's consumer decoding each message only so far: not at all,
+  ``json.loads``, the envelope, the envelope and the typed event. What each step costs, and so the ceiling it
+  leaves any rebuild that parses typed events, before a read model is touched.
 
 After the rounds the boards (board, pipeline_stages, follow_ups, projection_progress) built by both paths are
 compared row for row.
@@ -25,6 +28,7 @@ import contextlib
 import json
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -35,6 +39,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from bench.common import Env, Report, cleanup, median
 from services.deals.projections import board
 from shared.db import create_pool
+from shared.envelope import CloudEvent
 from shared.kafka import TopicSpec, ensure_topics
 from shared.projections import Projection, ProjectionRunner, request_rebuild
 from shared.settings import Settings
@@ -84,8 +89,8 @@ async def fill(settings: Settings, topic: str, history: History) -> tuple[int, f
 CONTENT_TYPE = b"application/cloudevents+json; charset=utf-8"
 
 
-async def raw_read(settings: Settings, topic: str, total: int) -> float:
-    """Seconds to read every message from the beginning and json.loads each value."""
+async def raw_read(settings: Settings, topic: str, total: int, decode: Callable[[bytes], Any] = json.loads) -> float:
+    """Seconds to read every message from the beginning and decode each value (``json.loads``: the raw read)."""
     started = time.perf_counter()
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False)
     await consumer.start()
@@ -94,16 +99,34 @@ async def raw_read(settings: Settings, topic: str, total: int) -> float:
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         seen = 0
-        loads = json.loads
         while seen < total:
             for records in (await consumer.getmany(timeout_ms=500, max_records=10_000)).values():
                 for r in records:
-                    loads(r.value)
+                    decode(r.value)
                 seen += len(records)
     finally:
         with contextlib.suppress(asyncio.CancelledError):
             await consumer.stop()
     return time.perf_counter() - started
+
+
+# What a Python consumer of this topic pays per event before any read model is touched, step by step: the
+# ceiling each step leaves a rebuild (bench/results/rebuild.json, "floor").
+FLOOR: dict[str, Callable[[bytes], Any]] = {
+    "fetch only": lambda value: None,
+    "fetch + json.loads (the raw read)": json.loads,
+    "fetch + envelope (CloudEvent.from_kafka)": CloudEvent.from_kafka,
+    "fetch + envelope + typed event (to_event)": lambda value: CloudEvent.from_kafka(value).to_event(),
+}
+
+
+async def floor(settings: Settings, topic: str, total: int, rounds: int) -> dict[str, float]:
+    """Events per second of each step of FLOOR alone (medians of interleaved rounds)."""
+    seconds: dict[str, list[float]] = {k: [] for k in FLOOR}
+    for _ in range(rounds):
+        for k, decode in FLOOR.items():
+            seconds[k].append(await raw_read(settings, topic, total, decode))
+    return {k: total / median(v) for k, v in seconds.items()}
 
 
 class Builder:
@@ -242,6 +265,7 @@ async def measure(
                 f"  {label} round {i + 1}: " + ", ".join(f"{k} {v[-1]:.2f}s" for k, v in samples.items() if v),
                 flush=True,
             )
+        ceilings = await floor(settings, topic, total, rounds) if with_per_event else None
         equal = None
         if with_per_event:
             got, want = await batch.tables(), await single.tables()
@@ -268,6 +292,7 @@ async def measure(
             "raw_events_per_s": round(raw),
             "rebuild_events_per_s": round(rebuild),
             "boards_equal_per_event": equal,
+            "floor_events_per_s": None if ceilings is None else {k: round(v) for k, v in ceilings.items()},
         }
     finally:
         for b in builders:
@@ -310,10 +335,18 @@ async def run(env: Env) -> Report:
             "offset 0, is in report.data (first_build). Profiles of a 100k-event rebuild and raw read: "
             "bench/results/rebuild_profile_*.txt."
         )
+    if small["floor_events_per_s"]:
+        steps = small["floor_events_per_s"]
+        per_event = {k: 1e6 / v for k, v in steps.items()}
+        report.notes.append(
+            "Floor, the same topic read by one aiokafka consumer and decoded only so far (small history, medians): "
+            + "; ".join(f"{k} {v:,} events/s ({per_event[k]:.1f} µs an event)" for k, v in steps.items())
+            + ". A rebuild cannot be faster than its last step, before any read model is touched."
+        )
     if big["raw_events_per_s"] < 100_000:
         report.notes.append(
-            f"The raw read itself reaches {big['raw_events_per_s']:,} events/s here: decoding the JSON alone "
-            "(json.loads, ~15 µs an event on this machine) caps any Python consumer of this topic below 100,000/s."
+            f"The raw read itself reaches {big['raw_events_per_s']:,} events/s here: fetching and decoding the JSON "
+            "alone caps any Python consumer of this topic below 100,000/s on this machine."
         )
     if small["boards_equal_per_event"]:
         report.notes.append("The batch rebuild's tables equal the per-event rebuild's, row for row.")
