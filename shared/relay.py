@@ -160,6 +160,9 @@ class OutboxRelay:
         stop = stop or asyncio.Event()
         if self._conn is None or self._conn.is_closed():
             self._conn = await connect(self._dsn)
+            # Its only writes are checkpoints; one lost in a crash is published again (at least once), so the
+            # next batch need not wait for a checkpoint's WAL flush (the store's appends stay synchronous).
+            await self._conn.execute("SET synchronous_commit = off")
         while not stop.is_set():
             if await self._conn.fetchval("SELECT pg_try_advisory_lock($1)", self._lock_id):
                 break

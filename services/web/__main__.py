@@ -10,7 +10,7 @@ import uvloop
 
 from services.web.app import create_app
 from shared.logs import configure_logging
-from shared.service import serve
+from shared.service import serve, settle_heap
 from shared.settings import Settings
 
 
@@ -22,7 +22,9 @@ async def _main() -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await serve(create_app(settings, stop=stop), settings.api_host, settings.web_port, stop)
+    app = create_app(settings, stop=stop)
+    settle_heap()
+    await serve(app, settings.api_host, settings.web_port, stop)
 
 
 uvloop.run(_main())

@@ -74,6 +74,29 @@ async def test_relay_holds_back_everything_after_an_open_transaction(
         await relay.close()
 
 
+async def test_only_the_relays_checkpoints_skip_the_wal_flush_wait(
+    pg_store: PostgresEventStore, endpoints: Endpoints, kafka_topic
+) -> None:
+    relay = make_relay(pg_store, endpoints, await kafka_topic())
+    await relay.setup()
+    assert await relay.lead()
+    try:
+        await pg_store.append("s", [NewEvent(Counted(n=1))], expected_version=0)
+        assert await relay.publish_batch() == 1
+        assert relay._conn is not None
+        assert await relay._conn.fetchval("SHOW synchronous_commit") == "off"  # a lost checkpoint: sent again
+        async with pg_store.pool.acquire() as conn:  # the appends wait for their flush
+            assert await conn.fetchval("SHOW synchronous_commit") == "on"
+        assert (
+            await relay._conn.fetchval(
+                f"SELECT published FROM {pg_store.schema}.relay_checkpoints WHERE name = $1", relay.name
+            )
+            == 1
+        )
+    finally:
+        await relay.close()
+
+
 async def test_concurrent_writers_while_the_relay_runs_topic_equals_store(
     pg_store: PostgresEventStore, endpoints: Endpoints, kafka_topic
 ) -> None:
