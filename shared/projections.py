@@ -109,8 +109,13 @@ CREATE TABLE IF NOT EXISTS {schema}.projection_progress (
 """
 
 
-async def _set_search_path(conn: Conn, schema: str) -> None:
-    await conn.execute(f"SET LOCAL search_path TO {schema}, public")
+async def _set_search_path(conn: Conn, schema: str, *, custom_plans: bool = False) -> None:
+    """This transaction's tables are ``schema``'s. ``custom_plans``: every statement is planned for its own
+    parameters, never from a plan cached on this connection (a projector's batches, decision 0010: a generic plan
+    made while a new generation's tables were small stays a sequential scan as they grow, and with a parameter
+    array it compares every row with every key)."""
+    plans = "; SET LOCAL plan_cache_mode = force_custom_plan" if custom_plans else ""
+    await conn.execute(f"SET LOCAL search_path TO {schema}, public{plans}")
 
 
 class ReadModels:
@@ -503,7 +508,7 @@ class ProjectionRunner:
         *,
         isolate: bool,
     ) -> None:
-        await _set_search_path(conn, self.schema(generation))
+        await _set_search_path(conn, self.schema(generation), custom_plans=True)
         streams = sorted({e.streamid for _, e in parsed})
         # One statement creates the batch's missing progress rows and locks them all, in stream order (no
         # deadlock between two consumers briefly owning a partition); it answers each stream's applied version.
