@@ -26,6 +26,7 @@ A command does not fold its whole stream each time (docs/decisions/0009):
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -104,6 +105,27 @@ class Context:
         return cls(
             actor=actor, correlation_id=envelope.correlationid, causation_id=envelope.id, derive_ids_from=envelope.id
         )
+
+
+_FIELDS: dict[type, frozenset[str]] = {}
+
+
+def replace(state: S, **changes: Any) -> S:
+    """``dataclasses.replace`` for the frozen dataclasses states are made of, without re-running ``__init__``
+    (which sets every field again through ``object.__setattr__``: ~7 µs of each folded event on a deal, a third
+    of a command's CPU when it folds its stream; bench/append.py). The same checks: only the class's fields."""
+    cls = type(state)
+    names = _FIELDS.get(cls)
+    if names is None:
+        if not dataclasses.is_dataclass(cls) or hasattr(cls, "__post_init__") or hasattr(cls, "__slots__"):
+            return dataclasses.replace(state, **changes)  # type: ignore[type-var]
+        names = _FIELDS[cls] = frozenset(f.name for f in dataclasses.fields(cls) if f.init)
+    if not names.issuperset(changes):
+        raise TypeError(f"{cls.__name__} has no field {', '.join(sorted(set(changes) - names))}")
+    new = object.__new__(cls)
+    new.__dict__.update(state.__dict__)
+    new.__dict__.update(changes)
+    return new
 
 
 MAX_ATTEMPTS = 12  # a lost race is retried, with a short random back-off, this many times

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -57,7 +57,7 @@ from services.deals.events import (
     StageSnapshot,
     Text,
 )
-from shared.decider import Decider, RuleError
+from shared.decider import Decider, RuleError, replace
 from shared.events import DomainEvent
 from shared.money import Money, totals
 

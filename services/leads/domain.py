@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -54,7 +54,7 @@ from services.leads.events import (
     OfferExtended,
     TrialStarted,
 )
-from shared.decider import Decider, RuleError
+from shared.decider import Decider, RuleError, replace
 from shared.events import DomainEvent
 from shared.money import Money
 

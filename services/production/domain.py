@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, tzinfo
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar
@@ -44,7 +44,7 @@ from services.production.events import (
     UnitsProduced,
     UnitsScrapped,
 )
-from shared.decider import Decider, RuleError
+from shared.decider import Decider, RuleError, replace
 from shared.events import DomainEvent
 
 STAGES = (

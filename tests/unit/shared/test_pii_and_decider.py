@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 
 import pytest
 from pydantic import ValidationError
 
-from shared.decider import execute, load
+from services.deals.domain import Deal
+from shared.decider import execute, load, replace
 from shared.eventstore import ConcurrencyError, Idempotency
 from shared.eventstore.memory import InMemoryEventStore
 from shared.logs import mask_personal_data
@@ -152,3 +154,26 @@ async def test_state_as_of_a_version_is_the_fold_of_that_prefix() -> None:
         await execute(store, "c", counter, lambda n: [Counted(n=n)])
     assert (await load(store, "c", counter, to_version=2)).state == 2
     assert (await load(store, "c", counter)).state == 5
+
+
+def test_replace_gives_what_dataclasses_replace_gives_and_refuses_what_it_refuses() -> None:
+    deal = Deal(title="Máy CNC", customer="Công ty An", activities=3)
+    new = replace(deal, activities=4, owner_id="u-lan")
+    assert new == dataclasses.replace(deal, activities=4, owner_id="u-lan")
+    assert type(new) is Deal
+    assert (deal.activities, deal.owner_id) == (3, "")  # the old state is untouched
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        new.activities = 5  # type: ignore[misc]
+    with pytest.raises(TypeError, match="Deal has no field activity"):
+        replace(deal, activity=1)
+
+    @dataclasses.dataclass(frozen=True)
+    class Checked:
+        n: int
+
+        def __post_init__(self) -> None:
+            if self.n < 0:
+                raise ValueError("negative")
+
+    with pytest.raises(ValueError, match="negative"):  # a class that checks itself is built through __init__
+        replace(Checked(1), n=-1)
