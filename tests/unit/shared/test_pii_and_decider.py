@@ -163,7 +163,7 @@ def test_replace_gives_what_dataclasses_replace_gives_and_refuses_what_it_refuse
     assert type(new) is Deal
     assert (deal.activities, deal.owner_id) == (3, "")  # the old state is untouched
     with pytest.raises(dataclasses.FrozenInstanceError):
-        new.activities = 5  # type: ignore[misc]
+        new.activities = 5
     with pytest.raises(TypeError, match="Deal has no field activity"):
         replace(deal, activity=1)
 
