@@ -186,14 +186,13 @@ async def current(store: EventStore, stream_id: str, decider: Decider[S], *, rea
     hit = cache.get(key) if cache is not None else None
     if hit is not None and not read:
         return Current(*hit, read=False)
-    if hit is not None:
-        state, version, snapshot_at = hit
-    else:
-        state, version, snapshot_at = decider.initial, 0, 0
-        snap = await store.read_snapshot(stream_id) if decider.snapshot_every else None
-        if snap is not None and snap.schema_version == decider.snapshot_version:
+    state, version, snapshot_at = hit if hit is not None else (decider.initial, 0, 0)
+    if hit is None and decider.snapshot_every:
+        snap, recorded = await store.read_from_snapshot(stream_id, decider.snapshot_version)
+        if snap is not None:
             state, version, snapshot_at = decider.from_snapshot(snap), snap.version, snap.version
-    recorded = await store.read_stream(stream_id, after_version=version)
+    else:
+        recorded = await store.read_stream(stream_id, after_version=version)
     if recorded:
         state = decider.fold([r.to_event() for r in recorded], state)
         version = recorded[-1].version

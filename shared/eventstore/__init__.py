@@ -235,6 +235,13 @@ class EventStore(Protocol):
         """Keep a snapshot unless a later one of the same schema version is stored."""
         ...
 
+    async def read_from_snapshot(
+        self, stream_id: str, schema_version: int
+    ) -> tuple[Snapshot | None, list[RecordedEvent]]:
+        """In one read: the stream's snapshot if it is of ``schema_version``, and the events after it (all of the
+        stream's events when there is none)."""
+        ...
+
     async def read_all(self, after: Checkpoint = START, *, limit: int = 500) -> list[RecordedEvent]:
         """Committed events after a checkpoint, in commit-safe order; an event committing late is never skipped."""
         ...

@@ -95,6 +95,14 @@ class InMemoryEventStore:
     async def read_snapshot(self, stream_id: str) -> Snapshot | None:
         return self._snapshots.get(stream_id)
 
+    async def read_from_snapshot(
+        self, stream_id: str, schema_version: int
+    ) -> tuple[Snapshot | None, list[RecordedEvent]]:
+        snap = self._snapshots.get(stream_id)
+        if snap is not None and snap.schema_version != schema_version:
+            snap = None
+        return snap, await self.read_stream(stream_id, after_version=snap.version if snap else 0)
+
     async def write_snapshot(self, stream_id: str, snapshot: Snapshot) -> None:
         stored = self._snapshots.get(stream_id)
         if stored is None or stored.schema_version != snapshot.schema_version or stored.version < snapshot.version:

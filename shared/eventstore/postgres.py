@@ -261,6 +261,32 @@ class PostgresEventStore:
             )
         return Snapshot(row["version"], row["schema_version"], row["state"]) if row else None
 
+    async def read_from_snapshot(
+        self, stream_id: str, schema_version: int
+    ) -> tuple[Snapshot | None, list[RecordedEvent]]:
+        # One round trip for a state this process has not cached: the snapshot (its state on the first row only,
+        # so it is decoded once) beside the events after it; a row without an event when there are none.
+        async with self._connection() as conn:
+            rows = await conn.fetch(
+                f"""SELECT s.version AS snapshot_version,
+                           CASE WHEN row_number() OVER (ORDER BY e.version) = 1 THEN s.state END AS snapshot_state,
+                           e.*
+                    FROM (SELECT) AS one
+                    LEFT JOIN {self.schema}.snapshots AS s ON s.stream_id = $1 AND s.schema_version = $2
+                    LEFT JOIN LATERAL (
+                        SELECT {_COLUMNS} FROM {self.schema}.events
+                        WHERE stream_id = $1 AND version > coalesce(s.version, 0)
+                    ) AS e ON true
+                    ORDER BY e.version""",
+                stream_id,
+                schema_version,
+            )
+        first = rows[0]
+        snap = None
+        if first["snapshot_version"] is not None:
+            snap = Snapshot(first["snapshot_version"], schema_version, first["snapshot_state"])
+        return snap, [_recorded(r) for r in rows if r["stream_id"] is not None]
+
     async def write_snapshot(self, stream_id: str, snapshot: Snapshot) -> None:
         async with self._connection() as conn:
             await conn.execute(

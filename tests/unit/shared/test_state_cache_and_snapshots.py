@@ -47,6 +47,22 @@ async def test_a_snapshot_is_kept_unless_a_later_one_of_its_version_is_stored(st
     assert await store.read_snapshot("s") == Snapshot(2, 2, {"n": 2})
 
 
+async def test_a_snapshot_and_the_events_after_it_are_read_together(store) -> None:
+    assert await store.read_from_snapshot("s", 1) == (None, [])
+    await store.append("s", [NewEvent(Counted(n=i)) for i in range(5)], expected_version=0)
+    snap, events = await store.read_from_snapshot("s", 1)
+    assert snap is None and [e.version for e in events] == [1, 2, 3, 4, 5]
+    await store.write_snapshot("s", Snapshot(3, 1, {"n": 3, "names": ["Lê", "An"]}))
+    snap, events = await store.read_from_snapshot("s", 1)
+    assert snap == Snapshot(3, 1, {"n": 3, "names": ["Lê", "An"]})
+    assert [(e.version, e.to_event()) for e in events] == [(4, Counted(n=3)), (5, Counted(n=4))]
+    assert events == await store.read_stream("s", after_version=3)
+    snap, events = await store.read_from_snapshot("s", 2)  # another shape of state: not used
+    assert snap is None and len(events) == 5
+    await store.write_snapshot("s", Snapshot(5, 1, {"n": 5}))
+    assert await store.read_from_snapshot("s", 1) == (Snapshot(5, 1, {"n": 5}), [])
+
+
 async def test_the_cache_holds_the_folded_state_and_the_events_after_it_are_read(store) -> None:
     for _ in range(2):
         await bump(store)
