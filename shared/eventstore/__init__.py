@@ -227,10 +227,6 @@ class EventStore(Protocol):
         """The stream's events in order, after a version, up to a version and/or as recorded by a time."""
         ...
 
-    async def read_snapshot(self, stream_id: str) -> Snapshot | None:
-        """The latest snapshot of a stream's state, if one was written."""
-        ...
-
     async def write_snapshot(self, stream_id: str, snapshot: Snapshot) -> None:
         """Keep a snapshot unless a later one of the same schema version is stored."""
         ...

@@ -92,9 +92,6 @@ class InMemoryEventStore:
             if (to_version is None or e.version <= to_version) and (as_of is None or e.recorded_at <= as_of)
         ]
 
-    async def read_snapshot(self, stream_id: str) -> Snapshot | None:
-        return self._snapshots.get(stream_id)
-
     async def read_from_snapshot(
         self, stream_id: str, schema_version: int
     ) -> tuple[Snapshot | None, list[RecordedEvent]]:

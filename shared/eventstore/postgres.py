@@ -254,13 +254,6 @@ class PostgresEventStore:
             )
         return [_recorded(r) for r in rows]
 
-    async def read_snapshot(self, stream_id: str) -> Snapshot | None:
-        async with self._connection() as conn:
-            row = await conn.fetchrow(
-                f"SELECT version, schema_version, state FROM {self.schema}.snapshots WHERE stream_id = $1", stream_id
-            )
-        return Snapshot(row["version"], row["schema_version"], row["state"]) if row else None
-
     async def read_from_snapshot(
         self, stream_id: str, schema_version: int
     ) -> tuple[Snapshot | None, list[RecordedEvent]]:

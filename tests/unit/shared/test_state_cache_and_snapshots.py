@@ -22,6 +22,10 @@ def store(request: pytest.FixtureRequest):
     return request.getfixturevalue("pg_store")
 
 
+async def snapshot(store, stream_id: str, schema_version: int = 1) -> Snapshot | None:
+    return (await store.read_from_snapshot(stream_id, schema_version))[0]
+
+
 def restart(store) -> None:
     """What a new process sees: the same store, nothing cached."""
     store.states = StateCache()
@@ -39,12 +43,13 @@ async def test_read_stream_after_a_version(store) -> None:
 
 
 async def test_a_snapshot_is_kept_unless_a_later_one_of_its_version_is_stored(store) -> None:
-    assert await store.read_snapshot("s") is None
+    assert await snapshot(store, "s") is None
     await store.write_snapshot("s", Snapshot(6, 1, {"n": 6}))
     await store.write_snapshot("s", Snapshot(3, 1, {"n": 3}))  # older: ignored
-    assert await store.read_snapshot("s") == Snapshot(6, 1, {"n": 6})
+    assert await snapshot(store, "s") == Snapshot(6, 1, {"n": 6})
     await store.write_snapshot("s", Snapshot(2, 2, {"n": 2}))  # another shape of state: replaces it
-    assert await store.read_snapshot("s") == Snapshot(2, 2, {"n": 2})
+    assert await snapshot(store, "s", 2) == Snapshot(2, 2, {"n": 2})
+    assert await snapshot(store, "s", 1) is None
 
 
 async def test_a_snapshot_and_the_events_after_it_are_read_together(store) -> None:
@@ -76,7 +81,7 @@ async def test_the_cache_holds_the_folded_state_and_the_events_after_it_are_read
 async def test_a_snapshot_is_written_every_n_events_and_read_by_a_new_process(store) -> None:
     for _ in range(7):
         await bump(store)
-    snap = await store.read_snapshot("s")
+    snap = await snapshot(store, "s")
     assert snap is not None
     assert snap.version in (3, 6) and snap.state == snap.version  # the counter's state is its count
     # a new process starts from the snapshot: prove it by planting one that differs from the fold
@@ -94,7 +99,7 @@ async def test_a_long_stream_loaded_cold_writes_a_snapshot(store) -> None:
     await store.append("s", [NewEvent(Counted(n=i)) for i in range(10)], expected_version=0)
     restart(store)
     assert (await current(store, "s", every3)).state == 10
-    assert await store.read_snapshot("s") == Snapshot(10, 1, 10)
+    assert await snapshot(store, "s") == Snapshot(10, 1, 10)
 
 
 async def test_a_cached_state_ahead_of_the_store_is_dropped_and_the_command_retried(store) -> None:
@@ -118,7 +123,7 @@ async def test_cached_and_snapshotted_states_hold_no_personal_data(store) -> Non
     )
     assert result.state == ["an@example.vn"]  # the command's answer has what it decided
     assert (await current(store, "person-1", decider)).state == [None]
-    snap = await store.read_snapshot("person-1")
+    snap = await snapshot(store, "person-1")
     assert snap is not None and "an@example.vn" not in str(snap.state)
 
 
