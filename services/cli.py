@@ -316,6 +316,44 @@ def dlq(
 
 
 @app.command()
+def relay(
+    action: str = typer.Argument(..., help="status or republish"),
+    service: str = typer.Argument(...),
+    stream: str | None = typer.Option(None, "--stream", help="republish: the stream to publish again"),
+) -> None:
+    """The relay's checkpoint and backlog, and whether the next event fits Kafka (an event that does not stops
+    the relay until an operator acts: docs/OPERATIONS.md); republish publishes a stream again from the store."""
+    from services import ops
+
+    settings = _settings()
+    if action == "republish":
+        if not stream:
+            raise typer.BadParameter("republish needs --stream STREAM_ID", param_hint="--stream")
+        n = asyncio.run(ops.republish(settings, service, stream))
+        console.print(f"published {n} event(s) of {stream} again")
+        return
+    if action != "status":
+        raise typer.BadParameter("status or republish", param_hint="ACTION")
+    status = asyncio.run(ops.relay_status(settings, service))
+    console.print(
+        f"{service}: checkpoint at position {status['checkpoint_position']}, {status['published']} published, "
+        f"{status['backlog']} waiting (oldest recorded {status['oldest_unpublished'] or '-'})"
+    )
+    following = status["next"]
+    if following is None:
+        console.print("nothing waits to be published")
+    elif following["fits"]:
+        console.print(f"next: {following['type']} of {following['stream_id']} v{following['version']}, fits")
+    else:
+        console.print(
+            f"[red]stuck: event {following['event_id']} ({following['type']} of {following['stream_id']} "
+            f"v{following['version']}) is {following['record_bytes']:,} bytes, Kafka takes {following['limit']:,}; "
+            "see docs/OPERATIONS.md, 'An event the relay cannot publish'"
+        )
+        raise typer.Exit(3)
+
+
+@app.command()
 def tail(
     service: str = typer.Argument(...),
     from_beginning: bool = typer.Option(False, "--from-beginning"),
@@ -341,15 +379,23 @@ def tail(
 
 @app.command()
 def token(
-    role: str = typer.Argument(..., help="marketing, sales, sales_manager, production, auditor or admin"),
+    role: str = typer.Argument(
+        ..., help="marketing, sales, sales_manager (needs --team), sales_director, production, auditor or admin"
+    ),
     user: str = typer.Option("u-cli"),
-    team: str | None = typer.Option(None),
+    team: str | None = typer.Option(None, help="the team a sales_manager manages (a salesperson's own team)"),
 ) -> None:
     """Print a bearer token (12 hours) signed with the local stack's key."""
     from datetime import timedelta
 
-    from shared.auth import issue_token, signing_key
+    from shared.auth import ROLES, issue_token, signing_key
 
+    if role not in ROLES:
+        raise typer.BadParameter(f"one of {', '.join(sorted(ROLES))}", param_hint="ROLE")
+    if role == "sales_manager" and not team:
+        raise typer.BadParameter(
+            "a sales_manager manages a team: give --team (every team's sales: sales_director)", param_hint="--team"
+        )
     kid, secret = signing_key(_settings())
     typer.echo(
         issue_token(
@@ -396,7 +442,11 @@ def demo(leads: int = typer.Option(60, "--leads", min=1), rate: float = typer.Op
         soft_wrap=True,
     )
     console.print(".venv/bin/pipelines token sales_manager --team north --user u-mgr", soft_wrap=True, highlight=False)
-    console.print("(auditor: everything; sales --user u-lan: her own deals; marketing; production)\n", soft_wrap=True)
+    console.print(
+        "(sales_director: every team's sales; auditor: everything; sales --user u-lan: her own deals; marketing; "
+        "production)\n",
+        soft_wrap=True,
+    )
     for service in SERVICES:
         console.print(f"{service:<11} {base}:{settings.port(service)}/docs")
     console.print("\nA token for reading everything:", soft_wrap=True)

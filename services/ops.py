@@ -1,5 +1,5 @@
 """What operators ask of a running system, behind the CLI: histories, read-model positions and lag, rebuilds,
-dead letters, and the live event stream. Each function takes the settings and talks to PostgreSQL and Kafka."""
+dead letters, the relay's state (and a stream published again), and the live event stream. Each function takes the settings and talks to PostgreSQL and Kafka."""
 
 from __future__ import annotations
 
@@ -17,14 +17,16 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from services.deals import domain as deals_domain
 from services.leads import domain as leads_domain
 from services.production import domain as production_domain
+from shared.alerts import ALERTS_PREFIX
 from shared.db import create_pool
 from shared.decider import Decider, load
-from shared.envelope import CloudEvent
-from shared.eventstore import RecordedEvent
+from shared.envelope import KAFKA_HEADERS, CloudEvent
+from shared.eventstore import Checkpoint, RecordedEvent
 from shared.eventstore.postgres import PostgresEventStore
-from shared.kafka import admin_client
+from shared.kafka import admin_client, topic_configs
 from shared.projections import request_rebuild
 from shared.settings import Settings
+from shared.wire import envelope_json, record_bytes
 
 KINDS: dict[str, tuple[str, str, Decider[Any], Callable[[Any], dict[str, Any]]]] = {
     "deal": ("deals", "deal-", deals_domain.deal_decider, deals_domain.state_as_json),
@@ -134,6 +136,97 @@ async def rebuild(
         raise TimeoutError(f"generation {generation} of {projection} was not swapped in within {wait_s} s")
     finally:
         await pool.close()
+
+
+async def relay_status(settings: Settings, service: str) -> dict[str, Any]:
+    """Where the service's relay is: its checkpoint, the backlog behind it, and the next event to publish with its
+    size against what Kafka takes (over it: the relay is stuck on that event until an operator acts)."""
+    pool = await create_pool(settings.database_url_for(service), max_size=2)
+    s = settings.schema_name(service)
+    try:
+        row = await pool.fetchrow(
+            f"SELECT tx_id, position, published, updated_at FROM {s}.relay_checkpoints WHERE name = 'relay'"
+        )
+        after = (row["tx_id"], row["position"]) if row else (0, 0)
+        backlog = await pool.fetchrow(
+            f"""SELECT count(*) AS n, min(recorded_at) AS oldest FROM {s}.events
+                WHERE (tx_id, position) > ($1::xid8, $2::bigint)""",
+            *after,
+        )
+        store = PostgresEventStore(pool, s)
+        following = await store.read_all(Checkpoint(*after), limit=1)
+    finally:
+        await pool.close()
+    status: dict[str, Any] = {
+        "service": service,
+        "checkpoint_position": after[1],
+        "published": row["published"] if row else 0,
+        "checkpoint_moved_at": row["updated_at"] if row else None,
+        "backlog": backlog["n"] if backlog else 0,
+        "oldest_unpublished": backlog["oldest"] if backlog else None,
+        "next": None,
+    }
+    if following:
+        e = following[0]
+        topic = _topic_of(settings, service, e.event_type)
+        configured = await topic_configs(
+            settings.kafka_bootstrap_servers, [topic], "max.message.bytes", **settings.kafka_options()
+        )
+        limit = min(int(configured[topic]), settings.kafka_max_request_size)
+        size = record_bytes(envelope_json(e, service), e.stream_id.encode())
+        status["next"] = {
+            "event_id": str(e.event_id),
+            "type": e.event_type,
+            "stream_id": e.stream_id,
+            "version": e.version,
+            "position": e.position,
+            "record_bytes": size,
+            "limit": limit,
+            "fits": size <= limit,
+        }
+    return status
+
+
+def _topic_of(settings: Settings, service: str, event_type: str) -> str:
+    """The topic the relay publishes an event type to (as ``ServiceCore.relay`` routes it)."""
+    return settings.alerts_topic() if event_type.startswith(ALERTS_PREFIX) else settings.events_topic(service)
+
+
+async def republish(settings: Settings, service: str, stream_id: str) -> int:
+    """Publish a stream's events again from the store, in order, as the relay did (those it has published: the
+    rest it publishes itself). Consumers skip versions they applied; a projector stopped at a gap in this stream
+    goes on once the missing version arrives (docs/OPERATIONS.md)."""
+    pool = await create_pool(settings.database_url_for(service), max_size=2)
+    s = settings.schema_name(service)
+    try:
+        row = await pool.fetchrow(f"SELECT tx_id, position FROM {s}.relay_checkpoints WHERE name = 'relay'")
+        events = await PostgresEventStore(pool, s).read_stream(stream_id)
+    finally:
+        await pool.close()
+    if row is None:
+        return 0
+    published = [
+        e for e in events if (int(e.checkpoint.tx), e.checkpoint.position) <= (int(row["tx_id"]), row["position"])
+    ]
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        enable_idempotence=True,
+        acks="all",
+        max_request_size=settings.kafka_max_request_size,
+        **settings.kafka_options(),
+    )
+    await producer.start()
+    try:
+        for e in published:
+            await producer.send_and_wait(
+                _topic_of(settings, service, e.event_type),
+                envelope_json(e, service),
+                key=e.stream_id.encode(),
+                headers=[*KAFKA_HEADERS, ("republished", b"1")],
+            )
+    finally:
+        await producer.stop()
+    return len(published)
 
 
 async def _read(settings: Settings, topic: str) -> list[Any]:

@@ -256,7 +256,7 @@ class Simulation:
 
     async def deal_of(self, lead: str) -> str | None:
         """The deal the deals service opened for this lead (uuid5 of it), once it arrives."""
-        from services.deals.handlers import deal_id_for_lead
+        from services.deals.events import deal_id_for_lead
 
         deal_id = str(deal_id_for_lead(uuid.UUID(lead)))
 

@@ -19,9 +19,10 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 import structlog
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import AwareDatetime
 
+from shared.auth import Principal
 from shared.db import Conn
 from shared.envelope import CloudEvent
 from shared.events import DomainEvent
@@ -193,14 +194,17 @@ def alerts_projection(alerts_topic: str) -> Projection:
     return Projection(name="alerts", topics=(alerts_topic,), ddl=ALERTS_DDL, apply=apply_alert, tables=("alerts",))
 
 
-async def list_alerts(conn: Conn, *, service: str | None, active_only: bool, limit: int) -> list[dict[str, Any]]:
+async def list_alerts(
+    conn: Conn, *, service: str | None, active_only: bool, limit: int, offset: int = 0
+) -> list[dict[str, Any]]:
     rows = await conn.fetch(
         """SELECT alert_id, service, kind, entity, summary, details, raised_at, cleared_at FROM alerts
            WHERE ($1::text IS NULL OR service = $1) AND (NOT $2 OR cleared_at IS NULL)
-           ORDER BY raised_at DESC, alert_id LIMIT $3""",
+           ORDER BY raised_at DESC, alert_id LIMIT $3 OFFSET $4""",
         service,
         active_only,
         limit,
+        offset,
     )
     return [
         {
@@ -213,8 +217,21 @@ async def list_alerts(conn: Conn, *, service: str | None, active_only: bool, lim
     ]
 
 
-def add_alerts_route(router: APIRouter, service: str, read_models: Callable[[], ReadModels], allowed: Any) -> None:
-    """``GET /alerts``: this service's alerts, active ones by default, newest first."""
+Visible = Callable[[Principal, list[dict[str, Any]]], Awaitable[list[dict[str, Any]]]]
+ALERTS_BATCH = 500  # alerts read at a time while keeping those a caller may see
+
+
+def add_alerts_route(
+    router: APIRouter,
+    service: str,
+    read_models: Callable[[], ReadModels],
+    allowed: Callable[..., Awaitable[Principal]],
+    *,
+    visible: Visible | None = None,
+) -> None:
+    """``GET /alerts``: this service's alerts, active ones by default, newest first. ``visible(principal, alerts)``
+    keeps those the caller may see (the alerts of what the service's lists show them: an alert names its entity
+    and often a customer and an owner); without it, whoever may call sees them all."""
 
     @router.get(
         "/alerts",
@@ -222,6 +239,20 @@ def add_alerts_route(router: APIRouter, service: str, read_models: Callable[[], 
         dependencies=[Depends(allowed)],
         summary="time-driven alerts: raised once per occurrence, cleared when resolved",
     )
-    async def get_alerts(active: bool = True, limit: int = Query(100, ge=1, le=500)) -> list[dict[str, Any]]:
-        async with read_models().connection("alerts") as conn:
-            return await list_alerts(conn, service=service, active_only=active, limit=limit)
+    async def get_alerts(
+        request: Request, active: bool = True, limit: int = Query(100, ge=1, le=500)
+    ) -> list[dict[str, Any]]:
+        p: Principal = request.state.principal  # set by the ``allowed`` dependency (shared.auth)
+        if visible is None:
+            async with read_models().connection("alerts") as conn:
+                return await list_alerts(conn, service=service, active_only=active, limit=limit)
+        shown: list[dict[str, Any]] = []
+        offset = 0
+        while len(shown) < limit:
+            async with read_models().connection("alerts") as conn:
+                batch = await list_alerts(conn, service=service, active_only=active, limit=ALERTS_BATCH, offset=offset)
+            shown += await visible(p, batch)
+            if len(batch) < ALERTS_BATCH:
+                break
+            offset += ALERTS_BATCH
+        return shown[:limit]

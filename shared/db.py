@@ -29,16 +29,6 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("json", schema="pg_catalog", encoder=json.dumps, decoder=json.loads)
 
 
-DDL_LOCK = "pg_advisory_xact_lock(hashtext('pipelines.ddl'))"
-
-
-async def run_ddl(pool: asyncpg.Pool, sql: str) -> None:
-    """Schema changes, one process at a time: CREATE … IF NOT EXISTS races between processes starting together."""
-    async with pool.acquire() as conn, conn.transaction():
-        await conn.execute(f"SELECT {DDL_LOCK}")
-        await conn.execute(sql)
-
-
 async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10, **kwargs: Any) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=_init_connection, **kwargs)
     assert pool is not None

@@ -7,7 +7,10 @@ older data into the current shape; stored events are never rewritten.
 
 Personal data: fields named in ``personal_fields`` are encrypted with the key of the subject whose id is in
 ``subject_field`` (see ``shared.pii``); after that subject's key is deleted they read back as ``None``, so
-such fields must accept ``None``.
+such fields must accept ``None``. Every personal field must be erasable: its class names in ``erased_by`` the
+event type of its own service that records that subject's erasure (a class with ``erasure = True``, whose
+``subject_field`` names the erased subject); ``EventRegistry.erasure_gaps`` lists the classes that do not, and a
+test fails on any. A restore applies every erasure event on the topics again (``shared.restore``).
 """
 
 from __future__ import annotations
@@ -42,6 +45,10 @@ class DomainEvent(BaseModel):
     schema_version: ClassVar[int] = 1
     personal_fields: ClassVar[tuple[str, ...]] = ()
     subject_field: ClassVar[str | None] = None
+    # with personal fields: the wire name of the event type that records their subject's erasure
+    erased_by: ClassVar[str | None] = None
+    # this event records that the subject named by ``subject_field`` was erased (its key destroyed)
+    erasure: ClassVar[bool] = False
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
@@ -115,6 +122,10 @@ class EventRegistry:
                     raise EventDefinitionError(f"{name}: personal field {f!r} is not a field")
                 if not _accepts_none(fields[f].annotation):
                     raise EventDefinitionError(f"{name}: personal field {f!r} must accept None (erased)")
+            if not cls.erased_by:
+                raise EventDefinitionError(f"{name}: personal_fields need erased_by, the event type erasing them")
+        if cls.erasure and (not cls.subject_field or cls.subject_field not in fields):
+            raise EventDefinitionError(f"{name}: an erasure event needs a subject_field naming the erased subject")
         self._types[name] = cls
 
     def __contains__(self, event_type: str) -> bool:
@@ -128,6 +139,31 @@ class EventRegistry:
 
     def types(self, prefix: str = "") -> list[type[DomainEvent]]:
         return [cls for name, cls in sorted(self._types.items()) if name.startswith(prefix)]
+
+    def erasure_gaps(self, prefix: str = "") -> list[str]:
+        """Why each event type with personal fields (of those whose wire name starts with ``prefix``) has no
+        erasure path: its ``erased_by`` is not a registered erasure event type of its own service."""
+        gaps = []
+        for cls in self.types(prefix):
+            if not cls.personal_fields:
+                continue
+            service = cls.event_type.rsplit(".", 1)[0] + "."
+            eraser = self._types.get(cls.erased_by or "")
+            if eraser is None:
+                gaps.append(f"{cls.event_type}: erased_by {cls.erased_by!r} is not a registered event type")
+            elif not eraser.erasure:
+                gaps.append(f"{cls.event_type}: {cls.erased_by} is not an erasure event (erasure = True)")
+            elif not eraser.event_type.startswith(service):
+                gaps.append(f"{cls.event_type}: {cls.erased_by} is another service's: each service erases its own")
+        return gaps
+
+    def erased_subject(self, event_type: str, data: dict[str, Any]) -> str | None:
+        """The subject an erasure event (as stored or on the wire) erased; None for any other event."""
+        cls = self._types.get(event_type)
+        if cls is None or not cls.erasure or cls.subject_field is None:
+            return None
+        value = data.get(cls.subject_field)
+        return None if value is None else str(value)
 
     def upcast(self, event_type: str, schema_version: int, data: dict[str, Any]) -> dict[str, Any]:
         """Stored data of any known version → data in the class's current schema."""

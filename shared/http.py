@@ -5,7 +5,16 @@ correlation ids, pagination, health.
 - ``If-Match: "<version>"`` makes the command conditional: a stream at another version → 412.
 - ``Idempotency-Key``: the same key with the same body returns the first answer (``Idempotent-Replayed: true``);
   with another body → 422.
-- ``X-Correlation-ID`` is taken from the request (or made) and returned; logs carry it.
+- ``X-Correlation-ID`` is taken from the request (or made) and returned; logs carry it. It and ``X-Causation-ID``
+  go into the events' metadata, so each must be 1 to 128 characters of ``A-Z a-z 0-9 . _ : -``: another value is
+  answered 400 naming the header and its limit, and is never sent back (the answer carries a new correlation id).
+- Every other header and body field that reaches an event is bounded (``shared.limits``); a field over its limit
+  is answered 422 with each field at fault: ``loc``, ``msg`` and ``ctx`` name the field and the limit, and the
+  input is shown back only when it is short.
+- What no store can hold and got past those bounds is the request's fault too: a lone surrogate (``"\\ud800"``)
+  answers 422 ``invalid_text``, a number or time beyond the database's range 422 ``out_of_range``; a page's cursor
+  is one this API gave (a whole offset up to ``MAX_OFFSET``) or 422. Request heads are bounded by the server
+  (``shared.httpserver``: 431).
 """
 
 from __future__ import annotations
@@ -22,6 +31,8 @@ from typing import Annotated, Any, Generic, TypeVar
 import asyncpg
 import structlog
 from fastapi import FastAPI, Header, HTTPException, Query, Request, Response, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -31,16 +42,30 @@ from shared.eventstore import (
     AppendResult,
     ConcurrencyError,
     EventStore,
+    EventTooLargeError,
     Idempotency,
     IdempotencyKeyReusedError,
     RecordedEvent,
+)
+from shared.limits import (
+    IDEMPOTENCY_KEY_PATTERN,
+    LONE_SURROGATE,
+    MAX_ETAG_CHARS,
+    MAX_IDEMPOTENCY_KEY_CHARS,
+    MAX_OFFSET,
+    MAX_POSITION,
+    MAX_VERSION,
+    bounded_errors,
+    check_trace_header,
+    shown,
 )
 from shared.metrics import HTTP_SECONDS, exposition
 from shared.pii import PersonalData, without_personal_data
 from shared.projections import ReadModelBehindError
 
+log = structlog.get_logger(__name__)
 T = TypeVar("T")
-_ETAG = re.compile(r'^\s*(?:W/)?"(\d+)"\s*$')
+_ETAG = re.compile(r'^\s*(?:W/)?"(\d{1,10})"\s*$')
 
 
 class CommandAnswer(BaseModel):
@@ -67,7 +92,11 @@ class InvalidInput(BaseModel):
 
 # The error answers every route may give; a service names its own 404 on top (``ERRORS | {404: ...}``).
 ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": Problem, "description": "the body is not well-formed JSON"},
+    400: {
+        "model": Problem,
+        "description": "the body is not well-formed JSON, or X-Correlation-ID or X-Causation-ID is not 1 to 128 "
+        "characters of A-Z a-z 0-9 . _ : -",
+    },
     401: {"model": Problem, "description": "no valid credential: a bearer token, or a webhook's signature or token"},
     403: {"model": Problem, "description": "the caller's roles do not allow this"},
     404: {"model": Problem, "description": "no such resource (or not one the caller may see)"},
@@ -83,17 +112,25 @@ def if_match_version(if_match: str | None) -> int | None:
     if if_match is None:
         return None
     m = _ETAG.match(if_match)
-    if not m:
+    if not m or int(m.group(1)) > MAX_VERSION:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
-            detail=f'If-Match must be a version ETag such as "3", not {if_match!r}',
+            detail=f'If-Match must be a version ETag such as "3", not {shown(if_match)}',
         )
     return int(m.group(1))
 
 
-IfMatch = Annotated[str | None, Header(description='the version the command expects, as an ETag: "3"')]
+IfMatch = Annotated[
+    str | None, Header(max_length=MAX_ETAG_CHARS, description='the version the command expects, as an ETag: "3"')
+]
 IdempotencyKey = Annotated[
-    str | None, Header(min_length=1, max_length=200, description="a retry with the same key returns the first answer")
+    str | None,
+    Header(
+        min_length=1,
+        max_length=MAX_IDEMPOTENCY_KEY_CHARS,
+        pattern=IDEMPOTENCY_KEY_PATTERN,
+        description="a retry with the same key returns the first answer (printable ASCII)",
+    ),
 ]
 
 
@@ -199,6 +236,10 @@ def install_common(
         body, content_type = exposition()
         return Response(body, media_type=content_type)
 
+    @app.exception_handler(RequestValidationError)
+    async def invalid_input(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": jsonable_encoder(bounded_errors(exc.errors()))}, status_code=422)
+
     @app.exception_handler(ConcurrencyError)
     async def concurrency(request: Request, exc: ConcurrencyError) -> JSONResponse:
         if request.headers.get("if-match"):
@@ -217,6 +258,13 @@ def install_common(
     async def key_reused(request: Request, exc: IdempotencyKeyReusedError) -> JSONResponse:
         return JSONResponse({"detail": str(exc), "rule": "idempotency_key_reused"}, status_code=422)
 
+    @app.exception_handler(EventTooLargeError)
+    async def too_large(request: Request, exc: EventTooLargeError) -> JSONResponse:
+        return JSONResponse(
+            {"detail": str(exc), "rule": "event_too_large", "field": exc.field, "limit": exc.limit, "size": exc.size},
+            status_code=422,
+        )
+
     @app.exception_handler(ReadModelBehindError)
     async def behind(request: Request, exc: ReadModelBehindError) -> JSONResponse:
         return JSONResponse(
@@ -234,9 +282,36 @@ def install_common(
                 {"detail": "text may not contain NUL (\\u0000) characters", "rule": "invalid_text"}, status_code=422
             )
 
+    # A lone surrogate (JSON's "\ud800") that reached the database driver, the backstop of shared.limits' checks.
+    @app.exception_handler(UnicodeEncodeError)
+    async def not_unicode(request: Request, exc: UnicodeEncodeError) -> JSONResponse:
+        return JSONResponse({"detail": f"text may not hold {LONE_SURROGATE}", "rule": "invalid_text"}, status_code=422)
+
+    # A number or a time the database cannot hold (a bigint past 2^63, a year before 1 once in UTC), the backstop of
+    # the bounds in shared.limits: the value is the request's (asyncpg names only the query's argument).
+    @app.exception_handler(OverflowError)
+    @app.exception_handler(asyncpg.DataError)
+    async def out_of_range(request: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, asyncpg.DataError) and not str(exc).startswith("invalid input for query argument"):
+            raise exc  # the database refused a value of ours: a fault here, answered 500
+        log.warning("http.value_out_of_range", error=type(exc).__name__, path=request.url.path)
+        return JSONResponse(
+            {"detail": "a number or a time in the request is out of the range this API holds", "rule": "out_of_range"},
+            status_code=422,
+        )
+
     # PostgreSQL gone (stopped, restarting, unreachable): the pool reconnects by itself, so a retry soon may work.
-    # A command whose connection broke may have committed: its Idempotency-Key makes the retry safe.
-    for unavailable in (OSError, asyncpg.PostgresConnectionError, asyncpg.exceptions.OperatorInterventionError):
+    # A command whose connection broke may have committed: its Idempotency-Key makes the retry safe. A connection
+    # lost in the middle of a transaction surfaces as asyncpg's InterfaceError (ConnectionDoesNotExistError, or
+    # "the underlying connection is closed" when the transaction ends) or InternalClientError (a broken protocol
+    # state): the database went away, not the request's fault (issue 19's fault suite: 500s while it stopped).
+    for unavailable in (
+        OSError,
+        asyncpg.PostgresConnectionError,
+        asyncpg.exceptions.OperatorInterventionError,
+        asyncpg.InterfaceError,
+        asyncpg.InternalClientError,
+    ):
 
         @app.exception_handler(unavailable)
         async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
@@ -276,8 +351,10 @@ class _Correlation:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        cid = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-correlation-id"), "")
-        cid = cid or str(uuid.uuid4())
+        given = next((v for k, v in scope["headers"] if k == b"x-correlation-id"), b"")
+        causation = next((v for k, v in scope["headers"] if k == b"x-causation-id"), b"")
+        problem = check_trace_header("X-Correlation-ID", given) or check_trace_header("X-Causation-ID", causation)
+        cid = given.decode("latin-1") if given and not problem else str(uuid.uuid4())  # a bad one is not echoed
         scope.setdefault("state", {})["correlation_id"] = cid  # request.state.correlation_id
         started = time.perf_counter()
         status_code = 500
@@ -290,7 +367,11 @@ class _Correlation:
             await send(message)
 
         with structlog.contextvars.bound_contextvars(correlation_id=cid):
-            await self.app(scope, receive, send_with_id)
+            if problem:
+                refused = JSONResponse({"detail": problem, "rule": "invalid_header"}, status_code=400)
+                await refused(scope, receive, send_with_id)
+            else:
+                await self.app(scope, receive, send_with_id)
         path = getattr(scope.get("route"), "path", "unmatched")  # the route's template, never an id: bounded labels
         HTTP_SECONDS.labels(self.service, scope["method"], path, str(status_code)).observe(
             time.perf_counter() - started
@@ -341,17 +422,22 @@ def decode_cursor(cursor: str | None) -> int:
         return 0
     try:
         data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        offset = int(data["o"])
-    except (ValueError, KeyError, TypeError):
+        offset = data["o"]
+    except (ValueError, KeyError, TypeError, RecursionError):
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail="cursor is not one this API gave") from None
-    if offset < 0:
+    # an offset this API gave: a whole number (not 1e400, Infinity or true), at most MAX_OFFSET
+    if type(offset) is not int or not 0 <= offset <= MAX_OFFSET:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail="cursor is not one this API gave")
     return offset
 
 
 WaitFor = Annotated[
     int | None,
-    Query(ge=1, description="wait (5 s at most) until the read model has applied the event at this position"),
+    Query(
+        ge=1,
+        le=MAX_POSITION,
+        description="wait (5 s at most) until the read model has applied the event at this position",
+    ),
 ]
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
 DEFAULT_PARTITIONS = 6
@@ -85,6 +86,27 @@ async def ensure_topics(bootstrap_servers: str, specs: Iterable[TopicSpec], **op
         got = len(described[s.name]["partitions"])
         if got != s.partitions:
             raise TopicMismatchError(f"topic {s.name} has {got} partitions, this code declares {s.partitions}")
+
+
+async def topic_configs(bootstrap_servers: str, topics: Iterable[str], name: str, **options: Any) -> dict[str, str]:
+    """The effective value of one config (``max.message.bytes``, say) of each topic: its own or the broker's."""
+    topics = list(topics)
+    async with admin_client(bootstrap_servers, **options) as admin:
+        responses = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, t, {name: None}) for t in topics]
+        )
+    found: dict[str, str] = {}
+    for response in responses:
+        for error_code, error_message, _kind, topic, entries in response.resources:
+            if error_code:
+                raise RuntimeError(f"describing topic {topic} failed: error {error_code} {error_message}")
+            for entry in entries:
+                if entry[0] == name:
+                    found[topic] = entry[1]
+    missing = set(topics) - set(found)
+    if missing:
+        raise RuntimeError(f"topics {sorted(missing)} have no {name}")
+    return found
 
 
 async def kafka_ready(bootstrap_servers: str, timeout_s: float = 3.0, **options: Any) -> bool:

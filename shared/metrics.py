@@ -7,11 +7,14 @@
 | `pipelines_relay_backlog_events` | gauge | service | committed events not yet published |
 | `pipelines_relay_backlog_seconds` | gauge | service | age of the oldest of them |
 | `pipelines_relay_published_total` | counter | service | events published to Kafka |
+| `pipelines_relay_stuck` | gauge | service | 1 while the relay is stopped before an event Kafka cannot take |
 | `pipelines_consumer_lag` | gauge | service, projection, topic, partition | messages not yet consumed |
 | `pipelines_projection_applied_total` | counter | service, projection | events applied to a read model |
 | `pipelines_projection_generation` | gauge | service, projection | the generation being consumed (1 per live one) |
+| `pipelines_projection_stalled_partitions` | gauge | service, projection, topic, partition | 1 while stopped at a gap |
 | `pipelines_dead_letters_total` | counter | service, projection | messages sent to the dead-letter topic |
 | `pipelines_http_request_seconds` | histogram | service, method, route, status | HTTP requests |
+| `pipelines_pii_epoch_age_seconds` | gauge | key_store | since the last key rotation (reported by the elected rotator) |
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ APPEND_SECONDS = Histogram(
 )
 RELAY_BACKLOG = Gauge("pipelines_relay_backlog_events", "committed events not yet published", ["service"])
 RELAY_BACKLOG_SECONDS = Gauge("pipelines_relay_backlog_seconds", "age of the oldest unpublished event", ["service"])
+RELAY_STUCK = Gauge("pipelines_relay_stuck", "1 while stopped before an event Kafka cannot take", ["service"])
 RELAY_PUBLISHED = Counter("pipelines_relay_published", "events published to Kafka", ["service"])
 CONSUMER_LAG = Gauge(
     "pipelines_consumer_lag", "messages not yet consumed", ["service", "projection", "topic", "partition"]
@@ -35,12 +39,21 @@ PROJECTION_APPLIED = Counter(
     "pipelines_projection_applied", "events applied to a read model", ["service", "projection"]
 )
 PROJECTION_GENERATION = Gauge("pipelines_projection_generation", "generations consumed", ["service", "projection"])
+PROJECTION_STALLED = Gauge(
+    "pipelines_projection_stalled_partitions",
+    "1 while the partition is stopped at a gap in a stream's versions",
+    ["service", "projection", "topic", "partition"],
+)
 DEAD_LETTERS = Counter("pipelines_dead_letters", "messages sent to the dead-letter topic", ["service", "projection"])
 HTTP_SECONDS = Histogram(
     "pipelines_http_request_seconds",
     "HTTP requests",
     ["service", "method", "route", "status"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+
+PII_EPOCH_AGE = Gauge(
+    "pipelines_pii_epoch_age_seconds", "since the personal-data key store's last rotation", ["key_store"]
 )
 
 

@@ -2,9 +2,11 @@
 
 An event's personal fields are stored and published as self-describing tokens
 ``pii:v1:<subject id>:<base64url(nonce ‖ AES-256-GCM ciphertext)>``; the plaintext is the field's JSON.
-Each subject (a lead, a customer contact) has its own random key, kept wrapped by a master key from the
-settings. Erasing a subject deletes its key and records the erasure: every stored event and every Kafka
-message holding its tokens becomes unreadable, and those fields read back as ``None``. An erased subject gets
+Each subject (a lead, a customer contact) has its own random key, kept wrapped by the master key from the
+settings together with an epoch key kept outside the database (``shared.keystore``, ``shared.keyring``). Erasing a
+subject deletes its key and records the erasure: every stored event and every Kafka message holding its tokens
+becomes unreadable, and those fields read back as ``None``; the copies of its wrapped key that PostgreSQL keeps (WAL,
+backups) become unreadable when the epoch rotates, within the erasure window (decision 0015). An erased subject gets
 no new key: personal data sent for it later is dropped (stored as ``None``), never stored readable.
 
 Keys live in one schema shared by the services (``pii`` by default): the deals service must read the contact a
@@ -61,6 +63,12 @@ class InMemoryKeyStore:
 
     async def is_erased(self, subject: str) -> bool:
         return subject in self._erased
+
+
+def keys_of(store: object) -> KeyStore | None:
+    """The key store an event store seals with (both stores have one; without it, None)."""
+    personal = getattr(store, "personal_data", None)
+    return personal.keys if isinstance(personal, PersonalData) else None
 
 
 def is_token(value: Any) -> bool:

@@ -24,6 +24,13 @@ How the runner keeps its promises:
   ``request_rebuild`` registers a new generation; every projector process starts consuming it while the
   active one keeps serving; once its group has reached the active group's committed offsets on every
   partition, it is swapped in (one UPDATE) and the old one is retired, then dropped.
+- **Gaps stop a partition.** A stream's events arrive in version order (one partition per stream). An event
+  whose version is past the next one expected (the one before it never came: a damaged topic) is not applied:
+  its partition stops there (the rest go on), the runner logs ``projection.gap``, sets
+  ``pipelines_projection_stalled_partitions`` and answers not ready, and looks now and then further along the
+  partition for the missing version. Once it is there (``pipelines relay republish`` publishes a stream again
+  from the store), the partition goes on from where it stopped, and the stream's versions that came too early are
+  passed over until the missing one is applied. A dead-lettered event counts as seen: it is no gap.
 - **Read your writes.** ``ReadModels.connection(name, wait_for=(stream_id, version))`` waits, bounded, until
   the active generation has applied that version of that stream.
 """
@@ -45,14 +52,24 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.errors import CommitFailedError, IllegalStateError
 from pydantic import ValidationError
 
-from shared.db import DDL_LOCK, Conn, identifier
+from shared.db import Conn, identifier
 from shared.envelope import CloudEvent
 from shared.events import UnknownEventTypeError, UnsupportedSchemaVersionError
 from shared.kafka import admin_client
-from shared.metrics import CONSUMER_LAG, DEAD_LETTERS, PROJECTION_APPLIED, PROJECTION_GENERATION
+from shared.metrics import (
+    CONSUMER_LAG,
+    DEAD_LETTERS,
+    PROJECTION_APPLIED,
+    PROJECTION_GENERATION,
+    PROJECTION_STALLED,
+)
+from shared.migrations import Migration, checksum
+from shared.migrations import apply as apply_migrations
 
 log = structlog.get_logger(__name__)
 COMMIT_EVERY_S = 1.0  # how often a busy consumer commits its Kafka offsets
+GAP_RECHECK_S = 15.0  # how often a partition stopped at a gap looks for the missing version further along it
+GAP_SCAN_S = 10.0  # how long one look may take
 
 Apply = Callable[[Conn, CloudEvent], Awaitable[None]]
 ApplyBatch = Callable[[Conn, Sequence[CloudEvent]], Awaitable[None]]
@@ -212,6 +229,24 @@ class GenerationStats:
 
 
 @dataclass(frozen=True)
+class Gap:
+    """Where a partition stopped: the first event of a stream past the version expected next."""
+
+    topic: str
+    partition: int
+    offset: int
+    stream_id: str
+    expected: int
+    got: int
+
+    def __str__(self) -> str:
+        return (
+            f"{self.topic}/{self.partition} stopped at offset {self.offset}: stream {self.stream_id} "
+            f"version {self.got} came before version {self.expected}"
+        )
+
+
+@dataclass(frozen=True)
 class _DeadLetter:
     record: ConsumerRecord[bytes, bytes]
     reason: str
@@ -259,6 +294,9 @@ class ProjectionRunner:
         self._stops: dict[int, asyncio.Event] = {}
         self._positions: dict[int, dict[TopicPartition, tuple[int, int]]] = {}
         self._producer: AIOKafkaProducer | None = None
+        self.gaps: dict[int, dict[TopicPartition, Gap]] = {}  # generation → the partitions stopped at a gap
+        # generation → stream → the version up to which its early arrivals are passed over (the missing one came)
+        self._held: dict[int, dict[str, int]] = {}
 
     def group_id(self, generation: int) -> str:
         return f"{self.group_prefix}.{self.projection.name}.g{generation}"
@@ -268,33 +306,34 @@ class ProjectionRunner:
 
     # ------------------------------------------------------------------ lifecycle
     async def setup(self) -> None:
-        """Create the registry and, on first start, generation 1 as the active read model."""
-        ns = self.namespace
-        async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(f"SELECT {DDL_LOCK}")
-            await conn.execute(REGISTRY_DDL.format(ns=ns))
-            await conn.execute(
+        """Create the registry and, on first start, generation 1 as the active read model. Tables are made once
+        (``shared.migrations``): a start that finds them runs no DDL."""
+        ns, name = self.namespace, self.projection.name
+        registry = Migration("projections.0001", "projection generations", REGISTRY_DDL.format(ns=ns))
+        await apply_migrations(self.pool, ns, [registry])
+        active_sql = f"SELECT generation FROM {ns}.projection_generations WHERE projection = $1 AND state = 'active'"
+        active = await self.pool.fetchval(active_sql, name)
+        if active is None:  # the first start (of one process or of several together)
+            await self.pool.execute(
                 f"""INSERT INTO {ns}.projection_generations (projection, generation, state, activated_at)
                     SELECT $1, 1, 'active', now() WHERE NOT EXISTS
-                        (SELECT 1 FROM {ns}.projection_generations WHERE projection = $1)""",
-                self.projection.name,
+                        (SELECT 1 FROM {ns}.projection_generations WHERE projection = $1)
+                    ON CONFLICT DO NOTHING""",
+                name,
             )
-            active = await conn.fetchval(
-                f"SELECT generation FROM {ns}.projection_generations WHERE projection = $1 AND state = 'active'",
-                self.projection.name,
-            )
+            active = await self.pool.fetchval(active_sql, name)
         if active is not None:  # queries can run as soon as setup returns
             await self._create_generation_tables(active)
 
     async def _create_generation_tables(self, generation: int) -> None:
+        """A generation's tables, made once per generation schema: its progress table, then the projection's DDL as
+        a migration named by its checksum (a projection whose DDL changed gets the new DDL applied, once)."""
         schema = self.schema(generation)
-        async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(f"SELECT {DDL_LOCK}")
-            await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-            await _set_search_path(conn, schema)
-            await conn.execute(PROGRESS_DDL.format(schema=schema))
-            if self.projection.ddl.strip():
-                await conn.execute(self.projection.ddl)
+        migrations = [Migration("projections.progress.0001", "projection progress", PROGRESS_DDL.format(schema=schema))]
+        if self.projection.ddl.strip():
+            ddl = self.projection.ddl
+            migrations.append(Migration(f"projections.ddl.{checksum(ddl)[:16]}", f"{self.projection.name} tables", ddl))
+        await apply_migrations(self.pool, schema, migrations)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume every live generation until ``stop``; swap in a rebuilt one when it has caught up."""
@@ -436,6 +475,9 @@ class ProjectionRunner:
         )
         await consumer.start()
         positions = self._positions.setdefault(generation, {})
+        gaps = self.gaps.setdefault(generation, {})
+        gaps.clear()
+        looked = time.monotonic()
         # Offsets are committed at most every COMMIT_EVERY_S while busy, and at once when idle: progress in
         # PostgreSQL is what makes an event apply once, offsets only say where to resume reading.
         pending: dict[TopicPartition, int] = {}
@@ -458,8 +500,25 @@ class ProjectionRunner:
                 )
                 records = [r for rs in batches.values() for r in rs]
                 if records:
-                    await self.process(generation, records)
+                    stopped = await self.process(generation, records)
                     pending.update({tp: rs[-1].offset + 1 for tp, rs in batches.items()})
+                    for gap in stopped:
+                        tp = TopicPartition(gap.topic, gap.partition)
+                        consumer.seek(tp, gap.offset)
+                        consumer.pause(tp)
+                        pending[tp] = gap.offset
+                        gaps[tp] = gap
+                        self._gap_metric(tp, 1)
+                if gaps and time.monotonic() - looked >= GAP_RECHECK_S:
+                    looked = time.monotonic()
+                    for tp, gap in list(gaps.items()):
+                        if await self._missing_came(gap):
+                            log.info("projection.gap_mended", projection=self.projection.name, gap=str(gap))
+                            self._held.setdefault(generation, {})[gap.stream_id] = gap.got
+                            del gaps[tp]
+                            self._gap_metric(tp, 0)
+                            consumer.seek(tp, gap.offset)
+                            consumer.resume(tp)
                 if pending and (not records or time.monotonic() - committed_at >= COMMIT_EVERY_S):
                     await commit()
                 for tp in consumer.assignment():
@@ -470,10 +529,45 @@ class ProjectionRunner:
             if pending:
                 await commit()
         finally:
+            for tp in gaps:
+                self._gap_metric(tp, 0)  # the next owner of the partition meets the gap again
             await _stop_consumer(consumer)
 
-    async def process(self, generation: int, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
-        """Apply a batch in one transaction (events one by one in savepoints if any fails), then dead-letter."""
+    def _gap_metric(self, tp: TopicPartition, value: int) -> None:
+        PROJECTION_STALLED.labels(self.namespace, self.projection.name, tp.topic, str(tp.partition)).set(value)
+
+    async def _missing_came(self, gap: Gap) -> bool:
+        """Is the missing version of the gap's stream further along its partition now (republished)?"""
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap_servers, enable_auto_commit=False, **self.kafka_options
+        )
+        await consumer.start()
+        try:
+            tp = TopicPartition(gap.topic, gap.partition)
+            consumer.assign([tp])
+            consumer.seek(tp, gap.offset)
+            end = (await consumer.end_offsets([tp]))[tp]
+            key = gap.stream_id.encode()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(GAP_SCAN_S):
+                    while await consumer.position(tp) < end:
+                        for r in (await consumer.getmany(tp, timeout_ms=500)).get(tp, []):
+                            if r.key == key and r.offset < end:
+                                with contextlib.suppress(ValidationError, ValueError):
+                                    if CloudEvent.from_kafka(r.value).streamversion == gap.expected:
+                                        return True
+            return False
+        finally:
+            await _stop_consumer(consumer)
+
+    def readiness(self) -> str:
+        """'ok', or the partitions stopped at a gap, for /readyz."""
+        stopped = [str(g) for gaps in self.gaps.values() for g in gaps.values()]
+        return f"stopped at a gap: {'; '.join(stopped)}" if stopped else "ok"
+
+    async def process(self, generation: int, records: Sequence[ConsumerRecord[bytes, bytes]]) -> list[Gap]:
+        """Apply a batch in one transaction (events one by one in savepoints if any fails), then dead-letter.
+        Returns the gaps met: their partitions' records from the gap on were not applied."""
         stats = self.stats.setdefault(generation, GenerationStats(generation, "active"))
         with _collector_paused():
             # parsed before the transaction begins: an open transaction holds back every relay's tailing
@@ -485,18 +579,27 @@ class ProjectionRunner:
                 except (ValidationError, ValueError) as exc:
                     unparsed.append(_DeadLetter(r, f"not a CloudEvent: {_short(exc)}"))
             dead = list(unparsed)
+            gaps: list[Gap] = []
             try:
                 async with self.pool.acquire() as conn, conn.transaction():
-                    await self._apply_batch(conn, generation, parsed, stats, dead, isolate=False)
+                    await self._apply_batch(conn, generation, parsed, stats, dead, gaps, isolate=False)
             except _Rejected:
-                dead = list(unparsed)
+                dead, gaps = list(unparsed), []
                 async with self.pool.acquire() as conn, conn.transaction():
-                    await self._apply_batch(conn, generation, parsed, stats, dead, isolate=True)
+                    await self._apply_batch(conn, generation, parsed, stats, dead, gaps, isolate=True)
             del parsed  # freed while paused: the collector would otherwise walk the whole batch once more
+        stopped = {(g.topic, g.partition): g.offset for g in gaps}
+        dead = [
+            d for d in dead if d.record.offset < stopped.get((d.record.topic, d.record.partition), d.record.offset + 1)
+        ]
         await self._dead_letter(dead)
         stats.dead_lettered += len(dead)
         if dead:
             DEAD_LETTERS.labels(self.namespace, self.projection.name).inc(len(dead))
+        for gap in gaps:
+            stats.gaps += 1
+            log.error("projection.gap", projection=self.projection.name, generation=generation, gap=str(gap))
+        return gaps
 
     async def _apply_batch(
         self,
@@ -505,6 +608,7 @@ class ProjectionRunner:
         parsed: Sequence[tuple[ConsumerRecord[bytes, bytes], CloudEvent]],
         stats: GenerationStats,
         dead: list[_DeadLetter],
+        gaps: list[Gap],
         *,
         isolate: bool,
     ) -> None:
@@ -523,20 +627,22 @@ class ProjectionRunner:
         touched: dict[str, int] = {}
         applied = skipped = 0
         batch: list[CloudEvent] = []
+        held = self._held.get(generation, {})
+        stopped: set[tuple[str, int]] = set()
         for r, envelope in parsed:
+            if (r.topic, r.partition) in stopped:
+                continue
             seen = progress[envelope.streamid]
             if envelope.streamversion <= seen:
                 skipped += 1
                 continue
-            if envelope.streamversion > seen + 1 and seen > 0:
-                stats.gaps += 1
-                log.warning(
-                    "projection.gap",
-                    projection=self.projection.name,
-                    stream=envelope.streamid,
-                    expected=seen + 1,
-                    got=envelope.streamversion,
-                )
+            if envelope.streamversion > seen + 1:
+                if seen < held.get(envelope.streamid, 0):  # came too early; the missing version comes later
+                    skipped += 1
+                    continue
+                gaps.append(Gap(r.topic, r.partition, r.offset, envelope.streamid, seen + 1, envelope.streamversion))
+                stopped.add((r.topic, r.partition))
+                continue
             if self.projection.apply_batch is not None and not isolate:
                 batch.append(envelope)
             elif (reason := await self._apply_one(conn, envelope, isolate=isolate)) is None:

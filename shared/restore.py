@@ -8,6 +8,12 @@ came from; the actor, which the wire does not carry, is not restored. It all hap
 also moves the relay's checkpoint past them when everything the store held is already on the topic, so they are
 not published a second time (otherwise the relay publishes them again; consumers skip what they have).
 
+The personal-data keys come back first (``restore_keys``): a backup older than the erasure window holds its
+subject keys wrapped under epochs that are destroyed since (decision 0015), so each live subject's key is taken
+from the key export the rotator writes at every rotation (``<keyring>/<key store>.keys.jsonl``, or one written by
+``python -m shared.keystore export`` from the live store), and every erasure recorded after the backup (the
+export's, and the erasure events on every service's topic) is applied again, so an erased person stays erased.
+
 Run it before the service takes writes, after advancing a fresh cluster's transaction counter (OPERATIONS.md):
 ``python -m shared.restore <service>``.
 """
@@ -16,15 +22,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from shared.db import Conn, create_pool
 from shared.envelope import CloudEvent
+from shared.events import registry
 from shared.eventstore.postgres import PostgresEventStore
 from shared.kafka import read_whole_topic
-from shared.settings import Settings
+from shared.keyring import KeyringError
+from shared.keystore import KeysRestored, PostgresKeyStore, key_store
+from shared.settings import SERVICES, Settings
 
 
 class RestoreError(RuntimeError):
@@ -109,6 +121,42 @@ async def catch_up(
     return CaughtUp(appended=len(ordered), streams=len(by_stream), already_stored=len(events) - len(ordered))
 
 
+async def erasures_on_topics(bootstrap_servers: str, topics: Sequence[str], **kafka_options: Any) -> set[str]:
+    """The subjects the erasure events on these topics erased (event types with ``erasure``, as registered)."""
+    erased: set[str] = set()
+    for topic in topics:
+        try:
+            records = await read_whole_topic(bootstrap_servers, topic, **kafka_options)
+        except LookupError:
+            continue  # a topic that does not exist holds no erasure
+        for r in records:
+            e = CloudEvent.from_kafka(r.value)
+            if (subject := registry.erased_subject(e.type, e.data)) is not None:
+                erased.add(subject)
+    return erased
+
+
+async def restore_keys(
+    keys: PostgresKeyStore,
+    bootstrap_servers: str,
+    topics: Sequence[str],
+    *,
+    export: Path | None,
+    **kafka_options: Any,
+) -> KeysRestored:
+    """The restored key store made whole: each live subject's key from ``export`` or the backup, every erasure the
+    backup, the export or the topics (every service's: the key store is shared) record applied again."""
+    erased = await erasures_on_topics(bootstrap_servers, topics, **kafka_options)
+    return await keys.restore(PostgresKeyStore.read_export(export) if export is not None else None, erased)
+
+
+def load_event_contracts() -> None:
+    """Register every service's event types by name (as ``services.contract`` does), so the erasure events on the
+    topics are known; the kernel has no import of them."""
+    for service in SERVICES:
+        importlib.import_module(f"services.{service}.events")
+
+
 async def _all_published(conn: Conn, s: str, relay: str, on_topic: set[str]) -> bool:
     """Whether every stored event after the relay's checkpoint is on the topic: then the checkpoint may move past
     the appended ones. Otherwise it stays, and the relay publishes them again (consumers skip what they have)."""
@@ -124,10 +172,33 @@ async def _all_published(conn: Conn, s: str, relay: str, on_topic: set[str]) -> 
     return bool(has_row) and all(r["id"] in on_topic for r in unpublished)
 
 
-async def _main(service: str) -> None:
+async def _main(service: str, export: str | None, keys_too: bool) -> None:
     settings = Settings()
     pool = await create_pool(settings.database_url_for(service), min_size=1, max_size=2)
     try:
+        if keys_too:
+            load_event_contracts()
+            keys = key_store(pool, settings)
+            path = Path(export) if export else await keys.find_export()
+            if path is None:
+                print("no key export beside the keyring: keys only from the restored store", file=sys.stderr)
+            restored = await restore_keys(
+                keys,
+                settings.kafka_bootstrap_servers,
+                [settings.events_topic(s) for s in SERVICES],
+                export=path,
+                **settings.kafka_options(),
+            )
+            print(
+                f"{keys.schema}: {restored.kept} keys kept under epoch {restored.epoch} ({restored.from_export} from "
+                f"the export), {restored.erased} erased again, {restored.lost} lost"
+            )
+            if restored.lost:
+                print(
+                    f"warning: {restored.lost} subjects' keys were in neither the export nor openable in the backup: "
+                    "their personal data cannot be read (docs/OPERATIONS.md, Backups and restore)",
+                    file=sys.stderr,
+                )
         store = PostgresEventStore(pool, settings.schema_name(service))
         done = await catch_up(
             store,
@@ -147,11 +218,18 @@ async def _main(service: str) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m shared.restore", description=__doc__.splitlines()[0])
     parser.add_argument("service", help="the service whose restored store is brought up to date")
+    parser.add_argument(
+        "--keys-export",
+        help="the key export to take live subjects' keys from (default: the rotator's, beside the keyring)",
+    )
+    parser.add_argument("--no-keys", action="store_true", help="leave the personal-data key store as it is")
     args = parser.parse_args(argv)
     try:
-        asyncio.run(_main(args.service))
+        asyncio.run(_main(args.service, args.keys_export, not args.no_keys))
     except RestoreError as exc:
         raise SystemExit(f"error: {exc} (nothing was written)") from None
+    except KeyringError as exc:
+        raise SystemExit(f"error: {exc}") from None
 
 
 if __name__ == "__main__":

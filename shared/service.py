@@ -25,12 +25,16 @@ from shared.alerts import ALERTS_PREFIX, AlertScanner, Check, alerts_projection
 from shared.db import create_pool
 from shared.eventstore.postgres import PostgresEventStore
 from shared.http import install_common
+from shared.httpserver import MAX_HEADER_BYTES, MAX_HEADERS, bounded_http
 from shared.kafka import TopicSpec, ensure_topics, kafka_ready
-from shared.keystore import PostgresKeyStore
+from shared.keystore import KeyRotator, PostgresKeyStore, key_store
 from shared.logs import configure_logging
+from shared.migrations import retry_setup
 from shared.pii import PersonalData
 from shared.projections import Projection, ProjectionRunner, ReadModels
 from shared.relay import OutboxRelay
+from shared.revocation import RevocationList
+from shared.revocation import topic_spec as revocations_topic_spec
 from shared.settings import SERVICES, Settings
 
 log = structlog.get_logger(__name__)
@@ -59,17 +63,23 @@ class Storage:
     store: PostgresEventStore
     personal_data: PersonalData
     read_models: ReadModels
+    # this process's own parts (its relay, its projectors): each says 'ok' or why it is not ready
+    parts: Callable[[], dict[str, str]] = dict
 
     @classmethod
     async def open(cls, settings: Settings, service: str) -> Storage:
-        pool = await create_pool(
-            settings.database_url_for(service), max_size=settings.db_pool_size, reset=_keep_session
+        url = settings.database_url_for(service)
+        # a failed start is retried (shared.migrations.retry_setup): the database restarting, a lock not granted
+        pool = await retry_setup(
+            lambda: create_pool(url, max_size=settings.db_pool_size, reset=_keep_session), "database pool"
         )
-        keys = PostgresKeyStore(pool, settings.master_key(), schema=settings.pii_schema)
-        await keys.setup()
+        keys = key_store(pool, settings)  # wrapped under the keyring's epochs (decision 0015)
+        await retry_setup(keys.setup, "key store")
         personal_data = PersonalData(keys)
-        store = PostgresEventStore(pool, settings.schema_name(service), personal_data)
-        await store.setup()
+        store = PostgresEventStore(
+            pool, settings.schema_name(service), personal_data, max_event_bytes=settings.max_event_bytes
+        )
+        await retry_setup(store.setup, "event store")
         return cls(settings, pool, store, personal_data, ReadModels(pool, store.schema))
 
     async def readiness(self) -> dict[str, str]:
@@ -82,7 +92,7 @@ class Storage:
             checks["postgresql"] = f"unavailable: {type(exc).__name__}"
         ok = await kafka_ready(self.settings.kafka_bootstrap_servers, **self.settings.kafka_options())
         checks["kafka"] = "ok" if ok else "unavailable"
-        return checks
+        return checks | self.parts()
 
     async def close(self) -> None:
         await self.pool.close()
@@ -96,6 +106,8 @@ class ServiceCore:
     def __init__(self, storage: Storage) -> None:
         self.storage = storage
         self.settings = storage.settings
+        # the tokens signed out (shared/revocation.py): read by the api process, asked by its TokenVerifier
+        self.revocations = RevocationList(storage.settings)
 
     def projections(self) -> list[Projection]:
         raise NotImplementedError
@@ -130,7 +142,17 @@ class ServiceCore:
             database_url=s.database_url_for(self.name),
             kafka_options=s.kafka_options(),
             routes={ALERTS_PREFIX: s.alerts_topic()},
+            max_event_bytes=s.max_event_bytes,
+            max_request_size=s.kafka_max_request_size,
         )
+
+    def key_rotator(self) -> KeyRotator | None:
+        """The personal-data keys' rotation (decision 0015): run by the relay processes, one elected at a time."""
+        keys = self.storage.personal_data.keys
+        if not isinstance(keys, PostgresKeyStore):
+            return None
+        s = self.settings
+        return KeyRotator(keys, s.database_url_for(self.name), window_s=s.erasure_window_hours * 3600)
 
     def runners(self) -> list[ProjectionRunner]:
         s = self.settings
@@ -152,6 +174,7 @@ class ServiceCore:
         specs = [TopicSpec(s.events_topic(x), s.kafka_partitions, s.kafka_replication_factor) for x in SERVICES]
         specs.append(TopicSpec(s.dead_letter_topic(self.name), 1, s.kafka_replication_factor))
         specs.append(TopicSpec(s.alerts_topic(), s.kafka_partitions, s.kafka_replication_factor))
+        specs.append(revocations_topic_spec(s))
         await ensure_topics(s.kafka_bootstrap_servers, specs, **s.kafka_options())
 
     async def close(self) -> None:
@@ -173,17 +196,27 @@ def ops_app(core: ServiceCore, mode: str) -> FastAPI:
     return app
 
 
-async def serve(app: FastAPI, host: str, port: int, stop: asyncio.Event) -> None:
-    """Serve ``app`` until ``stop`` is set."""
-    server = QuietServer(uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False))
+async def serve(
+    app: FastAPI,
+    host: str,
+    port: int,
+    stop: asyncio.Event,
+    *,
+    max_header_bytes: int = MAX_HEADER_BYTES,
+    max_headers: int = MAX_HEADERS,
+) -> None:
+    """Serve ``app`` until ``stop`` is set; a request head over the bounds answers 431 (``shared.httpserver``)."""
+    http = bounded_http(max_header_bytes, max_headers)
+    server = QuietServer(uvicorn.Config(app, host=host, port=port, http=http, log_config=None, access_log=False))
     serving = asyncio.create_task(server.serve())
     await stop.wait()
     server.should_exit = True
     await serving
 
 
-def _serve(app: FastAPI, host: str, port: int, stop: asyncio.Event) -> asyncio.Task[None]:
-    return asyncio.create_task(serve(app, host, port, stop))
+def _serve(app: FastAPI, s: Settings, port: int, stop: asyncio.Event) -> asyncio.Task[None]:
+    bounds = {"max_header_bytes": s.max_header_bytes, "max_headers": s.max_headers}
+    return asyncio.create_task(serve(app, s.api_host, port, stop, **bounds))
 
 
 YOUNG_COLLECTION_EVERY = 20_000  # allocations between young collections (CPython's default: 700)
@@ -207,21 +240,36 @@ async def run(core: ServiceCore, mode: str, stop: asyncio.Event) -> None:
     tasks: list[asyncio.Task[None]] = []
     try:
         s = core.settings
+        relay = core.relay() if mode in ("relay", "all") else None
+        runners = core.runners() if mode in ("projector", "all", "api") else []
+
+        def parts() -> dict[str, str]:
+            found = {"relay": relay.readiness()} if relay is not None else {}
+            if mode != "api":
+                found |= {f"projection {r.projection.name}": r.readiness() for r in runners}
+            if mode in ("api", "all"):  # not before it knows every token signed out (shared/revocation.py)
+                found["revocations"] = core.revocations.readiness()
+            return found
+
+        core.storage.parts = parts
         if mode in ("relay", "projector") and s.ops_port:
-            tasks.append(_serve(ops_app(core, mode), s.api_host, s.ops_port, stop))
-        if mode in ("relay", "all"):
-            relay = core.relay()
-            await relay.setup()
+            tasks.append(_serve(ops_app(core, mode), s, s.ops_port, stop))
+        if relay is not None:
+            await retry_setup(relay.setup, "relay")
             tasks.append(asyncio.create_task(relay.run(stop)))
-        if mode in ("projector", "all", "api"):
-            for runner in core.runners():
-                await runner.setup()  # the api too: queries need the read models' tables before a projector runs
+            if (rotator := core.key_rotator()) is not None:
+                tasks.append(asyncio.create_task(rotator.run(stop)))
+        if runners:
+            for runner in runners:
+                # the api too: queries need the read models' tables before a projector runs
+                await retry_setup(runner.setup, f"projection {runner.projection.name}")
                 if mode != "api":
                     tasks.append(asyncio.create_task(runner.run(stop)))
             if mode != "api" and core.alert_checks():
                 tasks.append(asyncio.create_task(core.alert_scanner().run(stop)))
         if mode in ("api", "all"):
-            tasks.append(_serve(core.app(), s.api_host, s.port(core.name), stop))
+            tasks.append(asyncio.create_task(core.revocations.run(stop)))
+            tasks.append(_serve(core.app(), s, s.port(core.name), stop))
         settle_heap()
         log.info("service.started", service=core.name, mode=mode)
         await asyncio.gather(*tasks)

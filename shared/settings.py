@@ -40,6 +40,11 @@ class Settings(BaseSettings):
     schema_prefix: str = Field("", pattern=r"^[a-z0-9_]{0,20}$")
     topic_prefix: str = Field("pipelines", pattern=r"^[a-z0-9_.-]{1,40}$")
     kafka_replication_factor: int = Field(1, ge=1)
+    # The largest Kafka record an event may become (its CloudEvent, key and headers): a larger one is refused when
+    # it is appended (422). The relay refuses to start unless every topic it writes takes it (max.message.bytes)
+    # and so does its producer (kafka_max_request_size). Raise all three together (docs/OPERATIONS.md).
+    max_event_bytes: int = Field(1_000_000, ge=16_384, le=100 * 1024 * 1024)
+    kafka_max_request_size: int = Field(1_048_576, ge=16_384, le=200 * 1024 * 1024)
 
     database_url: str | None = Field(None, validation_alias=AliasChoices("DATABASE_URL", "PIPELINES_DATABASE_URL"))
     leads_database_url: str | None = Field(None, validation_alias=AliasChoices("LEADS_DATABASE_URL"))
@@ -52,8 +57,19 @@ class Settings(BaseSettings):
     jwt_active_kid: str | None = None
     jwt_issuer: str = "pipelines"
     jwt_audience: str = "pipelines"
+    # the longest a token may live (exp - iat, and exp from now): a longer one is refused; the revocations topic
+    # keeps its messages this long (shared/revocation.py)
+    jwt_max_lifetime_s: int = Field(24 * 3600, ge=60, le=30 * 86400)
 
     pii_master_key: SecretStr | None = None  # base64 of 32 random bytes
+    # the master key being replaced, during the one rotation that re-wraps every subject key under the new one
+    pii_previous_master_key: SecretStr | None = None
+    # the epoch keyring (shared/keyring.py): a directory on a volume of its own, the same for every process of a
+    # deployment, never backed up; without it no personal data can be read (decision 0015)
+    keyring_dir: str | None = None
+    # an erased person's data is unreadable in every copy (WAL, backups, replicas) at most this long after the
+    # erasure: the wrapping keys are rotated every half of it (decision 0015)
+    erasure_window_hours: float = Field(24.0, gt=0, le=24 * 90)
 
     # lead sources' webhook credentials (a webhook without its credential answers 503)
     website_form_secret: SecretStr | None = None
@@ -67,6 +83,10 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     # a request body larger than this answers 413 before it is read further (every API)
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    # a request line and headers larger than this, or more header fields, answer 431 and close the connection
+    # (every HTTP server: the APIs, the web board, the relay's and projector's ops port; shared.httpserver)
+    max_header_bytes: int = Field(32 * 1024, ge=4096, le=1024 * 1024)
+    max_headers: int = Field(100, ge=10, le=1000)
     # relay and projector processes serve /healthz, /readyz and /metrics on this port (none when unset)
     ops_port: int | None = Field(None, ge=1, le=65535)
     leads_port: int = Field(8101, ge=1, le=65535)
@@ -130,6 +150,21 @@ class Settings(BaseSettings):
             raise SettingsError(f"PIPELINES_PII_MASTER_KEY must decode to 32 bytes, not {len(key)}")
         return key
 
+    def previous_master_keys(self) -> list[bytes]:
+        """The master key being replaced (PIPELINES_PII_PREVIOUS_MASTER_KEY), if any: it still opens until the next
+        rotation has re-wrapped everything under the new one."""
+        if self.pii_previous_master_key is None or not self.pii_previous_master_key.get_secret_value():
+            return []
+        return [_key32(self.pii_previous_master_key, "PIPELINES_PII_PREVIOUS_MASTER_KEY")]
+
+    def keyring_directory(self) -> str:
+        if not self.keyring_dir:
+            raise SettingsError(
+                "PIPELINES_KEYRING_DIR is not set: the directory of the epoch keyring, on a volume every process of "
+                "the deployment shares and no backup holds (decision 0015)"
+            )
+        return self.keyring_dir
+
     def kafka_options(self) -> dict[str, Any]:
         """Security options for every aiokafka client of this process."""
         options: dict[str, Any] = {"security_protocol": self.kafka_security_protocol}
@@ -147,3 +182,13 @@ class Settings(BaseSettings):
         if self.kafka_security_protocol in ("SSL", "SASL_SSL"):
             options["ssl_context"] = ssl.create_default_context(cafile=self.kafka_ssl_cafile)
         return options
+
+
+def _key32(value: SecretStr, name: str) -> bytes:
+    try:
+        key = base64.b64decode(value.get_secret_value(), validate=True)
+    except binascii.Error as exc:
+        raise SettingsError(f"{name} is not valid base64") from exc
+    if len(key) != 32:
+        raise SettingsError(f"{name} must decode to 32 bytes, not {len(key)}")
+    return key

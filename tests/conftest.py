@@ -111,8 +111,9 @@ async def pg_store(pg_pool: asyncpg.Pool, pg_schema: str):
     from shared.eventstore.postgres import PostgresEventStore
     from shared.keystore import PostgresKeyStore
     from shared.pii import PersonalData
+    from tests.support.services import TEST_KEYRINGS
 
-    keys = PostgresKeyStore(pg_pool, master_key=b"k" * 32, schema=pg_schema)
+    keys = PostgresKeyStore(pg_pool, master_key=b"k" * 32, keyring_dir=TEST_KEYRINGS, schema=pg_schema)
     await keys.setup()
     store = PostgresEventStore(pg_pool, pg_schema, PersonalData(keys))
     await store.setup()

@@ -618,7 +618,8 @@ async def scorecard(
     owner_id: str | None = None,
     team_id: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Per salesperson for a period: activity, results, pipeline now, target and attainment."""
+    """Per salesperson for a period: activity, results, pipeline now, target and attainment (with ``team_id``: each
+    counting only their deals in that team)."""
     start, end = month_bounds(period, tz)
     owners = await conn.fetch(
         """SELECT DISTINCT owner_id FROM deals WHERE ($1::text IS NULL OR owner_id = $1)
@@ -641,25 +642,31 @@ async def scorecard(
                       coalesce(sum(value * coalesce(probability_override, stage_probability))
                                FILTER (WHERE status = 'open'), 0) AS weighted_now,
                       coalesce(avg(close_date_pushes) FILTER (WHERE opened_at >= $2 AND opened_at < $3), 0) AS pushes
-               FROM deals WHERE owner_id = $1 AND currency = $4""",
+               FROM deals WHERE owner_id = $1 AND currency = $4 AND ($5::text IS NULL OR team_id = $5)""",
             owner,
             start,
             end,
             currency,
+            team_id,
         )
         stuck = await conn.fetchval(
             """SELECT count(*) FROM deals d JOIN pipeline_stages s USING (pipeline_id, stage_id)
                WHERE d.owner_id = $1 AND d.status = 'open' AND s.stuck_after_days IS NOT NULL
-                 AND $2::timestamptz - d.entered_stage_at > make_interval(days => s.stuck_after_days)""",
+                 AND $2::timestamptz - d.entered_stage_at > make_interval(days => s.stuck_after_days)
+                 AND ($3::text IS NULL OR d.team_id = $3)""",
             owner,
             now,
+            team_id,
         )
         acts = await conn.fetch(
-            """SELECT activity_type, count(*) AS n FROM activities WHERE owner_id = $1 AND at >= $2 AND at < $3
-               GROUP BY activity_type ORDER BY activity_type""",
+            """SELECT a.activity_type, count(*) AS n FROM activities a
+               WHERE a.owner_id = $1 AND a.at >= $2 AND a.at < $3
+                 AND ($4::text IS NULL OR EXISTS (SELECT 1 FROM deals d WHERE d.deal_id = a.deal_id AND d.team_id = $4))
+               GROUP BY a.activity_type ORDER BY a.activity_type""",
             owner,
             start,
             end,
+            team_id,
         )
         target = await conn.fetchval(
             "SELECT sum(amount) FROM targets WHERE owner_id = $1 AND period = $2 AND currency = $3",
@@ -822,9 +829,10 @@ async def target_plan(
 
 
 async def success_factors(
-    conn: Conn, *, pipeline_id: str = "default", by: str = "activity_type"
+    conn: Conn, *, pipeline_id: str = "default", by: str = "activity_type", team_id: str | None = None
 ) -> list[dict[str, Any]]:
-    """Per stage and activity type or channel (seed S3): conversion of resolved deals with and without it."""
+    """Per stage and activity type or channel (seed S3): conversion of resolved deals with and without it (of one
+    team's deals, or every deal's)."""
     if by not in ("activity_type", "channel"):
         raise ValueError("success factors are by activity_type or channel")
     rows = await conn.fetch(
@@ -838,7 +846,8 @@ async def success_factors(
                                  AND w.stage_order > e.stage_order AND w.entered_at > e.entered_at)) AS converted,
                       d.status IN ('won', 'lost') OR EXISTS (SELECT 1 FROM stage_visits w WHERE w.deal_id = e.deal_id
                                  AND w.stage_order > e.stage_order AND w.entered_at > e.entered_at) AS resolved
-               FROM entered e JOIN deals d ON d.deal_id = e.deal_id AND d.pipeline_id = $1),
+               FROM entered e JOIN deals d ON d.deal_id = e.deal_id AND d.pipeline_id = $1
+                   AND ($2::text IS NULL OR d.team_id = $2)),
            types AS (SELECT DISTINCT {by} AS factor FROM activities)
            SELECT f.stage_id, f.stage_order, t.factor,
                   count(*) FILTER (WHERE a.has) AS with_n,
@@ -851,6 +860,7 @@ async def success_factors(
            WHERE f.resolved
            GROUP BY f.stage_id, f.stage_order, t.factor ORDER BY f.stage_order, t.factor""",
         pipeline_id,
+        team_id,
     )
     out = []
     for r in rows:

@@ -1,8 +1,12 @@
 """The deals service's HTTP API: commands on deals, pipelines and targets; the deal's audit trail; read models.
 
-Who may do what: a salesperson (``sales``) sees and changes their own deals, a ``sales_manager`` their team's,
-an ``auditor`` reads everything and changes nothing, ``admin`` does anything. Deals a caller may not see
-answer 404, as if they did not exist.
+Who may do what: a salesperson (``sales``) sees and changes their own deals and opens them in their own team (or
+none); a ``sales_manager`` does the same for every deal of their team (the token's ``team``: a manager without one
+has no team's, only their own deals); a ``sales_director`` for every team, and defines pipelines; an ``auditor``
+reads everything and changes nothing; ``admin`` does anything. Deals a caller may not see answer 404, as if they did
+not exist; their alerts are not listed. Numbers (forecast, analytics, targets) follow the same scopes. Only a lead's
+conversion opens a deal from a lead (``source_lead_id``): its outcome is the only one the lead's revenue counts.
+Every route's rights for every kind of caller: tests/integration/test_security_roles.py.
 """
 
 # No `from __future__ import annotations` here: FastAPI reads the command routes' body types at runtime.
@@ -42,11 +46,14 @@ from shared.http import (
     page,
     wait_target,
 )
+from shared.ids import CLIENT_ID_RULE, ClientId, is_client_id
+from shared.limits import DAY_RANGE, MAX_TIME_HEADER_CHARS, MAX_VERSION, Day, Moment, moment_problem
 from shared.pii import PersonalData
 from shared.projections import ReadModels
 
-SALES_ROLES = ("sales", "sales_manager")
-READ_ROLES = ("sales", "sales_manager", "auditor")
+SALES_ROLES = ("sales", "sales_manager", "sales_director")
+READ_ROLES = ("sales", "sales_manager", "sales_director", "auditor")
+COMPANY_WIDE = frozenset({"admin", "sales_director"})  # every team's deals, numbers, targets and pipelines
 ERRORS = COMMON_ERRORS | {404: {"model": Problem, "description": "no such deal (or not one the caller may see)"}}
 
 
@@ -60,25 +67,49 @@ class DealsAPI:
     readiness: Callable[[], Awaitable[dict[str, str]]]
 
 
+def company_wide(p: Principal) -> bool:
+    """A director or an admin: every team's sales."""
+    return bool(p.roles & COMPANY_WIDE)
+
+
 def sees_all(p: Principal) -> bool:
-    return bool(p.roles & {"admin", "auditor"})
-
-
-def can_read(p: Principal, deal: Deal) -> bool:
-    return sees_all(p) or can_write(p, deal) or ("sales_manager" in p.roles and deal.team_id == p.team)
+    return company_wide(p) or "auditor" in p.roles
 
 
 def managed_team(p: Principal) -> str | None:
-    """The team whose deals the caller sees in lists: a manager's; a salesperson sees only their own."""
-    return p.team if "sales_manager" in p.roles else None
+    """The team whose deals a manager sees and changes: their token's team. A manager without a team manages none
+    (they see their own deals, as a salesperson does); a salesperson sees only their own."""
+    return p.team if "sales_manager" in p.roles and p.team else None
+
+
+def can_read(p: Principal, deal: Deal) -> bool:
+    return sees_all(p) or can_write(p, deal)
 
 
 def can_write(p: Principal, deal: Deal) -> bool:
-    if "admin" in p.roles:
+    if company_wide(p):
         return True
-    if "sales_manager" in p.roles and deal.team_id is not None and deal.team_id == p.team:
+    team = managed_team(p)
+    if team is not None and deal.team_id == team:
         return True
     return bool(p.roles & set(SALES_ROLES)) and deal.owner_id == p.user_id
+
+
+def may_place(p: Principal, owner_id: str, team_id: str | None) -> bool:
+    """Whether the caller may put a deal of ``owner_id`` in ``team_id`` (opening it, or reassigning one they
+    change): a director or an admin anywhere; a manager anyone's in their team; anyone of the sales roles their own
+    in their own team or in none. Handing a deal to someone else is their manager's (or a director's) call."""
+    if company_wide(p):
+        return True
+    team = managed_team(p)
+    if team is not None and team_id == team:
+        return True
+    return bool(p.roles & set(SALES_ROLES)) and owner_id == p.user_id and team_id in (None, p.team)
+
+
+PLACES = "a salesperson's own deals, in their team; a manager's team's; a director's anywhere"
+# Ids a client names for new things of kinds the service also derives ids of (shared.ids): a shipment's follow-up.
+CLIENT_CHOSEN_IDS = {"start_follow_up": "follow_up_id"}
 
 
 def _aware(at: datetime | None) -> datetime | None:
@@ -96,6 +127,8 @@ def _occurred_at(value: str | None) -> datetime | None:
         raise HTTPException(422, detail=f"X-Occurred-At must be an ISO 8601 time, not {value!r}") from None
     if at.tzinfo is None:
         raise HTTPException(422, detail="X-Occurred-At needs a time zone offset")
+    if problem := moment_problem(at):
+        raise HTTPException(422, detail=f"X-Occurred-At: {problem}")
     return at
 
 
@@ -103,7 +136,10 @@ Currency = Annotated[str, Query(pattern=r"^[A-Z]{3}$")]
 Period = Annotated[str, Query(pattern=r"^[12]\d{3}-(0[1-9]|1[0-2]|Q[1-4])$", examples=["2026-12", "2027-Q1"])]
 OccurredAt = Annotated[
     str | None,
-    Header(description="back-dates the fact to when it happened (ISO 8601 with offset); its recorded time stays"),
+    Header(
+        max_length=MAX_TIME_HEADER_CHARS,
+        description="back-dates the fact to when it happened (ISO 8601 with offset); its recorded time stays",
+    ),
 ]
 
 
@@ -130,15 +166,21 @@ def create_app(svc: DealsAPI, verifier: TokenVerifier, *, title: str = "Pipeline
             raise HTTPException(404, detail=f"no deal {deal_id}")
         return loaded
 
-    def writable(deal_id: uuid.UUID, p: Principal) -> Callable[[Deal, int], None]:
+    def writable(
+        deal_id: uuid.UUID, p: Principal, command: domain.Command | None = None
+    ) -> Callable[[Deal, int], None]:
         """The rights check a command runs on the deal it decides on: 404 for a deal the caller cannot see, 403
-        for one they cannot change."""
+        for one they cannot change (or cannot reassign where the command puts it)."""
 
         def check(deal: Deal, version: int) -> None:
             if version == 0 or not can_read(p, deal):
                 raise HTTPException(404, detail=f"no deal {deal_id}")
             if not can_write(p, deal):
-                raise HTTPException(403, detail="only the deal's owner, their team's manager or an admin change it")
+                raise HTTPException(
+                    403, detail="only the deal's owner, their team's manager, a director or an admin change it"
+                )
+            if isinstance(command, domain.Reassign) and not may_place(p, command.owner_id, command.team_id):
+                raise HTTPException(403, detail=f"a deal is reassigned where its new place is the caller's: {PLACES}")
 
         return check
 
@@ -173,10 +215,22 @@ def create_app(svc: DealsAPI, verifier: TokenVerifier, *, title: str = "Pipeline
         ],
         p: Annotated[Principal, Depends(require(*SALES_ROLES))],
         idempotency_key: IdempotencyKey = None,
-        deal_id: Annotated[uuid.UUID | None, Query(description="the new deal's id (default: a new one)")] = None,
+        deal_id: Annotated[
+            ClientId | None,
+            Query(
+                description="the new deal's id, so that a retry finds it (default: a new one); "
+                f"{CLIENT_ID_RULE} (a converted lead's deal, for one)"
+            ),
+        ] = None,
     ) -> Response:
-        if not can_write(p, Deal(owner_id=body.owner_id, team_id=body.team_id)):
-            raise HTTPException(403, detail="a salesperson opens deals they own; a manager, deals of their team")
+        if not may_place(p, body.owner_id, body.team_id):
+            raise HTTPException(403, detail=f"a deal is opened where the caller may put it: {PLACES}")
+        if body.source_lead_id is not None:
+            raise HTTPException(
+                422,
+                detail="source_lead_id is set by a lead's conversion (POST /leads/{id}/convert on the leads "
+                "service), which opens the lead's deal; a deal opened here comes from no lead",
+            )
         new_id = deal_id or uuid.uuid4()
         ctx = await context(request, p, None, idempotency_key)
         result = await svc.deals.handle(new_id, body, ctx)
@@ -197,8 +251,10 @@ def create_app(svc: DealsAPI, verifier: TokenVerifier, *, title: str = "Pipeline
             x_occurred_at: OccurredAt = None,
         ) -> Response:
             command: domain.Command = body
+            if (field := CLIENT_CHOSEN_IDS.get(command.name)) and not is_client_id(getattr(command, field)):
+                raise HTTPException(422, detail=f"{field} must be {CLIENT_ID_RULE}")
             ctx = await context(request, p, if_match, idempotency_key, x_occurred_at)
-            result = await svc.deals.handle(deal_id, command, ctx, check=writable(deal_id, p))
+            result = await svc.deals.handle(deal_id, command, ctx, check=writable(deal_id, p, command))
             return answer(str(deal_id), result.append)
 
         router.add_api_route(
@@ -254,7 +310,7 @@ def create_app(svc: DealsAPI, verifier: TokenVerifier, *, title: str = "Pipeline
     async def state_as_of(
         deal_id: uuid.UUID,
         p: Annotated[Principal, Depends(require(*READ_ROLES))],
-        at: Annotated[datetime | None, Query(description="a time with offset")] = None,
+        at: Annotated[Moment | None, Query(description="a time with offset")] = None,
         basis: Annotated[
             Literal["recorded", "occurred"],
             Query(
@@ -262,7 +318,7 @@ def create_app(svc: DealsAPI, verifier: TokenVerifier, *, title: str = "Pipeline
                 "(back-dated facts included)"
             ),
         ] = "recorded",
-        version: Annotated[int | None, Query(ge=1)] = None,
+        version: Annotated[int | None, Query(ge=1, le=MAX_VERSION)] = None,
     ) -> dict[str, Any]:
         await visible_deal(deal_id, p)
         loaded = await _as_of(deal_id, at, basis, version)
@@ -286,10 +342,10 @@ def create_app(svc: DealsAPI, verifier: TokenVerifier, *, title: str = "Pipeline
     async def diff(
         deal_id: uuid.UUID,
         p: Annotated[Principal, Depends(require(*READ_ROLES))],
-        from_version: Annotated[int | None, Query(ge=0)] = None,
-        to_version: Annotated[int | None, Query(ge=1)] = None,
-        from_time: Annotated[datetime | None, Query(alias="from")] = None,
-        to_time: Annotated[datetime | None, Query(alias="to")] = None,
+        from_version: Annotated[int | None, Query(ge=0, le=MAX_VERSION)] = None,
+        to_version: Annotated[int | None, Query(ge=1, le=MAX_VERSION)] = None,
+        from_time: Annotated[Moment | None, Query(alias="from")] = None,
+        to_time: Annotated[Moment | None, Query(alias="to")] = None,
         basis: Literal["recorded", "occurred"] = "recorded",
     ) -> dict[str, Any]:
         await visible_deal(deal_id, p)
@@ -382,13 +438,15 @@ def create_app(svc: DealsAPI, verifier: TokenVerifier, *, title: str = "Pipeline
 
     # ------------------------------------------------------------------ analytics
     def scope(p: Principal, owner_id: str | None, team_id: str | None) -> tuple[str | None, str | None]:
-        """Salespeople see their own numbers, managers their team's, auditors and admins anyone's."""
+        """Salespeople (and managers without a team) see their own numbers, managers their team's, directors,
+        auditors and admins anyone's."""
         if sees_all(p):
             return owner_id, team_id
-        if "sales_manager" in p.roles:
-            if team_id not in (None, p.team):
+        team = managed_team(p)
+        if team is not None:
+            if team_id not in (None, team):
                 raise HTTPException(403, detail="a manager sees their own team's numbers")
-            return owner_id, p.team
+            return owner_id, team
         if owner_id not in (None, p.user_id):
             raise HTTPException(403, detail="a salesperson sees their own numbers")
         return p.user_id, None
@@ -401,7 +459,7 @@ def create_app(svc: DealsAPI, verifier: TokenVerifier, *, title: str = "Pipeline
     @router.get("/forecast", tags=["analytics"], summary="forecast per month and owner, now or as recorded on a date")
     async def get_forecast(
         p: Annotated[Principal, Depends(require(*READ_ROLES))],
-        as_of: Annotated[datetime | None, Query(description="as the system knew it then (with offset)")] = None,
+        as_of: Annotated[Moment | None, Query(description="as the system knew it then (with offset)")] = None,
         owner_id: str | None = None,
         team_id: str | None = None,
         currency: Currency = "VND",
@@ -417,8 +475,8 @@ def create_app(svc: DealsAPI, verifier: TokenVerifier, *, title: str = "Pipeline
     @router.get("/forecast/changes", tags=["analytics"], summary="what moved the forecast between two dates")
     async def get_forecast_changes(
         p: Annotated[Principal, Depends(require(*READ_ROLES))],
-        since: datetime,
-        until: datetime | None = None,
+        since: Moment,
+        until: Moment | None = None,
         owner_id: str | None = None,
         currency: Currency = "VND",
     ) -> dict[str, Any]:
@@ -440,8 +498,8 @@ def create_app(svc: DealsAPI, verifier: TokenVerifier, *, title: str = "Pipeline
     )
     async def get_stage_analytics(
         p: Annotated[Principal, Depends(require(*READ_ROLES))],
-        start: Annotated[date, Query(alias="from")],
-        end: Annotated[date, Query(alias="to")],
+        start: Annotated[Day, Query(alias="from", description=DAY_RANGE)],
+        end: Annotated[Day, Query(alias="to", description=DAY_RANGE)],
         pipeline_id: str = domain.DEFAULT_PIPELINE_ID,
         owner_id: str | None = None,
         currency: Currency = "VND",
@@ -483,8 +541,8 @@ def create_app(svc: DealsAPI, verifier: TokenVerifier, *, title: str = "Pipeline
     @router.get("/analytics/lost-reasons", tags=["analytics"], summary="why deals were lost, where, to whom")
     async def get_lost_reasons(
         p: Annotated[Principal, Depends(require(*READ_ROLES))],
-        start: Annotated[date, Query(alias="from")],
-        end: Annotated[date, Query(alias="to")],
+        start: Annotated[Day, Query(alias="from", description=DAY_RANGE)],
+        end: Annotated[Day, Query(alias="to", description=DAY_RANGE)],
         owner_id: str | None = None,
         currency: Currency = "VND",
     ) -> list[dict[str, Any]]:
@@ -509,7 +567,9 @@ def create_app(svc: DealsAPI, verifier: TokenVerifier, *, title: str = "Pipeline
     ) -> dict[str, Any]:
         if (owner_id is None) == (team_id is None):
             raise HTTPException(422, detail="give owner_id or team_id")
-        scope(p, owner_id, team_id)
+        # a target is an owner's or a team's: a salesperson reads their own plan, a manager their team's
+        if not sees_all(p) and (owner_id not in (None, p.user_id) or team_id not in (None, managed_team(p))):
+            raise HTTPException(403, detail="a salesperson reads their own plan, a manager their team's")
         async with read_models().connection("analytics") as conn:
             try:
                 return await analytics.target_plan(
@@ -522,12 +582,15 @@ def create_app(svc: DealsAPI, verifier: TokenVerifier, *, title: str = "Pipeline
         "/analytics/success-factors", tags=["analytics"], summary="what converting deals did at each stage (seed S3)"
     )
     async def get_success_factors(
-        p: Annotated[Principal, Depends(require("sales_manager", "auditor"))],
+        p: Annotated[Principal, Depends(require("sales_manager", "sales_director", "auditor"))],
         pipeline_id: str = domain.DEFAULT_PIPELINE_ID,
         by: Literal["activity_type", "channel"] = "activity_type",
     ) -> list[dict[str, Any]]:
+        team = None if sees_all(p) else managed_team(p)
+        if team is None and not sees_all(p):
+            raise HTTPException(403, detail="a manager without a team has no team's deals to learn from")
         async with read_models().connection("analytics") as conn:
-            return await analytics.success_factors(conn, pipeline_id=pipeline_id, by=by)
+            return await analytics.success_factors(conn, pipeline_id=pipeline_id, by=by, team_id=team)
 
     # ------------------------------------------------------------------ pipelines and targets
     @router.get("/pipelines/{pipeline_id}", tags=["pipelines"], summary="a pipeline's stages (or as of a version)")
@@ -535,7 +598,7 @@ def create_app(svc: DealsAPI, verifier: TokenVerifier, *, title: str = "Pipeline
         pipeline_id: str,
         p: Annotated[Principal, Depends(require(*READ_ROLES))],
         response: Response,
-        version: Annotated[int | None, Query(ge=1)] = None,
+        version: Annotated[int | None, Query(ge=1, le=MAX_VERSION)] = None,
     ) -> dict[str, Any]:
         pipeline = await svc.deals.pipeline(pipeline_id, to_version=version)
         if not pipeline.exists:
@@ -558,7 +621,7 @@ def create_app(svc: DealsAPI, verifier: TokenVerifier, *, title: str = "Pipeline
         pipeline_id: Annotated[str, Path(pattern=r"^[a-z][a-z0-9_]{0,39}$")],
         request: Request,
         body: domain.DefinePipeline,
-        p: Annotated[Principal, Depends(require("sales_manager"))],
+        p: Annotated[Principal, Depends(require("sales_director"))],  # every team works the pipelines
         if_match: IfMatch = None,
         idempotency_key: IdempotencyKey = None,
     ) -> Response:
@@ -576,16 +639,28 @@ def create_app(svc: DealsAPI, verifier: TokenVerifier, *, title: str = "Pipeline
         target_id: uuid.UUID,
         request: Request,
         body: domain.SetSalesTarget,
-        p: Annotated[Principal, Depends(require("sales_manager"))],
+        p: Annotated[Principal, Depends(require("sales_manager", "sales_director"))],
         if_match: IfMatch = None,
         idempotency_key: IdempotencyKey = None,
     ) -> Response:
-        if "admin" not in p.roles and body.team_id not in (None, p.team):
-            raise HTTPException(403, detail="a manager sets targets for their own team")
+        # a target keeps its team or owner (target_scope_fixed), so the body's is the target's
+        if not company_wide(p) and (body.team_id is None or body.team_id != managed_team(p)):
+            raise HTTPException(403, detail="a manager sets their own team's target; a director any team's or owner's")
         ctx = await context(request, p, if_match, idempotency_key)
         result = await svc.deals.set_target(target_id, body, ctx)
         return answer(str(target_id), result.append)
 
-    add_alerts_route(router, "deals", read_models, require(*READ_ROLES))
+    async def visible_alerts(p: Principal, alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The alerts of the deals the caller's lists show them."""
+        if sees_all(p):
+            return alerts
+        about = {a["entity"].removeprefix("deal-") for a in alerts if a["entity"].startswith("deal-")}
+        async with read_models().connection("board") as conn:
+            seen = await projections.visible_deals(
+                conn, [uuid.UUID(d) for d in about], user=p.user_id, team=managed_team(p)
+            )
+        return [a for a in alerts if a["entity"].removeprefix("deal-") in seen]
+
+    add_alerts_route(router, "deals", read_models, require(*READ_ROLES), visible=visible_alerts)
     app.include_router(router)
     return app

@@ -26,6 +26,7 @@ from services.deals.events import (
     Contact,
     CustomerFeedbackRecorded,
     CustomerNeedsRecorded,
+    DealContactErased,
     DealEvent,
     DealLinesChanged,
     DealLost,
@@ -59,6 +60,20 @@ from services.deals.events import (
 )
 from shared.decider import Decider, RuleError, replace
 from shared.events import DomainEvent
+from shared.limits import (
+    MAX_COUNT,
+    MAX_ITEMS,
+    MAX_TEXT_CHARS,
+    Code,
+    DecimalText,
+    Email,
+    ExternalId,
+    Identifier,
+    Label,
+    MoneyField,
+    Quantity,
+    ValidatedAs,
+)
 from shared.money import Money, totals
 
 
@@ -75,6 +90,35 @@ class InvalidCommandError(DealRuleError):
 
 class NotFoundError(DealRuleError):
     status = 404
+
+
+# ---------------------------------------------------------------------------------------------- request forms
+# The event contract's values as a request gives them: the same fields, each bounded (shared.limits). A command
+# field holds the plain value (``ValidatedAs``), so events and states never see these classes.
+class StageDefinitionInput(StageDefinition):
+    order: int = Field(ge=0, le=MAX_COUNT)
+    probability: Annotated[Probability, DecimalText()]
+
+
+class ContactInput(Contact):
+    email: Email | None = None
+
+
+class AddressInput(Address):
+    line2: Label | None = None
+    region: Label | None = None
+
+
+class ProductLineInput(ProductLine):
+    quantity: Quantity
+    unit_price: MoneyField
+    discount_pct: Annotated[Decimal, Field(ge=0, le=100, max_digits=5, decimal_places=2), DecimalText()] = Decimal(0)
+
+
+StageField = Annotated[StageDefinition, ValidatedAs(StageDefinitionInput)]
+ContactField = Annotated[Contact, ValidatedAs(ContactInput)]
+AddressField = Annotated[Address, ValidatedAs(AddressInput)]
+LineField = Annotated[ProductLine, ValidatedAs(ProductLineInput)]
 
 
 # ---------------------------------------------------------------------------------------------- pipeline
@@ -142,9 +186,9 @@ pipeline_decider = Decider(initial=Pipeline(), evolve=evolve_pipeline)
 
 
 class DefinePipeline(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", str_max_length=2000)
+    model_config = ConfigDict(frozen=True, extra="forbid", str_max_length=MAX_TEXT_CHARS)
     name: Name
-    stages: tuple[StageDefinition, ...] = Field(min_length=3, max_length=30)
+    stages: tuple[StageField, ...] = Field(min_length=3, max_length=30)
     reason: str | None = None
 
 
@@ -212,6 +256,7 @@ class Deal:
     activities: int = 0
     lost_reason: str | None = None
     delivery_risk: str | None = None
+    contact_erased: bool = False
 
     @property
     def probability(self) -> Decimal:
@@ -315,11 +360,13 @@ def evolve(deal: Deal, event: DomainEvent) -> Deal:
             return replace(deal, follow_ups={**deal.follow_ups, f.follow_up_id: f})
         case DeliveryRiskFlagged():
             return replace(deal, delivery_risk=event.reason)
+        case DealContactErased():
+            return replace(deal, contact_erased=True)
         case _:  # CustomerNeedsRecorded and events that do not change what decisions need
             return deal
 
 
-deal_decider = Decider(initial=Deal(), evolve=evolve, snapshot_every=50)
+deal_decider = Decider(initial=Deal(), evolve=evolve, snapshot_every=50, snapshot_version=2)  # 2: contact_erased
 
 
 # ---------------------------------------------------------------------------------------------- commands
@@ -327,7 +374,9 @@ MAX_LINES = 200  # lines of a deal or a quote
 
 
 class Command(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", str_max_length=2000)
+    """A command on a deal. Its strings are at most MAX_TEXT_CHARS unless a field says less (shared.limits)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", str_max_length=MAX_TEXT_CHARS)
     name: ClassVar[str]
 
 
@@ -335,18 +384,18 @@ class OpenDeal(Command):
     name: ClassVar[str] = "open_deal"
     title: Name
     customer: Name
-    owner_id: Annotated[str, Field(min_length=1, max_length=100)]
-    team_id: str | None = None
-    stage_id: str | None = None  # default: the pipeline's first open stage
-    pipeline_id: str = DEFAULT_PIPELINE_ID
-    contact_id: str | None = None
-    contact: Contact | None = None
-    value: Money | None = None
-    lines: tuple[ProductLine, ...] = Field((), max_length=MAX_LINES)
+    owner_id: Annotated[Identifier, Field(min_length=1)]
+    team_id: Identifier | None = None
+    stage_id: Identifier | None = None  # default: the pipeline's first open stage
+    pipeline_id: Identifier = DEFAULT_PIPELINE_ID
+    contact_id: Identifier | None = None
+    contact: ContactField | None = None
+    value: MoneyField | None = None
+    lines: tuple[LineField, ...] = Field((), max_length=MAX_LINES)
     expected_close_date: date | None = None
     source_lead_id: uuid.UUID | None = None
-    source: str | None = None
-    campaign_id: str | None = None
+    source: Code | None = None
+    campaign_id: ExternalId | None = None
     previous_deal_id: uuid.UUID | None = None
 
     @model_validator(mode="after")
@@ -363,7 +412,7 @@ class MoveStage(Command):
         json_schema_extra={"examples": [{"stage_id": "quote_sent", "note": "demo went well"}]},
     )
     name: ClassVar[str] = "move_stage"
-    stage_id: str
+    stage_id: Identifier
     note: str | None = None
 
 
@@ -374,13 +423,13 @@ class ChangeValue(Command):
         json_schema_extra={"examples": [{"value": {"amount": "120000000", "currency": "VND"}, "reason": "scope grew"}]},
     )
     name: ClassVar[str] = "change_value"
-    value: Money
+    value: MoneyField
     reason: str | None = None
 
 
 class ChangeLines(Command):
     name: ClassVar[str] = "change_lines"
-    lines: tuple[ProductLine, ...] = Field(min_length=1, max_length=MAX_LINES)
+    lines: tuple[LineField, ...] = Field(min_length=1, max_length=MAX_LINES)
     reason: str | None = None
 
 
@@ -397,7 +446,7 @@ class ChangeCloseDate(Command):
 
 class OverrideProbability(Command):
     name: ClassVar[str] = "override_probability"
-    probability: Probability
+    probability: Annotated[Probability, DecimalText()]
     reason: Text
 
 
@@ -408,8 +457,8 @@ class ClearProbabilityOverride(Command):
 
 class Reassign(Command):
     name: ClassVar[str] = "reassign"
-    owner_id: Annotated[str, Field(min_length=1, max_length=100)]
-    team_id: str | None = None
+    owner_id: Annotated[Identifier, Field(min_length=1)]
+    team_id: Identifier | None = None
     reason: str | None = None
 
 
@@ -440,8 +489,8 @@ class LogActivity(Command):
 
 class RecordNeeds(Command):
     name: ClassVar[str] = "record_needs"
-    needs: tuple[Text, ...] = Field(min_length=1, max_length=50)
-    budget: Money | None = None
+    needs: tuple[Text, ...] = Field(min_length=1, max_length=MAX_ITEMS)
+    budget: MoneyField | None = None
     decision_date: date | None = None
     note: str | None = None
 
@@ -469,7 +518,7 @@ class SendQuote(Command):
     )
     name: ClassVar[str] = "send_quote"
     quote_id: uuid.UUID = Field(default_factory=uuid.uuid4)
-    lines: tuple[ProductLine, ...] = Field(min_length=1, max_length=MAX_LINES)
+    lines: tuple[LineField, ...] = Field(min_length=1, max_length=MAX_LINES)
     valid_until: date
     offer: str | None = None
 
@@ -477,7 +526,7 @@ class SendQuote(Command):
 class ReviseQuote(Command):
     name: ClassVar[str] = "revise_quote"
     quote_id: uuid.UUID
-    lines: tuple[ProductLine, ...] = Field(min_length=1, max_length=MAX_LINES)
+    lines: tuple[LineField, ...] = Field(min_length=1, max_length=MAX_LINES)
     valid_until: date
     offer: str | None = None
     reason: str | None = None
@@ -501,7 +550,7 @@ class WinDeal(Command):
     name: ClassVar[str] = "win"
     quote_id: uuid.UUID | None = None  # default: the accepted quote, if any
     requested_delivery_date: date | None = None
-    delivery_address: Address | None = None
+    delivery_address: AddressField | None = None
 
 
 class LoseDeal(Command):
@@ -512,7 +561,7 @@ class LoseDeal(Command):
     )
     name: ClassVar[str] = "lose"
     reason: Text
-    competitor: str | None = None
+    competitor: Label | None = None
     note: str | None = None
 
 
@@ -524,7 +573,7 @@ class ReopenDeal(Command):
     )
     name: ClassVar[str] = "reopen"
     reason: Text
-    stage_id: str | None = None  # default: the first open stage
+    stage_id: Identifier | None = None  # default: the first open stage
 
 
 class StartFollowUp(Command):
@@ -592,6 +641,19 @@ class FlagDeliveryRisk(Command):
     new_eta: date | None = None
 
 
+class EraseContact(Command):
+    """Forget the deal's contact: the key of their data subject (``contact_id``) is destroyed, so their contact
+    details and delivery address read as null in every service, store, topic and read model, and backups' copies
+    within the erasure window (docs/OPERATIONS.md). A contact a lead brought is that lead's person: they are
+    forgotten in the leads service too. The deal, its value and its history stay."""
+
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", json_schema_extra={"examples": [{"reason": "data subject request #2026-118"}]}
+    )
+    name: ClassVar[str] = "erase_contact"
+    reason: Text
+
+
 # ---------------------------------------------------------------------------------------------- the rule table
 OPEN, WON, LOST = Status.OPEN, Status.WON, Status.LOST
 RULES: dict[str, frozenset[Status]] = {
@@ -618,6 +680,7 @@ RULES: dict[str, frozenset[Status]] = {
     RecordFeedback.name: frozenset({WON}),
     CompleteFollowUp.name: frozenset({WON}),
     FlagDeliveryRisk.name: frozenset({OPEN, WON}),
+    EraseContact.name: frozenset({OPEN, WON, LOST}),
 }
 
 
@@ -865,6 +928,8 @@ def decide(deal: Deal, command: Command, pipeline: Pipeline, now: datetime, deal
                 raise DealRuleError(
                     "contact_required", "a delivery address needs the deal's contact (its data subject)"
                 )
+            if command.delivery_address is not None and deal.contact_erased:
+                raise DealRuleError("contact_erased", "the deal's contact was erased: no address is kept for them")
             return [
                 DealWon(
                     deal_id=d,
@@ -956,6 +1021,12 @@ def decide(deal: Deal, command: Command, pipeline: Pipeline, now: datetime, deal
                     deal_id=d, order_id=command.order_id, reason=command.reason, new_eta=command.new_eta
                 )
             ]
+        case EraseContact():
+            if deal.contact_id is None:
+                raise DealRuleError("no_contact", "the deal has no contact to erase")
+            if deal.contact_erased:
+                raise DealRuleError("contact_erased", "the deal's contact was erased already")
+            return [DealContactErased(deal_id=d, contact_id=deal.contact_id, reason=command.reason, erased_at=now)]
     raise AssertionError(f"no decision for {command!r}")
 
 
@@ -995,11 +1066,11 @@ target_decider = Decider(initial=SalesTarget(), evolve=evolve_target)
 
 
 class SetSalesTarget(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", str_max_length=2000)
-    owner_id: str | None = None
-    team_id: str | None = None
+    model_config = ConfigDict(frozen=True, extra="forbid", str_max_length=MAX_TEXT_CHARS)
+    owner_id: Identifier | None = None
+    team_id: Identifier | None = None
     period: Annotated[str, Field(pattern=r"^[12]\d{3}-(0[1-9]|1[0-2]|Q[1-4])$", examples=["2026-12", "2027-Q1"])]
-    amount: Money
+    amount: MoneyField
     reason: str | None = None
 
     @model_validator(mode="after")
@@ -1084,4 +1155,5 @@ def state_as_json(deal: Deal) -> dict[str, Any]:
         "activities": deal.activities,
         "lost_reason": deal.lost_reason,
         "delivery_risk": deal.delivery_risk,
+        "contact_erased": deal.contact_erased,
     }

@@ -1,9 +1,12 @@
 """The deals service's event contract: every event of the sales pipeline, as subscribers receive it.
 
 Streams: ``pipeline-<slug>`` (stage definitions, versioned), ``deal-<uuid>``, ``sales-target-<uuid>``.
+The deal a lead's conversion opens has the id ``deal_id_for_lead(lead_id)``; its outcome (``DealWon``, ``DealLost``
+with ``source_lead_id``) is the lead's, and no other deal's is (no client can open a deal under that id).
 Events carry what a subscriber needs without calling back: a stage change carries both stages' name, order
 and probability as they were; a won deal carries the product lines production needs.
-Personal data (the customer contact, the delivery address) is sealed under the contact's key.
+Personal data (the customer contact, the delivery address) is sealed under the contact's key; ``DealContactErased``
+records that the contact's key was destroyed (the lead's, when the contact came from a lead: the same person).
 """
 
 from __future__ import annotations
@@ -22,6 +25,14 @@ from shared.money import DecimalStr, Money
 Text = Annotated[str, Field(min_length=1, max_length=2000)]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 Probability = Annotated[Decimal, Field(ge=0, le=1, max_digits=5, decimal_places=4)]
+
+# The deal a converted lead opens: its id derives from the lead's (a name-based UUID, version 5: shared.ids).
+NS_DEAL_FROM_LEAD = uuid.UUID("6f1f3c8e-2f4e-5b7a-9d0c-1a2b3c4d5e01")
+
+
+def deal_id_for_lead(lead_id: uuid.UUID) -> uuid.UUID:
+    """The id of the deal the conversion of ``lead_id`` opens (the only deal whose outcome is the lead's)."""
+    return uuid.uuid5(NS_DEAL_FROM_LEAD, str(lead_id))
 
 
 class _Value(BaseModel):
@@ -137,6 +148,7 @@ class DealOpened(DealEvent):
     event_type: ClassVar[str] = "pipelines.deals.DealOpened"
     personal_fields: ClassVar[tuple[str, ...]] = ("contact",)
     subject_field: ClassVar[str | None] = "contact_id"
+    erased_by: ClassVar[str | None] = "pipelines.deals.DealContactErased"
 
     pipeline_id: str
     pipeline_version: int
@@ -280,6 +292,7 @@ class DealWon(DealEvent):
     event_type: ClassVar[str] = "pipelines.deals.DealWon"
     personal_fields: ClassVar[tuple[str, ...]] = ("delivery_address",)
     subject_field: ClassVar[str | None] = "contact_id"
+    erased_by: ClassVar[str | None] = "pipelines.deals.DealContactErased"
 
     value: Money
     lines: tuple[ProductLine, ...]
@@ -360,6 +373,19 @@ class DeliveryRiskFlagged(DealEvent):
     order_id: uuid.UUID
     reason: Text
     new_eta: date | None = None
+
+
+class DealContactErased(DealEvent):
+    """The deal's contact was forgotten: the key of their data subject (``contact_id``) is destroyed, so their
+    contact details and delivery address read as null in every service, store, topic and read model (within the
+    erasure window for copies in backups: docs/OPERATIONS.md). ``reason``: the request's basis, not its details."""
+
+    event_type: ClassVar[str] = "pipelines.deals.DealContactErased"
+    subject_field: ClassVar[str | None] = "contact_id"
+    erasure: ClassVar[bool] = True
+    contact_id: str
+    reason: Text
+    erased_at: AwareDatetime
 
 
 # ---------------------------------------------------------------------------------------------- targets

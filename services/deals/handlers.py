@@ -17,7 +17,7 @@ import structlog
 
 from services.deals import domain
 from services.deals.domain import Deal, Pipeline
-from services.deals.events import Contact, DealEvent
+from services.deals.events import Contact, DealContactErased, DealEvent, deal_id_for_lead
 from services.leads.events import LeadConverted
 from services.production.events import (
     MaterialShortageReported,
@@ -31,12 +31,13 @@ from shared.envelope import CloudEvent
 from shared.events import registry
 from shared.eventstore import ConcurrencyError, DuplicateEventError, EventStore
 from shared.money import Money
+from shared.pii import KeyStore, keys_of
 
 log = structlog.get_logger(__name__)
 Clock = Callable[[], datetime]
 
-# Ids of what reactions create derive from what caused them (uuid5 in these namespaces).
-NS_DEAL_FROM_LEAD = uuid.UUID("6f1f3c8e-2f4e-5b7a-9d0c-1a2b3c4d5e01")
+# Ids of what reactions create derive from what caused them (uuid5 in these namespaces; a client may not choose
+# such an id: shared.ids). A converted lead's deal: NS_DEAL_FROM_LEAD, deal_id_for_lead (the event contract's).
 NS_FOLLOW_UP_FROM_SHIPMENT = uuid.UUID("6f1f3c8e-2f4e-5b7a-9d0c-1a2b3c4d5e02")
 FOLLOW_UP_AFTER_SHIPMENT = timedelta(days=3)
 FOLLOW_UP_AFTER_DELIVERY = timedelta(days=7)
@@ -55,21 +56,19 @@ def target_stream(target_id: uuid.UUID) -> str:
     return f"sales-target-{target_id}"
 
 
-def deal_id_for_lead(lead_id: uuid.UUID) -> uuid.UUID:
-    return uuid.uuid5(NS_DEAL_FROM_LEAD, str(lead_id))
-
-
 def follow_up_id_for_shipment(shipment_id: uuid.UUID) -> uuid.UUID:
     return uuid.uuid5(NS_FOLLOW_UP_FROM_SHIPMENT, str(shipment_id))
 
 
 class Deals:
-    def __init__(self, store: EventStore, clock: Clock) -> None:
+    def __init__(self, store: EventStore, clock: Clock, keys: KeyStore | None = None) -> None:
+        """``keys``: the personal-data key store ``erase_contact`` destroys a key in (default: the store's)."""
         self.store = store
         self.clock = clock
+        self.keys = keys if keys is not None else keys_of(store)
 
     def using(self, store: EventStore) -> Deals:
-        return Deals(store, self.clock)
+        return Deals(store, self.clock, self.keys)
 
     # ------------------------------------------------------------------ pipelines and targets
     async def ensure_default_pipeline(self) -> None:
@@ -136,6 +135,8 @@ class Deals:
         now = self.clock()
         if ctx.occurred_at is not None and ctx.occurred_at > now:
             raise domain.InvalidCommandError("occurred_in_future", "a fact cannot be back-dated into the future")
+        if isinstance(cmd, domain.EraseContact):
+            await self._destroy_contact_key(deal_id, cmd, ctx, now, check)
         pipeline = Pipeline()
         if isinstance(cmd, domain.OpenDeal | domain.MoveStage | domain.ReopenDeal):
             # a deal's pipeline never changes: the cached state names it
@@ -155,6 +156,31 @@ class Deals:
             self.store, deal_stream(deal_id), domain.deal_decider, decide, check=check, **self._options(ctx)
         )
 
+    async def _destroy_contact_key(
+        self,
+        deal_id: uuid.UUID,
+        cmd: domain.EraseContact,
+        ctx: Context,
+        now: datetime,
+        check: Callable[[Deal, int], None] | None,
+    ) -> None:
+        """Before ``DealContactErased`` is appended: the command is decided (a refusal destroys nothing), then the
+        contact's key is destroyed and the erasure recorded in the key store. A crash in between leaves the person
+        forgotten and the command to be sent again, never a recorded erasure with the key still there. A retried
+        request (its idempotency key) or a stale If-Match is left to ``execute`` to answer."""
+        if self.keys is None:
+            raise RuntimeError("these deals have no key store: they cannot erase a contact")
+        if ctx.idempotency is not None and await self.store.idempotent_result(ctx.idempotency) is not None:
+            return
+        latest = await self.latest(deal_id)
+        if check is not None:
+            check(latest.state, latest.version)
+        if ctx.expected_version is not None and ctx.expected_version != latest.version:
+            return
+        (erased,) = domain.decide(latest.state, cmd, Pipeline(), now, deal_id)
+        assert isinstance(erased, DealContactErased)
+        await self.keys.erase(erased.contact_id, reason=cmd.reason)
+
     def _options(self, ctx: Context) -> dict[str, Any]:
         return ctx.options(self.clock())  # business time comes from the clock, not the database
 
@@ -165,7 +191,7 @@ class Deals:
         ctx = Context.reacting_to(envelope, REACTIONS_ACTOR)
         match event:
             case LeadConverted():
-                await self._on_deal(deal_id_for_lead(event.lead_id), open_from_lead(event), ctx)
+                await self._open_from_lead(event, ctx)
             case OrderShipped() if event.deal_id:
                 await self._on_deal(
                     event.deal_id,
@@ -219,6 +245,38 @@ class Deals:
                     ctx,
                 )
 
+    async def _open_from_lead(self, event: LeadConverted, ctx: Context) -> None:
+        """Open the deal of a converted lead under the id derived from the lead. A deal already there that a
+        conversion of this lead opened is this reaction done before (a replay, a rebuild, a lead converted again):
+        nothing to do. Any other deal there was not opened by the conversion and the reaction cannot resolve it:
+        ``ReactionConflictError``, logged as an error and dead-lettered with its reason (docs/OPERATIONS.md)."""
+        deal_id = deal_id_for_lead(event.lead_id)
+        try:
+            await self.handle(deal_id, open_from_lead(event), ctx)
+        except DuplicateEventError:
+            return  # this event opened it before
+        except domain.DealRuleError as refused:
+            if refused.rule != "deal_exists":
+                raise
+            there = await self.deal(deal_id, to_version=1)
+            opened = there.events[0]
+            if opened.metadata.get("actor") == REACTIONS_ACTOR and opened.data.get("source_lead_id") == str(
+                event.lead_id
+            ):
+                log.info("deals.reaction_refused", deal_id=str(deal_id), command="open_deal", rule=refused.rule)
+                return
+            log.error(
+                "deals.reaction_conflict",
+                deal_id=str(deal_id),
+                lead_id=str(event.lead_id),
+                opened_by=str(opened.metadata.get("actor")),
+                opened_event=str(opened.event_id),
+            )
+            raise ReactionConflictError(
+                f"the deal {deal_id} the conversion of lead {event.lead_id} opens exists and was not opened by a "
+                f"conversion of that lead (event {opened.event_id} by {opened.metadata.get('actor')})"
+            ) from None
+
     async def _on_deal(self, deal_id: uuid.UUID, cmd: domain.Command, ctx: Context) -> None:
         try:
             await self.handle(deal_id, cmd, ctx)
@@ -228,7 +286,6 @@ class Deals:
             log.info("deals.reaction_refused", deal_id=str(deal_id), command=cmd.name, rule=refused.rule)
             # e.g. a shipment for a deal reopened meanwhile: recorded in the logs, not retried forever
             if refused.rule not in (
-                "deal_exists",
                 "deal_not_won",
                 "deal_closed",
                 "deal_not_found",
@@ -236,6 +293,11 @@ class Deals:
                 "follow_up_completed",
             ):
                 raise
+
+
+class ReactionConflictError(Exception):
+    """A reaction met something it cannot resolve (e.g. the id it derives taken by something it did not make): the
+    projection runner dead-letters the event with this reason, and the reaction logs it as an error."""
 
 
 def open_from_lead(event: LeadConverted) -> domain.OpenDeal:

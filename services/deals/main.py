@@ -29,7 +29,7 @@ class DealsService(ServiceCore):
 
     def __init__(self, storage: Storage, clock: Clock) -> None:
         super().__init__(storage)
-        self.deals = Deals(storage.store, clock)
+        self.deals = Deals(storage.store, clock, storage.personal_data.keys)
 
     def projections(self) -> list[Projection]:
         topic = self.settings.events_topic(SERVICE)
@@ -65,7 +65,7 @@ class DealsService(ServiceCore):
                 timezone=self.settings.timezone,
                 readiness=st.readiness,
             ),
-            TokenVerifier.from_settings(self.settings),
+            TokenVerifier.from_settings(self.settings, revoked=self.revocations),
         )
         app.state.max_body_bytes = self.settings.max_body_bytes
         return app

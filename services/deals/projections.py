@@ -554,6 +554,14 @@ async def follow_ups_due(
     return [_row(r) for r in rows]
 
 
+async def visible_deals(conn: Conn, deal_ids: list[uuid.UUID], *, user: str, team: str | None) -> set[str]:
+    """Which of these deals the lists show a caller who does not see everything (their alerts, too)."""
+    rows = await conn.fetch(
+        f"SELECT b.deal_id FROM board b WHERE {VISIBLE} AND b.deal_id = ANY($4::uuid[])", user, team, False, deal_ids
+    )
+    return {str(r["deal_id"]) for r in rows}
+
+
 async def stuck_deals(conn: Conn, now: datetime) -> list[Condition]:
     """Open deals longer in their stage than its threshold: one alert per stay in a stage."""
     rows = await conn.fetch(

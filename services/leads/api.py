@@ -2,7 +2,7 @@
 erasure, and the marketing read models.
 
 Roles: ``marketing`` and ``admin`` change things and see contact details; ``auditor`` reads everything but
-personal data; ``sales`` and ``sales_manager`` read leads (to work them) without contact details unless the
+personal data; the sales roles read leads (to work them) without contact details unless the
 lead is assigned to them. Webhooks are open but verified (signature, token or key) as each source allows.
 """
 
@@ -12,12 +12,12 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Path, Query, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from services.leads import domain, projections, sources
 from services.leads.handlers import Captured, Leads
@@ -43,11 +43,13 @@ from shared.http import (
     page,
     wait_target,
 )
+from shared.limits import DAY_RANGE, MAX_EXTERNAL_ID_CHARS, Day, bounded_errors
 from shared.projections import ReadModels
 from shared.settings import Settings
 
+T = TypeVar("T")
 CHANGE = ("marketing",)
-READ = ("marketing", "auditor", "sales", "sales_manager")
+READ = ("marketing", "auditor", "sales", "sales_manager", "sales_director")
 ERRORS = COMMON_ERRORS | {404: {"model": Problem, "description": "no such lead or campaign"}}
 GENERIC = (
     domain.Assign,
@@ -149,12 +151,20 @@ def create_app(svc: LeadsAPI, verifier: TokenVerifier) -> FastAPI:
         idempotency_key: IdempotencyKey = None,
     ) -> Response:
         ctx = await context(request, p.user_id, key=idempotency_key)
-        return captured_answer(await svc.leads.capture(body, ctx))
+        return captured_answer(await svc.leads.capture(body, ctx, imported=True))  # never a webhook's lead id
 
     def secret(value: Any, name: str) -> str:
         if value is None:
             raise HTTPException(503, detail=f"the {name} webhook is not configured")
         return str(value.get_secret_value())
+
+    def mapped(source: Callable[..., T], *payload: Any) -> T:
+        """A source's payload mapped to a lead. A value over a limit (shared.limits) is the payload's fault: 422,
+        each field at fault named as the lead's (``["lead", "raw_payload"]``) with its limit."""
+        try:
+            return source(*payload)
+        except ValidationError as exc:
+            raise HTTPException(422, detail=bounded_errors(exc.errors(), prefix=("lead",))) from None
 
     async def webhook_capture(request: Request, cmd: domain.CaptureLead, source: str) -> Response:
         ctx = Context(actor=f"webhook:{source}", correlation_id=request.state.correlation_id)
@@ -166,12 +176,15 @@ def create_app(svc: LeadsAPI, verifier: TokenVerifier) -> FastAPI:
         sources.verify_hmac(
             body, request.headers.get("x-pipelines-signature"), secret(svc.settings.website_form_secret, "website form")
         )
-        return await webhook_capture(request, sources.website_form(sources.parse_json(body)), "website")
+        return await webhook_capture(request, mapped(sources.website_form, sources.parse_json(body)), "website")
 
     @router.post("/webhooks/ladipage", tags=["webhooks"], summary="a Ladipage form (token in the URL)")
-    async def ladipage(request: Request, token: str | None = None) -> Response:
+    async def ladipage(
+        request: Request, token: Annotated[str | None, Query(max_length=MAX_EXTERNAL_ID_CHARS)] = None
+    ) -> Response:
         sources.verify_token(token, secret(svc.settings.ladipage_token, "Ladipage"))
-        return await webhook_capture(request, sources.ladipage(sources.parse_json(await request.body())), "ladipage")
+        cmd = mapped(sources.ladipage, sources.parse_json(await request.body()))
+        return await webhook_capture(request, cmd, "ladipage")
 
     @router.get(
         "/webhooks/facebook",
@@ -181,9 +194,9 @@ def create_app(svc: LeadsAPI, verifier: TokenVerifier) -> FastAPI:
         responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "the challenge"}},
     )
     async def facebook_verify(
-        mode: Annotated[str | None, Query(alias="hub.mode")] = None,
-        verify_token: Annotated[str | None, Query(alias="hub.verify_token")] = None,
-        challenge: Annotated[str | None, Query(alias="hub.challenge")] = None,
+        mode: Annotated[str | None, Query(alias="hub.mode", max_length=MAX_EXTERNAL_ID_CHARS)] = None,
+        verify_token: Annotated[str | None, Query(alias="hub.verify_token", max_length=MAX_EXTERNAL_ID_CHARS)] = None,
+        challenge: Annotated[str | None, Query(alias="hub.challenge", max_length=MAX_EXTERNAL_ID_CHARS)] = None,
     ) -> Response:
         sources.verify_token(verify_token, secret(svc.settings.facebook_verify_token, "Facebook"))
         if mode != "subscribe" or not challenge:
@@ -204,19 +217,21 @@ def create_app(svc: LeadsAPI, verifier: TokenVerifier) -> FastAPI:
                 lead = await svc.graph.fetch_lead(str(notification["leadgen_id"]))
             except (sources.GraphAPIError, OSError) as exc:
                 # not 200: Facebook delivers the notification again later, nothing is lost
-                raise HTTPException(503, detail=f"could not fetch the lead: {exc}") from None
+                detail = f"could not fetch the lead: {exc}"
+                raise HTTPException(503, detail=detail, headers={"Retry-After": "60"}) from None
             ctx = Context(actor="webhook:facebook", correlation_id=request.state.correlation_id)
-            c = await svc.leads.capture(sources.facebook_lead(notification, lead), ctx)
+            c = await svc.leads.capture(mapped(sources.facebook_lead, notification, lead), ctx)
             captured.append({"id": str(c.lead_id), "replayed": c.result is None})
         return JSONResponse({"captured": captured})
 
     @router.post("/webhooks/google-ads", tags=["webhooks"], summary="Google Ads lead form (google_key)")
     async def google_ads(request: Request) -> Response:
-        data = sources.parse_json(await request.body())
-        sources.verify_token(
-            str(data.get("google_key") or ""), secret(svc.settings.google_ads_webhook_key, "Google Ads")
-        )
-        cmd = sources.google_ads(data)
+        body, key = await request.body(), secret(svc.settings.google_ads_webhook_key, "Google Ads")
+        sources.verify_token(sources.google_key(body), key)  # before the body is parsed: its key, found in the bytes
+        data = sources.parse_json(body)
+        given = data.get("google_key")
+        sources.verify_token(given if isinstance(given, str) else None, key)  # and the body's own, top level
+        cmd = mapped(sources.google_ads, data)
         if cmd is None:
             return JSONResponse({"ignored": "test lead"})
         return await webhook_capture(request, cmd, "google-ads")
@@ -274,7 +289,10 @@ def create_app(svc: LeadsAPI, verifier: TokenVerifier) -> FastAPI:
         lead_id: uuid.UUID, request: Request, p: Annotated[Principal, Depends(require(*CHANGE))]
     ) -> Response:
         await existing(lead_id)
-        result = await svc.leads.remap(lead_id, await context(request, p.user_id))
+        try:
+            result = await svc.leads.remap(lead_id, await context(request, p.user_id))
+        except ValidationError as exc:  # the kept payload maps to a value over a limit
+            raise HTTPException(422, detail=bounded_errors(exc.errors(), prefix=("lead",))) from None
         return answer(str(lead_id), result.append)
 
     @router.post(
@@ -363,7 +381,7 @@ def create_app(svc: LeadsAPI, verifier: TokenVerifier) -> FastAPI:
     )
     async def campaign_spend(
         campaign_id: uuid.UUID,
-        day: date,
+        day: Annotated[Day, Path(description=f"the day of the spend: {DAY_RANGE}")],
         request: Request,
         body: domain.RecordSpend,
         p: Annotated[Principal, Depends(require(*CHANGE))],
@@ -425,8 +443,8 @@ def create_app(svc: LeadsAPI, verifier: TokenVerifier) -> FastAPI:
     @router.get("/funnel", tags=["read models"], summary="captured → MQL → SQL → opportunity → customer")
     async def get_funnel(
         p: Annotated[Principal, Depends(require(*READ))],
-        start: Annotated[date, Query(alias="from")],
-        end: Annotated[date, Query(alias="to")],
+        start: Annotated[Day, Query(alias="from", description=DAY_RANGE)],
+        end: Annotated[Day, Query(alias="to", description=DAY_RANGE)],
         by: Literal["source", "campaign", "month"] = "source",
         position: WaitFor = None,
     ) -> list[dict[str, Any]]:
@@ -437,8 +455,8 @@ def create_app(svc: LeadsAPI, verifier: TokenVerifier) -> FastAPI:
     @router.get("/campaigns", tags=["read models"], summary="campaign performance: CPL, CAC, revenue, ROI, ROAS")
     async def get_campaigns(
         p: Annotated[Principal, Depends(require(*READ))],
-        start: Annotated[date, Query(alias="from")],
-        end: Annotated[date, Query(alias="to")],
+        start: Annotated[Day, Query(alias="from", description=DAY_RANGE)],
+        end: Annotated[Day, Query(alias="to", description=DAY_RANGE)],
         position: WaitFor = None,
     ) -> list[dict[str, Any]]:
         lo, hi = window(start, end)

@@ -17,7 +17,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from services.leads.events import (
     Attribution,
@@ -56,6 +56,28 @@ from services.leads.events import (
 )
 from shared.decider import Decider, RuleError, replace
 from shared.events import DomainEvent
+from shared.limits import (
+    MAX_ANSWER_CHARS,
+    MAX_ANSWERS,
+    MAX_ANSWERS_BYTES,
+    MAX_COUNT,
+    MAX_ITEMS,
+    MAX_NAME_CHARS,
+    MAX_TEXT_CHARS,
+    AwareMoment,
+    Code,
+    Count,
+    Email,
+    ExternalId,
+    Identifier,
+    JsonObject,
+    Label,
+    MoneyField,
+    Phone,
+    Url,
+    ValidatedAs,
+    json_bytes_at_most,
+)
 from shared.money import Money
 
 
@@ -249,24 +271,69 @@ def score(lead: Lead, now: datetime, rules: ScoringRules = DEFAULT_RULES) -> tup
     return fit, engagement, reasons
 
 
+# ---------------------------------------------------------------------------------------------- request forms
+# The event contract's values as a request (or a source's webhook) gives them: the same fields, each bounded
+# (shared.limits). A command field holds the plain value (``ValidatedAs``): events never see these classes.
+class LeadContactInput(LeadContact):
+    name: Label | None = None
+    email: Email | None = None
+    phone: Phone | None = None
+    company: Label | None = None
+    title: Label | None = None
+
+
+class AttributionInput(Attribution):
+    source: Code
+    channel: Code | None = None
+    campaign_id: ExternalId | None = None
+    utm_source: Label | None = None
+    utm_medium: Label | None = None
+    utm_campaign: Label | None = None
+    utm_term: Label | None = None
+    utm_content: Label | None = None
+    landing_page_url: Url | None = None
+    ad_id: ExternalId | None = None
+    form_id: ExternalId | None = None
+
+
+class ConsentInput(Consent):
+    text_version: Code | None = None
+
+
+LeadContactField = Annotated[LeadContact, ValidatedAs(LeadContactInput)]
+AttributionField = Annotated[Attribution, ValidatedAs(AttributionInput)]
+ConsentField = Annotated[Consent, ValidatedAs(ConsentInput)]
+# A form's answers, question → answer as asked: a long answer is no reason to lose a lead, up to a limit.
+Answers = Annotated[
+    dict[Annotated[str, Field(max_length=MAX_NAME_CHARS)], Annotated[str, Field(max_length=MAX_ANSWER_CHARS)]],
+    Field(
+        max_length=MAX_ANSWERS,
+        description=f"question → answer; at most {MAX_ANSWERS_BYTES} bytes together (compact UTF-8 JSON)",
+    ),
+    AfterValidator(json_bytes_at_most(MAX_ANSWERS_BYTES)),
+]
+
+
 # ---------------------------------------------------------------------------------------------- commands
 class Command(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", str_max_length=2000)
+    """A command on a lead. Its strings are at most MAX_TEXT_CHARS unless a field says otherwise (shared.limits)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", str_max_length=MAX_TEXT_CHARS)
     name: ClassVar[str]
 
 
 class CaptureLead(Command):
-    # kept as the source sent it (the body limit bounds it): a long form answer is no reason to lose a lead
-    model_config = ConfigDict(str_max_length=None)
+    """A lead as typed in, imported or mapped from a source's payload (kept whole in ``raw_payload``, bounded)."""
+
     name: ClassVar[str] = "capture"
-    source: str
-    external_id: str | None = None
-    contact: LeadContact | None = None
-    answers: dict[str, str] | None = None
-    attribution: Attribution | None = None
-    consent: Consent | None = None
-    raw_payload: dict[str, Any] | None = None
-    captured_at: AwareDatetime | None = None  # when the source says it happened; default: now
+    source: Code
+    external_id: ExternalId | None = None
+    contact: LeadContactField | None = None
+    answers: Answers | None = None
+    attribution: AttributionField | None = None
+    consent: ConsentField | None = None
+    raw_payload: JsonObject | None = None
+    captured_at: AwareMoment | None = None  # when the source says it happened; default: now
 
 
 class RecordDuplicate(Command):
@@ -289,30 +356,30 @@ class Absorb(Command):
 
 class UpdateContact(Command):
     name: ClassVar[str] = "update_contact"
-    contact: LeadContact
+    contact: LeadContactField
     reason: str
 
 
 class Assign(Command):
     name: ClassVar[str] = "assign"
-    owner_id: Annotated[str, Field(min_length=1, max_length=100)]
-    team_id: str | None = None
-    rule: str = "manual"
+    owner_id: Annotated[Identifier, Field(min_length=1)]
+    team_id: Identifier | None = None
+    rule: Code = "manual"
 
 
 class RecordEngagement(Command):
     name: ClassVar[str] = "record_engagement"
     kind: EngagementKind
-    channel: str | None = None
-    campaign_id: str | None = None
-    asset_id: str | None = None
-    at: AwareDatetime | None = None
+    channel: Code | None = None
+    campaign_id: ExternalId | None = None
+    asset_id: ExternalId | None = None
+    at: AwareMoment | None = None
 
 
 class Segment(Command):
     name: ClassVar[str] = "segment"
-    segments: tuple[Annotated[str, Field(min_length=1, max_length=60)], ...] = Field(max_length=50)
-    criteria_version: str | None = None
+    segments: tuple[Annotated[str, Field(min_length=1, max_length=60)], ...] = Field(max_length=MAX_ITEMS)
+    criteria_version: Code | None = None
 
 
 class Score(Command):
@@ -336,7 +403,7 @@ class StopNurture(Command):
 
 class RecordNurtureEmail(Command):
     name: ClassVar[str] = "record_nurture_email"
-    step: int = Field(ge=1)
+    step: int = Field(ge=1, le=MAX_COUNT)
     message_id: Annotated[str, Field(min_length=1, max_length=200)]
 
 
@@ -367,11 +434,11 @@ class Convert(Command):
     name: ClassVar[str] = "convert"
     customer: Annotated[str, Field(min_length=1, max_length=200)]
     title: Annotated[str, Field(min_length=1, max_length=200)]
-    owner_id: str | None = None  # default: the lead's owner
-    team_id: str | None = None
-    estimated_value: Money | None = None
+    owner_id: Identifier | None = None  # default: the lead's owner
+    team_id: Identifier | None = None
+    estimated_value: MoneyField | None = None
     expected_close_date: date | None = None
-    product_interest: str | None = None
+    product_interest: Label | None = None
 
 
 class Recycle(Command):
@@ -610,32 +677,32 @@ campaign_decider = Decider(initial=Campaign(), evolve=evolve_campaign)
 
 
 class CreateCampaign(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", str_max_length=2000)
+    model_config = ConfigDict(frozen=True, extra="forbid", str_max_length=MAX_TEXT_CHARS)
     name: Annotated[str, Field(min_length=1, max_length=200)]
     channel: Annotated[str, Field(min_length=1, max_length=60)]
-    code: str | None = None
-    budget: Money
+    code: Code | None = None
+    budget: MoneyField
     starts_on: date | None = None
     ends_on: date | None = None
 
 
 class ChangeCampaignStatus(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", str_max_length=2000)
+    model_config = ConfigDict(frozen=True, extra="forbid", str_max_length=MAX_TEXT_CHARS)
     status: Annotated[str, Field(pattern=r"^(active|paused|ended)$")]
     reason: str | None = None
 
 
 class ChangeBudget(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-    budget: Money
+    budget: MoneyField
 
 
 class RecordSpend(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", str_max_length=2000)
-    amount: Money
-    impressions: int = Field(0, ge=0)
-    clicks: int = Field(0, ge=0)
-    source: str = "manual"
+    model_config = ConfigDict(frozen=True, extra="forbid", str_max_length=MAX_TEXT_CHARS)
+    amount: MoneyField
+    impressions: Count = 0
+    clicks: Count = 0
+    source: Code = "manual"
     correction_reason: str | None = None  # to change a day already recorded
 
 

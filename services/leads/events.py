@@ -69,6 +69,7 @@ class Consent(_Value):
 class LeadEvent(DomainEvent):
     lead_id: uuid.UUID
     subject_field: ClassVar[str | None] = "lead_id"
+    erased_by: ClassVar[str | None] = "pipelines.leads.LeadPersonalDataErased"
 
 
 class LeadCaptured(LeadEvent):
@@ -246,6 +247,7 @@ class LeadPersonalDataErased(LeadEvent):
     """The lead's key was destroyed: every sealed field of this person reads as null from now on."""
 
     event_type: ClassVar[str] = "pipelines.leads.LeadPersonalDataErased"
+    erasure: ClassVar[bool] = True
     requested_by: str
     reason: str
 

@@ -19,20 +19,22 @@ import asyncpg
 import structlog
 from pydantic import BaseModel
 
-from services.deals.events import DealLost, DealWon
+from services.deals.events import DealLost, DealWon, deal_id_for_lead
 from services.leads import domain, normalize, sources
 from services.leads.domain import Campaign, Lead
-from services.leads.events import LeadContact
-from shared.db import identifier, run_ddl
+from services.leads.events import LeadContact, LeadEvent
+from shared.db import identifier
 from shared.decider import CommandResult, Context, Loaded, execute, load
 from shared.envelope import CloudEvent
 from shared.events import registry
-from shared.eventstore import DuplicateEventError, EventStore
+from shared.eventstore import AppendResult, DuplicateEventError, EventStore
+from shared.migrations import Migration, apply
 from shared.pii import PersonalData
 
 log = structlog.get_logger(__name__)
 Clock = Callable[[], datetime]
 NS_LEAD_FROM_SOURCE = uuid.UUID("0b5e5a0e-0c6b-5d8e-8a34-6c1a7b2f0001")
+NS_LEAD_FROM_IMPORT = uuid.UUID("0b5e5a0e-0c6b-5d8e-8a34-6c1a7b2f0002")
 REACTIONS_ACTOR = "system:leads-reactions"
 
 
@@ -44,9 +46,11 @@ def campaign_stream(campaign_id: uuid.UUID) -> str:
     return f"campaign-{campaign_id}"
 
 
-def lead_id_for(source: str, external_id: str) -> uuid.UUID:
-    """A source's delivery always maps to the same lead, so a repeated delivery captures nothing new."""
-    return uuid.uuid5(NS_LEAD_FROM_SOURCE, f"{source}:{external_id}")
+def lead_id_for(source: str, external_id: str, *, imported: bool = False) -> uuid.UUID:
+    """A source's delivery always maps to the same lead, so a repeated delivery captures nothing new. What a client
+    types in or imports (``imported``) maps into a namespace of its own: the ids of the sources' verified deliveries
+    (the webhooks) are not one a client can take first by naming the same source and external id."""
+    return uuid.uuid5(NS_LEAD_FROM_IMPORT if imported else NS_LEAD_FROM_SOURCE, f"{source}:{external_id}")
 
 
 # ---------------------------------------------------------------------------------------------- duplicates
@@ -87,15 +91,15 @@ class InMemoryDedupe:
 class PostgresDedupe:
     def __init__(self, pool: asyncpg.Pool, schema: str) -> None:
         self.pool = pool
-        self.table = f"{identifier(schema)}.dedupe_keys"
+        self.schema = identifier(schema)
+        self.table = f"{self.schema}.dedupe_keys"
 
     async def setup(self) -> None:
-        await run_ddl(
-            self.pool,
-            f"""CREATE TABLE IF NOT EXISTS {self.table} (key text NOT NULL, lead_id uuid NOT NULL,
+        """The index's table, made once (``shared.migrations``)."""
+        ddl = f"""CREATE TABLE IF NOT EXISTS {self.table} (key text NOT NULL, lead_id uuid NOT NULL,
                     PRIMARY KEY (key, lead_id));
-                CREATE INDEX IF NOT EXISTS dedupe_keys_by_lead ON {self.table} (lead_id)""",
-        )
+                CREATE INDEX IF NOT EXISTS dedupe_keys_by_lead ON {self.table} (lead_id)"""
+        await apply(self.pool, self.schema, [Migration("leads.dedupe.0001", "duplicate index", ddl)])
 
     async def find(self, keys: Iterable[str]) -> dict[uuid.UUID, list[str]]:
         rows = await self.pool.fetch(
@@ -147,23 +151,54 @@ class Leads:
     async def lead(self, lead_id: uuid.UUID, **read: Any) -> Loaded[Lead]:
         return await load(self.store, lead_stream(lead_id), domain.lead_decider, **read)
 
-    async def capture(self, cmd: domain.CaptureLead, ctx: Context, lead_id: uuid.UUID | None = None) -> Captured:
-        """Capture a lead once per source delivery; flag (never merge silently) a person seen before."""
+    async def capture(
+        self, cmd: domain.CaptureLead, ctx: Context, lead_id: uuid.UUID | None = None, *, imported: bool = False
+    ) -> Captured:
+        """Capture a lead once per source delivery (``imported``: once per external id a client gives, in a namespace
+        apart from the webhooks': ``lead_id_for``); flag (never merge silently) a person seen before.
+
+        The lead and its duplicate flag are one append, with the request's Idempotency-Key: a retry answers the
+        first capture (its lead, version, position and flag) and changes nothing. The duplicate index learns the
+        lead's keys only once that append committed, so no retry or lost race leaves an id there without a lead."""
+        if ctx.idempotency and (first := await self.store.idempotent_result(ctx.idempotency)):
+            return await self._captured_before(first)
         if lead_id is None:
-            lead_id = lead_id_for(cmd.source, cmd.external_id) if cmd.external_id else uuid.uuid4()
+            lead_id = lead_id_for(cmd.source, cmd.external_id, imported=imported) if cmd.external_id else uuid.uuid4()
         if await self.store.stream_version(lead_stream(lead_id)) > 0:
             return Captured(lead_id, None)
-        result = await self.handle(lead_id, cmd, ctx)
         keys = match_keys(cmd.contact, self.dedupe_secret)
-        seen = {other: kinds for other, kinds in (await self.dedupe.find(keys.values())).items() if other != lead_id}
+        seen = await self._seen_before(lead_id, keys.values())
+        commands: list[domain.Command] = [cmd]
+        if seen is not None:
+            commands.append(domain.RecordDuplicate(duplicate_of=seen[0], match_keys=tuple(seen[1])))
+        now = self.clock()
+
+        def decide(lead: Lead) -> list[LeadEvent]:
+            events: list[LeadEvent] = []
+            for command in commands:
+                new = domain.decide(lead, command, now, lead_id, actor=ctx.actor, rules=self.rules)
+                lead = domain.lead_decider.fold(new, lead)
+                events += new
+            return events
+
+        result = await execute(self.store, lead_stream(lead_id), domain.lead_decider, decide, **ctx.options(now))
+        if result.append.replayed:  # a request with the same key captured it first, meanwhile
+            return await self._captured_before(result.append)
         await self.dedupe.add(lead_id, keys.values())
-        if seen:
-            other, kinds = next(iter(seen.items()))
-            result = await self.handle(
-                lead_id, domain.RecordDuplicate(duplicate_of=other, match_keys=tuple(kinds)), ctx
-            )
-            return Captured(lead_id, result, other)
-        return Captured(lead_id, result)
+        return Captured(lead_id, result, seen[0] if seen is not None else None)
+
+    async def _seen_before(self, lead_id: uuid.UUID, keys: Iterable[str]) -> tuple[uuid.UUID, list[str]] | None:
+        """Another lead with one of these keys, and the kinds that match: one whose capture committed."""
+        for other, kinds in (await self.dedupe.find(keys)).items():
+            if other != lead_id and await self.store.stream_version(lead_stream(other)) > 0:
+                return other, kinds
+        return None
+
+    async def _captured_before(self, first: AppendResult) -> Captured:
+        """The answer of the earlier capture with the same Idempotency-Key, as it was then."""
+        lead_id = uuid.UUID(first.stream_id.removeprefix("lead-"))
+        earlier = await self.lead(lead_id, to_version=first.version)
+        return Captured(lead_id, CommandResult(first, earlier.state, ()), earlier.state.duplicate_of)
 
     async def contact(self, lead_id: uuid.UUID) -> LeadContact | None:
         """The lead's current contact, opened (None once erased)."""
@@ -236,7 +271,9 @@ class Leads:
 
     # ------------------------------------------------------------------ reactions
     async def react(self, envelope: CloudEvent, data: dict[str, Any]) -> None:
-        """The deals service's outcome of a deal opened from a lead, recorded back on the lead."""
+        """The deals service's outcome of the deal a lead's conversion opened, recorded back on the lead. Only that
+        deal's (its id derives from the lead's: ``deal_id_for_lead``): another deal naming the lead as its source
+        attributes nothing to it (logged as a warning)."""
         event = registry.parse(envelope.type, envelope.schemaversion, data)
         ctx = Context.reacting_to(envelope, REACTIONS_ACTOR)
         match event:
@@ -246,6 +283,11 @@ class Leads:
                 cmd = domain.RecordOutcome(deal_id=event.deal_id, won=False, reason=event.reason, at=event.lost_at)
             case _:
                 return
+        if event.deal_id != deal_id_for_lead(lead_id):
+            log.warning(
+                "leads.outcome_not_attributed", lead_id=str(lead_id), deal_id=str(event.deal_id), event_id=envelope.id
+            )
+            return
         try:
             await self.handle(lead_id, cmd, ctx)
         except DuplicateEventError:

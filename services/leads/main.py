@@ -15,6 +15,7 @@ from shared.alerts import Check, Condition
 from shared.auth import TokenVerifier
 from shared.db import Conn
 from shared.envelope import CloudEvent
+from shared.migrations import retry_setup
 from shared.projections import Projection
 from shared.service import ServiceCore, Storage, utc_now
 from shared.settings import Settings
@@ -64,7 +65,7 @@ class LeadsService(ServiceCore):
                 graph=self.graph,
                 readiness=self.storage.readiness,
             ),
-            TokenVerifier.from_settings(self.settings),
+            TokenVerifier.from_settings(self.settings, revoked=self.revocations),
         )
         app.state.max_body_bytes = self.settings.max_body_bytes
         return app
@@ -75,7 +76,7 @@ async def build(
 ) -> LeadsService:
     storage = await Storage.open(settings, SERVICE)
     dedupe = PostgresDedupe(storage.pool, storage.store.schema)
-    await dedupe.setup()
+    await retry_setup(dedupe.setup, "dedupe index")
     # duplicate-index keys derive from the master key: a database dump alone cannot test phone numbers
     dedupe_secret = hmac.new(settings.master_key(), b"pipelines.leads.dedupe", hashlib.sha256).digest()
     if graph is None and settings.facebook_access_token is not None:

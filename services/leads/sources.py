@@ -20,15 +20,30 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol, TypeVar
 
 import httpx
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic_core import PydanticCustomError
 
 from services.leads import normalize
 from services.leads.domain import CaptureLead
 from services.leads.events import Attribution, Consent, LeadContact, Source
+from shared.limits import (
+    LONE_SURROGATE,
+    MAX_ANSWER_CHARS,
+    MAX_ANSWERS,
+    MAX_CODE_CHARS,
+    MAX_EXTERNAL_ID_CHARS,
+    MAX_NAME_CHARS,
+    MAX_URL_CHARS,
+    bounded_errors,
+    has_lone_surrogate,
+    may_hold_surrogates,
+)
 
 UTM = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
 NAME_KEYS = ("full_name", "name", "fullname", "ho_ten", "họ tên", "họ và tên", "ho_va_ten")
@@ -55,9 +70,10 @@ IGNORED = frozenset(
 
 
 class WebhookRejectedError(Exception):
-    """The request is not from the source it claims (HTTP 401) or not a lead payload (HTTP 422)."""
+    """The request is not from the source it claims (HTTP 401) or not a lead payload (HTTP 422): ``detail`` says
+    why, a sentence or (a field of the wrong type) each field at fault as a validation error."""
 
-    def __init__(self, status: int, detail: str) -> None:
+    def __init__(self, status: int, detail: str | list[dict[str, Any]]) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
@@ -76,14 +92,156 @@ def verify_token(given: str | None, expected: str) -> None:
         raise WebhookRejectedError(401, "bad token")
 
 
+# Google Ads puts its key in the body: found in the bytes (the field's string value), so that nothing is parsed for a
+# caller without it; the parsed body's own top-level ``google_key`` is checked again after.
+_GOOGLE_KEY = re.compile(rb'"google_key"\s*:\s*"((?:[^"\\]|\\.){0,400})"')
+
+
+def google_key(body: bytes) -> str | None:
+    """The ``google_key`` string a Google Ads body carries, read without parsing the body (None: none)."""
+    found = _GOOGLE_KEY.search(body)
+    if found is None:
+        return None
+    try:
+        key = json.loads(b'"' + found.group(1) + b'"')
+    except ValueError:
+        return None
+    return key if isinstance(key, str) else None
+
+
 def parse_json(body: bytes) -> dict[str, Any]:
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         raise WebhookRejectedError(422, "the body is not JSON") from None
+    except RecursionError:  # arrays or objects nested thousands deep
+        raise WebhookRejectedError(422, "the body nests too deep") from None
     if not isinstance(data, dict):
         raise WebhookRejectedError(422, "the body is not a JSON object")
+    if may_hold_surrogates(body) and has_lone_surrogate(data):  # "\ud800": no database or topic can hold it
+        raise WebhookRejectedError(422, f"the body's text may not hold {LONE_SURROGATE}")
     return data
+
+
+# ---------------------------------------------------------------------------------------------- payload shapes
+# What each source's payload must look like where the mapping reads it: a field of another JSON type (an object for
+# a string, a list for an object, a number for text) answers 422 naming it (``loc`` from ``body``); fields the
+# mapping does not read are kept as sent, in the raw payload.
+def _source_id(value: Any) -> Any:
+    """An id a source gives: a string, or a whole number (Google's campaign and form ids are numbers)."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise PydanticCustomError("id_type", "Input should be a string or a whole number")
+    return str(value)
+
+
+def _scalar_text(value: Any) -> Any:
+    """A form's value: a string, or a number written as one."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise PydanticCustomError("string_type", "Input should be a valid string")
+    return value if isinstance(value, str) else str(value)
+
+
+SourceId = Annotated[str, BeforeValidator(_source_id), Field(min_length=1, max_length=MAX_EXTERNAL_ID_CHARS)]
+GraphId = Annotated[str, BeforeValidator(_source_id), Field(pattern=r"^[0-9]{1,40}$")]  # goes into the Graph URL
+FormValue = Annotated[str, BeforeValidator(_scalar_text), Field(max_length=MAX_NAME_CHARS)]
+FormUrl = Annotated[str, Field(max_length=MAX_URL_CHARS)]
+M = TypeVar("M", bound=BaseModel)
+
+
+class _Payload(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class _Form(_Payload):
+    """Fields a form's mapping reads beside its questions (which are any string or number)."""
+
+    campaign_id: SourceId | None = None
+    utm_source: FormValue | None = None
+    utm_medium: FormValue | None = None
+    utm_campaign: FormValue | None = None
+    utm_term: FormValue | None = None
+    utm_content: FormValue | None = None
+
+
+class WebsiteForm(_Form):
+    submission_id: SourceId
+    page_url: FormUrl | None = None
+    consent: bool | None = None
+    consent_text_version: Annotated[str, Field(max_length=MAX_CODE_CHARS)] | None = None
+
+
+class LadipageForm(_Form):
+    submission_id: SourceId | None = None
+    id: SourceId | None = None
+    url_page: FormUrl | None = None
+
+
+class FacebookChange(_Payload):
+    field: Annotated[str, Field(max_length=MAX_CODE_CHARS)]
+    value: Any = None
+
+
+class FacebookEntry(_Payload):
+    changes: list[FacebookChange] | None = None
+
+
+class FacebookWebhook(_Payload):
+    object: Annotated[str, Field(max_length=MAX_CODE_CHARS)]
+    entry: list[FacebookEntry] | None = None
+
+
+class FacebookLeadgen(_Payload):
+    leadgen_id: GraphId
+    page_id: SourceId | None = None
+    form_id: SourceId | None = None
+    ad_id: SourceId | None = None
+
+
+class GraphField(_Payload):
+    name: Annotated[str, Field(max_length=MAX_NAME_CHARS)]
+    values: list[Annotated[str, BeforeValidator(_scalar_text), Field(max_length=MAX_ANSWER_CHARS)]] | None = None
+
+
+def _graph_time(value: Any) -> Any:
+    """The Graph API's ``created_time``: ``2026-11-24T09:03:15+0000``."""
+    if isinstance(value, str):
+        try:
+            return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S%z")
+        except ValueError:
+            raise PydanticCustomError("datetime_format", "Time should be written 2026-11-24T09:03:15+0000") from None
+    return value
+
+
+class GraphLead(_Payload):
+    id: SourceId | None = None
+    created_time: Annotated[datetime, BeforeValidator(_graph_time)] | None = None
+    campaign_id: SourceId | None = None
+    ad_id: SourceId | None = None
+    form_id: SourceId | None = None
+    field_data: list[GraphField] | None = Field(None, max_length=MAX_ANSWERS)
+
+
+class GoogleColumn(_Payload):
+    column_id: Annotated[str, Field(max_length=MAX_CODE_CHARS)] | None = None
+    column_name: Annotated[str, Field(max_length=MAX_NAME_CHARS)] | None = None
+    string_value: Annotated[str, Field(max_length=MAX_ANSWER_CHARS)] | None = None
+
+
+class GoogleAdsLead(_Payload):
+    lead_id: SourceId
+    is_test: bool = False
+    campaign_id: SourceId | None = None
+    creative_id: SourceId | None = None
+    form_id: SourceId | None = None
+    user_column_data: list[GoogleColumn] | None = Field(None, max_length=MAX_ANSWERS)
+
+
+def read(model: type[M], data: Any, *where: str | int) -> M:
+    """``data`` read as ``model``; a field of the wrong type or over its bound answers 422 naming it."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise WebhookRejectedError(422, bounded_errors(exc.errors(), prefix=where)) from None
 
 
 def _pick(fields: dict[str, str], keys: tuple[str, ...]) -> str | None:
@@ -118,40 +276,39 @@ def contact_from(fields: dict[str, str]) -> tuple[LeadContact | None, dict[str, 
     return (None if empty else contact), answers
 
 
-def _utm(data: dict[str, Any]) -> dict[str, str | None]:
-    return {k: (str(data[k]) if data.get(k) else None) for k in UTM}
+def _utm(form: _Form) -> dict[str, str | None]:
+    return {k: getattr(form, k) or None for k in UTM}
 
 
 # ---------------------------------------------------------------------------------------------- website form
 def website_form(data: dict[str, Any]) -> CaptureLead:
     """Our own website's form: {"submission_id", "name", "email", "phone", "company", "title", "message",
     "consent": bool, "page_url", "utm_*", and any other question}."""
-    if not data.get("submission_id"):
-        raise WebhookRejectedError(422, "submission_id is required")
+    form = read(WebsiteForm, data, "body")
     fields = {k: str(v) for k, v in data.items() if isinstance(v, str | int | float) and not isinstance(v, bool)}
     contact, answers = contact_from(fields)
     if contact is None or not (contact.email or contact.phone):
         raise WebhookRejectedError(422, "a lead needs an email or a phone")
     consent = (
         Consent(
-            marketing=bool(data.get("consent")),
-            given_at=datetime.now(UTC) if data.get("consent") else None,
-            text_version=data.get("consent_text_version"),
+            marketing=bool(form.consent),
+            given_at=datetime.now(UTC) if form.consent else None,
+            text_version=form.consent_text_version,
         )
         if "consent" in data
         else None
     )
     return CaptureLead(
         source=Source.WEBSITE_FORM,
-        external_id=str(data["submission_id"]),
+        external_id=form.submission_id,
         contact=contact,
         answers=answers or None,
         attribution=Attribution(
             source=Source.WEBSITE_FORM,
             channel="website",
-            campaign_id=data.get("campaign_id"),
-            landing_page_url=data.get("page_url"),
-            **_utm(data),
+            campaign_id=form.campaign_id,
+            landing_page_url=form.page_url,
+            **_utm(form),
         ),
         consent=consent,
         raw_payload=data,
@@ -161,24 +318,25 @@ def website_form(data: dict[str, Any]) -> CaptureLead:
 # ---------------------------------------------------------------------------------------------- Ladipage
 def ladipage(data: dict[str, Any]) -> CaptureLead:
     """A Ladipage form: flat fields (``name``, ``email``, ``phone``, ``form_item…``, ``url_page``, ``utm_*``)."""
+    form = read(LadipageForm, data, "body")
     fields = {k: str(v) for k, v in data.items() if isinstance(v, str | int | float) and not isinstance(v, bool)}
     contact, answers = contact_from(fields)
     if contact is None or not (contact.email or contact.phone):
         raise WebhookRejectedError(422, "a lead needs an email or a phone")
-    external = data.get("submission_id") or data.get("id")
+    external = form.submission_id or form.id
     if not external:  # Ladipage repeats a delivery with the same body: its hash identifies it
         external = "sha256:" + hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
     return CaptureLead(
         source=Source.LANDING_PAGE,
-        external_id=str(external),
+        external_id=external,
         contact=contact,
         answers=answers or None,
         attribution=Attribution(
             source=Source.LANDING_PAGE,
             channel="landing_page",
-            campaign_id=data.get("campaign_id"),
-            landing_page_url=data.get("url_page"),
-            **_utm(data),
+            campaign_id=form.campaign_id,
+            landing_page_url=form.url_page,
+            **_utm(form),
         ),
         raw_payload=data,
     )
@@ -190,7 +348,7 @@ class FacebookGraph(Protocol):
 
 
 class GraphAPIError(Exception):
-    pass
+    """The Graph API could not give the lead (unreachable, an error, not JSON): Facebook delivers it again later."""
 
 
 class HttpFacebookGraph:
@@ -204,45 +362,55 @@ class HttpFacebookGraph:
         self._client = client or httpx.AsyncClient(base_url="https://graph.facebook.com", timeout=10)
 
     async def fetch_lead(self, leadgen_id: str) -> dict[str, Any]:
-        response = await self._client.get(
-            f"/{self._version}/{leadgen_id}", params={"fields": self.FIELDS, "access_token": self._token}
-        )
+        try:
+            response = await self._client.get(
+                f"/{self._version}/{leadgen_id}", params={"fields": self.FIELDS, "access_token": self._token}
+            )
+        except httpx.HTTPError as exc:  # never its text: the request's URL carries the access token
+            raise GraphAPIError(f"the Graph API could not be reached ({type(exc).__name__})") from None
         if response.status_code != 200:
             raise GraphAPIError(f"Graph API answered {response.status_code} for lead {leadgen_id}")
-        data: dict[str, Any] = response.json()
+        try:
+            data = response.json()
+        except ValueError:
+            raise GraphAPIError(f"Graph API answered lead {leadgen_id} with something other than JSON") from None
+        if not isinstance(data, dict):
+            raise GraphAPIError(f"Graph API answered lead {leadgen_id} with something other than a JSON object")
         return data
 
 
 def facebook_leadgen_ids(data: dict[str, Any]) -> list[dict[str, Any]]:
     """The ``leadgen`` changes of a Page webhook: each with leadgen_id, page_id, form_id, ad_id, created_time."""
-    if data.get("object") != "page":
+    webhook = read(FacebookWebhook, data, "body")
+    if webhook.object != "page":
         raise WebhookRejectedError(422, "not a Page webhook")
     out = []
-    for entry in data.get("entry") or []:
-        for change in entry.get("changes") or []:
-            if change.get("field") == "leadgen" and change.get("value", {}).get("leadgen_id"):
-                out.append(change["value"])
+    for i, entry in enumerate(webhook.entry or []):
+        for j, change in enumerate(entry.changes or []):
+            if change.field == "leadgen":
+                read(FacebookLeadgen, change.value, "body", "entry", i, "changes", j, "value")
+                out.append(change.value)
     return out
 
 
 def facebook_lead(notification: dict[str, Any], lead: dict[str, Any]) -> CaptureLead:
     """A lead fetched from the Graph API: ``field_data`` is [{name, values: [...]}, …]."""
-    fields = {f["name"]: ", ".join(str(v) for v in f.get("values") or []) for f in lead.get("field_data") or []}
+    leadgen = read(FacebookLeadgen, notification, "body", "notification")
+    graph = read(GraphLead, lead, "graph_lead")
+    fields = {f.name: ", ".join(f.values or []) for f in graph.field_data or []}
     contact, answers = contact_from(fields)
-    created = lead.get("created_time")
-    captured_at = datetime.strptime(created, "%Y-%m-%dT%H:%M:%S%z") if created else None
     return CaptureLead(
         source=Source.FACEBOOK_LEAD_ADS,
-        external_id=str(lead.get("id") or notification["leadgen_id"]),
+        external_id=graph.id or leadgen.leadgen_id,
         contact=contact,
         answers=answers or None,
-        captured_at=captured_at,
+        captured_at=graph.created_time,
         attribution=Attribution(
             source=Source.FACEBOOK_LEAD_ADS,
             channel="facebook",
-            campaign_id=_str(lead.get("campaign_id")),
-            ad_id=_str(lead.get("ad_id") or notification.get("ad_id")),
-            form_id=_str(lead.get("form_id") or notification.get("form_id")),
+            campaign_id=graph.campaign_id,
+            ad_id=graph.ad_id or leadgen.ad_id,
+            form_id=graph.form_id or leadgen.form_id,
         ),
         raw_payload={"notification": notification, "lead": lead},
     )
@@ -264,34 +432,29 @@ GOOGLE_COLUMNS = {
 
 def google_ads(data: dict[str, Any]) -> CaptureLead | None:
     """A Google Ads lead form delivery; None for a test lead (``is_test``: not a real person)."""
-    if not data.get("lead_id"):
-        raise WebhookRejectedError(422, "lead_id is required")
-    if data.get("is_test"):
+    form = read(GoogleAdsLead, data, "body")
+    if form.is_test:
         return None
     fields: dict[str, str] = {}
-    for column in data.get("user_column_data") or []:
-        key = GOOGLE_COLUMNS.get(column.get("column_id", ""), column.get("column_name") or column.get("column_id"))
-        if key and column.get("string_value"):
-            fields[key] = column["string_value"]
+    for column in form.user_column_data or []:
+        key = GOOGLE_COLUMNS.get(column.column_id or "", column.column_name or column.column_id)
+        if key and column.string_value:
+            fields[key] = column.string_value
     contact, answers = contact_from(fields)
     return CaptureLead(
         source=Source.GOOGLE_ADS_LEAD_FORM,
-        external_id=str(data["lead_id"]),
+        external_id=form.lead_id,
         contact=contact,
         answers=answers or None,
         attribution=Attribution(
             source=Source.GOOGLE_ADS_LEAD_FORM,
             channel="google_ads",
-            campaign_id=_str(data.get("campaign_id")),
-            ad_id=_str(data.get("creative_id")),
-            form_id=_str(data.get("form_id")),
+            campaign_id=form.campaign_id,
+            ad_id=form.creative_id,
+            form_id=form.form_id,
         ),
         raw_payload={k: v for k, v in data.items() if k != "google_key"},
     )
-
-
-def _str(v: Any) -> str | None:
-    return None if v is None else str(v)
 
 
 MAPPINGS: dict[str, Callable[[dict[str, Any]], CaptureLead]] = {

@@ -1,7 +1,7 @@
 """The production service's HTTP API: orders from planning to delivery, demand plans, and the floor's read models.
 
-Roles: ``production`` and ``admin`` change things and see delivery addresses; ``auditor`` and
-``sales_manager`` read, without personal data.
+Roles: ``production`` and ``admin`` change things and see delivery addresses; ``auditor``, ``sales_manager`` and
+``sales_director`` read, without personal data.
 """
 
 # No `from __future__ import annotations` here: FastAPI reads the command routes' body types at runtime.
@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time
+from decimal import Decimal
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
@@ -38,11 +39,12 @@ from shared.http import (
     page,
     wait_target,
 )
+from shared.limits import DAY_RANGE, Day
 from shared.pii import PersonalData
 from shared.projections import ReadModels
 
 CHANGE = ("production",)
-READ = ("production", "auditor", "sales_manager")
+READ = ("production", "auditor", "sales_manager", "sales_director")
 ERRORS = COMMON_ERRORS | {404: {"model": Problem, "description": "no such order"}}
 Period = Annotated[str, Path(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", examples=["2026-12"])]
 
@@ -186,7 +188,10 @@ def create_app(svc: ProductionAPI, verifier: TokenVerifier) -> FastAPI:
         proposed = {}
         for r in rows:
             if r["period"] == period and r["pipeline_demand"] is not None:
-                cmd = PlanCommand(action="forecast", quantity=r["pipeline_demand"], method="pipeline_weighted")
+                # the service's own sum, not a request's input: as precise as the sales pipeline makes it
+                cmd = PlanCommand.model_construct(
+                    action="forecast", quantity=Decimal(r["pipeline_demand"]), method="pipeline_weighted", reason=None
+                )
                 await svc.production.plan(r["product"], period, cmd, await context(request, p.user_id))
                 proposed[r["product"]] = r["pipeline_demand"]
         return {"period": period, "forecasts": proposed}
@@ -202,8 +207,8 @@ def create_app(svc: ProductionAPI, verifier: TokenVerifier) -> FastAPI:
             raise HTTPException(422, detail="`to` must be after `from`")
         return datetime.combine(start, time(), tz), datetime.combine(end, time(), tz)
 
-    From = Annotated[date, Query(alias="from")]  # noqa: N806
-    To = Annotated[date, Query(alias="to")]  # noqa: N806
+    From = Annotated[Day, Query(alias="from", description=DAY_RANGE)]  # noqa: N806
+    To = Annotated[Day, Query(alias="to", description=DAY_RANGE)]  # noqa: N806
 
     async def waited(position: int | None) -> tuple[str, int] | None:
         return await wait_target(svc.production.store, position)

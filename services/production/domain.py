@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime, tzinfo
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from services.production.events import (
     AssemblyCompleted,
@@ -27,6 +27,7 @@ from services.production.events import (
     MaterialShortageReported,
     MaterialsReceived,
     MaterialsRequested,
+    OrderContactErased,
     OrderDelivered,
     OrderEvent,
     OrderLine,
@@ -46,6 +47,18 @@ from services.production.events import (
 )
 from shared.decider import Decider, RuleError, replace
 from shared.events import DomainEvent
+from shared.limits import (
+    MAX_COUNT,
+    MAX_TEXT_CHARS,
+    MAX_UNIT_CHARS,
+    AwareMoment,
+    Code,
+    ExternalId,
+    Identifier,
+    Label,
+    Quantity,
+    ValidatedAs,
+)
 
 STAGES = (
     "new",
@@ -91,6 +104,8 @@ class Order:
     delivered: Decimal = Decimal(0)
     shipments: Mapping[uuid.UUID, Decimal] = field(default_factory=dict)
     deliveries: frozenset[uuid.UUID] = frozenset()
+    contact_id: str | None = None  # the data subject of the delivery address
+    contact_erased: bool = False
 
     @property
     def quantity(self) -> Decimal:
@@ -109,7 +124,10 @@ def evolve(order: Order, event: DomainEvent) -> Order:
                 stage=event.stage_after,
                 lines=event.lines,
                 due_date=event.due_date,
+                contact_id=event.contact_id,
             )
+        case OrderContactErased():
+            return replace(o, contact_erased=True)
         case DesignStarted():
             return replace(o, design_started=True)
         case MaterialsRequested():
@@ -139,7 +157,37 @@ def evolve(order: Order, event: DomainEvent) -> Order:
     return o
 
 
-order_decider = Decider(initial=Order(), evolve=evolve, snapshot_every=50)
+order_decider = Decider(initial=Order(), evolve=evolve, snapshot_every=50, snapshot_version=2)  # 2: contact_id, _erased
+
+
+# ---------------------------------------------------------------------------------------------- request forms
+# The event contract's values as a request gives them: the same fields, each bounded (shared.limits). A command
+# field holds the plain value (``ValidatedAs``), so events and states never see these classes.
+class OrderLineInput(OrderLine):
+    quantity: Quantity
+    unit: Annotated[str, Field(max_length=MAX_UNIT_CHARS)] = "pcs"
+
+
+class MaterialInput(Material):
+    quantity: Quantity
+
+
+class DefectInput(Defect):
+    quantity: int = Field(ge=1, le=MAX_COUNT)
+
+
+class DeliveryAddressInput(DeliveryAddress):
+    line1: Label
+    line2: Label | None = None
+    city: Label
+    region: Label | None = None
+    country: Code = "VN"
+
+
+OrderLineField = Annotated[OrderLine, ValidatedAs(OrderLineInput)]
+MaterialField = Annotated[Material, ValidatedAs(MaterialInput)]
+DefectField = Annotated[Defect, ValidatedAs(DefectInput)]
+DeliveryAddressField = Annotated[DeliveryAddress, ValidatedAs(DeliveryAddressInput)]
 
 
 # ---------------------------------------------------------------------------------------------- commands
@@ -147,19 +195,21 @@ MAX_LINES = 200  # lines, materials or defects in one command
 
 
 class Command(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", str_max_length=2000)
+    """A command on an order. Its strings are at most MAX_TEXT_CHARS unless a field says less (shared.limits)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", str_max_length=MAX_TEXT_CHARS)
     name: ClassVar[str]
 
 
 class CreateOrder(Command):
     name: ClassVar[str] = "create"
     customer: Annotated[str, Field(min_length=1, max_length=200)]
-    lines: tuple[OrderLine, ...] = Field(min_length=1, max_length=MAX_LINES)
+    lines: tuple[OrderLineField, ...] = Field(min_length=1, max_length=MAX_LINES)
     due_date: date
     priority: Annotated[str, Field(pattern=r"^(low|normal|high|urgent)$")] = "normal"
     deal_id: uuid.UUID | None = None
-    contact_id: str | None = None
-    delivery_address: DeliveryAddress | None = None
+    contact_id: Identifier | None = None
+    delivery_address: DeliveryAddressField | None = None
 
     @model_validator(mode="after")
     def _address_needs_subject(self) -> CreateOrder:
@@ -172,8 +222,8 @@ class Plan(Command):
     name: ClassVar[str] = "plan"
     planned_start: date
     planned_end: date
-    materials: tuple[Material, ...] = Field((), max_length=MAX_LINES)
-    work_centre: str | None = None
+    materials: tuple[MaterialField, ...] = Field((), max_length=MAX_LINES)
+    work_centre: Label | None = None
 
 
 class StartDesign(Command):
@@ -186,39 +236,39 @@ class ApproveDesign(Command):
 
 class RequestMaterials(Command):
     name: ClassVar[str] = "request_materials"
-    materials: tuple[Material, ...] = Field(min_length=1, max_length=MAX_LINES)
-    supplier: str | None = None
+    materials: tuple[MaterialField, ...] = Field(min_length=1, max_length=MAX_LINES)
+    supplier: Label | None = None
     expected_on: date | None = None
 
 
 class ReceiveMaterials(Command):
     name: ClassVar[str] = "receive_materials"
-    materials: tuple[Material, ...] = Field(min_length=1, max_length=MAX_LINES)
+    materials: tuple[MaterialField, ...] = Field(min_length=1, max_length=MAX_LINES)
     complete: bool = True
 
 
 class ReportShortage(Command):
     name: ClassVar[str] = "report_shortage"
     component: Annotated[str, Field(min_length=1, max_length=200)]
-    quantity_short: Decimal = Field(gt=0)
+    quantity_short: Quantity
     expected_date: date | None = None
 
 
 class StartAssembly(Command):
     name: ClassVar[str] = "start_assembly"
-    work_centre: str | None = None
+    work_centre: Label | None = None
 
 
 class RecordOutput(Command):
     name: ClassVar[str] = "record_output"
-    product: str
-    quantity: Decimal = Field(gt=0)
+    product: Label
+    quantity: Quantity
 
 
 class Scrap(Command):
     name: ClassVar[str] = "scrap"
-    product: str
-    quantity: Decimal = Field(gt=0)
+    product: Label
+    quantity: Quantity
     cause: Annotated[str, Field(min_length=1, max_length=200)]
 
 
@@ -229,8 +279,8 @@ class CompleteAssembly(Command):
 class RecordInspection(Command):
     name: ClassVar[str] = "record_inspection"
     passed: bool
-    inspected_quantity: Decimal = Field(gt=0)
-    defects: tuple[Defect, ...] = Field((), max_length=MAX_LINES)
+    inspected_quantity: Quantity
+    defects: tuple[DefectField, ...] = Field((), max_length=MAX_LINES)
 
     @model_validator(mode="after")
     def _defects_when_failed(self) -> RecordInspection:
@@ -241,27 +291,27 @@ class RecordInspection(Command):
 
 class CompleteRework(Command):
     name: ClassVar[str] = "complete_rework"
-    quantity: Decimal = Field(gt=0)
+    quantity: Quantity
 
 
 class Pack(Command):
     name: ClassVar[str] = "pack"
-    packages: int = Field(ge=1)
-    quantity: Decimal | None = Field(None, gt=0)  # default: everything produced and not yet packed
+    packages: int = Field(ge=1, le=MAX_COUNT)
+    quantity: Quantity | None = None  # default: everything produced and not yet packed
 
 
 class Ship(Command):
     name: ClassVar[str] = "ship"
     shipment_id: uuid.UUID = Field(default_factory=uuid.uuid4)
     carrier: Annotated[str, Field(min_length=1, max_length=100)]
-    tracking_no: str | None = None
-    quantity: Decimal = Field(gt=0)
+    tracking_no: ExternalId | None = None
+    quantity: Quantity
 
 
 class ConfirmDelivery(Command):
     name: ClassVar[str] = "confirm_delivery"
     shipment_id: uuid.UUID
-    delivered_at: AwareDatetime | None = None
+    delivered_at: AwareMoment | None = None
 
 
 class Hold(Command):
@@ -282,6 +332,16 @@ class ChangeDueDate(Command):
 
 class Cancel(Command):
     name: ClassVar[str] = "cancel"
+    reason: Annotated[str, Field(min_length=1, max_length=500)]
+
+
+class EraseContact(Command):
+    """Forget the order's contact: the key of their data subject (``contact_id``) is destroyed, so the delivery
+    address reads as null in every store, topic and read model, and backups' copies within the erasure window
+    (docs/OPERATIONS.md); whatever else is sealed under that key in any service (the deal's contact, the lead's
+    details) goes with it. The order, its lines and its history stay."""
+
+    name: ClassVar[str] = "erase_contact"
     reason: Annotated[str, Field(min_length=1, max_length=500)]
 
 
@@ -306,6 +366,7 @@ RULES: dict[str, frozenset[str]] = {
     Resume.name: frozenset({"on_hold"}),
     ChangeDueDate.name: ACTIVE | {"on_hold", "shipped"},
     Cancel.name: ACTIVE | {"on_hold"},
+    EraseContact.name: ALL - {"none"},
 }
 
 
@@ -501,6 +562,12 @@ def decide(
             ]
         case Cancel():
             return [ProductionOrderCancelled(**base, stage_after="cancelled", reason=command.reason)]
+        case EraseContact():
+            if order.contact_id is None:
+                raise OrderRuleError("no_contact", "the order has no contact to erase")
+            if order.contact_erased:
+                raise OrderRuleError("contact_erased", "the order's contact was erased already")
+            return [OrderContactErased(**base, contact_id=order.contact_id, reason=command.reason, erased_at=now)]
     raise AssertionError(f"no decision for {command!r}")
 
 
@@ -528,4 +595,5 @@ def state_as_json(o: Order) -> dict[str, Any]:
             {"shipment_id": str(k), "quantity": format(v, "f"), "delivered": k in o.deliveries}
             for k, v in o.shipments.items()
         ],
+        "contact_erased": o.contact_erased,
     }

@@ -3,7 +3,8 @@
 Streams: ``production-order-<uuid>`` and ``demand-plan-<product>-<period>``. Every order event carries
 ``stage_after`` (the order's stage once the event happened), so a subscriber can follow stages and their
 durations without knowing every event type, and ``deal_id`` when the order came from a deal.
-The delivery address is personal data, sealed under the deal contact's key (the lead's, when it came from one).
+The delivery address is personal data, sealed under the deal contact's key (the lead's, when it came from one);
+``OrderContactErased`` records that this key was destroyed.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ class ProductionOrderCreated(OrderEvent):
     event_type: ClassVar[str] = "pipelines.production.ProductionOrderCreated"
     personal_fields: ClassVar[tuple[str, ...]] = ("delivery_address",)
     subject_field: ClassVar[str | None] = "contact_id"
+    erased_by: ClassVar[str | None] = "pipelines.production.OrderContactErased"
     customer: str
     lines: tuple[OrderLine, ...]
     due_date: date  # the promised delivery date
@@ -197,6 +199,19 @@ class PromisedDateChanged(OrderEvent):
 class ProductionOrderCancelled(OrderEvent):
     event_type: ClassVar[str] = "pipelines.production.ProductionOrderCancelled"
     reason: str
+
+
+class OrderContactErased(OrderEvent):
+    """The order's contact was forgotten: the key of their data subject (``contact_id``) is destroyed, so the
+    delivery address (and whatever else is sealed under that key, in any service) reads as null from now on
+    (within the erasure window for copies in backups: docs/OPERATIONS.md)."""
+
+    event_type: ClassVar[str] = "pipelines.production.OrderContactErased"
+    subject_field: ClassVar[str | None] = "contact_id"
+    erasure: ClassVar[bool] = True
+    contact_id: str
+    reason: Annotated[str, Field(min_length=1, max_length=500)]
+    erased_at: AwareDatetime
 
 
 # ---------------------------------------------------------------------------------------------- demand plans

@@ -26,6 +26,7 @@ from services.production.events import (
     DeliveryAddress,
     DemandForecastRecorded,
     DemandPlanEvent,
+    OrderContactErased,
     OrderLine,
     ProductionPlanApproved,
     ProductionPlanRevised,
@@ -34,6 +35,8 @@ from shared.decider import CommandResult, Context, Decider, Loaded, execute, loa
 from shared.envelope import CloudEvent
 from shared.events import DomainEvent, registry
 from shared.eventstore import DuplicateEventError, EventStore
+from shared.limits import MAX_TEXT_CHARS, QuantityOrZero
+from shared.pii import KeyStore, keys_of
 
 log = structlog.get_logger(__name__)
 Clock = Callable[[], datetime]
@@ -77,9 +80,9 @@ plan_decider = Decider(initial=DemandPlan(), evolve=evolve_plan)
 
 
 class PlanCommand(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", str_max_length=MAX_TEXT_CHARS)
     action: str = Field(pattern=r"^(forecast|approve|revise)$")
-    quantity: Decimal = Field(ge=0)
+    quantity: QuantityOrZero
     method: str = Field("manual", pattern=r"^(pipeline_weighted|manual|history)$")
     reason: str | None = None
 
@@ -107,20 +110,26 @@ def decide_plan(p: DemandPlan, cmd: PlanCommand, product: str, period: str, acto
 
 # ---------------------------------------------------------------------------------------------- use cases
 class Production:
-    def __init__(self, store: EventStore, clock: Clock, timezone: str = "Asia/Ho_Chi_Minh") -> None:
+    def __init__(
+        self, store: EventStore, clock: Clock, timezone: str = "Asia/Ho_Chi_Minh", keys: KeyStore | None = None
+    ) -> None:
+        """``keys``: the personal-data key store ``erase_contact`` destroys a key in (default: the store's)."""
         self.store = store
         self.clock = clock
         self.timezone = timezone
         self.tz = ZoneInfo(timezone)
+        self.keys = keys if keys is not None else keys_of(store)
 
     def using(self, store: EventStore) -> Production:
-        return Production(store, self.clock, self.timezone)
+        return Production(store, self.clock, self.timezone, self.keys)
 
     async def order(self, order_id: uuid.UUID, **read: Any) -> Loaded[Order]:
         return await load(self.store, order_stream(order_id), domain.order_decider, **read)
 
     async def handle(self, order_id: uuid.UUID, cmd: domain.Command, ctx: Context) -> CommandResult[Order]:
         now = self.clock()
+        if isinstance(cmd, domain.EraseContact):
+            await self._destroy_contact_key(order_id, cmd, now, ctx)
         return await execute(
             self.store,
             order_stream(order_id),
@@ -128,6 +137,24 @@ class Production:
             lambda state: domain.decide(state, cmd, now, order_id, actor=ctx.actor, tz=self.tz),
             **ctx.options(now),
         )
+
+    async def _destroy_contact_key(
+        self, order_id: uuid.UUID, cmd: domain.EraseContact, now: datetime, ctx: Context
+    ) -> None:
+        """Before ``OrderContactErased`` is appended: the command is decided (a refusal destroys nothing), then the
+        contact's key is destroyed and the erasure recorded in the key store. A crash in between leaves the person
+        forgotten and the command to be sent again, never a recorded erasure with the key still there. A retried
+        request (its idempotency key) or a stale If-Match is left to ``execute`` to answer."""
+        if self.keys is None:
+            raise RuntimeError("this production service has no key store: it cannot erase a contact")
+        if ctx.idempotency is not None and await self.store.idempotent_result(ctx.idempotency) is not None:
+            return  # a retried request: execute answers its first result
+        loaded = await self.order(order_id)
+        if ctx.expected_version is not None and ctx.expected_version != loaded.version:
+            return  # a stale If-Match: execute refuses it
+        (erased,) = domain.decide(loaded.state, cmd, now, order_id, actor=ctx.actor, tz=self.tz)
+        assert isinstance(erased, OrderContactErased)
+        await self.keys.erase(erased.contact_id, reason=cmd.reason)
 
     async def plan(self, product: str, period: str, cmd: PlanCommand, ctx: Context) -> CommandResult[DemandPlan]:
         return await execute(
@@ -160,7 +187,8 @@ class Production:
                 order_id = order_id_for_deal(event.deal_id)
             case DealReopened(was="won"):
                 cmd, order_id = (
-                    domain.Cancel(reason=f"the deal was reopened: {event.reason}"),
+                    # the reopen's reason may be longer than a cancellation's: the order keeps its start
+                    domain.Cancel(reason=f"the deal was reopened: {event.reason}"[:500]),
                     order_id_for_deal(event.deal_id),
                 )
             case _:

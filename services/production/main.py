@@ -25,7 +25,7 @@ class ProductionService(ServiceCore):
 
     def __init__(self, storage: Storage, clock: Clock) -> None:
         super().__init__(storage)
-        self.production = Production(storage.store, clock, self.settings.timezone)
+        self.production = Production(storage.store, clock, self.settings.timezone, storage.personal_data.keys)
 
     def projections(self) -> list[Projection]:
         s = self.settings
@@ -67,7 +67,7 @@ class ProductionService(ServiceCore):
                 timezone=self.settings.timezone,
                 readiness=st.readiness,
             ),
-            TokenVerifier.from_settings(self.settings),
+            TokenVerifier.from_settings(self.settings, revoked=self.revocations),
         )
         app.state.max_body_bytes = self.settings.max_body_bytes
         return app

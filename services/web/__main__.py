@@ -24,7 +24,8 @@ async def _main() -> None:
         loop.add_signal_handler(sig, stop.set)
     app = create_app(settings, stop=stop)
     settle_heap()
-    await serve(app, settings.api_host, settings.web_port, stop)
+    bounds = {"max_header_bytes": settings.max_header_bytes, "max_headers": settings.max_headers}
+    await serve(app, settings.api_host, settings.web_port, stop, **bounds)
 
 
 uvloop.run(_main())

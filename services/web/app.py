@@ -2,7 +2,8 @@
 
 - Sign in with a bearer token (the same JWT the APIs take); it is kept in an HttpOnly cookie and sent on to the
   APIs, so a page shows exactly what the user's role may see there: a salesperson their own deals, a manager
-  their team's, an auditor everything (a panel the role may not see says so).
+  their team's, an auditor everything (a panel the role may not see says so). Signing out revokes the token in
+  every API (``shared.revocation``). Both forms are refused from another site (``csrf.py``).
 - ``/sales``, ``/marketing``, ``/production``, ``/alerts``, ``/audit``: panels defined in ``pages.py``;
   ``/panel/{page}/{panel}`` one panel's HTML (what live updates fetch), ``/export/{page}/{panel}.csv`` its CSV.
 - ``/events``: server-sent events, one small notice per event on the topics (see ``live.py``).
@@ -26,16 +27,19 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import jinja2
-import jwt
+import structlog
 from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 
-from services.web import i18n, live
+from services.web import csrf, i18n, live
 from services.web.pages import C, FilterError, Filters, Page, Panel, pages, rows_of, value_at
 from shared.auth import InvalidTokenError, Principal, TokenVerifier
 from shared.http import install_common
+from shared.revocation import RevocationList
 from shared.settings import SERVICES, Settings
+
+log = structlog.get_logger(__name__)
 
 HERE = Path(__file__).parent
 COOKIE = "pipelines_token"
@@ -284,9 +288,11 @@ def create_app(
     live_feed: bool = True,
     stop: asyncio.Event | None = None,
 ) -> FastAPI:
-    """The board's app; setting ``stop`` ends its live feed and open event streams (a process's shutdown)."""
+    """The board's app; setting ``stop`` ends its live feed and open event streams (a process's shutdown).
+    ``live_feed=False`` (tests without Kafka): no live notices, and signing out revokes in this process only."""
     tz = ZoneInfo(settings.timezone)
-    verifier = TokenVerifier.from_settings(settings)
+    revocations = RevocationList(settings if live_feed else None)
+    verifier = TokenVerifier.from_settings(settings, revoked=revocations)
     hub = live.Hub()
     apis = Apis(settings, transport)
     all_pages: dict[str, Page] = pages(tz) | {"audit": AUDIT}
@@ -294,20 +300,24 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        task = asyncio.create_task(live.feed(settings, hub, stop)) if live_feed else None
+        tasks = [live.feed(settings, hub, stop), revocations.run(stop)] if live_feed else []
+        running = [asyncio.create_task(t) for t in tasks]
         try:
             yield
         finally:
             stop.set()
-            if task is not None:
+            for task in running:
                 await task
             await apis.close()
 
     app = FastAPI(title="Pipelines — board", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.hub = hub
+    app.state.revocations = revocations
 
     async def readiness() -> dict[str, str]:
         checks = {"live": "ok" if hub.connected or not live_feed else "not connected to Kafka"}
+        if live_feed:  # not before it knows every token signed out
+            checks["revocations"] = revocations.readiness()
         for service in SERVICES:
             try:
                 r = await apis.http.get(apis.urls[service] + "/healthz", timeout=2)
@@ -340,10 +350,13 @@ def create_app(
     def html(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
         lang = lang_of(request)
         context.setdefault("alerts", "")  # the nav's badge: counted on full pages only
+        context.setdefault("csrf", csrf.value(request))  # the forms' token (sign in, sign out)
         body = env.get_template(template).render(
             lang=lang, t=lambda key: i18n.word(key, lang), request_path=request.url.path, **context
         )
         response = HTMLResponse(body, status_code=status_code, headers=SECURITY_HEADERS)
+        if context["csrf"] is not None:
+            csrf.keep(request, response)
         if request.query_params.get("lang") in i18n.LANGS:
             response.set_cookie("lang", lang, max_age=365 * 86400, samesite="strict")
         return response
@@ -375,30 +388,62 @@ def create_app(
     async def login_form(request: Request, next: str = "/sales") -> HTMLResponse:
         return html(request, "login.html", next=safe_next(next), error=None, user=None)
 
+    async def form_of(request: Request) -> dict[str, str]:
+        fields = urllib.parse.parse_qs((await request.body()).decode("utf-8", "replace"))
+        return {k: v[0] for k, v in fields.items()}
+
+    def refusal(request: Request, reason: str) -> HTMLResponse:
+        """A post another site made, or without this site's token: nothing done, no cookie set."""
+        log.warning("web.form_refused", path=request.url.path, reason=reason)
+        return html(request, "message.html", 403, title="refused", message=reason, user=None, csrf=None)
+
     @app.post("/login", include_in_schema=False)
     async def login(request: Request) -> Response:
-        form = urllib.parse.parse_qs((await request.body()).decode("utf-8", "replace"))
-        token = (form.get("token") or [""])[0].strip().removeprefix("Bearer ").strip()
-        target = safe_next((form.get("next") or ["/sales"])[0])
+        form = await form_of(request)
+        if (reason := csrf.refused(request, form)) is not None:
+            return refusal(request, reason)
+        token = form.get("token", "").strip().removeprefix("Bearer ").strip()
+        target = safe_next(form.get("next", "/sales"))
         try:
-            verifier.verify(token)  # the APIs verify it again on every call; this only refuses a bad one early
+            # the APIs verify it again on every call; this only refuses a bad one early
+            expires = verifier.check(token).expires
         except InvalidTokenError as exc:
             return html(request, "login.html", 401, next=target, error=str(exc), user=None)
         response = RedirectResponse(target, status_code=303)
         response.set_cookie(
             COOKIE,
             token,
-            max_age=max(60, _expiry(token) - int(datetime.now(UTC).timestamp())),
+            max_age=max(60, int(expires - datetime.now(UTC).timestamp())),
+            path="/",
             httponly=True,
             samesite="strict",
-            secure=request.url.scheme == "https",
+            secure=csrf.https(request),
         )
+        csrf.renew(request, response)
         return response
 
     @app.post("/logout", include_in_schema=False)
-    async def logout() -> RedirectResponse:
+    async def logout(request: Request) -> Response:
+        """Sign out: the token is revoked in every API (within seconds) before its cookie is cleared; if the
+        revocation cannot be published, the user is told and stays signed in, to try again."""
+        form = await form_of(request)
+        if (reason := csrf.refused(request, form)) is not None:
+            return refusal(request, reason)
+        token = request.cookies.get(COOKIE)
+        if token:
+            try:
+                verified = verifier.check(token)
+            except InvalidTokenError:
+                pass  # expired, revoked or not a token: nothing to revoke
+            else:
+                try:
+                    await revocations.publish(verified.token_id, verified.expires)
+                except Exception as exc:
+                    log.error("web.logout_not_revoked", error=repr(exc))
+                    return html(request, "message.html", 503, title="logout_failed", message=None, user=None)
         response = RedirectResponse("/login", status_code=303)
-        response.delete_cookie(COOKIE)
+        response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict", secure=csrf.https(request))
+        csrf.renew(request, response)
         return response
 
     def filters_or_error(request: Request) -> tuple[Filters | None, str | None]:
@@ -526,8 +571,3 @@ def safe_next(target: str) -> str:
     if not target.startswith("/") or target.startswith("//") or "\\" in target:
         return "/sales"
     return target
-
-
-def _expiry(token: str) -> int:
-    """The expiry of a token verified just before (so the cookie lasts as long as the token)."""
-    return int(jwt.decode(token, options={"verify_signature": False})["exp"])

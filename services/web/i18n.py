@@ -29,6 +29,17 @@ WORDS: dict[str, tuple[str, str]] = {
         "Dán mã truy cập mà quản trị viên cấp cho bạn (bản demo: .venv/bin/pipelines token sales_manager --team north).",
     ),
     "bad_token": ("This token is not valid", "Mã truy cập không hợp lệ"),
+    "refused": ("This form was refused", "Biểu mẫu này bị từ chối"),
+    "refused_help": (
+        "It did not come from this site's page, or the page is out of date. Open it again and resend.",
+        "Biểu mẫu không gửi từ trang của hệ thống này, hoặc trang đã cũ. Hãy mở lại trang và gửi lại.",
+    ),
+    "logout_failed": ("Not signed out", "Chưa đăng xuất"),
+    "logout_failed_help": (
+        "Your token could not be revoked in every service just now. You are still signed in: try again in a moment.",
+        "Chưa thể thu hồi mã truy cập của bạn ở mọi dịch vụ. Bạn vẫn đang đăng nhập: hãy thử lại sau giây lát.",
+    ),
+    "back": ("Back to the board", "Quay lại bảng"),
     "signed_in_as": ("Signed in as", "Đăng nhập với"),
     "live": ("live", "trực tiếp"),
     "offline": ("reconnecting…", "đang kết nối lại…"),

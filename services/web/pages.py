@@ -15,6 +15,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from shared.auth import Principal
+from shared.limits import MAX_DAY, MIN_DAY
 
 Kind = Literal["table", "kanban", "kpis"]
 PERIOD = re.compile(r"^[12]\d{3}-(0[1-9]|1[0-2]|Q[1-4])$")
@@ -50,8 +51,8 @@ class Filters:
         end = day("to", today + timedelta(days=1)) or today
         if end <= start:
             raise FilterError("to: must be after from")
-        if not (1000 <= start.year <= 2999 and 1000 <= end.year <= 2999):
-            raise FilterError("from, to: years 1000 to 2999")
+        if not (MIN_DAY <= start <= MAX_DAY and MIN_DAY <= end <= MAX_DAY):
+            raise FilterError(f"from, to: days {MIN_DAY} to {MAX_DAY}")
         period = query.get("period", "").strip() or f"{today:%Y-%m}"
         if not PERIOD.match(period):
             raise FilterError(f"period: {period[:40]!r} is not a month (2026-12) or a quarter (2027-Q1)")

@@ -24,6 +24,9 @@ from typing import Any, NamedTuple, Protocol
 
 from shared.events import DomainEvent
 from shared.pii import parse_stored
+from shared.wire import EventTooLargeError
+
+__all__ = ["EventTooLargeError"]  # raised by append; defined beside the wire format it protects
 
 
 class Checkpoint(NamedTuple):
@@ -212,7 +215,8 @@ class EventStore(Protocol):
     ) -> AppendResult:
         """Append after ``expected_version`` (NO_STREAM for a new stream) or raise ConcurrencyError.
 
-        With ``idempotency``: a key seen before returns its first result and appends nothing.
+        With ``idempotency``: a key seen before returns its first result and appends nothing. An event that would be
+        a Kafka record over the store's ``max_event_bytes`` raises ``EventTooLargeError`` and nothing is appended.
         """
         ...
 

@@ -21,11 +21,15 @@ from shared.eventstore import (
     StateCache,
 )
 from shared.pii import InMemoryKeyStore, PersonalData
+from shared.wire import DEFAULT_MAX_EVENT_BYTES, check_event_size
 
 
 class InMemoryEventStore:
-    def __init__(self, personal_data: PersonalData | None = None) -> None:
+    def __init__(
+        self, personal_data: PersonalData | None = None, *, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
+    ) -> None:
         self.personal_data = personal_data or PersonalData(InMemoryKeyStore())
+        self.max_event_bytes = max_event_bytes
         self._events: list[RecordedEvent] = []
         self._streams: dict[str, list[RecordedEvent]] = {}
         self._keys: dict[str, tuple[str, AppendResult]] = {}
@@ -44,6 +48,16 @@ class InMemoryEventStore:
         idempotency: Idempotency | None = None,
     ) -> AppendResult:
         sealed = await self.personal_data.seal(e.event for e in events)
+        for e, data in zip(events, sealed, strict=True):
+            check_event_size(
+                stream_id,
+                e.event.event_type,
+                e.event.schema_version,
+                data,
+                e.metadata,
+                source="memory",
+                limit=self.max_event_bytes,
+            )
         async with self._lock:
             if idempotency and (first := await self.idempotent_result(idempotency)):
                 return first

@@ -22,7 +22,7 @@ from typing import Any
 
 import asyncpg
 
-from shared.db import Conn, identifier, run_ddl
+from shared.db import Conn, identifier
 from shared.eventstore import (
     START,
     AppendResult,
@@ -37,8 +37,13 @@ from shared.eventstore import (
     StateCache,
 )
 from shared.metrics import APPEND_SECONDS, EVENTS_APPENDED
+from shared.migrations import Migration, apply
 from shared.pii import PersonalData
+from shared.wire import DEFAULT_MAX_EVENT_BYTES, check_event_size
 
+# The store's migrations (shared.migrations). The first makes what every start made before migrations, IF NOT
+# EXISTS throughout (the index, trigger and rules only when missing), so on a schema made then it changes nothing
+# and takes no lock on the events table.
 SCHEMA_SQL = """
 CREATE SCHEMA IF NOT EXISTS {s};
 CREATE TABLE IF NOT EXISTS {s}.events (
@@ -55,7 +60,6 @@ CREATE TABLE IF NOT EXISTS {s}.events (
     tx_id          xid8        NOT NULL DEFAULT pg_current_xact_id(),
     UNIQUE (stream_id, version)
 );
-CREATE INDEX IF NOT EXISTS events_commit_order ON {s}.events (tx_id, position);
 CREATE TABLE IF NOT EXISTS {s}.idempotency_keys (
     key         text PRIMARY KEY,
     fingerprint text NOT NULL,
@@ -71,10 +75,23 @@ CREATE TABLE IF NOT EXISTS {s}.snapshots (
 );
 CREATE OR REPLACE FUNCTION {s}.notify_events() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN PERFORM pg_notify('{channel}', ''); RETURN NULL; END $$;
-CREATE OR REPLACE TRIGGER events_notify AFTER INSERT ON {s}.events
-    FOR EACH STATEMENT EXECUTE FUNCTION {s}.notify_events();
-CREATE OR REPLACE RULE events_no_update AS ON UPDATE TO {s}.events DO INSTEAD NOTHING;
-CREATE OR REPLACE RULE events_no_delete AS ON DELETE TO {s}.events DO INSTEAD NOTHING;
+DO $$ BEGIN
+    IF to_regclass('{s}.events_commit_order') IS NULL THEN
+        CREATE INDEX events_commit_order ON {s}.events (tx_id, position);
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_trigger WHERE tgrelid = '{s}.events'::regclass AND tgname = 'events_notify') THEN
+        CREATE TRIGGER events_notify AFTER INSERT ON {s}.events
+            FOR EACH STATEMENT EXECUTE FUNCTION {s}.notify_events();
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_rules WHERE schemaname = '{s}' AND tablename = 'events'
+                   AND rulename = 'events_no_update') THEN
+        CREATE RULE events_no_update AS ON UPDATE TO {s}.events DO INSTEAD NOTHING;
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_rules WHERE schemaname = '{s}' AND tablename = 'events'
+                   AND rulename = 'events_no_delete') THEN
+        CREATE RULE events_no_delete AS ON DELETE TO {s}.events DO INSTEAD NOTHING;
+    END IF;
+END $$;
 """
 
 _COLUMNS = """stream_id, version, position, event_id, event_type, schema_version, data, metadata,
@@ -98,9 +115,18 @@ def _recorded(row: asyncpg.Record) -> RecordedEvent:
 
 
 class PostgresEventStore:
-    def __init__(self, pool: asyncpg.Pool, schema: str, personal_data: PersonalData | None = None) -> None:
-        """Without ``personal_data`` the store reads and appends events that carry no personal fields."""
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        schema: str,
+        personal_data: PersonalData | None = None,
+        *,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+    ) -> None:
+        """Without ``personal_data`` the store reads and appends events that carry no personal fields. An event
+        that would be a Kafka record over ``max_event_bytes`` is refused (``shared.wire.EventTooLargeError``)."""
         self.pool = pool
+        self.max_event_bytes = max_event_bytes
         self.schema = identifier(schema)
         self.channel = f"{self.schema}_events"
         self.personal_data = personal_data
@@ -133,7 +159,9 @@ class PostgresEventStore:
                 yield conn
 
     async def setup(self) -> None:
-        await run_ddl(self.pool, SCHEMA_SQL.format(s=self.schema, channel=self.channel))
+        """The store's tables, made once (``shared.migrations``): a start that finds them runs no DDL."""
+        sql = SCHEMA_SQL.format(s=self.schema, channel=self.channel)
+        await apply(self.pool, self.schema, [Migration("eventstore.0001", "events, idempotency keys, snapshots", sql)])
 
     async def append(
         self,
@@ -151,6 +179,16 @@ class PostgresEventStore:
             raise ValueError(f"store {self.schema} has no key store: it cannot seal personal data")
         else:
             sealed = [e.event.model_dump(mode="json") for e in events]
+        for e, data in zip(events, sealed, strict=True):
+            check_event_size(
+                stream_id,
+                e.event.event_type,
+                e.event.schema_version,
+                data,
+                e.metadata,
+                source=self.schema,
+                limit=self.max_event_bytes,
+            )
         conn = conn or self._bound
         started = time.perf_counter()
         try:

@@ -26,7 +26,7 @@ DEPLOY = ROOT / "deploy"
 MANIFESTS = list(yaml.safe_load_all((DEPLOY / "k8s" / "pipelines.yaml").read_text()))
 COMPOSE = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
 SERVICE_NAMES = [f"{s}-{k}" for s in ("leads", "deals", "production") for k in ("api", "relay", "projector")]
-REQUIRED = {"KAFKA_BOOTSTRAP_SERVERS", "PIPELINES_JWT_KEYS", "PIPELINES_PII_MASTER_KEY"}
+REQUIRED = {"KAFKA_BOOTSTRAP_SERVERS", "PIPELINES_JWT_KEYS", "PIPELINES_PII_MASTER_KEY", "PIPELINES_KEYRING_DIR"}
 
 
 def setting_names() -> set[str]:
@@ -102,6 +102,25 @@ def test_every_variable_set_is_a_setting_and_the_required_ones_are_set() -> None
     assert all(f"{s.upper()}_DATABASE_URL" in k8s for s in ("leads", "deals", "production"))
 
 
+def test_every_service_process_mounts_the_one_keyring_volume() -> None:
+    """The epoch keyring (decision 0015): one volume, outside PostgreSQL, that every service process shares."""
+    k8s_dir = next(d for d in MANIFESTS if d["kind"] == "ConfigMap")["data"]["PIPELINES_KEYRING_DIR"]
+    claims = {d["metadata"]["name"]: d["spec"] for d in MANIFESTS if d["kind"] == "PersistentVolumeClaim"}
+    assert claims["pipelines-keyring"]["accessModes"] == ["ReadWriteMany"], "pods on several nodes share it"
+    for d in MANIFESTS:
+        if d["kind"] == "Deployment" and d["metadata"]["name"] in SERVICE_NAMES:
+            pod = d["spec"]["template"]["spec"]
+            (volume,) = [v for v in pod["volumes"] if v["name"] == "keyring"]
+            assert volume["persistentVolumeClaim"]["claimName"] == "pipelines-keyring"
+            (c,) = pod["containers"]
+            assert {"name": "keyring", "mountPath": k8s_dir} in c["volumeMounts"]
+    for name in SERVICE_NAMES:
+        service = COMPOSE["services"][name]
+        assert f"keyring:{service['environment']['PIPELINES_KEYRING_DIR']}" in service["volumes"]
+    assert "keyring" in COMPOSE["volumes"] and "volumes" not in COMPOSE["services"]["web"]
+    assert "/var/lib/pipelines/keyring" in (DEPLOY / "Dockerfile").read_text(), "made, owned by the image's user"
+
+
 @pytest.mark.pg
 @pytest.mark.kafka
 @pytest.mark.e2e
@@ -121,6 +140,7 @@ async def test_each_compose_command_answers_readyz_with_the_compose_environment(
                 "PIPELINES_API_HOST": "127.0.0.1",
                 "PIPELINES_OPS_PORT": str(port),
                 f"PIPELINES_{name.split('-')[0].upper()}_PORT": str(port),
+                "PIPELINES_KEYRING_DIR": str(settings.keyring_dir),  # the compose volume: this test's keyrings
             }
             if name == "web":  # where the api processes above listen
                 env |= {

@@ -49,6 +49,7 @@ async def system(
         "PIPELINES_SCHEMA_PREFIX": settings.schema_prefix,
         "PIPELINES_TOPIC_PREFIX": settings.topic_prefix,
         "PIPELINES_PII_SCHEMA": settings.pii_schema,
+        "PIPELINES_KEYRING_DIR": str(settings.keyring_dir),
         "PIPELINES_JWT_KEYS": '{"test": "' + "s" * 40 + '"}',
         "PIPELINES_PII_MASTER_KEY": settings.pii_master_key.get_secret_value() if settings.pii_master_key else "",
         "PIPELINES_ALERT_SCAN_SECONDS": "5",

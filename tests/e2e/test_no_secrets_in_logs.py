@@ -80,6 +80,7 @@ async def test_no_secret_and_no_personal_data_in_any_log_line(endpoints: Endpoin
         "PIPELINES_SCHEMA_PREFIX": settings.schema_prefix,
         "PIPELINES_TOPIC_PREFIX": settings.topic_prefix,
         "PIPELINES_PII_SCHEMA": settings.pii_schema,
+        "PIPELINES_KEYRING_DIR": str(settings.keyring_dir),
         "PIPELINES_JWT_KEYS": json.dumps({"k-1": jwt_key}),
         "PIPELINES_JWT_ACTIVE_KID": "k-1",
         "PIPELINES_PII_MASTER_KEY": master_key,

@@ -4,14 +4,24 @@ For each operation a bounded number of generated requests, valid and invalid (se
 each checked by schemathesis: no 5xx, the status documented for the operation, the content type and the body
 matching what the OpenAPI says of that status. Cases are drawn first (Hypothesis is synchronous) and then sent
 through the app's ASGI transport on the test's event loop, where the service's database pool lives.
+
+Generated requests do not reach what an attack on 0eb7972 answered 500 (issue 20, item 7): a lone surrogate in a JSON
+body (Hypothesis makes no surrogates), integers and dates past what PostgreSQL and Python hold, fields of the wrong
+JSON type in the webhooks' payloads. Those are sent as written (``ATTACKS``), to the same apps on the same stores:
+each is answered 4xx, none reaches the database to fail there.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hashlib
+import hmac
+import json
 import time
 import traceback
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -142,3 +152,83 @@ async def test_generated_requests_get_documented_answers_and_no_5xx(
         print(f"{service}: {sent} requests in {time.monotonic() - started:.1f} s")
     assert sent > 100
     assert failures == [], "\n\n".join(failures)
+
+
+def cursor(offset: str) -> str:
+    return base64.urlsafe_b64encode(f'{{"o": {offset}}}'.encode()).decode().rstrip("=")
+
+
+def json_body(value: Any) -> dict[str, Any]:
+    """``value`` as a JSON body, a lone surrogate written as its escape (``"X\\ud800"``)."""
+    return {"content": json.dumps(value).encode(), "headers": {"content-type": "application/json"}}
+
+
+def website(value: Any) -> dict[str, Any]:
+    body = json.dumps(value).encode()
+    signature = "sha256=" + hmac.new(b"w" * 32, body, hashlib.sha256).hexdigest()
+    return {"content": body, "headers": {"x-pipelines-signature": signature}}
+
+
+LONE = "X\ud800"
+FAR = "0001-01-01T00:00:00+14:00"
+GOOGLE = {"google_key": "g" * 32, "lead_id": "g-1"}
+SOME = uuid.UUID(int=7)
+ATTACKS: dict[str, list[tuple[str, str, dict[str, Any]]]] = {
+    "leads": [
+        ("POST", "/leads", json_body({"source": "manual", "contact": {"name": LONE}})),
+        ("POST", "/leads", json_body({"source": "manual", "answers": {"q": LONE}})),
+        ("POST", "/leads", json_body({"source": "manual", "raw_payload": {LONE: [LONE]}})),
+        ("POST", "/leads", json_body({"source": "manual", "captured_at": FAR})),
+        ("GET", "/leads", {"params": {"cursor": cursor(str(2**63))}}),
+        ("GET", "/leads", {"params": {"cursor": cursor("Infinity")}}),
+        ("GET", "/leads", {"params": {"cursor": cursor("1e400")}}),
+        ("GET", "/leads", {"params": {"position": 2**63}}),
+        ("GET", "/funnel", {"params": {"from": "0001-01-01", "to": "2026-01-01"}}),
+        ("GET", "/campaigns", {"params": {"from": "2026-01-01", "to": "9999-12-31"}}),
+        ("PUT", f"/campaigns/{SOME}/spend/0", {"json": {"amount": {"amount": "1", "currency": "VND"}}}),
+        ("POST", "/webhooks/google-ads", {"content": b'{"x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"}),
+        ("POST", "/webhooks/google-ads", json_body(GOOGLE | {"user_column_data": 5})),
+        ("POST", "/webhooks/google-ads", json_body(GOOGLE | {"user_column_data": [{"column_name": 5}]})),
+        ("POST", "/webhooks/google-ads", json_body(GOOGLE | {"user_column_data": [{"string_value": {"a": 1}}]})),
+        ("POST", "/webhooks/google-ads", json_body(GOOGLE | {"lead_id": {"a": 1}})),
+        ("POST", "/webhooks/website", website({"submission_id": "s-1", "email": "a@b.vn", LONE: "x"})),
+        ("POST", "/webhooks/website", website({"submission_id": {"a": 1}, "email": "a@b.vn"})),
+        (
+            "POST",
+            "/webhooks/ladipage",
+            {"params": {"token": "w" * 32}, **json_body({"phone": "0912345678", "id": [1]})},
+        ),
+    ],
+    "deals": [
+        ("POST", "/deals", json_body({"title": LONE, "customer": "A", "owner_id": "u-admin"})),
+        ("GET", "/deals", {"params": {"cursor": cursor(str(2**63))}}),
+        ("GET", "/deals", {"params": {"cursor": cursor("-Infinity")}}),
+        ("GET", f"/deals/{SOME}/state", {"params": {"version": 2**31}}),
+        ("GET", f"/deals/{SOME}/state", {"params": {"at": FAR}}),
+        ("GET", "/forecast", {"params": {"as_of": FAR}}),
+        ("GET", "/forecast/changes", {"params": {"since": FAR}}),
+        ("GET", "/analytics/stages", {"params": {"from": "0001-01-01", "to": "2026-01-01"}}),
+        ("GET", "/analytics/lost-reasons", {"params": {"from": "2026-01-01", "to": "9999-12-31"}}),
+    ],
+    "production": [
+        ("POST", "/orders", json_body({"customer": LONE, "lines": [{"product": "A", "quantity": "1"}]})),
+        ("GET", "/orders", {"params": {"cursor": cursor(str(2**63))}}),
+        ("GET", "/orders", {"params": {"position": 2**63}}),
+        ("GET", "/analytics/cycle-times", {"params": {"from": "0001-01-01", "to": "2026-01-01"}}),
+        ("GET", "/analytics/delivery", {"params": {"from": "2026-01-01", "to": "9999-12-31"}}),
+    ],
+}
+
+
+@pytest.mark.parametrize("service", list(BUILD))
+async def test_what_an_attack_answered_500_is_answered_4xx(cores: dict[str, ServiceCore], service: str) -> None:
+    app = cores[service].app()
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
+        answered = []
+        for method, url, kwargs in ATTACKS[service]:
+            headers = ADMIN | kwargs.pop("headers", {})
+            r = await http.request(method, url, headers=headers, **kwargs)
+            answered.append((method, url, r.status_code, r.text[:300]))
+    wrong = [a for a in answered if not 400 <= a[2] < 500]
+    assert wrong == [], "\n".join(map(str, wrong))

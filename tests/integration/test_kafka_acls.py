@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from shared.eventstore import NewEvent
 from shared.eventstore.postgres import PostgresEventStore
 from shared.kafka import admin_client, read_whole_topic
 from shared.relay import OutboxRelay
+from shared.revocation import RevocationList
 from shared.settings import SERVICES, Settings
 from shared.stack import ROOT, Endpoints
 from tests.support.events import Counted
@@ -170,3 +172,45 @@ async def test_a_service_writes_its_own_topic_and_not_another_services(
     with pytest.raises(KafkaConnectionError):
         await plain.start()
     await plain.stop()
+
+
+async def test_the_web_board_alone_revokes_tokens_and_every_api_reads_the_revocations(secure: Secure) -> None:
+    """Issue 20 item 8: signing out publishes on pipelines.auth.revocations with the web credentials (the board may
+    declare the topic: it can start before any service); each service's credentials read it; none may write it."""
+
+    def settings(user: str) -> Settings:
+        return Settings(
+            _env_file=None,
+            kafka_bootstrap_servers=secure.bootstrap,
+            kafka_security_protocol="SASL_PLAINTEXT",
+            kafka_sasl_mechanism="SCRAM-SHA-512",
+            kafka_sasl_username=user,
+            kafka_sasl_password=secure.passwords[user],
+        )
+
+    stop = asyncio.Event()
+    lists = {user: RevocationList(settings(user)) for user in ("web", *SERVICES)}
+    reading = [asyncio.create_task(lists["web"].run(stop))]  # declares the topic with the web's rights
+    try:
+
+        async def ready() -> bool:
+            return all(r.readiness() == "ok" for r in lists.values())
+
+        async def web_ready() -> bool:
+            return lists["web"].readiness() == "ok"
+
+        await wait_until(web_ready, timeout=60, interval=0.1)
+        reading += [asyncio.create_task(lists[s].run(stop)) for s in SERVICES]
+        await wait_until(ready, timeout=60, interval=0.1)
+        await lists["web"].publish("signed-out-1", time.time() + 600)
+
+        async def everywhere() -> bool:
+            return all("signed-out-1" in r for r in lists.values())
+
+        await wait_until(everywhere, timeout=30, interval=0.1)
+        for service in SERVICES:  # only the board signs out
+            with pytest.raises((TopicAuthorizationFailedError, ClusterAuthorizationFailedError)):
+                await RevocationList(settings(service)).publish("forged", time.time() + 600)
+    finally:
+        stop.set()
+        await asyncio.gather(*reading)

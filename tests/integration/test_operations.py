@@ -96,6 +96,7 @@ async def test_operations_on_a_running_service(endpoints: Endpoints, monkeypatch
         monkeypatch.setenv("PIPELINES_TOPIC_PREFIX", settings.topic_prefix)
         monkeypatch.setenv("PIPELINES_PII_SCHEMA", settings.pii_schema)
         monkeypatch.setenv("PIPELINES_PII_MASTER_KEY", settings.pii_master_key.get_secret_value())
+        monkeypatch.setenv("PIPELINES_KEYRING_DIR", str(settings.keyring_dir))
         monkeypatch.setenv("PIPELINES_JWT_KEYS", '{"test": "' + "s" * 40 + '"}')
         runner = CliRunner()
         result = await asyncio.to_thread(runner.invoke, cli.app, ["history", "deal", deal])

@@ -90,12 +90,12 @@ async def refused(url: str, sql: str) -> bool:
 
 
 async def test_each_service_works_under_its_own_role_and_cannot_touch_another_schema(
-    endpoints: Endpoints, role_urls: dict[str, str]
+    endpoints: Endpoints, role_urls: dict[str, str], tmp_path: Path
 ) -> None:
     base = isolated_settings(endpoints)
     settings = Settings.model_validate(
         base.model_dump()
-        | {"schema_prefix": "", "pii_schema": "pii", "database_url": None}
+        | {"schema_prefix": "", "pii_schema": "pii", "database_url": None, "keyring_dir": str(tmp_path / "keyring")}
         | {f"{s}_database_url": url for s, url in role_urls.items()}
     )
     deals = await build_deals(settings)
@@ -117,8 +117,14 @@ async def test_each_service_works_under_its_own_role_and_cannot_touch_another_sc
         async with client_for(leads.app()) as http:  # leads' personal data goes through the shared key store
             r = await http.post("/leads", json=LEAD, headers=bearer("u-mkt", "marketing"))
             assert r.status_code == 201, r.text
-            r = await http.get(f"/leads/{r.json()['id']}", headers=bearer("u-mkt", "marketing"))
+            lead = f"/leads/{r.json()['id']}"
+            r = await http.get(lead, headers=bearer("u-mkt", "marketing"))
             assert r.json()["contact"]["name"] == "Ngô Thu Trang"
+            # any service's relay may be the elected key rotator: its role re-wraps the shared keys (decision 0015)
+            rotator = deals.key_rotator()
+            assert rotator is not None and (await rotator.keys.rotate()).rewrapped == 1
+            r = await http.get(lead, headers=bearer("u-mkt", "marketing"))
+            assert r.json()["contact"]["name"] == "Ngô Thu Trang", "read under the new epoch"
 
         deals_url, leads_url = role_urls["deals"], role_urls["leads"]
         assert await refused(deals_url, "SELECT * FROM leads.events")

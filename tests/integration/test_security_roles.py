@@ -1,69 +1,159 @@
-"""Role boundaries of every route of the three APIs, on the real services (PostgreSQL and Kafka behind them).
+"""Who may call what (issue 20): every route of the three APIs × every kind of caller, on the real services.
 
-POLICY names, for each operation of each service's OpenAPI, the roles allowed besides ``admin`` (or PUBLIC for
-routes that need no token). The test walks the OpenAPI, so a new route without a policy here fails it, as does a
-policy for a route that no longer exists. For each route: no token → 401 with ``WWW-Authenticate``; each role not
-allowed → 403; each allowed role (and admin) → neither. Ownership (a salesperson's own deals, a manager's team's)
-is then checked on real deals.
+POLICY states, for each route variant — "METHOD /path" as the service's OpenAPI names it, and what the variant asks —
+the outcome for each of the 13 kinds of principal in PRINCIPALS (columns in that order):
+
+- ``401``: not authenticated; ``403``: the role may not; ``404``: not visible (a deal the caller may not see answers as
+  if it did not exist: 404 without a rule); ``422``: input refused (an id a client may not choose, a source lead);
+- ``ok``: allowed (2xx, or what a business rule answers: the rights were checked first);
+- ``T`` / ``X`` / ``TX`` / ``-``: allowed, and which of the marked deals the answer shows: ``T`` the north team's
+  deals of u-owner (R, F), ``X`` the deals without a team of u-solo (N, FN), ``-`` neither;
+- ``sig``: the route is verified otherwise (a webhook's signature, token or key): any token changes nothing.
+
+The test walks each service's OpenAPI: a route without a policy here fails it, as does a policy for a route that no
+longer exists, and a role of ``shared.auth.ROLES`` that no principal has. One stack of the three services serves the
+whole module; requests run concurrently, those changing one entity in turn (in PRINCIPALS order).
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
 
+from services.deals.events import deal_id_for_lead
 from services.deals.main import build as build_deals
 from services.leads.main import build as build_leads
 from services.production.main import build as build_production
 from shared.auth import ROLES
-from shared.service import ServiceCore
+from shared.service import ServiceCore, utc_now
 from shared.settings import Settings
 from shared.stack import Endpoints
-from tests.support.services import bearer, client_for, drop_everything, isolated_settings, start_parts
+from tests.support.services import SimClock, bearer, client_for, drop_everything, isolated_settings, start_parts
 from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka]
 
-PUBLIC = frozenset({"public"})
-HEALTH = {"GET /metrics": PUBLIC, "GET /healthz": PUBLIC, "GET /readyz": PUBLIC}
-SALES = frozenset({"sales", "sales_manager"})
-MANAGER = frozenset({"sales_manager"})
-DEAL_READ = frozenset({"sales", "sales_manager", "auditor"})
-MARKETING = frozenset({"marketing"})
-LEAD_READ = frozenset({"marketing", "auditor", "sales", "sales_manager"})
-PRODUCTION = frozenset({"production"})
-ORDER_READ = frozenset({"production", "auditor", "sales_manager"})
+# name → (user, roles, team); None: no token at all
+PRINCIPALS: dict[str, tuple[str, tuple[str, ...], str | None] | None] = {
+    "anonymous": None,
+    "no roles": ("u-nobody", (), "north"),
+    "marketing": ("u-mkt", ("marketing",), None),
+    "deal owner": ("u-owner", ("sales",), "north"),
+    "team peer": ("u-peer", ("sales",), "north"),
+    "other team's salesperson": ("u-south", ("sales",), "south"),
+    "team manager": ("u-mgr", ("sales_manager",), "north"),
+    "other team's manager": ("u-mgr-south", ("sales_manager",), "south"),
+    "manager without a team": ("u-mgr-none", ("sales_manager",), None),
+    "sales director": ("u-dir", ("sales_director",), None),
+    "production": ("u-prod", ("production",), None),
+    "auditor": ("u-audit", ("auditor",), None),
+    "admin": ("u-admin", ("admin",), None),
+}
+NAMES = list(PRINCIPALS)
+OUTCOMES = {"401", "403", "404", "422", "ok", "T", "X", "TX", "-", "sig"}
 
-DEAL_COMMANDS = [
-    "move-stage",
-    "change-value",
-    "change-lines",
-    "change-close-date",
-    "override-probability",
-    "clear-probability-override",
-    "reassign",
-    "log-activity",
-    "record-needs",
-    "send-quote",
-    "revise-quote",
-    "accept-quote",
-    "reject-quote",
-    "win",
-    "lose",
-    "reopen",
-    "start-follow-up",
-    "reschedule-follow-up",
-    "record-follow-up-contact",
-    "record-feedback",
-    "complete-follow-up",
-    "flag-delivery-risk",
-]
+
+def row(text: str) -> dict[str, str]:
+    cells = text.split()
+    assert len(cells) == len(NAMES) and set(cells) <= OUTCOMES, text
+    return dict(zip(NAMES, cells, strict=True))
+
+
+# fmt: off
+#                        anon none mkt  own  peer othr mgr  mgrX mgr0 dir  prod aud  admin
+PUBLIC =             row("ok   ok   ok   ok   ok   ok   ok   ok   ok   ok   ok   ok   ok")
+SIGNED =             row("sig  sig  sig  sig  sig  sig  sig  sig  sig  sig  sig  sig  sig")
+# deals: opening
+OPEN_FOR_OWNER =     row("401  403  403  ok   403  403  ok   403  403  ok   403  403  ok")
+OPEN_OWN_ELSEWHERE = row("401  403  403  403  403  403  403  403  403  ok   403  403  ok")
+SALES_INPUT_REFUSED = row("401 403  403  422  422  422  422  422  422  422  403  403  422")
+# deals: one deal (W: commands; R: reads; N: a deal without a team; W2: reassigned into another team)
+DEAL_WRITE =         row("401  403  403  ok   404  404  ok   404  404  ok   403  403  ok")
+REASSIGN_AWAY =      row("401  403  403  403  404  404  403  404  404  ok   403  403  ok")
+DEAL_READ =          row("401  403  403  ok   404  404  ok   404  404  ok   403  ok   ok")
+TEAMLESS_READ =      row("401  403  403  404  404  404  404  404  404  ok   403  ok   ok")
+CONTACT_READ =       row("401  403  403  ok   404  404  ok   404  404  ok   403  403  ok")
+# deals: lists and numbers (which of the marked deals each answer shows)
+DEALS_SHOWN =        row("401  403  403  T    -    -    T    -    -    TX   403  TX   TX")
+TEAM_NUMBERS =       row("401  403  403  T    -    -    T    403  -    T    403  T    T")
+SOLO_NUMBERS =       row("401  403  403  403  403  403  -    -    403  X    403  X    X")
+SOLO_STATUS =        row("401  403  403  403  403  403  ok   ok   403  ok   403  ok   ok")
+TEAM_PLAN =          row("401  403  403  403  403  403  ok   403  403  ok   403  ok   ok")
+OWNER_PLAN =         row("401  403  403  ok   403  403  403  403  403  ok   403  ok   ok")
+LEARNING =           row("401  403  403  403  403  403  ok   ok   403  ok   403  ok   ok")
+SALES_READ =         row("401  403  403  ok   ok   ok   ok   ok   ok   ok   403  ok   ok")
+COMPANY_WIDE =       row("401  403  403  403  403  403  403  403  403  ok   403  403  ok")
+TEAM_TARGET =        row("401  403  403  403  403  403  ok   403  403  ok   403  403  ok")
+# leads and production
+MARKETING_WRITE =    row("401  403  ok   403  403  403  403  403  403  403  403  403  ok")
+LEADS_READ =         row("401  403  ok   ok   ok   ok   ok   ok   ok   ok   403  ok   ok")
+PRODUCTION_WRITE =   row("401  403  403  403  403  403  403  403  403  403  ok   403  ok")
+ORDERS_READ =        row("401  403  403  403  403  403  ok   ok   ok   ok   ok   ok   ok")
+# fmt: on
+
+
+@dataclass(frozen=True)
+class Who:
+    name: str
+    user: str
+    team: str | None
+
+
+Body = Callable[[Who], Any] | Any
+
+
+@dataclass(frozen=True)
+class Case:
+    op: str  # "METHOD /path" as in the OpenAPI
+    expect: dict[str, str]
+    variant: str = ""
+    path: dict[str, str] = field(default_factory=dict)  # path parameter → a World.ids key, "new" (a fresh id) or itself
+    params: dict[str, str] = field(default_factory=dict)  # values may name World.ids keys as "{key}"
+    body: Body = None
+    serial: str | None = None  # the entity this changes: its requests run one after another
+    valid: bool = False  # the body is valid: an allowed caller's answer is never a validation error
+    shows: str | None = None  # how to find the marked deals in the answer: see SHOWS
+
+    @property
+    def label(self) -> str:
+        return f"{self.op} ({self.variant})" if self.variant else self.op
+
+
+LINE = {"product": "Tủ đông 500L", "quantity": "2", "unit_price": {"amount": "21000000", "currency": "VND"}}
+SOME = "6f1f3c8e-2f4e-4b7a-9d0c-1a2b3c4d5e99"  # an id of nothing (a random-looking version 4)
+DEAL_COMMANDS: dict[str, Any] = {
+    "move-stage": {"stage_id": "contacted"},
+    "change-value": {"value": {"amount": "42000000", "currency": "VND"}},
+    "change-lines": {"lines": [LINE]},
+    "change-close-date": {"expected_close_date": "2027-03-01", "reason": "budget after Tết"},
+    "override-probability": {"probability": "0.5", "reason": "verbal yes"},
+    "clear-probability-override": {},
+    "reassign": {"owner_id": "u-owner", "team_id": "north"},  # where it is: changes nothing
+    "log-activity": {"activity_type": "call", "channel": "phone"},
+    "record-needs": {"needs": ["500L"]},
+    "send-quote": {"lines": [LINE], "valid_until": "2027-06-30"},
+    "revise-quote": {"quote_id": SOME, "lines": [LINE], "valid_until": "2027-06-30"},
+    "accept-quote": {"quote_id": SOME},
+    "reject-quote": {"quote_id": SOME, "reason": "too dear"},
+    "win": {},
+    "lose": {"reason": "budget cut"},
+    "reopen": {"reason": "budget back"},
+    "start-follow-up": {"due_on": "2027-07-01"},
+    "reschedule-follow-up": {"follow_up_id": SOME, "due_on": "2027-07-02", "reason": "away"},
+    "record-follow-up-contact": {"follow_up_id": SOME, "channel": "phone"},
+    "record-feedback": {"follow_up_id": SOME, "csat": 5},
+    "complete-follow-up": {"follow_up_id": SOME, "outcome": "happy"},
+    "flag-delivery-risk": {"order_id": SOME, "reason": "late parts"},
+    "erase-contact": {"reason": "data subject request #2026-118"},
+}
 LEAD_COMMANDS = [
     "assign",
     "record-engagement",
@@ -104,105 +194,240 @@ ORDER_COMMANDS = [
     "resume",
     "change-due-date",
     "cancel",
+    "erase-contact",
 ]
+HEALTH = [Case(op, PUBLIC) for op in ("GET /metrics", "GET /healthz", "GET /readyz")]
 
-POLICY: dict[str, dict[str, frozenset[str]]] = {
-    "deals": HEALTH
-    | {"POST /deals": SALES}
-    | {f"POST /deals/{{deal_id}}/{c}": SALES for c in DEAL_COMMANDS}
-    | {
-        f"GET {p}": DEAL_READ
-        for p in (
-            "/deals/{deal_id}",
-            "/deals/{deal_id}/history",
-            "/deals/{deal_id}/state",
-            "/deals/{deal_id}/diff",
-            "/board",
-            "/deals",
-            "/follow-ups",
-            "/forecast",
-            "/forecast/changes",
-            "/analytics/stages",
-            "/analytics/scorecard",
-            "/analytics/lost-reasons",
-            "/analytics/target-plan",
-            "/pipelines/{pipeline_id}",
-            "/alerts",
-        )
-    }
-    | {
-        "GET /analytics/success-factors": frozenset({"sales_manager", "auditor"}),
-        "PUT /pipelines/{pipeline_id}": MANAGER,
-        "PUT /targets/{target_id}": MANAGER,
-    },
-    "leads": HEALTH
-    | {
-        "POST /webhooks/website": PUBLIC,  # verified by signature, token or key instead (test_webhooks_and_api)
-        "POST /webhooks/ladipage": PUBLIC,
-        "GET /webhooks/facebook": PUBLIC,
-        "POST /webhooks/facebook": PUBLIC,
-        "POST /webhooks/google-ads": PUBLIC,
-        "POST /leads": MARKETING,
-        "POST /campaigns": MARKETING,
-        "POST /campaigns/{campaign_id}/status": MARKETING,
-        "PUT /campaigns/{campaign_id}/budget": MARKETING,
-        "PUT /campaigns/{campaign_id}/spend/{day}": MARKETING,
-    }
-    | {f"POST /leads/{{lead_id}}/{c}": MARKETING for c in LEAD_COMMANDS}
-    | {
-        f"GET {p}": LEAD_READ
-        for p in (
-            "/leads/{lead_id}",
-            "/leads/{lead_id}/history",
-            "/campaigns/{campaign_id}",
-            "/leads",
-            "/funnel",
-            "/campaigns",
-            "/nurture",
-            "/segments",
-            "/alerts",
-        )
-    },
-    "production": HEALTH
-    | {
-        "POST /orders": PRODUCTION,
-        "PUT /plans/{product}/{period}": PRODUCTION,
-        "POST /plans/{period}/propose": PRODUCTION,
-    }
-    | {f"POST /orders/{{order_id}}/{c}": PRODUCTION for c in ORDER_COMMANDS}
-    | {
-        f"GET {p}": ORDER_READ
-        for p in (
-            "/orders/{order_id}",
-            "/orders/{order_id}/history",
-            "/orders/for-deal/{deal_id}",
-            "/board",
-            "/analytics/cycle-times",
-            "/analytics/quality",
-            "/analytics/delivery",
-            "/demand",
-            "/orders",
-            "/alerts",
-        )
-    },
+
+def deal_body(owner: str | None = None, team: str | None = "north", **more: Any) -> Callable[[Who], Any]:
+    """A new deal's body; ``owner`` None: the caller's own, ``team`` "own": the caller's team."""
+
+    def body(who: Who) -> dict[str, Any]:
+        return {
+            "title": "Tủ đông cho siêu thị",
+            "customer": "Siêu thị Minh Châu",
+            "owner_id": owner or who.user,
+            "team_id": who.team if team == "own" else team,
+            "lines": [LINE],
+            "expected_close_date": "2027-01-20",
+        } | more
+
+    return body
+
+
+def deals_cases() -> list[Case]:
+    w = {"deal_id": "W"}
+    cases = [
+        *HEALTH,
+        Case("POST /deals", OPEN_FOR_OWNER, "for u-owner, in the north", body=deal_body("u-owner"), valid=True),
+        Case("POST /deals", OPEN_OWN_ELSEWHERE, "their own, in the west", body=deal_body(team="west"), valid=True),
+        Case(
+            "POST /deals",
+            SALES_INPUT_REFUSED,
+            "under the id a lead's conversion derives",
+            params={"deal_id": "{derived}"},
+            body=deal_body(team="own"),
+        ),
+        Case(
+            "POST /deals",
+            SALES_INPUT_REFUSED,
+            "naming a lead as its source",
+            body=deal_body(team="own", source_lead_id="{L}"),
+        ),
+        *(
+            Case(f"POST /deals/{{deal_id}}/{c}", DEAL_WRITE, "W", w, body=b, serial="W", valid=True)
+            for c, b in DEAL_COMMANDS.items()
+        ),
+        Case(
+            "POST /deals/{deal_id}/reassign",
+            REASSIGN_AWAY,
+            "W2, into the west",
+            {"deal_id": "W2"},
+            body={"owner_id": "u-owner", "team_id": "west"},
+            serial="W2",
+            valid=True,
+        ),
+        Case("GET /deals/{deal_id}", DEAL_READ, "R", {"deal_id": "R"}),
+        Case("GET /deals/{deal_id}", TEAMLESS_READ, "N, without a team", {"deal_id": "N"}),
+        Case("GET /deals/{deal_id}", CONTACT_READ, "R with its contact", {"deal_id": "R"}, {"include_contact": "true"}),
+        Case("GET /deals/{deal_id}/history", DEAL_READ, "R", {"deal_id": "R"}),
+        Case("GET /deals/{deal_id}/history", TEAMLESS_READ, "N", {"deal_id": "N"}),
+        Case("GET /deals/{deal_id}/state", DEAL_READ, "R", {"deal_id": "R"}, {"version": "1"}),
+        Case("GET /deals/{deal_id}/diff", DEAL_READ, "R", {"deal_id": "R"}, {"from_version": "0"}),
+        Case("GET /deals/{deal_id}/diff", TEAMLESS_READ, "N", {"deal_id": "N"}, {"from_version": "0"}),
+        Case("GET /board", DEALS_SHOWN, shows="board"),
+        Case("GET /deals", DEALS_SHOWN, params={"limit": "200"}, shows="items"),
+        Case("GET /follow-ups", DEALS_SHOWN, params={"due_by": "2030-01-01", "limit": "200"}, shows="items"),
+        Case("GET /alerts", DEALS_SHOWN, shows="alerts"),
+        Case("GET /forecast", DEALS_SHOWN, shows="owners"),
+        Case("GET /forecast", TEAM_NUMBERS, "the north's", {}, {"team_id": "north"}, shows="owners"),
+        Case("GET /forecast/changes", DEALS_SHOWN, params={"since": "{since}"}, shows="changes"),
+        Case(
+            "GET /analytics/stages",
+            SOLO_NUMBERS,
+            "u-solo's",
+            params={"from": "{from}", "to": "{to}", "owner_id": "u-solo"},
+            shows="open_now",
+        ),
+        Case("GET /analytics/scorecard", DEALS_SHOWN, params={"period": "{period}"}, shows="owners"),
+        Case(
+            "GET /analytics/lost-reasons",
+            SOLO_STATUS,
+            "u-solo's",
+            params={"from": "{from}", "to": "{to}", "owner_id": "u-solo"},
+        ),
+        Case("GET /analytics/target-plan", TEAM_PLAN, "the north's", params={"period": "{period}", "team_id": "north"}),
+        Case(
+            "GET /analytics/target-plan", OWNER_PLAN, "u-owner's", params={"period": "{period}", "owner_id": "u-owner"}
+        ),
+        Case("GET /analytics/success-factors", LEARNING),
+        Case("GET /pipelines/{pipeline_id}", SALES_READ, path={"pipeline_id": "default"}),
+        Case(
+            "PUT /pipelines/{pipeline_id}",
+            COMPANY_WIDE,
+            "default, as it is",
+            {"pipeline_id": "default"},
+            body=lambda who: "{pipeline}",
+            serial="pipeline",
+            valid=True,
+        ),
+        Case(
+            "PUT /targets/{target_id}",
+            TEAM_TARGET,
+            "the north's",
+            {"target_id": "new"},
+            body={"team_id": "north", "period": "2027-01", "amount": {"amount": "900000000", "currency": "VND"}},
+            valid=True,
+        ),
+        Case(
+            "PUT /targets/{target_id}",
+            COMPANY_WIDE,
+            "u-owner's, no team",
+            {"target_id": "new"},
+            body={"owner_id": "u-owner", "period": "2027-01", "amount": {"amount": "1", "currency": "VND"}},
+            valid=True,
+        ),
+    ]
+    return cases
+
+
+def leads_cases() -> list[Case]:
+    lead, campaign = {"lead_id": "L"}, {"campaign_id": "C"}
+    return [
+        *HEALTH,
+        *(
+            Case(op, SIGNED)
+            for op in (
+                "POST /webhooks/website",
+                "POST /webhooks/ladipage",
+                "GET /webhooks/facebook",
+                "POST /webhooks/facebook",
+                "POST /webhooks/google-ads",
+            )
+        ),
+        Case("POST /leads", MARKETING_WRITE, body={}),
+        Case("POST /campaigns", MARKETING_WRITE, body={}),
+        Case("POST /campaigns/{campaign_id}/status", MARKETING_WRITE, path=campaign, body={}, serial="C"),
+        Case("PUT /campaigns/{campaign_id}/budget", MARKETING_WRITE, path=campaign, body={}, serial="C"),
+        Case(
+            "PUT /campaigns/{campaign_id}/spend/{day}",
+            MARKETING_WRITE,
+            path=campaign | {"day": "day"},
+            body={},
+            serial="C",
+        ),
+        *(Case(f"POST /leads/{{lead_id}}/{c}", MARKETING_WRITE, path=lead, body={}, serial="L") for c in LEAD_COMMANDS),
+        Case("GET /leads/{lead_id}", LEADS_READ, path=lead),
+        Case("GET /leads/{lead_id}/history", LEADS_READ, path=lead),
+        Case("GET /campaigns/{campaign_id}", LEADS_READ, path=campaign),
+        *(
+            Case(f"GET {p}", LEADS_READ)
+            for p in ("/leads", "/funnel", "/campaigns", "/nurture", "/segments", "/alerts")
+        ),
+    ]
+
+
+def production_cases() -> list[Case]:
+    order = {"order_id": "O"}
+    return [
+        *HEALTH,
+        Case("POST /orders", PRODUCTION_WRITE, body={}),
+        Case(
+            "PUT /plans/{product}/{period}",
+            PRODUCTION_WRITE,
+            path={"product": "product", "period": "period"},
+            body={},
+            serial="plan",
+        ),
+        Case("POST /plans/{period}/propose", PRODUCTION_WRITE, path={"period": "period"}, serial="plan"),
+        *(
+            Case(f"POST /orders/{{order_id}}/{c}", PRODUCTION_WRITE, path=order, body={}, serial="O")
+            for c in ORDER_COMMANDS
+        ),
+        Case("GET /orders/{order_id}", ORDERS_READ, path=order),
+        Case("GET /orders/{order_id}/history", ORDERS_READ, path=order),
+        Case("GET /orders/for-deal/{deal_id}", ORDERS_READ, path={"deal_id": "F"}),
+        *(
+            Case(f"GET {p}", ORDERS_READ)
+            for p in (
+                "/board",
+                "/analytics/cycle-times",
+                "/analytics/quality",
+                "/analytics/delivery",
+                "/demand",
+                "/orders",
+                "/alerts",
+            )
+        ),
+    ]
+
+
+POLICY: dict[str, list[Case]] = {
+    "deals": deals_cases(),
+    "leads": leads_cases(),
+    "production": production_cases(),
 }
-PATH_VALUES = {"pipeline_id": "default", "product": "tu-lanh", "period": "2026-12", "day": "2026-12-01"}
 
 
+# ---------------------------------------------------------------------------------------------- the world
 @dataclass
-class Services:
+class World:
     settings: Settings
     cores: dict[str, ServiceCore]
     http: dict[str, httpx.AsyncClient]
+    ids: dict[str, Any]  # what the cases name: deals R N W W2 F FN, lead L, campaign C, order O, dates, bodies
+    marked: dict[str, str]  # deal id → "T" or "X"
+
+
+def who_is(name: str) -> Who:
+    principal = PRINCIPALS[name]
+    return Who(name, principal[0], principal[2]) if principal else Who(name, "", None)
+
+
+def headers_of(name: str) -> dict[str, str]:
+    principal = PRINCIPALS[name]
+    if principal is None:
+        return {}
+    user, roles, team = principal
+    return bearer(user, *roles, team=team)
+
+
+ADMIN = headers_of("admin")
+
+
+async def created(r: httpx.Response) -> str:
+    assert r.status_code in (200, 201), r.text
+    return str(r.json()["id"])
 
 
 @pytest.fixture(scope="module")
-async def services(endpoints: Endpoints) -> AsyncIterator[Services]:
+async def world(endpoints: Endpoints) -> AsyncIterator[World]:
     settings = isolated_settings(endpoints)
+    clock = SimClock(utc_now())
     cores: dict[str, ServiceCore] = {
-        "leads": await build_leads(settings),
-        "deals": await build_deals(settings),
-        "production": await build_production(settings),
+        "leads": await build_leads(settings, clock=clock),
+        "deals": await build_deals(settings, clock=clock),
+        "production": await build_production(settings, clock=clock),
     }
     stop = asyncio.Event()
     tasks = []
@@ -211,7 +436,74 @@ async def services(endpoints: Endpoints) -> AsyncIterator[Services]:
         tasks += await start_parts(core, stop)
     http = {name: client_for(core.app()) for name, core in cores.items()}
     try:
-        yield Services(settings, cores, http)
+        deals = http["deals"]
+        today = clock.now.date()
+        ids: dict[str, Any] = {}
+
+        async def open_deal(key: str, owner: str, team: str | None) -> str:
+            body = deal_body(owner, team, expected_close_date=str(today + timedelta(days=60)))(who_is("admin"))
+            body["contact_id"] = f"c-{key}"
+            body["contact"] = {"name": "Đỗ Minh Châu", "email": "chau.do@minhchau.vn"}
+            return await created(await deals.post("/deals", json=body, headers=ADMIN))
+
+        for key, owner, team in (
+            ("R", "u-owner", "north"),
+            ("N", "u-solo", None),
+            ("W", "u-owner", "north"),
+            ("W2", "u-owner", "north"),
+            ("F", "u-owner", "north"),
+            ("FN", "u-solo", None),
+        ):
+            ids[key] = await open_deal(key, owner, team)
+        for key in ("F", "FN"):  # won, with a follow-up each
+            assert (await deals.post(f"/deals/{ids[key]}/win", json={}, headers=ADMIN)).status_code == 200
+            follow_up = {"due_on": str(today + timedelta(days=5))}
+            r = await deals.post(f"/deals/{ids[key]}/start-follow-up", json=follow_up, headers=ADMIN)
+            assert r.status_code == 200, r.text
+        lead = {"source": "manual", "contact": {"name": "Hoàng Thị Yến", "phone": "0905123456"}}
+        ids["L"] = await created(await http["leads"].post("/leads", json=lead, headers=ADMIN))
+        ids["derived"] = str(deal_id_for_lead(uuid.UUID(ids["L"])))
+        campaign = {"name": "Tết", "channel": "facebook", "budget": {"amount": "50000000", "currency": "VND"}}
+        ids["C"] = await created(await http["leads"].post("/campaigns", json=campaign, headers=ADMIN))
+        order = {"customer": "Quán Yến", "lines": [{"product": "Tủ mát", "quantity": "1"}], "due_date": "2027-02-01"}
+        ids["O"] = await created(await http["production"].post("/orders", json=order, headers=ADMIN))
+
+        clock.now += timedelta(days=29)  # R, N (and W, W2) 29 days in their first stage: stuck (threshold 14)
+        period = f"{clock.now:%Y-%m}"
+        ids |= {
+            "period": period,
+            "day": str(today),
+            "product": "tu-mat",
+            "since": (clock.now - timedelta(days=60)).isoformat(),
+            "from": str(today - timedelta(days=1)),
+            "to": str(today + timedelta(days=60)),
+        }
+        for target in ({"team_id": "north"}, {"owner_id": "u-owner"}):
+            body = target | {"period": period, "amount": {"amount": "500000000", "currency": "VND"}}
+            assert (await deals.put(f"/targets/{uuid.uuid4()}", json=body, headers=ADMIN)).status_code == 200
+        pipeline = (await deals.get("/pipelines/default", headers=ADMIN)).json()
+        ids["pipeline"] = {"name": pipeline["name"], "stages": pipeline["stages"], "reason": "as it is"}
+        marked = {ids[k]: "T" for k in ("R", "F")} | {ids[k]: "X" for k in ("N", "FN")}
+
+        async def listed() -> bool:
+            shown = (await deals.get("/deals", params={"limit": "200"}, headers=ADMIN)).json()["items"]
+            return set(marked) <= {d["deal_id"] for d in shown}
+
+        await wait_until(listed, timeout=30)
+        await cores["deals"].alert_scanner().scan()
+
+        async def ready() -> bool:
+            alerts = {a["entity"] for a in (await deals.get("/alerts", headers=ADMIN)).json()}
+            changes = await deals.get("/forecast/changes", params={"since": ids["since"]}, headers=ADMIN)
+            order = await http["production"].get(f"/orders/for-deal/{ids['F']}", headers=ADMIN)
+            return (
+                {f"deal-{ids['R']}", f"deal-{ids['N']}"} <= alerts
+                and set(marked) <= {d["deal_id"] for d in changes.json()["deals"]}
+                and order.status_code == 200
+            )
+
+        await wait_until(ready, timeout=60, interval=0.2)
+        yield World(settings, cores, http, ids, marked)
     finally:
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -222,105 +514,116 @@ async def services(endpoints: Endpoints) -> AsyncIterator[Services]:
         await drop_everything(settings)
 
 
-def operations(openapi: dict[str, Any]) -> dict[str, str]:
-    """``"METHOD /path"`` → a concrete URL for every operation of the OpenAPI."""
-    ops = {}
-    for path, methods in openapi["paths"].items():
-        url = path
-        for name in [p.strip("{}") for p in path.split("/") if p.startswith("{")]:
-            url = url.replace(f"{{{name}}}", PATH_VALUES.get(name, str(uuid.uuid4())))
-        for method in methods:
-            ops[f"{method.upper()} {path}"] = url
-    return ops
+# ---------------------------------------------------------------------------------------------- running the cases
+def fill(value: Any, ids: dict[str, Any]) -> Any:
+    """``"{key}"`` anywhere in a value → ``ids[key]``."""
+    if isinstance(value, str) and value.startswith("{") and value.endswith("}") and value[1:-1] in ids:
+        return ids[value[1:-1]]
+    if isinstance(value, dict):
+        return {k: fill(v, ids) for k, v in value.items()}
+    if isinstance(value, list):
+        return [fill(v, ids) for v in value]
+    return value
 
 
-@pytest.mark.parametrize("service", ["leads", "deals", "production"])
-async def test_every_route_has_a_policy_and_answers_401_and_403_by_it(services: Services, service: str) -> None:
-    http = services.http[service]
-    ops = operations((await http.get("/openapi.json")).json())
-    policy = POLICY[service]
-    assert sorted(set(ops) - set(policy)) == [], "routes without a policy in this test: add them to POLICY"
-    assert sorted(set(policy) - set(ops)) == [], "policies for routes that no longer exist"
+def shown_in(how: str, answer: Any, world: World) -> str:
+    """Which marks ("T", "X") of the marked deals an answer shows."""
+    marks: set[str] = set()
+    if how == "board":
+        marks = {world.marked.get(d["deal_id"], "") for s in answer["stages"] for d in s["deals"]}
+    elif how == "items":
+        marks = {world.marked.get(d["deal_id"], "") for d in answer["items"]}
+    elif how == "alerts":
+        marks = {world.marked.get(a["entity"].removeprefix("deal-"), "") for a in answer}
+    elif how == "changes":
+        marks = {world.marked.get(d["deal_id"], "") for d in answer["deals"]}
+    elif how == "owners":
+        rows = answer["rows"] if isinstance(answer, dict) else answer
+        marks = {{"u-owner": "T", "u-solo": "X"}.get(r["owner_id"], "") for r in rows}
+    elif how == "open_now":
+        marks = {"X"} if answer["open_now"] else set()
+    return "".join(sorted(marks - {""})) or "-"
 
-    for op, url in ops.items():
-        method = op.split()[0]
-        allowed = policy[op]
-        if allowed is PUBLIC:
-            continue
-        r = await http.request(method, url)
-        assert r.status_code == 401, (op, r.status_code, r.text)
-        assert r.headers["www-authenticate"].startswith("Bearer"), op
-        for role in sorted(ROLES):
-            r = await http.request(method, url, headers=bearer(f"u-{role}", role), json={})
-            if role in allowed or role == "admin":
-                assert r.status_code not in (401, 403), (op, role, r.status_code, r.text)
-                assert r.status_code < 500, (op, role, r.status_code, r.text)
+
+async def outcome(world: World, service: str, case: Case, name: str) -> tuple[str, str]:
+    """(what the answer means in POLICY's terms, the answer for the report)."""
+    ids = world.ids
+    url = case.op.split(" ", 1)[1]
+    for param, key in case.path.items():
+        url = url.replace(f"{{{param}}}", str(uuid.uuid4()) if key == "new" else str(ids.get(key, key)))
+    body = case.body(who_is(name)) if callable(case.body) else case.body
+    r = await world.http[service].request(
+        case.op.split(" ", 1)[0],
+        url,
+        params=fill(case.params, ids),
+        json=fill(body, ids),
+        headers=headers_of(name),
+    )
+    seen = f"{r.status_code} {r.text[:300]}"
+    answer: Any = None
+    if r.headers.get("content-type", "").startswith("application/json"):
+        answer = r.json()
+    rule = isinstance(answer, dict) and "rule" in answer
+    if r.status_code >= 500:
+        return "5xx", seen
+    if r.status_code in (401, 403) or (r.status_code == 404 and not rule):
+        return str(r.status_code), seen
+    if r.status_code == 422 and not rule and (case.valid or case.expect[name] == "422"):
+        return "422", seen
+    if case.shows is not None and r.status_code == 200:
+        return shown_in(case.shows, answer, world), seen
+    return "ok", seen
+
+
+def operations(openapi: dict[str, Any]) -> set[str]:
+    return {f"{method.upper()} {path}" for path, methods in openapi["paths"].items() for method in methods}
+
+
+async def test_every_route_answers_every_kind_of_caller_as_its_policy_says(world: World) -> None:
+    covered = {role for p in PRINCIPALS.values() if p for role in p[1]}
+    assert sorted(ROLES - covered) == [], "roles no principal here has: add a principal (and a column) for them"
+    for service, cases in POLICY.items():
+        ops = operations((await world.http[service].get("/openapi.json")).json())
+        stated = {c.op for c in cases}
+        assert sorted(ops - stated) == [], f"{service}: routes without a policy here: add them to POLICY"
+        assert sorted(stated - ops) == [], f"{service}: policies for routes that no longer exist"
+
+    results: dict[tuple[str, str, str], tuple[str, str]] = {}
+    limit = asyncio.Semaphore(24)
+
+    async def run(service: str, case: Case, names: list[str]) -> None:
+        for name in names:  # one after another: a serial group, or one request
+            async with limit:
+                results[(service, case.label, name)] = await outcome(world, service, case, name)
+
+    groups: dict[str, list[tuple[str, Case]]] = defaultdict(list)
+    singles = []
+    for service, cases in POLICY.items():
+        for case in cases:
+            if case.serial:
+                groups[f"{service}/{case.serial}"].append((service, case))
             else:
-                assert r.status_code == 403, (op, role, r.status_code, r.text)
-                assert "forbidden" in r.json()["detail"], (op, role)
+                singles += [run(service, case, [name]) for name in NAMES]
 
+    async def in_turn(members: list[tuple[str, Case]]) -> None:
+        for service, case in members:
+            await run(service, case, NAMES)
 
-LAN = bearer("u-lan", "sales", team="north")
-BINH = bearer("u-binh", "sales", team="north")
-MAI = bearer("u-mai", "sales_manager", team="north")
-TUAN = bearer("u-tuan", "sales_manager", team="south")
-AUDITOR = bearer("u-audit", "auditor", team=None)
-DEAL = {
-    "title": "Tủ đông cho siêu thị",
-    "customer": "Siêu thị Minh Châu",
-    "owner_id": "u-lan",
-    "team_id": "north",
-    "contact_id": "c-chau",
-    "contact": {"name": "Đỗ Minh Châu", "email": "chau.do@minhchau.vn"},
-    "lines": [{"product": "Tủ đông 500L", "quantity": "3", "unit_price": {"amount": "21000000", "currency": "VND"}}],
-    "expected_close_date": "2026-12-20",
-}
+    await asyncio.gather(*singles, *(in_turn(members) for members in groups.values()))
 
-
-async def test_a_salesperson_works_their_own_deals_and_a_manager_their_teams(services: Services) -> None:
-    http = services.http["deals"]
-    assert (await http.post("/deals", json=DEAL, headers=BINH)).status_code == 403, "opening a deal for another"
-    assert (await http.post("/deals", json=DEAL, headers=TUAN)).status_code == 403, "for another team"
-    opened = await http.post("/deals", json=DEAL, headers=LAN)
-    assert opened.status_code == 201, opened.text
-    deal = opened.json()["id"]
-    # someone else's deal is not there for a salesperson or another team's manager: 404, read or change
-    for who, seen in ((LAN, 200), (MAI, 200), (AUDITOR, 200), (BINH, 404), (TUAN, 404)):
-        for path in (f"/deals/{deal}", f"/deals/{deal}/history", f"/deals/{deal}/state"):
-            assert (await http.get(path, headers=who)).status_code == seen, (path, who)
-    for n, (who, code) in enumerate(((BINH, 404), (TUAN, 404), (AUDITOR, 403), (LAN, 200), (MAI, 200))):
-        change = {"expected_close_date": f"2027-01-{10 + n}", "reason": "budget approval after Tết"}
-        r = await http.post(f"/deals/{deal}/change-close-date", json=change, headers=who)
-        assert r.status_code == code, (who, r.text)
-    position = r.json()["position"]
-    # contact details: to those who work the deal
-    contact = await http.get(f"/deals/{deal}", params={"include_contact": True}, headers=MAI)
-    assert contact.json()["contact"]["email"] == "chau.do@minhchau.vn"
-    assert (await http.get(f"/deals/{deal}", params={"include_contact": True}, headers=AUDITOR)).status_code == 403
-    # the read models show each caller only what they may see
-    for who, listed in ((LAN, True), (MAI, True), (AUDITOR, True), (BINH, False), (TUAN, False)):
-        r = await http.get("/deals", params={"position": position}, headers=who)
-        assert r.status_code == 200, r.text
-        assert (deal in {d["deal_id"] for d in r.json()["items"]}) is listed, who
-    # numbers: a salesperson their own, a manager their team's
-    assert (await http.get("/forecast", params={"owner_id": "u-lan"}, headers=BINH)).status_code == 403
-    assert (await http.get("/forecast", params={"team_id": "north"}, headers=TUAN)).status_code == 403
-    target = {"team_id": "north", "period": "2026-12", "amount": {"amount": "1000000000", "currency": "VND"}}
-    assert (await http.put(f"/targets/{uuid.uuid4()}", json=target, headers=TUAN)).status_code == 403
-    assert (await http.put(f"/targets/{uuid.uuid4()}", json=target, headers=MAI)).status_code == 200
-    window = {"from": "2026-01-01", "to": "2027-12-31"}
-
-    async def changes(who: dict[str, str]) -> list[str]:
-        r = await http.get("/forecast/changes", params={"since": "2020-01-01T00:00:00Z"}, headers=who)
-        assert r.status_code == 200, r.text
-        return [d["deal_id"] for d in r.json()["deals"]]
-
-    async def analytics_has_it() -> bool:  # the analytics read model applies the deal a moment later
-        return await changes(MAI) == [deal]
-
-    await wait_until(analytics_has_it, timeout=20)
-    assert await changes(TUAN) == [], "another team's manager does not see the north's numbers"
-    assert await changes(BINH) == []
-    stages = await http.get("/analytics/stages", params=window, headers=TUAN)
-    assert stages.json()["open_now"] == 0
-    assert (await http.get("/analytics/stages", params=window, headers=MAI)).json()["open_now"] == 1
+    wrong = []
+    for service, cases in POLICY.items():
+        for case in cases:
+            anonymous = results[(service, case.label, "anonymous")]
+            for name in NAMES:
+                got, seen = results[(service, case.label, name)]
+                want = case.expect[name]
+                if want == "sig":
+                    ok = seen.split()[0] == anonymous[1].split()[0] and not seen.startswith("2")
+                elif want == "ok":
+                    ok = got == "ok" or (got in ("T", "X", "TX", "-") and case.shows is not None)
+                else:
+                    ok = got == want
+                if not ok:
+                    wrong.append(f"{service} {case.label} as {name}: want {want}, got {got}: {seen}")
+    assert not wrong, f"{len(wrong)} answers differ from the policy:\n" + "\n".join(wrong)

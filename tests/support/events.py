@@ -34,10 +34,20 @@ class ContactRecorded(DomainEvent):
     event_type: ClassVar[str] = "pipelines.test.ContactRecorded"
     personal_fields: ClassVar[tuple[str, ...]] = ("email", "full_name")
     subject_field: ClassVar[str | None] = "person_id"
+    erased_by: ClassVar[str | None] = "pipelines.test.ContactErased"
     person_id: str
     email: str | None
     full_name: str | None
     source: str
+
+
+class ContactErased(DomainEvent):
+    """The person's key was destroyed (a restore applies it again: shared.restore)."""
+
+    event_type: ClassVar[str] = "pipelines.test.ContactErased"
+    subject_field: ClassVar[str | None] = "person_id"
+    erasure: ClassVar[bool] = True
+    person_id: str
 
 
 class Counted(DomainEvent):

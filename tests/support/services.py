@@ -8,10 +8,12 @@ import json
 import os
 import signal
 import subprocess
+import tempfile
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,11 +21,14 @@ import httpx
 from shared.auth import issue_token
 from shared.db import connect
 from shared.kafka import delete_topics
+from shared.revocation import revocations_topic
 from shared.service import ServiceCore
 from shared.settings import SERVICES, Settings
 from shared.stack import Endpoints
 
 JWT_SECRET = "s" * 40
+# the tests' epoch keyrings (shared/keyring.py): one file per key store, and each test's key store has its own name
+TEST_KEYRINGS = Path(tempfile.gettempdir()) / "pipelines-test-keyrings"
 
 
 def isolated_settings(endpoints: Endpoints) -> Settings:
@@ -38,6 +43,7 @@ def isolated_settings(endpoints: Endpoints) -> Settings:
         jwt_keys=json.dumps({"test": JWT_SECRET}),
         jwt_active_kid="test",  # not whatever an earlier test left in the environment
         pii_master_key=base64.b64encode(b"m" * 32).decode(),
+        keyring_dir=str(TEST_KEYRINGS),
         log_json=False,
     )
 
@@ -59,6 +65,7 @@ async def drop_everything(settings: Settings) -> None:
     finally:
         await conn.close()
     topics = [settings.events_topic(s) for s in SERVICES] + [settings.dead_letter_topic(s) for s in SERVICES]
+    topics.append(revocations_topic(settings))
     await delete_topics(settings.kafka_bootstrap_servers, topics)
 
 
@@ -115,12 +122,14 @@ def process_env(settings: Settings, **extra: str) -> dict[str, str]:
     """The environment a service process needs to run with these (isolated) settings."""
     return os.environ | {
         "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+        "PIPELINES_KAFKA_REPLICATION_FACTOR": str(settings.kafka_replication_factor),  # the topics they create
         "DATABASE_URL": str(settings.database_url),
         "PIPELINES_SCHEMA_PREFIX": settings.schema_prefix,
         "PIPELINES_TOPIC_PREFIX": settings.topic_prefix,
         "PIPELINES_PII_SCHEMA": settings.pii_schema,
         "PIPELINES_JWT_KEYS": json.dumps({"test": JWT_SECRET}),
         "PIPELINES_PII_MASTER_KEY": settings.pii_master_key.get_secret_value() if settings.pii_master_key else "",
+        "PIPELINES_KEYRING_DIR": settings.keyring_dir or "",
         "PIPELINES_LOG_JSON": "true",
         **extra,
     }

@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from services.deals.api import DealsAPI, create_app
-from services.deals.handlers import Deals
+from services.deals.handlers import Deals, deal_id_for_lead, follow_up_id_for_shipment
 from shared.auth import TokenVerifier, issue_token
 from shared.eventstore.memory import InMemoryEventStore
 
@@ -159,6 +159,59 @@ def test_who_sees_and_changes_what(client: TestClient) -> None:
     assert r.status_code == 403
     assert client.get("/deals/x", headers=LAN).status_code == 422
     assert client.get(f"/deals/{deal}").status_code == 401
+
+
+def test_no_client_takes_a_derived_id_or_names_the_lead_a_deal_came_from(client: TestClient) -> None:
+    """Issue 20, items 1 and 2: the id a lead's conversion derives (uuid5) cannot be taken first, nor a
+    shipment's follow-up's; a deal opened over HTTP comes from no lead, so it attributes no revenue to one."""
+    lead = uuid.uuid4()
+    r = client.post("/deals", params={"deal_id": str(deal_id_for_lead(lead))}, json=DEAL, headers=LAN)
+    assert r.status_code == 422, r.text
+    assert "version 4 or 7" in r.text
+    assert client.get(f"/deals/{deal_id_for_lead(lead)}", headers=AUDITOR).status_code == 404
+    chosen = uuid.uuid4()
+    r = client.post("/deals", params={"deal_id": str(chosen)}, json=DEAL, headers=LAN)
+    assert (r.status_code, r.json()["id"]) == (201, str(chosen)), "a random id of the client's is fine"
+    r = client.post("/deals", json=DEAL | {"source_lead_id": str(lead)}, headers=LAN)
+    assert r.status_code == 422, r.text
+    assert "conversion" in r.json()["detail"]
+    r = client.post("/deals", json=DEAL | {"source_lead_id": str(lead)}, headers=auth("u-root", "admin", team=None))
+    assert r.status_code == 422, "not even an admin's"
+    assert client.post(f"/deals/{chosen}/win", json={}, headers=LAN).status_code == 200
+    derived = follow_up_id_for_shipment(uuid.uuid4())
+    r = client.post(
+        f"/deals/{chosen}/start-follow-up", json={"follow_up_id": str(derived), "due_on": "2026-12-01"}, headers=LAN
+    )
+    assert r.status_code == 422, r.text
+    r = client.post(
+        f"/deals/{chosen}/start-follow-up",
+        json={"follow_up_id": str(uuid.uuid4()), "due_on": "2026-12-01"},
+        headers=LAN,
+    )
+    assert r.status_code == 200, r.text
+
+
+def test_deals_go_only_where_the_caller_may_put_them(client: TestClient) -> None:
+    """Issue 20, item 3: a salesperson opens their own deals in their team (or none), a manager in their team, a
+    director anywhere; a reassignment follows the same rule."""
+    assert client.post("/deals", json=DEAL | {"team_id": "west"}, headers=LAN).status_code == 403
+    assert client.post("/deals", json=DEAL | {"team_id": None}, headers=LAN).status_code == 201
+    assert client.post("/deals", json=DEAL | {"owner_id": "u-binh"}, headers=MANAGER).status_code == 201
+    assert client.post("/deals", json=DEAL | {"team_id": "west"}, headers=MANAGER).status_code == 403
+    no_team = auth("u-kim", "sales_manager", team=None)
+    assert client.post("/deals", json=DEAL | {"owner_id": "u-kim", "team_id": None}, headers=no_team).status_code == 201
+    assert client.post("/deals", json=DEAL | {"team_id": None}, headers=no_team).status_code == 403
+    director = auth("u-dir", "sales_director", team=None)
+    assert client.post("/deals", json=DEAL | {"team_id": "west"}, headers=director).status_code == 201
+    deal = open_deal(client)
+    move = {"owner_id": "u-lan", "team_id": "west", "reason": "moved"}
+    assert client.post(f"/deals/{deal}/reassign", json=move, headers=LAN).status_code == 403
+    assert client.post(f"/deals/{deal}/reassign", json=move, headers=MANAGER).status_code == 403
+    hand_over = {"owner_id": "u-binh", "team_id": "north"}
+    assert client.post(f"/deals/{deal}/reassign", json=hand_over, headers=LAN).status_code == 403
+    assert client.post(f"/deals/{deal}/reassign", json=hand_over, headers=MANAGER).status_code == 200
+    assert client.post(f"/deals/{deal}/reassign", json=move, headers=director).status_code == 200
+    assert client.get(f"/deals/{deal}", headers=MANAGER).status_code == 404, "west's now"
 
 
 def test_contact_details_only_for_those_who_work_the_deal(client: TestClient) -> None:

@@ -6,8 +6,10 @@ import uuid
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
+import pytest
+
 from services.deals import domain
-from services.deals.handlers import Deals, deal_id_for_lead, follow_up_id_for_shipment
+from services.deals.handlers import Deals, ReactionConflictError, deal_id_for_lead, follow_up_id_for_shipment
 from services.leads.events import Attribution, LeadContact, LeadConverted
 from services.production.events import MaterialShortageReported, OrderDelivered, OrderShipped
 from shared.decider import Context
@@ -131,3 +133,37 @@ async def test_production_events_for_an_unknown_or_open_deal_change_nothing() ->
     )
     await deliver(deals, production, e)  # no such deal: recorded in the logs, not retried forever
     assert all(e.stream_id.startswith("pipeline-") for e in await deals.store.read_all())
+
+
+async def test_a_conversion_meeting_a_deal_it_did_not_open_is_an_error_the_operator_sees() -> None:
+    """Issue 20, item 1: someone opened a deal under the id a lead's conversion derives. The reaction must not take
+    it as its own (the deal would stay the other's, in their team, with their title and value): it raises, and the
+    projection runner dead-letters the event with that reason; a conversion done before is still nothing."""
+    deals, leads = await setup()
+    lead, taken = uuid.uuid4(), uuid.uuid4()
+
+    def converted(lead_id: uuid.UUID) -> LeadConverted:
+        return LeadConverted(
+            lead_id=lead_id,
+            customer="Quán Cà Phê Mộc",
+            contact=None,
+            owner_id="u-lan",
+            team_id="north",
+            title="Máy pha",
+            estimated_value=Money.of(30_000_000),
+            attribution=Attribution(source="website_form"),
+        )
+
+    hijack = domain.OpenDeal(title="mine", customer="Quán Cà Phê Mộc", owner_id="u-eve", team_id="west")
+    await deals.handle(deal_id_for_lead(taken), hijack, Context(actor="u-eve"))
+    e = await envelope(leads, f"lead-{taken}", converted(taken))
+    with pytest.raises(ReactionConflictError, match="was not opened by a conversion"):
+        await deliver(deals, leads, e)
+    assert (await deals.deal(deal_id_for_lead(taken))).version == 1, "the other's deal is left as it is"
+
+    e = await envelope(leads, f"lead-{lead}", converted(lead))
+    await deliver(deals, leads, e)
+    again = await envelope(leads, f"lead-{lead}", converted(lead))  # converted again (after a recycle)
+    for each in (e, again):
+        await deliver(deals, leads, each)  # a conversion of this lead opened it: nothing to do, no error
+    assert (await deals.deal(deal_id_for_lead(lead))).version == 1

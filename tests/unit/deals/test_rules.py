@@ -40,6 +40,7 @@ OPENED = d.OpenDeal(
     team_id="north",
     value=Money.of(20_000_000),
     expected_close_date=date(2026, 12, 20),
+    contact_id="c-42",
 )
 QUOTED = d.SendQuote(quote_id=Q1, lines=(LINE,), valid_until=date(2026, 12, 31))
 STATES = {
@@ -77,6 +78,7 @@ COMMANDS: dict[str, d.Command] = {
     "record_feedback": d.RecordFeedback(follow_up_id=F1, csat=5),
     "complete_follow_up": d.CompleteFollowUp(follow_up_id=F1, outcome="happy customer"),
     "flag_delivery_risk": d.FlagDeliveryRisk(order_id=ORDER, reason="material shortage"),
+    "erase_contact": d.EraseContact(reason="data subject request"),
 }
 A = "allowed"
 # status:          none               open               won                lost
@@ -104,6 +106,7 @@ TABLE = {
     "record_feedback": ("deal_not_found", "deal_not_won", A, "deal_not_won"),
     "complete_follow_up": ("deal_not_found", "deal_not_won", A, "deal_not_won"),
     "flag_delivery_risk": ("deal_not_found", A, A, "deal_closed"),
+    "erase_contact": ("deal_not_found", A, A, A),
 }
 PAIRS = [(s, c, TABLE[c][i]) for c in TABLE for i, s in enumerate(("none", "open", "won", "lost"))]
 

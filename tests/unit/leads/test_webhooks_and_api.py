@@ -289,3 +289,25 @@ def test_phone_normalisation_table() -> None:
     assert phone("0912.345.678") == phone("(+84) 912 345 678") == "+84912345678"
     assert phone("0168 123 4567") == "+84381234567"
     assert phone("abc") is None
+
+
+def test_a_client_cannot_take_the_lead_id_of_a_delivery_the_source_will_make(client: TestClient) -> None:
+    """Issue 20, item 1: a lead typed in or imported with a source's external id gets an id of the imports'
+    namespace; the source's own (verified) delivery of that id is still captured, not answered as a replay."""
+    body = fixture("website_form.json")
+    taken = client.post(
+        "/leads",
+        json={"source": "website_form", "external_id": json.loads(body)["submission_id"], "contact": {"name": "X"}},
+        headers=MKT,
+    )
+    assert taken.status_code == 201, taken.text
+    again = client.post(
+        "/leads",
+        json={"source": "website_form", "external_id": json.loads(body)["submission_id"], "contact": {"name": "X"}},
+        headers=MKT,
+    )
+    assert again.json() == {"id": taken.json()["id"], "replayed": True}, "an import repeated is the same lead"
+    r = client.post("/webhooks/website", content=body, headers={"X-Pipelines-Signature": signed(body, "site-secret")})
+    assert r.status_code == 201, r.text
+    assert r.json()["id"] != taken.json()["id"]
+    assert lead(client, r.json()["id"])["contact"]["name"] == "Nguyễn Thị Hồng Nhung"

@@ -75,6 +75,18 @@ async def test_a_won_deal_delivered_twice_makes_one_order_with_its_lines_and_add
     assert (await production.order(order_id_for_deal(deal))).state.stage == "cancelled"
 
 
+async def test_a_deal_reopened_with_a_long_reason_still_cancels_its_order() -> None:
+    """A reopen's reason may be 2,000 characters, a cancellation's 500: the reaction keeps the reason's start."""
+    store = InMemoryEventStore()
+    deals = InMemoryEventStore(store.personal_data)
+    production = Production(store, lambda: NOW)
+    deal = uuid.uuid4()
+    await deliver(production, deals, won(deal), f"deal-{deal}")
+    reopened = DealReopened(deal_id=deal, was="won", to_stage=STAGE, reason="x" * 2000, reopened_at=NOW)
+    await deliver(production, deals, reopened, f"deal-{deal}")
+    assert (await production.order(order_id_for_deal(deal))).state.stage == "cancelled"
+
+
 @pytest.fixture
 def client():
     store = InMemoryEventStore()

@@ -30,7 +30,7 @@ def build(*commands: d.Command) -> d.Order:
     return state
 
 
-CREATE = d.CreateOrder(customer="Siêu thị Bình An", lines=LINES, due_date=date(2026, 12, 20))
+CREATE = d.CreateOrder(customer="Siêu thị Bình An", lines=LINES, due_date=date(2026, 12, 20), contact_id="c-7")
 PLAN = d.Plan(planned_start=date(2026, 11, 25), planned_end=date(2026, 12, 15))
 MATERIALS = (Material(component="máy nén", quantity=Decimal(4)),)
 PATH = [
@@ -88,6 +88,7 @@ COMMANDS: dict[str, d.Command] = {
     "resume": d.Resume(),
     "change_due_date": d.ChangeDueDate(due_date=date(2027, 1, 10), reason="khách dời ngày"),
     "cancel": d.Cancel(reason="khách hủy"),
+    "erase_contact": d.EraseContact(reason="data subject request"),
 }
 ORDERED = (
     "none",
@@ -160,6 +161,7 @@ ALLOWED = {
         "ready_to_ship",
         "on_hold",
     },
+    "erase_contact": set(ORDERED) - {"none"},  # whatever the order's stage: the person may be forgotten
 }
 PAIRS = [(s, c) for c in COMMANDS for s in ORDERED]
 

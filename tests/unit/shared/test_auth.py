@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
+import jwt
 import pytest
 from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
 
 from shared.auth import InvalidTokenError, Principal, TokenVerifier, current_principal, issue_token, require
+from shared.revocation import FORGET_AFTER_S, RevocationList, parse
 from shared.settings import Settings, SettingsError
 
 OLD, NEW = b"o" * 32, b"n" * 32
@@ -103,3 +107,100 @@ def test_a_verified_token_is_remembered_until_it_expires() -> None:
     time.sleep(2.1)
     with pytest.raises(InvalidTokenError, match="expired"):  # remembered, but not past its expiry
         verifier.verify(good)
+
+
+# Issue 20 item 8: bounds on what a token may claim, and revocation.
+
+
+def signed(claims: dict[str, Any], kid: str = "2026-06", secret: bytes = NEW) -> str:
+    """A token signed with a valid key whatever its claims (what an issuer that holds a key could make)."""
+    now = int(time.time())
+    base = {"sub": "u-1", "roles": ["sales"], "iss": "pipelines", "aud": "pipelines", "iat": now, "exp": now + 600}
+    base |= {"jti": "t-" + uuid.uuid4().hex}
+    return jwt.encode({k: v for k, v in (base | claims).items() if v is not None}, secret, "HS256", {"kid": kid})
+
+
+@pytest.mark.parametrize(
+    ("claims", "reason"),
+    [
+        ({"exp": str(int(time.time()) + 600)}, "exp must be a number"),
+        ({"exp": True}, "Signature has expired"),  # True is 1 to PyJWT, and no number here
+        ({"iat": str(int(time.time()))}, "iat must be a number"),
+        ({"nbf": str(int(time.time()))}, "nbf must be a number"),
+        ({"exp": 1e20}, "longest token lifetime"),
+        ({"exp": 1e20, "iat": None}, "longest token lifetime"),  # no iat: exp counts from now
+        ({"iat": int(time.time()) - 7200, "exp": int(time.time()) + 86400 - 3600}, "exp - iat is longer"),
+        ({"jti": None}, "Token is missing the 'jti' claim"),
+        ({"jti": ""}, "jti must be a string of 1 to 128"),
+        ({"jti": "x" * 129}, "jti must be a string of 1 to 128"),
+        ({"jti": 7}, "JWT ID must be a string"),
+        ({"team": "north", "pad": "x" * 1_300_000}, "longer than 8192 bytes"),  # a 1.3 MB token
+    ],
+)
+def test_tokens_past_the_bounds_are_refused(client: TestClient, claims: dict[str, Any], reason: str) -> None:
+    r = client.get("/me", headers={"Authorization": f"Bearer {signed(claims)}"})
+    assert r.status_code == 401 and reason in r.json()["detail"], r.json()
+
+
+def test_a_huge_token_is_refused_before_it_is_decoded(monkeypatch: pytest.MonkeyPatch) -> None:
+    verifier = TokenVerifier({"2026-06": NEW}, issuer="pipelines", audience="pipelines")
+
+    def no_decoding(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("decoded")
+
+    monkeypatch.setattr(jwt, "get_unverified_header", no_decoding)
+    monkeypatch.setattr(jwt, "decode", no_decoding)
+    with pytest.raises(InvalidTokenError, match="longer than 8192"):
+        verifier.verify("e" * 1_300_000)
+    with pytest.raises(InvalidTokenError, match="not ASCII"):
+        verifier.verify("é" * 100)
+
+
+def test_the_longest_lifetime_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PIPELINES_JWT_MAX_LIFETIME_S", "3600")
+    settings = Settings(_env_file=None, jwt_keys='{"2026-06": "' + NEW.decode() + '"}')
+    verifier = TokenVerifier.from_settings(settings)
+    now = int(time.time())
+    assert verifier.verify(signed({"exp": now + 3600})).user_id == "u-1"
+    with pytest.raises(InvalidTokenError, match=r"longest token lifetime \(3600 s\)"):
+        verifier.verify(signed({"exp": now + 3700}))
+    monkeypatch.delenv("PIPELINES_JWT_MAX_LIFETIME_S")
+    assert Settings(_env_file=None).jwt_max_lifetime_s == 86400  # a day: the CLI's tokens (12 hours) pass
+
+
+def test_issued_tokens_carry_a_random_id_and_when_they_were_issued() -> None:
+    first, second = (
+        jwt.decode(
+            issue_token(key_id="k", secret=NEW, user_id="u", roles=["sales"]), NEW, ["HS256"], audience="pipelines"
+        )
+        for _ in range(2)
+    )
+    assert len(first["jti"]) >= 20 and first["jti"] != second["jti"]
+    assert first["exp"] - first["iat"] == 3600
+
+
+def test_a_revoked_token_is_refused_even_once_remembered_and_others_still_work() -> None:
+    revocations = RevocationList()  # no settings: this process's list only (publish revokes here)
+    verifier = TokenVerifier({"k": NEW}, issuer="pipelines", audience="pipelines", revoked=revocations)
+    signed_out = issue_token(key_id="k", secret=NEW, user_id="u-1", roles=["sales"])
+    other = issue_token(key_id="k", secret=NEW, user_id="u-1", roles=["sales"])
+    checked = verifier.check(signed_out)  # now remembered as verified
+    assert checked.principal.user_id == "u-1"
+    asyncio.run(revocations.publish(checked.token_id, checked.expires))
+    with pytest.raises(InvalidTokenError, match="revoked"):
+        verifier.verify(signed_out)
+    assert verifier.verify(other).user_id == "u-1"
+
+
+def test_revocations_are_forgotten_once_their_tokens_expired_and_junk_is_skipped() -> None:
+    now = [1_000_000.0]
+    revocations = RevocationList(clock=lambda: now[0])
+    revocations.revoke("a", 1_000_100.0)
+    revocations.revoke("a", 1_000_050.0)  # an earlier expiry does not shorten it
+    revocations.revoke("b", 1_000_010.0)
+    now[0] = 1_000_010.0 + FORGET_AFTER_S + 61
+    revocations.revoke("c", now[0] + 10)  # pruning runs at most once a minute, on a revocation or a read
+    assert "a" in revocations and "b" not in revocations and len(revocations) == 2
+    assert parse(b'{"jti": "x", "exp": 5}') == ("x", 5.0)
+    for junk in (b"", b"[]", b"not json", b'{"jti": "x"}', b'{"jti": "", "exp": 5}', b'{"jti": "x", "exp": true}'):
+        assert parse(junk) is None, junk

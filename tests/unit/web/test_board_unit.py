@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -79,7 +80,7 @@ def test_filters_have_defaults_and_refuse_bad_input_by_name() -> None:
         ({"as_of": "2027-01-01"}, "as_of: a date in the future"),
         ({"team": "north'; drop"}, "team:"),
         ({"deal": "<script>"}, "deal:"),
-        ({"from": "0001-01-01"}, "years 1000 to 2999"),
+        ({"from": "0001-01-01"}, "days 1900-01-01 to 2199-12-31"),
     ]:
         with pytest.raises(FilterError, match=message.replace("(", r"\(")):
             Filters.parse(query, today)
@@ -173,6 +174,13 @@ def fake_apis(request: httpx.Request) -> httpx.Response:
     return httpx.Response(200, json=[])
 
 
+async def csrf_field(web: httpx.AsyncClient) -> str:
+    """The login form's hidden ``csrf`` value (its cookie is now in the client)."""
+    found = re.search(r'name="csrf" value="([^"]+)"', (await web.get("/login")).text)
+    assert found, "no csrf field in the login form"
+    return found.group(1)
+
+
 @pytest.fixture
 async def web() -> Any:
     app = create_app(SETTINGS, transport=httpx.MockTransport(fake_apis), live_feed=False)
@@ -182,13 +190,14 @@ async def web() -> Any:
 
 
 async def test_sign_in_keeps_the_token_in_an_http_only_cookie(web: httpx.AsyncClient) -> None:
-    r = await web.post("/login", data={"token": "nope", "next": "/sales"})
+    form = {"csrf": await csrf_field(web)}  # the login form's (tests/unit/web/test_sessions.py)
+    r = await web.post("/login", data={"token": "nope", "next": "/sales"} | form)
     assert r.status_code == 401 and "not valid" in r.text
-    r = await web.post("/login", data={"token": "Bearer " + tok("u-lan", "sales"), "next": "/production"})
+    r = await web.post("/login", data={"token": "Bearer " + tok("u-lan", "sales"), "next": "/production"} | form)
     assert r.status_code == 303 and r.headers["location"] == "/production"
     cookie = r.headers["set-cookie"]
     assert cookie.startswith(COOKIE) and "HttpOnly" in cookie and "SameSite=strict" in cookie
-    r = await web.post("/logout")
+    r = await web.post("/logout", data={"csrf": web.cookies["pipelines_csrf"]})
     assert r.status_code == 303 and 'pipelines_token=""' in r.headers["set-cookie"]
 
 

@@ -1,0 +1,73 @@
+"""An event too large for Kafka is refused when it is appended, naming what made it large (issue 19)."""
+
+from __future__ import annotations
+
+import secrets
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from shared.envelope import CloudEvent
+from shared.eventstore import EventTooLargeError, NewEvent
+from shared.eventstore.memory import InMemoryEventStore
+from shared.http import install_common
+from shared.wire import check_event_size, envelope_json, record_bytes
+from tests.support.events import ContactRecorded, ThingCreated
+
+
+async def test_the_memory_store_refuses_an_event_over_its_limit_and_keeps_nothing() -> None:
+    store = InMemoryEventStore(max_event_bytes=20_000)
+    await store.append("t", [NewEvent(ThingCreated(thing_id="t", name="a" * 15_000))], expected_version=0)
+    with pytest.raises(EventTooLargeError) as refused:
+        await store.append("t", [NewEvent(ThingCreated(thing_id="t", name="b" * 20_000))], expected_version=1)
+    assert refused.value.field == "data.name"
+    assert await store.stream_version("t") == 1
+
+
+async def test_personal_fields_count_as_sealed_which_is_larger_than_they_were_typed() -> None:
+    """Sealing grows a personal field by about a third: the limit is checked on what is published."""
+    store = InMemoryEventStore(max_event_bytes=20_000)
+    name = secrets.token_urlsafe(12_000)  # 16,000 characters: fits as typed, not once sealed
+    with pytest.raises(EventTooLargeError) as refused:
+        await store.append(
+            "p",
+            [NewEvent(ContactRecorded(person_id="p", email=None, full_name=name, source="web"))],
+            expected_version=0,
+        )
+    assert refused.value.field == "data.full_name" and refused.value.size > 20_000
+
+
+async def test_the_size_checked_is_never_below_the_record_the_relay_publishes() -> None:
+    store = InMemoryEventStore()
+    await store.append(
+        "s-1",
+        [NewEvent(ThingCreated(thing_id="s-1", name="é" * 3000), metadata={"correlation_id": "c" * 100})],
+        expected_version=0,
+    )
+    (recorded,) = await store.read_stream("s-1")
+    published = record_bytes(envelope_json(recorded, "deals"), b"s-1")
+    assert envelope_json(recorded, "deals") == CloudEvent.from_recorded(recorded, "deals").kafka_value()
+    with pytest.raises(EventTooLargeError) as checked:
+        check_event_size("s-1", recorded.event_type, 1, recorded.data, recorded.metadata, source="deals", limit=0)
+    # at least what is published (the version, position and times the store gives it later at their widest)
+    assert published <= checked.value.size <= published + 64
+
+
+def test_the_apis_answer_422_naming_the_field_and_the_limit() -> None:
+    app = FastAPI()
+
+    async def ready() -> dict[str, str]:
+        return {}
+
+    install_common(app, ready, "test")
+
+    @app.post("/things")
+    async def create() -> None:
+        raise EventTooLargeError("t", "pipelines.test.ThingCreated", 1_200_000, 1_000_000, "data.raw_payload")
+
+    answer = TestClient(app).post("/things")
+    assert answer.status_code == 422
+    body = answer.json()
+    assert body["rule"] == "event_too_large" and body["field"] == "data.raw_payload" and body["limit"] == 1_000_000
+    assert "1,000,000 bytes" in body["detail"]
