@@ -128,6 +128,13 @@ class TokenVerifier:
         kid = header.get("kid")
         if kid not in self._keys:
             raise InvalidTokenError(f"unknown key id {kid!r}")
+        try:  # the times' types first: PyJWT would take "1700000000" and True as times, or call them expired
+            unverified = jwt.decode(token, options={"verify_signature": False})
+        except jwt.PyJWTError as exc:
+            raise InvalidTokenError(f"malformed token: {exc}") from None
+        for claim in ("exp", "iat", "nbf"):
+            if claim in unverified and not _is_time(unverified[claim]):
+                raise InvalidTokenError(f"{claim} must be a number (seconds since the epoch)")
         try:
             claims = jwt.decode(
                 token,
@@ -140,9 +147,6 @@ class TokenVerifier:
             )
         except jwt.PyJWTError as exc:
             raise InvalidTokenError(str(exc)) from None
-        for claim in ("exp", "iat", "nbf"):
-            if claim in claims and not _is_time(claims[claim]):
-                raise InvalidTokenError(f"{claim} must be a number (seconds since the epoch)")
         expires = float(claims["exp"])
         if expires - time.time() > self.max_lifetime_s + self.leeway_s:
             raise InvalidTokenError(f"exp is further ahead than the longest token lifetime ({self.max_lifetime_s} s)")

@@ -94,13 +94,18 @@ async def test_an_event_kafka_cannot_take_stops_only_its_relay_until_the_limit_i
                 await wait_until(lambda: _true(len(load.deals) > 0), timeout=30)
                 deal = load.deals[0]
                 # 1. the attack's requests, refused before anything is stored
+                # (a head over the server's bound is answered 431 and the connection closed, which a client still
+                # sending it may see as the connection going away: either way nothing is read or stored)
                 headers = SALES | {"X-Correlation-ID": "c" * 1_100_000}
-                answer = await http.post(
-                    f"{procs.urls['deals']}/deals/{deal}/log-activity",
-                    headers=headers,
-                    json={"activity_type": "call", "channel": "phone"},
-                )
-                assert answer.status_code in (400, 431) and len(answer.content) < 10_000
+                try:
+                    answer = await http.post(
+                        f"{procs.urls['deals']}/deals/{deal}/log-activity",
+                        headers=headers,
+                        json={"activity_type": "call", "channel": "phone"},
+                    )
+                    assert answer.status_code in (400, 431) and len(answer.content) < 10_000
+                except httpx.TransportError:
+                    pass
                 lead = {
                     "source": "website",
                     "contact": {"full_name": "Nguyễn Văn An", "email": "an@example.vn"},

@@ -124,7 +124,8 @@ def signed(claims: dict[str, Any], kid: str = "2026-06", secret: bytes = NEW) ->
     ("claims", "reason"),
     [
         ({"exp": str(int(time.time()) + 600)}, "exp must be a number"),
-        ({"exp": True}, "Signature has expired"),  # True is 1 to PyJWT, and no number here
+        ({"exp": True}, "exp must be a number"),  # True is 1 to PyJWT, and no number here
+        ({"exp": str(int(time.time()) - 3600)}, "exp must be a number"),  # not "expired": the type comes first
         ({"iat": str(int(time.time()))}, "iat must be a number"),
         ({"nbf": str(int(time.time()))}, "nbf must be a number"),
         ({"exp": 1e20}, "longest token lifetime"),
