@@ -9,7 +9,7 @@ the topics and its producer (docs/OPERATIONS.md, "An event the relay cannot publ
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -73,6 +73,16 @@ class EventTooLargeError(ValueError):
 # The widest values the store can give the parts an appended event does not have yet.
 _WIDEST_TIME = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
 _WIDEST_INT = 2**63 - 1
+
+
+def check_event_sizes(
+    stream_id: str, events: Sequence[Any], sealed: Sequence[Mapping[str, Any]], *, source: str, limit: int
+) -> None:
+    """``check_event_size`` for each ``NewEvent`` of an append beside its data as stored (what both stores call)."""
+    for e, data in zip(events, sealed, strict=True):
+        check_event_size(
+            stream_id, e.event.event_type, e.event.schema_version, data, e.metadata, source=source, limit=limit
+        )
 
 
 def check_event_size(

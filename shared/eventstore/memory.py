@@ -21,7 +21,7 @@ from shared.eventstore import (
     StateCache,
 )
 from shared.pii import InMemoryKeyStore, PersonalData
-from shared.wire import DEFAULT_MAX_EVENT_BYTES, check_event_size
+from shared.wire import DEFAULT_MAX_EVENT_BYTES, check_event_sizes
 
 
 class InMemoryEventStore:
@@ -48,16 +48,7 @@ class InMemoryEventStore:
         idempotency: Idempotency | None = None,
     ) -> AppendResult:
         sealed = await self.personal_data.seal(e.event for e in events)
-        for e, data in zip(events, sealed, strict=True):
-            check_event_size(
-                stream_id,
-                e.event.event_type,
-                e.event.schema_version,
-                data,
-                e.metadata,
-                source="memory",
-                limit=self.max_event_bytes,
-            )
+        check_event_sizes(stream_id, events, sealed, source="memory", limit=self.max_event_bytes)
         async with self._lock:
             if idempotency and (first := await self.idempotent_result(idempotency)):
                 return first

@@ -39,7 +39,7 @@ from shared.eventstore import (
 from shared.metrics import APPEND_SECONDS, EVENTS_APPENDED
 from shared.migrations import Migration, apply
 from shared.pii import PersonalData
-from shared.wire import DEFAULT_MAX_EVENT_BYTES, check_event_size
+from shared.wire import DEFAULT_MAX_EVENT_BYTES, check_event_sizes
 
 # The store's migrations (shared.migrations). The first makes what every start made before migrations, IF NOT
 # EXISTS throughout (the index, trigger and rules only when missing), so on a schema made then it changes nothing
@@ -179,16 +179,7 @@ class PostgresEventStore:
             raise ValueError(f"store {self.schema} has no key store: it cannot seal personal data")
         else:
             sealed = [e.event.model_dump(mode="json") for e in events]
-        for e, data in zip(events, sealed, strict=True):
-            check_event_size(
-                stream_id,
-                e.event.event_type,
-                e.event.schema_version,
-                data,
-                e.metadata,
-                source=self.schema,
-                limit=self.max_event_bytes,
-            )
+        check_event_sizes(stream_id, events, sealed, source=self.schema, limit=self.max_event_bytes)
         conn = conn or self._bound
         started = time.perf_counter()
         try:
