@@ -39,7 +39,7 @@ lint: ## ruff, mypy (strict), import contracts
 	.venv/bin/ruff format --check .
 	.venv/bin/mypy
 	.venv/bin/lint-imports
-	.venv/bin/python -m services.contract check
+	.venv/bin/python -m tools.contract check
 
 fmt: ## format and autofix
 	.venv/bin/ruff format .
@@ -49,7 +49,7 @@ bench: setup ## run every benchmark beside its baseline on the real servers; tab
 	.venv/bin/python -m bench $(BENCH)
 
 schemas: ## write the JSON Schema of new event types and versions under docs/events
-	.venv/bin/python -m services.contract write
+	.venv/bin/python -m tools.contract write
 
 lock: ## update uv.lock after changing pyproject.toml
 	UV_CACHE_DIR=.cache/uv .cache/uv-venv/bin/uv lock

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from bench.common import RESULTS, Env, Report, machine, write
-from shared.stack import Endpoints, Servers, start_servers
+from shared.ops.stack import Endpoints, Servers, start_servers
 
 BENCHMARKS = ("append", "relay", "e2e", "rebuild", "growth", "projectors", "memory")
 

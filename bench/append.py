@@ -21,9 +21,9 @@ import asyncpg
 from bench.common import Env, Report, cleanup, median, percentile
 from services.deals import domain
 from services.deals.handlers import Deals, deal_stream
-from shared.decider import Context, execute
-from shared.eventstore.postgres import PostgresEventStore
-from shared.service import Storage
+from shared.core.decider import Context, execute
+from shared.edge.service import Storage
+from shared.store.postgres import PostgresEventStore
 
 WRITERS = (1, 8, 32)
 Command = Callable[[int], Awaitable[None]]
@@ -44,7 +44,7 @@ async def open_deals(deals: Deals, n: int, history: int) -> list[uuid.UUID]:
 
 
 def project_command(store: PostgresEventStore, ids: list[uuid.UUID]) -> Command:
-    """The project's path: shared.decider.execute with the deals decider and domain."""
+    """The project's path: shared.core.decider.execute with the deals decider and domain."""
 
     async def run(i: int) -> None:
         deal_id = ids[i]

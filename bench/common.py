@@ -20,9 +20,9 @@ from typing import Any
 
 import asyncpg
 
-from shared.settings import Settings
-from shared.stack import ROOT, Endpoints
-from tests.support.services import drop_everything, isolated_settings
+from shared.ops.settings import Settings
+from shared.ops.stack import ROOT, Endpoints
+from testkit.services import drop_everything, isolated_settings
 
 RESULTS = ROOT / "bench" / "results"
 

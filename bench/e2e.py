@@ -42,12 +42,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench.common import Env, Report, cleanup, median, percentile
 from bench.processes import HttpClient, ServiceProcesses
-from shared.kafka import TopicSpec, delete_topics, ensure_topics
-from shared.projections import generation_schema
-from shared.service import settle_heap
-from shared.settings import Settings
-from shared.stack import ROOT
-from tests.support.services import bearer
+from shared.edge.service import settle_heap
+from shared.messaging.kafka import TopicSpec, delete_topics, ensure_topics
+from shared.messaging.projections import generation_schema
+from shared.ops.settings import Settings
+from shared.ops.stack import ROOT
+from testkit.services import bearer
 
 USER = "u-bench"
 HEADERS = bearer(USER, "sales", team="north")

@@ -19,10 +19,10 @@ from datetime import UTC, datetime
 from bench.common import Env, Report, cleanup, median, percentile
 from services.deals import domain
 from services.deals.handlers import Deals, deal_stream
-from shared.decider import Context, Decider, execute
-from shared.eventstore import StateCache
-from shared.eventstore.postgres import PostgresEventStore
-from shared.service import Storage
+from shared.core.decider import Context, Decider, execute
+from shared.edge.service import Storage
+from shared.store import StateCache
+from shared.store.postgres import PostgresEventStore
 
 
 async def template_rows(deals: Deals) -> tuple[dict[str, object], dict[str, object]]:

@@ -20,7 +20,7 @@ from typing import Any
 from bench.common import Env, Report, cleanup
 from bench.e2e import Deals, offer
 from bench.processes import memory_kib
-from shared.stack import ROOT
+from shared.ops.stack import ROOT
 
 SAMPLE_EVERY_S = 0.25
 

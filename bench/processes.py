@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shared.settings import Settings
-from shared.stack import ROOT
-from tests.support.services import process_env
+from shared.ops.settings import Settings
+from shared.ops.stack import ROOT
+from testkit.services import process_env
 
 MODES = ("api", "relay", "projector")
 IDLE_S = 2.0  # a keep-alive connection idle longer is not reused

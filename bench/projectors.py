@@ -30,10 +30,10 @@ from pathlib import Path
 from bench.common import RESULTS, Env, Report, cleanup, median
 from bench.relay import all_visible, prefill
 from services.deals import main as deals_main
-from shared.projections import request_rebuild
-from shared.service import ServiceCore
-from shared.stack import ROOT
-from tests.support.services import applied_everything, process_env
+from shared.edge.service import ServiceCore
+from shared.messaging.projections import request_rebuild
+from shared.ops.stack import ROOT
+from testkit.services import applied_everything, process_env
 
 PROJECTION = "board"
 

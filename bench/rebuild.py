@@ -2,7 +2,7 @@
 
 Source: the rebuild reads what the project's rebuild reads, the deals events topic from offset 0 (a new
 generation is a new consumer group; the store is not read). The topic is filled with a generated history
-(tests/support/deals_history.py) exactly as the relay writes it: CloudEvents JSON, key = stream id, 6 partitions.
+(testkit/deals_history.py) exactly as the relay writes it: CloudEvents JSON, key = stream id, 6 partitions.
 
 Measured, in interleaved rounds on the same topic:
 
@@ -38,12 +38,12 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from bench.common import Env, Report, cleanup, median
 from services.deals.projections import board
-from shared.db import create_pool
-from shared.envelope import CloudEvent
-from shared.kafka import TopicSpec, ensure_topics
-from shared.projections import Projection, ProjectionRunner, request_rebuild
-from shared.settings import Settings
-from tests.support.deals_history import History, check
+from shared.messaging.envelope import CloudEvent
+from shared.messaging.kafka import TopicSpec, ensure_topics
+from shared.messaging.projections import Projection, ProjectionRunner, request_rebuild
+from shared.ops.settings import Settings
+from shared.store.db import create_pool
+from testkit.deals_history import History, check
 
 PARTITIONS = 6
 TABLES = {

@@ -38,15 +38,15 @@ from bench.common import Env, Report, cleanup, median
 from services.deals import domain
 from services.deals import main as deals_main
 from services.deals.events import Contact, ProductLine
-from shared.decider import Context
-from shared.envelope import KAFKA_HEADERS, CloudEvent
-from shared.eventstore import START, RecordedEvent
-from shared.eventstore.postgres import PostgresEventStore
-from shared.kafka import TopicSpec, delete_topics, ensure_topics, read_whole_topic
-from shared.money import Money
-from shared.relay import OutboxRelay
-from shared.service import ServiceCore
-from shared.settings import Settings
+from shared.core.decider import Context
+from shared.core.money import Money
+from shared.edge.service import ServiceCore
+from shared.messaging.envelope import KAFKA_HEADERS, CloudEvent
+from shared.messaging.kafka import TopicSpec, delete_topics, ensure_topics, read_whole_topic
+from shared.messaging.relay import OutboxRelay
+from shared.ops.settings import Settings
+from shared.store import START, RecordedEvent
+from shared.store.postgres import PostgresEventStore
 
 BATCH = 500
 READ_SQL = """SELECT stream_id, version, position, event_id, event_type, schema_version, data, metadata,

@@ -22,13 +22,13 @@ import structlog
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import AwareDatetime
 
-from shared.auth import Principal
-from shared.db import Conn
-from shared.envelope import CloudEvent
-from shared.events import DomainEvent
-from shared.eventstore import ConcurrencyError, DuplicateEventError, NewEvent
-from shared.eventstore.postgres import PostgresEventStore
-from shared.projections import Projection, ReadModels
+from shared.core.events import DomainEvent
+from shared.edge.auth import Principal
+from shared.messaging.envelope import CloudEvent
+from shared.messaging.projections import Projection, ReadModels
+from shared.store import ConcurrencyError, DuplicateEventError, NewEvent
+from shared.store.db import Conn
+from shared.store.postgres import PostgresEventStore
 
 log = structlog.get_logger(__name__)
 NS_ALERTS = uuid.UUID("a1e77000-5e3e-5a1c-8f00-000000000001")
@@ -242,7 +242,7 @@ def add_alerts_route(
     async def get_alerts(
         request: Request, active: bool = True, limit: int = Query(100, ge=1, le=500)
     ) -> list[dict[str, Any]]:
-        p: Principal = request.state.principal  # set by the ``allowed`` dependency (shared.auth)
+        p: Principal = request.state.principal  # set by the ``allowed`` dependency (shared.edge.auth)
         if visible is None:
             async with read_models().connection("alerts") as conn:
                 return await list_alerts(conn, service=service, active_only=active, limit=limit)

@@ -1,4 +1,4 @@
-"""Session fixtures: real Kafka and PostgreSQL, resolved by shared.stack (env → testcontainers → local stack).
+"""Session fixtures: real Kafka and PostgreSQL, resolved by shared.ops.stack (env → testcontainers → local stack).
 
 Each test gets its own PostgreSQL schema and its own Kafka topics. A run with PIPELINES_FAIL_ON_SKIP=1
 (as `make test` and CI run it) fails if any test was skipped: a skipped real-server test proves nothing.
@@ -13,8 +13,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 import asyncpg
 import pytest
 
-from shared.kafka import TopicSpec, delete_topics, ensure_topics
-from shared.stack import Endpoints, start_servers
+from shared.messaging.kafka import TopicSpec, delete_topics, ensure_topics
+from shared.ops.stack import Endpoints, start_servers
 
 REAL_SERVER_MARKERS = ("pg", "kafka", "cluster", "e2e")
 
@@ -96,7 +96,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 @pytest.fixture(scope="session")
 async def pg_pool(endpoints: Endpoints) -> AsyncIterator[asyncpg.Pool]:
-    from shared.db import create_pool
+    from shared.store.db import create_pool
 
     pool = await create_pool(endpoints.database_url, min_size=2, max_size=40)
     try:
@@ -108,10 +108,10 @@ async def pg_pool(endpoints: Endpoints) -> AsyncIterator[asyncpg.Pool]:
 @pytest.fixture
 async def pg_store(pg_pool: asyncpg.Pool, pg_schema: str):
     """A PostgreSQL event store in this test's schema, with its key store in the same schema."""
-    from shared.eventstore.postgres import PostgresEventStore
-    from shared.keystore import PostgresKeyStore
-    from shared.pii import PersonalData
-    from tests.support.services import TEST_KEYRINGS
+    from shared.privacy.pii import PersonalData
+    from shared.store.keystore import PostgresKeyStore
+    from shared.store.postgres import PostgresEventStore
+    from testkit.services import TEST_KEYRINGS
 
     keys = PostgresKeyStore(pg_pool, master_key=b"k" * 32, keyring_dir=TEST_KEYRINGS, schema=pg_schema)
     await keys.setup()

@@ -10,9 +10,9 @@ CREATE SCHEMA production AUTHORIZATION production;
 CREATE SCHEMA pii AUTHORIZATION pii_owner;
 GRANT USAGE, CREATE ON SCHEMA pii TO leads, deals, production;
 ALTER DEFAULT PRIVILEGES FOR ROLE pii_owner IN SCHEMA pii GRANT SELECT, INSERT, DELETE ON TABLES TO leads, deals, production;
--- its tables are made here, owned by pii_owner (as shared.keystore makes them; its CREATE ... IF NOT EXISTS is then
+-- its tables are made here, owned by pii_owner (as shared.store.keystore makes them; its CREATE ... IF NOT EXISTS is then
 -- a no-op): made by the first service to start, they would be that service's and the others could not use them.
--- So is its schema_migrations (as shared.migrations makes it), where the first service records the key store's
+-- So is its schema_migrations (as shared.store.migrations makes it), where the first service records the key store's
 -- migration. (A database set up before migrations existed: run these CREATE TABLE pii.schema_migrations lines,
 -- as pii_owner, before the upgraded services start.)
 SET ROLE pii_owner;
@@ -30,7 +30,7 @@ CREATE TABLE pii.erasures (
     subject_id text PRIMARY KEY,
     erased_at timestamptz NOT NULL DEFAULT now(),
     reason text NOT NULL DEFAULT '');
--- the wrapping epochs (shared/keystore.py, migration keystore.0002; decision 0015). A database set up before them:
+-- the wrapping epochs (shared/store/keystore.py, migration keystore.0002; decision 0015). A database set up before them:
 -- run from here to RESET ROLE (as pii_owner), with the ALTER TABLE below instead of the epoch column above.
 --   ALTER TABLE pii.subject_keys ADD COLUMN epoch integer NOT NULL DEFAULT 0;
 CREATE TABLE pii.keyring_state (

@@ -33,9 +33,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from services.deals import events as ev
-from shared.db import Conn
-from shared.envelope import CloudEvent
-from shared.projections import Projection
+from shared.messaging.envelope import CloudEvent
+from shared.messaging.projections import Projection
+from shared.store.db import Conn
 
 DDL = """
 CREATE TABLE IF NOT EXISTS pipeline_stages (

@@ -24,13 +24,14 @@ from services.deals import analytics, domain, projections
 from services.deals.domain import Deal
 from services.deals.handlers import Deals, deal_stream
 from shared.alerts import add_alerts_route
-from shared.auth import Principal, TokenVerifier, require
-from shared.decider import Context, Loaded
-from shared.eventstore import EventStore
-from shared.http import (
+from shared.core.decider import Context, Loaded
+from shared.core.ids import CLIENT_ID_RULE, ClientId, is_client_id
+from shared.core.limits import DAY_RANGE, MAX_TIME_HEADER_CHARS, MAX_VERSION, Day, Moment, moment_problem
+from shared.edge.auth import Principal, TokenVerifier, require
+from shared.edge.http import (
     ERRORS as COMMON_ERRORS,
 )
-from shared.http import (
+from shared.edge.http import (
     CommandAnswer,
     Cursor,
     IdempotencyKey,
@@ -46,10 +47,9 @@ from shared.http import (
     page,
     wait_target,
 )
-from shared.ids import CLIENT_ID_RULE, ClientId, is_client_id
-from shared.limits import DAY_RANGE, MAX_TIME_HEADER_CHARS, MAX_VERSION, Day, Moment, moment_problem
-from shared.pii import PersonalData
-from shared.projections import ReadModels
+from shared.messaging.projections import ReadModels
+from shared.privacy.pii import PersonalData
+from shared.store import EventStore
 
 SALES_ROLES = ("sales", "sales_manager", "sales_director")
 READ_ROLES = ("sales", "sales_manager", "sales_director", "auditor")
@@ -108,7 +108,7 @@ def may_place(p: Principal, owner_id: str, team_id: str | None) -> bool:
 
 
 PLACES = "a salesperson's own deals, in their team; a manager's team's; a director's anywhere"
-# Ids a client names for new things of kinds the service also derives ids of (shared.ids): a shipment's follow-up.
+# Ids a client names for new things of kinds the service also derives ids of (shared.core.ids): a shipment's follow-up.
 CLIENT_CHOSEN_IDS = {"start_follow_up": "follow_up_id"}
 
 

@@ -58,9 +58,9 @@ from services.deals.events import (
     StageSnapshot,
     Text,
 )
-from shared.decider import Decider, RuleError, replace
-from shared.events import DomainEvent
-from shared.limits import (
+from shared.core.decider import Decider, RuleError, replace
+from shared.core.events import DomainEvent
+from shared.core.limits import (
     MAX_COUNT,
     MAX_ITEMS,
     MAX_TEXT_CHARS,
@@ -74,7 +74,7 @@ from shared.limits import (
     Quantity,
     ValidatedAs,
 )
-from shared.money import Money, totals
+from shared.core.money import Money, totals
 
 
 # ---------------------------------------------------------------------------------------------- errors
@@ -93,7 +93,7 @@ class NotFoundError(DealRuleError):
 
 
 # ---------------------------------------------------------------------------------------------- request forms
-# The event contract's values as a request gives them: the same fields, each bounded (shared.limits). A command
+# The event contract's values as a request gives them: the same fields, each bounded (shared.core.limits). A command
 # field holds the plain value (``ValidatedAs``), so events and states never see these classes.
 class StageDefinitionInput(StageDefinition):
     order: int = Field(ge=0, le=MAX_COUNT)
@@ -374,7 +374,7 @@ MAX_LINES = 200  # lines of a deal or a quote
 
 
 class Command(BaseModel):
-    """A command on a deal. Its strings are at most MAX_TEXT_CHARS unless a field says less (shared.limits)."""
+    """A command on a deal. Its strings are at most MAX_TEXT_CHARS unless a field says less (shared.core.limits)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", str_max_length=MAX_TEXT_CHARS)
     name: ClassVar[str]

@@ -19,14 +19,14 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, model_validator
 
-from shared.events import DomainEvent
-from shared.money import DecimalStr, Money
+from shared.core.events import DomainEvent
+from shared.core.money import DecimalStr, Money
 
 Text = Annotated[str, Field(min_length=1, max_length=2000)]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 Probability = Annotated[Decimal, Field(ge=0, le=1, max_digits=5, decimal_places=4)]
 
-# The deal a converted lead opens: its id derives from the lead's (a name-based UUID, version 5: shared.ids).
+# The deal a converted lead opens: its id derives from the lead's (a name-based UUID, version 5: shared.core.ids).
 NS_DEAL_FROM_LEAD = uuid.UUID("6f1f3c8e-2f4e-5b7a-9d0c-1a2b3c4d5e01")
 
 

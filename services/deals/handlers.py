@@ -1,7 +1,7 @@
 """The deals service's use cases: commands on pipelines, deals and targets, and reactions to other services.
 
 Each command loads its stream, decides with the pure domain and appends with the expected version
-(``shared.decider.execute``). Reactions derive the ids of what they create from the triggering event, so
+(``shared.core.decider.execute``). Reactions derive the ids of what they create from the triggering event, so
 running one twice changes nothing; they append inside the projection runner's transaction.
 """
 
@@ -26,18 +26,18 @@ from services.production.events import (
     ProductionOrderPutOnHold,
     PromisedDateChanged,
 )
-from shared.decider import CommandResult, Context, Current, Loaded, current, execute, load
-from shared.envelope import CloudEvent
-from shared.events import registry
-from shared.eventstore import ConcurrencyError, DuplicateEventError, EventStore
-from shared.money import Money
-from shared.pii import KeyStore, keys_of
+from shared.core.decider import CommandResult, Context, Current, Loaded, current, execute, load
+from shared.core.events import registry
+from shared.core.money import Money
+from shared.messaging.envelope import CloudEvent
+from shared.privacy.pii import KeyStore, keys_of
+from shared.store import ConcurrencyError, DuplicateEventError, EventStore
 
 log = structlog.get_logger(__name__)
 Clock = Callable[[], datetime]
 
 # Ids of what reactions create derive from what caused them (uuid5 in these namespaces; a client may not choose
-# such an id: shared.ids). A converted lead's deal: NS_DEAL_FROM_LEAD, deal_id_for_lead (the event contract's).
+# such an id: shared.core.ids). A converted lead's deal: NS_DEAL_FROM_LEAD, deal_id_for_lead (the event contract's).
 NS_FOLLOW_UP_FROM_SHIPMENT = uuid.UUID("6f1f3c8e-2f4e-5b7a-9d0c-1a2b3c4d5e02")
 FOLLOW_UP_AFTER_SHIPMENT = timedelta(days=3)
 FOLLOW_UP_AFTER_DELIVERY = timedelta(days=7)

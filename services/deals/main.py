@@ -14,12 +14,12 @@ from services.deals import analytics, projections
 from services.deals.api import DealsAPI, create_app
 from services.deals.handlers import Clock, Deals
 from shared.alerts import Check
-from shared.auth import TokenVerifier
-from shared.db import Conn
-from shared.envelope import CloudEvent
-from shared.projections import Projection
-from shared.service import ServiceCore, Storage, utc_now
-from shared.settings import Settings
+from shared.edge.auth import TokenVerifier
+from shared.edge.service import ServiceCore, Storage, utc_now
+from shared.messaging.envelope import CloudEvent
+from shared.messaging.projections import Projection
+from shared.ops.settings import Settings
+from shared.store.db import Conn
 
 SERVICE = "deals"
 

@@ -14,9 +14,9 @@ from typing import Any
 
 from services.deals import events as ev
 from shared.alerts import Condition
-from shared.db import Conn
-from shared.envelope import CloudEvent
-from shared.projections import Projection
+from shared.messaging.envelope import CloudEvent
+from shared.messaging.projections import Projection
+from shared.store.db import Conn
 
 # ---------------------------------------------------------------------------------------------- board
 BOARD_DDL = """

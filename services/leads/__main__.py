@@ -1,4 +1,4 @@
 from services.leads.main import SERVICE, build
-from shared.service import main
+from shared.edge.service import main
 
 main(SERVICE, build)

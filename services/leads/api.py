@@ -22,12 +22,13 @@ from pydantic import BaseModel, Field, ValidationError
 from services.leads import domain, projections, sources
 from services.leads.handlers import Captured, Leads
 from shared.alerts import add_alerts_route
-from shared.auth import Principal, TokenVerifier, require
-from shared.decider import Context
-from shared.http import (
+from shared.core.decider import Context
+from shared.core.limits import DAY_RANGE, MAX_EXTERNAL_ID_CHARS, Day, bounded_errors
+from shared.edge.auth import Principal, TokenVerifier, require
+from shared.edge.http import (
     ERRORS as COMMON_ERRORS,
 )
-from shared.http import (
+from shared.edge.http import (
     CommandAnswer,
     Cursor,
     IdempotencyKey,
@@ -43,9 +44,8 @@ from shared.http import (
     page,
     wait_target,
 )
-from shared.limits import DAY_RANGE, MAX_EXTERNAL_ID_CHARS, Day, bounded_errors
-from shared.projections import ReadModels
-from shared.settings import Settings
+from shared.messaging.projections import ReadModels
+from shared.ops.settings import Settings
 
 T = TypeVar("T")
 CHANGE = ("marketing",)
@@ -159,7 +159,7 @@ def create_app(svc: LeadsAPI, verifier: TokenVerifier) -> FastAPI:
         return str(value.get_secret_value())
 
     def mapped(source: Callable[..., T], *payload: Any) -> T:
-        """A source's payload mapped to a lead. A value over a limit (shared.limits) is the payload's fault: 422,
+        """A source's payload mapped to a lead. A value over a limit (shared.core.limits) is the payload's fault: 422,
         each field at fault named as the lead's (``["lead", "raw_payload"]``) with its limit."""
         try:
             return source(*payload)

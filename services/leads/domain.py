@@ -54,9 +54,9 @@ from services.leads.events import (
     OfferExtended,
     TrialStarted,
 )
-from shared.decider import Decider, RuleError, replace
-from shared.events import DomainEvent
-from shared.limits import (
+from shared.core.decider import Decider, RuleError, replace
+from shared.core.events import DomainEvent
+from shared.core.limits import (
     MAX_ANSWER_CHARS,
     MAX_ANSWERS,
     MAX_ANSWERS_BYTES,
@@ -78,7 +78,7 @@ from shared.limits import (
     ValidatedAs,
     json_bytes_at_most,
 )
-from shared.money import Money
+from shared.core.money import Money
 
 
 class LeadRuleError(RuleError):
@@ -273,7 +273,7 @@ def score(lead: Lead, now: datetime, rules: ScoringRules = DEFAULT_RULES) -> tup
 
 # ---------------------------------------------------------------------------------------------- request forms
 # The event contract's values as a request (or a source's webhook) gives them: the same fields, each bounded
-# (shared.limits). A command field holds the plain value (``ValidatedAs``): events never see these classes.
+# (shared.core.limits). A command field holds the plain value (``ValidatedAs``): events never see these classes.
 class LeadContactInput(LeadContact):
     name: Label | None = None
     email: Email | None = None
@@ -316,7 +316,7 @@ Answers = Annotated[
 
 # ---------------------------------------------------------------------------------------------- commands
 class Command(BaseModel):
-    """A command on a lead. Its strings are at most MAX_TEXT_CHARS unless a field says otherwise (shared.limits)."""
+    """A command on a lead. Its strings are at most MAX_TEXT_CHARS unless a field says otherwise (shared.core.limits)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", str_max_length=MAX_TEXT_CHARS)
     name: ClassVar[str]

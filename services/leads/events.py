@@ -15,8 +15,8 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field
 
-from shared.events import DomainEvent
-from shared.money import Money
+from shared.core.events import DomainEvent
+from shared.core.money import Money
 
 Text = Annotated[str, Field(min_length=1, max_length=2000)]
 

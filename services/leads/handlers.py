@@ -23,13 +23,13 @@ from services.deals.events import DealLost, DealWon, deal_id_for_lead
 from services.leads import domain, normalize, sources
 from services.leads.domain import Campaign, Lead
 from services.leads.events import LeadContact, LeadEvent
-from shared.db import identifier
-from shared.decider import CommandResult, Context, Loaded, execute, load
-from shared.envelope import CloudEvent
-from shared.events import registry
-from shared.eventstore import AppendResult, DuplicateEventError, EventStore
-from shared.migrations import Migration, apply
-from shared.pii import PersonalData
+from shared.core.decider import CommandResult, Context, Loaded, execute, load
+from shared.core.events import registry
+from shared.messaging.envelope import CloudEvent
+from shared.privacy.pii import PersonalData
+from shared.store import AppendResult, DuplicateEventError, EventStore
+from shared.store.db import identifier
+from shared.store.migrations import Migration, apply
 
 log = structlog.get_logger(__name__)
 Clock = Callable[[], datetime]
@@ -95,7 +95,7 @@ class PostgresDedupe:
         self.table = f"{self.schema}.dedupe_keys"
 
     async def setup(self) -> None:
-        """The index's table, made once (``shared.migrations``)."""
+        """The index's table, made once (``shared.store.migrations``)."""
         ddl = f"""CREATE TABLE IF NOT EXISTS {self.table} (key text NOT NULL, lead_id uuid NOT NULL,
                     PRIMARY KEY (key, lead_id));
                 CREATE INDEX IF NOT EXISTS dedupe_keys_by_lead ON {self.table} (lead_id)"""

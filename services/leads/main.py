@@ -12,13 +12,13 @@ from services.leads import projections, sources
 from services.leads.api import LeadsAPI, create_app
 from services.leads.handlers import Clock, Leads, PostgresDedupe
 from shared.alerts import Check, Condition
-from shared.auth import TokenVerifier
-from shared.db import Conn
-from shared.envelope import CloudEvent
-from shared.migrations import retry_setup
-from shared.projections import Projection
-from shared.service import ServiceCore, Storage, utc_now
-from shared.settings import Settings
+from shared.edge.auth import TokenVerifier
+from shared.edge.service import ServiceCore, Storage, utc_now
+from shared.messaging.envelope import CloudEvent
+from shared.messaging.projections import Projection
+from shared.ops.settings import Settings
+from shared.store.db import Conn
+from shared.store.migrations import retry_setup
 
 SERVICE = "leads"
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from shared.limits import ascii_digits
+from shared.core.limits import ascii_digits
 
 # the 2018 renumbering of mobile prefixes (old 4-digit "01xx" → new 3-digit "0xx")
 OLD_MOBILE_PREFIXES = {

@@ -22,9 +22,9 @@ from typing import Any
 
 from services.leads import events as ev
 from shared.alerts import Condition
-from shared.db import Conn
-from shared.envelope import CloudEvent
-from shared.projections import Projection
+from shared.messaging.envelope import CloudEvent
+from shared.messaging.projections import Projection
+from shared.store.db import Conn
 
 DDL = """
 CREATE TABLE IF NOT EXISTS leads (

@@ -32,7 +32,7 @@ from pydantic_core import PydanticCustomError
 from services.leads import normalize
 from services.leads.domain import CaptureLead
 from services.leads.events import Attribution, Consent, LeadContact, Source
-from shared.limits import (
+from shared.core.limits import (
     LONE_SURROGATE,
     MAX_ANSWER_CHARS,
     MAX_ANSWERS,

@@ -19,11 +19,12 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Req
 from services.production import domain, projections
 from services.production.handlers import PlanCommand, Production, order_id_for_deal
 from shared.alerts import add_alerts_route
-from shared.auth import Principal, TokenVerifier, require
-from shared.http import (
+from shared.core.limits import DAY_RANGE, Day
+from shared.edge.auth import Principal, TokenVerifier, require
+from shared.edge.http import (
     ERRORS as COMMON_ERRORS,
 )
-from shared.http import (
+from shared.edge.http import (
     CommandAnswer,
     Cursor,
     IdempotencyKey,
@@ -39,9 +40,8 @@ from shared.http import (
     page,
     wait_target,
 )
-from shared.limits import DAY_RANGE, Day
-from shared.pii import PersonalData
-from shared.projections import ReadModels
+from shared.messaging.projections import ReadModels
+from shared.privacy.pii import PersonalData
 
 CHANGE = ("production",)
 READ = ("production", "auditor", "sales_manager", "sales_director")

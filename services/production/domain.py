@@ -45,9 +45,9 @@ from services.production.events import (
     UnitsProduced,
     UnitsScrapped,
 )
-from shared.decider import Decider, RuleError, replace
-from shared.events import DomainEvent
-from shared.limits import (
+from shared.core.decider import Decider, RuleError, replace
+from shared.core.events import DomainEvent
+from shared.core.limits import (
     MAX_COUNT,
     MAX_TEXT_CHARS,
     MAX_UNIT_CHARS,
@@ -161,7 +161,7 @@ order_decider = Decider(initial=Order(), evolve=evolve, snapshot_every=50, snaps
 
 
 # ---------------------------------------------------------------------------------------------- request forms
-# The event contract's values as a request gives them: the same fields, each bounded (shared.limits). A command
+# The event contract's values as a request gives them: the same fields, each bounded (shared.core.limits). A command
 # field holds the plain value (``ValidatedAs``), so events and states never see these classes.
 class OrderLineInput(OrderLine):
     quantity: Quantity
@@ -195,7 +195,7 @@ MAX_LINES = 200  # lines, materials or defects in one command
 
 
 class Command(BaseModel):
-    """A command on an order. Its strings are at most MAX_TEXT_CHARS unless a field says less (shared.limits)."""
+    """A command on an order. Its strings are at most MAX_TEXT_CHARS unless a field says less (shared.core.limits)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", str_max_length=MAX_TEXT_CHARS)
     name: ClassVar[str]

@@ -16,7 +16,7 @@ from typing import Annotated, ClassVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from shared.events import DomainEvent
+from shared.core.events import DomainEvent
 
 Qty = Annotated[Decimal, Field(gt=0, max_digits=18, allow_inf_nan=False)]
 Stage = Annotated[str, Field(pattern=r"^[a-z_]*$")]

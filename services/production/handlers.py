@@ -31,12 +31,12 @@ from services.production.events import (
     ProductionPlanApproved,
     ProductionPlanRevised,
 )
-from shared.decider import CommandResult, Context, Decider, Loaded, execute, load
-from shared.envelope import CloudEvent
-from shared.events import DomainEvent, registry
-from shared.eventstore import DuplicateEventError, EventStore
-from shared.limits import MAX_TEXT_CHARS, QuantityOrZero
-from shared.pii import KeyStore, keys_of
+from shared.core.decider import CommandResult, Context, Decider, Loaded, execute, load
+from shared.core.events import DomainEvent, registry
+from shared.core.limits import MAX_TEXT_CHARS, QuantityOrZero
+from shared.messaging.envelope import CloudEvent
+from shared.privacy.pii import KeyStore, keys_of
+from shared.store import DuplicateEventError, EventStore
 
 log = structlog.get_logger(__name__)
 Clock = Callable[[], datetime]

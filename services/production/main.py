@@ -10,12 +10,12 @@ from services.production import projections
 from services.production.api import ProductionAPI, create_app
 from services.production.handlers import Clock, Production
 from shared.alerts import Check, Condition
-from shared.auth import TokenVerifier
-from shared.db import Conn
-from shared.envelope import CloudEvent
-from shared.projections import Projection
-from shared.service import ServiceCore, Storage, utc_now
-from shared.settings import Settings
+from shared.edge.auth import TokenVerifier
+from shared.edge.service import ServiceCore, Storage, utc_now
+from shared.messaging.envelope import CloudEvent
+from shared.messaging.projections import Projection
+from shared.ops.settings import Settings
+from shared.store.db import Conn
 
 SERVICE = "production"
 

@@ -25,9 +25,9 @@ from typing import Any
 from services.deals import events as deals
 from services.production import events as ev
 from shared.alerts import Condition
-from shared.db import Conn
-from shared.envelope import CloudEvent
-from shared.projections import Projection
+from shared.messaging.envelope import CloudEvent
+from shared.messaging.projections import Projection
+from shared.store.db import Conn
 
 FLOOR_DDL = """
 CREATE TABLE IF NOT EXISTS orders (

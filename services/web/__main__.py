@@ -9,9 +9,9 @@ import signal
 import uvloop
 
 from services.web.app import create_app
-from shared.logs import configure_logging
-from shared.service import serve, settle_heap
-from shared.settings import Settings
+from shared.edge.service import serve, settle_heap
+from shared.ops.logs import configure_logging
+from shared.ops.settings import Settings
 
 
 async def _main() -> None:

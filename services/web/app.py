@@ -3,7 +3,7 @@
 - Sign in with a bearer token (the same JWT the APIs take); it is kept in an HttpOnly cookie and sent on to the
   APIs, so a page shows exactly what the user's role may see there: a salesperson their own deals, a manager
   their team's, an auditor everything (a panel the role may not see says so). Signing out revokes the token in
-  every API (``shared.revocation``). Both forms are refused from another site (``csrf.py``).
+  every API (``shared.edge.revocation``). Both forms are refused from another site (``csrf.py``).
 - ``/sales``, ``/marketing``, ``/production``, ``/alerts``, ``/audit``: panels defined in ``pages.py``;
   ``/panel/{page}/{panel}`` one panel's HTML (what live updates fetch), ``/export/{page}/{panel}.csv`` its CSV.
 - ``/events``: server-sent events, one small notice per event on the topics (see ``live.py``).
@@ -34,10 +34,10 @@ from fastapi.staticfiles import StaticFiles
 
 from services.web import csrf, i18n, live
 from services.web.pages import C, FilterError, Filters, Page, Panel, pages, rows_of, value_at
-from shared.auth import InvalidTokenError, Principal, TokenVerifier
-from shared.http import install_common
-from shared.revocation import RevocationList
-from shared.settings import SERVICES, Settings
+from shared.edge.auth import InvalidTokenError, Principal, TokenVerifier
+from shared.edge.http import install_common
+from shared.edge.revocation import RevocationList
+from shared.ops.settings import SERVICES, Settings
 
 log = structlog.get_logger(__name__)
 

@@ -18,8 +18,8 @@ from typing import Any
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from shared.kafka import admin_client
-from shared.settings import SERVICES, Settings
+from shared.messaging.kafka import admin_client
+from shared.ops.settings import SERVICES, Settings
 
 log = structlog.get_logger()
 QUEUE = 256  # a browser further behind than this is told to reload its panels instead

@@ -14,8 +14,8 @@ from datetime import date, datetime, time, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from shared.auth import Principal
-from shared.limits import MAX_DAY, MIN_DAY
+from shared.core.limits import MAX_DAY, MIN_DAY
+from shared.edge.auth import Principal
 
 Kind = Literal["table", "kanban", "kpis"]
 PERIOD = re.compile(r"^[12]\d{3}-(0[1-9]|1[0-2]|Q[1-4])$")

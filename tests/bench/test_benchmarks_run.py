@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bench.__main__ import BENCHMARKS, main
-from shared.stack import Endpoints
+from shared.ops.stack import Endpoints
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka, pytest.mark.e2e, pytest.mark.slow]
 

@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.eventstore import (
+from shared.privacy.pii import is_token
+from shared.store import (
     NO_STREAM,
     START,
     ConcurrencyError,
@@ -16,9 +17,8 @@ from shared.eventstore import (
     IdempotencyKeyReusedError,
     NewEvent,
 )
-from shared.eventstore.memory import InMemoryEventStore
-from shared.pii import is_token
-from tests.support.events import ContactRecorded, Counted, ThingCreated, ThingRenamed
+from shared.store.memory import InMemoryEventStore
+from testkit.events import ContactRecorded, Counted, ThingCreated, ThingRenamed
 
 
 @pytest.fixture(params=["memory", pytest.param("postgres", marks=pytest.mark.pg)])

@@ -15,7 +15,7 @@ import pytest
 from fastapi.routing import APIRoute
 from starlette.routing import Route
 
-from tests.support.apps import apps
+from testkit.apps import apps
 
 HERE = Path(__file__).parent / "openapi"
 IGNORED = {"title", "description", "examples", "example", "summary", "operationId", "openapi_examples", "tags"}

@@ -17,10 +17,10 @@ import pytest
 import yaml
 from dockerfile_parse import DockerfileParser
 
-from shared.settings import Settings
-from shared.stack import ROOT, Endpoints
-from tests.support.services import drop_everything, isolated_settings, process_env
-from tests.support.waiting import wait_until
+from shared.ops.settings import Settings
+from shared.ops.stack import ROOT, Endpoints
+from testkit.services import drop_everything, isolated_settings, process_env
+from testkit.waiting import wait_until
 
 DEPLOY = ROOT / "deploy"
 MANIFESTS = list(yaml.safe_load_all((DEPLOY / "k8s" / "pipelines.yaml").read_text()))

@@ -17,14 +17,14 @@ from typing import Any
 import httpx
 import pytest
 
-from services import ops
-from services.cli import cores
 from services.deals.handlers import deal_id_for_lead
 from services.production.handlers import order_id_for_deal
-from shared.settings import SERVICES, Settings
-from shared.stack import ROOT, Endpoints
-from tests.support.services import bearer, drop_everything, isolated_settings, stop_processes
-from tests.support.waiting import wait_until
+from shared.ops.settings import SERVICES, Settings
+from shared.ops.stack import ROOT, Endpoints
+from testkit.services import bearer, drop_everything, isolated_settings, stop_processes
+from testkit.waiting import wait_until
+from tools import ops
+from tools.cli import cores
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka, pytest.mark.e2e, pytest.mark.slow]
 ADMIN = bearer("u-admin", "admin", team=None)

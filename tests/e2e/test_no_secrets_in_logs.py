@@ -29,12 +29,12 @@ from aiokafka import AIOKafkaProducer
 
 from services.deals.handlers import deal_id_for_lead
 from services.production.handlers import order_id_for_deal
-from shared.auth import issue_token
-from shared.settings import SERVICES, Settings
-from shared.stack import ROOT, Endpoints
+from shared.edge.auth import issue_token
+from shared.ops.settings import SERVICES, Settings
+from shared.ops.stack import ROOT, Endpoints
+from testkit.services import drop_everything, isolated_settings, stop_processes
+from testkit.waiting import wait_until
 from tests.e2e.test_lead_to_follow_up import free_port
-from tests.support.services import drop_everything, isolated_settings, stop_processes
-from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka, pytest.mark.e2e, pytest.mark.slow]
 

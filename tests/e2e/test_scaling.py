@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from services import ops
 from services.deals import domain
 from services.deals import main as deals_main
-from shared.decider import Context
-from shared.stack import ROOT, Endpoints
-from tests.support.kafka import by_stream, read_topic
-from tests.support.services import applied_everything, drop_everything, isolated_settings, process_env, stop_processes
-from tests.support.waiting import wait_until
+from shared.core.decider import Context
+from shared.ops.stack import ROOT, Endpoints
+from testkit.kafka import by_stream, read_topic
+from testkit.services import applied_everything, drop_everything, isolated_settings, process_env, stop_processes
+from testkit.waiting import wait_until
+from tools import ops
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka, pytest.mark.e2e, pytest.mark.slow]
 

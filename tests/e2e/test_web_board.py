@@ -22,17 +22,17 @@ import httpx
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page
 
-from services.simulate import Endpoints as SimEndpoints
-from services.simulate import Simulation
 from services.web import i18n
 from services.web.app import AUDIT
 from services.web.pages import pages, rows_of, value_at
-from shared.settings import SERVICES, Settings
-from shared.stack import ROOT, Endpoints
+from shared.ops.settings import SERVICES, Settings
+from shared.ops.stack import ROOT, Endpoints
+from testkit.browser import chromium, panels, screenshot
+from testkit.services import bearer, drop_everything, isolated_settings, process_env, stop_processes
+from testkit.waiting import wait_until
 from tests.e2e.test_lead_to_follow_up import free_port
-from tests.support.browser import chromium, panels, screenshot
-from tests.support.services import bearer, drop_everything, isolated_settings, process_env, stop_processes
-from tests.support.waiting import wait_until
+from tools.simulate import Endpoints as SimEndpoints
+from tools.simulate import Simulation
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka, pytest.mark.e2e, pytest.mark.slow]
 ADMIN = bearer("u-admin", "admin", team=None)

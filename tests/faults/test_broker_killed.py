@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from shared.kafka import admin_client
-from shared.settings import SERVICES, Settings
-from tests.support.checker import Checker
-from tests.support.faults import Load, Processes, active_controller, kafka_pid, own_stack, traffic
-from tests.support.services import drop_everything, isolated_settings
-from tests.support.waiting import wait_until
+from shared.messaging.kafka import admin_client
+from shared.ops.settings import SERVICES, Settings
+from testkit.checker import Checker
+from testkit.faults import Load, Processes, active_controller, kafka_pid, own_stack, traffic
+from testkit.services import drop_everything, isolated_settings
+from testkit.waiting import wait_until
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka, pytest.mark.cluster, pytest.mark.e2e, pytest.mark.slow]
 RATE = 20.0  # commands a second, across the three APIs

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from shared.settings import SERVICES
-from shared.stack import Endpoints
-from tests.support.checker import Checker
-from tests.support.faults import MODES, Load, Processes, traffic
-from tests.support.services import drop_everything, isolated_settings
+from shared.ops.settings import SERVICES
+from shared.ops.stack import Endpoints
+from testkit.checker import Checker
+from testkit.faults import MODES, Load, Processes, traffic
+from testkit.services import drop_everything, isolated_settings
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka, pytest.mark.e2e, pytest.mark.slow]
 

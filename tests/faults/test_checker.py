@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.checker import in_order, resent_as_suffixes
+from testkit.checker import in_order, resent_as_suffixes
 
 
 @pytest.mark.parametrize(

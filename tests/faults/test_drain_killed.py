@@ -27,12 +27,12 @@ from pathlib import Path
 
 import pytest
 
-from shared.settings import SERVICES
-from shared.stack import Endpoints
-from tests.support.checker import Checker
-from tests.support.faults import Load, Processes, WritesHeld, traffic
-from tests.support.services import drop_everything, isolated_settings
-from tests.support.waiting import wait_until
+from shared.ops.settings import SERVICES
+from shared.ops.stack import Endpoints
+from testkit.checker import Checker
+from testkit.faults import Load, Processes, WritesHeld, traffic
+from testkit.services import drop_everything, isolated_settings
+from testkit.waiting import wait_until
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka, pytest.mark.e2e, pytest.mark.slow]
 

@@ -23,15 +23,15 @@ import pytest
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from services.deals.events import ActivityLogged
-from shared.eventstore import ConcurrencyError, EventTooLargeError, NewEvent
-from shared.kafka import admin_client
-from shared.service import Storage
-from shared.settings import SERVICES
-from shared.stack import Endpoints
-from tests.support.checker import Checker
-from tests.support.faults import Load, Processes, traffic
-from tests.support.services import bearer, drop_everything, isolated_settings
-from tests.support.waiting import wait_until
+from shared.edge.service import Storage
+from shared.messaging.kafka import admin_client
+from shared.ops.settings import SERVICES
+from shared.ops.stack import Endpoints
+from shared.store import ConcurrencyError, EventTooLargeError, NewEvent
+from testkit.checker import Checker
+from testkit.faults import Load, Processes, traffic
+from testkit.services import bearer, drop_everything, isolated_settings
+from testkit.waiting import wait_until
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka, pytest.mark.e2e, pytest.mark.slow]
 

@@ -27,10 +27,10 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 
-from shared.settings import SERVICES
-from shared.stack import Endpoints, LocalStack
-from tests.support.checker import Checker
-from tests.support.faults import (
+from shared.ops.settings import SERVICES
+from shared.ops.stack import Endpoints, LocalStack
+from testkit.checker import Checker
+from testkit.faults import (
     ADMIN,
     Load,
     Processes,
@@ -43,8 +43,8 @@ from tests.support.faults import (
     traffic,
     watching,
 )
-from tests.support.services import drop_everything, isolated_settings
-from tests.support.waiting import wait_until
+from testkit.services import drop_everything, isolated_settings
+from testkit.waiting import wait_until
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka, pytest.mark.e2e, pytest.mark.slow]
 RATE = 30.0  # commands a second, across the three APIs

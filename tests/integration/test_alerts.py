@@ -11,11 +11,11 @@ import pytest
 from services.deals import main as deals_main
 from services.leads import main as leads_main
 from services.production import main as production_main
-from shared.service import utc_now
-from shared.stack import Endpoints
-from tests.support.kafka import read_topic
-from tests.support.services import SimClock, bearer, client_for, drop_everything, isolated_settings, start_parts
-from tests.support.waiting import wait_until
+from shared.edge.service import utc_now
+from shared.ops.stack import Endpoints
+from testkit.kafka import read_topic
+from testkit.services import SimClock, bearer, client_for, drop_everything, isolated_settings, start_parts
+from testkit.waiting import wait_until
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka]
 ADMIN = bearer("u-admin", "admin", team=None)

@@ -42,10 +42,10 @@ from schemathesis.specs.openapi.checks import (
 from services.deals.main import build as build_deals
 from services.leads.main import build as build_leads
 from services.production.main import build as build_production
-from shared.service import ServiceCore
-from shared.settings import Settings
-from shared.stack import Endpoints
-from tests.support.services import bearer, drop_everything, isolated_settings, start_parts
+from shared.edge.service import ServiceCore
+from shared.ops.settings import Settings
+from shared.ops.stack import Endpoints
+from testkit.services import bearer, drop_everything, isolated_settings, start_parts
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka, pytest.mark.slow]
 

@@ -23,13 +23,13 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import MessageSizeTooLargeError
 
-from shared.db import Conn
-from shared.envelope import CloudEvent
-from shared.eventstore.postgres import PostgresEventStore
-from shared.projections import Projection, ProjectionRunner, ReadModels
-from shared.stack import Endpoints
-from tests.support.events import Counted, ThingRenamed
-from tests.support.waiting import wait_until
+from shared.messaging.envelope import CloudEvent
+from shared.messaging.projections import Projection, ProjectionRunner, ReadModels
+from shared.ops.stack import Endpoints
+from shared.store.db import Conn
+from shared.store.postgres import PostgresEventStore
+from testkit.events import Counted, ThingRenamed
+from testkit.waiting import wait_until
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka]
 

@@ -24,13 +24,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from services.deals import events as ev
 from services.deals.domain import DEFAULT_STAGES
 from services.deals.projections import BOARD_COLUMNS, board
-from shared.db import Conn
-from shared.envelope import CloudEvent
-from shared.events import DomainEvent
-from shared.money import Money
-from shared.projections import Projection, ProjectionRunner
-from shared.stack import Endpoints
-from tests.support.deals_history import History
+from shared.core.events import DomainEvent
+from shared.core.money import Money
+from shared.messaging.envelope import CloudEvent
+from shared.messaging.projections import Projection, ProjectionRunner
+from shared.ops.stack import Endpoints
+from shared.store.db import Conn
+from testkit.deals_history import History
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka]
 

@@ -17,11 +17,11 @@ import pytest
 from services.deals import main as deals_main
 from services.production import main as production_main
 from services.production.handlers import order_id_for_deal
-from shared.kafka import admin_client
-from shared.stack import Endpoints
-from tests.support.kafka import raw_messages
-from tests.support.services import bearer, client_for, drop_everything, isolated_settings, start_parts
-from tests.support.waiting import wait_until
+from shared.messaging.kafka import admin_client
+from shared.ops.stack import Endpoints
+from testkit.kafka import raw_messages
+from testkit.services import bearer, client_for, drop_everything, isolated_settings, start_parts
+from testkit.waiting import wait_until
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka]
 SALES = bearer("u-lan", "sales")

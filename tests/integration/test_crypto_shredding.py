@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from shared.eventstore import NewEvent
-from shared.eventstore.postgres import PostgresEventStore
-from shared.relay import OutboxRelay
-from shared.stack import Endpoints
-from tests.support.events import ContactRecorded
-from tests.support.kafka import read_topic
+from shared.messaging.relay import OutboxRelay
+from shared.ops.stack import Endpoints
+from shared.store import NewEvent
+from shared.store.postgres import PostgresEventStore
+from testkit.events import ContactRecorded
+from testkit.kafka import read_topic
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka]
 

@@ -19,13 +19,12 @@ import pytest
 
 from services.deals import domain
 from services.deals import main as deals_main
-from shared.decider import Context
-from shared.money import Money
-from shared.projections import request_rebuild
-from shared.stack import Endpoints
-from tests.oracle.sales import Sales
-from tests.support.sales_sim import DAYS, START, commands, generate
-from tests.support.services import (
+from shared.core.decider import Context
+from shared.core.money import Money
+from shared.messaging.projections import request_rebuild
+from shared.ops.stack import Endpoints
+from testkit.sales_sim import DAYS, START, commands, generate
+from testkit.services import (
     SimClock,
     applied_everything,
     bearer,
@@ -34,8 +33,9 @@ from tests.support.services import (
     isolated_settings,
     start_parts,
 )
-from tests.support.snapshots import assert_snapshots_round_trip
-from tests.support.waiting import wait_until
+from testkit.snapshots import assert_snapshots_round_trip
+from testkit.waiting import wait_until
+from tests.oracle.sales import Sales
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka, pytest.mark.slow]
 

@@ -16,14 +16,14 @@ from services.deals import main as deals_main
 from services.deals.handlers import deal_id_for_lead, follow_up_id_for_shipment
 from services.leads.events import Attribution, LeadContact, LeadConverted
 from services.production.events import OrderDelivered, OrderShipped, PromisedDateChanged
-from shared.eventstore import NewEvent
-from shared.eventstore.postgres import PostgresEventStore
-from shared.projections import request_rebuild
-from shared.relay import OutboxRelay
-from shared.settings import Settings
-from shared.stack import Endpoints
-from tests.support.services import bearer, client_for, drop_everything, isolated_settings
-from tests.support.waiting import wait_until
+from shared.messaging.projections import request_rebuild
+from shared.messaging.relay import OutboxRelay
+from shared.ops.settings import Settings
+from shared.ops.stack import Endpoints
+from shared.store import NewEvent
+from shared.store.postgres import PostgresEventStore
+from testkit.services import bearer, client_for, drop_everything, isolated_settings
+from testkit.waiting import wait_until
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka]
 

@@ -7,10 +7,10 @@ import uuid
 import pytest
 
 from services.deals.events import ActivityLogged
-from shared.eventstore.postgres import PostgresEventStore
-from shared.relay import OutboxRelay
-from shared.stack import Endpoints
-from tests.support.kafka import read_topic
+from shared.messaging.relay import OutboxRelay
+from shared.ops.stack import Endpoints
+from shared.store.postgres import PostgresEventStore
+from testkit.kafka import read_topic
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka]
 

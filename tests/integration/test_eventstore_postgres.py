@@ -6,10 +6,10 @@ import asyncio
 
 import pytest
 
-from shared.decider import execute
-from shared.eventstore import START, Checkpoint, ConcurrencyError, NewEvent
-from shared.eventstore.postgres import PostgresEventStore
-from tests.support.events import Counted, counter
+from shared.core.decider import execute
+from shared.store import START, Checkpoint, ConcurrencyError, NewEvent
+from shared.store.postgres import PostgresEventStore
+from testkit.events import Counted, counter
 
 pytestmark = pytest.mark.pg
 

@@ -22,15 +22,15 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import NewTopic
 from aiokafka.errors import ClusterAuthorizationFailedError, KafkaConnectionError, TopicAuthorizationFailedError
 
-from shared.eventstore import NewEvent
-from shared.eventstore.postgres import PostgresEventStore
-from shared.kafka import admin_client, read_whole_topic
-from shared.relay import OutboxRelay
-from shared.revocation import RevocationList
-from shared.settings import SERVICES, Settings
-from shared.stack import ROOT, Endpoints
-from tests.support.events import Counted
-from tests.support.waiting import wait_until
+from shared.edge.revocation import RevocationList
+from shared.messaging.kafka import admin_client, read_whole_topic
+from shared.messaging.relay import OutboxRelay
+from shared.ops.settings import SERVICES, Settings
+from shared.ops.stack import ROOT, Endpoints
+from shared.store import NewEvent
+from shared.store.postgres import PostgresEventStore
+from testkit.events import Counted
+from testkit.waiting import wait_until
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka, pytest.mark.slow]
 

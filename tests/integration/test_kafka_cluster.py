@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from shared.kafka import TopicSpec, admin_client, ensure_topics
-from shared.stack import Endpoints, LocalStack
+from shared.messaging.kafka import TopicSpec, admin_client, ensure_topics
+from shared.ops.stack import Endpoints, LocalStack
 from tests.integration.test_stack_smoke import consume_all
 
 pytestmark = [pytest.mark.kafka, pytest.mark.cluster, pytest.mark.slow]

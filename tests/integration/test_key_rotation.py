@@ -13,10 +13,10 @@ import asyncpg
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from shared.keyring import Keyring, KeyringError
-from shared.keystore import KeyRotator, PostgresKeyStore
-from shared.migrations import apply
-from shared.stack import Endpoints
+from shared.ops.stack import Endpoints
+from shared.privacy.keyring import Keyring, KeyringError
+from shared.store.keystore import KeyRotator, PostgresKeyStore
+from shared.store.migrations import apply
 
 pytestmark = [pytest.mark.pg]
 

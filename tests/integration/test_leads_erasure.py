@@ -19,11 +19,11 @@ from pydantic import SecretStr
 from services.deals import main as deals_main
 from services.deals.handlers import deal_id_for_lead
 from services.leads import main as leads_main
-from shared.kafka import admin_client
-from shared.stack import Endpoints
-from tests.support.kafka import raw_messages
-from tests.support.services import bearer, client_for, drop_everything, isolated_settings
-from tests.support.waiting import wait_until
+from shared.messaging.kafka import admin_client
+from shared.ops.stack import Endpoints
+from testkit.kafka import raw_messages
+from testkit.services import bearer, client_for, drop_everything, isolated_settings
+from testkit.waiting import wait_until
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka]
 

@@ -13,11 +13,10 @@ import pytest
 
 from services.leads import domain
 from services.leads import main as leads_main
-from shared.decider import Context
-from shared.stack import Endpoints
-from tests.oracle.marketing import Marketing
-from tests.support.marketing_sim import START, command, generate
-from tests.support.services import (
+from shared.core.decider import Context
+from shared.ops.stack import Endpoints
+from testkit.marketing_sim import START, command, generate
+from testkit.services import (
     SimClock,
     applied_everything,
     bearer,
@@ -26,8 +25,9 @@ from tests.support.services import (
     isolated_settings,
     start_parts,
 )
-from tests.support.snapshots import assert_snapshots_round_trip
-from tests.support.waiting import wait_until
+from testkit.snapshots import assert_snapshots_round_trip
+from testkit.waiting import wait_until
+from tests.oracle.marketing import Marketing
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka, pytest.mark.slow]
 N_LEADS = int(os.environ.get("PIPELINES_SIM_LEADS", "5000"))

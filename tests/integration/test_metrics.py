@@ -8,9 +8,9 @@ import re
 import pytest
 
 from services.deals import main as deals_main
-from shared.service import ops_app
-from shared.stack import Endpoints
-from tests.support.services import (
+from shared.edge.service import ops_app
+from shared.ops.stack import Endpoints
+from testkit.services import (
     applied_everything,
     bearer,
     client_for,
@@ -18,7 +18,7 @@ from tests.support.services import (
     isolated_settings,
     start_parts,
 )
-from tests.support.waiting import wait_until
+from testkit.waiting import wait_until
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka]
 SALES = bearer("u-lan", "sales")

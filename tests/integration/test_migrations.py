@@ -1,4 +1,4 @@
-"""Versioned migrations (shared.migrations): applied once by one process, recorded, never changed afterwards."""
+"""Versioned migrations (shared.store.migrations): applied once by one process, recorded, never changed afterwards."""
 
 from __future__ import annotations
 
@@ -8,15 +8,15 @@ from typing import Any, cast
 import asyncpg
 import pytest
 
-from shared.eventstore.postgres import PostgresEventStore
-from shared.keystore import PostgresKeyStore
-from shared.migrations import Migration, MigrationChecksumError, apply, checksum
-from shared.projections import Projection, ProjectionRunner
-from shared.relay import OutboxRelay
-from shared.stack import Endpoints
-from tests.support.projection import apply as count
-from tests.support.projection import totals_projection
-from tests.support.services import TEST_KEYRINGS
+from shared.messaging.projections import Projection, ProjectionRunner
+from shared.messaging.relay import OutboxRelay
+from shared.ops.stack import Endpoints
+from shared.store.keystore import PostgresKeyStore
+from shared.store.migrations import Migration, MigrationChecksumError, apply, checksum
+from shared.store.postgres import PostgresEventStore
+from testkit.projection import apply as count
+from testkit.projection import totals_projection
+from testkit.services import TEST_KEYRINGS
 
 pytestmark = pytest.mark.pg
 

@@ -11,11 +11,11 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from typer.testing import CliRunner
 
-from services import cli, ops
 from services.deals import main as deals_main
-from shared.stack import Endpoints
-from tests.support.services import bearer, client_for, drop_everything, isolated_settings, start_parts
-from tests.support.waiting import wait_until
+from shared.ops.stack import Endpoints
+from testkit.services import bearer, client_for, drop_everything, isolated_settings, start_parts
+from testkit.waiting import wait_until
+from tools import cli, ops
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka]
 SALES = bearer("u-lan", "sales")

@@ -10,13 +10,13 @@ import sys
 
 import pytest
 
-from shared.eventstore import NewEvent
-from shared.eventstore.postgres import PostgresEventStore
-from shared.relay import CheckpointAheadError, OutboxRelay
-from shared.stack import ROOT, Endpoints
-from tests.support.events import Counted
-from tests.support.kafka import by_stream, read_topic
-from tests.support.waiting import wait_until
+from shared.messaging.relay import CheckpointAheadError, OutboxRelay
+from shared.ops.stack import ROOT, Endpoints
+from shared.store import NewEvent
+from shared.store.postgres import PostgresEventStore
+from testkit.events import Counted
+from testkit.kafka import by_stream, read_topic
+from testkit.waiting import wait_until
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka]
 
@@ -136,7 +136,7 @@ def start_relay_process(endpoints: Endpoints, schema: str, topic: str) -> subpro
         "KAFKA_BOOTSTRAP_SERVERS": endpoints.kafka_bootstrap_servers,
     }
     return subprocess.Popen(
-        [sys.executable, "-m", "shared.relay", "test", "--schema", schema, "--topic", topic],
+        [sys.executable, "-m", "shared.messaging.relay", "test", "--schema", schema, "--topic", topic],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,

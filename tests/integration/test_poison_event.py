@@ -16,21 +16,21 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from prometheus_client import REGISTRY
 
-import shared.projections
-import shared.relay
-from services import ops
-from shared.envelope import CloudEvent
-from shared.eventstore import EventTooLargeError, NewEvent
-from shared.eventstore.postgres import PostgresEventStore
-from shared.kafka import TopicSpec, admin_client, ensure_topics
-from shared.projections import ProjectionRunner
-from shared.relay import OutboxRelay, RelayLimitsError
-from shared.settings import Settings
-from shared.stack import Endpoints
-from tests.support.events import Counted, ThingCreated
-from tests.support.kafka import read_topic
-from tests.support.projection import totals_projection
-from tests.support.waiting import wait_until
+import shared.messaging.projections
+import shared.messaging.relay
+from shared.messaging.envelope import CloudEvent
+from shared.messaging.kafka import TopicSpec, admin_client, ensure_topics
+from shared.messaging.projections import ProjectionRunner
+from shared.messaging.relay import OutboxRelay, RelayLimitsError
+from shared.ops.settings import Settings
+from shared.ops.stack import Endpoints
+from shared.store import EventTooLargeError, NewEvent
+from shared.store.postgres import PostgresEventStore
+from testkit.events import Counted, ThingCreated
+from testkit.kafka import read_topic
+from testkit.projection import totals_projection
+from testkit.waiting import wait_until
+from tools import ops
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka]
 
@@ -108,7 +108,7 @@ async def test_an_event_over_the_limit_is_refused_at_append_naming_the_field(pg_
 async def test_the_relay_stops_before_an_event_kafka_cannot_take_and_never_skips_or_repeats(
     pg_store: PostgresEventStore, endpoints: Endpoints, kafka_topic, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(shared.relay, "STUCK_RETRY_S", 0.2)
+    monkeypatch.setattr(shared.messaging.relay, "STUCK_RETRY_S", 0.2)
     settings = operator_settings(endpoints, pg_store)
     topic = settings.events_topic(pg_store.schema)
     await ensure_topics(endpoints.kafka_bootstrap_servers, [TopicSpec(topic)])
@@ -186,7 +186,7 @@ async def test_a_batch_kafka_refuses_on_one_partition_never_resends_what_the_oth
         relay._limits = {topic: 1_048_576}
 
     monkeypatch.setattr(relay, "_check_limits", limits_as_believed)
-    monkeypatch.setattr(shared.relay, "FAILING_AFTER_S", 0.0)
+    monkeypatch.setattr(shared.messaging.relay, "FAILING_AFTER_S", 0.0)
     async with running(relay):
         await wait_until(lambda: _true(relay.failing_since is not None), timeout=30)
         await asyncio.sleep(4)  # a few retries (one a second)
@@ -239,7 +239,7 @@ def envelope(stream: str, version: int, n: int) -> bytes:
 async def test_a_projector_stops_a_partition_at_a_gap_and_goes_on_once_the_missing_version_comes(
     pg_store: PostgresEventStore, endpoints: Endpoints, kafka_topic, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(shared.projections, "GAP_RECHECK_S", 0.3)
+    monkeypatch.setattr(shared.messaging.projections, "GAP_RECHECK_S", 0.3)
     topic, dlq = await kafka_topic("events", partitions=2), await kafka_topic("dlq", partitions=1)
     runner = ProjectionRunner(
         pg_store.pool,

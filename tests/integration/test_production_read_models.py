@@ -15,11 +15,10 @@ import pytest
 
 from services.production import domain
 from services.production import main as production_main
-from shared.decider import Context
-from shared.stack import Endpoints
-from tests.oracle.production import Production
-from tests.support.production_sim import DAYS, START, command, generate
-from tests.support.services import (
+from shared.core.decider import Context
+from shared.ops.stack import Endpoints
+from testkit.production_sim import DAYS, START, command, generate
+from testkit.services import (
     SimClock,
     applied_everything,
     bearer,
@@ -28,8 +27,9 @@ from tests.support.services import (
     isolated_settings,
     start_parts,
 )
-from tests.support.snapshots import assert_snapshots_round_trip
-from tests.support.waiting import wait_until
+from testkit.snapshots import assert_snapshots_round_trip
+from testkit.waiting import wait_until
+from tests.oracle.production import Production
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka, pytest.mark.slow]
 N_ORDERS = int(os.environ.get("PIPELINES_SIM_ORDERS", "1000"))

@@ -13,11 +13,11 @@ from aiokafka import AIOKafkaProducer
 from services.deals import main as deals_main
 from services.production import main as production_main
 from services.production.handlers import order_id_for_deal
-from shared.projections import request_rebuild
-from shared.stack import Endpoints
-from tests.support.kafka import read_topic
-from tests.support.services import bearer, client_for, drop_everything, isolated_settings
-from tests.support.waiting import wait_until
+from shared.messaging.projections import request_rebuild
+from shared.ops.stack import Endpoints
+from testkit.kafka import read_topic
+from testkit.services import bearer, client_for, drop_everything, isolated_settings
+from testkit.waiting import wait_until
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka]
 SALES = bearer("u-lan", "sales")

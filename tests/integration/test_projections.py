@@ -11,17 +11,17 @@ from dataclasses import dataclass, replace
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from shared.db import Conn
-from shared.envelope import CloudEvent
-from shared.eventstore import NewEvent
-from shared.eventstore.postgres import PostgresEventStore
-from shared.projections import ProjectionRunner, ReadModelBehindError, ReadModels, request_rebuild
-from shared.relay import OutboxRelay
-from shared.stack import Endpoints
-from tests.support.events import Counted
-from tests.support.projection import POISON, totals_projection
-from tests.support.projection import apply as count
-from tests.support.waiting import wait_until
+from shared.messaging.envelope import CloudEvent
+from shared.messaging.projections import ProjectionRunner, ReadModelBehindError, ReadModels, request_rebuild
+from shared.messaging.relay import OutboxRelay
+from shared.ops.stack import Endpoints
+from shared.store import NewEvent
+from shared.store.db import Conn
+from shared.store.postgres import PostgresEventStore
+from testkit.events import Counted
+from testkit.projection import POISON, totals_projection
+from testkit.projection import apply as count
+from testkit.waiting import wait_until
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka]
 

@@ -11,8 +11,8 @@ import pytest
 
 from services.leads import main as leads_main
 from services.production import main as production_main
-from shared.stack import Endpoints
-from tests.support.services import bearer, client_for, drop_everything, isolated_settings, running, start_parts
+from shared.ops.stack import Endpoints
+from testkit.services import bearer, client_for, drop_everything, isolated_settings, running, start_parts
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka]
 ADMIN = bearer("u-admin", "admin", team=None)

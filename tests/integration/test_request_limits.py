@@ -19,9 +19,9 @@ import pytest
 from services.deals.main import build as build_deals
 from services.leads.main import build as build_leads
 from services.production.main import build as build_production
-from shared.service import ServiceCore
-from shared.stack import Endpoints
-from tests.support.services import bearer, client_for, drop_everything, isolated_settings
+from shared.edge.service import ServiceCore
+from shared.ops.stack import Endpoints
+from testkit.services import bearer, client_for, drop_everything, isolated_settings
 
 pytestmark = [pytest.mark.pg]
 

@@ -15,16 +15,16 @@ import asyncpg
 import pytest
 
 from services.leads.handlers import PostgresDedupe
-from shared.db import Conn
-from shared.envelope import CloudEvent
-from shared.eventstore import NewEvent
-from shared.eventstore.postgres import PostgresEventStore
-from shared.keystore import PostgresKeyStore
-from shared.projections import Projection, ProjectionRunner
-from shared.relay import OutboxRelay
-from shared.stack import Endpoints
-from tests.support.events import Counted
-from tests.support.services import TEST_KEYRINGS
+from shared.messaging.envelope import CloudEvent
+from shared.messaging.projections import Projection, ProjectionRunner
+from shared.messaging.relay import OutboxRelay
+from shared.ops.stack import Endpoints
+from shared.store import NewEvent
+from shared.store.db import Conn
+from shared.store.keystore import PostgresKeyStore
+from shared.store.postgres import PostgresEventStore
+from testkit.events import Counted
+from testkit.services import TEST_KEYRINGS
 
 pytestmark = pytest.mark.pg
 

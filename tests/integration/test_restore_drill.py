@@ -1,7 +1,7 @@
 """Backup and restore, first part of the drill (#8): a logical backup taken while traffic flows, restored into a
 fresh PostgreSQL cluster. The relay refuses to run until the cluster's transaction counter is advanced
 (`scripts/stack pg-advance-xid`, docs/OPERATIONS.md), then publishes new events; every event the topic holds is
-either in the restored store or one of those written after the backup; ``shared.restore.catch_up`` appends those,
+either in the restored store or one of those written after the backup; ``shared.messaging.restore.catch_up`` appends those,
 and a read model rebuilt from the topic into the restored database agrees with the restored store."""
 
 from __future__ import annotations
@@ -30,25 +30,25 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from services.deals import domain
 from services.deals.handlers import Deals
-from shared.db import create_pool
-from shared.decider import Context
-from shared.envelope import CloudEvent
-from shared.eventstore import NewEvent
-from shared.eventstore.postgres import PostgresEventStore
-from shared.kafka import TopicSpec, delete_topics, ensure_topics
-from shared.keyring import Keyring, KeyringError, wrapping_key
-from shared.keystore import KeyRotator, key_store
-from shared.pii import PersonalData
-from shared.projections import ProjectionRunner, ReadModels
-from shared.relay import CheckpointAheadError, OutboxRelay
-from shared.restore import RestoreError, catch_up
-from shared.settings import SERVICES, Settings
-from shared.stack import ROOT, Endpoints
-from tests.support.events import Counted
-from tests.support.kafka import read_topic
-from tests.support.projection import totals_projection
-from tests.support.services import TEST_KEYRINGS
-from tests.support.waiting import wait_until
+from shared.core.decider import Context
+from shared.messaging.envelope import CloudEvent
+from shared.messaging.kafka import TopicSpec, delete_topics, ensure_topics
+from shared.messaging.projections import ProjectionRunner, ReadModels
+from shared.messaging.relay import CheckpointAheadError, OutboxRelay
+from shared.messaging.restore import RestoreError, catch_up
+from shared.ops.settings import SERVICES, Settings
+from shared.ops.stack import ROOT, Endpoints
+from shared.privacy.keyring import Keyring, KeyringError, wrapping_key
+from shared.privacy.pii import PersonalData
+from shared.store import NewEvent
+from shared.store.db import create_pool
+from shared.store.keystore import KeyRotator, key_store
+from shared.store.postgres import PostgresEventStore
+from testkit.events import Counted
+from testkit.kafka import read_topic
+from testkit.projection import totals_projection
+from testkit.services import TEST_KEYRINGS
+from testkit.waiting import wait_until
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka]
 
@@ -268,7 +268,7 @@ async def test_catch_up_refuses_a_gap_and_writes_nothing(
 async def test_restore_command_catches_up_a_service_store(
     pg_store: PostgresEventStore, endpoints: Endpoints, kafka_topic
 ) -> None:
-    """``python -m shared.restore <service>`` with a deployment's prefixes: what it appends, and a clear refusal."""
+    """``python -m shared.messaging.restore <service>`` with a deployment's prefixes: what it appends, and a clear refusal."""
     prefix = f"r{uuid.uuid4().hex[:8]}"
     settings = Settings(
         database_url=endpoints.database_url,
@@ -297,7 +297,7 @@ async def test_restore_command_catches_up_a_service_store(
     async def restore() -> subprocess.CompletedProcess[str]:
         return await asyncio.to_thread(
             subprocess.run,
-            [sys.executable, "-m", "shared.restore", "deals"],
+            [sys.executable, "-m", "shared.messaging.restore", "deals"],
             env=env,
             capture_output=True,
             text=True,
@@ -643,7 +643,7 @@ async def test_an_old_backup_restores_who_was_not_erased_and_not_who_was(erasure
         }
         done = await asyncio.to_thread(
             subprocess.run,
-            [sys.executable, "-m", "shared.restore", "deals"],
+            [sys.executable, "-m", "shared.messaging.restore", "deals"],
             env=env,
             capture_output=True,
             text=True,

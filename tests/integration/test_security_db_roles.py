@@ -22,10 +22,10 @@ import pytest
 
 from services.deals.main import build as build_deals
 from services.leads.main import build as build_leads
-from shared.kafka import delete_topics
-from shared.settings import SERVICES, Settings
-from shared.stack import ROOT, Endpoints
-from tests.support.services import bearer, client_for, isolated_settings, start_parts
+from shared.messaging.kafka import delete_topics
+from shared.ops.settings import SERVICES, Settings
+from shared.ops.stack import ROOT, Endpoints
+from testkit.services import bearer, client_for, isolated_settings, start_parts
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka]
 

@@ -24,10 +24,10 @@ from services.deals.main import DealsService
 from services.deals.main import build as build_deals
 from services.leads.main import LeadsService
 from services.leads.main import build as build_leads
-from shared.auth import TokenVerifier, issue_token, signing_key
-from shared.settings import Settings, SettingsError
-from shared.stack import Endpoints
-from tests.support.services import client_for, drop_everything, isolated_settings
+from shared.edge.auth import TokenVerifier, issue_token, signing_key
+from shared.ops.settings import Settings, SettingsError
+from shared.ops.stack import Endpoints
+from testkit.services import client_for, drop_everything, isolated_settings
 
 pytestmark = [pytest.mark.pg]
 

@@ -11,7 +11,7 @@ the outcome for each of the 13 kinds of principal in PRINCIPALS (columns in that
 - ``sig``: the route is verified otherwise (a webhook's signature, token or key): any token changes nothing.
 
 The test walks each service's OpenAPI: a route without a policy here fails it, as does a policy for a route that no
-longer exists, and a role of ``shared.auth.ROLES`` that no principal has. One stack of the three services serves the
+longer exists, and a role of ``shared.edge.auth.ROLES`` that no principal has. One stack of the three services serves the
 whole module; requests run concurrently, those changing one entity in turn (in PRINCIPALS order).
 """
 
@@ -32,12 +32,12 @@ from services.deals.events import deal_id_for_lead
 from services.deals.main import build as build_deals
 from services.leads.main import build as build_leads
 from services.production.main import build as build_production
-from shared.auth import ROLES
-from shared.service import ServiceCore, utc_now
-from shared.settings import Settings
-from shared.stack import Endpoints
-from tests.support.services import SimClock, bearer, client_for, drop_everything, isolated_settings, start_parts
-from tests.support.waiting import wait_until
+from shared.edge.auth import ROLES
+from shared.edge.service import ServiceCore, utc_now
+from shared.ops.settings import Settings
+from shared.ops.stack import Endpoints
+from testkit.services import SimClock, bearer, client_for, drop_everything, isolated_settings, start_parts
+from testkit.waiting import wait_until
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka]
 

@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from shared.stack import Endpoints
+from shared.ops.stack import Endpoints
 
 KEYS = 24
 PER_KEY = 25

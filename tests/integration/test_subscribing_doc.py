@@ -10,11 +10,11 @@ import uuid
 
 import pytest
 
-from shared.eventstore import NewEvent
-from shared.eventstore.postgres import PostgresEventStore
-from shared.relay import OutboxRelay
-from shared.stack import ROOT, Endpoints
-from tests.support.events import Counted
+from shared.messaging.relay import OutboxRelay
+from shared.ops.stack import ROOT, Endpoints
+from shared.store import NewEvent
+from shared.store.postgres import PostgresEventStore
+from testkit.events import Counted
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka]
 

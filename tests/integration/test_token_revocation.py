@@ -1,5 +1,5 @@
 """Signing out of the web board revokes the token in every API within 5 s, through the one revocation list
-(``shared.revocation``: the topic ``<prefix>.auth.revocations`` on the real Kafka, read by each API process).
+(``shared.edge.revocation``: the topic ``<prefix>.auth.revocations`` on the real Kafka, read by each API process).
 
 The three APIs are built as their processes build them (``core.app()``, each with its own revocation list reading
 the topic, as separate processes would), the board as ``python -m services.web`` builds it (its live feed and
@@ -24,13 +24,13 @@ from services.leads.main import build as build_leads
 from services.production.main import build as build_production
 from services.web.app import COOKIE
 from services.web.app import create_app as create_board
-from shared.kafka import topic_configs
-from shared.revocation import RevocationList, revocations_topic
-from shared.service import ServiceCore
-from shared.settings import Settings
-from shared.stack import Endpoints
-from tests.support.services import bearer, drop_everything, isolated_settings
-from tests.support.waiting import wait_until
+from shared.edge.revocation import RevocationList, revocations_topic
+from shared.edge.service import ServiceCore
+from shared.messaging.kafka import topic_configs
+from shared.ops.settings import Settings
+from shared.ops.stack import Endpoints
+from testkit.services import bearer, drop_everything, isolated_settings
+from testkit.waiting import wait_until
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka]
 PROBES = {"leads": "/leads/{id}/history", "deals": "/deals/{id}/history", "production": "/orders/{id}/history"}

@@ -12,10 +12,10 @@ from pydantic import SecretStr
 from services.deals import main as deals_main
 from services.leads import main as leads_main
 from services.production import main as production_main
-from services.simulate import Endpoints, Simulation
-from shared.stack import Endpoints as Servers
-from tests.support.services import bearer, drop_everything, isolated_settings
-from tests.support.waiting import wait_until
+from shared.ops.stack import Endpoints as Servers
+from testkit.services import bearer, drop_everything, isolated_settings
+from testkit.waiting import wait_until
+from tools.simulate import Endpoints, Simulation
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka, pytest.mark.e2e]
 AUDITOR = bearer("u-audit", "auditor", team=None)

@@ -7,9 +7,9 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from services import cli
-from shared.auth import TokenVerifier
-from shared.settings import Settings
+from shared.edge.auth import TokenVerifier
+from shared.ops.settings import Settings
+from tools import cli
 
 SETTINGS = Settings(jwt_keys=json.dumps({"k": "k" * 40}), jwt_active_kid="k")
 

@@ -17,17 +17,17 @@ from typing import ClassVar
 import pytest
 from fastapi.testclient import TestClient
 
-from services.contract import EVENT_MODULES  # noqa: F401  (importing it registers every contract's event types)
 from services.deals.api import DealsAPI
 from services.deals.api import create_app as deals_app
 from services.deals.handlers import Deals
 from services.production.api import ProductionAPI
 from services.production.api import create_app as production_app
 from services.production.handlers import Production
-from shared.auth import TokenVerifier, issue_token
-from shared.events import DomainEvent, EventDefinitionError, registry
-from shared.eventstore.memory import InMemoryEventStore
-from shared.pii import InMemoryKeyStore, PersonalData
+from shared.core.events import DomainEvent, EventDefinitionError, registry
+from shared.edge.auth import TokenVerifier, issue_token
+from shared.privacy.pii import InMemoryKeyStore, PersonalData
+from shared.store.memory import InMemoryEventStore
+from tools.contract import EVENT_MODULES  # noqa: F401  (importing it registers every contract's event types)
 
 KEY = b"k" * 32
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)

@@ -33,11 +33,11 @@ from services.leads.domain import CaptureLead
 from services.leads.handlers import InMemoryDedupe, Leads, match_keys
 from services.leads.normalize import phone
 from services.leads.sources import HttpFacebookGraph
-from shared.decider import Context
-from shared.eventstore import Idempotency
-from shared.eventstore.memory import InMemoryEventStore
-from shared.http import encode_cursor
-from shared.settings import Settings
+from shared.core.decider import Context
+from shared.edge.http import encode_cursor
+from shared.ops.settings import Settings
+from shared.store import Idempotency
+from shared.store.memory import InMemoryEventStore
 from tests.unit.test_request_bounds import (
     LAN,
     MKT,
@@ -436,7 +436,7 @@ def test_what_only_the_database_driver_would_refuse_answers_422_and_its_own_faul
     import asyncpg
     from fastapi import FastAPI
 
-    from shared.http import install_common
+    from shared.edge.http import install_common
 
     app = FastAPI()
     install_common(app, ready, "test")

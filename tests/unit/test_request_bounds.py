@@ -1,4 +1,4 @@
-"""Every header and body field that reaches an event is bounded at the HTTP edge (shared.limits), on the three APIs
+"""Every header and body field that reaches an event is bounded at the HTTP edge (shared.core.limits), on the three APIs
 with in-memory stores.
 
 An attack stored events too large for Kafka through a 1.1 MB X-Correlation-ID header and a 900 KB raw_payload, and
@@ -33,9 +33,7 @@ from services.leads.sources import HttpFacebookGraph
 from services.production.api import ProductionAPI
 from services.production.api import create_app as production_app
 from services.production.handlers import Production
-from shared.auth import TokenVerifier, issue_token
-from shared.eventstore.memory import InMemoryEventStore
-from shared.limits import (
+from shared.core.limits import (
     MAX_AMOUNT,
     MAX_ANSWER_CHARS,
     MAX_IDEMPOTENCY_KEY_CHARS,
@@ -46,7 +44,9 @@ from shared.limits import (
     MAX_TEXT_CHARS,
     MAX_TRACE_ID_CHARS,
 )
-from shared.settings import Settings
+from shared.edge.auth import TokenVerifier, issue_token
+from shared.ops.settings import Settings
+from shared.store.memory import InMemoryEventStore
 
 KEY = b"k" * 32
 NOW = datetime(2026, 11, 24, 2, 30, tzinfo=UTC)
@@ -480,7 +480,9 @@ def test_every_request_field_of_every_api_is_bounded_in_its_openapi_document(ser
     doc = app.openapi()
     found = unbounded(doc)
     exempt = {where for s, where in EXEMPT if s == service}
-    assert found - exempt == set(), "unbounded request fields (bound them in shared.limits, or exempt them with why)"
+    assert found - exempt == set(), (
+        "unbounded request fields (bound them in shared.core.limits, or exempt them with why)"
+    )
     assert exempt <= found, "an exemption no longer needed: remove it"
     requests = [op for ops in doc["paths"].values() for m, op in ops.items() if m != "get" and "requestBody" in op]
     assert len(requests) >= 10  # the walk saw the commands

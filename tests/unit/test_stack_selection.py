@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.stack import LocalStack, StackError, choose_source
+from shared.ops.stack import LocalStack, StackError, choose_source
 
 BOTH = {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9092", "DATABASE_URL": "postgresql://u:p@127.0.0.1/db"}
 

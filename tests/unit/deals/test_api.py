@@ -10,8 +10,8 @@ from fastapi.testclient import TestClient
 
 from services.deals.api import DealsAPI, create_app
 from services.deals.handlers import Deals, deal_id_for_lead, follow_up_id_for_shipment
-from shared.auth import TokenVerifier, issue_token
-from shared.eventstore.memory import InMemoryEventStore
+from shared.edge.auth import TokenVerifier, issue_token
+from shared.store.memory import InMemoryEventStore
 
 KEY = b"k" * 32
 

@@ -10,7 +10,7 @@ import pytest
 
 from services.deals import domain as d
 from services.deals.events import DealWon, ProductLine, QuoteRevised, StageChanged
-from shared.money import Money
+from shared.core.money import Money
 from tests.unit.deals.test_rules import DEAL, LINE, NOW, OPENED, PIPELINE, build, run
 
 

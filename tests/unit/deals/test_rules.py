@@ -11,7 +11,7 @@ import pytest
 
 from services.deals import domain as d
 from services.deals.events import ActivityType, Channel, ProductLine, StageKind
-from shared.money import Money
+from shared.core.money import Money
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 DEAL = uuid.UUID("00000000-0000-0000-0000-00000000d001")

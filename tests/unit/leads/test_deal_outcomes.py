@@ -10,11 +10,11 @@ from services.deals.events import DealWon, ProductLine, StageKind, StageSnapshot
 from services.leads import domain
 from services.leads.events import LeadContact
 from services.leads.handlers import InMemoryDedupe, Leads
-from shared.decider import Context
-from shared.envelope import CloudEvent
-from shared.eventstore import NewEvent
-from shared.eventstore.memory import InMemoryEventStore
-from shared.money import Money
+from shared.core.decider import Context
+from shared.core.money import Money
+from shared.messaging.envelope import CloudEvent
+from shared.store import NewEvent
+from shared.store.memory import InMemoryEventStore
 
 NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
 STAGE = StageSnapshot(

@@ -10,7 +10,7 @@ import pytest
 
 from services.leads import domain as d
 from services.leads.events import Attribution, LeadContact, LeadConverted, LeadScored
-from shared.money import Money
+from shared.core.money import Money
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 LEAD = uuid.UUID("00000000-0000-0000-0000-0000000000e1")

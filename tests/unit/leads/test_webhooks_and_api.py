@@ -18,9 +18,9 @@ from services.leads.api import LeadsAPI, create_app
 from services.leads.handlers import InMemoryDedupe, Leads
 from services.leads.normalize import phone
 from services.leads.sources import HttpFacebookGraph
-from shared.auth import TokenVerifier, issue_token
-from shared.eventstore.memory import InMemoryEventStore
-from shared.settings import Settings
+from shared.edge.auth import TokenVerifier, issue_token
+from shared.ops.settings import Settings
+from shared.store.memory import InMemoryEventStore
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "leads"
 KEY = b"k" * 32

@@ -12,11 +12,11 @@ from fastapi.testclient import TestClient
 from services.deals.events import Address, DealReopened, DealWon, ProductLine, StageKind, StageSnapshot
 from services.production.api import ProductionAPI, create_app
 from services.production.handlers import Production, order_id_for_deal
-from shared.auth import TokenVerifier, issue_token
-from shared.envelope import CloudEvent
-from shared.eventstore import NewEvent
-from shared.eventstore.memory import InMemoryEventStore
-from shared.money import Money
+from shared.core.money import Money
+from shared.edge.auth import TokenVerifier, issue_token
+from shared.messaging.envelope import CloudEvent
+from shared.store import NewEvent
+from shared.store.memory import InMemoryEventStore
 
 NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
 KEY = b"k" * 32

@@ -13,9 +13,9 @@ import pytest
 from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
 
-from shared.auth import InvalidTokenError, Principal, TokenVerifier, current_principal, issue_token, require
-from shared.revocation import FORGET_AFTER_S, RevocationList, parse
-from shared.settings import Settings, SettingsError
+from shared.edge.auth import InvalidTokenError, Principal, TokenVerifier, current_principal, issue_token, require
+from shared.edge.revocation import FORGET_AFTER_S, RevocationList, parse
+from shared.ops.settings import Settings, SettingsError
 
 OLD, NEW = b"o" * 32, b"n" * 32
 

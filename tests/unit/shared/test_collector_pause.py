@@ -6,7 +6,7 @@ import gc
 
 import pytest
 
-from shared.projections import _collector_paused
+from shared.messaging.projections import _collector_paused
 
 
 def test_paused_inside_restored_after_even_nested_and_on_errors() -> None:
@@ -33,7 +33,7 @@ def test_a_collector_disabled_by_someone_else_stays_disabled() -> None:
 
 
 def test_a_settled_heap_is_out_of_the_collectors_way_and_young_collections_are_rarer() -> None:
-    from shared.service import YOUNG_COLLECTION_EVERY, settle_heap
+    from shared.edge.service import YOUNG_COLLECTION_EVERY, settle_heap
 
     threshold = gc.get_threshold()
     startup = {"built": ["at startup"]}

@@ -8,12 +8,12 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from shared.envelope import CloudEvent
-from shared.eventstore import EventTooLargeError, NewEvent
-from shared.eventstore.memory import InMemoryEventStore
-from shared.http import install_common
-from shared.wire import check_event_size, envelope_json, record_bytes
-from tests.support.events import ContactRecorded, ThingCreated
+from shared.core.wire import check_event_size, envelope_json, record_bytes
+from shared.edge.http import install_common
+from shared.messaging.envelope import CloudEvent
+from shared.store import EventTooLargeError, NewEvent
+from shared.store.memory import InMemoryEventStore
+from testkit.events import ContactRecorded, ThingCreated
 
 
 async def test_the_memory_store_refuses_an_event_over_its_limit_and_keeps_nothing() -> None:

@@ -9,16 +9,16 @@ from typing import ClassVar
 import pytest
 from pydantic import ValidationError
 
-from shared.envelope import CloudEvent
-from shared.events import (
+from shared.core.events import (
     DomainEvent,
     EventDefinitionError,
     UnknownEventTypeError,
     UnsupportedSchemaVersionError,
     registry,
 )
-from shared.eventstore import Checkpoint, RecordedEvent
-from tests.support.events import ContactRecorded, Counted, ThingCreated, ThingRenamed
+from shared.messaging.envelope import CloudEvent
+from shared.store import Checkpoint, RecordedEvent
+from testkit.events import ContactRecorded, Counted, ThingCreated, ThingRenamed
 
 
 def test_declaring_a_class_registers_its_wire_name() -> None:

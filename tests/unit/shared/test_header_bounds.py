@@ -1,8 +1,8 @@
-"""Issue 20, item 6: request heads are bounded in every HTTP server (shared.httpserver), tested on a real one.
+"""Issue 20, item 6: request heads are bounded in every HTTP server (shared.edge.httpserver), tested on a real one.
 
 On 0eb7972 twenty 50 MB headers to ``/healthz`` were all read and the API's memory grew from 115 to 485 MB and
 stayed. Here the web board's own process (``python -m services.web``: the APIs and ops ports run the same
-``shared.service.serve``) runs with ``PIPELINES_MAX_HEADER_BYTES`` and ``PIPELINES_MAX_HEADERS`` lowered, and raw
+``shared.edge.service.serve``) runs with ``PIPELINES_MAX_HEADER_BYTES`` and ``PIPELINES_MAX_HEADERS`` lowered, and raw
 sockets send it heads over each bound: each is answered 431 (or, while the client is still sending, the connection
 is closed on it), the process's memory stays where it was, and requests within the bounds are served as before,
 several on one connection.

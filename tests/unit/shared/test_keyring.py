@@ -13,7 +13,7 @@ import pytest
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from shared.keyring import EpochKey, Keyring, KeyringError, next_epoch_key, wrapping_key
+from shared.privacy.keyring import EpochKey, Keyring, KeyringError, next_epoch_key, wrapping_key
 
 MASTER = b"m" * 32
 

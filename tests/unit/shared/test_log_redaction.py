@@ -8,7 +8,7 @@ import sys
 import pytest
 from pydantic import BaseModel, EmailStr, ValidationError
 
-from shared.logs import _RedactingFormatter, redact_inputs
+from shared.ops.logs import _RedactingFormatter, redact_inputs
 
 EMAIL, PHONE = "an.nguyen@example", "0912 345 678"
 

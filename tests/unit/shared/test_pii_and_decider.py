@@ -10,11 +10,10 @@ import pytest
 from pydantic import ValidationError
 
 from services.deals.domain import Deal
-from shared.decider import execute, load, replace
-from shared.eventstore import ConcurrencyError, Idempotency
-from shared.eventstore.memory import InMemoryEventStore
-from shared.logs import mask_personal_data
-from shared.pii import (
+from shared.core.decider import execute, load, replace
+from shared.ops.logs import mask_personal_data
+from shared.ops.settings import Settings, SettingsError
+from shared.privacy.pii import (
     InMemoryKeyStore,
     PersonalData,
     decrypt_token,
@@ -23,8 +22,9 @@ from shared.pii import (
     parse_stored,
     without_personal_data,
 )
-from shared.settings import Settings, SettingsError
-from tests.support.events import ContactRecorded, Counted, ThingRenamed, counter
+from shared.store import ConcurrencyError, Idempotency
+from shared.store.memory import InMemoryEventStore
+from testkit.events import ContactRecorded, Counted, ThingRenamed, counter
 
 
 async def test_tokens_are_bound_to_their_subject() -> None:

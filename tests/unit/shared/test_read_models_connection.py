@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from shared.projections import ReadModels
+from shared.messaging.projections import ReadModels
 
 
 class FakeConn:

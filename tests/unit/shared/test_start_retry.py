@@ -1,4 +1,4 @@
-"""A failed start is retried (shared.migrations.retry_setup): transient errors with backoff, a bounded number of
+"""A failed start is retried (shared.store.migrations.retry_setup): transient errors with backoff, a bounded number of
 times, each retry logged; any other error at once."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import asyncpg
 import pytest
 from structlog.testing import capture_logs
 
-from shared.migrations import retry_setup
+from shared.store.migrations import retry_setup
 
 
 class FlakySetup:

@@ -1,4 +1,4 @@
-"""Commands do not fold their whole stream each time: the state cache and snapshots (shared.decider, 0009).
+"""Commands do not fold their whole stream each time: the state cache and snapshots (shared.core.decider, 0009).
 
 Run on both stores: what they promise is the same.
 """
@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import pytest
 
-from shared.decider import Decider, current, execute, load
-from shared.eventstore import ConcurrencyError, NewEvent, Snapshot, StateCache
-from shared.eventstore.memory import InMemoryEventStore
-from tests.support.events import ContactRecorded, Counted, count
+from shared.core.decider import Decider, current, execute, load
+from shared.store import ConcurrencyError, NewEvent, Snapshot, StateCache
+from shared.store.memory import InMemoryEventStore
+from testkit.events import ContactRecorded, Counted, count
 
 every3 = Decider(initial=0, evolve=count, snapshot_every=3)
 

@@ -16,8 +16,8 @@ import pytest
 from services.web import i18n, live
 from services.web.app import AUDIT, COOKIE, create_app, csv_value, safe_next
 from services.web.pages import FilterError, Filters, pages, target_scope
-from shared.auth import Principal, issue_token
-from shared.settings import Settings
+from shared.edge.auth import Principal, issue_token
+from shared.ops.settings import Settings
 
 SECRET = "k" * 40
 SETTINGS = Settings(jwt_keys=json.dumps({"t": SECRET}), jwt_active_kid="t", log_json=False)

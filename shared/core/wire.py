@@ -1,0 +1,122 @@
+"""What a stored event becomes on Kafka, in bytes: the relay's envelope, and the record size an append must respect.
+
+An event whose record would exceed the topic's ``max.message.bytes`` can never be published; the relay would stop
+at it (it never skips an event). So the store refuses such an event when it is appended (``EventTooLargeError``,
+answered 422 by the APIs), against ``PIPELINES_MAX_EVENT_BYTES``, and the relay checks at start that this limit fits
+the topics and its producer (docs/OPERATIONS.md, "An event the relay cannot publish").
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from pydantic_core import to_json
+
+if TYPE_CHECKING:
+    from shared.store import RecordedEvent
+
+DEFAULT_MAX_EVENT_BYTES = 1_000_000
+# What a record batch of one record adds around its key and value: the batch header (61 bytes), the record's own
+# varints and attributes, the content-type header (~60 bytes). Generous: the relay checks limit + this fits.
+RECORD_OVERHEAD_BYTES = 512
+CONTENT_TYPE_HEADER = ("content-type", b"application/cloudevents+json; charset=utf-8")
+
+
+def envelope_json(event: RecordedEvent, service: str) -> bytes:
+    """``CloudEvent.from_recorded(event, service).kafka_value()``, byte for byte, without building the model:
+    the same fields in the same order through pydantic-core's serialiser (bench/relay.py checks every byte)."""
+    return to_json(
+        {
+            "specversion": "1.0",
+            "id": str(event.event_id),
+            "source": f"/pipelines/{service}",
+            "type": event.event_type,
+            "subject": event.stream_id,
+            "time": event.occurred_at,
+            "datacontenttype": "application/json",
+            "data": event.data,
+            "streamid": event.stream_id,
+            "streamversion": event.version,
+            "position": event.position,
+            "schemaversion": event.schema_version,
+            "recordedtime": event.recorded_at,
+            "correlationid": event.correlation_id,
+            "causationid": event.causation_id,
+        }
+    )
+
+
+def record_bytes(value: bytes, key: bytes) -> int:
+    """The size Kafka counts for a record batch holding this one record (an upper bound)."""
+    return len(value) + len(key) + len(CONTENT_TYPE_HEADER[1]) + RECORD_OVERHEAD_BYTES
+
+
+class EventTooLargeError(ValueError):
+    """An event would become a Kafka record over the limit; nothing was written. ``field`` names what made it big:
+    a field of the event's data, or the correlation or causation id."""
+
+    def __init__(self, stream_id: str, event_type: str, size: int, limit: int, field: str) -> None:
+        super().__init__(
+            f"the event {event_type.rsplit('.', 1)[-1]} would be {size:,} bytes on Kafka, over the limit of "
+            f"{limit:,} bytes (PIPELINES_MAX_EVENT_BYTES); {field} is the largest part of it"
+        )
+        self.stream_id = stream_id
+        self.event_type = event_type
+        self.size = size
+        self.limit = limit
+        self.field = field
+
+
+# The widest values the store can give the parts an appended event does not have yet.
+_WIDEST_TIME = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+_WIDEST_INT = 2**63 - 1
+
+
+def check_event_sizes(
+    stream_id: str, events: Sequence[Any], sealed: Sequence[Mapping[str, Any]], *, source: str, limit: int
+) -> None:
+    """``check_event_size`` for each ``NewEvent`` of an append beside its data as stored (what both stores call)."""
+    for e, data in zip(events, sealed, strict=True):
+        check_event_size(
+            stream_id, e.event.event_type, e.event.schema_version, data, e.metadata, source=source, limit=limit
+        )
+
+
+def check_event_size(
+    stream_id: str,
+    event_type: str,
+    schema_version: int,
+    data: Mapping[str, Any],
+    metadata: Mapping[str, Any],
+    *,
+    source: str,
+    limit: int,
+) -> None:
+    """Raise ``EventTooLargeError`` if this event (``data`` as stored: personal fields sealed) would be published as a
+    record over ``limit`` bytes. Cheap when it fits: one serialisation of the envelope."""
+    from shared.store import Checkpoint, RecordedEvent  # the store module imports this one
+
+    widest = RecordedEvent(
+        stream_id=stream_id,
+        version=_WIDEST_INT,
+        position=_WIDEST_INT,
+        event_id=uuid.UUID(int=0),
+        event_type=event_type,
+        schema_version=schema_version,
+        data=dict(data),
+        metadata=dict(metadata),
+        occurred_at=_WIDEST_TIME,
+        recorded_at=_WIDEST_TIME,
+        checkpoint=Checkpoint(0, 0),
+    )
+    size = record_bytes(envelope_json(widest, source), stream_id.encode())
+    if size <= limit:
+        return
+    parts = {f"data.{k}": len(to_json(v)) for k, v in data.items()}
+    parts["X-Correlation-ID"] = len(str(metadata.get("correlation_id") or ""))
+    parts["causation id"] = len(str(metadata.get("causation_id") or ""))
+    parts["stream id"] = 3 * len(stream_id.encode())
+    raise EventTooLargeError(stream_id, event_type, size, limit, max(parts, key=lambda p: parts[p]))

@@ -1,0 +1,179 @@
+"""One revocation list for every API: signing out revokes the token's id (``jti``) until it expires, everywhere.
+
+- The medium is Kafka, the one thing every API process shares (each service may have its own database): the topic
+  ``<topic_prefix>.auth.revocations``, one partition, kept as long as a token may live plus an hour
+  (``PIPELINES_JWT_MAX_LIFETIME_S``: a revocation older than that names a token that has expired anyway). A message
+  is ``{"jti": …, "exp": …}``, keyed by the jti.
+- Every API process, and every web board replica, keeps a ``RevocationList``: it reads the topic from its
+  beginning without a consumer group (each process needs every revocation) and keeps each id in memory until the
+  token's expiry. ``shared.edge.auth.TokenVerifier`` asks it on every request, for tokens it remembers as verified too.
+  A revocation reaches every reader within about a second (``POLL_MS``).
+- ``readiness()``: "ok" once the process has read everything the topic held when it started reading, so a new
+  replica takes no traffic while it would still accept a token signed out before it started; before that
+  "catching up", and why when it cannot read the topic.
+- ``publish``: what signing out calls (the web board's ``/logout``; the sign-in service later): into this
+  process's own list at once, then onto the topic for the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Callable
+
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from shared.messaging.kafka import TopicSpec, ensure_topics
+from shared.ops.settings import Settings
+
+log = structlog.get_logger(__name__)
+POLL_MS = 250  # how long one read of the topic waits for a new revocation (and a stop)
+RETENTION_MARGIN_S = 3600  # kept beyond the longest token lifetime
+FORGET_AFTER_S = 120  # an id is kept this long past its token's expiry (beyond the verifier's leeway)
+PUBLISH_TIMEOUT_S = 10.0
+
+
+def revocations_topic(settings: Settings) -> str:
+    return f"{settings.topic_prefix}.auth.revocations"
+
+
+def topic_spec(settings: Settings) -> TopicSpec:
+    """The topic as every process declares it: one partition, kept as long as a token may live (plus an hour)."""
+    retention_s = settings.jwt_max_lifetime_s + RETENTION_MARGIN_S
+    return TopicSpec(revocations_topic(settings), 1, settings.kafka_replication_factor, retention_ms=retention_s * 1000)
+
+
+def parse(value: bytes | None) -> tuple[str, float] | None:
+    """A message's (jti, exp); None for anything else (skipped)."""
+    try:
+        body = json.loads(value or b"")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(body, dict):
+        return None
+    jti, exp = body.get("jti"), body.get("exp")
+    if not isinstance(jti, str) or not jti or isinstance(exp, bool) or not isinstance(exp, int | float):
+        return None
+    return jti, float(exp)
+
+
+class RevocationList:
+    """The token ids this process refuses, each until its token's expiry (``jti in revocations``).
+
+    Without settings (unit tests), a list of this process only: ``publish`` revokes here and nowhere else."""
+
+    def __init__(self, settings: Settings | None = None, *, clock: Callable[[], float] = time.time) -> None:
+        self._settings = settings
+        self._clock = clock
+        self._expiry: dict[str, float] = {}
+        self._next_offset: int | None = None  # where reading resumes after a reconnection
+        self._next_prune = 0.0
+        self.caught_up = False
+        self.problem: str | None = None  # why the topic cannot be read now
+
+    def __contains__(self, token_id: object) -> bool:
+        return token_id in self._expiry
+
+    def __len__(self) -> int:
+        return len(self._expiry)
+
+    def revoke(self, token_id: str, expires: float) -> None:
+        if expires > self._expiry.get(token_id, float("-inf")):
+            self._expiry[token_id] = expires
+        self._prune()
+
+    def _prune(self) -> None:
+        now = self._clock()
+        if now < self._next_prune:
+            return
+        self._next_prune = now + 60
+        for token_id in [t for t, exp in self._expiry.items() if exp + FORGET_AFTER_S < now]:
+            del self._expiry[token_id]
+
+    def readiness(self) -> str:
+        if self.caught_up and self.problem is None:
+            return "ok"
+        return self.problem or "catching up with the revoked tokens"
+
+    async def publish(self, token_id: str, expires: float) -> None:
+        """Revoke in every process that reads the topic, and here at once; raises when Kafka does not take it (then
+        nothing is revoked, here neither, and the caller says so: the user may try again)."""
+        s = self._settings
+        if s is None:
+            self.revoke(token_id, expires)
+            return
+        producer = AIOKafkaProducer(
+            bootstrap_servers=s.kafka_bootstrap_servers, acks="all", request_timeout_ms=10_000, **s.kafka_options()
+        )
+        try:
+            async with asyncio.timeout(PUBLISH_TIMEOUT_S):
+                await producer.start()
+                value = json.dumps({"jti": token_id, "exp": expires}).encode()
+                await producer.send_and_wait(revocations_topic(s), value, key=token_id.encode())
+        finally:
+            with contextlib.suppress(Exception):
+                await producer.stop()
+        self.revoke(token_id, expires)
+        log.info("auth.token_revoked", expires=expires)
+
+    async def run(self, stop: asyncio.Event, *, retry_s: float = 2.0) -> None:
+        """Read the topic (declaring it first) until ``stop``; reconnect on failure, resuming where it was."""
+        s = self._settings
+        if s is None:
+            raise ValueError("a revocation list without settings has no topic to read")
+        tp = TopicPartition(revocations_topic(s), 0)
+        while not stop.is_set():
+            consumer = AIOKafkaConsumer(
+                bootstrap_servers=s.kafka_bootstrap_servers,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",  # an offset gone by retention: from the oldest kept
+                **s.kafka_options(),
+            )
+            try:
+                await ensure_topics(s.kafka_bootstrap_servers, [topic_spec(s)], **s.kafka_options())
+                await consumer.start()
+                consumer.assign([tp])
+                if self._next_offset is None:
+                    await consumer.seek_to_beginning(tp)
+                else:
+                    consumer.seek(tp, self._next_offset)
+                end = (await consumer.end_offsets([tp]))[tp]
+                self.problem = None
+                while not stop.is_set():
+                    batch = await consumer.getmany(tp, timeout_ms=POLL_MS, max_records=1000)
+                    for record in batch.get(tp, []):
+                        self._apply(record.value)
+                        self._next_offset = record.offset + 1
+                    if not self.caught_up and await consumer.position(tp) >= end:
+                        self.caught_up = True
+                        log.info("auth.revocations.caught_up", revoked=len(self._expiry))
+                    self._prune()
+            except Exception as exc:  # Kafka away: tokens revoked meanwhile reach this process once it reads again
+                self.problem = f"not reading the revoked tokens: {type(exc).__name__}"
+                log.warning("auth.revocations.retry", error=repr(exc))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), retry_s)
+            finally:
+                await _stop(consumer)
+
+    def _apply(self, value: bytes | None) -> None:
+        parsed = parse(value)
+        if parsed is None:
+            log.warning("auth.revocations.skipped", reason="not a revocation")
+            return
+        self.revoke(*parsed)
+
+
+async def _stop(consumer: AIOKafkaConsumer) -> None:
+    try:
+        await consumer.stop()
+    except asyncio.CancelledError:
+        # aiokafka's group-less consumer, stopped soon after start, re-raises its own task's cancellation
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+    except Exception as exc:
+        log.debug("auth.revocations.stop_failed", error=repr(exc))

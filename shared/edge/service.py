@@ -1,0 +1,303 @@
+"""What every service's processes share: storage wiring, readiness, topics, and running api/relay/projector.
+
+A service provides a ``ServiceCore`` subclass (its handlers, projections and FastAPI app) and a ``build``
+function; ``run_service`` turns that into ``python -m services.<name> api|relay|projector|all``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import signal
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import asyncpg
+import structlog
+import uvicorn
+import uvloop
+from fastapi import FastAPI
+
+from shared.alerts import ALERTS_PREFIX, AlertScanner, Check, alerts_projection
+from shared.edge.http import install_common
+from shared.edge.httpserver import MAX_HEADER_BYTES, MAX_HEADERS, bounded_http
+from shared.edge.revocation import RevocationList
+from shared.edge.revocation import topic_spec as revocations_topic_spec
+from shared.messaging.kafka import TopicSpec, ensure_topics, kafka_ready
+from shared.messaging.projections import Projection, ProjectionRunner, ReadModels
+from shared.messaging.relay import OutboxRelay
+from shared.ops.logs import configure_logging
+from shared.ops.settings import SERVICES, Settings
+from shared.privacy.pii import PersonalData
+from shared.store.db import create_pool
+from shared.store.keystore import KeyRotator, PostgresKeyStore, key_store
+from shared.store.migrations import retry_setup
+from shared.store.postgres import PostgresEventStore
+
+log = structlog.get_logger(__name__)
+Clock = Callable[[], datetime]
+MODES = ("api", "relay", "projector", "all")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """What a pool connection needs on release beyond asyncpg's own rollback of an open transaction: nothing.
+
+    The services keep no session state on pool connections (``SET LOCAL``, transaction-level advisory locks;
+    LISTEN only on the relay's own connection), so asyncpg's default reset query (RESET ALL, UNLISTEN *, …)
+    would be one more round trip per query for nothing."""
+
+
+@dataclass
+class Storage:
+    """A service's PostgreSQL side: pool, event store (its schema), personal-data keys, read models."""
+
+    settings: Settings
+    pool: asyncpg.Pool
+    store: PostgresEventStore
+    personal_data: PersonalData
+    read_models: ReadModels
+    # this process's own parts (its relay, its projectors): each says 'ok' or why it is not ready
+    parts: Callable[[], dict[str, str]] = dict
+
+    @classmethod
+    async def open(cls, settings: Settings, service: str) -> Storage:
+        url = settings.database_url_for(service)
+        # a failed start is retried (shared.store.migrations.retry_setup): the database restarting, a lock not granted
+        pool = await retry_setup(
+            lambda: create_pool(url, max_size=settings.db_pool_size, reset=_keep_session), "database pool"
+        )
+        keys = key_store(pool, settings)  # wrapped under the keyring's epochs (decision 0015)
+        await retry_setup(keys.setup, "key store")
+        personal_data = PersonalData(keys)
+        store = PostgresEventStore(
+            pool, settings.schema_name(service), personal_data, max_event_bytes=settings.max_event_bytes
+        )
+        await retry_setup(store.setup, "event store")
+        return cls(settings, pool, store, personal_data, ReadModels(pool, store.schema))
+
+    async def readiness(self) -> dict[str, str]:
+        checks = {}
+        try:
+            async with asyncio.timeout(3):
+                await self.pool.fetchval("SELECT 1")
+            checks["postgresql"] = "ok"
+        except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+            checks["postgresql"] = f"unavailable: {type(exc).__name__}"
+        ok = await kafka_ready(self.settings.kafka_bootstrap_servers, **self.settings.kafka_options())
+        checks["kafka"] = "ok" if ok else "unavailable"
+        return checks | self.parts()
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+
+class ServiceCore:
+    """The parts of one service that its processes run. Subclasses set ``name`` and implement the two methods."""
+
+    name: str
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+        self.settings = storage.settings
+        # the tokens signed out (shared/edge/revocation.py): read by the api process, asked by its TokenVerifier
+        self.revocations = RevocationList(storage.settings)
+
+    def projections(self) -> list[Projection]:
+        raise NotImplementedError
+
+    def alert_checks(self) -> dict[str, tuple[str, Check]]:
+        """kind → (the read model it asks, the check): the time-driven conditions this service watches."""
+        return {}
+
+    def clock(self) -> datetime:
+        return utc_now()
+
+    def alert_scanner(self) -> AlertScanner:
+        return AlertScanner(
+            self.storage.store,
+            self.storage.read_models,
+            self.name,
+            self.alert_checks(),
+            self.clock,
+            interval_s=self.settings.alert_scan_seconds,
+        )
+
+    def app(self) -> FastAPI:
+        raise NotImplementedError
+
+    def relay(self) -> OutboxRelay:
+        s = self.settings
+        return OutboxRelay(
+            self.storage.store,
+            service=self.name,
+            topic=s.events_topic(self.name),
+            bootstrap_servers=s.kafka_bootstrap_servers,
+            database_url=s.database_url_for(self.name),
+            kafka_options=s.kafka_options(),
+            routes={ALERTS_PREFIX: s.alerts_topic()},
+            max_event_bytes=s.max_event_bytes,
+            max_request_size=s.kafka_max_request_size,
+        )
+
+    def key_rotator(self) -> KeyRotator | None:
+        """The personal-data keys' rotation (decision 0015): run by the relay processes, one elected at a time."""
+        keys = self.storage.personal_data.keys
+        if not isinstance(keys, PostgresKeyStore):
+            return None
+        s = self.settings
+        return KeyRotator(keys, s.database_url_for(self.name), window_s=s.erasure_window_hours * 3600)
+
+    def runners(self) -> list[ProjectionRunner]:
+        s = self.settings
+        return [
+            ProjectionRunner(
+                self.storage.pool,
+                p,
+                namespace=self.storage.store.schema,
+                bootstrap_servers=s.kafka_bootstrap_servers,
+                dead_letter_topic=s.dead_letter_topic(self.name),
+                group_prefix=f"{s.topic_prefix}.{self.name}",
+                kafka_options=s.kafka_options(),
+            )
+            for p in [*self.projections(), alerts_projection(s.alerts_topic())]
+        ]
+
+    async def ensure_topics(self) -> None:
+        s = self.settings
+        specs = [TopicSpec(s.events_topic(x), s.kafka_partitions, s.kafka_replication_factor) for x in SERVICES]
+        specs.append(TopicSpec(s.dead_letter_topic(self.name), 1, s.kafka_replication_factor))
+        specs.append(TopicSpec(s.alerts_topic(), s.kafka_partitions, s.kafka_replication_factor))
+        specs.append(revocations_topic_spec(s))
+        await ensure_topics(s.kafka_bootstrap_servers, specs, **s.kafka_options())
+
+    async def close(self) -> None:
+        await self.storage.close()
+
+
+class QuietServer(uvicorn.Server):
+    """uvicorn without its own signal handlers: the process stops all its parts on one signal."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def ops_app(core: ServiceCore, mode: str) -> FastAPI:
+    """What a relay or projector process answers: /healthz, /readyz, /metrics."""
+    app = FastAPI(title=f"Pipelines — {core.name} {mode}", docs_url=None, redoc_url=None, openapi_url=None)
+    install_common(app, core.storage.readiness, core.name)
+    return app
+
+
+async def serve(
+    app: FastAPI,
+    host: str,
+    port: int,
+    stop: asyncio.Event,
+    *,
+    max_header_bytes: int = MAX_HEADER_BYTES,
+    max_headers: int = MAX_HEADERS,
+) -> None:
+    """Serve ``app`` until ``stop`` is set; a request head over the bounds answers 431 (``shared.edge.httpserver``)."""
+    http = bounded_http(max_header_bytes, max_headers)
+    server = QuietServer(uvicorn.Config(app, host=host, port=port, http=http, log_config=None, access_log=False))
+    serving = asyncio.create_task(server.serve())
+    await stop.wait()
+    server.should_exit = True
+    await serving
+
+
+def _serve(app: FastAPI, s: Settings, port: int, stop: asyncio.Event) -> asyncio.Task[None]:
+    bounds = {"max_header_bytes": s.max_header_bytes, "max_headers": s.max_headers}
+    return asyncio.create_task(serve(app, s.api_host, port, stop, **bounds))
+
+
+YOUNG_COLLECTION_EVERY = 20_000  # allocations between young collections (CPython's default: 700)
+
+
+def settle_heap() -> None:
+    """Take what startup built (modules, pools, apps: it lives as long as the process) out of the collector's way.
+
+    A full collection walks every tracked object; with startup's ~50k objects and the state cache beside them,
+    each one paused the API for 30–240 ms under load, and one pause in a 10 s round was the round's p99. Frozen
+    objects are never walked again. Rarer young collections promote fewer in-flight requests' objects, which
+    is what made full collections come every few seconds (a young collection of 20k objects takes ~1 ms).
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(YOUNG_COLLECTION_EVERY, *gc.get_threshold()[1:])
+
+
+async def run(core: ServiceCore, mode: str, stop: asyncio.Event) -> None:
+    """Run one process kind (or all three) of a built service until ``stop``."""
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        s = core.settings
+        relay = core.relay() if mode in ("relay", "all") else None
+        runners = core.runners() if mode in ("projector", "all", "api") else []
+
+        def parts() -> dict[str, str]:
+            found = {"relay": relay.readiness()} if relay is not None else {}
+            if mode != "api":
+                found |= {f"projection {r.projection.name}": r.readiness() for r in runners}
+            if mode in ("api", "all"):  # not before it knows every token signed out (shared/edge/revocation.py)
+                found["revocations"] = core.revocations.readiness()
+            return found
+
+        core.storage.parts = parts
+        if mode in ("relay", "projector") and s.ops_port:
+            tasks.append(_serve(ops_app(core, mode), s, s.ops_port, stop))
+        if relay is not None:
+            await retry_setup(relay.setup, "relay")
+            tasks.append(asyncio.create_task(relay.run(stop)))
+            if (rotator := core.key_rotator()) is not None:
+                tasks.append(asyncio.create_task(rotator.run(stop)))
+        if runners:
+            for runner in runners:
+                # the api too: queries need the read models' tables before a projector runs
+                await retry_setup(runner.setup, f"projection {runner.projection.name}")
+                if mode != "api":
+                    tasks.append(asyncio.create_task(runner.run(stop)))
+            if mode != "api" and core.alert_checks():
+                tasks.append(asyncio.create_task(core.alert_scanner().run(stop)))
+        if mode in ("api", "all"):
+            tasks.append(asyncio.create_task(core.revocations.run(stop)))
+            tasks.append(_serve(core.app(), s, s.port(core.name), stop))
+        settle_heap()
+        log.info("service.started", service=core.name, mode=mode)
+        await asyncio.gather(*tasks)
+    finally:
+        stop.set()
+        for t in tasks:
+            with contextlib.suppress(Exception):
+                await t
+
+
+def main(name: str, build: Callable[[Settings], Awaitable[ServiceCore]], argv: list[str] | None = None) -> None:
+    """``python -m services.<name> api|relay|projector|all``."""
+    parser = argparse.ArgumentParser(prog=f"python -m services.{name}", description=f"the {name} service")
+    parser.add_argument("mode", choices=MODES, help="which process kind to run (all: the three in one process)")
+    args = parser.parse_args(argv)
+
+    async def _main() -> None:
+        settings = Settings()
+        configure_logging(settings, process=f"{name}-{args.mode}")
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        core = await build(settings)
+        try:
+            await core.ensure_topics()
+            await run(core, args.mode, stop)
+        finally:
+            await core.close()
+
+    uvloop.run(_main())  # libuv's event loop: less CPU per round trip for asyncpg, aiokafka and uvicorn

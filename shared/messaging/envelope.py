@@ -1,0 +1,95 @@
+"""The wire format subscribers rely on: CloudEvents 1.0, structured JSON mode, one event per Kafka message.
+
+Context attributes: ``specversion``, ``id`` (the event id), ``source`` (``/pipelines/<service>``), ``type``
+(the event's wire name), ``subject`` (the stream id), ``time`` (when it happened), ``datacontenttype``.
+Extension attributes (lower-case letters and digits, as the spec requires): ``streamid``, ``streamversion``,
+``position``, ``schemaversion``, ``recordedtime``, ``correlationid``, ``causationid``.
+The Kafka key is the stream id, so one stream's events share a partition and keep their order; the header
+``content-type: application/cloudevents+json; charset=utf-8`` marks structured mode (Kafka protocol binding).
+Personal fields in ``data`` are sealed tokens (``shared.privacy.pii``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from shared.core.events import DomainEvent
+from shared.privacy.pii import parse_stored
+from shared.store import RecordedEvent
+
+CONTENT_TYPE = "application/cloudevents+json; charset=utf-8"
+
+
+class CloudEvent(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    specversion: Literal["1.0"] = "1.0"
+    id: str = Field(min_length=1)
+    source: str = Field(min_length=1)
+    type: str = Field(min_length=1)
+    subject: str
+    time: AwareDatetime
+    datacontenttype: Literal["application/json"] = "application/json"
+    data: dict[str, Any]
+    streamid: str = Field(min_length=1)
+    streamversion: int = Field(ge=1)
+    position: int = Field(ge=1)
+    schemaversion: int = Field(ge=1)
+    recordedtime: AwareDatetime
+    correlationid: str
+    causationid: str
+
+    @classmethod
+    def from_recorded(cls, event: RecordedEvent, service: str) -> CloudEvent:
+        return cls(
+            id=str(event.event_id),
+            source=f"/pipelines/{service}",
+            type=event.event_type,
+            subject=event.stream_id,
+            time=event.occurred_at,
+            data=event.data,
+            streamid=event.stream_id,
+            streamversion=event.version,
+            position=event.position,
+            schemaversion=event.schema_version,
+            recordedtime=event.recorded_at,
+            correlationid=event.correlation_id,
+            causationid=event.causation_id,
+        )
+
+    @property
+    def event_id(self) -> uuid.UUID:
+        return uuid.UUID(self.id)
+
+    @property
+    def occurred_at(self) -> datetime:
+        return self.time
+
+    def to_event(self) -> DomainEvent:
+        """The typed event, upcast from its schema version, personal fields unopened (None)."""
+        return parse_stored(self.type, self.schemaversion, self.data)
+
+    def kafka_key(self) -> bytes:
+        return self.streamid.encode()
+
+    def kafka_value(self) -> bytes:
+        return self.model_dump_json().encode()
+
+    @classmethod
+    def from_kafka(cls, value: bytes | None) -> CloudEvent:
+        if value is None:
+            raise ValueError("empty Kafka message (tombstone)")
+        return cls.model_validate_json(value)
+
+
+KAFKA_HEADERS = [("content-type", CONTENT_TYPE.encode())]
+
+
+def cloudevent_json_schema() -> dict[str, Any]:
+    schema = CloudEvent.model_json_schema(mode="serialization")
+    schema["$id"] = "pipelines.envelope.v1"
+    return schema

@@ -1,0 +1,194 @@
+"""Settings of every process, from the environment (and a ``.env`` file when present).
+
+``KAFKA_BOOTSTRAP_SERVERS`` and ``DATABASE_URL`` are read as they are (the local stack prints them);
+everything else is ``PIPELINES_*``. A service may have its own database URL (``DEALS_DATABASE_URL``, …),
+which wins over ``DATABASE_URL``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import ssl
+from typing import Any, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SERVICES = ("leads", "deals", "production")
+
+
+class SettingsError(ValueError):
+    """A setting needed by this process is missing or malformed; the message names it."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PIPELINES_", env_file=".env", extra="ignore")
+
+    kafka_bootstrap_servers: str = Field(
+        "127.0.0.1:19092", validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "PIPELINES_KAFKA_BOOTSTRAP_SERVERS")
+    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: str | None = None
+    kafka_partitions: int = Field(6, ge=1)
+    # Names of a deployment's schemas and topics: "<schema_prefix><service>", "<topic_prefix>.<service>.events".
+    # Tests and parallel demos use prefixes to keep apart on one PostgreSQL and one Kafka.
+    schema_prefix: str = Field("", pattern=r"^[a-z0-9_]{0,20}$")
+    topic_prefix: str = Field("pipelines", pattern=r"^[a-z0-9_.-]{1,40}$")
+    kafka_replication_factor: int = Field(1, ge=1)
+    # The largest Kafka record an event may become (its CloudEvent, key and headers): a larger one is refused when
+    # it is appended (422). The relay refuses to start unless every topic it writes takes it (max.message.bytes)
+    # and so does its producer (kafka_max_request_size). Raise all three together (docs/OPERATIONS.md).
+    max_event_bytes: int = Field(1_000_000, ge=16_384, le=100 * 1024 * 1024)
+    kafka_max_request_size: int = Field(1_048_576, ge=16_384, le=200 * 1024 * 1024)
+
+    database_url: str | None = Field(None, validation_alias=AliasChoices("DATABASE_URL", "PIPELINES_DATABASE_URL"))
+    leads_database_url: str | None = Field(None, validation_alias=AliasChoices("LEADS_DATABASE_URL"))
+    deals_database_url: str | None = Field(None, validation_alias=AliasChoices("DEALS_DATABASE_URL"))
+    production_database_url: str | None = Field(None, validation_alias=AliasChoices("PRODUCTION_DATABASE_URL"))
+    db_pool_size: int = Field(10, ge=1)
+
+    # JSON object of key id -> HS256 secret (at least 32 bytes); tokens name their key id in the `kid` header.
+    jwt_keys: dict[str, SecretStr] = Field(default_factory=dict)
+    jwt_active_kid: str | None = None
+    jwt_issuer: str = "pipelines"
+    jwt_audience: str = "pipelines"
+    # the longest a token may live (exp - iat, and exp from now): a longer one is refused; the revocations topic
+    # keeps its messages this long (shared/edge/revocation.py)
+    jwt_max_lifetime_s: int = Field(24 * 3600, ge=60, le=30 * 86400)
+
+    pii_master_key: SecretStr | None = None  # base64 of 32 random bytes
+    # the master key being replaced, during the one rotation that re-wraps every subject key under the new one
+    pii_previous_master_key: SecretStr | None = None
+    # the epoch keyring (shared/privacy/keyring.py): a directory on a volume of its own, the same for every process of a
+    # deployment, never backed up; without it no personal data can be read (decision 0015)
+    keyring_dir: str | None = None
+    # an erased person's data is unreadable in every copy (WAL, backups, replicas) at most this long after the
+    # erasure: the wrapping keys are rotated every half of it (decision 0015)
+    erasure_window_hours: float = Field(24.0, gt=0, le=24 * 90)
+
+    # lead sources' webhook credentials (a webhook without its credential answers 503)
+    website_form_secret: SecretStr | None = None
+    ladipage_token: SecretStr | None = None
+    facebook_app_secret: SecretStr | None = None
+    facebook_verify_token: SecretStr | None = None
+    facebook_access_token: SecretStr | None = None
+    google_ads_webhook_key: SecretStr | None = None
+    pii_schema: str = "pii"
+
+    api_host: str = "127.0.0.1"
+    # a request body larger than this answers 413 before it is read further (every API)
+    max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    # a request line and headers larger than this, or more header fields, answer 431 and close the connection
+    # (every HTTP server: the APIs, the web board, the relay's and projector's ops port; shared.edge.httpserver)
+    max_header_bytes: int = Field(32 * 1024, ge=4096, le=1024 * 1024)
+    max_headers: int = Field(100, ge=10, le=1000)
+    # relay and projector processes serve /healthz, /readyz and /metrics on this port (none when unset)
+    ops_port: int | None = Field(None, ge=1, le=65535)
+    leads_port: int = Field(8101, ge=1, le=65535)
+    deals_port: int = Field(8102, ge=1, le=65535)
+    production_port: int = Field(8103, ge=1, le=65535)
+    web_port: int = Field(8100, ge=1, le=65535)
+    # where the web board reaches each API (default: this host's API ports); it calls them with the user's token
+    leads_api_url: str | None = None
+    deals_api_url: str | None = None
+    production_api_url: str | None = None
+
+    timezone: str = "Asia/Ho_Chi_Minh"
+    lead_response_minutes: int = Field(60, ge=1, description="a new lead not contacted by then raises an alert")
+    alert_scan_seconds: float = Field(30.0, gt=0)
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    @field_validator("jwt_keys", mode="before")
+    @classmethod
+    def _parse_keys(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value) if value.strip() else {}
+            except json.JSONDecodeError as exc:
+                raise ValueError("PIPELINES_JWT_KEYS must be a JSON object of key id to secret") from exc
+        return value
+
+    def database_url_for(self, service: str) -> str:
+        url = getattr(self, f"{service}_database_url", None) or self.database_url
+        if not url:
+            raise SettingsError(f"no database: set {service.upper()}_DATABASE_URL or DATABASE_URL")
+        return url
+
+    def port(self, service: str) -> int:
+        return int(getattr(self, f"{service}_port"))
+
+    def api_url(self, service: str) -> str:
+        url = getattr(self, f"{service}_api_url", None) or f"http://{self.api_host}:{self.port(service)}"
+        return str(url).rstrip("/")
+
+    def schema_name(self, service: str) -> str:
+        return f"{self.schema_prefix}{service}"
+
+    def events_topic(self, service: str) -> str:
+        return f"{self.topic_prefix}.{service}.events"
+
+    def alerts_topic(self) -> str:
+        return f"{self.topic_prefix}.alerts"
+
+    def dead_letter_topic(self, service: str) -> str:
+        return f"{self.topic_prefix}.{service}.dlq"
+
+    def master_key(self) -> bytes:
+        if self.pii_master_key is None:
+            raise SettingsError("PIPELINES_PII_MASTER_KEY is not set (base64 of 32 random bytes)")
+        try:
+            key = base64.b64decode(self.pii_master_key.get_secret_value(), validate=True)
+        except binascii.Error as exc:
+            raise SettingsError("PIPELINES_PII_MASTER_KEY is not valid base64") from exc
+        if len(key) != 32:
+            raise SettingsError(f"PIPELINES_PII_MASTER_KEY must decode to 32 bytes, not {len(key)}")
+        return key
+
+    def previous_master_keys(self) -> list[bytes]:
+        """The master key being replaced (PIPELINES_PII_PREVIOUS_MASTER_KEY), if any: it still opens until the next
+        rotation has re-wrapped everything under the new one."""
+        if self.pii_previous_master_key is None or not self.pii_previous_master_key.get_secret_value():
+            return []
+        return [_key32(self.pii_previous_master_key, "PIPELINES_PII_PREVIOUS_MASTER_KEY")]
+
+    def keyring_directory(self) -> str:
+        if not self.keyring_dir:
+            raise SettingsError(
+                "PIPELINES_KEYRING_DIR is not set: the directory of the epoch keyring, on a volume every process of "
+                "the deployment shares and no backup holds (decision 0015)"
+            )
+        return self.keyring_dir
+
+    def kafka_options(self) -> dict[str, Any]:
+        """Security options for every aiokafka client of this process."""
+        options: dict[str, Any] = {"security_protocol": self.kafka_security_protocol}
+        if self.kafka_security_protocol.startswith("SASL"):
+            if not (self.kafka_sasl_mechanism and self.kafka_sasl_username and self.kafka_sasl_password):
+                raise SettingsError(
+                    "SASL needs PIPELINES_KAFKA_SASL_MECHANISM, PIPELINES_KAFKA_SASL_USERNAME and "
+                    "PIPELINES_KAFKA_SASL_PASSWORD"
+                )
+            options |= {
+                "sasl_mechanism": self.kafka_sasl_mechanism,
+                "sasl_plain_username": self.kafka_sasl_username,
+                "sasl_plain_password": self.kafka_sasl_password.get_secret_value(),
+            }
+        if self.kafka_security_protocol in ("SSL", "SASL_SSL"):
+            options["ssl_context"] = ssl.create_default_context(cafile=self.kafka_ssl_cafile)
+        return options
+
+
+def _key32(value: SecretStr, name: str) -> bytes:
+    try:
+        key = base64.b64decode(value.get_secret_value(), validate=True)
+    except binascii.Error as exc:
+        raise SettingsError(f"{name} is not valid base64") from exc
+    if len(key) != 32:
+        raise SettingsError(f"{name} must decode to 32 bytes, not {len(key)}")
+    return key

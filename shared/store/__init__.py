@@ -1,0 +1,257 @@
+"""The event store contract: append with an expected version, read a stream, tail everything in commit order.
+
+Two implementations pass one contract suite (tests/contract/test_eventstore_contract.py):
+``shared.store.memory.InMemoryEventStore`` and ``shared.store.postgres.PostgresEventStore``.
+
+Positions and checkpoints: every event gets a global ``position`` (unique, increasing within a stream). A
+position taken from a sequence is not commit order, so tailing readers (the relay, catch-up readers) do not
+tail by position: they tail by ``Checkpoint`` = (transaction id, position) and only see events whose
+transaction ended before every transaction still running began (docs/decisions/0002).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, NamedTuple, Protocol
+
+from shared.core.events import DomainEvent
+from shared.core.wire import EventTooLargeError
+from shared.privacy.pii import parse_stored
+
+__all__ = ["EventTooLargeError"]  # raised by append; defined beside the wire format it protects
+
+
+class Checkpoint(NamedTuple):
+    """Where a tailing reader is: the last (transaction id, position) it has read."""
+
+    tx: int
+    position: int
+
+
+START = Checkpoint(0, 0)
+NO_STREAM = 0  # expected version of a stream that must not exist yet
+
+
+class EventStoreError(Exception):
+    pass
+
+
+class ConcurrencyError(EventStoreError):
+    """The stream is not at the expected version: someone else appended first. Nothing was written."""
+
+    def __init__(self, stream_id: str, expected: int, actual: int | None = None) -> None:
+        detail = f", it is at {actual}" if actual is not None else ""
+        super().__init__(f"stream {stream_id} was expected at version {expected}{detail}")
+        self.stream_id = stream_id
+        self.expected = expected
+        self.actual = actual
+
+
+class DuplicateEventError(EventStoreError):
+    """An event with this id is stored already: the append it belongs to happened before. Nothing was written."""
+
+    def __init__(self, stream_id: str) -> None:
+        super().__init__(f"an event appended to {stream_id} has an id already stored")
+        self.stream_id = stream_id
+
+
+class IdempotencyKeyReusedError(EventStoreError):
+    """An idempotency key was sent again with a different request."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"idempotency key {key!r} was already used for a different request")
+        self.key = key
+
+
+def new_event_id() -> uuid.UUID:
+    """A UUID version 7 (RFC 9562): 48 bits of Unix milliseconds, then random bits. Ids made one after another
+    sort together, so the events table's unique index on them grows at its right edge instead of touching a
+    random page of a large index for every append."""
+    value = (int(time.time() * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
+    value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
+    value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 9562 variant
+    return uuid.UUID(int=value)
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """An event to append, with what the store cannot know: when it happened, its id, its causes."""
+
+    event: DomainEvent
+    occurred_at: datetime | None = None  # None: the time it is recorded
+    event_id: uuid.UUID = field(default_factory=new_event_id)
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RecordedEvent:
+    stream_id: str
+    version: int
+    position: int
+    event_id: uuid.UUID
+    event_type: str
+    schema_version: int
+    data: dict[str, Any]  # as stored: personal fields are sealed tokens
+    metadata: dict[str, Any]
+    occurred_at: datetime
+    recorded_at: datetime
+    checkpoint: Checkpoint
+
+    @property
+    def correlation_id(self) -> str:
+        return str(self.metadata.get("correlation_id") or self.event_id)
+
+    @property
+    def causation_id(self) -> str:
+        return str(self.metadata.get("causation_id") or self.event_id)
+
+    def to_event(self) -> DomainEvent:
+        """The typed event, upcast to the current schema, personal fields unopened (None).
+
+        Readers allowed to see personal data open ``data`` with ``shared.privacy.pii.PersonalData.open`` and parse that.
+        """
+        return parse_stored(self.event_type, self.schema_version, self.data)
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    stream_id: str
+    version: int  # the stream's version after the append
+    position: int  # the global position of the last event appended (or of the stream's last event)
+    event_ids: tuple[uuid.UUID, ...] = ()
+    replayed: bool = False  # True when an idempotency key returned an earlier result
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "stream_id": self.stream_id,
+            "version": self.version,
+            "position": self.position,
+            "event_ids": [str(e) for e in self.event_ids],
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], *, replayed: bool = True) -> AppendResult:
+        return cls(
+            stream_id=data["stream_id"],
+            version=data["version"],
+            position=data["position"],
+            event_ids=tuple(uuid.UUID(e) for e in data["event_ids"]),
+            replayed=replayed,
+        )
+
+
+@dataclass(frozen=True)
+class Idempotency:
+    """A client's idempotency key, scoped (e.g. by caller and endpoint), and a fingerprint of its request."""
+
+    key: str
+    fingerprint: str
+
+    @classmethod
+    def of(cls, scope: str, key: str, request: Any) -> Idempotency:
+        body = json.dumps(request, sort_keys=True, default=str).encode()
+        return cls(key=f"{scope}:{key}", fingerprint=hashlib.sha256(body).hexdigest())
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A stream's state folded up to ``version``, as JSON; ``schema_version`` is its decider's snapshot version."""
+
+    version: int
+    schema_version: int
+    state: Any  # JSON
+
+
+class StateCache:
+    """The latest states this process folded, by (stream, decider): a command reads only the events after them.
+
+    Safe because a stream is append-only: a state folded from versions 1..v stays the fold of 1..v, and the
+    events after v are read before deciding. Only states of committed events go in (a store working inside a
+    caller's transaction has no cache). Least recently used entries go first.
+    """
+
+    def __init__(self, max_entries: int = 5000) -> None:
+        self.max_entries = max_entries
+        self._entries: OrderedDict[Hashable, tuple[Any, int, int]] = OrderedDict()
+
+    def get(self, key: Hashable) -> tuple[Any, int, int] | None:
+        """(state, version, version of the last snapshot written) or None."""
+        found = self._entries.get(key)
+        if found is not None:
+            self._entries.move_to_end(key)
+        return found
+
+    def put(self, key: Hashable, state: Any, version: int, snapshot_version: int) -> None:
+        self._entries[key] = (state, version, snapshot_version)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+    def drop(self, key: Hashable) -> None:
+        self._entries.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+class EventStore(Protocol):
+    states: StateCache | None  # None when the store works inside a caller's transaction
+
+    async def append(
+        self,
+        stream_id: str,
+        events: Sequence[NewEvent],
+        *,
+        expected_version: int,
+        idempotency: Idempotency | None = None,
+    ) -> AppendResult:
+        """Append after ``expected_version`` (NO_STREAM for a new stream) or raise ConcurrencyError.
+
+        With ``idempotency``: a key seen before returns its first result and appends nothing. An event that would be
+        a Kafka record over the store's ``max_event_bytes`` raises ``EventTooLargeError`` and nothing is appended.
+        """
+        ...
+
+    async def read_stream(
+        self,
+        stream_id: str,
+        *,
+        to_version: int | None = None,
+        as_of: datetime | None = None,
+        after_version: int = 0,
+    ) -> list[RecordedEvent]:
+        """The stream's events in order, after a version, up to a version and/or as recorded by a time."""
+        ...
+
+    async def write_snapshot(self, stream_id: str, snapshot: Snapshot) -> None:
+        """Keep a snapshot unless a later one of the same schema version is stored."""
+        ...
+
+    async def read_from_snapshot(
+        self, stream_id: str, schema_version: int
+    ) -> tuple[Snapshot | None, list[RecordedEvent]]:
+        """In one read: the stream's snapshot if it is of ``schema_version``, and the events after it (all of the
+        stream's events when there is none)."""
+        ...
+
+    async def read_all(self, after: Checkpoint = START, *, limit: int = 500) -> list[RecordedEvent]:
+        """Committed events after a checkpoint, in commit-safe order; an event committing late is never skipped."""
+        ...
+
+    async def stream_version(self, stream_id: str) -> int: ...
+
+    async def locate(self, position: int) -> tuple[str, int] | None:
+        """The (stream id, version) of the event at a global position."""
+        ...
+
+    async def idempotent_result(self, idempotency: Idempotency) -> AppendResult | None:
+        """The first result of a key already used with this request; raises if used with another."""
+        ...

@@ -1,0 +1,132 @@
+"""An in-memory event store with the same contract as PostgreSQL's, for unit tests and the domain's tests."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from shared.core.wire import DEFAULT_MAX_EVENT_BYTES, check_event_sizes
+from shared.privacy.pii import InMemoryKeyStore, PersonalData
+from shared.store import (
+    START,
+    AppendResult,
+    Checkpoint,
+    ConcurrencyError,
+    DuplicateEventError,
+    Idempotency,
+    IdempotencyKeyReusedError,
+    NewEvent,
+    RecordedEvent,
+    Snapshot,
+    StateCache,
+)
+
+
+class InMemoryEventStore:
+    def __init__(
+        self, personal_data: PersonalData | None = None, *, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
+    ) -> None:
+        self.personal_data = personal_data or PersonalData(InMemoryKeyStore())
+        self.max_event_bytes = max_event_bytes
+        self._events: list[RecordedEvent] = []
+        self._streams: dict[str, list[RecordedEvent]] = {}
+        self._keys: dict[str, tuple[str, AppendResult]] = {}
+        self._ids: set[uuid.UUID] = set()
+        self._lock = asyncio.Lock()
+        self._tx = 0
+        self._snapshots: dict[str, Snapshot] = {}
+        self.states: StateCache | None = StateCache()
+
+    async def append(
+        self,
+        stream_id: str,
+        events: Sequence[NewEvent],
+        *,
+        expected_version: int,
+        idempotency: Idempotency | None = None,
+    ) -> AppendResult:
+        sealed = await self.personal_data.seal(e.event for e in events)
+        check_event_sizes(stream_id, events, sealed, source="memory", limit=self.max_event_bytes)
+        async with self._lock:
+            if idempotency and (first := await self.idempotent_result(idempotency)):
+                return first
+            stream = self._streams.setdefault(stream_id, [])
+            if any(e.event_id in self._ids for e in events):
+                raise DuplicateEventError(stream_id)
+            if len(stream) != expected_version:
+                raise ConcurrencyError(stream_id, expected_version, len(stream))
+            self._tx += 1
+            now = datetime.now(UTC)
+            for new, data in zip(events, sealed, strict=True):
+                position = len(self._events) + 1
+                recorded = RecordedEvent(
+                    stream_id=stream_id,
+                    version=len(stream) + 1,
+                    position=position,
+                    event_id=new.event_id,
+                    event_type=new.event.event_type,
+                    schema_version=new.event.schema_version,
+                    data=data,
+                    metadata=dict(new.metadata),
+                    occurred_at=new.occurred_at or now,
+                    recorded_at=now,
+                    checkpoint=Checkpoint(self._tx, position),
+                )
+                stream.append(recorded)
+                self._events.append(recorded)
+                self._ids.add(recorded.event_id)
+            last = stream[-1].position if stream else 0
+            result = AppendResult(stream_id, len(stream), last, tuple(e.event_id for e in events))
+            if idempotency:
+                self._keys[idempotency.key] = (idempotency.fingerprint, result)
+            return result
+
+    async def read_stream(
+        self,
+        stream_id: str,
+        *,
+        to_version: int | None = None,
+        as_of: datetime | None = None,
+        after_version: int = 0,
+    ) -> list[RecordedEvent]:
+        return [
+            e
+            for e in self._streams.get(stream_id, [])[after_version:]
+            if (to_version is None or e.version <= to_version) and (as_of is None or e.recorded_at <= as_of)
+        ]
+
+    async def read_from_snapshot(
+        self, stream_id: str, schema_version: int
+    ) -> tuple[Snapshot | None, list[RecordedEvent]]:
+        snap = self._snapshots.get(stream_id)
+        if snap is not None and snap.schema_version != schema_version:
+            snap = None
+        return snap, await self.read_stream(stream_id, after_version=snap.version if snap else 0)
+
+    async def write_snapshot(self, stream_id: str, snapshot: Snapshot) -> None:
+        stored = self._snapshots.get(stream_id)
+        if stored is None or stored.schema_version != snapshot.schema_version or stored.version < snapshot.version:
+            self._snapshots[stream_id] = snapshot
+
+    async def read_all(self, after: Checkpoint = START, *, limit: int = 500) -> list[RecordedEvent]:
+        return [e for e in self._events if e.checkpoint > after][:limit]
+
+    async def stream_version(self, stream_id: str) -> int:
+        return len(self._streams.get(stream_id, []))
+
+    async def locate(self, position: int) -> tuple[str, int] | None:
+        if 1 <= position <= len(self._events):
+            e = self._events[position - 1]
+            return e.stream_id, e.version
+        return None
+
+    async def idempotent_result(self, idempotency: Idempotency) -> AppendResult | None:
+        found = self._keys.get(idempotency.key)
+        if found is None:
+            return None
+        fingerprint, result = found
+        if fingerprint != idempotency.fingerprint:
+            raise IdempotencyKeyReusedError(idempotency.key)
+        return AppendResult.from_json(result.to_json())

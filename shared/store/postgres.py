@@ -1,0 +1,364 @@
+"""The event store on PostgreSQL (asyncpg), one schema per service. Pools come from ``shared.store.db``.
+
+- ``events``: append-only; ``(stream_id, version)`` unique, so two writers at one version cannot both win.
+  Each row records the id of the transaction that wrote it (``tx_id``, xid8).
+- Tailing (``read_all``) orders by (tx_id, position) and returns only rows whose transaction id is below
+  ``pg_snapshot_xmin(pg_current_snapshot())``: every such transaction has ended, and every transaction that
+  writes later has a larger id, so a reader never passes an event whose transaction is still open.
+- ``idempotency_keys``: a key, the request's fingerprint and the first result, written in the append's
+  transaction.
+- A statement trigger notifies ``<schema>_events`` on commit, so the relay wakes at once (it polls too).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import time
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from shared.core.wire import DEFAULT_MAX_EVENT_BYTES, check_event_sizes
+from shared.ops.metrics import APPEND_SECONDS, EVENTS_APPENDED
+from shared.privacy.pii import PersonalData
+from shared.store import (
+    START,
+    AppendResult,
+    Checkpoint,
+    ConcurrencyError,
+    DuplicateEventError,
+    Idempotency,
+    IdempotencyKeyReusedError,
+    NewEvent,
+    RecordedEvent,
+    Snapshot,
+    StateCache,
+)
+from shared.store.db import Conn, identifier
+from shared.store.migrations import Migration, apply
+
+# The store's migrations (shared.store.migrations). The first makes what every start made before migrations, IF NOT
+# EXISTS throughout (the index, trigger and rules only when missing), so on a schema made then it changes nothing
+# and takes no lock on the events table.
+SCHEMA_SQL = """
+CREATE SCHEMA IF NOT EXISTS {s};
+CREATE TABLE IF NOT EXISTS {s}.events (
+    position       bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    stream_id      text        NOT NULL,
+    version        integer     NOT NULL CHECK (version > 0),
+    event_id       uuid        NOT NULL UNIQUE,
+    event_type     text        NOT NULL,
+    schema_version integer     NOT NULL,
+    data           jsonb       NOT NULL,
+    metadata       jsonb       NOT NULL,
+    occurred_at    timestamptz NOT NULL,
+    recorded_at    timestamptz NOT NULL DEFAULT now(),
+    tx_id          xid8        NOT NULL DEFAULT pg_current_xact_id(),
+    UNIQUE (stream_id, version)
+);
+CREATE TABLE IF NOT EXISTS {s}.idempotency_keys (
+    key         text PRIMARY KEY,
+    fingerprint text NOT NULL,
+    result      jsonb NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS {s}.snapshots (
+    stream_id      text PRIMARY KEY,
+    version        integer NOT NULL,
+    schema_version integer NOT NULL,
+    state          jsonb NOT NULL,
+    written_at     timestamptz NOT NULL DEFAULT now()
+);
+CREATE OR REPLACE FUNCTION {s}.notify_events() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN PERFORM pg_notify('{channel}', ''); RETURN NULL; END $$;
+DO $$ BEGIN
+    IF to_regclass('{s}.events_commit_order') IS NULL THEN
+        CREATE INDEX events_commit_order ON {s}.events (tx_id, position);
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_trigger WHERE tgrelid = '{s}.events'::regclass AND tgname = 'events_notify') THEN
+        CREATE TRIGGER events_notify AFTER INSERT ON {s}.events
+            FOR EACH STATEMENT EXECUTE FUNCTION {s}.notify_events();
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_rules WHERE schemaname = '{s}' AND tablename = 'events'
+                   AND rulename = 'events_no_update') THEN
+        CREATE RULE events_no_update AS ON UPDATE TO {s}.events DO INSTEAD NOTHING;
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_rules WHERE schemaname = '{s}' AND tablename = 'events'
+                   AND rulename = 'events_no_delete') THEN
+        CREATE RULE events_no_delete AS ON DELETE TO {s}.events DO INSTEAD NOTHING;
+    END IF;
+END $$;
+"""
+
+_COLUMNS = """stream_id, version, position, event_id, event_type, schema_version, data, metadata,
+              occurred_at, recorded_at, tx_id"""
+
+
+def _recorded(row: asyncpg.Record) -> RecordedEvent:
+    return RecordedEvent(
+        stream_id=row["stream_id"],
+        version=row["version"],
+        position=row["position"],
+        event_id=row["event_id"],
+        event_type=row["event_type"],
+        schema_version=row["schema_version"],
+        data=row["data"],
+        metadata=row["metadata"],
+        occurred_at=row["occurred_at"],
+        recorded_at=row["recorded_at"],
+        checkpoint=Checkpoint(row["tx_id"], row["position"]),
+    )
+
+
+class PostgresEventStore:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        schema: str,
+        personal_data: PersonalData | None = None,
+        *,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+    ) -> None:
+        """Without ``personal_data`` the store reads and appends events that carry no personal fields. An event
+        that would be a Kafka record over ``max_event_bytes`` is refused (``shared.core.wire.EventTooLargeError``)."""
+        self.pool = pool
+        self.max_event_bytes = max_event_bytes
+        self.schema = identifier(schema)
+        self.channel = f"{self.schema}_events"
+        self.personal_data = personal_data
+        self._bound: Conn | None = None
+        self.states: StateCache | None = StateCache()
+        s = self.schema
+        self._append_sql = f"""
+            INSERT INTO {s}.events (stream_id, version, event_id, event_type, schema_version, data, metadata,
+                                    occurred_at)
+            SELECT $1, $2 + t.n, t.event_id, t.event_type, t.schema_version, t.data, t.metadata,
+                   coalesce(t.occurred_at, now())
+            FROM unnest($3::uuid[], $4::text[], $5::int[], $6::jsonb[], $7::jsonb[], $8::timestamptz[])
+                 WITH ORDINALITY AS t(event_id, event_type, schema_version, data, metadata, occurred_at, n)
+            WHERE coalesce((SELECT max(version) FROM {s}.events WHERE stream_id = $1), 0) = $2
+            RETURNING version, position"""
+
+    def using(self, conn: Conn) -> PostgresEventStore:
+        """This store working inside a transaction of the caller's (a reaction's): reads and appends use ``conn``."""
+        bound = copy.copy(self)
+        bound._bound = conn
+        bound.states = None  # what it reads may be uncommitted
+        return bound
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Conn]:
+        if self._bound is not None:
+            yield self._bound
+        else:
+            async with self.pool.acquire() as conn:
+                yield conn
+
+    async def setup(self) -> None:
+        """The store's tables, made once (``shared.store.migrations``): a start that finds them runs no DDL."""
+        sql = SCHEMA_SQL.format(s=self.schema, channel=self.channel)
+        await apply(self.pool, self.schema, [Migration("eventstore.0001", "events, idempotency keys, snapshots", sql)])
+
+    async def append(
+        self,
+        stream_id: str,
+        events: Sequence[NewEvent],
+        *,
+        expected_version: int,
+        idempotency: Idempotency | None = None,
+        conn: Conn | None = None,
+    ) -> AppendResult:
+        """Append in its own transaction, or inside the caller's (``conn``, e.g. a reaction's)."""
+        if self.personal_data is not None:
+            sealed = await self.personal_data.seal(e.event for e in events)
+        elif any(e.event.personal_fields for e in events):
+            raise ValueError(f"store {self.schema} has no key store: it cannot seal personal data")
+        else:
+            sealed = [e.event.model_dump(mode="json") for e in events]
+        check_event_sizes(stream_id, events, sealed, source=self.schema, limit=self.max_event_bytes)
+        conn = conn or self._bound
+        started = time.perf_counter()
+        try:
+            if conn is not None:
+                async with conn.transaction():  # a savepoint inside the caller's transaction
+                    result = await self._append(conn, stream_id, events, sealed, expected_version, idempotency)
+            elif idempotency is None and events:
+                # one statement is its own transaction: no BEGIN and COMMIT round trips
+                async with self.pool.acquire() as own:
+                    result = await self._append(own, stream_id, events, sealed, expected_version, idempotency)
+            else:
+                async with self.pool.acquire() as own, own.transaction():
+                    result = await self._append(own, stream_id, events, sealed, expected_version, idempotency)
+            if not result.replayed and events:
+                EVENTS_APPENDED.labels(self.schema).inc(len(events))
+                APPEND_SECONDS.labels(self.schema).observe(time.perf_counter() - started)
+            return result
+        except _KeyTaken:
+            assert idempotency is not None
+            first = await self.idempotent_result(idempotency)
+            assert first is not None
+            return first
+
+    async def _append(
+        self,
+        conn: Conn,
+        stream_id: str,
+        events: Sequence[NewEvent],
+        sealed: list[dict[str, Any]],
+        expected_version: int,
+        idempotency: Idempotency | None,
+    ) -> AppendResult:
+        if events:
+            try:
+                rows = await conn.fetch(
+                    self._append_sql,
+                    stream_id,
+                    expected_version,
+                    [e.event_id for e in events],
+                    [e.event.event_type for e in events],
+                    [e.event.schema_version for e in events],
+                    sealed,
+                    [json.loads(json.dumps(dict(e.metadata), default=str)) for e in events],
+                    [e.occurred_at for e in events],
+                )
+            except asyncpg.UniqueViolationError as exc:
+                if exc.constraint_name and exc.constraint_name.endswith("event_id_key"):
+                    raise DuplicateEventError(stream_id) from None
+                raise ConcurrencyError(stream_id, expected_version) from None
+            if not rows:
+                raise ConcurrencyError(stream_id, expected_version, await self._version(conn, stream_id))
+            result = AppendResult(
+                stream_id, rows[-1]["version"], rows[-1]["position"], tuple(e.event_id for e in events)
+            )
+        else:
+            version, position = await self._head(conn, stream_id)
+            if version != expected_version:
+                raise ConcurrencyError(stream_id, expected_version, version)
+            result = AppendResult(stream_id, version, position)
+        if idempotency:
+            stored = await conn.fetchval(
+                f"""INSERT INTO {self.schema}.idempotency_keys (key, fingerprint, result) VALUES ($1, $2, $3)
+                    ON CONFLICT (key) DO NOTHING RETURNING true""",
+                idempotency.key,
+                idempotency.fingerprint,
+                result.to_json(),
+            )
+            if not stored:  # the same key committed meanwhile: undo ours, answer theirs
+                raise _KeyTaken
+        return result
+
+    async def _version(self, conn: Conn, stream_id: str) -> int:
+        return (await self._head(conn, stream_id))[0]
+
+    async def _head(self, conn: Conn, stream_id: str) -> tuple[int, int]:
+        row = await conn.fetchrow(
+            f"""SELECT version, position FROM {self.schema}.events WHERE stream_id = $1
+                ORDER BY version DESC LIMIT 1""",
+            stream_id,
+        )
+        return (row["version"], row["position"]) if row else (0, 0)
+
+    async def read_stream(
+        self,
+        stream_id: str,
+        *,
+        to_version: int | None = None,
+        as_of: datetime | None = None,
+        after_version: int = 0,
+    ) -> list[RecordedEvent]:
+        async with self._connection() as conn:
+            rows = await conn.fetch(
+                f"""SELECT {_COLUMNS} FROM {self.schema}.events
+                    WHERE stream_id = $1 AND version > $4 AND ($2::int IS NULL OR version <= $2)
+                      AND ($3::timestamptz IS NULL OR recorded_at <= $3)
+                    ORDER BY version""",
+                stream_id,
+                to_version,
+                as_of,
+                after_version,
+            )
+        return [_recorded(r) for r in rows]
+
+    async def read_from_snapshot(
+        self, stream_id: str, schema_version: int
+    ) -> tuple[Snapshot | None, list[RecordedEvent]]:
+        # One round trip for a state this process has not cached: the snapshot (its state on the first row only,
+        # so it is decoded once) beside the events after it; a row without an event when there are none.
+        async with self._connection() as conn:
+            rows = await conn.fetch(
+                f"""SELECT s.version AS snapshot_version,
+                           CASE WHEN row_number() OVER (ORDER BY e.version) = 1 THEN s.state END AS snapshot_state,
+                           e.*
+                    FROM (SELECT) AS one
+                    LEFT JOIN {self.schema}.snapshots AS s ON s.stream_id = $1 AND s.schema_version = $2
+                    LEFT JOIN LATERAL (
+                        SELECT {_COLUMNS} FROM {self.schema}.events
+                        WHERE stream_id = $1 AND version > coalesce(s.version, 0)
+                    ) AS e ON true
+                    ORDER BY e.version""",
+                stream_id,
+                schema_version,
+            )
+        first = rows[0]
+        snap = None
+        if first["snapshot_version"] is not None:
+            snap = Snapshot(first["snapshot_version"], schema_version, first["snapshot_state"])
+        return snap, [_recorded(r) for r in rows if r["stream_id"] is not None]
+
+    async def write_snapshot(self, stream_id: str, snapshot: Snapshot) -> None:
+        async with self._connection() as conn:
+            await conn.execute(
+                f"""INSERT INTO {self.schema}.snapshots AS s (stream_id, version, schema_version, state)
+                    VALUES ($1, $2, $3, $4)
+                    ON CONFLICT (stream_id) DO UPDATE SET version = $2, schema_version = $3, state = $4,
+                        written_at = now()
+                    WHERE s.schema_version <> $3 OR s.version < $2""",
+                stream_id,
+                snapshot.version,
+                snapshot.schema_version,
+                snapshot.state,
+            )
+
+    async def read_all(
+        self, after: Checkpoint = START, *, limit: int = 500, conn: Conn | None = None
+    ) -> list[RecordedEvent]:
+        sql = f"""SELECT {_COLUMNS} FROM {self.schema}.events
+                  WHERE (tx_id, position) > ($1::xid8, $2)
+                    AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
+                  ORDER BY tx_id, position LIMIT $3"""
+        if conn is not None:
+            rows = await conn.fetch(sql, after.tx, after.position, limit)
+        else:
+            async with self.pool.acquire() as own:
+                rows = await own.fetch(sql, after.tx, after.position, limit)
+        return [_recorded(r) for r in rows]
+
+    async def stream_version(self, stream_id: str) -> int:
+        async with self._connection() as conn:
+            return await self._version(conn, stream_id)
+
+    async def locate(self, position: int) -> tuple[str, int] | None:
+        async with self._connection() as conn:
+            row = await conn.fetchrow(
+                f"SELECT stream_id, version FROM {self.schema}.events WHERE position = $1", position
+            )
+        return (row["stream_id"], row["version"]) if row else None
+
+    async def idempotent_result(self, idempotency: Idempotency) -> AppendResult | None:
+        async with self._connection() as conn:
+            row = await conn.fetchrow(
+                f"SELECT fingerprint, result FROM {self.schema}.idempotency_keys WHERE key = $1", idempotency.key
+            )
+        if row is None:
+            return None
+        if row["fingerprint"] != idempotency.fingerprint:
+            raise IdempotencyKeyReusedError(idempotency.key)
+        return AppendResult.from_json(row["result"])
+
+
+class _KeyTaken(Exception):  # noqa: N818 - control flow inside append, never escapes
+    pass

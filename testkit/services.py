@@ -1,0 +1,147 @@
+"""Running a service's parts in this test process against the real servers, isolated by name prefixes."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import signal
+import subprocess
+import tempfile
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from shared.edge.auth import issue_token
+from shared.edge.revocation import revocations_topic
+from shared.edge.service import ServiceCore
+from shared.messaging.kafka import delete_topics
+from shared.ops.settings import SERVICES, Settings
+from shared.ops.stack import Endpoints
+from shared.store.db import connect
+
+JWT_SECRET = "s" * 40
+# the tests' epoch keyrings (shared/privacy/keyring.py): one file per key store, and each test's key store has its own name
+TEST_KEYRINGS = Path(tempfile.gettempdir()) / "pipelines-test-keyrings"
+
+
+def isolated_settings(endpoints: Endpoints) -> Settings:
+    tag = uuid.uuid4().hex[:8]
+    return Settings(
+        kafka_bootstrap_servers=endpoints.kafka_bootstrap_servers,
+        database_url=endpoints.database_url,
+        kafka_replication_factor=endpoints.replication_factor,
+        schema_prefix=f"t{tag}_",
+        topic_prefix=f"t{tag}",
+        pii_schema=f"t{tag}_pii",
+        jwt_keys=json.dumps({"test": JWT_SECRET}),
+        jwt_active_kid="test",  # not whatever an earlier test left in the environment
+        pii_master_key=base64.b64encode(b"m" * 32).decode(),
+        keyring_dir=str(TEST_KEYRINGS),
+        log_json=False,
+    )
+
+
+def bearer(user: str, *roles: str, team: str | None = "north") -> dict[str, str]:
+    token = issue_token(key_id="test", secret=JWT_SECRET.encode(), user_id=user, roles=roles, team=team)
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def drop_everything(settings: Settings) -> None:
+    conn = await connect(settings.database_url_for("deals"))
+    try:
+        schemas = await conn.fetch(
+            "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE $1",
+            settings.schema_prefix + "%",
+        )
+        for row in schemas:
+            await conn.execute(f'DROP SCHEMA "{row["schema_name"]}" CASCADE')
+    finally:
+        await conn.close()
+    topics = [settings.events_topic(s) for s in SERVICES] + [settings.dead_letter_topic(s) for s in SERVICES]
+    topics.append(revocations_topic(settings))
+    await delete_topics(settings.kafka_bootstrap_servers, topics)
+
+
+@asynccontextmanager
+async def running(tasks: list[asyncio.Task[Any]], stop: asyncio.Event) -> AsyncIterator[None]:
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def client_for(app: Any) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://deals")
+
+
+class SimClock:
+    """An injected clock the simulations move forward."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+async def start_parts(
+    core: ServiceCore, stop: asyncio.Event, *, projections: set[str] | None = None
+) -> list[asyncio.Task[Any]]:
+    """Run a service's relay and projection runners (all, or those named) in this process until ``stop``."""
+    relay = core.relay()
+    relay.poll_interval = 0.1
+    await relay.setup()
+    tasks: list[asyncio.Task[Any]] = [asyncio.create_task(relay.run(stop))]
+    for runner in core.runners():
+        if projections is None or runner.projection.name in projections:
+            runner.poll_interval = 0.2
+            await runner.setup()
+            tasks.append(asyncio.create_task(runner.run(stop)))
+    return tasks
+
+
+async def applied_everything(core: ServiceCore, projection: str) -> bool:
+    """The projection's active generation has applied every event of the service's store."""
+    storage = core.storage
+    async with storage.pool.acquire() as conn:
+        stored = await conn.fetchval(f"SELECT count(*) FROM {storage.store.schema}.events")
+    async with storage.read_models.connection(projection) as conn:
+        applied = await conn.fetchval("SELECT coalesce(sum(version), 0) FROM projection_progress")
+    return bool(applied == stored)
+
+
+def process_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment a service process needs to run with these (isolated) settings."""
+    return os.environ | {
+        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+        "PIPELINES_KAFKA_REPLICATION_FACTOR": str(settings.kafka_replication_factor),  # the topics they create
+        "DATABASE_URL": str(settings.database_url),
+        "PIPELINES_SCHEMA_PREFIX": settings.schema_prefix,
+        "PIPELINES_TOPIC_PREFIX": settings.topic_prefix,
+        "PIPELINES_PII_SCHEMA": settings.pii_schema,
+        "PIPELINES_JWT_KEYS": json.dumps({"test": JWT_SECRET}),
+        "PIPELINES_PII_MASTER_KEY": settings.pii_master_key.get_secret_value() if settings.pii_master_key else "",
+        "PIPELINES_KEYRING_DIR": settings.keyring_dir or "",
+        "PIPELINES_LOG_JSON": "true",
+        **extra,
+    }
+
+
+def stop_processes(processes: list[subprocess.Popen[bytes]], wait_s: float = 30) -> None:
+    """SIGTERM to each process still running, then wait for all; kill one that has not stopped by then."""
+    for p in processes:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    for p in processes:
+        try:
+            p.wait(timeout=wait_s)
+        except subprocess.TimeoutExpired:
+            p.kill()

@@ -1,0 +1,377 @@
+"""Realistic traffic through the whole flow, over the three services' HTTP APIs only.
+
+Campaigns with daily spend; leads from several sources (signed website forms, Ladipage, manual entries) of
+varying quality; some are qualified and converted; the deals they open move forward, skip, go back, stall,
+are lost or won; won deals become production orders that are built, sometimes fail inspection and are
+reworked, are shipped and delivered, late (a rushed promise) or on time. Deterministic for a seed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import random
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+
+from shared.edge.auth import issue_token, signing_key
+from shared.ops.settings import Settings
+
+FIRST = ["Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Võ", "Đặng", "Bùi"]
+MIDDLE = ["Văn", "Thị", "Minh", "Thu", "Quốc", "Ngọc", "Hữu"]
+LAST = ["An", "Bình", "Chi", "Dũng", "Giang", "Hà", "Khánh", "Lan", "Mai", "Nam", "Phương", "Quân"]
+COMPANIES = ["Tiệm bánh Hồng Phát", "Nhà hàng Sen Vàng", "Siêu thị Bình An", "Quán cà phê Mộc", "Khách sạn Biển Xanh"]
+PRODUCTS = [
+    ("Tủ đông 500L", 18_000_000),
+    ("Tủ mát 2 cánh", 14_500_000),
+    ("Quầy bar inox", 22_000_000),
+    ("Bếp công nghiệp", 9_800_000),
+]
+CAMPAIGNS = [
+    ("Tết 2027 — Facebook", "facebook", "tet-2027"),
+    ("Hè — Google Ads", "google_ads", "he-2026"),
+    ("Landing page tủ đông", "landing_page", "ladi-tu-dong"),
+]
+OWNERS = [("u-lan", "north"), ("u-binh", "north"), ("u-dung", "south")]
+
+
+@dataclass
+class Endpoints:
+    leads: str
+    deals: str
+    production: str
+
+
+@dataclass
+class Stats:
+    leads: int = 0
+    converted: int = 0
+    won: int = 0
+    lost: int = 0
+    orders_delivered: int = 0
+    late_deliveries: int = 0
+    rework: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def tokens(settings: Settings) -> dict[str, dict[str, str]]:
+    """Bearer headers per role, signed with the active key (12 hours)."""
+    kid, secret = signing_key(settings)
+
+    def header(user: str, *roles: str, team: str | None = None) -> dict[str, str]:
+        token = issue_token(
+            key_id=kid,
+            secret=secret,
+            user_id=user,
+            roles=roles,
+            team=team,
+            ttl=timedelta(hours=12),
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+        )
+        return {"Authorization": f"Bearer {token}"}
+
+    return {
+        "marketing": header("u-mkt", "marketing"),
+        "admin": header("u-admin", "admin"),
+        "production": header("u-prod", "production"),
+        "auditor": header("u-audit", "auditor"),
+    }
+
+
+class Simulation:
+    def __init__(
+        self,
+        endpoints: Endpoints,
+        settings: Settings,
+        *,
+        seed: int = 2026,
+        progress: Callable[[Stats], None] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.urls = endpoints
+        self.settings = settings
+        self.rng = random.Random(seed)
+        self.auth = tokens(settings)
+        self.stats = Stats()
+        self.progress = progress or (lambda _: None)
+        self.http = httpx.AsyncClient(timeout=30, transport=transport)
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+    async def call(self, method: str, url: str, role: str = "admin", **kw: Any) -> httpx.Response:
+        r = await self.http.request(method, url, headers=self.auth[role] | kw.pop("headers", {}), **kw)
+        if r.status_code >= 400:
+            self.stats.errors.append(f"{method} {url.split('//')[1]}: {r.status_code} {r.text[:200]}")
+        return r
+
+    async def eventually(self, check: Callable[[], Awaitable[bool]], wait_s: float = 30) -> bool:
+        """Wait for another service's reaction (it travels through Kafka)."""
+        deadline = asyncio.get_running_loop().time() + wait_s
+        while asyncio.get_running_loop().time() < deadline:
+            if await check():
+                return True
+            await asyncio.sleep(0.3)
+        return False
+
+    # ------------------------------------------------------------------ marketing
+    async def campaigns(self) -> None:
+        today = datetime.now(UTC).date()
+        for name, channel, code in CAMPAIGNS:
+            r = await self.call(
+                "POST",
+                f"{self.urls.leads}/campaigns",
+                json={
+                    "name": name,
+                    "channel": channel,
+                    "code": code,
+                    "budget": {"amount": str(self.rng.randrange(50, 300) * 1_000_000), "currency": "VND"},
+                },
+            )
+            if r.status_code != 201:
+                continue
+            cid = r.json()["id"]
+            await self.call("POST", f"{self.urls.leads}/campaigns/{cid}/status", json={"status": "active"})
+            for d in range(14):
+                day = today - timedelta(days=d)
+                await self.call(
+                    "PUT",
+                    f"{self.urls.leads}/campaigns/{cid}/spend/{day}",
+                    json={
+                        "amount": {"amount": str(self.rng.randrange(5, 40) * 100_000), "currency": "VND"},
+                        "impressions": self.rng.randrange(2000, 30000),
+                        "clicks": self.rng.randrange(20, 600),
+                    },
+                )
+
+    async def targets(self) -> None:
+        """This month's revenue target for each team (what the target plan works back from, seed S2)."""
+        period = f"{datetime.now(ZoneInfo(self.settings.timezone)):%Y-%m}"  # the month as the business counts it
+        for team in sorted({t for _, t in OWNERS}):
+            target = uuid.uuid5(uuid.NAMESPACE_URL, f"pipelines-demo-target/{team}/{period}")
+            amount = str(self.rng.randrange(5, 15) * 100_000_000)
+            await self.call(
+                "PUT",
+                f"{self.urls.deals}/targets/{target}",
+                json={"team_id": team, "period": period, "amount": {"amount": amount, "currency": "VND"}},
+            )
+
+    def person(self) -> dict[str, str]:
+        name = f"{self.rng.choice(FIRST)} {self.rng.choice(MIDDLE)} {self.rng.choice(LAST)}"
+        phone = f"09{self.rng.randrange(10**7, 10**8)}"
+        return {
+            "name": name,
+            "phone": phone,
+            "email": f"{uuid.UUID(int=self.rng.getrandbits(128)).hex[:10]}@example.vn",
+            "company": self.rng.choice(COMPANIES),
+        }
+
+    async def capture(self) -> str | None:
+        person, campaign = self.person(), self.rng.choice(CAMPAIGNS)[2]
+        kind = self.rng.random()
+        if kind < 0.4 and self.settings.website_form_secret:
+            body = json.dumps(
+                person
+                | {
+                    "submission_id": uuid.UUID(int=self.rng.getrandbits(128)).hex,
+                    "message": "Cần tư vấn báo giá",
+                    "utm_source": "facebook",
+                    "utm_campaign": campaign,
+                    "consent": True,
+                },
+                ensure_ascii=False,
+            ).encode()
+            secret = self.settings.website_form_secret.get_secret_value().encode()
+            sig = "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
+            r = await self.http.post(
+                f"{self.urls.leads}/webhooks/website", content=body, headers={"X-Pipelines-Signature": sig}
+            )
+        elif kind < 0.7 and self.settings.ladipage_token:
+            r = await self.http.post(
+                f"{self.urls.leads}/webhooks/ladipage",
+                params={"token": self.settings.ladipage_token.get_secret_value()},
+                json=person | {"utm_campaign": campaign, "url_page": "https://ladi.example.vn/tu-dong"},
+            )
+        else:
+            source = self.rng.choice(["referral", "manual"])
+            r = await self.call(
+                "POST",
+                f"{self.urls.leads}/leads",
+                role="marketing",
+                json={"source": source, "contact": person, "attribution": {"source": source, "campaign_id": campaign}},
+            )
+        if r.status_code not in (200, 201):
+            self.stats.errors.append(f"capture: {r.status_code} {r.text[:200]}")
+            return None
+        self.stats.leads += 1
+        return str(r.json()["id"])
+
+    # ------------------------------------------------------------------ one lead's journey
+    async def journey(self) -> None:
+        lead = await self.capture()
+        if lead is None:
+            return
+        leads, quality = f"{self.urls.leads}/leads/{lead}", self.rng.random()
+        owner, team = self.rng.choice(OWNERS)
+        await self.call("POST", f"{leads}/assign", json={"owner_id": owner, "team_id": team})
+        if self.rng.random() < 0.8:
+            await self.call("POST", f"{leads}/contact", json={"channel": self.rng.choice(["phone", "zalo", "email"])})
+        await self.call("POST", f"{leads}/score", json={})
+        if quality < 0.35:
+            if self.rng.random() < 0.5:
+                await self.call(
+                    "POST", f"{leads}/disqualify", json={"reason": self.rng.choice(["no_budget", "wrong_fit"])}
+                )
+            return
+        await self.call("POST", f"{leads}/qualify", json={"level": "mql"})
+        if quality < 0.5:
+            return
+        await self.call("POST", f"{leads}/qualify", json={"level": "sql"})
+        product, price = self.rng.choice(PRODUCTS)
+        r = await self.call(
+            "POST",
+            f"{leads}/convert",
+            json={
+                "customer": self.rng.choice(COMPANIES),
+                "title": product,
+                "estimated_value": {"amount": str(price * 3), "currency": "VND"},
+                "expected_close_date": str(datetime.now(UTC).date() + timedelta(days=self.rng.randint(10, 60))),
+            },
+        )
+        if r.status_code != 200:
+            return
+        self.stats.converted += 1
+        deal_id = await self.deal_of(lead)
+        if deal_id:
+            await self.sell(deal_id, product, price, quality)
+
+    async def deal_of(self, lead: str) -> str | None:
+        """The deal the deals service opened for this lead (uuid5 of it), once it arrives."""
+        from services.deals.events import deal_id_for_lead
+
+        deal_id = str(deal_id_for_lead(uuid.UUID(lead)))
+
+        async def opened() -> bool:
+            return (
+                await self.http.get(f"{self.urls.deals}/deals/{deal_id}", headers=self.auth["admin"])
+            ).status_code == 200
+
+        return deal_id if await self.eventually(opened) else None
+
+    async def sell(self, deal_id: str, product: str, price: int, quality: float) -> None:
+        deal = f"{self.urls.deals}/deals/{deal_id}"
+        stages = ["contacted", "needs_discussed", "quote_sent", "negotiation"]
+        i = -1
+        for _ in range(self.rng.randint(1, 5)):
+            step = 2 if self.rng.random() < 0.15 else 1
+            if i > 0 and self.rng.random() < 0.1:
+                step = -1
+            moved = max(0, min(len(stages) - 1, i + step))
+            if moved != i:
+                i = moved
+                await self.call("POST", f"{deal}/move-stage", json={"stage_id": stages[i]})
+            await self.call(
+                "POST",
+                f"{deal}/log-activity",
+                json={"activity_type": self.rng.choice(["call", "meeting", "demo", "offer"]), "channel": "phone"},
+            )
+        qty = self.rng.randint(1, 6)
+        await self.call(
+            "POST",
+            f"{deal}/change-lines",
+            json={
+                "lines": [
+                    {"product": product, "quantity": str(qty), "unit_price": {"amount": str(price), "currency": "VND"}}
+                ]
+            },
+        )
+        if quality < 0.62:
+            if self.rng.random() < 0.6:
+                await self.call(
+                    "POST",
+                    f"{deal}/lose",
+                    json={"reason": self.rng.choice(["giá cao", "chọn đối thủ"]), "competitor": "Rival Co"},
+                )
+                self.stats.lost += 1
+            return  # the rest stall
+        rush = self.rng.random() < 0.2  # the customer needed it yesterday: the order will be late
+        due = datetime.now(UTC).date() + timedelta(days=-2 if rush else self.rng.randint(14, 40))
+        await self.call("POST", f"{deal}/win", json={"requested_delivery_date": str(due)})
+        self.stats.won += 1
+        await self.build(deal_id, product, qty, late=rush)
+
+    # ------------------------------------------------------------------ production
+    async def build(self, deal_id: str, product: str, qty: int, *, late: bool) -> None:
+        from services.production.handlers import order_id_for_deal
+
+        order = f"{self.urls.production}/orders/{order_id_for_deal(uuid.UUID(deal_id))}"
+
+        async def created() -> bool:
+            return (await self.http.get(order, headers=self.auth["admin"])).status_code == 200
+
+        if not await self.eventually(created):
+            return
+        today = datetime.now(UTC).date()
+        materials = [{"component": "thép không gỉ", "quantity": str(qty)}]
+        steps: list[tuple[str, dict[str, Any]]] = [
+            ("plan", {"planned_start": str(today), "planned_end": str(today + timedelta(days=14))}),
+            ("request-materials", {"materials": materials}),
+            ("receive-materials", {"materials": materials}),
+            ("start-assembly", {}),
+            ("record-output", {"product": product, "quantity": str(qty)}),
+            ("complete-assembly", {}),
+        ]
+        if self.rng.random() < 0.25:
+            self.stats.rework += 1
+            steps += [
+                (
+                    "record-inspection",
+                    {"passed": False, "inspected_quantity": str(qty), "defects": [{"code": "xước sơn", "quantity": 1}]},
+                ),
+                ("complete-rework", {"quantity": "1"}),
+            ]
+        steps += [("record-inspection", {"passed": True, "inspected_quantity": str(qty)}), ("pack", {"packages": 1})]
+        if not late and self.rng.random() < 0.15:  # a late promise is not moved: it shows as late
+            steps.append(
+                ("change-due-date", {"due_date": str(today + timedelta(days=45)), "reason": "thiếu linh kiện"})
+            )
+        for path, body in steps:
+            if (await self.call("POST", f"{order}/{path}", role="production", json=body)).status_code != 200:
+                return
+        if self.rng.random() < 0.7:
+            r = await self.call(
+                "POST", f"{order}/ship", role="production", json={"carrier": "GHN", "quantity": str(qty)}
+            )
+            if r.status_code == 200:
+                shipments = (await self.call("GET", order, role="production")).json()["shipments"]
+                await self.call(
+                    "POST",
+                    f"{order}/confirm-delivery",
+                    role="production",
+                    json={"shipment_id": shipments[-1]["shipment_id"]},
+                )
+                self.stats.orders_delivered += 1
+                self.stats.late_deliveries += late
+
+    async def run(self, leads: int, rate: float) -> Stats:
+        """``leads`` journeys, starting ``rate`` per second, a few at a time."""
+        await self.campaigns()
+        await self.targets()
+        running: set[asyncio.Task[None]] = set()
+        for _ in range(leads):
+            task = asyncio.create_task(self.journey())
+            running.add(task)
+            task.add_done_callback(running.discard)
+            task.add_done_callback(lambda _: self.progress(self.stats))
+            await asyncio.sleep(1 / rate)
+        await asyncio.gather(*running)
+        return self.stats
