@@ -21,8 +21,8 @@ import asyncpg
 from bench.common import Env, Report, cleanup, median, percentile
 from services.deals import domain
 from services.deals.handlers import Deals, deal_stream
-from shared.core.decider import Context, execute
 from shared.edge.service import Storage
+from shared.store.commands import Context, execute
 from shared.store.postgres import PostgresEventStore
 
 WRITERS = (1, 8, 32)

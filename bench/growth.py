@@ -19,9 +19,10 @@ from datetime import UTC, datetime
 from bench.common import Env, Report, cleanup, median, percentile
 from services.deals import domain
 from services.deals.handlers import Deals, deal_stream
-from shared.core.decider import Context, Decider, execute
+from shared.core.decider import Decider
 from shared.edge.service import Storage
 from shared.store import StateCache
+from shared.store.commands import Context, execute
 from shared.store.postgres import PostgresEventStore
 
 

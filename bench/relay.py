@@ -38,7 +38,6 @@ from bench.common import Env, Report, cleanup, median
 from services.deals import domain
 from services.deals import main as deals_main
 from services.deals.events import Contact, ProductLine
-from shared.core.decider import Context
 from shared.core.money import Money
 from shared.edge.service import ServiceCore
 from shared.messaging.envelope import KAFKA_HEADERS, CloudEvent
@@ -46,6 +45,7 @@ from shared.messaging.kafka import TopicSpec, delete_topics, ensure_topics, read
 from shared.messaging.relay import OutboxRelay
 from shared.ops.settings import Settings
 from shared.store import START, RecordedEvent
+from shared.store.commands import Context
 from shared.store.postgres import PostgresEventStore
 
 BATCH = 500

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.core.decider import Decider, current, load
+from shared.core.decider import Decider
 from shared.store import StateCache
+from shared.store.commands import current, from_snapshot, load, to_snapshot
 from shared.store.postgres import PostgresEventStore
 
 
@@ -22,7 +23,7 @@ async def assert_snapshots_round_trip(store: PostgresEventStore, prefix: str, de
     store.states = StateCache()
     for stream in streams:
         loaded = await load(store, stream, decider)
-        assert decider.from_snapshot(decider.to_snapshot(loaded.state, loaded.version)) == loaded.state, stream
+        assert from_snapshot(decider, to_snapshot(decider, loaded.state, loaded.version)) == loaded.state, stream
         now = await current(store, stream, decider)
         assert (now.state, now.version) == (loaded.state, loaded.version), stream
     return len(streams)

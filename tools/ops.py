@@ -18,13 +18,14 @@ from services.deals import domain as deals_domain
 from services.leads import domain as leads_domain
 from services.production import domain as production_domain
 from shared.alerts import ALERTS_PREFIX
-from shared.core.decider import Decider, load
+from shared.core.decider import Decider
 from shared.core.wire import envelope_json, record_bytes
 from shared.messaging.envelope import KAFKA_HEADERS, CloudEvent
 from shared.messaging.kafka import admin_client, topic_configs
 from shared.messaging.projections import request_rebuild
 from shared.ops.settings import Settings
 from shared.store import Checkpoint, RecordedEvent
+from shared.store.commands import load
 from shared.store.db import create_pool
 from shared.store.postgres import PostgresEventStore
 

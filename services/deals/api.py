@@ -24,32 +24,18 @@ from services.deals import analytics, domain, projections
 from services.deals.domain import Deal
 from services.deals.handlers import Deals, deal_stream
 from shared.alerts import add_alerts_route
-from shared.core.decider import Context, Loaded
 from shared.core.ids import CLIENT_ID_RULE, ClientId, is_client_id
 from shared.core.limits import DAY_RANGE, MAX_TIME_HEADER_CHARS, MAX_VERSION, Day, Moment, moment_problem
 from shared.edge.auth import Principal, TokenVerifier, require
-from shared.edge.http import (
-    ERRORS as COMMON_ERRORS,
-)
-from shared.edge.http import (
-    CommandAnswer,
-    Cursor,
-    IdempotencyKey,
-    IfMatch,
-    Limit,
-    Problem,
-    WaitFor,
-    answer,
-    command_context,
-    decode_cursor,
-    history_page,
-    install_common,
-    page,
-    wait_target,
-)
+from shared.edge.commands import CommandAnswer, IdempotencyKey, IfMatch, answer, command_context
+from shared.edge.http import install_common
+from shared.edge.problems import ERRORS as COMMON_ERRORS
+from shared.edge.problems import Problem
+from shared.edge.queries import Cursor, Limit, WaitFor, decode_cursor, history_page, page, wait_target
 from shared.messaging.projections import ReadModels
 from shared.privacy.pii import PersonalData
 from shared.store import EventStore
+from shared.store.commands import Context, Loaded
 
 SALES_ROLES = ("sales", "sales_manager", "sales_director")
 READ_ROLES = ("sales", "sales_manager", "sales_director", "auditor")

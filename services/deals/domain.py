@@ -58,7 +58,7 @@ from services.deals.events import (
     StageSnapshot,
     Text,
 )
-from shared.core.decider import Decider, RuleError, replace
+from shared.core.decider import AbsentError, Decider, InvalidError, RuleError, replace
 from shared.core.events import DomainEvent
 from shared.core.limits import (
     MAX_COUNT,
@@ -82,14 +82,12 @@ class DealRuleError(RuleError):
     """A sales rule refused the command."""
 
 
-class InvalidCommandError(DealRuleError):
+class InvalidCommandError(DealRuleError, InvalidError):
     """The command names something that does not exist in this context (HTTP 422)."""
 
-    status = 422
 
-
-class NotFoundError(DealRuleError):
-    status = 404
+class NotFoundError(DealRuleError, AbsentError):
+    """No such aggregate, or part of one (HTTP 404)."""
 
 
 # ---------------------------------------------------------------------------------------------- request forms

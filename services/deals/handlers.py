@@ -26,12 +26,12 @@ from services.production.events import (
     ProductionOrderPutOnHold,
     PromisedDateChanged,
 )
-from shared.core.decider import CommandResult, Context, Current, Loaded, current, execute, load
 from shared.core.events import registry
 from shared.core.money import Money
 from shared.messaging.envelope import CloudEvent
 from shared.privacy.pii import KeyStore, keys_of
 from shared.store import ConcurrencyError, DuplicateEventError, EventStore
+from shared.store.commands import CommandResult, Context, Current, Loaded, current, execute, load
 
 log = structlog.get_logger(__name__)
 Clock = Callable[[], datetime]

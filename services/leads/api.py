@@ -22,30 +22,16 @@ from pydantic import BaseModel, Field, ValidationError
 from services.leads import domain, projections, sources
 from services.leads.handlers import Captured, Leads
 from shared.alerts import add_alerts_route
-from shared.core.decider import Context
 from shared.core.limits import DAY_RANGE, MAX_EXTERNAL_ID_CHARS, Day, bounded_errors
 from shared.edge.auth import Principal, TokenVerifier, require
-from shared.edge.http import (
-    ERRORS as COMMON_ERRORS,
-)
-from shared.edge.http import (
-    CommandAnswer,
-    Cursor,
-    IdempotencyKey,
-    IfMatch,
-    Limit,
-    Problem,
-    WaitFor,
-    answer,
-    command_context,
-    decode_cursor,
-    history_page,
-    install_common,
-    page,
-    wait_target,
-)
+from shared.edge.commands import CommandAnswer, IdempotencyKey, IfMatch, answer, command_context
+from shared.edge.http import install_common
+from shared.edge.problems import ERRORS as COMMON_ERRORS
+from shared.edge.problems import Problem, http_problem
+from shared.edge.queries import Cursor, Limit, WaitFor, decode_cursor, history_page, page, wait_target
 from shared.messaging.projections import ReadModels
 from shared.ops.settings import Settings
+from shared.store.commands import Context
 
 T = TypeVar("T")
 CHANGE = ("marketing",)
@@ -103,7 +89,7 @@ def create_app(svc: LeadsAPI, verifier: TokenVerifier) -> FastAPI:
 
     @app.exception_handler(sources.WebhookRejectedError)
     async def rejected(request: Request, exc: sources.WebhookRejectedError) -> JSONResponse:
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status)
+        return await http_problem(request, HTTPException(exc.status, detail=exc.detail))
 
     router = APIRouter(responses=ERRORS)
 

@@ -54,7 +54,7 @@ from services.leads.events import (
     OfferExtended,
     TrialStarted,
 )
-from shared.core.decider import Decider, RuleError, replace
+from shared.core.decider import AbsentError, Decider, RuleError, replace
 from shared.core.events import DomainEvent
 from shared.core.limits import (
     MAX_ANSWER_CHARS,
@@ -85,8 +85,8 @@ class LeadRuleError(RuleError):
     """A marketing rule refused the command."""
 
 
-class NotFoundError(LeadRuleError):
-    status = 404
+class NotFoundError(LeadRuleError, AbsentError):
+    """No such aggregate, or part of one (HTTP 404)."""
 
 
 # ---------------------------------------------------------------------------------------------- state

@@ -23,11 +23,11 @@ from services.deals.events import DealLost, DealWon, deal_id_for_lead
 from services.leads import domain, normalize, sources
 from services.leads.domain import Campaign, Lead
 from services.leads.events import LeadContact, LeadEvent
-from shared.core.decider import CommandResult, Context, Loaded, execute, load
 from shared.core.events import registry
 from shared.messaging.envelope import CloudEvent
 from shared.privacy.pii import PersonalData
 from shared.store import AppendResult, DuplicateEventError, EventStore
+from shared.store.commands import CommandResult, Context, Loaded, execute, load
 from shared.store.db import identifier
 from shared.store.migrations import Migration, apply
 

@@ -21,25 +21,11 @@ from services.production.handlers import PlanCommand, Production, order_id_for_d
 from shared.alerts import add_alerts_route
 from shared.core.limits import DAY_RANGE, Day
 from shared.edge.auth import Principal, TokenVerifier, require
-from shared.edge.http import (
-    ERRORS as COMMON_ERRORS,
-)
-from shared.edge.http import (
-    CommandAnswer,
-    Cursor,
-    IdempotencyKey,
-    IfMatch,
-    Limit,
-    Problem,
-    WaitFor,
-    answer,
-    command_context,
-    decode_cursor,
-    history_page,
-    install_common,
-    page,
-    wait_target,
-)
+from shared.edge.commands import CommandAnswer, IdempotencyKey, IfMatch, answer, command_context
+from shared.edge.http import install_common
+from shared.edge.problems import ERRORS as COMMON_ERRORS
+from shared.edge.problems import Problem
+from shared.edge.queries import Cursor, Limit, WaitFor, decode_cursor, history_page, page, wait_target
 from shared.messaging.projections import ReadModels
 from shared.privacy.pii import PersonalData
 

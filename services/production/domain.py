@@ -45,7 +45,7 @@ from services.production.events import (
     UnitsProduced,
     UnitsScrapped,
 )
-from shared.core.decider import Decider, RuleError, replace
+from shared.core.decider import AbsentError, Decider, RuleError, replace
 from shared.core.events import DomainEvent
 from shared.core.limits import (
     MAX_COUNT,
@@ -81,8 +81,8 @@ class OrderRuleError(RuleError):
     """A production rule refused the command."""
 
 
-class NotFoundError(OrderRuleError):
-    status = 404
+class NotFoundError(OrderRuleError, AbsentError):
+    """No such aggregate, or part of one (HTTP 404)."""
 
 
 @dataclass(frozen=True)

@@ -31,12 +31,13 @@ from services.production.events import (
     ProductionPlanApproved,
     ProductionPlanRevised,
 )
-from shared.core.decider import CommandResult, Context, Decider, Loaded, execute, load
+from shared.core.decider import Decider
 from shared.core.events import DomainEvent, registry
 from shared.core.limits import MAX_TEXT_CHARS, QuantityOrZero
 from shared.messaging.envelope import CloudEvent
 from shared.privacy.pii import KeyStore, keys_of
 from shared.store import DuplicateEventError, EventStore
+from shared.store.commands import CommandResult, Context, Loaded, execute, load
 
 log = structlog.get_logger(__name__)
 Clock = Callable[[], datetime]

@@ -16,10 +16,11 @@ keeps httptools and adds the bound to it.
 
 from __future__ import annotations
 
-import json
 from typing import Any, ClassVar
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+from shared.edge.problems import problem_bytes
 
 MAX_HEADER_BYTES = 32 * 1024  # the default of PIPELINES_MAX_HEADER_BYTES: request line and headers together
 MAX_HEADERS = 100  # the default of PIPELINES_MAX_HEADERS: header fields in one request
@@ -101,12 +102,12 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self._refusal is not None or self.transport.is_closing():
             return
         self._refusal = detail
-        body = json.dumps({"detail": detail, "rule": "headers_too_large"}).encode()
+        body = problem_bytes(431, detail, "headers_too_large")
         head = [STATUS_LINE[431]]
         for name, value in self.server_state.default_headers:
             head += [name, b": ", value, b"\r\n"]
         head += [
-            b"content-type: application/json\r\n",
+            b"content-type: application/problem+json\r\n",
             b"content-length: " + str(len(body)).encode() + b"\r\n",
             b"connection: close\r\n\r\n",
         ]

@@ -15,8 +15,8 @@ import pytest
 
 from services.deals import domain
 from services.deals import main as deals_main
-from shared.core.decider import Context
 from shared.ops.stack import ROOT, Endpoints
+from shared.store.commands import Context
 from testkit.kafka import by_stream, read_topic
 from testkit.services import applied_everything, drop_everything, isolated_settings, process_env, stop_processes
 from testkit.waiting import wait_until

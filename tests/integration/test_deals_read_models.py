@@ -19,10 +19,10 @@ import pytest
 
 from services.deals import domain
 from services.deals import main as deals_main
-from shared.core.decider import Context
 from shared.core.money import Money
 from shared.messaging.projections import request_rebuild
 from shared.ops.stack import Endpoints
+from shared.store.commands import Context
 from testkit.sales_sim import DAYS, START, commands, generate
 from testkit.services import (
     SimClock,

@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from shared.core.decider import execute
 from shared.store import START, Checkpoint, ConcurrencyError, NewEvent
+from shared.store.commands import execute
 from shared.store.postgres import PostgresEventStore
 from testkit.events import Counted, counter
 

@@ -13,8 +13,8 @@ import pytest
 
 from services.leads import domain
 from services.leads import main as leads_main
-from shared.core.decider import Context
 from shared.ops.stack import Endpoints
+from shared.store.commands import Context
 from testkit.marketing_sim import START, command, generate
 from testkit.services import (
     SimClock,

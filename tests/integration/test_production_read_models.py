@@ -15,8 +15,8 @@ import pytest
 
 from services.production import domain
 from services.production import main as production_main
-from shared.core.decider import Context
 from shared.ops.stack import Endpoints
+from shared.store.commands import Context
 from testkit.production_sim import DAYS, START, command, generate
 from testkit.services import (
     SimClock,

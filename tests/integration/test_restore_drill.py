@@ -30,7 +30,6 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from services.deals import domain
 from services.deals.handlers import Deals
-from shared.core.decider import Context
 from shared.messaging.envelope import CloudEvent
 from shared.messaging.kafka import TopicSpec, delete_topics, ensure_topics
 from shared.messaging.projections import ProjectionRunner, ReadModels
@@ -41,6 +40,7 @@ from shared.ops.stack import ROOT, Endpoints
 from shared.privacy.keyring import Keyring, KeyringError, wrapping_key
 from shared.privacy.pii import PersonalData
 from shared.store import NewEvent
+from shared.store.commands import Context
 from shared.store.db import create_pool
 from shared.store.keystore import KeyRotator, key_store
 from shared.store.postgres import PostgresEventStore

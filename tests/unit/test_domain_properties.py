@@ -34,7 +34,8 @@ from services.deals import domain as deals
 from services.deals.handlers import Deals, deal_stream
 from services.leads import domain as leads
 from services.production import domain as production
-from shared.core.decider import Context, RuleError
+from shared.core.decider import RuleError
+from shared.store.commands import Context
 from shared.store.memory import InMemoryEventStore
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)

@@ -136,7 +136,7 @@ def field_errors(r: httpx.Response) -> dict[tuple[Any, ...], dict[str, Any]]:
     """A 422's fields at fault, by loc; the answer is small whatever the input was."""
     assert r.status_code == 422, r.text[:500]
     assert len(r.content) < SMALL_ANSWER, f"{len(r.content)} bytes answered"
-    return {tuple(e["loc"]): e for e in r.json()["detail"]}
+    return {tuple(e["loc"]): e for e in r.json()["errors"]}
 
 
 # ---------------------------------------------------------------------------------------------- headers

@@ -11,6 +11,7 @@ import pytest
 from services.deals import domain as d
 from services.deals.events import DealWon, ProductLine, QuoteRevised, StageChanged
 from shared.core.money import Money
+from shared.edge.problems import status_of
 from tests.unit.deals.test_rules import DEAL, LINE, NOW, OPENED, PIPELINE, build, run
 
 
@@ -41,7 +42,7 @@ def test_moving_to_won_lost_or_the_same_stage_is_refused() -> None:
         assert e.value.rule == rule
     with pytest.raises(d.InvalidCommandError) as e:
         run(deal, d.MoveStage(stage_id="nowhere"))
-    assert (e.value.rule, e.value.status) == ("unknown_stage", 422)
+    assert (e.value.rule, status_of(e.value)) == ("unknown_stage", 422)
 
 
 def test_effective_probability_is_the_stage_value_unless_overridden() -> None:

@@ -12,10 +12,10 @@ from services.deals import domain
 from services.deals.handlers import Deals, ReactionConflictError, deal_id_for_lead, follow_up_id_for_shipment
 from services.leads.events import Attribution, LeadContact, LeadConverted
 from services.production.events import MaterialShortageReported, OrderDelivered, OrderShipped
-from shared.core.decider import Context
 from shared.core.money import Money
 from shared.messaging.envelope import CloudEvent
 from shared.store import NewEvent
+from shared.store.commands import Context
 from shared.store.memory import InMemoryEventStore
 
 NOW = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)

@@ -12,6 +12,7 @@ import pytest
 from services.deals import domain as d
 from services.deals.events import ActivityType, Channel, ProductLine, StageKind
 from shared.core.money import Money
+from shared.edge.problems import status_of
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 DEAL = uuid.UUID("00000000-0000-0000-0000-00000000d001")
@@ -130,7 +131,7 @@ def test_rule(status: str, command: str, expected: str) -> None:
         with pytest.raises(d.DealRuleError) as refused:
             run(state, COMMANDS[command])
         assert refused.value.rule == expected
-        assert refused.value.status == (404 if expected == "deal_not_found" else 409)
+        assert status_of(refused.value) == (404 if expected == "deal_not_found" else 409)
         assert str(refused.value)
 
 

@@ -10,10 +10,10 @@ from services.deals.events import DealWon, ProductLine, StageKind, StageSnapshot
 from services.leads import domain
 from services.leads.events import LeadContact
 from services.leads.handlers import InMemoryDedupe, Leads
-from shared.core.decider import Context
 from shared.core.money import Money
 from shared.messaging.envelope import CloudEvent
 from shared.store import NewEvent
+from shared.store.commands import Context
 from shared.store.memory import InMemoryEventStore
 
 NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)

@@ -11,6 +11,7 @@ import pytest
 from services.leads import domain as d
 from services.leads.events import Attribution, LeadContact, LeadConverted, LeadScored
 from shared.core.money import Money
+from shared.edge.problems import status_of
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 LEAD = uuid.UUID("00000000-0000-0000-0000-0000000000e1")
@@ -126,7 +127,7 @@ def test_rule(status: str, command: str, expected: str) -> None:
         with pytest.raises(d.LeadRuleError) as refused:
             run(state, COMMANDS[command])
         assert refused.value.rule == expected
-        assert refused.value.status == (404 if expected == NF else 409)
+        assert status_of(refused.value) == (404 if expected == NF else 409)
 
 
 def test_conversion_carries_the_contact_and_attribution_for_the_deal() -> None:

@@ -137,6 +137,9 @@ def test_a_head_over_the_bounds_answers_431_naming_the_bound(server: Server) -> 
     status, body = request(server, get(headers(MAX_HEADERS + 1, 10)))
     assert status == 431
     assert json.loads(body) == {
+        "type": "urn:pipelines:problem:headers_too_large",
+        "title": "Headers too large",
+        "status": 431,
         "detail": f"a request may have at most {MAX_HEADERS} header fields",
         "rule": "headers_too_large",
     }

@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from services.deals.domain import Deal
-from shared.core.decider import execute, load, replace
+from shared.core.decider import replace
 from shared.ops.logs import mask_personal_data
 from shared.ops.settings import Settings, SettingsError
 from shared.privacy.pii import (
@@ -23,6 +23,7 @@ from shared.privacy.pii import (
     without_personal_data,
 )
 from shared.store import ConcurrencyError, Idempotency
+from shared.store.commands import execute, load
 from shared.store.memory import InMemoryEventStore
 from testkit.events import ContactRecorded, Counted, ThingRenamed, counter
 

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from shared.core.decider import Decider, current, execute, load
+from shared.core.decider import Decider, RuleError
 from shared.store import ConcurrencyError, NewEvent, Snapshot, StateCache
+from shared.store.commands import current, execute, load
 from shared.store.memory import InMemoryEventStore
 from testkit.events import ContactRecorded, Counted, count
 
@@ -164,12 +165,12 @@ async def test_a_cached_state_that_refuses_is_read_again_before_the_refusal(stor
 
     def at_least_two(n: int) -> list[Counted]:
         if n < 2:
-            raise ValueError(f"only {n}")
+            raise RuleError("too_few", f"only {n}")
         return [Counted(n=n + 1)]
 
     result = await execute(store, "s", every3, at_least_two)
     assert (result.version, result.state) == (3, 3)
-    with pytest.raises(ValueError, match="only 0"):  # a refusal on a state read from the store stands
+    with pytest.raises(RuleError, match="only 0"):  # a refusal on a state read from the store stands
         await execute(store, "t", every3, at_least_two)
 
 

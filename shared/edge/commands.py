@@ -1,0 +1,229 @@
+"""Commands over HTTP: the answer (ETag, position, Location), If-Match, Idempotency-Key, X-Occurred-At, and the one
+helper every command route uses: parse → build the command → execute → answer.
+
+- A command answers ``{"id", "stream_id", "version", "position"}`` with ``ETag: "<version>"``.
+- ``If-Match: "<version>"`` makes the command conditional: a stream at another version → 412.
+- ``Idempotency-Key``: the same key with the same body returns the first answer (``Idempotent-Replayed: true``);
+  with another body → 422.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, HTTPException, Request, Response, status
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from shared.core.limits import (
+    IDEMPOTENCY_KEY_PATTERN,
+    MAX_ETAG_CHARS,
+    MAX_IDEMPOTENCY_KEY_CHARS,
+    MAX_TIME_HEADER_CHARS,
+    MAX_VERSION,
+    moment_problem,
+    shown,
+)
+from shared.edge.auth import Principal
+from shared.store import AppendResult, Idempotency
+from shared.store.commands import CommandResult, Context
+
+_ETAG = re.compile(r'^\s*(?:W/)?"(\d{1,10})"\s*$')
+
+
+class CommandAnswer(BaseModel):
+    id: str = Field(description="the aggregate the command changed")
+    stream_id: str
+    version: int = Field(description="the stream's version after the command (also the ETag)")
+    position: int = Field(description="global position of the last event; queries can wait for it")
+    replayed: bool = Field(False, description="true when an Idempotency-Key returned an earlier answer")
+
+
+def if_match_version(if_match: str | None) -> int | None:
+    if if_match is None:
+        return None
+    m = _ETAG.match(if_match)
+    if not m or int(m.group(1)) > MAX_VERSION:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            detail=f'If-Match must be a version ETag such as "3", not {shown(if_match)}',
+        )
+    return int(m.group(1))
+
+
+IfMatch = Annotated[
+    str | None, Header(max_length=MAX_ETAG_CHARS, description='the version the command expects, as an ETag: "3"')
+]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        min_length=1,
+        max_length=MAX_IDEMPOTENCY_KEY_CHARS,
+        pattern=IDEMPOTENCY_KEY_PATTERN,
+        description="a retry with the same key returns the first answer (printable ASCII)",
+    ),
+]
+
+
+def idempotency(scope: str, key: str | None, body: Any) -> Idempotency | None:
+    return Idempotency.of(scope, key, body) if key else None
+
+
+async def command_context(
+    request: Request,
+    actor: str,
+    if_match: str | None = None,
+    key: str | None = None,
+    occurred_at: datetime | None = None,
+) -> Context:
+    """The context of a command from its request: actor, correlation, If-Match, Idempotency-Key.
+
+    The idempotency fingerprint is of the body as sent, so ids the API fills in do not make a retry look new.
+    """
+    body = await request.json() if key and await request.body() else None
+    return Context(
+        actor=actor,
+        correlation_id=request.state.correlation_id,
+        causation_id=request.headers.get("x-causation-id"),
+        expected_version=if_match_version(if_match),
+        idempotency=idempotency(f"{actor}:{request.method} {request.url.path}", key, body),
+        occurred_at=occurred_at,
+    )
+
+
+def answer(aggregate_id: str, result: AppendResult, *, created: bool = False, location: str | None = None) -> Response:
+    body = CommandAnswer(
+        id=aggregate_id,
+        stream_id=result.stream_id,
+        version=result.version,
+        position=result.position,
+        replayed=result.replayed,
+    )
+    headers = {"ETag": f'"{result.version}"'}
+    if location:
+        headers["Location"] = location
+    if result.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    code = status.HTTP_201_CREATED if created and not result.replayed else status.HTTP_200_OK
+    return JSONResponse(body.model_dump(), status_code=code, headers=headers)
+
+
+OccurredAt = Annotated[
+    str | None,
+    Header(
+        max_length=MAX_TIME_HEADER_CHARS,
+        description="back-dates the fact to when it happened (ISO 8601 with offset); its recorded time stays",
+    ),
+]
+
+
+def occurred_at_header(value: str | None) -> datetime | None:
+    """``X-Occurred-At``: a time with its offset, within the range the store holds (else 422)."""
+    if value is None:
+        return None
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        raise HTTPException(422, detail=f"X-Occurred-At must be an ISO 8601 time, not {shown(value)}") from None
+    if at.tzinfo is None:
+        raise HTTPException(422, detail="X-Occurred-At needs a time zone offset")
+    if problem := moment_problem(at):
+        raise HTTPException(422, detail=f"X-Occurred-At: {problem}")
+    return at
+
+
+async def run_command(
+    request: Request,
+    actor: str,
+    execute: Callable[[Context], Awaitable[CommandResult[Any]]],
+    *,
+    aggregate_id: Callable[[AppendResult], str] | str,
+    if_match: str | None = None,
+    idempotency_key: str | None = None,
+    occurred_at: str | None = None,
+    created: bool = False,
+    location: str | None = None,
+) -> Response:
+    """The one way a route runs a command: its context from the request (actor, correlation, If-Match,
+    Idempotency-Key, X-Occurred-At), ``execute`` (the service's handler, with the rights check it runs on the
+    state it decides on), and the answer: ETag, position, and for a created aggregate 201 with ``Location``
+    (``{id}`` in it is the aggregate's id)."""
+    ctx = await command_context(request, actor, if_match, idempotency_key, occurred_at_header(occurred_at))
+    result = await execute(ctx)
+    done = aggregate_id(result.append) if callable(aggregate_id) else aggregate_id
+    return answer(done, result.append, created=created, location=location.format(id=done) if location else None)
+
+
+def command_routes(
+    router: APIRouter,
+    commands: Iterable[type[BaseModel]],
+    *,
+    prefix: str,
+    id_param: str,
+    principal: Any,
+    handle: Callable[[uuid.UUID, Any, Principal, Context], Awaitable[CommandResult[Any]]],
+    tags: list[str],
+    occurred_at: bool = False,
+    describe: bool = False,
+) -> None:
+    """One ``POST {prefix}/{id}/{command-name}`` route per command class (its ``name``, dashed): the body is the
+    command, ``handle(id, command, principal, context)`` runs it. ``principal`` is the route's rights dependency
+    (``Depends(require(...))``); ``occurred_at`` adds the X-Occurred-At header; ``describe`` uses the command's
+    docstring as the route's description."""
+    for cmd in commands:
+        _command_route(router, cmd, prefix, id_param, principal, handle, tags, occurred_at, describe)
+
+
+def _command_route(
+    router: APIRouter,
+    cmd: type[BaseModel],
+    prefix: str,
+    id_param: str,
+    principal: Any,
+    handle: Callable[[uuid.UUID, Any, Principal, Context], Awaitable[CommandResult[Any]]],
+    tags: list[str],
+    occurred_at: bool,
+    describe: bool,
+) -> None:
+    name: str = cmd.name  # type: ignore[attr-defined]  # every command class names itself
+
+    async def run(**params: Any) -> Response:
+        aggregate_id: uuid.UUID = params[id_param]
+        p: Principal = params["p"]
+        return await run_command(
+            params["request"],
+            p.user_id,
+            lambda ctx: handle(aggregate_id, params["body"], p, ctx),
+            aggregate_id=str(aggregate_id),
+            if_match=params["if_match"],
+            idempotency_key=params["idempotency_key"],
+            occurred_at=params.get("x_occurred_at"),
+        )
+
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    parameters = [
+        inspect.Parameter(id_param, keyword, annotation=uuid.UUID),
+        inspect.Parameter("request", keyword, annotation=Request),
+        inspect.Parameter("body", keyword, annotation=cmd),
+        inspect.Parameter("p", keyword, annotation=Annotated[Principal, principal]),
+        inspect.Parameter("if_match", keyword, annotation=IfMatch, default=None),
+        inspect.Parameter("idempotency_key", keyword, annotation=IdempotencyKey, default=None),
+    ]
+    if occurred_at:
+        parameters.append(inspect.Parameter("x_occurred_at", keyword, annotation=OccurredAt, default=None))
+    run.__signature__ = inspect.Signature(parameters, return_annotation=Response)  # type: ignore[attr-defined]
+    router.add_api_route(
+        f"{prefix}/{name.replace('_', '-')}",
+        run,
+        methods=["POST"],
+        response_model=CommandAnswer,
+        tags=list(tags),
+        summary=name.replace("_", " "),
+        description=((cmd.__doc__ or "").strip() or None) if describe else None,
+        name=name,
+    )
