@@ -37,10 +37,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 
 from bench.common import Env, Report, cleanup, median
-from services.deals.projections import board
+from services.deals.projections import apply_board, board
 from shared.messaging.envelope import CloudEvent
 from shared.messaging.kafka import TopicSpec, ensure_topics
-from shared.messaging.projections import Projection, ProjectionRunner, request_rebuild
+from shared.messaging.projections import Projection, ProjectionRunner, one_by_one, request_rebuild
 from shared.ops.settings import Settings
 from shared.store.db import create_pool
 from testkit.deals_history import History, check
@@ -225,7 +225,7 @@ class Builder:
 
 def per_event(projection: Projection) -> Projection:
     """The same read model applied one event at a time (no batch apply): the path before batches."""
-    return replace(projection, apply_batch=None) if hasattr(projection, "apply_batch") else projection
+    return replace(projection, apply=one_by_one(apply_board)) if projection.name == "board" else projection
 
 
 async def measure(

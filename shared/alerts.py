@@ -24,8 +24,7 @@ from pydantic import AwareDatetime
 
 from shared.core.events import DomainEvent
 from shared.edge.auth import Principal
-from shared.messaging.envelope import CloudEvent
-from shared.messaging.projections import Projection, ReadModels
+from shared.messaging.projections import Fact, Projection, ReadModels, one_by_one
 from shared.store import ConcurrencyError, DuplicateEventError, NewEvent
 from shared.store.db import Conn
 from shared.store.postgres import PostgresEventStore
@@ -168,10 +167,8 @@ CREATE TABLE IF NOT EXISTS alerts (
 """
 
 
-async def apply_alert(conn: Conn, e: CloudEvent) -> None:
-    if not e.type.startswith(ALERTS_PREFIX):
-        return
-    event = e.to_event()
+async def apply_alert(conn: Conn, fact: Fact) -> None:
+    event = fact.event
     match event:
         case AlertRaised():
             await conn.execute(
@@ -191,7 +188,14 @@ async def apply_alert(conn: Conn, e: CloudEvent) -> None:
 
 
 def alerts_projection(alerts_topic: str) -> Projection:
-    return Projection(name="alerts", topics=(alerts_topic,), ddl=ALERTS_DDL, apply=apply_alert, tables=("alerts",))
+    return Projection(
+        name="alerts",
+        topics=(alerts_topic,),
+        ddl=ALERTS_DDL,
+        apply=one_by_one(apply_alert),
+        accepts=(ALERTS_PREFIX,),
+        tables=("alerts",),
+    )
 
 
 async def list_alerts(

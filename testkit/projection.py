@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from shared.messaging.envelope import CloudEvent
-from shared.messaging.projections import Projection
+from shared.messaging.projections import Fact, Projection, one_by_one
 from shared.store.db import Conn
 from testkit.events import Counted
 
@@ -18,20 +17,25 @@ CREATE TABLE IF NOT EXISTS totals (
 """
 
 
-async def apply(conn: Conn, envelope: CloudEvent) -> None:
-    if envelope.type != Counted.event_type:
-        return
-    event = envelope.to_event()
+async def apply(conn: Conn, fact: Fact) -> None:
+    event = fact.event
     assert isinstance(event, Counted)
     if event.n == POISON:
         raise ValueError(f"{POISON} cannot be counted")
     await conn.execute(
         """INSERT INTO totals (stream_id, total, events) VALUES ($1, $2, 1)
            ON CONFLICT (stream_id) DO UPDATE SET total = totals.total + $2, events = totals.events + 1""",
-        envelope.streamid,
+        fact.envelope.streamid,
         event.n,
     )
 
 
 def totals_projection(topic: str) -> Projection:
-    return Projection(name="totals", topics=(topic,), ddl=DDL, apply=apply, tables=("totals",))
+    return Projection(
+        name="totals",
+        topics=(topic,),
+        ddl=DDL,
+        apply=one_by_one(apply),
+        accepts=(Counted.event_type,),
+        tables=("totals",),
+    )

@@ -34,7 +34,7 @@ from zoneinfo import ZoneInfo
 
 from services.deals import events as ev
 from shared.messaging.envelope import CloudEvent
-from shared.messaging.projections import Projection
+from shared.messaging.projections import Fact, Projection, one_by_one
 from shared.store.db import Conn
 
 DDL = """
@@ -141,10 +141,8 @@ async def _open_visit(conn: Conn, deal_id: uuid.UUID, stage: ev.StageSnapshot, o
     )
 
 
-async def apply(conn: Conn, e: CloudEvent) -> None:
-    if not e.type.startswith("pipelines.deals."):
-        return
-    event = e.to_event()
+async def apply(conn: Conn, fact: Fact) -> None:
+    e, event = fact.envelope, fact.event
     match event:
         case ev.PipelineDefined():
             await conn.execute("DELETE FROM pipeline_stages WHERE pipeline_id = $1", event.pipeline_id)
@@ -305,7 +303,8 @@ def analytics(deals_topic: str) -> Projection:
         name="analytics",
         topics=(deals_topic,),
         ddl=DDL,
-        apply=apply,
+        apply=one_by_one(apply),
+        accepts=("pipelines.deals.",),
         tables=("pipeline_stages", "deals", "deal_versions", "stage_visits", "activities", "targets"),
     )
 

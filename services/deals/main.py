@@ -16,8 +16,7 @@ from services.deals.handlers import Clock, Deals
 from shared.alerts import Check
 from shared.edge.auth import TokenVerifier
 from shared.edge.service import ServiceCore, Storage, utc_now
-from shared.messaging.envelope import CloudEvent
-from shared.messaging.projections import Projection
+from shared.messaging.projections import Fact, Projection, one_by_one
 from shared.ops.settings import Settings
 from shared.store.db import Conn
 
@@ -39,13 +38,16 @@ class DealsService(ServiceCore):
         """Other services' events turned into commands on deals, in the runner's transaction."""
         s, storage = self.settings, self.storage
 
-        async def apply(conn: Conn, envelope: CloudEvent) -> None:
-            if envelope.type.startswith(("pipelines.leads.", "pipelines.production.")):
-                (data,) = await storage.personal_data.open([envelope.data])
-                await self.deals.using(storage.store.using(conn)).react(envelope, data)
+        async def apply(conn: Conn, fact: Fact) -> None:
+            (data,) = await storage.personal_data.open([fact.envelope.data])  # a reaction sees personal fields
+            await self.deals.using(storage.store.using(conn)).react(fact.envelope, data)
 
         return Projection(
-            name="reactions", topics=(s.events_topic("leads"), s.events_topic("production")), ddl="", apply=apply
+            name="reactions",
+            topics=(s.events_topic("leads"), s.events_topic("production")),
+            ddl="",
+            apply=one_by_one(apply),
+            accepts=("pipelines.leads.", "pipelines.production."),
         )
 
     def clock(self) -> datetime:

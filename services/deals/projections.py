@@ -15,7 +15,7 @@ from typing import Any
 from services.deals import events as ev
 from shared.alerts import Condition
 from shared.messaging.envelope import CloudEvent
-from shared.messaging.projections import Projection
+from shared.messaging.projections import Fact, Projection
 from shared.store.db import Conn
 
 # ---------------------------------------------------------------------------------------------- board
@@ -90,10 +90,8 @@ async def _touch(conn: Conn, e: CloudEvent, deal_id: uuid.UUID) -> None:
     await conn.execute("UPDATE board SET version = $2 WHERE deal_id = $1", deal_id, e.streamversion)
 
 
-async def apply_board(conn: Conn, e: CloudEvent) -> None:
-    if not e.type.startswith("pipelines.deals."):
-        return
-    event = e.to_event()
+async def apply_board(conn: Conn, fact: Fact) -> None:
+    e, event = fact.envelope, fact.event
     match event:
         case ev.PipelineDefined():
             await conn.execute("DELETE FROM pipeline_stages WHERE pipeline_id = $1", event.pipeline_id)
@@ -350,22 +348,20 @@ def _opened(e: CloudEvent, event: ev.DealOpened) -> dict[str, Any]:
     return row
 
 
-async def apply_board_batch(conn: Conn, envelopes: Sequence[CloudEvent]) -> None:
+async def apply_board_batch(conn: Conn, facts: Sequence[Fact]) -> None:
     """``apply_board`` on each event in order, with the board rows read once, folded in memory, written once.
 
     Pipeline definitions and follow-ups (rare) go through ``apply_board``; their tables are not the board's.
     """
     typed: list[tuple[CloudEvent, ev.DealEvent]] = []
-    for e in envelopes:
-        if not e.type.startswith("pipelines.deals."):
-            continue
-        event = e.to_event()
+    for fact in facts:
+        e, event = fact.envelope, fact.event
         if isinstance(event, ev.DealEvent):
             typed.append((e, event))
             if isinstance(event, _FOLLOW_UP_EVENTS):
-                await apply_board(conn, e)  # its follow_ups statement; the board row's version is folded below
+                await apply_board(conn, fact)  # its follow_ups statement; the board row's version is folded below
         elif isinstance(event, ev.PipelineDefined):
-            await apply_board(conn, e)
+            await apply_board(conn, fact)
     if not typed:
         return
     rows = {
@@ -392,9 +388,9 @@ def board(deals_topic: str) -> Projection:
         name="board",
         topics=(deals_topic,),
         ddl=BOARD_DDL,
-        apply=apply_board,
+        apply=apply_board_batch,
+        accepts=("pipelines.deals.",),
         tables=("pipeline_stages", "board", "follow_ups"),
-        apply_batch=apply_board_batch,
     )
 
 

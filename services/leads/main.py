@@ -14,8 +14,7 @@ from services.leads.handlers import Clock, Leads, PostgresDedupe
 from shared.alerts import Check, Condition
 from shared.edge.auth import TokenVerifier
 from shared.edge.service import ServiceCore, Storage, utc_now
-from shared.messaging.envelope import CloudEvent
-from shared.messaging.projections import Projection
+from shared.messaging.projections import Fact, Projection, one_by_one
 from shared.ops.settings import Settings
 from shared.store.db import Conn
 from shared.store.migrations import retry_setup
@@ -38,12 +37,17 @@ class LeadsService(ServiceCore):
         """Deals won or lost, recorded back on the lead they came from."""
         storage = self.storage
 
-        async def apply(conn: Conn, envelope: CloudEvent) -> None:
-            if envelope.type in ("pipelines.deals.DealWon", "pipelines.deals.DealLost"):
-                (data,) = await storage.personal_data.open([envelope.data])
-                await self.leads.using(storage.store.using(conn)).react(envelope, data)
+        async def apply(conn: Conn, fact: Fact) -> None:
+            (data,) = await storage.personal_data.open([fact.envelope.data])  # a reaction sees personal fields
+            await self.leads.using(storage.store.using(conn)).react(fact.envelope, data)
 
-        return Projection(name="reactions", topics=(self.settings.events_topic("deals"),), ddl="", apply=apply)
+        return Projection(
+            name="reactions",
+            topics=(self.settings.events_topic("deals"),),
+            ddl="",
+            apply=one_by_one(apply),
+            accepts=("pipelines.deals.DealWon", "pipelines.deals.DealLost"),
+        )
 
     def clock(self) -> datetime:
         return self.leads.clock()

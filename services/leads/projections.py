@@ -22,8 +22,7 @@ from typing import Any
 
 from services.leads import events as ev
 from shared.alerts import Condition
-from shared.messaging.envelope import CloudEvent
-from shared.messaging.projections import Projection
+from shared.messaging.projections import Fact, Projection, one_by_one
 from shared.store.db import Conn
 
 DDL = """
@@ -57,10 +56,8 @@ STATUS_BY_EVENT = {
 }
 
 
-async def apply(conn: Conn, e: CloudEvent) -> None:
-    if not e.type.startswith("pipelines.leads."):
-        return
-    event = e.to_event()
+async def apply(conn: Conn, fact: Fact) -> None:
+    e, event = fact.envelope, fact.event
     match event:
         case ev.LeadCaptured():
             a = event.attribution
@@ -206,7 +203,8 @@ def marketing(leads_topic: str) -> Projection:
         name="marketing",
         topics=(leads_topic,),
         ddl=DDL,
-        apply=apply,
+        apply=one_by_one(apply),
+        accepts=("pipelines.leads.",),
         tables=("leads", "campaigns", "spend", "nurture_emails"),
     )
 

@@ -12,8 +12,7 @@ from services.production.handlers import Clock, Production
 from shared.alerts import Check, Condition
 from shared.edge.auth import TokenVerifier
 from shared.edge.service import ServiceCore, Storage, utc_now
-from shared.messaging.envelope import CloudEvent
-from shared.messaging.projections import Projection
+from shared.messaging.projections import Fact, Projection, one_by_one
 from shared.ops.settings import Settings
 from shared.store.db import Conn
 
@@ -39,12 +38,17 @@ class ProductionService(ServiceCore):
         """A won deal makes its order; a won deal reopened cancels it."""
         storage = self.storage
 
-        async def apply(conn: Conn, envelope: CloudEvent) -> None:
-            if envelope.type in ("pipelines.deals.DealWon", "pipelines.deals.DealReopened"):
-                (data,) = await storage.personal_data.open([envelope.data])
-                await self.production.using(storage.store.using(conn)).react(envelope, data)
+        async def apply(conn: Conn, fact: Fact) -> None:
+            (data,) = await storage.personal_data.open([fact.envelope.data])  # a reaction sees personal fields
+            await self.production.using(storage.store.using(conn)).react(fact.envelope, data)
 
-        return Projection(name="reactions", topics=(self.settings.events_topic("deals"),), ddl="", apply=apply)
+        return Projection(
+            name="reactions",
+            topics=(self.settings.events_topic("deals"),),
+            ddl="",
+            apply=one_by_one(apply),
+            accepts=("pipelines.deals.DealWon", "pipelines.deals.DealReopened"),
+        )
 
     def clock(self) -> datetime:
         return self.production.clock()

@@ -26,7 +26,7 @@ from services.deals import events as deals
 from services.production import events as ev
 from shared.alerts import Condition
 from shared.messaging.envelope import CloudEvent
-from shared.messaging.projections import Projection
+from shared.messaging.projections import Fact, Projection, one_by_one
 from shared.store.db import Conn
 
 FLOOR_DDL = """
@@ -70,10 +70,9 @@ async def _stage(conn: Conn, e: CloudEvent, order_id: uuid.UUID, stage: str) -> 
     )
 
 
-async def apply_floor(conn: Conn, e: CloudEvent) -> None:
-    if e.type.startswith("pipelines.production.ProductionPlan") or e.type == ev.DemandForecastRecorded.event_type:
-        event = e.to_event()
-        assert isinstance(event, ev.DemandPlanEvent)
+async def apply_floor(conn: Conn, fact: Fact) -> None:
+    e, event = fact.envelope, fact.event
+    if isinstance(event, ev.DemandPlanEvent):
         column, value = {
             ev.DemandForecastRecorded: ("forecast", getattr(event, "quantity", None)),
             ev.ProductionPlanApproved: ("planned", getattr(event, "quantity", None)),
@@ -87,9 +86,6 @@ async def apply_floor(conn: Conn, e: CloudEvent) -> None:
             value,
         )
         return
-    if not e.type.startswith("pipelines.production."):
-        return
-    event = e.to_event()
     if not isinstance(event, ev.OrderEvent):
         return
     o = event.order_id
@@ -169,7 +165,8 @@ def floor(production_topic: str) -> Projection:
         name="floor",
         topics=(production_topic,),
         ddl=FLOOR_DDL,
-        apply=apply_floor,
+        apply=one_by_one(apply_floor),
+        accepts=("pipelines.production.",),
         tables=("orders", "stage_visits", "inspections", "output", "plans"),
     )
 
@@ -192,10 +189,8 @@ async def _lines(conn: Conn, deal_id: uuid.UUID, lines: tuple[deals.ProductLine,
     )
 
 
-async def apply_demand(conn: Conn, e: CloudEvent, tz: str = "Asia/Ho_Chi_Minh") -> None:
-    if not e.type.startswith("pipelines.deals."):
-        return
-    event = e.to_event()
+async def apply_demand(conn: Conn, fact: Fact, tz: str = "Asia/Ho_Chi_Minh") -> None:
+    event = fact.event
     if not isinstance(event, deals.DealEvent):
         return
     d = event.deal_id
@@ -240,11 +235,16 @@ async def apply_demand(conn: Conn, e: CloudEvent, tz: str = "Asia/Ho_Chi_Minh") 
 
 
 def demand(deals_topic: str, tz: str) -> Projection:
-    async def apply(conn: Conn, e: CloudEvent) -> None:
-        await apply_demand(conn, e, tz)
+    async def apply(conn: Conn, fact: Fact) -> None:
+        await apply_demand(conn, fact, tz)
 
     return Projection(
-        name="demand", topics=(deals_topic,), ddl=DEMAND_DDL, apply=apply, tables=("deal_lines", "deal_outlook")
+        name="demand",
+        topics=(deals_topic,),
+        ddl=DEMAND_DDL,
+        apply=one_by_one(apply),
+        accepts=("pipelines.deals.",),
+        tables=("deal_lines", "deal_outlook"),
     )
 
 

@@ -1,10 +1,10 @@
 """Projections: Kafka consumer groups that apply events to read-model tables, exactly once in effect.
 
-A ``Projection`` names the topics it reads, the DDL of its tables (unqualified names) and an ``apply(conn,
-event)`` that changes them. Reactions are projections too: their ``apply`` appends to their own service's
-store on the same connection, so the reaction and its progress commit together. A projection may also offer
-``apply_batch(conn, events)``: the same effect as ``apply`` on each event in order, in a few statements; the
-runner uses it for whole batches, and ``apply`` when it replays a failed batch one event at a time.
+A ``Projection`` names the topics it reads, the DDL of its tables (unqualified names), the event types it takes
+(``accepts``, prefixes) and one ``apply(conn, facts)`` that changes them for a batch of events in order, each a
+``Fact``: the typed event and its envelope. The read model is written once: a batch of one is the per-event path
+(a failed batch is applied again one event at a time). Reactions are projections too: their ``apply`` appends
+to their own service's store on the same connection, so the reaction and its progress commit together.
 
 How the runner keeps its promises:
 
@@ -15,8 +15,8 @@ How the runner keeps its promises:
   committed only after the transaction commits, at most once a second while busy (a restart re-reads what
   came after and skips it).
 - **Batches.** One transaction per batch: up to ``batch_size`` events, or ``catch_up_batch_size`` while the
-  consumer of a projection with ``apply_batch`` is further behind than that (a rebuild, a catch-up). If an
-  event fails, the batch is rolled back and replayed one event at a time (``apply``) in savepoints, and the
+  consumer is further behind than that (a rebuild, a catch-up). If an event fails (or cannot be parsed to
+  its type), the batch is rolled back and replayed one event at a time in savepoints, and the
   failing event goes to the dead-letter topic with its reason (its stream's progress moves past it). A
   message that is not a CloudEvent of a known type goes there too. The runner goes on.
 - **Generations and rebuilds.** Each generation of a read model lives in its own schema
@@ -52,7 +52,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.errors import CommitFailedError, IllegalStateError
 from pydantic import ValidationError
 
-from shared.core.events import UnknownEventTypeError, UnsupportedSchemaVersionError
+from shared.core.events import DomainEvent, UnknownEventTypeError, UnsupportedSchemaVersionError
 from shared.messaging.envelope import CloudEvent
 from shared.messaging.kafka import admin_client
 from shared.ops.metrics import (
@@ -71,18 +71,42 @@ COMMIT_EVERY_S = 1.0  # how often a busy consumer commits its Kafka offsets
 GAP_RECHECK_S = 15.0  # how often a partition stopped at a gap looks for the missing version further along it
 GAP_SCAN_S = 10.0  # how long one look may take
 
-Apply = Callable[[Conn, CloudEvent], Awaitable[None]]
-ApplyBatch = Callable[[Conn, Sequence[CloudEvent]], Awaitable[None]]
+
+@dataclass(frozen=True, slots=True)
+class Fact:
+    """An event as a read model gets it: typed (upcast, personal fields unopened), with its envelope (stream,
+    version, times, ids)."""
+
+    envelope: CloudEvent
+    event: DomainEvent
+
+
+Apply = Callable[[Conn, Sequence[Fact]], Awaitable[None]]
+ApplyOne = Callable[[Conn, Fact], Awaitable[None]]
+
+
+def one_by_one(apply: ApplyOne) -> Apply:
+    """A read model whose events each change a row or two, applied in order: a batch is its events one by one."""
+
+    async def batch(conn: Conn, facts: Sequence[Fact]) -> None:
+        for fact in facts:
+            await apply(conn, fact)
+
+    return batch
 
 
 @dataclass(frozen=True)
 class Projection:
+    """A read model: its tables (``ddl``) and ``apply``, one function for a batch of events in order (a batch of
+    one is the per-event path: a bad event's batch is applied again event by event to find it). The runner hands
+    it only the events whose type starts with one of ``accepts``, typed; the others advance its progress."""
+
     name: str
     topics: tuple[str, ...]
     ddl: str
     apply: Apply
+    accepts: tuple[str, ...]  # event type prefixes, e.g. "pipelines.deals."
     tables: tuple[str, ...] = ()  # for documentation and `status`; the DDL is what creates them
-    apply_batch: ApplyBatch | None = None  # same effect as ``apply`` on each event in order
 
     def __post_init__(self) -> None:
         identifier(self.name)
@@ -285,7 +309,7 @@ class ProjectionRunner:
         self.dead_letter_topic = dead_letter_topic
         self.group_prefix = group_prefix or f"pipelines.{namespace}"
         self.batch_size = batch_size
-        self.catch_up_batch_size = catch_up_batch_size if projection.apply_batch is not None else batch_size
+        self.catch_up_batch_size = catch_up_batch_size
         self.poll_interval = poll_interval
         self.drop_retired_after_s = drop_retired_after_s
         self.kafka_options = kafka_options or {}
@@ -626,7 +650,7 @@ class ProjectionRunner:
         }
         touched: dict[str, int] = {}
         applied = skipped = 0
-        batch: list[CloudEvent] = []
+        batch: list[Fact] = []
         held = self._held.get(generation, {})
         stopped: set[tuple[str, int]] = set()
         for r, envelope in parsed:
@@ -643,16 +667,25 @@ class ProjectionRunner:
                 gaps.append(Gap(r.topic, r.partition, r.offset, envelope.streamid, seen + 1, envelope.streamversion))
                 stopped.add((r.topic, r.partition))
                 continue
-            if self.projection.apply_batch is not None and not isolate:
-                batch.append(envelope)
-            elif (reason := await self._apply_one(conn, envelope, isolate=isolate)) is None:
-                applied += 1
-            else:
-                dead.append(_DeadLetter(r, reason))
             progress[envelope.streamid] = touched[envelope.streamid] = envelope.streamversion
+            applied += 1  # an event of a type this read model does not take is applied as nothing
+            if not envelope.type.startswith(self.projection.accepts):
+                continue
+            try:
+                fact = Fact(envelope, envelope.to_event())
+            except (UnknownEventTypeError, UnsupportedSchemaVersionError, ValidationError, ValueError) as exc:
+                if not isolate:
+                    raise _Rejected from exc
+                dead.append(_DeadLetter(r, f"{type(exc).__name__}: {_short(exc)}"))
+                applied -= 1
+                continue
+            if not isolate:
+                batch.append(fact)
+            elif (reason := await self._apply_one(conn, fact)) is not None:
+                dead.append(_DeadLetter(r, reason))
+                applied -= 1
         if batch:
             await self._apply_many(conn, batch)
-            applied += len(batch)
         if touched:
             await conn.execute(
                 """UPDATE projection_progress p SET version = t.version, updated_at = now()
@@ -664,31 +697,20 @@ class ProjectionRunner:
         stats.skipped += skipped
         PROJECTION_APPLIED.labels(self.namespace, self.projection.name).inc(applied)
 
-    async def _apply_many(self, conn: Conn, envelopes: list[CloudEvent]) -> None:
-        """The projection's batch apply; any failure but a retryable one rejects the batch (replayed one by one)."""
-        assert self.projection.apply_batch is not None
+    async def _apply_many(self, conn: Conn, facts: list[Fact]) -> None:
+        """The batch in one call; any failure but a retryable one rejects the batch (applied again one by one)."""
         try:
-            await self.projection.apply_batch(conn, envelopes)
+            await self.projection.apply(conn, facts)
         except _RETRYABLE:
-            raise
+            raise  # not the events' fault: the consumer restarts and the batch is read again
         except Exception as exc:
             raise _Rejected from exc
 
-    async def _apply_one(self, conn: Conn, envelope: CloudEvent, *, isolate: bool) -> str | None:
-        """None when applied; else why not (only when ``isolate``; otherwise the batch is rejected)."""
-        if not isolate:
-            try:
-                await self.projection.apply(conn, envelope)
-            except (UnknownEventTypeError, UnsupportedSchemaVersionError, ValidationError):
-                raise _Rejected from None
-            except _RETRYABLE:
-                raise  # not the event's fault: the consumer restarts and the batch is read again
-            except Exception as exc:
-                raise _Rejected from exc
-            return None
+    async def _apply_one(self, conn: Conn, fact: Fact) -> str | None:
+        """One event in its own savepoint: None when applied, else why not."""
         try:
             async with conn.transaction():
-                await self.projection.apply(conn, envelope)
+                await self.projection.apply(conn, [fact])
         except _RETRYABLE:
             raise
         except Exception as exc:

@@ -24,7 +24,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import MessageSizeTooLargeError
 
 from shared.messaging.envelope import CloudEvent
-from shared.messaging.projections import Projection, ProjectionRunner, ReadModels
+from shared.messaging.projections import Fact, Projection, ProjectionRunner, ReadModels, one_by_one
 from shared.ops.stack import Endpoints
 from shared.store.db import Conn
 from shared.store.postgres import PostgresEventStore
@@ -39,9 +39,9 @@ CREATE TABLE IF NOT EXISTS seen (stream_id text PRIMARY KEY, what text NOT NULL)
 """
 
 
-async def apply(conn: Conn, envelope: CloudEvent) -> None:
-    """Every event is parsed (as the services' projections do); what it says is kept per stream."""
-    event = envelope.to_event()
+async def apply(conn: Conn, fact: Fact) -> None:
+    """Every event comes typed (the runner parsed it); what it says is kept per stream."""
+    envelope, event = fact.envelope, fact.event
     match event:
         case Counted():
             what = f"counted {event.n}"
@@ -92,7 +92,7 @@ async def running(pg_store: PostgresEventStore, endpoints: Endpoints, kafka_topi
     topic, dlq = await kafka_topic("events", partitions=1), await kafka_topic("dlq", partitions=1)
     runner = ProjectionRunner(
         pg_store.pool,
-        Projection(name="seen", topics=(topic,), ddl=DDL, apply=apply, tables=("seen",)),
+        Projection(name="seen", topics=(topic,), ddl=DDL, apply=one_by_one(apply), accepts=("",), tables=("seen",)),
         namespace=pg_store.schema,
         bootstrap_servers=endpoints.kafka_bootstrap_servers,
         dead_letter_topic=dlq,

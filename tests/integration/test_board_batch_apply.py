@@ -23,11 +23,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 
 from services.deals import events as ev
 from services.deals.domain import DEFAULT_STAGES
-from services.deals.projections import BOARD_COLUMNS, board
+from services.deals.projections import BOARD_COLUMNS, apply_board, board
 from shared.core.events import DomainEvent
 from shared.core.money import Money
 from shared.messaging.envelope import CloudEvent
-from shared.messaging.projections import Projection, ProjectionRunner
+from shared.messaging.projections import Fact, Projection, ProjectionRunner, one_by_one
 from shared.ops.stack import Endpoints
 from shared.store.db import Conn
 from testkit.deals_history import History
@@ -226,20 +226,18 @@ async def test_the_batch_apply_builds_the_board_the_per_event_apply_builds(
 ) -> None:
     topic, dlq = await kafka_topic("deals"), await kafka_topic("dlq", partitions=1)
     batched = board(topic)
-    assert batched.apply_batch is not None
     calls = 0
 
-    async def counted(conn: Conn, events: Sequence[CloudEvent]) -> None:
+    async def counted(conn: Conn, facts: Sequence[Fact]) -> None:
         nonlocal calls
         calls += 1
-        assert batched.apply_batch is not None
-        await batched.apply_batch(conn, events)
+        await batched.apply(conn, facts)
 
     messages = records(history(seed), topic)
     rng = random.Random(seed)
     async with (
-        runner(pg_pool, namespaces[0], replace(batched, apply_batch=counted), endpoints, dlq) as fast,
-        runner(pg_pool, namespaces[1], replace(batched, apply_batch=None), endpoints, dlq) as slow,
+        runner(pg_pool, namespaces[0], replace(batched, apply=counted), endpoints, dlq) as fast,
+        runner(pg_pool, namespaces[1], replace(batched, apply=one_by_one(apply_board)), endpoints, dlq) as slow,
     ):
         i = 0
         while i < len(messages):

@@ -14,7 +14,6 @@ from shared.ops.stack import Endpoints
 from shared.store.keystore import PostgresKeyStore
 from shared.store.migrations import Migration, MigrationChecksumError, apply, checksum
 from shared.store.postgres import PostgresEventStore
-from testkit.projection import apply as count
 from testkit.projection import totals_projection
 from testkit.services import TEST_KEYRINGS
 
@@ -109,7 +108,8 @@ async def test_a_changed_projection_ddl_is_applied_once_to_the_existing_generati
             name=first.name,
             topics=first.topics,
             ddl=first.ddl + "CREATE TABLE IF NOT EXISTS extra (k text PRIMARY KEY);",
-            apply=count,
+            apply=first.apply,
+            accepts=first.accepts,
         )
         for _ in range(2):
             await ProjectionRunner(

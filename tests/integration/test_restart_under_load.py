@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 
 import asyncpg
 import pytest
 
 from services.leads.handlers import PostgresDedupe
-from shared.messaging.envelope import CloudEvent
-from shared.messaging.projections import Projection, ProjectionRunner
+from shared.messaging.projections import Fact, Projection, ProjectionRunner
 from shared.messaging.relay import OutboxRelay
 from shared.ops.stack import Endpoints
 from shared.store import NewEvent
@@ -36,7 +36,7 @@ CREATE INDEX IF NOT EXISTS seen_by_time ON seen (at);
 """
 
 
-async def _ignore(conn: Conn, envelope: CloudEvent) -> None:
+async def _ignore(conn: Conn, facts: Sequence[Fact]) -> None:
     return None
 
 
@@ -53,7 +53,7 @@ def parts(store: PostgresEventStore, endpoints: Endpoints) -> tuple[OutboxRelay,
     )
     runner = ProjectionRunner(
         store.pool,
-        Projection(name="seen", topics=("unused",), ddl=INDEXED_DDL, apply=_ignore),
+        Projection(name="seen", topics=("unused",), ddl=INDEXED_DDL, apply=_ignore, accepts=("",)),
         namespace=store.schema,
         bootstrap_servers=endpoints.kafka_bootstrap_servers,
         dead_letter_topic="unused",
