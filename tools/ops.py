@@ -19,7 +19,6 @@ from services.leads import domain as leads_domain
 from services.production import domain as production_domain
 from shared.alerts import ALERTS_PREFIX
 from shared.core.decider import Decider
-from shared.core.wire import envelope_json, record_bytes
 from shared.messaging.envelope import KAFKA_HEADERS, CloudEvent
 from shared.messaging.kafka import admin_client, topic_configs
 from shared.messaging.projections import request_rebuild
@@ -28,6 +27,7 @@ from shared.store import Checkpoint, RecordedEvent
 from shared.store.commands import load
 from shared.store.db import create_pool
 from shared.store.postgres import PostgresEventStore
+from shared.store.wire import envelope_json, record_bytes
 
 KINDS: dict[str, tuple[str, str, Decider[Any], Callable[[Any], dict[str, Any]]]] = {
     "deal": ("deals", "deal-", deals_domain.deal_decider, deals_domain.state_as_json),

@@ -1,6 +1,6 @@
 """How large anything a request puts into an event may be: every header and body field, bounded at the HTTP edge.
 
-An event is published to Kafka as one record (``shared.core.wire``, 1 MiB at most); the body limit (``PIPELINES_MAX_BODY_
+An event is published to Kafka as one record (``shared.store.wire``, 1 MiB at most); the body limit (``PIPELINES_MAX_BODY_
 BYTES``) bounds a request, not what one field of it becomes once sealed, escaped and wrapped. So each field a
 command carries has its own limit here, answered 422 naming the field and the limit (``loc``, ``msg``, ``ctx``),
 and the headers copied into an event's metadata are checked before anything runs (400). The event store's size

@@ -42,7 +42,6 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.producer.message_accumulator import BatchBuilder
 
-from shared.core.wire import DEFAULT_MAX_EVENT_BYTES, envelope_json, record_bytes
 from shared.messaging.envelope import KAFKA_HEADERS
 from shared.messaging.kafka import events_topic, topic_configs
 from shared.ops.logs import configure_logging
@@ -52,6 +51,7 @@ from shared.store import START, Checkpoint, RecordedEvent
 from shared.store.db import connect, create_pool
 from shared.store.migrations import Migration, apply, retry_setup
 from shared.store.postgres import PostgresEventStore
+from shared.store.wire import DEFAULT_MAX_EVENT_BYTES, envelope_json, record_bytes
 
 __all__ = ["OutboxRelay", "envelope_json", "serve_relay"]
 

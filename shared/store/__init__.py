@@ -23,8 +23,8 @@ from datetime import datetime
 from typing import Any, NamedTuple, Protocol
 
 from shared.core.events import DomainEvent
-from shared.core.wire import EventTooLargeError
 from shared.privacy.pii import parse_stored
+from shared.store.wire import EventTooLargeError
 
 __all__ = ["EventTooLargeError"]  # raised by append; defined beside the wire format it protects
 

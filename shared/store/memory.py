@@ -7,7 +7,6 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from shared.core.wire import DEFAULT_MAX_EVENT_BYTES, check_event_sizes
 from shared.privacy.pii import InMemoryKeyStore, PersonalData
 from shared.store import (
     START,
@@ -22,6 +21,7 @@ from shared.store import (
     Snapshot,
     StateCache,
 )
+from shared.store.wire import DEFAULT_MAX_EVENT_BYTES, check_event_sizes
 
 
 class InMemoryEventStore:

@@ -22,7 +22,6 @@ from typing import Any
 
 import asyncpg
 
-from shared.core.wire import DEFAULT_MAX_EVENT_BYTES, check_event_sizes
 from shared.ops.metrics import APPEND_SECONDS, EVENTS_APPENDED
 from shared.privacy.pii import PersonalData
 from shared.store import (
@@ -40,6 +39,7 @@ from shared.store import (
 )
 from shared.store.db import Conn, identifier
 from shared.store.migrations import Migration, apply
+from shared.store.wire import DEFAULT_MAX_EVENT_BYTES, check_event_sizes
 
 # The store's migrations (shared.store.migrations). The first makes what every start made before migrations, IF NOT
 # EXISTS throughout (the index, trigger and rules only when missing), so on a schema made then it changes nothing
@@ -124,7 +124,7 @@ class PostgresEventStore:
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     ) -> None:
         """Without ``personal_data`` the store reads and appends events that carry no personal fields. An event
-        that would be a Kafka record over ``max_event_bytes`` is refused (``shared.core.wire.EventTooLargeError``)."""
+        that would be a Kafka record over ``max_event_bytes`` is refused (``shared.store.wire.EventTooLargeError``)."""
         self.pool = pool
         self.max_event_bytes = max_event_bytes
         self.schema = identifier(schema)

@@ -11,9 +11,9 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from services.deals.events import ActivityLogged
-from shared.core.wire import envelope_json
 from shared.messaging.envelope import CloudEvent
 from shared.store import Checkpoint, RecordedEvent
+from shared.store.wire import envelope_json
 from tools import contract
 
 V1 = json.loads((contract.DOCS / "deals" / "ActivityLogged.v1.json").read_text())
@@ -119,6 +119,6 @@ def test_a_version_1_event_reads_as_version_2_from_the_store_and_from_a_kafka_me
     ],
 )
 def test_the_relays_envelope_is_the_cloudevents_models_byte_for_byte(occurred_at, metadata, data) -> None:
-    """The relay writes the envelope without building the model (shared.core.wire.envelope_json): same bytes."""
+    """The relay writes the envelope without building the model (shared.store.wire.envelope_json): same bytes."""
     stored = dataclasses.replace(recorded_v1(), occurred_at=occurred_at, metadata=metadata, data=data)
     assert envelope_json(stored, "deals") == CloudEvent.from_recorded(stored, "deals").kafka_value()

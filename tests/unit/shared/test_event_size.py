@@ -8,11 +8,11 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from shared.core.wire import check_event_size, envelope_json, record_bytes
 from shared.edge.http import install_common
 from shared.messaging.envelope import CloudEvent
 from shared.store import EventTooLargeError, NewEvent
 from shared.store.memory import InMemoryEventStore
+from shared.store.wire import check_event_size, envelope_json, record_bytes
 from testkit.events import ContactRecorded, ThingCreated
 
 
