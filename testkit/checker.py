@@ -29,12 +29,13 @@ from typing import Any
 import asyncpg
 from aiokafka import ConsumerRecord
 
+from services.alerts.events import ALERTS_PREFIX
 from services.production.handlers import order_id_for_deal
-from shared.alerts import ALERTS_PREFIX
 from shared.edge.service import ServiceCore
 from shared.messaging.envelope import CloudEvent
-from shared.messaging.projections import Projection, ProjectionRunner, generation_schema
+from shared.messaging.projections import Projection, generation_schema
 from shared.messaging.relay import envelope_json
+from shared.messaging.runner import ProjectionRunner
 from shared.ops.settings import Settings
 from shared.store import START, RecordedEvent
 from shared.store.db import create_pool

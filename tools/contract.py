@@ -26,7 +26,12 @@ from shared.messaging.envelope import cloudevent_json_schema
 from shared.ops.settings import SERVICES
 
 # importing a contract module registers its event types
-EVENT_MODULES = ("services.leads.events", "services.deals.events", "services.production.events", "shared.alerts")
+EVENT_MODULES = (
+    "services.leads.events",
+    "services.deals.events",
+    "services.production.events",
+    "services.alerts.events",
+)
 for _module in EVENT_MODULES:
     importlib.import_module(_module)
 

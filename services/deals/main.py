@@ -10,12 +10,12 @@ from datetime import datetime
 
 from fastapi import FastAPI
 
+from services.alerts.scanner import Check
+from services.alerts.wiring import AlertingService
 from services.deals import analytics, projections
 from services.deals.api import DealsAPI, create_app
 from services.deals.handlers import Clock, Deals
-from shared.alerts import Check
-from shared.edge.auth import TokenVerifier
-from shared.edge.service import ServiceCore, Storage, utc_now
+from shared.edge.service import Storage, utc_now
 from shared.messaging.projections import Fact, Projection, one_by_one
 from shared.ops.settings import Settings
 from shared.store.db import Conn
@@ -23,7 +23,7 @@ from shared.store.db import Conn
 SERVICE = "deals"
 
 
-class DealsService(ServiceCore):
+class DealsService(AlertingService):
     name = SERVICE
 
     def __init__(self, storage: Storage, clock: Clock) -> None:
@@ -58,19 +58,15 @@ class DealsService(ServiceCore):
 
     def app(self) -> FastAPI:
         st = self.storage
-        app = create_app(
-            DealsAPI(
-                deals=self.deals,
-                store=st.store,
-                read_models=st.read_models,
-                personal_data=st.personal_data,
-                timezone=self.settings.timezone,
-                readiness=st.readiness,
-            ),
-            TokenVerifier.from_settings(self.settings, revoked=self.revocations),
+        api = DealsAPI(
+            deals=self.deals,
+            store=st.store,
+            read_models=st.read_models,
+            personal_data=st.personal_data,
+            timezone=self.settings.timezone,
+            readiness=st.readiness,
         )
-        app.state.max_body_bytes = self.settings.max_body_bytes
-        return app
+        return self.make_app(create_app, api)
 
 
 async def build(settings: Settings, *, clock: Clock = utc_now) -> DealsService:

@@ -8,12 +8,12 @@ from datetime import datetime
 
 from fastapi import FastAPI
 
+from services.alerts.scanner import Check, Condition
+from services.alerts.wiring import AlertingService
 from services.leads import projections, sources
 from services.leads.api import LeadsAPI, create_app
 from services.leads.handlers import Clock, Leads, PostgresDedupe
-from shared.alerts import Check, Condition
-from shared.edge.auth import TokenVerifier
-from shared.edge.service import ServiceCore, Storage, utc_now
+from shared.edge.service import Storage, utc_now
 from shared.messaging.projections import Fact, Projection, one_by_one
 from shared.ops.settings import Settings
 from shared.store.db import Conn
@@ -22,7 +22,7 @@ from shared.store.migrations import retry_setup
 SERVICE = "leads"
 
 
-class LeadsService(ServiceCore):
+class LeadsService(AlertingService):
     name = SERVICE
 
     def __init__(self, storage: Storage, leads: Leads, graph: sources.FacebookGraph | None) -> None:
@@ -61,18 +61,15 @@ class LeadsService(ServiceCore):
         return {"lead_not_contacted": ("marketing", not_contacted)}
 
     def app(self) -> FastAPI:
-        app = create_app(
-            LeadsAPI(
-                leads=self.leads,
-                read_models=self.storage.read_models,
-                settings=self.settings,
-                graph=self.graph,
-                readiness=self.storage.readiness,
-            ),
-            TokenVerifier.from_settings(self.settings, revoked=self.revocations),
+        st = self.storage
+        api = LeadsAPI(
+            leads=self.leads,
+            read_models=st.read_models,
+            settings=self.settings,
+            graph=self.graph,
+            readiness=st.readiness,
         )
-        app.state.max_body_bytes = self.settings.max_body_bytes
-        return app
+        return self.make_app(create_app, api)
 
 
 async def build(

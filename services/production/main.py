@@ -6,12 +6,12 @@ from datetime import datetime
 
 from fastapi import FastAPI
 
+from services.alerts.scanner import Check, Condition
+from services.alerts.wiring import AlertingService
 from services.production import projections
 from services.production.api import ProductionAPI, create_app
 from services.production.handlers import Clock, Production
-from shared.alerts import Check, Condition
-from shared.edge.auth import TokenVerifier
-from shared.edge.service import ServiceCore, Storage, utc_now
+from shared.edge.service import Storage, utc_now
 from shared.messaging.projections import Fact, Projection, one_by_one
 from shared.ops.settings import Settings
 from shared.store.db import Conn
@@ -19,7 +19,7 @@ from shared.store.db import Conn
 SERVICE = "production"
 
 
-class ProductionService(ServiceCore):
+class ProductionService(AlertingService):
     name = SERVICE
 
     def __init__(self, storage: Storage, clock: Clock) -> None:
@@ -63,18 +63,14 @@ class ProductionService(ServiceCore):
 
     def app(self) -> FastAPI:
         st = self.storage
-        app = create_app(
-            ProductionAPI(
-                production=self.production,
-                read_models=st.read_models,
-                personal_data=st.personal_data,
-                timezone=self.settings.timezone,
-                readiness=st.readiness,
-            ),
-            TokenVerifier.from_settings(self.settings, revoked=self.revocations),
+        api = ProductionAPI(
+            production=self.production,
+            read_models=st.read_models,
+            personal_data=st.personal_data,
+            timezone=self.settings.timezone,
+            readiness=st.readiness,
         )
-        app.state.max_body_bytes = self.settings.max_body_bytes
-        return app
+        return self.make_app(create_app, api)
 
 
 async def build(settings: Settings, *, clock: Clock = utc_now) -> ProductionService:

@@ -26,7 +26,7 @@ from collections.abc import Callable
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from shared.messaging.kafka import TopicSpec, ensure_topics
+from shared.messaging.kafka import TopicSpec, ensure_topics, stop_consumer
 from shared.ops.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -169,11 +169,6 @@ class RevocationList:
 
 async def _stop(consumer: AIOKafkaConsumer) -> None:
     try:
-        await consumer.stop()
-    except asyncio.CancelledError:
-        # aiokafka's group-less consumer, stopped soon after start, re-raises its own task's cancellation
-        task = asyncio.current_task()
-        if task is not None and task.cancelling():
-            raise
-    except Exception as exc:
+        await stop_consumer(consumer)
+    except Exception as exc:  # Kafka away: the next read starts a new consumer
         log.debug("auth.revocations.stop_failed", error=repr(exc))

@@ -1,7 +1,9 @@
 """What every service's processes share: storage wiring, readiness, topics, and running api/relay/projector.
 
 A service provides a ``ServiceCore`` subclass (its handlers, projections and FastAPI app) and a ``build``
-function; ``run_service`` turns that into ``python -m services.<name> api|relay|projector|all``.
+function; ``main`` turns that into ``python -m services.<name> api|relay|projector|all``. What a service runs for
+another bounded context beside its own (the alerts: services/alerts) comes as ``Addon``s, so the kernel runs it
+without knowing it.
 """
 
 from __future__ import annotations
@@ -11,9 +13,10 @@ import asyncio
 import contextlib
 import gc
 import signal
-from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 import asyncpg
 import structlog
@@ -21,14 +24,15 @@ import uvicorn
 import uvloop
 from fastapi import FastAPI
 
-from shared.alerts import ALERTS_PREFIX, AlertScanner, Check, alerts_projection
+from shared.edge.auth import TokenVerifier
 from shared.edge.http import install_common
 from shared.edge.httpserver import MAX_HEADER_BYTES, MAX_HEADERS, bounded_http
 from shared.edge.revocation import RevocationList
 from shared.edge.revocation import topic_spec as revocations_topic_spec
 from shared.messaging.kafka import TopicSpec, ensure_topics, kafka_ready
-from shared.messaging.projections import Projection, ProjectionRunner, ReadModels
+from shared.messaging.projections import Projection, ReadModels
 from shared.messaging.relay import OutboxRelay
+from shared.messaging.runner import ProjectionRunner
 from shared.ops.logs import configure_logging
 from shared.ops.settings import SERVICES, Settings
 from shared.privacy.pii import PersonalData
@@ -40,6 +44,8 @@ from shared.store.postgres import PostgresEventStore
 log = structlog.get_logger(__name__)
 Clock = Callable[[], datetime]
 MODES = ("api", "relay", "projector", "all")
+Worker = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
+API = TypeVar("API")
 
 
 def utc_now() -> datetime:
@@ -98,6 +104,16 @@ class Storage:
         await self.pool.close()
 
 
+@dataclass(frozen=True)
+class Addon:
+    """What a service's processes run for a bounded context beside the service's own (services/alerts)."""
+
+    projections: tuple[Projection, ...] = ()  # run like the service's own
+    routes: Mapping[str, str] = field(default_factory=dict)  # event-type prefix → the topic the relay sends it to
+    topics: tuple[TopicSpec, ...] = ()  # created with the service's own
+    workers: tuple[Worker, ...] = ()  # run by the projector processes until stop
+
+
 class ServiceCore:
     """The parts of one service that its processes run. Subclasses set ``name`` and implement the two methods."""
 
@@ -112,25 +128,22 @@ class ServiceCore:
     def projections(self) -> list[Projection]:
         raise NotImplementedError
 
-    def alert_checks(self) -> dict[str, tuple[str, Check]]:
-        """kind → (the read model it asks, the check): the time-driven conditions this service watches."""
-        return {}
+    def addons(self) -> list[Addon]:
+        """What the processes run for other bounded contexts (services.alerts.wiring.AlertingService adds its own)."""
+        return []
 
     def clock(self) -> datetime:
         return utc_now()
 
-    def alert_scanner(self) -> AlertScanner:
-        return AlertScanner(
-            self.storage.store,
-            self.storage.read_models,
-            self.name,
-            self.alert_checks(),
-            self.clock,
-            interval_s=self.settings.alert_scan_seconds,
-        )
-
     def app(self) -> FastAPI:
         raise NotImplementedError
+
+    def make_app(self, create_app: Callable[[API, TokenVerifier], FastAPI], api: API) -> FastAPI:
+        """What ``app`` returns: the service's ``create_app(api, verifier)``, its tokens checked against this
+        process's revocation list, request bodies bounded by the settings."""
+        app = create_app(api, TokenVerifier.from_settings(self.settings, revoked=self.revocations))
+        app.state.max_body_bytes = self.settings.max_body_bytes
+        return app
 
     def relay(self) -> OutboxRelay:
         s = self.settings
@@ -141,7 +154,7 @@ class ServiceCore:
             bootstrap_servers=s.kafka_bootstrap_servers,
             database_url=s.database_url_for(self.name),
             kafka_options=s.kafka_options(),
-            routes={ALERTS_PREFIX: s.alerts_topic()},
+            routes={prefix: topic for addon in self.addons() for prefix, topic in addon.routes.items()},
             max_event_bytes=s.max_event_bytes,
             max_request_size=s.kafka_max_request_size,
         )
@@ -166,14 +179,14 @@ class ServiceCore:
                 group_prefix=f"{s.topic_prefix}.{self.name}",
                 kafka_options=s.kafka_options(),
             )
-            for p in [*self.projections(), alerts_projection(s.alerts_topic())]
+            for p in [*self.projections(), *(p for addon in self.addons() for p in addon.projections)]
         ]
 
     async def ensure_topics(self) -> None:
         s = self.settings
         specs = [TopicSpec(s.events_topic(x), s.kafka_partitions, s.kafka_replication_factor) for x in SERVICES]
         specs.append(TopicSpec(s.dead_letter_topic(self.name), 1, s.kafka_replication_factor))
-        specs.append(TopicSpec(s.alerts_topic(), s.kafka_partitions, s.kafka_replication_factor))
+        specs += [spec for addon in self.addons() for spec in addon.topics]
         specs.append(revocations_topic_spec(s))
         await ensure_topics(s.kafka_bootstrap_servers, specs, **s.kafka_options())
 
@@ -207,6 +220,8 @@ async def serve(
 ) -> None:
     """Serve ``app`` until ``stop`` is set; a request head over the bounds answers 431 (``shared.edge.httpserver``)."""
     http = bounded_http(max_header_bytes, max_headers)
+    # log_config=None: no handlers of uvicorn's own, its lines go through ours (shared.ops.logs) as JSON; no access
+    # log of its own: shared.edge.middleware.Correlation writes one line per request
     server = QuietServer(uvicorn.Config(app, host=host, port=port, http=http, log_config=None, access_log=False))
     serving = asyncio.create_task(server.serve())
     await stop.wait()
@@ -265,8 +280,8 @@ async def run(core: ServiceCore, mode: str, stop: asyncio.Event) -> None:
                 await retry_setup(runner.setup, f"projection {runner.projection.name}")
                 if mode != "api":
                     tasks.append(asyncio.create_task(runner.run(stop)))
-            if mode != "api" and core.alert_checks():
-                tasks.append(asyncio.create_task(core.alert_scanner().run(stop)))
+            if mode != "api":
+                tasks += [asyncio.create_task(work(stop)) for addon in core.addons() for work in addon.workers]
         if mode in ("api", "all"):
             tasks.append(asyncio.create_task(core.revocations.run(stop)))
             tasks.append(_serve(core.app(), s, s.port(core.name), stop))
@@ -288,7 +303,7 @@ def main(name: str, build: Callable[[Settings], Awaitable[ServiceCore]], argv: l
 
     async def _main() -> None:
         settings = Settings()
-        configure_logging(settings, process=f"{name}-{args.mode}")
+        configure_logging(settings, service=name, process=args.mode)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -1,4 +1,4 @@
-"""Kafka helpers every process uses: topic names, explicit topic creation, admin client lifetime."""
+"""Kafka helpers every process uses: topic names, explicit topic creation, admin client and consumer lifetime."""
 
 from __future__ import annotations
 
@@ -155,10 +155,15 @@ async def read_whole_topic(
                     out.extend(r for r in records if r.offset < end[tp])
         return out
     finally:
-        try:
-            await consumer.stop()
-        except asyncio.CancelledError:
-            # aiokafka's group-less consumer, stopped soon after start, re-raises its own task's cancellation
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():
-                raise
+        await stop_consumer(consumer)
+
+
+async def stop_consumer(consumer: AIOKafkaConsumer) -> None:
+    """Stop a consumer. aiokafka's group-less consumer, stopped soon after start, re-raises its own task's
+    cancellation from ``stop()``: that one is swallowed, a cancellation of the calling task is not."""
+    try:
+        await consumer.stop()
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
