@@ -6,6 +6,10 @@ pipelines simulate --leads N --rate R realistic traffic through the whole flow, 
 pipelines demo                        all of the above, then where to look
 pipelines token ROLE                  a bearer token for trying the APIs
 pipelines events                      the catalog of event types and their versions
+pipelines history|projections|rebuild|dlq|relay|tail   what operators ask of a running system
+
+(This module is the top of the tools: it uses tools.history, tools.ops, tools.simulate and tools.contract, and
+none of them uses it or another of them; they reach the services through their HTTP APIs and contracts only.)
 """
 
 from __future__ import annotations
@@ -197,36 +201,22 @@ def simulate(
     asyncio.run(go())
 
 
-async def cores(settings: Settings) -> dict[str, dict[str, list[str]]]:
-    """Each service's projections and the topics they read (built from the services themselves)."""
-    from services.deals.main import build as deals
-    from services.leads.main import build as leads
-    from services.production.main import build as production
-
-    out = {}
-    for name, build in (("leads", leads), ("deals", deals), ("production", production)):
-        core = await build(settings)
-        try:
-            out[name] = {r.projection.name: list(r.projection.topics) for r in core.runners()}
-        finally:
-            await core.close()
-    return out
-
-
 @app.command()
 def history(
     kind: str = typer.Argument(..., help="deal, lead or order"),
     aggregate_id: str = typer.Argument(..., help="its id"),
     as_of: str | None = typer.Option(None, "--as-of", help="ISO time with offset: the state as recorded then"),
 ) -> None:
-    """A readable timeline of one deal, lead or order, and its state (now or as of a time)."""
+    """A readable timeline of one deal, lead or order, and its state (now or as of a time), from its service's API
+    (the service must be running; deals only keep a state as of a time there)."""
     import json
     import uuid
     from datetime import datetime
 
+    from tools import history as histories
     from tools import ops
 
-    if kind not in ops.KINDS:
+    if kind not in histories.KINDS:
         raise typer.BadParameter("deal, lead or order", param_hint="KIND")
     try:
         key = uuid.UUID(aggregate_id)
@@ -235,7 +225,11 @@ def history(
         raise typer.BadParameter(str(exc)) from None
     if at is not None and at.tzinfo is None:
         raise typer.BadParameter("--as-of needs a time zone offset")
-    h = asyncio.run(ops.history(_settings(), kind, key, at))
+    try:
+        h = asyncio.run(histories.history(_settings(), kind, key, at))
+    except histories.ServiceError as exc:
+        console.print(f"[red]{exc}", soft_wrap=True)
+        raise typer.Exit(2) from None
     if not h.events:
         console.print(f"[red]no {kind} {aggregate_id}" + (f" as of {as_of}" if as_of else ""))
         raise typer.Exit(1)
@@ -246,11 +240,14 @@ def history(
             e.occurred_at.strftime("%Y-%m-%d %H:%M"),
             e.recorded_at.strftime("%Y-%m-%d %H:%M"),
             e.event_type.rsplit(".", 1)[1],
-            str(e.metadata.get("actor", "")),
-            ops.describe(e),
+            e.actor or "",
+            ops.describe(e.data),
         )
     console.print(table)
-    console.print_json(json.dumps(h.state, ensure_ascii=False))
+    if h.state is None:
+        console.print(f"(the {kind}'s API answers its state now only: above, what was recorded by {as_of})")
+    else:
+        console.print_json(json.dumps(h.state, ensure_ascii=False))
 
 
 @app.command()
@@ -283,7 +280,12 @@ def rebuild(service: str = typer.Argument(...), name: str = typer.Argument(..., 
         def step(done: int, total: int, rate: float) -> None:
             progress.update(task, completed=done, total=total, rate=rate)
 
-        generation = asyncio.run(ops.rebuild(settings, service, name, step))
+        try:
+            generation = asyncio.run(ops.rebuild(settings, service, name, step))
+        except LookupError as exc:
+            progress.stop()
+            console.print(f"[red]{exc.args[0]}")
+            raise typer.Exit(1) from None
     console.print(f"[green]{service}.{name}: generation {generation} is live")
 
 
@@ -366,7 +368,7 @@ def tail(
         n = 0
         async for e in ops.tail(_settings(), service, from_beginning=from_beginning):
             console.print(
-                f"{e.time:%H:%M:%S} {e.type.rsplit('.', 1)[1]:<28} {e.streamid} v{e.streamversion}  {ops.describe(e)}",
+                f"{e.time:%H:%M:%S} {e.type.rsplit('.', 1)[1]:<28} {e.streamid} v{e.streamversion}  {ops.describe(e.data)}",
                 highlight=False,
                 soft_wrap=True,
             )

@@ -1,60 +1,74 @@
-"""What operators ask of a running system, behind the CLI: histories, read-model positions and lag, rebuilds,
-dead letters, the relay's state (and a stream published again), and the live event stream. Each function takes the settings and talks to PostgreSQL and Kafka."""
+"""What operators ask of a running system, behind the CLI: read-model generations and lag, rebuilds, dead letters,
+the relay's state (and a stream published again), and the live event stream. Each function takes the settings and
+talks to PostgreSQL and Kafka through the kernel's contracts only, never a service's modules: the event store and
+the relay's checkpoint (``shared.store``), the projection registry in each service's schema (which read models
+exist, their generations), the projectors' consumer groups (``<topic prefix>.<service>.<read model>.g<N>``: what
+they have committed, on which topics), the dead-letter topics and the CloudEvents on the events topics. A timeline
+and a state are the service's to fold: ``tools.history`` asks its API."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import time
-import uuid
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from services.deals import domain as deals_domain
-from services.leads import domain as leads_domain
-from services.production import domain as production_domain
-from shared.alerts import ALERTS_PREFIX
-from shared.core.decider import Decider
+from services.alerts.events import ALERTS_PREFIX
 from shared.messaging.envelope import KAFKA_HEADERS, CloudEvent
 from shared.messaging.kafka import admin_client, topic_configs
 from shared.messaging.projections import request_rebuild
-from shared.ops.settings import Settings
-from shared.store import Checkpoint, RecordedEvent
-from shared.store.commands import load
+from shared.ops.settings import SERVICES, Settings
+from shared.store import Checkpoint
 from shared.store.db import create_pool
 from shared.store.postgres import PostgresEventStore
 from shared.store.wire import envelope_json, record_bytes
 
-KINDS: dict[str, tuple[str, str, Decider[Any], Callable[[Any], dict[str, Any]]]] = {
-    "deal": ("deals", "deal-", deals_domain.deal_decider, deals_domain.state_as_json),
-    "lead": ("leads", "lead-", leads_domain.lead_decider, leads_domain.state_as_json),
-    "order": ("production", "production-order-", production_domain.order_decider, production_domain.state_as_json),
-}
+
+def group_of(settings: Settings, service: str, projection: str, generation: int) -> str:
+    """The consumer group of a read model's generation (as ``ServiceCore.runners`` names it)."""
+    return f"{settings.topic_prefix}.{service}.{projection}.g{generation}"
 
 
-@dataclass
-class History:
-    events: list[RecordedEvent]
-    state: dict[str, Any]
-
-
-async def history(settings: Settings, kind: str, aggregate_id: uuid.UUID, as_of: datetime | None) -> History:
-    service, prefix, decider, as_json = KINDS[kind]
+async def generations(settings: Settings, service: str) -> list[dict[str, Any]]:
+    """The service's projection registry: each read model's generations and their states."""
     pool = await create_pool(settings.database_url_for(service), max_size=2)
     try:
-        store = PostgresEventStore(pool, settings.schema_name(service))
-        loaded = await load(store, f"{prefix}{aggregate_id}", decider, as_of=as_of)
-        return History(loaded.events, as_json(loaded.state))
+        ns = settings.schema_name(service)
+        if not await pool.fetchval("SELECT to_regclass($1)", f"{ns}.projection_generations"):
+            return []
+        rows = await pool.fetch(f"SELECT projection, generation, state FROM {ns}.projection_generations ORDER BY 1, 2")
+        return [dict(r) for r in rows]
     finally:
         await pool.close()
 
 
+async def topics_read(
+    settings: Settings, service: str, registered: Sequence[Mapping[str, Any]]
+) -> dict[str, list[str]]:
+    """The topics each registered read model reads: those its generations' consumer groups have committed offsets
+    on (a generation reads the same topics as the one it replaces; a group that never committed adds none)."""
+    out: dict[str, set[str]] = {g["projection"]: set() for g in registered}
+    async with admin_client(settings.kafka_bootstrap_servers, **settings.kafka_options()) as admin:
+        for g in registered:
+            committed = await admin.list_consumer_group_offsets(
+                group_of(settings, service, g["projection"], g["generation"])
+            )
+            out[g["projection"]].update(tp.topic for tp in committed)
+    return {name: sorted(topics) for name, topics in out.items()}
+
+
+async def read_models(settings: Settings) -> dict[str, dict[str, list[str]]]:
+    """Each service's read models (its projection registry) and the topics they read."""
+    return {service: await topics_read(settings, service, await generations(settings, service)) for service in SERVICES}
+
+
 async def group_lag(settings: Settings, group: str, topics: list[str]) -> int:
     """Messages in ``topics`` the consumer group has not committed past."""
+    if not topics:
+        return 0
     async with admin_client(settings.kafka_bootstrap_servers, **settings.kafka_options()) as admin:
         committed = {tp: m.offset for tp, m in (await admin.list_consumer_group_offsets(group)).items()}
         described = await admin.describe_topics(topics)
@@ -69,37 +83,24 @@ async def group_lag(settings: Settings, group: str, topics: list[str]) -> int:
 
 
 async def projections(settings: Settings) -> list[dict[str, Any]]:
-    """Every read model's generations, state, applied streams and consumer-group lag."""
-    from tools.cli import cores
-
+    """Every read model's generations (but those dropped), their state and their consumer groups' lag."""
     rows = []
-    for service, projection_list in (await cores(settings)).items():
-        pool = await create_pool(settings.database_url_for(service), max_size=2)
-        try:
-            ns = settings.schema_name(service)
-            exists = await pool.fetchval("SELECT to_regclass($1)", f"{ns}.projection_generations")
-            generations = (
-                await pool.fetch(f"SELECT projection, generation, state FROM {ns}.projection_generations ORDER BY 1, 2")
-                if exists
-                else []
+    for service in SERVICES:
+        registered = await generations(settings, service)
+        topics = await topics_read(settings, service, registered)
+        for g in registered:
+            if g["state"] == "dropped":
+                continue
+            group = group_of(settings, service, g["projection"], g["generation"])
+            rows.append(
+                {
+                    "service": service,
+                    "projection": g["projection"],
+                    "generation": g["generation"],
+                    "state": g["state"],
+                    "lag": await group_lag(settings, group, topics[g["projection"]]),
+                }
             )
-            for g in generations:
-                if g["state"] == "dropped":
-                    continue
-                topics = projection_list.get(g["projection"], [])
-                group = f"{settings.topic_prefix}.{service}.{g['projection']}.g{g['generation']}"
-                lag = await group_lag(settings, group, topics) if topics else 0
-                rows.append(
-                    {
-                        "service": service,
-                        "projection": g["projection"],
-                        "generation": g["generation"],
-                        "state": g["state"],
-                        "lag": lag,
-                    }
-                )
-        finally:
-            await pool.close()
     return rows
 
 
@@ -112,14 +113,16 @@ async def rebuild(
     wait_s: float = 3600,
 ) -> int:
     """Ask for a new generation, then report (done, total, events/s) until the projectors swap it in."""
-    from tools.cli import cores
-
-    topics = (await cores(settings))[service][projection]
+    registered = await generations(settings, service)
+    if projection not in {g["projection"] for g in registered}:
+        known = ", ".join(sorted({g["projection"] for g in registered})) or "none"
+        raise LookupError(f"{service} has no read model {projection!r} (it has: {known})")
+    topics = (await topics_read(settings, service, registered))[projection]
     pool = await create_pool(settings.database_url_for(service), max_size=2)
     ns = settings.schema_name(service)
     try:
         generation = await request_rebuild(pool, ns, projection)
-        group = f"{settings.topic_prefix}.{service}.{projection}.g{generation}"
+        group = group_of(settings, service, projection, generation)
         start, first_lag = time.monotonic(), None
         while time.monotonic() - start < wait_s:
             lag = await group_lag(settings, group, topics)
@@ -311,7 +314,7 @@ async def tail(settings: Settings, service: str, *, from_beginning: bool = False
         await consumer.stop()
 
 
-def describe(e: RecordedEvent | CloudEvent) -> str:
-    data = e.data
+def describe(data: Mapping[str, Any]) -> str:
+    """An event's data in a line: its first few fields that are not ids or empty."""
     keys = [k for k in data if not k.endswith("_id") and data[k] not in (None, [], {})][:4]
     return ", ".join(f"{k}={json.dumps(data[k], ensure_ascii=False, default=str)[:40]}" for k in keys)

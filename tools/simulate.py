@@ -311,15 +311,17 @@ class Simulation:
 
     # ------------------------------------------------------------------ production
     async def build(self, deal_id: str, product: str, qty: int, *, late: bool) -> None:
-        from services.production.handlers import order_id_for_deal
+        found: list[str] = []
 
-        order = f"{self.urls.production}/orders/{order_id_for_deal(uuid.UUID(deal_id))}"
-
-        async def created() -> bool:
-            return (await self.http.get(order, headers=self.auth["admin"])).status_code == 200
+        async def created() -> bool:  # the order the won deal made, once production has reacted to it
+            r = await self.http.get(f"{self.urls.production}/orders/for-deal/{deal_id}", headers=self.auth["admin"])
+            if r.status_code == 200:
+                found.append(r.json()["order_id"])
+            return bool(found)
 
         if not await self.eventually(created):
             return
+        order = f"{self.urls.production}/orders/{found[0]}"
         today = datetime.now(UTC).date()
         materials = [{"component": "thép không gỉ", "quantity": str(qty)}]
         steps: list[tuple[str, dict[str, Any]]] = [

@@ -24,7 +24,6 @@ from shared.ops.stack import ROOT, Endpoints
 from testkit.services import bearer, drop_everything, isolated_settings, stop_processes
 from testkit.waiting import wait_until
 from tools import ops
-from tools.cli import cores
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka, pytest.mark.e2e, pytest.mark.slow]
 ADMIN = bearer("u-admin", "admin", team=None)
@@ -246,7 +245,7 @@ async def test_a_lead_from_an_ad_to_the_deals_follow_up(system: tuple[Settings, 
         assert sum(s["backward_moves"] for s in live["stages"]["stages"]) == 1
 
     # rebuilding every read model (not the reactions) gives exactly the live ones
-    for service, projections in (await cores(settings)).items():
+    for service, projections in (await ops.read_models(settings)).items():
         for name in projections:
             if name != "reactions":
                 await ops.rebuild(settings, service, name, lambda *_: None, poll_s=0.3, wait_s=180)

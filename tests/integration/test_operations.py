@@ -1,5 +1,6 @@
-"""What operators do, on real servers: a deal's timeline and past state, read-model positions and lag, a rebuild
-with progress, dead letters listed and sent back, the live event stream; and the CLI over them."""
+"""What operators do, on real servers: a deal's timeline and past state (asked of the deals API, served on a port
+here), read-model positions and lag, a rebuild with progress, dead letters listed and sent back, the live event
+stream; and the CLI over them."""
 
 from __future__ import annotations
 
@@ -7,15 +8,18 @@ import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 from typer.testing import CliRunner
 
 from services.deals import main as deals_main
+from shared.edge.service import serve
 from shared.ops.stack import Endpoints
+from testkit.faults import free_port
 from testkit.services import bearer, client_for, drop_everything, isolated_settings, start_parts
 from testkit.waiting import wait_until
-from tools import cli, ops
+from tools import cli, history, ops
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka]
 SALES = bearer("u-lan", "sales")
@@ -27,7 +31,11 @@ async def test_operations_on_a_running_service(endpoints: Endpoints, monkeypatch
     await core.ensure_topics()
     stop = asyncio.Event()
     tasks = await start_parts(core, stop)
-    http = client_for(core.app())
+    app = core.app()
+    http = client_for(app)
+    port = free_port()  # the deals API on a port: `history` asks it, as the CLI does
+    tasks.append(asyncio.create_task(serve(app, "127.0.0.1", port, stop)))
+    settings = settings.model_copy(update={"deals_port": port})
     try:
         deal = (
             await http.post(
@@ -47,12 +55,23 @@ async def test_operations_on_a_running_service(endpoints: Endpoints, monkeypatch
         finally:
             await producer.stop()
 
-        h = await ops.history(settings, "deal", uuid.UUID(deal), None)
+        async def serving() -> bool:
+            async with httpx.AsyncClient() as client:
+                try:
+                    return (await client.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200
+                except httpx.TransportError:
+                    return False
+
+        await wait_until(serving, timeout=30, interval=0.1)
+        h = await history.history(settings, "deal", uuid.UUID(deal), None)
         assert [e.event_type.rsplit(".", 1)[1] for e in h.events] == ["DealOpened", "StageChanged"]
-        assert h.state["stage"]["stage_id"] == "contacted"
-        then = await ops.history(settings, "deal", uuid.UUID(deal), before_move)
-        assert then.state["stage"]["stage_id"] == "target_identified"
-        assert (await ops.history(settings, "deal", uuid.UUID(deal), before_move - timedelta(days=1))).events == []
+        assert [e.actor for e in h.events] == ["u-lan", "u-lan"]
+        assert h.state is not None and h.state["stage"]["stage_id"] == "contacted"
+        then = await history.history(settings, "deal", uuid.UUID(deal), before_move)
+        assert [e.version for e in then.events] == [1]
+        assert then.state is not None and then.state["stage"]["stage_id"] == "target_identified"
+        assert (await history.history(settings, "deal", uuid.UUID(deal), before_move - timedelta(days=1))).events == []
+        assert (await history.history(settings, "deal", uuid.uuid4(), None)).events == []
 
         async def settled() -> bool:
             rows = await ops.projections(settings)
@@ -98,10 +117,17 @@ async def test_operations_on_a_running_service(endpoints: Endpoints, monkeypatch
         monkeypatch.setenv("PIPELINES_PII_MASTER_KEY", settings.pii_master_key.get_secret_value())
         monkeypatch.setenv("PIPELINES_KEYRING_DIR", str(settings.keyring_dir))
         monkeypatch.setenv("PIPELINES_JWT_KEYS", '{"test": "' + "s" * 40 + '"}')
+        monkeypatch.setenv("PIPELINES_JWT_ACTIVE_KID", "test")
+        monkeypatch.setenv("PIPELINES_DEALS_PORT", str(port))
+        monkeypatch.setenv("PIPELINES_LEADS_PORT", str(free_port()))  # where no leads service runs
+        for service in ("DEALS", "LEADS"):
+            monkeypatch.delenv(f"PIPELINES_{service}_API_URL", raising=False)
         runner = CliRunner()
         result = await asyncio.to_thread(runner.invoke, cli.app, ["history", "deal", deal])
         assert result.exit_code == 0, result.output
-        assert "DealOpened" in result.output and "StageChanged" in result.output
+        assert "DealOpened" in result.output and "StageChanged" in result.output and '"contacted"' in result.output
+        result = await asyncio.to_thread(runner.invoke, cli.app, ["history", "lead", str(uuid.uuid4())])
+        assert result.exit_code == 2 and "does not answer" in result.output  # no leads service answers there
         result = await asyncio.to_thread(runner.invoke, cli.app, ["history", "order", "not-a-uuid"])
         assert result.exit_code != 0
         result = await asyncio.to_thread(runner.invoke, cli.app, ["dlq", "list", "deals"])

@@ -1,0 +1,142 @@
+"""``pipelines history``: a deal's, lead's or order's timeline and state, asked of the running service's HTTP API.
+
+Why over HTTP and not from the event store: the timeline alone could be read from the store with the kernel's
+contracts, but the state is the service's own fold of its events (its decider) and its own JSON shaping
+(``state_as_json``), both insides of the service that a tool must not import (the import contract "The tools reach
+the services through their APIs and contracts"). The API already answers both, with the access rules every other
+client gets: the CLI signs a short token for the ``auditor`` role (reads everything, no personal data: personal
+fields read as null, where the store would show sealed ``pii:v1:`` tokens) with the deployment's key, as
+``pipelines token`` does. So the service must be running (``pipelines services up``).
+
+- deal: ``GET /deals/{id}/state`` (``?at=`` for ``--as-of``, the state as recorded then) and
+  ``GET /deals/{id}/history``, the timeline cut at the state's version;
+- lead and order: ``GET /leads/{id}`` / ``GET /orders/{id}`` and their ``/history``. Those APIs answer the state
+  now only, so with ``--as-of`` the timeline is cut at that time (what was recorded by then) and no state is
+  given (``History.state`` is None).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+
+from shared.edge.auth import issue_token, signing_key
+from shared.ops.settings import Settings
+
+# kind -> (service, the path of one aggregate under its API)
+KINDS: dict[str, tuple[str, str]] = {
+    "deal": ("deals", "/deals/{id}"),
+    "lead": ("leads", "/leads/{id}"),
+    "order": ("production", "/orders/{id}"),
+}
+PAGE = 200  # the APIs' largest page
+EDGE_FIELDS = ("version", "as_of")  # what the API adds to the aggregate's state
+
+
+class ServiceError(RuntimeError):
+    """The service did not answer (not running, not at the configured address) or refused the request."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One event of the timeline, as the API's audit trail gives it."""
+
+    version: int
+    event_type: str
+    occurred_at: datetime
+    recorded_at: datetime
+    actor: str | None
+    data: dict[str, Any]
+
+
+@dataclass
+class History:
+    events: list[Entry]
+    state: dict[str, Any] | None  # None: the service answers no state as of the time asked
+
+
+def operator_headers(settings: Settings, ttl: timedelta = timedelta(minutes=5)) -> dict[str, str]:
+    """A bearer header for reading as an auditor, signed with the deployment's active key."""
+    kid, secret = signing_key(settings)
+    token = issue_token(
+        key_id=kid,
+        secret=secret,
+        user_id="pipelines-cli",
+        roles=["auditor"],
+        ttl=ttl,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+    )
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def history(
+    settings: Settings,
+    kind: str,
+    aggregate_id: uuid.UUID,
+    as_of: datetime | None,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> History:
+    """The timeline (oldest first) and the state, now or as recorded at ``as_of``; no events: no such aggregate
+    (or none yet at ``as_of``)."""
+    service, path = KINDS[kind]
+    base = settings.api_url(service)
+    one = path.format(id=aggregate_id)
+    headers = operator_headers(settings)
+    try:
+        async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30, transport=transport) as http:
+            if kind == "deal":  # the API folds a deal as recorded at a time
+                state = await _get(http, f"{one}/state", {"at": as_of.isoformat()} if as_of else {})
+            else:  # a lead's or an order's state now only
+                state = None if as_of else await _get(http, one, {})
+            events = await _timeline(http, one) if state is not None or as_of else []
+    except httpx.TransportError as exc:
+        raise ServiceError(f"the {service} service does not answer at {base} ({exc}): is it running?") from None
+    if state is not None:  # the timeline up to the state's version, even if an event was appended in between
+        events = [e for e in events if e.version <= state["version"]]
+    if as_of is not None:
+        events = [e for e in events if e.recorded_at <= as_of]
+    if not events:
+        return History([], None)
+    return History(events, None if state is None else {k: v for k, v in state.items() if k not in EDGE_FIELDS})
+
+
+async def _get(http: httpx.AsyncClient, url: str, params: dict[str, str]) -> dict[str, Any] | None:
+    """The API's answer (None: 404, no such aggregate or not one the caller may see)."""
+    r = await http.get(url, params=params)
+    if r.status_code == 404:
+        return None
+    if r.status_code >= 400:
+        detail = r.json().get("detail", "") if r.headers.get("content-type", "").endswith("json") else r.text[:200]
+        raise ServiceError(f"GET {r.url}: {r.status_code} {detail}")
+    body: dict[str, Any] = r.json()
+    return body
+
+
+async def _timeline(http: httpx.AsyncClient, one: str) -> list[Entry]:
+    entries: list[Entry] = []
+    cursor: str | None = None
+    while True:
+        params = {"limit": str(PAGE)} | ({"cursor": cursor} if cursor else {})
+        page = await _get(http, f"{one}/history", params)
+        if page is None:
+            return []
+        entries += [
+            Entry(
+                version=item["version"],
+                event_type=item["type"],
+                occurred_at=datetime.fromisoformat(item["occurred_at"]),
+                recorded_at=datetime.fromisoformat(item["recorded_at"]),
+                actor=item.get("actor"),
+                data=item.get("data") or {},
+            )
+            for item in page["items"]
+        ]
+        cursor = page.get("next_cursor")
+        if not cursor:
+            return entries
