@@ -16,7 +16,7 @@ from shared.ops.settings import Settings
 
 async def _main() -> None:
     settings = Settings()
-    configure_logging(settings, process="web")
+    configure_logging(settings, service="web", process="web")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per API call would drown the board's own
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

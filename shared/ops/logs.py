@@ -1,19 +1,28 @@
-"""Structured logs (structlog): JSON lines with the process, correlation ids, and never personal data.
+"""Structured logs (structlog): one JSON object a line, from every logger of the process, never personal data.
 
-Bind a correlation id for a unit of work with ``structlog.contextvars.bound_contextvars(correlation_id=...)``.
-Keys that name personal data are masked whatever their value, and sealed tokens are shortened. Validation
-errors (pydantic's ``input_value=…``) are logged without the input they quote, which may be anyone's data: in
-structlog's lines and in the standard library's (uvicorn, aiokafka, asyncpg) alike.
+``configure_logging`` gives structlog's lines and the standard library's (uvicorn, aiokafka, asyncpg, httpx,
+faststream, warnings, an uncaught exception) the same processors: each line carries ``service``, ``process`` (api,
+relay, projector, all, web), ``level``, ``timestamp``, the ``correlation_id`` when one is bound, and a traceback as
+the ``exception`` field, not as lines of text. Standard-library lines add ``logger``. Bind a correlation id for a
+unit of work with ``structlog.contextvars.bound_contextvars(correlation_id=...)``.
+
+Keys that name personal data are masked whatever their value, and sealed tokens are shortened. Validation errors
+(pydantic's ``input_value=…``) are logged without the input they quote, which may be anyone's data: in structlog's
+lines and in the standard library's alike. ``log_json=False`` renders the same fields for a console.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import sys
+import threading
 from collections.abc import MutableMapping
-from typing import Any
+from types import TracebackType
+from typing import Any, TextIO
 
 import structlog
+from structlog.typing import Processor
 
 from shared.ops.settings import Settings
 from shared.privacy.pii import is_token
@@ -28,11 +37,6 @@ _QUOTED_INPUT = re.compile(r"input_value=.*?(?=, input_type=|$)", re.MULTILINE)
 
 def redact_inputs(text: str) -> str:
     return _QUOTED_INPUT.sub("input_value=***", text)
-
-
-class _RedactingFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        return redact_inputs(super().format(record))
 
 
 def _redact_quoted_inputs(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -51,24 +55,87 @@ def mask_personal_data(_: Any, __: str, event_dict: MutableMapping[str, Any]) ->
     return event_dict
 
 
-def configure_logging(settings: Settings, *, process: str) -> None:
+def _process_fields(service: str, process: str) -> Processor:
+    """Every line says which service and which process kind wrote it (threads' lines too: not a contextvar)."""
+
+    def add(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+        event_dict.setdefault("service", service)
+        event_dict.setdefault("process", process)
+        return event_dict
+
+    return add
+
+
+def processors(service: str, process: str) -> list[Processor]:
+    """What every line goes through before it is rendered, whichever logger wrote it."""
+    return [
+        structlog.contextvars.merge_contextvars,
+        _process_fields(service, process),
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        mask_personal_data,
+        structlog.processors.StackInfoRenderer(),
+        structlog.processors.format_exc_info,  # the traceback as the `exception` field
+        _redact_quoted_inputs,
+    ]
+
+
+def stdlib_formatter(service: str, process: str, *, json: bool = True) -> structlog.stdlib.ProcessorFormatter:
+    """The formatter of the standard library's records: the same processors and renderer as structlog's lines."""
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[structlog.stdlib.add_logger_name, *processors(service, process)],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, _renderer(json)],
+    )
+
+
+def _renderer(json: bool) -> Processor:
+    return structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
+
+
+class _Handler(logging.StreamHandler[TextIO]):
+    """Ours, so that configuring again replaces it and leaves others' handlers (pytest's) alone."""
+
+
+def configure_logging(settings: Settings, *, service: str, process: str) -> None:
+    """Route structlog and the standard library's logging through the same processors, for this process."""
     level = logging.getLevelNamesMapping().get(settings.log_level.upper(), logging.INFO)
-    handler = logging.StreamHandler()
-    handler.setFormatter(_RedactingFormatter("%(message)s"))
-    logging.basicConfig(level=level, handlers=[handler])
+    handler = _Handler()  # the standard library's lines to stderr, structlog's to stdout
+    handler.setFormatter(stdlib_formatter(service, process, json=settings.log_json))
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, _Handler)]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
     logging.getLogger("aiokafka").setLevel(max(level, logging.WARNING))  # group joins at INFO are noise
-    renderer: Any = structlog.processors.JSONRenderer() if settings.log_json else structlog.dev.ConsoleRenderer()
+    logging.getLogger("uvicorn.access").disabled = True  # shared.edge.middleware.Correlation writes the access line
+    logging.captureWarnings(True)
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            mask_personal_data,
-            structlog.processors.format_exc_info,
-            _redact_quoted_inputs,
-            renderer,
-        ],
+        processors=[*processors(service, process), _renderer(settings.log_json)],
         wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(),
         cache_logger_on_first_use=True,
     )
-    structlog.contextvars.bind_contextvars(process=process)
+    _log_uncaught()
+
+
+_crashes = logging.getLogger("pipelines.uncaught")
+
+
+def _log_uncaught() -> None:
+    """An exception nothing caught is a log line like any other, not a traceback printed as text."""
+
+    def on_exception(kind: type[BaseException], error: BaseException, tb: TracebackType | None) -> None:
+        _crashes.critical("process.uncaught_exception", exc_info=(kind, error, tb))
+
+    def on_thread_exception(args: threading.ExceptHookArgs) -> None:
+        if args.exc_value is not None:
+            error = (args.exc_type, args.exc_value, args.exc_traceback)
+            _crashes.error("thread.uncaught_exception", exc_info=error)
+
+    def on_unraisable(args: Any) -> None:  # sys.UnraisableHookArgs; its `object` is not logged: it may be data
+        error = (args.exc_type, args.exc_value, args.exc_traceback) if args.exc_value is not None else None
+        _crashes.warning("process.unraisable_exception", exc_info=error)
+
+    sys.excepthook = on_exception
+    threading.excepthook = on_thread_exception
+    sys.unraisablehook = on_unraisable

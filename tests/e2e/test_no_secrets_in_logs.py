@@ -5,7 +5,9 @@ secrets made here (JWT key, personal-data master key, webhook secrets; the datab
 lead with a name, email and phone arrives through the signed website webhook, goes through the leads API, becomes a
 deal (its contact crossing Kafka) that is won and becomes an order; bad signatures, bad tokens and invalid input
 carrying personal data are sent too. Then every line the processes wrote is searched for each secret, the tokens
-used, and each piece of personal data.
+used, and each piece of personal data; and every line (stdout and stderr: structlog's, uvicorn's, aiokafka's…) is
+one JSON object naming its service and process kind, with one access line per request (``http.request``: the
+route's template, status, duration, user id) and none of uvicorn's own.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -62,6 +65,20 @@ async def dead_letters(bootstrap: str, topic: str) -> None:
     async with AIOKafkaProducer(bootstrap_servers=bootstrap) as producer:
         await producer.send_and_wait(topic, json.dumps(envelope).encode(), key=b"lead-x")
         await producer.send_and_wait(topic, f"not json: {PERSON['email']} {PERSON['phone']}".encode(), key=b"lead-y")
+
+
+def json_lines(text: str, service: str) -> list[dict[str, Any]]:
+    """Each line the process wrote, which must be a JSON object with its service and process kind."""
+    lines = []
+    for line in text.splitlines():
+        try:
+            found = json.loads(line)
+        except ValueError:
+            pytest.fail(f"a line of {service}.log is not JSON: {line[:300]}")
+        assert isinstance(found, dict) and found.get("service") == service and found.get("process") == "all", line
+        assert "level" in found and "event" in found and "timestamp" in found, line
+        lines.append(found)
+    return lines
 
 
 async def _count(log: Path, text: str, n: int) -> bool:
@@ -208,6 +225,15 @@ async def test_no_secret_and_no_personal_data_in_any_log_line(endpoints: Endpoin
         if value.lower() in line.lower()
     ]
     assert leaks == []
+    lines = {s: json_lines(t, s) for s, t in text.items()}
+    assert not [line for found in lines.values() for line in found if line.get("logger") == "uvicorn.access"]
+    access = [line for line in lines["leads"] if line["event"] == "http.request"]
+    read = [line for line in access if line["route"] == "/leads/{lead_id}" and line["user_id"] == "u-marketing"]
+    assert len(read) == 1 and read[0]["method"] == "GET" and read[0]["status"] == 200, access
+    assert read[0]["duration_ms"] >= 0 and read[0]["correlation_id"]
+    assert {"/webhooks/website", "/leads", "/leads/{lead_id}/convert", "/readyz"} <= {a["route"] for a in access}
+    assert not [a for a in access if lead in a["route"]], "the route's template, never the path's ids"
+    assert {"uvicorn.error"} <= {line.get("logger") for found in lines.values() for line in found}
 
 
 def test_secrets_have_no_default_and_do_not_show_in_the_settings_repr() -> None:

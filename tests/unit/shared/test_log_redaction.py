@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 
 import pytest
 from pydantic import BaseModel, EmailStr, ValidationError
 
-from shared.ops.logs import _RedactingFormatter, redact_inputs
+from shared.ops.logs import redact_inputs, stdlib_formatter
 
 EMAIL, PHONE = "an.nguyen@example", "0912 345 678"
 
@@ -32,6 +33,8 @@ def test_a_validation_error_is_logged_without_the_input_it_quotes() -> None:
         raise caught.value
     except ValidationError:
         record = logging.makeLogRecord({"msg": "Exception in ASGI application", "exc_info": sys.exc_info()})
-    line = _RedactingFormatter("%(message)s").format(record)
-    assert "Traceback" in line and "validation error" in line
-    assert PHONE not in line and EMAIL not in line
+    for as_json in (True, False):  # uvicorn's "Exception in ASGI application", as a JSON line and for a console
+        line = stdlib_formatter("leads", "api", json=as_json).format(record)
+        assert "Traceback" in line and "validation error" in line
+        assert PHONE not in line and EMAIL not in line
+    assert json.loads(stdlib_formatter("leads", "api").format(record))["exception"].startswith("Traceback")
