@@ -23,8 +23,8 @@ import pytest
 from playwright.async_api import Browser, BrowserContext, Page
 
 from services.web import i18n
-from services.web.app import AUDIT
-from services.web.pages import pages, rows_of, value_at
+from services.web.pages import AUDIT, pages
+from services.web.panels import rows_of, value_at
 from shared.ops.settings import SERVICES, Settings
 from shared.ops.stack import ROOT, Endpoints
 from testkit.browser import chromium, panels, screenshot

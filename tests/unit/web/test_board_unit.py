@@ -13,9 +13,14 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from services.web import i18n, live
-from services.web.app import AUDIT, COOKIE, create_app, csv_value, safe_next
-from services.web.pages import FilterError, Filters, pages, target_scope
+from services.web import i18n, live, stream
+from services.web.apis import Shown, refused
+from services.web.app import COOKIE, create_app
+from services.web.exports import csv_value
+from services.web.pages import AUDIT, pages
+from services.web.pages.sales import target_scope
+from services.web.panels import FilterError, Filters
+from services.web.session import safe_next
 from shared.edge.auth import Principal, issue_token
 from shared.ops.settings import Settings
 
@@ -163,12 +168,26 @@ BOARD = {
 }
 
 
+def problem(status: int, detail: str, rule: str, **members: Any) -> httpx.Response:
+    """An API's error answer (RFC 9457, as shared.edge.problems writes it)."""
+    body = {"type": f"urn:pipelines:problem:{rule}", "title": "…", "status": status, "detail": detail, "rule": rule}
+    return httpx.Response(
+        status, content=json.dumps(body | members).encode(), headers={"Content-Type": "application/problem+json"}
+    )
+
+
 def fake_apis(request: httpx.Request) -> httpx.Response:
-    """The deals API's board; 403 for marketing's funnel; everything else answers an empty list."""
+    """The deals API's board; 403 for marketing's funnel, 422 for the stage analytics; everything else answers an
+    empty list."""
     if request.url.path == "/board" and request.url.port == 8102:
         return httpx.Response(200, json=BOARD)
     if request.url.path == "/funnel":
-        return httpx.Response(403, json={"detail": "no role allows this"})
+        return problem(403, "no role allows this", "forbidden")
+    if request.url.path == "/analytics/stages":
+        errors = [
+            {"loc": ["query", "from"], "msg": "Input should be a valid date", "type": "date_from_datetime_parsing"}
+        ]
+        return problem(422, "the request does not match this API: query.from", "invalid_input", errors=errors)
     if request.url.path == "/campaigns":
         raise httpx.ConnectError("refused")
     return httpx.Response(200, json=[])
@@ -226,8 +245,53 @@ async def test_event_streams_carry_notices_and_end_when_the_process_stops() -> N
     async with app.router.lifespan_context(app), client:
         client.cookies.set(COOKIE, tok("u-lan", "sales"))
         loop = asyncio.get_running_loop()
-        loop.call_later(0.3, app.state.hub.publish, {"service": "deals", "position": 7})
+        loop.call_later(0.3, app.state.board.hub.publish, {"service": "deals", "position": 7})
         loop.call_later(0.8, stop.set)  # SIGTERM: an open page must not hold the shutdown
         r = await asyncio.wait_for(client.get("/events"), 10)
     assert r.headers["content-type"].startswith("text/event-stream")
     assert r.text.startswith("retry: 2000") and 'data: {"service": "deals", "position": 7}' in r.text
+
+
+def test_a_panel_says_why_an_api_refused_with_its_problems_detail() -> None:
+    panel = AUDIT.panels[1]
+    shown = refused(Shown(panel, "deals /deals"), problem(404, "no deal d-1", "not_found"))
+    assert (shown.state, shown.detail) == ("not_found", "no deal d-1")
+    errors = [{"loc": ["query", "limit"], "msg": "too big"}]  # a 422: a sentence in detail, the fields in errors
+    sentence = "the request does not match this API: query.limit"
+    shown = refused(Shown(panel, ""), problem(422, sentence, "invalid_input", errors=errors))
+    assert (shown.state, shown.detail) == ("invalid", sentence)
+    shown = refused(Shown(panel, ""), httpx.Response(502, text="<html>bad gateway</html>"))
+    assert (shown.state, shown.detail) == ("unavailable", None)
+
+
+async def test_pages_answer_html_and_a_panels_refusal_is_a_problem(web: httpx.AsyncClient) -> None:
+    web.cookies.set(COOKIE, tok("u-lan", "sales"))
+    r = await web.get("/sales?from=nope")  # a browser's page: HTML, the filter named
+    assert (
+        r.status_code == 422 and r.headers["content-type"].startswith("text/html") and "from: &#39;nope&#39;" in r.text
+    )
+    r = await web.get("/sales")  # an API's 422 problem: the panel says why, with its detail
+    assert 'data-panel="stages"' in r.text and "the request does not match this API: query.from" in r.text
+    r = await web.get("/panel/sales/nope")  # the page's script fetches panels: a problem
+    assert r.status_code == 404 and r.headers["content-type"] == "application/problem+json"
+    assert r.json()["detail"] == "no panel sales/nope" and r.json()["rule"] == "not_found"
+    r = await web.get("/export/marketing/funnel_source.csv")
+    assert r.status_code == 403 and r.json()["detail"] == "no role allows this"
+    web.cookies.delete(COOKIE)
+    for path in ("/panel/sales/board", "/alerts/count", "/events"):
+        r = await web.get(path)
+        assert r.status_code == 401 and r.json()["rule"] == "unauthenticated", path
+    r = await web.get("/sales?team=north")  # a page signed out: to the sign-in form, back here after
+    assert r.status_code == 303 and r.headers["location"] == "/login?next=%2Fsales%3Fteam%3Dnorth"
+
+
+async def test_an_event_stream_sends_the_notices_until_stop() -> None:
+    hub, stop = live.Hub(), asyncio.Event()
+    lines = stream.notices(hub, stop)
+    assert await anext(lines) == "retry: 2000\n\n"
+    hub.publish({"service": "leads", "position": 3})
+    assert await anext(lines) == 'data: {"service": "leads", "position": 3}\n\n'
+    stop.set()
+    with pytest.raises(StopAsyncIteration):
+        await anext(lines)
+    assert hub.listeners == 0

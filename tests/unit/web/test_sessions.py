@@ -65,7 +65,7 @@ async def test_sign_out_needs_the_form_token_and_revokes_the_token(board: tuple[
     # the board's own logout form: the cookie is cleared and the token revoked
     r = await web.post("/logout", data=form, headers={"Origin": "http://web"})
     assert r.status_code == 303 and r.headers["location"] == "/login" and COOKIE not in web.cookies
-    assert len(app.state.revocations) == 1
+    assert len(app.state.board.revocations) == 1
     web.cookies.set(COOKIE, token)  # the token, kept by whoever copied it: refused from now on
     r = await web.get("/sales")
     assert r.status_code == 303 and r.headers["location"].startswith("/login")
@@ -82,7 +82,7 @@ async def test_sign_out_says_so_when_the_token_cannot_be_revoked(
     async def kafka_away(token_id: str, expires: float) -> None:
         raise TimeoutError
 
-    monkeypatch.setattr(app.state.revocations, "publish", kafka_away)
+    monkeypatch.setattr(app.state.board.revocations, "publish", kafka_away)
     web.cookies.set(COOKIE, tok("u-lan", "sales"))
     r = await web.get("/sales")
     form = {"csrf": web.cookies["pipelines_csrf"]}
