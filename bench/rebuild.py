@@ -11,8 +11,9 @@ Measured, in interleaved rounds on the same topic:
 - **rebuild**: the project's path: ``request_rebuild`` on a running ``ProjectionRunner`` for the board; time
   from the request until the new generation has applied every event (runner stats), consumer start and group
   join included. In each namespace the first generation builds at setup, also from offset 0; it is timed too.
-- **rebuild, per event** (the smaller size only): the same, with the board's per-event ``apply`` only
-  (no ``apply_batch``): the path before this benchmark, and the reference the batch path must equal.
+- **rebuild, per event** (the smaller size only): the same, with the board's one ``apply`` called with one
+  event at a time (a batch of one, as the runner replays a failed batch): the per-event path, and the
+  reference the batch path must equal.
 - **floor** (the smaller size only): the raw read's consumer decoding each message only so far: not at all,
   ``json.loads``, the envelope, the envelope and the typed event. What each step costs, and so the ceiling it
   leaves any rebuild that parses typed events, before a read model is touched.
@@ -37,12 +38,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 
 from bench.common import Env, Report, cleanup, median
-from services.deals.projections import apply_board, board
+from services.deals.projections import board
 from shared.messaging.envelope import CloudEvent
 from shared.messaging.kafka import TopicSpec, ensure_topics
-from shared.messaging.projections import Projection, ProjectionRunner, one_by_one, request_rebuild
+from shared.messaging.projections import Fact, Projection, one_by_one, request_rebuild
+from shared.messaging.runner import ProjectionRunner
 from shared.ops.settings import Settings
-from shared.store.db import create_pool
+from shared.store.db import Conn, create_pool
 from testkit.deals_history import History, check
 
 PARTITIONS = 6
@@ -224,8 +226,12 @@ class Builder:
 
 
 def per_event(projection: Projection) -> Projection:
-    """The same read model applied one event at a time (no batch apply): the path before batches."""
-    return replace(projection, apply=one_by_one(apply_board)) if projection.name == "board" else projection
+    """The same read model with its one ``apply`` called with one event at a time: batches of one."""
+
+    async def one(conn: Conn, fact: Fact) -> None:
+        await projection.apply(conn, [fact])
+
+    return replace(projection, apply=one_by_one(one))
 
 
 async def measure(

@@ -1,8 +1,10 @@
-"""The board's batch apply (one read, a fold in memory, one write per batch) against its per-event apply.
+"""Any split of a history into batches builds the deals read models that batches of one build (testkit/batches.py).
 
-Both run in the projection runner on real PostgreSQL (dead letters on real Kafka), fed the same messages in
-batches of random sizes: a generated history plus what it lacks (follow-ups, redefined pipeline, delivery
-risk, line changes, updates of a deal never opened, a second opening, redelivered messages).
+Each read model is one ``apply`` for a batch of events; the runner applies a failed batch again as batches of one.
+Hypothesis draws a history (generated deals plus what the generator lacks: follow-ups, a redefined pipeline,
+delivery risk, line changes, updates of a deal never opened, a second opening, redelivered messages) and the
+batch sizes; the tables, the runner's counts and the dead letters must equal those of batches of one. Real
+PostgreSQL through the real runner; the dead-letter test also sends to real Kafka.
 """
 
 from __future__ import annotations
@@ -11,8 +13,7 @@ import asyncio
 import contextlib
 import random
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import replace
+from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -20,16 +21,20 @@ from typing import Any
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from services.deals import events as ev
+from services.deals.analytics import analytics
 from services.deals.domain import DEFAULT_STAGES
-from services.deals.projections import BOARD_COLUMNS, apply_board, board
+from services.deals.projections import board
 from shared.core.events import DomainEvent
 from shared.core.money import Money
 from shared.messaging.envelope import CloudEvent
-from shared.messaging.projections import Fact, Projection, ProjectionRunner, one_by_one
+from shared.messaging.projections import Projection
+from shared.messaging.runner import ProjectionRunner
 from shared.ops.stack import Endpoints
-from shared.store.db import Conn
+from testkit.batches import Outcome, assert_splits_agree, cut_at, records
 from testkit.deals_history import History
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka]
@@ -38,9 +43,9 @@ T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 SNAP = {s.stage_id: ev.StageSnapshot(**s.model_dump(exclude={"stuck_after_days"})) for s in DEFAULT_STAGES}
 
 
-def envelope(stream: str, version: int, event: DomainEvent, at: datetime) -> bytes:
+def envelope(stream: str, version: int, event: DomainEvent, at: datetime, rng: random.Random) -> bytes:
     return CloudEvent(
-        id=str(uuid.uuid4()),
+        id=str(uuid.UUID(int=rng.getrandbits(128))),
         source="/pipelines/deals",
         type=event.event_type,
         subject=stream,
@@ -56,17 +61,19 @@ def envelope(stream: str, version: int, event: DomainEvent, at: datetime) -> byt
     ).kafka_value()
 
 
-def extras(rng: random.Random) -> list[tuple[str, bytes]]:
+def extras(rng: random.Random, deals: int) -> list[tuple[str, bytes]]:
     """Histories the generator does not make: follow-ups, a redefined pipeline, odd orders of events."""
     out: list[tuple[str, bytes]] = []
     stages = tuple(s.model_copy(update={"name": s.name + " (v2)"}) for s in DEFAULT_STAGES)
     out.append(
         (
             "pipeline-default",
-            envelope("pipeline-default", 2, ev.PipelineDefined(pipeline_id="default", name="v2", stages=stages), T0),
+            envelope(
+                "pipeline-default", 2, ev.PipelineDefined(pipeline_id="default", name="v2", stages=stages), T0, rng
+            ),
         )
     )
-    for d in range(40):
+    for d in range(deals):
         deal = uuid.UUID(int=rng.getrandbits(128))
         stream, v, at = f"deal-{deal}", 0, T0 + timedelta(hours=d)
 
@@ -74,11 +81,22 @@ def extras(rng: random.Random) -> list[tuple[str, bytes]]:
             nonlocal v, at
             v += 1
             at += timedelta(minutes=rng.randint(1, 600))
-            out.append((stream, envelope(stream, v, event, at)))
+            out.append((stream, envelope(stream, v, event, at, rng)))
 
-        if d % 10 == 0:  # updates of a deal never opened: no row, only progress
+        if d % 10 == 0:  # events of a deal never opened: no row, only progress (or a dead letter)
             add(ev.DealValueChanged(deal_id=deal, old=Money.of(1), new=Money.of(2)))
-            add(ev.ActivityLogged(**activity(deal)))
+            add(ev.ActivityLogged(**activity(deal, rng)))
+            add(ev.DealProbabilityOverridden(deal_id=deal, probability=Decimal("0.2"), reason="r"))
+            add(
+                ev.StageChanged(
+                    deal_id=deal,
+                    from_stage=SNAP["target_identified"],
+                    to_stage=SNAP["contacted"],
+                    direction="forward",
+                    entered_from_at=at,
+                    changed_at=at,
+                )
+            )
             continue
         add(opened(deal, at))
         follow_up = uuid.UUID(int=rng.getrandbits(128))
@@ -104,7 +122,7 @@ def extras(rng: random.Random) -> list[tuple[str, bytes]]:
                         ev.FollowUpCompleted(deal_id=deal, follow_up_id=follow_up, outcome="ok"),
                         ev.DealProbabilityOverridden(deal_id=deal, probability=Decimal("0.55"), reason="r"),
                         ev.DealProbabilityOverrideCleared(deal_id=deal),
-                        ev.ActivityLogged(**activity(deal)),
+                        ev.ActivityLogged(**activity(deal, rng)),
                         ev.DealReopened(
                             deal_id=deal, was="lost", to_stage=SNAP["contacted"], reason="r", reopened_at=at
                         ),
@@ -141,10 +159,10 @@ def opened(deal: uuid.UUID, at: datetime) -> ev.DealOpened:
     )
 
 
-def activity(deal: uuid.UUID) -> dict[str, Any]:
+def activity(deal: uuid.UUID, rng: random.Random) -> dict[str, Any]:
     return {
         "deal_id": deal,
-        "activity_id": uuid.uuid4(),
+        "activity_id": uuid.UUID(int=rng.getrandbits(128)),
         "activity_type": "call",
         "channel": "phone",
         "direction": "inbound",
@@ -152,21 +170,15 @@ def activity(deal: uuid.UUID) -> dict[str, Any]:
     }
 
 
-def records(messages: Sequence[tuple[str, bytes]], topic: str) -> list[ConsumerRecord[bytes, bytes]]:
-    return [
-        ConsumerRecord(topic, 0, offset, 0, 0, key.encode(), value, None, len(key), len(value), ())
-        for offset, (key, value) in enumerate(messages)
-    ]
-
-
-def history(seed: int) -> list[tuple[str, bytes]]:
-    """The generated deals and the extras, interleaved keeping each stream's order, with some redelivered."""
+def history(seed: int, deals: int = 8) -> list[tuple[bytes, bytes]]:
+    """Generated deals and the extras, interleaved keeping each stream's order, with some redelivered."""
     rng = random.Random(seed)
-    streams: dict[str, list[tuple[str, bytes]]] = {}
-    for key, value in [(k.decode(), v) for k, v in History(150, seed=seed).messages()] + extras(rng):
+    streams: dict[bytes, list[tuple[bytes, bytes]]] = {}
+    generated = list(History(deals, seed=seed).messages())
+    for key, value in generated + [(k.encode(), v) for k, v in extras(rng, deals=deals)]:
         streams.setdefault(key, []).append((key, value))
     queues = [list(q) for q in streams.values()]
-    out: list[tuple[str, bytes]] = []
+    out: list[tuple[bytes, bytes]] = []
     while queues:
         q = rng.choice(queues)
         out.append(q.pop(0))
@@ -175,6 +187,58 @@ def history(seed: int) -> list[tuple[str, bytes]]:
         if not q:
             queues.remove(q)
     return out
+
+
+SPLITS = settings(
+    max_examples=10,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+)
+seeds = st.integers(min_value=0, max_value=2)  # a few histories, each applied in batches of one once
+cuts = st.lists(st.integers(min_value=1, max_value=300), max_size=15)  # where batches end
+_one_by_one: dict[tuple[str, int], Outcome] = {}  # (read model, seed): the history applied in batches of one
+
+
+async def splits_agree(pool: asyncpg.Pool, projection: Projection, seed: int, at: list[int]) -> Outcome:
+    """The history of ``seed`` cut into batches at those positions builds what batches of one build."""
+    key, messages = (projection.name, seed), history(seed)
+    sizes = cut_at(at, len(messages))
+    _one_by_one[key] = await assert_splits_agree(pool, projection, messages, sizes, one_by_one=_one_by_one.get(key))
+    return _one_by_one[key]
+
+
+@SPLITS
+@given(seed=seeds, at=cuts)
+async def test_any_split_into_batches_builds_the_board_batches_of_one_build(
+    pg_pool: asyncpg.Pool, seed: int, at: list[int]
+) -> None:
+    want = await splits_agree(pg_pool, board("deals"), seed, at)
+    assert len(want.tables["board"]) >= 8
+    assert want.tables["follow_ups"], "follow-ups were started"
+    assert not want.dead_lettered
+
+
+@settings(SPLITS, max_examples=5)
+@given(seed=seeds, at=cuts)
+async def test_any_split_into_batches_builds_the_analytics_batches_of_one_build(
+    pg_pool: asyncpg.Pool, seed: int, at: list[int]
+) -> None:
+    want = await splits_agree(pg_pool, analytics("deals"), seed, at)
+    assert want.tables["deal_versions"] and want.tables["stage_visits"]
+    assert want.dead_lettered, "a deal opened twice, a stage change of a deal never opened: dead letters"
+
+
+@pytest.fixture
+async def namespace(pg_pool: asyncpg.Pool) -> AsyncIterator[str]:
+    name = f"t{uuid.uuid4().hex[:8]}_batch"
+    yield name
+    async with pg_pool.acquire() as conn:
+        for s in await conn.fetch(
+            "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE $1", f"{name}%"
+        ):
+            await conn.execute(f'DROP SCHEMA "{s["schema_name"]}" CASCADE')
 
 
 @contextlib.asynccontextmanager
@@ -197,69 +261,11 @@ async def runner(
         await r._producer.stop()
 
 
-async def tables(conn: Conn, schema: str) -> dict[str, list[tuple[Any, ...]]]:
-    return {
-        t: [tuple(r.values()) for r in await conn.fetch(f"SELECT {cols} FROM {schema}.{t} ORDER BY 1, 2")]
-        for t, cols in {
-            "board": ", ".join(BOARD_COLUMNS),
-            "pipeline_stages": "*",
-            "follow_ups": "*",
-            "projection_progress": "stream_id, version",
-        }.items()
-    }
-
-
-@pytest.fixture
-async def namespaces(pg_pool: asyncpg.Pool) -> AsyncIterator[tuple[str, str]]:
-    tag = uuid.uuid4().hex[:8]
-    yield f"t{tag}_batch", f"t{tag}_single"
-    async with pg_pool.acquire() as conn:
-        for s in await conn.fetch(
-            "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE $1", f"t{tag}_%"
-        ):
-            await conn.execute(f'DROP SCHEMA "{s["schema_name"]}" CASCADE')
-
-
-@pytest.mark.parametrize("seed", [1, 2, 3])
-async def test_the_batch_apply_builds_the_board_the_per_event_apply_builds(
-    pg_pool: asyncpg.Pool, endpoints: Endpoints, kafka_topic: Any, namespaces: tuple[str, str], seed: int
-) -> None:
-    topic, dlq = await kafka_topic("deals"), await kafka_topic("dlq", partitions=1)
-    batched = board(topic)
-    calls = 0
-
-    async def counted(conn: Conn, facts: Sequence[Fact]) -> None:
-        nonlocal calls
-        calls += 1
-        await batched.apply(conn, facts)
-
-    messages = records(history(seed), topic)
-    rng = random.Random(seed)
-    async with (
-        runner(pg_pool, namespaces[0], replace(batched, apply=counted), endpoints, dlq) as fast,
-        runner(pg_pool, namespaces[1], replace(batched, apply=one_by_one(apply_board)), endpoints, dlq) as slow,
-    ):
-        i = 0
-        while i < len(messages):
-            n = rng.choice([1, 7, 50, 400, 2000])
-            await asyncio.gather(fast.process(1, messages[i : i + n]), slow.process(1, messages[i : i + n]))
-            i += n
-        assert calls > 0
-        assert fast.stats[1].dead_lettered == slow.stats[1].dead_lettered == 0
-        assert (fast.stats[1].applied, fast.stats[1].skipped) == (slow.stats[1].applied, slow.stats[1].skipped)
-        assert fast.stats[1].skipped > 0, "redeliveries were skipped"
-        async with pg_pool.acquire() as conn:
-            got, want = await tables(conn, fast.schema(1)), await tables(conn, slow.schema(1))
-    assert len(want["board"]) > 100
-    assert len(want["follow_ups"]) > 0
-    assert got == want
-
-
 async def test_a_bad_event_in_a_batch_is_dead_lettered_alone(
-    pg_pool: asyncpg.Pool, endpoints: Endpoints, kafka_topic: Any, namespaces: tuple[str, str]
+    pg_pool: asyncpg.Pool, endpoints: Endpoints, kafka_topic: Any, namespace: str
 ) -> None:
     topic, dlq = await kafka_topic("deals"), await kafka_topic("dlq", partitions=1)
-    messages = [(k.decode(), v) for k, v in History(30, seed=5).messages()]
+    messages = list(History(30, seed=5).messages())
     bad_at = next(i for i, (_, v) in enumerate(messages) if b"StageChanged" in v and i > 50)
     key, value = messages[bad_at]
     messages[bad_at] = (
@@ -269,13 +275,13 @@ async def test_a_bad_event_in_a_batch_is_dead_lettered_alone(
         ),
     )
     assert b"sideways" in messages[bad_at][1]
-    async with runner(pg_pool, namespaces[0], board(topic), endpoints, dlq) as r:
+    async with runner(pg_pool, namespace, board(topic), endpoints, dlq) as r:
         await r.process(1, records(messages, topic))
         stats = r.stats[1]
         assert (stats.applied, stats.dead_lettered) == (len(messages) - 1, 1)
         async with pg_pool.acquire() as conn:
             progress = await conn.fetchval(
-                f"SELECT version FROM {r.schema(1)}.projection_progress WHERE stream_id = $1", key
+                f"SELECT version FROM {r.schema(1)}.projection_progress WHERE stream_id = $1", key.decode()
             )
             versions = dict(await conn.fetch(f"SELECT deal_id::text, version FROM {r.schema(1)}.board"))
     assert progress == max(CloudEvent.model_validate_json(v).streamversion for k, v in messages if k == key)

@@ -1,0 +1,63 @@
+"""The sales analytics read model: one projection of facts, and the queries managers ask of it.
+
+``model``: the tables and the one batch ``apply`` (the ``analytics`` projection); ``pipeline``: the forecast, stage
+and totals queries; ``people``: scorecards, lost reasons and planning.
+
+Facts kept (no value that depends on today):
+- ``deals``: each deal's current facts; ``deal_versions``: the forecast-relevant facts of each deal with the
+  recorded time they became known (``valid_from``/``valid_to``), so the forecast can be computed as it stood
+  on any past date, and two dates compared;
+- ``stage_visits``: one row per visit of a stage (entered, exited, how it left, stages skipped on the way);
+- ``activities``: each activity with the stage it happened in; ``targets``; ``pipeline_stages``.
+
+Formulas (DOMAIN.md §2.5), per currency (one currency per query, VND by default):
+- effective probability = the deal's override, else its stage's probability when it entered the stage;
+- forecast for a month = won value closed in it + Σ open value × probability expected to close in it;
+- stage conversion: the cohort = deals whose first entry into the stage falls in the window; advanced = those
+  that later entered a later stage or were won; lost = those lost without advancing; conversion =
+  advanced / (advanced + lost); still-open deals are shown apart (censored);
+- time in stage over visits that ended in the window: mean, median and p90 (linear interpolation);
+- win rate = won / (won + lost) among deals closed in the window; average deal size = won value / won;
+  cycle = won_at − opened_at in days; velocity = open deals × average size × win rate / mean cycle days;
+- deals needed per stage for a target (seed S2): W = ⌈(target − won) / average size⌉, E = Σ_open P(win | stage),
+  gap = max(0, W − E), needed at stage k = ⌈gap / P(win | k)⌉ with P(win | k) = won / resolved among deals that
+  entered k;
+- success factors (seed S3): among resolved deals that entered a stage, conversion with vs without an activity of
+  a type logged while in that stage, and the lift.
+"""
+
+from services.deals.analytics.model import DDL, analytics, apply
+from services.deals.analytics.people import (
+    local_date,
+    lost_reasons,
+    scorecard,
+    stage_win_probabilities,
+    success_factors,
+    target_plan,
+)
+from services.deals.analytics.pipeline import (
+    forecast,
+    forecast_changes,
+    month_bounds,
+    pipeline_totals,
+    stage_analytics,
+    valid_at,
+)
+
+__all__ = [
+    "DDL",
+    "analytics",
+    "apply",
+    "forecast",
+    "forecast_changes",
+    "local_date",
+    "lost_reasons",
+    "month_bounds",
+    "pipeline_totals",
+    "scorecard",
+    "stage_analytics",
+    "stage_win_probabilities",
+    "success_factors",
+    "target_plan",
+    "valid_at",
+]

@@ -1,0 +1,296 @@
+"""The analytics queries about the pipeline: the forecast (now and as it stood), stage conversion and timing, totals.
+
+The formulas are in the package's docstring (``services.deals.analytics``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from shared.store.db import Conn
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+async def _one(conn: Conn, sql: str, *args: Any) -> Any:
+    """The single row an aggregate query returns."""
+    row = await conn.fetchrow(sql, *args)
+    assert row is not None
+    return row
+
+
+def _money(v: Any, currency: str) -> str:
+    q = Decimal(1) if currency in ("VND", "JPY", "KRW") else Decimal("0.01")
+    return format(Decimal(v or 0).quantize(q), "f")
+
+
+def _ratio(a: float, b: float) -> float | None:
+    return round(a / b, 6) if b else None
+
+
+def month_bounds(period: str, tz: str) -> tuple[datetime, datetime]:
+    """A period 'YYYY-MM' or 'YYYY-Qn' as [start, end) instants in the business time zone."""
+    year = int(period[:4])
+    if period[5] == "Q":
+        first = (int(period[6]) - 1) * 3 + 1
+        last = first + 3
+    else:
+        first = int(period[5:7])
+        last = first + 1
+    zone = ZoneInfo(tz)
+    start = datetime(year, first, 1, tzinfo=zone)
+    end = datetime(year + (last > 12), (last - 1) % 12 + 1, 1, tzinfo=zone)
+    return start, end
+
+
+# ---------------------------------------------------------------------------------------------- forecast
+def valid_at(param: str) -> str:
+    """The deal_versions rows in force at a recorded time (a NULL time: the current rows)."""
+    return (
+        f"(CASE WHEN {param}::timestamptz IS NULL THEN valid_to IS NULL "
+        f"ELSE valid_from <= {param} AND (valid_to IS NULL OR valid_to > {param}) END)"
+    )
+
+
+async def forecast(
+    conn: Conn,
+    *,
+    as_of: datetime | None,
+    tz: str,
+    currency: str = "VND",
+    owner_id: str | None = None,
+    team_id: str | None = None,
+) -> list[dict[str, Any]]:
+    """Per month and owner, as recorded at ``as_of`` (None: now): won, open count, potential, weighted, expected."""
+    rows = await conn.fetch(
+        f"""WITH v AS (
+               SELECT * FROM deal_versions WHERE {valid_at("$1")}
+                 AND currency = $3 AND ($4::text IS NULL OR owner_id = $4) AND ($5::text IS NULL OR team_id = $5))
+           SELECT period, owner_id,
+                  sum(CASE WHEN status = 'won' THEN value ELSE 0 END) AS won,
+                  count(*) FILTER (WHERE status = 'open') AS open_count,
+                  sum(CASE WHEN status = 'open' THEN value ELSE 0 END) AS potential,
+                  sum(CASE WHEN status = 'open' THEN value * probability ELSE 0 END) AS weighted
+           FROM (SELECT *, CASE
+                     WHEN status = 'won' THEN to_char(closed_at AT TIME ZONE $2, 'YYYY-MM')
+                     WHEN status = 'open' THEN coalesce(to_char(expected_close_date, 'YYYY-MM'), 'unscheduled')
+                 END AS period FROM v) x
+           WHERE period IS NOT NULL
+           GROUP BY period, owner_id ORDER BY period, owner_id""",
+        as_of,
+        tz,
+        currency,
+        owner_id,
+        team_id,
+    )
+    return [
+        {
+            "period": r["period"],
+            "owner_id": r["owner_id"],
+            "currency": currency,
+            "won": _money(r["won"], currency),
+            "open_count": r["open_count"],
+            "potential": _money(r["potential"], currency),
+            "weighted": _money(r["weighted"], currency),
+            "expected": _money(Decimal(r["won"]) + Decimal(r["weighted"]), currency),
+        }
+        for r in rows
+    ]
+
+
+async def forecast_changes(
+    conn: Conn,
+    *,
+    since: datetime,
+    until: datetime | None,
+    currency: str = "VND",
+    owner_id: str | None = None,
+    team_id: str | None = None,
+) -> dict[str, Any]:
+    """What moved the forecast between two recorded times (``until`` None: now), deal by deal."""
+    rows = await conn.fetch(
+        f"""WITH a AS (SELECT * FROM deal_versions WHERE {valid_at("$1")}),
+                b AS (SELECT * FROM deal_versions WHERE {valid_at("$2")})
+           SELECT b.deal_id, b.owner_id, a.status AS was, b.status AS now, a.value AS old_value, b.value AS new_value,
+                  a.expected_close_date AS old_close, b.expected_close_date AS new_close
+           FROM b LEFT JOIN a USING (deal_id)
+           WHERE b.currency = $3 AND ($4::text IS NULL OR b.owner_id = $4) AND ($5::text IS NULL OR b.team_id = $5)
+           ORDER BY b.deal_id""",
+        since,
+        until,
+        currency,
+        owner_id,
+        team_id,
+    )
+    kinds = ("created", "won", "lost", "reopened", "pulled_in", "pushed_out", "value_up", "value_down")
+    summary: dict[str, dict[str, Any]] = {k: {"count": 0, "value": Decimal(0)} for k in kinds}
+    deals = []
+    for r in rows:
+        changes: list[str] = []
+        if r["was"] is None:
+            changes.append("created")
+        else:
+            if r["was"] != r["now"]:
+                changes.append({"won": "won", "lost": "lost", "open": "reopened"}[r["now"]])
+            if r["old_close"] and r["new_close"] and r["new_close"] != r["old_close"]:
+                changes.append("pulled_in" if r["new_close"] < r["old_close"] else "pushed_out")
+            if r["new_value"] != r["old_value"]:
+                changes.append("value_up" if r["new_value"] > r["old_value"] else "value_down")
+        for c in changes:
+            summary[c]["count"] += 1
+            delta = r["new_value"] - r["old_value"] if c.startswith("value_") else r["new_value"]
+            summary[c]["value"] += delta
+        if changes:
+            deals.append({"deal_id": str(r["deal_id"]), "owner_id": r["owner_id"], "changes": changes})
+    return {
+        "since": since.isoformat(),
+        "until": until.isoformat() if until else None,
+        "currency": currency,
+        "summary": {k: {"count": v["count"], "value": _money(v["value"], currency)} for k, v in summary.items()},
+        "deals": deals,
+    }
+
+
+# ---------------------------------------------------------------------------------------------- stages
+# The deals whose first entry into stage $1 falls in [$2, $3), and what became of them by $7.
+_COHORT = """WITH first AS (
+           SELECT v.deal_id, min(v.entered_at) AS entered_at FROM stage_visits v
+           JOIN deals d USING (deal_id)
+           WHERE v.stage_id = $1 AND d.pipeline_id = $5 AND ($6::text IS NULL OR d.owner_id = $6)
+             AND ($8::text IS NULL OR d.team_id = $8)
+           GROUP BY v.deal_id HAVING min(v.entered_at) >= $2 AND min(v.entered_at) < $3),
+       fate AS (
+           SELECT f.deal_id,
+                  EXISTS (SELECT 1 FROM stage_visits w WHERE w.deal_id = f.deal_id
+                            AND w.stage_order > $4 AND w.entered_at > f.entered_at AND w.entered_at <= $7)
+                  OR (d.won_at IS NOT NULL AND d.won_at <= $7) AS advanced,
+                  d.lost_at IS NOT NULL AND d.lost_at <= $7 AS lost
+           FROM first f JOIN deals d USING (deal_id))
+       SELECT count(*) AS entered,
+              count(*) FILTER (WHERE advanced) AS advanced,
+              count(*) FILTER (WHERE NOT advanced AND lost) AS lost,
+              count(*) FILTER (WHERE NOT advanced AND NOT lost) AS still_open
+       FROM fate"""
+# The visits of stage $1 that ended in [$2, $3): how long they took, how many went back.
+_TIMING = """SELECT count(*) AS visits,
+              avg(extract(epoch FROM exited_at - entered_at) / 86400) AS mean_days,
+              percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM exited_at - entered_at) / 86400)
+                  AS median_days,
+              percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM exited_at - entered_at) / 86400)
+                  AS p90_days,
+              count(*) FILTER (WHERE exit_kind = 'regressed') AS backward_moves
+       FROM stage_visits v JOIN deals d USING (deal_id)
+       WHERE v.stage_id = $1 AND v.exited_at >= $2 AND v.exited_at < $3 AND d.pipeline_id = $4
+         AND ($5::text IS NULL OR d.owner_id = $5) AND ($6::text IS NULL OR d.team_id = $6)"""
+# The visits that ended in [$2, $3) skipping stage $1.
+_SKIPPED = """SELECT count(*) FROM stage_visits v JOIN deals d USING (deal_id)
+       WHERE $1 = ANY (v.skipped_stage_ids) AND v.exited_at >= $2 AND v.exited_at < $3
+         AND d.pipeline_id = $4 AND ($5::text IS NULL OR d.owner_id = $5)
+         AND ($6::text IS NULL OR d.team_id = $6)"""
+
+
+async def stage_analytics(
+    conn: Conn,
+    *,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    pipeline_id: str = "default",
+    currency: str = "VND",
+    owner_id: str | None = None,
+    team_id: str | None = None,
+) -> dict[str, Any]:
+    """Conversion, time in stage, backward moves and skips per stage; win rate, size, cycle, velocity."""
+    stages = await conn.fetch(
+        "SELECT stage_id, name, stage_order FROM pipeline_stages WHERE pipeline_id = $1 AND kind = 'open' "
+        "ORDER BY stage_order",
+        pipeline_id,
+    )
+    scope = (pipeline_id, owner_id, team_id)
+    per_stage = [await _stage_figures(conn, s, start, end, now, scope) for s in stages]
+    totals = await pipeline_totals(
+        conn, start=start, end=end, pipeline_id=pipeline_id, currency=currency, owner_id=owner_id, team_id=team_id
+    )
+    return {"pipeline_id": pipeline_id, "from": start.isoformat(), "to": end.isoformat(), "stages": per_stage, **totals}
+
+
+async def _stage_figures(
+    conn: Conn, s: Any, start: datetime, end: datetime, now: datetime, scope: tuple[str, str | None, str | None]
+) -> dict[str, Any]:
+    """One stage's conversion, time in stage, backward moves and skips; ``scope``: pipeline, owner, team."""
+    pipeline_id, owner_id, team_id = scope
+    stage_id = s["stage_id"]
+    cohort = await _one(conn, _COHORT, stage_id, start, end, s["stage_order"], pipeline_id, owner_id, now, team_id)
+    timing = await _one(conn, _TIMING, stage_id, start, end, pipeline_id, owner_id, team_id)
+    skipped = await conn.fetchval(_SKIPPED, stage_id, start, end, pipeline_id, owner_id, team_id)
+    resolved = cohort["advanced"] + cohort["lost"]
+    return {
+        "stage_id": stage_id,
+        "name": s["name"],
+        "entered": cohort["entered"],
+        "advanced": cohort["advanced"],
+        "lost": cohort["lost"],
+        "still_open": cohort["still_open"],
+        "conversion_rate": _ratio(cohort["advanced"], resolved),
+        "visits_ended": timing["visits"],
+        "mean_days": _round(timing["mean_days"]),
+        "median_days": _round(timing["median_days"]),
+        "p90_days": _round(timing["p90_days"]),
+        "backward_moves": timing["backward_moves"],
+        "skipped": skipped,
+    }
+
+
+def _round(v: Any, places: int = 4) -> float | None:
+    return None if v is None else round(float(v), places)
+
+
+async def pipeline_totals(
+    conn: Conn,
+    *,
+    start: datetime,
+    end: datetime,
+    pipeline_id: str,
+    currency: str,
+    owner_id: str | None,
+    team_id: str | None = None,
+) -> dict[str, Any]:
+    r = await _one(
+        conn,
+        """SELECT count(*) FILTER (WHERE won_at >= $1 AND won_at < $2) AS won,
+                  count(*) FILTER (WHERE lost_at >= $1 AND lost_at < $2) AS lost,
+                  sum(value) FILTER (WHERE won_at >= $1 AND won_at < $2) AS won_value,
+                  avg(extract(epoch FROM won_at - opened_at) / 86400) FILTER (WHERE won_at >= $1 AND won_at < $2)
+                      AS mean_cycle_days,
+                  percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM won_at - opened_at) / 86400)
+                      FILTER (WHERE won_at >= $1 AND won_at < $2) AS median_cycle_days,
+                  count(*) FILTER (WHERE status = 'open') AS open_now
+           FROM deals WHERE pipeline_id = $3 AND currency = $4 AND ($5::text IS NULL OR owner_id = $5)
+             AND ($6::text IS NULL OR team_id = $6)""",
+        start,
+        end,
+        pipeline_id,
+        currency,
+        owner_id,
+        team_id,
+    )
+    won, lost = r["won"], r["lost"]
+    win_rate = _ratio(won, won + lost)
+    avg_size = Decimal(r["won_value"]) / won if won else None
+    velocity = None
+    if avg_size is not None and win_rate is not None and r["mean_cycle_days"]:
+        velocity = Decimal(r["open_now"]) * avg_size * Decimal(str(win_rate)) / Decimal(r["mean_cycle_days"])
+    return {
+        "currency": currency,
+        "won": won,
+        "lost": lost,
+        "win_rate": win_rate,
+        "won_value": _money(r["won_value"], currency),
+        "average_deal_size": _money(avg_size, currency) if avg_size is not None else None,
+        "mean_cycle_days": _round(r["mean_cycle_days"]),
+        "median_cycle_days": _round(r["median_cycle_days"]),
+        "open_now": r["open_now"],
+        "velocity_per_day": _money(velocity, currency) if velocity is not None else None,
+    }

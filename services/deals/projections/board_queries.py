@@ -1,0 +1,196 @@
+"""The queries that read the sales board: the board by stage, deal lists, follow-ups due, stuck deals."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from services.alerts.scanner import Condition
+from shared.store.db import Conn
+
+# Visibility filter shared by the board queries: $1 = user id, $2 = team, $3 = sees everything.
+VISIBLE = "($3 OR b.owner_id = $1 OR (b.team_id IS NOT NULL AND b.team_id = $2))"
+
+BOARD_ROW = """
+    b.deal_id, b.title, b.customer, b.owner_id, b.team_id, b.pipeline_id, b.stage_id, b.stage_name, b.stage_order,
+    b.status, b.value, b.currency, coalesce(b.probability_override, b.stage_probability) AS probability,
+    round(b.value * coalesce(b.probability_override, b.stage_probability),
+          CASE WHEN b.currency IN ('VND', 'JPY', 'KRW') THEN 0 ELSE 2 END) AS weighted_value,
+    b.expected_close_date, b.close_date_pushes, b.opened_at, b.entered_stage_at, b.closed_at, b.lost_reason,
+    b.last_activity_at, b.activities, b.delivery_risk, b.source, b.version,
+    floor(extract(epoch FROM ($4::timestamptz - b.entered_stage_at)) / 86400)::int AS days_in_stage,
+    s.stuck_after_days,
+    (b.status = 'open' AND s.stuck_after_days IS NOT NULL
+        AND $4::timestamptz - b.entered_stage_at > make_interval(days => s.stuck_after_days)) AS stuck,
+    (b.status = 'open' AND b.expected_close_date < ($4::timestamptz AT TIME ZONE $5)::date) AS close_date_past
+"""
+
+
+def _row(r: Any) -> dict[str, Any]:
+    out = dict(r)
+    for k, v in out.items():
+        if isinstance(v, Decimal):
+            out[k] = format(v, "f")
+        elif isinstance(v, datetime | date):
+            out[k] = v.isoformat()
+        elif isinstance(v, uuid.UUID):
+            out[k] = str(v)
+    return out
+
+
+async def board_view(
+    conn: Conn,
+    *,
+    pipeline_id: str,
+    now: datetime,
+    tz: str,
+    user: str,
+    team: str | None,
+    all_deals: bool,
+    owner_id: str | None = None,
+) -> dict[str, Any]:
+    """Per open stage: the deals with days in stage and stuck flag, count, value and weighted value per currency."""
+    stages = await conn.fetch(
+        """SELECT stage_id, name, stage_order, probability, stuck_after_days, kind FROM pipeline_stages
+           WHERE pipeline_id = $1 ORDER BY stage_order""",
+        pipeline_id,
+    )
+    rows = await conn.fetch(
+        f"""SELECT {BOARD_ROW} FROM board b
+            LEFT JOIN pipeline_stages s ON s.pipeline_id = b.pipeline_id AND s.stage_id = b.stage_id
+            WHERE b.pipeline_id = $6 AND b.status = 'open' AND {VISIBLE}
+              AND ($7::text IS NULL OR b.owner_id = $7)
+            ORDER BY b.stage_order, b.entered_stage_at, b.deal_id""",
+        user,
+        team,
+        all_deals,
+        now,
+        tz,
+        pipeline_id,
+        owner_id,
+    )
+    deals = [_row(r) for r in rows]
+    columns = []
+    for s in stages:
+        if s["kind"] != "open":
+            continue
+        in_stage = [d for d in deals if d["stage_id"] == s["stage_id"]]
+        columns.append(
+            {
+                "stage_id": s["stage_id"],
+                "name": s["name"],
+                "order": s["stage_order"],
+                "probability": format(s["probability"], "f"),
+                "stuck_after_days": s["stuck_after_days"],
+                "count": len(in_stage),
+                "stuck_count": sum(1 for d in in_stage if d["stuck"]),
+                "value": _sum_by_currency(in_stage, "value"),
+                "weighted_value": _sum_by_currency(in_stage, "weighted_value"),
+                "deals": in_stage,
+            }
+        )
+    return {
+        "pipeline_id": pipeline_id,
+        "as_of": now.isoformat(),
+        "stages": columns,
+        "value": _sum_by_currency(deals, "value"),
+        "weighted_value": _sum_by_currency(deals, "weighted_value"),
+    }
+
+
+def _sum_by_currency(rows: list[dict[str, Any]], key: str) -> dict[str, str]:
+    sums: dict[str, Decimal] = {}
+    for r in rows:
+        sums[r["currency"]] = sums.get(r["currency"], Decimal(0)) + Decimal(r[key])
+    return {c: format(v, "f") for c, v in sorted(sums.items())}
+
+
+async def list_deals(
+    conn: Conn,
+    *,
+    now: datetime,
+    tz: str,
+    user: str,
+    team: str | None,
+    all_deals: bool,
+    status: str | None,
+    stage_id: str | None,
+    owner_id: str | None,
+    stuck: bool | None,
+    offset: int,
+    limit: int,
+) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        f"""SELECT * FROM (
+                SELECT {BOARD_ROW} FROM board b
+                LEFT JOIN pipeline_stages s ON s.pipeline_id = b.pipeline_id AND s.stage_id = b.stage_id
+                WHERE {VISIBLE}
+                  AND ($6::text IS NULL OR b.status = $6) AND ($7::text IS NULL OR b.stage_id = $7)
+                  AND ($8::text IS NULL OR b.owner_id = $8)) x
+            WHERE ($9::bool IS NULL OR x.stuck = $9)
+            ORDER BY x.opened_at DESC, x.deal_id OFFSET $10 LIMIT $11""",
+        user,
+        team,
+        all_deals,
+        now,
+        tz,
+        status,
+        stage_id,
+        owner_id,
+        stuck,
+        offset,
+        limit + 1,
+    )
+    return [_row(r) for r in rows]
+
+
+async def follow_ups_due(
+    conn: Conn, *, until: date, user: str, team: str | None, all_deals: bool, offset: int, limit: int
+) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        f"""SELECT f.follow_up_id, f.deal_id, b.title, b.customer, b.owner_id, f.kind, f.order_id, f.due_on,
+                   f.contacts, f.csat, f.nps
+            FROM follow_ups f JOIN board b ON b.deal_id = f.deal_id
+            WHERE NOT f.completed AND f.due_on <= $4
+              AND {VISIBLE}
+            ORDER BY f.due_on, f.follow_up_id OFFSET $5 LIMIT $6""",
+        user,
+        team,
+        all_deals,
+        until,
+        offset,
+        limit + 1,
+    )
+    return [_row(r) for r in rows]
+
+
+async def visible_deals(conn: Conn, deal_ids: list[uuid.UUID], *, user: str, team: str | None) -> set[str]:
+    """Which of these deals the lists show a caller who does not see everything (their alerts, too)."""
+    rows = await conn.fetch(
+        f"SELECT b.deal_id FROM board b WHERE {VISIBLE} AND b.deal_id = ANY($4::uuid[])", user, team, False, deal_ids
+    )
+    return {str(r["deal_id"]) for r in rows}
+
+
+async def stuck_deals(conn: Conn, now: datetime) -> list[Condition]:
+    """Open deals longer in their stage than its threshold: one alert per stay in a stage."""
+    rows = await conn.fetch(
+        """SELECT b.deal_id, b.title, b.owner_id, b.stage_id, b.stage_name, b.entered_stage_at, s.stuck_after_days,
+                  floor(extract(epoch FROM $1::timestamptz - b.entered_stage_at) / 86400)::int AS days
+           FROM board b JOIN pipeline_stages s ON s.pipeline_id = b.pipeline_id AND s.stage_id = b.stage_id
+           WHERE b.status = 'open' AND s.stuck_after_days IS NOT NULL
+             AND $1::timestamptz - b.entered_stage_at > make_interval(days => s.stuck_after_days)""",
+        now,
+    )
+    return [
+        Condition(
+            kind="deal_stuck",
+            entity=f"deal-{r['deal_id']}",
+            occurrence=r["entered_stage_at"].isoformat(),
+            summary=f"{r['title']}: {r['days']} days in {r['stage_name']} (threshold {r['stuck_after_days']})",
+            details={"owner_id": r["owner_id"], "stage_id": r["stage_id"], "days": str(r["days"])},
+        )
+        for r in rows
+    ]
