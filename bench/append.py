@@ -30,7 +30,9 @@ Command = Callable[[int], Awaitable[None]]
 
 
 def activity() -> domain.LogActivity:
-    return domain.LogActivity(activity_type="call", channel="phone", outcome="called back", duration_minutes=5)
+    return domain.LogActivity(
+        activity_id=uuid.uuid4(), activity_type="call", channel="phone", outcome="called back", duration_minutes=5
+    )
 
 
 async def open_deals(deals: Deals, n: int, history: int) -> list[uuid.UUID]:

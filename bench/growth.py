@@ -31,7 +31,9 @@ async def template_rows(deals: Deals) -> tuple[dict[str, object], dict[str, obje
     d = uuid.uuid4()
     ctx = Context(actor="u-bench")
     await deals.handle(d, domain.OpenDeal(title="Máy CNC", customer="Công ty An", owner_id="u-lan"), ctx)
-    await deals.handle(d, domain.LogActivity(activity_type="call", channel="phone", outcome="ok"), ctx)
+    await deals.handle(
+        d, domain.LogActivity(activity_id=uuid.uuid4(), activity_type="call", channel="phone", outcome="ok"), ctx
+    )
     opened, logged = await deals.store.read_stream(deal_stream(d))
     return opened.data, logged.data
 
@@ -76,7 +78,7 @@ def log_activity(store: PostgresEventStore, decider: Decider[domain.Deal]):
             decider,
             lambda state: domain.decide(
                 state,
-                domain.LogActivity(activity_type="call", channel="phone"),
+                domain.LogActivity(activity_id=uuid.uuid4(), activity_type="call", channel="phone"),
                 domain.Pipeline(),
                 datetime.now(UTC),
                 deal_id,

@@ -75,14 +75,14 @@ def _commands(i: int) -> list[domain.Command]:
             source="website",
             campaign_id="spring",
         ),
-        domain.LogActivity(activity_type="call", channel="phone"),
+        domain.LogActivity(activity_id=uuid.uuid4(), activity_type="call", channel="phone"),
         domain.MoveStage(stage_id="contacted", note="đã gọi"),
-        domain.LogActivity(activity_type="meeting", channel="meeting"),
+        domain.LogActivity(activity_id=uuid.uuid4(), activity_type="meeting", channel="meeting"),
         domain.MoveStage(stage_id="needs_discussed"),
         domain.ChangeValue(value=vnd("960000000"), reason="scope grew"),
-        domain.LogActivity(activity_type="email", channel="email"),
+        domain.LogActivity(activity_id=uuid.uuid4(), activity_type="email", channel="email"),
         domain.ChangeCloseDate(expected_close_date=date(2027, 4, 15), reason="budget after Tết"),
-        domain.LogActivity(activity_type="call", channel="chat"),
+        domain.LogActivity(activity_id=uuid.uuid4(), activity_type="call", channel="chat"),
         domain.MoveStage(stage_id="quote_sent"),
     ]
 

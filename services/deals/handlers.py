@@ -1,7 +1,7 @@
 """The deals service's use cases: commands on pipelines, deals and targets, and reactions to other services.
 
 Each command loads its stream, decides with the pure domain and appends with the expected version
-(``shared.core.decider.execute``). Reactions derive the ids of what they create from the triggering event, so
+(``shared.store.commands.execute``). Reactions derive the ids of what they create from the triggering event, so
 running one twice changes nothing; they append inside the projection runner's transaction.
 """
 

@@ -55,7 +55,9 @@ async def test_projectors_and_relays_scale_out_and_survive_a_kill(endpoints: End
                         d, domain.OpenDeal(title=f"Đơn {i}", customer="Khách", owner_id="u-lan"), ctx
                     )
                 else:
-                    await core.deals.handle(d, domain.LogActivity(activity_type="call", channel="phone"), ctx)
+                    await core.deals.handle(
+                        d, domain.LogActivity(activity_id=uuid.uuid4(), activity_type="call", channel="phone"), ctx
+                    )
 
         def logs(kind: str, n: int) -> list[str]:
             return [(tmp_path / f"{kind}-{i}.log").read_text() for i in range(n)]

@@ -148,6 +148,7 @@ DEAL_POOLS: dict[str, st.SearchStrategy[Any]] = {
     "comment": TEXT,
     "next_opportunity": st.booleans(),
     "new_eta": DAYS,
+    "activity_id": st.uuids(),
 }
 DEAL_MODELS: list[type[BaseModel]] = sorted(deals.Command.__subclasses__(), key=lambda c: c.__name__)
 # What a closed deal keeps until it is reopened.

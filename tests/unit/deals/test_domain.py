@@ -1,52 +1,115 @@
-"""Given past events → decide → new events or a named refusal (pure: fixed clock, fixed ids)."""
+"""Decisions that depend on a deal's history, as slices: given its past events → when a command → then the new
+events, or a named refusal (testkit.slices; pure: a fixed clock, fixed ids)."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 
 from services.deals import domain as d
-from services.deals.events import DealWon, ProductLine, QuoteRevised, StageChanged
+from services.deals.events import (
+    CustomerFeedbackRecorded,
+    DealEvent,
+    DealLinesChanged,
+    DealLost,
+    DealReopened,
+    DealWon,
+    ExpectedCloseDateChanged,
+    FollowUpCompleted,
+    FollowUpStarted,
+    ProductLine,
+    QuoteAccepted,
+    QuoteRejected,
+    QuoteRevised,
+    QuoteSent,
+    StageChanged,
+)
 from shared.core.money import Money
 from shared.edge.problems import status_of
-from tests.unit.deals.test_rules import DEAL, LINE, NOW, OPENED, PIPELINE, build, run
+from testkit.slices import Slice
+from tests.unit.deals.test_rules import DEAL, LINE, NOW, OPENED, PIPELINE, run
+
+Q = uuid.UUID("00000000-0000-0000-0000-0000000000a9")
+F = uuid.UUID("00000000-0000-0000-0000-0000000000f9")
+STAGE = {s.stage_id: d.snapshot(s) for s in PIPELINE.stages}
+
+
+def deals_at(now: datetime) -> Slice[d.Deal]:
+    return Slice(d.deal_decider, lambda deal, command: d.decide(deal, command, PIPELINE, now, DEAL))
+
+
+DEALS = deals_at(NOW)
+(OPENED_EVENT,) = run(d.Deal(), OPENED)  # in target_identified, 20,000,000 VND, no lines
+WITH_LINE = DealLinesChanged(deal_id=DEAL, lines=(LINE,), value=Money.of(18_000_000))
+WON = DealWon(
+    deal_id=DEAL,
+    value=Money.of(18_000_000),
+    lines=(LINE,),
+    quote_id=None,
+    customer=OPENED.customer,
+    owner_id=OPENED.owner_id,
+    team_id=OPENED.team_id,
+    stage_at_win=STAGE["target_identified"],
+    opened_at=NOW,
+    won_at=NOW,
+    contact_id=OPENED.contact_id,
+)
+FOLLOW_UP = FollowUpStarted(
+    deal_id=DEAL, follow_up_id=F, order_id=None, shipment_id=None, kind="satisfaction_check", due_on=date(2026, 12, 8)
+)
+
+
+def quote_sent(valid_until: date = date(2026, 12, 31)) -> QuoteSent:
+    return QuoteSent(
+        deal_id=DEAL, quote_id=Q, version=1, lines=(LINE,), total=Money.of(18_000_000), valid_until=valid_until
+    )
 
 
 def test_stage_change_carries_both_stages_as_they_were_and_what_was_skipped() -> None:
-    deal = build(OPENED)
-    (event,) = run(deal, d.MoveStage(stage_id="quote_sent", note="jumped after the demo"))
-    assert isinstance(event, StageChanged)
-    assert (event.from_stage.stage_id, event.to_stage.stage_id) == ("target_identified", "quote_sent")
-    assert event.to_stage.probability == Decimal("0.60")
-    assert event.direction == "forward"
-    assert event.skipped_stage_ids == ("contacted", "needs_discussed")
-    assert event.entered_from_at == NOW
-    back = d.deal_decider.fold([event], deal)
-    (event,) = run(back, d.MoveStage(stage_id="contacted"))
-    assert event.direction == "backward"
-    assert event.skipped_stage_ids == ()
+    forward = StageChanged(
+        deal_id=DEAL,
+        from_stage=STAGE["target_identified"],
+        to_stage=STAGE["quote_sent"],
+        direction="forward",
+        skipped_stage_ids=("contacted", "needs_discussed"),
+        entered_from_at=NOW,
+        changed_at=NOW,
+        note="jumped after the demo",
+    )
+    DEALS.given(OPENED_EVENT).when(d.MoveStage(stage_id="quote_sent", note="jumped after the demo")).then(forward)
+    assert forward.to_stage.probability == Decimal("0.60")
+    DEALS.given(OPENED_EVENT, forward).when(d.MoveStage(stage_id="contacted")).then(
+        StageChanged(
+            deal_id=DEAL,
+            from_stage=STAGE["quote_sent"],
+            to_stage=STAGE["contacted"],
+            direction="backward",
+            entered_from_at=NOW,
+            changed_at=NOW,
+        )
+    )
 
 
-def test_moving_to_won_lost_or_the_same_stage_is_refused() -> None:
-    deal = build(OPENED)
-    for stage, rule in (
-        ("won", "use_win_or_lose"),
-        ("lost", "use_win_or_lose"),
-        ("target_identified", "already_in_stage"),
-    ):
-        with pytest.raises(d.DealRuleError) as e:
-            run(deal, d.MoveStage(stage_id=stage))
-        assert e.value.rule == rule
-    with pytest.raises(d.InvalidCommandError) as e:
-        run(deal, d.MoveStage(stage_id="nowhere"))
-    assert (e.value.rule, status_of(e.value)) == ("unknown_stage", 422)
+@pytest.mark.parametrize(
+    ("stage", "rule"),
+    [("won", "use_win_or_lose"), ("lost", "use_win_or_lose"), ("target_identified", "already_in_stage")],
+)
+def test_moving_to_won_lost_or_the_same_stage_is_refused(stage: str, rule: str) -> None:
+    refused = DEALS.given(OPENED_EVENT).when(d.MoveStage(stage_id=stage)).refused(rule)
+    assert status_of(refused) == 409
+
+
+def test_moving_to_a_stage_the_pipeline_lacks_is_invalid() -> None:
+    refused = DEALS.given(OPENED_EVENT).when(d.MoveStage(stage_id="nowhere")).refused("unknown_stage")
+    assert status_of(refused) == 422
 
 
 def test_effective_probability_is_the_stage_value_unless_overridden() -> None:
-    deal = build(OPENED, d.MoveStage(stage_id="negotiation"))
+    (moved,) = run(d.deal_decider.fold([OPENED_EVENT]), d.MoveStage(stage_id="negotiation"))
+    deal = d.deal_decider.fold([OPENED_EVENT, moved])
     assert deal.probability == Decimal("0.80")
     assert deal.weighted_value == Money.of(16_000_000)
     deal = d.deal_decider.fold(run(deal, d.OverrideProbability(probability=Decimal("0.25"), reason="budget cut")), deal)
@@ -54,91 +117,101 @@ def test_effective_probability_is_the_stage_value_unless_overridden() -> None:
 
 
 def test_close_date_pushes_are_counted_and_pull_ins_are_not() -> None:
-    deal = build(
-        OPENED,
-        d.ChangeCloseDate(expected_close_date=date(2027, 1, 10)),
-        d.ChangeCloseDate(expected_close_date=date(2026, 12, 1)),
-        d.ChangeCloseDate(expected_close_date=date(2027, 2, 1)),
+    def changed(old: date | None, new: date, pushes: int) -> ExpectedCloseDateChanged:
+        return ExpectedCloseDateChanged(deal_id=DEAL, old=old, new=new, push_count=pushes)
+
+    history = (
+        OPENED_EVENT,  # expected to close on 2026-12-20
+        changed(date(2026, 12, 20), date(2027, 1, 10), 1),
+        changed(date(2027, 1, 10), date(2026, 12, 1), 1),
+        changed(date(2026, 12, 1), date(2027, 2, 1), 2),
     )
-    assert deal.close_date_pushes == 2
-    assert run(deal, d.ChangeCloseDate(expected_close_date=date(2027, 2, 1))) == [], "same date: nothing happens"
+    DEALS.given(*history[:1]).when(d.ChangeCloseDate(expected_close_date=date(2027, 1, 10))).then(history[1])
+    DEALS.given(*history[:2]).when(d.ChangeCloseDate(expected_close_date=date(2026, 12, 1))).then(history[2])
+    DEALS.given(*history[:3]).when(d.ChangeCloseDate(expected_close_date=date(2027, 2, 1))).then(history[3])
+    assert d.deal_decider.fold(history).close_date_pushes == 2
+    DEALS.given(*history).when(d.ChangeCloseDate(expected_close_date=date(2027, 2, 1))).then()  # same date: nothing
 
 
 def test_a_revision_supersedes_the_quote_and_winning_carries_its_lines() -> None:
-    q = uuid.uuid4()
     bigger = ProductLine(
         product="Tủ lạnh 300L", quantity=Decimal(3), unit_price=Money.of(9_000_000), discount_pct=Decimal(5)
     )
-    deal = build(
-        OPENED,
-        d.SendQuote(quote_id=q, lines=(LINE,), valid_until=date(2026, 12, 31)),
-        d.RejectQuote(quote_id=q, reason="need 3 units"),
+    rejected = QuoteRejected(deal_id=DEAL, quote_id=Q, version=1, reason="need 3 units")
+    revised = QuoteRevised(
+        deal_id=DEAL,
+        quote_id=Q,
+        version=2,
+        lines=(bigger,),
+        total=Money.of(25_650_000),  # 3 × 9,000,000 × 0.95
+        valid_until=date(2027, 1, 5),
     )
-    (revised,) = run(deal, d.ReviseQuote(quote_id=q, lines=(bigger,), valid_until=date(2027, 1, 5)))
-    assert isinstance(revised, QuoteRevised)
-    assert revised.version == 2
-    assert revised.total == Money.of(25_650_000)  # 3 × 9,000,000 × 0.95
-    deal = build(
-        OPENED,
-        d.SendQuote(quote_id=q, lines=(LINE,), valid_until=date(2026, 12, 31)),
-        d.RejectQuote(quote_id=q, reason="need 3 units"),
-        d.ReviseQuote(quote_id=q, lines=(bigger,), valid_until=date(2027, 1, 5)),
-        d.AcceptQuote(quote_id=q),
+    DEALS.given(OPENED_EVENT, quote_sent(), rejected).when(
+        d.ReviseQuote(quote_id=Q, lines=(bigger,), valid_until=date(2027, 1, 5))
+    ).then(revised)
+    accepted = QuoteAccepted(deal_id=DEAL, quote_id=Q, version=2, total=Money.of(25_650_000))
+    DEALS.given(OPENED_EVENT, quote_sent(), rejected, revised).when(d.AcceptQuote(quote_id=Q)).then(accepted)
+    (won,) = (
+        DEALS.given(OPENED_EVENT, quote_sent(), rejected, revised, accepted)
+        .when(d.WinDeal(requested_delivery_date=date(2027, 1, 20)))
+        .then_events()
     )
-    (won,) = run(deal, d.WinDeal(requested_delivery_date=date(2027, 1, 20)))
     assert isinstance(won, DealWon)
-    assert (won.lines, won.value, won.quote_id) == ((bigger,), Money.of(25_650_000), q)
+    assert (won.lines, won.value, won.quote_id) == ((bigger,), Money.of(25_650_000), Q)
     assert won.customer == "Điện máy An Phát"
     assert won.won_at == NOW
 
 
-def test_a_deal_without_lines_cannot_be_won_and_expired_quotes_cannot_be_accepted() -> None:
-    with pytest.raises(d.DealRuleError, match="production needs them"):
-        run(build(OPENED), d.WinDeal())
-    q = uuid.uuid4()
-    deal = build(OPENED, d.SendQuote(quote_id=q, lines=(LINE,), valid_until=NOW.date()))
-    with pytest.raises(d.DealRuleError) as e:
-        d.decide(deal, d.AcceptQuote(quote_id=q), PIPELINE, NOW + timedelta(days=2), DEAL)
-    assert e.value.rule == "quote_expired"
+def test_a_deal_is_won_with_its_lines_and_not_without() -> None:
+    refused = DEALS.given(OPENED_EVENT).when(d.WinDeal()).refused("lines_required")
+    assert "production needs them" in refused.message
+    DEALS.given(OPENED_EVENT).when(d.ChangeLines(lines=(LINE,))).then(WITH_LINE)
+    DEALS.given(OPENED_EVENT, WITH_LINE).when(d.WinDeal()).then(WON)
+
+
+def test_an_expired_quote_cannot_be_accepted() -> None:
+    deals_at(NOW + timedelta(days=2)).given(OPENED_EVENT, quote_sent(valid_until=NOW.date())).when(
+        d.AcceptQuote(quote_id=Q)
+    ).refused("quote_expired")
 
 
 def test_amounts_in_another_currency_are_refused() -> None:
     usd = ProductLine(product="Máy nén", quantity=Decimal(1), unit_price=Money.of("120.50", "USD"))
-    with pytest.raises(d.DealRuleError) as e:
-        run(build(OPENED), d.ChangeLines(lines=(usd,)))
-    assert e.value.rule == "currency_mismatch"
-    with pytest.raises(d.DealRuleError) as e:
-        run(build(OPENED), d.ChangeLines(lines=(LINE, usd)))
-    assert "mix currencies" in str(e.value)
+    DEALS.given(OPENED_EVENT).when(d.ChangeLines(lines=(usd,))).refused("currency_mismatch")
+    refused = DEALS.given(OPENED_EVENT).when(d.ChangeLines(lines=(LINE, usd))).refused("currency_mismatch")
+    assert "mix currencies" in refused.message
 
 
 def test_reopening_a_lost_deal_returns_it_to_an_open_stage() -> None:
-    deal = build(
-        OPENED,
-        d.LoseDeal(reason="timing", competitor=None),
-        d.ReopenDeal(reason="budget approved", stage_id="contacted"),
+    lost = DealLost(
+        deal_id=DEAL, reason="timing", stage_at_loss=STAGE["target_identified"], value=Money.of(20_000_000), lost_at=NOW
     )
+    reopened = DealReopened(
+        deal_id=DEAL, was="lost", to_stage=STAGE["contacted"], reason="budget approved", reopened_at=NOW
+    )
+    DEALS.given(OPENED_EVENT, lost).when(d.ReopenDeal(reason="budget approved", stage_id="contacted")).then(reopened)
+    deal = d.deal_decider.fold([OPENED_EVENT, lost, reopened])
     assert deal.status == d.Status.OPEN
-    assert deal.stage.stage_id == "contacted"
+    assert deal.stage == STAGE["contacted"]
     assert deal.lost_reason is None
 
 
 def test_follow_up_started_twice_by_a_reaction_is_one_follow_up() -> None:
-    f = uuid.uuid4()
-    deal = build(
-        OPENED, d.ChangeLines(lines=(LINE,)), d.WinDeal(), d.StartFollowUp(follow_up_id=f, due_on=date(2026, 12, 8))
+    DEALS.given(OPENED_EVENT, WITH_LINE, WON).when(d.StartFollowUp(follow_up_id=F, due_on=date(2026, 12, 8))).then(
+        FOLLOW_UP
     )
-    assert run(deal, d.StartFollowUp(follow_up_id=f, due_on=date(2026, 12, 8))) == []
-    deal = build(
-        OPENED,
-        d.ChangeLines(lines=(LINE,)),
-        d.WinDeal(),
-        d.StartFollowUp(follow_up_id=f, due_on=date(2026, 12, 8)),
-        d.CompleteFollowUp(follow_up_id=f, outcome="done"),
+    DEALS.given(OPENED_EVENT, WITH_LINE, WON, FOLLOW_UP).when(
+        d.StartFollowUp(follow_up_id=F, due_on=date(2026, 12, 8))
+    ).then()
+
+
+def test_a_completed_follow_up_takes_no_more_feedback() -> None:
+    history: list[DealEvent] = [OPENED_EVENT, WITH_LINE, WON, FOLLOW_UP]
+    DEALS.given(*history).when(d.RecordFeedback(follow_up_id=F, csat=4)).then(
+        CustomerFeedbackRecorded(deal_id=DEAL, follow_up_id=F, csat=4)
     )
-    with pytest.raises(d.DealRuleError) as e:
-        run(deal, d.RecordFeedback(follow_up_id=f, csat=4))
-    assert e.value.rule == "follow_up_completed"
+    done = FollowUpCompleted(deal_id=DEAL, follow_up_id=F, outcome="done")
+    DEALS.given(*history, done).when(d.RecordFeedback(follow_up_id=F, csat=4)).refused("follow_up_completed")
 
 
 def test_contact_details_need_a_data_subject() -> None:

@@ -18,6 +18,9 @@ NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 DEAL = uuid.UUID("00000000-0000-0000-0000-00000000d001")
 Q1 = uuid.UUID("00000000-0000-0000-0000-0000000000a1")
 F1 = uuid.UUID("00000000-0000-0000-0000-0000000000f1")
+F2 = uuid.UUID("00000000-0000-0000-0000-0000000000f2")
+Q2 = uuid.UUID("00000000-0000-0000-0000-0000000000a2")
+A1 = uuid.UUID("00000000-0000-0000-0000-0000000000c1")
 ORDER = uuid.UUID("00000000-0000-0000-0000-0000000000b1")
 PIPELINE = d.Pipeline(d.DEFAULT_PIPELINE_ID, "Sales", 1, d.DEFAULT_STAGES)
 LINE = ProductLine(product="Tủ lạnh 300L", quantity=Decimal(2), unit_price=Money.of(9_000_000))
@@ -64,16 +67,16 @@ COMMANDS: dict[str, d.Command] = {
     "override_probability": d.OverrideProbability(probability=Decimal("0.7"), reason="signed LOI"),
     "clear_probability_override": d.ClearProbabilityOverride(),
     "reassign": d.Reassign(owner_id="u-other", team_id="north"),
-    "log_activity": d.LogActivity(activity_type=ActivityType.MEETING, channel=Channel.MEETING),
+    "log_activity": d.LogActivity(activity_id=A1, activity_type=ActivityType.MEETING, channel=Channel.MEETING),
     "record_needs": d.RecordNeeds(needs=("giao hàng trong 2 tuần",)),
-    "send_quote": d.SendQuote(lines=(LINE,), valid_until=date(2026, 12, 31)),
+    "send_quote": d.SendQuote(quote_id=Q2, lines=(LINE,), valid_until=date(2026, 12, 31)),
     "revise_quote": d.ReviseQuote(quote_id=Q1, lines=(LINE,), valid_until=date(2027, 1, 10)),
     "accept_quote": d.AcceptQuote(quote_id=Q1),
     "reject_quote": d.RejectQuote(quote_id=Q1, reason="too expensive"),
     "win": d.WinDeal(quote_id=Q1),
     "lose": d.LoseDeal(reason="no budget"),
     "reopen": d.ReopenDeal(reason="customer came back"),
-    "start_follow_up": d.StartFollowUp(due_on=date(2026, 12, 10)),
+    "start_follow_up": d.StartFollowUp(follow_up_id=F2, due_on=date(2026, 12, 10)),
     "reschedule_follow_up": d.RescheduleFollowUp(follow_up_id=F1, due_on=date(2026, 12, 9), reason="delivered late"),
     "record_follow_up_contact": d.RecordFollowUpContact(follow_up_id=F1, channel=Channel.PHONE),
     "record_feedback": d.RecordFeedback(follow_up_id=F1, csat=5),

@@ -1,0 +1,105 @@
+"""Deals read: one deal now (``GET /deals/{deal_id}``), and the board's read model: the sales board, the deals
+list, the follow-ups due. Deals a caller may not see answer 404, as if they did not exist, and are not listed."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Query, Response
+
+from services.deals import domain, projections
+from services.deals.api.common import ERRORS, Reader, Service, read_models, visible_deal, waited
+from services.deals.api.rights import managed_team, may_see_contact, sees_all
+from services.deals.api.views import state_as_json
+from shared.edge.queries import Cursor, Limit, WaitFor, decode_cursor, page
+
+router = APIRouter(responses=ERRORS)
+
+
+@router.get("/deals/{deal_id}", tags=["deals"], summary="the deal now (or as of a version)")
+async def get_deal(
+    deal_id: uuid.UUID, svc: Service, p: Reader, response: Response, include_contact: bool = False
+) -> dict[str, Any]:
+    loaded = await visible_deal(svc, deal_id, p)
+    body = state_as_json(loaded.state)
+    body["version"] = loaded.version
+    if include_contact:
+        may_see_contact(p, loaded.state)
+        opened = next(e for e in loaded.events if e.event_type == "pipelines.deals.DealOpened")
+        body["contact"] = (await svc.personal_data.open([opened.data]))[0].get("contact")
+    response.headers["ETag"] = f'"{loaded.version}"'
+    return body
+
+
+@router.get("/board", tags=["read models"], summary="the sales board: per stage the open deals, counts and values")
+async def get_board(
+    svc: Service,
+    p: Reader,
+    pipeline_id: str = domain.DEFAULT_PIPELINE_ID,
+    owner_id: str | None = None,
+    position: WaitFor = None,
+) -> dict[str, Any]:
+    async with read_models(svc).connection("board", wait_for=await waited(svc, position)) as conn:
+        return await projections.board_view(
+            conn,
+            pipeline_id=pipeline_id,
+            now=svc.deals.clock(),
+            tz=svc.timezone,
+            user=p.user_id,
+            team=managed_team(p),
+            all_deals=sees_all(p),
+            owner_id=owner_id,
+        )
+
+
+@router.get("/deals", tags=["read models"], summary="deals, newest first, with days in stage and stuck flags")
+async def get_deals(
+    svc: Service,
+    p: Reader,
+    deal_status: Annotated[Literal["open", "won", "lost"] | None, Query(alias="status")] = None,
+    stage_id: str | None = None,
+    owner_id: str | None = None,
+    stuck: bool | None = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+    position: WaitFor = None,
+) -> Any:
+    offset = decode_cursor(cursor)
+    async with read_models(svc).connection("board", wait_for=await waited(svc, position)) as conn:
+        rows = await projections.list_deals(
+            conn,
+            now=svc.deals.clock(),
+            tz=svc.timezone,
+            user=p.user_id,
+            team=managed_team(p),
+            all_deals=sees_all(p),
+            status=deal_status,
+            stage_id=stage_id,
+            owner_id=owner_id,
+            stuck=stuck,
+            offset=offset,
+            limit=limit,
+        )
+    return page(rows, offset, limit)
+
+
+@router.get("/follow-ups", tags=["read models"], summary="after-sales follow-ups due by a date")
+async def get_follow_ups(
+    svc: Service, p: Reader, due_by: date | None = None, limit: Limit = 50, cursor: Cursor = None
+) -> Any:
+    offset = decode_cursor(cursor)
+    until = due_by or svc.deals.clock().astimezone(ZoneInfo(svc.timezone)).date()
+    async with read_models(svc).connection("board") as conn:
+        rows = await projections.follow_ups_due(
+            conn,
+            until=until,
+            user=p.user_id,
+            team=managed_team(p),
+            all_deals=sees_all(p),
+            offset=offset,
+            limit=limit,
+        )
+    return page(rows, offset, limit)
