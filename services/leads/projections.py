@@ -16,12 +16,14 @@ Formulas (DOMAIN.md §2.5), over the leads captured in a window:
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from services.alerts.scanner import Condition
 from services.leads import events as ev
-from shared.alerts import Condition
+from shared.core.events import DomainEvent
 from shared.messaging.projections import Fact, Projection, one_by_one
 from shared.store.db import Conn
 
@@ -45,157 +47,216 @@ CREATE TABLE IF NOT EXISTS nurture_emails (
     opened boolean NOT NULL DEFAULT false, clicked boolean NOT NULL DEFAULT false);
 """
 
-STATUS_BY_EVENT = {
-    "LeadContacted": None,
-    "LeadNurtureStarted": None,
-    "LeadQualified": None,
-    "LeadDisqualified": "disqualified",
-    "LeadConverted": "converted",
-    "LeadRecycled": "nurturing",
-    "LeadMergedInto": "merged",
+
+# ---------------------------------------------------------------------------------------------- the read model
+# One function per event type that changes the tables: ``apply`` reads the table (an event of another type, or
+# an engagement that is not a nurture email's, changes nothing). Each statement is idempotent per event.
+async def _captured(conn: Conn, fact: Fact, event: ev.LeadCaptured) -> None:
+    a = event.attribution
+    await conn.execute(
+        """INSERT INTO leads (lead_id, source, channel, campaign_code, captured_at, status, contact_token)
+           VALUES ($1, $2, $3, $4, $5, 'new', $6) ON CONFLICT DO NOTHING""",
+        event.lead_id,
+        event.source,
+        a.channel,
+        a.campaign_id or a.utm_campaign,
+        event.captured_at,
+        fact.envelope.data.get("contact"),  # the sealed token, opened at query time
+    )
+
+
+async def _contact_updated(conn: Conn, fact: Fact, event: ev.LeadContactDetailsUpdated) -> None:
+    contact = fact.envelope.data.get("contact")
+    await conn.execute("UPDATE leads SET contact_token = $2 WHERE lead_id = $1", event.lead_id, contact)
+
+
+async def _duplicate(conn: Conn, fact: Fact, event: ev.LeadDuplicateDetected) -> None:
+    await conn.execute("UPDATE leads SET duplicate_of = $2 WHERE lead_id = $1", event.lead_id, event.duplicate_of)
+
+
+async def _merged_into(conn: Conn, fact: Fact, event: ev.LeadMergedInto) -> None:
+    await conn.execute(
+        "UPDATE leads SET status = 'merged', merged_into = $2 WHERE lead_id = $1", event.lead_id, event.survivor_id
+    )
+
+
+async def _assigned(conn: Conn, fact: Fact, event: ev.LeadAssigned) -> None:
+    await conn.execute(
+        "UPDATE leads SET owner_id = $2, team_id = $3 WHERE lead_id = $1", event.lead_id, event.owner_id, event.team_id
+    )
+
+
+async def _segmented(conn: Conn, fact: Fact, event: ev.LeadSegmented) -> None:
+    await conn.execute("UPDATE leads SET segments = $2 WHERE lead_id = $1", event.lead_id, list(event.segments))
+
+
+async def _scored(conn: Conn, fact: Fact, event: ev.LeadScored) -> None:
+    await conn.execute(
+        "UPDATE leads SET fit = $2, score = $3, scored_at = $4 WHERE lead_id = $1",
+        event.lead_id,
+        event.fit,
+        event.total,
+        event.at,
+    )
+
+
+async def _contacted(conn: Conn, fact: Fact, event: ev.LeadContacted) -> None:
+    await conn.execute(
+        """UPDATE leads SET first_contacted_at = coalesce(first_contacted_at, $2),
+               status = CASE WHEN status = 'new' THEN 'contacted' ELSE status END WHERE lead_id = $1""",
+        event.lead_id,
+        event.at,
+    )
+
+
+async def _nurture_started(conn: Conn, fact: Fact, event: ev.LeadNurtureStarted) -> None:
+    await conn.execute(
+        """UPDATE leads SET nurture = $2, status = CASE WHEN status IN ('mql', 'sql') THEN status
+               ELSE 'nurturing' END WHERE lead_id = $1""",
+        event.lead_id,
+        event.sequence_id,
+    )
+
+
+async def _nurture_stopped(conn: Conn, fact: Fact, event: ev.LeadNurtureStopped) -> None:
+    await conn.execute("UPDATE leads SET nurture = NULL WHERE lead_id = $1", event.lead_id)
+
+
+async def _email_sent(conn: Conn, fact: Fact, event: ev.NurtureEmailSent) -> None:
+    await conn.execute(
+        "INSERT INTO nurture_emails VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+        event.message_id,
+        event.lead_id,
+        event.sequence_id,
+        event.step,
+    )
+
+
+async def _engaged(conn: Conn, fact: Fact, event: ev.LeadEngagementRecorded) -> None:
+    """A nurture email opened or clicked (an engagement naming the email as its asset)."""
+    column = {"email_open": "opened", "email_click": "clicked"}.get(event.kind.value)
+    if event.asset_id and column:
+        await conn.execute(f"UPDATE nurture_emails SET {column} = true WHERE message_id = $1", event.asset_id)
+
+
+async def _qualified(conn: Conn, fact: Fact, event: ev.LeadQualified) -> None:
+    column = "mql_at" if event.level == "mql" else "sql_at"
+    await conn.execute(
+        f"UPDATE leads SET {column} = coalesce({column}, $2), status = $3 WHERE lead_id = $1",
+        event.lead_id,
+        event.at,
+        event.level,
+    )
+
+
+async def _disqualified(conn: Conn, fact: Fact, event: ev.LeadDisqualified) -> None:
+    await conn.execute(
+        """UPDATE leads SET status = 'disqualified', disqualified_at = $2, disqualify_reason = $3,
+               nurture = NULL WHERE lead_id = $1""",
+        event.lead_id,
+        event.at,
+        event.reason,
+    )
+
+
+async def _converted(conn: Conn, fact: Fact, event: ev.LeadConverted) -> None:
+    await conn.execute(
+        """UPDATE leads SET status = 'converted', converted_at = coalesce(converted_at, $2), nurture = NULL
+           WHERE lead_id = $1""",
+        event.lead_id,
+        fact.envelope.time,
+    )
+
+
+async def _recycled(conn: Conn, fact: Fact, event: ev.LeadRecycled) -> None:
+    await conn.execute("UPDATE leads SET status = 'nurturing' WHERE lead_id = $1", event.lead_id)
+
+
+async def _won(conn: Conn, fact: Fact, event: ev.LeadBecameCustomer) -> None:
+    await conn.execute(
+        "UPDATE leads SET won_at = $2, won_value = $3, won_currency = $4 WHERE lead_id = $1",
+        event.lead_id,
+        event.won_at,
+        event.value.amount,
+        event.value.currency,
+    )
+
+
+async def _lost(conn: Conn, fact: Fact, event: ev.LeadOpportunityLost) -> None:
+    await conn.execute("UPDATE leads SET lost_at = $2 WHERE lead_id = $1", event.lead_id, event.lost_at)
+
+
+async def _erased(conn: Conn, fact: Fact, event: ev.LeadPersonalDataErased) -> None:
+    await conn.execute("UPDATE leads SET erased = true WHERE lead_id = $1", event.lead_id)
+
+
+async def _campaign_created(conn: Conn, fact: Fact, event: ev.CampaignCreated) -> None:
+    await conn.execute(
+        "INSERT INTO campaigns VALUES ($1, $2, $3, $4, $5, $6, 'draft') ON CONFLICT DO NOTHING",
+        event.campaign_id,
+        event.name,
+        event.channel,
+        event.code,
+        event.budget.amount,
+        event.budget.currency,
+    )
+
+
+async def _campaign_status(conn: Conn, fact: Fact, event: ev.CampaignStatusChanged) -> None:
+    await conn.execute("UPDATE campaigns SET status = $2 WHERE campaign_id = $1", event.campaign_id, event.status)
+
+
+async def _campaign_budget(conn: Conn, fact: Fact, event: ev.CampaignBudgetChanged) -> None:
+    await conn.execute("UPDATE campaigns SET budget = $2 WHERE campaign_id = $1", event.campaign_id, event.new.amount)
+
+
+async def _spend(conn: Conn, fact: Fact, event: ev.CampaignSpendRecorded | ev.CampaignSpendCorrected) -> None:
+    amount = event.amount if isinstance(event, ev.CampaignSpendRecorded) else event.new
+    await conn.execute(
+        """INSERT INTO spend VALUES ($1, $2, $3, $4, $5) ON CONFLICT (campaign_id, day) DO UPDATE
+           SET amount = EXCLUDED.amount, impressions = EXCLUDED.impressions, clicks = EXCLUDED.clicks""",
+        event.campaign_id,
+        event.day,
+        amount.amount,
+        event.impressions,
+        event.clicks,
+    )
+
+
+Change = Callable[[Conn, Fact, Any], Awaitable[None]]
+CHANGES: dict[type[DomainEvent], Change] = {
+    ev.LeadCaptured: _captured,
+    ev.LeadContactDetailsUpdated: _contact_updated,
+    ev.LeadDuplicateDetected: _duplicate,
+    ev.LeadMergedInto: _merged_into,
+    ev.LeadAssigned: _assigned,
+    ev.LeadSegmented: _segmented,
+    ev.LeadScored: _scored,
+    ev.LeadContacted: _contacted,
+    ev.LeadNurtureStarted: _nurture_started,
+    ev.LeadNurtureStopped: _nurture_stopped,
+    ev.NurtureEmailSent: _email_sent,
+    ev.LeadEngagementRecorded: _engaged,
+    ev.LeadQualified: _qualified,
+    ev.LeadDisqualified: _disqualified,
+    ev.LeadConverted: _converted,
+    ev.LeadRecycled: _recycled,
+    ev.LeadBecameCustomer: _won,
+    ev.LeadOpportunityLost: _lost,
+    ev.LeadPersonalDataErased: _erased,
+    ev.CampaignCreated: _campaign_created,
+    ev.CampaignStatusChanged: _campaign_status,
+    ev.CampaignBudgetChanged: _campaign_budget,
+    ev.CampaignSpendRecorded: _spend,
+    ev.CampaignSpendCorrected: _spend,
 }
 
 
 async def apply(conn: Conn, fact: Fact) -> None:
-    e, event = fact.envelope, fact.event
-    match event:
-        case ev.LeadCaptured():
-            a = event.attribution
-            await conn.execute(
-                """INSERT INTO leads (lead_id, source, channel, campaign_code, captured_at, status, contact_token)
-                   VALUES ($1, $2, $3, $4, $5, 'new', $6) ON CONFLICT DO NOTHING""",
-                event.lead_id,
-                event.source,
-                a.channel,
-                a.campaign_id or a.utm_campaign,
-                event.captured_at,
-                e.data.get("contact"),
-            )
-        case ev.LeadContactDetailsUpdated():
-            await conn.execute(
-                "UPDATE leads SET contact_token = $2 WHERE lead_id = $1", event.lead_id, e.data.get("contact")
-            )
-        case ev.LeadDuplicateDetected():
-            await conn.execute(
-                "UPDATE leads SET duplicate_of = $2 WHERE lead_id = $1", event.lead_id, event.duplicate_of
-            )
-        case ev.LeadMergedInto():
-            await conn.execute(
-                "UPDATE leads SET status = 'merged', merged_into = $2 WHERE lead_id = $1",
-                event.lead_id,
-                event.survivor_id,
-            )
-        case ev.LeadAssigned():
-            await conn.execute(
-                "UPDATE leads SET owner_id = $2, team_id = $3 WHERE lead_id = $1",
-                event.lead_id,
-                event.owner_id,
-                event.team_id,
-            )
-        case ev.LeadSegmented():
-            await conn.execute("UPDATE leads SET segments = $2 WHERE lead_id = $1", event.lead_id, list(event.segments))
-        case ev.LeadScored():
-            await conn.execute(
-                "UPDATE leads SET fit = $2, score = $3, scored_at = $4 WHERE lead_id = $1",
-                event.lead_id,
-                event.fit,
-                event.total,
-                event.at,
-            )
-        case ev.LeadContacted():
-            await conn.execute(
-                """UPDATE leads SET first_contacted_at = coalesce(first_contacted_at, $2),
-                       status = CASE WHEN status = 'new' THEN 'contacted' ELSE status END WHERE lead_id = $1""",
-                event.lead_id,
-                event.at,
-            )
-        case ev.LeadNurtureStarted():
-            await conn.execute(
-                """UPDATE leads SET nurture = $2, status = CASE WHEN status IN ('mql', 'sql') THEN status
-                       ELSE 'nurturing' END WHERE lead_id = $1""",
-                event.lead_id,
-                event.sequence_id,
-            )
-        case ev.LeadNurtureStopped():
-            await conn.execute("UPDATE leads SET nurture = NULL WHERE lead_id = $1", event.lead_id)
-        case ev.NurtureEmailSent():
-            await conn.execute(
-                "INSERT INTO nurture_emails VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                event.message_id,
-                event.lead_id,
-                event.sequence_id,
-                event.step,
-            )
-        case ev.LeadEngagementRecorded() if event.asset_id:
-            column = {"email_open": "opened", "email_click": "clicked"}.get(event.kind.value)
-            if column:
-                await conn.execute(f"UPDATE nurture_emails SET {column} = true WHERE message_id = $1", event.asset_id)
-        case ev.LeadQualified():
-            column = "mql_at" if event.level == "mql" else "sql_at"
-            await conn.execute(
-                f"UPDATE leads SET {column} = coalesce({column}, $2), status = $3 WHERE lead_id = $1",
-                event.lead_id,
-                event.at,
-                event.level,
-            )
-        case ev.LeadDisqualified():
-            await conn.execute(
-                """UPDATE leads SET status = 'disqualified', disqualified_at = $2, disqualify_reason = $3,
-                       nurture = NULL WHERE lead_id = $1""",
-                event.lead_id,
-                event.at,
-                event.reason,
-            )
-        case ev.LeadConverted():
-            await conn.execute(
-                """UPDATE leads SET status = 'converted', converted_at = coalesce(converted_at, $2), nurture = NULL
-                   WHERE lead_id = $1""",
-                event.lead_id,
-                e.time,
-            )
-        case ev.LeadRecycled():
-            await conn.execute("UPDATE leads SET status = 'nurturing' WHERE lead_id = $1", event.lead_id)
-        case ev.LeadBecameCustomer():
-            await conn.execute(
-                "UPDATE leads SET won_at = $2, won_value = $3, won_currency = $4 WHERE lead_id = $1",
-                event.lead_id,
-                event.won_at,
-                event.value.amount,
-                event.value.currency,
-            )
-        case ev.LeadOpportunityLost():
-            await conn.execute("UPDATE leads SET lost_at = $2 WHERE lead_id = $1", event.lead_id, event.lost_at)
-        case ev.LeadPersonalDataErased():
-            await conn.execute("UPDATE leads SET erased = true WHERE lead_id = $1", event.lead_id)
-        case ev.CampaignCreated():
-            await conn.execute(
-                "INSERT INTO campaigns VALUES ($1, $2, $3, $4, $5, $6, 'draft') ON CONFLICT DO NOTHING",
-                event.campaign_id,
-                event.name,
-                event.channel,
-                event.code,
-                event.budget.amount,
-                event.budget.currency,
-            )
-        case ev.CampaignStatusChanged():
-            await conn.execute(
-                "UPDATE campaigns SET status = $2 WHERE campaign_id = $1", event.campaign_id, event.status
-            )
-        case ev.CampaignBudgetChanged():
-            await conn.execute(
-                "UPDATE campaigns SET budget = $2 WHERE campaign_id = $1", event.campaign_id, event.new.amount
-            )
-        case ev.CampaignSpendRecorded() | ev.CampaignSpendCorrected():
-            amount = event.amount if isinstance(event, ev.CampaignSpendRecorded) else event.new
-            await conn.execute(
-                """INSERT INTO spend VALUES ($1, $2, $3, $4, $5) ON CONFLICT (campaign_id, day) DO UPDATE
-                   SET amount = EXCLUDED.amount, impressions = EXCLUDED.impressions, clicks = EXCLUDED.clicks""",
-                event.campaign_id,
-                event.day,
-                amount.amount,
-                event.impressions,
-                event.clicks,
-            )
+    """One fact on the marketing tables (the projection's batch is its facts one by one, in order)."""
+    change = CHANGES.get(type(fact.event))
+    if change is not None:
+        await change(conn, fact, fact.event)
 
 
 def marketing(leads_topic: str) -> Projection:

@@ -9,9 +9,11 @@ from decimal import Decimal
 import pytest
 
 from services.leads import domain as d
+from services.leads import events as ev
 from services.leads.events import Attribution, LeadContact, LeadConverted, LeadScored
 from shared.core.money import Money
 from shared.edge.problems import status_of
+from testkit.slices import Slice
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 LEAD = uuid.UUID("00000000-0000-0000-0000-0000000000e1")
@@ -130,16 +132,89 @@ def test_rule(status: str, command: str, expected: str) -> None:
         assert status_of(refused.value) == (404 if expected == NF else 409)
 
 
+# ---------------------------------------------------------------------------------------------- given → when → then
+# Where the answer depends on history, the test reads as the history (events), the command, and the events or
+# the refusal it gives (testkit.slices).
+CONTACT = LeadContact(name="Đỗ Thu Trang", email="trang@congty.vn")
+lead = Slice(d.lead_decider, lambda state, command: d.decide(state, command, NOW, LEAD, actor="u-mkt", contact=CONTACT))
+CAPTURED = ev.LeadCaptured(
+    lead_id=LEAD,
+    source="website_form",
+    external_id="f-1",
+    attribution=Attribution(source="website_form", campaign_id="tet-2027"),
+    contact=None,
+    captured_at=NOW - timedelta(days=2),
+)
+ASSIGNED_TO_LAN = ev.LeadAssigned(lead_id=LEAD, owner_id="u-lan", team_id="north")
+SQL = ev.LeadQualified(lead_id=LEAD, level="sql", by="u-mkt", at=NOW - timedelta(days=1))
+MQL = ev.LeadQualified(lead_id=LEAD, level="mql", by="u-mkt", at=NOW - timedelta(days=1))
+NURTURED = ev.LeadNurtureStarted(lead_id=LEAD, sequence_id="welcome")
+
+
 def test_conversion_carries_the_contact_and_attribution_for_the_deal() -> None:
-    state = STATES["sql"]
-    contact = LeadContact(name="Đỗ Thu Trang", email="trang@congty.vn")
-    (event,) = d.decide(state, d.Convert(customer="Hạ Long", title="Máy lạnh"), NOW, LEAD, contact=contact)
-    assert isinstance(event, LeadConverted)
-    assert (event.owner_id, event.team_id, event.contact) == ("u-lan", "north", contact)
-    assert event.attribution.campaign_id == "tet-2027"
-    with pytest.raises(d.LeadRuleError) as e:
-        run(STATES["mql"], d.Convert(customer="x", title="y"))
-    assert e.value.rule == "owner_required"
+    lead.given(CAPTURED, ASSIGNED_TO_LAN, SQL).when(d.Convert(customer="Hạ Long", title="Máy lạnh")).then(
+        LeadConverted(
+            lead_id=LEAD,
+            customer="Hạ Long",
+            contact=CONTACT,
+            owner_id="u-lan",
+            team_id="north",
+            title="Máy lạnh",
+            attribution=Attribution(source="website_form", campaign_id="tet-2027"),
+        )
+    )
+
+
+def test_a_lead_nobody_owns_is_not_converted() -> None:
+    lead.given(CAPTURED, MQL).when(d.Convert(customer="x", title="y")).refused("owner_required")
+
+
+def test_an_erased_lead_is_not_converted_nor_its_contact_updated() -> None:
+    erased = ev.LeadPersonalDataErased(lead_id=LEAD, requested_by="u-mkt", reason="request")
+    lead.given(CAPTURED, ASSIGNED_TO_LAN, SQL, erased).when(d.Convert(customer="x", title="y")).refused("lead_erased")
+    update = d.UpdateContact(contact=LeadContact(phone="+84912345678"), reason="corrected")
+    lead.given(CAPTURED, erased).when(update).refused("lead_erased")
+
+
+def test_a_nurture_stops_only_if_one_runs() -> None:
+    lead.given(CAPTURED, NURTURED).when(d.StopNurture(reason="asked to stop")).then(
+        ev.LeadNurtureStopped(lead_id=LEAD, sequence_id="welcome", reason="asked to stop")
+    )
+    lead.given(CAPTURED, NURTURED, ev.LeadNurtureStopped(lead_id=LEAD, sequence_id="welcome", reason="x")).when(
+        d.StopNurture()
+    ).refused("not_nurtured")
+    lead.given(CAPTURED, NURTURED).when(d.StartNurture(sequence_id="welcome")).then()  # already in it
+
+
+def test_an_mql_is_not_qualified_as_mql_again_but_may_become_sql() -> None:
+    lead.given(CAPTURED, MQL).when(d.Qualify(level="mql")).refused("already_mql")
+    lead.given(CAPTURED, MQL).when(d.Qualify(level="sql")).then(
+        ev.LeadQualified(lead_id=LEAD, level="sql", by="u-mkt", at=NOW)
+    )
+
+
+def test_the_same_owner_or_segments_again_change_nothing() -> None:
+    lead.given(CAPTURED, ASSIGNED_TO_LAN).when(d.Assign(owner_id="u-lan", team_id="north")).then()
+    segmented = ev.LeadSegmented(lead_id=LEAD, segments=("a", "b"))
+    lead.given(CAPTURED, segmented).when(d.Segment(segments=("b", "a", "b"))).then()
+
+
+def test_a_deal_outcome_is_recorded_once() -> None:
+    converted = LeadConverted(
+        lead_id=LEAD, customer="x", contact=None, owner_id="u-lan", title="y", attribution=CAPTURED.attribution
+    )
+    won = d.RecordOutcome(deal_id=DEAL, won=True, value=Money.of(50_000_000), at=NOW)
+    customer = ev.LeadBecameCustomer(lead_id=LEAD, deal_id=DEAL, value=Money.of(50_000_000), won_at=NOW)
+    lead.given(CAPTURED, ASSIGNED_TO_LAN, SQL, converted).when(won).then(customer)
+    lead.given(CAPTURED, ASSIGNED_TO_LAN, SQL, converted, customer).when(won).then()  # a replay
+    lead.given(CAPTURED, ASSIGNED_TO_LAN, SQL, converted).when(d.RecordOutcome(deal_id=DEAL, won=True, at=NOW)).refused(
+        "value_required"
+    )
+
+
+def test_a_merged_lead_takes_no_more_commands() -> None:
+    merged = ev.LeadMergedInto(lead_id=LEAD, survivor_id=OTHER)
+    lead.given(CAPTURED, merged).when(d.Assign(owner_id="u-lan")).refused("lead_merged")
 
 
 def test_fit_counts_who_the_lead_is_and_engagement_halves_every_half_life() -> None:
@@ -165,32 +240,43 @@ def test_a_faster_decay_is_a_rule_change_not_a_code_change() -> None:
     assert d.score(lead, NOW, rules)[1] == Decimal("5.00")
 
 
+CAMPAIGN = uuid.UUID("00000000-0000-0000-0000-0000000000c1")
+campaign = Slice(d.campaign_decider, lambda state, command: d.decide_campaign(state, command, CAMPAIGN, NOW.date()))
+CREATED = ev.CampaignCreated(
+    campaign_id=CAMPAIGN, name="Tết", channel="facebook", code="tet-2027", budget=Money.of(100_000_000)
+)
+LAUNCHED = ev.CampaignStatusChanged(campaign_id=CAMPAIGN, status="active")
+SPENT = ev.CampaignSpendRecorded(
+    campaign_id=CAMPAIGN, day=NOW.date(), amount=Money.of(2_000_000), impressions=10_000, clicks=150
+)
+SPEND = d.RecordSpend(amount=Money.of(2_000_000), impressions=10_000, clicks=150)
+
+
+def test_a_campaign_is_created_once() -> None:
+    create = d.CreateCampaign(name="Tết", channel="facebook", code="tet-2027", budget=Money.of(100_000_000))
+    campaign.given().when(create).then(CREATED)
+    campaign.given(CREATED).when(create).refused("campaign_exists")
+    campaign.given().when(SPEND).refused("campaign_not_found")
+
+
 def test_campaign_spend_is_idempotent_per_day_and_corrections_are_explicit() -> None:
-    cid = uuid.uuid4()
-    c = d.campaign_decider.fold(
-        d.decide_campaign(
-            d.Campaign(),
-            d.CreateCampaign(name="Tết", channel="facebook", code="tet-2027", budget=Money.of(100_000_000)),
-            cid,
+    campaign.given(CREATED).when(SPEND).refused("campaign_not_launched")
+    campaign.given(CREATED, LAUNCHED).when(SPEND).then(SPENT)
+    campaign.given(CREATED, LAUNCHED, SPENT).when(SPEND).then()  # the same import again changes nothing
+    campaign.given(CREATED, LAUNCHED, SPENT).when(d.RecordSpend(amount=Money.of(2_500_000))).refused("spend_recorded")
+    correction = d.RecordSpend(amount=Money.of(2_500_000), correction_reason="late invoice")
+    campaign.given(CREATED, LAUNCHED, SPENT).when(correction).then(
+        ev.CampaignSpendCorrected(
+            campaign_id=CAMPAIGN,
+            day=NOW.date(),
+            old=Money.of(2_000_000),
+            new=Money.of(2_500_000),
+            reason="late invoice",
         )
     )
-    with pytest.raises(d.LeadRuleError, match="once the campaign runs"):
-        d.decide_campaign(c, d.RecordSpend(amount=Money.of(1_000_000)), cid, NOW.date())
-    c = d.campaign_decider.fold(d.decide_campaign(c, d.ChangeCampaignStatus(status="active"), cid), c)
-    spend = d.RecordSpend(amount=Money.of(2_000_000), impressions=10_000, clicks=150)
-    c = d.campaign_decider.fold(d.decide_campaign(c, spend, cid, NOW.date()), c)
-    assert d.decide_campaign(c, spend, cid, NOW.date()) == [], "the same import again changes nothing"
-    with pytest.raises(d.LeadRuleError) as e:
-        d.decide_campaign(c, d.RecordSpend(amount=Money.of(2_500_000)), cid, NOW.date())
-    assert e.value.rule == "spend_recorded"
-    (fix,) = d.decide_campaign(
-        c, d.RecordSpend(amount=Money.of(2_500_000), correction_reason="late invoice"), cid, NOW.date()
-    )
-    assert fix.old == Money.of(2_000_000)
-    with pytest.raises(d.LeadRuleError) as e:
-        d.decide_campaign(c, d.ChangeCampaignStatus(status="active"), cid) or d.decide_campaign(
-            d.campaign_decider.fold(d.decide_campaign(c, d.ChangeCampaignStatus(status="ended"), cid), c),
-            d.ChangeCampaignStatus(status="active"),
-            cid,
-        )
-    assert e.value.rule == "campaign_status"
+
+
+def test_an_ended_campaign_does_not_run_again() -> None:
+    ended = ev.CampaignStatusChanged(campaign_id=CAMPAIGN, status="ended")
+    campaign.given(CREATED, LAUNCHED).when(d.ChangeCampaignStatus(status="active")).then()
+    campaign.given(CREATED, LAUNCHED, ended).when(d.ChangeCampaignStatus(status="active")).refused("campaign_status")
