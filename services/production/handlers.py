@@ -10,30 +10,17 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import structlog
-from pydantic import BaseModel, ConfigDict, Field
 
 from services.deals.events import DealReopened, DealWon
 from services.production import domain
-from services.production.domain import Order
-from services.production.events import (
-    DeliveryAddress,
-    DemandForecastRecorded,
-    DemandPlanEvent,
-    OrderContactErased,
-    OrderLine,
-    ProductionPlanApproved,
-    ProductionPlanRevised,
-)
-from shared.core.decider import Decider
-from shared.core.events import DomainEvent, registry
-from shared.core.limits import MAX_TEXT_CHARS, QuantityOrZero
+from services.production.domain import DemandPlan, Order, PlanCommand, decide_plan, plan_decider
+from services.production.events import DeliveryAddress, OrderContactErased, OrderLine
+from shared.core.events import registry
 from shared.messaging.envelope import CloudEvent
 from shared.privacy.pii import KeyStore, keys_of
 from shared.store import DuplicateEventError, EventStore
@@ -57,56 +44,6 @@ def order_id_for_deal(deal_id: uuid.UUID) -> uuid.UUID:
 def plan_stream(product: str, period: str) -> str:
     slug = re.sub(r"[^a-z0-9]+", "-", product.lower()).strip("-") or "product"
     return f"demand-plan-{slug}-{uuid.uuid5(NS_ORDER_FROM_DEAL, product).hex[:8]}-{period}"
-
-
-# ---------------------------------------------------------------------------------------------- demand plans
-@dataclass(frozen=True)
-class DemandPlan:
-    forecast: Decimal | None = None
-    planned: Decimal | None = None
-
-
-def evolve_plan(p: DemandPlan, e: DomainEvent) -> DemandPlan:
-    match e:
-        case DemandForecastRecorded():
-            return DemandPlan(e.quantity, p.planned)
-        case ProductionPlanApproved():
-            return DemandPlan(p.forecast, e.quantity)
-        case ProductionPlanRevised():
-            return DemandPlan(p.forecast, e.new)
-    return p
-
-
-plan_decider = Decider(initial=DemandPlan(), evolve=evolve_plan)
-
-
-class PlanCommand(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", str_max_length=MAX_TEXT_CHARS)
-    action: str = Field(pattern=r"^(forecast|approve|revise)$")
-    quantity: QuantityOrZero
-    method: str = Field("manual", pattern=r"^(pipeline_weighted|manual|history)$")
-    reason: str | None = None
-
-
-def decide_plan(p: DemandPlan, cmd: PlanCommand, product: str, period: str, actor: str) -> list[DemandPlanEvent]:
-    base = {"product": product, "period": period}
-    if cmd.action == "forecast":
-        return (
-            []
-            if p.forecast == cmd.quantity
-            else [DemandForecastRecorded(**base, quantity=cmd.quantity, method=cmd.method)]
-        )
-    if cmd.action == "approve":
-        if p.planned is not None:
-            raise domain.OrderRuleError("plan_approved", "the plan is approved: revise it with a reason")
-        return [ProductionPlanApproved(**base, quantity=cmd.quantity, approved_by=actor)]
-    if p.planned is None:
-        raise domain.OrderRuleError("plan_not_approved", "approve a plan before revising it")
-    if not cmd.reason:
-        raise domain.OrderRuleError("reason_required", "a revision says why")
-    if p.planned == cmd.quantity:
-        return []
-    return [ProductionPlanRevised(**base, old=p.planned, new=cmd.quantity, reason=cmd.reason)]
 
 
 # ---------------------------------------------------------------------------------------------- use cases

@@ -7,15 +7,20 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
+from fastapi import Response
 from fastapi.testclient import TestClient
 
 from services.deals.events import Address, DealReopened, DealWon, ProductLine, StageKind, StageSnapshot
-from services.production.api import ProductionAPI, create_app
+from services.production.api import ProductionAPI, create_app, order_commands, orders
+from services.production.domain import Hold
 from services.production.handlers import Production, order_id_for_deal
+from shared.core.decider import AbsentError
 from shared.core.money import Money
-from shared.edge.auth import TokenVerifier, issue_token
+from shared.edge.auth import Principal, TokenVerifier, issue_token
+from shared.edge.problems import status_of
 from shared.messaging.envelope import CloudEvent
 from shared.store import NewEvent
+from shared.store.commands import Context
 from shared.store.memory import InMemoryEventStore
 
 NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
@@ -150,3 +155,55 @@ def test_an_order_through_the_api_with_roles_etags_and_errors(client: TestClient
     history = client.get(f"/orders/{order}/history", headers=AUDITOR).json()["items"]
     assert history[0]["data"]["delivery_address"] is None
     assert [h["data"]["stage_after"] for h in history] == ["new", "planned"]
+
+
+def test_a_shipment_without_an_id_gets_one_from_the_api_and_one_with_an_id_is_recorded_once(
+    client: TestClient,
+) -> None:
+    order = client.post(
+        "/orders",
+        headers=PROD,
+        json={
+            "customer": "Cửa hàng Minh Tâm",
+            "lines": [{"product": "Bếp từ", "quantity": "2"}],
+            "due_date": "2026-12-30",
+        },
+    ).json()["id"]
+    steps = [
+        ("plan", {"planned_start": "2026-11-25", "planned_end": "2026-12-10"}),
+        ("start-design", {}),
+        ("approve-design", {}),
+        ("start-assembly", {}),
+        ("record-output", {"product": "Bếp từ", "quantity": "2"}),
+        ("complete-assembly", {}),
+        ("record-inspection", {"passed": True, "inspected_quantity": "2"}),
+        ("pack", {"packages": 1}),
+    ]
+    for command, body in steps:
+        assert client.post(f"/orders/{order}/{command}", headers=PROD, json=body).status_code == 200, command
+    assert (
+        client.post(f"/orders/{order}/ship", headers=PROD, json={"carrier": "GHN", "quantity": "1"}).status_code == 200
+    )
+    shipment = {"shipment_id": str(uuid.uuid4()), "carrier": "GHN", "quantity": "1"}
+    first = client.post(f"/orders/{order}/ship", headers=PROD, json=shipment).json()
+    again = client.post(f"/orders/{order}/ship", headers=PROD, json=shipment).json()
+    assert again["version"] == first["version"], "the same shipment again adds nothing"
+    shipments = client.get(f"/orders/{order}", headers=PROD).json()["shipments"]
+    assert len(shipments) == 2 and shipment["shipment_id"] in {s["shipment_id"] for s in shipments}
+
+
+async def test_a_route_is_a_function_of_the_service_and_refuses_in_domain_terms() -> None:
+    """The routes are module functions: called without an app, a missing order is refused as absent (404 at the
+    edge), not with an HTTP exception."""
+    store = InMemoryEventStore()
+
+    async def ready() -> dict[str, str]:
+        return {"store": "ok"}
+
+    svc = ProductionAPI(Production(store, lambda: NOW), None, store.personal_data, "Asia/Ho_Chi_Minh", ready)
+    principal = Principal(user_id="u-1", roles=frozenset({"production"}))
+    with pytest.raises(AbsentError) as absent:
+        await order_commands.handle_order_command(svc, uuid.uuid4(), Hold(reason="x"), principal, Context(actor="u-1"))
+    assert (status_of(absent.value), absent.value.rule) == (404, "not_found")
+    with pytest.raises(AbsentError):
+        await orders.get_order(uuid.uuid4(), svc, principal, Response())

@@ -1,0 +1,36 @@
+"""The production service's HTTP API: orders from planning to delivery, demand plans, and the floor's read models.
+
+Roles: ``production`` and ``admin`` change things and see delivery addresses; ``auditor``, ``sales_manager`` and
+``sales_director`` read, without personal data.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI
+
+from services.alerts.routes import add_alerts_route
+from services.production.api import history, order_commands, orders, plans
+from services.production.api.common import ERRORS, ProductionAPI, read_models
+from services.production.api.rights import READ
+from shared.edge.auth import TokenVerifier, require
+from shared.edge.http import install_common
+
+
+def create_app(svc: ProductionAPI, verifier: TokenVerifier) -> FastAPI:
+    app = FastAPI(
+        title="Pipelines — production",
+        version="1.0.0",
+        description="The production pipeline: from won deal to delivered order. " + (__doc__ or ""),
+    )
+    app.state.token_verifier = verifier
+    app.state.production = svc  # the routes' ``Service`` dependency (services.production.api.common)
+    install_common(app, svc.readiness, "production")
+    app.include_router(order_commands.router)
+    app.include_router(order_commands.order_command_routes(svc))
+    app.include_router(orders.router)
+    app.include_router(history.router)
+    app.include_router(plans.router)
+    alerts = APIRouter(responses=ERRORS)
+    add_alerts_route(alerts, "production", lambda: read_models(svc), require(*READ))
+    app.include_router(alerts)
+    return app

@@ -1,0 +1,233 @@
+"""The queries over the floor and demand read models: the board, cycle times, quality, delivery, demand against
+the plans, and the orders at risk of being late (an alert's check). What depends on ``now`` is derived here."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from services.alerts.scanner import Condition
+from services.production.domain import STAGES
+from shared.store.db import Conn
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, Decimal):
+        return format(v, "f")
+    if isinstance(v, datetime | date):
+        return v.isoformat()
+    if isinstance(v, uuid.UUID):
+        return str(v)
+    return v
+
+
+def _round(v: Any, places: int = 4) -> float | None:
+    return None if v is None else round(float(v), places)
+
+
+def _ratio(a: Any, b: Any) -> float | None:
+    return round(float(a) / float(b), 6) if b else None
+
+
+async def board(conn: Conn, *, now: datetime, tz: str) -> dict[str, Any]:
+    rows = await conn.fetch(
+        """SELECT order_id, deal_id, customer, products, quantity, stage, due_date, hold_reason, shortage, produced,
+                  delivered, created_at, entered_stage_at,
+                  floor(extract(epoch FROM $1::timestamptz - created_at) / 86400)::int AS age_days,
+                  floor(extract(epoch FROM $1::timestamptz - entered_stage_at) / 86400)::int AS days_in_stage,
+                  (stage NOT IN ('delivered', 'cancelled') AND due_date < ($1::timestamptz AT TIME ZONE $2)::date)
+                      AS late
+           FROM orders WHERE stage NOT IN ('delivered', 'cancelled') ORDER BY due_date, order_id""",
+        now,
+        tz,
+    )
+    orders = [{k: _plain(v) for k, v in dict(r).items()} for r in rows]
+    stages: dict[str, dict[str, Any]] = {}
+    for o in orders:
+        s = stages.setdefault(
+            o["stage"],
+            {"stage": o["stage"], "orders": 0, "quantity": Decimal(0), "late": 0, "oldest_age_days": 0, "items": []},
+        )
+        s["orders"] += 1
+        s["quantity"] += Decimal(o["quantity"])
+        s["late"] += o["late"]
+        s["oldest_age_days"] = max(s["oldest_age_days"], o["age_days"])
+        s["items"].append(o)
+    order = [*STAGES, "on_hold"]
+    columns = [
+        dict(v, quantity=format(v["quantity"], "f"))
+        for k, v in sorted(stages.items(), key=lambda kv: order.index(kv[0]))
+    ]
+    wip = sum(1 for o in orders if o["stage"] not in ("new", "planned"))
+    return {
+        "as_of": now.isoformat(),
+        "stages": columns,
+        "open_orders": len(orders),
+        "wip": wip,
+        "late": sum(o["late"] for o in orders),
+    }
+
+
+async def cycle_times(conn: Conn, *, start: datetime, end: datetime) -> dict[str, Any]:
+    stages = await conn.fetch(
+        """SELECT stage, count(*) AS visits,
+                  percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM exited_at - entered_at) / 86400)
+                      AS median_days,
+                  percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM exited_at - entered_at) / 86400)
+                      AS p90_days
+           FROM stage_visits WHERE exited_at >= $1 AND exited_at < $2 GROUP BY stage ORDER BY stage""",
+        start,
+        end,
+    )
+    lead = await conn.fetchrow(
+        """SELECT count(*) AS orders,
+                  percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM completed_at - created_at) / 86400)
+                      AS median_days,
+                  percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM completed_at - created_at) / 86400)
+                      AS p90_days
+           FROM orders WHERE completed_at >= $1 AND completed_at < $2""",
+        start,
+        end,
+    )
+    assert lead is not None
+    return {
+        "stages": [
+            {
+                "stage": r["stage"],
+                "visits": r["visits"],
+                "median_days": _round(r["median_days"]),
+                "p90_days": _round(r["p90_days"]),
+            }
+            for r in stages
+        ],
+        "lead_time": {
+            "orders": lead["orders"],
+            "median_days": _round(lead["median_days"]),
+            "p90_days": _round(lead["p90_days"]),
+        },
+    }
+
+
+async def quality(conn: Conn, *, start: datetime, end: datetime) -> dict[str, Any]:
+    r = await conn.fetchrow(
+        """WITH first AS (SELECT order_id, passed FROM inspections WHERE attempt = 1 AND at >= $1 AND at < $2)
+           SELECT count(*) AS inspected, count(*) FILTER (WHERE passed) AS first_pass,
+                  count(*) FILTER (WHERE EXISTS (SELECT 1 FROM inspections i WHERE i.order_id = first.order_id
+                                                   AND NOT i.passed)) AS reworked
+           FROM first""",
+        start,
+        end,
+    )
+    units = await conn.fetchrow(
+        """SELECT coalesce(sum(good), 0) AS good, coalesce(sum(scrapped), 0) AS scrapped FROM output
+           WHERE at >= $1 AND at < $2""",
+        start,
+        end,
+    )
+    assert r is not None and units is not None
+    made = Decimal(units["good"]) + Decimal(units["scrapped"])  # good is net of scrap: made = good + scrapped
+    return {
+        "inspected": r["inspected"],
+        "first_pass": r["first_pass"],
+        "fpy": _ratio(r["first_pass"], r["inspected"]),
+        "reworked": r["reworked"],
+        "rework_rate": _ratio(r["reworked"], r["inspected"]),
+        "units_made": format(made, "f"),
+        "units_scrapped": format(units["scrapped"], "f"),
+        "scrap_rate": _ratio(units["scrapped"], made),
+    }
+
+
+async def delivery(conn: Conn, *, start: datetime, end: datetime, tz: str) -> dict[str, Any]:
+    r = await conn.fetchrow(
+        """SELECT count(*) AS completed,
+                  count(*) FILTER (WHERE (completed_at AT TIME ZONE $3)::date <= due_date) AS on_time,
+                  count(*) FILTER (WHERE (first_delivery_at AT TIME ZONE $3)::date <= due_date
+                                     AND first_delivery_qty >= quantity) AS otif,
+                  avg((completed_at AT TIME ZONE $3)::date - due_date)
+                      FILTER (WHERE (completed_at AT TIME ZONE $3)::date > due_date) AS avg_days_late
+           FROM orders WHERE completed_at >= $1 AND completed_at < $2""",
+        start,
+        end,
+        tz,
+    )
+    assert r is not None
+    return {
+        "completed": r["completed"],
+        "on_time": r["on_time"],
+        "otd": _ratio(r["on_time"], r["completed"]),
+        "otif_orders": r["otif"],
+        "otif": _ratio(r["otif"], r["completed"]),
+        "avg_days_late": _round(r["avg_days_late"]),
+    }
+
+
+async def demand_vs_plan(floor_conn: Conn, demand_conn: Conn, *, tz: str) -> list[dict[str, Any]]:
+    """Per product and month: the demand the pipeline implies, the recorded forecast, the plan, what was made."""
+    pipeline = await demand_conn.fetch(
+        """SELECT l.product, to_char(CASE WHEN o.status = 'won' THEN o.won_on ELSE o.expected_close END, 'YYYY-MM')
+                      AS period,
+                  sum(l.quantity * CASE WHEN o.status = 'won' THEN 1 ELSE coalesce(o.override, o.stage_probability) END)
+                      AS demand
+           FROM deal_lines l JOIN deal_outlook o USING (deal_id)
+           WHERE o.status IN ('open', 'won') AND (o.status = 'won' OR o.expected_close IS NOT NULL)
+           GROUP BY 1, 2"""
+    )
+    plans = await floor_conn.fetch("SELECT product, period, forecast, planned FROM plans")
+    made = await floor_conn.fetch(
+        "SELECT product, to_char(at AT TIME ZONE $1, 'YYYY-MM') AS period, sum(good) AS produced FROM output GROUP BY 1, 2",
+        tz,
+    )
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def row(product: str, period: str) -> dict[str, Any]:
+        return rows.setdefault(
+            (product, period),
+            {
+                "product": product,
+                "period": period,
+                "pipeline_demand": None,
+                "forecast": None,
+                "planned": None,
+                "produced": "0",
+            },
+        )
+
+    for r in pipeline:
+        row(r["product"], r["period"])["pipeline_demand"] = format(r["demand"], "f")
+    for r in plans:
+        x = row(r["product"], r["period"])
+        x["forecast"] = _plain(r["forecast"])
+        x["planned"] = _plain(r["planned"])
+    for r in made:
+        row(r["product"], r["period"])["produced"] = format(r["produced"], "f")
+    for x in rows.values():
+        x["plan_attainment"] = _ratio(Decimal(x["produced"]), Decimal(x["planned"])) if x["planned"] else None
+    return [rows[k] for k in sorted(rows)]
+
+
+RISK_DAYS = 2  # not yet ready to ship this close to the promised date: it will most likely be late
+
+
+async def orders_at_risk(conn: Conn, now: datetime, tz: str) -> list[Condition]:
+    """Orders not ready to ship within two days of their promised date (or past it): one alert per promise."""
+    rows = await conn.fetch(
+        """SELECT order_id, customer, stage, due_date FROM orders
+           WHERE stage NOT IN ('ready_to_ship', 'shipped', 'delivered', 'cancelled')
+             AND due_date <= ($1::timestamptz AT TIME ZONE $2)::date + $3::int""",
+        now,
+        tz,
+        RISK_DAYS,
+    )
+    return [
+        Condition(
+            kind="order_at_risk",
+            entity=f"production-order-{r['order_id']}",
+            occurrence=r["due_date"].isoformat(),
+            summary=f"{r['customer']}: still {r['stage']} with delivery promised for {r['due_date']}",
+            details={"stage": r["stage"], "due_date": r["due_date"].isoformat()},
+        )
+        for r in rows
+    ]
