@@ -28,8 +28,14 @@ status: ## what runs, with pids and ports
 deals: up ## run the deals service (api, relay, projector in one process) on the local stack
 	eval "$$(scripts/stack env)" && .venv/bin/python -m services.deals all
 
+# Suites that mostly wait on servers and share nothing run on two workers (each test has its own schema and topics;
+# a module stays on one worker); the end-to-end and fault suites start processes or stop the servers: alone.
+PARALLEL := tests/unit tests/contract tests/integration tests/deploy tests/bench
+ALONE := tests/e2e tests/faults
+
 test: setup lint ## set up, lint, then run every test against real Kafka and PostgreSQL (no skips allowed)
-	PIPELINES_FAIL_ON_SKIP=1 .venv/bin/pytest
+	PIPELINES_FAIL_ON_SKIP=1 .venv/bin/pytest -n 2 --dist loadfile $(PARALLEL)
+	PIPELINES_FAIL_ON_SKIP=1 .venv/bin/pytest $(ALONE)
 
 test-fast: ## unit tests only, no servers
 	.venv/bin/pytest -m "not pg and not kafka and not e2e"

@@ -2,6 +2,9 @@
 
 Each test gets its own PostgreSQL schema and its own Kafka topics. A run with PIPELINES_FAIL_ON_SKIP=1
 (as `make test` and CI run it) fails if any test was skipped: a skipped real-server test proves nothing.
+
+Under pytest-xdist (``-n 2``: suites that mostly wait on servers), the controlling process starts the servers
+once and hands their endpoints to its workers in the environment; it stops them when the run ends.
 """
 
 from __future__ import annotations
@@ -14,9 +17,32 @@ import asyncpg
 import pytest
 
 from shared.messaging.kafka import TopicSpec, delete_topics, ensure_topics
-from shared.ops.stack import Endpoints, start_servers
+from shared.ops.stack import Endpoints, Servers, start_servers
 
 REAL_SERVER_MARKERS = ("pg", "kafka", "cluster", "e2e")
+
+
+def _xdist_controller(config: pytest.Config) -> bool:
+    """This process runs xdist workers (and is not one)."""
+    return bool(getattr(config.option, "numprocesses", None)) and not os.environ.get("PYTEST_XDIST_WORKER")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if _xdist_controller(config):
+        servers = start_servers()
+        config.stash[_SERVERS] = servers
+        e = servers.endpoints
+        os.environ |= {
+            "KAFKA_BOOTSTRAP_SERVERS": e.kafka_bootstrap_servers,
+            "DATABASE_URL": e.database_url,
+            "PIPELINES_KAFKA_REPLICATION_FACTOR": str(e.replication_factor),
+        }
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    servers = config.stash.get(_SERVERS, None)
+    if servers is not None:
+        servers.stop()
 
 
 @pytest.fixture(scope="session")
@@ -71,6 +97,7 @@ async def kafka_topic(endpoints: Endpoints) -> AsyncIterator[Callable[..., Await
 
 
 _SOURCE = pytest.StashKey[str]()
+_SERVERS = pytest.StashKey[Servers]()
 
 
 def pytest_report_header(config: pytest.Config) -> str:

@@ -80,7 +80,8 @@ class BodyLimit:
         detail = f"the request body is larger than {limit} bytes"
         length = next((v for k, v in scope["headers"] if k == b"content-length"), b"")
         if length.isdigit() and int(length) > limit:
-            await problem_answer(413, detail)(scope, receive, send)
+            cid = scope.get("state", {}).get("correlation_id")
+            await problem_answer(413, detail, correlation_id=cid)(scope, receive, send)
             return
         read = 0
 

@@ -151,6 +151,11 @@ def status_of(refusal: RefusedError) -> int:
     return 409
 
 
+def _route(request: Request) -> str:
+    """The route's template, never the path's ids (logs hold no personal data)."""
+    return getattr(request.scope.get("route"), "path", "unmatched")
+
+
 def _cid(request: Request) -> str | None:
     return getattr(request.state, "correlation_id", None)
 
@@ -170,111 +175,120 @@ def invalid(request: Request, errors: list[dict[str, Any]]) -> JSONResponse:
     return problem(422, detail, "invalid_input", correlation_id=_cid(request), errors=errors)
 
 
+async def invalid_input(request: Request, exc: RequestValidationError) -> JSONResponse:
+    return invalid(request, bounded_errors(exc.errors()))
+
+
+async def refused(request: Request, exc: RefusedError) -> JSONResponse:
+    return problem(status_of(exc), exc.message, exc.rule, correlation_id=_cid(request))
+
+
+async def concurrency(request: Request, exc: ConcurrencyError) -> JSONResponse:
+    if request.headers.get("if-match"):
+        return problem(
+            412,
+            f"precondition failed: {exc}",
+            "stale_version",
+            correlation_id=_cid(request),
+            headers={"ETag": f'"{exc.actual}"'} if exc.actual is not None else None,
+        )
+    return problem(409, f"too many concurrent changes: {exc}", "conflict", correlation_id=_cid(request))
+
+
+async def key_reused(request: Request, exc: IdempotencyKeyReusedError) -> JSONResponse:
+    return problem(422, str(exc), "idempotency_key_reused", correlation_id=_cid(request))
+
+
+async def too_large(request: Request, exc: EventTooLargeError) -> JSONResponse:
+    return problem(
+        422,
+        str(exc),
+        "event_too_large",
+        correlation_id=_cid(request),
+        field=exc.field,
+        limit=exc.limit,
+        size=exc.size,
+    )
+
+
+async def behind(request: Request, exc: ReadModelBehindError) -> JSONResponse:
+    return problem(
+        503,
+        f"the read model is not there yet: {exc}",
+        "read_model_behind",
+        correlation_id=_cid(request),
+        headers={"Retry-After": "1"},
+    )
+
+
+# Text PostgreSQL cannot store (a NUL character, in a query parameter or a JSON string): the caller's input.
+async def not_text(request: Request, exc: Exception) -> JSONResponse:
+    return problem(422, "text may not contain NUL (\\u0000) characters", "invalid_text", correlation_id=_cid(request))
+
+
+# A lone surrogate (JSON's "\ud800") that reached the database driver, the backstop of shared.core.limits' checks.
+async def not_unicode(request: Request, exc: UnicodeEncodeError) -> JSONResponse:
+    return problem(422, f"text may not hold {LONE_SURROGATE}", "invalid_text", correlation_id=_cid(request))
+
+
+# A number or a time the database cannot hold (a bigint past 2^63, a year before 1 once in UTC), the backstop of
+# the bounds in shared.core.limits: the value is the request's (asyncpg names only the query's argument).
+async def out_of_range(request: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, asyncpg.DataError) and not str(exc).startswith("invalid input for query argument"):
+        return await internal(request, exc)  # the database refused a value of ours: a fault here
+    log.warning("http.value_out_of_range", error=type(exc).__name__, route=_route(request))
+    return problem(
+        422,
+        "a number or a time in the request is out of the range this API holds",
+        "out_of_range",
+        correlation_id=_cid(request),
+    )
+
+
+# PostgreSQL gone (stopped, restarting, unreachable): the pool reconnects by itself, so a retry soon may work.
+# A command whose connection broke may have committed: its Idempotency-Key makes the retry safe. A connection
+# lost in the middle of a transaction surfaces as asyncpg's InterfaceError (ConnectionDoesNotExistError, or
+# "the underlying connection is closed" when the transaction ends) or InternalClientError (a broken protocol
+# state): the database went away, not the request's fault (issue 19's fault suite: 500s while it stopped).
+async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    return problem(
+        503,
+        f"the database is not available: {type(exc).__name__}",
+        "unavailable",
+        correlation_id=_cid(request),
+        headers={"Retry-After": "2"},
+    )
+
+
+async def internal(request: Request, exc: Exception) -> JSONResponse:
+    """A fault of ours: logged with its traceback, answered without it."""
+    log.error("http.unhandled", route=_route(request), exc_info=exc)
+    return problem(500, "an internal error; the correlation id finds it in the logs", correlation_id=_cid(request))
+
+
+HANDLERS: tuple[tuple[type[Exception], Any], ...] = (
+    (StarletteHTTPException, http_problem),
+    (RequestValidationError, invalid_input),
+    (RefusedError, refused),
+    (ConcurrencyError, concurrency),
+    (IdempotencyKeyReusedError, key_reused),
+    (EventTooLargeError, too_large),
+    (ReadModelBehindError, behind),
+    (asyncpg.CharacterNotInRepertoireError, not_text),
+    (asyncpg.UntranslatableCharacterError, not_text),
+    (UnicodeEncodeError, not_unicode),
+    (OverflowError, out_of_range),
+    (asyncpg.DataError, out_of_range),
+    (OSError, database_unavailable),
+    (asyncpg.PostgresConnectionError, database_unavailable),
+    (asyncpg.exceptions.OperatorInterventionError, database_unavailable),
+    (asyncpg.InterfaceError, database_unavailable),
+    (asyncpg.InternalClientError, database_unavailable),
+    (Exception, internal),
+)
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Every error of ``app`` answered as a problem, 500s included."""
-
-    app.add_exception_handler(StarletteHTTPException, http_problem)  # type: ignore[arg-type]
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid_input(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return invalid(request, bounded_errors(exc.errors()))
-
-    @app.exception_handler(RefusedError)
-    async def refused(request: Request, exc: RefusedError) -> JSONResponse:
-        return problem(status_of(exc), exc.message, exc.rule, correlation_id=_cid(request))
-
-    @app.exception_handler(ConcurrencyError)
-    async def concurrency(request: Request, exc: ConcurrencyError) -> JSONResponse:
-        if request.headers.get("if-match"):
-            return problem(
-                412,
-                f"precondition failed: {exc}",
-                "stale_version",
-                correlation_id=_cid(request),
-                headers={"ETag": f'"{exc.actual}"'} if exc.actual is not None else None,
-            )
-        return problem(409, f"too many concurrent changes: {exc}", "conflict", correlation_id=_cid(request))
-
-    @app.exception_handler(IdempotencyKeyReusedError)
-    async def key_reused(request: Request, exc: IdempotencyKeyReusedError) -> JSONResponse:
-        return problem(422, str(exc), "idempotency_key_reused", correlation_id=_cid(request))
-
-    @app.exception_handler(EventTooLargeError)
-    async def too_large(request: Request, exc: EventTooLargeError) -> JSONResponse:
-        return problem(
-            422,
-            str(exc),
-            "event_too_large",
-            correlation_id=_cid(request),
-            field=exc.field,
-            limit=exc.limit,
-            size=exc.size,
-        )
-
-    @app.exception_handler(ReadModelBehindError)
-    async def behind(request: Request, exc: ReadModelBehindError) -> JSONResponse:
-        return problem(
-            503,
-            f"the read model is not there yet: {exc}",
-            "read_model_behind",
-            correlation_id=_cid(request),
-            headers={"Retry-After": "1"},
-        )
-
-    # Text PostgreSQL cannot store (a NUL character, in a query parameter or a JSON string): the caller's input.
-    for untextual in (asyncpg.CharacterNotInRepertoireError, asyncpg.UntranslatableCharacterError):
-
-        @app.exception_handler(untextual)
-        async def not_text(request: Request, exc: Exception) -> JSONResponse:
-            return problem(
-                422, "text may not contain NUL (\\u0000) characters", "invalid_text", correlation_id=_cid(request)
-            )
-
-    # A lone surrogate (JSON's "\ud800") that reached the database driver, the backstop of shared.core.limits' checks.
-    @app.exception_handler(UnicodeEncodeError)
-    async def not_unicode(request: Request, exc: UnicodeEncodeError) -> JSONResponse:
-        return problem(422, f"text may not hold {LONE_SURROGATE}", "invalid_text", correlation_id=_cid(request))
-
-    # A number or a time the database cannot hold (a bigint past 2^63, a year before 1 once in UTC), the backstop of
-    # the bounds in shared.core.limits: the value is the request's (asyncpg names only the query's argument).
-    @app.exception_handler(OverflowError)
-    @app.exception_handler(asyncpg.DataError)
-    async def out_of_range(request: Request, exc: Exception) -> JSONResponse:
-        if isinstance(exc, asyncpg.DataError) and not str(exc).startswith("invalid input for query argument"):
-            return await internal(request, exc)  # the database refused a value of ours: a fault here
-        log.warning("http.value_out_of_range", error=type(exc).__name__, path=request.url.path)
-        return problem(
-            422,
-            "a number or a time in the request is out of the range this API holds",
-            "out_of_range",
-            correlation_id=_cid(request),
-        )
-
-    # PostgreSQL gone (stopped, restarting, unreachable): the pool reconnects by itself, so a retry soon may work.
-    # A command whose connection broke may have committed: its Idempotency-Key makes the retry safe. A connection
-    # lost in the middle of a transaction surfaces as asyncpg's InterfaceError (ConnectionDoesNotExistError, or
-    # "the underlying connection is closed" when the transaction ends) or InternalClientError (a broken protocol
-    # state): the database went away, not the request's fault (issue 19's fault suite: 500s while it stopped).
-    for unavailable in (
-        OSError,
-        asyncpg.PostgresConnectionError,
-        asyncpg.exceptions.OperatorInterventionError,
-        asyncpg.InterfaceError,
-        asyncpg.InternalClientError,
-    ):
-
-        @app.exception_handler(unavailable)
-        async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
-            return problem(
-                503,
-                f"the database is not available: {type(exc).__name__}",
-                "unavailable",
-                correlation_id=_cid(request),
-                headers={"Retry-After": "2"},
-            )
-
-    @app.exception_handler(Exception)
-    async def internal(request: Request, exc: Exception) -> JSONResponse:
-        """A fault of ours: logged with its traceback, answered without it."""
-        log.error("http.unhandled", path=request.url.path, exc_info=exc)
-        return problem(500, "an internal error; the correlation id finds it in the logs", correlation_id=_cid(request))
+    for kind, handler in HANDLERS:
+        app.add_exception_handler(kind, handler)

@@ -22,6 +22,9 @@ rotation, export and restore (decisions 0006 and 0015).
 ``python -m shared.store.keystore status|rotate|export [PATH]`` does these by hand.
 """
 
+# long because: wrapping, epochs, rotation, export and restore are one protocol over one table and one advisory
+# lock (decision 0015): each step's guarantee rests on the others', so they are read together.
+
 from __future__ import annotations
 
 import argparse

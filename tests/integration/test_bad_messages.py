@@ -24,7 +24,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import MessageSizeTooLargeError
 
 from shared.messaging.envelope import CloudEvent
-from shared.messaging.projections import Fact, Projection, ProjectionRunner, ReadModels, one_by_one
+from shared.messaging.projections import Fact, Projection, ReadModels, one_by_one
+from shared.messaging.runner import ProjectionRunner
 from shared.ops.stack import Endpoints
 from shared.store.db import Conn
 from shared.store.postgres import PostgresEventStore

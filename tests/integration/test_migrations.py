@@ -8,8 +8,9 @@ from typing import Any, cast
 import asyncpg
 import pytest
 
-from shared.messaging.projections import Projection, ProjectionRunner
+from shared.messaging.projections import Projection
 from shared.messaging.relay import OutboxRelay
+from shared.messaging.runner import ProjectionRunner
 from shared.ops.stack import Endpoints
 from shared.store.keystore import PostgresKeyStore
 from shared.store.migrations import Migration, MigrationChecksumError, apply, checksum

@@ -16,12 +16,12 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from prometheus_client import REGISTRY
 
-import shared.messaging.projections
 import shared.messaging.relay
+import shared.messaging.runner
 from shared.messaging.envelope import CloudEvent
 from shared.messaging.kafka import TopicSpec, admin_client, ensure_topics
-from shared.messaging.projections import ProjectionRunner
 from shared.messaging.relay import OutboxRelay, RelayLimitsError
+from shared.messaging.runner import ProjectionRunner
 from shared.ops.settings import Settings
 from shared.ops.stack import Endpoints
 from shared.store import EventTooLargeError, NewEvent
@@ -239,7 +239,7 @@ def envelope(stream: str, version: int, n: int) -> bytes:
 async def test_a_projector_stops_a_partition_at_a_gap_and_goes_on_once_the_missing_version_comes(
     pg_store: PostgresEventStore, endpoints: Endpoints, kafka_topic, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(shared.messaging.projections, "GAP_RECHECK_S", 0.3)
+    monkeypatch.setattr(shared.messaging.runner, "GAP_RECHECK_S", 0.3)
     topic, dlq = await kafka_topic("events", partitions=2), await kafka_topic("dlq", partitions=1)
     runner = ProjectionRunner(
         pg_store.pool,

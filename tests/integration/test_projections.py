@@ -11,8 +11,9 @@ from dataclasses import dataclass, replace
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from shared.messaging.projections import Fact, ProjectionRunner, ReadModelBehindError, ReadModels, request_rebuild
+from shared.messaging.projections import Fact, ReadModelBehindError, ReadModels, request_rebuild
 from shared.messaging.relay import OutboxRelay
+from shared.messaging.runner import ProjectionRunner
 from shared.ops.stack import Endpoints
 from shared.store import NewEvent
 from shared.store.db import Conn

@@ -72,7 +72,15 @@ async def test_a_body_over_the_limit_answers_413_before_it_is_parsed(
         headers = ADMIN | {"Content-Type": "application/json"}
         r = await http.post(path, headers=headers, content=padded(body, LIMIT + 1))
         assert r.status_code == 413, r.text
-        assert r.json() == {"detail": f"the request body is larger than {LIMIT} bytes"}
+        assert r.headers["content-type"] == "application/problem+json"
+        assert r.json() | {"instance": None} == {
+            "type": "urn:pipelines:problem:body_too_large",
+            "title": "Body too large",
+            "status": 413,
+            "detail": f"the request body is larger than {LIMIT} bytes",
+            "rule": "body_too_large",
+            "instance": None,
+        }
         assert r.headers["x-correlation-id"]
 
         async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted as it is read
@@ -98,7 +106,7 @@ async def test_a_webhook_body_over_the_limit_answers_413(cores: dict[str, Servic
 
 def field_errors(r: httpx.Response) -> list[tuple[Any, ...]]:
     assert r.status_code == 422, r.text
-    return [tuple(e["loc"]) for e in r.json()["detail"]]
+    return [tuple(e["loc"]) for e in r.json()["errors"]]
 
 
 async def test_oversized_fields_answer_422_naming_the_field(cores: dict[str, ServiceCore]) -> None:

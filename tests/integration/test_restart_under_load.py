@@ -16,8 +16,9 @@ import asyncpg
 import pytest
 
 from services.leads.handlers import PostgresDedupe
-from shared.messaging.projections import Fact, Projection, ProjectionRunner
+from shared.messaging.projections import Fact, Projection
 from shared.messaging.relay import OutboxRelay
+from shared.messaging.runner import ProjectionRunner
 from shared.ops.stack import Endpoints
 from shared.store import NewEvent
 from shared.store.db import Conn

@@ -32,9 +32,10 @@ from services.deals import domain
 from services.deals.handlers import Deals
 from shared.messaging.envelope import CloudEvent
 from shared.messaging.kafka import TopicSpec, delete_topics, ensure_topics
-from shared.messaging.projections import ProjectionRunner, ReadModels
+from shared.messaging.projections import ReadModels
 from shared.messaging.relay import CheckpointAheadError, OutboxRelay
 from shared.messaging.restore import RestoreError, catch_up
+from shared.messaging.runner import ProjectionRunner
 from shared.ops.settings import SERVICES, Settings
 from shared.ops.stack import ROOT, Endpoints
 from shared.privacy.keyring import Keyring, KeyringError, wrapping_key

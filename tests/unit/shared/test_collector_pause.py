@@ -6,7 +6,7 @@ import gc
 
 import pytest
 
-from shared.messaging.projections import _collector_paused
+from shared.messaging.runner import _collector_paused
 
 
 def test_paused_inside_restored_after_even_nested_and_on_errors() -> None:
