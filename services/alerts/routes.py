@@ -11,20 +11,20 @@ from services.alerts.projection import list_alerts
 from shared.edge.auth import Principal
 from shared.messaging.projections import ReadModels
 
-Visible = Callable[[Principal, list[dict[str, Any]]], Awaitable[list[dict[str, Any]]]]
+Visible = Callable[[Request, Principal, list[dict[str, Any]]], Awaitable[list[dict[str, Any]]]]
 ALERTS_BATCH = 500  # alerts read at a time while keeping those a caller may see
 
 
 def add_alerts_route(
     router: APIRouter,
     service: str,
-    read_models: Callable[[], ReadModels],
+    read_models: Callable[[Request], ReadModels],
     allowed: Callable[..., Awaitable[Principal]],
     *,
     visible: Visible | None = None,
 ) -> None:
-    """``GET /alerts``: this service's alerts, active ones by default, newest first. ``visible(principal, alerts)``
-    keeps those the caller may see (the alerts of what the service's lists show them: an alert names its entity
+    """``GET /alerts``: this service's alerts, active ones by default, newest first, from ``read_models(request)``.
+    ``visible(request, principal, alerts)`` keeps those the caller may see (the alerts of what the service's lists show them: an alert names its entity
     and often a customer and an owner); without it, whoever may call sees them all."""
 
     @router.get(
@@ -38,14 +38,14 @@ def add_alerts_route(
     ) -> list[dict[str, Any]]:
         p: Principal = request.state.principal  # set by the ``allowed`` dependency (shared.edge.auth)
         if visible is None:
-            async with read_models().connection("alerts") as conn:
+            async with read_models(request).connection("alerts") as conn:
                 return await list_alerts(conn, service=service, active_only=active, limit=limit)
         shown: list[dict[str, Any]] = []
         offset = 0
         while len(shown) < limit:
-            async with read_models().connection("alerts") as conn:
+            async with read_models(request).connection("alerts") as conn:
                 batch = await list_alerts(conn, service=service, active_only=active, limit=ALERTS_BATCH, offset=offset)
-            shown += await visible(p, batch)
+            shown += await visible(request, p, batch)
             if len(batch) < ALERTS_BATCH:
                 break
             offset += ALERTS_BATCH

@@ -16,9 +16,8 @@ from services.deals import analytics, projections
 from services.deals.api import DealsAPI, create_app
 from services.deals.handlers import Clock, Deals
 from shared.edge.service import Storage, utc_now
-from shared.messaging.projections import Fact, Projection, one_by_one
+from shared.messaging.projections import Projection
 from shared.ops.settings import Settings
-from shared.store.db import Conn
 
 SERVICE = "deals"
 
@@ -35,19 +34,11 @@ class DealsService(AlertingService):
         return [projections.board(topic), analytics.analytics(topic), self.reactions()]
 
     def reactions(self) -> Projection:
-        """Other services' events turned into commands on deals, in the runner's transaction."""
-        s, storage = self.settings, self.storage
-
-        async def apply(conn: Conn, fact: Fact) -> None:
-            (data,) = await storage.personal_data.open([fact.envelope.data])  # a reaction sees personal fields
-            await self.deals.using(storage.store.using(conn)).react(fact.envelope, data)
-
-        return Projection(
-            name="reactions",
-            topics=(s.events_topic("leads"), s.events_topic("production")),
-            ddl="",
-            apply=one_by_one(apply),
-            accepts=("pipelines.leads.", "pipelines.production."),
+        """Other services' events turned into commands on deals."""
+        return self.reactions_to(
+            ("leads", "production"),
+            ("pipelines.leads.", "pipelines.production."),
+            lambda store, envelope, data: self.deals.using(store).react(envelope, data),
         )
 
     def clock(self) -> datetime:

@@ -14,7 +14,7 @@ from services.leads import projections, sources
 from services.leads.api import LeadsAPI, create_app
 from services.leads.handlers import Clock, Leads, PostgresDedupe
 from shared.edge.service import Storage, utc_now
-from shared.messaging.projections import Fact, Projection, one_by_one
+from shared.messaging.projections import Projection
 from shared.ops.settings import Settings
 from shared.store.db import Conn
 from shared.store.migrations import retry_setup
@@ -35,18 +35,10 @@ class LeadsService(AlertingService):
 
     def reactions(self) -> Projection:
         """Deals won or lost, recorded back on the lead they came from."""
-        storage = self.storage
-
-        async def apply(conn: Conn, fact: Fact) -> None:
-            (data,) = await storage.personal_data.open([fact.envelope.data])  # a reaction sees personal fields
-            await self.leads.using(storage.store.using(conn)).react(fact.envelope, data)
-
-        return Projection(
-            name="reactions",
-            topics=(self.settings.events_topic("deals"),),
-            ddl="",
-            apply=one_by_one(apply),
-            accepts=("pipelines.deals.DealWon", "pipelines.deals.DealLost"),
+        return self.reactions_to(
+            ("deals",),
+            ("pipelines.deals.DealWon", "pipelines.deals.DealLost"),
+            lambda store, envelope, data: self.leads.using(store).react(envelope, data),
         )
 
     def clock(self) -> datetime:

@@ -12,7 +12,7 @@ from services.production import projections
 from services.production.api import ProductionAPI, create_app
 from services.production.handlers import Clock, Production
 from shared.edge.service import Storage, utc_now
-from shared.messaging.projections import Fact, Projection, one_by_one
+from shared.messaging.projections import Projection
 from shared.ops.settings import Settings
 from shared.store.db import Conn
 
@@ -36,18 +36,10 @@ class ProductionService(AlertingService):
 
     def reactions(self) -> Projection:
         """A won deal makes its order; a won deal reopened cancels it."""
-        storage = self.storage
-
-        async def apply(conn: Conn, fact: Fact) -> None:
-            (data,) = await storage.personal_data.open([fact.envelope.data])  # a reaction sees personal fields
-            await self.production.using(storage.store.using(conn)).react(fact.envelope, data)
-
-        return Projection(
-            name="reactions",
-            topics=(self.settings.events_topic("deals"),),
-            ddl="",
-            apply=one_by_one(apply),
-            accepts=("pipelines.deals.DealWon", "pipelines.deals.DealReopened"),
+        return self.reactions_to(
+            ("deals",),
+            ("pipelines.deals.DealWon", "pipelines.deals.DealReopened"),
+            lambda store, envelope, data: self.production.using(store).react(envelope, data),
         )
 
     def clock(self) -> datetime:

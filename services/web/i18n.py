@@ -250,7 +250,7 @@ def number(value: Any, lang: Lang, *, places: int | None = None) -> str:
     return sign + text
 
 
-def fmt(value: Any, kind: str, lang: Lang, tz: tzinfo | None = None) -> str:
+def fmt(value: Any, kind: str, lang: Lang, tz: tzinfo | None = None) -> str:  # noqa: C901 - a flat table: one arm per kind of cell
     """One cell's text. ``value`` is exactly what the API answered; only its writing changes (times in ``tz``,
     the business's time zone)."""
     if value is None:

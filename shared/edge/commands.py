@@ -159,6 +159,9 @@ async def run_command(
     return answer(done, result.append, created=created, location=location.format(id=done) if location else None)
 
 
+Handle = Callable[[Request, uuid.UUID, Any, Principal, Context], Awaitable[CommandResult[Any]]]
+
+
 def command_routes(
     router: APIRouter,
     commands: Iterable[type[BaseModel]],
@@ -166,13 +169,14 @@ def command_routes(
     prefix: str,
     id_param: str,
     principal: Any,
-    handle: Callable[[uuid.UUID, Any, Principal, Context], Awaitable[CommandResult[Any]]],
+    handle: Handle,
     tags: list[str],
     occurred_at: bool = False,
     describe: bool = False,
 ) -> None:
     """One ``POST {prefix}/{id}/{command-name}`` route per command class (its ``name``, dashed): the body is the
-    command, ``handle(id, command, principal, context)`` runs it. ``principal`` is the route's rights dependency
+    command, ``handle(request, id, command, principal, context)`` runs it (the request gives it
+    the service: ``request.app.state``), so a service's command routes are a module-level router. ``principal`` is the route's rights dependency
     (``Depends(require(...))``); ``occurred_at`` adds the X-Occurred-At header; ``describe`` uses the command's
     docstring as the route's description."""
     for cmd in commands:
@@ -185,7 +189,7 @@ def _command_route(
     prefix: str,
     id_param: str,
     principal: Any,
-    handle: Callable[[uuid.UUID, Any, Principal, Context], Awaitable[CommandResult[Any]]],
+    handle: Handle,
     tags: list[str],
     occurred_at: bool,
     describe: bool,
@@ -198,7 +202,7 @@ def _command_route(
         return await run_command(
             params["request"],
             p.user_id,
-            lambda ctx: handle(aggregate_id, params["body"], p, ctx),
+            lambda ctx: handle(params["request"], aggregate_id, params["body"], p, ctx),
             aggregate_id=str(aggregate_id),
             if_match=params["if_match"],
             idempotency_key=params["idempotency_key"],

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import gc
 import signal
-from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -29,14 +29,16 @@ from shared.edge.http import install_common
 from shared.edge.httpserver import MAX_HEADER_BYTES, MAX_HEADERS, bounded_http
 from shared.edge.revocation import RevocationList
 from shared.edge.revocation import topic_spec as revocations_topic_spec
+from shared.messaging.envelope import CloudEvent
 from shared.messaging.kafka import TopicSpec, ensure_topics, kafka_ready
-from shared.messaging.projections import Projection, ReadModels
+from shared.messaging.projections import Fact, Projection, ReadModels, one_by_one
 from shared.messaging.relay import OutboxRelay
 from shared.messaging.runner import ProjectionRunner
 from shared.ops.logs import configure_logging
 from shared.ops.settings import SERVICES, Settings
 from shared.privacy.pii import PersonalData
-from shared.store.db import create_pool
+from shared.store import EventStore
+from shared.store.db import Conn, create_pool
 from shared.store.keystore import KeyRotator, PostgresKeyStore, key_store
 from shared.store.migrations import retry_setup
 from shared.store.postgres import PostgresEventStore
@@ -46,6 +48,7 @@ Clock = Callable[[], datetime]
 MODES = ("api", "relay", "projector", "all")
 Worker = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 API = TypeVar("API")
+React = Callable[[EventStore, CloudEvent, dict[str, Any]], Awaitable[None]]
 
 
 def utc_now() -> datetime:
@@ -137,6 +140,25 @@ class ServiceCore:
 
     def app(self) -> FastAPI:
         raise NotImplementedError
+
+    def reactions_to(self, services: Sequence[str], accepts: tuple[str, ...], react: React) -> Projection:
+        """The ``reactions`` projection: other services' events (those ``accepts`` names, from ``services``' topics)
+        turned into this service's commands by ``react(store, envelope, data)``, in the runner's transaction: the
+        reaction appends on the runner's connection, so it and its progress commit together. A reaction sees
+        personal fields (``data`` is opened)."""
+        storage = self.storage
+
+        async def apply(conn: Conn, fact: Fact) -> None:
+            (data,) = await storage.personal_data.open([fact.envelope.data])
+            await react(storage.store.using(conn), fact.envelope, data)
+
+        return Projection(
+            name="reactions",
+            topics=tuple(self.settings.events_topic(s) for s in services),
+            ddl="",
+            apply=one_by_one(apply),
+            accepts=accepts,
+        )
 
     def make_app(self, create_app: Callable[[API, TokenVerifier], FastAPI], api: API) -> FastAPI:
         """What ``app`` returns: the service's ``create_app(api, verifier)``, its tokens checked against this

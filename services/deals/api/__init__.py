@@ -18,8 +18,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services.deals.api import audit, commands, deals, numbers, pipelines
-from services.deals.api.alerts import alerts_routes
+from services.deals.api import alerts, audit, commands, deals, numbers, pipelines
 from services.deals.api.common import DealsAPI
 from shared.edge.auth import TokenVerifier
 from shared.edge.http import install_common
@@ -37,10 +36,9 @@ def create_app(svc: DealsAPI, verifier: TokenVerifier, *, title: str = "Pipeline
     app.state.deals = svc  # the routes' ``Service`` dependency (services.deals.api.common)
     install_common(app, svc.readiness, "deals")
     app.include_router(commands.router)
-    app.include_router(commands.deal_command_routes(svc))
     app.include_router(deals.router)
     app.include_router(audit.router)
     app.include_router(numbers.router)
     app.include_router(pipelines.router)
-    app.include_router(alerts_routes(svc))
+    app.include_router(alerts.router)
     return app

@@ -6,17 +6,18 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from services.alerts.routes import add_alerts_route
 from services.deals import projections
-from services.deals.api.common import ERRORS, DealsAPI, read_models
+from services.deals.api.common import ERRORS, read_models, service
 from services.deals.api.rights import READ_ROLES, managed_team, sees_all
 from shared.edge.auth import Principal, require
 
 
-async def visible_alerts(svc: DealsAPI, p: Principal, alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+async def visible_alerts(request: Request, p: Principal, alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The alerts of the deals the caller's lists show them."""
+    svc = service(request)
     if sees_all(p):
         return alerts
     about = {a["entity"].removeprefix("deal-") for a in alerts if a["entity"].startswith("deal-")}
@@ -27,12 +28,7 @@ async def visible_alerts(svc: DealsAPI, p: Principal, alerts: list[dict[str, Any
     return [a for a in alerts if a["entity"].removeprefix("deal-") in seen]
 
 
-def alerts_routes(svc: DealsAPI) -> APIRouter:
-    """The alerts route reads ``svc``'s read models (the alerts helper takes them as a function of nothing)."""
-    router = APIRouter(responses=ERRORS)
-
-    async def visible(p: Principal, alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return await visible_alerts(svc, p, alerts)
-
-    add_alerts_route(router, "deals", lambda: read_models(svc), require(*READ_ROLES), visible=visible)
-    return router
+router = APIRouter(responses=ERRORS)
+add_alerts_route(
+    router, "deals", lambda request: read_models(service(request)), require(*READ_ROLES), visible=visible_alerts
+)

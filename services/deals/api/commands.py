@@ -7,13 +7,12 @@ outcome is the only one the lead's revenue counts."""
 # No `from __future__ import annotations` here: FastAPI reads the routes' body types at runtime.
 
 import uuid
-from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, Response
 
 from services.deals import domain
-from services.deals.api.common import ERRORS, DealsAPI, Seller, Service
+from services.deals.api.common import ERRORS, Seller, Service, service
 from services.deals.api.forms import COMMAND_BODIES, OPEN_DEAL_EXAMPLES
 from services.deals.api.rights import SALES_ROLES, may_open, writable
 from services.deals.domain import Deal
@@ -62,27 +61,24 @@ async def open_deal(
 
 
 async def handle_deal_command(
-    svc: DealsAPI, deal_id: uuid.UUID, command: domain.Command, p: Principal, ctx: Context
+    request: Request, deal_id: uuid.UUID, command: domain.Command, p: Principal, ctx: Context
 ) -> CommandResult[Deal]:
     """A command on a deal the caller may change (``writable``, checked on the state it is decided on)."""
+    svc = service(request)
     if (field := CLIENT_CHOSEN_IDS.get(command.name)) and not is_client_id(getattr(command, field)):
         raise HTTPException(422, detail=f"{field} must be {CLIENT_ID_RULE}")
     return await svc.deals.handle(deal_id, command, ctx, check=writable(deal_id, p, command))
 
 
-def deal_command_routes(svc: DealsAPI) -> APIRouter:
-    """``POST /deals/{deal_id}/<command>`` for each command but opening a deal, run on ``svc`` (the kernel's
-    helper hands a route's command to a function of the command alone, so the service is bound here)."""
-    commands = APIRouter(responses=ERRORS)
-    command_routes(
-        commands,
-        COMMAND_BODIES,
-        prefix="/deals/{deal_id}",
-        id_param="deal_id",
-        principal=Depends(require(*SALES_ROLES)),
-        handle=partial(handle_deal_command, svc),
-        tags=["deal commands"],
-        occurred_at=True,
-        describe=True,
-    )
-    return commands
+# ``POST /deals/{deal_id}/<command>`` for each command but opening a deal.
+command_routes(
+    router,
+    COMMAND_BODIES,
+    prefix="/deals/{deal_id}",
+    id_param="deal_id",
+    principal=Depends(require(*SALES_ROLES)),
+    handle=handle_deal_command,
+    tags=["deal commands"],
+    occurred_at=True,
+    describe=True,
+)

@@ -73,7 +73,7 @@ from shared.core.money import Money, totals
 
 
 # ---------------------------------------------------------------------------------------------- the dispatcher
-def decide(deal: Deal, command: Command, pipeline: Pipeline, now: datetime, deal_id: uuid.UUID) -> list[DealEvent]:
+def decide(deal: Deal, command: Command, pipeline: Pipeline, now: datetime, deal_id: uuid.UUID) -> list[DealEvent]:  # noqa: C901 - a flat table: one arm per command
     """The events a command produces on a deal, or the rule it breaks."""
     check_allowed(deal, command)
     d = deal_id

@@ -44,9 +44,7 @@ def create_app(svc: LeadsAPI, verifier: TokenVerifier) -> FastAPI:
     app.add_exception_handler(sources.WebhookRejectedError, webhook_rejected)
     app.include_router(commands.router)
     app.include_router(webhooks.router)
-    app.include_router(commands.lead_command_routes(svc))
     app.include_router(history.router)
     app.include_router(campaigns.router)
     app.include_router(read_models.router)
-    app.include_router(read_models.alerts_routes(svc))
     return app

@@ -21,6 +21,7 @@ from services.leads.api.common import (
     captured_answer,
     existing,
     new_lead_id,
+    service,
 )
 from services.leads.api.views import CAPTURE_EXAMPLES
 from services.leads.domain import Lead
@@ -78,27 +79,24 @@ async def capture(
 
 
 async def handle_lead_command(
-    svc: LeadsAPI, lead_id: uuid.UUID, command: domain.Command, p: Principal, ctx: Context
+    request: Request, lead_id: uuid.UUID, command: domain.Command, p: Principal, ctx: Context
 ) -> CommandResult[Lead]:
     """A command of the lifecycle on a lead that exists."""
+    svc = service(request)
     await existing(svc, lead_id)
     return await svc.leads.handle(lead_id, command, ctx)
 
 
-def lead_command_routes(svc: LeadsAPI) -> APIRouter:
-    """``POST /leads/{lead_id}/<command>`` for each command of the lifecycle, run on ``svc`` (the kernel's helper
-    hands a route's command to a function of the command alone, so the service is bound here)."""
-    commands = APIRouter(responses=ERRORS)
-    command_routes(
-        commands,
-        GENERIC,
-        prefix="/leads/{lead_id}",
-        id_param="lead_id",
-        principal=Depends(require(*CHANGE)),
-        handle=partial(handle_lead_command, svc),
-        tags=["lead commands"],
-    )
-    return commands
+# ``POST /leads/{lead_id}/<command>`` for each command of the lifecycle.
+command_routes(
+    router,
+    GENERIC,
+    prefix="/leads/{lead_id}",
+    id_param="lead_id",
+    principal=Depends(require(*CHANGE)),
+    handle=handle_lead_command,
+    tags=["lead commands"],
+)
 
 
 @router.post(

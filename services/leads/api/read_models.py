@@ -11,7 +11,17 @@ from fastapi import APIRouter, HTTPException, Query
 
 from services.alerts.routes import add_alerts_route
 from services.leads import projections
-from services.leads.api.common import ERRORS, READ, LeadsAPI, Reader, Service, read_models, sees_personal_data, waited
+from services.leads.api.common import (
+    ERRORS,
+    READ,
+    LeadsAPI,
+    Reader,
+    Service,
+    read_models,
+    sees_personal_data,
+    service,
+    waited,
+)
 from shared.core.limits import DAY_RANGE, Day
 from shared.edge.auth import require
 from shared.edge.queries import Cursor, Limit, WaitFor, decode_cursor, page
@@ -88,9 +98,5 @@ async def get_segments(svc: Service, p: Reader) -> list[dict[str, Any]]:
         return await projections.segments(conn)
 
 
-def alerts_routes(svc: LeadsAPI) -> APIRouter:
-    """``GET /alerts``: the alerts route reads ``svc``'s read models (the alerts helper takes them as a function of
-    nothing). Whoever may read leads sees every lead alert."""
-    alerts = APIRouter(responses=ERRORS)
-    add_alerts_route(alerts, "leads", lambda: read_models(svc), require(*READ))
-    return alerts
+# ``GET /alerts``: whoever may read leads sees every lead alert.
+add_alerts_route(router, "leads", lambda request: read_models(service(request)), require(*READ))

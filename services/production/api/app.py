@@ -10,10 +10,13 @@ from fastapi import APIRouter, FastAPI
 
 from services.alerts.routes import add_alerts_route
 from services.production.api import history, order_commands, orders, plans
-from services.production.api.common import ERRORS, ProductionAPI, read_models
+from services.production.api.common import ERRORS, ProductionAPI, read_models, service
 from services.production.api.rights import READ
 from shared.edge.auth import TokenVerifier, require
 from shared.edge.http import install_common
+
+ALERTS = APIRouter(responses=ERRORS)
+add_alerts_route(ALERTS, "production", lambda request: read_models(service(request)), require(*READ))
 
 
 def create_app(svc: ProductionAPI, verifier: TokenVerifier) -> FastAPI:
@@ -26,11 +29,8 @@ def create_app(svc: ProductionAPI, verifier: TokenVerifier) -> FastAPI:
     app.state.production = svc  # the routes' ``Service`` dependency (services.production.api.common)
     install_common(app, svc.readiness, "production")
     app.include_router(order_commands.router)
-    app.include_router(order_commands.order_command_routes(svc))
     app.include_router(orders.router)
     app.include_router(history.router)
     app.include_router(plans.router)
-    alerts = APIRouter(responses=ERRORS)
-    add_alerts_route(alerts, "production", lambda: read_models(svc), require(*READ))
-    app.include_router(alerts)
+    app.include_router(ALERTS)
     return app

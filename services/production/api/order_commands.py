@@ -5,13 +5,12 @@
 from __future__ import annotations
 
 import uuid
-from functools import partial
 
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import Field
 
 from services.production import domain
-from services.production.api.common import ERRORS, ProductionAPI, Service, existing
+from services.production.api.common import ERRORS, Service, existing, service
 from services.production.api.rights import CHANGE, Changer
 from services.production.domain import Order
 from shared.edge.auth import Principal, require
@@ -63,23 +62,21 @@ async def create_order(
 
 
 async def handle_order_command(
-    svc: ProductionAPI, order_id: uuid.UUID, command: domain.Command, p: Principal, ctx: Context
+    request: Request, order_id: uuid.UUID, command: domain.Command, p: Principal, ctx: Context
 ) -> CommandResult[Order]:
     """A command on an order that exists (else 404); the roles were checked by the route."""
+    svc = service(request)
     await existing(svc, order_id)
     return await svc.production.handle(order_id, command, ctx)
 
 
-def order_command_routes(svc: ProductionAPI) -> APIRouter:
-    """``POST /orders/{order_id}/<command>`` for each command but create, run on ``svc``."""
-    commands = APIRouter(responses=ERRORS)
-    command_routes(
-        commands,
-        COMMANDS,
-        prefix="/orders/{order_id}",
-        id_param="order_id",
-        principal=Depends(require(*CHANGE)),
-        handle=partial(handle_order_command, svc),
-        tags=["order commands"],
-    )
-    return commands
+# ``POST /orders/{order_id}/<command>`` for each command but create.
+command_routes(
+    router,
+    COMMANDS,
+    prefix="/orders/{order_id}",
+    id_param="order_id",
+    principal=Depends(require(*CHANGE)),
+    handle=handle_order_command,
+    tags=["order commands"],
+)

@@ -114,7 +114,7 @@ class Order:
         return sum((line.quantity for line in self.lines), Decimal(0))
 
 
-def evolve(order: Order, event: DomainEvent) -> Order:
+def evolve(order: Order, event: DomainEvent) -> Order:  # noqa: C901 - a flat table: one arm per event type
     if not isinstance(event, OrderEvent):
         return order
     o = replace(order, stage=event.stage_after or order.stage)

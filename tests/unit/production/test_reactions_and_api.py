@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from types import SimpleNamespace
 
 import pytest
 from fastapi import Response
@@ -202,8 +203,15 @@ async def test_a_route_is_a_function_of_the_service_and_refuses_in_domain_terms(
 
     svc = ProductionAPI(Production(store, lambda: NOW), None, store.personal_data, "Asia/Ho_Chi_Minh", ready)
     principal = Principal(user_id="u-1", roles=frozenset({"production"}))
+    request = SimpleNamespace(app=SimpleNamespace(state=SimpleNamespace(production=svc)))  # what it reads
     with pytest.raises(AbsentError) as absent:
-        await order_commands.handle_order_command(svc, uuid.uuid4(), Hold(reason="x"), principal, Context(actor="u-1"))
+        await order_commands.handle_order_command(
+            request,
+            uuid.uuid4(),
+            Hold(reason="x"),
+            principal,
+            Context(actor="u-1"),
+        )
     assert (status_of(absent.value), absent.value.rule) == (404, "not_found")
     with pytest.raises(AbsentError):
         await orders.get_order(uuid.uuid4(), svc, principal, Response())
