@@ -10,8 +10,9 @@ import signal
 import subprocess
 import tempfile
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -145,3 +146,44 @@ def stop_processes(processes: list[subprocess.Popen[bytes]], wait_s: float = 30)
             p.wait(timeout=wait_s)
         except subprocess.TimeoutExpired:
             p.kill()
+
+
+@dataclass
+class Served:
+    """A service built on isolated settings, its relay and read models running in this process, and an HTTP
+    client of its app."""
+
+    service: Any
+    clock: SimClock
+    http: httpx.AsyncClient
+    settings: Settings
+
+
+Serve = Callable[..., Awaitable[Served]]  # the ``serve`` fixture of tests/integration/conftest.py
+
+
+@asynccontextmanager
+async def serving(
+    build: Callable[..., Awaitable[ServiceCore]],
+    endpoints: Endpoints,
+    *,
+    start: datetime,
+    projections: set[str] | None = None,
+) -> AsyncIterator[Served]:
+    """``build(settings, clock=…)`` on isolated settings with a ``SimClock`` at ``start``; its topics made, its relay
+    and projections (all, or those named) running until the block ends; then everything stopped and dropped."""
+    settings = isolated_settings(endpoints)
+    clock = SimClock(start)
+    service = await build(settings, clock=clock)
+    await service.ensure_topics()
+    stop = asyncio.Event()
+    tasks = await start_parts(service, stop, projections=projections)
+    http = client_for(service.app())
+    try:
+        yield Served(service, clock, http, settings)
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await http.aclose()
+        await service.close()
+        await drop_everything(settings)

@@ -21,17 +21,12 @@ from services.deals import domain
 from services.deals import main as deals_main
 from shared.core.money import Money
 from shared.messaging.projections import request_rebuild
-from shared.ops.stack import Endpoints
 from shared.store.commands import Context
 from testkit.sales_sim import DAYS, START, commands, generate
 from testkit.services import (
-    SimClock,
+    Serve,
     applied_everything,
     bearer,
-    client_for,
-    drop_everything,
-    isolated_settings,
-    start_parts,
 )
 from testkit.snapshots import assert_snapshots_round_trip
 from testkit.waiting import wait_until
@@ -62,14 +57,9 @@ def assert_rows(got: list[dict[str, Any]], want: list[dict[str, Any]], float_key
                 assert g[key] == expected, (key, g[key], expected, g)
 
 
-async def test_read_models_match_the_oracle(endpoints: Endpoints) -> None:
-    settings = isolated_settings(endpoints)
-    clock = SimClock(START)
-    service = await deals_main.build(settings, clock=clock)
-    await service.ensure_topics()
-    stop = asyncio.Event()
-    tasks = await start_parts(service, stop, projections={"board", "analytics"})
-    http = client_for(service.app())
+async def test_read_models_match_the_oracle(serve: Serve) -> None:
+    served = await serve(deals_main.build, start=START, projections={"board", "analytics"})
+    service, clock, http = served.service, served.clock, served.http
 
     async def settled() -> None:
         async def done() -> bool:
@@ -77,54 +67,47 @@ async def test_read_models_match_the_oracle(endpoints: Endpoints) -> None:
 
         await wait_until(done, timeout=240, interval=0.2)
 
-    try:
-        for owner, amount in TARGETS.items():
-            await service.deals.set_target(
-                uuid.uuid4(),
-                domain.SetSalesTarget(owner_id=owner, period=PERIOD, amount=Money.of(amount)),
-                Context(actor="u-boss"),
-            )
-        actions = generate(N_DEALS)
-        assert len({a.deal for a in actions}) == N_DEALS
-        capture_at = START + timedelta(days=75)
-        captured: dict[str, Any] | None = None
-        for action in actions:
-            if captured is None and action.at > capture_at:
-                await settled()
-                live = (await http.get("/forecast", headers=AUDITOR)).json()
-                captured = {"at": datetime.now(UTC), "rows": live["rows"], "oracle": Sales(actions, until=capture_at)}
-                await asyncio.sleep(0.05)  # what follows is recorded strictly later
-            clock.now = action.at
-            await service.deals.handle(action.deal, commands(action), Context(actor="sim"))
-        assert captured is not None
-        await settled()
-        clock.now = START + timedelta(days=DAYS)
-        oracle = Sales(actions)
-        await check_everything(http, oracle, captured, clock.now)
+    for owner, amount in TARGETS.items():
+        await service.deals.set_target(
+            uuid.uuid4(),
+            domain.SetSalesTarget(owner_id=owner, period=PERIOD, amount=Money.of(amount)),
+            Context(actor="u-boss"),
+        )
+    actions = generate(N_DEALS)
+    assert len({a.deal for a in actions}) == N_DEALS
+    capture_at = START + timedelta(days=75)
+    captured: dict[str, Any] | None = None
+    for action in actions:
+        if captured is None and action.at > capture_at:
+            await settled()
+            live = (await http.get("/forecast", headers=AUDITOR)).json()
+            captured = {"at": datetime.now(UTC), "rows": live["rows"], "oracle": Sales(actions, until=capture_at)}
+            await asyncio.sleep(0.05)  # what follows is recorded strictly later
+        clock.now = action.at
+        await service.deals.handle(action.deal, commands(action), Context(actor="sim"))
+    assert captured is not None
+    await settled()
+    clock.now = START + timedelta(days=DAYS)
+    oracle = Sales(actions)
+    await check_everything(http, oracle, captured, clock.now)
 
-        # a rebuild of the analytics replays the topic and gives the same answers
-        await request_rebuild(service.storage.pool, service.storage.store.schema, "analytics")
+    # a rebuild of the analytics replays the topic and gives the same answers
+    await request_rebuild(service.storage.pool, service.storage.store.schema, "analytics")
 
-        async def rebuilt() -> bool:
-            async with service.storage.pool.acquire() as conn:
-                return (
-                    await conn.fetchval(
-                        f"SELECT generation FROM {service.storage.store.schema}.projection_generations "
-                        "WHERE projection = 'analytics' AND state = 'active'"
-                    )
-                    == 2
+    async def rebuilt() -> bool:
+        async with service.storage.pool.acquire() as conn:
+            return (
+                await conn.fetchval(
+                    f"SELECT generation FROM {service.storage.store.schema}.projection_generations "
+                    "WHERE projection = 'analytics' AND state = 'active'"
                 )
+                == 2
+            )
 
-        await wait_until(rebuilt, timeout=240, interval=0.5)
-        await check_everything(http, oracle, captured, clock.now)
-        # every stream's state survives a snapshot, and a new process deciding on it sees the same
-        assert await assert_snapshots_round_trip(service.storage.store, "deal-", domain.deal_decider) > 0
-    finally:
-        stop.set()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await http.aclose()
-        await service.close()
-        await drop_everything(settings)
+    await wait_until(rebuilt, timeout=240, interval=0.5)
+    await check_everything(http, oracle, captured, clock.now)
+    # every stream's state survives a snapshot, and a new process deciding on it sees the same
+    assert await assert_snapshots_round_trip(service.storage.store, "deal-", domain.deal_decider) > 0
 
 
 async def check_everything(http: Any, oracle: Sales, captured: dict[str, Any], now: datetime) -> None:

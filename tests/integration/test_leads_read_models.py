@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import math
 import os
 from datetime import datetime
@@ -13,17 +12,12 @@ import pytest
 
 from services.leads import domain
 from services.leads import main as leads_main
-from shared.ops.stack import Endpoints
 from shared.store.commands import Context
 from testkit.marketing_sim import START, command, generate
 from testkit.services import (
-    SimClock,
+    Serve,
     applied_everything,
     bearer,
-    client_for,
-    drop_everything,
-    isolated_settings,
-    start_parts,
 )
 from testkit.snapshots import assert_snapshots_round_trip
 from testkit.waiting import wait_until
@@ -45,52 +39,38 @@ def same(got: list[dict[str, Any]], want: list[dict[str, Any]]) -> None:
                 assert g[k] == v, (k, g[k], v, g)
 
 
-async def test_funnel_and_campaign_roi_match_the_oracle(endpoints: Endpoints) -> None:
-    settings = isolated_settings(endpoints)
-    clock = SimClock(START)
-    service = await leads_main.build(settings, clock=clock)
-    await service.ensure_topics()
-    stop = asyncio.Event()
-    tasks = await start_parts(service, stop, projections={"marketing"})
-    http = client_for(service.app())
-    try:
-        actions = generate(N_LEADS)
-        ctx = Context(actor="sim")
-        for a in actions:
-            clock.now = a.at
-            kind, cmd, day = command(a)
-            if kind == "campaign":
-                await service.leads.campaign_command(a.target, cmd, ctx, day)
-            elif a.kind == "capture":
-                await service.leads.capture(cmd, ctx, lead_id=a.target)
-            else:
-                await service.leads.handle(a.target, cmd, ctx)
-        await wait_until(lambda: applied_everything(service, "marketing"), timeout=300, interval=0.5)
-        oracle = Marketing(actions)
-        zone = ZoneInfo(TZ)
-        start, end = datetime(2026, 7, 1, tzinfo=zone), datetime(2026, 11, 1, tzinfo=zone)
-        window = {"from": "2026-07-01", "to": "2026-11-01"}
-        for by in ("source", "campaign", "month"):
-            got = (await http.get("/funnel", params=window | {"by": by}, headers=AUDITOR)).json()
-            same(got, oracle.funnel(by, start, end, TZ))
-        got = (await http.get("/campaigns", params=window, headers=AUDITOR)).json()
-        same(got, oracle.campaign_performance(start, end, TZ))
-        part = {"from": "2026-08-15", "to": "2026-09-20"}
-        got = (await http.get("/campaigns", params=part, headers=AUDITOR)).json()
-        same(
-            got, oracle.campaign_performance(datetime(2026, 8, 15, tzinfo=zone), datetime(2026, 9, 20, tzinfo=zone), TZ)
-        )
-        same((await http.get("/nurture", headers=AUDITOR)).json(), oracle.nurture())
-        same((await http.get("/segments", headers=AUDITOR)).json(), oracle.segments())
-        by_source = oracle.funnel("source", start, end, TZ)
-        assert len(by_source) == 5
-        assert sum(r["captured"] for r in by_source) >= N_LEADS * 0.95
-        assert sum(r["customers"] for r in by_source) > 100 or N_LEADS < 5000
-        # every stream's state survives a snapshot, and a new process deciding on it sees the same
-        assert await assert_snapshots_round_trip(service.storage.store, "lead-", domain.lead_decider) > 0
-    finally:
-        stop.set()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await http.aclose()
-        await service.close()
-        await drop_everything(settings)
+async def test_funnel_and_campaign_roi_match_the_oracle(serve: Serve) -> None:
+    served = await serve(leads_main.build, start=START, projections={"marketing"})
+    service, clock, http = served.service, served.clock, served.http
+    actions = generate(N_LEADS)
+    ctx = Context(actor="sim")
+    for a in actions:
+        clock.now = a.at
+        kind, cmd, day = command(a)
+        if kind == "campaign":
+            await service.leads.campaign_command(a.target, cmd, ctx, day)
+        elif a.kind == "capture":
+            await service.leads.capture(cmd, ctx, lead_id=a.target)
+        else:
+            await service.leads.handle(a.target, cmd, ctx)
+    await wait_until(lambda: applied_everything(service, "marketing"), timeout=300, interval=0.5)
+    oracle = Marketing(actions)
+    zone = ZoneInfo(TZ)
+    start, end = datetime(2026, 7, 1, tzinfo=zone), datetime(2026, 11, 1, tzinfo=zone)
+    window = {"from": "2026-07-01", "to": "2026-11-01"}
+    for by in ("source", "campaign", "month"):
+        got = (await http.get("/funnel", params=window | {"by": by}, headers=AUDITOR)).json()
+        same(got, oracle.funnel(by, start, end, TZ))
+    got = (await http.get("/campaigns", params=window, headers=AUDITOR)).json()
+    same(got, oracle.campaign_performance(start, end, TZ))
+    part = {"from": "2026-08-15", "to": "2026-09-20"}
+    got = (await http.get("/campaigns", params=part, headers=AUDITOR)).json()
+    same(got, oracle.campaign_performance(datetime(2026, 8, 15, tzinfo=zone), datetime(2026, 9, 20, tzinfo=zone), TZ))
+    same((await http.get("/nurture", headers=AUDITOR)).json(), oracle.nurture())
+    same((await http.get("/segments", headers=AUDITOR)).json(), oracle.segments())
+    by_source = oracle.funnel("source", start, end, TZ)
+    assert len(by_source) == 5
+    assert sum(r["captured"] for r in by_source) >= N_LEADS * 0.95
+    assert sum(r["customers"] for r in by_source) > 100 or N_LEADS < 5000
+    # every stream's state survives a snapshot, and a new process deciding on it sees the same
+    assert await assert_snapshots_round_trip(service.storage.store, "lead-", domain.lead_decider) > 0

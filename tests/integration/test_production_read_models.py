@@ -3,7 +3,6 @@ promises and partial shipments."""
 
 from __future__ import annotations
 
-import asyncio
 import math
 import os
 import uuid
@@ -15,17 +14,12 @@ import pytest
 
 from services.production import domain
 from services.production import main as production_main
-from shared.ops.stack import Endpoints
 from shared.store.commands import Context
 from testkit.production_sim import DAYS, START, command, generate
 from testkit.services import (
-    SimClock,
+    Serve,
     applied_everything,
     bearer,
-    client_for,
-    drop_everything,
-    isolated_settings,
-    start_parts,
 )
 from testkit.snapshots import assert_snapshots_round_trip
 from testkit.waiting import wait_until
@@ -43,68 +37,52 @@ def near(a: Any, b: Any) -> bool:
     return math.isclose(float(a), float(b), abs_tol=1e-3)
 
 
-async def test_floor_read_models_match_the_oracle(endpoints: Endpoints) -> None:
-    settings = isolated_settings(endpoints)
-    clock = SimClock(START)
-    service = await production_main.build(settings, clock=clock)
-    await service.ensure_topics()
-    stop = asyncio.Event()
-    tasks = await start_parts(service, stop, projections={"floor"})
-    http = client_for(service.app())
-    try:
-        actions = generate(N_ORDERS)
-        products: dict[uuid.UUID, str] = {}
-        ctx = Context(actor="sim")
-        for a in actions:
-            clock.now = a.at
-            await service.production.handle(a.order, command(a, products), ctx)
-        await wait_until(lambda: applied_everything(service, "floor"), timeout=300, interval=0.5)
-        clock.now = START + timedelta(days=DAYS)
-        oracle = Production(actions)
-        zone = ZoneInfo(TZ)
-        window = {"from": "2026-06-01", "to": "2026-11-01"}
-        start, end = datetime(2026, 6, 1, tzinfo=zone), datetime(2026, 11, 1, tzinfo=zone)
+async def test_floor_read_models_match_the_oracle(serve: Serve) -> None:
+    served = await serve(production_main.build, start=START, projections={"floor"})
+    service, clock, http = served.service, served.clock, served.http
+    actions = generate(N_ORDERS)
+    products: dict[uuid.UUID, str] = {}
+    ctx = Context(actor="sim")
+    for a in actions:
+        clock.now = a.at
+        await service.production.handle(a.order, command(a, products), ctx)
+    await wait_until(lambda: applied_everything(service, "floor"), timeout=300, interval=0.5)
+    clock.now = START + timedelta(days=DAYS)
+    oracle = Production(actions)
+    zone = ZoneInfo(TZ)
+    window = {"from": "2026-06-01", "to": "2026-11-01"}
+    start, end = datetime(2026, 6, 1, tzinfo=zone), datetime(2026, 11, 1, tzinfo=zone)
 
-        board = (await http.get("/board", headers=AUDITOR)).json()
-        want = oracle.board(clock.now, TZ)
-        assert (board["open_orders"], board["wip"], board["late"]) == (want["open_orders"], want["wip"], want["late"])
-        for column in board["stages"]:
-            w = want["stages"][column["stage"]]
-            assert (column["orders"], float(column["quantity"]), column["late"], column["oldest_age_days"]) == (
-                w["orders"],
-                w["quantity"],
-                w["late"],
-                w["oldest_age_days"],
-            ), column["stage"]
-        assert len(board["stages"]) == len(want["stages"])
+    board = (await http.get("/board", headers=AUDITOR)).json()
+    want = oracle.board(clock.now, TZ)
+    assert (board["open_orders"], board["wip"], board["late"]) == (want["open_orders"], want["wip"], want["late"])
+    for column in board["stages"]:
+        w = want["stages"][column["stage"]]
+        assert (column["orders"], float(column["quantity"]), column["late"], column["oldest_age_days"]) == (
+            w["orders"],
+            w["quantity"],
+            w["late"],
+            w["oldest_age_days"],
+        ), column["stage"]
+    assert len(board["stages"]) == len(want["stages"])
 
-        cycle = (await http.get("/analytics/cycle-times", params=window, headers=AUDITOR)).json()
-        want_cycle = oracle.cycle_times(start, end)
-        assert [s["stage"] for s in cycle["stages"]] == [s["stage"] for s in want_cycle["stages"]]
-        for got, w in zip(cycle["stages"], want_cycle["stages"], strict=True):
-            assert got["visits"] == w["visits"], got
-            assert near(got["median_days"], w["median_days"]) and near(got["p90_days"], w["p90_days"]), (got, w)
-        assert cycle["lead_time"]["orders"] == want_cycle["lead_time"]["orders"]
-        assert near(cycle["lead_time"]["median_days"], want_cycle["lead_time"]["median_days"])
-        assert near(cycle["lead_time"]["p90_days"], want_cycle["lead_time"]["p90_days"])
+    cycle = (await http.get("/analytics/cycle-times", params=window, headers=AUDITOR)).json()
+    want_cycle = oracle.cycle_times(start, end)
+    assert [s["stage"] for s in cycle["stages"]] == [s["stage"] for s in want_cycle["stages"]]
+    for got, w in zip(cycle["stages"], want_cycle["stages"], strict=True):
+        assert got["visits"] == w["visits"], got
+        assert near(got["median_days"], w["median_days"]) and near(got["p90_days"], w["p90_days"]), (got, w)
+    assert cycle["lead_time"]["orders"] == want_cycle["lead_time"]["orders"]
+    assert near(cycle["lead_time"]["median_days"], want_cycle["lead_time"]["median_days"])
+    assert near(cycle["lead_time"]["p90_days"], want_cycle["lead_time"]["p90_days"])
 
-        assert (await http.get("/analytics/quality", params=window, headers=AUDITOR)).json() == oracle.quality(
-            start, end
-        )
-        assert (await http.get("/analytics/delivery", params=window, headers=AUDITOR)).json() == oracle.delivery(
-            start, end, TZ
-        )
-        q = oracle.quality(start, end)
-        d = oracle.delivery(start, end, TZ)
-        assert q["reworked"] > 50 and d["completed"] > 300 and d["otif_orders"] < d["on_time"], (
-            "a history worth checking"
-        )
-        assert any(v[0] == "on_hold" for v in oracle.visits), "holds happened"
-        # every stream's state survives a snapshot, and a new process deciding on it sees the same
-        assert await assert_snapshots_round_trip(service.storage.store, "production-order-", domain.order_decider) > 0
-    finally:
-        stop.set()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await http.aclose()
-        await service.close()
-        await drop_everything(settings)
+    assert (await http.get("/analytics/quality", params=window, headers=AUDITOR)).json() == oracle.quality(start, end)
+    assert (await http.get("/analytics/delivery", params=window, headers=AUDITOR)).json() == oracle.delivery(
+        start, end, TZ
+    )
+    q = oracle.quality(start, end)
+    d = oracle.delivery(start, end, TZ)
+    assert q["reworked"] > 50 and d["completed"] > 300 and d["otif_orders"] < d["on_time"], "a history worth checking"
+    assert any(v[0] == "on_hold" for v in oracle.visits), "holds happened"
+    # every stream's state survives a snapshot, and a new process deciding on it sees the same
+    assert await assert_snapshots_round_trip(service.storage.store, "production-order-", domain.order_decider) > 0
