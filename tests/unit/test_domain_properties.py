@@ -33,6 +33,7 @@ from pydantic import BaseModel, ValidationError
 from services.deals import domain as deals
 from services.deals.handlers import Deals, deal_stream
 from services.leads import domain as leads
+from services.leads import events as leads_events
 from services.production import domain as production
 from shared.core.decider import RuleError
 from shared.store.commands import Context
@@ -243,7 +244,7 @@ LEAD_POOLS: dict[str, st.SearchStrategy[Any]] = {
     "reason": st.sampled_from(["x", "no_budget", "spam"]),
     "owner_id": st.sampled_from(["u-mai", "u-nam"]),
     "team_id": st.sampled_from([None, "north"]),
-    "kind": st.sampled_from(list(leads.EngagementKind)),
+    "kind": st.sampled_from(list(leads_events.EngagementKind)),
     "segments": st.lists(st.sampled_from(["smb", "horeca"]), max_size=2).map(tuple),
     "channel": st.sampled_from(["phone", "email", "fax"]),
     "sequence_id": st.sampled_from(["welcome", "winback"]),
