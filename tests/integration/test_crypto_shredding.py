@@ -10,6 +10,7 @@ from shared.store import NewEvent
 from shared.store.postgres import PostgresEventStore
 from testkit.events import ContactRecorded
 from testkit.kafka import read_topic
+from testkit.waiting import published
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka]
 
@@ -37,7 +38,7 @@ async def test_deleting_the_key_forgets_the_person_in_store_and_topic(
     await relay.setup()
     assert await relay.lead()
     try:
-        assert await relay.publish_batch() == 2
+        assert await published(relay, 2) == 2
     finally:
         await relay.close()
 

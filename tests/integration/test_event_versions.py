@@ -11,6 +11,7 @@ from shared.messaging.relay import OutboxRelay
 from shared.ops.stack import Endpoints
 from shared.store.postgres import PostgresEventStore
 from testkit.kafka import read_topic
+from testkit.waiting import published
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka]
 
@@ -54,7 +55,7 @@ async def test_version_1_in_the_store_and_on_the_topic_reads_as_version_2(
     await relay.setup()
     assert await relay.lead()
     try:
-        assert await relay.publish_batch() == 1
+        assert await published(relay, 1) == 1
     finally:
         await relay.close()
     ((_, message),) = await read_topic(endpoints.kafka_bootstrap_servers, topic)

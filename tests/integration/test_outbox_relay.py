@@ -16,7 +16,7 @@ from shared.store import NewEvent
 from shared.store.postgres import PostgresEventStore
 from testkit.events import Counted
 from testkit.kafka import by_stream, read_topic
-from testkit.waiting import wait_until
+from testkit.waiting import published, wait_until
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka]
 
@@ -60,15 +60,15 @@ async def test_relay_holds_back_everything_after_an_open_transaction(
             lag = await relay.lag()
             assert lag.events == 3  # committed, waiting behind the open transaction
             await tx.commit()
-        assert await relay.publish_batch() == 4
-        published = await read_topic(endpoints.kafka_bootstrap_servers, topic)
-        assert [(e.streamid, e.to_event().n) for _, e in sorted(published, key=lambda m: m[1].position)] == [
+        assert await published(relay, 4) == 4
+        messages = await read_topic(endpoints.kafka_bootstrap_servers, topic)
+        assert [(e.streamid, e.to_event().n) for _, e in sorted(messages, key=lambda m: m[1].position)] == [
             ("late", 0),
             ("after", 1),
             ("after", 2),
             ("after", 3),
         ]
-        assert by_stream(published)["after"] == [1, 2, 3]
+        assert by_stream(messages)["after"] == [1, 2, 3]
         assert (await relay.lag()).events == 0
     finally:
         await relay.close()
@@ -82,7 +82,7 @@ async def test_only_the_relays_checkpoints_skip_the_wal_flush_wait(
     assert await relay.lead()
     try:
         await pg_store.append("s", [NewEvent(Counted(n=1))], expected_version=0)
-        assert await relay.publish_batch() == 1
+        assert await published(relay, 1) == 1
         assert relay._conn is not None
         assert await relay._conn.fetchval("SHOW synchronous_commit") == "off"  # a lost checkpoint: sent again
         async with pg_store.pool.acquire() as conn:  # the appends wait for their flush
@@ -272,6 +272,6 @@ async def test_relay_refuses_a_checkpoint_ahead_of_the_cluster(
         )
     assert await relay.lead()
     try:
-        assert await relay.publish_batch() == 1
+        assert await published(relay, 1) == 1
     finally:
         await relay.close()

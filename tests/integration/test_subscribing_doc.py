@@ -15,6 +15,7 @@ from shared.ops.stack import ROOT, Endpoints
 from shared.store import NewEvent
 from shared.store.postgres import PostgresEventStore
 from testkit.events import Counted
+from testkit.waiting import published
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka]
 
@@ -38,9 +39,9 @@ async def test_the_documented_consumer_reads_each_event_once(
     await relay.setup()
     assert await relay.lead()
     try:
-        assert await relay.publish_batch() == 4
+        assert await published(relay, 4) == 4
         relay.checkpoint = relay.checkpoint._replace(tx=0, position=0)  # a crashed relay publishes them again
-        assert await relay.publish_batch() == 4
+        assert await published(relay, 4) == 4
     finally:
         await relay.close()
     env = os.environ | {
