@@ -49,8 +49,8 @@ def generate(n_orders: int, seed: int = 5) -> list[Action]:
         fails = 0
         while rng.random() < (0.25 if fails == 0 else 0.2) and fails < 3:
             fails += 1
-            acts += [("inspect", {"passed": False}), ("rework", {})]
-        acts += [("inspect", {"passed": True}), ("pack", {})]
+            acts += [("inspect", {"passed": False, "qty": qty}), ("rework", {})]
+        acts += [("inspect", {"passed": True, "qty": qty}), ("pack", {})]
         if rng.random() < 0.3:
             first = rng.randint(1, qty - 1)
             acts += [
@@ -126,7 +126,8 @@ def command(action: Action, product_of: dict[uuid.UUID, str]) -> Any:
             return domain.CompleteAssembly()
         case "inspect":
             defects = () if p["passed"] else (Defect(code="xước", quantity=1),)
-            return domain.RecordInspection(passed=p["passed"], inspected_quantity=Decimal(1), defects=defects)
+            inspected = Decimal(p.get("qty", 1))  # the units the inspection covers (the whole lot when generated)
+            return domain.RecordInspection(passed=p["passed"], inspected_quantity=inspected, defects=defects)
         case "rework":
             return domain.CompleteRework(quantity=Decimal(1))
         case "pack":

@@ -3,7 +3,7 @@
 Campaigns with daily spend; leads from several sources (signed website forms, Ladipage, manual entries) of
 varying quality; some are qualified and converted; the deals they open move forward, skip, go back, stall,
 are lost or won; won deals become production orders that are built, sometimes fail inspection and are
-reworked, are shipped and delivered, late (a rushed promise) or on time. Deterministic for a seed.
+reworked, are shipped and delivered (a rushed promise is due the day the deal is won). Deterministic for a seed.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import random
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -303,14 +303,16 @@ class Simulation:
                 )
                 self.stats.lost += 1
             return  # the rest stall
-        rush = self.rng.random() < 0.2  # the customer needed it yesterday: the order will be late
-        due = datetime.now(UTC).date() + timedelta(days=-2 if rush else self.rng.randint(14, 40))
+        # a rushed customer needs it the day the deal is won (a promise is never in the past: the win refuses it)
+        rush = self.rng.random() < 0.2
+        today = datetime.now(ZoneInfo(self.settings.timezone)).date()
+        due = today + timedelta(days=0 if rush else self.rng.randint(14, 40))
         await self.call("POST", f"{deal}/win", json={"requested_delivery_date": str(due)})
         self.stats.won += 1
-        await self.build(deal_id, product, qty, late=rush)
+        await self.build(deal_id, product, qty, due=due, rush=rush)
 
     # ------------------------------------------------------------------ production
-    async def build(self, deal_id: str, product: str, qty: int, *, late: bool) -> None:
+    async def build(self, deal_id: str, product: str, qty: int, *, due: date, rush: bool) -> None:
         found: list[str] = []
 
         async def created() -> bool:  # the order the won deal made, once production has reacted to it
@@ -342,7 +344,7 @@ class Simulation:
                 ("complete-rework", {"quantity": "1"}),
             ]
         steps += [("record-inspection", {"passed": True, "inspected_quantity": str(qty)}), ("pack", {"packages": 1})]
-        if not late and self.rng.random() < 0.15:  # a late promise is not moved: it shows as late
+        if not rush and self.rng.random() < 0.15:  # a rushed promise is not moved
             steps.append(
                 ("change-due-date", {"due_date": str(today + timedelta(days=45)), "reason": "thiếu linh kiện"})
             )
@@ -362,7 +364,7 @@ class Simulation:
                     json={"shipment_id": shipments[-1]["shipment_id"]},
                 )
                 self.stats.orders_delivered += 1
-                self.stats.late_deliveries += late
+                self.stats.late_deliveries += datetime.now(ZoneInfo(self.settings.timezone)).date() > due
 
     async def run(self, leads: int, rate: float) -> Stats:
         """``leads`` journeys, starting ``rate`` per second, a few at a time."""

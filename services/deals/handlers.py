@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 import structlog
@@ -38,7 +38,9 @@ Clock = Callable[[], datetime]
 
 # Ids of what reactions create derive from what caused them (uuid5 in these namespaces; a client may not choose
 # such an id: shared.core.ids). A converted lead's deal: NS_DEAL_FROM_LEAD, deal_id_for_lead (the event contract's).
-NS_FOLLOW_UP_FROM_SHIPMENT = uuid.UUID("6f1f3c8e-2f4e-5b7a-9d0c-1a2b3c4d5e02")
+# An order's satisfaction check: NS_FOLLOW_UP_FROM_ORDER, one per order however many parts it ships in (until
+# issue 23 it was one per shipment, in NS 6f1f3c8e-2f4e-5b7a-9d0c-1a2b3c4d5e02: ``_order_follow_up`` finds those).
+NS_FOLLOW_UP_FROM_ORDER = uuid.UUID("6f1f3c8e-2f4e-5b7a-9d0c-1a2b3c4d5e04")
 FOLLOW_UP_AFTER_SHIPMENT = timedelta(days=3)
 FOLLOW_UP_AFTER_DELIVERY = timedelta(days=7)
 REACTIONS_ACTOR = "system:deals-reactions"
@@ -56,19 +58,23 @@ def target_stream(target_id: uuid.UUID) -> str:
     return f"sales-target-{target_id}"
 
 
-def follow_up_id_for_shipment(shipment_id: uuid.UUID) -> uuid.UUID:
-    return uuid.uuid5(NS_FOLLOW_UP_FROM_SHIPMENT, str(shipment_id))
+def follow_up_id_for_order(order_id: uuid.UUID) -> uuid.UUID:
+    """The satisfaction check a shipped order opens on its deal: one per order (DOMAIN.md §1.3 S15, after-sales
+    follow-up "to ensure satisfaction"), not one per shipment of an order shipped in parts."""
+    return uuid.uuid5(NS_FOLLOW_UP_FROM_ORDER, str(order_id))
 
 
 class Deals:
-    def __init__(self, store: EventStore, clock: Clock, keys: KeyStore | None = None) -> None:
-        """``keys``: the personal-data key store ``erase_contact`` destroys a key in (default: the store's)."""
+    def __init__(self, store: EventStore, clock: Clock, keys: KeyStore | None = None, *, tz: tzinfo = UTC) -> None:
+        """``keys``: the personal-data key store ``erase_contact`` destroys a key in (default: the store's); ``tz``:
+        the business time zone dates are judged in."""
         self.store = store
         self.clock = clock
         self.keys = keys if keys is not None else keys_of(store)
+        self.tz = tz
 
     def using(self, store: EventStore) -> Deals:
-        return Deals(store, self.clock, self.keys)
+        return Deals(store, self.clock, self.keys, tz=self.tz)
 
     # ------------------------------------------------------------------ pipelines and targets
     async def ensure_default_pipeline(self) -> None:
@@ -150,7 +156,7 @@ class Deals:
         def decide(deal: Deal) -> list[DealEvent]:
             if ctx.occurred_at is not None and deal.opened_at is not None and ctx.occurred_at < deal.opened_at:
                 raise domain.DealRuleError("before_opening", f"the deal was opened at {deal.opened_at}")
-            return domain.decide(deal, cmd, pipeline, ctx.occurred_at or now, deal_id)
+            return domain.decide(deal, cmd, pipeline, ctx.occurred_at or now, deal_id, tz=self.tz)
 
         return await execute(
             self.store, deal_stream(deal_id), domain.deal_decider, decide, check=check, **self._options(ctx)
@@ -192,11 +198,11 @@ class Deals:
         match event:
             case LeadConverted():
                 await self._open_from_lead(event, ctx)
-            case OrderShipped() if event.deal_id:
+            case OrderShipped() if event.deal_id:  # the first part shipped starts it, the next find it started
                 await self._on_deal(
                     event.deal_id,
                     domain.StartFollowUp(
-                        follow_up_id=follow_up_id_for_shipment(event.shipment_id),
+                        follow_up_id=await self._order_follow_up(event.deal_id, event.order_id),
                         kind="satisfaction_check",
                         due_on=(event.shipped_at + FOLLOW_UP_AFTER_SHIPMENT).date(),
                         order_id=event.order_id,
@@ -207,8 +213,8 @@ class Deals:
             case OrderDelivered() if event.deal_id:
                 await self._on_deal(
                     event.deal_id,
-                    domain.RescheduleFollowUp(
-                        follow_up_id=follow_up_id_for_shipment(event.shipment_id),
+                    domain.RescheduleFollowUp(  # a week after the last part arrived
+                        follow_up_id=await self._order_follow_up(event.deal_id, event.order_id),
                         due_on=(event.delivered_at + FOLLOW_UP_AFTER_DELIVERY).date(),
                         reason="delivered: satisfaction check a week after delivery"
                         + ("" if event.on_time else " (delivered late)"),
@@ -244,6 +250,15 @@ class Deals:
                     ),
                     ctx,
                 )
+
+    async def _order_follow_up(self, deal_id: uuid.UUID, order_id: uuid.UUID) -> uuid.UUID:
+        """The id of the order's satisfaction check: the one the deal has for this order (started before issue 23
+        under a shipment's id), else the one derived from the order."""
+        deal = (await self.latest(deal_id)).state
+        for f in deal.follow_ups.values():
+            if f.order_id == order_id and f.kind == "satisfaction_check":
+                return f.follow_up_id
+        return follow_up_id_for_order(order_id)
 
     async def _open_from_lead(self, event: LeadConverted, ctx: Context) -> None:
         """Open the deal of a converted lead under the id derived from the lead. A deal already there that a

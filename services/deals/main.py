@@ -7,6 +7,7 @@ models and reactions), or all three in one process (development and the demo). E
 from __future__ import annotations
 
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI
 
@@ -27,7 +28,7 @@ class DealsService(AlertingService):
 
     def __init__(self, storage: Storage, clock: Clock) -> None:
         super().__init__(storage)
-        self.deals = Deals(storage.store, clock, storage.personal_data.keys)
+        self.deals = Deals(storage.store, clock, storage.personal_data.keys, tz=ZoneInfo(self.settings.timezone))
 
     def projections(self) -> list[Projection]:
         topic = self.settings.events_topic(SERVICE)

@@ -250,7 +250,7 @@ class Leads:
         if raw is None:
             raise domain.LeadRuleError("no_raw_payload", "this lead has no raw payload (manual, or erased)")
         mapped = sources.remap(loaded.state.source, raw)
-        if mapped is None or mapped.contact is None:
+        if mapped is None:
             raise domain.LeadRuleError("unmappable", f"no mapping gives a contact for source {loaded.state.source}")
         return await self.handle(lead_id, domain.UpdateContact(contact=mapped.contact, reason="mapping re-run"), ctx)
 

@@ -251,8 +251,9 @@ def _pick(fields: dict[str, str], keys: tuple[str, ...]) -> str | None:
     return None
 
 
-def contact_from(fields: dict[str, str]) -> tuple[LeadContact | None, dict[str, str]]:
-    """The contact and the remaining answers from flat label → value fields."""
+def contact_from(fields: dict[str, str]) -> tuple[LeadContact, dict[str, str]]:
+    """The contact (empty if the fields name none) and the remaining answers from flat label → value fields. Whether
+    it will do is the capture's rule for every source (``domain.commands.reachable``: an email or a phone)."""
     lowered = {normalize.text(k.lower()) or k: v for k, v in fields.items()}
     name = _pick(lowered, NAME_KEYS)
     if name is None and (lowered.get("first_name") or lowered.get("last_name")):
@@ -272,8 +273,7 @@ def contact_from(fields: dict[str, str]) -> tuple[LeadContact | None, dict[str, 
         for k, v in fields.items()
         if (normalize.text(k.lower()) or k) not in used and k not in IGNORED and v not in (None, "")
     }
-    empty = not any(contact.model_dump().values())
-    return (None if empty else contact), answers
+    return contact, answers
 
 
 def _utm(form: _Form) -> dict[str, str | None]:
@@ -287,8 +287,6 @@ def website_form(data: dict[str, Any]) -> CaptureLead:
     form = read(WebsiteForm, data, "body")
     fields = {k: str(v) for k, v in data.items() if isinstance(v, str | int | float) and not isinstance(v, bool)}
     contact, answers = contact_from(fields)
-    if contact is None or not (contact.email or contact.phone):
-        raise WebhookRejectedError(422, "a lead needs an email or a phone")
     consent = (
         Consent(
             marketing=bool(form.consent),
@@ -321,8 +319,6 @@ def ladipage(data: dict[str, Any]) -> CaptureLead:
     form = read(LadipageForm, data, "body")
     fields = {k: str(v) for k, v in data.items() if isinstance(v, str | int | float) and not isinstance(v, bool)}
     contact, answers = contact_from(fields)
-    if contact is None or not (contact.email or contact.phone):
-        raise WebhookRejectedError(422, "a lead needs an email or a phone")
     external = form.submission_id or form.id
     if not external:  # Ladipage repeats a delivery with the same body: its hash identifies it
         external = "sha256:" + hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()

@@ -234,7 +234,7 @@ async def test_a_lead_from_an_ad_to_the_deals_follow_up(system: tuple[Settings, 
                 and r["campaigns"][0]["customers"] == 1
                 and [w["deal_id"] for w in r["won"]] == [deal]
                 and r["delivery"]["completed"] == 1
-                and r["floor"]["reworked"] == 1
+                and r["floor"]["reworked"] == "2"  # units: the 2 inspected at the failed first inspection
                 and r["floor"]["fpy"] == 0.0
             )
 

@@ -49,7 +49,7 @@ from testkit.waiting import wait_until
 pytestmark = [pytest.mark.pg, pytest.mark.kafka, pytest.mark.e2e, pytest.mark.slow]
 RATE = 30.0  # commands a second, across the three APIs
 WRITES = {  # a command each API takes (what it answers while PostgreSQL is down)
-    "leads": ("/leads", {"source": "manual"}),
+    "leads": ("/leads", {"source": "manual", "contact": {"phone": "0905123456"}}),
     "deals": ("/deals", {"title": "Đơn", "customer": "Khách", "owner_id": "u-lan"}),
     "production": (
         "/orders",

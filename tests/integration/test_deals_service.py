@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from services.deals import main as deals_main
-from services.deals.handlers import deal_id_for_lead, follow_up_id_for_shipment
+from services.deals.handlers import deal_id_for_lead, follow_up_id_for_order
 from services.leads.events import Attribution, LeadContact, LeadConverted
 from services.production.events import OrderDelivered, OrderShipped, PromisedDateChanged
 from shared.messaging.projections import request_rebuild
@@ -222,7 +222,7 @@ async def test_a_converted_lead_opens_a_deal_and_production_drives_its_follow_up
 
     await wait_until(followed, timeout=30)
     body = (await deals.http.get(f"/deals/{deal_id}", headers=LAN)).json()
-    assert body["follow_ups"][0]["follow_up_id"] == str(follow_up_id_for_shipment(shipment_id))
+    assert body["follow_ups"][0]["follow_up_id"] == str(follow_up_id_for_order(order_id))
     assert "thiếu linh kiện" in body["delivery_risk"]
 
     # the same production events delivered again (a relay re-send): nothing more happens

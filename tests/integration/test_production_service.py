@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -76,7 +77,8 @@ async def test_one_order_per_won_deal_and_the_way_back(endpoints: Endpoints) -> 
                 json={"probability": "0.25", "reason": "ngân sách chưa duyệt"},
             )
         ).status_code == 200
-        r = await d_http.post(f"/deals/{won}/win", headers=SALES, json={"requested_delivery_date": "2026-12-28"})
+        due = str(datetime.now(UTC).date() + timedelta(days=22))  # a win's requested delivery date is never in the past
+        r = await d_http.post(f"/deals/{won}/win", headers=SALES, json={"requested_delivery_date": due})
         assert r.status_code == 200
         order_id = order_id_for_deal(uuid.UUID(won))
 
@@ -121,7 +123,7 @@ async def test_one_order_per_won_deal_and_the_way_back(endpoints: Endpoints) -> 
             )
         assert orders == 1
         order = (await p_http.get(f"/orders/{order_id}", headers=PROD)).json()
-        assert (order["version"], order["due_date"], order["quantity"]) == (1, "2026-12-28", "3")
+        assert (order["version"], order["due_date"], order["quantity"]) == (1, due, "3")
 
         # production's delay reaches the deal as a delivery risk; a shipment starts its follow-up
         for path, body in [

@@ -30,7 +30,7 @@ ADMIN = bearer("u-admin", "admin")
 # A command route of each API, with a valid body to pad.
 ROUTES: dict[str, tuple[str, dict[str, Any]]] = {
     "deals": ("/deals", {"title": "Tủ đông", "customer": "Bình An", "owner_id": "u-lan"}),
-    "leads": ("/leads", {"source": "manual"}),
+    "leads": ("/leads", {"source": "manual", "contact": {"phone": "0905123456"}}),
     "production": (
         "/orders",
         {"customer": "Bình An", "lines": [{"product": "A", "quantity": "1"}], "due_date": "2027-01-10"},

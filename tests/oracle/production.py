@@ -40,7 +40,8 @@ class Order:
     shipments: dict[int, int] = field(default_factory=dict)
     completed_at: datetime | None = None
     first_delivery: tuple[datetime, int] | None = None
-    inspections: list[tuple[datetime, bool]] = field(default_factory=list)
+    inspections: list[tuple[datetime, bool, int]] = field(default_factory=list)  # at, passed, units inspected
+    scrapped: list[tuple[datetime, int]] = field(default_factory=list)  # at, units
 
 
 class Production:
@@ -75,8 +76,9 @@ class Production:
             self.units.append((a.at, p["qty"], 0))
         elif a.kind == "scrap":
             self.units.append((a.at, -p["qty"], p["qty"]))
+            o.scrapped.append((a.at, p["qty"]))
         elif a.kind == "inspect":
-            o.inspections.append((a.at, p["passed"]))
+            o.inspections.append((a.at, p["passed"], p.get("qty", 1)))
             self._move(k, "packing" if p["passed"] else "rework", a.at)
         elif a.kind == "redate":
             o.due = p["due"]
@@ -140,18 +142,23 @@ class Production:
         }
 
     def quality(self, start: datetime, end: datetime) -> dict[str, Any]:
+        """FPY over units (DOMAIN.md §2.5): units passing their first inspection without rework or scrap / units
+        inspected, a unit scrapped before its order's first inspection counting as one that did not pass."""
         first = [o for o in self.orders.values() if o.inspections and start <= o.inspections[0][0] < end]
-        passed = sum(1 for o in first if o.inspections[0][1])
-        reworked = sum(1 for o in first if any(not ok for _, ok in o.inspections))
+        inspected = sum(o.inspections[0][2] for o in first)
+        passed = sum(o.inspections[0][2] for o in first if o.inspections[0][1])
+        reworked = inspected - passed
+        before = sum(q for o in first for at, q in o.scrapped if at < o.inspections[0][0])
         good = sum(g for at, g, _ in self.units if start <= at < end)
         scrapped = sum(s for at, _, s in self.units if start <= at < end)
         made = good + scrapped
         return {
-            "inspected": len(first),
-            "first_pass": passed,
-            "fpy": round(passed / len(first), 6) if first else None,
-            "reworked": reworked,
-            "rework_rate": round(reworked / len(first), 6) if first else None,
+            "inspected": str(inspected),
+            "first_pass": str(passed),
+            "scrapped_before_inspection": str(before),
+            "fpy": round(passed / (inspected + before), 6) if first else None,
+            "reworked": str(reworked),
+            "rework_rate": round(reworked / inspected, 6) if first else None,
             "units_made": str(made),
             "units_scrapped": str(scrapped),
             "scrap_rate": round(scrapped / made, 6) if made else None,

@@ -8,7 +8,7 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -63,7 +63,14 @@ class Deal:
 
     @property
     def probability(self) -> Decimal:
+        """Won 1, lost 0: a closed deal weighs what it brought; open: the override, else the stage's."""
+        if self.status != "open":
+            return Decimal(self.status == "won")
         return self.override if self.override is not None else STAGES[self.stage][1]
+
+    @property
+    def weighted_value(self) -> Decimal:
+        return (self.value * self.probability).quantize(Decimal(1), ROUND_HALF_UP)  # PostgreSQL's round()
 
 
 @dataclass
@@ -93,6 +100,7 @@ class Sales:
         self.deals: dict[str, Deal] = {}
         self.visits: list[Visit] = []
         self.activities: list[Activity] = []
+        self.opened_as: dict[str, tuple[str, str]] = {}  # each deal's owner and team when it was opened
         for a in actions:
             if until is not None and a.at > until:
                 break
@@ -106,6 +114,7 @@ class Sales:
         if a.kind == "open":
             value = sum((Decimal(q) * price for _, q, price in p["lines"]), Decimal(0))
             self.deals[d_id] = Deal(d_id, p["owner"], p["team"], a.at, value, p["close"], "target_identified", a.at)
+            self.opened_as[d_id] = (p["owner"], p["team"])
             self.visits.append(Visit(d_id, "target_identified", a.at))
             return
         d = self.deals[d_id]
@@ -203,13 +212,20 @@ class Sales:
         ]
 
     def changes_since(self, before: Sales) -> dict[str, dict[str, Any]]:
+        """Each deal now against itself before (a deal opened since: against nothing, and against how it was
+        opened for its status and its owner), everyone's: created, won, lost, reopened, pulled in, pushed out,
+        value up or down, reassigned."""
         kinds = ("created", "won", "lost", "reopened", "pulled_in", "pushed_out", "value_up", "value_down")
-        out: dict[str, dict[str, Any]] = {k: {"count": 0, "value": Decimal(0)} for k in kinds}
+        out: dict[str, dict[str, Any]] = {k: {"count": 0, "value": Decimal(0)} for k in (*kinds, "reassigned")}
         for d_id, now in self.deals.items():
             was = before.deals.get(d_id)
             changes = []
             if was is None:
                 changes.append(("created", now.value))
+                if now.status != "open":
+                    changes.append((now.status, now.value))
+                if (now.owner, now.team) != self.opened_as[d_id]:
+                    changes.append(("reassigned", now.value))
             else:
                 if was.status != now.status:
                     changes.append(({"won": "won", "lost": "lost", "open": "reopened"}[now.status], now.value))
@@ -217,6 +233,8 @@ class Sales:
                     changes.append(("pulled_in" if now.close < was.close else "pushed_out", now.value))
                 if now.value != was.value:
                     changes.append(("value_up" if now.value > was.value else "value_down", now.value - was.value))
+                if (now.owner, now.team) != (was.owner, was.team):
+                    changes.append(("reassigned", now.value))
             for kind, value in changes:
                 out[kind]["count"] += 1
                 out[kind]["value"] += value

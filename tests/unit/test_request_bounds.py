@@ -71,6 +71,7 @@ DEAL = {
     "contact": {"name": "Phạm Thu Hà", "email": "ha.pham@hoabinh.vn"},
     "lines": [{"product": "Máy lạnh 2HP", "quantity": "4", "unit_price": {"amount": "15000000", "currency": "VND"}}],
 }
+PHONE = {"phone": "0905123456"}  # a lead needs an email or a phone
 ORDER = {"customer": "Bình An", "lines": [{"product": "Tủ mát", "quantity": "2"}], "due_date": "2027-01-10"}
 
 
@@ -211,7 +212,7 @@ def test_an_overlong_idempotency_key_if_match_or_occurred_at_answers_422_naming_
 # ---------------------------------------------------------------------------------------------- leads
 def test_a_raw_payload_over_the_bound_answers_422_naming_it_and_the_limit(leads: Service) -> None:
     payload = {"form": "hội chợ", "blob": "x" * 900_000}
-    r = leads.http.post("/leads", json={"source": "import", "raw_payload": payload}, headers=MKT)
+    r = leads.http.post("/leads", json={"source": "import", "contact": PHONE, "raw_payload": payload}, headers=MKT)
     error = field_errors(r)[("body", "raw_payload")]
     assert error["type"] == "json_too_large"
     assert error["ctx"]["max_bytes"] == MAX_RAW_PAYLOAD_BYTES
@@ -221,11 +222,11 @@ def test_a_raw_payload_over_the_bound_answers_422_naming_it_and_the_limit(leads:
     deep: Any = "bottom"
     for _ in range(MAX_JSON_DEPTH + 1):
         deep = {"d": deep}
-    r = leads.http.post("/leads", json={"source": "import", "raw_payload": deep}, headers=MKT)
+    r = leads.http.post("/leads", json={"source": "import", "contact": PHONE, "raw_payload": deep}, headers=MKT)
     assert field_errors(r)[("body", "raw_payload")]["type"] == "json_too_deep"
 
     fits = {"form": "hội chợ", "blob": "x" * (MAX_RAW_PAYLOAD_BYTES - 100)}
-    r = leads.http.post("/leads", json={"source": "import", "raw_payload": fits}, headers=MKT)
+    r = leads.http.post("/leads", json={"source": "import", "contact": PHONE, "raw_payload": fits}, headers=MKT)
     assert r.status_code == 201, r.text[:300]
     assert leads.events()[-1].data["raw_payload"]  # kept (sealed)
 
@@ -259,7 +260,9 @@ def test_overlong_lead_fields_answer_422_naming_each_field(leads: Service) -> No
     assert any(loc[:2] == ("body", "answers") and "[key]" in loc for loc in errors)  # the over-long question
     assert not leads.events()
 
-    lead = leads.http.post("/leads", json={"source": "manual", "contact": {"name": "An"}}, headers=MKT).json()["id"]
+    lead = leads.http.post("/leads", json={"source": "manual", "contact": {"name": "An"} | PHONE}, headers=MKT).json()[
+        "id"
+    ]
     r = leads.http.post(
         f"/leads/{lead}/update-contact", json={"contact": {"company": "C" * 5000}, "reason": "typo"}, headers=MKT
     )

@@ -11,8 +11,14 @@ Facts kept (no value that depends on today):
 - ``activities``: each activity with the stage it happened in; ``targets``; ``pipeline_stages``.
 
 Formulas (DOMAIN.md §2.5), per currency (one currency per query, VND by default):
-- effective probability = the deal's override, else its stage's probability when it entered the stage;
+- effective probability = won 1, lost 0; open: the deal's override, else its stage's probability when it entered
+  the stage (the board's lists and the deal's answer weigh a deal's value by it);
 - forecast for a month = won value closed in it + Σ open value × probability expected to close in it;
+- what moved the forecast between two recorded times, per deal, the two records compared (net): created (opened in
+  between; won or lost too if it closed in between), won, lost, reopened, pulled in, pushed out (close date), value
+  up or down (by the difference), reassigned (another owner or team than at the start, or than when opened in
+  between; for an owner's or a team's figures it shows both for who had it and who has it, and is all that shows
+  for who had it); each counted with the deal's value at the end;
 - stage conversion: the cohort = deals whose first entry into the stage falls in the window; advanced = those
   that later entered a later stage or were won; lost = those lost without advancing; conversion =
   advanced / (advanced + lost); still-open deals are shown apart (censored);

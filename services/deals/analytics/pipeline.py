@@ -100,6 +100,58 @@ async def forecast(
     ]
 
 
+CHANGE_KINDS = (
+    "created",
+    "won",
+    "lost",
+    "reopened",
+    "pulled_in",
+    "pushed_out",
+    "value_up",
+    "value_down",
+    "reassigned",
+)
+# Each deal as recorded at $2 (b), as recorded at $1 (a; none if opened since) and as opened (o, for those opened
+# since): in scope ($4 owner, $5 team) at either end, so a deal handed over shows for who had it and who has it.
+_CHANGES = f"""WITH a AS (SELECT * FROM deal_versions WHERE {valid_at("$1")}),
+        b AS (SELECT * FROM deal_versions WHERE {valid_at("$2")}),
+        o AS (SELECT DISTINCT ON (deal_id) deal_id, owner_id, team_id FROM deal_versions
+              WHERE deal_id IN (SELECT deal_id FROM b) AND deal_id NOT IN (SELECT deal_id FROM a)
+              ORDER BY deal_id, version),
+        x AS (SELECT b.deal_id, b.owner_id, b.team_id,
+                     coalesce(a.owner_id, o.owner_id) AS old_owner, coalesce(a.team_id, o.team_id) AS old_team,
+                     a.status AS was, b.status AS now, a.value AS old_value, b.value AS new_value,
+                     a.expected_close_date AS old_close, b.expected_close_date AS new_close
+              FROM b LEFT JOIN a USING (deal_id) LEFT JOIN o USING (deal_id) WHERE b.currency = $3)
+    SELECT *, ($4::text IS NULL OR owner_id = $4) AND ($5::text IS NULL OR team_id IS NOT DISTINCT FROM $5)
+              AS in_scope_now
+    FROM x
+    WHERE ($4::text IS NULL OR owner_id = $4 OR old_owner = $4)
+      AND ($5::text IS NULL OR team_id IS NOT DISTINCT FROM $5 OR old_team IS NOT DISTINCT FROM $5)
+    ORDER BY deal_id"""
+
+
+def deal_changes(r: Any) -> list[tuple[str, Decimal]]:
+    """What moved one deal's part of the forecast between the two times, each with its value; net, as the two
+    times' records compare (a deal opened in between is compared with how it was opened)."""
+    changes: list[tuple[str, Decimal]] = []
+    value = r["new_value"]
+    if not r["in_scope_now"]:  # handed over to someone out of scope: only that, for who had it
+        return [("reassigned", value)]
+    if r["was"] is None:
+        changes.append(("created", value))
+    if r["now"] != (r["was"] or "open"):
+        changes.append(({"won": "won", "lost": "lost", "open": "reopened"}[r["now"]], value))
+    if r["was"] is not None:
+        if r["old_close"] and r["new_close"] and r["new_close"] != r["old_close"]:
+            changes.append(("pulled_in" if r["new_close"] < r["old_close"] else "pushed_out", value))
+        if r["new_value"] != r["old_value"]:
+            changes.append(("value_up" if r["new_value"] > r["old_value"] else "value_down", value - r["old_value"]))
+    if (r["owner_id"], r["team_id"]) != (r["old_owner"], r["old_team"]):
+        changes.append(("reassigned", value))
+    return changes
+
+
 async def forecast_changes(
     conn: Conn,
     *,
@@ -109,41 +161,25 @@ async def forecast_changes(
     owner_id: str | None = None,
     team_id: str | None = None,
 ) -> dict[str, Any]:
-    """What moved the forecast between two recorded times (``until`` None: now), deal by deal."""
-    rows = await conn.fetch(
-        f"""WITH a AS (SELECT * FROM deal_versions WHERE {valid_at("$1")}),
-                b AS (SELECT * FROM deal_versions WHERE {valid_at("$2")})
-           SELECT b.deal_id, b.owner_id, a.status AS was, b.status AS now, a.value AS old_value, b.value AS new_value,
-                  a.expected_close_date AS old_close, b.expected_close_date AS new_close
-           FROM b LEFT JOIN a USING (deal_id)
-           WHERE b.currency = $3 AND ($4::text IS NULL OR b.owner_id = $4) AND ($5::text IS NULL OR b.team_id = $5)
-           ORDER BY b.deal_id""",
-        since,
-        until,
-        currency,
-        owner_id,
-        team_id,
-    )
-    kinds = ("created", "won", "lost", "reopened", "pulled_in", "pushed_out", "value_up", "value_down")
-    summary: dict[str, dict[str, Any]] = {k: {"count": 0, "value": Decimal(0)} for k in kinds}
+    """What moved the forecast between two recorded times (``until`` None: now), deal by deal: a deal opened in
+    between is created, and won or lost too if it closed in between; a deal handed over is reassigned."""
+    rows = await conn.fetch(_CHANGES, since, until, currency, owner_id, team_id)
+    summary: dict[str, dict[str, Any]] = {k: {"count": 0, "value": Decimal(0)} for k in CHANGE_KINDS}
     deals = []
     for r in rows:
-        changes: list[str] = []
-        if r["was"] is None:
-            changes.append("created")
-        else:
-            if r["was"] != r["now"]:
-                changes.append({"won": "won", "lost": "lost", "open": "reopened"}[r["now"]])
-            if r["old_close"] and r["new_close"] and r["new_close"] != r["old_close"]:
-                changes.append("pulled_in" if r["new_close"] < r["old_close"] else "pushed_out")
-            if r["new_value"] != r["old_value"]:
-                changes.append("value_up" if r["new_value"] > r["old_value"] else "value_down")
-        for c in changes:
-            summary[c]["count"] += 1
-            delta = r["new_value"] - r["old_value"] if c.startswith("value_") else r["new_value"]
-            summary[c]["value"] += delta
+        changes = deal_changes(r)
+        for kind, value in changes:
+            summary[kind]["count"] += 1
+            summary[kind]["value"] += value
         if changes:
-            deals.append({"deal_id": str(r["deal_id"]), "owner_id": r["owner_id"], "changes": changes})
+            deals.append(
+                {
+                    "deal_id": str(r["deal_id"]),
+                    "owner_id": r["owner_id"],
+                    "previous_owner_id": r["old_owner"],
+                    "changes": [kind for kind, _ in changes],
+                }
+            )
     return {
         "since": since.isoformat(),
         "until": until.isoformat() if until else None,

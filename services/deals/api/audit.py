@@ -1,6 +1,7 @@
-"""A deal's audit trail: every event of the deal (``/history``), the deal as of a time or a version (``/state``),
-and what changed between two (``/diff``). Recorded time is what the system knew then; occurred time counts
-back-dated facts (X-Occurred-At) where they happened."""
+"""A deal's audit trail: every event of the deal (``/history``), the deal as of a time or a version (``/state``;
+404 before the deal existed, as for a deal that does not exist), and what changed between two (``/diff``).
+Recorded time is what the system knew then; occurred time counts back-dated facts (X-Occurred-At) where they
+happened."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from services.deals.api.rights import can_write
 from services.deals.api.views import state_as_json
 from services.deals.domain import Deal
 from services.deals.handlers import deal_stream
+from shared.core.decider import NotVisibleError
 from shared.core.limits import MAX_VERSION, Moment
 from shared.edge.queries import Cursor, Limit, decode_cursor, history_page
 from shared.store.commands import Loaded
@@ -53,6 +55,8 @@ async def state_as_of(
 ) -> dict[str, Any]:
     await visible_deal(svc, deal_id, p)
     loaded = await as_of(svc, deal_id, at, basis, version)
+    if loaded.version == 0:  # before the deal existed: as for a deal that does not exist
+        raise NotVisibleError(f"no deal {deal_id} at {at.isoformat() if at else 'that version'}")
     body = state_as_json(loaded.state)
     body["version"] = loaded.version
     body["as_of"] = {"at": at.isoformat() if at else None, "basis": basis, "version": version}

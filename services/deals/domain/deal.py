@@ -105,7 +105,12 @@ class Deal:
 
     @property
     def probability(self) -> Decimal:
-        """The deal's override if set, else its stage's probability when it entered the stage."""
+        """Won: 1, lost: 0 (a closed deal weighs what it brought); open: the deal's override if set, else its
+        stage's probability when it entered the stage."""
+        if self.status is Status.WON:
+            return Decimal(1)
+        if self.status is Status.LOST:
+            return Decimal(0)
         if self.probability_override is not None:
             return self.probability_override
         return self.stage.probability if self.stage else Decimal(0)

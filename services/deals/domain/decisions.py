@@ -5,7 +5,7 @@ named decision, one per command. Each returns the new events or raises a ``DealR
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, date, datetime, tzinfo
 
 from pydantic import ValidationError
 
@@ -73,8 +73,10 @@ from shared.core.money import Money, totals
 
 
 # ---------------------------------------------------------------------------------------------- the dispatcher
-def decide(deal: Deal, command: Command, pipeline: Pipeline, now: datetime, deal_id: uuid.UUID) -> list[DealEvent]:  # noqa: C901 - a flat table: one arm per command
-    """The events a command produces on a deal, or the rule it breaks."""
+def decide(  # noqa: C901 - a flat table: one arm per command
+    deal: Deal, command: Command, pipeline: Pipeline, now: datetime, deal_id: uuid.UUID, *, tz: tzinfo = UTC
+) -> list[DealEvent]:
+    """The events a command produces on a deal, or the rule it breaks; ``tz``: the business zone dates are in."""
     check_allowed(deal, command)
     d = deal_id
     match command:
@@ -107,7 +109,7 @@ def decide(deal: Deal, command: Command, pipeline: Pipeline, now: datetime, deal
         case RejectQuote():
             return reject_quote(deal, command, d)
         case WinDeal():
-            return win(deal, command, now, d)
+            return win(deal, command, now, d, tz)
         case LoseDeal():
             return lose(deal, command, now, d)
         case ReopenDeal():
@@ -345,7 +347,7 @@ def reject_quote(deal: Deal, command: RejectQuote, d: uuid.UUID) -> list[DealEve
 
 
 # ---------------------------------------------------------------------------------------------- closing
-def win(deal: Deal, command: WinDeal, now: datetime, d: uuid.UUID) -> list[DealEvent]:
+def win(deal: Deal, command: WinDeal, now: datetime, d: uuid.UUID, tz: tzinfo = UTC) -> list[DealEvent]:
     assert deal.stage is not None
     assert deal.opened_at is not None
     # winning with a named quote signs it (sent or accepted); without one, the accepted quote or the lines
@@ -364,6 +366,7 @@ def win(deal: Deal, command: WinDeal, now: datetime, d: uuid.UUID) -> list[DealE
         raise DealRuleError("contact_required", "a delivery address needs the deal's contact (its data subject)")
     if command.delivery_address is not None and deal.contact_erased:
         raise DealRuleError("contact_erased", "the deal's contact was erased: no address is kept for them")
+    check_delivery_date(command.requested_delivery_date, now, tz)
     return [
         DealWon(
             deal_id=d,
@@ -382,6 +385,13 @@ def win(deal: Deal, command: WinDeal, now: datetime, d: uuid.UUID) -> list[DealE
             source_lead_id=deal.source_lead_id,
         )
     ]
+
+
+def check_delivery_date(day: date | None, now: datetime, tz: tzinfo) -> None:
+    """The order's due date, never before the command's time (as production's ``change-due-date``): ``now`` is the
+    occurred time of a back-dated or imported win, not the wall clock; the day is the business zone's."""
+    if day is not None and day < (today := now.astimezone(tz).date()):
+        raise DealRuleError("delivery_date_past", f"the requested delivery date {day} is before the win's day {today}")
 
 
 def lose(deal: Deal, command: LoseDeal, now: datetime, d: uuid.UUID) -> list[DealEvent]:

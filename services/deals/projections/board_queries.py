@@ -13,11 +13,14 @@ from shared.store.db import Conn
 # Visibility filter shared by the board queries: $1 = user id, $2 = team, $3 = sees everything.
 VISIBLE = "($3 OR b.owner_id = $1 OR (b.team_id IS NOT NULL AND b.team_id = $2))"
 
-BOARD_ROW = """
+# A deal's probability: won 1, lost 0 (a closed deal weighs what it brought), open its override or its stage's.
+PROBABILITY = """CASE b.status WHEN 'won' THEN 1 WHEN 'lost' THEN 0
+    ELSE coalesce(b.probability_override, b.stage_probability) END"""
+
+BOARD_ROW = f"""
     b.deal_id, b.title, b.customer, b.owner_id, b.team_id, b.pipeline_id, b.stage_id, b.stage_name, b.stage_order,
-    b.status, b.value, b.currency, coalesce(b.probability_override, b.stage_probability) AS probability,
-    round(b.value * coalesce(b.probability_override, b.stage_probability),
-          CASE WHEN b.currency IN ('VND', 'JPY', 'KRW') THEN 0 ELSE 2 END) AS weighted_value,
+    b.status, b.value, b.currency, {PROBABILITY} AS probability,
+    round(b.value * {PROBABILITY}, CASE WHEN b.currency IN ('VND', 'JPY', 'KRW') THEN 0 ELSE 2 END) AS weighted_value,
     b.expected_close_date, b.close_date_pushes, b.opened_at, b.entered_stage_at, b.closed_at, b.lost_reason,
     b.last_activity_at, b.activities, b.delivery_risk, b.source, b.version,
     floor(extract(epoch FROM ($4::timestamptz - b.entered_stage_at)) / 86400)::int AS days_in_stage,

@@ -9,6 +9,7 @@ from datetime import date
 from typing import Annotated, ClassVar
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 from services.leads.events import Attribution, Consent, EngagementKind, LeadContact
 from shared.core.limits import (
@@ -34,20 +35,28 @@ from shared.core.limits import (
 )
 from shared.core.money import Money
 
-
 # ---------------------------------------------------------------------------------------------- request forms
 # The event contract's values as a request (or a source's webhook) gives them: the same fields, each bounded
 # (shared.core.limits). A command field holds the plain value (``ValidatedAs``): events never see these classes.
+# A lead's source names it in every count by source (the funnel): never empty.
+SourceName = Annotated[Code, Field(min_length=1)]
+
+
 class LeadContactInput(LeadContact):
-    name: Label | None = None
+    """Bounded as the deal a conversion opens takes it (services.deals.events.Contact), so that it converts."""
+
+    name: Annotated[Label, Field(min_length=1)] | None = None
     email: Email | None = None
-    phone: Phone | None = None
+    phone: Annotated[Phone, Field(min_length=3)] | None = None
     company: Label | None = None
     title: Label | None = None
 
 
 class AttributionInput(Attribution):
-    source: Code
+    """Bounded so that what is accepted converts: the deal a conversion opens takes ``source`` and ``campaign_id``
+    with the same limits (services.deals.domain.commands.OpenDeal: ``Code``, ``ExternalId``)."""
+
+    source: SourceName
     channel: Code | None = None
     campaign_id: ExternalId | None = None
     utm_source: Label | None = None
@@ -65,6 +74,23 @@ class ConsentInput(Consent):
 
 
 LeadContactField = Annotated[LeadContact, ValidatedAs(LeadContactInput)]
+UNREACHABLE = "a lead needs an email or a phone"
+
+
+def reachable(contact: LeadContact) -> LeadContact:
+    """The one rule every capture keeps, typed in, imported or mapped from a source's webhook: a lead can be
+    reached, by email or by phone."""
+    if not (contact.email or contact.phone):
+        raise PydanticCustomError("contact_unreachable", UNREACHABLE)
+    return contact
+
+
+ReachableContact = Annotated[
+    LeadContact,
+    ValidatedAs(LeadContactInput),
+    AfterValidator(reachable),
+    Field(description="the person, with an email or a phone (or both)"),
+]
 AttributionField = Annotated[Attribution, ValidatedAs(AttributionInput)]
 ConsentField = Annotated[Consent, ValidatedAs(ConsentInput)]
 # A form's answers, question → answer as asked: a long answer is no reason to lose a lead, up to a limit.
@@ -87,12 +113,13 @@ class Command(BaseModel):
 
 
 class CaptureLead(Command):
-    """A lead as typed in, imported or mapped from a source's payload (kept whole in ``raw_payload``, bounded)."""
+    """A lead as typed in, imported or mapped from a source's payload (kept whole in ``raw_payload``, bounded): with
+    a source, and a contact with an email or a phone (``reachable``), however it comes."""
 
     name: ClassVar[str] = "capture"
-    source: Code
+    source: SourceName
     external_id: ExternalId | None = None
-    contact: LeadContactField | None = None
+    contact: ReachableContact
     answers: Answers | None = None
     attribution: AttributionField | None = None
     consent: ConsentField | None = None

@@ -7,9 +7,10 @@ Stored: facts. Derived at query time from ``now``: age, days in stage, late.
 Formulas (DOMAIN.md §2.5):
 - time in stage over stage visits that ended in the window: median and p90 (days); order lead time = the
   delivery completing the order − its creation, over orders completed in the window;
-- first-pass yield = orders whose first inspection (in the window) passed / orders first inspected in it;
-  rework rate = of those, orders that failed at least once; scrap rate = units scrapped / units made (good +
-  scrapped) in the window;
+- first-pass yield, over units ("units passing their first inspection without rework or scrap / units
+  inspected"): of the orders first inspected in the window, the units of a passed first inspection / (the units
+  first inspected + the units those orders scrapped before it); rework rate = units whose first inspection failed
+  / units first inspected; scrap rate = units scrapped / units made (good + scrapped) in the window;
 - for orders completed in the window: on time = the completing delivery on or before the promised date;
   OTIF = the first delivery on time and carrying the whole quantity; average days late over the late ones;
 - demand per product and month = Σ open deal lines × the deal's probability (expected close month) + the

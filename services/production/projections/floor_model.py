@@ -27,7 +27,9 @@ CREATE TABLE IF NOT EXISTS stage_visits (
     exited_at timestamptz, PRIMARY KEY (order_id, visit));
 CREATE TABLE IF NOT EXISTS inspections (
     order_id uuid NOT NULL, attempt integer NOT NULL, passed boolean NOT NULL, at timestamptz NOT NULL,
-    PRIMARY KEY (order_id, attempt));
+    quantity numeric NOT NULL DEFAULT 0, PRIMARY KEY (order_id, attempt));
+-- the units inspected (issue 23): a generation made before has its inspections at 0 units until it is rebuilt
+ALTER TABLE inspections ADD COLUMN IF NOT EXISTS quantity numeric NOT NULL DEFAULT 0;
 CREATE TABLE IF NOT EXISTS output (
     order_id uuid NOT NULL, seq integer NOT NULL, product text NOT NULL, good numeric NOT NULL, scrapped numeric NOT NULL,
     at timestamptz NOT NULL, PRIMARY KEY (order_id, seq));
@@ -144,12 +146,15 @@ async def output(conn: Conn, e: CloudEvent, event: ev.UnitsProduced | ev.UnitsSc
 
 
 async def inspected(conn: Conn, e: CloudEvent, event: ev.QualityInspectionPassed | ev.QualityInspectionFailed) -> None:
+    """An inspection and the units it covered (first-pass yield counts units, not inspections)."""
     await conn.execute(
-        "INSERT INTO inspections VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+        """INSERT INTO inspections (order_id, attempt, passed, at, quantity) VALUES ($1, $2, $3, $4, $5)
+           ON CONFLICT DO NOTHING""",
         event.order_id,
         event.attempt,
         isinstance(event, ev.QualityInspectionPassed),
         event.at,
+        event.inspected_quantity,
     )
 
 

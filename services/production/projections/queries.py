@@ -111,11 +111,20 @@ async def cycle_times(conn: Conn, *, start: datetime, end: datetime) -> dict[str
 
 
 async def quality(conn: Conn, *, start: datetime, end: datetime) -> dict[str, Any]:
+    """First-pass yield over units, as DOMAIN.md §2.5 defines it: "units passing their first inspection without
+    rework or scrap / units inspected". Of the orders first inspected in the window: ``inspected`` = the units
+    their first inspection covered, ``first_pass`` = those of a passed one (a failed one sends its units to
+    rework: ``reworked``), ``scrapped_before_inspection`` = the units the order scrapped before it (made, never
+    inspected: they did not pass without scrap). FPY = first_pass / (inspected + scrapped_before_inspection);
+    rework rate = reworked / inspected."""
     r = await conn.fetchrow(
-        """WITH first AS (SELECT order_id, passed FROM inspections WHERE attempt = 1 AND at >= $1 AND at < $2)
-           SELECT count(*) AS inspected, count(*) FILTER (WHERE passed) AS first_pass,
-                  count(*) FILTER (WHERE EXISTS (SELECT 1 FROM inspections i WHERE i.order_id = first.order_id
-                                                   AND NOT i.passed)) AS reworked
+        """WITH first AS (SELECT order_id, passed, quantity, at FROM inspections
+                          WHERE attempt = 1 AND at >= $1 AND at < $2)
+           SELECT coalesce(sum(quantity), 0) AS inspected,
+                  coalesce(sum(quantity) FILTER (WHERE passed), 0) AS first_pass,
+                  coalesce(sum(quantity) FILTER (WHERE NOT passed), 0) AS reworked,
+                  (SELECT coalesce(sum(o.scrapped), 0) FROM first f
+                   JOIN output o ON o.order_id = f.order_id AND o.at < f.at) AS scrapped_before
            FROM first""",
         start,
         end,
@@ -128,11 +137,13 @@ async def quality(conn: Conn, *, start: datetime, end: datetime) -> dict[str, An
     )
     assert r is not None and units is not None
     made = Decimal(units["good"]) + Decimal(units["scrapped"])  # good is net of scrap: made = good + scrapped
+    entered = Decimal(r["inspected"]) + Decimal(r["scrapped_before"])
     return {
-        "inspected": r["inspected"],
-        "first_pass": r["first_pass"],
-        "fpy": _ratio(r["first_pass"], r["inspected"]),
-        "reworked": r["reworked"],
+        "inspected": format(r["inspected"], "f"),
+        "first_pass": format(r["first_pass"], "f"),
+        "scrapped_before_inspection": format(r["scrapped_before"], "f"),
+        "fpy": _ratio(r["first_pass"], entered),
+        "reworked": format(r["reworked"], "f"),
         "rework_rate": _ratio(r["reworked"], r["inspected"]),
         "units_made": format(made, "f"),
         "units_scrapped": format(units["scrapped"], "f"),

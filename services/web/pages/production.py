@@ -95,6 +95,7 @@ QUALITY = Panel(
     columns=(
         C("inspected", "c_inspected", "int"),
         C("first_pass", "c_first_pass", "int"),
+        C("scrapped_before_inspection", "c_scrapped_before_inspection", "int"),
         C("fpy", "c_fpy", "pct"),
         C("reworked", "c_reworked", "int"),
         C("rework_rate", "c_rework_rate", "pct"),

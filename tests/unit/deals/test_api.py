@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from services.deals.api import DealsAPI, create_app
-from services.deals.handlers import Deals, deal_id_for_lead, follow_up_id_for_shipment
+from services.deals.handlers import Deals, deal_id_for_lead, follow_up_id_for_order
 from shared.edge.auth import TokenVerifier, issue_token
 from shared.store.memory import InMemoryEventStore
 
@@ -178,7 +178,7 @@ def test_no_client_takes_a_derived_id_or_names_the_lead_a_deal_came_from(client:
     r = client.post("/deals", json=DEAL | {"source_lead_id": str(lead)}, headers=auth("u-root", "admin", team=None))
     assert r.status_code == 422, "not even an admin's"
     assert client.post(f"/deals/{chosen}/win", json={}, headers=LAN).status_code == 200
-    derived = follow_up_id_for_shipment(uuid.uuid4())
+    derived = follow_up_id_for_order(uuid.uuid4())
     r = client.post(
         f"/deals/{chosen}/start-follow-up", json={"follow_up_id": str(derived), "due_on": "2026-12-01"}, headers=LAN
     )
@@ -269,7 +269,7 @@ def test_state_as_of_a_version_a_recorded_time_or_an_occurred_time(client: TestC
     now = {"at": datetime.now(UTC).isoformat()}
     assert client.get(f"/deals/{deal}/state", params=now, headers=LAN).json()["version"] == 3
     before_recording = {"at": "2026-11-01T00:00:00+07:00"}
-    assert client.get(f"/deals/{deal}/state", params=before_recording, headers=LAN).json()["version"] == 0
+    assert client.get(f"/deals/{deal}/state", params=before_recording, headers=LAN).status_code == 404
     d = client.get(f"/deals/{deal}/diff", params={"from_version": 1, "to_version": 3}, headers=LAN).json()
     assert d["changes"]["stage"]["from"]["stage_id"] == "target_identified"
     assert d["changes"]["stage"]["to"]["stage_id"] == "needs_discussed"
@@ -286,6 +286,36 @@ def test_state_as_of_a_version_a_recorded_time_or_an_occurred_time(client: TestC
         headers=LAN | {"X-Occurred-At": "2027-10-01T10:00:00"},
     )
     assert r.status_code == 422
+
+
+def test_the_state_before_the_deal_existed_is_not_found(client: TestClient) -> None:
+    deal = open_deal(client)  # opened on 2 November (the clock), recorded now
+    for params in (
+        {"at": "2026-11-01T00:00:00+07:00"},  # before it was recorded
+        {"at": "2026-11-01T00:00:00+07:00", "basis": "occurred"},  # before it happened
+    ):
+        r = client.get(f"/deals/{deal}/state", params=params, headers=LAN)
+        assert (r.status_code, r.headers["content-type"]) == (404, "application/problem+json"), params
+        unknown = client.get(f"/deals/{uuid.uuid4()}/state", params=params, headers=LAN)
+        assert unknown.status_code == 404
+        same = ("type", "title", "status")
+        assert [r.json()[k] for k in same] == [unknown.json()[k] for k in same], "as for a deal that does not exist"
+    happened = {"at": "2026-11-03T00:00:00+07:00", "basis": "occurred"}
+    assert client.get(f"/deals/{deal}/state", params=happened, headers=LAN).json()["status"] == "open"
+
+
+def test_a_closed_deal_weighs_its_value_if_won_and_nothing_if_lost(client: TestClient) -> None:
+    won, lost = open_deal(client), open_deal(client)
+    for deal in (won, lost):
+        client.post(f"/deals/{deal}/move-stage", json={"stage_id": "negotiation"}, headers=LAN)
+        assert client.get(f"/deals/{deal}", headers=LAN).json()["weighted_value"]["amount"] == "48000000"
+    assert client.post(f"/deals/{won}/win", json={}, headers=LAN).status_code == 200
+    assert client.post(f"/deals/{lost}/lose", json={"reason": "giá cao"}, headers=LAN).status_code == 200
+    value = {"amount": "60000000", "currency": "VND"}
+    for deal, probability, weighted in ((won, "1", value), (lost, "0", value | {"amount": "0"})):
+        for path in (f"/deals/{deal}", f"/deals/{deal}/state"):
+            body = client.get(path, headers=LAN).json()
+            assert (body["probability"], body["weighted_value"]) == (probability, weighted), (path, body["status"])
 
 
 def test_health_is_open_and_openapi_lists_every_command(client: TestClient) -> None:

@@ -116,6 +116,19 @@ def test_effective_probability_is_the_stage_value_unless_overridden() -> None:
     assert deal.weighted_value == Money.of(5_000_000)
 
 
+def test_a_won_deal_weighs_its_whole_value_and_a_lost_one_nothing() -> None:
+    (moved,) = run(d.deal_decider.fold([OPENED_EVENT, WITH_LINE]), d.MoveStage(stage_id="negotiation"))
+    open_deal = d.deal_decider.fold([OPENED_EVENT, WITH_LINE, moved])
+    override = d.OverrideProbability(probability=Decimal("0.3"), reason="signed LOI")
+    open_deal = d.deal_decider.fold(run(open_deal, override), open_deal)
+    won = d.deal_decider.fold(run(open_deal, d.WinDeal()), open_deal)
+    assert (won.status, won.probability, won.weighted_value) == (d.Status.WON, Decimal(1), won.value)
+    lost = d.deal_decider.fold(run(open_deal, d.LoseDeal(reason="giá cao")), open_deal)
+    assert (lost.status, lost.probability, lost.weighted_value) == (d.Status.LOST, Decimal(0), Money.of(0))
+    reopened = d.deal_decider.fold(run(lost, d.ReopenDeal(reason="back", stage_id="contacted")), lost)
+    assert reopened.probability == Decimal("0.3"), "reopened, the override counts again"
+
+
 def test_close_date_pushes_are_counted_and_pull_ins_are_not() -> None:
     def changed(old: date | None, new: date, pushes: int) -> ExpectedCloseDateChanged:
         return ExpectedCloseDateChanged(deal_id=DEAL, old=old, new=new, push_count=pushes)

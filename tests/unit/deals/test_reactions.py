@@ -9,7 +9,12 @@ from decimal import Decimal
 import pytest
 
 from services.deals import domain
-from services.deals.handlers import Deals, ReactionConflictError, deal_id_for_lead, follow_up_id_for_shipment
+from services.deals.handlers import (
+    Deals,
+    ReactionConflictError,
+    deal_id_for_lead,
+    follow_up_id_for_order,
+)
 from services.leads.events import Attribution, LeadContact, LeadConverted
 from services.production.events import MaterialShortageReported, OrderDelivered, OrderShipped
 from shared.core.money import Money
@@ -109,11 +114,52 @@ async def test_shipments_start_follow_ups_and_delivery_moves_them() -> None:
         await deliver(deals, production, e)
     loaded = await deals.deal(deal_id)
     (follow_up,) = loaded.state.follow_ups.values()
-    assert follow_up.follow_up_id == follow_up_id_for_shipment(shipment)
+    assert follow_up.follow_up_id == follow_up_id_for_order(order)
     assert follow_up.due_on == date(2026, 11, 30)
     assert loaded.state.delivery_risk == "material shortage: máy nén"
     kinds = [e.event_type.rsplit(".", 1)[1] for e in loaded.events]
     assert kinds == ["DealOpened", "DealWon", "FollowUpStarted", "FollowUpDueChanged", "DeliveryRiskFlagged"]
+
+
+async def test_an_order_shipped_in_two_parts_opens_one_satisfaction_check() -> None:
+    """Issue 23, item 4: one satisfaction check per order, not per shipment; it falls a week after the last
+    delivery, and every event delivered twice changes nothing more."""
+    deals, production = await setup()
+    deal_id = uuid.uuid4()
+    ctx = Context(actor="u-lan")
+    await deals.handle(deal_id, domain.OpenDeal(title="t", customer="c", owner_id="u-lan", lines=(LINE,)), ctx)
+    await deals.handle(deal_id, domain.WinDeal(), ctx)
+    order, parts = uuid.uuid4(), (uuid.uuid4(), uuid.uuid4())
+    stream, events = f"order-{order}", []
+    for n, shipment in enumerate(parts):
+        shipped = OrderShipped(
+            order_id=order,
+            deal_id=deal_id,
+            shipment_id=shipment,
+            carrier="GHTK",
+            quantity=Decimal(1),
+            shipped_at=datetime(2026, 11, 10 + n, 3, 0, tzinfo=UTC),
+        )
+        events.append(await envelope(production, stream, shipped))
+    for n, shipment in enumerate(parts):
+        delivered = OrderDelivered(
+            order_id=order,
+            deal_id=deal_id,
+            shipment_id=shipment,
+            quantity=Decimal(1),
+            delivered_at=datetime(2026, 11, 14 + 3 * n, 3, 0, tzinfo=UTC),
+            on_time=True,
+        )
+        events.append(await envelope(production, stream, delivered))
+    for e in events + events:  # each twice
+        await deliver(deals, production, e)
+    loaded = await deals.deal(deal_id)
+    (follow_up,) = loaded.state.follow_ups.values()
+    assert follow_up.follow_up_id == follow_up_id_for_order(order)
+    assert (follow_up.kind, follow_up.order_id) == ("satisfaction_check", order)
+    assert follow_up.due_on == date(2026, 11, 24), "a week after the second part arrived"
+    kinds = [e.event_type.rsplit(".", 1)[1] for e in loaded.events]
+    assert kinds == ["DealOpened", "DealWon", "FollowUpStarted", "FollowUpDueChanged", "FollowUpDueChanged"]
 
 
 async def test_production_events_for_an_unknown_or_open_deal_change_nothing() -> None:

@@ -297,13 +297,21 @@ def test_a_client_cannot_take_the_lead_id_of_a_delivery_the_source_will_make(cli
     body = fixture("website_form.json")
     taken = client.post(
         "/leads",
-        json={"source": "website_form", "external_id": json.loads(body)["submission_id"], "contact": {"name": "X"}},
+        json={
+            "source": "website_form",
+            "external_id": json.loads(body)["submission_id"],
+            "contact": {"name": "X", "phone": "0905"},
+        },
         headers=MKT,
     )
     assert taken.status_code == 201, taken.text
     again = client.post(
         "/leads",
-        json={"source": "website_form", "external_id": json.loads(body)["submission_id"], "contact": {"name": "X"}},
+        json={
+            "source": "website_form",
+            "external_id": json.loads(body)["submission_id"],
+            "contact": {"name": "X", "phone": "0905"},
+        },
         headers=MKT,
     )
     assert again.json() == {"id": taken.json()["id"], "replayed": True}, "an import repeated is the same lead"
