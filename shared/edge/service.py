@@ -38,7 +38,7 @@ from shared.ops.logs import configure_logging
 from shared.ops.settings import SERVICES, Settings
 from shared.privacy.pii import PersonalData
 from shared.store import EventStore
-from shared.store.db import Conn, create_pool
+from shared.store.db import Conn, create_pool, reset_if_unsynced
 from shared.store.keystore import KeyRotator, PostgresKeyStore, key_store
 from shared.store.migrations import retry_setup
 from shared.store.postgres import PostgresEventStore
@@ -53,14 +53,6 @@ React = Callable[[EventStore, CloudEvent, dict[str, Any]], Awaitable[None]]
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-async def _keep_session(conn: asyncpg.Connection) -> None:
-    """What a pool connection needs on release beyond asyncpg's own rollback of an open transaction: nothing.
-
-    The services keep no session state on pool connections (``SET LOCAL``, transaction-level advisory locks;
-    LISTEN only on the relay's own connection), so asyncpg's default reset query (RESET ALL, UNLISTEN *, …)
-    would be one more round trip per query for nothing."""
 
 
 @dataclass
@@ -80,7 +72,7 @@ class Storage:
         url = settings.database_url_for(service)
         # a failed start is retried (shared.store.migrations.retry_setup): the database restarting, a lock not granted
         pool = await retry_setup(
-            lambda: create_pool(url, max_size=settings.db_pool_size, reset=_keep_session), "database pool"
+            lambda: create_pool(url, max_size=settings.db_pool_size, reset=reset_if_unsynced), "database pool"
         )
         keys = key_store(pool, settings)  # wrapped under the keyring's epochs (decision 0015)
         await retry_setup(keys.setup, "key store")
