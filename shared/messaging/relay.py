@@ -15,7 +15,8 @@
 - Wakes on the store's NOTIFY, and polls as a fallback.
 - One failed batch never republishes what Kafka acknowledged: a partition's next batch is sent only once its
   previous one is acknowledged (so a stream's v3 never lands when v2 failed), and the events acknowledged beyond
-  the checkpoint are remembered and not sent again when the batch is retried.
+  the checkpoint are remembered and not sent again when the batch is retried. tests/integration/test_relay_order.py
+  fails Produce requests on the wire (testkit/kafkaproxy.py) and checks every stream's order on the topic.
 - It never skips an event. One that cannot be published (a record over the topic's ``max.message.bytes`` or the
   producer's ``max_request_size``: the store refuses such events at append, so only older data or a lowered limit
   makes one) stops the relay before it: everything before it is published, the relay reports itself stuck in its

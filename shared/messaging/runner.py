@@ -7,7 +7,8 @@ How the runner keeps its promises:
   no second effect. The progress rows of the batch's streams are locked first (in stream order), so two
   consumers briefly owning one partition during a rebalance cannot both apply an event. Kafka offsets are
   committed only after the transaction commits, at most once a second while busy (a restart re-reads what
-  came after and skips it).
+  came after and skips it, counting it in ``pipelines_projection_duplicates_total``: tests/faults/
+  test_projector_replay.py kills a projector between the two).
 - **Batches.** One transaction per batch: up to ``batch_size`` events, or ``catch_up_batch_size`` while the
   consumer is further behind than that (a rebuild, a catch-up). If an event fails (or cannot be parsed to
   its type), the batch is rolled back and replayed one event at a time in savepoints, and the
@@ -64,6 +65,7 @@ from shared.ops.metrics import (
     CONSUMER_LAG,
     DEAD_LETTERS,
     PROJECTION_APPLIED,
+    PROJECTION_DUPLICATES,
     PROJECTION_GENERATION,
     PROJECTION_STALLED,
 )
@@ -490,7 +492,7 @@ class ProjectionRunner:
             )
         }
         touched: dict[str, int] = {}
-        applied = skipped = 0
+        applied = skipped = seen_before = 0
         batch: list[Fact] = []
         held = self._held.get(generation, {})
         stopped: set[tuple[str, int]] = set()
@@ -498,8 +500,9 @@ class ProjectionRunner:
             if (r.topic, r.partition) in stopped:
                 continue
             seen = progress[envelope.streamid]
-            if envelope.streamversion <= seen:
+            if envelope.streamversion <= seen:  # applied before: a redelivery, or read again after a restart
                 skipped += 1
+                seen_before += 1
                 continue
             if envelope.streamversion > seen + 1:
                 if seen < held.get(envelope.streamid, 0):  # came too early; the missing version comes later
@@ -537,6 +540,7 @@ class ProjectionRunner:
         stats.applied += applied
         stats.skipped += skipped
         PROJECTION_APPLIED.labels(self.namespace, self.projection.name).inc(applied)
+        PROJECTION_DUPLICATES.labels(self.namespace, self.projection.name).inc(seen_before)
 
     async def _apply_many(self, conn: Conn, facts: list[Fact]) -> None:
         """The batch in one call; any failure but a retryable one rejects the batch (applied again one by one)."""

@@ -10,6 +10,7 @@
 | `pipelines_relay_stuck` | gauge | service | 1 while the relay is stopped before an event Kafka cannot take |
 | `pipelines_consumer_lag` | gauge | service, projection, topic, partition | messages not yet consumed |
 | `pipelines_projection_applied_total` | counter | service, projection | events applied to a read model |
+| `pipelines_projection_duplicates_total` | counter | service, projection | events read again at or below their stream's applied version, skipped |
 | `pipelines_projection_generation` | gauge | service, projection | the generation being consumed (1 per live one) |
 | `pipelines_projection_stalled_partitions` | gauge | service, projection, topic, partition | 1 while stopped at a gap |
 | `pipelines_dead_letters_total` | counter | service, projection | messages sent to the dead-letter topic |
@@ -37,6 +38,11 @@ CONSUMER_LAG = Gauge(
 )
 PROJECTION_APPLIED = Counter(
     "pipelines_projection_applied", "events applied to a read model", ["service", "projection"]
+)
+PROJECTION_DUPLICATES = Counter(
+    "pipelines_projection_duplicates",
+    "events read again at or below their stream's applied version and skipped (a redelivery or a replay)",
+    ["service", "projection"],
 )
 PROJECTION_GENERATION = Gauge("pipelines_projection_generation", "generations consumed", ["service", "projection"])
 PROJECTION_STALLED = Gauge(
