@@ -7,10 +7,12 @@ deletes the lead's rows with its key.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Protocol
@@ -28,7 +30,7 @@ from shared.messaging.envelope import CloudEvent
 from shared.privacy.pii import PersonalData
 from shared.store import AppendResult, DuplicateEventError, EventStore
 from shared.store.commands import CommandResult, Context, Loaded, execute, load
-from shared.store.db import identifier
+from shared.store.db import Conn, identifier
 from shared.store.migrations import Migration, apply
 
 log = structlog.get_logger(__name__)
@@ -64,15 +66,28 @@ def match_keys(contact: LeadContact | None, secret: bytes) -> dict[str, str]:
     }
 
 
-class DedupeIndex(Protocol):
+class Claim(Protocol):
+    """The duplicate index while a capture holds its keys: no other capture sharing one finds or adds meanwhile."""
+
     async def find(self, keys: Iterable[str]) -> dict[uuid.UUID, list[str]]: ...
     async def add(self, lead_id: uuid.UUID, keys: Iterable[str]) -> None: ...
+
+
+class DedupeIndex(Protocol):
+    def claim(self, keys: Iterable[str]) -> AbstractAsyncContextManager[Claim]: ...
     async def forget(self, lead_id: uuid.UUID) -> None: ...
 
 
 class InMemoryDedupe:
     def __init__(self) -> None:
         self.rows: set[tuple[str, uuid.UUID]] = set()
+        self._claimed = asyncio.Lock()
+
+    @asynccontextmanager
+    async def claim(self, keys: Iterable[str]) -> AsyncIterator[Claim]:
+        """One capture at a time (every key at once: this index is for tests)."""
+        async with self._claimed:
+            yield self
 
     async def find(self, keys: Iterable[str]) -> dict[uuid.UUID, list[str]]:
         wanted, out = set(keys), dict[uuid.UUID, list[str]]()
@@ -93,6 +108,22 @@ class PostgresDedupe:
         self.pool = pool
         self.schema = identifier(schema)
         self.table = f"{self.schema}.dedupe_keys"
+        # A claim holds a pool connection while its capture takes others (the append, the subject's key): at most
+        # half the pool is held by claims, so the captures never wait for a connection only they could free.
+        self._claims = asyncio.Semaphore(max(1, pool.get_max_size() // 2))
+
+    @asynccontextmanager
+    async def claim(self, keys: Iterable[str]) -> AsyncIterator[Claim]:
+        """The index for one capture, under a transaction-level advisory lock on each of its keys (taken in
+        order, so two claims never wait for each other in a cycle): a second capture of the same person waits
+        until the first's keys are committed, then finds them. The rows added commit when the block ends."""
+        async with self._claims, self.pool.acquire() as conn, conn.transaction():
+            for key in sorted(set(keys)):
+                await conn.execute(
+                    "SELECT pg_advisory_xact_lock(hashtext('pipelines.leads.dedupe'), hashtext($1))",
+                    f"{self.schema}:{key}",
+                )
+            yield _PostgresClaim(conn, self.table)
 
     async def setup(self) -> None:
         """The index's table, made once (``shared.store.migrations``)."""
@@ -102,13 +133,11 @@ class PostgresDedupe:
         await apply(self.pool, self.schema, [Migration("leads.dedupe.0001", "duplicate index", ddl)])
 
     async def find(self, keys: Iterable[str]) -> dict[uuid.UUID, list[str]]:
-        rows = await self.pool.fetch(
-            f"SELECT key, lead_id FROM {self.table} WHERE key = ANY($1::text[]) ORDER BY lead_id, key", list(keys)
+        return _by_lead(
+            await self.pool.fetch(
+                f"SELECT key, lead_id FROM {self.table} WHERE key = ANY($1::text[]) ORDER BY lead_id, key", list(keys)
+            )
         )
-        out: dict[uuid.UUID, list[str]] = {}
-        for r in rows:
-            out.setdefault(r["lead_id"], []).append(r["key"].split(":")[0])
-        return out
 
     async def add(self, lead_id: uuid.UUID, keys: Iterable[str]) -> None:
         await self.pool.executemany(
@@ -118,6 +147,33 @@ class PostgresDedupe:
 
     async def forget(self, lead_id: uuid.UUID) -> None:
         await self.pool.execute(f"DELETE FROM {self.table} WHERE lead_id = $1", lead_id)
+
+
+@dataclass(frozen=True)
+class _PostgresClaim:
+    conn: Conn
+    table: str
+
+    async def find(self, keys: Iterable[str]) -> dict[uuid.UUID, list[str]]:
+        return _by_lead(
+            await self.conn.fetch(
+                f"SELECT key, lead_id FROM {self.table} WHERE key = ANY($1::text[]) ORDER BY lead_id, key", list(keys)
+            )
+        )
+
+    async def add(self, lead_id: uuid.UUID, keys: Iterable[str]) -> None:
+        await self.conn.executemany(
+            f"INSERT INTO {self.table} (key, lead_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            [(k, lead_id) for k in keys],
+        )
+
+
+def _by_lead(rows: Iterable[Any]) -> dict[uuid.UUID, list[str]]:
+    """lead → the kinds of its keys among the rows (``email``, ``phone``)."""
+    out: dict[uuid.UUID, list[str]] = {}
+    for r in rows:
+        out.setdefault(r["lead_id"], []).append(r["key"].split(":")[0])
+    return out
 
 
 # ---------------------------------------------------------------------------------------------- use cases
@@ -159,15 +215,23 @@ class Leads:
 
         The lead and its duplicate flag are one append, with the request's Idempotency-Key: a retry answers the
         first capture (its lead, version, position and flag) and changes nothing. The duplicate index learns the
-        lead's keys only once that append committed, so no retry or lost race leaves an id there without a lead."""
+        lead's keys only once that append committed, so no retry or lost race leaves an id there without a lead.
+        The capture holds its keys in the index (``claim``) from the look-up to that write: the same person
+        captured twice at once is one first lead and one flagged duplicate, as when the two come one after another."""
         if ctx.idempotency and (first := await self.store.idempotent_result(ctx.idempotency)):
             return await self._captured_before(first)
         if lead_id is None:
             lead_id = lead_id_for(cmd.source, cmd.external_id, imported=imported) if cmd.external_id else uuid.uuid4()
+        keys = match_keys(cmd.contact, self.dedupe_secret)
+        async with self.dedupe.claim(keys.values()) as index:
+            return await self._capture(cmd, ctx, lead_id, index, keys)
+
+    async def _capture(
+        self, cmd: domain.CaptureLead, ctx: Context, lead_id: uuid.UUID, index: Claim, keys: dict[str, str]
+    ) -> Captured:
         if await self.store.stream_version(lead_stream(lead_id)) > 0:
             return Captured(lead_id, None)
-        keys = match_keys(cmd.contact, self.dedupe_secret)
-        seen = await self._seen_before(lead_id, keys.values())
+        seen = await self._seen_before(index, lead_id, keys.values())
         commands: list[domain.Command] = [cmd]
         if seen is not None:
             commands.append(domain.RecordDuplicate(duplicate_of=seen[0], match_keys=tuple(seen[1])))
@@ -184,12 +248,14 @@ class Leads:
         result = await execute(self.store, lead_stream(lead_id), domain.lead_decider, decide, **ctx.options(now))
         if result.append.replayed:  # a request with the same key captured it first, meanwhile
             return await self._captured_before(result.append)
-        await self.dedupe.add(lead_id, keys.values())
+        await index.add(lead_id, keys.values())
         return Captured(lead_id, result, seen[0] if seen is not None else None)
 
-    async def _seen_before(self, lead_id: uuid.UUID, keys: Iterable[str]) -> tuple[uuid.UUID, list[str]] | None:
+    async def _seen_before(
+        self, index: Claim, lead_id: uuid.UUID, keys: Iterable[str]
+    ) -> tuple[uuid.UUID, list[str]] | None:
         """Another lead with one of these keys, and the kinds that match: one whose capture committed."""
-        for other, kinds in (await self.dedupe.find(keys)).items():
+        for other, kinds in (await index.find(keys)).items():
             if other != lead_id and await self.store.stream_version(lead_stream(other)) > 0:
                 return other, kinds
         return None
@@ -215,7 +281,8 @@ class Leads:
 
     async def handle(self, lead_id: uuid.UUID, cmd: domain.Command, ctx: Context) -> CommandResult[Lead]:
         now = self.clock()
-        contact = await self.contact(lead_id) if isinstance(cmd, domain.Convert) else None
+        # opened in memory for the decisions that need who the lead is; never stored or logged in clear
+        contact = await self.contact(lead_id) if isinstance(cmd, domain.Convert | domain.Score) else None
         return await execute(
             self.store,
             lead_stream(lead_id),

@@ -3,7 +3,8 @@
 Context attributes: ``specversion``, ``id`` (the event id), ``source`` (``/pipelines/<service>``), ``type``
 (the event's wire name), ``subject`` (the stream id), ``time`` (when it happened), ``datacontenttype``.
 Extension attributes (lower-case letters and digits, as the spec requires): ``streamid``, ``streamversion``,
-``position``, ``schemaversion``, ``recordedtime``, ``correlationid``, ``causationid``.
+``position``, ``schemaversion``, ``recordedtime``, ``correlationid``, ``causationid``, and ``actor`` (who did it, as
+the store recorded it; absent when it recorded none) so that a store restored from its topic keeps it.
 The Kafka key is the stream id, so one stream's events share a partition and keep their order; the header
 ``content-type: application/cloudevents+json; charset=utf-8`` marks structured mode (Kafka protocol binding).
 Personal fields in ``data`` are sealed tokens (``shared.privacy.pii``).
@@ -42,6 +43,7 @@ class CloudEvent(BaseModel):
     recordedtime: AwareDatetime
     correlationid: str
     causationid: str
+    actor: str | None = None  # last: ``shared.store.wire.envelope_json`` writes the same bytes
 
     @classmethod
     def from_recorded(cls, event: RecordedEvent, service: str) -> CloudEvent:
@@ -59,6 +61,7 @@ class CloudEvent(BaseModel):
             recordedtime=event.recorded_at,
             correlationid=event.correlation_id,
             causationid=event.causation_id,
+            actor=event.metadata.get("actor"),
         )
 
     @property
@@ -77,7 +80,7 @@ class CloudEvent(BaseModel):
         return self.streamid.encode()
 
     def kafka_value(self) -> bytes:
-        return self.model_dump_json().encode()
+        return self.model_dump_json(exclude={"actor"} if self.actor is None else None).encode()
 
     @classmethod
     def from_kafka(cls, value: bytes | None) -> CloudEvent:

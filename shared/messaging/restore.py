@@ -2,9 +2,9 @@
 
 The backup holds a prefix of history; every event published after it is still on the topic (kept forever).
 ``catch_up`` appends, for each stream, the events the topic holds beyond the store's version, as they were
-(same event id, version, type, schema version, data — personal fields stay sealed — occurrence time, correlation
-and causation). Their ``recorded_at`` is the time of the catch-up and ``metadata.restored_from`` says where they
-came from; the actor, which the wire does not carry, is not restored. It all happens in one transaction that
+(same event id, version, type, schema version, data — personal fields stay sealed — occurrence time, correlation,
+causation and actor). Their ``recorded_at`` is the time of the catch-up and ``metadata.restored_from`` says where
+they came from. It all happens in one transaction that
 also moves the relay's checkpoint past them when everything the store held is already on the topic, so they are
 not published a second time (otherwise the relay publishes them again; consumers skip what they have).
 
@@ -98,6 +98,8 @@ async def catch_up(
         ordered = sorted(missing.values(), key=lambda e: (e.recordedtime, e.position))
         for e in ordered:
             metadata = {"correlation_id": e.correlationid, "causation_id": e.causationid, "restored_from": "kafka"}
+            if e.actor is not None:  # who did it (messages published before the wire carried it have none)
+                metadata["actor"] = e.actor
             await conn.execute(
                 f"""INSERT INTO {s}.events (stream_id, version, event_id, event_type, schema_version, data,
                                             metadata, occurred_at)

@@ -28,25 +28,26 @@ CONTENT_TYPE_HEADER = ("content-type", b"application/cloudevents+json; charset=u
 def envelope_json(event: RecordedEvent, service: str) -> bytes:
     """``CloudEvent.from_recorded(event, service).kafka_value()``, byte for byte, without building the model:
     the same fields in the same order through pydantic-core's serialiser (bench/relay.py checks every byte)."""
-    return to_json(
-        {
-            "specversion": "1.0",
-            "id": str(event.event_id),
-            "source": f"/pipelines/{service}",
-            "type": event.event_type,
-            "subject": event.stream_id,
-            "time": event.occurred_at,
-            "datacontenttype": "application/json",
-            "data": event.data,
-            "streamid": event.stream_id,
-            "streamversion": event.version,
-            "position": event.position,
-            "schemaversion": event.schema_version,
-            "recordedtime": event.recorded_at,
-            "correlationid": event.correlation_id,
-            "causationid": event.causation_id,
-        }
-    )
+    envelope = {
+        "specversion": "1.0",
+        "id": str(event.event_id),
+        "source": f"/pipelines/{service}",
+        "type": event.event_type,
+        "subject": event.stream_id,
+        "time": event.occurred_at,
+        "datacontenttype": "application/json",
+        "data": event.data,
+        "streamid": event.stream_id,
+        "streamversion": event.version,
+        "position": event.position,
+        "schemaversion": event.schema_version,
+        "recordedtime": event.recorded_at,
+        "correlationid": event.correlation_id,
+        "causationid": event.causation_id,
+    }
+    if (actor := event.metadata.get("actor")) is not None:
+        envelope["actor"] = actor
+    return to_json(envelope)
 
 
 def record_bytes(value: bytes, key: bytes) -> int:

@@ -101,9 +101,6 @@ class Lead:
     source: str = ""
     attribution: Attribution | None = None
     captured_at: datetime | None = None
-    has_company: bool = False
-    title: str | None = None
-    email_domain: str | None = None
     owner_id: str | None = None
     team_id: str | None = None
     segments: tuple[str, ...] = ()
@@ -122,32 +119,18 @@ def evolve(lead: Lead, event: DomainEvent) -> Lead:  # noqa: C901 - a flat table
     if not isinstance(event, LeadEvent):
         return lead
     match event:
-        case LeadCaptured():
-            c = event.contact
-            domain = c.email.rpartition("@")[2].lower() if c and c.email else None
+        case LeadCaptured():  # the contact is not state: stored sealed, it is opened where it is needed
             return Lead(
                 lead_id=event.lead_id,
                 status=Status.NEW,
                 source=event.source,
                 attribution=event.attribution,
                 captured_at=event.captured_at,
-                has_company=bool(c and c.company),
-                title=c.title if c else None,
-                email_domain=domain,
             )
         case LeadDuplicateDetected():
             return replace(lead, duplicate_of=event.duplicate_of)
         case LeadMergedInto():
             return replace(lead, status=Status.MERGED, merged_into=event.survivor_id)
-        case LeadContactDetailsUpdated():
-            c = event.contact
-            domain = c.email.rpartition("@")[2].lower() if c and c.email else lead.email_domain
-            return replace(
-                lead,
-                has_company=bool(c and c.company) or lead.has_company,
-                title=(c.title if c else None) or lead.title,
-                email_domain=domain,
-            )
         case LeadAssigned():
             return replace(lead, owner_id=event.owner_id, team_id=event.team_id)
         case LeadEngagementRecorded():
@@ -180,12 +163,13 @@ def evolve(lead: Lead, event: DomainEvent) -> Lead:  # noqa: C901 - a flat table
         case LeadOpportunityLost():
             return replace(lead, outcome="lost")
         case LeadPersonalDataErased():
-            return replace(lead, erased=True, title=None, email_domain=None)
+            return replace(lead, erased=True)
         case _:
             return lead
 
 
-lead_decider = Decider(initial=Lead(), evolve=evolve, snapshot_every=50)
+# version 2: the contact's company, title and email domain left the state (they were never read back from the store)
+lead_decider = Decider(initial=Lead(), evolve=evolve, snapshot_every=50, snapshot_version=2)
 
 
 RULES: dict[str, frozenset[Status]] = {
@@ -231,7 +215,7 @@ def check_allowed(lead: Lead, command: Command) -> None:
 @dataclass(frozen=True)
 class Given:
     """What a decision has besides the lead and the command: the lead's id, the time, who asks, the scoring rules,
-    and the lead's opened contact (for a conversion)."""
+    and the lead's opened contact (for a conversion and a score)."""
 
     lead_id: uuid.UUID
     now: datetime
@@ -305,7 +289,7 @@ def _segment(lead: Lead, command: Segment, g: Given) -> list[LeadEvent]:
 
 
 def _score(lead: Lead, command: Score, g: Given) -> list[LeadEvent]:
-    fit, engagement, reasons = score(lead, g.now, g.rules)
+    fit, engagement, reasons = score(lead, g.now, g.rules, contact=None if lead.erased else g.contact)
     return [
         LeadScored(
             lead_id=g.lead_id,
@@ -444,7 +428,8 @@ def decide(
     rules: ScoringRules = DEFAULT_RULES,
     contact: LeadContact | None = None,
 ) -> list[LeadEvent]:
-    """The events a command produces on a lead. ``contact``: the lead's opened contact (for a conversion)."""
+    """The events a command produces on a lead. ``contact``: the lead's opened contact (for a conversion and a
+    score)."""
     check_allowed(lead, command)
     decision = DECISIONS.get(type(command))
     if decision is None:

@@ -1,8 +1,15 @@
 """Scoring: fit (who the lead is) + engagement (what they did), engagement decaying with a half-life; the rules
-are data (``ScoringRules``) with a version recorded on every score."""
+are data (``ScoringRules``) with a version recorded on every score.
+
+Who the lead is comes from their contact, which is personal data: it is stored sealed and the lead's state never
+holds it, so the caller opens it for the score (``Leads.handle``) and it stays in memory. A score records which
+rules matched ("senior title"), never the values; an erased lead's contact opens as nothing and scores without it.
+"""
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
@@ -12,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
     from services.leads.domain.lead import Lead
+    from services.leads.events import LeadContact
 
 FREE_MAIL = frozenset({"gmail.com", "yahoo.com", "hotmail.com", "outlook.com", "icloud.com", "yahoo.com.vn"})
 
@@ -52,16 +60,36 @@ class ScoringRules(BaseModel):
 DEFAULT_RULES = ScoringRules()
 
 
-def score(lead: Lead, now: datetime, rules: ScoringRules = DEFAULT_RULES) -> tuple[int, Decimal, list[str]]:
-    """(fit, engagement decayed to ``now``, reasons)."""
+def _words(text: str) -> str:
+    """Text as the title rules compare it: NFC (Vietnamese typed as base letters and combining marks is the same
+    title), case folded, one space between words."""
+    return " ".join(unicodedata.normalize("NFC", text).casefold().split())
+
+
+def senior(title: str | None, rules: ScoringRules = DEFAULT_RULES) -> bool:
+    """The title holds one of the rules' senior words as a whole word ("Phó giám đốc", "CEO & founder"; not the
+    "chủ" of "chủng loại"). Diacritics count: "giam doc" is other words."""
+    text = _words(title or "")
+    return any(re.search(rf"(?<!\w){re.escape(_words(w))}(?!\w)", text) for w in rules.senior_title_words)
+
+
+def email_domain(contact: LeadContact) -> str | None:
+    return contact.email.rpartition("@")[2].lower() if contact.email else None
+
+
+def score(
+    lead: Lead, now: datetime, rules: ScoringRules = DEFAULT_RULES, *, contact: LeadContact | None = None
+) -> tuple[int, Decimal, list[str]]:
+    """(fit, engagement decayed to ``now``, reasons). ``contact``: the lead's opened contact (None: erased, or
+    not opened: it scores on the source and engagement only)."""
     fit, reasons = 0, []
-    if lead.has_company:
+    if contact is not None and contact.company and contact.company.strip():
         fit += rules.has_company
         reasons.append("company given")
-    if lead.email_domain and lead.email_domain not in FREE_MAIL:
+    if contact is not None and (domain := email_domain(contact)) and domain not in FREE_MAIL:
         fit += rules.business_email
         reasons.append("business email")
-    if lead.title and any(w in lead.title.lower() for w in rules.senior_title_words):
+    if contact is not None and senior(contact.title, rules):
         fit += rules.senior_title
         reasons.append("senior title")
     if lead.source in rules.source_points:

@@ -223,15 +223,17 @@ def test_fit_counts_who_the_lead_is_and_engagement_halves_every_half_life() -> N
         d.RecordEngagement(kind="form_submit", at=NOW - timedelta(days=14)),
         d.RecordEngagement(kind="email_click", at=NOW),
     )
-    fit, engagement, reasons = d.score(lead, NOW)
+    fit, engagement, reasons = d.score(lead, NOW, contact=CAPTURE.contact)
     assert fit == 10 + 10 + 15 + 10  # company, business email, senior title ("giám đốc"), website form
     assert engagement == Decimal("10.00")  # 10 halved after 14 days + 5 now
     assert "senior title" in reasons
     later = d.score(lead, NOW + timedelta(days=28))[1]
     assert later == Decimal("2.50")  # 28 days on: 10 after three half-lives (1.25) + 5 after two (1.25)
-    (scored,) = run(lead, d.Score())
+    (scored,) = d.decide(lead, d.Score(), NOW, LEAD, contact=CAPTURE.contact)
     assert isinstance(scored, LeadScored)
     assert scored.total == Decimal(55) and scored.model_version == d.DEFAULT_RULES.version
+    (unopened,) = run(lead, d.Score())  # the state alone does not know who the lead is
+    assert isinstance(unopened, LeadScored) and unopened.fit == 10
 
 
 def test_a_faster_decay_is_a_rule_change_not_a_code_change() -> None:
