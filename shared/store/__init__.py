@@ -6,7 +6,8 @@ Two implementations pass one contract suite (tests/contract/test_eventstore_cont
 Positions and checkpoints: every event gets a global ``position`` (unique, increasing within a stream). A
 position taken from a sequence is not commit order, so tailing readers (the relay, catch-up readers) do not
 tail by position: they tail by ``Checkpoint`` = (transaction id, position) and only see events whose
-transaction ended before every transaction still running began (docs/decisions/0002).
+transaction id is below that of every transaction still running, so it has ended and no running transaction can
+still write an event that sorts before it (docs/decisions/0002).
 """
 
 from __future__ import annotations
