@@ -25,15 +25,10 @@
   producer take less than ``PIPELINES_MAX_EVENT_BYTES``.
 """
 
-# long because: the relay is one leader-elected loop (tail, send per partition, acknowledge, checkpoint, stuck
-# state) whose steps share its position and in-flight sends; its CLI entry is the last 40 lines.
-
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
-import signal
 import time
 import zlib
 from dataclasses import dataclass
@@ -47,17 +42,15 @@ from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.producer.message_accumulator import BatchBuilder
 
 from shared.messaging.envelope import KAFKA_HEADERS
-from shared.messaging.kafka import events_topic, topic_configs
-from shared.ops.logs import configure_logging
+from shared.messaging.kafka import topic_configs
 from shared.ops.metrics import RELAY_BACKLOG, RELAY_BACKLOG_SECONDS, RELAY_PUBLISHED, RELAY_STUCK
-from shared.ops.settings import Settings
 from shared.store import START, Checkpoint, RecordedEvent
-from shared.store.db import connect, create_pool
-from shared.store.migrations import Migration, apply, retry_setup
+from shared.store.db import connect
+from shared.store.migrations import Migration, apply
 from shared.store.postgres import PostgresEventStore
 from shared.store.wire import DEFAULT_MAX_EVENT_BYTES, envelope_json, record_bytes
 
-__all__ = ["OutboxRelay", "envelope_json", "serve_relay"]
+__all__ = ["OutboxRelay", "envelope_json"]
 
 log = structlog.get_logger(__name__)
 LAG_EVERY_S = 5.0  # how often the leading relay measures its backlog for the metrics
@@ -491,44 +484,3 @@ async def _pause(stop: asyncio.Event, seconds: float) -> None:
     """Until ``stop`` or ``seconds`` have passed (not woken by NOTIFY: appends go on while the relay cannot)."""
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), seconds)
-
-
-async def serve_relay(settings: Settings, service: str, *, schema: str | None = None, topic: str | None = None) -> None:
-    """The relay process of one service: runs until SIGTERM or SIGINT."""
-    configure_logging(settings, service=service, process="relay")
-    url = settings.database_url_for(service)
-    pool = await retry_setup(lambda: create_pool(url, min_size=1, max_size=2), "relay pool")
-    try:
-        store = PostgresEventStore(pool, schema or service)
-        await retry_setup(store.setup, "event store")
-        relay = OutboxRelay(
-            store,
-            service=service,
-            topic=topic or events_topic(service),
-            bootstrap_servers=settings.kafka_bootstrap_servers,
-            database_url=url,
-            kafka_options=settings.kafka_options(),
-            max_event_bytes=settings.max_event_bytes,
-            max_request_size=settings.kafka_max_request_size,
-        )
-        await retry_setup(relay.setup, "relay")
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await relay.run(stop)
-    finally:
-        await pool.close()
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m shared.messaging.relay", description=__doc__.splitlines()[0])
-    parser.add_argument("service", help="the service whose store is relayed (leads, deals, production)")
-    parser.add_argument("--schema", help="its PostgreSQL schema (default: the service name)")
-    parser.add_argument("--topic", help="the topic (default: pipelines.<service>.events)")
-    args = parser.parse_args(argv)
-    asyncio.run(serve_relay(Settings(), args.service, schema=args.schema, topic=args.topic))
-
-
-if __name__ == "__main__":
-    main()
