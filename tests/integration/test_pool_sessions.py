@@ -22,6 +22,7 @@ import asyncpg
 import pytest
 
 from services.leads import main as leads_main
+from services.production import main as production_main
 from shared.edge.service import Storage
 from shared.ops.settings import Settings
 from shared.ops.stack import Endpoints
@@ -128,5 +129,20 @@ async def test_get_leads_answers_after_a_statement_refused_on_its_connection(set
             response = await http.get("/leads", headers=bearer("u-mkt", "marketing"))
         assert response.status_code == 200, response.text
         assert response.json()["items"] == []
+    finally:
+        await service.close()
+
+
+async def test_a_query_over_two_read_models_holds_one_pool_connection_at_a_time(settings: Settings) -> None:
+    """``GET /demand`` reads the demand and floor read models. Holding a connection to each at once, as many such
+    requests as the pool has connections each took one and waited for a second forever (here: one is enough)."""
+    service = await production_main.build(settings)
+    try:
+        for runner in service.runners():
+            await runner.setup()
+        async with client_for(service.app()) as http:
+            response = await asyncio.wait_for(http.get("/demand", headers=bearer("u-plan", "production")), 10)
+        assert response.status_code == 200, response.text
+        assert response.json() == []
     finally:
         await service.close()

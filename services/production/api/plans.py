@@ -60,6 +60,10 @@ async def get_demand(svc: Service, p: Reader) -> list[dict[str, Any]]:
 
 
 async def demand_rows(svc: ProductionAPI) -> list[dict[str, Any]]:
+    """Two read models, read one after the other: a request holding two pool connections at once can wait forever
+    for the second while as many others hold the rest."""
     rm = read_models(svc)
-    async with rm.connection("demand") as dconn, rm.connection("floor") as fconn:
-        return await projections.demand_vs_plan(fconn, dconn, tz=svc.timezone)
+    async with rm.connection("demand") as conn:
+        pipeline = await projections.pipeline_demand(conn)
+    async with rm.connection("floor") as conn:
+        return await projections.demand_vs_plan(conn, pipeline, tz=svc.timezone)

@@ -26,6 +26,7 @@ from services.production.projections.queries import (
     delivery,
     demand_vs_plan,
     orders_at_risk,
+    pipeline_demand,
     quality,
 )
 
@@ -43,5 +44,6 @@ __all__ = [
     "demand_vs_plan",
     "floor",
     "orders_at_risk",
+    "pipeline_demand",
     "quality",
 ]

@@ -175,9 +175,9 @@ async def delivery(conn: Conn, *, start: datetime, end: datetime, tz: str) -> di
     }
 
 
-async def demand_vs_plan(floor_conn: Conn, demand_conn: Conn, *, tz: str) -> list[dict[str, Any]]:
-    """Per product and month: the demand the pipeline implies, the recorded forecast, the plan, what was made."""
-    pipeline = await demand_conn.fetch(
+async def pipeline_demand(demand_conn: Conn) -> list[Any]:
+    """Per product and month, the quantity the sales pipeline implies (won deals whole, open ones weighted)."""
+    return await demand_conn.fetch(
         """SELECT l.product, to_char(CASE WHEN o.status = 'won' THEN o.won_on ELSE o.expected_close END, 'YYYY-MM')
                       AS period,
                   sum(l.quantity * CASE WHEN o.status = 'won' THEN 1 ELSE coalesce(o.override, o.stage_probability) END)
@@ -186,6 +186,11 @@ async def demand_vs_plan(floor_conn: Conn, demand_conn: Conn, *, tz: str) -> lis
            WHERE o.status IN ('open', 'won') AND (o.status = 'won' OR o.expected_close IS NOT NULL)
            GROUP BY 1, 2"""
     )
+
+
+async def demand_vs_plan(floor_conn: Conn, pipeline: list[Any], *, tz: str) -> list[dict[str, Any]]:
+    """Per product and month: the demand the pipeline implies (``pipeline_demand``, read first on a connection of
+    its own read model), the recorded forecast, the plan, what was made."""
     plans = await floor_conn.fetch("SELECT product, period, forecast, planned FROM plans")
     made = await floor_conn.fetch(
         "SELECT product, to_char(at AT TIME ZONE $1, 'YYYY-MM') AS period, sum(good) AS produced FROM output GROUP BY 1, 2",
