@@ -48,6 +48,7 @@ import asyncpg
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
+from prometheus_client import Gauge
 from pydantic import ValidationError
 
 from shared.core.events import UnknownEventTypeError, UnsupportedSchemaVersionError
@@ -248,6 +249,8 @@ class ProjectionRunner:
                 task = None
             if task is None:
                 await self._start_generation(g, state)
+            if self.stats[g].state != state:  # swapped in: its lag goes on under the new state
+                self._end_lag(g)
             self.stats[g].state = state
         building = [g for g, s in live.items() if s == "building"]
         active = [g for g, s in live.items() if s == "active"]
@@ -390,15 +393,24 @@ class ProjectionRunner:
                     await commit()
                 for tp in consumer.assignment():
                     positions[tp] = (await consumer.position(tp), consumer.highwater(tp) or 0)
-                    CONSUMER_LAG.labels(self.namespace, self.projection.name, tp.topic, str(tp.partition)).set(
-                        max(positions[tp][1] - positions[tp][0], 0)
-                    )
+                    self._lag_metric(generation, tp).set(max(positions[tp][1] - positions[tp][0], 0))
             if pending:
                 await commit()
         finally:
             for tp in gaps:
                 self._gap_metric(tp, 0)  # the next owner of the partition meets the gap again
+            if self.stats[generation].state == "building":  # a rebuild's lag ends with it; the live one goes on
+                self._end_lag(generation)
             await stop_consumer(consumer)
+
+    def _lag_metric(self, generation: int, tp: TopicPartition) -> Gauge:
+        """A generation's lag, labelled with its state: a rebuild's never mixes with the live one's."""
+        state = self.stats[generation].state
+        return CONSUMER_LAG.labels(self.namespace, self.projection.name, state, tp.topic, str(tp.partition))
+
+    def _end_lag(self, generation: int) -> None:
+        for tp in self._positions.get(generation, {}):
+            self._lag_metric(generation, tp).set(0)
 
     def _gap_metric(self, tp: TopicPartition, value: int) -> None:
         PROJECTION_STALLED.labels(self.namespace, self.projection.name, tp.topic, str(tp.partition)).set(value)

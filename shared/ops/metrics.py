@@ -8,7 +8,7 @@
 | `pipelines_relay_backlog_seconds` | gauge | service | age of the oldest of them |
 | `pipelines_relay_published_total` | counter | service | events published to Kafka |
 | `pipelines_relay_stuck` | gauge | service | 1 while the relay is stopped before an event Kafka cannot take |
-| `pipelines_consumer_lag` | gauge | service, projection, topic, partition | messages not yet consumed |
+| `pipelines_consumer_lag` | gauge | service, projection, state, topic, partition | messages not yet consumed by the live generation (`state="active"`) or a rebuild (`"building"`) |
 | `pipelines_projection_applied_total` | counter | service, projection | events applied to a read model |
 | `pipelines_projection_duplicates_total` | counter | service, projection | events read again at or below their stream's applied version, skipped |
 | `pipelines_projection_generation` | gauge | service, projection | the generation being consumed (1 per live one) |
@@ -34,7 +34,9 @@ RELAY_BACKLOG_SECONDS = Gauge("pipelines_relay_backlog_seconds", "age of the old
 RELAY_STUCK = Gauge("pipelines_relay_stuck", "1 while stopped before an event Kafka cannot take", ["service"])
 RELAY_PUBLISHED = Counter("pipelines_relay_published", "events published to Kafka", ["service"])
 CONSUMER_LAG = Gauge(
-    "pipelines_consumer_lag", "messages not yet consumed", ["service", "projection", "topic", "partition"]
+    "pipelines_consumer_lag",
+    "messages not yet consumed, by the live generation (state active) or a rebuild (state building)",
+    ["service", "projection", "state", "topic", "partition"],
 )
 PROJECTION_APPLIED = Counter(
     "pipelines_projection_applied", "events applied to a read model", ["service", "projection"]

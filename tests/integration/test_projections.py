@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from prometheus_client import REGISTRY
 
 from shared.messaging.projections import Fact, ReadModelBehindError, ReadModels, request_rebuild
 from shared.messaging.relay import OutboxRelay
@@ -129,11 +130,23 @@ async def test_each_event_has_one_effect_even_when_delivered_twice(pipeline: Pip
     assert await pipeline.totals() == once
 
 
+def lag_samples(pipeline: Pipeline, state: str) -> list[float]:
+    """``pipelines_consumer_lag`` of the pipeline's read model in this process, for one generation state."""
+    return [
+        sample.value
+        for metric in REGISTRY.collect()
+        if metric.name == "pipelines_consumer_lag"
+        for sample in metric.samples
+        if sample.labels["service"] == pipeline.store.schema and sample.labels["state"] == state
+    ]
+
+
 async def test_rebuild_replays_everything_into_new_tables_and_swaps(pipeline: Pipeline) -> None:
     for i in range(30):
         await pipeline.write(f"s-{i % 5}", 2 * i)
     await pipeline.drained()
     before = await pipeline.totals()
+    assert lag_samples(pipeline, "active") and not lag_samples(pipeline, "building")
 
     generation = await request_rebuild(pipeline.store.pool, pipeline.store.schema, "totals")
     assert generation == 2
@@ -151,6 +164,15 @@ async def test_rebuild_replays_everything_into_new_tables_and_swaps(pipeline: Pi
 
     await wait_until(swapped, timeout=60)
     assert await pipeline.totals() == before, "replaying every event again gives the same read model"
+
+    # the rebuild reported its lag under its own state, and it ends at 0 once swapped in: the live lag (the
+    # autoscaler's and the alerts') never showed the rebuild's backlog
+    async def rebuild_lag_ended() -> bool:
+        building = lag_samples(pipeline, "building")
+        return bool(building) and not any(building)
+
+    await wait_until(rebuild_lag_ended)
+    assert lag_samples(pipeline, "active")
     stats = pipeline.runner.stats[2]
     assert stats.applied == 30
     assert stats.events_per_second > 0
