@@ -33,9 +33,14 @@ deals: up ## run the deals service (api, relay, projector in one process) on the
 PARALLEL := tests/unit tests/contract tests/integration tests/deploy tests/bench
 ALONE := tests/e2e tests/faults
 
+# The secure stack (SASL/SCRAM and ACLs) that the ACL test (parallel) and the secure end-to-end run (alone) share: the
+# first test that needs it starts it in this run dir, and it is wiped once both phases are done (testkit/secure.py).
+SECURE_RUN := $(CURDIR)/.run-secure
+
 test: setup lint ## set up, lint, then run every test against real Kafka and PostgreSQL (no skips allowed)
-	PIPELINES_FAIL_ON_SKIP=1 .venv/bin/pytest -n 2 --dist loadfile $(PARALLEL)
-	PIPELINES_FAIL_ON_SKIP=1 .venv/bin/pytest $(ALONE)
+	export PIPELINES_FAIL_ON_SKIP=1 PIPELINES_SECURE_RUN_DIR=$(SECURE_RUN); \
+	trap 'scripts/stack --run-dir $(SECURE_RUN) down --wipe' EXIT; \
+	.venv/bin/pytest -n 2 --dist loadfile $(PARALLEL) && .venv/bin/pytest $(ALONE)
 
 test-fast: ## unit tests only, no servers
 	.venv/bin/pytest -m "not pg and not kafka and not e2e"

@@ -66,8 +66,8 @@ async def drop_everything(settings: Settings) -> None:
     finally:
         await conn.close()
     topics = [settings.events_topic(s) for s in SERVICES] + [settings.dead_letter_topic(s) for s in SERVICES]
-    topics.append(revocations_topic(settings))
-    await delete_topics(settings.kafka_bootstrap_servers, topics)
+    topics += [revocations_topic(settings), settings.alerts_topic()]
+    await delete_topics(settings.kafka_bootstrap_servers, topics, **settings.kafka_options())
 
 
 @asynccontextmanager

@@ -18,6 +18,8 @@ import pytest
 
 from shared.messaging.kafka import TopicSpec, delete_topics, ensure_topics
 from shared.ops.stack import Endpoints, Servers, start_servers
+from testkit.secure import SecureStack
+from testkit.secure import secure_stack as start_secure_stack
 
 REAL_SERVER_MARKERS = ("pg", "kafka", "cluster", "e2e")
 
@@ -53,6 +55,14 @@ def endpoints(request: pytest.FixtureRequest) -> Iterator[Endpoints]:
         yield servers.endpoints
     finally:
         servers.stop()
+
+
+@pytest.fixture(scope="session")
+def secure_stack() -> Iterator[SecureStack]:
+    """Kafka with SASL/SCRAM and ACLs, and a PostgreSQL of its own (testkit/secure.py): started when a test first
+    asks for it; one start per ``make test`` (``PIPELINES_SECURE_RUN_DIR``), shared by both of its phases."""
+    with start_secure_stack() as stack:
+        yield stack
 
 
 @pytest.fixture

@@ -11,7 +11,8 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.errors import KafkaConnectionError, KafkaError
+from aiokafka.conn import create_conn
+from aiokafka.errors import KafkaConnectionError, KafkaError, SaslAuthenticationFailed
 
 DEFAULT_PARTITIONS = 6
 TOPIC_ALREADY_EXISTS = 36
@@ -36,6 +37,39 @@ class TopicSpec:
     retention_ms: int = -1
 
 
+class KafkaCredentialsError(RuntimeError):
+    """Kafka refused this process's SASL credentials: retrying cannot help, so the process stops and says so."""
+
+
+async def refuse_wrong_credentials(bootstrap_servers: str, options: dict[str, Any]) -> None:
+    """After a failed bootstrap: raise ``KafkaCredentialsError`` if the first broker refuses the SASL credentials.
+
+    aiokafka only logs why it could not bootstrap and raises "Unable to bootstrap", a network fault's words, so a
+    wrong password would be retried like a broker still starting (for a minute, then that message). One direct
+    connection tells them apart; anything else it meets is left to the caller's retries."""
+    if not str(options.get("security_protocol", "")).startswith("SASL"):
+        return
+    host, _, port = bootstrap_servers.split(",")[0].strip().rpartition(":")
+    sasl = {k: options.get(k) for k in ("sasl_mechanism", "sasl_plain_username", "sasl_plain_password")}
+    try:
+        conn = await create_conn(
+            host,
+            int(port),
+            security_protocol=options["security_protocol"],
+            ssl_context=options.get("ssl_context"),
+            request_timeout_ms=10_000,
+            **sasl,
+        )
+    except SaslAuthenticationFailed as exc:
+        raise KafkaCredentialsError(
+            f"Kafka refused the credentials of user {sasl['sasl_plain_username']!r} ({sasl['sasl_mechanism']}) at "
+            f"{host}:{port}: check PIPELINES_KAFKA_SASL_USERNAME and PIPELINES_KAFKA_SASL_PASSWORD ({exc})"
+        ) from None
+    except (OSError, KafkaError, TimeoutError):
+        return
+    conn.close()
+
+
 @asynccontextmanager
 async def admin_client(
     bootstrap_servers: str, *, wait_s: float = 60.0, **options: Any
@@ -49,6 +83,7 @@ async def admin_client(
             break
         except KafkaConnectionError:
             await admin.close()
+            await refuse_wrong_credentials(bootstrap_servers, options)
             if asyncio.get_running_loop().time() > deadline:
                 raise
             await asyncio.sleep(0.5)

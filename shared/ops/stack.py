@@ -79,9 +79,11 @@ class LocalStack:
 
     run_dir: Path = field(default_factory=lambda: Path(os.environ.get("PIPELINES_RUN_DIR", ROOT / ".run")))
     nodes: int = 1
+    secure: bool = False  # SASL/SCRAM and ACLs (``scripts/stack --secure``): fixed when the run dir is first set up
 
     def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        cmd = [str(STACK_SCRIPT), "--run-dir", str(self.run_dir), "--nodes", str(self.nodes), *args]
+        flags = ["--secure"] if self.secure else []
+        cmd = [str(STACK_SCRIPT), "--run-dir", str(self.run_dir), "--nodes", str(self.nodes), *flags, *args]
         done = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=600)
         if check and done.returncode != 0:
             raise StackError(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stderr[-4000:]}")

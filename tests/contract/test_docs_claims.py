@@ -88,7 +88,8 @@ def read_by_code() -> frozenset[str]:
             found |= set(re.findall(r"environ\[[\"'](PIPELINES_\w+)", text))
         else:
             found |= set(re.findall(r"\$\{?(PIPELINES_\w+)", text))  # a shell script reading it
-            found |= set(re.findall(r"(?m)^\t.*?\b(PIPELINES_\w+)=", text))  # make passing it to a command
+            for recipe in re.findall(r"(?m)^\t.*$", text):  # make passing it to a command
+                found |= set(re.findall(r"\b(PIPELINES_\w+)=", recipe))
     return frozenset(found)
 
 

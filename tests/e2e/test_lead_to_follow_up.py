@@ -1,18 +1,25 @@
-"""The whole flow with every service as separate api, relay and projector processes on real Kafka and
-PostgreSQL, driven through the HTTP APIs only: a lead from an ad becomes a deal, the deal is won, the order is
-built (failing inspection once), shipped and delivered, and the deal's follow-up starts. Then: every pipeline's
-read models show it, causation ids link the chain across services, and rebuilding every read model gives
-exactly the live ones."""
+"""The whole flow with every service as separate api, relay and projector processes and the web board on real Kafka
+and PostgreSQL, driven through the HTTP APIs only: a lead from an ad becomes a deal, the deal is won for delivery
+tomorrow (the order, not yet built, raises an alert), the order is built (failing inspection once), shipped and
+delivered (the alert clears), and the deal's follow-up starts. Then: every pipeline's read models show it,
+causation ids link the chain across services, signing out on the board revokes the token in every API, and
+rebuilding every read model gives exactly the live ones.
+
+Twice: on the plain stack, and on the secure one (SASL/SCRAM and ACLs) with every process on its own Kafka user,
+which proves the ACLs allow all the real flow needs: the topics each process declares at start, its consumer
+groups (a rebuild's new generation too), the alerts topic, the revoked tokens, the board's reading."""
 
 from __future__ import annotations
 
-import os
+import re
 import socket
 import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -20,13 +27,16 @@ import pytest
 from services.deals.handlers import deal_id_for_lead
 from services.production.handlers import order_id_for_deal
 from shared.ops.settings import SERVICES, Settings
-from shared.ops.stack import ROOT, Endpoints
-from testkit.services import bearer, drop_everything, isolated_settings, stop_processes
+from shared.ops.stack import ROOT
+from testkit.secure import DEPLOYED_PREFIX, SecureStack
+from testkit.services import bearer, drop_everything, isolated_settings, process_env, stop_processes
 from testkit.waiting import wait_until
 from tools import ops
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka, pytest.mark.e2e, pytest.mark.slow]
 ADMIN = bearer("u-admin", "admin", team=None)
+MODES = ("api", "relay", "projector")
+TZ = ZoneInfo("Asia/Ho_Chi_Minh")  # the settings' default: where a promised delivery date is a date
 
 
 def free_port() -> int:
@@ -35,40 +45,39 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
+@pytest.fixture(params=["plain", "secure"])
 async def system(
-    endpoints: Endpoints, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[tuple[Settings, dict[str, str]]]:
-    base = isolated_settings(endpoints)
-    ports = {s: free_port() for s in SERVICES}
-    settings = base.model_copy(update={f"{s}_port": p for s, p in ports.items()})
-    env = os.environ | {
-        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-        "DATABASE_URL": str(settings.database_url),
-        "PIPELINES_SCHEMA_PREFIX": settings.schema_prefix,
-        "PIPELINES_TOPIC_PREFIX": settings.topic_prefix,
-        "PIPELINES_PII_SCHEMA": settings.pii_schema,
-        "PIPELINES_KEYRING_DIR": str(settings.keyring_dir),
-        "PIPELINES_JWT_KEYS": '{"test": "' + "s" * 40 + '"}',
-        "PIPELINES_PII_MASTER_KEY": settings.pii_master_key.get_secret_value() if settings.pii_master_key else "",
-        "PIPELINES_ALERT_SCAN_SECONDS": "5",
-        "PIPELINES_LOG_JSON": "true",
-        **{f"PIPELINES_{s.upper()}_PORT": str(p) for s, p in ports.items()},
-    }
+    """Each service's api, relay and projector, and the web board, as processes. ``secure``: on the secure stack
+    (SASL/SCRAM and ACLs, testkit/secure.py), each process with its own service's Kafka user as a deployment gives
+    it (the board with the web user), on the deployed topic and group names the ACLs name; the test itself drives,
+    reads and rebuilds as the operator (admin)."""
+    secure: SecureStack | None = request.getfixturevalue("secure_stack") if request.param == "secure" else None
+    settings = isolated_settings(secure.endpoints if secure else request.getfixturevalue("endpoints"))
+    if secure:
+        await secure.reset()  # the ACL test's topics, or an earlier run's
+        settings = secure.as_user(settings.model_copy(update={"topic_prefix": DEPLOYED_PREFIX}), "admin")
+    ports = {s: free_port() for s in (*SERVICES, "web")}
+    settings = settings.model_copy(update={f"{s}_port": p for s, p in ports.items()})
+    env = process_env(
+        settings, PIPELINES_ALERT_SCAN_SECONDS="1", **{f"PIPELINES_{s.upper()}_PORT": str(p) for s, p in ports.items()}
+    )
+
+    def kafka_user(user: str) -> dict[str, str]:
+        return secure.credentials(user) if secure else {"PIPELINES_KAFKA_SECURITY_PROTOCOL": "PLAINTEXT"}
+
+    commands = {f"{s}-{mode}": (s, ["-m", f"services.{s}", mode]) for s in SERVICES for mode in MODES}
+    commands["web"] = ("web", ["-m", "services.web"])
     processes = []
-    logs = tmp_path_factory.mktemp("e2e-logs")
-    for service in SERVICES:  # nine processes: each service's api, relay and projector
-        for mode in ("api", "relay", "projector"):
-            log = (logs / f"{service}-{mode}.log").open("wb")  # read it when this test fails
-            processes.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", f"services.{service}", mode],
-                    cwd=ROOT,
-                    env=env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
+    logs = tmp_path_factory.mktemp(f"e2e-logs-{request.param}")
+    for name, (user, args) in commands.items():  # nine service processes and the board
+        log = (logs / f"{name}.log").open("wb")  # read it when this test fails
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, *args], cwd=ROOT, env=env | kafka_user(user), stdout=log, stderr=subprocess.STDOUT
             )
+        )
     urls = {s: f"http://127.0.0.1:{p}" for s, p in ports.items()}
     try:
         async with httpx.AsyncClient() as http:
@@ -87,6 +96,9 @@ async def system(
     finally:
         stop_processes(processes)
         await drop_everything(settings)
+    # nothing the flow did was refused and retried out of sight (a dead letter, a rebuild's group, a scan)
+    refused = [f.name for f in logs.iterdir() if "AuthorizationFailed" in f.read_text(errors="replace")]
+    assert not refused, f"Kafka refused something in: {refused}"
 
 
 async def post(http: httpx.AsyncClient, url: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -99,6 +111,32 @@ async def get(http: httpx.AsyncClient, url: str, **params: Any) -> Any:
     r = await http.get(url, params=params, headers=ADMIN)
     assert r.status_code == 200, (url, r.status_code, r.text)
     return r.json()
+
+
+async def at_risk(http: httpx.AsyncClient, production: str, order: str, *, active: bool) -> bool:
+    alerts = await get(http, f"{production}/alerts", active=active)
+    return any(a["kind"] == "order_at_risk" and a["entity"] == f"production-order-{order}" for a in alerts)
+
+
+async def signing_out_on_the_board_revokes_the_token_everywhere(http: httpx.AsyncClient, url: dict[str, str]) -> None:
+    """The board publishes the signed-out token on the revocations topic; every API reads it and refuses the token."""
+    signed_in = bearer("u-out", "admin", team=None)
+    for service in SERVICES:
+        assert (await http.get(f"{url[service]}/alerts", headers=signed_in)).status_code == 200
+    async with httpx.AsyncClient(base_url=url["web"], timeout=30) as board:
+        form = re.search(r'name="csrf" value="([^"]+)"', (await board.get("/login")).text)
+        assert form
+        token = signed_in["Authorization"].removeprefix("Bearer ")
+        r = await board.post("/login", data={"token": token, "csrf": form.group(1)})
+        assert r.status_code == 303, r.text
+        r = await board.post("/logout", data={"csrf": board.cookies["pipelines_csrf"]})
+        assert r.status_code == 303, r.text
+
+    async def refused() -> bool:
+        codes = [(await http.get(f"{url[s]}/alerts", headers=signed_in)).status_code for s in SERVICES]
+        return codes == [401] * len(SERVICES)
+
+    await wait_until(refused, timeout=15, interval=0.2)
 
 
 async def test_a_lead_from_an_ad_to_the_deals_follow_up(system: tuple[Settings, dict[str, str]]) -> None:
@@ -158,12 +196,14 @@ async def test_a_lead_from_an_ad_to_the_deals_follow_up(system: tuple[Settings, 
                     ]
                 },
             ),
-            ("win", {}),
+            ("win", {"requested_delivery_date": (datetime.now(TZ) + timedelta(days=1)).date().isoformat()}),
         ]:
             await post(http, f"{url['deals']}/deals/{deal}/{path}", body)
         order = str(order_id_for_deal(uuid.UUID(deal)))
         await wait_until(lambda: exists(f"{url['production']}/orders/{order}"), timeout=60, interval=0.3)
         o = f"{url['production']}/orders/{order}"
+        # promised for tomorrow and not built: production raises an alert, on the alerts topic every service reads
+        await wait_until(lambda: at_risk(http, url["production"], order, active=True), timeout=30, interval=0.3)
         for path, body in [
             ("plan", {"planned_start": "2026-11-25", "planned_end": "2026-12-10"}),
             ("start-design", {}),
@@ -225,6 +265,7 @@ async def test_a_lead_from_an_ad_to_the_deals_follow_up(system: tuple[Settings, 
                 "delivery": await get(http, f"{url['production']}/analytics/delivery", **window),
                 "cycle": await get(http, f"{url['production']}/analytics/cycle-times", **window),
                 "demand": await get(http, f"{url['production']}/demand"),
+                "alerts": await get(http, f"{url['production']}/alerts", active=False),
             }
 
         async def shown() -> bool:
@@ -236,6 +277,7 @@ async def test_a_lead_from_an_ad_to_the_deals_follow_up(system: tuple[Settings, 
                 and r["delivery"]["completed"] == 1
                 and r["floor"]["reworked"] == "2"  # units: the 2 inspected at the failed first inspection
                 and r["floor"]["fpy"] == 0.0
+                and [a["cleared_at"] is not None for a in r["alerts"]] == [True]  # shipped: no longer at risk
             )
 
         await wait_until(shown, timeout=60, interval=0.5)
@@ -243,6 +285,7 @@ async def test_a_lead_from_an_ad_to_the_deals_follow_up(system: tuple[Settings, 
         assert live["funnel"][0]["revenue"] == "29000000"
         assert live["stages"]["won"] == 1
         assert sum(s["backward_moves"] for s in live["stages"]["stages"]) == 1
+        await signing_out_on_the_board_revokes_the_token_everywhere(http, url)
 
     # rebuilding every read model (not the reactions) gives exactly the live ones
     for service, projections in (await ops.read_models(settings)).items():

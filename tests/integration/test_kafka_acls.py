@@ -1,21 +1,19 @@
 """Kafka with SASL/SCRAM and ACLs (``scripts/stack --secure``): each service's credentials write its own topic and
 read what it subscribes to, and nothing else.
 
-A secure stack of this test (its own run dir): SCRAM users made when the storage was formatted, the
-StandardAuthorizer, the services' ACLs. The deals relay publishes with the deals credentials (as its settings give
-them to every client); the deals credentials cannot write the leads topic, the leads ones cannot write the deals
-topic nor read the production topic; a wrong password and a client without SASL do not get in.
+The session's secure stack (``secure_stack``, testkit/secure.py; the secure end-to-end run shares it): SCRAM users
+made when the storage was formatted, the StandardAuthorizer, the services' ACLs. The deals relay publishes with the
+deals credentials (as its settings give them to every client); the deals credentials cannot write the leads topic,
+the leads ones cannot write the deals topic nor read the production topic; a wrong password and a client without
+SASL do not get in.
 """
 
 from __future__ import annotations
 
 import asyncio
-import subprocess
+import sys
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from asyncio.subprocess import PIPE, STDOUT
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -30,53 +28,21 @@ from shared.ops.stack import ROOT, Endpoints
 from shared.store import NewEvent
 from shared.store.postgres import PostgresEventStore
 from testkit.events import Counted
+from testkit.secure import SecureStack
+from testkit.services import drop_everything, isolated_settings, process_env
 from testkit.waiting import wait_until
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka, pytest.mark.slow]
 
 
-@dataclass
-class Secure:
-    bootstrap: str
-    passwords: dict[str, str]
-
-    def options(self, user: str, password: str | None = None) -> dict[str, Any]:
-        """A client's security options, as a process's settings give them."""
-        return Settings(
-            _env_file=None,
-            kafka_bootstrap_servers=self.bootstrap,
-            kafka_security_protocol="SASL_PLAINTEXT",
-            kafka_sasl_mechanism="SCRAM-SHA-512",
-            kafka_sasl_username=user,
-            kafka_sasl_password=password or self.passwords[user],
-        ).kafka_options()
+@pytest.fixture
+async def secure(secure_stack: SecureStack) -> SecureStack:
+    """The session's secure stack, without the ``pipelines.*`` topics and groups an earlier test left there."""
+    await secure_stack.reset()
+    return secure_stack
 
 
-def stack(run_dir: Path, *args: str) -> str:
-    done = subprocess.run(
-        [str(ROOT / "scripts/stack"), "--run-dir", str(run_dir), "--secure", *args],
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
-@pytest.fixture(scope="module")
-def secure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secure]:
-    run_dir = tmp_path_factory.mktemp("secure") / "stack"
-    try:
-        out = stack(run_dir, "up")
-        bootstrap = next(line.split("=", 1)[1] for line in out.splitlines() if "KAFKA_BOOTSTRAP_SERVERS=" in line)
-        assert "export PIPELINES_KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT" in out
-        passwords = dict(line.split() for line in (run_dir / "kafka-users").read_text().splitlines())
-        yield Secure(bootstrap, passwords)
-    finally:
-        stack(run_dir, "down", "--wipe")
-
-
-async def write(secure: Secure, user: str, topic: str, password: str | None = None) -> None:
+async def write(secure: SecureStack, user: str, topic: str, password: str | None = None) -> None:
     producer = AIOKafkaProducer(
         bootstrap_servers=secure.bootstrap, enable_idempotence=True, acks="all", **secure.options(user, password)
     )
@@ -87,7 +53,7 @@ async def write(secure: Secure, user: str, topic: str, password: str | None = No
         await producer.stop()
 
 
-async def read(secure: Secure, user: str, topic: str) -> list[bytes]:
+async def read(secure: SecureStack, user: str, topic: str) -> list[bytes]:
     consumer = AIOKafkaConsumer(
         topic,
         bootstrap_servers=secure.bootstrap,
@@ -104,7 +70,7 @@ async def read(secure: Secure, user: str, topic: str) -> list[bytes]:
         await consumer.stop()
 
 
-async def read_without_group(secure: Secure, user: str, topic: str) -> list[bytes]:
+async def read_without_group(secure: SecureStack, user: str, topic: str) -> list[bytes]:
     """As the web board reads: every partition assigned, no consumer group."""
     consumer = AIOKafkaConsumer(bootstrap_servers=secure.bootstrap, enable_auto_commit=False, **secure.options(user))
     await consumer.start()
@@ -121,7 +87,7 @@ async def read_without_group(secure: Secure, user: str, topic: str) -> list[byte
 
 
 async def test_a_service_writes_its_own_topic_and_not_another_services(
-    secure: Secure, pg_store: PostgresEventStore, endpoints: Endpoints
+    secure: SecureStack, pg_store: PostgresEventStore, endpoints: Endpoints
 ) -> None:
     topics = {s: f"pipelines.{s}.events" for s in SERVICES}
     async with admin_client(secure.bootstrap, **secure.options("admin")) as admin:
@@ -174,7 +140,7 @@ async def test_a_service_writes_its_own_topic_and_not_another_services(
     await plain.stop()
 
 
-async def test_the_web_board_alone_revokes_tokens_and_every_api_reads_the_revocations(secure: Secure) -> None:
+async def test_the_web_board_alone_revokes_tokens_and_every_api_reads_the_revocations(secure: SecureStack) -> None:
     """Issue 20 item 8: signing out publishes on pipelines.auth.revocations with the web credentials (the board may
     declare the topic: it can start before any service); each service's credentials read it; none may write it."""
 
@@ -214,3 +180,27 @@ async def test_the_web_board_alone_revokes_tokens_and_every_api_reads_the_revoca
     finally:
         stop.set()
         await asyncio.gather(*reading)
+
+
+async def test_a_process_with_a_wrong_password_stops_at_once_and_says_why(secure_stack: SecureStack) -> None:
+    """A wrong password never becomes right by retrying: a service process given one stops within seconds, its last
+    words naming the user Kafka refused, rather than retrying for a minute and ending on "Unable to bootstrap" (the
+    words of a network fault)."""
+    settings = isolated_settings(secure_stack.endpoints)
+    env = process_env(settings) | secure_stack.credentials("deals", "not-the-password")
+    started = time.monotonic()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "services.deals", "relay", cwd=ROOT, env=env, stdout=PIPE, stderr=STDOUT
+    )
+    try:
+        async with asyncio.timeout(45):
+            output, _ = await process.communicate()
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        pytest.fail(f"still running {time.monotonic() - started:.0f} s after it started with a wrong password")
+    finally:
+        await drop_everything(secure_stack.as_user(settings, "admin"))
+    assert process.returncode not in (0, None)
+    last = output.decode().strip().splitlines()[-1]
+    assert "Kafka refused the credentials of user 'deals'" in last, last
