@@ -136,7 +136,7 @@ def start_relay_process(endpoints: Endpoints, schema: str, topic: str) -> subpro
         "KAFKA_BOOTSTRAP_SERVERS": endpoints.kafka_bootstrap_servers,
     }
     return subprocess.Popen(
-        [sys.executable, "-m", "shared.messaging.relay", "test", "--schema", schema, "--topic", topic],
+        [sys.executable, "-m", "testkit.relay_process", "test", "--schema", schema, "--topic", topic],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
