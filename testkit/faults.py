@@ -25,6 +25,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from shared.ops.settings import Settings
 from shared.ops.stack import ROOT, LocalStack
@@ -593,3 +594,14 @@ def active_controller(stack: LocalStack) -> int:
         check=True,
     )
     return int(done.stdout.strip().splitlines()[-1])
+
+
+def skipped_duplicates(metrics_text: str) -> dict[str, float]:
+    """``pipelines_projection_duplicates_total`` per projection in a process's /metrics: the events it read again
+    at or below their stream's applied version, and skipped."""
+    return {
+        sample.labels["projection"]: sample.value
+        for family in text_string_to_metric_families(metrics_text)
+        for sample in family.samples
+        if sample.name == "pipelines_projection_duplicates_total"
+    }

@@ -54,7 +54,8 @@ def bearer(user: str, *roles: str, team: str | None = "north") -> dict[str, str]
     return {"Authorization": f"Bearer {token}"}
 
 
-async def drop_everything(settings: Settings) -> None:
+async def drop_schemas(settings: Settings) -> None:
+    """Every schema of these settings' prefix (``isolated_settings``), with what is in it."""
     conn = await connect(settings.database_url_for("deals"))
     try:
         schemas = await conn.fetch(
@@ -65,6 +66,11 @@ async def drop_everything(settings: Settings) -> None:
             await conn.execute(f'DROP SCHEMA "{row["schema_name"]}" CASCADE')
     finally:
         await conn.close()
+
+
+async def drop_everything(settings: Settings) -> None:
+    """The schemas and the topics of these settings."""
+    await drop_schemas(settings)
     topics = [settings.events_topic(s) for s in SERVICES] + [settings.dead_letter_topic(s) for s in SERVICES]
     topics += [revocations_topic(settings), settings.alerts_topic()]
     await delete_topics(settings.kafka_bootstrap_servers, topics, **settings.kafka_options())

@@ -132,19 +132,6 @@ class PostgresDedupe:
                 CREATE INDEX IF NOT EXISTS dedupe_keys_by_lead ON {self.table} (lead_id)"""
         await apply(self.pool, self.schema, [Migration("leads.dedupe.0001", "duplicate index", ddl)])
 
-    async def find(self, keys: Iterable[str]) -> dict[uuid.UUID, list[str]]:
-        return _by_lead(
-            await self.pool.fetch(
-                f"SELECT key, lead_id FROM {self.table} WHERE key = ANY($1::text[]) ORDER BY lead_id, key", list(keys)
-            )
-        )
-
-    async def add(self, lead_id: uuid.UUID, keys: Iterable[str]) -> None:
-        await self.pool.executemany(
-            f"INSERT INTO {self.table} (key, lead_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            [(k, lead_id) for k in keys],
-        )
-
     async def forget(self, lead_id: uuid.UUID) -> None:
         await self.pool.execute(f"DELETE FROM {self.table} WHERE lead_id = $1", lead_id)
 

@@ -30,7 +30,7 @@ from shared.ops.settings import Settings
 from shared.ops.stack import Endpoints
 from shared.store.commands import Context
 from testkit.checker import Checker
-from testkit.faults import Processes
+from testkit.faults import Processes, skipped_duplicates
 from testkit.kafkaproxy import OFFSET_COMMIT, Fault, KafkaProxy
 from testkit.services import drop_everything, isolated_settings
 from testkit.waiting import wait_until
@@ -50,12 +50,8 @@ async def committed(settings: Settings, group: str) -> int:
 
 async def duplicates(http: httpx.AsyncClient, port: int) -> dict[str, float]:
     """``pipelines_projection_duplicates_total`` of the read models, from the projector's /metrics."""
-    out: dict[str, float] = {}
-    for line in (await http.get(f"http://127.0.0.1:{port}/metrics")).text.splitlines():
-        for p in READ_MODELS:
-            if line.startswith("pipelines_projection_duplicates_total{") and f'projection="{p}"' in line:
-                out[p] = float(line.rsplit(" ", 1)[1])
-    return out
+    skipped = skipped_duplicates((await http.get(f"http://127.0.0.1:{port}/metrics")).text)
+    return {p: n for p, n in skipped.items() if p in READ_MODELS}
 
 
 async def test_a_projector_killed_before_its_offset_commit_applies_each_event_once(

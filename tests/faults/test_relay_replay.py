@@ -32,7 +32,6 @@ from typing import Any
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from services.deals.handlers import deal_id_for_lead
 from services.production.handlers import order_id_for_deal
@@ -40,7 +39,7 @@ from shared.ops.settings import SERVICES, Settings
 from shared.ops.stack import Endpoints
 from shared.store.db import connect
 from testkit.checker import Checker
-from testkit.faults import ADMIN, Processes, WritesHeld
+from testkit.faults import ADMIN, Processes, WritesHeld, skipped_duplicates
 from testkit.kafka import read_topic
 from testkit.services import drop_everything, isolated_settings
 from testkit.waiting import wait_until
@@ -148,10 +147,7 @@ async def duplicates_skipped(procs: Processes) -> dict[tuple[str, str], float]:
             text = (
                 await http.get(f"http://127.0.0.1:{port}/metrics" if port else f"{procs.urls[service]}/metrics")
             ).text
-            for family in text_string_to_metric_families(text):
-                for sample in family.samples:
-                    if sample.name == "pipelines_projection_duplicates_total":
-                        out[service, sample.labels["projection"]] = sample.value
+            out |= {(service, p): n for p, n in skipped_duplicates(text).items()}
     return out
 
 

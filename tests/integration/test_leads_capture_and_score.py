@@ -18,8 +18,7 @@ import pytest
 from services.leads import main as leads_main
 from services.leads.main import LeadsService
 from shared.ops.stack import Endpoints
-from shared.store.db import connect
-from testkit.services import bearer, client_for, isolated_settings
+from testkit.services import bearer, client_for, drop_schemas, isolated_settings
 
 pytestmark = [pytest.mark.pg]
 
@@ -36,15 +35,7 @@ async def leads(endpoints: Endpoints) -> AsyncIterator[LeadsService]:
         yield service
     finally:
         await service.close()
-        conn = await connect(settings.database_url_for("leads"))
-        try:
-            for row in await conn.fetch(
-                "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE $1",
-                settings.schema_prefix + "%",
-            ):
-                await conn.execute(f'DROP SCHEMA "{row["schema_name"]}" CASCADE')
-        finally:
-            await conn.close()
+        await drop_schemas(settings)
 
 
 def person(i: int) -> dict[str, str]:

@@ -27,7 +27,7 @@ from shared.edge.service import Storage
 from shared.ops.settings import Settings
 from shared.ops.stack import Endpoints
 from shared.store.db import connect
-from testkit.services import bearer, client_for, isolated_settings
+from testkit.services import bearer, client_for, drop_schemas, isolated_settings
 
 pytestmark = [pytest.mark.pg]
 
@@ -37,15 +37,7 @@ async def settings(endpoints: Endpoints) -> AsyncIterator[Settings]:
     """Schemas of the test's own, dropped afterwards; a pool of one connection."""
     settings = isolated_settings(endpoints).model_copy(update={"db_pool_size": 1})
     yield settings
-    conn = await connect(settings.database_url_for("leads"))
-    try:
-        for row in await conn.fetch(
-            "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE $1",
-            settings.schema_prefix + "%",
-        ):
-            await conn.execute(f'DROP SCHEMA "{row["schema_name"]}" CASCADE')
-    finally:
-        await conn.close()
+    await drop_schemas(settings)
 
 
 @pytest.fixture
