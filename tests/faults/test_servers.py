@@ -91,7 +91,7 @@ async def test_postgresql_stopped_cleanly_then_abruptly_and_restarted(
     began = time.monotonic()
     local, _ = stack
     down_answers: list[tuple[str, str, int, str | None]] = []
-    outages: list[tuple[str, float, float]] = []  # mode, when it stopped, when it was started again
+    outages: list[tuple[str, float, float]] = []  # mode, when it stopped, when its restart began
     ready = Readiness(procs.readiness_urls)
     load = Load(procs.urls, rate=RATE)
     acked: list[int] = []
@@ -135,13 +135,14 @@ async def test_postgresql_stopped_cleanly_then_abruptly_and_restarted(
                         down_answers.append((mode, service, r.status_code, r.headers.get("retry-after")))
                     await asyncio.sleep(1.0)
             finally:
+                restarting = time.monotonic()  # down until here: once `pg-up` runs, a probe may find it back
                 await asyncio.to_thread(local._run, "pg-up")
             restarted = time.monotonic()
-            outages.append((mode, stopped, restarted))
+            outages.append((mode, stopped, restarting))
             acked.append(load.total_acked())
             await ready.all_say("200", since=restarted, timeout=60)  # every process reconnected by itself
         await asyncio.sleep(3)  # traffic goes on after the restarts
-    while_down = {mode: ready.between(stopped + 1.0, restarted) for mode, stopped, restarted in outages}
+    while_down = {mode: ready.between(stopped + 1.0, restarting) for mode, stopped, restarting in outages}
     t0 = outages[0][1]
     print(
         f"\n[postgresql stopped] {time.monotonic() - began:.1f} s; outages (s after the first) "
