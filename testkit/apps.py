@@ -1,4 +1,5 @@
-"""The four HTTP apps built without servers (in-memory stores, a test key), for tests that read their shape."""
+"""Every service's HTTP app and the board's, built without servers (in-memory stores, a test key), for tests that
+read their shape."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ from fastapi import FastAPI
 from services.deals.api import DealsAPI
 from services.deals.api import create_app as deals_app
 from services.deals.handlers import Deals
+from services.directory.api import DirectoryAPI
+from services.directory.api import create_app as directory_app
+from services.directory.handlers import Directory
 from services.leads.api import LeadsAPI
 from services.leads.api import create_app as leads_app
 from services.leads.handlers import InMemoryDedupe, Leads
@@ -18,7 +22,7 @@ from services.production.api import ProductionAPI
 from services.production.api import create_app as production_app
 from services.production.handlers import Production
 from services.web.app import create_app as web_app
-from shared.edge.auth import TokenVerifier
+from shared.edge.auth import ROLES, TokenVerifier
 from shared.ops.settings import Settings
 from shared.store.memory import InMemoryEventStore
 
@@ -42,10 +46,12 @@ def apps() -> dict[str, FastAPI]:
     leads = Leads(store, store.personal_data, lambda: NOW, InMemoryDedupe(), b"d" * 32)
     graph = HttpFacebookGraph("fb-token", client=httpx.AsyncClient(base_url="https://graph.facebook.com"))
     production = ProductionAPI(Production(store, lambda: NOW), None, store.personal_data, "Asia/Ho_Chi_Minh", _ready)
+    directory = DirectoryAPI(Directory(store, lambda: NOW, ROLES), None, store.personal_data, _ready)
     web = web_app(SETTINGS, transport=httpx.MockTransport(lambda r: httpx.Response(503)), live_feed=False)
     return {
         "deals": deals_app(deals, verifier),
         "leads": leads_app(LeadsAPI(leads, None, SETTINGS, graph, _ready), verifier),
         "production": production_app(production, verifier),
+        "directory": directory_app(directory, verifier),
         "web": web,
     }

@@ -131,6 +131,7 @@ class _Recomputation(ProjectionRunner):
 
 async def _build(settings: Settings, service: str) -> ServiceCore:
     from services.deals.main import build as deals
+    from services.directory.main import build as directory
     from services.leads.main import build as leads
     from services.production.main import build as production
 
@@ -138,6 +139,7 @@ async def _build(settings: Settings, service: str) -> ServiceCore:
         "leads": leads,
         "deals": deals,
         "production": production,
+        "directory": directory,
     }
     return await builders[service](settings)
 

@@ -36,7 +36,7 @@ DEPLOYED_PREFIX = "pipelines"
 @dataclass(frozen=True)
 class SecureStack:
     endpoints: Endpoints  # its Kafka (SASL only) and its own PostgreSQL
-    passwords: Mapping[str, str]  # the SCRAM users: admin (super user), leads, deals, production, web
+    passwords: Mapping[str, str]  # the SCRAM users: admin (super user), leads, deals, production, directory, web
 
     @property
     def bootstrap(self) -> str:

@@ -1,7 +1,7 @@
 """``pipelines``: the command line for the whole system (typer + rich).
 
 pipelines stack up|down|status        the local Kafka and PostgreSQL
-pipelines services up|down|status     the three services, each as one process (api + relay + projector)
+pipelines services up|down|status     every service, each as one process (api + relay + projector)
 pipelines simulate --leads N --rate R realistic traffic through the whole flow, over the HTTP APIs
 pipelines demo                        all of the above, then where to look
 pipelines token ROLE                  a bearer token for trying the APIs
@@ -33,7 +33,7 @@ from shared.ops.stack import ROOT, STACK_SCRIPT
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
 stack_app = typer.Typer(help="the local Kafka and PostgreSQL", no_args_is_help=True)
-services_app = typer.Typer(help="the three services and the web board as local processes", no_args_is_help=True)
+services_app = typer.Typer(help="every service and the web board as local processes", no_args_is_help=True)
 app.add_typer(stack_app, name="stack")
 app.add_typer(services_app, name="services")
 console = Console()
@@ -431,7 +431,7 @@ def events() -> None:
 
 @app.command()
 def demo(leads: int = typer.Option(60, "--leads", min=1), rate: float = typer.Option(4.0, "--rate", min=0.1)) -> None:
-    """Start the stack, the three services and the board, drive traffic through them, and show where to look."""
+    """Start the stack, every service and the board, drive traffic through them, and show where to look."""
     if subprocess.call([str(STACK_SCRIPT), "up"], stdout=subprocess.DEVNULL) != 0:
         raise typer.Exit(1)
     services_up()

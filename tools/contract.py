@@ -30,6 +30,7 @@ EVENT_MODULES = (
     "services.leads.events",
     "services.deals.events",
     "services.production.events",
+    "services.directory.events",
     "services.alerts.events",
 )
 for _module in EVENT_MODULES:

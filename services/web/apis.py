@@ -16,7 +16,7 @@ import httpx
 from services.web.pages.audit import TIMELINE
 from services.web.panels import Filters, Panel, rows_of
 from shared.edge.auth import Principal
-from shared.ops.settings import SERVICES, Settings
+from shared.ops.settings import PIPELINES, Settings
 
 
 @dataclass
@@ -35,7 +35,7 @@ class Apis:
     """The three APIs, called with the user's token."""
 
     def __init__(self, settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> None:
-        self.urls = {s: settings.api_url(s) for s in SERVICES}
+        self.urls = {s: settings.api_url(s) for s in PIPELINES}
         self.http = httpx.AsyncClient(timeout=10, transport=transport)
 
     async def get(self, service: str, path: str, params: dict[str, str], token: str) -> httpx.Response:
@@ -154,7 +154,7 @@ ALERTS_PAGE = 500  # the most one /alerts answer lists
 async def alert_count(apis: Apis, token: str) -> str:
     """How many active alerts the three APIs show this user ("" when none may be seen; "500+" past a page)."""
     answers = await asyncio.gather(
-        *(apis.get(s, "/alerts", {"limit": str(ALERTS_PAGE)}, token) for s in SERVICES), return_exceptions=True
+        *(apis.get(s, "/alerts", {"limit": str(ALERTS_PAGE)}, token) for s in PIPELINES), return_exceptions=True
     )
     lists = [r.json() for r in answers if isinstance(r, httpx.Response) and r.status_code == 200]
     if not lists:

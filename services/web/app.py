@@ -37,7 +37,7 @@ from services.web.state import Board
 from shared.edge.auth import TokenVerifier
 from shared.edge.http import install_common
 from shared.edge.revocation import RevocationList
-from shared.ops.settings import SERVICES, Settings
+from shared.ops.settings import PIPELINES, Settings
 
 
 def create_app(
@@ -114,7 +114,7 @@ async def readiness(board: Board) -> dict[str, str]:
     checks = {"live": "ok" if board.hub.connected or not board.live_feed else "not connected to Kafka"}
     if board.live_feed:  # not before it knows every token signed out
         checks["revocations"] = board.revocations.readiness()
-    for service in SERVICES:
+    for service in PIPELINES:
         try:
             r = await board.apis.http.get(board.apis.urls[service] + "/healthz", timeout=2)
             checks[service] = "ok" if r.status_code == 200 else f"answered {r.status_code}"

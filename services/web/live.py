@@ -19,7 +19,7 @@ import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from shared.messaging.kafka import admin_client
-from shared.ops.settings import SERVICES, Settings
+from shared.ops.settings import PIPELINES, Settings
 
 log = structlog.get_logger()
 QUEUE = 256  # a browser further behind than this is told to reload its panels instead
@@ -73,7 +73,7 @@ def notice(topic: str, value: bytes | None, topics: dict[str, str]) -> dict[str,
 
 async def feed(settings: Settings, hub: Hub, stop: asyncio.Event, *, retry_s: float = 2.0) -> None:
     """Read the three events topics and the alerts topic from their ends until ``stop``; reconnect on failure."""
-    topics = {settings.events_topic(s): s for s in SERVICES} | {settings.alerts_topic(): "alerts"}
+    topics = {settings.events_topic(s): s for s in PIPELINES} | {settings.alerts_topic(): "alerts"}
     while not stop.is_set():
         consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False, **settings.kafka_options()

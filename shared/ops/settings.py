@@ -16,7 +16,8 @@ from typing import Any, Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-SERVICES = ("leads", "deals", "production")
+PIPELINES = ("leads", "deals", "production")  # the services a lead flows through, each with its board and alerts
+SERVICES = (*PIPELINES, "directory")  # every service: its schema, topic, role and api, relay and projector processes
 
 
 class SettingsError(ValueError):
@@ -50,6 +51,7 @@ class Settings(BaseSettings):
     leads_database_url: str | None = Field(None, validation_alias=AliasChoices("LEADS_DATABASE_URL"))
     deals_database_url: str | None = Field(None, validation_alias=AliasChoices("DEALS_DATABASE_URL"))
     production_database_url: str | None = Field(None, validation_alias=AliasChoices("PRODUCTION_DATABASE_URL"))
+    directory_database_url: str | None = Field(None, validation_alias=AliasChoices("DIRECTORY_DATABASE_URL"))
     db_pool_size: int = Field(10, ge=1)
 
     # JSON object of key id -> HS256 secret (at least 32 bytes); tokens name their key id in the `kid` header.
@@ -92,11 +94,13 @@ class Settings(BaseSettings):
     leads_port: int = Field(8101, ge=1, le=65535)
     deals_port: int = Field(8102, ge=1, le=65535)
     production_port: int = Field(8103, ge=1, le=65535)
+    directory_port: int = Field(8104, ge=1, le=65535)
     web_port: int = Field(8100, ge=1, le=65535)
     # where the web board reaches each API (default: this host's API ports); it calls them with the user's token
     leads_api_url: str | None = None
     deals_api_url: str | None = None
     production_api_url: str | None = None
+    directory_api_url: str | None = None
 
     timezone: str = "Asia/Ho_Chi_Minh"
     lead_response_minutes: int = Field(60, ge=1, description="a new lead not contacted by then raises an alert")

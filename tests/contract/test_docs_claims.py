@@ -28,7 +28,7 @@ import typer.main
 from pydantic import AliasChoices
 
 from shared.ops import metrics
-from shared.ops.settings import Settings
+from shared.ops.settings import SERVICES, Settings
 from tools.cli import app
 
 ROOT = Path(__file__).parents[2]
@@ -111,8 +111,9 @@ def test_a_variable_the_docs_name_is_read_by_the_code(at: str, name: str) -> Non
 def test_every_setting_is_documented_for_operators(setting: str) -> None:
     documented = "\n".join(doc.read_text() for doc in OPERATOR_DOCS)
     names = setting_names()[setting]
-    # a service's own database URL is documented once for the three, as <SERVICE>_DATABASE_URL
-    generic = {re.sub(r"^(LEADS|DEALS|PRODUCTION)_", "<SERVICE>_", n) for n in names}
+    # a service's own database URL is documented once for them all, as <SERVICE>_DATABASE_URL
+    service = "|".join(SERVICES).upper()
+    generic = {re.sub(rf"^({service})_", "<SERVICE>_", n) for n in names}
     assert any(re.search(rf"(?<![A-Z_<]){re.escape(n)}\b", documented) for n in names | generic), (
         f"setting {setting} ({' or '.join(sorted(names))}) is in neither the README nor docs/OPERATIONS.md"
     )
@@ -250,7 +251,7 @@ def test_a_make_target_the_docs_name_exists(at: str, words: list[str]) -> None:
 @pytest.mark.parametrize(("at", "words"), command_mentions("python -m"), ids=lambda v: str(v))
 def test_a_module_the_docs_run_exists(at: str, words: list[str]) -> None:
     module = words[1]
-    modules = [module.replace("<service>", s) for s in ("leads", "deals", "production")] if "<" in module else [module]
+    modules = [module.replace("<service>", s) for s in SERVICES] if "<" in module else [module]
     for name in modules:
         spec = importlib.util.find_spec(name)
         assert spec is not None, f"{at}: no module {name}"

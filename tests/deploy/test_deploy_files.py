@@ -17,7 +17,7 @@ import pytest
 import yaml
 from dockerfile_parse import DockerfileParser
 
-from shared.ops.settings import Settings
+from shared.ops.settings import PIPELINES, SERVICES, Settings
 from shared.ops.stack import ROOT, Endpoints
 from testkit.services import drop_everything, isolated_settings, process_env
 from testkit.waiting import wait_until
@@ -25,7 +25,7 @@ from testkit.waiting import wait_until
 DEPLOY = ROOT / "deploy"
 MANIFESTS = list(yaml.safe_load_all((DEPLOY / "k8s" / "pipelines.yaml").read_text()))
 COMPOSE = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
-SERVICE_NAMES = [f"{s}-{k}" for s in ("leads", "deals", "production") for k in ("api", "relay", "projector")]
+SERVICE_NAMES = [f"{s}-{k}" for s in SERVICES for k in ("api", "relay", "projector")]
 REQUIRED = {"KAFKA_BOOTSTRAP_SERVERS", "PIPELINES_JWT_KEYS", "PIPELINES_PII_MASTER_KEY", "PIPELINES_KEYRING_DIR"}
 
 
@@ -89,7 +89,7 @@ def test_every_variable_set_is_a_setting_and_the_required_ones_are_set() -> None
         assert set(env) >= REQUIRED and ("DATABASE_URL" in env or f"{name.split('-')[0].upper()}_DATABASE_URL" in env)
     web = COMPOSE["services"]["web"]["environment"]  # the board needs no database, only the APIs and Kafka
     assert set(web) <= known and {"KAFKA_BOOTSTRAP_SERVERS", "PIPELINES_JWT_KEYS"} <= set(web)
-    assert {f"PIPELINES_{s.upper()}_API_URL" for s in ("leads", "deals", "production")} <= set(web)
+    assert {f"PIPELINES_{s.upper()}_API_URL" for s in PIPELINES} <= set(web)  # the board shows the pipelines
     k8s = {}
     for d in MANIFESTS:
         if d["kind"] in ("ConfigMap", "Secret"):
@@ -99,7 +99,7 @@ def test_every_variable_set_is_a_setting_and_the_required_ones_are_set() -> None
                 k8s |= {e["name"]: e["value"] for e in c.get("env", [])}
     assert set(k8s) <= known, set(k8s) - known
     assert set(k8s) >= REQUIRED
-    assert all(f"{s.upper()}_DATABASE_URL" in k8s for s in ("leads", "deals", "production"))
+    assert all(f"{s.upper()}_DATABASE_URL" in k8s for s in SERVICES)
 
 
 def test_every_service_process_mounts_the_one_keyring_volume() -> None:

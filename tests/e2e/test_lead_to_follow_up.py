@@ -1,9 +1,9 @@
 """The whole flow with every service as separate api, relay and projector processes and the web board on real Kafka
 and PostgreSQL, driven through the HTTP APIs only: a lead from an ad becomes a deal, the deal is won for delivery
 tomorrow (the order, not yet built, raises an alert), the order is built (failing inspection once), shipped and
-delivered (the alert clears), and the deal's follow-up starts. Then: every pipeline's read models show it,
-causation ids link the chain across services, signing out on the board revokes the token in every API, and
-rebuilding every read model gives exactly the live ones.
+delivered (the alert clears), and the deal's follow-up starts. Then: every pipeline's read models show it (and the
+directory the salesperson registered first), causation ids link the chain across services, signing out on the board
+revokes the token in every API, and rebuilding every read model gives exactly the live ones.
 
 Twice: on the plain stack, and on the secure one (SASL/SCRAM and ACLs) with every process on its own Kafka user,
 which proves the ACLs allow all the real flow needs: the topics each process declares at start, its consumer
@@ -71,7 +71,7 @@ async def system(
     commands["web"] = ("web", ["-m", "services.web"])
     processes = []
     logs = tmp_path_factory.mktemp(f"e2e-logs-{request.param}")
-    for name, (user, args) in commands.items():  # nine service processes and the board
+    for name, (user, args) in commands.items():  # twelve service processes and the board
         log = (logs / f"{name}.log").open("wb")  # read it when this test fails
         processes.append(
             subprocess.Popen(
@@ -118,11 +118,14 @@ async def at_risk(http: httpx.AsyncClient, production: str, order: str, *, activ
     return any(a["kind"] == "order_at_risk" and a["entity"] == f"production-order-{order}" for a in alerts)
 
 
+PROBES = dict.fromkeys(SERVICES, "/alerts") | {"directory": "/users"}  # a read every role may make
+
+
 async def signing_out_on_the_board_revokes_the_token_everywhere(http: httpx.AsyncClient, url: dict[str, str]) -> None:
     """The board publishes the signed-out token on the revocations topic; every API reads it and refuses the token."""
     signed_in = bearer("u-out", "admin", team=None)
     for service in SERVICES:
-        assert (await http.get(f"{url[service]}/alerts", headers=signed_in)).status_code == 200
+        assert (await http.get(url[service] + PROBES[service], headers=signed_in)).status_code == 200
     async with httpx.AsyncClient(base_url=url["web"], timeout=30) as board:
         form = re.search(r'name="csrf" value="([^"]+)"', (await board.get("/login")).text)
         assert form
@@ -133,7 +136,7 @@ async def signing_out_on_the_board_revokes_the_token_everywhere(http: httpx.Asyn
         assert r.status_code == 303, r.text
 
     async def refused() -> bool:
-        codes = [(await http.get(f"{url[s]}/alerts", headers=signed_in)).status_code for s in SERVICES]
+        codes = [(await http.get(url[s] + PROBES[s], headers=signed_in)).status_code for s in SERVICES]
         return codes == [401] * len(SERVICES)
 
     await wait_until(refused, timeout=15, interval=0.2)
@@ -142,6 +145,10 @@ async def signing_out_on_the_board_revokes_the_token_everywhere(http: httpx.Asyn
 async def test_a_lead_from_an_ad_to_the_deals_follow_up(system: tuple[Settings, dict[str, str]]) -> None:
     settings, url = system
     async with httpx.AsyncClient(timeout=30) as http:
+        # the directory knows the salesperson the lead goes to (decision 0017; the pipelines do not check it yet)
+        await post(http, f"{url['directory']}/teams", {"team_id": "north", "name": "Miền Bắc"})
+        lan = {"user_id": "u-lan", "name": "Nguyễn Thị Lan", "email": "lan@pipelines.vn", "team_id": "north"}
+        await post(http, f"{url['directory']}/users", lan | {"roles": ["sales"]})
         campaign = (
             await post(
                 http,
@@ -266,6 +273,7 @@ async def test_a_lead_from_an_ad_to_the_deals_follow_up(system: tuple[Settings, 
                 "cycle": await get(http, f"{url['production']}/analytics/cycle-times", **window),
                 "demand": await get(http, f"{url['production']}/demand"),
                 "alerts": await get(http, f"{url['production']}/alerts", active=False),
+                "users": (await get(http, f"{url['directory']}/users"))["items"],
             }
 
         async def shown() -> bool:
@@ -278,6 +286,7 @@ async def test_a_lead_from_an_ad_to_the_deals_follow_up(system: tuple[Settings, 
                 and r["floor"]["reworked"] == "2"  # units: the 2 inspected at the failed first inspection
                 and r["floor"]["fpy"] == 0.0
                 and [a["cleared_at"] is not None for a in r["alerts"]] == [True]  # shipped: no longer at risk
+                and [(u["user_id"], u["name"]) for u in r["users"]] == [("u-lan", "Nguyễn Thị Lan")]
             )
 
         await wait_until(shown, timeout=60, interval=0.5)

@@ -1,10 +1,10 @@
 """Secrets come only from the environment, and neither they nor personal data reach the logs.
 
-The three services run as processes (``all`` mode) at DEBUG, configured only by environment variables holding
+Every service runs as a process (``all`` mode) at DEBUG, configured only by environment variables holding
 secrets made here (JWT key, personal-data master key, webhook secrets; the database password is the stack's). A
 lead with a name, email and phone arrives through the signed website webhook, goes through the leads API, becomes a
-deal (its contact crossing Kafka) that is won and becomes an order; bad signatures, bad tokens and invalid input
-carrying personal data are sent too. Then every line the processes wrote is searched for each secret, the tokens
+deal (its contact crossing Kafka) that is won and becomes an order; the same person is registered as a user of the
+directory; bad signatures, bad tokens and invalid input carrying personal data are sent too. Then every line the processes wrote is searched for each secret, the tokens
 used, and each piece of personal data; and every line (stdout and stderr: structlog's, uvicorn's, aiokafka's…) is
 one JSON object naming its service and process kind, with one access line per request (``http.request``: the
 route's template, status, duration, user id) and none of uvicorn's own.
@@ -196,6 +196,16 @@ async def test_no_secret_and_no_personal_data_in_any_log_line(endpoints: Endpoin
                 assert r.status_code == 200, r.text
             order = f"{url['production']}/orders/{order_id_for_deal(uuid.UUID(deal.rsplit('/', 1)[1]))}"
             await wait_until(lambda: exists(order), timeout=60, interval=0.3)
+            # the same person as a user of the directory; and invalid input carrying their name and email
+            r = await http.post(f"{url['directory']}/teams", json={"team_id": "north", "name": "Bắc"}, headers=admin)
+            assert r.status_code == 201, r.text
+            user = {"user_id": "u-khuyen", "name": PERSON["name"], "email": PERSON["email"], "team_id": "north"}
+            r = await http.post(f"{url['directory']}/users", json=user | {"email": "khuyen.luong.7731@"}, headers=admin)
+            assert r.status_code == 422
+            r = await http.post(f"{url['directory']}/users", json=user, headers=admin)
+            assert r.status_code == 201, r.text
+            r = await http.get(f"{url['directory']}/users/u-khuyen", headers=admin)
+            assert r.json()["email"] == PERSON["email"]
             # messages on a topic that cannot be applied (a bug upstream) carry personal data in the clear
             await dead_letters(settings.kafka_bootstrap_servers, settings.events_topic("leads"))
             dead = tmp_path / "deals.log"

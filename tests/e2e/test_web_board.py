@@ -25,7 +25,7 @@ from playwright.async_api import Browser, BrowserContext, Page
 from services.web import i18n
 from services.web.pages import AUDIT, pages
 from services.web.panels import rows_of, value_at
-from shared.ops.settings import SERVICES, Settings
+from shared.ops.settings import PIPELINES, Settings  # the board's services; the directory has no page yet
 from shared.ops.stack import ROOT, Endpoints
 from testkit.browser import chromium, panels, screenshot
 from testkit.services import bearer, drop_everything, isolated_settings, process_env, stop_processes
@@ -55,7 +55,7 @@ def token(user: str, *roles: str, team: str | None = None) -> str:
 @pytest.fixture(scope="module")
 async def board(endpoints: Endpoints, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Board]:
     base = isolated_settings(endpoints)
-    ports = {s: free_port() for s in (*SERVICES, "web")}
+    ports = {s: free_port() for s in (*PIPELINES, "web")}
     settings = base.model_copy(update={f"{s}_port": p for s, p in ports.items()})
     env = process_env(
         settings,
@@ -63,7 +63,7 @@ async def board(endpoints: Endpoints, tmp_path_factory: pytest.TempPathFactory) 
         **{f"PIPELINES_{s.upper()}_PORT": str(p) for s, p in ports.items()},
     )
     logs = tmp_path_factory.mktemp("web-logs")
-    commands = [[sys.executable, "-m", f"services.{s}", "all"] for s in SERVICES]
+    commands = [[sys.executable, "-m", f"services.{s}", "all"] for s in PIPELINES]
     commands.append([sys.executable, "-m", "services.web"])
     processes = []
     for cmd in commands:
@@ -331,7 +331,7 @@ async def test_signing_out_revokes_the_token_in_every_api(board: Board) -> None:
         async with httpx.AsyncClient(timeout=30) as http:
 
             async def refused_everywhere() -> bool:
-                for s in SERVICES:
+                for s in PIPELINES:
                     r = await http.get(f"{board.urls[s]}/alerts", headers={"Authorization": f"Bearer {tok}"})
                     if r.status_code != 401:
                         return False
@@ -340,7 +340,7 @@ async def test_signing_out_revokes_the_token_in_every_api(board: Board) -> None:
             await wait_until(refused_everywhere, timeout=5, interval=0.1)  # issue 20: within 5 s
             assert time.monotonic() - signed_out < 5
             fresh = {"Authorization": f"Bearer {token('u-out', 'auditor')}"}
-            for s in SERVICES:  # a new sign-in's token works
+            for s in PIPELINES:  # a new sign-in's token works
                 assert (await http.get(f"{board.urls[s]}/alerts", headers=fresh)).status_code == 200, s
         await page.goto(f"{board.urls['web']}/sales")
         assert "/login" in page.url  # signed out of the board too

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from shared.messaging.kafka import admin_client
-from shared.ops.settings import SERVICES, Settings
+from shared.ops.settings import PIPELINES, Settings  # the lead flow's services: the directory is not in it
 from testkit.checker import Checker
 from testkit.faults import Load, Processes, active_controller, kafka_pid, own_stack, traffic
 from testkit.services import drop_everything, isolated_settings
@@ -29,7 +29,7 @@ DOWN_S = 8.0  # how long a killed broker stays down
 
 async def out_of_sync(settings: Settings) -> list[tuple[str, int, list[int]]]:
     """The partitions of the services' events topics without their three replicas in sync: (topic, partition, isr)."""
-    topics = [settings.events_topic(s) for s in SERVICES]
+    topics = [settings.events_topic(s) for s in PIPELINES]
     async with admin_client(settings.kafka_bootstrap_servers) as admin:
         described = await admin.describe_topics(topics)
     return [(t["topic"], p["partition"], p["isr"]) for t in described for p in t["partitions"] if len(p["isr"]) != 3]
@@ -51,7 +51,7 @@ async def test_the_controller_broker_killed_and_restarted_under_traffic(tmp_path
         endpoints = stack.up()
         assert endpoints.replication_factor == 3
         settings = isolated_settings(endpoints)
-        procs = Processes(settings, tuple(SERVICES), tmp_path)
+        procs = Processes(settings, tuple(PIPELINES), tmp_path)
         try:
             procs.start_all()
             await procs.wait_started(timeout=180)
@@ -69,7 +69,7 @@ async def test_the_controller_broker_killed_and_restarted_under_traffic(tmp_path
                 await asyncio.sleep(3)
             assert not procs.dead(), f"no process dies: {procs.dead()}"
             assert load.given_up == 0 and load.total_acked() > 10 * RATE, load.summary()
-            async with Checker(settings, SERVICES) as checker:
+            async with Checker(settings, PIPELINES) as checker:
                 report = await checker.check(load.acked, timeout=150)
             print(
                 f"\n[controller killed] {time.monotonic() - began:.1f} s (processes started at {started:.1f} s, node "

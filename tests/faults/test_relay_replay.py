@@ -35,7 +35,7 @@ import pytest
 
 from services.deals.handlers import deal_id_for_lead
 from services.production.handlers import order_id_for_deal
-from shared.ops.settings import SERVICES, Settings
+from shared.ops.settings import PIPELINES, Settings  # the lead flow's services: the directory is not in it
 from shared.ops.stack import Endpoints
 from shared.store.db import connect
 from testkit.checker import Checker
@@ -156,7 +156,7 @@ async def test_a_relay_killed_between_ack_and_checkpoint_publishes_again_and_not
 ) -> None:
     began = time.monotonic()
     settings = isolated_settings(endpoints)
-    procs = Processes(settings, tuple(SERVICES), tmp_path)
+    procs = Processes(settings, tuple(PIPELINES), tmp_path)
     phases: list[tuple[str, float]] = []
 
     def phase(name: str) -> None:
@@ -167,7 +167,7 @@ async def test_a_relay_killed_between_ack_and_checkpoint_publishes_again_and_not
             procs.start(service, mode)
         await procs.wait_started()
         phase("started")
-        async with Checker(settings, SERVICES) as checker, httpx.AsyncClient(timeout=30) as http:
+        async with Checker(settings, PIPELINES) as checker, httpx.AsyncClient(timeout=30) as http:
             flow = Flow(http, procs.urls)
             lead, deal, order, batches = await two_relays_killed_after_ack(procs, checker, flow)
             phase("relays killed")
@@ -241,7 +241,7 @@ async def published_twice(checker: Checker, batches: dict[str, set[str]]) -> Non
         return True
 
     await wait_until(republished, timeout=30, interval=0.2)
-    for service in SERVICES:
+    for service in PIPELINES:
         counts = await on_topic(checker, service)
         assert {i for i, n in counts.items() if n > 1} == batches.get(service, set()), (service, batches, counts)
         assert max(counts.values()) <= 2, counts
@@ -255,7 +255,7 @@ async def each_effect_once(checker: Checker, flow: Flow, lead: str, deal: str, o
     assert deal_events.count("pipelines.deals.DealOpened") == 1, deal_events
     assert order_events.count("pipelines.production.ProductionOrderCreated") == 1, order_events
     assert lead_events.count("pipelines.leads.LeadBecameCustomer") == 1, lead_events
-    for service in SERVICES:
+    for service in PIPELINES:
         reactions, twice = await _caused(checker, service)
         assert reactions and not twice, (service, reactions, twice)
         await wait_until(lambda s=service: _relay_counted_each_once(checker, s), timeout=10, interval=0.1)

@@ -27,7 +27,7 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 
-from shared.ops.settings import SERVICES
+from shared.ops.settings import PIPELINES  # the lead flow's services: the directory is not in it
 from shared.ops.stack import Endpoints, LocalStack
 from testkit.checker import Checker
 from testkit.faults import (
@@ -70,7 +70,7 @@ async def procs(
 ) -> AsyncIterator[Processes]:
     """The three services' processes on the module's stack, started once for both scenarios."""
     settings = isolated_settings(stack[1])
-    running = Processes(settings, tuple(SERVICES), tmp_path_factory.mktemp("faults-logs"))
+    running = Processes(settings, tuple(PIPELINES), tmp_path_factory.mktemp("faults-logs"))
     try:
         running.start_all()
         await running.wait_started(timeout=180)
@@ -95,7 +95,7 @@ async def test_postgresql_stopped_cleanly_then_abruptly_and_restarted(
     ready = Readiness(procs.readiness_urls)
     load = Load(procs.urls, rate=RATE)
     acked: list[int] = []
-    events = {s: [f"{procs.settings.schema_name(s)}.events"] for s in SERVICES}
+    events = {s: [f"{procs.settings.schema_name(s)}.events"] for s in PIPELINES}
     in_flight: list[tuple[str, str, int | str, str | None]] = []
 
     async def write(mode: str, service: str) -> None:
@@ -117,10 +117,10 @@ async def test_postgresql_stopped_cleanly_then_abruptly_and_restarted(
             await asyncio.sleep(3)
             # a command of each service in flight when it stops: its append waits for a lock the test holds
             async with WritesHeld(procs.settings, events) as held:
-                writes = [asyncio.create_task(write(mode, s)) for s in SERVICES]
+                writes = [asyncio.create_task(write(mode, s)) for s in PIPELINES]
 
                 async def appends_wait() -> bool:
-                    return all([await held.waiting(s) for s in SERVICES])
+                    return all([await held.waiting(s) for s in PIPELINES])
 
                 await wait_until(appends_wait, timeout=30, interval=0.1)
                 await asyncio.sleep(1.0)  # the load's commands wait there too: give the test's time to get there
@@ -152,14 +152,14 @@ async def test_postgresql_stopped_cleanly_then_abruptly_and_restarted(
     )
     assert {(m, c) for m, _, c, _ in down_answers} == {("fast", 503), ("immediate", 503)}, down_answers
     assert all(ra for *_, ra in down_answers), f"every 503 says when to retry: {down_answers}"
-    assert {s for _, s, _, _ in down_answers} == set(SERVICES)
+    assert {s for _, s, _, _ in down_answers} == set(PIPELINES)
     for mode, seen in while_down.items():
         assert all(seen.values()), f"{mode}: every process answered /readyz while PostgreSQL was down: {seen}"
         assert all(s == {"503"} for s in statuses(seen).values()), f"{mode}: not ready while down: {seen}"
     assert not procs.dead(), f"no process dies: {procs.dead()}"
     assert all(n == 1 for n in procs.started.values()), "none was restarted"
     assert load.given_up == 0 and load.total_acked() > acked[-1] > acked[0] > 30, load.summary()
-    async with Checker(procs.settings, SERVICES) as checker:
+    async with Checker(procs.settings, PIPELINES) as checker:
         report = await checker.check(load.acked)  # events after the restarts: the relays and projectors reconnected
     print(f"[postgresql stopped] {time.monotonic() - began:.1f} s with the checker: {report}")
     # a command in flight when the server goes answers as one sent while it is down (503, retry later), unless it
@@ -215,9 +215,9 @@ async def test_broker_paused_for_thirty_seconds(stack: tuple[LocalStack, Endpoin
     # the APIs need only PostgreSQL: they acknowledge on while the broker is paused
     assert acked_while_paused > acked_at_pause + RATE * 20, load.summary()
     assert load.given_up == 0 and load.total_acked() > acked_while_paused, load.summary()
-    async with Checker(procs.settings, SERVICES) as checker:
+    async with Checker(procs.settings, PIPELINES) as checker:
         report = await checker.check(load.acked)  # waits for the relays to publish what was held back
-    relay_logs = "".join(procs.log(s, "relay").read_text() for s in SERVICES)
+    relay_logs = "".join(procs.log(s, "relay").read_text() for s in PIPELINES)
     print(
         f"[broker paused] {time.monotonic() - began:.1f} s with the checker: {report}, relay errors "
         f"{relay_logs.count('relay.error')}"

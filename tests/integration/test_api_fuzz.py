@@ -40,6 +40,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from services.deals.main import build as build_deals
+from services.directory.main import build as build_directory
 from services.leads.main import build as build_leads
 from services.production.main import build as build_production
 from shared.edge.service import ServiceCore
@@ -60,6 +61,7 @@ BUILD: dict[str, Callable[[Settings], Awaitable[ServiceCore]]] = {
     "leads": build_leads,
     "deals": build_deals,
     "production": build_production,
+    "directory": build_directory,
 }
 
 
@@ -216,6 +218,28 @@ ATTACKS: dict[str, list[tuple[str, str, dict[str, Any]]]] = {
         ("GET", "/orders", {"params": {"position": 2**63}}),
         ("GET", "/analytics/cycle-times", {"params": {"from": "0001-01-01", "to": "2026-01-01"}}),
         ("GET", "/analytics/delivery", {"params": {"from": "2026-01-01", "to": "9999-12-31"}}),
+    ],
+    "directory": [
+        ("POST", "/teams", json_body({"team_id": "north", "name": LONE})),
+        ("POST", "/users", json_body({"user_id": "u-1", "name": LONE, "email": "a@b.vn", "team_id": "north"})),
+        ("POST", "/users", json_body({"user_id": LONE, "name": "A", "email": "a@b.vn", "team_id": "north"})),
+        (
+            "POST",
+            "/users",
+            json_body({"user_id": "u-1", "name": "A", "email": "a@b.vn", "team_id": "north", "roles": [{"a": 1}]}),
+        ),
+        (
+            "POST",
+            "/users",
+            json_body(
+                {"user_id": "u-1", "name": "A", "email": "a@b.vn", "team_id": "north", "time_zone": "../../etc/passwd"}
+            ),
+        ),
+        ("GET", "/users", {"params": {"cursor": cursor(str(2**63))}}),
+        ("GET", "/users", {"params": {"cursor": cursor("Infinity")}}),
+        ("GET", "/users", {"params": {"position": 2**63}}),
+        ("GET", "/teams", {"params": {"cursor": cursor("1e400")}}),
+        ("GET", "/users/u-1/history", {"params": {"cursor": cursor(str(2**63))}}),
     ],
 }
 

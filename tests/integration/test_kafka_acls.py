@@ -4,7 +4,8 @@ read what it subscribes to, and nothing else.
 The session's secure stack (``secure_stack``, testkit/secure.py; the secure end-to-end run shares it): SCRAM users
 made when the storage was formatted, the StandardAuthorizer, the services' ACLs. The deals relay publishes with the
 deals credentials (as its settings give them to every client); the deals credentials cannot write the leads topic,
-the leads ones cannot write the deals topic nor read the production topic; a wrong password and a client without
+the leads ones cannot write the deals topic nor read the production topic; the directory writes only its own topic
+and every pipeline reads it; a wrong password and a client without
 SASL do not get in.
 """
 
@@ -125,6 +126,16 @@ async def test_a_service_writes_its_own_topic_and_not_another_services(
         await write(secure, "production", topics["leads"])
     with pytest.raises(TopicAuthorizationFailedError):
         await read(secure, "leads", topics["production"])
+    # the directory writes its own topic; every pipeline reads it (their replicas of users and teams, decision 0017)
+    await write(secure, "directory", topics["directory"])
+    for reader in ("leads", "deals", "production"):
+        assert len(await read(secure, reader, topics["directory"])) == 1, f"{reader} reads the directory's events"
+    with pytest.raises(TopicAuthorizationFailedError):
+        await write(secure, "directory", topics["deals"])
+    with pytest.raises(TopicAuthorizationFailedError):
+        await write(secure, "deals", topics["directory"])
+    with pytest.raises(TopicAuthorizationFailedError):
+        await read(secure, "directory", topics["leads"])
     # the web board reads every pipeline's events and writes none
     assert len(await read_without_group(secure, "web", topics["deals"])) == 1
     with pytest.raises((TopicAuthorizationFailedError, ClusterAuthorizationFailedError)):  # not even idempotent

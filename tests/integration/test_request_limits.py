@@ -1,4 +1,4 @@
-"""Limits on request and payload sizes, on the three real APIs (in-process, real PostgreSQL).
+"""Limits on request and payload sizes, on every service's real API (in-process, real PostgreSQL).
 
 A body over PIPELINES_MAX_BODY_BYTES answers 413 with a JSON error before it is parsed, whether its
 Content-Length says so or it comes in chunks without one, on commands and webhooks alike; nothing is stored.
@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from services.deals.main import build as build_deals
+from services.directory.main import build as build_directory
 from services.leads.main import build as build_leads
 from services.production.main import build as build_production
 from shared.edge.service import ServiceCore
@@ -35,6 +36,7 @@ ROUTES: dict[str, tuple[str, dict[str, Any]]] = {
         "/orders",
         {"customer": "Bình An", "lines": [{"product": "A", "quantity": "1"}], "due_date": "2027-01-10"},
     ),
+    "directory": ("/teams", {"team_id": "north", "name": "Miền Bắc"}),
 }
 
 
@@ -43,6 +45,7 @@ async def cores(endpoints: Endpoints) -> AsyncIterator[dict[str, ServiceCore]]:
     settings = isolated_settings(endpoints).model_copy(update={"max_body_bytes": LIMIT})
     built = {"deals": await build_deals(settings), "leads": await build_leads(settings)}
     built["production"] = await build_production(settings)
+    built["directory"] = await build_directory(settings)
     try:
         yield built
     finally:
@@ -140,6 +143,15 @@ async def test_oversized_fields_answer_422_naming_the_field(cores: dict[str, Ser
         assert ("body", "reason") in field_errors(r)
         r = await http.post(f"/leads/{uuid.uuid4()}/segment", headers=ADMIN, json={"segments": ["smb"] * 1000})
         assert ("body", "segments") in field_errors(r)
+
+    user = {"user_id": "u-1", "name": "Lan", "email": "lan@pipelines.vn", "team_id": "north"}
+    async with client_for(cores["directory"].app()) as http:
+        r = await http.post("/users", headers=ADMIN, json=user | {"name": "N" * 100_000})
+        assert ("body", "name") in field_errors(r)
+        r = await http.post("/users", headers=ADMIN, json=user | {"roles": ["sales"] * 10_000})
+        assert ("body", "roles") in field_errors(r)
+        r = await http.post("/users/u-1/deactivate", headers=ADMIN, json={"handed_to": "u-2", "reason": "r" * 5000})
+        assert ("body", "reason") in field_errors(r)
 
 
 async def test_text_with_a_nul_character_answers_422_and_stores_nothing(cores: dict[str, ServiceCore]) -> None:

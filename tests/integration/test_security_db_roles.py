@@ -137,6 +137,8 @@ async def test_each_service_works_under_its_own_role_and_cannot_touch_another_sc
         assert await refused(leads_url, "SELECT * FROM deals__board__g1.board")
         assert await refused(leads_url, "DROP TABLE pii.subject_keys"), "the shared key store is not theirs to drop"
         assert not await refused(deals_url, "SELECT count(*) FROM deals.events"), "its own schema it reads"
+        assert await refused(role_urls["directory"], "SELECT * FROM deals.events"), "the directory's role is its own"
+        assert await refused(deals_url, "SELECT * FROM directory.events"), "replicas come from the topic"
     finally:
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,4 +1,4 @@
-"""Who may call what (issue 20): every route of the three APIs × every kind of caller, on the real services.
+"""Who may call what (issue 20): every route of every service's API × every kind of caller, on the real services.
 
 POLICY states, for each route variant — "METHOD /path" as the service's OpenAPI names it, and what the variant asks —
 the outcome for each of the 13 kinds of principal in PRINCIPALS (columns in that order):
@@ -7,11 +7,12 @@ the outcome for each of the 13 kinds of principal in PRINCIPALS (columns in that
   if it did not exist: 404 without a rule); ``422``: input refused (an id a client may not choose, a source lead);
 - ``ok``: allowed (2xx, or what a business rule answers: the rights were checked first);
 - ``T`` / ``X`` / ``TX`` / ``-``: allowed, and which of the marked deals the answer shows: ``T`` the north team's
-  deals of u-owner (R, F), ``X`` the deals without a team of u-solo (N, FN), ``-`` neither;
+  deals of u-owner (R, F), ``X`` the deals without a team of u-solo (N, FN), ``-`` neither; in the directory's lists,
+  the north team and its user u-owner (``T``), the south team and its user u-south (``X``);
 - ``sig``: the route is verified otherwise (a webhook's signature, token or key): any token changes nothing.
 
 The test walks each service's OpenAPI: a route without a policy here fails it, as does a policy for a route that no
-longer exists, and a role of ``shared.edge.auth.ROLES`` that no principal has. One stack of the three services serves the
+longer exists, and a role of ``shared.edge.auth.ROLES`` that no principal has. One stack of the services serves the
 whole module; requests run concurrently, those changing one entity in turn (in PRINCIPALS order).
 """
 
@@ -30,6 +31,7 @@ import pytest
 
 from services.deals.events import deal_id_for_lead
 from services.deals.main import build as build_deals
+from services.directory.main import build as build_directory
 from services.leads.main import build as build_leads
 from services.production.main import build as build_production
 from shared.edge.auth import ROLES
@@ -97,6 +99,14 @@ MARKETING_WRITE =    row("401  403  ok   403  403  403  403  403  403  403  403 
 LEADS_READ =         row("401  403  ok   ok   ok   ok   ok   ok   ok   ok   403  ok   ok")
 PRODUCTION_WRITE =   row("401  403  403  403  403  403  403  403  403  403  ok   403  ok")
 ORDERS_READ =        row("401  403  403  403  403  403  ok   ok   ok   ok   ok   ok   ok")
+# the directory: admins change it; admin, auditor and director see everyone, anyone else their token's team and
+# themselves (404 otherwise); the audit trails are the three's
+ADMIN_ONLY =         row("401  403  403  403  403  403  403  403  403  403  403  403  ok")
+DIRECTORY_SHOWN =    row("401  403  -    T    T    X    T    X    -    TX   -    TX   TX")
+NORTH_READ =         row("401  403  404  ok   ok   404  ok   404  404  ok   404  ok   ok")
+SOUTH_READ =         row("401  403  404  404  404  ok   404  ok   404  ok   404  ok   ok")
+SELF_READ =          row("401  403  ok   404  404  404  404  404  404  ok   404  ok   ok")
+DIRECTORY_AUDIT =    row("401  403  403  403  403  403  403  403  403  ok   403  ok   ok")
 # fmt: on
 
 
@@ -382,11 +392,47 @@ def production_cases() -> list[Case]:
     ]
 
 
+USER_COMMANDS = ["profile", "roles", "team"]  # PUT /users/{user_id}/<command>
+USER_ACTIONS = ["deactivate", "reactivate", "erase"]  # POST /users/{user_id}/<action>
+
+
+def directory_cases() -> list[Case]:
+    """Every command with an empty body (the admin's answer is 422: nothing changes), reads on the marked users and
+    teams (DIRECTORY_USERS, DIRECTORY_TEAMS)."""
+    user, team = {"user_id": "u-owner"}, {"team_id": "north"}
+    new_user = {"user_id": "u-new", "name": "Lý Thu Hà", "email": "ha.ly@pipelines.vn", "team_id": "north"}
+    return [
+        *HEALTH,
+        Case("POST /users", ADMIN_ONLY, body=new_user, serial="U", valid=True),
+        *(Case(f"PUT /users/{{user_id}}/{c}", ADMIN_ONLY, path=user, body={}, serial="U") for c in USER_COMMANDS),
+        *(Case(f"POST /users/{{user_id}}/{c}", ADMIN_ONLY, path=user, body={}, serial="U") for c in USER_ACTIONS),
+        Case("POST /teams", ADMIN_ONLY, body={"team_id": "west", "name": "Miền Tây"}, serial="T", valid=True),
+        Case("PUT /teams/{team_id}", ADMIN_ONLY, path=team, body={}, serial="T"),
+        Case("POST /teams/{team_id}/close", ADMIN_ONLY, path=team, body={}, serial="T"),
+        Case("GET /users", DIRECTORY_SHOWN, shows="users"),
+        Case("GET /users/{user_id}", NORTH_READ, "the north team's", path=user),
+        Case("GET /users/{user_id}", SOUTH_READ, "the south team's", path={"user_id": "u-south"}),
+        Case(
+            "GET /users/{user_id}", SELF_READ, "oneself, in a team one's token does not name", path={"user_id": "u-mkt"}
+        ),
+        Case("GET /users/{user_id}/history", DIRECTORY_AUDIT, path=user),
+        Case("GET /teams", DIRECTORY_SHOWN, shows="teams"),
+        Case("GET /teams/{team_id}", NORTH_READ, "north", path=team),
+        Case("GET /teams/{team_id}", SOUTH_READ, "south", path={"team_id": "south"}),
+        Case("GET /teams/{team_id}/history", DIRECTORY_AUDIT, path=team),
+    ]
+
+
 POLICY: dict[str, list[Case]] = {
     "deals": deals_cases(),
     "leads": leads_cases(),
     "production": production_cases(),
+    "directory": directory_cases(),
 }
+# the directory's teams and users (user → team): u-mkt's team is one no token names; and how the lists mark them
+DIRECTORY_TEAMS = ["north", "south", "east"]
+DIRECTORY_USERS = {"u-owner": "north", "u-south": "south", "u-mkt": "east"}
+DIRECTORY_MARKS = {"north": "T", "u-owner": "T", "south": "X", "u-south": "X"}
 
 
 # ---------------------------------------------------------------------------------------------- the world
@@ -428,6 +474,7 @@ async def world(endpoints: Endpoints) -> AsyncIterator[World]:
         "leads": await build_leads(settings, clock=clock),
         "deals": await build_deals(settings, clock=clock),
         "production": await build_production(settings, clock=clock),
+        "directory": await build_directory(settings, clock=clock),
     }
     stop = asyncio.Event()
     tasks = []
@@ -467,6 +514,8 @@ async def world(endpoints: Endpoints) -> AsyncIterator[World]:
         ids["C"] = await created(await http["leads"].post("/campaigns", json=campaign, headers=ADMIN))
         order = {"customer": "Quán Yến", "lines": [{"product": "Tủ mát", "quantity": "1"}], "due_date": "2027-02-01"}
         ids["O"] = await created(await http["production"].post("/orders", json=order, headers=ADMIN))
+
+        ids["directory"] = await directory_world(http["directory"])
 
         clock.now += timedelta(days=29)  # R, N (and W, W2) 29 days in their first stage: stuck (threshold 14)
         period = f"{clock.now:%Y-%m}"
@@ -514,6 +563,21 @@ async def world(endpoints: Endpoints) -> AsyncIterator[World]:
         await drop_everything(settings)
 
 
+async def directory_world(http: httpx.AsyncClient) -> int:
+    """The marked teams and users, listed (the directory's read model has them); the position of the last."""
+    for team in DIRECTORY_TEAMS:
+        await created(await http.post("/teams", json={"team_id": team, "name": team.title()}, headers=ADMIN))
+    position = 0
+    for user, team in DIRECTORY_USERS.items():
+        body = {"user_id": user, "name": "Trần Văn Nam", "email": f"{user}@pipelines.vn", "team_id": team}
+        r = await http.post("/users", json=body, headers=ADMIN)
+        assert r.status_code == 201, r.text
+        position = r.json()["position"]
+    r = await http.get("/users", params={"position": position}, headers=ADMIN)
+    assert set(DIRECTORY_USERS) <= {row["user_id"] for row in r.json()["items"]}, r.text
+    return int(position)
+
+
 # ---------------------------------------------------------------------------------------------- running the cases
 def fill(value: Any, ids: dict[str, Any]) -> Any:
     """``"{key}"`` anywhere in a value → ``ids[key]``."""
@@ -540,6 +604,9 @@ def shown_in(how: str, answer: Any, world: World) -> str:
     elif how == "owners":
         rows = answer["rows"] if isinstance(answer, dict) else answer
         marks = {{"u-owner": "T", "u-solo": "X"}.get(r["owner_id"], "") for r in rows}
+    elif how in ("users", "teams"):
+        key = "user_id" if how == "users" else "team_id"
+        marks = {DIRECTORY_MARKS.get(row[key], "") for row in answer["items"]}
     elif how == "open_now":
         marks = {"X"} if answer["open_now"] else set()
     return "".join(sorted(marks - {""})) or "-"

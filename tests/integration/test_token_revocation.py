@@ -1,7 +1,7 @@
 """Signing out of the web board revokes the token in every API within 5 s, through the one revocation list
 (``shared.edge.revocation``: the topic ``<prefix>.auth.revocations`` on the real Kafka, read by each API process).
 
-The three APIs are built as their processes build them (``core.app()``, each with its own revocation list reading
+Every service's API is built as its processes build it (``core.app()``, each with its own revocation list reading
 the topic, as separate processes would), the board as ``python -m services.web`` builds it (its live feed and
 revocation list on Kafka). A token used everywhere is signed out through the board's logout form; from then on
 every API and the board refuse it, each within 5 s, while a new token works; a process started later learns the
@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from services.deals.main import build as build_deals
+from services.directory.main import build as build_directory
 from services.leads.main import build as build_leads
 from services.production.main import build as build_production
 from services.web.app import COOKIE
@@ -33,7 +34,12 @@ from testkit.services import bearer, drop_everything, isolated_settings
 from testkit.waiting import wait_until
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka]
-PROBES = {"leads": "/leads/{id}/history", "deals": "/deals/{id}/history", "production": "/orders/{id}/history"}
+PROBES = {
+    "leads": "/leads/{id}/history",
+    "deals": "/deals/{id}/history",
+    "production": "/orders/{id}/history",
+    "directory": "/users/u-{id}/history",
+}
 
 
 @pytest.fixture
@@ -41,7 +47,11 @@ async def cores(endpoints: Endpoints) -> AsyncIterator[tuple[Settings, list[Serv
     settings = isolated_settings(endpoints)
     built: list[ServiceCore] = []
     try:
-        built = list(await asyncio.gather(build_leads(settings), build_deals(settings), build_production(settings)))
+        built = list(
+            await asyncio.gather(
+                build_leads(settings), build_deals(settings), build_production(settings), build_directory(settings)
+            )
+        )
         await built[0].ensure_topics()  # every topic, the revocations' too
         yield settings, built
     finally:
@@ -78,7 +88,7 @@ async def test_a_token_signed_out_on_the_board_is_refused_by_every_api_within_5_
     try:
         async with board_app.router.lifespan_context(board_app), board:
             await wait_until(ready(*(c.revocations for c in built)), timeout=30, interval=0.1)
-            for service, http in apis.items():  # the token works everywhere: a deal that does not exist, 404
+            for service, http in apis.items():  # the token works everywhere: what does not exist, 404
                 assert await status(http, service, token) == 404, service
             # signed in and out through the board's own forms
             form = re.search(r'name="csrf" value="([^"]+)"', (await board.get("/login")).text)
@@ -97,7 +107,7 @@ async def test_a_token_signed_out_on_the_board_is_refused_by_every_api_within_5_
                 board.cookies.set(COOKIE, token)
                 if "board" not in refused and (await board.get("/sales")).status_code == 303:  # to the login page
                     refused["board"] = time.monotonic() - signed_out
-                return len(refused) == 4
+                return len(refused) == len(apis) + 1
 
             await wait_until(everywhere, timeout=10, interval=0.05)
             assert max(refused.values()) < 5, refused

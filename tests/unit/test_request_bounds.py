@@ -26,6 +26,9 @@ from fastapi.testclient import TestClient
 from services.deals.api import DealsAPI
 from services.deals.api import create_app as deals_app
 from services.deals.handlers import Deals
+from services.directory.api import DirectoryAPI
+from services.directory.api import create_app as directory_app
+from services.directory.handlers import Directory
 from services.leads.api import LeadsAPI
 from services.leads.api import create_app as leads_app
 from services.leads.handlers import InMemoryDedupe, Leads
@@ -44,7 +47,7 @@ from shared.core.limits import (
     MAX_TEXT_CHARS,
     MAX_TRACE_ID_CHARS,
 )
-from shared.edge.auth import TokenVerifier, issue_token
+from shared.edge.auth import ROLES, TokenVerifier, issue_token
 from shared.ops.settings import Settings
 from shared.store.memory import InMemoryEventStore
 
@@ -92,6 +95,9 @@ def build(service: str) -> tuple[FastAPI, InMemoryEventStore]:
         leads = Leads(store, store.personal_data, lambda: NOW, InMemoryDedupe(), b"d" * 32)
         graph = HttpFacebookGraph("fb-token", client=httpx.AsyncClient(base_url="https://graph.facebook.com"))
         return leads_app(LeadsAPI(leads, None, SETTINGS, graph, ready), verifier()), store
+    if service == "directory":
+        directory = DirectoryAPI(Directory(store, lambda: NOW, ROLES), None, store.personal_data, ready)
+        return directory_app(directory, verifier()), store
     api = ProductionAPI(Production(store, lambda: NOW), None, store.personal_data, "Asia/Ho_Chi_Minh", ready)
     return production_app(api, verifier()), store
 
@@ -477,7 +483,7 @@ def test_bounded_pattern_tells_bounded_from_unbounded() -> None:
     assert bounded_pattern(r"^[+*]{1,3}$")  # in a class they are characters
 
 
-@pytest.mark.parametrize("service", ["deals", "leads", "production"])
+@pytest.mark.parametrize("service", ["deals", "leads", "production", "directory"])
 def test_every_request_field_of_every_api_is_bounded_in_its_openapi_document(service: str) -> None:
     app, _ = build(service)
     doc = app.openapi()
