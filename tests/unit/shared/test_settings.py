@@ -9,9 +9,10 @@ import pytest
 from shared.ops.settings import Settings, SettingsError
 
 
-def test_master_key_setting_is_checked() -> None:
+def test_master_key_setting_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PIPELINES_PII_MASTER_KEY", raising=False)  # a shell with `scripts/stack env` evaluated has it
     with pytest.raises(SettingsError, match="not set"):
-        Settings().master_key()
+        Settings(_env_file=None).master_key()
     with pytest.raises(SettingsError, match="32 bytes"):
         Settings(pii_master_key=base64.b64encode(b"short").decode()).master_key()
     assert Settings(pii_master_key=base64.b64encode(b"k" * 32).decode()).master_key() == b"k" * 32
