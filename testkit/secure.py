@@ -6,8 +6,10 @@ parallel phase's ACL test and the serial phase's end-to-end run share one broker
 the stack starts it there, nothing here stops it, and ``make test`` wipes it after both phases. Without it, a
 session starts one in a temporary dir on first use and wipes it at the end.
 
-The ACLs name the deployed topics and groups (``pipelines.*``), so the tests on this stack use those names, not a
-prefix of their own: ``reset`` gives a test a stack without anyone's earlier topics and groups.
+Its ACLs name the deployed topics and groups (``pipelines.*``: the prefix is pinned when it is set up), so the tests
+on this stack use those names, not a prefix of their own: ``reset`` gives a test a stack without anyone's earlier
+topics and groups. (A secure stack set up with another ``PIPELINES_TOPIC_PREFIX`` names that one instead:
+tests/integration/test_kafka_acls_prefix.py.)
 """
 
 from __future__ import annotations
@@ -98,7 +100,7 @@ def secure_stack(env: Mapping[str, str] = os.environ) -> Iterator[SecureStack]:
     session's own (wiped at the end)."""
     given = env.get(SECURE_RUN_DIR)
     run_dir = Path(given) if given else Path(tempfile.mkdtemp(prefix="pipelines-secure-")) / "stack"
-    stack = LocalStack(run_dir=run_dir, secure=True)
+    stack = LocalStack(run_dir=run_dir, secure=True, topic_prefix=DEPLOYED_PREFIX)
     try:
         with _locked(run_dir):
             endpoints = stack.up()  # `up` on a running stack only prints its endpoints

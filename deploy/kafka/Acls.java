@@ -1,7 +1,7 @@
 // Creates ACLs through Kafka's Admin API, as the super user (scripts/stack --secure runs it once per run dir).
 //   java -cp '<kafka libs>/*' Acls.java <bootstrap servers> <admin password file>  < acl lines
 // One ACL a line: <principal> <operation> <LITERAL|PREFIXED> <TOPIC|GROUP> <name>, e.g.
-//   User:deals WRITE PREFIXED TOPIC pipelines.deals.
+//   User:deals WRITE PREFIXED TOPIC pipelines.deals.   (the names under the run dir's topic prefix, scripts/stack)
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;

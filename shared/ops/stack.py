@@ -80,11 +80,14 @@ class LocalStack:
     run_dir: Path = field(default_factory=lambda: Path(os.environ.get("PIPELINES_RUN_DIR", ROOT / ".run")))
     nodes: int = 1
     secure: bool = False  # SASL/SCRAM and ACLs (``scripts/stack --secure``): fixed when the run dir is first set up
+    # the topic prefix a secure stack's ACLs name (PIPELINES_TOPIC_PREFIX at its first setup); None: the environment's
+    topic_prefix: str | None = None
 
     def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         flags = ["--secure"] if self.secure else []
         cmd = [str(STACK_SCRIPT), "--run-dir", str(self.run_dir), "--nodes", str(self.nodes), *flags, *args]
-        done = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=600)
+        env = None if self.topic_prefix is None else {**os.environ, "PIPELINES_TOPIC_PREFIX": self.topic_prefix}
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=600, env=env)
         if check and done.returncode != 0:
             raise StackError(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stderr[-4000:]}")
         return done
