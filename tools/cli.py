@@ -203,23 +203,22 @@ def simulate(
 
 @app.command()
 def history(
-    kind: str = typer.Argument(..., help="deal, lead or order"),
-    aggregate_id: str = typer.Argument(..., help="its id"),
+    kind: str = typer.Argument(..., help="deal, lead, order, user or team"),
+    aggregate_id: str = typer.Argument(..., help="its id: a UUID, or a user's id (u-lan) or a team's slug (north)"),
     as_of: str | None = typer.Option(None, "--as-of", help="ISO time with offset: the state as recorded then"),
 ) -> None:
-    """A readable timeline of one deal, lead or order, and its state (now or as of a time), from its service's API
-    (the service must be running; deals only keep a state as of a time there)."""
+    """A readable timeline (who, what, when, why) of one deal, lead, order, user or team, and its state (now or as of
+    a time), from its service's API (the service must be running; deals only keep a state as of a time there)."""
     import json
-    import uuid
     from datetime import datetime
 
     from tools import history as histories
     from tools import ops
 
     if kind not in histories.KINDS:
-        raise typer.BadParameter("deal, lead or order", param_hint="KIND")
+        raise typer.BadParameter(", ".join(histories.KINDS), param_hint="KIND")
     try:
-        key = uuid.UUID(aggregate_id)
+        key = histories.parse_id(kind, aggregate_id)
         at = datetime.fromisoformat(as_of) if as_of else None
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
@@ -233,7 +232,7 @@ def history(
     if not h.events:
         console.print(f"[red]no {kind} {aggregate_id}" + (f" as of {as_of}" if as_of else ""))
         raise typer.Exit(1)
-    table = Table("v", "happened", "recorded", "event", "by", "what")
+    table = Table("v", "happened", "recorded", "event", "by", "what", "why")
     for e in h.events:
         table.add_row(
             str(e.version),
@@ -241,7 +240,8 @@ def history(
             e.recorded_at.strftime("%Y-%m-%d %H:%M"),
             e.event_type.rsplit(".", 1)[1],
             e.actor or "",
-            ops.describe(e.data),
+            ops.describe({k: v for k, v in e.data.items() if k != "reason"}),
+            e.reason or "",
         )
     console.print(table)
     if h.state is None:

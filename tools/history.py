@@ -1,4 +1,5 @@
-"""``pipelines history``: a deal's, lead's or order's timeline and state, asked of the running service's HTTP API.
+"""``pipelines history``: a deal's, lead's, order's, user's or team's timeline and state, asked of the running
+service's HTTP API.
 
 Why over HTTP and not from the event store: the timeline alone could be read from the store with the kernel's
 contracts, but the state is the service's own fold of its events (its decider) and its own JSON shaping
@@ -12,11 +13,15 @@ fields read as null, where the store would show sealed ``pii:v1:`` tokens) with 
   ``GET /deals/{id}/history``, the timeline cut at the state's version;
 - lead and order: ``GET /leads/{id}`` / ``GET /orders/{id}`` and their ``/history``. Those APIs answer the state
   now only, so with ``--as-of`` the timeline is cut at that time (what was recorded by then) and no state is
-  given (``History.state`` is None).
+  given (``History.state`` is None);
+- user and team: the directory's ``GET /users/{id}`` / ``GET /teams/{id}`` and their ``/history`` (each change with
+  who made it and why), the state now only as for a lead. Their ids are not UUIDs but the directory's own (a user's
+  token ``sub``, a team's slug): ``parse_id`` checks one against the directory's rule before anything is asked.
 """
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -32,6 +37,14 @@ KINDS: dict[str, tuple[str, str]] = {
     "deal": ("deals", "/deals/{id}"),
     "lead": ("leads", "/leads/{id}"),
     "order": ("production", "/orders/{id}"),
+    "user": ("directory", "/users/{id}"),
+    "team": ("directory", "/teams/{id}"),
+}
+# the directory's ids: its path parameters' rules (services/directory/domain/commands.py, the API's insides, which a
+# tool may not import: tests/unit/test_cli_history.py checks these are the same); the other kinds' ids are UUIDs
+ID_RULES: dict[str, tuple[str, int]] = {
+    "user": (r"^[A-Za-z0-9][A-Za-z0-9._:|+-]*$", 100),  # USER_ID_PATTERN, MAX_ID_CHARS
+    "team": (r"^[a-z0-9]+(-[a-z0-9]+)*$", 60),  # TEAM_ID_PATTERN, MAX_CODE_CHARS
 }
 PAGE = 200  # the APIs' largest page
 EDGE_FIELDS = ("version", "as_of")  # what the API adds to the aggregate's state
@@ -50,6 +63,7 @@ class Entry:
     occurred_at: datetime
     recorded_at: datetime
     actor: str | None
+    reason: str | None  # why, when the change gave it
     data: dict[str, Any]
 
 
@@ -57,6 +71,17 @@ class Entry:
 class History:
     events: list[Entry]
     state: dict[str, Any] | None  # None: the service answers no state as of the time asked
+
+
+def parse_id(kind: str, text: str) -> uuid.UUID | str:
+    """``kind``'s id from the command line; ValueError saying what it should be."""
+    if kind not in ID_RULES:
+        return uuid.UUID(text)
+    pattern, longest = ID_RULES[kind]
+    if len(text) > longest or not re.fullmatch(pattern, text):
+        shape = "letters, digits and . _ : | + -" if kind == "user" else "lower-case letters and digits, - between"
+        raise ValueError(f"not a {kind} id ({shape}, at most {longest} characters): {text!r}")
+    return text
 
 
 def operator_headers(settings: Settings, ttl: timedelta = timedelta(minutes=5)) -> dict[str, str]:
@@ -77,7 +102,7 @@ def operator_headers(settings: Settings, ttl: timedelta = timedelta(minutes=5)) 
 async def history(
     settings: Settings,
     kind: str,
-    aggregate_id: uuid.UUID,
+    aggregate_id: uuid.UUID | str,
     as_of: datetime | None,
     *,
     transport: httpx.AsyncBaseTransport | None = None,
@@ -92,7 +117,7 @@ async def history(
         async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30, transport=transport) as http:
             if kind == "deal":  # the API folds a deal as recorded at a time
                 state = await _get(http, f"{one}/state", {"at": as_of.isoformat()} if as_of else {})
-            else:  # a lead's or an order's state now only
+            else:  # a lead's, an order's, a user's or a team's state now only
                 state = None if as_of else await _get(http, one, {})
             events = await _timeline(http, one) if state is not None or as_of else []
     except httpx.TransportError as exc:
@@ -133,6 +158,7 @@ async def _timeline(http: httpx.AsyncClient, one: str) -> list[Entry]:
                 occurred_at=datetime.fromisoformat(item["occurred_at"]),
                 recorded_at=datetime.fromisoformat(item["recorded_at"]),
                 actor=item.get("actor"),
+                reason=item.get("reason"),
                 data=item.get("data") or {},
             )
             for item in page["items"]

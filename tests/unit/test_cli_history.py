@@ -1,0 +1,130 @@
+"""``pipelines history user|team``: a user's or a team's timeline (who, what, when, why) and state, asked over HTTP
+of a directory API served on a port (on the in-memory store: the CLI's side is what is tried here), an unknown id
+(one line, exit 1), an id the directory could not have (refused before anything is asked), ``--as-of``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+from services.directory.api import DirectoryAPI, create_app
+from services.directory.domain.commands import TEAM_ID_PATTERN, USER_ID_PATTERN
+from services.directory.handlers import Directory
+from shared.core.limits import MAX_CODE_CHARS, MAX_ID_CHARS
+from shared.edge.auth import ROLES, TokenVerifier, issue_token
+from shared.edge.service import serve
+from shared.ops.settings import Settings
+from shared.store.memory import InMemoryEventStore
+from testkit.faults import free_port
+from tools import cli, history
+
+NOW = datetime(2026, 12, 6, 3, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def settings() -> Iterator[Settings]:
+    """The directory API on a port, with an admin's changes made; the settings the CLI reads, pointing at it."""
+    port = free_port()
+    s = Settings(jwt_keys=json.dumps({"k": "k" * 40}), jwt_active_kid="k", directory_port=port)
+    store = InMemoryEventStore()
+
+    async def ready() -> dict[str, str]:
+        return {"store": "ok"}
+
+    api = DirectoryAPI(Directory(store, lambda: NOW, ROLES), None, store.personal_data, ready)
+    app = create_app(api, TokenVerifier.from_settings(s))
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+    server = threading.Thread(target=lambda: loop.run_until_complete(serve(app, "127.0.0.1", port, stop)))
+    server.start()
+    try:
+        token = issue_token(
+            key_id="k",
+            secret=b"k" * 40,
+            user_id="u-admin",
+            roles=["admin"],
+            issuer=s.jwt_issuer,
+            audience=s.jwt_audience,
+        )
+        admin = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=s.api_url("directory"), headers=admin) as http:
+            for _ in range(200):  # until it serves
+                try:
+                    http.get("/healthz")
+                    break
+                except httpx.TransportError:
+                    threading.Event().wait(0.02)
+            assert http.post("/teams", json={"team_id": "north", "name": "North"}).status_code == 201
+            for user in ("u-lan", "u-minh"):
+                body = {
+                    "user_id": user,
+                    "name": f"Name of {user}",
+                    "email": f"{user}@example.vn",
+                    "team_id": "north",
+                    "roles": ["sales"],
+                }
+                assert http.post("/users", json=body).status_code == 201, body
+            r = http.post("/users/u-lan/deactivate", json={"handed_to": "u-minh", "reason": "left the firm"})
+            assert r.status_code == 200, r.text
+        yield s
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        server.join(10)
+        loop.close()
+
+
+@pytest.fixture
+def runner(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    monkeypatch.setattr(cli, "_settings", lambda: settings)
+    monkeypatch.setattr(cli, "console", Console(width=250))
+    return CliRunner()
+
+
+def said(runner: CliRunner, *args: str) -> tuple[int, str]:
+    """The exit code and what the CLI printed, without the lines the server (in this process) logs meanwhile."""
+    result = runner.invoke(cli.app, ["history", *args])
+    return result.exit_code, "\n".join(line for line in result.output.splitlines() if "http.request" not in line)
+
+
+def test_a_users_and_a_teams_timeline_say_who_what_when_and_why(runner: CliRunner) -> None:
+    code, out = said(runner, "user", "u-lan")
+    assert code == 0, out
+    assert re.search(r"│ 1 .* 2026-12-06 03:00 .* UserRegistered +│ u-admin +│", out), out
+    assert re.search(r"│ 2 .* UserDeactivated +│ u-admin +│ handed_to=\"u-minh\".*│ left the firm +│", out), out
+    assert '"active": false' in out and '"handed_to": "u-minh"' in out  # the state now
+    code, out = said(runner, "team", "north")
+    assert code == 0, out
+    assert re.search(r"TeamCreated +│ u-admin +│", out) and '"name": "North"' in out, out
+
+
+def test_an_unknown_id_is_one_line_and_a_bad_one_is_refused_before_asking(runner: CliRunner) -> None:
+    for kind, ghost in (("user", "u-ghost"), ("team", "south")):
+        assert said(runner, kind, ghost) == (1, f"no {kind} {ghost}")
+    for kind, bad in (("user", ".lan"), ("user", "u lan"), ("team", "North"), ("team", "n" * 61), ("deal", "u-lan")):
+        code, out = said(runner, kind, bad)
+        assert code == 2 and "Invalid value" in out and "http" not in out, (kind, bad, out)
+    code, out = said(runner, "pipeline", "x")
+    assert code == 2 and "deal, lead, order, user, team" in out, out
+
+
+def test_as_of_cuts_the_timeline_and_gives_no_state(runner: CliRunner) -> None:
+    """The directory answers a user's state now only (as the leads API): with --as-of, what was recorded by then."""
+    code, out = said(runner, "user", "u-lan", "--as-of", "2999-01-01T00:00:00+00:00")
+    assert code == 0 and "UserDeactivated" in out and "state now only" in out and '"active"' not in out, out
+    assert said(runner, "user", "u-lan", "--as-of", "2000-01-01T00:00:00+00:00") == (
+        1,
+        "no user u-lan as of 2000-01-01T00:00:00+00:00",
+    )
+
+
+def test_the_id_rules_are_the_directorys() -> None:
+    assert history.ID_RULES == {"user": (USER_ID_PATTERN, MAX_ID_CHARS), "team": (TEAM_ID_PATTERN, MAX_CODE_CHARS)}
