@@ -5,9 +5,9 @@ Why over HTTP and not from the event store: the timeline alone could be read fro
 contracts, but the state is the service's own fold of its events (its decider) and its own JSON shaping
 (``state_as_json``), both insides of the service that a tool must not import (the import contract "The tools reach
 the services through their APIs and contracts"). The API already answers both, with the access rules every other
-client gets: the CLI signs a short token for the ``auditor`` role (reads everything, no personal data: personal
-fields read as null, where the store would show sealed ``pii:v1:`` tokens) with the deployment's key, as
-``pipelines token`` does. So the service must be running (``pipelines services up``).
+client gets: the CLI signs a short token for the ``auditor`` role (reads everything; a customer's personal fields read as
+null, where the store would show sealed ``pii:v1:`` tokens; the directory shows a colleague's name and email to
+whoever may see the user, auditors included) with the deployment's key, as ``pipelines token`` does. So the service must be running (``pipelines services up``).
 
 - deal: ``GET /deals/{id}/state`` (``?at=`` for ``--as-of``, the state as recorded then) and
   ``GET /deals/{id}/history``, the timeline cut at the state's version;
