@@ -26,7 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from shared.core.decider import AbsentError, ForbiddenError, InvalidError, NotVisibleError, RefusedError
 from shared.core.limits import LONE_SURROGATE, bounded_errors
 from shared.messaging.projections import ReadModelBehindError
-from shared.store import ConcurrencyError, EventTooLargeError, IdempotencyKeyReusedError
+from shared.store import ConcurrencyError, EventTooLargeError, IdempotencyKeyReusedError, StaleTransactionError
 
 log = structlog.get_logger(__name__)
 MEDIA_TYPE = "application/problem+json"
@@ -180,7 +180,12 @@ async def invalid_input(request: Request, exc: RequestValidationError) -> JSONRe
 
 
 async def refused(request: Request, exc: RefusedError) -> JSONResponse:
-    return problem(status_of(exc), exc.message, exc.rule, correlation_id=_cid(request))
+    """A refusal; one naming the ``field`` at fault (a reference to nothing: a 422) lists it in ``errors`` too."""
+    status, field = status_of(exc), getattr(exc, "field", None)
+    errors = None
+    if status == 422 and isinstance(field, str):
+        errors = [{"loc": [getattr(exc, "where", "body"), field], "msg": exc.message, "type": exc.rule}]
+    return problem(status, exc.message, exc.rule, correlation_id=_cid(request), errors=errors)
 
 
 async def concurrency(request: Request, exc: ConcurrencyError) -> JSONResponse:
@@ -193,6 +198,14 @@ async def concurrency(request: Request, exc: ConcurrencyError) -> JSONResponse:
             headers={"ETag": f'"{exc.actual}"'} if exc.actual is not None else None,
         )
     return problem(409, f"too many concurrent changes: {exc}", "conflict", correlation_id=_cid(request))
+
+
+async def stale_transaction(request: Request, exc: StaleTransactionError) -> JSONResponse:
+    """A command whose transaction wrote something else first, raced on its stream by a younger one (rare: the
+    store keeps each stream in commit order). Nothing was written; sent again, it goes through."""
+    return problem(
+        409, f"a concurrent change came first, nothing was written: {exc}", "conflict", correlation_id=_cid(request)
+    )
 
 
 async def key_reused(request: Request, exc: IdempotencyKeyReusedError) -> JSONResponse:
@@ -271,6 +284,7 @@ HANDLERS: tuple[tuple[type[Exception], Any], ...] = (
     (RequestValidationError, invalid_input),
     (RefusedError, refused),
     (ConcurrencyError, concurrency),
+    (StaleTransactionError, stale_transaction),
     (IdempotencyKeyReusedError, key_reused),
     (EventTooLargeError, too_large),
     (ReadModelBehindError, behind),

@@ -70,6 +70,7 @@ from shared.ops.metrics import (
     PROJECTION_GENERATION,
     PROJECTION_STALLED,
 )
+from shared.store import StaleTransactionError
 from shared.store.db import Conn, identifier
 from shared.store.migrations import Migration, checksum
 from shared.store.migrations import apply as apply_migrations
@@ -120,8 +121,9 @@ class _DeadLetter:
     reason: str
 
 
-# The database went away, or a deadlock or serialization failure: retry, never dead-letter.
-_RETRYABLE = (asyncpg.InterfaceError, asyncpg.exceptions.TransactionRollbackError, OSError)
+# The database went away, or a deadlock or serialization failure, or a reaction's transaction too old to append to a
+# stream a younger one wrote (StaleTransactionError): retry in a new transaction, never dead-letter.
+_RETRYABLE = (asyncpg.InterfaceError, asyncpg.exceptions.TransactionRollbackError, OSError, StaleTransactionError)
 
 
 class _Rejected(Exception):  # noqa: N818 - an event that cannot be applied; its reason goes to the DLQ

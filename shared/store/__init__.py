@@ -56,6 +56,17 @@ class ConcurrencyError(EventStoreError):
         self.actual = actual
 
 
+class StaleTransactionError(EventStoreError):
+    """The appending transaction is older (its id was assigned earlier) than the one that wrote the stream's last
+    event: its event would sort before that one in commit order (the tailing readers' order) though it follows it.
+    Nothing was written; the transaction must end and the append be tried again in a new one (a projection runner
+    reads the batch again). Only a transaction that wrote something else first can meet it: a reaction batch."""
+
+    def __init__(self, stream_id: str) -> None:
+        super().__init__(f"stream {stream_id} was written by a younger transaction: append it in a new one")
+        self.stream_id = stream_id
+
+
 class DuplicateEventError(EventStoreError):
     """An event with this id is stored already: the append it belongs to happened before. Nothing was written."""
 

@@ -35,6 +35,7 @@ from shared.store import (
     NewEvent,
     RecordedEvent,
     Snapshot,
+    StaleTransactionError,
     StateCache,
 )
 from shared.store.db import Conn, identifier
@@ -141,6 +142,10 @@ class PostgresEventStore:
             FROM unnest($3::uuid[], $4::text[], $5::int[], $6::jsonb[], $7::jsonb[], $8::timestamptz[])
                  WITH ORDINALITY AS t(event_id, event_type, schema_version, data, metadata, occurred_at, n)
             WHERE coalesce((SELECT max(version) FROM {s}.events WHERE stream_id = $1), 0) = $2
+              -- commit order (tx_id, position) must keep the stream's order: no appending after a younger
+              -- transaction's event (StaleTransactionError)
+              AND NOT EXISTS (SELECT 1 FROM {s}.events l
+                              WHERE l.stream_id = $1 AND l.version = $2 AND l.tx_id > pg_current_xact_id())
             RETURNING version, position"""
 
     def using(self, conn: Conn) -> PostgresEventStore:
@@ -230,7 +235,9 @@ class PostgresEventStore:
                     raise DuplicateEventError(stream_id) from None
                 raise ConcurrencyError(stream_id, expected_version) from None
             if not rows:
-                raise ConcurrencyError(stream_id, expected_version, await self._version(conn, stream_id))
+                if (actual := await self._version(conn, stream_id)) == expected_version:
+                    raise StaleTransactionError(stream_id)
+                raise ConcurrencyError(stream_id, expected_version, actual)
             result = AppendResult(
                 stream_id, rows[-1]["version"], rows[-1]["position"], tuple(e.event_id for e in events)
             )
