@@ -149,9 +149,13 @@ class HttpClient:
         self.slots = asyncio.Semaphore(limit)
 
     async def post(self, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        data = json.dumps(body).encode()
+        return await self.send("POST", path, body)
+
+    async def send(self, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
+        """One request (a JSON body, or none) on a kept-alive connection: its status and its JSON answer."""
+        data = json.dumps(body).encode() if body is not None else b""
         head = (
-            f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\n{self.headers}"
+            f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\n{self.headers}"
             f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
         ).encode()
         async with self.slots:

@@ -14,6 +14,7 @@ from services.deals.handlers import Deals
 from services.directory.api import DirectoryAPI
 from services.directory.api import create_app as directory_app
 from services.directory.handlers import Directory
+from services.directory.replica import MemoryReplica
 from services.leads.api import LeadsAPI
 from services.leads.api import create_app as leads_app
 from services.leads.handlers import InMemoryDedupe, Leads
@@ -33,6 +34,12 @@ SETTINGS = Settings(
     jwt_keys='{"k": "kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk"}',
     jwt_active_kid="k",
 )
+# the users the tests' tokens name, as the pipelines' replica of the directory has them (decision 0017)
+PEOPLE = (("u-lan", "north"), ("u-binh", "north"), ("u-mai", "north"), ("u-tuan", "south"), ("u-dung", "south"))
+
+
+def replica() -> MemoryReplica:
+    return MemoryReplica().seed(*PEOPLE)
 
 
 async def _ready() -> dict[str, str]:
@@ -42,7 +49,7 @@ async def _ready() -> dict[str, str]:
 def apps() -> dict[str, FastAPI]:
     verifier = TokenVerifier({"k": b"k" * 32}, issuer="pipelines", audience="pipelines")
     store = InMemoryEventStore()
-    deals = DealsAPI(Deals(store, lambda: NOW), store, None, store.personal_data, "Asia/Ho_Chi_Minh", _ready)
+    deals = DealsAPI(Deals(store, lambda: NOW), store, None, store.personal_data, "Asia/Ho_Chi_Minh", _ready, replica())
     leads = Leads(store, store.personal_data, lambda: NOW, InMemoryDedupe(), b"d" * 32)
     graph = HttpFacebookGraph("fb-token", client=httpx.AsyncClient(base_url="https://graph.facebook.com"))
     production = ProductionAPI(Production(store, lambda: NOW), None, store.personal_data, "Asia/Ho_Chi_Minh", _ready)
@@ -50,7 +57,7 @@ def apps() -> dict[str, FastAPI]:
     web = web_app(SETTINGS, transport=httpx.MockTransport(lambda r: httpx.Response(503)), live_feed=False)
     return {
         "deals": deals_app(deals, verifier),
-        "leads": leads_app(LeadsAPI(leads, None, SETTINGS, graph, _ready), verifier),
+        "leads": leads_app(LeadsAPI(leads, None, SETTINGS, graph, _ready, replica()), verifier),
         "production": production_app(production, verifier),
         "directory": directory_app(directory, verifier),
         "web": web,

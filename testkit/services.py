@@ -46,6 +46,8 @@ def isolated_settings(endpoints: Endpoints) -> Settings:
         pii_master_key=base64.b64encode(b"m" * 32).decode(),
         keyring_dir=str(TEST_KEYRINGS),
         log_json=False,
+        # these suites run no directory: owners are tokens' subs nobody registered (decision 0017, "Step 3")
+        check_references=False,
     )
 
 
@@ -138,6 +140,7 @@ def process_env(settings: Settings, **extra: str) -> dict[str, str]:
         "PIPELINES_PII_MASTER_KEY": settings.pii_master_key.get_secret_value() if settings.pii_master_key else "",
         "PIPELINES_KEYRING_DIR": settings.keyring_dir or "",
         "PIPELINES_LOG_JSON": "true",
+        "PIPELINES_CHECK_REFERENCES": str(settings.check_references).lower(),  # off: these suites run no directory
         **extra,
     }
 

@@ -151,12 +151,12 @@ def simulate(
     rate: float = typer.Option(4.0, "--rate", min=0.1, help="new leads per second"),
     seed: int = typer.Option(2026, "--seed"),
 ) -> None:
-    """Drive realistic traffic through the three running services, over their HTTP APIs."""
+    """Drive realistic traffic through the running services, over their HTTP APIs (its people registered first)."""
     from tools.simulate import Endpoints, Simulation
 
     settings = _settings()
     base = f"http://{settings.api_host}:"
-    urls = Endpoints(*(base + str(settings.port(s)) for s in ("leads", "deals", "production")))
+    urls = Endpoints(*(base + str(settings.port(s)) for s in ("leads", "deals", "production", "directory")))
 
     async def go() -> None:
         with Progress(
@@ -203,12 +203,13 @@ def simulate(
 
 @app.command()
 def history(
-    kind: str = typer.Argument(..., help="deal, lead, order, user or team"),
+    kind: str = typer.Argument(..., help="deal, lead, order, user, team, organisation or person"),
     aggregate_id: str = typer.Argument(..., help="its id: a UUID, or a user's id (u-lan) or a team's slug (north)"),
     as_of: str | None = typer.Option(None, "--as-of", help="ISO time with offset: the state as recorded then"),
 ) -> None:
-    """A readable timeline (who, what, when, why) of one deal, lead, order, user or team, and its state (now or as of
-    a time), from its service's API (the service must be running; deals only keep a state as of a time there)."""
+    """A readable timeline (who, what, when, why) of one deal, lead, order, user, team, organisation or person, and its
+    state (now or as of a time), from its service's API (the service must be running; deals only keep a state as of a
+    time there)."""
     import json
     from datetime import datetime
 
@@ -244,6 +245,8 @@ def history(
             e.reason or "",
         )
     console.print(table)
+    if h.reads_as is not None:
+        console.print(f"(merged: this {kind} reads as {h.reads_as}, whose state follows)")
     if h.state is None:
         console.print(f"(the {kind}'s API answers its state now only: above, what was recorded by {as_of})")
     else:

@@ -1,5 +1,5 @@
-"""``pipelines history``: a deal's, lead's, order's, user's or team's timeline and state, asked of the running
-service's HTTP API.
+"""``pipelines history``: a deal's, lead's, order's, user's, team's, organisation's or person's timeline and state,
+asked of the running service's HTTP API.
 
 Why over HTTP and not from the event store: the timeline alone could be read from the store with the kernel's
 contracts, but the state is the service's own fold of its events (its decider) and its own JSON shaping
@@ -16,7 +16,10 @@ whoever may see the user, auditors included) with the deployment's key, as ``pip
   given (``History.state`` is None);
 - user and team: the directory's ``GET /users/{id}`` / ``GET /teams/{id}`` and their ``/history`` (each change with
   who made it and why), the state now only as for a lead. Their ids are not UUIDs but the directory's own (a user's
-  token ``sub``, a team's slug): ``parse_id`` checks one against the directory's rule before anything is asked.
+  token ``sub``, a team's slug): ``parse_id`` checks one against the directory's rule before anything is asked;
+- organisation and person: the directory's ``GET /organisations/{id}`` / ``GET /people/{id}`` and their
+  ``/history``, the state now only. One merged into another reads as that one (its ``read_from`` names the one
+  asked): its own timeline is given whole, with the state of the one it reads as (``History.reads_as``).
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ KINDS: dict[str, tuple[str, str]] = {
     "order": ("production", "/orders/{id}"),
     "user": ("directory", "/users/{id}"),
     "team": ("directory", "/teams/{id}"),
+    "organisation": ("directory", "/organisations/{id}"),
+    "person": ("directory", "/people/{id}"),
 }
 # the directory's ids: its path parameters' rules (services/directory/domain/commands.py, the API's insides, which a
 # tool may not import: tests/unit/test_cli_history.py checks these are the same); the other kinds' ids are UUIDs
@@ -71,6 +76,7 @@ class Entry:
 class History:
     events: list[Entry]
     state: dict[str, Any] | None  # None: the service answers no state as of the time asked
+    reads_as: str | None = None  # a merged organisation's or person's: the id of the one it reads as
 
 
 def parse_id(kind: str, text: str) -> uuid.UUID | str:
@@ -122,13 +128,22 @@ async def history(
             events = await _timeline(http, one) if state is not None or as_of else []
     except httpx.TransportError as exc:
         raise ServiceError(f"the {service} service does not answer at {base} ({exc}): is it running?") from None
-    if state is not None:  # the timeline up to the state's version, even if an event was appended in between
+    reads_as = _reads_as(kind, state)
+    if state is not None and reads_as is None:  # the timeline up to the state's version (an append in between)
         events = [e for e in events if e.version <= state["version"]]
     if as_of is not None:
         events = [e for e in events if e.recorded_at <= as_of]
     if not events:
         return History([], None)
-    return History(events, None if state is None else {k: v for k, v in state.items() if k not in EDGE_FIELDS})
+    shown = None if state is None else {k: v for k, v in state.items() if k not in (*EDGE_FIELDS, "read_from")}
+    return History(events, shown, reads_as)
+
+
+def _reads_as(kind: str, state: dict[str, Any] | None) -> str | None:
+    """The id of the one a merged organisation or person reads as (None: not merged)."""
+    if state is None or state.get("read_from") is None:
+        return None
+    return str(state[f"{kind}_id"])
 
 
 async def _get(http: httpx.AsyncClient, url: str, params: dict[str, str]) -> dict[str, Any] | None:

@@ -41,6 +41,9 @@ CAMPAIGNS = [
     ("Landing page tủ đông", "landing_page", "ladi-tu-dong"),
 ]
 OWNERS = [("u-lan", "north"), ("u-binh", "north"), ("u-dung", "south")]
+# the people the demo's tokens name (`pipelines token … --user`), registered in the directory before anything names them
+PEOPLE = [*OWNERS, ("u-mgr", "north")]
+TEAMS = {"north": "Miền Bắc", "south": "Miền Nam"}
 
 
 @dataclass
@@ -48,6 +51,7 @@ class Endpoints:
     leads: str
     deals: str
     production: str
+    directory: str | None = None  # registers its people there first (none: a stack that checks no references)
 
 
 @dataclass
@@ -104,6 +108,8 @@ class Simulation:
         self.stats = Stats()
         self.progress = progress or (lambda _: None)
         self.http = httpx.AsyncClient(timeout=30, transport=transport)
+        # the directory answers the people step got: leads and deals wait for their replica to have them (0017)
+        self.after: dict[str, str] = {}
 
     async def close(self) -> None:
         await self.http.aclose()
@@ -122,6 +128,39 @@ class Simulation:
                 return True
             await asyncio.sleep(0.3)
         return False
+
+    # ------------------------------------------------------------------ the directory
+    async def people(self) -> None:
+        """The teams and salespeople the journeys name, registered in the directory (once: a second run finds
+        them there, 409). Their answers go with the first commands that name them (``X-Directory-After``)."""
+        if self.urls.directory is None:
+            return
+        answers = []
+        for team, name in TEAMS.items():
+            r = await self.http.post(
+                f"{self.urls.directory}/teams", json={"team_id": team, "name": name}, headers=self.auth["admin"]
+            )
+            answers.append(r)
+        for user, team in PEOPLE:
+            body = {
+                "user_id": user,
+                "name": f"{self.rng.choice(FIRST)} {self.rng.choice(LAST)}",
+                "email": f"{user.removeprefix('u-')}@demo.pipelines.vn",
+                "team_id": team,
+                "roles": ["sales_manager"] if user == "u-mgr" else ["sales"],
+                "reason": "the demo's sales team",
+            }
+            answers.append(await self.http.post(f"{self.urls.directory}/users", json=body, headers=self.auth["admin"]))
+        for r in answers:
+            if r.status_code == 201:
+                self.after[r.json()["stream_id"]] = f"{r.json()['stream_id']}@{r.json()['version']}"
+            elif r.status_code != 409:
+                self.stats.errors.append(f"POST {r.request.url.path}: {r.status_code} {r.text[:200]}")
+
+    def waits(self, *streams: str) -> dict[str, str]:
+        """``X-Directory-After`` for the directory answers of these streams the people step got."""
+        seen = [self.after[s] for s in streams if s in self.after]
+        return {"X-Directory-After": ", ".join(seen)} if seen else {}
 
     # ------------------------------------------------------------------ marketing
     async def campaigns(self) -> None:
@@ -163,6 +202,7 @@ class Simulation:
                 "PUT",
                 f"{self.urls.deals}/targets/{target}",
                 json={"team_id": team, "period": period, "amount": {"amount": amount, "currency": "VND"}},
+                headers=self.waits(f"directory-team-{team}"),
             )
 
     def person(self) -> dict[str, str]:
@@ -222,7 +262,8 @@ class Simulation:
             return
         leads, quality = f"{self.urls.leads}/leads/{lead}", self.rng.random()
         owner, team = self.rng.choice(OWNERS)
-        await self.call("POST", f"{leads}/assign", json={"owner_id": owner, "team_id": team})
+        wait = self.waits(f"directory-user-{owner}", f"directory-team-{team}")
+        await self.call("POST", f"{leads}/assign", json={"owner_id": owner, "team_id": team}, headers=wait)
         if self.rng.random() < 0.8:
             await self.call("POST", f"{leads}/contact", json={"channel": self.rng.choice(["phone", "zalo", "email"])})
         await self.call("POST", f"{leads}/score", json={})
@@ -368,6 +409,7 @@ class Simulation:
 
     async def run(self, leads: int, rate: float) -> Stats:
         """``leads`` journeys, starting ``rate`` per second, a few at a time."""
+        await self.people()
         await self.campaigns()
         await self.targets()
         running: set[asyncio.Task[None]] = set()

@@ -375,6 +375,20 @@ class DeliveryRiskFlagged(DealEvent):
     new_eta: date | None = None
 
 
+class DealCustomerLinked(DealEvent):
+    """The deal's customer is this organisation of the directory, and these its people (decision 0017): set by a
+    command on the deal, by ``organisation_id`` when it was opened, or by the reaction to the directory's link of a
+    converted lead (``lead_id``, ``matched_by``: what the directory matched the lead's contact by). The typed
+    ``customer`` string stays as it was. A later link replaces the earlier one."""
+
+    event_type: ClassVar[str] = "pipelines.deals.DealCustomerLinked"
+    organisation_id: uuid.UUID
+    person_ids: tuple[uuid.UUID, ...] = ()
+    reason: str | None = None
+    lead_id: uuid.UUID | None = None
+    matched_by: str | None = None
+
+
 class DealContactErased(DealEvent):
     """The deal's contact was forgotten: the key of their data subject (``contact_id``) is destroyed, so their
     contact details and delivery address read as null in every service, store, topic and read model (within the

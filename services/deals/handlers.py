@@ -18,6 +18,7 @@ import structlog
 from services.deals import domain
 from services.deals.domain import Deal, Pipeline
 from services.deals.events import Contact, DealContactErased, DealEvent, deal_id_for_lead
+from services.directory.events import CustomerLinked
 from services.leads.events import LeadConverted
 from services.production.events import (
     MaterialShortageReported,
@@ -198,6 +199,8 @@ class Deals:
         match event:
             case LeadConverted():
                 await self._open_from_lead(event, ctx)
+            case CustomerLinked():
+                await self._link_from_conversion(event, ctx)
             case OrderShipped() if event.deal_id:  # the first part shipped starts it, the next find it started
                 await self._on_deal(
                     event.deal_id,
@@ -273,8 +276,8 @@ class Deals:
         except domain.DealRuleError as refused:
             if refused.rule != "deal_exists":
                 raise
-            there = await self.deal(deal_id, to_version=1)
-            opened = there.events[0]
+            there = await self.deal(deal_id)  # its opening: after a conversion's link that came first, if any
+            opened = next(e for e in there.events if e.event_type == "pipelines.deals.DealOpened")
             if opened.metadata.get("actor") == REACTIONS_ACTOR and opened.data.get("source_lead_id") == str(
                 event.lead_id
             ):
@@ -291,6 +294,20 @@ class Deals:
                 f"the deal {deal_id} the conversion of lead {event.lead_id} opens exists and was not opened by a "
                 f"conversion of that lead (event {opened.event_id} by {opened.metadata.get('actor')})"
             ) from None
+
+    async def _link_from_conversion(self, event: CustomerLinked, ctx: Context) -> None:
+        """The directory linked a converted lead's customer: recorded on the lead's deal, opened or not yet (the
+        two services' topics come in no set order: the opening restates a link that came first). Once per link:
+        the event ids derive from the directory's event, the same link again changes nothing."""
+        people = (event.person_id,) if event.person_id is not None else ()
+
+        def decide(deal: Deal) -> list[DealEvent]:
+            return domain.link_conversion(
+                deal, event.organisation_id, people, event.lead_id, event.matched_by, event.deal_id, event.reason
+            )
+
+        with contextlib.suppress(DuplicateEventError):  # this event linked it before (a replay, a rebuild)
+            await execute(self.store, deal_stream(event.deal_id), domain.deal_decider, decide, **self._options(ctx))
 
     async def _on_deal(self, deal_id: uuid.UUID, cmd: domain.Command, ctx: Context) -> None:
         try:

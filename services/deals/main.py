@@ -13,12 +13,16 @@ from fastapi import FastAPI
 
 from services.alerts.scanner import Check
 from services.alerts.wiring import AlertingService
-from services.deals import analytics, projections
+from services.deals import analytics, handovers, projections
 from services.deals.api import DealsAPI, create_app
 from services.deals.handlers import Clock, Deals
+from services.directory.replica import PostgresReplica, replica
+from services.directory.replica import handovers as handing_over
 from shared.edge.service import Storage, utc_now
+from shared.messaging.envelope import CloudEvent
 from shared.messaging.projections import Projection
 from shared.ops.settings import Settings
+from shared.store.db import Conn
 
 SERVICE = "deals"
 
@@ -32,13 +36,28 @@ class DealsService(AlertingService):
 
     def projections(self) -> list[Projection]:
         topic = self.settings.events_topic(SERVICE)
-        return [projections.board(topic), analytics.analytics(topic), self.reactions()]
+        mine = [projections.board(topic), analytics.analytics(topic), self.reactions()]
+        return [*mine, *self.directory_replica()]
+
+    def directory_replica(self) -> list[Projection]:
+        """The users and teams deals name, replicated from the directory (decision 0017) where they are checked, and
+        the hand-over of a deactivated user's open deals (services.deals.handovers)."""
+        if not self.settings.check_references:
+            return []
+        s, store = self.settings, self.storage.store
+
+        async def hand_over(conn: Conn, deal: str, old: str, new: str, reason: str, cause: CloudEvent) -> None:
+            await handovers.hand_over(self.deals.using(store.using(conn)), deal, old, new, reason, cause)
+
+        directory = s.events_topic("directory")
+        own = handing_over(directory, s.events_topic(SERVICE), handovers.EVENTS, handovers.ownership, hand_over)
+        return [replica(directory), own]
 
     def reactions(self) -> Projection:
         """Other services' events turned into commands on deals."""
         return self.reactions_to(
-            ("leads", "production"),
-            ("pipelines.leads.", "pipelines.production."),
+            ("leads", "production", "directory"),
+            ("pipelines.leads.", "pipelines.production.", "pipelines.directory.CustomerLinked"),
             lambda store, envelope, data: self.deals.using(store).react(envelope, data),
         )
 
@@ -57,6 +76,7 @@ class DealsService(AlertingService):
             personal_data=st.personal_data,
             timezone=self.settings.timezone,
             readiness=st.readiness,
+            references=PostgresReplica(st.read_models) if self.settings.check_references else None,
         )
         return self.make_app(create_app, api)
 

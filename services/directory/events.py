@@ -1,4 +1,5 @@
-"""The directory service's event contract: the users and teams every pipeline points at (decision 0017).
+"""The directory service's event contract: the users and teams every pipeline points at, and the customers —
+organisations and their people — every pipeline sells to (decision 0017).
 
 Streams: ``directory-user-<user id>`` and ``directory-team-<team id>``. A user's id is the ``sub`` their tokens
 carry, chosen by the admin who registers them. Each change is an event in the user's (or team's) own stream; who
@@ -8,10 +9,20 @@ a team's creation may).
 A user's name and email are personal data, sealed under the user's own key: the data subject ``user:<user id>``
 (``subject``), prefixed so that no user shares a key with a lead or a deal's contact, whose subject ids are free
 strings too. ``UserPersonalDataErased`` records that this key was destroyed.
+
+Customers (the second half, below; no import between the halves' modules): streams
+``directory-organisation-<uuid>`` and ``directory-person-<uuid>``. An organisation's name, tax code, addresses and
+industry are no personal data and travel in clear; a person's name, title, phones, emails and Zalo id are sealed
+under the subject ``person:<uuid>`` (``PersonPersonalDataErased`` records its key destroyed). A merge is an event on
+each stream (``…Merged`` on the source, naming ``into``; ``…Absorbed`` on the target, naming ``merged_from``).
+A tax code is held by one organisation at a time: ``TaxCodeClaimed`` on the stream
+``directory-taxcode-<tax code>`` names its holder. ``CustomerLinked`` (stream ``directory-conversion-<lead id>``)
+records the organisation and person a converted lead's deal is for.
 """
 
 from __future__ import annotations
 
+import uuid
 from datetime import time
 from typing import Annotated, ClassVar
 
@@ -133,3 +144,177 @@ class TeamClosed(TeamEvent):
     event_type: ClassVar[str] = "pipelines.directory.TeamClosed"
     reason: Reason
     closed_at: AwareDatetime
+
+
+# ---------------------------------------------------------------------------------------------- customers
+PERSON_SUBJECT_PREFIX = "person:"
+
+
+class Address(_Value):
+    """An address: its street line (and ward), and the province (a code of
+    ``services.directory.domain.provinces``); ``label``: what it is for (head office, warehouse, delivery)."""
+
+    line: str
+    ward: str | None = None
+    province: str
+    label: str | None = None
+
+
+class Consent(_Value):
+    """Whether the person agreed to be contacted for marketing, when, and under which text's version."""
+
+    marketing: bool
+    given_at: AwareDatetime | None = None
+    text_version: str | None = None
+
+
+class OrganisationEvent(DomainEvent):
+    organisation_id: uuid.UUID
+
+
+class OrganisationRegistered(OrganisationEvent):
+    event_type: ClassVar[str] = "pipelines.directory.OrganisationRegistered"
+    name: str
+    tax_code: str | None  # 10 digits, or 10 digits "-" 3-digit branch (services.directory.domain.taxcode)
+    addresses: tuple[Address, ...] = ()
+    industry: str | None = None
+    owner_id: str
+    team_id: str
+    registered_at: AwareDatetime
+    reason: Reason | None = None
+
+
+class OrganisationChanged(OrganisationEvent):
+    """The organisation's details as they are now: name, tax code, addresses, industry."""
+
+    event_type: ClassVar[str] = "pipelines.directory.OrganisationChanged"
+    name: str
+    tax_code: str | None
+    addresses: tuple[Address, ...] = ()
+    industry: str | None = None
+    reason: Reason
+
+
+class OrganisationReassigned(OrganisationEvent):
+    event_type: ClassVar[str] = "pipelines.directory.OrganisationReassigned"
+    old_owner_id: str
+    old_team_id: str
+    owner_id: str
+    team_id: str
+    reason: Reason
+
+
+class OrganisationMerged(OrganisationEvent):
+    """On the source's stream: it is a duplicate of ``into`` and reads as it from now on (its history stays)."""
+
+    event_type: ClassVar[str] = "pipelines.directory.OrganisationMerged"
+    into: uuid.UUID
+    reason: Reason
+    merged_at: AwareDatetime
+
+
+class OrganisationAbsorbed(OrganisationEvent):
+    """On the target's stream: the duplicate ``merged_from`` now reads as this organisation."""
+
+    event_type: ClassVar[str] = "pipelines.directory.OrganisationAbsorbed"
+    merged_from: uuid.UUID
+    reason: Reason
+    merged_at: AwareDatetime
+
+
+class TaxCodeClaimed(DomainEvent):
+    """Stream ``directory-taxcode-<tax code>``: the organisation holding the tax code from now on."""
+
+    event_type: ClassVar[str] = "pipelines.directory.TaxCodeClaimed"
+    tax_code: str
+    organisation_id: uuid.UUID
+
+
+class PersonEvent(DomainEvent):
+    person_id: uuid.UUID
+    subject_field: ClassVar[str | None] = "subject"
+    erased_by: ClassVar[str | None] = "pipelines.directory.PersonPersonalDataErased"
+
+
+class PersonRegistered(PersonEvent):
+    event_type: ClassVar[str] = "pipelines.directory.PersonRegistered"
+    personal_fields: ClassVar[tuple[str, ...]] = ("name", "title", "phones", "emails", "zalo_id")
+    subject: str  # person:<person id>
+    organisation_id: uuid.UUID | None = None
+    name: str | None
+    title: str | None = None
+    phones: tuple[str, ...] | None = None  # E.164, as leads normalise them (shared.core.normalize)
+    emails: tuple[str, ...] | None = None  # lower-cased
+    zalo_id: str | None = None
+    consent: Consent | None = None
+    owner_id: str
+    team_id: str
+    registered_at: AwareDatetime
+    reason: Reason | None = None
+
+
+class PersonChanged(PersonEvent):
+    """The person's details as they are now (every field: the sealed ones cannot be compared)."""
+
+    event_type: ClassVar[str] = "pipelines.directory.PersonChanged"
+    personal_fields: ClassVar[tuple[str, ...]] = ("name", "title", "phones", "emails", "zalo_id")
+    subject: str
+    organisation_id: uuid.UUID | None = None
+    name: str | None
+    title: str | None = None
+    phones: tuple[str, ...] | None = None
+    emails: tuple[str, ...] | None = None
+    zalo_id: str | None = None
+    consent: Consent | None = None
+    reason: Reason
+
+
+class PersonReassigned(PersonEvent):
+    event_type: ClassVar[str] = "pipelines.directory.PersonReassigned"
+    old_owner_id: str
+    old_team_id: str
+    owner_id: str
+    team_id: str
+    reason: Reason
+
+
+class PersonMerged(PersonEvent):
+    event_type: ClassVar[str] = "pipelines.directory.PersonMerged"
+    into: uuid.UUID
+    reason: Reason
+    merged_at: AwareDatetime
+
+
+class PersonAbsorbed(PersonEvent):
+    event_type: ClassVar[str] = "pipelines.directory.PersonAbsorbed"
+    merged_from: uuid.UUID
+    reason: Reason
+    merged_at: AwareDatetime
+
+
+class PersonPersonalDataErased(PersonEvent):
+    """The person's key was destroyed: name, title, phones, emails and Zalo id read as null (the person stays)."""
+
+    event_type: ClassVar[str] = "pipelines.directory.PersonPersonalDataErased"
+    erasure: ClassVar[bool] = True
+    subject: str
+    reason: Reason
+    erased_at: AwareDatetime
+
+
+class CustomerLinked(DomainEvent):
+    """Stream ``directory-conversion-<lead id>``: the customer the deal a converted lead opened is for — an
+    organisation and person found in the directory (``matched_by`` tax_code | email | phone) or created for it
+    (``created``). The deal's id is the deals contract's ``deal_id_for_lead(lead_id)``. An old deal's customer string
+    adopted by an admin (``services.directory.adoption``) is linked the same way, on stream
+    ``directory-adoption-<deal id>``, with ``lead_id`` None, ``matched_by`` ``adopted`` and the admin's ``reason``."""
+
+    event_type: ClassVar[str] = "pipelines.directory.CustomerLinked"
+    lead_id: uuid.UUID | None = None  # None: an old deal adopted (stream ``directory-adoption-<deal id>``)
+    deal_id: uuid.UUID
+    organisation_id: uuid.UUID
+    person_id: uuid.UUID | None
+    matched_by: str  # tax_code | email | phone | created | adopted
+    team_id: str | None = None
+    linked_at: AwareDatetime
+    reason: str | None = None  # an adoption's: the admin's

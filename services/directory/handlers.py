@@ -77,6 +77,22 @@ class Directory:
             **ctx.options(now),
         )
 
+    async def check_owner(self, owner_id: str, team_id: str) -> None:
+        """What the customers' half asks (``services.directory.customers.References``): ``team_id`` exists and is
+        open, ``owner_id`` is an active user in it; else 422 naming the field."""
+        await self._open_team(team_id)
+        await self._active_user(owner_id, "owner_id")
+        user = (await self.user(owner_id)).state
+        if user.team_id != team_id:
+            raise InvalidReferenceError(
+                "owner_not_in_team", f"owner_id: user {owner_id} is in team {user.team_id}, not {team_id}", "owner_id"
+            )
+
+    async def team_of(self, user_id: str) -> str | None:
+        """A user's team (None: no such user): where a converted lead's customer goes when the lead has none."""
+        user = (await self.user(user_id)).state
+        return user.team_id if user.user_id is not None else None
+
     async def _open_team(self, team_id: str) -> None:
         team = (await self.team(team_id)).state
         if team.team_id is None:

@@ -22,9 +22,10 @@ import structlog
 from pydantic import BaseModel
 
 from services.deals.events import DealLost, DealWon, deal_id_for_lead
-from services.leads import domain, normalize, sources
+from services.leads import domain, sources
 from services.leads.domain import Campaign, Lead
 from services.leads.events import LeadContact, LeadEvent
+from shared.core import normalize
 from shared.core.events import registry
 from shared.messaging.envelope import CloudEvent
 from shared.privacy.pii import PersonalData

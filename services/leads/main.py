@@ -10,10 +10,13 @@ from fastapi import FastAPI
 
 from services.alerts.scanner import Check, Condition
 from services.alerts.wiring import AlertingService
-from services.leads import projections, sources
+from services.directory.replica import PostgresReplica, replica
+from services.directory.replica import handovers as handing_over
+from services.leads import handovers, projections, sources
 from services.leads.api import LeadsAPI, create_app
 from services.leads.handlers import Clock, Leads, PostgresDedupe
 from shared.edge.service import Storage, utc_now
+from shared.messaging.envelope import CloudEvent
 from shared.messaging.projections import Projection
 from shared.ops.settings import Settings
 from shared.store.db import Conn
@@ -31,7 +34,22 @@ class LeadsService(AlertingService):
         self.graph = graph
 
     def projections(self) -> list[Projection]:
-        return [projections.marketing(self.settings.events_topic(SERVICE)), self.reactions()]
+        mine = [projections.marketing(self.settings.events_topic(SERVICE)), self.reactions()]
+        return [*mine, *self.directory_replica()]
+
+    def directory_replica(self) -> list[Projection]:
+        """The users and teams leads name, replicated from the directory (decision 0017) where they are checked, and
+        the hand-over of a deactivated user's open leads (services.leads.handovers)."""
+        if not self.settings.check_references:
+            return []
+        s, store = self.settings, self.storage.store
+
+        async def hand_over(conn: Conn, lead: str, old: str, new: str, reason: str, cause: CloudEvent) -> None:
+            await handovers.hand_over(self.leads.using(store.using(conn)), lead, old, new, reason, cause)
+
+        directory = s.events_topic("directory")
+        own = handing_over(directory, s.events_topic(SERVICE), handovers.EVENTS, handovers.ownership, hand_over)
+        return [replica(directory), own]
 
     def reactions(self) -> Projection:
         """Deals won or lost, recorded back on the lead they came from."""
@@ -60,6 +78,7 @@ class LeadsService(AlertingService):
             settings=self.settings,
             graph=self.graph,
             readiness=st.readiness,
+            references=PostgresReplica(st.read_models) if self.settings.check_references else None,
         )
         return self.make_app(create_app, api)
 

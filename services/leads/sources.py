@@ -29,9 +29,9 @@ import httpx
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic_core import PydanticCustomError
 
-from services.leads import normalize
 from services.leads.domain import CaptureLead
 from services.leads.events import Attribution, Consent, LeadContact, Source
+from shared.core import normalize
 from shared.core.limits import (
     LONE_SURROGATE,
     MAX_ANSWER_CHARS,

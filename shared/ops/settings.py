@@ -102,6 +102,9 @@ class Settings(BaseSettings):
     production_api_url: str | None = None
     directory_api_url: str | None = None
 
+    # the users and teams a command or filter names are checked against the service's replica of the directory
+    # (decision 0017): 422 for an unknown one. Off only for suites that run no directory (testkit.services)
+    check_references: bool = True
     timezone: str = "Asia/Ho_Chi_Minh"
     lead_response_minutes: int = Field(60, ge=1, description="a new lead not contacted by then raises an alert")
     alert_scan_seconds: float = Field(30.0, gt=0)

@@ -5,8 +5,8 @@ The session's secure stack (``secure_stack``, testkit/secure.py; the secure end-
 made when the storage was formatted, the StandardAuthorizer, the services' ACLs. The deals relay publishes with the
 deals credentials (as its settings give them to every client); the deals credentials cannot write the leads topic,
 the leads ones cannot write the deals topic nor read the production topic; the directory writes only its own topic
-and every pipeline reads it; a wrong password and a client without
-SASL do not get in.
+and every pipeline reads it, and it reads the leads' (conversions linked to customers); a wrong password and a
+client without SASL do not get in.
 """
 
 from __future__ import annotations
@@ -134,14 +134,16 @@ async def test_a_service_writes_its_own_topic_and_not_another_services(
         await write(secure, "directory", topics["deals"])
     with pytest.raises(TopicAuthorizationFailedError):
         await write(secure, "deals", topics["directory"])
-    with pytest.raises(TopicAuthorizationFailedError):
-        await read(secure, "directory", topics["leads"])
+    # the directory's customer 360 reads what deals and orders did (the relay's one event above)
+    assert len(await read(secure, "directory", topics["deals"])) == 1, "the directory reads the deals events"
     # the web board reads every pipeline's events and writes none
     assert len(await read_without_group(secure, "web", topics["deals"])) == 1
     with pytest.raises((TopicAuthorizationFailedError, ClusterAuthorizationFailedError)):  # not even idempotent
         await write(secure, "web", topics["deals"])
     await write(secure, "leads", topics["leads"])
     assert len(await read_whole_topic(secure.bootstrap, topics["leads"], **secure.options("admin"))) == 1
+    # the directory links the leads' conversions to customers (decision 0017): it reads the leads' events
+    assert len(await read(secure, "directory", topics["leads"])) == 1, "the directory reads the leads events"
     # no way in without the right password, or without SASL
     with pytest.raises(KafkaConnectionError):
         await write(secure, "deals", topics["deals"], password="not-the-password")

@@ -107,6 +107,12 @@ NORTH_READ =         row("401  403  404  ok   ok   404  ok   404  404  ok   404 
 SOUTH_READ =         row("401  403  404  404  404  ok   404  ok   404  ok   404  ok   ok")
 SELF_READ =          row("401  403  ok   404  404  404  404  404  404  ok   404  ok   ok")
 DIRECTORY_AUDIT =    row("401  403  403  403  403  403  403  403  403  ok   403  ok   ok")
+# the directory's customers, as deals: CO (the north's, u-owner's) and CS (the south's); CP, SP their people
+CUSTOMERS_SHOWN =    row("401  403  403  T    T    X    T    X    -    TX   403  TX   TX")
+CUSTOMER_READ =      row("401  403  403  ok   ok   404  ok   404  404  ok   403  ok   ok")
+CUSTOMER_WRITE =     row("401  403  403  ok   403  404  ok   404  404  ok   403  403  ok")
+CUSTOMER_MERGE =     row("401  403  403  403  403  403  ok   404  404  ok   403  403  ok")
+CUSTOMER_LIST =      row("401  403  403  ok   ok   ok   ok   ok   ok   ok   403  ok   ok")
 # fmt: on
 
 
@@ -163,6 +169,7 @@ DEAL_COMMANDS: dict[str, Any] = {
     "complete-follow-up": {"follow_up_id": SOME, "outcome": "happy"},
     "flag-delivery-risk": {"order_id": SOME, "reason": "late parts"},
     "erase-contact": {"reason": "data subject request #2026-118"},
+    "link-customer": {"organisation_id": SOME},  # this suite's replica checks are off (isolated_settings)
 }
 LEAD_COMMANDS = [
     "assign",
@@ -420,6 +427,66 @@ def directory_cases() -> list[Case]:
         Case("GET /teams/{team_id}", NORTH_READ, "north", path=team),
         Case("GET /teams/{team_id}", SOUTH_READ, "south", path={"team_id": "south"}),
         Case("GET /teams/{team_id}/history", DIRECTORY_AUDIT, path=team),
+        *customer_cases(),
+    ]
+
+
+def customer_cases() -> list[Case]:
+    """Organisations and people: valid commands on the north's CO and CP (a rule refusing one, as ``unchanged``, is
+    an allowed caller's answer), reads of them, the lists marking CO/CP ``T`` and CS/SP ``X``."""
+    co, cp = {"organisation_id": "CO"}, {"person_id": "CP"}
+    org = {"name": "Siêu thị Minh Châu", "owner_id": "u-owner", "team_id": "north"}
+    here = {"owner_id": "u-owner", "team_id": "north", "reason": "where it is"}
+    into = {"into": SOME, "reason": "a duplicate"}
+    return [
+        Case("POST /organisations", OPEN_FOR_OWNER, "for u-owner, in the north", body=org, valid=True),
+        Case("GET /organisations", CUSTOMERS_SHOWN, shows="organisations"),
+        Case("GET /organisations/{organisation_id}", CUSTOMER_READ, path=co),
+        Case("GET /organisations/{organisation_id}/history", CUSTOMER_READ, path=co),
+        Case(
+            "PUT /organisations/{organisation_id}",
+            CUSTOMER_WRITE,
+            path=co,
+            body={"name": "Siêu thị Minh Châu", "reason": "as it is"},
+            serial="CO",
+            valid=True,
+        ),
+        Case(
+            "POST /organisations/{organisation_id}/reassign",
+            CUSTOMER_WRITE,
+            path=co,
+            body=here,
+            serial="CO",
+            valid=True,
+        ),
+        Case(
+            "POST /organisations/{organisation_id}/merge", CUSTOMER_MERGE, path=co, body=into, serial="CO", valid=True
+        ),
+        Case(
+            "POST /people", CUSTOMER_WRITE, "in CO", body={"organisation_id": "{CO}", "name": "Lê Thị Hồng"}, valid=True
+        ),
+        Case("GET /people", CUSTOMERS_SHOWN, shows="people"),
+        Case("GET /people/{person_id}", CUSTOMER_READ, path=cp),
+        Case("GET /people/{person_id}/history", CUSTOMER_READ, path=cp),
+        Case(
+            "PUT /people/{person_id}",
+            CUSTOMER_WRITE,
+            path=cp,
+            body={"name": "Đỗ Minh Châu", "reason": "x"},
+            serial="CP",
+        ),
+        Case("POST /people/{person_id}/reassign", CUSTOMER_WRITE, path=cp, body=here, serial="CP", valid=True),
+        Case("POST /people/{person_id}/merge", CUSTOMER_MERGE, path=cp, body=into, serial="CP", valid=True),
+        Case("POST /people/{person_id}/erase", ADMIN_ONLY, path=cp, body={}, serial="CP"),
+        Case("GET /customers/duplicates", CUSTOMER_LIST),
+        Case(
+            "POST /customers/adopt", ADMIN_ONLY, "a dry run", body={"reason": "old deals", "dry_run": True}, valid=True
+        ),
+        Case("GET /organisations/{organisation_id}/360", CUSTOMER_READ, path=co),
+        Case(
+            "GET /analytics/customers/repeat-revenue", CUSTOMER_LIST, params={"from": "2026-01-01", "to": "2027-01-01"}
+        ),
+        Case("GET /analytics/customers/segments", CUSTOMER_LIST),
     ]
 
 
@@ -516,6 +583,7 @@ async def world(endpoints: Endpoints) -> AsyncIterator[World]:
         ids["O"] = await created(await http["production"].post("/orders", json=order, headers=ADMIN))
 
         ids["directory"] = await directory_world(http["directory"])
+        ids |= await customers_world(http["directory"])
 
         clock.now += timedelta(days=29)  # R, N (and W, W2) 29 days in their first stage: stuck (threshold 14)
         period = f"{clock.now:%Y-%m}"
@@ -578,6 +646,22 @@ async def directory_world(http: httpx.AsyncClient) -> int:
     return int(position)
 
 
+async def customers_world(http: httpx.AsyncClient) -> dict[str, Any]:
+    """The marked organisations and people (CO, CP the north's; CS, SP the south's), listed."""
+    ids: dict[str, Any] = {}
+    for key, owner, team in (("CO", "u-owner", "north"), ("CS", "u-south", "south")):
+        body = {"name": f"Công ty {key}", "owner_id": owner, "team_id": team}
+        ids[key] = await created(await http.post("/organisations", json=body, headers=ADMIN))
+    for key, org in (("CP", "CO"), ("SP", "CS")):
+        person: dict[str, Any] = {"organisation_id": ids[org], "name": "Đỗ Minh Châu", "phones": ["0905123456"]}
+        r = await http.post("/people", json=person, headers=ADMIN)
+        ids[key] = await created(r)
+    r = await http.get("/people", params={"position": r.json()["position"]}, headers=ADMIN)
+    assert {ids["CP"], ids["SP"]} <= {row["person_id"] for row in r.json()["items"]}, r.text
+    ids["customer marks"] = {ids["CO"]: "T", ids["CP"]: "T", ids["CS"]: "X", ids["SP"]: "X"}
+    return ids
+
+
 # ---------------------------------------------------------------------------------------------- running the cases
 def fill(value: Any, ids: dict[str, Any]) -> Any:
     """``"{key}"`` anywhere in a value → ``ids[key]``."""
@@ -607,6 +691,9 @@ def shown_in(how: str, answer: Any, world: World) -> str:
     elif how in ("users", "teams"):
         key = "user_id" if how == "users" else "team_id"
         marks = {DIRECTORY_MARKS.get(row[key], "") for row in answer["items"]}
+    elif how in ("organisations", "people"):
+        key = "organisation_id" if how == "organisations" else "person_id"
+        marks = {world.ids["customer marks"].get(row[key], "") for row in answer["items"]}
     elif how == "open_now":
         marks = {"X"} if answer["open_now"] else set()
     return "".join(sorted(marks - {""})) or "-"

@@ -1,5 +1,6 @@
-"""The three services together on real Kafka and PostgreSQL, driven by the demo's simulation over their HTTP
-APIs: leads become deals, won deals become orders, orders ship, and every pipeline's read models show it."""
+"""The services together on real Kafka and PostgreSQL, driven by the demo's simulation over their HTTP APIs: its
+people registered in the directory (and checked by leads and deals against their replica), leads become deals,
+won deals become orders, orders ship, and every pipeline's read models show it."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 from pydantic import SecretStr
 
 from services.deals import main as deals_main
+from services.directory import main as directory_main
 from services.leads import main as leads_main
 from services.production import main as production_main
 from shared.ops.stack import Endpoints as Servers
@@ -22,7 +24,7 @@ AUDITOR = bearer("u-audit", "auditor", team=None)
 
 
 class Router(httpx.AsyncBaseTransport):
-    """Requests to http://leads, http://deals and http://production go to those apps, in this process."""
+    """Requests to http://leads, http://deals, http://production and http://directory go to those apps, here."""
 
     def __init__(self, apps: dict[str, object]) -> None:
         self.transports = {host: httpx.ASGITransport(app=app) for host, app in apps.items()}
@@ -33,9 +35,14 @@ class Router(httpx.AsyncBaseTransport):
 
 async def test_the_simulation_runs_through_all_three_pipelines(endpoints: Servers) -> None:
     settings = isolated_settings(endpoints).model_copy(
-        update={"website_form_secret": SecretStr("w"), "ladipage_token": SecretStr("l")}
+        update={"website_form_secret": SecretStr("w"), "ladipage_token": SecretStr("l"), "check_references": True}
     )
-    cores = [await leads_main.build(settings), await deals_main.build(settings), await production_main.build(settings)]
+    cores = [
+        await leads_main.build(settings),
+        await deals_main.build(settings),
+        await production_main.build(settings),
+        await directory_main.build(settings),
+    ]
     await cores[0].ensure_topics()
     stop = asyncio.Event()
     tasks = []
@@ -49,7 +56,8 @@ async def test_the_simulation_runs_through_all_three_pipelines(endpoints: Server
             await runner.setup()
             tasks.append(asyncio.create_task(runner.run(stop)))
     router = Router({core.name: core.app() for core in cores})
-    sim = Simulation(Endpoints("http://leads", "http://deals", "http://production"), settings, seed=7, transport=router)
+    urls = Endpoints("http://leads", "http://deals", "http://production", "http://directory")
+    sim = Simulation(urls, settings, seed=7, transport=router)
     http = httpx.AsyncClient(transport=router)
     try:
         stats = await sim.run(leads=30, rate=20)

@@ -1,6 +1,7 @@
-"""``pipelines history user|team``: a user's or a team's timeline (who, what, when, why) and state, asked over HTTP
-of a directory API served on a port (on the in-memory store: the CLI's side is what is tried here), an unknown id
-(one line, exit 1), an id the directory could not have (refused before anything is asked), ``--as-of``."""
+"""``pipelines history user|team|organisation|person``: a user's, team's, organisation's or person's timeline (who,
+what, when, why) and state, asked over HTTP of a directory API served on a port (on the in-memory store: the CLI's
+side is what is tried here), an unknown id (one line, exit 1), an id the directory could not have (refused before
+anything is asked), ``--as-of``, a merged organisation (its own timeline whole, the state of the one it reads as)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from services.directory.api import DirectoryAPI, create_app
+from services.directory.customers import Customers
 from services.directory.domain.commands import TEAM_ID_PATTERN, USER_ID_PATTERN
 from services.directory.handlers import Directory
 from shared.core.limits import MAX_CODE_CHARS, MAX_ID_CHARS
@@ -28,6 +30,7 @@ from testkit.faults import free_port
 from tools import cli, history
 
 NOW = datetime(2026, 12, 6, 3, 0, tzinfo=UTC)
+MADE: dict[str, str] = {}  # the ids the directory gave the organisations and the person the fixture registered
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +43,8 @@ def settings() -> Iterator[Settings]:
     async def ready() -> dict[str, str]:
         return {"store": "ok"}
 
-    api = DirectoryAPI(Directory(store, lambda: NOW, ROLES), None, store.personal_data, ready)
+    directory = Directory(store, lambda: NOW, ROLES)
+    api = DirectoryAPI(directory, None, store.personal_data, ready, Customers(store, lambda: NOW, directory))
     app = create_app(api, TokenVerifier.from_settings(s))
     loop = asyncio.new_event_loop()
     stop = asyncio.Event()
@@ -75,6 +79,21 @@ def settings() -> Iterator[Settings]:
                 assert http.post("/users", json=body).status_code == 201, body
             r = http.post("/users/u-lan/deactivate", json={"handed_to": "u-minh", "reason": "left the firm"})
             assert r.status_code == 200, r.text
+            ids = []
+            for name in ("Công ty Hoa Sen", "Hoa Sen Co."):
+                body = {"name": name, "owner_id": "u-minh", "team_id": "north"}
+                r = http.post("/organisations", json=body)
+                assert r.status_code == 201, r.text
+                ids.append(r.json()["id"])
+            change = {"name": "Hoa Sen Co.", "industry": "furniture", "reason": "what they make"}
+            assert http.put(f"/organisations/{ids[1]}", json=change).status_code == 200  # its stream longer
+            r = http.post(f"/organisations/{ids[1]}/merge", json={"into": ids[0], "reason": "the same company"})
+            assert r.status_code == 200, r.text
+            r = http.post(
+                "/people", json={"organisation_id": ids[0], "name": "Trần Thị Đào", "reason": "met at a fair"}
+            )
+            assert r.status_code == 201, r.text
+            MADE.update(organisation=ids[0], merged=ids[1], person=r.json()["id"])
         yield s
     finally:
         loop.call_soon_threadsafe(stop.set)
@@ -106,6 +125,19 @@ def test_a_users_and_a_teams_timeline_say_who_what_when_and_why(runner: CliRunne
     assert re.search(r"TeamCreated +│ u-admin +│", out) and '"name": "North"' in out, out
 
 
+def test_an_organisations_and_a_persons_timeline_and_a_merged_one_reading_as_another(runner: CliRunner) -> None:
+    code, out = said(runner, "organisation", MADE["organisation"])
+    assert code == 0 and "OrganisationRegistered" in out and "OrganisationAbsorbed" in out, out
+    assert "the same company" in out and "Công ty Hoa Sen" in out and "merged:" not in out, out
+    code, out = said(runner, "organisation", MADE["merged"])  # its own events, the state of the one it reads as
+    assert code == 0 and "OrganisationMerged" in out and f"reads as {MADE['organisation']}" in out, out
+    assert "Hoa Sen Co." in out and '"name": "Công ty Hoa Sen"' in out and "read_from" not in out, out
+    code, out = said(runner, "person", MADE["person"])
+    assert code == 0 and "PersonRegistered" in out and "met at a fair" in out, out
+    assert said(runner, "person", "7b0e6a4c-1a48-4d6f-9a51-0c8c3f1d2e99")[0] == 1
+    assert said(runner, "organisation", "north")[0] == 2  # an organisation's id is a UUID
+
+
 def test_an_unknown_id_is_one_line_and_a_bad_one_is_refused_before_asking(runner: CliRunner) -> None:
     for kind, ghost in (("user", "u-ghost"), ("team", "south")):
         assert said(runner, kind, ghost) == (1, f"no {kind} {ghost}")
@@ -113,7 +145,7 @@ def test_an_unknown_id_is_one_line_and_a_bad_one_is_refused_before_asking(runner
         code, out = said(runner, kind, bad)
         assert code == 2 and "Invalid value" in out and "http" not in out, (kind, bad, out)
     code, out = said(runner, "pipeline", "x")
-    assert code == 2 and "deal, lead, order, user, team" in out, out
+    assert code == 2 and "deal, lead, order, user, team, organisation, person" in out, out
 
 
 def test_as_of_cuts_the_timeline_and_gives_no_state(runner: CliRunner) -> None:

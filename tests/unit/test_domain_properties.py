@@ -148,6 +148,8 @@ DEAL_POOLS: dict[str, st.SearchStrategy[Any]] = {
     "nps": st.integers(-1, 11),
     "comment": TEXT,
     "next_opportunity": st.booleans(),
+    "organisation_id": st.sampled_from([uuid.UUID(int=0xA1), uuid.UUID(int=0xA2)]),
+    "person_ids": st.lists(st.sampled_from([uuid.UUID(int=0xB1), uuid.UUID(int=0xB2)]), max_size=2).map(tuple),
     "new_eta": DAYS,
     "activity_id": st.uuids(),
 }

@@ -31,8 +31,8 @@ from services.leads.api import LeadsAPI
 from services.leads.api import create_app as leads_app
 from services.leads.domain import CaptureLead
 from services.leads.handlers import InMemoryDedupe, Leads, match_keys
-from services.leads.normalize import phone
 from services.leads.sources import HttpFacebookGraph
+from shared.core.normalize import phone
 from shared.edge.queries import encode_cursor
 from shared.ops.settings import Settings
 from shared.store import Idempotency

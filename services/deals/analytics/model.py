@@ -32,7 +32,10 @@ CREATE TABLE IF NOT EXISTS deals (
     stage_id text NOT NULL, stage_order integer NOT NULL, stage_probability numeric NOT NULL,
     probability_override numeric, expected_close_date date, entered_stage_at timestamptz NOT NULL,
     opened_at timestamptz NOT NULL, won_at timestamptz, lost_at timestamptz, lost_reason text,
-    competitor text, stage_at_close text, close_date_pushes integer NOT NULL DEFAULT 0);
+    competitor text, stage_at_close text, close_date_pushes integer NOT NULL DEFAULT 0, organisation_id uuid);
+-- the directory's organisation (issue 24): a generation made before has none until it is rebuilt
+ALTER TABLE deals ADD COLUMN IF NOT EXISTS organisation_id uuid;
+CREATE INDEX IF NOT EXISTS deals_by_organisation ON deals (organisation_id) WHERE organisation_id IS NOT NULL;
 CREATE TABLE IF NOT EXISTS deal_versions (
     deal_id uuid NOT NULL, valid_from timestamptz NOT NULL, valid_to timestamptz, version integer NOT NULL,
     owner_id text NOT NULL, team_id text, status text NOT NULL, value numeric NOT NULL, currency text NOT NULL,
@@ -73,6 +76,7 @@ DEAL_COLUMNS = {
     "competitor": "text",
     "stage_at_close": "text",
     "close_date_pushes": "integer",
+    "organisation_id": "uuid",
 }
 # what a forecast row (deal_versions) carries over from the one before it
 FORECAST_FACTS = (
@@ -228,6 +232,8 @@ class _Fold:
                 self._closed(e, event)
             case ev.DealReopened():
                 self._reopened(e, event)
+            case ev.DealCustomerLinked():  # before the opening (a conversion's link that came first): restated after
+                self._update(event.deal_id, organisation_id=event.organisation_id)
 
     def _opened(self, e: CloudEvent, event: ev.DealOpened) -> None:
         deal = self.deals[event.deal_id]

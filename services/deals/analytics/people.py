@@ -6,6 +6,7 @@ The formulas are in the package's docstring (``services.deals.analytics``).
 from __future__ import annotations
 
 import math
+import uuid
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -26,16 +27,19 @@ _RESULTS = """SELECT count(*) FILTER (WHERE opened_at >= $2 AND opened_at < $3) 
               coalesce(sum(value * coalesce(probability_override, stage_probability))
                        FILTER (WHERE status = 'open'), 0) AS weighted_now,
               coalesce(avg(close_date_pushes) FILTER (WHERE opened_at >= $2 AND opened_at < $3), 0) AS pushes
-       FROM deals WHERE owner_id = $1 AND currency = $4 AND ($5::text IS NULL OR team_id = $5)"""
+       FROM deals WHERE owner_id = $1 AND currency = $4 AND ($5::text IS NULL OR team_id = $5)
+         AND ($6::uuid[] IS NULL OR organisation_id = ANY($6))"""
 # Their open deals longer in their stage than its threshold at $2.
 _STUCK = """SELECT count(*) FROM deals d JOIN pipeline_stages s USING (pipeline_id, stage_id)
        WHERE d.owner_id = $1 AND d.status = 'open' AND s.stuck_after_days IS NOT NULL
          AND $2::timestamptz - d.entered_stage_at > make_interval(days => s.stuck_after_days)
-         AND ($3::text IS NULL OR d.team_id = $3)"""
+         AND ($3::text IS NULL OR d.team_id = $3) AND ($4::uuid[] IS NULL OR d.organisation_id = ANY($4))"""
 # Their activities in [$2, $3) by type.
 _ACTIVITIES = """SELECT a.activity_type, count(*) AS n FROM activities a
        WHERE a.owner_id = $1 AND a.at >= $2 AND a.at < $3
          AND ($4::text IS NULL OR EXISTS (SELECT 1 FROM deals d WHERE d.deal_id = a.deal_id AND d.team_id = $4))
+         AND ($5::uuid[] IS NULL
+              OR EXISTS (SELECT 1 FROM deals d WHERE d.deal_id = a.deal_id AND d.organisation_id = ANY($5)))
        GROUP BY a.activity_type ORDER BY a.activity_type"""
 
 
@@ -48,28 +52,40 @@ async def scorecard(
     currency: str = "VND",
     owner_id: str | None = None,
     team_id: str | None = None,
+    organisations: list[uuid.UUID] | None = None,
 ) -> list[dict[str, Any]]:
     """Per salesperson for a period: activity, results, pipeline now, target and attainment (with ``team_id``: each
-    counting only their deals in that team)."""
+    counting only their deals in that team; with ``organisations``: only their deals linked to one of these)."""
     owners = await conn.fetch(
         """SELECT DISTINCT owner_id FROM deals WHERE ($1::text IS NULL OR owner_id = $1)
-             AND ($2::text IS NULL OR team_id = $2) ORDER BY owner_id""",
+             AND ($2::text IS NULL OR team_id = $2) AND ($3::uuid[] IS NULL OR organisation_id = ANY($3))
+           ORDER BY owner_id""",
         owner_id,
         team_id,
+        organisations,
     )
+    scope = (team_id, organisations)
     return [
-        await _scorecard_of(conn, o["owner_id"], period=period, tz=tz, now=now, currency=currency, team_id=team_id)
+        await _scorecard_of(conn, o["owner_id"], period=period, tz=tz, now=now, currency=currency, scope=scope)
         for o in owners
     ]
 
 
 async def _scorecard_of(
-    conn: Conn, owner: str, *, period: str, tz: str, now: datetime, currency: str, team_id: str | None
+    conn: Conn,
+    owner: str,
+    *,
+    period: str,
+    tz: str,
+    now: datetime,
+    currency: str,
+    scope: tuple[str | None, list[uuid.UUID] | None],
 ) -> dict[str, Any]:
     start, end = month_bounds(period, tz)
-    r = await _one(conn, _RESULTS, owner, start, end, currency, team_id)
-    stuck = await conn.fetchval(_STUCK, owner, now, team_id)
-    acts = await conn.fetch(_ACTIVITIES, owner, start, end, team_id)
+    team_id, orgs = scope
+    r = await _one(conn, _RESULTS, owner, start, end, currency, team_id, orgs)
+    stuck = await conn.fetchval(_STUCK, owner, now, team_id, orgs)
+    acts = await conn.fetch(_ACTIVITIES, owner, start, end, team_id, orgs)
     target = await conn.fetchval(
         "SELECT sum(amount) FROM targets WHERE owner_id = $1 AND period = $2 AND currency = $3",
         owner,
@@ -106,11 +122,12 @@ async def lost_reasons(
     currency: str = "VND",
     owner_id: str | None = None,
     team_id: str | None = None,
+    organisations: list[uuid.UUID] | None = None,
 ) -> list[dict[str, Any]]:
     rows = await conn.fetch(
         """SELECT lost_reason, stage_at_close, competitor, count(*) AS n, sum(value) AS value FROM deals
            WHERE lost_at >= $1 AND lost_at < $2 AND currency = $3 AND ($4::text IS NULL OR owner_id = $4)
-             AND ($5::text IS NULL OR team_id = $5)
+             AND ($5::text IS NULL OR team_id = $5) AND ($6::uuid[] IS NULL OR organisation_id = ANY($6))
            GROUP BY lost_reason, stage_at_close, competitor
            ORDER BY count(*) DESC, lost_reason, stage_at_close, competitor NULLS FIRST""",
         start,
@@ -118,6 +135,7 @@ async def lost_reasons(
         currency,
         owner_id,
         team_id,
+        organisations,
     )
     return [
         {
@@ -228,10 +246,15 @@ async def target_plan(
 
 
 async def success_factors(
-    conn: Conn, *, pipeline_id: str = "default", by: str = "activity_type", team_id: str | None = None
+    conn: Conn,
+    *,
+    pipeline_id: str = "default",
+    by: str = "activity_type",
+    team_id: str | None = None,
+    organisations: list[uuid.UUID] | None = None,
 ) -> list[dict[str, Any]]:
     """Per stage and activity type or channel (seed S3): conversion of resolved deals with and without it (of one
-    team's deals, or every deal's)."""
+    team's deals, or every deal's; of those linked to one of ``organisations``, if given)."""
     if by not in ("activity_type", "channel"):
         raise ValueError("success factors are by activity_type or channel")
     rows = await conn.fetch(
@@ -246,7 +269,7 @@ async def success_factors(
                       d.status IN ('won', 'lost') OR EXISTS (SELECT 1 FROM stage_visits w WHERE w.deal_id = e.deal_id
                                  AND w.stage_order > e.stage_order AND w.entered_at > e.entered_at) AS resolved
                FROM entered e JOIN deals d ON d.deal_id = e.deal_id AND d.pipeline_id = $1
-                   AND ($2::text IS NULL OR d.team_id = $2)),
+                   AND ($2::text IS NULL OR d.team_id = $2) AND ($3::uuid[] IS NULL OR d.organisation_id = ANY($3))),
            types AS (SELECT DISTINCT {by} AS factor FROM activities)
            SELECT f.stage_id, f.stage_order, t.factor,
                   count(*) FILTER (WHERE a.has) AS with_n,
@@ -260,6 +283,7 @@ async def success_factors(
            GROUP BY f.stage_id, f.stage_order, t.factor ORDER BY f.stage_order, t.factor""",
         pipeline_id,
         team_id,
+        organisations,
     )
     out = []
     for r in rows:

@@ -5,12 +5,18 @@ The formulas are in the package's docstring (``services.deals.analytics``).
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from shared.store.db import Conn
+
+# Deals linked to one of the organisations given ({p}: the parameter; NULL: every deal). The forecast's rows
+# (deal_versions) are of deals linked now: a link is the customer the deal is for, whenever it was recorded.
+ORGANISATIONS = "({p}::uuid[] IS NULL OR deal_id IN (SELECT deal_id FROM deals WHERE organisation_id = ANY({p})))"
+Scope = tuple[str, str | None, str | None, list[uuid.UUID] | None]  # pipeline, owner, team, organisations
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -62,12 +68,15 @@ async def forecast(
     currency: str = "VND",
     owner_id: str | None = None,
     team_id: str | None = None,
+    organisations: list[uuid.UUID] | None = None,
 ) -> list[dict[str, Any]]:
-    """Per month and owner, as recorded at ``as_of`` (None: now): won, open count, potential, weighted, expected."""
+    """Per month and owner, as recorded at ``as_of`` (None: now): won, open count, potential, weighted, expected
+    (``organisations``: of the deals linked to one of these now)."""
     rows = await conn.fetch(
         f"""WITH v AS (
                SELECT * FROM deal_versions WHERE {valid_at("$1")}
-                 AND currency = $3 AND ($4::text IS NULL OR owner_id = $4) AND ($5::text IS NULL OR team_id = $5))
+                 AND currency = $3 AND ($4::text IS NULL OR owner_id = $4) AND ($5::text IS NULL OR team_id = $5)
+                 AND {ORGANISATIONS.format(p="$6")})
            SELECT period, owner_id,
                   sum(CASE WHEN status = 'won' THEN value ELSE 0 END) AS won,
                   count(*) FILTER (WHERE status = 'open') AS open_count,
@@ -84,6 +93,7 @@ async def forecast(
         currency,
         owner_id,
         team_id,
+        organisations,
     )
     return [
         {
@@ -128,6 +138,7 @@ _CHANGES = f"""WITH a AS (SELECT * FROM deal_versions WHERE {valid_at("$1")}),
     FROM x
     WHERE ($4::text IS NULL OR owner_id = $4 OR old_owner = $4)
       AND ($5::text IS NULL OR team_id IS NOT DISTINCT FROM $5 OR old_team IS NOT DISTINCT FROM $5)
+      AND {ORGANISATIONS.format(p="$6")}
     ORDER BY deal_id"""
 
 
@@ -160,10 +171,11 @@ async def forecast_changes(
     currency: str = "VND",
     owner_id: str | None = None,
     team_id: str | None = None,
+    organisations: list[uuid.UUID] | None = None,
 ) -> dict[str, Any]:
     """What moved the forecast between two recorded times (``until`` None: now), deal by deal: a deal opened in
     between is created, and won or lost too if it closed in between; a deal handed over is reassigned."""
-    rows = await conn.fetch(_CHANGES, since, until, currency, owner_id, team_id)
+    rows = await conn.fetch(_CHANGES, since, until, currency, owner_id, team_id, organisations)
     summary: dict[str, dict[str, Any]] = {k: {"count": 0, "value": Decimal(0)} for k in CHANGE_KINDS}
     deals = []
     for r in rows:
@@ -195,7 +207,7 @@ _COHORT = """WITH first AS (
            SELECT v.deal_id, min(v.entered_at) AS entered_at FROM stage_visits v
            JOIN deals d USING (deal_id)
            WHERE v.stage_id = $1 AND d.pipeline_id = $5 AND ($6::text IS NULL OR d.owner_id = $6)
-             AND ($8::text IS NULL OR d.team_id = $8)
+             AND ($8::text IS NULL OR d.team_id = $8) AND ($9::uuid[] IS NULL OR d.organisation_id = ANY($9))
            GROUP BY v.deal_id HAVING min(v.entered_at) >= $2 AND min(v.entered_at) < $3),
        fate AS (
            SELECT f.deal_id,
@@ -219,12 +231,13 @@ _TIMING = """SELECT count(*) AS visits,
               count(*) FILTER (WHERE exit_kind = 'regressed') AS backward_moves
        FROM stage_visits v JOIN deals d USING (deal_id)
        WHERE v.stage_id = $1 AND v.exited_at >= $2 AND v.exited_at < $3 AND d.pipeline_id = $4
-         AND ($5::text IS NULL OR d.owner_id = $5) AND ($6::text IS NULL OR d.team_id = $6)"""
+         AND ($5::text IS NULL OR d.owner_id = $5) AND ($6::text IS NULL OR d.team_id = $6)
+         AND ($7::uuid[] IS NULL OR d.organisation_id = ANY($7))"""
 # The visits that ended in [$2, $3) skipping stage $1.
 _SKIPPED = """SELECT count(*) FROM stage_visits v JOIN deals d USING (deal_id)
        WHERE $1 = ANY (v.skipped_stage_ids) AND v.exited_at >= $2 AND v.exited_at < $3
          AND d.pipeline_id = $4 AND ($5::text IS NULL OR d.owner_id = $5)
-         AND ($6::text IS NULL OR d.team_id = $6)"""
+         AND ($6::text IS NULL OR d.team_id = $6) AND ($7::uuid[] IS NULL OR d.organisation_id = ANY($7))"""
 
 
 async def stage_analytics(
@@ -237,6 +250,7 @@ async def stage_analytics(
     currency: str = "VND",
     owner_id: str | None = None,
     team_id: str | None = None,
+    organisations: list[uuid.UUID] | None = None,
 ) -> dict[str, Any]:
     """Conversion, time in stage, backward moves and skips per stage; win rate, size, cycle, velocity."""
     stages = await conn.fetch(
@@ -244,23 +258,33 @@ async def stage_analytics(
         "ORDER BY stage_order",
         pipeline_id,
     )
-    scope = (pipeline_id, owner_id, team_id)
+    scope = (pipeline_id, owner_id, team_id, organisations)
     per_stage = [await _stage_figures(conn, s, start, end, now, scope) for s in stages]
     totals = await pipeline_totals(
-        conn, start=start, end=end, pipeline_id=pipeline_id, currency=currency, owner_id=owner_id, team_id=team_id
+        conn,
+        start=start,
+        end=end,
+        pipeline_id=pipeline_id,
+        currency=currency,
+        owner_id=owner_id,
+        team_id=team_id,
+        organisations=organisations,
     )
     return {"pipeline_id": pipeline_id, "from": start.isoformat(), "to": end.isoformat(), "stages": per_stage, **totals}
 
 
 async def _stage_figures(
-    conn: Conn, s: Any, start: datetime, end: datetime, now: datetime, scope: tuple[str, str | None, str | None]
+    conn: Conn, s: Any, start: datetime, end: datetime, now: datetime, scope: Scope
 ) -> dict[str, Any]:
-    """One stage's conversion, time in stage, backward moves and skips; ``scope``: pipeline, owner, team."""
-    pipeline_id, owner_id, team_id = scope
+    """One stage's conversion, time in stage, backward moves and skips; ``scope``: pipeline, owner, team,
+    organisations."""
+    pipeline_id, owner_id, team_id, orgs = scope
     stage_id = s["stage_id"]
-    cohort = await _one(conn, _COHORT, stage_id, start, end, s["stage_order"], pipeline_id, owner_id, now, team_id)
-    timing = await _one(conn, _TIMING, stage_id, start, end, pipeline_id, owner_id, team_id)
-    skipped = await conn.fetchval(_SKIPPED, stage_id, start, end, pipeline_id, owner_id, team_id)
+    cohort = await _one(
+        conn, _COHORT, stage_id, start, end, s["stage_order"], pipeline_id, owner_id, now, team_id, orgs
+    )
+    timing = await _one(conn, _TIMING, stage_id, start, end, pipeline_id, owner_id, team_id, orgs)
+    skipped = await conn.fetchval(_SKIPPED, stage_id, start, end, pipeline_id, owner_id, team_id, orgs)
     resolved = cohort["advanced"] + cohort["lost"]
     return {
         "stage_id": stage_id,
@@ -292,6 +316,7 @@ async def pipeline_totals(
     currency: str,
     owner_id: str | None,
     team_id: str | None = None,
+    organisations: list[uuid.UUID] | None = None,
 ) -> dict[str, Any]:
     r = await _one(
         conn,
@@ -304,13 +329,14 @@ async def pipeline_totals(
                       FILTER (WHERE won_at >= $1 AND won_at < $2) AS median_cycle_days,
                   count(*) FILTER (WHERE status = 'open') AS open_now
            FROM deals WHERE pipeline_id = $3 AND currency = $4 AND ($5::text IS NULL OR owner_id = $5)
-             AND ($6::text IS NULL OR team_id = $6)""",
+             AND ($6::text IS NULL OR team_id = $6) AND ($7::uuid[] IS NULL OR organisation_id = ANY($7))""",
         start,
         end,
         pipeline_id,
         currency,
         owner_id,
         team_id,
+        organisations,
     )
     won, lost = r["won"], r["lost"]
     win_rate = _ratio(won, won + lost)

@@ -11,7 +11,8 @@ Every route's rights for every kind of caller: tests/integration/test_security_r
 The routes, by concern: ``commands`` (opening a deal, each command on one), ``deals`` (a deal, the board, the
 lists), ``audit`` (history, state as of, diff), ``numbers`` (forecast and analytics), ``pipelines`` (pipelines and
 targets), ``alerts``; who may do what in ``rights``, the request bodies in ``forms``, the JSON of states in
-``views``, what the routes share in ``common``.
+``views``, what the routes share in ``common``, the directory's organisation a request names (a link, a filter)
+checked against the replica in ``customers``.
 """
 
 from __future__ import annotations

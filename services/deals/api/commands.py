@@ -12,7 +12,8 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, Response
 
 from services.deals import domain
-from services.deals.api.common import ERRORS, Seller, Service, service
+from services.deals.api.common import ERRORS, Seller, Service, known, service, visible_deal
+from services.deals.api.customers import customer_of
 from services.deals.api.forms import COMMAND_BODIES, OPEN_DEAL_EXAMPLES
 from services.deals.api.rights import SALES_ROLES, may_open, writable
 from services.deals.domain import Deal
@@ -48,6 +49,10 @@ async def open_deal(
             detail="source_lead_id is set by a lead's conversion (POST /leads/{id}/convert on the leads "
             "service), which opens the lead's deal; a deal opened here comes from no lead",
         )
+    await known(svc, body.owner_id, body.team_id, request=request)
+    if body.organisation_id is not None:  # the customer, as the directory's replica has it (merges followed)
+        org, people = await customer_of(svc, p, body.organisation_id, body.person_ids)
+        body = body.model_copy(update={"organisation_id": org, "person_ids": people})
     new_id = deal_id or uuid.uuid4()
     return await run_command(
         request,
@@ -67,6 +72,15 @@ async def handle_deal_command(
     svc = service(request)
     if (field := CLIENT_CHOSEN_IDS.get(command.name)) and not is_client_id(getattr(command, field)):
         raise HTTPException(422, detail=f"{field} must be {CLIENT_ID_RULE}")
+    if isinstance(command, domain.Reassign):  # a deal the caller may not see is 404 before its new owner is checked
+        there = await visible_deal(svc, deal_id, p)
+        writable(deal_id, p, command)(there.state, there.version)  # and 403 where the caller may not put it
+        await known(svc, command.owner_id, command.team_id, request=request)
+    if isinstance(command, domain.LinkCustomer):  # 404 for a deal the caller may not see, then the customer's check
+        there = await visible_deal(svc, deal_id, p)
+        writable(deal_id, p, command)(there.state, there.version)
+        org, people = await customer_of(svc, p, command.organisation_id, command.person_ids)
+        command = command.model_copy(update={"organisation_id": org, "person_ids": people})
     return await svc.deals.handle(deal_id, command, ctx, check=writable(deal_id, p, command))
 
 

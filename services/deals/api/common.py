@@ -13,6 +13,7 @@ from fastapi import Depends, HTTPException, Request
 from services.deals.api.rights import READ_ROLES, SALES_ROLES, can_read
 from services.deals.domain import Deal
 from services.deals.handlers import Deals
+from services.directory.replica import AFTER_HEADER, References, parse_after
 from shared.core.decider import NotVisibleError
 from shared.edge.auth import Principal, require
 from shared.edge.problems import ERRORS as COMMON_ERRORS
@@ -34,6 +35,8 @@ class DealsAPI:
     personal_data: PersonalData
     timezone: str
     readiness: Callable[[], Awaitable[dict[str, str]]]
+    # the replica of the directory the users and teams a request names are checked against (None: not checked)
+    references: References | None = None
 
 
 def service(request: Request) -> DealsAPI:
@@ -50,7 +53,7 @@ Reader = Annotated[Principal, Depends(require(*READ_ROLES))]
 async def visible_deal(svc: DealsAPI, deal_id: uuid.UUID, p: Principal, **read: Any) -> Loaded[Deal]:
     """The deal, if it exists and the caller may see it; else 404, as if it did not exist."""
     loaded = await svc.deals.deal(deal_id, **read)
-    if loaded.version == 0 or not can_read(p, loaded.state):
+    if loaded.version == 0 or loaded.state.opened_at is None or not can_read(p, loaded.state):  # linked, not open
         raise NotVisibleError(f"no deal {deal_id}")
     return loaded
 
@@ -64,3 +67,20 @@ def read_models(svc: DealsAPI) -> ReadModels:
 async def waited(svc: DealsAPI, position: int | None) -> tuple[str, int] | None:
     """What a read model must have reached before a query answers (``position`` of a command's answer)."""
     return await wait_target(svc.store, position)
+
+
+async def known(
+    svc: DealsAPI,
+    owner_id: str | None,
+    team_id: str | None,
+    *,
+    request: Request | None = None,
+    filtering: bool = False,
+) -> None:
+    """The user and team a command (with its ``request``: it may wait for the directory answers it names) or a
+    query's filter (``filtering``) names, checked against the directory's replica: 422 naming the field for an
+    unknown one (services.directory.replica)."""
+    if svc.references is not None and (owner_id is not None or team_id is not None):
+        after = parse_after(request.headers.get(AFTER_HEADER)) if request is not None else ()
+        where = "query" if filtering else "body"
+        await svc.references.check(owner_id=owner_id, team_id=team_id, after=after, where=where, filtering=filtering)

@@ -11,7 +11,8 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Query, Response
 
 from services.deals import domain, projections
-from services.deals.api.common import ERRORS, Reader, Service, read_models, visible_deal, waited
+from services.deals.api.common import ERRORS, Reader, Service, known, read_models, visible_deal, waited
+from services.deals.api.customers import OrganisationFilter, organisation_filter
 from services.deals.api.rights import managed_team, may_see_contact, sees_all
 from services.deals.api.views import state_as_json
 from shared.edge.queries import Cursor, Limit, WaitFor, decode_cursor, page
@@ -40,8 +41,11 @@ async def get_board(
     p: Reader,
     pipeline_id: str = domain.DEFAULT_PIPELINE_ID,
     owner_id: str | None = None,
+    organisation_id: OrganisationFilter = None,
     position: WaitFor = None,
 ) -> dict[str, Any]:
+    await known(svc, owner_id, None, filtering=True)
+    orgs = await organisation_filter(svc, p, organisation_id)
     async with read_models(svc).connection("board", wait_for=await waited(svc, position)) as conn:
         return await projections.board_view(
             conn,
@@ -52,6 +56,7 @@ async def get_board(
             team=managed_team(p),
             all_deals=sees_all(p),
             owner_id=owner_id,
+            organisations=orgs,
         )
 
 
@@ -63,11 +68,14 @@ async def get_deals(
     stage_id: str | None = None,
     owner_id: str | None = None,
     stuck: bool | None = None,
+    organisation_id: OrganisationFilter = None,
     limit: Limit = 50,
     cursor: Cursor = None,
     position: WaitFor = None,
 ) -> Any:
     offset = decode_cursor(cursor)
+    await known(svc, owner_id, None, filtering=True)
+    orgs = await organisation_filter(svc, p, organisation_id)
     async with read_models(svc).connection("board", wait_for=await waited(svc, position)) as conn:
         rows = await projections.list_deals(
             conn,
@@ -82,6 +90,7 @@ async def get_deals(
             stuck=stuck,
             offset=offset,
             limit=limit,
+            organisations=orgs,
         )
     return page(rows, offset, limit)
 

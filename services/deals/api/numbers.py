@@ -1,6 +1,8 @@
 """The numbers: the forecast (now, or as recorded on a date, and what moved it), stage analytics, each
 salesperson's scorecard, lost reasons, the plan to reach a target, and what converting deals did. Each follows the
-caller's scope (rights.numbers_scope): a salesperson's own, a manager's team's, anyone's for those who see all."""
+caller's scope (rights.numbers_scope): a salesperson's own, a manager's team's, anyone's for those who see all;
+and all but the target plan (a target is an owner's or a team's) take ``organisation_id``: the deals linked to that
+organisation of the directory or to one merged into it (``customers.organisation_filter``)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,8 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Depends, HTTPException, Query
 
 from services.deals import analytics, domain
-from services.deals.api.common import ERRORS, DealsAPI, Reader, Service, read_models
+from services.deals.api.common import ERRORS, DealsAPI, Reader, Service, known, read_models
+from services.deals.api.customers import OrganisationFilter, organisation_filter
 from services.deals.api.rights import learning_team, may_read_plan, numbers_scope
 from shared.core.limits import DAY_RANGE, Day, Moment
 from shared.edge.auth import Principal, require
@@ -44,13 +47,23 @@ async def get_forecast(
     as_of: Annotated[Moment | None, Query(description="as the system knew it then (with offset)")] = None,
     owner_id: str | None = None,
     team_id: str | None = None,
+    organisation_id: OrganisationFilter = None,
     currency: Currency = "VND",
 ) -> dict[str, Any]:
+    asked = owner_id, team_id
     owner_id, team_id = numbers_scope(p, owner_id, team_id)
+    await known(svc, *asked, filtering=True)
+    orgs = await organisation_filter(svc, p, organisation_id)
     at = aware(as_of)  # None: the forecast as it stands now
     async with read_models(svc).connection("analytics") as conn:
         rows = await analytics.forecast(
-            conn, as_of=at, tz=svc.timezone, currency=currency, owner_id=owner_id, team_id=team_id
+            conn,
+            as_of=at,
+            tz=svc.timezone,
+            currency=currency,
+            owner_id=owner_id,
+            team_id=team_id,
+            organisations=orgs,
         )
     return {"as_of": at.isoformat() if at else None, "rows": rows}
 
@@ -62,9 +75,13 @@ async def get_forecast_changes(
     since: Moment,
     until: Moment | None = None,
     owner_id: str | None = None,
+    organisation_id: OrganisationFilter = None,
     currency: Currency = "VND",
 ) -> dict[str, Any]:
+    asked = owner_id
     owner_id, team_id = numbers_scope(p, owner_id, None)
+    await known(svc, asked, None, filtering=True)
+    orgs = await organisation_filter(svc, p, organisation_id)
     async with read_models(svc).connection("analytics") as conn:
         return await analytics.forecast_changes(
             conn,
@@ -73,6 +90,7 @@ async def get_forecast_changes(
             currency=currency,
             owner_id=owner_id,
             team_id=team_id,
+            organisations=orgs,
         )
 
 
@@ -88,9 +106,13 @@ async def get_stage_analytics(
     end: To,
     pipeline_id: str = domain.DEFAULT_PIPELINE_ID,
     owner_id: str | None = None,
+    organisation_id: OrganisationFilter = None,
     currency: Currency = "VND",
 ) -> dict[str, Any]:
+    asked = owner_id
     owner_id, team_id = numbers_scope(p, owner_id, None)
+    await known(svc, asked, None, filtering=True)
+    orgs = await organisation_filter(svc, p, organisation_id)
     lo, hi = window(svc, start, end)
     async with read_models(svc).connection("analytics") as conn:
         return await analytics.stage_analytics(
@@ -102,6 +124,7 @@ async def get_stage_analytics(
             currency=currency,
             owner_id=owner_id,
             team_id=team_id,
+            organisations=orgs,
         )
 
 
@@ -112,9 +135,13 @@ async def get_scorecard(
     period: Period,
     owner_id: str | None = None,
     team_id: str | None = None,
+    organisation_id: OrganisationFilter = None,
     currency: Currency = "VND",
 ) -> list[dict[str, Any]]:
+    asked = owner_id, team_id
     owner_id, team_id = numbers_scope(p, owner_id, team_id)
+    await known(svc, *asked, filtering=True)
+    orgs = await organisation_filter(svc, p, organisation_id)
     async with read_models(svc).connection("analytics") as conn:
         return await analytics.scorecard(
             conn,
@@ -124,6 +151,7 @@ async def get_scorecard(
             currency=currency,
             owner_id=owner_id,
             team_id=team_id,
+            organisations=orgs,
         )
 
 
@@ -134,13 +162,17 @@ async def get_lost_reasons(
     start: From,
     end: To,
     owner_id: str | None = None,
+    organisation_id: OrganisationFilter = None,
     currency: Currency = "VND",
 ) -> list[dict[str, Any]]:
+    asked = owner_id
     owner_id, team_id = numbers_scope(p, owner_id, None)
+    await known(svc, asked, None, filtering=True)
+    orgs = await organisation_filter(svc, p, organisation_id)
     lo, hi = window(svc, start, end)
     async with read_models(svc).connection("analytics") as conn:
         return await analytics.lost_reasons(
-            conn, start=lo, end=hi, currency=currency, owner_id=owner_id, team_id=team_id
+            conn, start=lo, end=hi, currency=currency, owner_id=owner_id, team_id=team_id, organisations=orgs
         )
 
 
@@ -160,6 +192,7 @@ async def get_target_plan(
     if (owner_id is None) == (team_id is None):
         raise HTTPException(422, detail="give owner_id or team_id")
     may_read_plan(p, owner_id, team_id)
+    await known(svc, owner_id, team_id, filtering=True)
     async with read_models(svc).connection("analytics") as conn:
         try:
             return await analytics.target_plan(
@@ -177,7 +210,9 @@ async def get_success_factors(
     p: Annotated[Principal, Depends(require("sales_manager", "sales_director", "auditor"))],
     pipeline_id: str = domain.DEFAULT_PIPELINE_ID,
     by: Literal["activity_type", "channel"] = "activity_type",
+    organisation_id: OrganisationFilter = None,
 ) -> list[dict[str, Any]]:
     team = learning_team(p)
+    orgs = await organisation_filter(svc, p, organisation_id)
     async with read_models(svc).connection("analytics") as conn:
-        return await analytics.success_factors(conn, pipeline_id=pipeline_id, by=by, team_id=team)
+        return await analytics.success_factors(conn, pipeline_id=pipeline_id, by=by, team_id=team, organisations=orgs)

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from services.deals import domain
 from services.deals.api import forms
-from services.deals.api.common import ERRORS, Reader, Service
+from services.deals.api.common import ERRORS, Reader, Service, known
 from services.deals.api.rights import may_set_target
 from services.deals.api.views import pipeline_as_json
 from shared.core.decider import AbsentError
@@ -78,6 +78,7 @@ async def put_target(
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     may_set_target(p, body.team_id)
+    await known(svc, body.owner_id, body.team_id, request=request)
     return await run_command(
         request,
         p.user_id,

@@ -28,6 +28,8 @@ def state_as_json(deal: Deal) -> dict[str, Any]:
         "closed_at": deal.closed_at.isoformat() if deal.closed_at else None,
         "title": deal.title,
         "customer": deal.customer,
+        "organisation_id": str(deal.organisation_id) if deal.organisation_id else None,  # the directory's
+        "person_ids": [str(p) for p in deal.person_ids],
         "owner_id": deal.owner_id,
         "team_id": deal.team_id,
         "value": deal.value.model_dump(mode="json"),

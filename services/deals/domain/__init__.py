@@ -19,6 +19,7 @@ from services.deals.domain.commands import (
     CompleteFollowUp,
     EraseContact,
     FlagDeliveryRisk,
+    LinkCustomer,
     LogActivity,
     LoseDeal,
     MoveStage,
@@ -36,6 +37,7 @@ from services.deals.domain.commands import (
     StartFollowUp,
     WinDeal,
 )
+from services.deals.domain.customer_link import link_conversion
 from services.deals.domain.deal import Deal, FollowUp, Quote, Status, deal_decider, evolve
 from services.deals.domain.decisions import decide
 from services.deals.domain.errors import DealRuleError, InvalidCommandError, NotFoundError
@@ -90,6 +92,7 @@ __all__ = [
     "FollowUp",
     "InvalidCommandError",
     "LineField",
+    "LinkCustomer",
     "LogActivity",
     "LoseDeal",
     "MoveStage",
@@ -123,6 +126,7 @@ __all__ = [
     "evolve",
     "evolve_pipeline",
     "evolve_target",
+    "link_conversion",
     "pipeline_decider",
     "set_target",
     "snapshot",

@@ -38,6 +38,8 @@ class OpenDeal(Command):
     name: ClassVar[str] = "open_deal"
     title: Name
     customer: Name
+    organisation_id: uuid.UUID | None = None  # the directory's organisation: the deal opens linked to it
+    person_ids: tuple[uuid.UUID, ...] = Field((), max_length=MAX_ITEMS)  # its people on the deal
     owner_id: Annotated[Identifier, Field(min_length=1)]
     team_id: Identifier | None = None
     stage_id: Identifier | None = None  # default: the pipeline's first open stage
@@ -56,6 +58,8 @@ class OpenDeal(Command):
     def _contact_needs_subject(self) -> OpenDeal:
         if self.contact is not None and not (self.contact_id or self.source_lead_id):
             raise ValueError("contact details need a contact_id (their data subject) or a source_lead_id")
+        if self.person_ids and self.organisation_id is None:
+            raise ValueError("person_ids need the organisation_id they belong to")
         return self
 
 
@@ -98,6 +102,19 @@ class Reassign(Command):
     name: ClassVar[str] = "reassign"
     owner_id: Annotated[Identifier, Field(min_length=1)]
     team_id: Identifier | None = None
+    reason: str | None = None
+
+
+class LinkCustomer(Command):
+    """Link the deal to its customer in the directory: an organisation and, optionally, its people on the deal
+    (decision 0017). The organisation and people must exist and be the caller's to see (an unknown one is a 422
+    naming the field, another team's a 404); one merged into another links to the one it was merged into. The
+    typed customer stays; a later link replaces this one. Open, won or lost deals alike: old deals get their
+    customer too."""
+
+    name: ClassVar[str] = "link_customer"
+    organisation_id: uuid.UUID
+    person_ids: tuple[uuid.UUID, ...] = Field((), max_length=MAX_ITEMS)
     reason: str | None = None
 
 

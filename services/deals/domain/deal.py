@@ -15,6 +15,7 @@ from services.deals.events import (
     ActivityLogged,
     CustomerFeedbackRecorded,
     DealContactErased,
+    DealCustomerLinked,
     DealEvent,
     DealLinesChanged,
     DealLost,
@@ -102,6 +103,8 @@ class Deal:
     lost_reason: str | None = None
     delivery_risk: str | None = None
     contact_erased: bool = False
+    organisation_id: uuid.UUID | None = None  # the directory's organisation the deal was linked to
+    person_ids: tuple[uuid.UUID, ...] = ()
 
     @property
     def probability(self) -> Decimal:
@@ -143,8 +146,8 @@ def evolve(deal: Deal, event: DomainEvent) -> Deal:  # noqa: C901 - a flat table
     if not isinstance(event, DealEvent):
         return deal
     match event:
-        case DealOpened():
-            return opened(event)
+        case DealOpened():  # a conversion's link may come before the opening (customer_link.link_conversion)
+            return replace(opened(event), organisation_id=deal.organisation_id, person_ids=deal.person_ids)
         case StageChanged():
             return replace(deal, stage=event.to_stage, entered_stage_at=event.changed_at)
         case DealValueChanged():
@@ -189,6 +192,8 @@ def evolve(deal: Deal, event: DomainEvent) -> Deal:  # noqa: C901 - a flat table
             return replace(deal, delivery_risk=event.reason)
         case DealContactErased():
             return replace(deal, contact_erased=True)
+        case DealCustomerLinked():
+            return replace(deal, organisation_id=event.organisation_id, person_ids=event.person_ids)
         case _:  # CustomerNeedsRecorded and events that do not change what decisions need
             return deal
 
@@ -241,4 +246,4 @@ def feedback(f: FollowUp, event: CustomerFeedbackRecorded) -> FollowUp:
     )
 
 
-deal_decider = Decider(initial=Deal(), evolve=evolve, snapshot_every=50, snapshot_version=2)  # 2: contact_erased
+deal_decider = Decider(initial=Deal(), evolve=evolve, snapshot_every=50, snapshot_version=3)  # 3: organisation

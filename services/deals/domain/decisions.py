@@ -7,8 +7,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, date, datetime, tzinfo
 
-from pydantic import ValidationError
-
+from services.deals.domain.amounts import lines_total, same_currency
 from services.deals.domain.commands import (
     AcceptQuote,
     ChangeCloseDate,
@@ -19,6 +18,7 @@ from services.deals.domain.commands import (
     CompleteFollowUp,
     EraseContact,
     FlagDeliveryRisk,
+    LinkCustomer,
     LogActivity,
     LoseDeal,
     MoveStage,
@@ -36,6 +36,7 @@ from services.deals.domain.commands import (
     StartFollowUp,
     WinDeal,
 )
+from services.deals.domain.customer_link import link_customer, opening_link
 from services.deals.domain.deal import Deal
 from services.deals.domain.errors import DealRuleError, InvalidCommandError
 from services.deals.domain.pipeline import Pipeline, snapshot
@@ -61,7 +62,6 @@ from services.deals.events import (
     FollowUpContactRecorded,
     FollowUpDueChanged,
     FollowUpStarted,
-    ProductLine,
     QuoteAccepted,
     QuoteRejected,
     QuoteRevised,
@@ -69,7 +69,7 @@ from services.deals.events import (
     StageChanged,
     StageKind,
 )
-from shared.core.money import Money, totals
+from shared.core.money import Money
 
 
 # ---------------------------------------------------------------------------------------------- the dispatcher
@@ -81,7 +81,7 @@ def decide(  # noqa: C901 - a flat table: one arm per command
     d = deal_id
     match command:
         case OpenDeal():
-            return open_deal(command, pipeline, now, d)
+            return open_deal(deal, command, pipeline, now, d)
         case MoveStage():
             return move_stage(deal, command, pipeline, now, d)
         case ChangeValue():
@@ -96,6 +96,8 @@ def decide(  # noqa: C901 - a flat table: one arm per command
             return clear_probability_override(deal, command, d)
         case Reassign():
             return reassign(deal, command, d)
+        case LinkCustomer():
+            return link_customer(deal, command, d)
         case LogActivity():
             return log_activity(deal, command, d)
         case RecordNeeds():
@@ -132,7 +134,9 @@ def decide(  # noqa: C901 - a flat table: one arm per command
 
 
 # ---------------------------------------------------------------------------------------------- opening and stages
-def open_deal(command: OpenDeal, pipeline: Pipeline, now: datetime, d: uuid.UUID) -> list[DealEvent]:
+def open_deal(deal: Deal, command: OpenDeal, pipeline: Pipeline, now: datetime, d: uuid.UUID) -> list[DealEvent]:
+    """The deal opens; linked to its customer after the opening when the command (or a conversion's link that came
+    first) names one (``customer_link.opening_link``)."""
     if not pipeline.exists:
         raise InvalidCommandError("unknown_pipeline", f"no pipeline {command.pipeline_id!r}")
     stage = pipeline.stage(command.stage_id) if command.stage_id else pipeline.open_stages()[0]
@@ -140,10 +144,10 @@ def open_deal(command: OpenDeal, pipeline: Pipeline, now: datetime, d: uuid.UUID
         raise DealRuleError("use_win_or_lose", "a deal opens in an open stage")
     value = command.value
     if command.lines:
-        lines_total = _lines_total(command.lines, "the lines")
-        if value is not None and value != lines_total:
-            raise DealRuleError("value_differs_from_lines", f"value {value} differs from the lines' {lines_total}")
-        value = lines_total
+        total = lines_total(command.lines, "the lines")
+        if value is not None and value != total:
+            raise DealRuleError("value_differs_from_lines", f"value {value} differs from the lines' {total}")
+        value = total
     value = value or Money.zero()
     if value.amount < 0:
         raise DealRuleError("negative_value", "a deal's value cannot be negative")
@@ -167,7 +171,8 @@ def open_deal(command: OpenDeal, pipeline: Pipeline, now: datetime, d: uuid.UUID
             campaign_id=command.campaign_id,
             previous_deal_id=command.previous_deal_id,
             opened_at=now,
-        )
+        ),
+        *opening_link(deal, command, d),
     ]
 
 
@@ -198,7 +203,7 @@ def move_stage(deal: Deal, command: MoveStage, pipeline: Pipeline, now: datetime
 
 # ---------------------------------------------------------------------------------------------- terms
 def change_value(deal: Deal, command: ChangeValue, d: uuid.UUID) -> list[DealEvent]:
-    _same_currency(deal.value.currency, [command.value], "the new value")
+    same_currency(deal.value.currency, [command.value], "the new value")
     if command.value.amount < 0:
         raise DealRuleError("negative_value", "a deal's value cannot be negative")
     if deal.lines:
@@ -209,8 +214,8 @@ def change_value(deal: Deal, command: ChangeValue, d: uuid.UUID) -> list[DealEve
 
 
 def change_lines(deal: Deal, command: ChangeLines, d: uuid.UUID) -> list[DealEvent]:
-    total = _lines_total(command.lines, "the lines")
-    _same_currency(deal.value.currency, [total], "the lines")
+    total = lines_total(command.lines, "the lines")
+    same_currency(deal.value.currency, [total], "the lines")
     if command.lines == deal.lines:
         return []
     return [DealLinesChanged(deal_id=d, lines=command.lines, value=total, reason=command.reason)]
@@ -289,8 +294,8 @@ def record_needs(command: RecordNeeds, d: uuid.UUID) -> list[DealEvent]:
 def send_quote(deal: Deal, command: SendQuote, now: datetime, d: uuid.UUID) -> list[DealEvent]:
     if command.quote_id in deal.quotes:
         raise DealRuleError("quote_exists", f"quote {command.quote_id} was already sent: revise it")
-    total = _lines_total(command.lines, "the quote's lines")
-    _same_currency(deal.value.currency, [total], "the quote")
+    total = lines_total(command.lines, "the quote's lines")
+    same_currency(deal.value.currency, [total], "the quote")
     if command.valid_until < now.date():
         raise DealRuleError("quote_validity_past", "a quote must be valid until today or later")
     return [
@@ -310,8 +315,8 @@ def revise_quote(deal: Deal, command: ReviseQuote, now: datetime, d: uuid.UUID) 
     quote = deal.quote(command.quote_id)
     if quote.status == "accepted":
         raise DealRuleError("quote_accepted", "an accepted quote cannot be revised: send a new one")
-    total = _lines_total(command.lines, "the quote's lines")
-    _same_currency(deal.value.currency, [total], "the quote")
+    total = lines_total(command.lines, "the quote's lines")
+    same_currency(deal.value.currency, [total], "the quote")
     if command.valid_until < now.date():
         raise DealRuleError("quote_validity_past", "a quote must be valid until today or later")
     return [
@@ -475,22 +480,3 @@ def erase_contact(deal: Deal, command: EraseContact, now: datetime, d: uuid.UUID
     if deal.contact_erased:
         raise DealRuleError("contact_erased", "the deal's contact was erased already")
     return [DealContactErased(deal_id=d, contact_id=deal.contact_id, reason=command.reason, erased_at=now)]
-
-
-# ---------------------------------------------------------------------------------------------- shared checks
-def _same_currency(deal_currency: str, amounts: list[Money], what: str) -> None:
-    for m in amounts:
-        if m.currency != deal_currency:
-            raise DealRuleError("currency_mismatch", f"{what} is in {m.currency}, the deal in {deal_currency}")
-
-
-def _lines_total(lines: tuple[ProductLine, ...], what: str) -> Money:
-    if any(line.unit_price.amount < 0 for line in lines):
-        raise InvalidCommandError("negative_price", f"{what} have a negative unit price")
-    try:
-        sums = totals(line.total() for line in lines)
-    except (ValidationError, ArithmeticError):  # a total past Money's 22 digits or the decimal precision
-        raise InvalidCommandError("amount_too_large", f"{what} add up to more than an amount can hold") from None
-    if len(sums) != 1:
-        raise DealRuleError("currency_mismatch", f"{what} mix currencies: {', '.join(sorted(sums))}")
-    return next(iter(sums.values()))

@@ -13,6 +13,7 @@ from services.deals.domain.commands import (
     CompleteFollowUp,
     EraseContact,
     FlagDeliveryRisk,
+    LinkCustomer,
     LogActivity,
     LoseDeal,
     MoveStage,
@@ -43,6 +44,7 @@ RULES: dict[str, frozenset[Status]] = {
     OverrideProbability.name: frozenset({OPEN}),
     ClearProbabilityOverride.name: frozenset({OPEN}),
     Reassign.name: frozenset({OPEN, WON, LOST}),  # a closed deal's follow-up or win-back changes hands too
+    LinkCustomer.name: frozenset({OPEN, WON, LOST}),  # a closed deal's customer counts in its history (the 360)
     LogActivity.name: frozenset({OPEN, WON}),
     RecordNeeds.name: frozenset({OPEN}),
     SendQuote.name: frozenset({OPEN}),

@@ -18,7 +18,7 @@ PROBABILITY = """CASE b.status WHEN 'won' THEN 1 WHEN 'lost' THEN 0
     ELSE coalesce(b.probability_override, b.stage_probability) END"""
 
 BOARD_ROW = f"""
-    b.deal_id, b.title, b.customer, b.owner_id, b.team_id, b.pipeline_id, b.stage_id, b.stage_name, b.stage_order,
+    b.deal_id, b.title, b.customer, b.organisation_id, b.owner_id, b.team_id, b.pipeline_id, b.stage_id, b.stage_name, b.stage_order,
     b.status, b.value, b.currency, {PROBABILITY} AS probability,
     round(b.value * {PROBABILITY}, CASE WHEN b.currency IN ('VND', 'JPY', 'KRW') THEN 0 ELSE 2 END) AS weighted_value,
     b.expected_close_date, b.close_date_pushes, b.opened_at, b.entered_stage_at, b.closed_at, b.lost_reason,
@@ -53,8 +53,10 @@ async def board_view(
     team: str | None,
     all_deals: bool,
     owner_id: str | None = None,
+    organisations: list[uuid.UUID] | None = None,
 ) -> dict[str, Any]:
-    """Per open stage: the deals with days in stage and stuck flag, count, value and weighted value per currency."""
+    """Per open stage: the deals with days in stage and stuck flag, count, value and weighted value per currency
+    (``organisations``: only the deals linked to one of these)."""
     stages = await conn.fetch(
         """SELECT stage_id, name, stage_order, probability, stuck_after_days, kind FROM pipeline_stages
            WHERE pipeline_id = $1 ORDER BY stage_order""",
@@ -64,7 +66,7 @@ async def board_view(
         f"""SELECT {BOARD_ROW} FROM board b
             LEFT JOIN pipeline_stages s ON s.pipeline_id = b.pipeline_id AND s.stage_id = b.stage_id
             WHERE b.pipeline_id = $6 AND b.status = 'open' AND {VISIBLE}
-              AND ($7::text IS NULL OR b.owner_id = $7)
+              AND ($7::text IS NULL OR b.owner_id = $7) AND ($8::uuid[] IS NULL OR b.organisation_id = ANY($8))
             ORDER BY b.stage_order, b.entered_stage_at, b.deal_id""",
         user,
         team,
@@ -73,6 +75,7 @@ async def board_view(
         tz,
         pipeline_id,
         owner_id,
+        organisations,
     )
     deals = [_row(r) for r in rows]
     columns = []
@@ -124,6 +127,7 @@ async def list_deals(
     stuck: bool | None,
     offset: int,
     limit: int,
+    organisations: list[uuid.UUID] | None = None,
 ) -> list[dict[str, Any]]:
     rows = await conn.fetch(
         f"""SELECT * FROM (
@@ -131,7 +135,8 @@ async def list_deals(
                 LEFT JOIN pipeline_stages s ON s.pipeline_id = b.pipeline_id AND s.stage_id = b.stage_id
                 WHERE {VISIBLE}
                   AND ($6::text IS NULL OR b.status = $6) AND ($7::text IS NULL OR b.stage_id = $7)
-                  AND ($8::text IS NULL OR b.owner_id = $8)) x
+                  AND ($8::text IS NULL OR b.owner_id = $8)
+                  AND ($12::uuid[] IS NULL OR b.organisation_id = ANY($12))) x
             WHERE ($9::bool IS NULL OR x.stuck = $9)
             ORDER BY x.opened_at DESC, x.deal_id OFFSET $10 LIMIT $11""",
         user,
@@ -145,6 +150,7 @@ async def list_deals(
         stuck,
         offset,
         limit + 1,
+        organisations,
     )
     return [_row(r) for r in rows]
 

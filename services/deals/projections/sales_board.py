@@ -57,8 +57,12 @@ CREATE TABLE IF NOT EXISTS board (
     activities           integer NOT NULL DEFAULT 0,
     last_activity_at     timestamptz,
     delivery_risk        text,
-    version              integer NOT NULL
+    version              integer NOT NULL,
+    organisation_id      uuid
 );
+-- the directory's organisation (issue 24): a generation made before has none until it is rebuilt
+ALTER TABLE board ADD COLUMN IF NOT EXISTS organisation_id uuid;
+CREATE INDEX IF NOT EXISTS board_by_organisation ON board (organisation_id) WHERE organisation_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS board_by_stage ON board (pipeline_id, status, stage_order);
 CREATE INDEX IF NOT EXISTS board_by_owner ON board (owner_id);
 CREATE INDEX IF NOT EXISTS board_by_team ON board (team_id);
@@ -109,6 +113,7 @@ BOARD_COLUMNS: dict[str, str] = {  # column: its array type for unnest
     "last_activity_at": "timestamptz",
     "delivery_risk": "text",
     "version": "integer",
+    "organisation_id": "uuid",
 }
 FOLLOW_UP_COLUMNS: dict[str, str] = {
     "follow_up_id": "uuid",
@@ -205,6 +210,8 @@ def _fold(row: Row, e: CloudEvent, event: ev.DealEvent) -> None:
             _stage(row, event.to_stage, event.reopened_at)
         case ev.DeliveryRiskFlagged():
             row["delivery_risk"] = event.reason
+        case ev.DealCustomerLinked():
+            row["organisation_id"] = event.organisation_id
     row["version"] = e.streamversion
 
 

@@ -2,15 +2,27 @@
 
 Admins change them (every command route); ``admin``, ``auditor`` and ``sales_director`` see every user and team,
 anyone else their own team's users and themselves (``rights``). Names and emails are opened for the answer only.
+Organisations and people (``organisations``, ``people``) are changed and seen as deals are (``customer_rights``).
 """
 
 from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services.directory.api import team_commands, teams, user_commands, users
-from services.directory.api.common import DirectoryAPI, unknown_reference
+from services.directory.api import (
+    adoption,
+    customer360,
+    customer_lists,
+    organisations,
+    people,
+    team_commands,
+    teams,
+    user_commands,
+    users,
+)
+from services.directory.api.common import DirectoryAPI, duplicate, unknown_reference
 from services.directory.domain import InvalidReferenceError
+from services.directory.domain.errors import DuplicateError
 from shared.edge.auth import TokenVerifier
 from shared.edge.http import install_common
 
@@ -19,14 +31,20 @@ def create_app(svc: DirectoryAPI, verifier: TokenVerifier) -> FastAPI:
     app = FastAPI(
         title="Pipelines — directory",
         version="1.0.0",
-        description="The directory of users and teams. " + (__doc__ or ""),
+        description="The directory of users and teams, and of the organisations and people sold to. " + (__doc__ or ""),
     )
     app.state.token_verifier = verifier
     app.state.directory = svc  # the routes' ``Service`` dependency (services.directory.api.common)
     install_common(app, svc.readiness, "directory")
     app.add_exception_handler(InvalidReferenceError, unknown_reference)
+    app.add_exception_handler(DuplicateError, duplicate)
     app.include_router(user_commands.router)
     app.include_router(users.router)
     app.include_router(team_commands.router)
     app.include_router(teams.router)
+    app.include_router(customer_lists.router)  # before /organisations/{id}: /organisations is a list
+    app.include_router(organisations.router)
+    app.include_router(people.router)
+    app.include_router(customer360.router)
+    app.include_router(adoption.router)
     return app

@@ -11,8 +11,11 @@ from typing import Annotated, Any
 from fastapi import Depends, HTTPException, Path, Request
 from fastapi.responses import JSONResponse
 
+from services.directory.adoption import Adoptions, Source
+from services.directory.customers import Customers
 from services.directory.domain import InvalidReferenceError, Team, User
 from services.directory.domain.commands import TEAM_ID_PATTERN, USER_ID_PATTERN
+from services.directory.domain.errors import DuplicateError
 from services.directory.handlers import Directory
 from shared.core.decider import AbsentError
 from shared.core.limits import MAX_CODE_CHARS, MAX_ID_CHARS
@@ -31,6 +34,11 @@ class DirectoryAPI:
     read_models: ReadModels | None
     personal_data: PersonalData
     readiness: Callable[[], Awaitable[dict[str, str]]]
+    customers: Customers | None = None  # organisations and people (services.directory.customers)
+    index_key: bytes = b""  # the customers' blind index key (services.directory.search_keys)
+    timezone: str = "Asia/Ho_Chi_Minh"  # the business time zone: the months of the customer analytics
+    adoptions: Adoptions | None = None  # old deals' customers adopted (services.directory.adoption)
+    adoption_source: Source | None = None  # what it reads: the read models (projections.adoption.ReadModelSource)
 
 
 def service(request: Request) -> DirectoryAPI:
@@ -57,6 +65,12 @@ async def existing_team(svc: DirectoryAPI, team_id: str) -> Loaded[Team]:
     return loaded
 
 
+def customers(svc: DirectoryAPI) -> Customers:
+    if svc.customers is None:
+        raise HTTPException(503, detail="this process serves no customers")
+    return svc.customers
+
+
 def read_models(svc: DirectoryAPI) -> ReadModels:
     if svc.read_models is None:
         raise HTTPException(503, detail="this process serves no read models")
@@ -72,4 +86,12 @@ async def unknown_reference(request: Request, exc: Any) -> JSONResponse:
         exc.rule,
         correlation_id=getattr(request.state, "correlation_id", None),
         errors=[{"loc": ["body", exc.field], "msg": exc.message, "type": exc.rule}],
+    )
+
+
+async def duplicate(request: Request, exc: Any) -> JSONResponse:
+    """What the command gives is another's (a tax code): 409, its rule, and the one holding it (``existing``)."""
+    assert isinstance(exc, DuplicateError)
+    return problem(
+        409, exc.message, exc.rule, correlation_id=getattr(request.state, "correlation_id", None), existing=exc.existing
     )

@@ -19,3 +19,11 @@ class InvalidReferenceError(DirectoryRuleError, InvalidError):
     def __init__(self, rule: str, message: str, field: str) -> None:
         super().__init__(rule, message)
         self.field = field
+
+
+class DuplicateError(DirectoryRuleError):
+    """Another organisation holds what the command gives (its tax code): 409 naming it (``existing``)."""
+
+    def __init__(self, rule: str, message: str, existing: str) -> None:
+        super().__init__(rule, message)
+        self.existing = existing

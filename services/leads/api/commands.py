@@ -20,6 +20,7 @@ from services.leads.api.common import (
     Service,
     captured_answer,
     existing,
+    known,
     new_lead_id,
     service,
 )
@@ -84,6 +85,8 @@ async def handle_lead_command(
     """A command of the lifecycle on a lead that exists."""
     svc = service(request)
     await existing(svc, lead_id)
+    if isinstance(command, domain.Assign | domain.Convert):
+        await known(svc, request, command.owner_id, command.team_id)
     return await svc.leads.handle(lead_id, command, ctx)
 
 

@@ -11,6 +11,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 
+from services.directory.replica import AFTER_HEADER, References, parse_after
 from services.leads import sources
 from services.leads.domain import Lead
 from services.leads.handlers import Captured, Leads
@@ -35,6 +36,8 @@ class LeadsAPI:
     settings: Settings
     graph: sources.FacebookGraph | None
     readiness: Callable[[], Awaitable[dict[str, str]]]
+    # the replica of the directory the users and teams a command names are checked against (None: not checked)
+    references: References | None = None
 
 
 def service(request: Request) -> LeadsAPI:
@@ -84,3 +87,11 @@ def read_models(svc: LeadsAPI) -> ReadModels:
 async def waited(svc: LeadsAPI, position: int | None) -> tuple[str, int] | None:
     """What a read model must have reached before a query answers (``position`` of a command's answer)."""
     return await wait_target(svc.leads.store, position)
+
+
+async def known(svc: LeadsAPI, request: Request, owner_id: str | None, team_id: str | None) -> None:
+    """The user and team a command names, checked against the directory's replica (waiting for the directory
+    answers ``X-Directory-After`` names): 422 naming the field for an unknown one (services.directory.replica)."""
+    if svc.references is not None and (owner_id is not None or team_id is not None):
+        after = parse_after(request.headers.get(AFTER_HEADER))
+        await svc.references.check(owner_id=owner_id, team_id=team_id, after=after)

@@ -83,6 +83,7 @@ COMMANDS: dict[str, d.Command] = {
     "complete_follow_up": d.CompleteFollowUp(follow_up_id=F1, outcome="happy customer"),
     "flag_delivery_risk": d.FlagDeliveryRisk(order_id=ORDER, reason="material shortage"),
     "erase_contact": d.EraseContact(reason="data subject request"),
+    "link_customer": d.LinkCustomer(organisation_id=uuid.UUID(int=0x0A), person_ids=(uuid.UUID(int=0x0B),)),
 }
 A = "allowed"
 # status:          none               open               won                lost
@@ -111,6 +112,7 @@ TABLE = {
     "complete_follow_up": ("deal_not_found", "deal_not_won", A, "deal_not_won"),
     "flag_delivery_risk": ("deal_not_found", A, A, "deal_closed"),
     "erase_contact": ("deal_not_found", A, A, A),
+    "link_customer": ("deal_not_found", A, A, A),
 }
 PAIRS = [(s, c, TABLE[c][i]) for c in TABLE for i, s in enumerate(("none", "open", "won", "lost"))]
 

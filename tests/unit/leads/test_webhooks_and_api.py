@@ -16,8 +16,8 @@ from fastapi.testclient import TestClient
 
 from services.leads.api import LeadsAPI, create_app
 from services.leads.handlers import InMemoryDedupe, Leads
-from services.leads.normalize import phone
 from services.leads.sources import HttpFacebookGraph
+from shared.core.normalize import phone
 from shared.edge.auth import TokenVerifier, issue_token
 from shared.ops.settings import Settings
 from shared.store.memory import InMemoryEventStore

@@ -1,4 +1,5 @@
-"""Normalising contact details for duplicate detection (pure). Vietnamese text is kept intact: NFC, never
+"""Normalising contact details for duplicate detection and search (pure, the kernel's: the leads service finds
+duplicate leads with it, the directory its blind index of people). Vietnamese text is kept intact: NFC, never
 stripped of its diacritics.
 
 Phones become E.164: ``0912 345 678``, ``84912345678``, ``+84 912-345-678`` and ``+84 (0) 912 345 678`` (the

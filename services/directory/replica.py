@@ -1,0 +1,343 @@
+"""The directory's replica: the read model each pipeline service keeps of the users and teams (decision 0017), and
+the check a command or a query filter naming one makes against it.
+
+Published by the directory beside its events (its read-side contract): the other services' projectors build the
+``directory`` read model from ``pipelines.directory.events`` with ``replica(topic)``, and their APIs check the
+users and teams a request names with ``References.check`` — never a call to the directory, so a directory outage
+stops no sale. Tables (unqualified: each generation has its own schema): ``users`` (user_id, team_id, roles,
+active, handed_to) and ``teams`` (team_id, active). What else a pipeline needs of the directory (organisations,
+people) is added here: its DDL to ``DDL``, its events to ``apply_one``.
+
+A client that has just changed a user or team (registered, moved, reactivated) names the directory's answer in
+``X-Directory-After: <stream_id>@<version>[, …]`` (the answer's ``stream_id`` and ``version``): the check waits,
+bounded like read-your-writes (5 s, else 503), until the replica has applied those events, then decides.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from dataclasses import dataclass, field, replace
+
+from services.directory import events as ev
+from services.directory.replica_customers import (
+    CUSTOMER_TABLES,
+    CUSTOMERS_DDL,
+    CustomerReferences,
+    MemoryCustomers,
+    PostgresCustomers,
+    apply_customers,
+)
+from shared.core.decider import InvalidError
+from shared.core.events import DomainEvent
+from shared.messaging.envelope import CloudEvent
+from shared.messaging.projections import Fact, Projection, ReadModelBehindError, ReadModels, one_by_one
+from shared.store.db import Conn
+
+NAME = "directory"
+TABLES = ("users", "teams", *CUSTOMER_TABLES)
+DDL = (
+    """
+CREATE TABLE IF NOT EXISTS users (
+    user_id text PRIMARY KEY, team_id text NOT NULL, roles text[] NOT NULL DEFAULT '{}', active boolean NOT NULL,
+    handed_to text);
+CREATE INDEX IF NOT EXISTS users_by_team ON users (team_id, user_id);
+CREATE TABLE IF NOT EXISTS teams (team_id text PRIMARY KEY, active boolean NOT NULL);
+"""
+    + CUSTOMERS_DDL
+)  # organisations and people: services.directory.replica_customers
+AFTER_HEADER = "X-Directory-After"
+MAX_AFTER = 8  # streams one request may wait for
+MAX_AFTER_CHARS = 1000
+WAIT_S = 5.0
+_AFTER = re.compile(r"^(directory-[A-Za-z0-9][A-Za-z0-9._:|+-]{0,200})@([1-9][0-9]{0,9})$")
+
+
+# ---------------------------------------------------------------------------------------------- the read model
+async def apply_one(conn: Conn, fact: Fact) -> None:
+    """One directory event on the replica; each statement idempotent (a replay changes nothing)."""
+    match fact.event:
+        case ev.UserRegistered() as e:
+            await conn.execute(
+                """INSERT INTO users (user_id, team_id, roles, active) VALUES ($1, $2, $3, true)
+                   ON CONFLICT DO NOTHING""",
+                e.user_id,
+                e.team_id,
+                list(e.roles),
+            )
+        case ev.UserRolesChanged() as e:
+            await conn.execute("UPDATE users SET roles = $2 WHERE user_id = $1", e.user_id, list(e.new))
+        case ev.UserMovedToTeam() as e:
+            await conn.execute("UPDATE users SET team_id = $2 WHERE user_id = $1", e.user_id, e.new)
+        case ev.UserDeactivated() as e:
+            await conn.execute(
+                "UPDATE users SET active = false, handed_to = $2 WHERE user_id = $1", e.user_id, e.handed_to
+            )
+        case ev.UserReactivated() as e:
+            await conn.execute("UPDATE users SET active = true, handed_to = NULL WHERE user_id = $1", e.user_id)
+        case ev.TeamCreated() as e:
+            await conn.execute("INSERT INTO teams VALUES ($1, true) ON CONFLICT DO NOTHING", e.team_id)
+        case ev.TeamClosed() as e:
+            await conn.execute("UPDATE teams SET active = false WHERE team_id = $1", e.team_id)
+        case event:
+            await apply_customers(conn, event)
+
+
+def replica(topic: str) -> Projection:
+    """The ``directory`` read model of a pipeline service, from the directory's topic."""
+    return Projection(
+        name=NAME,
+        topics=(topic,),
+        ddl=DDL,
+        apply=one_by_one(apply_one),
+        accepts=("pipelines.directory.",),
+        tables=TABLES,
+    )
+
+
+# ---------------------------------------------------------------------------------------------- hand-overs
+@dataclass(frozen=True)
+class Owned:
+    """What one of a service's events says of the thing it changes: its owner now (None: unchanged) and whether it
+    is open now (None: unchanged)."""
+
+    item_id: str
+    owner_id: str | None = None
+    open: bool | None = None
+
+
+Ownership = Callable[[DomainEvent], Owned | None]
+# (conn, item id, the owner it is taken from, the owner it goes to, why, the event that caused it): the service's
+# reaction, appending on ``conn`` (the runner's transaction); it reloads the item and does nothing when it is no
+# longer open or no longer the old owner's (a replay, a rebuild, a second delivery)
+HandOver = Callable[[Conn, str, str, str, str, CloudEvent], Awaitable[None]]
+HANDOVERS_DDL = """
+CREATE TABLE IF NOT EXISTS owned (item_id text PRIMARY KEY, owner_id text, open boolean NOT NULL DEFAULT true);
+CREATE INDEX IF NOT EXISTS owned_by_owner ON owned (owner_id) WHERE open;
+CREATE TABLE IF NOT EXISTS handed_over (user_id text PRIMARY KEY, handed_to text NOT NULL, reason text NOT NULL);
+"""
+
+
+def handovers(
+    directory_topic: str, own_topic: str, own_events: tuple[str, ...], ownership: Ownership, hand_over: HandOver
+) -> Projection:
+    """The ``handovers`` reaction of a pipeline service: a deactivated user's open things go to the user the admin
+    named (``UserDeactivated.handed_to``). It keeps who owns which open thing (from the service's own events:
+    ``ownership``) and who was handed over to whom, in one runner, so the two orders of a race meet: a
+    deactivation hands over what is open then; a thing opened for (or given back to) a user already deactivated is
+    handed over when its own event arrives."""
+
+    async def apply(conn: Conn, fact: Fact) -> None:
+        e = fact.event
+        if isinstance(e, ev.UserDeactivated):
+            reason = f"{e.user_id} deactivated, handed to {e.handed_to}: {e.reason}"
+            await conn.execute(
+                """INSERT INTO handed_over VALUES ($1, $2, $3)
+                   ON CONFLICT (user_id) DO UPDATE SET handed_to = $2, reason = $3""",
+                e.user_id,
+                e.handed_to,
+                reason,
+            )
+            items = await conn.fetch(
+                "SELECT item_id FROM owned WHERE owner_id = $1 AND open ORDER BY item_id", e.user_id
+            )
+            for r in items:
+                await hand_over(conn, r["item_id"], e.user_id, e.handed_to, reason, fact.envelope)
+        elif isinstance(e, ev.UserReactivated):
+            await conn.execute("DELETE FROM handed_over WHERE user_id = $1", e.user_id)
+        elif (owned := ownership(e)) is not None:
+            row = await conn.fetchrow(
+                """INSERT INTO owned AS o (item_id, owner_id, open) VALUES ($1, $2, coalesce($3, true))
+                   ON CONFLICT (item_id) DO UPDATE SET owner_id = coalesce($2, o.owner_id), open = coalesce($3, o.open)
+                   RETURNING owner_id, open""",
+                owned.item_id,
+                owned.owner_id,
+                owned.open,
+            )
+            assert row is not None  # RETURNING the row inserted or updated
+            if row["open"] and row["owner_id"] is not None:
+                gone = await conn.fetchrow(
+                    "SELECT handed_to, reason FROM handed_over WHERE user_id = $1", row["owner_id"]
+                )
+                if gone is not None:
+                    await hand_over(
+                        conn, owned.item_id, row["owner_id"], gone["handed_to"], gone["reason"], fact.envelope
+                    )
+
+    return Projection(
+        name="handovers",
+        topics=(directory_topic, own_topic),
+        ddl=HANDOVERS_DDL,
+        apply=one_by_one(apply),
+        accepts=("pipelines.directory.UserDeactivated", "pipelines.directory.UserReactivated", *own_events),
+        tables=("owned", "handed_over"),
+    )
+
+
+# ---------------------------------------------------------------------------------------------- the check
+@dataclass(frozen=True)
+class UserRef:
+    user_id: str
+    team_id: str
+    active: bool = True
+    roles: tuple[str, ...] = ()
+    handed_to: str | None = None
+
+
+@dataclass(frozen=True)
+class TeamRef:
+    team_id: str
+    active: bool = True
+
+
+class UnknownReferenceError(InvalidError):
+    """A request names a user or team the directory does not have, or that cannot take it: 422 naming ``field``
+    (``where``: body or query)."""
+
+    def __init__(self, rule: str, message: str, field: str, where: str = "body") -> None:
+        super().__init__(rule, message)
+        self.field = field
+        self.where = where
+
+
+def parse_after(value: str | None) -> tuple[tuple[str, int], ...]:
+    """``X-Directory-After``: the directory answers' ``stream_id@version``, comma-separated (else 422)."""
+    if not value:
+        return ()
+    parts = [p.strip() for p in value.split(",")] if len(value) <= MAX_AFTER_CHARS else []
+    found = [_AFTER.match(p) for p in parts]
+    if not parts or len(parts) > MAX_AFTER or not all(found):
+        raise UnknownReferenceError(
+            "invalid_directory_after",
+            f"{AFTER_HEADER}: at most {MAX_AFTER} directory answers as stream_id@version, comma-separated",
+            AFTER_HEADER,
+            "header",
+        )
+    return tuple((m.group(1), int(m.group(2))) for m in found if m)
+
+
+class References(CustomerReferences):
+    """The users and teams a request names, checked against the replica. Subclasses read it."""
+
+    async def lookup(
+        self, users: Collection[str], teams: Collection[str], after: Sequence[tuple[str, int]]
+    ) -> tuple[dict[str, UserRef], dict[str, TeamRef]]:
+        raise NotImplementedError
+
+    async def check(
+        self,
+        *,
+        owner_id: str | None = None,
+        team_id: str | None = None,
+        after: Sequence[tuple[str, int]] = (),
+        where: str = "body",
+        filtering: bool = False,
+    ) -> None:
+        """Refuse (``UnknownReferenceError``) an unknown user or team; for a command (not ``filtering``) also an
+        inactive user, a closed team, and an owner who is not in the team named. A filter may name a deactivated
+        user or a closed team: their past deals still count."""
+        users = [owner_id] if owner_id is not None else []
+        teams = [team_id] if team_id is not None else []
+        if not users and not teams:
+            return
+        known_users, known_teams = await self.lookup(users, teams, after)
+        if team_id is not None:
+            team = known_teams.get(team_id)
+            if team is None:
+                raise UnknownReferenceError("unknown_team", f"team_id: no team {team_id}", "team_id", where)
+            if not team.active and not filtering:
+                raise UnknownReferenceError("team_closed", f"team_id: team {team_id} is closed", "team_id", where)
+        if owner_id is not None:
+            user = known_users.get(owner_id)
+            if user is None:
+                raise UnknownReferenceError("unknown_user", f"owner_id: no user {owner_id}", "owner_id", where)
+            if filtering:
+                return
+            if not user.active:
+                raise UnknownReferenceError(
+                    "user_inactive", f"owner_id: user {owner_id} is deactivated", "owner_id", where
+                )
+            if team_id is not None and user.team_id != team_id:
+                raise UnknownReferenceError(
+                    "not_in_team", f"owner_id: user {owner_id} is not in team {team_id}", "owner_id", where
+                )
+
+
+class PostgresReplica(References, PostgresCustomers):
+    """The replica as a pipeline's projector keeps it (its ``directory`` read model)."""
+
+    def __init__(self, read_models: ReadModels, wait_s: float = WAIT_S) -> None:
+        self.read_models = read_models
+        self.wait_s = wait_s
+
+    async def lookup(
+        self, users: Collection[str], teams: Collection[str], after: Sequence[tuple[str, int]]
+    ) -> tuple[dict[str, UserRef], dict[str, TeamRef]]:
+        deadline = time.monotonic() + self.wait_s
+        for stream, version in after:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise ReadModelBehindError(NAME, stream, version, 0)
+            async with self.read_models.connection(NAME, wait_for=(stream, version), wait_s=left):
+                pass
+        async with self.read_models.connection(NAME) as conn:
+            u = await conn.fetch(
+                "SELECT user_id, team_id, roles, active, handed_to FROM users WHERE user_id = ANY($1)", list(users)
+            )
+            t = await conn.fetch("SELECT team_id, active FROM teams WHERE team_id = ANY($1)", list(teams))
+        return (
+            {
+                r["user_id"]: UserRef(r["user_id"], r["team_id"], r["active"], tuple(r["roles"]), r["handed_to"])
+                for r in u
+            },
+            {r["team_id"]: TeamRef(r["team_id"], r["active"]) for r in t},
+        )
+
+
+@dataclass
+class MemoryReplica(References, MemoryCustomers):
+    """The replica in memory (the in-memory apps and unit tests): seeded, or fed the directory's events."""
+
+    users: dict[str, UserRef] = field(default_factory=dict)
+    teams: dict[str, TeamRef] = field(default_factory=dict)
+
+    def seed(self, *users: tuple[str, str]) -> MemoryReplica:
+        """Active users ``(user_id, team_id)`` and their open teams."""
+        for user_id, team_id in users:
+            self.users[user_id] = UserRef(user_id, team_id)
+            self.teams.setdefault(team_id, TeamRef(team_id))
+        return self
+
+    def apply(self, event: DomainEvent) -> None:
+        """What ``apply_one`` does to the tables, on the dictionaries."""
+        match event:
+            case ev.UserRegistered() as e:
+                self.users.setdefault(e.user_id, UserRef(e.user_id, e.team_id, roles=e.roles))
+            case ev.UserRolesChanged() as e:
+                self._user(e.user_id, roles=e.new)
+            case ev.UserMovedToTeam() as e:
+                self._user(e.user_id, team_id=e.new)
+            case ev.UserDeactivated() as e:
+                self._user(e.user_id, active=False, handed_to=e.handed_to)
+            case ev.UserReactivated() as e:
+                self._user(e.user_id, active=True, handed_to=None)
+            case ev.TeamCreated() as e:
+                self.teams.setdefault(e.team_id, TeamRef(e.team_id))
+            case ev.TeamClosed() as e:
+                if e.team_id in self.teams:
+                    self.teams[e.team_id] = TeamRef(e.team_id, active=False)
+            case _:
+                self.apply_customer(event)
+
+    def _user(self, user_id: str, **changes: object) -> None:
+        if user_id in self.users:
+            self.users[user_id] = replace(self.users[user_id], **changes)  # type: ignore[arg-type]
+
+    async def lookup(
+        self, users: Collection[str], teams: Collection[str], after: Sequence[tuple[str, int]]
+    ) -> tuple[dict[str, UserRef], dict[str, TeamRef]]:
+        return (
+            {u: self.users[u] for u in users if u in self.users},
+            {t: self.teams[t] for t in teams if t in self.teams},
+        )
