@@ -1,7 +1,8 @@
 """What every service's processes share: storage wiring, readiness, topics, and running api/relay/projector.
 
 A service provides a ``ServiceCore`` subclass (its handlers, projections and FastAPI app) and a ``build``
-function; ``main`` turns that into ``python -m services.<name> api|relay|projector|all``. What a service runs for
+function; ``main`` turns that into ``python -m services.<name> api|relay|projector|all`` (and any process kind of
+its own it names, as the agenda its notifier). What a service runs for
 another bounded context beside its own (the alerts: services/alerts) comes as ``Addon``s, so the kernel runs it
 without knowing it.
 """
@@ -223,6 +224,13 @@ def ops_app(core: ServiceCore, mode: str) -> FastAPI:
     return app
 
 
+# How long an idle keep-alive connection stays open. Longer than any client's or balancer's own idle limit (httpx
+# and uvicorn's default are both 5 s, cloud balancers 60 s): the client must be the one to drop an idle connection,
+# or it may send a request on a connection the server is closing at that moment and get a connection reset instead
+# of an answer (seen in tests/e2e/test_web_board.py: a client idle 6 s while a simulation ran).
+KEEP_ALIVE_S = 75
+
+
 async def serve(
     app: FastAPI,
     host: str,
@@ -236,7 +244,10 @@ async def serve(
     http = bounded_http(max_header_bytes, max_headers)
     # log_config=None: no handlers of uvicorn's own, its lines go through ours (shared.ops.logs) as JSON; no access
     # log of its own: shared.edge.middleware.Correlation writes one line per request
-    server = QuietServer(uvicorn.Config(app, host=host, port=port, http=http, log_config=None, access_log=False))
+    config = uvicorn.Config(
+        app, host=host, port=port, http=http, log_config=None, access_log=False, timeout_keep_alive=KEEP_ALIVE_S
+    )
+    server = QuietServer(config)
     serving = asyncio.create_task(server.serve())
     await stop.wait()
     server.should_exit = True
@@ -309,10 +320,39 @@ async def run(core: ServiceCore, mode: str, stop: asyncio.Event) -> None:
                 await t
 
 
-def main(name: str, build: Callable[[Settings], Awaitable[ServiceCore]], argv: list[str] | None = None) -> None:
-    """``python -m services.<name> api|relay|projector|all``."""
+Kind = Callable[[Settings, asyncio.Event], Awaitable[None]]  # a process kind of a service's own: runs until the event
+
+
+async def run_kind(core: ServiceCore, mode: str, kind: Kind, stop: asyncio.Event) -> None:
+    """Run a process kind a service adds to the three (the agenda's notifier): ``kind(settings, stop)`` beside the
+    ops port (/healthz, /readyz with the service's PostgreSQL and Kafka, /metrics), until ``stop``."""
+    s = core.settings
+    tasks = [_serve(ops_app(core, mode), s, s.ops_port, stop)] if s.ops_port else []
+    try:
+        settle_heap()
+        log.info("service.started", service=core.name, mode=mode)
+        await kind(s, stop)
+    finally:
+        stop.set()
+        for t in tasks:
+            with contextlib.suppress(Exception):
+                await t
+
+
+def main(
+    name: str,
+    build: Callable[[Settings], Awaitable[ServiceCore]],
+    argv: list[str] | None = None,
+    *,
+    kinds: Mapping[str, Kind] | None = None,
+) -> None:
+    """``python -m services.<name> api|relay|projector|all``, and the process kinds the service adds (``kinds``:
+    each its own process, never part of ``all``)."""
+    kinds = dict(kinds or {})
     parser = argparse.ArgumentParser(prog=f"python -m services.{name}", description=f"the {name} service")
-    parser.add_argument("mode", choices=MODES, help="which process kind to run (all: the three in one process)")
+    parser.add_argument(
+        "mode", choices=(*MODES, *kinds), help="which process kind to run (all: the three in one process)"
+    )
     args = parser.parse_args(argv)
 
     async def _main() -> None:
@@ -325,7 +365,10 @@ def main(name: str, build: Callable[[Settings], Awaitable[ServiceCore]], argv: l
         core = await build(settings)
         try:
             await core.ensure_topics()
-            await run(core, args.mode, stop)
+            if args.mode in kinds:
+                await run_kind(core, args.mode, kinds[args.mode], stop)
+            else:
+                await run(core, args.mode, stop)
         finally:
             await core.close()
 

@@ -174,3 +174,14 @@ def test_twenty_50_mb_headers_are_refused_and_leave_no_memory_behind(server: Ser
     grew = server.rss_mb() - before
     assert grew < 40, f"the process grew {grew:.0f} MB"
     assert request(server, get(b""))[0] == 200, "and it still serves"
+
+
+def test_an_idle_keep_alive_connection_outlives_a_clients_own_idle_limit(server: Server) -> None:
+    """The server keeps an idle connection longer than httpx (5 s) does, so the client drops it first: a request
+    sent on a connection idle 6 s is answered, not reset (shared.edge.service.KEEP_ALIVE_S)."""
+    with server.connect() as sock:
+        sock.sendall(get(b""))
+        assert read_response(sock)[0] == 200
+        time.sleep(6)
+        sock.sendall(get(b""))
+        assert read_response(sock)[0] == 200
