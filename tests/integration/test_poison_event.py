@@ -19,7 +19,7 @@ from prometheus_client import REGISTRY
 import shared.messaging.relay
 import shared.messaging.runner
 from shared.messaging.envelope import CloudEvent
-from shared.messaging.kafka import TopicSpec, admin_client, ensure_topics
+from shared.messaging.kafka import TopicSpec, admin_client, ensure_topics, topic_configs
 from shared.messaging.relay import OutboxRelay, RelayLimitsError
 from shared.messaging.runner import ProjectionRunner
 from shared.ops.settings import Settings
@@ -58,8 +58,17 @@ def relay_for(store: PostgresEventStore, endpoints: Endpoints, topic: str, **kw)
 
 
 async def set_max_message_bytes(endpoints: Endpoints, topic: str, value: int) -> None:
+    """Set the topic's limit and wait until the brokers describe it: KRaft applies a config change through the
+    metadata log, so a describe right after the alter may still show the old value (a relay asked then would
+    believe it, and a test expecting its refusal would wait forever)."""
     async with admin_client(endpoints.kafka_bootstrap_servers) as admin:
         await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic, {"max.message.bytes": str(value)})])
+
+    async def applied() -> bool:
+        found = await topic_configs(endpoints.kafka_bootstrap_servers, [topic], "max.message.bytes")
+        return found[topic] == str(value)
+
+    await wait_until(applied, timeout=30, interval=0.1)
 
 
 @contextlib.asynccontextmanager
