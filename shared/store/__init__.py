@@ -258,6 +258,12 @@ class EventStore(Protocol):
         """Committed events after a checkpoint, in commit-safe order; an event committing late is never skipped."""
         ...
 
+    async def read_streams(self, prefix: str) -> list[RecordedEvent]:
+        """Every committed event of the streams whose id starts with ``prefix``, by stream and version: what a
+        command deciding over many streams reads (not ``read_all``, which hides what committed after an older
+        transaction still open, for tailing readers)."""
+        ...
+
     async def stream_version(self, stream_id: str) -> int: ...
 
     async def locate(self, position: int) -> tuple[str, int] | None:

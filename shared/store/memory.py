@@ -113,6 +113,9 @@ class InMemoryEventStore:
     async def read_all(self, after: Checkpoint = START, *, limit: int = 500) -> list[RecordedEvent]:
         return [e for e in self._events if e.checkpoint > after][:limit]
 
+    async def read_streams(self, prefix: str) -> list[RecordedEvent]:
+        return [e for s in sorted(self._streams) if s.startswith(prefix) for e in self._streams[s]]
+
     async def stream_version(self, stream_id: str) -> int:
         return len(self._streams.get(stream_id, []))
 

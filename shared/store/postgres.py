@@ -344,6 +344,15 @@ class PostgresEventStore:
                 rows = await own.fetch(sql, after.tx, after.position, limit)
         return [_recorded(r) for r in rows]
 
+    async def read_streams(self, prefix: str) -> list[RecordedEvent]:
+        like = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        async with self._connection() as conn:
+            rows = await conn.fetch(
+                f"SELECT {_COLUMNS} FROM {self.schema}.events WHERE stream_id LIKE $1 ORDER BY stream_id, version",
+                like,
+            )
+        return [_recorded(r) for r in rows]
+
     async def stream_version(self, stream_id: str) -> int:
         async with self._connection() as conn:
             return await self._version(conn, stream_id)
