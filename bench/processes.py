@@ -151,11 +151,15 @@ class HttpClient:
     async def post(self, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         return await self.send("POST", path, body)
 
-    async def send(self, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
-        """One request (a JSON body, or none) on a kept-alive connection: its status and its JSON answer."""
+    async def send(
+        self, method: str, path: str, body: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, dict[str, Any]]:
+        """One request (a JSON body, or none) on a kept-alive connection: its status and its JSON answer
+        (``headers``: this request's besides the client's, e.g. another user's token)."""
         data = json.dumps(body).encode() if body is not None else b""
+        extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
         head = (
-            f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\n{self.headers}"
+            f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\n{self.headers}{extra}"
             f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
         ).encode()
         async with self.slots:

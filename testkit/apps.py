@@ -8,6 +8,10 @@ from datetime import UTC, datetime
 import httpx
 from fastapi import FastAPI
 
+from services.agenda.api import AgendaAPI
+from services.agenda.api import create_app as agenda_app
+from services.agenda.handlers import Agenda
+from services.agenda.subjects import MemorySubjects
 from services.deals.api import DealsAPI
 from services.deals.api import create_app as deals_app
 from services.deals.handlers import Deals
@@ -54,11 +58,14 @@ def apps() -> dict[str, FastAPI]:
     graph = HttpFacebookGraph("fb-token", client=httpx.AsyncClient(base_url="https://graph.facebook.com"))
     production = ProductionAPI(Production(store, lambda: NOW), None, store.personal_data, "Asia/Ho_Chi_Minh", _ready)
     directory = DirectoryAPI(Directory(store, lambda: NOW, ROLES), None, store.personal_data, _ready)
+    people = replica()
+    agenda = AgendaAPI(Agenda(store, lambda: NOW), None, store.personal_data, _ready, people, MemorySubjects(people))
     web = web_app(SETTINGS, transport=httpx.MockTransport(lambda r: httpx.Response(503)), live_feed=False)
     return {
         "deals": deals_app(deals, verifier),
         "leads": leads_app(LeadsAPI(leads, None, SETTINGS, graph, _ready, replica()), verifier),
         "production": production_app(production, verifier),
         "directory": directory_app(directory, verifier),
+        "agenda": agenda_app(agenda, verifier),
         "web": web,
     }

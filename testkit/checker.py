@@ -130,6 +130,7 @@ class _Recomputation(ProjectionRunner):
 
 
 async def _build(settings: Settings, service: str) -> ServiceCore:
+    from services.agenda.main import build as agenda
     from services.deals.main import build as deals
     from services.directory.main import build as directory
     from services.leads.main import build as leads
@@ -140,6 +141,7 @@ async def _build(settings: Settings, service: str) -> ServiceCore:
         "deals": deals,
         "production": production,
         "directory": directory,
+        "agenda": agenda,
     }
     return await builders[service](settings)
 

@@ -38,7 +38,7 @@ DEPLOYED_PREFIX = "pipelines"
 @dataclass(frozen=True)
 class SecureStack:
     endpoints: Endpoints  # its Kafka (SASL only) and its own PostgreSQL
-    passwords: Mapping[str, str]  # the SCRAM users: admin (super user), leads, deals, production, directory, web
+    passwords: Mapping[str, str]  # the SCRAM users: admin (super user), each service's (SERVICES), web
 
     @property
     def bootstrap(self) -> str:

@@ -1,7 +1,8 @@
 """``pipelines``: the command line for the whole system (typer + rich).
 
 pipelines stack up|down|status        the local Kafka and PostgreSQL
-pipelines services up|down|status     every service, each as one process (api + relay + projector)
+pipelines services up|down|status     every service, each as one process (api + relay + projector), the agenda's
+                                      notifier (and a local mail sink when no PIPELINES_SMTP_HOST) and the board
 pipelines simulate --leads N --rate R realistic traffic through the whole flow, over the HTTP APIs
 pipelines demo                        all of the above, then where to look
 pipelines token ROLE                  a bearer token for trying the APIs
@@ -38,7 +39,33 @@ app.add_typer(stack_app, name="stack")
 app.add_typer(services_app, name="services")
 console = Console()
 RUN = Path(os.environ.get("PIPELINES_RUN_DIR", ROOT / ".run"))
-PARTS = (*SERVICES, "web")  # the processes `services up` starts: each service (all in one) and the web board
+NOTIFIER = "agenda-notifier"  # the agenda's fourth process kind (decision 0020), its own process beside the agenda
+PARTS = (*SERVICES, NOTIFIER, "web")  # the processes `services up` starts: each service (all in one), the board
+NOTIFIER_OPS_PORT, MAIL_SINK_PORT = 8106, 8125  # the local notifier's /readyz; the SMTP sink it sends to if no server
+
+
+def _command(part: str) -> list[str]:
+    kind = ["notifier"] if part == NOTIFIER else ["all"] if part in SERVICES else []
+    return ["-m", f"services.{part.split('-')[0]}", *kind]
+
+
+def _port(settings: Settings, part: str) -> int:  # where a part answers /readyz
+    return (settings.ops_port or NOTIFIER_OPS_PORT) if part == NOTIFIER else settings.port(part)
+
+
+def _mail_sink(settings: Settings, env: dict[str, str]) -> dict[str, str]:
+    """The notifier's environment: the SMTP server set, else a local sink writing each message to mail.log."""
+    notifier = env | {"PIPELINES_OPS_PORT": str(_port(settings, NOTIFIER))}
+    if settings.smtp_host:
+        return notifier
+    if not _alive("mail"):
+        log, sink = (RUN / "services" / "mail.log").open("ab"), f"127.0.0.1:{MAIL_SINK_PORT}"
+        mail = [sys.executable, "-m", "aiosmtpd", "-n", "-l", sink, "-c", "aiosmtpd.handlers.Debugging", "stdout"]
+        process = subprocess.Popen(mail, cwd=ROOT, stdout=log, stderr=log, start_new_session=True)
+        _pidfile("mail").write_text(str(process.pid))
+        console.print(f"[yellow]no PIPELINES_SMTP_HOST[/]: reminders go to {RUN / 'services' / 'mail.log'}")
+    local = {"PIPELINES_SMTP_HOST": "127.0.0.1", "PIPELINES_SMTP_PORT": str(MAIL_SINK_PORT)}
+    return notifier | local | {"PIPELINES_SMTP_STARTTLS": "false"}
 
 
 def _stack_env() -> dict[str, str]:
@@ -97,16 +124,16 @@ def services_up() -> None:
             continue
         log = (RUN / "services" / f"{service}.log").open("ab")
         process = subprocess.Popen(
-            [sys.executable, "-m", f"services.{service}", *(["all"] if service in SERVICES else [])],
+            [sys.executable, *_command(service)],
             cwd=ROOT,
-            env=env,
+            env=_mail_sink(settings, env) if service == NOTIFIER else env,
             stdout=log,
             stderr=log,
             start_new_session=True,
         )
         _pidfile(service).write_text(str(process.pid))
     for service in PARTS:
-        url = f"http://{settings.api_host}:{settings.port(service)}/readyz"
+        url = f"http://{settings.api_host}:{_port(settings, service)}/readyz"
         deadline = time.monotonic() + 90
         while True:
             try:
@@ -118,12 +145,12 @@ def services_up() -> None:
                 console.print(f"[red]{service} did not become ready; see {RUN / 'services' / (service + '.log')}")
                 raise typer.Exit(1)
             time.sleep(0.5)
-        console.print(f"[green]{service}[/] ready on http://{settings.api_host}:{settings.port(service)}")
+        console.print(f"[green]{service}[/] ready on http://{settings.api_host}:{_port(settings, service)}")
 
 
 @services_app.command("down")
 def services_down() -> None:
-    for service in PARTS:
+    for service in (*PARTS, "mail"):
         pid = _alive(service)
         if pid:
             os.killpg(pid, signal.SIGTERM)
@@ -141,7 +168,8 @@ def services_status() -> None:
     settings = _settings()
     for service in PARTS:
         pid = _alive(service)
-        table.add_row(service, str(pid) if pid else "[red]down", f"http://{settings.api_host}:{settings.port(service)}")
+        url = f"http://{settings.api_host}:{_port(settings, service)}"
+        table.add_row(service, str(pid) if pid else "[red]down", url)
     console.print(table)
 
 

@@ -31,6 +31,7 @@ EVENT_MODULES = (
     "services.deals.events",
     "services.production.events",
     "services.directory.events",
+    "services.agenda.events",
     "services.alerts.events",
 )
 for _module in EVENT_MODULES:

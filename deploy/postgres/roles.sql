@@ -4,14 +4,16 @@ CREATE ROLE leads LOGIN PASSWORD :'leads_password';
 CREATE ROLE deals LOGIN PASSWORD :'deals_password';
 CREATE ROLE production LOGIN PASSWORD :'production_password';
 CREATE ROLE directory LOGIN PASSWORD :'directory_password';
+CREATE ROLE agenda LOGIN PASSWORD :'agenda_password';
 CREATE ROLE pii_owner NOLOGIN;
 CREATE SCHEMA leads AUTHORIZATION leads;
 CREATE SCHEMA deals AUTHORIZATION deals;
 CREATE SCHEMA production AUTHORIZATION production;
 CREATE SCHEMA directory AUTHORIZATION directory;
+CREATE SCHEMA agenda AUTHORIZATION agenda;
 CREATE SCHEMA pii AUTHORIZATION pii_owner;
-GRANT USAGE, CREATE ON SCHEMA pii TO leads, deals, production, directory;
-ALTER DEFAULT PRIVILEGES FOR ROLE pii_owner IN SCHEMA pii GRANT SELECT, INSERT, DELETE ON TABLES TO leads, deals, production, directory;
+GRANT USAGE, CREATE ON SCHEMA pii TO leads, deals, production, directory, agenda;
+ALTER DEFAULT PRIVILEGES FOR ROLE pii_owner IN SCHEMA pii GRANT SELECT, INSERT, DELETE ON TABLES TO leads, deals, production, directory, agenda;
 -- its tables are made here, owned by pii_owner (as shared.store.keystore makes them; its CREATE ... IF NOT EXISTS is then
 -- a no-op): made by the first service to start, they would be that service's and the others could not use them.
 -- So is its schema_migrations (as shared.store.migrations makes it), where the first service records the key store's
@@ -60,8 +62,8 @@ END $f$;
 CREATE TRIGGER subject_keys_epoch_guard BEFORE INSERT ON pii.subject_keys
     FOR EACH ROW EXECUTE FUNCTION pii.subject_key_epoch_guard();
 -- the elected rotator (any service's relay process) re-wraps keys and moves the epoch
-GRANT UPDATE ON pii.subject_keys, pii.keyring_state TO leads, deals, production, directory;
+GRANT UPDATE ON pii.subject_keys, pii.keyring_state TO leads, deals, production, directory, agenda;
 RESET ROLE;
 -- read models are schemas named <service>__<projection>__g<N>: each service creates its own
--- (run with: psql -v ON_ERROR_STOP=1 -v leads_password=… -v deals_password=… -v production_password=… -v directory_password=… -d <database> -f roles.sql)
-GRANT CREATE ON DATABASE :"DBNAME" TO leads, deals, production, directory;  -- the database psql is connected to
+-- (run with: psql -v ON_ERROR_STOP=1 -v leads_password=… -v deals_password=… -v production_password=… -v directory_password=… -v agenda_password=… -d <database> -f roles.sql)
+GRANT CREATE ON DATABASE :"DBNAME" TO leads, deals, production, directory, agenda;  -- the database psql is connected to

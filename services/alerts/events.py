@@ -21,6 +21,9 @@ class AlertRaised(DomainEvent):
     summary: str
     details: dict[str, str]
     raised_at: AwareDatetime
+    # the users it concerns (issue 25, additive): the owner the read model knows, whom the agenda's notifier tells;
+    # empty: the active users whose role the kind names (services.agenda.notifier.plan.ROLE_OF_KIND)
+    concerns: tuple[str, ...] = ()
 
 
 class AlertCleared(DomainEvent):

@@ -12,6 +12,7 @@ ALERTS_DDL = """
 CREATE TABLE IF NOT EXISTS alerts (
     alert_id uuid PRIMARY KEY, service text NOT NULL, kind text NOT NULL, entity text NOT NULL, summary text NOT NULL,
     details jsonb NOT NULL, raised_at timestamptz NOT NULL, cleared_at timestamptz);
+ALTER TABLE alerts ADD COLUMN IF NOT EXISTS concerns text[] NOT NULL DEFAULT '{}';
 """
 
 
@@ -20,7 +21,8 @@ async def apply_alert(conn: Conn, fact: Fact) -> None:
     match event:
         case AlertRaised():
             await conn.execute(
-                "INSERT INTO alerts VALUES ($1, $2, $3, $4, $5, $6, $7, NULL) ON CONFLICT DO NOTHING",
+                """INSERT INTO alerts (alert_id, service, kind, entity, summary, details, raised_at, concerns)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING""",
                 event.alert_id,
                 event.service,
                 event.kind,
@@ -28,6 +30,7 @@ async def apply_alert(conn: Conn, fact: Fact) -> None:
                 event.summary,
                 event.details,
                 event.raised_at,
+                list(event.concerns),
             )
         case AlertCleared():
             await conn.execute(

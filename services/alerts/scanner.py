@@ -36,6 +36,7 @@ class Condition:
     occurrence: str
     summary: str
     details: dict[str, str]
+    concerns: tuple[str, ...] = ()  # the users it concerns (its owner), when the read model knows them
 
     @property
     def alert_id(self) -> uuid.UUID:
@@ -85,6 +86,7 @@ class AlertScanner:
                 summary=c.summary,
                 details=c.details,
                 raised_at=now,
+                concerns=c.concerns,
             )
             raised += await self._append(alert_id, event, 0)
         for alert_id, (kind, entity) in raised_before.items():

@@ -19,6 +19,7 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, model_validator
 
+from shared.core import channels
 from shared.core.events import DomainEvent
 from shared.core.money import DecimalStr, Money
 
@@ -116,16 +117,8 @@ class Address(_Value):
     country: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] = "VN"
 
 
-class Channel(StrEnum):
-    PHONE = "phone"
-    EMAIL = "email"
-    MEETING = "meeting"
-    VIDEO_CALL = "video_call"
-    CHAT = "chat"
-    SITE_VISIT = "site_visit"
-    FREE_TRIAL = "free_trial"
-    OFFER = "offer"
-    DEMO = "demo"
+# the one channel list of leads, deals and the agenda (issue 25): zalo, in_person and sms added to the deals' own
+Channel = channels.Channel
 
 
 class ActivityType(StrEnum):

@@ -36,7 +36,8 @@ class DealsService(AlertingService):
 
     def projections(self) -> list[Projection]:
         topic = self.settings.events_topic(SERVICE)
-        mine = [projections.board(topic), analytics.analytics(topic), self.reactions()]
+        agenda = self.settings.events_topic("agenda")  # the activities scheduled on deals: each one's next step
+        mine = [projections.board(topic, agenda), analytics.analytics(topic, agenda), self.reactions()]
         return [*mine, *self.directory_replica()]
 
     def directory_replica(self) -> list[Projection]:

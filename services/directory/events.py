@@ -45,6 +45,9 @@ class QuietHours(_Value):
     end: time
 
 
+REMINDERS = ("immediate", "digest")  # how a user's reminders reach them: each as it falls due, or a morning digest
+
+
 class UserEvent(DomainEvent):
     user_id: str
     subject_field: ClassVar[str | None] = "subject"
@@ -60,6 +63,9 @@ class UserRegistered(UserEvent):
     language: str  # en | vi
     time_zone: str  # IANA
     quiet_hours: QuietHours | None = None
+    # additive (issue 25): immediate | digest; ``digest_at``: the local time a digest goes (None: immediate)
+    reminders: str = "immediate"
+    digest_at: time | None = None
     team_id: str
     roles: tuple[str, ...]
     registered_at: AwareDatetime
@@ -77,6 +83,8 @@ class UserProfileChanged(UserEvent):
     language: str
     time_zone: str
     quiet_hours: QuietHours | None = None
+    reminders: str = "immediate"
+    digest_at: time | None = None
     reason: Reason
 
 

@@ -5,7 +5,8 @@ Published by the directory beside its events (its read-side contract): the other
 ``directory`` read model from ``pipelines.directory.events`` with ``replica(topic)``, and their APIs check the
 users and teams a request names with ``References.check`` — never a call to the directory, so a directory outage
 stops no sale. Tables (unqualified: each generation has its own schema): ``users`` (user_id, team_id, roles,
-active, handed_to) and ``teams`` (team_id, active). What else a pipeline needs of the directory (organisations,
+active, handed_to; and how to reach them: language, time_zone, quiet_start, quiet_end, reminders, digest_at,
+email_token, the email sealed) and ``teams`` (team_id, active). What else a pipeline needs of the directory (organisations,
 people) is added here: its DDL to ``DDL``, its events to ``apply_one``.
 
 A client that has just changed a user or team (registered, moved, reactivated) names the directory's answer in
@@ -44,6 +45,13 @@ CREATE TABLE IF NOT EXISTS users (
     handed_to text);
 CREATE INDEX IF NOT EXISTS users_by_team ON users (team_id, user_id);
 CREATE TABLE IF NOT EXISTS teams (team_id text PRIMARY KEY, active boolean NOT NULL);
+-- how to reach a user (issue 25: the agenda's notifier reads them): language, time zone, quiet hours, the reminders'
+-- preference and the email still sealed (``pii:v1:user:<id>:…``, opened when a message is sent; None once erased)
+ALTER TABLE users ADD COLUMN IF NOT EXISTS language text NOT NULL DEFAULT 'vi',
+    ADD COLUMN IF NOT EXISTS time_zone text NOT NULL DEFAULT 'Asia/Ho_Chi_Minh',
+    ADD COLUMN IF NOT EXISTS quiet_start time, ADD COLUMN IF NOT EXISTS quiet_end time,
+    ADD COLUMN IF NOT EXISTS reminders text NOT NULL DEFAULT 'immediate', ADD COLUMN IF NOT EXISTS digest_at time,
+    ADD COLUMN IF NOT EXISTS email_token text;
 """
     + CUSTOMERS_DDL
 )  # organisations and people: services.directory.replica_customers
@@ -66,6 +74,11 @@ async def apply_one(conn: Conn, fact: Fact) -> None:
                 e.team_id,
                 list(e.roles),
             )
+            await _reach(conn, fact, e)
+        case ev.UserProfileChanged() as e:
+            await _reach(conn, fact, e)
+        case ev.UserPersonalDataErased() as e:
+            await conn.execute("UPDATE users SET email_token = NULL WHERE user_id = $1", e.user_id)
         case ev.UserRolesChanged() as e:
             await conn.execute("UPDATE users SET roles = $2 WHERE user_id = $1", e.user_id, list(e.new))
         case ev.UserMovedToTeam() as e:
@@ -82,6 +95,23 @@ async def apply_one(conn: Conn, fact: Fact) -> None:
             await conn.execute("UPDATE teams SET active = false WHERE team_id = $1", e.team_id)
         case event:
             await apply_customers(conn, event)
+
+
+async def _reach(conn: Conn, fact: Fact, e: ev.UserRegistered | ev.UserProfileChanged) -> None:
+    """How the user is reached now; the email kept sealed, as the directory's own read model keeps it."""
+    q = e.quiet_hours
+    await conn.execute(
+        """UPDATE users SET language = $2, time_zone = $3, quiet_start = $4, quiet_end = $5, reminders = $6,
+               digest_at = $7, email_token = $8 WHERE user_id = $1""",
+        e.user_id,
+        e.language,
+        e.time_zone,
+        q.start if q else None,
+        q.end if q else None,
+        e.reminders,
+        e.digest_at,
+        fact.envelope.data.get("email"),
+    )
 
 
 def replica(topic: str) -> Projection:

@@ -460,6 +460,7 @@ async def leads_not_contacted(conn: Conn, now: datetime, minutes: int) -> list[C
             occurrence="first contact",
             summary=f"a {r['source']} lead has waited {r['waiting']} minutes (target {minutes})",
             details={"owner_id": r["owner_id"] or "", "source": r["source"]},
+            concerns=(r["owner_id"],) if r["owner_id"] else (),  # else: the sales managers (its kind's role)
         )
         for r in rows
     ]

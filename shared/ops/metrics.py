@@ -16,6 +16,11 @@
 | `pipelines_dead_letters_total` | counter | service, projection | messages sent to the dead-letter topic |
 | `pipelines_http_request_seconds` | histogram | service, method, route, status | HTTP requests |
 | `pipelines_pii_epoch_age_seconds` | gauge | key_store | since the last key rotation (reported by the elected rotator) |
+| `pipelines_notifier_sent_total` | counter | what | reminders the agenda's notifier sent by SMTP (due, overdue, alert, digest) |
+| `pipelines_notifier_failed_total` | counter | outcome | sends the SMTP server refused or missed (`retry` later, or `gave_up`) |
+| `pipelines_notifier_claims_lost_total` | counter | | deliveries another notifier claimed first |
+| `pipelines_notifier_held` | gauge | | reminders waiting for their recipient's quiet hours to end |
+| `pipelines_notifier_send_seconds` | histogram | | one SMTP send |
 """
 
 from __future__ import annotations
@@ -62,6 +67,14 @@ HTTP_SECONDS = Histogram(
 
 PII_EPOCH_AGE = Gauge(
     "pipelines_pii_epoch_age_seconds", "since the personal-data key store's last rotation", ["key_store"]
+)
+
+NOTIFIER_SENT = Counter("pipelines_notifier_sent", "reminders sent by SMTP", ["what"])
+NOTIFIER_FAILED = Counter("pipelines_notifier_failed", "sends the SMTP server refused or missed", ["outcome"])
+NOTIFIER_CLAIMS_LOST = Counter("pipelines_notifier_claims_lost", "deliveries another notifier claimed first")
+NOTIFIER_HELD = Gauge("pipelines_notifier_held", "reminders waiting for their recipient's quiet hours to end")
+NOTIFIER_SEND_SECONDS = Histogram(
+    "pipelines_notifier_send_seconds", "one SMTP send", buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30)
 )
 
 

@@ -17,7 +17,8 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PIPELINES = ("leads", "deals", "production")  # the services a lead flows through, each with its board and alerts
-SERVICES = (*PIPELINES, "directory")  # every service: its schema, topic, role and api, relay and projector processes
+SERVICES = (*PIPELINES, "directory", "agenda")  # every service: its schema, topic, role and api, relay and projector
+# processes (the agenda has a fourth process kind, its notifier)
 
 
 class SettingsError(ValueError):
@@ -52,6 +53,7 @@ class Settings(BaseSettings):
     deals_database_url: str | None = Field(None, validation_alias=AliasChoices("DEALS_DATABASE_URL"))
     production_database_url: str | None = Field(None, validation_alias=AliasChoices("PRODUCTION_DATABASE_URL"))
     directory_database_url: str | None = Field(None, validation_alias=AliasChoices("DIRECTORY_DATABASE_URL"))
+    agenda_database_url: str | None = Field(None, validation_alias=AliasChoices("AGENDA_DATABASE_URL"))
     db_pool_size: int = Field(10, ge=1)
 
     # JSON object of key id -> HS256 secret (at least 32 bytes); tokens name their key id in the `kid` header.
@@ -95,12 +97,31 @@ class Settings(BaseSettings):
     deals_port: int = Field(8102, ge=1, le=65535)
     production_port: int = Field(8103, ge=1, le=65535)
     directory_port: int = Field(8104, ge=1, le=65535)
+    agenda_port: int = Field(8105, ge=1, le=65535)
     web_port: int = Field(8100, ge=1, le=65535)
     # where the web board reaches each API (default: this host's API ports); it calls them with the user's token
     leads_api_url: str | None = None
     deals_api_url: str | None = None
     production_api_url: str | None = None
     directory_api_url: str | None = None
+    agenda_api_url: str | None = None
+    # the board's address as people open it: the link in each reminder the agenda's notifier sends
+    board_url: str = "http://127.0.0.1:8100"
+
+    # the SMTP server the agenda's notifier sends reminders through (decision 0020): STARTTLS on a submission port
+    # and AUTH when a username is set. Unset host: the notifier refuses to start, nothing else needs it
+    smtp_host: str | None = None
+    smtp_port: int = Field(587, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = True
+    smtp_from: str = Field("Pipelines <no-reply@pipelines.invalid>", min_length=3, max_length=320)
+    smtp_ca_file: str | None = None  # the CA to trust for STARTTLS (None: the system's); tests name their own
+    smtp_connections: int = Field(4, ge=1, le=64)  # kept open and reused by the notifier
+    reminder_lead_minutes: int = Field(15, ge=0, le=24 * 60)  # an activity's reminder goes this long before it is due
+    notifier_poll_seconds: float = Field(15.0, gt=0)
+    notifier_max_attempts: int = Field(5, ge=1, le=50)  # sends of one reminder before it is given up
+    notifier_lease_seconds: float = Field(60.0, gt=0)  # a claim's hold: longer than one SMTP send may take
 
     # the users and teams a command or filter names are checked against the service's replica of the directory
     # (decision 0017): 422 for an unknown one. Off only for suites that run no directory (testkit.services)

@@ -26,6 +26,8 @@ DEPLOY = ROOT / "deploy"
 MANIFESTS = list(yaml.safe_load_all((DEPLOY / "k8s" / "pipelines.yaml").read_text()))
 COMPOSE = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
 SERVICE_NAMES = [f"{s}-{k}" for s in SERVICES for k in ("api", "relay", "projector")]
+# the fourth process kind, the agenda's only (decision 0020): it reads its service's schema and the keyring too
+PROCESS_NAMES = [*SERVICE_NAMES, "agenda-notifier"]
 REQUIRED = {"KAFKA_BOOTSTRAP_SERVERS", "PIPELINES_JWT_KEYS", "PIPELINES_PII_MASTER_KEY", "PIPELINES_KEYRING_DIR"}
 
 
@@ -48,7 +50,7 @@ def test_each_manifest_validates_against_the_kubernetes_schemas(doc: dict[str, A
 
 def test_every_part_has_a_deployment_probes_and_a_disruption_budget() -> None:
     kinds = {(d["kind"], d["metadata"]["name"]) for d in MANIFESTS}
-    for name in [*SERVICE_NAMES, "web"]:
+    for name in [*PROCESS_NAMES, "web"]:
         assert ("Deployment", name) in kinds and ("PodDisruptionBudget", name) in kinds
     for d in MANIFESTS:
         if d["kind"] == "Deployment":
@@ -72,8 +74,8 @@ def test_the_dockerfile_is_multi_stage_non_root_and_one_image_for_all() -> None:
 
 def test_the_compose_file_runs_every_part_with_healthchecks() -> None:
     services = COMPOSE["services"]
-    assert {"kafka", "postgres", *SERVICE_NAMES, "web"} == set(services)
-    for name in SERVICE_NAMES:
+    assert {"kafka", "postgres", "mailpit", *PROCESS_NAMES, "web"} == set(services)
+    for name in PROCESS_NAMES:
         service, kind = name.rsplit("-", 1)
         assert services[name]["command"] == [f"services.{service}", kind]
         assert "healthcheck" in services[name]
@@ -83,7 +85,7 @@ def test_the_compose_file_runs_every_part_with_healthchecks() -> None:
 
 def test_every_variable_set_is_a_setting_and_the_required_ones_are_set() -> None:
     known = setting_names()
-    for name in SERVICE_NAMES:
+    for name in PROCESS_NAMES:
         env = COMPOSE["services"][name]["environment"]
         assert set(env) <= known, set(env) - known
         assert set(env) >= REQUIRED and ("DATABASE_URL" in env or f"{name.split('-')[0].upper()}_DATABASE_URL" in env)
@@ -102,19 +104,39 @@ def test_every_variable_set_is_a_setting_and_the_required_ones_are_set() -> None
     assert all(f"{s.upper()}_DATABASE_URL" in k8s for s in SERVICES)
 
 
+def test_the_notifier_has_an_smtp_server_and_its_password_only_from_a_secret() -> None:
+    """The agenda's notifier (decision 0020): where it sends and what its links open, in compose (a local mail
+    server) and in k8s (one replica by default; the password only in a Secret, never a plain variable)."""
+    smtp = {"PIPELINES_SMTP_HOST", "PIPELINES_SMTP_PORT", "PIPELINES_SMTP_STARTTLS", "PIPELINES_BOARD_URL"}
+    compose = COMPOSE["services"]["agenda-notifier"]
+    assert smtp <= set(compose["environment"]) and "mailpit" in compose["depends_on"]
+    (d,) = [d for d in MANIFESTS if d["kind"] == "Deployment" and d["metadata"]["name"] == "agenda-notifier"]
+    assert d["spec"]["replicas"] == 1
+    (c,) = d["spec"]["template"]["spec"]["containers"]
+    env = {e["name"] for e in c["env"]}
+    assert smtp <= env and "PIPELINES_SMTP_PASSWORD" not in env
+    secrets = {x["metadata"]["name"]: x.get("stringData", {}) for x in MANIFESTS if x["kind"] == "Secret"}
+    refs = [e["secretRef"]["name"] for e in c["envFrom"] if "secretRef" in e]
+    assert any("PIPELINES_SMTP_PASSWORD" in secrets[r] for r in refs)
+    budget = next(
+        x for x in MANIFESTS if x["kind"] == "PodDisruptionBudget" and x["metadata"]["name"] == d["metadata"]["name"]
+    )
+    assert budget["spec"] == budget["spec"] | {"maxUnavailable": 1}, "one replica: a drain may still move it"
+
+
 def test_every_service_process_mounts_the_one_keyring_volume() -> None:
     """The epoch keyring (decision 0015): one volume, outside PostgreSQL, that every service process shares."""
     k8s_dir = next(d for d in MANIFESTS if d["kind"] == "ConfigMap")["data"]["PIPELINES_KEYRING_DIR"]
     claims = {d["metadata"]["name"]: d["spec"] for d in MANIFESTS if d["kind"] == "PersistentVolumeClaim"}
     assert claims["pipelines-keyring"]["accessModes"] == ["ReadWriteMany"], "pods on several nodes share it"
     for d in MANIFESTS:
-        if d["kind"] == "Deployment" and d["metadata"]["name"] in SERVICE_NAMES:
+        if d["kind"] == "Deployment" and d["metadata"]["name"] in PROCESS_NAMES:
             pod = d["spec"]["template"]["spec"]
             (volume,) = [v for v in pod["volumes"] if v["name"] == "keyring"]
             assert volume["persistentVolumeClaim"]["claimName"] == "pipelines-keyring"
             (c,) = pod["containers"]
             assert {"name": "keyring", "mountPath": k8s_dir} in c["volumeMounts"]
-    for name in SERVICE_NAMES:
+    for name in PROCESS_NAMES:
         service = COMPOSE["services"][name]
         assert f"keyring:{service['environment']['PIPELINES_KEYRING_DIR']}" in service["volumes"]
     assert "keyring" in COMPOSE["volumes"] and "volumes" not in COMPOSE["services"]["web"]
@@ -130,7 +152,7 @@ async def test_each_compose_command_answers_readyz_with_the_compose_environment(
     settings = isolated_settings(endpoints)
     processes = []
     try:
-        for i, name in enumerate([*SERVICE_NAMES, "web"]):
+        for i, name in enumerate([*PROCESS_NAMES, "web"]):
             compose = COMPOSE["services"][name]
             env = {k: re.sub(r"\$\{[A-Z_]+:-(.*)\}$", r"\1", str(v)) for k, v in compose["environment"].items()}
             port = 18500 + i

@@ -1,9 +1,10 @@
 """The whole flow with every service as separate api, relay and projector processes and the web board on real Kafka
-and PostgreSQL, driven through the HTTP APIs only: a lead from an ad becomes a deal, the deal is won for delivery
-tomorrow (the order, not yet built, raises an alert), the order is built (failing inspection once), shipped and
-delivered (the alert clears), and the deal's follow-up starts. Then: every pipeline's read models show it (and the
-directory the salesperson registered first), causation ids link the chain across services, signing out on the board
-revokes the token in every API, and rebuilding every read model gives exactly the live ones.
+and PostgreSQL, driven through the HTTP APIs only: a lead from an ad becomes a deal, a meeting is scheduled on it
+for the salesperson, the deal is won for delivery tomorrow (the order, not yet built, raises an alert), the order is
+built (failing inspection once), shipped and delivered (the alert clears), and the deal's follow-up starts. Then:
+every pipeline's read models show it (and the directory the salesperson registered first, and her agenda the
+meeting), causation ids link the chain across services, signing out on the board revokes the token in every API,
+and rebuilding every read model gives exactly the live ones.
 
 Twice: on the plain stack, and on the secure one (SASL/SCRAM and ACLs) with every process on its own Kafka user,
 which proves the ACLs allow all the real flow needs: the topics each process declares at start, its consumer
@@ -71,7 +72,7 @@ async def system(
     commands["web"] = ("web", ["-m", "services.web"])
     processes = []
     logs = tmp_path_factory.mktemp(f"e2e-logs-{request.param}")
-    for name, (user, args) in commands.items():  # twelve service processes and the board
+    for name, (user, args) in commands.items():  # each service's three processes and the board
         log = (logs / f"{name}.log").open("wb")  # read it when this test fails
         processes.append(
             subprocess.Popen(
@@ -118,7 +119,10 @@ async def at_risk(http: httpx.AsyncClient, production: str, order: str, *, activ
     return any(a["kind"] == "order_at_risk" and a["entity"] == f"production-order-{order}" for a in alerts)
 
 
-PROBES = dict.fromkeys(SERVICES, "/alerts") | {"directory": "/users"}  # a read every role may make
+PROBES = dict.fromkeys(SERVICES, "/alerts") | {
+    "directory": "/users",
+    "agenda": "/activities",
+}  # a read the admin may make
 
 
 async def signing_out_on_the_board_revokes_the_token_everywhere(http: httpx.AsyncClient, url: dict[str, str]) -> None:
@@ -187,6 +191,19 @@ async def test_a_lead_from_an_ad_to_the_deals_follow_up(system: tuple[Settings, 
             return (await http.get(u, headers=ADMIN)).status_code == 200
 
         await wait_until(lambda: exists(f"{url['deals']}/deals/{deal}"), timeout=60, interval=0.3)
+        # the next step on the converted deal, on Lan's agenda (decision 0020): scheduled once the agenda's replicas
+        # have the deal and Lan (422 naming the field until then), due in two days: her agenda's "upcoming"
+        step = {"kind": "meeting", "subject_type": "deal", "subject_id": deal, "owner_id": "u-lan"}
+        step |= {"title": "Gặp chị Yến", "due_at": (datetime.now(TZ) + timedelta(days=2)).isoformat()}
+        activity: list[str] = []
+
+        async def scheduled() -> bool:
+            r = await http.post(f"{url['agenda']}/activities", json=step, headers=ADMIN)
+            assert r.status_code in (201, 422), r.text
+            activity.extend([r.json()["id"]] if r.status_code == 201 else [])
+            return bool(activity)
+
+        await wait_until(scheduled, timeout=60, interval=0.3)
         for path, body in [
             ("move-stage", {"stage_id": "needs_discussed"}),
             ("move-stage", {"stage_id": "contacted"}),
@@ -274,6 +291,9 @@ async def test_a_lead_from_an_ad_to_the_deals_follow_up(system: tuple[Settings, 
                 "demand": await get(http, f"{url['production']}/demand"),
                 "alerts": await get(http, f"{url['production']}/alerts", active=False),
                 "users": (await get(http, f"{url['directory']}/users"))["items"],
+                "agenda": {
+                    k: v for k, v in (await get(http, f"{url['agenda']}/agenda", owner_id="u-lan")).items() if k != "at"
+                },
             }
 
         async def shown() -> bool:
@@ -287,6 +307,7 @@ async def test_a_lead_from_an_ad_to_the_deals_follow_up(system: tuple[Settings, 
                 and r["floor"]["fpy"] == 0.0
                 and [a["cleared_at"] is not None for a in r["alerts"]] == [True]  # shipped: no longer at risk
                 and [(u["user_id"], u["name"]) for u in r["users"]] == [("u-lan", "Nguyễn Thị Lan")]
+                and [(a["activity_id"], a["subject_id"]) for a in r["agenda"]["upcoming"]] == [(activity[0], deal)]
             )
 
         await wait_until(shown, timeout=60, interval=0.5)

@@ -3,8 +3,8 @@
 Every service runs as a process (``all`` mode) at DEBUG, configured only by environment variables holding
 secrets made here (JWT key, personal-data master key, webhook secrets; the database password is the stack's). A
 lead with a name, email and phone arrives through the signed website webhook, goes through the leads API, becomes a
-deal (its contact crossing Kafka) that is won and becomes an order; the same person is registered as a user of the
-directory; bad signatures, bad tokens and invalid input carrying personal data are sent too. Then every line the processes wrote is searched for each secret, the tokens
+deal (its contact crossing Kafka) with a call on the agenda whose notes name them, that is won and becomes an
+order; the same person is registered as a user of the directory; bad signatures, bad tokens and invalid input carrying personal data are sent too. Then every line the processes wrote is searched for each secret, the tokens
 used, and each piece of personal data; and every line (stdout and stderr: structlog's, uvicorn's, aiokafka's…) is
 one JSON object naming its service and process kind, with one access line per request (``http.request``: the
 route's template, status, duration, user id) and none of uvicorn's own.
@@ -196,6 +196,27 @@ async def test_no_secret_and_no_personal_data_in_any_log_line(endpoints: Endpoin
             await wait_until(lambda: exists(deal), timeout=60, interval=0.3)
             r = await http.get(deal, params={"include_contact": True}, headers=admin)
             assert r.json()["contact"]["email"] == PERSON["email"], "the contact reached the deals service"
+            # an activity on the deal whose notes name the person (sealed under the deal's contact), and one refused
+            # (due before now) carrying them: the agenda logs neither (decision 0020)
+            step = {
+                "kind": "phone",
+                "subject_type": "deal",
+                "subject_id": deal.rsplit("/", 1)[1],
+                "owner_id": "u-sales",
+            }
+            step |= {"title": "Gọi lại", "notes": f"{PERSON['name']}, {PERSON['phone']}, {PERSONAL[-1]}"}
+            r = await http.post(
+                f"{url['agenda']}/activities", json=step | {"due_at": "2001-01-01T09:00:00Z"}, headers=admin
+            )
+            assert r.status_code == 422, r.text
+
+            async def scheduled() -> bool:
+                due = {"due_at": "2031-01-06T09:00:00+07:00"}
+                r = await http.post(f"{url['agenda']}/activities", json=step | due, headers=admin | after)
+                assert r.status_code in (201, 422), r.text  # 422 until the agenda's replica has the deal
+                return r.status_code == 201
+
+            await wait_until(scheduled, timeout=60, interval=0.3)
             line = {
                 "product": "Tủ mát 2 cánh",
                 "quantity": "1",

@@ -72,6 +72,17 @@ async def test_alerts_are_raised_once_visible_and_cleared(endpoints: Endpoints) 
         (stuck,) = (await d_http.get("/alerts", headers=ADMIN)).json()
         assert (stuck["kind"], stuck["entity"]) == ("deal_stuck", f"deal-{deal}")
         assert "29 days in Target identified" in stuck["summary"]
+        # whom each alert concerns (issue 25: the agenda's notifier tells them): the deal's owner; nobody named for a
+        # lead without an owner or a production order (those go to the role their kind names)
+        raised = [
+            (
+                await c.storage.store.read_stream(
+                    f"alert-{(await h.get('/alerts', headers=ADMIN)).json()[0]['alert_id']}"
+                )
+            )[0]
+            for c, h in zip(cores, (d_http, l_http, p_http), strict=True)
+        ]
+        assert [r.data["concerns"] for r in raised] == [["u-lan"], [], []]
         assert (await l_http.get("/alerts", headers=ADMIN)).json()[0]["entity"] == f"lead-{lead}"
         assert (await p_http.get("/alerts", headers=ADMIN)).json()[0]["entity"] == f"production-order-{order}"
 

@@ -39,6 +39,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from services.agenda.main import build as build_agenda
 from services.deals.main import build as build_deals
 from services.directory.main import build as build_directory
 from services.leads.main import build as build_leads
@@ -62,6 +63,7 @@ BUILD: dict[str, Callable[[Settings], Awaitable[ServiceCore]]] = {
     "deals": build_deals,
     "production": build_production,
     "directory": build_directory,
+    "agenda": build_agenda,
 }
 
 
@@ -175,6 +177,13 @@ LONE = "X\ud800"
 FAR = "0001-01-01T00:00:00+14:00"
 GOOGLE = {"google_key": "g" * 32, "lead_id": "g-1"}
 SOME = uuid.UUID(int=7)
+ACTIVITY = {
+    "kind": "phone",
+    "subject_type": "deal",
+    "subject_id": str(SOME),
+    "title": "Gọi",
+    "due_at": "2030-01-02T09:00:00Z",
+}
 ATTACKS: dict[str, list[tuple[str, str, dict[str, Any]]]] = {
     "leads": [
         ("POST", "/leads", json_body({"source": "manual", "contact": {"name": LONE}})),
@@ -240,6 +249,21 @@ ATTACKS: dict[str, list[tuple[str, str, dict[str, Any]]]] = {
         ("GET", "/users", {"params": {"position": 2**63}}),
         ("GET", "/teams", {"params": {"cursor": cursor("1e400")}}),
         ("GET", "/users/u-1/history", {"params": {"cursor": cursor(str(2**63))}}),
+    ],
+    "agenda": [
+        ("POST", "/activities", json_body(ACTIVITY | {"title": LONE})),
+        ("POST", "/activities", json_body(ACTIVITY | {"notes": LONE})),
+        ("POST", "/activities", json_body(ACTIVITY | {"due_at": FAR})),
+        ("POST", "/activities", json_body(ACTIVITY | {"due_at": "9999-12-31T23:59:59-14:00"})),
+        ("POST", "/activities", json_body(ACTIVITY | {"subject_id": {"a": 1}})),
+        ("POST", f"/activities/{SOME}/reschedule", json_body({"due_at": FAR})),
+        ("POST", f"/activities/{SOME}/complete", json_body({"outcome": LONE})),
+        ("GET", "/activities", {"params": {"cursor": cursor(str(2**63))}}),
+        ("GET", "/activities", {"params": {"cursor": cursor("Infinity")}}),
+        ("GET", "/activities", {"params": {"position": 2**63}}),
+        ("GET", "/activities", {"params": {"due_from": FAR, "due_to": "9999-12-31T23:59:59-14:00"}}),
+        ("GET", "/agenda", {"params": {"owner_id": "u-1", "days": 2**31}}),
+        ("GET", f"/activities/{SOME}/history", {"params": {"cursor": cursor("1e400")}}),
     ],
 }
 

@@ -5,8 +5,9 @@ The session's secure stack (``secure_stack``, testkit/secure.py; the secure end-
 made when the storage was formatted, the StandardAuthorizer, the services' ACLs. The deals relay publishes with the
 deals credentials (as its settings give them to every client); the deals credentials cannot write the leads topic,
 the leads ones cannot write the deals topic nor read the production topic; the directory writes only its own topic
-and every pipeline reads it, and it reads the leads' (conversions linked to customers); a wrong password and a
-client without SASL do not get in.
+and every pipeline reads it, and it reads the leads' (conversions linked to customers); the agenda writes only its
+own, which deals reads, and reads the deals', leads' and directory's; a wrong password and a client without SASL do
+not get in.
 """
 
 from __future__ import annotations
@@ -144,6 +145,18 @@ async def test_a_service_writes_its_own_topic_and_not_another_services(
     assert len(await read_whole_topic(secure.bootstrap, topics["leads"], **secure.options("admin"))) == 1
     # the directory links the leads' conversions to customers (decision 0017): it reads the leads' events
     assert len(await read(secure, "directory", topics["leads"])) == 1, "the directory reads the leads events"
+    # the agenda (decision 0020) writes its own topic, which deals reads for each open deal's next step; it reads the
+    # deals', leads' and directory's events (its replicas of subjects and owners), not production's
+    await write(secure, "agenda", topics["agenda"])
+    assert len(await read(secure, "deals", topics["agenda"])) == 1, "deals reads the agenda's events"
+    for source in ("deals", "leads", "directory"):
+        assert len(await read(secure, "agenda", topics[source])) == 1, f"the agenda reads the {source} events"
+    with pytest.raises(TopicAuthorizationFailedError):
+        await write(secure, "agenda", topics["deals"])
+    with pytest.raises(TopicAuthorizationFailedError):
+        await write(secure, "deals", topics["agenda"])
+    with pytest.raises(TopicAuthorizationFailedError):
+        await read(secure, "agenda", topics["production"])
     # no way in without the right password, or without SASL
     with pytest.raises(KafkaConnectionError):
         await write(secure, "deals", topics["deals"], password="not-the-password")

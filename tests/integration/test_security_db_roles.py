@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import asyncpg
 import pytest
 
+from services.agenda.main import build as build_agenda
 from services.deals.main import build as build_deals
 from services.leads.main import build as build_leads
 from shared.messaging.kafka import delete_topics
@@ -100,12 +101,13 @@ async def test_each_service_works_under_its_own_role_and_cannot_touch_another_sc
     )
     deals = await build_deals(settings)
     leads = await build_leads(settings)
+    agenda = await build_agenda(settings)  # its store, key store and read models under the agenda's role
     stop = asyncio.Event()
     tasks = []
     try:
         await deals.ensure_topics()
         tasks = await start_parts(deals, stop, projections={"board"})
-        for runner in leads.runners():
+        for runner in [*leads.runners(), *agenda.runners()]:
             await runner.setup()
         async with client_for(deals.app()) as http:
             r = await http.post("/deals", json=DEAL, headers=bearer("u-lan", "sales"))
@@ -139,10 +141,16 @@ async def test_each_service_works_under_its_own_role_and_cannot_touch_another_sc
         assert not await refused(deals_url, "SELECT count(*) FROM deals.events"), "its own schema it reads"
         assert await refused(role_urls["directory"], "SELECT * FROM deals.events"), "the directory's role is its own"
         assert await refused(deals_url, "SELECT * FROM directory.events"), "replicas come from the topic"
+        agenda_url = role_urls["agenda"]
+        assert not await refused(agenda_url, "SELECT count(*) FROM agenda.events"), "the agenda's own schema"
+        assert await refused(agenda_url, "SELECT * FROM deals.events"), "its subjects come from the topics"
+        assert await refused(agenda_url, "SELECT * FROM directory.events"), "its owners too"
+        assert await refused(deals_url, "SELECT * FROM agenda.events"), "deals' next step comes from its topic"
     finally:
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
         await deals.close()
         await leads.close()
+        await agenda.close()
         topics = [settings.events_topic(s) for s in SERVICES] + [settings.dead_letter_topic("deals")]
         await delete_topics(settings.kafka_bootstrap_servers, [*topics, settings.alerts_topic()])

@@ -8,7 +8,8 @@ the outcome for each of the 13 kinds of principal in PRINCIPALS (columns in that
 - ``ok``: allowed (2xx, or what a business rule answers: the rights were checked first);
 - ``T`` / ``X`` / ``TX`` / ``-``: allowed, and which of the marked deals the answer shows: ``T`` the north team's
   deals of u-owner (R, F), ``X`` the deals without a team of u-solo (N, FN), ``-`` neither; in the directory's lists,
-  the north team and its user u-owner (``T``), the south team and its user u-south (``X``);
+  the north team and its user u-owner (``T``), the south team and its user u-south (``X``); in the agenda's, the
+  activity of u-owner in the north (``T``) and the one of u-south in the south (``X``);
 - ``sig``: the route is verified otherwise (a webhook's signature, token or key): any token changes nothing.
 
 The test walks each service's OpenAPI: a route without a policy here fails it, as does a policy for a route that no
@@ -29,6 +30,7 @@ from typing import Any
 import httpx
 import pytest
 
+from services.agenda.main import build as build_agenda
 from services.deals.events import deal_id_for_lead
 from services.deals.main import build as build_deals
 from services.directory.main import build as build_directory
@@ -113,6 +115,12 @@ CUSTOMER_READ =      row("401  403  403  ok   ok   404  ok   404  404  ok   403 
 CUSTOMER_WRITE =     row("401  403  403  ok   403  404  ok   404  404  ok   403  403  ok")
 CUSTOMER_MERGE =     row("401  403  403  403  403  403  ok   404  404  ok   403  403  ok")
 CUSTOMER_LIST =      row("401  403  403  ok   ok   ok   ok   ok   ok   ok   403  ok   ok")
+# the agenda (decision 0020): activities as deals (scheduling on deal R for u-owner, commands on AW, reads of AT);
+# the lists mark AT (u-owner's, the north's) and AX (u-south's, the south's); an agenda is its owner's, their team
+# manager's and those who see everything's
+ACTIVITIES_SHOWN =   row("401  403  403  T    -    X    T    X    -    TX   403  TX   TX")
+OWNER_AGENDA =       row("401  403  403  T    403  403  T    403  403  T    403  T    T")
+TEAM_AGENDA =        row("401  403  403  403  403  403  T    403  403  T    403  T    T")
 # fmt: on
 
 
@@ -298,6 +306,8 @@ def deals_cases() -> list[Case]:
             "GET /analytics/target-plan", OWNER_PLAN, "u-owner's", params={"period": "{period}", "owner_id": "u-owner"}
         ),
         Case("GET /analytics/success-factors", LEARNING),
+        Case("GET /analytics/next-steps", DEALS_SHOWN, shows="by_owner"),
+        Case("GET /analytics/next-steps", TEAM_NUMBERS, "the north's", {}, {"team_id": "north"}, shows="by_owner"),
         Case("GET /pipelines/{pipeline_id}", SALES_READ, path={"pipeline_id": "default"}),
         Case(
             "PUT /pipelines/{pipeline_id}",
@@ -490,11 +500,45 @@ def customer_cases() -> list[Case]:
     ]
 
 
+def agenda_cases() -> list[Case]:
+    """Scheduling on the north's deal R for u-owner, each command on AW (u-owner's; a rule refusing one, as done
+    already, is an allowed caller's answer), reads of AT, the lists and agendas marking AT and AX."""
+    schedule = {
+        "kind": "phone",
+        "subject_type": "deal",
+        "subject_id": "{R}",
+        "owner_id": "u-owner",
+        "title": "Gọi lại chị Châu",
+        "due_at": "2031-01-06T09:00:00+07:00",
+    }
+    aw, at = {"activity_id": "AW"}, {"activity_id": "AT"}
+    commands = {
+        "complete": {"outcome": "đã gọi"},
+        "reschedule": {"due_at": "2031-01-07T09:00:00+07:00", "reason": "khách bận"},
+        "cancel": {"reason": "không cần nữa"},
+        "reassign": {"owner_id": "u-owner", "team_id": "north", "reason": "where it is"},
+    }
+    return [
+        *HEALTH,
+        Case("POST /activities", DEAL_WRITE, "on deal R, for u-owner", body=schedule, valid=True),
+        *(
+            Case(f"POST /activities/{{activity_id}}/{c}", DEAL_WRITE, path=aw, body=b, serial="AW", valid=True)
+            for c, b in commands.items()
+        ),
+        Case("GET /activities/{activity_id}", DEAL_READ, path=at),
+        Case("GET /activities/{activity_id}/history", DEAL_READ, path=at),
+        Case("GET /activities", ACTIVITIES_SHOWN, params={"limit": "200"}, shows="activities"),
+        Case("GET /agenda", OWNER_AGENDA, "u-owner's", params={"owner_id": "u-owner"}, shows="agenda"),
+        Case("GET /agenda", TEAM_AGENDA, "the north's", params={"team_id": "north"}, shows="agenda"),
+    ]
+
+
 POLICY: dict[str, list[Case]] = {
     "deals": deals_cases(),
     "leads": leads_cases(),
     "production": production_cases(),
     "directory": directory_cases(),
+    "agenda": agenda_cases(),
 }
 # the directory's teams and users (user → team): u-mkt's team is one no token names; and how the lists mark them
 DIRECTORY_TEAMS = ["north", "south", "east"]
@@ -542,6 +586,7 @@ async def world(endpoints: Endpoints) -> AsyncIterator[World]:
         "deals": await build_deals(settings, clock=clock),
         "production": await build_production(settings, clock=clock),
         "directory": await build_directory(settings, clock=clock),
+        "agenda": await build_agenda(settings, clock=clock),
     }
     stop = asyncio.Event()
     tasks = []
@@ -620,6 +665,7 @@ async def world(endpoints: Endpoints) -> AsyncIterator[World]:
             )
 
         await wait_until(ready, timeout=60, interval=0.2)
+        ids |= await agenda_world(http["agenda"], ids, clock)
         yield World(settings, cores, http, ids, marked)
     finally:
         stop.set()
@@ -644,6 +690,29 @@ async def directory_world(http: httpx.AsyncClient) -> int:
     r = await http.get("/users", params={"position": position}, headers=ADMIN)
     assert set(DIRECTORY_USERS) <= {row["user_id"] for row in r.json()["items"]}, r.text
     return int(position)
+
+
+async def agenda_world(http: httpx.AsyncClient, ids: dict[str, Any], clock: SimClock) -> dict[str, Any]:
+    """The agenda's marked activities, due in two days (in its agenda's "upcoming"): AT (u-owner's, on the north's
+    deal R) and AX (u-south's, on the teamless deal N), and AW (u-owner's) for the commands; listed. Each is
+    scheduled once the agenda's replicas have the owner and the deal (422 until then)."""
+    due = (clock.now + timedelta(days=2)).isoformat()
+    found: dict[str, Any] = {}
+    for key, owner, deal in (("AT", "u-owner", "R"), ("AX", "u-south", "N"), ("AW", "u-owner", "R")):
+        body = {"kind": "meeting", "subject_type": "deal", "subject_id": ids[deal], "owner_id": owner}
+        body |= {"title": f"Gặp khách {key}", "due_at": due}
+
+        async def scheduled(key: str = key, body: dict[str, Any] = body) -> bool:
+            r = await http.post("/activities", json=body, headers=ADMIN)
+            assert r.status_code in (201, 422), r.text
+            if r.status_code == 201:
+                found[key], found["position"] = r.json()["id"], r.json()["position"]
+            return r.status_code == 201
+
+        await wait_until(scheduled, timeout=30, interval=0.3)
+    r = await http.get("/activities", params={"position": found["position"], "limit": "200"}, headers=ADMIN)
+    assert {found[k] for k in ("AT", "AX", "AW")} <= {row["activity_id"] for row in r.json()["items"]}, r.text
+    return {k: found[k] for k in ("AT", "AX", "AW")} | {"activity marks": {found["AT"]: "T", found["AX"]: "X"}}
 
 
 async def customers_world(http: httpx.AsyncClient) -> dict[str, Any]:
@@ -694,8 +763,15 @@ def shown_in(how: str, answer: Any, world: World) -> str:
     elif how in ("organisations", "people"):
         key = "organisation_id" if how == "organisations" else "person_id"
         marks = {world.ids["customer marks"].get(row[key], "") for row in answer["items"]}
+    elif how == "activities":
+        marks = {world.ids["activity marks"].get(row["activity_id"], "") for row in answer["items"]}
+    elif how == "agenda":
+        rows = [row for bucket in ("overdue", "today", "upcoming") for row in answer[bucket]]
+        marks = {world.ids["activity marks"].get(row["activity_id"], "") for row in rows}
     elif how == "open_now":
         marks = {"X"} if answer["open_now"] else set()
+    elif how == "by_owner":  # the next-step analytics' rows per owner
+        marks = {{"u-owner": "T", "u-solo": "X"}.get(r["owner_id"], "") for r in answer["by_owner"]}
     return "".join(sorted(marks - {""})) or "-"
 
 

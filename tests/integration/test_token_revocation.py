@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import httpx
 import pytest
 
+from services.agenda.main import build as build_agenda
 from services.deals.main import build as build_deals
 from services.directory.main import build as build_directory
 from services.leads.main import build as build_leads
@@ -39,6 +40,7 @@ PROBES = {
     "deals": "/deals/{id}/history",
     "production": "/orders/{id}/history",
     "directory": "/users/u-{id}/history",
+    "agenda": "/activities/{id}/history",
 }
 
 
@@ -49,7 +51,11 @@ async def cores(endpoints: Endpoints) -> AsyncIterator[tuple[Settings, list[Serv
     try:
         built = list(
             await asyncio.gather(
-                build_leads(settings), build_deals(settings), build_production(settings), build_directory(settings)
+                build_leads(settings),
+                build_deals(settings),
+                build_production(settings),
+                build_directory(settings),
+                build_agenda(settings),
             )
         )
         await built[0].ensure_topics()  # every topic, the revocations' too

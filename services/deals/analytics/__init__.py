@@ -8,7 +8,9 @@ Facts kept (no value that depends on today):
   recorded time they became known (``valid_from``/``valid_to``), so the forecast can be computed as it stood
   on any past date, and two dates compared;
 - ``stage_visits``: one row per visit of a stage (entered, exited, how it left, stages skipped on the way);
-- ``activities``: each activity with the stage it happened in; ``targets``; ``pipeline_stages``.
+- ``activities``: each activity with the stage it happened in; ``targets``; ``pipeline_stages``;
+- ``next_steps``: the agenda's activities scheduled on deals (due time, open or not), whence open deals without a
+  next step and with an overdue activity at query time (``next_steps.next_step_counts``).
 
 Formulas (DOMAIN.md §2.5), per currency (one currency per query, VND by default):
 - effective probability = won 1, lost 0; open: the deal's override, else its stage's probability when it entered
@@ -33,6 +35,7 @@ Formulas (DOMAIN.md §2.5), per currency (one currency per query, VND by default
 """
 
 from services.deals.analytics.model import DDL, analytics, apply
+from services.deals.analytics.next_steps import next_step_counts
 from services.deals.analytics.people import (
     local_date,
     lost_reasons,
@@ -59,6 +62,7 @@ __all__ = [
     "local_date",
     "lost_reasons",
     "month_bounds",
+    "next_step_counts",
     "pipeline_totals",
     "scorecard",
     "stage_analytics",

@@ -16,12 +16,14 @@ from decimal import Decimal
 from typing import Any
 
 from services.deals import events as ev
+from services.deals.projections import next_steps
 from services.deals.projections.rows import Row, read, read_sql, upsert_sql, write
 from shared.messaging.envelope import CloudEvent
 from shared.messaging.projections import Fact, Projection
 from shared.store.db import Conn
 
-DDL = """
+DDL = (
+    """
 CREATE TABLE IF NOT EXISTS pipeline_stages (
     pipeline_id text NOT NULL, stage_id text NOT NULL, name text NOT NULL, stage_order integer NOT NULL,
     probability numeric NOT NULL, stuck_after_days integer, kind text NOT NULL,
@@ -53,6 +55,8 @@ CREATE TABLE IF NOT EXISTS targets (
     target_id uuid PRIMARY KEY, owner_id text, team_id text, period text NOT NULL, amount numeric NOT NULL,
     currency text NOT NULL);
 """
+    + next_steps.DDL
+)  # the agenda's activities on deals: open deals without a next step, with overdue ones
 
 DEAL_COLUMNS = {
     "deal_id": "uuid",
@@ -430,14 +434,17 @@ async def apply(conn: Conn, facts: Sequence[Fact]) -> None:
         for e, event in deals:
             fold.fold(e, event)
         await _write(conn, fold.out)
+    await next_steps.apply_next_steps(conn, [f for f in facts if next_steps.is_agenda(f)])
 
 
-def analytics(deals_topic: str) -> Projection:
+def analytics(deals_topic: str, agenda_topic: str | None = None) -> Projection:
+    """The analytics from the deals' topic and (``agenda_topic``) the agenda's activities on deals."""
+    agenda = (agenda_topic,) if agenda_topic else ()
     return Projection(
         name="analytics",
-        topics=(deals_topic,),
+        topics=(deals_topic, *agenda),
         ddl=DDL,
         apply=apply,
-        accepts=("pipelines.deals.",),
-        tables=("pipeline_stages", "deals", "deal_versions", "stage_visits", "activities", "targets"),
+        accepts=("pipelines.deals.", *((next_steps.ACCEPTS,) if agenda else ())),
+        tables=("pipeline_stages", "deals", "deal_versions", "stage_visits", "activities", "targets", "next_steps"),
     )

@@ -35,7 +35,11 @@ async def get_deal(
     return body
 
 
-@router.get("/board", tags=["read models"], summary="the sales board: per stage the open deals, counts and values")
+@router.get(
+    "/board",
+    tags=["read models"],
+    summary="the sales board: per stage the open deals (each with its next step and flags), counts and values",
+)
 async def get_board(
     svc: Service,
     p: Reader,
@@ -60,7 +64,11 @@ async def get_board(
         )
 
 
-@router.get("/deals", tags=["read models"], summary="deals, newest first, with days in stage and stuck flags")
+@router.get(
+    "/deals",
+    tags=["read models"],
+    summary="deals, newest first, with days in stage, next step and stuck, no-next-step and overdue flags",
+)
 async def get_deals(
     svc: Service,
     p: Reader,
@@ -68,6 +76,8 @@ async def get_deals(
     stage_id: str | None = None,
     owner_id: str | None = None,
     stuck: bool | None = None,
+    no_next_step: Annotated[bool | None, Query(description="open deals with no open activity (or with one)")] = None,
+    overdue: Annotated[bool | None, Query(description="open deals with an activity past due (or without)")] = None,
     organisation_id: OrganisationFilter = None,
     limit: Limit = 50,
     cursor: Cursor = None,
@@ -88,6 +98,8 @@ async def get_deals(
             stage_id=stage_id,
             owner_id=owner_id,
             stuck=stuck,
+            no_next_step=no_next_step,
+            overdue=overdue,
             offset=offset,
             limit=limit,
             organisations=orgs,

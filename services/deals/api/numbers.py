@@ -1,5 +1,6 @@
 """The numbers: the forecast (now, or as recorded on a date, and what moved it), stage analytics, each
-salesperson's scorecard, lost reasons, the plan to reach a target, and what converting deals did. Each follows the
+salesperson's scorecard, lost reasons, the plan to reach a target, what converting deals did, and the open deals
+without a next step or with overdue activities. Each follows the
 caller's scope (rights.numbers_scope): a salesperson's own, a manager's team's, anyone's for those who see all;
 and all but the target plan (a target is an owner's or a team's) take ``organisation_id``: the deals linked to that
 organisation of the directory or to one merged into it (``customers.organisation_filter``)."""
@@ -200,6 +201,34 @@ async def get_target_plan(
             )
         except LookupError as exc:
             raise HTTPException(404, detail=str(exc)) from None
+
+
+@router.get(
+    "/analytics/next-steps",
+    tags=["analytics"],
+    summary="open deals without a next step and with overdue activities, per owner, team and stage",
+)
+async def get_next_steps(
+    svc: Service,
+    p: Reader,
+    pipeline_id: str = domain.DEFAULT_PIPELINE_ID,
+    owner_id: str | None = None,
+    team_id: str | None = None,
+    organisation_id: OrganisationFilter = None,
+) -> dict[str, Any]:
+    asked = owner_id, team_id
+    owner_id, team_id = numbers_scope(p, owner_id, team_id)
+    await known(svc, *asked, filtering=True)
+    orgs = await organisation_filter(svc, p, organisation_id)
+    async with read_models(svc).connection("analytics") as conn:
+        return await analytics.next_step_counts(
+            conn,
+            now=svc.deals.clock(),
+            pipeline_id=pipeline_id,
+            owner_id=owner_id,
+            team_id=team_id,
+            organisations=orgs,
+        )
 
 
 @router.get(

@@ -1,4 +1,5 @@
-"""The queries that read the sales board: the board by stage, deal lists, follow-ups due, stuck deals."""
+"""The queries that read the sales board: the board by stage, deal lists, follow-ups due, stuck deals; each
+deal's next step and its two flags (no next step, overdue: ``services.deals.projections.next_steps``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from services.alerts.scanner import Condition
+from services.deals.projections.next_steps import nest, next_step_columns, next_step_join
 from shared.store.db import Conn
 
 # Visibility filter shared by the board queries: $1 = user id, $2 = team, $3 = sees everything.
@@ -27,12 +29,17 @@ BOARD_ROW = f"""
     s.stuck_after_days,
     (b.status = 'open' AND s.stuck_after_days IS NOT NULL
         AND $4::timestamptz - b.entered_stage_at > make_interval(days => s.stuck_after_days)) AS stuck,
-    (b.status = 'open' AND b.expected_close_date < ($4::timestamptz AT TIME ZONE $5)::date) AS close_date_past
+    (b.status = 'open' AND b.expected_close_date < ($4::timestamptz AT TIME ZONE $5)::date) AS close_date_past,
+    {next_step_columns()}
 """
+# the board's rows' FROM: the deal, its stage, its next step at $4 (services.deals.projections.next_steps)
+BOARD_FROM = f"""board b
+    LEFT JOIN pipeline_stages s ON s.pipeline_id = b.pipeline_id AND s.stage_id = b.stage_id
+    {next_step_join("$4")}"""
 
 
 def _row(r: Any) -> dict[str, Any]:
-    out = dict(r)
+    out = nest(dict(r))
     for k, v in out.items():
         if isinstance(v, Decimal):
             out[k] = format(v, "f")
@@ -40,6 +47,8 @@ def _row(r: Any) -> dict[str, Any]:
             out[k] = v.isoformat()
         elif isinstance(v, uuid.UUID):
             out[k] = str(v)
+        elif isinstance(v, dict):
+            out[k] = _row(v)
     return out
 
 
@@ -63,8 +72,7 @@ async def board_view(
         pipeline_id,
     )
     rows = await conn.fetch(
-        f"""SELECT {BOARD_ROW} FROM board b
-            LEFT JOIN pipeline_stages s ON s.pipeline_id = b.pipeline_id AND s.stage_id = b.stage_id
+        f"""SELECT {BOARD_ROW} FROM {BOARD_FROM}
             WHERE b.pipeline_id = $6 AND b.status = 'open' AND {VISIBLE}
               AND ($7::text IS NULL OR b.owner_id = $7) AND ($8::uuid[] IS NULL OR b.organisation_id = ANY($8))
             ORDER BY b.stage_order, b.entered_stage_at, b.deal_id""",
@@ -92,6 +100,8 @@ async def board_view(
                 "stuck_after_days": s["stuck_after_days"],
                 "count": len(in_stage),
                 "stuck_count": sum(1 for d in in_stage if d["stuck"]),
+                "no_next_step_count": sum(1 for d in in_stage if d["no_next_step"]),
+                "overdue_count": sum(1 for d in in_stage if d["overdue"]),
                 "value": _sum_by_currency(in_stage, "value"),
                 "weighted_value": _sum_by_currency(in_stage, "weighted_value"),
                 "deals": in_stage,
@@ -128,16 +138,18 @@ async def list_deals(
     offset: int,
     limit: int,
     organisations: list[uuid.UUID] | None = None,
+    no_next_step: bool | None = None,
+    overdue: bool | None = None,
 ) -> list[dict[str, Any]]:
     rows = await conn.fetch(
         f"""SELECT * FROM (
-                SELECT {BOARD_ROW} FROM board b
-                LEFT JOIN pipeline_stages s ON s.pipeline_id = b.pipeline_id AND s.stage_id = b.stage_id
+                SELECT {BOARD_ROW} FROM {BOARD_FROM}
                 WHERE {VISIBLE}
                   AND ($6::text IS NULL OR b.status = $6) AND ($7::text IS NULL OR b.stage_id = $7)
                   AND ($8::text IS NULL OR b.owner_id = $8)
                   AND ($12::uuid[] IS NULL OR b.organisation_id = ANY($12))) x
             WHERE ($9::bool IS NULL OR x.stuck = $9)
+              AND ($13::bool IS NULL OR x.no_next_step = $13) AND ($14::bool IS NULL OR x.overdue = $14)
             ORDER BY x.opened_at DESC, x.deal_id OFFSET $10 LIMIT $11""",
         user,
         team,
@@ -151,6 +163,8 @@ async def list_deals(
         offset,
         limit + 1,
         organisations,
+        no_next_step,
+        overdue,
     )
     return [_row(r) for r in rows]
 
@@ -200,6 +214,7 @@ async def stuck_deals(conn: Conn, now: datetime) -> list[Condition]:
             occurrence=r["entered_stage_at"].isoformat(),
             summary=f"{r['title']}: {r['days']} days in {r['stage_name']} (threshold {r['stuck_after_days']})",
             details={"owner_id": r["owner_id"], "stage_id": r["stage_id"], "days": str(r["days"])},
+            concerns=(r["owner_id"],),  # the deal's owner is told (the agenda's notifier)
         )
         for r in rows
     ]

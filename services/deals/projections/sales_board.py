@@ -11,13 +11,15 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from services.deals import events as ev
+from services.deals.projections import next_steps
 from services.deals.projections.rows import Row, read, read_sql, upsert_sql, write
 from shared.messaging.envelope import CloudEvent
 from shared.messaging.projections import Fact, Projection
 from shared.store.db import Conn
 
 # ---------------------------------------------------------------------------------------------- board
-BOARD_DDL = """
+BOARD_DDL = (
+    """
 CREATE TABLE IF NOT EXISTS pipeline_stages (
     pipeline_id      text NOT NULL,
     stage_id         text NOT NULL,
@@ -79,6 +81,8 @@ CREATE TABLE IF NOT EXISTS follow_ups (
     outcome      text
 );
 """
+    + next_steps.DDL
+)  # the agenda's activities on deals: each open deal's next step (issue 25)
 
 
 # The board is written once, for a batch of events in order (a batch of one is the per-event path): its rows and
@@ -301,7 +305,8 @@ async def _apply_deals(conn: Conn, events: list[tuple[CloudEvent, ev.DealEvent]]
 
 
 async def apply_board(conn: Conn, facts: Sequence[Fact]) -> None:
-    """The sales board, its pipelines' stages and the deals' follow-ups after a batch of events in order."""
+    """The sales board, its pipelines' stages, the deals' follow-ups and next steps after a batch of events in
+    order."""
     definitions: dict[str, tuple[CloudEvent, ev.PipelineDefined]] = {}
     deals: list[tuple[CloudEvent, ev.DealEvent]] = []
     for fact in facts:
@@ -313,14 +318,17 @@ async def apply_board(conn: Conn, facts: Sequence[Fact]) -> None:
     await _define_pipelines(conn, definitions)
     await _apply_follow_ups(conn, [event for _, event in deals if isinstance(event, _FOLLOW_UP_EVENTS)])
     await _apply_deals(conn, deals)
+    await next_steps.apply_next_steps(conn, [f for f in facts if next_steps.is_agenda(f)])
 
 
-def board(deals_topic: str) -> Projection:
+def board(deals_topic: str, agenda_topic: str | None = None) -> Projection:
+    """The board from the deals' topic and (``agenda_topic``) the agenda's activities on deals."""
+    agenda = (agenda_topic,) if agenda_topic else ()
     return Projection(
         name="board",
-        topics=(deals_topic,),
+        topics=(deals_topic, *agenda),
         ddl=BOARD_DDL,
         apply=apply_board,
-        accepts=("pipelines.deals.",),
-        tables=("pipeline_stages", "board", "follow_ups"),
+        accepts=("pipelines.deals.", *((next_steps.ACCEPTS,) if agenda else ())),
+        tables=("pipeline_stages", "board", "follow_ups", next_steps.TABLE),
     )

@@ -30,6 +30,8 @@ async def user_view(u: User, events: list[RecordedEvent], version: int, personal
         "language": u.language,
         "time_zone": u.time_zone,
         "quiet_hours": quiet(u.quiet_hours),
+        "reminders": u.reminders,
+        "digest_at": u.digest_at.isoformat("minutes") if u.digest_at else None,
         "team_id": u.team_id,
         "roles": list(u.roles),
         "active": u.active,
@@ -52,6 +54,8 @@ async def user_rows(rows: list[dict[str, Any]], personal_data: PersonalData) -> 
             "quiet_hours": {"start": r["quiet_start"].isoformat("minutes"), "end": r["quiet_end"].isoformat("minutes")}
             if r["quiet_start"] is not None
             else None,
+            "reminders": r["reminders"],
+            "digest_at": r["digest_at"].isoformat("minutes") if r["digest_at"] is not None else None,
             "team_id": r["team_id"],
             "roles": list(r["roles"]),
             "active": r["active"],

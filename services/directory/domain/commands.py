@@ -10,7 +10,7 @@ from datetime import time
 from typing import Annotated, Literal
 from zoneinfo import available_timezones
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 from services.directory.events import QuietHours
@@ -72,6 +72,20 @@ class QuietHoursInput(QuietHours):
 
 
 Quiet = Annotated[Annotated[QuietHours, ValidatedAs(QuietHoursInput)] | None, AfterValidator(quiet_hours)]
+# how reminders reach the user (issue 25): each as it falls due, or gathered in a digest at ``digest_at`` local time
+Reminders = Literal["immediate", "digest"]
+DEFAULT_DIGEST_AT = time(7, 30)
+
+
+def digest_time(value: time | None, info: ValidationInfo) -> time | None:
+    """A digest goes at a local time (07:30 unless given); an immediate user's reminders have none."""
+    reminders = info.data.get("reminders", "immediate")
+    if reminders == "immediate" and value is not None:
+        raise ValueError("only a digest user's reminders go at a set time (reminders: digest)")
+    return DEFAULT_DIGEST_AT if reminders == "digest" and value is None else value
+
+
+DigestAt = Annotated[HourMinute | None, AfterValidator(digest_time), Field(validate_default=True)]
 Roles = Annotated[tuple[Role, ...], Field(max_length=10)]
 
 
@@ -90,19 +104,23 @@ class RegisterUser(UserCommand):
     language: Language = "vi"
     time_zone: TimeZone = "Asia/Ho_Chi_Minh"
     quiet_hours: Quiet = None
+    reminders: Reminders = "immediate"
+    digest_at: DigestAt = None
     team_id: TeamId
     roles: Roles = ()
     reason: Reason | None = None
 
 
 class ChangeProfile(UserCommand):
-    """The whole profile as it is to be (PUT): name, email, language, time zone, quiet hours."""
+    """The whole profile as it is to be (PUT): name, email, language, time zone, quiet hours, reminders."""
 
     name: Name
     email: Email
     language: Language = "vi"
     time_zone: TimeZone = "Asia/Ho_Chi_Minh"
     quiet_hours: Quiet = None
+    reminders: Reminders = "immediate"
+    digest_at: DigestAt = None
     reason: Reason
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, time
 
 from services.directory.domain import commands as c
 from services.directory.domain.errors import DirectoryRuleError, InvalidReferenceError, NotFoundError
@@ -41,6 +41,8 @@ class User:
     language: str = "vi"
     time_zone: str = "Asia/Ho_Chi_Minh"
     quiet_hours: QuietHours | None = None
+    reminders: str = "immediate"
+    digest_at: time | None = None
     active: bool = False
     erased: bool = False
 
@@ -53,9 +55,18 @@ def subject_of(user_id: str) -> str:
 def evolve(u: User, e: DomainEvent) -> User:
     match e:
         case UserRegistered():
-            return User(e.user_id, e.team_id, e.roles, e.language, e.time_zone, e.quiet_hours, active=True)
+            return User(
+                e.user_id, e.team_id, e.roles, e.language, e.time_zone, e.quiet_hours, e.reminders, e.digest_at, True
+            )
         case UserProfileChanged():
-            return replace(u, language=e.language, time_zone=e.time_zone, quiet_hours=e.quiet_hours)
+            return replace(
+                u,
+                language=e.language,
+                time_zone=e.time_zone,
+                quiet_hours=e.quiet_hours,
+                reminders=e.reminders,
+                digest_at=e.digest_at,
+            )
         case UserRolesChanged():
             return replace(u, roles=e.new)
         case UserMovedToTeam():
@@ -94,6 +105,8 @@ def decide_user(
                 language=cmd.language,
                 time_zone=cmd.time_zone,
                 quiet_hours=cmd.quiet_hours,
+                reminders=cmd.reminders,
+                digest_at=cmd.digest_at,
                 team_id=cmd.team_id,
                 roles=sorted_roles(cmd.roles, known_roles),
                 registered_at=now,
@@ -119,6 +132,8 @@ def _change(u: User, cmd: c.UserCommand, now: datetime, user_id: str, known_role
                     language=cmd.language,
                     time_zone=cmd.time_zone,
                     quiet_hours=cmd.quiet_hours,
+                    reminders=cmd.reminders,
+                    digest_at=cmd.digest_at,
                     reason=cmd.reason,
                 )
             ]

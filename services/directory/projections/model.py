@@ -16,6 +16,8 @@ CREATE TABLE IF NOT EXISTS users (
 CREATE INDEX IF NOT EXISTS users_by_team ON users (team_id, user_id);
 CREATE TABLE IF NOT EXISTS teams (
     team_id text PRIMARY KEY, name text NOT NULL, active boolean NOT NULL, created_at timestamptz NOT NULL);
+ALTER TABLE users ADD COLUMN IF NOT EXISTS reminders text NOT NULL DEFAULT 'immediate',
+    ADD COLUMN IF NOT EXISTS digest_at time;
 """
 
 
@@ -36,6 +38,13 @@ async def _registered(conn: Conn, fact: Fact, e: ev.UserRegistered) -> None:
         fact.envelope.data.get("email"),
         e.registered_at,
     )
+    await _reminders(conn, e)
+
+
+async def _reminders(conn: Conn, e: ev.UserRegistered | ev.UserProfileChanged) -> None:
+    await conn.execute(
+        "UPDATE users SET reminders = $2, digest_at = $3 WHERE user_id = $1", e.user_id, e.reminders, e.digest_at
+    )
 
 
 async def _profile(conn: Conn, fact: Fact, e: ev.UserProfileChanged) -> None:
@@ -51,6 +60,7 @@ async def _profile(conn: Conn, fact: Fact, e: ev.UserProfileChanged) -> None:
         fact.envelope.data.get("name"),
         fact.envelope.data.get("email"),
     )
+    await _reminders(conn, e)
 
 
 async def apply_one(conn: Conn, fact: Fact) -> None:

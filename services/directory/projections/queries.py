@@ -20,8 +20,8 @@ async def list_users(
     limit: int,
 ) -> list[dict[str, Any]]:
     rows = await conn.fetch(
-        """SELECT user_id, team_id, roles, active, language, time_zone, quiet_start, quiet_end, name_token,
-                  email_token, erased, handed_to, registered_at
+        """SELECT user_id, team_id, roles, active, language, time_zone, quiet_start, quiet_end, reminders,
+                  digest_at, name_token, email_token, erased, handed_to, registered_at
            FROM users
            WHERE ($1::text IS NULL OR team_id = $1) AND ($2::bool IS NULL OR active = $2)
              AND ($3::text[] IS NULL OR team_id = ANY($3) OR user_id = $4)

@@ -12,6 +12,7 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
 from services.leads.events import Attribution, Consent, EngagementKind, LeadContact
+from shared.core.channels import Channel
 from shared.core.limits import (
     MAX_ANSWER_CHARS,
     MAX_ANSWERS,
@@ -179,7 +180,7 @@ class Score(Command):
 
 class RecordContact(Command):
     name: ClassVar[str] = "contact"
-    channel: Annotated[str, Field(pattern=r"^(phone|email|in_person|chat|zalo|sms)$")]
+    channel: Channel  # the one channel list (shared.core.channels)
 
 
 class StartNurture(Command):

@@ -200,7 +200,15 @@ def test_opening_with_an_organisation_is_checked_and_a_director_links_any_team(c
 
 
 @pytest.mark.parametrize(
-    "path", ["/deals", "/board", "/forecast", "/analytics/scorecard?period=2026-11", "/analytics/success-factors"]
+    "path",
+    [
+        "/deals",
+        "/board",
+        "/forecast",
+        "/analytics/scorecard?period=2026-11",
+        "/analytics/success-factors",
+        "/analytics/next-steps",
+    ],
 )
 def test_a_filter_by_organisation_is_checked_before_any_read(client: TestClient, path: str) -> None:
     manager = auth("u-mai", "sales_manager")

@@ -200,3 +200,21 @@ def test_a_retried_registration_is_answered_once_and_a_profile_change_is_read_ba
         "quiet_hours": None,
     }
     assert client.post("/users/u-an/reactivate", headers=ADMIN, json={"reason": "x"}).json()["rule"] == "already_active"
+
+
+def test_a_users_reminders_are_immediate_unless_a_digest_is_asked_for_at_a_local_time(client: TestClient) -> None:
+    """Issue 25: the profile's ``reminders`` (immediate | digest) and ``digest_at`` (07:30 unless given), read back;
+    a time without a digest is refused, naming ``digest_at``."""
+    setup_two_teams(client)
+    lan = client.get("/users/u-lan", headers=ADMIN).json()
+    assert (lan["reminders"], lan["digest_at"]) == ("immediate", None)
+    profile = {"name": "Lan", "email": "lan@example.vn", "reason": "wants a digest"}
+    r = client.put("/users/u-lan/profile", headers=ADMIN, json=profile | {"reminders": "digest"})
+    assert r.status_code == 200, r.text
+    lan = client.get("/users/u-lan", headers=ADMIN).json()
+    assert (lan["reminders"], lan["digest_at"]) == ("digest", "07:30")
+    r = client.put("/users/u-lan/profile", headers=ADMIN, json=profile | {"reminders": "digest", "digest_at": "06:45"})
+    assert client.get("/users/u-lan", headers=ADMIN).json()["digest_at"] == "06:45"
+    bad = client.put("/users/u-lan/profile", headers=ADMIN, json=profile | {"digest_at": "06:45"})
+    assert bad.status_code == 422 and "digest_at" in bad.text
+    assert client.put("/users/u-lan/profile", headers=ADMIN, json=profile | {"reminders": "weekly"}).status_code == 422

@@ -147,6 +147,8 @@ BOARD = {
             "name": "Quote sent",
             "count": 1,
             "stuck_count": 1,
+            "no_next_step_count": 0,
+            "overdue_count": 1,
             "value": {"VND": "5000000"},
             "weighted_value": {"VND": "3000000"},
             "deals": [
@@ -159,6 +161,9 @@ BOARD = {
                     "weighted_value": "3000000",
                     "days_in_stage": 21,
                     "stuck": True,
+                    "next_step": {"kind": "call", "title": "Gọi chốt giá", "due_at": "2026-12-01T21:13:24+00:00"},
+                    "no_next_step": False,
+                    "overdue": True,
                     "delivery_risk": None,
                     "expected_close_date": "2026-12-20",
                 }
@@ -226,13 +231,16 @@ async def test_a_page_shows_the_api_values_and_says_what_it_could_not_show(web: 
     assert r.status_code == 200 and r.headers["content-security-policy"].startswith("default-src 'self'")
     assert 'data-value="21"' in r.text and "Số ngày ở giai đoạn" in r.text and "5.000.000" in r.text
     assert 'class="card hl"' in r.text  # stuck
+    assert "Gọi chốt giá" in r.text and "2026-12-02 04:13" in r.text  # the next step, due in the business's zone
+    assert "Quá hạn" in r.text and 'data-key="overdue" data-value="true"' in r.text  # flagged overdue
     assert "=cmd|" in r.text and "<script" not in r.text.split("</head>")[1]
     r = await web.get("/marketing")
     assert 'data-panel="funnel_source"' in r.text and 'data-state="forbidden"' in r.text
     assert 'data-state="unavailable"' in r.text and r.status_code == 200  # one API down, the page still shows
     r = await web.get("/export/sales/board.csv?lang=en")
     lines = r.text.lstrip("\ufeff").splitlines()
-    assert lines[0].startswith("Stage,Deals,Stuck,Value,Weighted,Deal,Customer")
+    assert lines[0].startswith("Stage,Deals,Stuck,No next step,Overdue,Value,Weighted,Deal,Customer")
+    assert "Next step,Next step due,No next step,Overdue" in lines[0]
     assert "'=cmd|" in lines[1] and "VND 5000000" in lines[1]
     assert (await web.get("/export/marketing/funnel_source.csv")).status_code == 403
     assert (await web.get("/panel/sales/board?from=nope")).status_code == 422
