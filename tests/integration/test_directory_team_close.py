@@ -29,11 +29,10 @@ async def test_a_team_emptied_a_moment_ago_closes_while_an_older_transaction_is_
         await directory.handle_team(team, domain.CreateTeam(team_id=team, name=team.title()), ADMIN)
     user = domain.RegisterUser(user_id="u-hoa", name="Hoa", email="hoa@example.vn", team_id="south", roles=("sales",))
     await directory.handle_user("u-hoa", user, ADMIN)
-    async with pg_pool.acquire() as older:
-        async with older.transaction():
-            await older.fetchval("SELECT pg_current_xact_id()")  # an id older than the move's, held open
-            await directory.handle_user("u-hoa", domain.MoveToTeam(team_id="north", reason="south merged"), ADMIN)
-            assert await directory.active_members("south") == 0
-            closed = await directory.handle_team("south", domain.CloseTeam(reason="merged into north"), ADMIN)
-            assert closed.version == 2
+    async with pg_pool.acquire() as older, older.transaction():
+        await older.fetchval("SELECT pg_current_xact_id()")  # an id older than the move's, held open
+        await directory.handle_user("u-hoa", domain.MoveToTeam(team_id="north", reason="south merged"), ADMIN)
+        assert await directory.active_members("south") == 0
+        closed = await directory.handle_team("south", domain.CloseTeam(reason="merged into north"), ADMIN)
+        assert closed.version == 2
     assert await directory.active_members("north") == 1
