@@ -184,7 +184,7 @@ def simulate(
 
     settings = _settings()
     base = f"http://{settings.api_host}:"
-    urls = Endpoints(*(base + str(settings.port(s)) for s in ("leads", "deals", "production", "directory")))
+    urls = Endpoints(*(base + str(settings.port(s)) for s in ("leads", "deals", "production", "directory", "agenda")))
 
     async def go() -> None:
         with Progress(

@@ -28,6 +28,13 @@ from shared.ops.settings import Settings
 FIRST = ["Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Võ", "Đặng", "Bùi"]
 MIDDLE = ["Văn", "Thị", "Minh", "Thu", "Quốc", "Ngọc", "Hữu"]
 LAST = ["An", "Bình", "Chi", "Dũng", "Giang", "Hà", "Khánh", "Lan", "Mai", "Nam", "Phương", "Quân"]
+NEXT_STEPS = {  # an activity kind → the title a salesperson gives such a next step
+    "phone": "Gọi lại khách hàng",
+    "meeting": "Gặp khách tại cửa hàng",
+    "email": "Gửi báo giá chi tiết",
+    "zalo": "Nhắn Zalo xác nhận nhu cầu",
+}
+OUTCOMES = ["khách quan tâm, hẹn bước tiếp", "đã gửi báo giá", "khách cần thêm thời gian"]
 COMPANIES = ["Tiệm bánh Hồng Phát", "Nhà hàng Sen Vàng", "Siêu thị Bình An", "Quán cà phê Mộc", "Khách sạn Biển Xanh"]
 PRODUCTS = [
     ("Tủ đông 500L", 18_000_000),
@@ -52,6 +59,7 @@ class Endpoints:
     deals: str
     production: str
     directory: str | None = None  # registers its people there first (none: a stack that checks no references)
+    agenda: str | None = None  # schedules each deal's next steps there (none: no activities)
 
 
 @dataclass
@@ -293,7 +301,7 @@ class Simulation:
         self.stats.converted += 1
         deal_id = await self.deal_of(lead)
         if deal_id:
-            await self.sell(deal_id, product, price, quality)
+            await self.sell(deal_id, product, price, quality, owner)
 
     async def deal_of(self, lead: str) -> str | None:
         """The deal the deals service opened for this lead (uuid5 of it), once it arrives."""
@@ -308,8 +316,35 @@ class Simulation:
 
         return deal_id if await self.eventually(opened) else None
 
-    async def sell(self, deal_id: str, product: str, price: int, quality: float) -> None:
+    async def next_step(
+        self, deal_id: str, owner: str, previous: str | None, *, outcome: str | None, then: bool
+    ) -> str | None:
+        """The deal's next step in the agenda, when it runs: ``previous`` completed with ``outcome`` (cancelled
+        without one), then, if ``then``, a new one scheduled a few days ahead; its id."""
+        if self.urls.agenda is None:
+            return None
+        agenda = f"{self.urls.agenda}/activities"
+        if previous is not None:
+            done = {"outcome": outcome} if outcome else {"reason": "the deal was lost"}
+            await self.call("POST", f"{agenda}/{previous}/{'complete' if outcome else 'cancel'}", json=done)
+        if not then:
+            return None
+        kind = self.rng.choice(list(NEXT_STEPS))
+        due = datetime.now(UTC) + timedelta(days=self.rng.randint(0, 6), hours=self.rng.randint(1, 8))
+        body = {
+            "kind": kind,
+            "subject_type": "deal",
+            "subject_id": deal_id,
+            "owner_id": owner,
+            "title": NEXT_STEPS[kind],
+            "due_at": due.isoformat(),
+        }
+        r = await self.call("POST", agenda, json=body, headers={"X-Subject-After": f"deal-{deal_id}@1"})
+        return str(r.json()["id"]) if r.status_code == 201 else None
+
+    async def sell(self, deal_id: str, product: str, price: int, quality: float, owner: str) -> None:
         deal = f"{self.urls.deals}/deals/{deal_id}"
+        next_id = await self.next_step(deal_id, owner, None, outcome=None, then=True)
         stages = ["contacted", "needs_discussed", "quote_sent", "negotiation"]
         i = -1
         for _ in range(self.rng.randint(1, 5)):
@@ -320,6 +355,9 @@ class Simulation:
             if moved != i:
                 i = moved
                 await self.call("POST", f"{deal}/move-stage", json={"stage_id": stages[i]})
+                if self.rng.random() < 0.7:  # the step done, the next one booked
+                    outcome = self.rng.choice(OUTCOMES)
+                    next_id = await self.next_step(deal_id, owner, next_id, outcome=outcome, then=True)
             await self.call(
                 "POST",
                 f"{deal}/log-activity",
@@ -343,6 +381,9 @@ class Simulation:
                     json={"reason": self.rng.choice(["giá cao", "chọn đối thủ"]), "competitor": "Rival Co"},
                 )
                 self.stats.lost += 1
+                await self.next_step(deal_id, owner, next_id, outcome=None, then=False)
+            elif self.rng.random() < 0.3:  # a stalled deal whose last step was done and none booked
+                await self.next_step(deal_id, owner, next_id, outcome=self.rng.choice(OUTCOMES), then=False)
             return  # the rest stall
         # a rushed customer needs it the day the deal is won (a promise is never in the past: the win refuses it)
         rush = self.rng.random() < 0.2
@@ -350,6 +391,7 @@ class Simulation:
         due = today + timedelta(days=0 if rush else self.rng.randint(14, 40))
         await self.call("POST", f"{deal}/win", json={"requested_delivery_date": str(due)})
         self.stats.won += 1
+        await self.next_step(deal_id, owner, next_id, outcome="hợp đồng đã ký", then=False)
         await self.build(deal_id, product, qty, due=due, rush=rush)
 
     # ------------------------------------------------------------------ production
