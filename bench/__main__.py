@@ -12,7 +12,19 @@ from pathlib import Path
 from bench.common import RESULTS, Env, Report, machine, write
 from shared.ops.stack import Endpoints, Servers, start_servers
 
-BENCHMARKS = ("append", "relay", "e2e", "rebuild", "growth", "projectors", "memory", "customers", "agenda", "notifier")
+BENCHMARKS = (
+    "append",
+    "relay",
+    "e2e",
+    "rebuild",
+    "growth",
+    "projectors",
+    "memory",
+    "customers",
+    "agenda",
+    "notifier",
+    "imports",
+)
 
 
 def summary(reports: list[Report], info: dict[str, object], seconds: float) -> str:

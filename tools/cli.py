@@ -2,35 +2,35 @@
 
 pipelines stack up|down|status        the local Kafka and PostgreSQL
 pipelines services up|down|status     every service, each as one process (api + relay + projector), the agenda's
-                                      notifier (and a local mail sink when no PIPELINES_SMTP_HOST) and the board
+                                      notifier (and a local mail sink when no PIPELINES_SMTP_HOST, a Graph API
+                                      stub when no PIPELINES_FACEBOOK_GRAPH_URL) and the board
 pipelines simulate --leads N --rate R realistic traffic through the whole flow, over the HTTP APIs
+pipelines import SOURCE FILE…         another CRM's exports (or a CSV/XLSX with --mapping), resumable (decision 0021)
 pipelines demo                        all of the above, then where to look
 pipelines token ROLE                  a bearer token for trying the APIs
 pipelines events                      the catalog of event types and their versions
 pipelines history|projections|rebuild|dlq|relay|tail   what operators ask of a running system
 
-(This module is the top of the tools: it uses tools.history, tools.ops, tools.simulate and tools.contract, and
+(This module is the top of the tools: it uses tools.local, tools.history, tools.ops, tools.simulate, tools.importer and
+tools.contract, and
 none of them uses it or another of them; they reach the services through their HTTP APIs and contracts only.)
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
+from typing import Annotated
 
-import httpx
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from shared.ops.settings import SERVICES, Settings
-from shared.ops.stack import ROOT, STACK_SCRIPT
+from shared.ops.settings import SERVICES
+from shared.ops.stack import STACK_SCRIPT
+from tools import local
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
 stack_app = typer.Typer(help="the local Kafka and PostgreSQL", no_args_is_help=True)
@@ -38,49 +38,6 @@ services_app = typer.Typer(help="every service and the web board as local proces
 app.add_typer(stack_app, name="stack")
 app.add_typer(services_app, name="services")
 console = Console()
-RUN = Path(os.environ.get("PIPELINES_RUN_DIR", ROOT / ".run"))
-NOTIFIER = "agenda-notifier"  # the agenda's fourth process kind (decision 0020), its own process beside the agenda
-PARTS = (*SERVICES, NOTIFIER, "web")  # the processes `services up` starts: each service (all in one), the board
-NOTIFIER_OPS_PORT, MAIL_SINK_PORT = 8106, 8125  # the local notifier's /readyz; the SMTP sink it sends to if no server
-
-
-def _command(part: str) -> list[str]:
-    kind = ["notifier"] if part == NOTIFIER else ["all"] if part in SERVICES else []
-    return ["-m", f"services.{part.split('-')[0]}", *kind]
-
-
-def _port(settings: Settings, part: str) -> int:  # where a part answers /readyz
-    return (settings.ops_port or NOTIFIER_OPS_PORT) if part == NOTIFIER else settings.port(part)
-
-
-def _mail_sink(settings: Settings, env: dict[str, str]) -> dict[str, str]:
-    """The notifier's environment: the SMTP server set, else a local sink writing each message to mail.log."""
-    notifier = env | {"PIPELINES_OPS_PORT": str(_port(settings, NOTIFIER))}
-    if settings.smtp_host:
-        return notifier
-    if not _alive("mail"):
-        log, sink = (RUN / "services" / "mail.log").open("ab"), f"127.0.0.1:{MAIL_SINK_PORT}"
-        mail = [sys.executable, "-m", "aiosmtpd", "-n", "-l", sink, "-c", "aiosmtpd.handlers.Debugging", "stdout"]
-        process = subprocess.Popen(mail, cwd=ROOT, stdout=log, stderr=log, start_new_session=True)
-        _pidfile("mail").write_text(str(process.pid))
-        console.print(f"[yellow]no PIPELINES_SMTP_HOST[/]: reminders go to {RUN / 'services' / 'mail.log'}")
-    local = {"PIPELINES_SMTP_HOST": "127.0.0.1", "PIPELINES_SMTP_PORT": str(MAIL_SINK_PORT)}
-    return notifier | local | {"PIPELINES_SMTP_STARTTLS": "false"}
-
-
-def _stack_env() -> dict[str, str]:
-    out = subprocess.run([str(STACK_SCRIPT), "env"], capture_output=True, text=True, check=True).stdout
-    env = {}
-    for line in out.splitlines():
-        if line.startswith("export "):
-            key, _, value = line.removeprefix("export ").partition("=")
-            env[key] = value.strip("'")
-    return env
-
-
-def _settings() -> Settings:
-    os.environ.update({k: v for k, v in _stack_env().items() if k not in os.environ})
-    return Settings()
 
 
 @stack_app.command("up")
@@ -99,78 +56,21 @@ def stack_status() -> None:
     raise typer.Exit(subprocess.call([str(STACK_SCRIPT), "status"]))
 
 
-def _pidfile(service: str) -> Path:
-    return RUN / "services" / f"{service}.pid"
-
-
-def _alive(service: str) -> int | None:
-    try:
-        pid = int(_pidfile(service).read_text())
-        os.kill(pid, 0)
-    except (FileNotFoundError, ValueError, ProcessLookupError):
-        return None
-    return pid
-
-
 @services_app.command("up")
 def services_up() -> None:
     """Start each service (api, relay and projector in one process) and the web board on the local stack; wait
     until ready."""
-    settings = _settings()
-    (RUN / "services").mkdir(parents=True, exist_ok=True)
-    env = os.environ | {"PIPELINES_LOG_JSON": "true"}
-    for service in PARTS:
-        if _alive(service):
-            continue
-        log = (RUN / "services" / f"{service}.log").open("ab")
-        process = subprocess.Popen(
-            [sys.executable, *_command(service)],
-            cwd=ROOT,
-            env=_mail_sink(settings, env) if service == NOTIFIER else env,
-            stdout=log,
-            stderr=log,
-            start_new_session=True,
-        )
-        _pidfile(service).write_text(str(process.pid))
-    for service in PARTS:
-        url = f"http://{settings.api_host}:{_port(settings, service)}/readyz"
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(url, timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or not _alive(service):
-                console.print(f"[red]{service} did not become ready; see {RUN / 'services' / (service + '.log')}")
-                raise typer.Exit(1)
-            time.sleep(0.5)
-        console.print(f"[green]{service}[/] ready on http://{settings.api_host}:{_port(settings, service)}")
+    local.up()
 
 
 @services_app.command("down")
 def services_down() -> None:
-    for service in (*PARTS, "mail"):
-        pid = _alive(service)
-        if pid:
-            os.killpg(pid, signal.SIGTERM)
-            for _ in range(100):
-                if not _alive(service):
-                    break
-                time.sleep(0.1)
-            console.print(f"{service} stopped")
-        _pidfile(service).unlink(missing_ok=True)
+    local.down()
 
 
 @services_app.command("status")
 def services_status() -> None:
-    table = Table("service", "pid", "url")
-    settings = _settings()
-    for service in PARTS:
-        pid = _alive(service)
-        url = f"http://{settings.api_host}:{_port(settings, service)}"
-        table.add_row(service, str(pid) if pid else "[red]down", url)
-    console.print(table)
+    local.status()
 
 
 @app.command()
@@ -182,7 +82,7 @@ def simulate(
     """Drive realistic traffic through the running services, over their HTTP APIs (its people registered first)."""
     from tools.simulate import Endpoints, Simulation
 
-    settings = _settings()
+    settings = local.load_settings()
     base = f"http://{settings.api_host}:"
     urls = Endpoints(*(base + str(settings.port(s)) for s in ("leads", "deals", "production", "directory", "agenda")))
 
@@ -229,15 +129,43 @@ def simulate(
     asyncio.run(go())
 
 
+@app.command("import")
+def import_(
+    source: Annotated[str, typer.Argument(help="pipedrive, hubspot, odoo, facebook_ads, google_ads… or your own")],
+    files: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False, help="the exports (CSV or XLSX)")],
+    mapping: Annotated[Path | None, typer.Option("--mapping", exists=True, dir_okay=False, help="your mapping")] = None,
+    dry_run: bool = typer.Option(False, "--dry-run", help="decide every row, write nothing, report the bad ones"),
+    report: Annotated[Path | None, typer.Option("--report", help="the bad rows (SOURCE-import-report.csv)")] = None,
+    owner: str | None = typer.Option(None, "--owner", help="the user owning rows whose owner the mapping lacks"),
+    owner_team: str | None = typer.Option(None, "--owner-team", help="that user's team (where a row needs one)"),
+) -> None:
+    """Import another CRM's exports (or a CSV/XLSX with --mapping): back-dated, resumable, a second run adds nothing."""
+    from tools.importer import run_import
+
+    code = run_import(
+        local.load_settings(),
+        console,
+        source=source,
+        files=files,
+        mapping=mapping,
+        dry_run=dry_run,
+        report=report,
+        owner=owner,
+        owner_team=owner_team,
+        run_dir=local.RUN,
+    )
+    raise typer.Exit(code)
+
+
 @app.command()
 def history(
-    kind: str = typer.Argument(..., help="deal, lead, order, user, team, organisation or person"),
+    kind: str = typer.Argument(..., help="deal, lead, order, user, team, organisation, person or activity"),
     aggregate_id: str = typer.Argument(..., help="its id: a UUID, or a user's id (u-lan) or a team's slug (north)"),
     as_of: str | None = typer.Option(None, "--as-of", help="ISO time with offset: the state as recorded then"),
 ) -> None:
-    """A readable timeline (who, what, when, why) of one deal, lead, order, user, team, organisation or person, and its
-    state (now or as of a time), from its service's API (the service must be running; deals only keep a state as of a
-    time there)."""
+    """A readable timeline (who, what, when it happened and when it was recorded, why) of one deal, lead, order, user,
+    team, organisation, person or activity (the agenda's), and its state (now or as of a time), from its service's
+    API (the service must be running; deals only keep a state as of a time there)."""
     import json
     from datetime import datetime
 
@@ -254,7 +182,7 @@ def history(
     if at is not None and at.tzinfo is None:
         raise typer.BadParameter("--as-of needs a time zone offset")
     try:
-        h = asyncio.run(histories.history(_settings(), kind, key, at))
+        h = asyncio.run(histories.history(local.load_settings(), kind, key, at))
     except histories.ServiceError as exc:
         console.print(f"[red]{exc}", soft_wrap=True)
         raise typer.Exit(2) from None
@@ -287,7 +215,7 @@ def projections() -> None:
     from tools import ops
 
     table = Table("service", "read model", "generation", "state", "lag (messages)")
-    for r in asyncio.run(ops.projections(_settings())):
+    for r in asyncio.run(ops.projections(local.load_settings())):
         table.add_row(r["service"], r["projection"], str(r["generation"]), r["state"], str(r["lag"]))
     console.print(table)
 
@@ -297,7 +225,7 @@ def rebuild(service: str = typer.Argument(...), name: str = typer.Argument(..., 
     """Rebuild a read model from the beginning of its topics; the old one serves until the new one is swapped in."""
     from tools import ops
 
-    settings = _settings()
+    settings = local.load_settings()
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -329,7 +257,7 @@ def dlq(
     """Dead letters of a service's projectors, with their reasons; redrive sends them back once fixed."""
     from tools import ops
 
-    settings = _settings()
+    settings = local.load_settings()
     if action == "redrive":
         n = asyncio.run(ops.redrive(settings, service, None if offset is None else [offset]))
         console.print(f"sent {n} dead letter(s) back")
@@ -358,7 +286,7 @@ def relay(
     the relay until an operator acts: docs/OPERATIONS.md); republish publishes a stream again from the store."""
     from tools import ops
 
-    settings = _settings()
+    settings = local.load_settings()
     if action == "republish":
         if not stream:
             raise typer.BadParameter("republish needs --stream STREAM_ID", param_hint="--stream")
@@ -397,7 +325,7 @@ def tail(
 
     async def go() -> None:
         n = 0
-        async for e in ops.tail(_settings(), service, from_beginning=from_beginning):
+        async for e in ops.tail(local.load_settings(), service, from_beginning=from_beginning):
             console.print(
                 f"{e.time:%H:%M:%S} {e.type.rsplit('.', 1)[1]:<28} {e.streamid} v{e.streamversion}  {ops.describe(e.data)}",
                 highlight=False,
@@ -413,7 +341,8 @@ def tail(
 @app.command()
 def token(
     role: str = typer.Argument(
-        ..., help="marketing, sales, sales_manager (needs --team), sales_director, production, auditor or admin"
+        ...,
+        help="marketing, sales, sales_manager (needs --team), sales_director, production, auditor, importer or admin",
     ),
     user: str = typer.Option("u-cli"),
     team: str | None = typer.Option(None, help="the team a sales_manager manages (a salesperson's own team)"),
@@ -429,7 +358,7 @@ def token(
         raise typer.BadParameter(
             "a sales_manager manages a team: give --team (every team's sales: sales_director)", param_hint="--team"
         )
-    kid, secret = signing_key(_settings())
+    kid, secret = signing_key(local.load_settings())
     typer.echo(
         issue_token(
             key_id=kid,
@@ -467,7 +396,7 @@ def demo(leads: int = typer.Option(60, "--leads", min=1), rate: float = typer.Op
         raise typer.Exit(1)
     services_up()
     simulate(leads=leads, rate=rate, seed=2026)
-    settings = _settings()
+    settings = local.load_settings()
     base = f"http://{settings.api_host}"
     console.rule("where to look")
     console.print(

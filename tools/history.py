@@ -19,7 +19,11 @@ whoever may see the user, auditors included) with the deployment's key, as ``pip
   token ``sub``, a team's slug): ``parse_id`` checks one against the directory's rule before anything is asked;
 - organisation and person: the directory's ``GET /organisations/{id}`` / ``GET /people/{id}`` and their
   ``/history``, the state now only. One merged into another reads as that one (its ``read_from`` names the one
-  asked): its own timeline is given whole, with the state of the one it reads as (``History.reads_as``).
+  asked): its own timeline is given whole, with the state of the one it reads as (``History.reads_as``);
+- activity: the agenda's ``GET /activities/{id}`` and its ``/history``, the state now only.
+
+Each event of a timeline has both its times: when it happened (``occurred_at``, back-dated by ``X-Occurred-At`` or
+an import) and when it was recorded (``recorded_at``); ``--as-of`` cuts on the recorded time (decision 0021).
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ KINDS: dict[str, tuple[str, str]] = {
     "team": ("directory", "/teams/{id}"),
     "organisation": ("directory", "/organisations/{id}"),
     "person": ("directory", "/people/{id}"),
+    "activity": ("agenda", "/activities/{id}"),
 }
 # the directory's ids: its path parameters' rules (services/directory/domain/commands.py, the API's insides, which a
 # tool may not import: tests/unit/test_cli_history.py checks these are the same); the other kinds' ids are UUIDs

@@ -10,14 +10,14 @@ append is proven against.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
 from services.agenda import domain
 from services.agenda.events import activity_stream
 from shared.store import EventStore
-from shared.store.commands import CommandResult, Context, Loaded, execute, load
+from shared.store.commands import CommandResult, Context, Created, Loaded, Step, execute, execute_new, load
 
 Clock = Callable[[], datetime]
 Check = Callable[[domain.Activity, int], None]
@@ -60,7 +60,7 @@ class Agenda:
         place: domain.Placement | None = None,
     ) -> CommandResult[domain.Activity]:
         now = self.clock()
-        at = ctx.occurred_at or now
+        at = ctx.at(now)
         return await execute(
             self.store,
             activity_stream(activity_id),
@@ -68,4 +68,35 @@ class Agenda:
             lambda state: domain.decide(state, cmd, at, activity_id, place),
             check=check,
             **ctx.options(now),
+        )
+
+    async def import_activity(
+        self,
+        activity_id: uuid.UUID,
+        facts: Sequence[tuple[datetime, domain.ActivityCommand]],
+        metadata: dict[str, Any],
+        places: Callable[[], Awaitable[list[domain.Placement | None]]],
+        *,
+        dry_run: bool = False,
+    ) -> Created[domain.Activity] | None:
+        """An imported activity's history (issue 26): its scheduling, then what became of it, each decided as
+        ``handle`` decides it, at its occurred time, all in one append; None: it was imported before. ``places()``
+        (each fact's placement, as the routes settle it from the replicas: the scheduling's, a reassignment's)
+        runs once the activity is known to be new."""
+        placed: list[domain.Placement | None] = []
+
+        async def checks() -> None:
+            placed.extend(await places())
+
+        def step(i: int, at: datetime, cmd: domain.ActivityCommand) -> Step[domain.Activity]:
+            return Step(at, lambda state: domain.decide(state, cmd, at, activity_id, placed[i]))
+
+        return await execute_new(
+            self.store,
+            activity_stream(activity_id),
+            domain.activity_decider,
+            [step(i, at, cmd) for i, (at, cmd) in enumerate(facts)],
+            metadata=metadata,
+            dry_run=dry_run,
+            checks=checks,
         )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
@@ -32,7 +32,18 @@ from shared.core.money import Money
 from shared.messaging.envelope import CloudEvent
 from shared.privacy.pii import KeyStore, keys_of
 from shared.store import ConcurrencyError, DuplicateEventError, EventStore
-from shared.store.commands import CommandResult, Context, Current, Loaded, current, execute, load
+from shared.store.commands import (
+    CommandResult,
+    Context,
+    Created,
+    Current,
+    Loaded,
+    Step,
+    current,
+    execute,
+    execute_new,
+    load,
+)
 
 log = structlog.get_logger(__name__)
 Clock = Callable[[], datetime]
@@ -140,8 +151,7 @@ class Deals:
         """Run one command on one deal; raises DealRuleError (and its 404/422 kinds) or ConcurrencyError.
         ``check(deal, version)`` (the caller's rights) runs on the state the command is decided on."""
         now = self.clock()
-        if ctx.occurred_at is not None and ctx.occurred_at > now:
-            raise domain.InvalidCommandError("occurred_in_future", "a fact cannot be back-dated into the future")
+        ctx.check_time(now)  # before a contact's key is destroyed: not in the future, within the caller's limit
         if isinstance(cmd, domain.EraseContact):
             await self._destroy_contact_key(deal_id, cmd, ctx, now, check)
         pipeline = Pipeline()
@@ -155,12 +165,53 @@ class Deals:
             pipeline = await self.pipeline(pipeline_id or domain.DEFAULT_PIPELINE_ID)
 
         def decide(deal: Deal) -> list[DealEvent]:
-            if ctx.occurred_at is not None and deal.opened_at is not None and ctx.occurred_at < deal.opened_at:
+            at = ctx.at(now)
+            if ctx.backdated and deal.opened_at is not None and at < deal.opened_at:
                 raise domain.DealRuleError("before_opening", f"the deal was opened at {deal.opened_at}")
-            return domain.decide(deal, cmd, pipeline, ctx.occurred_at or now, deal_id, tz=self.tz)
+            return domain.decide(deal, cmd, pipeline, at, deal_id, tz=self.tz)
 
         return await execute(
             self.store, deal_stream(deal_id), domain.deal_decider, decide, check=check, **self._options(ctx)
+        )
+
+    async def import_deal(
+        self,
+        deal_id: uuid.UUID,
+        facts: Sequence[tuple[datetime, domain.Command]],
+        metadata: dict[str, Any],
+        *,
+        dry_run: bool = False,
+        resolve: Callable[[list[domain.Command]], Awaitable[list[domain.Command]]] | None = None,
+    ) -> Created[Deal] | None:
+        """An imported deal's history (issue 26): its opening, then commands on it, each decided as ``handle``
+        decides it, at its occurred time, all in one append; None: it was imported before (nothing appended).
+        ``resolve(commands)`` runs once the deal is known to be new: it checks what the commands name and gives
+        them back as decided (an organisation merged since: the one it reads as)."""
+        commands = [command for _, command in facts]
+        pipelines: dict[str, Pipeline] = {}
+
+        async def checks() -> None:
+            if resolve is not None:
+                commands[:] = await resolve(commands)
+            opening = commands[0]
+            pipeline_id = (opening.pipeline_id if isinstance(opening, domain.OpenDeal) else None) or (
+                domain.DEFAULT_PIPELINE_ID
+            )
+            # this process's cached pipeline, unchecked (a row is one of many: not a read each), else read
+            there = await current(self.store, pipeline_stream(pipeline_id), domain.pipeline_decider, read=False)
+            pipelines["deal"] = there.state
+
+        def step(i: int, at: datetime) -> Step[Deal]:
+            return Step(at, lambda deal: domain.decide(deal, commands[i], pipelines["deal"], at, deal_id, tz=self.tz))
+
+        return await execute_new(
+            self.store,
+            deal_stream(deal_id),
+            domain.deal_decider,
+            [step(i, at) for i, (at, _) in enumerate(facts)],
+            metadata=metadata,
+            dry_run=dry_run,
+            checks=checks,
         )
 
     async def _destroy_contact_key(

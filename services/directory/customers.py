@@ -81,13 +81,15 @@ class Customers:
         self, organisation_id: uuid.UUID, cmd: c.OrganisationCommand, ctx: Context, check: Check | None = None
     ) -> CommandResult[org.Organisation]:
         now = self.clock()
+        ctx.check_time(now)  # before a tax code is claimed: not in the future, within the caller's limit
+        at = ctx.at(now)  # the fact's time (X-Occurred-At, an import)
         if not await self._replayed(ctx):
-            await self._organisation_references(organisation_id, cmd, now)
+            await self._organisation_references(organisation_id, cmd, at)
         result = await execute(
             self.store,
             organisation_stream(organisation_id),
             org.organisation_decider,
-            lambda state: org.decide_organisation(state, cmd, now, organisation_id),
+            lambda state: org.decide_organisation(state, cmd, at, organisation_id),
             check=check,
             **ctx.options(now),
         )
@@ -96,8 +98,8 @@ class Customers:
                 self.store,
                 organisation_stream(cmd.into),
                 org.organisation_decider,
-                lambda target: org.absorb(target, cmd.into, organisation_id, cmd.reason, now),
-                **(ctx.options(now) | {"expected_version": None, "idempotency": None}),
+                lambda target: org.absorb(target, cmd.into, organisation_id, cmd.reason, at),
+                **(ctx.options(now) | {"expected_version": None, "idempotency": None, "time_order": "clamp"}),
             )
         return result
 
@@ -173,6 +175,8 @@ class Customers:
         self, person_id: uuid.UUID, cmd: c.PersonCommand, ctx: Context, check: Check | None = None
     ) -> CommandResult[per.Person]:
         now = self.clock()
+        ctx.check_time(now)  # before a key is destroyed: not in the future, within the caller's limit
+        at = ctx.at(now)  # the fact's time (X-Occurred-At, an import)
         owner, team = "", ""
         if await self._replayed(ctx):
             pass  # answered before: execute replays it
@@ -185,12 +189,12 @@ class Customers:
         elif isinstance(cmd, c.MergePerson):
             await self._live_person(cmd.into, "into")
         elif isinstance(cmd, c.ErasePerson):
-            await self._destroy_key(person_id, cmd, now, ctx, check)
+            await self._destroy_key(person_id, cmd, at, ctx, check)
         result = await execute(
             self.store,
             person_stream(person_id),
             per.person_decider,
-            lambda state: per.decide_person(state, cmd, now, person_id, owner_id=owner, team_id=team),
+            lambda state: per.decide_person(state, cmd, at, person_id, owner_id=owner, team_id=team),
             check=check,
             **ctx.options(now),
         )
@@ -199,8 +203,8 @@ class Customers:
                 self.store,
                 person_stream(cmd.into),
                 per.person_decider,
-                lambda target: per.absorb(target, cmd.into, person_id, cmd.reason, now),
-                **(ctx.options(now) | {"expected_version": None, "idempotency": None}),
+                lambda target: per.absorb(target, cmd.into, person_id, cmd.reason, at),
+                **(ctx.options(now) | {"expected_version": None, "idempotency": None, "time_order": "clamp"}),
             )
         return result
 

@@ -23,12 +23,13 @@ records the organisation and person a converted lead's deal is for.
 from __future__ import annotations
 
 import uuid
-from datetime import time
+from datetime import date, time
 from typing import Annotated, ClassVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from shared.core.events import DomainEvent
+from shared.core.money import DecimalStr
 
 Reason = Annotated[str, Field(min_length=1, max_length=500)]
 SUBJECT_PREFIX = "user:"
@@ -326,3 +327,66 @@ class CustomerLinked(DomainEvent):
     team_id: str | None = None
     linked_at: AwareDatetime
     reason: str | None = None  # an adoption's: the admin's
+
+
+# ---------------------------------------------------------------------------------------------- reference data
+class RateSet(DomainEvent):
+    """Stream ``directory-rate-<currency>``: from ``effective_from`` on (the business time zone's day), one unit of
+    ``currency`` is worth ``per_vnd`` đồng (an exact decimal, sent as a string), until the currency's next rate
+    takes effect. A second rate for the same ``effective_from`` supersedes the first (issue 26, decision 0021;
+    shared.core.rates converts with them)."""
+
+    event_type: ClassVar[str] = "pipelines.directory.RateSet"
+    currency: str
+    per_vnd: DecimalStr
+    effective_from: date
+    reason: str | None = None
+
+
+# ---------------------------------------------------------------------------------------------- import jobs
+class ImportEvent(DomainEvent):
+    """Stream ``directory-import-<import id>``: an import job run by the directory (``POST /imports``, issue 26,
+    decision 0021) — the upload kept in the process's spool directory, run by the import core (shared.imports)
+    against every service's ``POST /imports/batches``. Its progress is recorded here so that a restarted directory
+    resumes it, and ``GET /imports/{id}`` reads it. No personal data: counts and the file's name and hash."""
+
+    import_id: uuid.UUID
+
+
+class ImportStarted(ImportEvent):
+    event_type: ClassVar[str] = "pipelines.directory.ImportStarted"
+    source: str  # the mapping shipped for it (shared/imports/mappings/<source>.toml)
+    file_name: str
+    sha256: str
+    size: int  # bytes
+    dry_run: bool
+    owner: str | None = None  # the user owning rows whose owner the mapping does not know
+    owner_team: str | None = None  # and their team
+    started_at: AwareDatetime
+
+
+class ImportProgressed(ImportEvent):
+    """After each flush of batches: every row up to ``row`` (the file's row number) answered."""
+
+    event_type: ClassVar[str] = "pipelines.directory.ImportProgressed"
+    row: int
+    rows: int  # rows read so far
+    created: int
+    exists: int
+    refused: int
+    bad: int
+
+
+class ImportFinished(ImportEvent):
+    """``state`` done (every row read and answered) or failed (``reason``: the file refused up front, a service
+    refusing a whole batch); the counts of the whole run."""
+
+    event_type: ClassVar[str] = "pipelines.directory.ImportFinished"
+    state: str  # done | failed
+    rows: int
+    created: int
+    exists: int
+    refused: int
+    bad: int
+    reason: str | None = None
+    finished_at: AwareDatetime

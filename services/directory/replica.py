@@ -6,7 +6,8 @@ Published by the directory beside its events (its read-side contract): the other
 users and teams a request names with ``References.check`` — never a call to the directory, so a directory outage
 stops no sale. Tables (unqualified: each generation has its own schema): ``users`` (user_id, team_id, roles,
 active, handed_to; and how to reach them: language, time_zone, quiet_start, quiet_end, reminders, digest_at,
-email_token, the email sealed) and ``teams`` (team_id, active). What else a pipeline needs of the directory (organisations,
+email_token, the email sealed), ``teams`` (team_id, active) and ``rates`` (currency, effective_from, per_vnd: the
+exchange rates, issue 26). What else a pipeline needs of the directory (organisations,
 people) is added here: its DDL to ``DDL``, its events to ``apply_one``.
 
 A client that has just changed a user or team (registered, moved, reactivated) names the directory's answer in
@@ -20,6 +21,8 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import date
+from decimal import Decimal
 
 from services.directory import events as ev
 from services.directory.replica_customers import (
@@ -32,12 +35,13 @@ from services.directory.replica_customers import (
 )
 from shared.core.decider import InvalidError
 from shared.core.events import DomainEvent
+from shared.core.rates import RateTable
 from shared.messaging.envelope import CloudEvent
 from shared.messaging.projections import Fact, Projection, ReadModelBehindError, ReadModels, one_by_one
 from shared.store.db import Conn
 
 NAME = "directory"
-TABLES = ("users", "teams", *CUSTOMER_TABLES)
+TABLES = ("users", "teams", "rates", *CUSTOMER_TABLES)
 DDL = (
     """
 CREATE TABLE IF NOT EXISTS users (
@@ -52,6 +56,9 @@ ALTER TABLE users ADD COLUMN IF NOT EXISTS language text NOT NULL DEFAULT 'vi',
     ADD COLUMN IF NOT EXISTS quiet_start time, ADD COLUMN IF NOT EXISTS quiet_end time,
     ADD COLUMN IF NOT EXISTS reminders text NOT NULL DEFAULT 'immediate', ADD COLUMN IF NOT EXISTS digest_at time,
     ADD COLUMN IF NOT EXISTS email_token text;
+-- exchange rates (issue 26): đồng per unit of the currency from a day on (shared.core.rates converts with them)
+CREATE TABLE IF NOT EXISTS rates (
+    currency text NOT NULL, effective_from date NOT NULL, per_vnd numeric NOT NULL, PRIMARY KEY (currency, effective_from));
 """
     + CUSTOMERS_DDL
 )  # organisations and people: services.directory.replica_customers
@@ -93,6 +100,14 @@ async def apply_one(conn: Conn, fact: Fact) -> None:
             await conn.execute("INSERT INTO teams VALUES ($1, true) ON CONFLICT DO NOTHING", e.team_id)
         case ev.TeamClosed() as e:
             await conn.execute("UPDATE teams SET active = false WHERE team_id = $1", e.team_id)
+        case ev.RateSet() as e:
+            await conn.execute(
+                """INSERT INTO rates VALUES ($1, $2, $3)
+                   ON CONFLICT (currency, effective_from) DO UPDATE SET per_vnd = EXCLUDED.per_vnd""",
+                e.currency,
+                e.effective_from,
+                e.per_vnd,
+            )
         case event:
             await apply_customers(conn, event)
 
@@ -255,6 +270,10 @@ class References(CustomerReferences):
     ) -> tuple[dict[str, UserRef], dict[str, TeamRef]]:
         raise NotImplementedError
 
+    async def rates(self) -> RateTable:
+        """The exchange rates the directory has set, as replicated here (issue 26)."""
+        raise NotImplementedError
+
     async def check(
         self,
         *,
@@ -324,6 +343,11 @@ class PostgresReplica(References, PostgresCustomers):
             {r["team_id"]: TeamRef(r["team_id"], r["active"]) for r in t},
         )
 
+    async def rates(self) -> RateTable:
+        async with self.read_models.connection(NAME) as conn:
+            rows = await conn.fetch("SELECT currency, effective_from, per_vnd FROM rates")
+        return RateTable.of((r["currency"], r["effective_from"], r["per_vnd"]) for r in rows)
+
 
 @dataclass
 class MemoryReplica(References, MemoryCustomers):
@@ -331,6 +355,7 @@ class MemoryReplica(References, MemoryCustomers):
 
     users: dict[str, UserRef] = field(default_factory=dict)
     teams: dict[str, TeamRef] = field(default_factory=dict)
+    rate_rows: dict[tuple[str, date], Decimal] = field(default_factory=dict)
 
     def seed(self, *users: tuple[str, str]) -> MemoryReplica:
         """Active users ``(user_id, team_id)`` and their open teams."""
@@ -357,6 +382,8 @@ class MemoryReplica(References, MemoryCustomers):
             case ev.TeamClosed() as e:
                 if e.team_id in self.teams:
                     self.teams[e.team_id] = TeamRef(e.team_id, active=False)
+            case ev.RateSet() as e:
+                self.rate_rows[(e.currency, e.effective_from)] = e.per_vnd
             case _:
                 self.apply_customer(event)
 
@@ -371,3 +398,6 @@ class MemoryReplica(References, MemoryCustomers):
             {u: self.users[u] for u in users if u in self.users},
             {t: self.teams[t] for t in teams if t in self.teams},
         )
+
+    async def rates(self) -> RateTable:
+        return RateTable.of((c, d, r) for (c, d), r in self.rate_rows.items())

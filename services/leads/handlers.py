@@ -8,10 +8,11 @@ deletes the lead's rows with its key.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import hmac
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -30,7 +31,7 @@ from shared.core.events import registry
 from shared.messaging.envelope import CloudEvent
 from shared.privacy.pii import PersonalData
 from shared.store import AppendResult, DuplicateEventError, EventStore
-from shared.store.commands import CommandResult, Context, Loaded, execute, load
+from shared.store.commands import CommandResult, Context, Created, Loaded, Step, execute, execute_new, load
 from shared.store.db import Conn, identifier
 from shared.store.migrations import Migration, apply
 
@@ -224,11 +225,12 @@ class Leads:
         if seen is not None:
             commands.append(domain.RecordDuplicate(duplicate_of=seen[0], match_keys=tuple(seen[1])))
         now = self.clock()
+        at = ctx.at(now)  # a back-dated capture (X-Occurred-At, an import) decides on its own time
 
         def decide(lead: Lead) -> list[LeadEvent]:
             events: list[LeadEvent] = []
             for command in commands:
-                new = domain.decide(lead, command, now, lead_id, actor=ctx.actor, rules=self.rules)
+                new = domain.decide(lead, command, at, lead_id, actor=ctx.actor, rules=self.rules)
                 lead = domain.lead_decider.fold(new, lead)
                 events += new
             return events
@@ -238,6 +240,63 @@ class Leads:
             return await self._captured_before(result.append)
         await index.add(lead_id, keys.values())
         return Captured(lead_id, result, seen[0] if seen is not None else None)
+
+    async def import_lead(
+        self,
+        lead_id: uuid.UUID,
+        facts: Sequence[tuple[datetime, domain.Command]],
+        metadata: dict[str, Any],
+        *,
+        dry_run: bool = False,
+        resolve: Callable[[list[domain.Command]], Awaitable[list[domain.Command]]] | None = None,
+    ) -> Created[Lead] | None:
+        """An imported lead's history (issue 26): its capture, then commands of its lifecycle, each decided as
+        ``capture`` and ``handle`` decide them, at its occurred time, all in one append; None: it was imported
+        before. A person seen before is flagged on the capture, as a capture does (the duplicate index learns the
+        lead's keys once it is appended); ``resolve(commands)`` checks what they name once the lead is known new."""
+        commands = [command for _, command in facts]
+        capture = commands[0]
+        assert isinstance(capture, domain.CaptureLead)
+        keys = match_keys(capture.contact, self.dedupe_secret)
+        actor = str(metadata.get("actor", ""))
+        async with self.dedupe.claim(keys.values()) as index:
+            seen: list[tuple[uuid.UUID, list[str]]] = []
+
+            async def checks() -> None:
+                if resolve is not None:
+                    commands[:] = await resolve(commands)
+                if (found := await self._seen_before(index, lead_id, keys.values())) is not None:
+                    seen.append(found)
+
+            def step(i: int, at: datetime) -> Step[Lead]:
+                def decide(lead: Lead) -> list[LeadEvent]:
+                    now: list[domain.Command] = [commands[i]]
+                    if i == 0 and seen:
+                        now.append(domain.RecordDuplicate(duplicate_of=seen[0][0], match_keys=tuple(seen[0][1])))
+                    events: list[LeadEvent] = []
+                    for command in now:
+                        new = domain.decide(
+                            lead, command, at, lead_id, actor=actor, rules=self.rules, contact=capture.contact
+                        )
+                        lead = domain.lead_decider.fold(new, lead)
+                        events += new
+                    return events
+
+                return Step(at, decide)
+
+            steps = [step(i, at) for i, (at, _) in enumerate(facts)]
+            created = await execute_new(
+                self.store,
+                lead_stream(lead_id),
+                domain.lead_decider,
+                steps,
+                metadata=metadata,
+                dry_run=dry_run,
+                checks=checks,
+            )
+            if created is not None and created.append is not None:
+                await index.add(lead_id, keys.values())
+        return created
 
     async def _seen_before(
         self, index: Claim, lead_id: uuid.UUID, keys: Iterable[str]
@@ -269,13 +328,14 @@ class Leads:
 
     async def handle(self, lead_id: uuid.UUID, cmd: domain.Command, ctx: Context) -> CommandResult[Lead]:
         now = self.clock()
+        at = ctx.at(now)  # the fact's time: "in the past" checks compare with it
         # opened in memory for the decisions that need who the lead is; never stored or logged in clear
         contact = await self.contact(lead_id) if isinstance(cmd, domain.Convert | domain.Score) else None
         return await execute(
             self.store,
             lead_stream(lead_id),
             domain.lead_decider,
-            lambda state: domain.decide(state, cmd, now, lead_id, actor=ctx.actor, rules=self.rules, contact=contact),
+            lambda state: domain.decide(state, cmd, at, lead_id, actor=ctx.actor, rules=self.rules, contact=contact),
             **ctx.options(now),
         )
 
@@ -285,7 +345,8 @@ class Leads:
             raise domain.LeadRuleError("self_merge", "a lead cannot be merged into itself")
         if (await self.lead(survivor)).state.status not in domain.ACTIVE:
             raise domain.LeadRuleError("survivor_inactive", "the surviving lead must be active")
-        await self.handle(other, domain.MergeInto(survivor_id=survivor), Context(ctx.actor, ctx.correlation_id))
+        other_ctx = dataclasses.replace(ctx, expected_version=None, idempotency=None)  # the same time, limit and actor
+        await self.handle(other, domain.MergeInto(survivor_id=survivor), other_ctx)
         return await self.handle(survivor, domain.Absorb(other_lead_id=other), ctx)
 
     async def erase(self, lead_id: uuid.UUID, reason: str, ctx: Context) -> CommandResult[Lead]:

@@ -92,6 +92,8 @@ async def build(
     # duplicate-index keys derive from the master key: a database dump alone cannot test phone numbers
     dedupe_secret = hmac.new(settings.master_key(), b"pipelines.leads.dedupe", hashlib.sha256).digest()
     if graph is None and settings.facebook_access_token is not None:
-        graph = sources.HttpFacebookGraph(settings.facebook_access_token.get_secret_value())
+        graph = sources.HttpFacebookGraph(
+            settings.facebook_access_token.get_secret_value(), base_url=settings.facebook_graph_url
+        )
     leads = Leads(storage.store, storage.personal_data, clock, dedupe, dedupe_secret)
     return LeadsService(storage, leads, graph)

@@ -352,10 +352,17 @@ class HttpFacebookGraph:
 
     FIELDS = "created_time,id,ad_id,adset_id,campaign_id,form_id,field_data,platform,is_organic"
 
-    def __init__(self, access_token: str, *, version: str = "v21.0", client: httpx.AsyncClient | None = None) -> None:
+    def __init__(
+        self,
+        access_token: str,
+        *,
+        version: str = "v21.0",
+        base_url: str = "https://graph.facebook.com",
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
         self._token = access_token
         self._version = version
-        self._client = client or httpx.AsyncClient(base_url="https://graph.facebook.com", timeout=10)
+        self._client = client or httpx.AsyncClient(base_url=base_url, timeout=10)
 
     async def fetch_lead(self, leadgen_id: str) -> dict[str, Any]:
         try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -24,7 +24,7 @@ from shared.core.events import registry
 from shared.messaging.envelope import CloudEvent
 from shared.privacy.pii import KeyStore, keys_of
 from shared.store import DuplicateEventError, EventStore
-from shared.store.commands import CommandResult, Context, Loaded, execute, load
+from shared.store.commands import CommandResult, Context, Created, Loaded, Step, execute, execute_new, load
 
 log = structlog.get_logger(__name__)
 Clock = Callable[[], datetime]
@@ -66,14 +66,36 @@ class Production:
 
     async def handle(self, order_id: uuid.UUID, cmd: domain.Command, ctx: Context) -> CommandResult[Order]:
         now = self.clock()
+        ctx.check_time(now)  # before a contact's key is destroyed: not in the future, within the caller's limit
+        at = ctx.at(now)  # the fact's time (X-Occurred-At, an import, a reaction's cause): "in the past" checks too
         if isinstance(cmd, domain.EraseContact):
-            await self._destroy_contact_key(order_id, cmd, now, ctx)
+            await self._destroy_contact_key(order_id, cmd, at, ctx)
         return await execute(
             self.store,
             order_stream(order_id),
             domain.order_decider,
-            lambda state: domain.decide(state, cmd, now, order_id, actor=ctx.actor, tz=self.tz),
+            lambda state: domain.decide(state, cmd, at, order_id, actor=ctx.actor, tz=self.tz),
             **ctx.options(now),
+        )
+
+    async def import_order(
+        self,
+        order_id: uuid.UUID,
+        facts: Sequence[tuple[datetime, domain.Command]],
+        metadata: dict[str, Any],
+        *,
+        dry_run: bool = False,
+    ) -> Created[Order] | None:
+        """An imported order's history (issue 26): its creation, then its steps, each decided as ``handle`` decides
+        it, at its occurred time, all in one append; None: it was imported before (nothing appended)."""
+        actor = str(metadata.get("actor", ""))
+
+        def step(at: datetime, cmd: domain.Command) -> Step[Order]:
+            return Step(at, lambda state: domain.decide(state, cmd, at, order_id, actor=actor, tz=self.tz))
+
+        steps = [step(at, cmd) for at, cmd in facts]
+        return await execute_new(
+            self.store, order_stream(order_id), domain.order_decider, steps, metadata=metadata, dry_run=dry_run
         )
 
     async def _destroy_contact_key(

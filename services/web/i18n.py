@@ -193,6 +193,8 @@ WORDS: dict[str, tuple[str, str]] = {
     "c_summary": ("Summary", "Tóm tắt"),
     "c_raised_at": ("Raised at", "Thời điểm"),
     "c_when": ("When", "Khi nào"),
+    "c_recorded": ("Recorded", "Ghi nhận lúc"),
+    "c_occurred": ("Occurred", "Xảy ra lúc"),
     "c_service": ("Pipeline", "Quy trình"),
     "c_event": ("Event", "Sự kiện"),
     "c_actor": ("Who", "Ai"),

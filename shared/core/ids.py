@@ -9,6 +9,11 @@ one (version 4 or 7): no such id can ever equal a derived one, whose version is 
 a reaction is about to derive, and taking it first would take over what the reaction makes there (issue 20: a
 salesperson opening, under their name, the deal a lead's conversion was about to open). ``ClientId`` is the type of
 such a field or parameter: anything else answers 422 naming it.
+
+What an import brings (issue 26: a deal, a person, an activity of another CRM's export) gets the id ``import_id``
+derives from the source, the kind and the source's row id, in ``NS_IMPORTS``: one namespace for every service, so a
+deal's organisation derives to the directory's id for it, and a second run of the same file finds what the first
+made. Being version 5, such an id is one no client can claim first.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator
 
+# Imported rows' ids: uuid5(NS_IMPORTS, "<source>/<kind>/<key>"), the same in every service (decision 0021).
+NS_IMPORTS = uuid.UUID("6f1f3c8e-2f4e-5b7a-9d0c-1a2b3c4d5e26")
 CLIENT_ID_VERSIONS = frozenset({4, 7})
 CLIENT_ID_RULE = (
     "a random UUID (version 4 or 7): name-based ids (versions 3 and 5) are the ones the services derive, "
@@ -37,3 +44,9 @@ def client_id(value: uuid.UUID) -> uuid.UUID:
 
 
 ClientId = Annotated[uuid.UUID, AfterValidator(client_id)]
+
+
+def import_id(source: str, kind: str, key: str) -> uuid.UUID:
+    """The id of what an import of ``source``'s row ``key`` of ``kind`` makes, in every service: name-based
+    (version 5), so no client may name it (``ClientId``) and a second import of the row finds the first's."""
+    return uuid.uuid5(NS_IMPORTS, f"{source}/{kind}/{key}")

@@ -31,7 +31,11 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from shared.ops.settings import Settings, SettingsError
 
-ROLES = frozenset({"marketing", "sales", "sales_manager", "sales_director", "production", "auditor", "admin"})
+# ``importer`` runs imports and back-dates facts further than PIPELINES_BACKDATE_LIMIT_DAYS, and nothing else: it reads
+# no personal data (decision 0021)
+ROLES = frozenset(
+    {"marketing", "sales", "sales_manager", "sales_director", "production", "auditor", "importer", "admin"}
+)
 ALGORITHM = "HS256"
 MIN_KEY_BYTES = 32
 VERIFIED_TOKENS = 10_000  # tokens a verifier remembers as verified (forgotten all at once when full)

@@ -5,6 +5,11 @@ helper every command route uses: parse → build the command → execute → ans
 - ``If-Match: "<version>"`` makes the command conditional: a stream at another version → 412.
 - ``Idempotency-Key``: the same key with the same body returns the first answer (``Idempotent-Replayed: true``);
   with another body → 422.
+- ``X-Occurred-At`` back-dates the fact (decision 0021): the context carries it and, unless the caller is an admin
+  or an importer, the back-dating limit (``app.state.backdate_limit_days``: PIPELINES_BACKDATE_LIMIT_DAYS). The
+  service checks both on its own clock when it decides (``Context.check_time``): a time in the future 422
+  ``occurred_in_future``, further back than the limit 403 ``backdate_limit``, before the stream's last event 422
+  ``before_previous_event``.
 """
 
 from __future__ import annotations
@@ -81,11 +86,14 @@ async def command_context(
     key: str | None = None,
     occurred_at: datetime | None = None,
 ) -> Context:
-    """The context of a command from its request: actor, correlation, If-Match, Idempotency-Key.
+    """The context of a command from its request: actor, correlation, If-Match, Idempotency-Key, X-Occurred-At and
+    the caller's back-dating limit.
 
     The idempotency fingerprint is of the body as sent, so ids the API fills in do not make a retry look new.
     """
     body = await request.json() if key and await request.body() else None
+    principal: Principal | None = getattr(request.state, "principal", None)
+    unlimited = principal is not None and bool(principal.roles & BACKDATE_ANY_ROLES)
     return Context(
         actor=actor,
         correlation_id=request.state.correlation_id,
@@ -93,7 +101,17 @@ async def command_context(
         expected_version=if_match_version(if_match),
         idempotency=idempotency(f"{actor}:{request.method} {request.url.path}", key, body),
         occurred_at=occurred_at,
+        backdate_limit_days=None if unlimited else backdate_limit_days(request),
     )
+
+
+BACKDATE_ANY_ROLES = frozenset({"admin", "importer"})  # may back-date further than the limit
+DEFAULT_BACKDATE_LIMIT_DAYS = 7  # PIPELINES_BACKDATE_LIMIT_DAYS' default, for an app built without settings
+
+
+def backdate_limit_days(request: Request) -> int:
+    """How far back a caller neither admin nor importer may date a fact: the app's setting."""
+    return int(getattr(request.app.state, "backdate_limit_days", DEFAULT_BACKDATE_LIMIT_DAYS))
 
 
 def answer(aggregate_id: str, result: AppendResult, *, created: bool = False, location: str | None = None) -> Response:

@@ -158,6 +158,7 @@ class ServiceCore:
         process's revocation list, request bodies bounded by the settings."""
         app = create_app(api, TokenVerifier.from_settings(self.settings, revoked=self.revocations))
         app.state.max_body_bytes = self.settings.max_body_bytes
+        app.state.backdate_limit_days = self.settings.backdate_limit_days  # shared.edge.commands
         return app
 
     def relay(self) -> OutboxRelay:

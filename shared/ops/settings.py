@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     facebook_app_secret: SecretStr | None = None
     facebook_verify_token: SecretStr | None = None
     facebook_access_token: SecretStr | None = None
+    # where the Graph API answers (a Facebook webhook carries only ids; the lead's fields are fetched there): the
+    # local runner points it at its Graph stub (tools/graph_stub.py), a deployment leaves Facebook's
+    facebook_graph_url: str = Field("https://graph.facebook.com", max_length=500, pattern=r"^https?://[^\s]+$")
     google_ads_webhook_key: SecretStr | None = None
     pii_schema: str = "pii"
 
@@ -127,6 +130,14 @@ class Settings(BaseSettings):
     # (decision 0017): 422 for an unknown one. Off only for suites that run no directory (testkit.services)
     check_references: bool = True
     timezone: str = "Asia/Ho_Chi_Minh"
+    # a fact back-dated (X-Occurred-At) further than this into the past needs the admin or the importer role (403
+    # otherwise): decision 0021
+    backdate_limit_days: int = Field(7, ge=0, le=36500)
+    # the directory's import job (POST /imports, decision 0021): an upload larger than this answers 413 and nothing
+    # of it is kept; uploads, checkpoints and reports are kept in the spool directory (default: the system's
+    # temporary directory's pipelines-imports) until the job ends (the report: until the directory restarts)
+    import_max_bytes: int = Field(200 * 1024 * 1024, ge=1024, le=100 * 1024 * 1024 * 1024)
+    import_spool_dir: str | None = None
     lead_response_minutes: int = Field(60, ge=1, description="a new lead not contacted by then raises an alert")
     alert_scan_seconds: float = Field(30.0, gt=0)
     log_level: str = "INFO"

@@ -12,6 +12,7 @@ still write an event that sorts before it (docs/decisions/0002).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -21,7 +22,7 @@ from collections import OrderedDict
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 
 from shared.core.events import DomainEvent
 from shared.privacy.pii import parse_stored
@@ -73,6 +74,47 @@ class DuplicateEventError(EventStoreError):
     def __init__(self, stream_id: str) -> None:
         super().__init__(f"an event appended to {stream_id} has an id already stored")
         self.stream_id = stream_id
+
+
+class OutOfTimeOrderError(EventStoreError):
+    """An append asked to keep time order (a back-dated command: ``in_time_order``) has an event that would occur
+    before the one it follows in its stream: the stream's last event, or the one before it in the same append.
+    Nothing was written (decision 0021)."""
+
+    def __init__(self, stream_id: str, occurred_at: datetime, previous: datetime) -> None:
+        super().__init__(
+            f"an event of {stream_id} cannot occur at {occurred_at.isoformat()}, before the event it follows "
+            f"(which occurred at {previous.isoformat()})"
+        )
+        self.stream_id = stream_id
+        self.occurred_at = occurred_at
+        self.previous = previous
+
+
+# How an append keeps its stream's events in occurred-time order (decision 0021): None, not checked (a command at
+# the clock's now: replicas' clocks differ by milliseconds); "refuse" (a back-dated command): an event occurring
+# before the one it follows raises OutOfTimeOrderError; "clamp" (a reaction, occurring when its cause did): an
+# event occurring before the stream's last one occurs when that one did.
+TimeOrder = Literal["refuse", "clamp"] | None
+
+
+def in_time_order(
+    stream_id: str, previous: datetime | None, events: Sequence[NewEvent], now: datetime, order: TimeOrder
+) -> list[NewEvent]:
+    """The events as appended after an event that occurred at ``previous`` (None: a new stream): refused or
+    clamped by ``order``; an event without its time occurs ``now``."""
+    if order is None:
+        return list(events)
+    kept = []
+    for new in events:
+        at = new.occurred_at or now
+        if previous is not None and at < previous:
+            if order == "refuse":
+                raise OutOfTimeOrderError(stream_id, at, previous)
+            at = previous
+        kept.append(dataclasses.replace(new, occurred_at=at))
+        previous = at
+    return kept
 
 
 class IdempotencyKeyReusedError(EventStoreError):
@@ -224,8 +266,13 @@ class EventStore(Protocol):
         *,
         expected_version: int,
         idempotency: Idempotency | None = None,
+        time_order: TimeOrder = None,
     ) -> AppendResult:
         """Append after ``expected_version`` (NO_STREAM for a new stream) or raise ConcurrencyError.
+
+        ``time_order`` ("refuse": a back-dated command's append): an event occurring before the one it follows (the
+        stream's last, or the previous one appended with it) raises ``OutOfTimeOrderError`` and nothing is
+        appended; ("clamp": a reaction's) it occurs when the one it follows did.
 
         With ``idempotency``: a key seen before returns its first result and appends nothing. An event that would be
         a Kafka record over the store's ``max_event_bytes`` raises ``EventTooLargeError`` and nothing is appended.

@@ -28,14 +28,14 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 from pydantic import TypeAdapter
 
-from shared.core.decider import Decider, RefusedError
+from shared.core.decider import Decider, ForbiddenError, InvalidError, RefusedError
 from shared.core.events import DomainEvent
 from shared.store import (
     AppendResult,
@@ -43,8 +43,10 @@ from shared.store import (
     EventStore,
     Idempotency,
     NewEvent,
+    OutOfTimeOrderError,
     RecordedEvent,
     Snapshot,
+    TimeOrder,
     new_event_id,
 )
 
@@ -63,6 +65,12 @@ class Context:
     expected_version: int | None = None
     idempotency: Idempotency | None = None
     occurred_at: datetime | None = None  # back-dated business time; None: the clock's now
+    # how far back ``occurred_at`` may be (the edge's PIPELINES_BACKDATE_LIMIT_DAYS for a caller neither admin nor
+    # importer); None: no limit (admin, importer, reactions, tools)
+    backdate_limit_days: int | None = None
+    # a reaction's fact occurs when its cause did (``occurred_at``), but never after the clock's now nor before its
+    # stream's last event: clamped, never refused (decision 0021)
+    clamped: bool = False
     reason: str | None = None
     derive_ids_from: str | None = None  # reactions: the causing event's id
 
@@ -74,13 +82,46 @@ class Context:
             meta["reason"] = self.reason
         return meta
 
+    def at(self, now: datetime) -> datetime:
+        """When the command's fact occurs: its back-dated time, else ``now``; what "in the past" checks compare with."""
+        if self.occurred_at is None:
+            return now
+        return min(self.occurred_at, now) if self.clamped else self.occurred_at
+
+    @property
+    def backdated(self) -> bool:
+        """A command (not a reaction) whose fact occurred at a time it names."""
+        return self.occurred_at is not None and not self.clamped
+
+    def check_time(self, now: datetime) -> None:
+        """A back-dated command's time against the service's clock (decision 0021): never in the future (422
+        ``occurred_in_future``), never further back than the caller's limit (403 ``backdate_limit``)."""
+        at = self.occurred_at
+        if at is None or self.clamped:
+            return
+        if at > now:
+            raise InvalidError(
+                "occurred_in_future", f"a fact cannot be back-dated into the future: {at.isoformat()} is after now"
+            )
+        limit = self.backdate_limit_days
+        if limit is not None and now - at > timedelta(days=limit):
+            raise ForbiddenError(
+                f"back-dating further than {limit} days (PIPELINES_BACKDATE_LIMIT_DAYS) needs the admin or the "
+                f"importer role: {at.isoformat()} is {(now - at).days} days back",
+                rule="backdate_limit",
+            )
+
     def options(self, now: datetime) -> dict[str, Any]:
-        """The keyword arguments of ``execute`` for this context."""
+        """The keyword arguments of ``execute`` for this context; refuses a back-dated time ``check_time`` refuses.
+        A back-dated command's append refuses an event before its stream's last, a reaction's clamps it
+        (``execute``'s ``time_order``)."""
+        self.check_time(now)
         seed = self.derive_ids_from
         return {
             "expected_version": self.expected_version,
             "idempotency": self.idempotency,
-            "occurred_at": self.occurred_at or now,
+            "occurred_at": self.at(now),
+            "time_order": None if self.occurred_at is None else "clamp" if self.clamped else "refuse",
             "metadata": self.metadata(),
             "event_ids": (lambda i: uuid.uuid5(NS_REACTION_EVENTS, f"{seed}:{i}")) if seed else None,
         }
@@ -89,7 +130,12 @@ class Context:
     def reacting_to(cls, envelope: Any, actor: str) -> Context:
         """The context of a reaction to another service's event (a ``CloudEvent``)."""
         return cls(
-            actor=actor, correlation_id=envelope.correlationid, causation_id=envelope.id, derive_ids_from=envelope.id
+            actor=actor,
+            correlation_id=envelope.correlationid,
+            causation_id=envelope.id,
+            derive_ids_from=envelope.id,
+            occurred_at=envelope.time,  # when its cause occurred (an imported fact's reaction: then, not today)
+            clamped=True,
         )
 
 
@@ -191,8 +237,15 @@ async def execute(
     metadata: Mapping[str, Any] | None = None,
     event_ids: Callable[[int], uuid.UUID] | None = None,
     check: Callable[[S, int], None] | None = None,
+    time_order: TimeOrder = None,
 ) -> CommandResult[S]:
     """Run one command against one stream. ``event_ids(i)`` derives ids (idempotent reactions).
+
+    ``time_order`` (decision 0021) "refuse", a back-dated command's: the events may not occur before the one they
+    follow in the stream, checked by the store's append (against the stream's true last event, whatever the cache
+    held): 422 ``before_previous_event`` naming that event's occurred time; "clamp", a reaction's: they occur no
+    earlier than it. A command at the clock's now is not checked (None), so a few milliseconds between two
+    replicas' clocks never refuse one.
 
     ``check(state, version)`` runs before ``decide`` on every attempt (e.g. the caller's rights on the stream),
     so it holds for the state the append is proven against. The first attempt decides on this process's cached
@@ -226,7 +279,15 @@ async def execute(
             for i, e in enumerate(events)
         ]
         try:
-            result = await store.append(stream_id, new, expected_version=loaded.version, idempotency=idempotency)
+            result = await store.append(
+                stream_id, new, expected_version=loaded.version, idempotency=idempotency, time_order=time_order
+            )
+        except OutOfTimeOrderError as exc:
+            raise InvalidError(
+                "before_previous_event",
+                f"the fact cannot occur at {exc.occurred_at.isoformat()}: the event it follows in its stream "
+                f"occurred at {exc.previous.isoformat()}",
+            ) from None
         except ConcurrencyError:
             if not loaded.read:
                 continue  # the cached state was not the latest: read the events after it
@@ -266,3 +327,74 @@ async def _remember(
         await store.write_snapshot(stream_id, to_snapshot(decider, state, version))
         snapshot_at = version
     store.states.put((stream_id, id(decider)), state, version, snapshot_at)
+
+
+# ------------------------------------------------------------------ a new stream's facts, in one append
+@dataclass(frozen=True)
+class Step(Generic[S]):
+    """One fact of a new stream (an imported row's): when it occurred, and the decision it makes on the state
+    folded from the facts before it."""
+
+    occurred_at: datetime
+    decide: Callable[[S], Sequence[DomainEvent]]
+
+
+class StepRefusedError(Exception):
+    """Step ``index`` of a new stream's facts was refused (``cause``): nothing was appended."""
+
+    def __init__(self, index: int, cause: RefusedError) -> None:
+        super().__init__(f"fact {index}: {cause.message}")
+        self.index = index
+        self.cause = cause
+
+
+@dataclass(frozen=True)
+class Created(Generic[S]):
+    state: S  # after every step
+    events: tuple[DomainEvent, ...]
+    append: AppendResult | None  # None: a dry run, nothing appended
+
+
+async def execute_new(
+    store: EventStore,
+    stream_id: str,
+    decider: Decider[S],
+    steps: Sequence[Step[S]],
+    *,
+    metadata: Mapping[str, Any] | None = None,
+    dry_run: bool = False,
+    checks: Callable[[], Awaitable[None]] | None = None,
+) -> Created[S] | None:
+    """Create a stream from a sequence of facts, each decided on the state the ones before it made and recorded
+    with its own occurred time, all in one append (all or nothing; issue 26's import of a row's history). A fact
+    occurring before the one it follows is refused (``occurred_out_of_order``), as a back-dated command before its
+    stream's last event is. None: the stream has events already (an earlier import, or another writer first):
+    nothing is appended. ``dry_run``: decided, not appended. ``checks()`` (what the facts name: references) runs
+    once the stream is known to be new: a row imported before answers as such whatever changed since."""
+    there = await current(store, stream_id, decider)
+    if there.version:
+        return None
+    if checks is not None:
+        await checks()
+    state, events, new = there.state, list[DomainEvent](), list[NewEvent]()
+    previous: datetime | None = None
+    for i, step in enumerate(steps):
+        try:
+            if previous is not None and step.occurred_at < previous:
+                raise InvalidError("occurred_out_of_order", f"it occurred before the fact it follows ({previous})")
+            decided = list(step.decide(state))
+        except RefusedError as refused:
+            raise StepRefusedError(i, refused) from None
+        previous = step.occurred_at
+        state = decider.fold([as_stored(e) for e in decided], state)
+        events.extend(decided)
+        new.extend(NewEvent(e, occurred_at=step.occurred_at, metadata=dict(metadata or {})) for e in decided)
+    if dry_run or not new:
+        return Created(state, tuple(events), None)
+    try:
+        result = await store.append(stream_id, new, expected_version=there.version)
+    except ConcurrencyError:
+        return None  # another writer created it meanwhile: what it made stays
+    if store.states is not None:
+        await _remember(store, stream_id, decider, there, events, result.version)
+    return Created(state, tuple(events), result)

@@ -20,6 +20,8 @@ from shared.store import (
     RecordedEvent,
     Snapshot,
     StateCache,
+    TimeOrder,
+    in_time_order,
 )
 from shared.store.wire import DEFAULT_MAX_EVENT_BYTES, check_event_sizes
 
@@ -46,6 +48,7 @@ class InMemoryEventStore:
         *,
         expected_version: int,
         idempotency: Idempotency | None = None,
+        time_order: TimeOrder = None,
     ) -> AppendResult:
         sealed = await self.personal_data.seal(e.event for e in events)
         check_event_sizes(stream_id, events, sealed, source="memory", limit=self.max_event_bytes)
@@ -57,8 +60,9 @@ class InMemoryEventStore:
                 raise DuplicateEventError(stream_id)
             if len(stream) != expected_version:
                 raise ConcurrencyError(stream_id, expected_version, len(stream))
-            self._tx += 1
             now = datetime.now(UTC)
+            events = in_time_order(stream_id, stream[-1].occurred_at if stream else None, events, now, time_order)
+            self._tx += 1
             for new, data in zip(events, sealed, strict=True):
                 position = len(self._events) + 1
                 recorded = RecordedEvent(

@@ -17,7 +17,7 @@ import copy
 import json
 import time
 from collections.abc import AsyncIterator, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -33,10 +33,13 @@ from shared.store import (
     Idempotency,
     IdempotencyKeyReusedError,
     NewEvent,
+    OutOfTimeOrderError,
     RecordedEvent,
     Snapshot,
     StaleTransactionError,
     StateCache,
+    TimeOrder,
+    in_time_order,
 )
 from shared.store.db import Conn, identifier
 from shared.store.migrations import Migration, apply
@@ -138,14 +141,20 @@ class PostgresEventStore:
             INSERT INTO {s}.events (stream_id, version, event_id, event_type, schema_version, data, metadata,
                                     occurred_at)
             SELECT $1, $2 + t.n, t.event_id, t.event_type, t.schema_version, t.data, t.metadata,
-                   coalesce(t.occurred_at, now())
+                   -- $10 (time order "clamp", a reaction's): not before the stream's last event
+                   CASE WHEN $10::boolean
+                        THEN greatest(coalesce(t.occurred_at, now()),
+                                      (SELECT l.occurred_at FROM {s}.events l WHERE l.stream_id = $1 AND l.version = $2))
+                        ELSE coalesce(t.occurred_at, now()) END
             FROM unnest($3::uuid[], $4::text[], $5::int[], $6::jsonb[], $7::jsonb[], $8::timestamptz[])
                  WITH ORDINALITY AS t(event_id, event_type, schema_version, data, metadata, occurred_at, n)
             WHERE coalesce((SELECT max(version) FROM {s}.events WHERE stream_id = $1), 0) = $2
               -- commit order (tx_id, position) must keep the stream's order: no appending after a younger
-              -- transaction's event (StaleTransactionError)
+              -- transaction's event (StaleTransactionError); with $9 (time order "refuse"), nor after an event
+              -- that occurred later than the first appended (OutOfTimeOrderError)
               AND NOT EXISTS (SELECT 1 FROM {s}.events l
-                              WHERE l.stream_id = $1 AND l.version = $2 AND l.tx_id > pg_current_xact_id())
+                              WHERE l.stream_id = $1 AND l.version = $2
+                                AND (l.tx_id > pg_current_xact_id() OR l.occurred_at > $9::timestamptz))
             RETURNING version, position"""
 
     def using(self, conn: Conn) -> PostgresEventStore:
@@ -176,8 +185,11 @@ class PostgresEventStore:
         expected_version: int,
         idempotency: Idempotency | None = None,
         conn: Conn | None = None,
+        time_order: TimeOrder = None,
     ) -> AppendResult:
         """Append in its own transaction, or inside the caller's (``conn``, e.g. a reaction's)."""
+        # in time order within the append here; after the stream's last event in the append's statement
+        events = in_time_order(stream_id, None, events, datetime.now(UTC), time_order)
         if self.personal_data is not None:
             sealed = await self.personal_data.seal(e.event for e in events)
         elif any(e.event.personal_fields for e in events):
@@ -190,14 +202,20 @@ class PostgresEventStore:
         try:
             if conn is not None:
                 async with conn.transaction():  # a savepoint inside the caller's transaction
-                    result = await self._append(conn, stream_id, events, sealed, expected_version, idempotency)
+                    result = await self._append(
+                        conn, stream_id, events, sealed, expected_version, idempotency, time_order
+                    )
             elif idempotency is None and events:
                 # one statement is its own transaction: no BEGIN and COMMIT round trips
                 async with self.pool.acquire() as own:
-                    result = await self._append(own, stream_id, events, sealed, expected_version, idempotency)
+                    result = await self._append(
+                        own, stream_id, events, sealed, expected_version, idempotency, time_order
+                    )
             else:
                 async with self.pool.acquire() as own, own.transaction():
-                    result = await self._append(own, stream_id, events, sealed, expected_version, idempotency)
+                    result = await self._append(
+                        own, stream_id, events, sealed, expected_version, idempotency, time_order
+                    )
             if not result.replayed and events:
                 EVENTS_APPENDED.labels(self.schema).inc(len(events))
                 APPEND_SECONDS.labels(self.schema).observe(time.perf_counter() - started)
@@ -216,8 +234,10 @@ class PostgresEventStore:
         sealed: list[dict[str, Any]],
         expected_version: int,
         idempotency: Idempotency | None,
+        time_order: TimeOrder = None,
     ) -> AppendResult:
         if events:
+            first = events[0].occurred_at if time_order == "refuse" else None
             try:
                 rows = await conn.fetch(
                     self._append_sql,
@@ -229,15 +249,20 @@ class PostgresEventStore:
                     sealed,
                     [json.loads(json.dumps(dict(e.metadata), default=str)) for e in events],
                     [e.occurred_at for e in events],
+                    first,
+                    time_order == "clamp",
                 )
             except asyncpg.UniqueViolationError as exc:
                 if exc.constraint_name and exc.constraint_name.endswith("event_id_key"):
                     raise DuplicateEventError(stream_id) from None
                 raise ConcurrencyError(stream_id, expected_version) from None
             if not rows:
-                if (actual := await self._version(conn, stream_id)) == expected_version:
-                    raise StaleTransactionError(stream_id)
-                raise ConcurrencyError(stream_id, expected_version, actual)
+                actual, last_occurred = await self._last(conn, stream_id)
+                if actual != expected_version:
+                    raise ConcurrencyError(stream_id, expected_version, actual)
+                if first is not None and last_occurred is not None and last_occurred > first:
+                    raise OutOfTimeOrderError(stream_id, first, last_occurred)
+                raise StaleTransactionError(stream_id)
             result = AppendResult(
                 stream_id, rows[-1]["version"], rows[-1]["position"], tuple(e.event_id for e in events)
             )
@@ -257,6 +282,15 @@ class PostgresEventStore:
             if not stored:  # the same key committed meanwhile: undo ours, answer theirs
                 raise _KeyTaken
         return result
+
+    async def _last(self, conn: Conn, stream_id: str) -> tuple[int, datetime | None]:
+        """The stream's version and its last event's occurred time (None: no events)."""
+        row = await conn.fetchrow(
+            f"""SELECT version, occurred_at FROM {self.schema}.events WHERE stream_id = $1
+                ORDER BY version DESC LIMIT 1""",
+            stream_id,
+        )
+        return (row["version"], row["occurred_at"]) if row else (0, None)
 
     async def _version(self, conn: Conn, stream_id: str) -> int:
         return (await self._head(conn, stream_id))[0]

@@ -16,6 +16,7 @@ from shared.store import (
     Idempotency,
     IdempotencyKeyReusedError,
     NewEvent,
+    OutOfTimeOrderError,
 )
 from shared.store.memory import InMemoryEventStore
 from testkit.events import ContactRecorded, Counted, ThingCreated, ThingRenamed
@@ -83,6 +84,40 @@ async def test_occurred_at_is_kept_apart_from_recorded_at(store) -> None:
     (e,) = await store.read_stream("s")
     assert e.occurred_at == back_dated
     assert e.recorded_at > back_dated
+
+
+async def test_an_append_in_time_order_refuses_an_event_before_the_one_it_follows(store) -> None:
+    """Decision 0021: a back-dated command's append ("refuse") cannot occur before the stream's last event, nor
+    before the one it follows in the same append; nothing is written. Without the order asked, nothing is checked
+    (a command at the clock's now: replicas' clocks may differ by milliseconds)."""
+    t = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
+    await store.append("s", [NewEvent(Counted(n=1), occurred_at=t)], expected_version=0)
+    with pytest.raises(OutOfTimeOrderError) as refused:
+        await store.append(
+            "s", [NewEvent(Counted(n=2), occurred_at=t - timedelta(hours=1))], expected_version=1, time_order="refuse"
+        )
+    assert (refused.value.previous, refused.value.occurred_at) == (t, t - timedelta(hours=1))
+    later = [NewEvent(Counted(n=2), occurred_at=t + timedelta(hours=2)), NewEvent(Counted(n=3), occurred_at=t)]
+    with pytest.raises(OutOfTimeOrderError):  # the second occurs before the first of the same append
+        await store.append("s", later, expected_version=1, time_order="refuse")
+    assert [e.version for e in await store.read_stream("s")] == [1]
+    await store.append("s", [NewEvent(Counted(n=2), occurred_at=t)], expected_version=1, time_order="refuse")
+    await store.append("s", [NewEvent(Counted(n=3), occurred_at=t - timedelta(days=1))], expected_version=2)
+    assert [e.occurred_at for e in await store.read_stream("s")] == [t, t, t - timedelta(days=1)]
+
+
+async def test_an_append_clamped_in_time_order_occurs_no_earlier_than_the_stream_s_last_event(store) -> None:
+    """A reaction's append ("clamp") occurs when its cause did, but never before its stream's last event."""
+    t = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
+    await store.append("s", [NewEvent(Counted(n=1), occurred_at=t)], expected_version=0)
+    early = [NewEvent(Counted(n=2), occurred_at=t - timedelta(hours=1))]
+    await store.append("s", early, expected_version=1, time_order="clamp")
+    late = [NewEvent(Counted(n=3), occurred_at=t + timedelta(hours=1))]
+    await store.append("s", late, expected_version=2, time_order="clamp")
+    first = [NewEvent(Counted(n=1), occurred_at=t - timedelta(hours=1))]
+    await store.append("new", first, expected_version=0, time_order="clamp")
+    assert [e.occurred_at for e in await store.read_stream("s")] == [t, t, t + timedelta(hours=1)]
+    assert [e.occurred_at for e in await store.read_stream("new")] == [t - timedelta(hours=1)]
 
 
 async def test_read_all_in_batches_sees_every_event_once(store) -> None:

@@ -1,7 +1,7 @@
 """Who may call what (issue 20): every route of every service's API × every kind of caller, on the real services.
 
 POLICY states, for each route variant — "METHOD /path" as the service's OpenAPI names it, and what the variant asks —
-the outcome for each of the 13 kinds of principal in PRINCIPALS (columns in that order):
+the outcome for each of the 14 kinds of principal in PRINCIPALS (columns in that order):
 
 - ``401``: not authenticated; ``403``: the role may not; ``404``: not visible (a deal the caller may not see answers as
   if it did not exist: 404 without a rule); ``422``: input refused (an id a client may not choose, a source lead);
@@ -59,6 +59,7 @@ PRINCIPALS: dict[str, tuple[str, tuple[str, ...], str | None] | None] = {
     "sales director": ("u-dir", ("sales_director",), None),
     "production": ("u-prod", ("production",), None),
     "auditor": ("u-audit", ("auditor",), None),
+    "importer": ("u-import", ("importer",), None),
     "admin": ("u-admin", ("admin",), None),
 }
 NAMES = list(PRINCIPALS)
@@ -72,55 +73,61 @@ def row(text: str) -> dict[str, str]:
 
 
 # fmt: off
-#                        anon none mkt  own  peer othr mgr  mgrX mgr0 dir  prod aud  admin
-PUBLIC =             row("ok   ok   ok   ok   ok   ok   ok   ok   ok   ok   ok   ok   ok")
-SIGNED =             row("sig  sig  sig  sig  sig  sig  sig  sig  sig  sig  sig  sig  sig")
+#                        anon none mkt  own  peer othr mgr  mgrX mgr0 dir  prod aud  imp  admin
+PUBLIC =             row("ok   ok   ok   ok   ok   ok   ok   ok   ok   ok   ok   ok   ok   ok")
+SIGNED =             row("sig  sig  sig  sig  sig  sig  sig  sig  sig  sig  sig  sig  sig  sig")
 # deals: opening
-OPEN_FOR_OWNER =     row("401  403  403  ok   403  403  ok   403  403  ok   403  403  ok")
-OPEN_OWN_ELSEWHERE = row("401  403  403  403  403  403  403  403  403  ok   403  403  ok")
-SALES_INPUT_REFUSED = row("401 403  403  422  422  422  422  422  422  422  403  403  422")
+OPEN_FOR_OWNER =     row("401  403  403  ok   403  403  ok   403  403  ok   403  403  403  ok")
+OPEN_OWN_ELSEWHERE = row("401  403  403  403  403  403  403  403  403  ok   403  403  403  ok")
+SALES_INPUT_REFUSED = row("401  403  403  422  422  422  422  422  422  422  403  403  403  422")
 # deals: one deal (W: commands; R: reads; N: a deal without a team; W2: reassigned into another team)
-DEAL_WRITE =         row("401  403  403  ok   404  404  ok   404  404  ok   403  403  ok")
-REASSIGN_AWAY =      row("401  403  403  403  404  404  403  404  404  ok   403  403  ok")
-DEAL_READ =          row("401  403  403  ok   404  404  ok   404  404  ok   403  ok   ok")
-TEAMLESS_READ =      row("401  403  403  404  404  404  404  404  404  ok   403  ok   ok")
-CONTACT_READ =       row("401  403  403  ok   404  404  ok   404  404  ok   403  403  ok")
+DEAL_WRITE =         row("401  403  403  ok   404  404  ok   404  404  ok   403  403  403  ok")
+REASSIGN_AWAY =      row("401  403  403  403  404  404  403  404  404  ok   403  403  403  ok")
+DEAL_READ =          row("401  403  403  ok   404  404  ok   404  404  ok   403  ok   403  ok")
+TEAMLESS_READ =      row("401  403  403  404  404  404  404  404  404  ok   403  ok   403  ok")
+CONTACT_READ =       row("401  403  403  ok   404  404  ok   404  404  ok   403  403  403  ok")
 # deals: lists and numbers (which of the marked deals each answer shows)
-DEALS_SHOWN =        row("401  403  403  T    -    -    T    -    -    TX   403  TX   TX")
-TEAM_NUMBERS =       row("401  403  403  T    -    -    T    403  -    T    403  T    T")
-SOLO_NUMBERS =       row("401  403  403  403  403  403  -    -    403  X    403  X    X")
-SOLO_STATUS =        row("401  403  403  403  403  403  ok   ok   403  ok   403  ok   ok")
-TEAM_PLAN =          row("401  403  403  403  403  403  ok   403  403  ok   403  ok   ok")
-OWNER_PLAN =         row("401  403  403  ok   403  403  403  403  403  ok   403  ok   ok")
-LEARNING =           row("401  403  403  403  403  403  ok   ok   403  ok   403  ok   ok")
-SALES_READ =         row("401  403  403  ok   ok   ok   ok   ok   ok   ok   403  ok   ok")
-COMPANY_WIDE =       row("401  403  403  403  403  403  403  403  403  ok   403  403  ok")
-TEAM_TARGET =        row("401  403  403  403  403  403  ok   403  403  ok   403  403  ok")
+DEALS_SHOWN =        row("401  403  403  T    -    -    T    -    -    TX   403  TX   403  TX")
+TEAM_NUMBERS =       row("401  403  403  T    -    -    T    403  -    T    403  T    403  T")
+SOLO_NUMBERS =       row("401  403  403  403  403  403  -    -    403  X    403  X    403  X")
+SOLO_STATUS =        row("401  403  403  403  403  403  ok   ok   403  ok   403  ok   403  ok")
+TEAM_PLAN =          row("401  403  403  403  403  403  ok   403  403  ok   403  ok   403  ok")
+OWNER_PLAN =         row("401  403  403  ok   403  403  403  403  403  ok   403  ok   403  ok")
+LEARNING =           row("401  403  403  403  403  403  ok   ok   403  ok   403  ok   403  ok")
+SALES_READ =         row("401  403  403  ok   ok   ok   ok   ok   ok   ok   403  ok   403  ok")
+COMPANY_WIDE =       row("401  403  403  403  403  403  403  403  403  ok   403  403  403  ok")
+TEAM_TARGET =        row("401  403  403  403  403  403  ok   403  403  ok   403  403  403  ok")
 # leads and production
-MARKETING_WRITE =    row("401  403  ok   403  403  403  403  403  403  403  403  403  ok")
-LEADS_READ =         row("401  403  ok   ok   ok   ok   ok   ok   ok   ok   403  ok   ok")
-PRODUCTION_WRITE =   row("401  403  403  403  403  403  403  403  403  403  ok   403  ok")
-ORDERS_READ =        row("401  403  403  403  403  403  ok   ok   ok   ok   ok   ok   ok")
+MARKETING_WRITE =    row("401  403  ok   403  403  403  403  403  403  403  403  403  403  ok")
+LEADS_READ =         row("401  403  ok   ok   ok   ok   ok   ok   ok   ok   403  ok   403  ok")
+PRODUCTION_WRITE =   row("401  403  403  403  403  403  403  403  403  403  ok   403  403  ok")
+ORDERS_READ =        row("401  403  403  403  403  403  ok   ok   ok   ok   ok   ok   403  ok")
 # the directory: admins change it; admin, auditor and director see everyone, anyone else their token's team and
 # themselves (404 otherwise); the audit trails are the three's
-ADMIN_ONLY =         row("401  403  403  403  403  403  403  403  403  403  403  403  ok")
-DIRECTORY_SHOWN =    row("401  403  -    T    T    X    T    X    -    TX   -    TX   TX")
-NORTH_READ =         row("401  403  404  ok   ok   404  ok   404  404  ok   404  ok   ok")
-SOUTH_READ =         row("401  403  404  404  404  ok   404  ok   404  ok   404  ok   ok")
-SELF_READ =          row("401  403  ok   404  404  404  404  404  404  ok   404  ok   ok")
-DIRECTORY_AUDIT =    row("401  403  403  403  403  403  403  403  403  ok   403  ok   ok")
+ADMIN_ONLY =         row("401  403  403  403  403  403  403  403  403  403  403  403  403  ok")
+DIRECTORY_SHOWN =    row("401  403  -    T    T    X    T    X    -    TX   -    TX   403  TX")
+NORTH_READ =         row("401  403  404  ok   ok   404  ok   404  404  ok   404  ok   403  ok")
+SOUTH_READ =         row("401  403  404  404  404  ok   404  ok   404  ok   404  ok   403  ok")
+SELF_READ =          row("401  403  ok   404  404  404  404  404  404  ok   404  ok   403  ok")
+DIRECTORY_AUDIT =    row("401  403  403  403  403  403  403  403  403  ok   403  ok   403  ok")
+RATES_READ =         row("401  403  ok   ok   ok   ok   ok   ok   ok   ok   ok   ok   403  ok")
 # the directory's customers, as deals: CO (the north's, u-owner's) and CS (the south's); CP, SP their people
-CUSTOMERS_SHOWN =    row("401  403  403  T    T    X    T    X    -    TX   403  TX   TX")
-CUSTOMER_READ =      row("401  403  403  ok   ok   404  ok   404  404  ok   403  ok   ok")
-CUSTOMER_WRITE =     row("401  403  403  ok   403  404  ok   404  404  ok   403  403  ok")
-CUSTOMER_MERGE =     row("401  403  403  403  403  403  ok   404  404  ok   403  403  ok")
-CUSTOMER_LIST =      row("401  403  403  ok   ok   ok   ok   ok   ok   ok   403  ok   ok")
+CUSTOMERS_SHOWN =    row("401  403  403  T    T    X    T    X    -    TX   403  TX   403  TX")
+CUSTOMER_READ =      row("401  403  403  ok   ok   404  ok   404  404  ok   403  ok   403  ok")
+CUSTOMER_WRITE =     row("401  403  403  ok   403  404  ok   404  404  ok   403  403  403  ok")
+CUSTOMER_MERGE =     row("401  403  403  403  403  403  ok   404  404  ok   403  403  403  ok")
+CUSTOMER_LIST =      row("401  403  403  ok   ok   ok   ok   ok   ok   ok   403  ok   403  ok")
 # the agenda (decision 0020): activities as deals (scheduling on deal R for u-owner, commands on AW, reads of AT);
 # the lists mark AT (u-owner's, the north's) and AX (u-south's, the south's); an agenda is its owner's, their team
 # manager's and those who see everything's
-ACTIVITIES_SHOWN =   row("401  403  403  T    -    X    T    X    -    TX   403  TX   TX")
-OWNER_AGENDA =       row("401  403  403  T    403  403  T    403  403  T    403  T    T")
-TEAM_AGENDA =        row("401  403  403  403  403  403  T    403  403  T    403  T    T")
+ACTIVITIES_SHOWN =   row("401  403  403  T    -    X    T    X    -    TX   403  TX   403  TX")
+OWNER_AGENDA =       row("401  403  403  T    403  403  T    403  403  T    403  T    403  T")
+TEAM_AGENDA =        row("401  403  403  403  403  403  T    403  403  T    403  T    403  T")
+# each service's POST /imports/batches (issue 26): the importer's and admin's
+IMPORTS =            row("401  403  403  403  403  403  403  403  403  403  403  403  ok   ok")
+# the directory's import jobs: an empty upload is refused by its rule (import_refused), an unknown job is 404
+IMPORT_JOBS =        row("401  403  403  403  403  403  403  403  403  403  403  403  ok   ok")
+IMPORT_JOB_READ =    row("401  403  403  403  403  403  403  403  403  403  403  403  404  404")
 # fmt: on
 
 
@@ -437,6 +444,10 @@ def directory_cases() -> list[Case]:
         Case("GET /teams/{team_id}", NORTH_READ, "north", path=team),
         Case("GET /teams/{team_id}", SOUTH_READ, "south", path={"team_id": "south"}),
         Case("GET /teams/{team_id}/history", DIRECTORY_AUDIT, path=team),
+        Case("PUT /rates/{currency}", ADMIN_ONLY, path={"currency": "USD"}, body={}),
+        Case("GET /rates", RATES_READ),
+        Case("POST /imports", IMPORT_JOBS, params={"source": "hubspot"}),
+        Case("GET /imports/{import_id}", IMPORT_JOB_READ, path={"import_id": "new"}),
         *customer_cases(),
     ]
 
@@ -540,6 +551,44 @@ POLICY: dict[str, list[Case]] = {
     "directory": directory_cases(),
     "agenda": agenda_cases(),
 }
+
+
+def import_case(kind: str, first: str, body: dict[str, Any]) -> Case:
+    """A batch of one row (issue 26) keyed by the caller, so that each caller's row is a new one."""
+
+    def batch(who: Who) -> dict[str, Any]:
+        fact = {"command": first, "occurred_at": "2026-01-05T09:00:00+07:00", "body": body}
+        return {"source": "policy", "rows": [{"row": 1, "kind": kind, "key": who.name, "facts": [fact]}]}
+
+    return Case("POST /imports/batches", IMPORTS, body=batch, valid=True)
+
+
+IMPORT_CASES = {
+    "deals": import_case("deal", "open_deal", {"title": "Kho lạnh", "customer": "Hòa Bình", "owner_id": "u-owner"}),
+    "leads": import_case("lead", "capture", {"source": "csv", "contact": {"name": "An", "email": "an@example.vn"}}),
+    "production": import_case(
+        "order",
+        "create",
+        {"customer": "Hòa Bình", "lines": [{"product": "Tủ", "quantity": "1"}], "due_date": "2026-02-01"},
+    ),
+    "directory": import_case(
+        "organisation", "register", {"name": "Hòa Bình", "owner_id": "u-owner", "team_id": "north"}
+    ),
+    "agenda": import_case(
+        "activity",
+        "schedule",
+        {
+            "kind": "call",
+            "subject_type": "deal",
+            "subject_id": SOME,
+            "owner_id": "u-owner",
+            "title": "Gọi",
+            "due_at": "2026-01-06T09:00:00+07:00",
+        },
+    ),
+}
+for _service, _case in IMPORT_CASES.items():
+    POLICY[_service].append(_case)
 # the directory's teams and users (user → team): u-mkt's team is one no token names; and how the lists mark them
 DIRECTORY_TEAMS = ["north", "south", "east"]
 DIRECTORY_USERS = {"u-owner": "north", "u-south": "south", "u-mkt": "east"}

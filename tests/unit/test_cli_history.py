@@ -27,7 +27,7 @@ from shared.edge.service import serve
 from shared.ops.settings import Settings
 from shared.store.memory import InMemoryEventStore
 from testkit.faults import free_port
-from tools import cli, history
+from tools import cli, history, local
 
 NOW = datetime(2026, 12, 6, 3, 0, tzinfo=UTC)
 MADE: dict[str, str] = {}  # the ids the directory gave the organisations and the person the fixture registered
@@ -89,8 +89,10 @@ def settings() -> Iterator[Settings]:
             assert http.put(f"/organisations/{ids[1]}", json=change).status_code == 200  # its stream longer
             r = http.post(f"/organisations/{ids[1]}/merge", json={"into": ids[0], "reason": "the same company"})
             assert r.status_code == 200, r.text
-            r = http.post(
-                "/people", json={"organisation_id": ids[0], "name": "Trần Thị Đào", "reason": "met at a fair"}
+            r = http.post(  # met at a fair two days before, entered now: back-dated (decision 0021)
+                "/people",
+                json={"organisation_id": ids[0], "name": "Trần Thị Đào", "reason": "met at a fair"},
+                headers={"X-Occurred-At": "2026-12-04T10:00:00+07:00"},
             )
             assert r.status_code == 201, r.text
             MADE.update(organisation=ids[0], merged=ids[1], person=r.json()["id"])
@@ -103,7 +105,7 @@ def settings() -> Iterator[Settings]:
 
 @pytest.fixture
 def runner(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    monkeypatch.setattr(cli, "_settings", lambda: settings)
+    monkeypatch.setattr(local, "load_settings", lambda: settings)
     monkeypatch.setattr(cli, "console", Console(width=250))
     return CliRunner()
 
@@ -134,6 +136,9 @@ def test_an_organisations_and_a_persons_timeline_and_a_merged_one_reading_as_ano
     assert "Hoa Sen Co." in out and '"name": "Công ty Hoa Sen"' in out and "read_from" not in out, out
     code, out = said(runner, "person", MADE["person"])
     assert code == 0 and "PersonRegistered" in out and "met at a fair" in out, out
+    today = datetime.now(UTC).strftime("%Y-%m-%d")  # the store's clock: when it was recorded
+    assert re.search(r"┃ happened +┃ recorded +┃", out), out
+    assert re.search(rf"│ 1 +│ 2026-12-04 10:00 +│ {today} \d\d:\d\d +│ PersonRegistered", out), out
     assert said(runner, "person", "7b0e6a4c-1a48-4d6f-9a51-0c8c3f1d2e99")[0] == 1
     assert said(runner, "organisation", "north")[0] == 2  # an organisation's id is a UUID
 

@@ -11,36 +11,37 @@ import time
 from email.message import EmailMessage
 from pathlib import Path
 
+import httpx
 import pytest
 
 from shared.ops.settings import SERVICES, Settings
 from testkit.faults import free_port
-from tools import cli
+from tools import local
 
 
 def test_each_part_runs_as_its_own_process_kind() -> None:
-    assert (*SERVICES, "agenda-notifier", "web") == cli.PARTS
-    assert cli._command("agenda") == ["-m", "services.agenda", "all"]
-    assert cli._command("agenda-notifier") == ["-m", "services.agenda", "notifier"]
-    assert cli._command("web") == ["-m", "services.web"]
-    assert cli._port(Settings(_env_file=None, ops_port=None), "agenda-notifier") == cli.NOTIFIER_OPS_PORT
-    assert cli._port(Settings(_env_file=None, ops_port=9300), "agenda-notifier") == 9300
-    assert cli._port(Settings(_env_file=None), "agenda") == 8105
+    assert (*SERVICES, "agenda-notifier", "web") == local.PARTS
+    assert local._command("agenda") == ["-m", "services.agenda", "all"]
+    assert local._command("agenda-notifier") == ["-m", "services.agenda", "notifier"]
+    assert local._command("web") == ["-m", "services.web"]
+    assert local.port(Settings(_env_file=None, ops_port=None), "agenda-notifier") == local.NOTIFIER_OPS_PORT
+    assert local.port(Settings(_env_file=None, ops_port=9300), "agenda-notifier") == 9300
+    assert local.port(Settings(_env_file=None), "agenda") == 8105
 
 
 def test_a_server_set_is_the_notifiers_and_no_sink_starts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cli, "RUN", tmp_path)
-    env = cli._mail_sink(Settings(_env_file=None, smtp_host="smtp.example.vn"), {"X": "1"})
-    assert env == {"X": "1", "PIPELINES_OPS_PORT": str(cli.NOTIFIER_OPS_PORT)}  # its own settings: the server's
+    monkeypatch.setattr(local, "RUN", tmp_path)
+    env = local._mail_sink(Settings(_env_file=None, smtp_host="smtp.example.vn"), {"X": "1"})
+    assert env == {"X": "1", "PIPELINES_OPS_PORT": str(local.NOTIFIER_OPS_PORT)}  # its own settings: the server's
     assert not (tmp_path / "services" / "mail.pid").exists()
 
 
 def test_without_a_server_a_local_sink_takes_the_messages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     port = free_port()
-    monkeypatch.setattr(cli, "RUN", tmp_path)
-    monkeypatch.setattr(cli, "MAIL_SINK_PORT", port)
+    monkeypatch.setattr(local, "RUN", tmp_path)
+    monkeypatch.setattr(local, "MAIL_SINK_PORT", port)
     (tmp_path / "services").mkdir()
-    env = cli._mail_sink(Settings(_env_file=None, smtp_host=None), {})
+    env = local._mail_sink(Settings(_env_file=None, smtp_host=None), {})
     try:
         assert env["PIPELINES_SMTP_HOST"] == "127.0.0.1" and env["PIPELINES_SMTP_PORT"] == str(port)
         assert env["PIPELINES_SMTP_STARTTLS"] == "false"
@@ -64,4 +65,36 @@ def test_without_a_server_a_local_sink_takes_the_messages(tmp_path: Path, monkey
         pid = int((tmp_path / "services" / "mail.pid").read_text())
         os.killpg(pid, signal.SIGTERM)
         os.waitpid(pid, 0)
-    assert cli._alive("mail") is None
+    assert local.alive("mail") is None
+
+
+def test_without_a_graph_url_the_leads_read_facebook_leads_from_a_local_stub(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port = free_port()
+    monkeypatch.setattr(local, "RUN", tmp_path)
+    monkeypatch.setattr(local, "GRAPH_STUB_PORT", port)
+    monkeypatch.delenv("PIPELINES_FACEBOOK_GRAPH_URL", raising=False)
+    (tmp_path / "services").mkdir()
+    assert local._graph_stub({}) == {}  # no access token: no Facebook webhook to serve, no stub
+    env = local._graph_stub(dict(os.environ) | {"PIPELINES_FACEBOOK_ACCESS_TOKEN": "t" * 24})
+    pid = int((tmp_path / "services" / "graph.pid").read_text())
+    try:
+        assert env["PIPELINES_FACEBOOK_GRAPH_URL"] == f"http://127.0.0.1:{port}"
+        assert os.environ["PIPELINES_FACEBOOK_GRAPH_URL"] == env["PIPELINES_FACEBOOK_GRAPH_URL"]  # the simulation's
+        for _ in range(200):  # the stub starts in its own process
+            try:
+                if httpx.get(f"{env['PIPELINES_FACEBOOK_GRAPH_URL']}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        wrong = httpx.get(f"{env['PIPELINES_FACEBOOK_GRAPH_URL']}/v21.0/1", params={"access_token": "x"}, timeout=5)
+        assert wrong.status_code == 400 and wrong.json()["error"]["code"] == 190
+    finally:
+        os.killpg(pid, signal.SIGTERM)
+        os.waitpid(pid, 0)
+        os.environ.pop("PIPELINES_FACEBOOK_GRAPH_URL", None)
+    assert local.alive("graph") is None
+    # a Graph URL set (a deployment's, or Facebook's own): no stub
+    monkeypatch.setenv("PIPELINES_FACEBOOK_GRAPH_URL", "https://graph.facebook.com")
+    assert local._graph_stub({"PIPELINES_FACEBOOK_ACCESS_TOKEN": "t"}) == {"PIPELINES_FACEBOOK_ACCESS_TOKEN": "t"}

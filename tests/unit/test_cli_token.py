@@ -9,14 +9,14 @@ from typer.testing import CliRunner
 
 from shared.edge.auth import TokenVerifier
 from shared.ops.settings import Settings
-from tools import cli
+from tools import cli, local
 
 SETTINGS = Settings(jwt_keys=json.dumps({"k": "k" * 40}), jwt_active_kid="k")
 
 
 @pytest.fixture(autouse=True)
 def local_keys(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cli, "_settings", lambda: SETTINGS)
+    monkeypatch.setattr(local, "load_settings", lambda: SETTINGS)
 
 
 def test_a_manager_token_needs_a_team_and_a_director_covers_every_team() -> None:
@@ -33,3 +33,11 @@ def test_a_manager_token_needs_a_team_and_a_director_covers_every_team() -> None
     director = runner.invoke(cli.app, ["token", "sales_director", "--user", "u-dir"])
     assert director.exit_code == 0, director.output
     assert verifier.verify(director.output.strip()).roles == frozenset({"sales_director"})
+
+
+def test_an_importer_token_carries_the_importer_role_only() -> None:
+    """Decision 0021: the importer runs imports and back-dates; ``pipelines token importer`` makes one."""
+    out = CliRunner().invoke(cli.app, ["token", "importer", "--user", "u-import"])
+    assert out.exit_code == 0, out.output
+    got = TokenVerifier.from_settings(SETTINGS).verify(out.output.strip())
+    assert (got.user_id, got.roles, got.team) == ("u-import", frozenset({"importer"}), None)

@@ -397,6 +397,10 @@ EXEMPT = {
     # any JSON a source sent, kept to re-run a mapping: bounded as a whole by its validator (MAX_RAW_PAYLOAD_BYTES,
     # MAX_JSON_DEPTH; tested above), which JSON Schema cannot say; its schema has maxProperties.
     ("leads", "CaptureLead.raw_payload"),
+    # an imported fact's body (issue 26): the body of one of the service's commands, validated as that command
+    # (each field bounded there) and bounded as a whole like raw_payload (shared.edge.imports.Fact); its schema has
+    # maxProperties.
+    *((service, "Fact.body") for service in ("deals", "leads", "production", "directory", "agenda")),
 }
 BOUNDED_FORMATS = {"uuid", "date", "date-time"}  # parsed into a value of a fixed size
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services.agenda.api import activities, queries
+from services.agenda.api import activities, imports, queries
 from services.agenda.api.common import AgendaAPI
 from shared.edge.auth import TokenVerifier
 from shared.edge.http import install_common
@@ -26,4 +26,5 @@ def create_app(svc: AgendaAPI, verifier: TokenVerifier) -> FastAPI:
     install_common(app, svc.readiness, "agenda")
     app.include_router(queries.router)  # before /activities/{id}: /activities is a list
     app.include_router(activities.router)
+    app.include_router(imports.router)
     return app

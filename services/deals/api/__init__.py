@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services.deals.api import alerts, audit, commands, deals, numbers, pipelines
+from services.deals.api import alerts, audit, commands, deals, imports, numbers, pipelines
 from services.deals.api.common import DealsAPI
 from shared.edge.auth import TokenVerifier
 from shared.edge.http import install_common
@@ -42,4 +42,5 @@ def create_app(svc: DealsAPI, verifier: TokenVerifier, *, title: str = "Pipeline
     app.include_router(numbers.router)
     app.include_router(pipelines.router)
     app.include_router(alerts.router)
+    app.include_router(imports.router)
     return app

@@ -19,7 +19,7 @@ from services.deals.api.rights import SALES_ROLES, may_open, writable
 from services.deals.domain import Deal
 from shared.core.ids import CLIENT_ID_RULE, ClientId, is_client_id
 from shared.edge.auth import Principal, require
-from shared.edge.commands import CommandAnswer, IdempotencyKey, command_routes, run_command
+from shared.edge.commands import CommandAnswer, IdempotencyKey, OccurredAt, command_routes, run_command
 from shared.store.commands import CommandResult, Context
 
 router = APIRouter(responses=ERRORS)
@@ -34,6 +34,7 @@ async def open_deal(
     svc: Service,
     p: Seller,
     idempotency_key: IdempotencyKey = None,
+    x_occurred_at: OccurredAt = None,
     deal_id: Annotated[
         ClientId | None,
         Query(
@@ -60,6 +61,7 @@ async def open_deal(
         lambda ctx: svc.deals.handle(new_id, body, ctx),
         aggregate_id=lambda append: append.stream_id.removeprefix("deal-"),  # a retry: the deal it opened first
         idempotency_key=idempotency_key,
+        occurred_at=x_occurred_at,
         created=True,
         location="/deals/{id}",
     )

@@ -14,10 +14,12 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Depends, HTTPException, Query
 
 from services.deals import analytics, domain
+from services.deals.analytics.converted import converted_totals
 from services.deals.api.common import ERRORS, DealsAPI, Reader, Service, known, read_models
 from services.deals.api.customers import OrganisationFilter, organisation_filter
 from services.deals.api.rights import learning_team, may_read_plan, numbers_scope
 from shared.core.limits import DAY_RANGE, Day, Moment
+from shared.core.rates import RateTable
 from shared.edge.auth import Principal, require
 
 router = APIRouter(responses=ERRORS)
@@ -115,8 +117,9 @@ async def get_stage_analytics(
     await known(svc, asked, None, filtering=True)
     orgs = await organisation_filter(svc, p, organisation_id)
     lo, hi = window(svc, start, end)
+    rates = await svc.references.rates() if svc.references is not None else RateTable()
     async with read_models(svc).connection("analytics") as conn:
-        return await analytics.stage_analytics(
+        figures = await analytics.stage_analytics(
             conn,
             start=lo,
             end=hi,
@@ -127,6 +130,20 @@ async def get_stage_analytics(
             team_id=team_id,
             organisations=orgs,
         )
+        # every currency at once, in VND at the rates in effect (issue 26: shared.core.rates)
+        figures["all_currencies"] = await converted_totals(
+            conn,
+            start=lo,
+            end=hi,
+            now=svc.deals.clock(),
+            tz=svc.timezone,
+            rates=rates,
+            pipeline_id=pipeline_id,
+            owner_id=owner_id,
+            team_id=team_id,
+            organisations=orgs,
+        )
+    return figures
 
 
 @router.get("/analytics/scorecard", tags=["analytics"], summary="each salesperson's period")

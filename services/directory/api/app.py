@@ -7,14 +7,20 @@ Organisations and people (``organisations``, ``people``) are changed and seen as
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+
 from fastapi import FastAPI
 
 from services.directory.api import (
     adoption,
     customer360,
     customer_lists,
+    import_batches,
+    import_jobs,
     organisations,
     people,
+    rates,
     team_commands,
     teams,
     user_commands,
@@ -28,7 +34,16 @@ from shared.edge.http import install_common
 
 
 def create_app(svc: DirectoryAPI, verifier: TokenVerifier) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if svc.imports is not None:  # the jobs a stopped directory left unfinished go on (import_jobs.resume)
+            await svc.imports.resume()
+        yield
+        if svc.imports is not None:
+            await svc.imports.close()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Pipelines — directory",
         version="1.0.0",
         description="The directory of users and teams, and of the organisations and people sold to. " + (__doc__ or ""),
@@ -47,4 +62,9 @@ def create_app(svc: DirectoryAPI, verifier: TokenVerifier) -> FastAPI:
     app.include_router(people.router)
     app.include_router(customer360.router)
     app.include_router(adoption.router)
+    app.include_router(rates.router)
+    app.include_router(import_batches.router)  # before any /imports/{id}
+    app.include_router(import_jobs.router)
+    if svc.imports is not None:  # an upload streams to the spool under its own limit (PIPELINES_IMPORT_MAX_BYTES)
+        app.state.body_limits = {"/imports": svc.imports.config.max_bytes}
     return app

@@ -17,6 +17,7 @@ from services.directory.domain import InvalidReferenceError, Team, User
 from services.directory.domain.commands import TEAM_ID_PATTERN, USER_ID_PATTERN
 from services.directory.domain.errors import DuplicateError
 from services.directory.handlers import Directory
+from services.directory.import_jobs import ImportJobs
 from shared.core.decider import AbsentError
 from shared.core.limits import MAX_CODE_CHARS, MAX_ID_CHARS
 from shared.edge.problems import ERRORS as COMMON_ERRORS
@@ -39,6 +40,7 @@ class DirectoryAPI:
     timezone: str = "Asia/Ho_Chi_Minh"  # the business time zone: the months of the customer analytics
     adoptions: Adoptions | None = None  # old deals' customers adopted (services.directory.adoption)
     adoption_source: Source | None = None  # what it reads: the read models (projections.adoption.ReadModelSource)
+    imports: ImportJobs | None = None  # the import jobs (POST /imports: services.directory.import_jobs)
 
 
 def service(request: Request) -> DirectoryAPI:

@@ -18,7 +18,7 @@ from services.directory.domain import customer_commands as c
 from services.directory.domain.organisation import Organisation
 from shared.core.decider import NotVisibleError
 from shared.edge.auth import Principal
-from shared.edge.commands import CommandAnswer, IdempotencyKey, IfMatch, run_command
+from shared.edge.commands import CommandAnswer, IdempotencyKey, IfMatch, OccurredAt, run_command
 from shared.edge.problems import ERRORS as COMMON_ERRORS
 from shared.edge.problems import not_found
 from shared.edge.queries import Cursor, Limit, decode_cursor, history_page
@@ -49,7 +49,12 @@ def _located(result: Any) -> str:
 
 @router.post("/organisations", status_code=201, response_model=CommandAnswer, summary="register an organisation")
 async def register(
-    request: Request, body: c.RegisterOrganisation, svc: Service, p: Seller, idempotency_key: IdempotencyKey = None
+    request: Request,
+    body: c.RegisterOrganisation,
+    svc: Service,
+    p: Seller,
+    idempotency_key: IdempotencyKey = None,
+    x_occurred_at: OccurredAt = None,
 ) -> Response:
     check_place(p, body.owner_id, body.team_id)
     return await run_command(
@@ -58,6 +63,7 @@ async def register(
         lambda ctx: customers(svc).register_organisation(body, ctx),
         aggregate_id=lambda r: _located(r),
         idempotency_key=idempotency_key,
+        occurred_at=x_occurred_at,
         created=True,
         location="/organisations/{id}",
     )
@@ -71,6 +77,7 @@ async def _run(
     cmd: c.OrganisationCommand,
     if_match: str | None,
     key: str | None,
+    occurred_at: str | None = None,
 ) -> Response:
     place = (cmd.owner_id, cmd.team_id) if isinstance(cmd, c.ReassignOrganisation) else None
     check = writable(p, "organisation", merge=isinstance(cmd, c.MergeOrganisation), place=place)
@@ -83,6 +90,7 @@ async def _run(
         aggregate_id=str(organisation_id),
         if_match=if_match,
         idempotency_key=key,
+        occurred_at=occurred_at,
     )
 
 
@@ -95,8 +103,9 @@ async def change(
     p: Seller,
     if_match: IfMatch = None,
     idempotency_key: IdempotencyKey = None,
+    x_occurred_at: OccurredAt = None,
 ) -> Response:
-    return await _run(request, svc, p, organisation_id, body, if_match, idempotency_key)
+    return await _run(request, svc, p, organisation_id, body, if_match, idempotency_key, x_occurred_at)
 
 
 @router.post(
@@ -110,8 +119,9 @@ async def reassign(
     p: Seller,
     if_match: IfMatch = None,
     idempotency_key: IdempotencyKey = None,
+    x_occurred_at: OccurredAt = None,
 ) -> Response:
-    return await _run(request, svc, p, organisation_id, body, if_match, idempotency_key)
+    return await _run(request, svc, p, organisation_id, body, if_match, idempotency_key, x_occurred_at)
 
 
 @router.post(
@@ -127,11 +137,12 @@ async def merge(
     p: Merger,
     if_match: IfMatch = None,
     idempotency_key: IdempotencyKey = None,
+    x_occurred_at: OccurredAt = None,
 ) -> Response:
     target = await customers(svc).organisation(body.into)
     if target.version and not writable_target(p, target.state):
         raise NotVisibleError(f"no organisation {body.into}")
-    return await _run(request, svc, p, organisation_id, body, if_match, idempotency_key)
+    return await _run(request, svc, p, organisation_id, body, if_match, idempotency_key, x_occurred_at)
 
 
 def writable_target(p: Principal, target: Organisation) -> bool:

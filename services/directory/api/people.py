@@ -27,7 +27,7 @@ from services.directory.domain import customer_commands as c
 from services.directory.domain.person import Person
 from shared.core.decider import ForbiddenError, NotVisibleError
 from shared.edge.auth import Principal
-from shared.edge.commands import CommandAnswer, IdempotencyKey, IfMatch, run_command
+from shared.edge.commands import CommandAnswer, IdempotencyKey, IfMatch, OccurredAt, run_command
 from shared.edge.problems import ERRORS as COMMON_ERRORS
 from shared.edge.problems import not_found
 from shared.edge.queries import Cursor, Limit, decode_cursor, history_page
@@ -68,7 +68,12 @@ async def _may_register(svc: Customers, p: Principal, body: c.RegisterPerson) ->
 
 @router.post("/people", status_code=201, response_model=CommandAnswer, summary="register a person")
 async def register(
-    request: Request, body: c.RegisterPerson, svc: Service, p: Seller, idempotency_key: IdempotencyKey = None
+    request: Request,
+    body: c.RegisterPerson,
+    svc: Service,
+    p: Seller,
+    idempotency_key: IdempotencyKey = None,
+    x_occurred_at: OccurredAt = None,
 ) -> Response:
     await _may_register(customers(svc), p, body)
     return await run_command(
@@ -77,6 +82,7 @@ async def register(
         lambda ctx: customers(svc).register_person(body, ctx),
         aggregate_id=lambda r: str(r.stream_id).removeprefix(PERSON_STREAM),
         idempotency_key=idempotency_key,
+        occurred_at=x_occurred_at,
         created=True,
         location="/people/{id}",
     )
@@ -90,6 +96,7 @@ async def _run(
     cmd: c.PersonCommand,
     if_match: str | None,
     key: str | None,
+    occurred_at: str | None = None,
 ) -> Response:
     place = (cmd.owner_id, cmd.team_id) if isinstance(cmd, c.ReassignPerson) else None
     check = writable(p, "person", merge=isinstance(cmd, c.MergePerson), place=place)
@@ -102,6 +109,7 @@ async def _run(
         aggregate_id=str(person_id),
         if_match=if_match,
         idempotency_key=key,
+        occurred_at=occurred_at,
     )
 
 
@@ -114,12 +122,13 @@ async def change(
     p: Seller,
     if_match: IfMatch = None,
     idempotency_key: IdempotencyKey = None,
+    x_occurred_at: OccurredAt = None,
 ) -> Response:
     if body.organisation_id is not None:
         loaded = await customers(svc).organisation(body.organisation_id)
         if loaded.version:
             visible(p, "organisation", loaded.state, loaded.version)
-    return await _run(request, svc, p, person_id, body, if_match, idempotency_key)
+    return await _run(request, svc, p, person_id, body, if_match, idempotency_key, x_occurred_at)
 
 
 @router.post("/people/{person_id}/reassign", response_model=CommandAnswer, summary="give them another owner and team")
@@ -131,8 +140,9 @@ async def reassign(
     p: Seller,
     if_match: IfMatch = None,
     idempotency_key: IdempotencyKey = None,
+    x_occurred_at: OccurredAt = None,
 ) -> Response:
-    return await _run(request, svc, p, person_id, body, if_match, idempotency_key)
+    return await _run(request, svc, p, person_id, body, if_match, idempotency_key, x_occurred_at)
 
 
 @router.post(
@@ -148,6 +158,7 @@ async def merge(
     p: Merger,
     if_match: IfMatch = None,
     idempotency_key: IdempotencyKey = None,
+    x_occurred_at: OccurredAt = None,
 ) -> Response:
     target = await customers(svc).person(body.into)
     if target.version:
@@ -155,7 +166,7 @@ async def merge(
             writable(p, "person", merge=True)(target.state, target.version)
         except NotVisibleError:
             raise NotVisibleError(f"no person {body.into}") from None
-    return await _run(request, svc, p, person_id, body, if_match, idempotency_key)
+    return await _run(request, svc, p, person_id, body, if_match, idempotency_key, x_occurred_at)
 
 
 @router.post(

@@ -4,6 +4,7 @@
 - Seeing users and teams: ``admin``, ``auditor`` and ``sales_director`` see every user and team; anyone else (a
   ``sales_manager`` included) sees the users of their own team (the token's ``team``) and themselves, and their own
   team. What a caller may not see is answered 404, as if it did not exist.
+- The ``importer`` (decision 0021) sees no one: it runs imports and reads no personal data.
 - A user's history (who changed what, and why): ``admin``, ``auditor`` and ``sales_director``.
 - Names and emails are opened for whoever may see the user (colleagues reach each other), and never kept in
   clear: the store and the read model hold them sealed.
@@ -20,7 +21,8 @@ from shared.edge.auth import ROLES, Principal, require
 
 EVERYONE = ("admin", "auditor", "sales_director")  # see every user and team
 Admin = Annotated[Principal, Depends(require())]  # admin only
-Reader = Annotated[Principal, Depends(require(*ROLES))]
+# every role but the importer, which reads no personal data (decision 0021)
+Reader = Annotated[Principal, Depends(require(*sorted(ROLES - {"importer"})))]
 Auditor = Annotated[Principal, Depends(require(*EVERYONE))]
 
 

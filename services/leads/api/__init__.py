@@ -17,7 +17,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 
 from services.leads import sources
-from services.leads.api import campaigns, commands, history, read_models, webhooks
+from services.leads.api import campaigns, commands, history, imports, read_models, webhooks
 from services.leads.api.common import LeadsAPI
 from shared.edge.auth import TokenVerifier
 from shared.edge.http import install_common
@@ -47,4 +47,5 @@ def create_app(svc: LeadsAPI, verifier: TokenVerifier) -> FastAPI:
     app.include_router(history.router)
     app.include_router(campaigns.router)
     app.include_router(read_models.router)
+    app.include_router(imports.router)
     return app

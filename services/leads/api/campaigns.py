@@ -12,7 +12,7 @@ from services.leads import domain
 from services.leads.api.common import ERRORS, Marketer, Reader, Service
 from services.leads.api.views import campaign_json
 from shared.core.limits import DAY_RANGE, Day
-from shared.edge.commands import CommandAnswer, IdempotencyKey, IfMatch, run_command
+from shared.edge.commands import CommandAnswer, IdempotencyKey, IfMatch, OccurredAt, run_command
 
 router = APIRouter(responses=ERRORS)
 
@@ -24,6 +24,7 @@ async def create_campaign(
     svc: Service,
     p: Marketer,
     idempotency_key: IdempotencyKey = None,
+    x_occurred_at: OccurredAt = None,
 ) -> Response:
     campaign_id = uuid.uuid4()
     return await run_command(
@@ -32,6 +33,7 @@ async def create_campaign(
         lambda ctx: svc.leads.campaign_command(campaign_id, body, ctx),
         aggregate_id=lambda append: append.stream_id.removeprefix("campaign-"),  # a retry: the one created first
         idempotency_key=idempotency_key,
+        occurred_at=x_occurred_at,
         created=True,
         location="/campaigns/{id}",
     )
@@ -50,6 +52,7 @@ async def campaign_status(
     svc: Service,
     p: Marketer,
     if_match: IfMatch = None,
+    x_occurred_at: OccurredAt = None,
 ) -> Response:
     return await run_command(
         request,
@@ -57,6 +60,7 @@ async def campaign_status(
         lambda ctx: svc.leads.campaign_command(campaign_id, body, ctx),
         aggregate_id=str(campaign_id),
         if_match=if_match,
+        occurred_at=x_occurred_at,
     )
 
 
@@ -68,6 +72,7 @@ async def campaign_budget(
     svc: Service,
     p: Marketer,
     if_match: IfMatch = None,
+    x_occurred_at: OccurredAt = None,
 ) -> Response:
     return await run_command(
         request,
@@ -75,6 +80,7 @@ async def campaign_budget(
         lambda ctx: svc.leads.campaign_command(campaign_id, body, ctx),
         aggregate_id=str(campaign_id),
         if_match=if_match,
+        occurred_at=x_occurred_at,
     )
 
 

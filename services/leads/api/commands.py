@@ -28,7 +28,15 @@ from services.leads.api.views import CAPTURE_EXAMPLES
 from services.leads.domain import Lead
 from shared.core.limits import bounded_errors
 from shared.edge.auth import Principal, require
-from shared.edge.commands import CommandAnswer, IdempotencyKey, command_context, command_routes, run_command
+from shared.edge.commands import (
+    CommandAnswer,
+    IdempotencyKey,
+    OccurredAt,
+    command_context,
+    command_routes,
+    occurred_at_header,
+    run_command,
+)
 from shared.store.commands import CommandResult, Context
 
 router = APIRouter(responses=ERRORS)
@@ -72,9 +80,10 @@ async def capture(
     svc: Service,
     p: Marketer,
     idempotency_key: IdempotencyKey = None,
+    x_occurred_at: OccurredAt = None,
 ) -> Response:
     """Not through ``run_command``: a capture answers a delivery captured before (no append) and a duplicate flag."""
-    ctx = await command_context(request, p.user_id, key=idempotency_key)
+    ctx = await command_context(request, p.user_id, key=idempotency_key, occurred_at=occurred_at_header(x_occurred_at))
     # imported: in a namespace apart from the webhooks' lead ids
     return captured_answer(await svc.leads.capture(body, ctx, new_lead_id(body.external_id), imported=True))
 
@@ -99,6 +108,7 @@ command_routes(
     principal=Depends(require(*CHANGE)),
     handle=handle_lead_command,
     tags=["lead commands"],
+    occurred_at=True,
 )
 
 
@@ -108,11 +118,22 @@ command_routes(
     tags=["lead commands"],
     summary="merge another lead (a duplicate) into this one",
 )
-async def merge(lead_id: uuid.UUID, request: Request, body: MergeBody, svc: Service, p: Marketer) -> Response:
+async def merge(
+    lead_id: uuid.UUID,
+    request: Request,
+    body: MergeBody,
+    svc: Service,
+    p: Marketer,
+    x_occurred_at: OccurredAt = None,
+) -> Response:
     await existing(svc, lead_id)
     await existing(svc, body.other_lead_id)
     return await run_command(
-        request, p.user_id, lambda ctx: svc.leads.merge(lead_id, body.other_lead_id, ctx), aggregate_id=str(lead_id)
+        request,
+        p.user_id,
+        lambda ctx: svc.leads.merge(lead_id, body.other_lead_id, ctx),
+        aggregate_id=str(lead_id),
+        occurred_at=x_occurred_at,
     )
 
 

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, HTTPException, Query
 
 from services.alerts.routes import add_alerts_route
-from services.leads import projections
+from services.leads import projections, roi
 from services.leads.api.common import (
     ERRORS,
     READ,
@@ -23,6 +23,7 @@ from services.leads.api.common import (
     waited,
 )
 from shared.core.limits import DAY_RANGE, Day
+from shared.core.rates import RateTable
 from shared.edge.auth import require
 from shared.edge.queries import Cursor, Limit, WaitFor, decode_cursor, page
 
@@ -82,8 +83,13 @@ async def get_campaigns(
     svc: Service, p: Reader, start: From, end: To, position: WaitFor = None
 ) -> list[dict[str, Any]]:
     lo, hi = window(svc, start, end)
+    tz = svc.settings.timezone
+    rates = await svc.references.rates() if svc.references is not None else RateTable()
     async with read_models(svc).connection("marketing", wait_for=await waited(svc, position)) as conn:
-        return await projections.campaign_performance(conn, start=lo, end=hi, tz=svc.settings.timezone)
+        rows = await projections.campaign_performance(conn, start=lo, end=hi, tz=tz)
+        converted = await roi.converted_campaigns(conn, start=lo, end=hi, tz=tz, rates=rates)
+    # each campaign's spend and revenue in VND at the rates in effect on their days (issue 26: services.leads.roi)
+    return [{**r, "in_vnd": converted.get(r["campaign_id"]) or roi.empty()} for r in rows]
 
 
 @router.get("/nurture", tags=["read models"], summary="nurture sequences: sent, opened, clicked, converted")

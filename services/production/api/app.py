@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI
 
 from services.alerts.routes import add_alerts_route
-from services.production.api import history, order_commands, orders, plans
+from services.production.api import history, imports, order_commands, orders, plans
 from services.production.api.common import ERRORS, ProductionAPI, read_models, service
 from services.production.api.rights import READ
 from shared.edge.auth import TokenVerifier, require
@@ -32,5 +32,6 @@ def create_app(svc: ProductionAPI, verifier: TokenVerifier) -> FastAPI:
     app.include_router(orders.router)
     app.include_router(history.router)
     app.include_router(plans.router)
+    app.include_router(imports.router)
     app.include_router(ALERTS)
     return app

@@ -14,7 +14,7 @@ from services.production.api.common import ERRORS, Service, existing, service
 from services.production.api.rights import CHANGE, Changer
 from services.production.domain import Order
 from shared.edge.auth import Principal, require
-from shared.edge.commands import CommandAnswer, IdempotencyKey, command_routes, run_command
+from shared.edge.commands import CommandAnswer, IdempotencyKey, OccurredAt, command_routes, run_command
 from shared.store.commands import CommandResult, Context
 
 router = APIRouter(responses=ERRORS)
@@ -48,6 +48,7 @@ async def create_order(
     svc: Service,
     p: Changer,
     idempotency_key: IdempotencyKey = None,
+    x_occurred_at: OccurredAt = None,
 ) -> Response:
     order_id = uuid.uuid4()
     return await run_command(
@@ -56,6 +57,7 @@ async def create_order(
         lambda ctx: svc.production.handle(order_id, body, ctx),
         aggregate_id=lambda append: append.stream_id.removeprefix("production-order-"),  # a retry: the first one
         idempotency_key=idempotency_key,
+        occurred_at=x_occurred_at,
         created=True,
         location="/orders/{id}",
     )
@@ -79,4 +81,5 @@ command_routes(
     principal=Depends(require(*CHANGE)),
     handle=handle_order_command,
     tags=["order commands"],
+    occurred_at=True,
 )

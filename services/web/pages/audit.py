@@ -1,5 +1,5 @@
-"""The audit page: a deal's whole story (the timeline, loaded by ``apis.timeline`` from several APIs) and the
-latest deals to choose one from."""
+"""The audit page: a deal's whole story (the timeline, loaded by ``apis.timeline`` from several APIs: each event
+when recorded and when it occurred) and the latest deals to choose one from."""
 
 from __future__ import annotations
 
@@ -33,7 +33,8 @@ TIMELINE = Panel(
     kind="table",
     trigger="*",
     columns=(
-        C("recorded_at", "c_when", "datetime"),
+        C("recorded_at", "c_recorded", "datetime"),  # the story in the order it was recorded
+        C("occurred_at", "c_occurred", "datetime"),  # and when each fact happened (back-dated, imported: earlier)
         C("service", "c_service"),
         C("event", "c_event"),
         C("actor", "c_actor"),

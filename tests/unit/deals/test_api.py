@@ -250,15 +250,23 @@ def test_history_shows_who_what_when_why_and_the_chain(client: TestClient, clock
 
 def test_state_as_of_a_version_a_recorded_time_or_an_occurred_time(client: TestClient, clock: Clock) -> None:
     deal = open_deal(client)  # 2 November
-    clock.now += timedelta(days=8)
-    client.post(f"/deals/{deal}/move-stage", json={"stage_id": "contacted"}, headers=LAN)
-    # a meeting on 5 November, entered on the 10th: back-dated
+    clock.now += timedelta(days=5)
+    # a call on 4 November and a meeting on 5 November, entered on the 7th: back-dated
+    for stage, day in (("contacted", "04"), ("needs_discussed", "05")):
+        r = client.post(
+            f"/deals/{deal}/move-stage",
+            json={"stage_id": stage},
+            headers=LAN | {"X-Occurred-At": f"2026-11-{day}T10:00:00+07:00"},
+        )
+        assert r.status_code == 200, r.json()
+    # nothing occurs before the event it follows (decision 0021): the stream's last event occurred on 5 November
     r = client.post(
         f"/deals/{deal}/move-stage",
-        json={"stage_id": "needs_discussed"},
-        headers=LAN | {"X-Occurred-At": "2026-11-05T10:00:00+07:00"},
+        json={"stage_id": "quote_sent"},
+        headers=LAN | {"X-Occurred-At": "2026-11-04T12:00:00+07:00"},
     )
-    assert r.status_code == 200
+    assert (r.status_code, r.json()["rule"]) == (422, "before_previous_event")
+    assert "occurred at 2026-11-05T10:00:00+07:00" in r.json()["detail"], "it names when the previous one occurred"
     assert (
         client.get(f"/deals/{deal}/state", params={"version": 2}, headers=LAN).json()["stage"]["stage_id"]
         == "contacted"
@@ -277,7 +285,7 @@ def test_state_as_of_a_version_a_recorded_time_or_an_occurred_time(client: TestC
     r = client.post(
         f"/deals/{deal}/move-stage",
         json={"stage_id": "quote_sent"},
-        headers=LAN | {"X-Occurred-At": "2026-10-01T10:00:00+07:00"},
+        headers=LAN | {"X-Occurred-At": "2026-11-01T10:00:00+07:00"},  # the day before it opened
     )
     assert (r.status_code, r.json()["rule"]) == (409, "before_opening")
     r = client.post(

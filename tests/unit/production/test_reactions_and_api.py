@@ -215,3 +215,19 @@ async def test_a_route_is_a_function_of_the_service_and_refuses_in_domain_terms(
     assert (status_of(absent.value), absent.value.rule) == (404, "not_found")
     with pytest.raises(AbsentError):
         await orders.get_order(uuid.uuid4(), svc, principal, Response())
+
+
+async def test_an_imported_deal_won_a_year_ago_makes_its_order_then_not_today() -> None:
+    """A reaction occurs when its cause did (decision 0021): a back-dated DealWon's order is created at the win."""
+    store = InMemoryEventStore()
+    deals = InMemoryEventStore(store.personal_data)
+    production = Production(store, lambda: NOW)
+    deal, year_ago = uuid.uuid4(), datetime(2025, 11, 20, 9, 0, tzinfo=UTC)
+    await deals.append(f"deal-{deal}", [NewEvent(won(deal), occurred_at=year_ago)], expected_version=0)
+    (recorded,) = await deals.read_stream(f"deal-{deal}")
+    envelope = CloudEvent.from_recorded(recorded, "deals")
+    (data,) = await deals.personal_data.open([envelope.data])
+    await production.react(envelope, data)
+    loaded = await production.order(order_id_for_deal(deal))
+    assert loaded.events[0].occurred_at == year_ago
+    assert loaded.events[0].data["created_at"] == year_ago.isoformat().replace("+00:00", "Z")

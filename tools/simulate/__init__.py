@@ -9,9 +9,6 @@ reworked, are shipped and delivered (a rushed promise is due the day the deal is
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
-import json
 import random
 import uuid
 from collections.abc import Awaitable, Callable
@@ -24,6 +21,7 @@ import httpx
 
 from shared.edge.auth import issue_token, signing_key
 from shared.ops.settings import Settings
+from tools.simulate import sources
 
 FIRST = ["Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Võ", "Đặng", "Bùi"]
 MIDDLE = ["Văn", "Thị", "Minh", "Thu", "Quốc", "Ngọc", "Hữu"]
@@ -224,36 +222,23 @@ class Simulation:
         }
 
     async def capture(self) -> str | None:
+        """A lead as one of the sources really delivers it (the ones whose credentials are set), else by hand."""
         person, campaign = self.person(), self.rng.choice(CAMPAIGNS)[2]
-        kind = self.rng.random()
+        kind, ids = self.rng.random(), sources.Ids(self.rng)
+        lead = self.urls.leads
         if kind < 0.4 and self.settings.website_form_secret:
-            body = json.dumps(
-                person
-                | {
-                    "submission_id": uuid.UUID(int=self.rng.getrandbits(128)).hex,
-                    "message": "Cần tư vấn báo giá",
-                    "utm_source": "facebook",
-                    "utm_campaign": campaign,
-                    "consent": True,
-                },
-                ensure_ascii=False,
-            ).encode()
-            secret = self.settings.website_form_secret.get_secret_value().encode()
-            sig = "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
-            r = await self.http.post(
-                f"{self.urls.leads}/webhooks/website", content=body, headers={"X-Pipelines-Signature": sig}
-            )
+            r = await sources.website(self.http, lead, self.settings.website_form_secret, person, campaign, ids)
+        elif kind < 0.55 and self.settings.facebook_app_secret and sources.graph_stub(self.settings):
+            r = await sources.facebook(self.http, lead, self.settings, person, campaign, ids)
+        elif kind < 0.62 and self.settings.google_ads_webhook_key:
+            r = await sources.google_ads(self.http, lead, self.settings.google_ads_webhook_key, person, campaign, ids)
         elif kind < 0.7 and self.settings.ladipage_token:
-            r = await self.http.post(
-                f"{self.urls.leads}/webhooks/ladipage",
-                params={"token": self.settings.ladipage_token.get_secret_value()},
-                json=person | {"utm_campaign": campaign, "url_page": "https://ladi.example.vn/tu-dong"},
-            )
+            r = await sources.ladipage(self.http, lead, self.settings.ladipage_token, person, campaign)
         else:
             source = self.rng.choice(["referral", "manual"])
             r = await self.call(
                 "POST",
-                f"{self.urls.leads}/leads",
+                f"{lead}/leads",
                 role="marketing",
                 json={"source": source, "contact": person, "attribution": {"source": source, "campaign_id": campaign}},
             )
@@ -261,7 +246,8 @@ class Simulation:
             self.stats.errors.append(f"capture: {r.status_code} {r.text[:200]}")
             return None
         self.stats.leads += 1
-        return str(r.json()["id"])
+        answer = r.json()
+        return str((answer["captured"][0] if "captured" in answer else answer)["id"])
 
     # ------------------------------------------------------------------ one lead's journey
     async def journey(self) -> None:

@@ -1,0 +1,153 @@
+"""The whole system as local processes: each service (api, relay and projector in one), the agenda's notifier, the
+web board, and the stand-ins a laptop lacks (a mail sink when no SMTP server is set, a Graph API stub when no Graph
+URL is set), each with its pid file and log under the run dir (``PIPELINES_RUN_DIR``, default ``.run``)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from shared.ops.settings import SERVICES, Settings
+from shared.ops.stack import ROOT, STACK_SCRIPT
+
+console = Console()
+RUN = Path(os.environ.get("PIPELINES_RUN_DIR", ROOT / ".run"))
+NOTIFIER = "agenda-notifier"  # the agenda's fourth process kind (decision 0020), its own process beside the agenda
+PARTS = (*SERVICES, NOTIFIER, "web")  # the processes `services up` starts: each service (all in one), the board
+NOTIFIER_OPS_PORT, MAIL_SINK_PORT = 8106, 8125  # the local notifier's /readyz; the SMTP sink it sends to if no server
+GRAPH_STUB_PORT = 8126  # the local stand-in for Facebook's Graph API (tools/graph_stub.py) when no Graph URL is set
+
+
+def _command(part: str) -> list[str]:
+    kind = ["notifier"] if part == NOTIFIER else ["all"] if part in SERVICES else []
+    return ["-m", f"services.{part.split('-')[0]}", *kind]
+
+
+def port(settings: Settings, part: str) -> int:  # where a part answers /readyz
+    return (settings.ops_port or NOTIFIER_OPS_PORT) if part == NOTIFIER else settings.port(part)
+
+
+def _mail_sink(settings: Settings, env: dict[str, str]) -> dict[str, str]:
+    """The notifier's environment: the SMTP server set, else a local sink writing each message to mail.log."""
+    notifier = env | {"PIPELINES_OPS_PORT": str(port(settings, NOTIFIER))}
+    if settings.smtp_host:
+        return notifier
+    if not alive("mail"):
+        log, sink = (RUN / "services" / "mail.log").open("ab"), f"127.0.0.1:{MAIL_SINK_PORT}"
+        mail = [sys.executable, "-m", "aiosmtpd", "-n", "-l", sink, "-c", "aiosmtpd.handlers.Debugging", "stdout"]
+        process = subprocess.Popen(mail, cwd=ROOT, stdout=log, stderr=log, start_new_session=True)
+        _pidfile("mail").write_text(str(process.pid))
+        console.print(f"[yellow]no PIPELINES_SMTP_HOST[/]: reminders go to {RUN / 'services' / 'mail.log'}")
+    local = {"PIPELINES_SMTP_HOST": "127.0.0.1", "PIPELINES_SMTP_PORT": str(MAIL_SINK_PORT)}
+    return notifier | local | {"PIPELINES_SMTP_STARTTLS": "false"}
+
+
+def _graph_stub(env: dict[str, str]) -> dict[str, str]:
+    """No ``PIPELINES_FACEBOOK_GRAPH_URL`` set: the leads service fetches Facebook leads from the local Graph stub,
+    started here (the simulation puts its Facebook leads there before sending their webhooks)."""
+    if "PIPELINES_FACEBOOK_GRAPH_URL" in os.environ or not env.get("PIPELINES_FACEBOOK_ACCESS_TOKEN"):
+        return env
+    url = f"http://127.0.0.1:{GRAPH_STUB_PORT}"
+    if not alive("graph"):
+        log = (RUN / "services" / "graph.log").open("ab")
+        stub = [sys.executable, "-m", "tools.graph_stub", "--port", str(GRAPH_STUB_PORT)]
+        process = subprocess.Popen(stub, cwd=ROOT, env=env, stdout=log, stderr=log, start_new_session=True)
+        _pidfile("graph").write_text(str(process.pid))
+        console.print(f"[yellow]no PIPELINES_FACEBOOK_GRAPH_URL[/]: Facebook leads are read from the stub at {url}")
+    os.environ["PIPELINES_FACEBOOK_GRAPH_URL"] = url  # the simulation, in this process, finds it there
+    return env | {"PIPELINES_FACEBOOK_GRAPH_URL": url}
+
+
+def stack_env() -> dict[str, str]:
+    out = subprocess.run([str(STACK_SCRIPT), "env"], capture_output=True, text=True, check=True).stdout
+    env = {}
+    for line in out.splitlines():
+        if line.startswith("export "):
+            key, _, value = line.removeprefix("export ").partition("=")
+            env[key] = value.strip("'")
+    return env
+
+
+def load_settings() -> Settings:
+    os.environ.update({k: v for k, v in stack_env().items() if k not in os.environ})
+    return Settings()
+
+
+def _pidfile(service: str) -> Path:
+    return RUN / "services" / f"{service}.pid"
+
+
+def alive(service: str) -> int | None:
+    try:
+        pid = int(_pidfile(service).read_text())
+        os.kill(pid, 0)
+    except (FileNotFoundError, ValueError, ProcessLookupError):
+        return None
+    return pid
+
+
+def up() -> None:
+    """Start each service (api, relay and projector in one process) and the web board on the local stack; wait
+    until ready."""
+    settings = load_settings()
+    (RUN / "services").mkdir(parents=True, exist_ok=True)
+    env = _graph_stub(dict(os.environ) | {"PIPELINES_LOG_JSON": "true"})
+    for service in PARTS:
+        if alive(service):
+            continue
+        log = (RUN / "services" / f"{service}.log").open("ab")
+        process = subprocess.Popen(
+            [sys.executable, *_command(service)],
+            cwd=ROOT,
+            env=_mail_sink(settings, env) if service == NOTIFIER else env,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
+        _pidfile(service).write_text(str(process.pid))
+    for service in PARTS:
+        url = f"http://{settings.api_host}:{port(settings, service)}/readyz"
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if httpx.get(url, timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or not alive(service):
+                console.print(f"[red]{service} did not become ready; see {RUN / 'services' / (service + '.log')}")
+                raise typer.Exit(1)
+            time.sleep(0.5)
+        console.print(f"[green]{service}[/] ready on http://{settings.api_host}:{port(settings, service)}")
+
+
+def down() -> None:
+    for service in (*PARTS, "mail", "graph"):
+        pid = alive(service)
+        if pid:
+            os.killpg(pid, signal.SIGTERM)
+            for _ in range(100):
+                if not alive(service):
+                    break
+                time.sleep(0.1)
+            console.print(f"{service} stopped")
+        _pidfile(service).unlink(missing_ok=True)
+
+
+def status() -> None:
+    table = Table("service", "pid", "url")
+    settings = load_settings()
+    for service in PARTS:
+        pid = alive(service)
+        url = f"http://{settings.api_host}:{port(settings, service)}"
+        table.add_row(service, str(pid) if pid else "[red]down", url)
+    console.print(table)
