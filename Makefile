@@ -12,7 +12,7 @@ setup: ## install everything: Java, Maven, PostgreSQL, Kafka's jars, the Python 
 	scripts/stack setup
 	scripts/python-env
 
-demo: setup ## fresh machine: install everything, start the stack and every service, drive a simulation
+demo: setup ## fresh machine: install everything, start the stack and every service, load a year of history, drive a simulation
 	.venv/bin/pipelines demo --leads $${LEADS:-60} --rate $${RATE:-4}
 
 up: setup ## set up, then start Kafka and PostgreSQL and print their endpoints

@@ -97,6 +97,8 @@ def raw_command(pool: asyncpg.Pool, schema: str, ids: list[uuid.UUID], insert_sq
                 [data],
                 [json.loads(json.dumps(metadata))],
                 [datetime.now(UTC)],
+                None,  # no time order to keep (a command at now)
+                False,  # not a reaction's clamp
             )
         assert inserted, "the raw path lost a race it cannot lose"
 

@@ -6,7 +6,7 @@ pipelines services up|down|status     every service, each as one process (api + 
                                       stub when no PIPELINES_FACEBOOK_GRAPH_URL) and the board
 pipelines simulate --leads N --rate R realistic traffic through the whole flow, over the HTTP APIs
 pipelines import SOURCE FILE…         another CRM's exports (or a CSV/XLSX with --mapping), resumable (decision 0021)
-pipelines demo                        all of the above, then where to look
+pipelines demo                        a generated year of history, then all of the above, then where to look
 pipelines token ROLE                  a bearer token for trying the APIs
 pipelines events                      the catalog of event types and their versions
 pipelines history|projections|rebuild|dlq|relay|tail   what operators ask of a running system
@@ -338,6 +338,37 @@ def tail(
     asyncio.run(go())
 
 
+def load_history(*, months: int, scale: float, seed: int) -> None:
+    """``months`` of generated history (tools/demo_history.py) into the running services (tools/demo_load.py)."""
+    import time
+
+    from tools import demo_history, demo_load
+
+    settings = local.load_settings()
+    year = demo_history.generate(months=months, scale=scale, seed=seed)
+    urls = {s: settings.api_url(s) for s in ("directory", "leads", "deals", "production", "agenda")}
+    started = time.monotonic()
+    with Progress(
+        TextColumn("{task.description:<10}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
+        bars = {what: progress.add_task(what, total=n) for what, n in demo_load.totals(year).items()}
+        loaded = asyncio.run(demo_load.load(settings, urls, year, lambda what, n: progress.advance(bars[what], n)))
+    f = year.figures
+    console.print(
+        f"history: {months} months from {year.start:%Y-%m-%d}: {f.leads} leads, {f.deals} deals ({f.won} won, "
+        f"{f.lost} lost, {f.open} open, {f.stuck} stuck), {f.orders} orders; {loaded.rows} rows "
+        f"({loaded.created} created, {loaded.exists} already there, {loaded.refused} refused), {loaded.commands} "
+        f"commands ({loaded.commands_refused} refused) in {time.monotonic() - started:.0f} s",
+        soft_wrap=True,
+    )
+    for e in loaded.errors[:5]:
+        console.print(f"[yellow]{e}", soft_wrap=True)
+
+
 @app.command()
 def token(
     role: str = typer.Argument(
@@ -390,12 +421,22 @@ def events() -> None:
 
 
 @app.command()
-def demo(leads: int = typer.Option(60, "--leads", min=1), rate: float = typer.Option(4.0, "--rate", min=0.1)) -> None:
-    """Start the stack, every service and the board, drive traffic through them, and show where to look."""
+def demo(
+    leads: int = typer.Option(60, "--leads", min=1, help="live traffic: how many leads, after the history"),
+    rate: float = typer.Option(4.0, "--rate", min=0.1),
+    history: bool = typer.Option(True, "--history/--no-history", help="load a generated year of history first"),
+    months: int = typer.Option(12, "--months", min=1, max=36, help="how many months of history, ending today"),
+    scale: float = typer.Option(1.0, "--scale", min=0.05, max=10.0, help="the history's volume (1.0: ~1,500 leads)"),
+    seed: int = typer.Option(2026, "--seed"),
+) -> None:
+    """Start the stack, every service and the board, load a year of generated history (back-dated, through the
+    batch routes), drive live traffic on top, and show where to look."""
     if subprocess.call([str(STACK_SCRIPT), "up"], stdout=subprocess.DEVNULL) != 0:
         raise typer.Exit(1)
     services_up()
-    simulate(leads=leads, rate=rate, seed=2026)
+    if history:
+        load_history(months=months, scale=scale, seed=seed)
+    simulate(leads=leads, rate=rate, seed=seed)
     settings = local.load_settings()
     base = f"http://{settings.api_host}"
     console.rule("where to look")
@@ -413,11 +454,17 @@ def demo(leads: int = typer.Option(60, "--leads", min=1), rate: float = typer.Op
         console.print(f"{service:<11} {base}:{settings.port(service)}/docs")
     console.print("\nA token for reading everything:", soft_wrap=True)
     console.print("export TOKEN=$(.venv/bin/pipelines token auditor)", soft_wrap=True, highlight=False)
+    from datetime import UTC, datetime, timedelta
+
+    today = datetime.now(UTC).date()
+    window = f"from={today - timedelta(days=31 * months)}&to={today + timedelta(days=2)}"
     for path in (
         f":{settings.port('deals')}/board",
+        f":{settings.port('deals')}/analytics/stages?{window}",
+        f":{settings.port('deals')}/alerts",
         f":{settings.port('deals')}/forecast",
-        f":{settings.port('leads')}/funnel?from=2026-01-01&to=2027-01-01&by=source",
-        f":{settings.port('leads')}/campaigns?from=2026-01-01&to=2027-01-01",
+        f":{settings.port('leads')}/funnel?{window}&by=month",
+        f":{settings.port('leads')}/campaigns?{window}",
         f":{settings.port('production')}/board",
     ):
         console.print(f'curl -s -H "Authorization: Bearer $TOKEN" "{base}{path}"', soft_wrap=True, highlight=False)

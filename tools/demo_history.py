@@ -14,11 +14,12 @@ What is in it, and from which distribution:
   steady rate with the same seasonality.
 - A lead's journey: assigned; contacted after a lognormal delay (median 2 hours; 8 % never, so some recent leads
   wait past the response target); scored; about 35 % disqualified, the rest qualified (MQL), a share of those SQL
-  and converted (about 12 % of all leads).
-- A deal's time in each stage is lognormal (median 2–6 days by stage, σ 0.7); about 28 % are won, the others lost
-  at a stage drawn along the way with a reason from a list, or still open today; 12 % stall (a stage ×8), so some
-  open deals sit far past their stage's ``stuck_after_days``.
-- Repeat customers: organisations in the directory with one to six imported deals each over the year.
+  and converted (about 15 % of all leads).
+- A deal's time in each stage is lognormal (median 2–6 days by stage, σ 0.7); a quarter are won (about 26 % of the
+  closed ones), the others lost at a stage drawn along the way with a reason from a list, or still open today; 12 %
+  stall (a stage ×8) and 12 % never close (they sit in negotiation), so some open deals sit far past their stage's
+  ``stuck_after_days``.
+- Repeat customers: organisations in the directory with two to eight imported deals each over the year.
 - Activities (calls, meetings, e-mails) on the imported deals, scheduled and done.
 - A won deal's order: planned, materials, assembly, output, an inspection (18 % fail and are reworked), 6 % scrap
   part of the output, packed, shipped and delivered (some after their due date: late); orders whose steps would be
@@ -52,14 +53,16 @@ TET = {  # the first day of the lunar new year
 }
 OWNERS = [("u-lan", "north"), ("u-binh", "north"), ("u-dung", "south")]  # as tools.simulate registers them
 CAMPAIGNS = [  # name, channel, code, the lead source its leads come from, median cost per lead (VND)
-    ("Facebook — khách hàng tiềm năng", "facebook", "demo-fb-leads", "facebook_lead_ads", 220_000),
-    ("Google Ads — tìm kiếm tủ đông", "google_ads", "demo-gg-search", "google_ads_lead_form", 320_000),
-    ("Landing page khuyến mãi", "landing_page", "demo-ladi-km", "landing_page", 180_000),
+    ("Facebook — khách hàng tiềm năng", "facebook", "demo-fb-leads", "facebook_lead_ads", 550_000),
+    ("Google Ads — tìm kiếm tủ đông", "google_ads", "demo-gg-search", "google_ads_lead_form", 700_000),
+    ("Landing page khuyến mãi", "landing_page", "demo-ladi-km", "landing_page", 450_000),
 ]
-ORGANIC = [("referral", 0.5), ("website_form", 0.9), ("manual", 0.4)]  # leads per day (before the season)
+ORGANIC = [("referral", 0.3), ("website_form", 0.5), ("manual", 0.2)]  # leads per day (before the season)
 STAGES = ["contacted", "needs_discussed", "quote_sent", "negotiation"]  # after target_identified, the first
 STAGE_MEDIAN_DAYS = {"target_identified": 2.0, "contacted": 3.0, "needs_discussed": 5.0, "quote_sent": 4.0}
 STAGE_MEDIAN_DAYS["negotiation"] = 6.0
+STUCK_AFTER_DAYS = {"target_identified": 14, "contacted": 10, "needs_discussed": 14, "quote_sent": 10}
+STUCK_AFTER_DAYS["negotiation"] = 14  # the default pipeline's (services/deals/domain/pipeline.py)
 SIGMA = 0.7
 LOST_REASONS = ["giá cao", "chọn đối thủ", "không có ngân sách", "dự án tạm hoãn", "không liên lạc được"]
 PRODUCTS = [
@@ -129,7 +132,7 @@ class Figures:
     won: int = 0
     lost: int = 0
     open: int = 0
-    stalled: int = 0
+    stuck: int = 0  # open today and in its stage longer than its stuck_after_days
     orders: int = 0
     delivered: int = 0
     reworked: int = 0
@@ -163,7 +166,7 @@ def money(amount: int) -> dict[str, str]:
 def season(day: date) -> float:
     """The demand of a day relative to an ordinary one: a peak in the three weeks before Tết, a summer low."""
     tet = TET.get(day.year + (1 if day.month >= 6 else 0)) or date(day.year + (day.month >= 6), 2, 5)
-    peak = 1.2 * math.exp(-(((tet - day).days - 14) / 12) ** 2)
+    peak = 1.2 * math.exp(-((((tet - day).days - 14) / 12) ** 2))
     summer = -0.4 if day.month in (6, 7, 8) else 0.0
     return max(0.3, 1.0 + peak + summer)
 
@@ -224,7 +227,7 @@ class _Generator:
         for day in self.days():
             s = season(day)
             for _, _, code, source, _ in CAMPAIGNS:
-                spend = round(900_000 * self.scale * s * self.rng.uniform(0.75, 1.25), -3)
+                spend = round(600_000 * self.scale * s * self.rng.uniform(0.75, 1.25), -3)
                 self.figures.spend += int(spend)
                 self.row(
                     "leads",
@@ -271,7 +274,7 @@ class _Generator:
             f.contacted += 1
         facts.append(fact("score", t + timedelta(minutes=5)))
         t += timedelta(minutes=5) + lognormal_days(rng, 1.5)
-        quality = rng.random() + (0.1 if campaign else 0.0)
+        quality = rng.random() + (0.05 if campaign else 0.0)
         if t > self.now or quality < 0.35:
             if t <= self.now and rng.random() < 0.7:
                 reason = rng.choice(["no_budget", "wrong_fit", "unreachable"])
@@ -280,7 +283,7 @@ class _Generator:
             return
         facts.append(fact("qualify", t, {"level": "mql"}))
         t += lognormal_days(rng, 2.0)
-        if quality < 0.75 or t > self.now:
+        if quality < 0.88 or t > self.now:
             self.row("leads", "lead", key, facts)
             return
         facts.append(fact("qualify", t, {"level": "sql"}))
@@ -316,7 +319,7 @@ class _Generator:
         rng, f = self.rng, self.figures
         f.deals += 1
         outcome = rng.random()
-        won, lost_at = outcome < 0.3, rng.randrange(5) if outcome < 0.88 else None
+        won, lost_at = outcome < 0.25, rng.randrange(5) if outcome < 0.88 else None
         stall = rng.randrange(5) if rng.random() < 0.12 else None
         steps: list[Step] = []
         t, here = opened, ["target_identified", *STAGES]
@@ -324,7 +327,7 @@ class _Generator:
             length = lognormal_days(rng, STAGE_MEDIAN_DAYS[stage]) * (8 if stall == i else 1)
             if t + length > self.now:
                 f.open += 1
-                f.stalled += stall == i
+                f.stuck += self.now - t > timedelta(days=STUCK_AFTER_DAYS[stage])
                 return steps, None, None
             f.stage_days.append(length / timedelta(days=1))
             t += length
@@ -334,8 +337,9 @@ class _Generator:
                 return steps, None, None
             if i + 1 < len(here):
                 steps.append(Step(t, "move-stage", {"stage_id": here[i + 1]}))
-        if not won:  # undecided past negotiation: still negotiating
+        if not won:  # undecided past negotiation: it went quiet there (stuck once past its days)
             f.open += 1
+            f.stuck += self.now - t > timedelta(days=STUCK_AFTER_DAYS["negotiation"])
             return steps, None, None
         if not imported:  # a converted lead's deal has no lines yet: a win needs them
             line = {"product": product, "quantity": str(qty), "unit_price": money(price)}
@@ -404,8 +408,8 @@ class _Generator:
             registered = self.start - timedelta(days=rng.randrange(2, 60))
             body = {"name": name, "owner_id": owner, "team_id": team, "industry": "food_service"}
             self.row("directory", "organisation", org, [fact("register", registered, body)])
-            deals = 1 + min(5, int(rng.paretovariate(1.2)))  # most buy once or twice, a few often
-            for d in range(max(1, round(deals * self.scale))):
+            deals = rng.randint(2, 8)  # each buys again during the year
+            for d in range(max(1, round(deals * min(1.0, self.scale)))):
                 opened = self.moment(self.start.date() + timedelta(days=rng.randrange((self.now - self.start).days)))
                 self.imported_deal(f"{org}/deal-{d + 1}", org, name, owner, team, opened)
 

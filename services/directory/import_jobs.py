@@ -19,15 +19,17 @@ import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from services.directory.events import ImportEvent, ImportFinished, ImportProgressed, ImportStarted
 from shared.core.decider import InvalidError
+from shared.edge.auth import issue_token, signing_key
 from shared.imports.mapping import SERVICE_ORDER, MappingError, builtin, load
 from shared.imports.reader import FileError
 from shared.imports.runner import Counts, HttpSender, Options, Run, RunError, Sender, check_files
+from shared.ops.settings import Settings
 from shared.privacy.pii import parse_stored
 from shared.store import ConcurrencyError, EventStore, NewEvent
 
@@ -157,6 +159,9 @@ class ImportJobs:
         except ConcurrencyError:  # another process of the directory runs this job (both resumed it): it goes on
             log.warning("import %s: run by another process", job)
             return
+        except Exception as exc:  # a fault of this process: the job fails, said so, never left "running"
+            log.exception("import %s failed", job)
+            state, reason = "failed", f"internal error: {exc.__class__.__name__}"
         finally:
             if isinstance(sender, HttpSender):
                 await sender.close()
@@ -183,11 +188,19 @@ class ImportJobs:
                 or first.import_id in self.tasks
             ):
                 continue
-            prior = _counts(last) if isinstance(last, ImportProgressed) else Counts()
-            if not self._path(first.import_id, "upload").exists():
-                log.warning(
-                    "import %s: its upload is gone from %s: it cannot resume", first.import_id, self.config.spool
+            # a dry run keeps no checkpoint: it starts again from its first row, its counts with it
+            prior = _counts(last) if isinstance(last, ImportProgressed) and not first.dry_run else Counts()
+            if not self._path(first.import_id, "upload").exists():  # another spool (a new volume): it cannot go on
+                reason = f"its upload is no longer in {self.config.spool}: import the file again"
+                lost = ImportFinished(
+                    import_id=first.import_id,
+                    state="failed",
+                    reason=reason,
+                    finished_at=self.clock(),
+                    **_total(prior, Counts()),
                 )
+                with contextlib.suppress(ConcurrencyError):
+                    await self.store.append(events[0].stream_id, [NewEvent(lost)], expected_version=len(events))
                 continue
             meta = dict(events[0].metadata)
             self._spawn(first, str(meta.get("actor", "")), meta, len(events), prior)
@@ -251,6 +264,21 @@ def _counts(event: ImportProgressed | ImportFinished) -> Counts:
 
 def _total(prior: Counts, now: Counts) -> dict[str, int]:
     return {k: getattr(prior, k) + getattr(now, k) for k in ("rows", "created", "exists", "refused", "bad")}
+
+
+def job_token(settings: Settings, user: str) -> str:
+    """An importer's token for a job's batches, signed with the deployment's active key for the user who started
+    it, as long-lived as a token may be (``PIPELINES_JWT_MAX_LIFETIME_S``)."""
+    kid, secret = signing_key(settings)
+    return issue_token(
+        key_id=kid,
+        secret=secret,
+        user_id=user,
+        roles=["importer"],
+        ttl=timedelta(seconds=settings.jwt_max_lifetime_s),
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+    )
 
 
 def service_urls(api_url: Callable[[str], str]) -> dict[str, str]:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
-from datetime import timedelta
 
 from fastapi import FastAPI
 
@@ -14,10 +14,10 @@ from services.directory.api import DirectoryAPI, create_app
 from services.directory.conversions import Conversions, ReadModelIndex
 from services.directory.customers import Customers
 from services.directory.handlers import Clock, Directory
-from services.directory.import_jobs import ImportJobs, JobConfig, service_urls
+from services.directory.import_jobs import ImportJobs, JobConfig, job_token, service_urls
 from services.directory.projections.adoption import ReadModelSource, adoption
 from services.directory.projections.customer360 import customer360
-from shared.edge.auth import ROLES, issue_token, signing_key
+from shared.edge.auth import ROLES
 from shared.edge.service import ServiceCore, Storage, utc_now
 from shared.messaging.projections import Fact, Projection, one_by_one
 from shared.ops.settings import Settings
@@ -99,19 +99,7 @@ class DirectoryService(ServiceCore):
         """The import jobs (POST /imports): their batches reach every service at its API URL with an importer's
         token signed for the user who started the job (decision 0021)."""
         s = self.settings
-
-        def token(user: str) -> str:
-            kid, secret = signing_key(s)
-            return issue_token(
-                key_id=kid,
-                secret=secret,
-                user_id=user,
-                roles=["importer"],
-                ttl=timedelta(seconds=s.jwt_max_lifetime_s),
-                issuer=s.jwt_issuer,
-                audience=s.jwt_audience,
-            )
-
+        token = functools.partial(job_token, s)
         config = JobConfig.of(s.import_spool_dir, s.import_max_bytes, service_urls(s.api_url), token)
         return ImportJobs(self.storage.store, self.clock, config)
 

@@ -14,7 +14,8 @@ tool sends again: what was written answers ``exists``. ``dry_run``: every row de
 references to other imported rows not checked (they may not exist yet): listed in the row's ``unchecked``.
 
 A service gives one ``Kind`` per kind it imports, in the order a batch runs them (organisations before the people
-that work for them); the rows of one kind run concurrently (``ROW_CONCURRENCY`` at a time)."""
+that work for them); the rows of one kind run concurrently (``ROW_CONCURRENCY`` at a time), their "exists" reads
+and their appends gathered into one store call each (``shared.store.new_streams``)."""
 
 from __future__ import annotations
 
@@ -34,11 +35,14 @@ from shared.core.ids import import_id
 from shared.core.limits import MAX_COUNT, AwareMoment, JsonObject, bounded_errors
 from shared.store import EventTooLargeError
 from shared.store.commands import Created, StepRefusedError
+from shared.store.new_streams import NewStreams
 
 MAX_BATCH_ROWS = 500
 MAX_ROW_FACTS = 20
 MAX_KEY_CHARS = 128
-ROW_CONCURRENCY = 16
+# every row of a kind at once: their "exists" reads and appends are one round trip each (NewStreams); what else a
+# row reads (references) queues for the service's pool
+ROW_CONCURRENCY = MAX_BATCH_ROWS
 SOURCE_PATTERN = r"^[a-z0-9_-]{1,32}$"
 KIND_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
 KEY_PATTERN = r"^[^\x00-\x1f\x7f]+$"  # printable: no control characters
@@ -244,11 +248,13 @@ class Batch:
                 results.update({i: RowResult.model_validate(a) for (i, _), a in zip(mine, answered, strict=True)})
                 continue
             try:
-                async with asyncio.TaskGroup() as group:
-                    tasks = {
-                        i: group.create_task(self._row(gate, request, row, self.kinds[name], now, meta))
-                        for i, row in mine
-                    }
+                # the rows' "exists" reads and appends go to the store together (shared.store.new_streams)
+                with NewStreams.rows(len(mine)) as shared:
+                    async with asyncio.TaskGroup() as group:
+                        tasks = {
+                            i: group.create_task(self._row(gate, shared, request, row, self.kinds[name], now, meta))
+                            for i, row in mine
+                        }
             except BaseExceptionGroup as failed:  # a database or broker failure: the batch's (503), sent again
                 raise failed.exceptions[0] from None
             results.update({i: t.result() for i, t in tasks.items()})
@@ -257,6 +263,7 @@ class Batch:
     async def _row(
         self,
         gate: asyncio.Semaphore,
+        shared: NewStreams,
         request: BatchRequest,
         row: BatchRow,
         kind: Kind,
@@ -271,6 +278,8 @@ class Batch:
                 if isinstance(error, HTTPException) and error.status_code >= 500:
                     raise  # not there now (a replica behind): the batch's, sent again
                 return _refused(request.source, row, refusal(error))
+            finally:
+                shared.left()
         unchecked = [f"facts[{f.index}].body.{r}" for f in prepared.facts for r in sorted(f.references)]
         appended = created.append if created is not None else None
         return RowResult(

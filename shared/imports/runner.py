@@ -101,7 +101,9 @@ class Options:
     checkpoint: Path | None = None  # None: no checkpoint (a dry run never keeps one)
     default_owner: dict[str, str | None] | None = None
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
-    in_flight: int = 2  # chunks of batches sent at once (each service answers its batches' rows concurrently too)
+    # chunks of batches sent at once (completed in order: the checkpoint never passes an unanswered row); each
+    # service answers a batch's rows concurrently too, with one read and one write for all of them
+    in_flight: int = 4
 
 
 Progress = Callable[[Counts, float | None], None]  # counts so far, fraction of the current file done (None: unknown)
@@ -405,7 +407,13 @@ class Chunk:
         self.size += size
 
     def full(self) -> bool:
-        return self.size >= MAX_BATCH_BYTES or any(len(v) >= MAX_BATCH_ROWS for v in self.pending.values())
+        """A batch's worth of rows or bytes for a service, or of bad records (reported and checkpointed too: a file
+        of bad rows is read in constant memory as well)."""
+        return (
+            self.size >= MAX_BATCH_BYTES
+            or len(self.bad) >= MAX_BATCH_ROWS
+            or any(len(v) >= MAX_BATCH_ROWS for v in self.pending.values())
+        )
 
 
 def _names_reference(built: Built, result: dict[str, Any]) -> bool:

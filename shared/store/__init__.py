@@ -146,6 +146,14 @@ class NewEvent:
 
 
 @dataclass(frozen=True)
+class NewStream:
+    """A stream to create (``EventStore.create_streams``): its id and its first events."""
+
+    stream_id: str
+    events: Sequence[NewEvent]
+
+
+@dataclass(frozen=True)
 class RecordedEvent:
     stream_id: str
     version: int
@@ -312,6 +320,18 @@ class EventStore(Protocol):
         ...
 
     async def stream_version(self, stream_id: str) -> int: ...
+
+    async def stream_versions(self, stream_ids: Sequence[str]) -> dict[str, int]:
+        """The version of each of these streams (0: no events), in one read (an import batch's rows)."""
+        ...
+
+    async def create_streams(self, streams: Sequence[NewStream]) -> list[AppendResult | None]:
+        """Many new streams, each appended at expected version ``NO_STREAM``, in one write (one statement on
+        PostgreSQL, one transaction): per stream its result, or None when the stream has events already (written
+        before, or by another writer meanwhile): nothing of it is appended, never a part. The others are written
+        whatever happens to that one. Their personal data is sealed together (one key store round trip for all the
+        subjects). Events are not time-ordered here: the caller decided them in order (``execute_new``)."""
+        ...
 
     async def locate(self, position: int) -> tuple[str, int] | None:
         """The (stream id, version) of the event at a global position."""

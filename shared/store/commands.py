@@ -43,12 +43,14 @@ from shared.store import (
     EventStore,
     Idempotency,
     NewEvent,
+    NewStream,
     OutOfTimeOrderError,
     RecordedEvent,
     Snapshot,
     TimeOrder,
     new_event_id,
 )
+from shared.store.new_streams import NewStreams
 
 S = TypeVar("S")
 # Events a reaction appends get ids derived from the event that caused it: running it twice appends nothing.
@@ -370,13 +372,49 @@ async def execute_new(
     occurring before the one it follows is refused (``occurred_out_of_order``), as a back-dated command before its
     stream's last event is. None: the stream has events already (an earlier import, or another writer first):
     nothing is appended. ``dry_run``: decided, not appended. ``checks()`` (what the facts name: references) runs
-    once the stream is known to be new: a row imported before answers as such whatever changed since."""
-    there = await current(store, stream_id, decider)
-    if there.version:
-        return None
+    once the stream is known to be new: a row imported before answers as such whatever changed since.
+
+    Inside ``NewStreams.rows`` (an import batch's rows, run concurrently) the "exists" read and the append are
+    those of every row of the batch together: one read, one write (``EventStore.create_streams``)."""
+    batch = NewStreams.serving(store)
+    if batch is not None:
+        if await batch.version(stream_id):
+            return None
+        there: Current[S] = Current(decider.initial, 0, 0)
+    else:
+        there = await current(store, stream_id, decider)
+        if there.version:
+            return None
     if checks is not None:
         await checks()
-    state, events, new = there.state, list[DomainEvent](), list[NewEvent]()
+    state, events, new = _decide_steps(decider, there.state, steps, dict(metadata or {}))
+    if dry_run or not new:
+        return Created(state, tuple(events), None)
+    if batch is not None:
+        made = await batch.create(NewStream(stream_id, new))
+        if made is None:
+            return None  # created meanwhile by another writer (or another row of the batch): what it made stays
+        result = made
+    else:
+        try:
+            result = await store.append(stream_id, new, expected_version=there.version)
+        except ConcurrencyError:
+            return None  # another writer created it meanwhile: what it made stays
+    if store.states is not None:  # the state folded from the events as stored: as _remember would
+        snapshot_at = 0
+        if decider.snapshot_every and result.version >= decider.snapshot_every:
+            await store.write_snapshot(stream_id, to_snapshot(decider, state, result.version))
+            snapshot_at = result.version
+        store.states.put((stream_id, id(decider)), state, result.version, snapshot_at)
+    return Created(state, tuple(events), result)
+
+
+def _decide_steps(
+    decider: Decider[S], state: S, steps: Sequence[Step[S]], meta: dict[str, Any]
+) -> tuple[S, list[DomainEvent], list[NewEvent]]:
+    """Each step decided on the state the ones before it made (folded as stored), each event at its step's time;
+    ``meta`` one mapping for all of them (the store converts it once)."""
+    events, new = list[DomainEvent](), list[NewEvent]()
     previous: datetime | None = None
     for i, step in enumerate(steps):
         try:
@@ -388,13 +426,5 @@ async def execute_new(
         previous = step.occurred_at
         state = decider.fold([as_stored(e) for e in decided], state)
         events.extend(decided)
-        new.extend(NewEvent(e, occurred_at=step.occurred_at, metadata=dict(metadata or {})) for e in decided)
-    if dry_run or not new:
-        return Created(state, tuple(events), None)
-    try:
-        result = await store.append(stream_id, new, expected_version=there.version)
-    except ConcurrencyError:
-        return None  # another writer created it meanwhile: what it made stays
-    if store.states is not None:
-        await _remember(store, stream_id, decider, there, events, result.version)
-    return Created(state, tuple(events), result)
+        new.extend(NewEvent(e, occurred_at=step.occurred_at, metadata=meta) for e in decided)
+    return state, events, new

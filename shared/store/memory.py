@@ -6,6 +6,7 @@ import asyncio
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from shared.privacy.pii import InMemoryKeyStore, PersonalData
 from shared.store import (
@@ -17,6 +18,7 @@ from shared.store import (
     Idempotency,
     IdempotencyKeyReusedError,
     NewEvent,
+    NewStream,
     RecordedEvent,
     Snapshot,
     StateCache,
@@ -64,28 +66,59 @@ class InMemoryEventStore:
             events = in_time_order(stream_id, stream[-1].occurred_at if stream else None, events, now, time_order)
             self._tx += 1
             for new, data in zip(events, sealed, strict=True):
-                position = len(self._events) + 1
-                recorded = RecordedEvent(
-                    stream_id=stream_id,
-                    version=len(stream) + 1,
-                    position=position,
-                    event_id=new.event_id,
-                    event_type=new.event.event_type,
-                    schema_version=new.event.schema_version,
-                    data=data,
-                    metadata=dict(new.metadata),
-                    occurred_at=new.occurred_at or now,
-                    recorded_at=now,
-                    checkpoint=Checkpoint(self._tx, position),
-                )
-                stream.append(recorded)
-                self._events.append(recorded)
-                self._ids.add(recorded.event_id)
+                self._record(stream_id, stream, new, data, now)
             last = stream[-1].position if stream else 0
             result = AppendResult(stream_id, len(stream), last, tuple(e.event_id for e in events))
             if idempotency:
                 self._keys[idempotency.key] = (idempotency.fingerprint, result)
             return result
+
+    async def create_streams(self, streams: Sequence[NewStream]) -> list[AppendResult | None]:
+        if any(not s.events for s in streams):
+            raise ValueError("a stream is created with at least one event")
+        everything = [e for s in streams for e in s.events]
+        sealed = iter(await self.personal_data.seal(e.event for e in everything))
+        data = [[next(sealed) for _ in s.events] for s in streams]
+        for s, d in zip(streams, data, strict=True):
+            check_event_sizes(s.stream_id, s.events, d, source="memory", limit=self.max_event_bytes)
+        async with self._lock:
+            ids = [e.event_id for e in everything]
+            if len(set(ids)) != len(ids) or any(i in self._ids for i in ids):
+                raise DuplicateEventError(next(s.stream_id for s in streams if s.events))
+            results: list[AppendResult | None] = []
+            self._tx += 1  # one transaction
+            now = datetime.now(UTC)
+            for s, d in zip(streams, data, strict=True):
+                if self._streams.get(s.stream_id):
+                    results.append(None)
+                    continue
+                stream = self._streams.setdefault(s.stream_id, [])
+                for new, sealed_data in zip(s.events, d, strict=True):
+                    self._record(s.stream_id, stream, new, sealed_data, now)
+                appended = tuple(e.event_id for e in s.events)
+                results.append(AppendResult(s.stream_id, len(stream), stream[-1].position, appended))
+            return results
+
+    def _record(
+        self, stream_id: str, stream: list[RecordedEvent], new: NewEvent, data: dict[str, Any], now: datetime
+    ) -> None:
+        position = len(self._events) + 1
+        recorded = RecordedEvent(
+            stream_id=stream_id,
+            version=len(stream) + 1,
+            position=position,
+            event_id=new.event_id,
+            event_type=new.event.event_type,
+            schema_version=new.event.schema_version,
+            data=data,
+            metadata=dict(new.metadata),
+            occurred_at=new.occurred_at or now,
+            recorded_at=now,
+            checkpoint=Checkpoint(self._tx, position),
+        )
+        stream.append(recorded)
+        self._events.append(recorded)
+        self._ids.add(recorded.event_id)
 
     async def read_stream(
         self,
@@ -122,6 +155,9 @@ class InMemoryEventStore:
 
     async def stream_version(self, stream_id: str) -> int:
         return len(self._streams.get(stream_id, []))
+
+    async def stream_versions(self, stream_ids: Sequence[str]) -> dict[str, int]:
+        return {s: len(self._streams.get(s, [])) for s in stream_ids}
 
     async def locate(self, position: int) -> tuple[str, int] | None:
         if 1 <= position <= len(self._events):

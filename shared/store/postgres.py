@@ -33,6 +33,7 @@ from shared.store import (
     Idempotency,
     IdempotencyKeyReusedError,
     NewEvent,
+    NewStream,
     OutOfTimeOrderError,
     RecordedEvent,
     Snapshot,
@@ -43,6 +44,7 @@ from shared.store import (
 )
 from shared.store.db import Conn, identifier
 from shared.store.migrations import Migration, apply
+from shared.store.postgres_streams import create_streams
 from shared.store.wire import DEFAULT_MAX_EVENT_BYTES, check_event_sizes
 
 # The store's migrations (shared.store.migrations). The first makes what every start made before migrations, IF NOT
@@ -226,6 +228,10 @@ class PostgresEventStore:
             assert first is not None
             return first
 
+    async def create_streams(self, streams: Sequence[NewStream]) -> list[AppendResult | None]:
+        """Many new streams in one statement (``shared.store.postgres_streams``)."""
+        return await create_streams(self, streams)
+
     async def _append(
         self,
         conn: Conn,
@@ -390,6 +396,17 @@ class PostgresEventStore:
     async def stream_version(self, stream_id: str) -> int:
         async with self._connection() as conn:
             return await self._version(conn, stream_id)
+
+    async def stream_versions(self, stream_ids: Sequence[str]) -> dict[str, int]:
+        wanted = list(dict.fromkeys(stream_ids))
+        async with self._connection() as conn:
+            rows = await conn.fetch(
+                f"""SELECT stream_id, max(version) AS version FROM {self.schema}.events
+                    WHERE stream_id = ANY($1::text[]) GROUP BY stream_id""",
+                wanted,
+            )
+        found = {r["stream_id"]: r["version"] for r in rows}
+        return {x: found.get(x, 0) for x in wanted}
 
     async def locate(self, position: int) -> tuple[str, int] | None:
         async with self._connection() as conn:

@@ -226,7 +226,9 @@ def test_a_pipelines_command_the_docs_name_exists_with_its_options(at: str, word
         sub = command.get_command(typer.Context(command), word)
         assert sub is not None, f"{at}: pipelines has no command {' '.join(words[: words.index(word) + 1])}"
         command = sub
-    options = {opt for param in command.params for opt in getattr(param, "opts", [])} | {"--help"}
+    options = {  # a flag's --no-… is its secondary option
+        opt for param in command.params for opt in (*getattr(param, "opts", []), *getattr(param, "secondary_opts", []))
+    } | {"--help"}
     named = [w for w in words if w.startswith("--")]
     assert not [o for o in named if o not in options], f"{at}: {' '.join(words)} names an option it does not take"
 

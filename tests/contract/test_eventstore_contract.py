@@ -16,6 +16,7 @@ from shared.store import (
     Idempotency,
     IdempotencyKeyReusedError,
     NewEvent,
+    NewStream,
     OutOfTimeOrderError,
 )
 from shared.store.memory import InMemoryEventStore
@@ -205,3 +206,66 @@ async def test_an_event_id_is_stored_once(store) -> None:
     with pytest.raises(DuplicateEventError):
         await store.append("b", [event], expected_version=0)
     assert await store.stream_version("b") == 0
+
+
+# ---------------------------------------------------------------------- many new streams at once (issue 26 imports)
+async def test_many_new_streams_are_created_in_one_call_and_an_existing_one_is_left_whole(store) -> None:
+    await store.append("s-old", counted(1), expected_version=0)
+    contact = ContactRecorded(person_id="p-9", email="binh@example.vn", full_name="Trần Bình", source="import")
+    streams = [
+        NewStream("s-a", counted(1, 2)),
+        NewStream("s-old", counted(7, 8)),  # has events: nothing of it written
+        NewStream("person-p-9", [NewEvent(contact)]),
+        NewStream("s-a", counted(5)),  # named twice: the first stands
+    ]
+    a, old, person, twice = await store.create_streams(streams)
+    assert old is None and twice is None
+    assert a is not None and person is not None
+    assert (a.stream_id, a.version, person.version) == ("s-a", 2, 1)
+    assert a.event_ids == tuple(e.event_id for e in streams[0].events)
+    assert [e.to_event() for e in await store.read_stream("s-a")] == [Counted(n=1), Counted(n=2)]
+    assert [e.to_event() for e in await store.read_stream("s-old")] == [Counted(n=1)]
+    (recorded,) = await store.read_stream("person-p-9")
+    assert recorded.position == person.position and is_token(recorded.data["email"])
+    assert (await store.personal_data.open([recorded.data]))[0]["full_name"] == "Trần Bình"
+    assert await store.stream_versions(["s-a", "s-old", "person-p-9", "s-none"]) == {
+        "s-a": 2,
+        "s-old": 1,
+        "person-p-9": 1,
+        "s-none": 0,
+    }
+    positions = [e.position for s in ("s-old", "s-a", "person-p-9") for e in await store.read_stream(s)]
+    assert positions == sorted(positions)  # in the order given
+
+
+async def test_created_streams_keep_their_occurred_times_and_metadata(store) -> None:
+    at = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
+    meta = {"actor": "u-import", "imported_from": "csv/deal/7"}
+    (made,) = await store.create_streams([NewStream("s", [NewEvent(Counted(n=1), occurred_at=at, metadata=meta)])])
+    (recorded,) = await store.read_stream("s")
+    assert recorded.occurred_at == at and recorded.recorded_at > at
+    assert recorded.metadata == meta and made is not None
+
+
+async def test_creating_streams_with_a_stored_event_id_writes_none_of_them(store) -> None:
+    event = NewEvent(Counted(n=1))
+    await store.append("a", [event], expected_version=0)
+    with pytest.raises(DuplicateEventError):
+        await store.create_streams([NewStream("b", counted(1)), NewStream("c", [event])])
+    assert await store.stream_versions(["b", "c"]) == {"b": 0, "c": 0}
+
+
+@pytest.mark.pg
+async def test_a_stream_another_writer_creates_meanwhile_is_left_whole_and_the_others_are_written(pg_store) -> None:
+    async with pg_store.pool.acquire() as conn:
+        other = conn.transaction()
+        await other.start()
+        await pg_store.using(conn).append("s-race", counted(1), expected_version=0)  # not committed yet
+        streams = [NewStream("s-a", counted(1)), NewStream("s-race", counted(7, 8)), NewStream("s-b", counted(2))]
+        creating = asyncio.create_task(pg_store.create_streams(streams))
+        await asyncio.sleep(0.2)  # it waits on the other writer's (s-race, 1), then finds the stream taken
+        await other.commit()
+    a, race, b = await creating
+    assert race is None and a is not None and b is not None
+    assert [e.to_event() for e in await pg_store.read_stream("s-race")] == [Counted(n=1)]  # never its 8 after 1
+    assert [e.to_event() for e in await pg_store.read_stream("s-b")] == [Counted(n=2)]

@@ -117,6 +117,22 @@ async def test_a_directory_stopped_mid_job_resumes_it(world: World, tmp_path: Pa
     assert await restarted.resume() == 0  # done: nothing to resume
 
 
+async def test_a_job_whose_upload_is_gone_after_a_restart_is_failed_not_left_running(
+    world: World, tmp_path: Path
+) -> None:
+    stalled = jobs_on(world, tmp_path, Stalled())
+    async with client_for(world, stalled) as client:
+        started = await client.post(QUERY, content=COMPANIES.read_bytes(), headers=IMPORTER)
+    await asyncio.sleep(0)
+    await stalled.close()
+    job = uuid.UUID(started.json()["id"])
+    await asyncio.to_thread((tmp_path / f"{job}.upload").unlink)  # a new, empty spool volume
+    restarted = jobs_on(world, tmp_path, MemorySender(world, IMPORTER))
+    assert await restarted.resume() == 0
+    status = await restarted.status(job)
+    assert status is not None and status["state"] == "failed" and "no longer in" in status["reason"]
+
+
 async def test_an_upload_past_its_limit_answers_413_and_keeps_nothing(world: World, tmp_path: Path) -> None:
     jobs = jobs_on(world, tmp_path, MemorySender(world, IMPORTER), max_bytes=1024)
     async with client_for(world, jobs) as client:
@@ -156,3 +172,11 @@ async def test_only_the_importer_and_admin_start_and_read_jobs(world: World, tmp
         get = await client.get(f"/imports/{import_id('x', 'y', 'z')}", headers=headers)
     assert (post.status_code, get.status_code) == (403, 403)
     assert spooled(tmp_path) == []
+
+
+def test_a_job_s_batches_carry_an_importer_token_the_services_accept() -> None:
+    from services.directory.import_jobs import job_token
+    from testkit.apps import SETTINGS
+
+    principal = TokenVerifier.from_settings(SETTINGS).verify(job_token(SETTINGS, "u-lan"))
+    assert (principal.user_id, principal.roles) == ("u-lan", frozenset({"importer"}))
