@@ -19,7 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from services.deals import events as deals
-from services.directory.replica import PostgresReplica, UnknownReferenceError
+from services.directory import replica
+from services.directory.replica import PostgresReplica
 from services.directory.replica_customers import CustomerReferences
 from services.leads import events as leads
 from shared.core.events import DomainEvent
@@ -28,8 +29,6 @@ from shared.store.db import Conn
 
 NAME = "subjects"
 AFTER_HEADER = "X-Subject-After"  # a deal or lead the client has just opened: its answer's stream_id@version
-MAX_AFTER = 8
-MAX_AFTER_CHARS = 1000
 WAIT_S = 5.0
 _AFTER = re.compile(r"^((?:deal|lead)-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})@([1-9][0-9]{0,9})$")
 DDL = """
@@ -126,18 +125,9 @@ def subjects(deals_topic: str, leads_topic: str) -> Projection:
 def parse_after(value: str | None) -> tuple[tuple[str, int], ...]:
     """``X-Subject-After``: the deals' or leads' answers (``stream_id@version``, comma-separated) a scheduling
     waits for, as ``X-Directory-After`` does for the directory's (else 422 naming the header)."""
-    if not value:
-        return ()
-    parts = [p.strip() for p in value.split(",")] if len(value) <= MAX_AFTER_CHARS else []
-    found = [_AFTER.match(p) for p in parts]
-    if not parts or len(parts) > MAX_AFTER or not all(found):
-        raise UnknownReferenceError(
-            "invalid_subject_after",
-            f"{AFTER_HEADER}: at most {MAX_AFTER} deals' or leads' answers as stream_id@version, comma-separated",
-            AFTER_HEADER,
-            "header",
-        )
-    return tuple((m.group(1), int(m.group(2))) for m in found if m)
+    return replica.parse_after(
+        value, header=AFTER_HEADER, pattern=_AFTER, rule="invalid_subject_after", what="deals' or leads' answers"
+    )
 
 
 class Subjects:

@@ -246,18 +246,23 @@ class UnknownReferenceError(InvalidError):
         self.where = where
 
 
-def parse_after(value: str | None) -> tuple[tuple[str, int], ...]:
-    """``X-Directory-After``: the directory answers' ``stream_id@version``, comma-separated (else 422)."""
+def parse_after(
+    value: str | None,
+    *,
+    header: str = AFTER_HEADER,
+    pattern: re.Pattern[str] = _AFTER,
+    rule: str = "invalid_directory_after",
+    what: str = "directory answers",
+) -> tuple[tuple[str, int], ...]:
+    """A read-your-writes header (``X-Directory-After``; the agenda's ``X-Subject-After`` gives its own ``header``,
+    ``pattern``, ``rule`` and ``what``): answers' ``stream_id@version``, comma-separated (else 422 naming it)."""
     if not value:
         return ()
     parts = [p.strip() for p in value.split(",")] if len(value) <= MAX_AFTER_CHARS else []
-    found = [_AFTER.match(p) for p in parts]
+    found = [pattern.match(p) for p in parts]
     if not parts or len(parts) > MAX_AFTER or not all(found):
         raise UnknownReferenceError(
-            "invalid_directory_after",
-            f"{AFTER_HEADER}: at most {MAX_AFTER} directory answers as stream_id@version, comma-separated",
-            AFTER_HEADER,
-            "header",
+            rule, f"{header}: at most {MAX_AFTER} {what} as stream_id@version, comma-separated", header, "header"
         )
     return tuple((m.group(1), int(m.group(2))) for m in found if m)
 
