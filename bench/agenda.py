@@ -35,8 +35,7 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
-from bench.common import Env, Report, cleanup, median, percentile, timed
-from bench.customers import paced
+from bench.common import Env, Report, cleanup, median, p95, p99, paced, timed
 from bench.e2e import summarize_stacks
 from bench.processes import HttpClient, ServiceProcesses
 from services.agenda import main as agenda_main
@@ -236,11 +235,3 @@ async def run(env: Env) -> Report:
         await conn.close()
         await service.close()
         await cleanup(settings)
-
-
-def p95(xs: list[float]) -> float:
-    return percentile(xs, 95)
-
-
-def p99(xs: list[float]) -> float:
-    return percentile(xs, 99)

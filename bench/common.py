@@ -7,6 +7,7 @@ and the ratio. ``python -m bench`` runs them in turn and writes ``bench/results/
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import platform
@@ -162,3 +163,29 @@ def write(out: Path, report: Report, info: dict[str, Any]) -> Path:
     path = out / f"{report.name}.json"
     path.write_text(json.dumps({"machine": info, **asdict(report)}, indent=2, default=str) + "\n")
     return path
+
+
+def p95(xs: list[float]) -> float:
+    return percentile(xs, 95)
+
+
+def p99(xs: list[float]) -> float:
+    return percentile(xs, 99)
+
+
+async def paced(rate: int, seconds: float, call: Callable[[int], Awaitable[None]]) -> list[float]:
+    """Open-loop: a call every 1/rate s for ``seconds``, each timed from when it was due."""
+    latencies: list[float] = []
+    started = time.perf_counter()
+
+    async def one(i: int, due: float) -> None:
+        await call(i)
+        latencies.append(time.perf_counter() - due)
+
+    tasks = []
+    for i in range(int(rate * seconds)):
+        due = started + i / rate
+        await asyncio.sleep(max(0.0, due - time.perf_counter()))
+        tasks.append(asyncio.create_task(one(i, due)))
+    await asyncio.gather(*tasks)
+    return latencies

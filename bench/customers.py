@@ -31,7 +31,7 @@ from urllib.parse import quote
 
 import asyncpg
 
-from bench.common import Env, Report, cleanup, median, percentile, timed
+from bench.common import Env, Report, cleanup, median, p95, p99, paced, timed
 from bench.processes import HttpClient, ServiceProcesses
 from services.directory import main as directory_main
 from services.directory import search_keys
@@ -171,24 +171,6 @@ async def history(conn: asyncpg.Connection, schema: str, world: World) -> None:
     await conn.execute(f"SET search_path = {schema}; ANALYZE")
 
 
-async def paced(rate: int, seconds: float, call: Callable[[int], Awaitable[None]]) -> list[float]:
-    """Open-loop: a call every 1/rate s for ``seconds``, each timed from when it was due."""
-    latencies: list[float] = []
-    started = time.perf_counter()
-
-    async def one(i: int, due: float) -> None:
-        await call(i)
-        latencies.append(time.perf_counter() - due)
-
-    tasks = []
-    for i in range(int(rate * seconds)):
-        due = started + i / rate
-        await asyncio.sleep(max(0.0, due - time.perf_counter()))
-        tasks.append(asyncio.create_task(one(i, due)))
-    await asyncio.gather(*tasks)
-    return latencies
-
-
 def search_for(i: int, world: World) -> tuple[str, str]:
     """The i-th request's search: (kind, q) — a person by phone, email or name, or an organisation by tax code."""
     if i % 4 == 3:
@@ -315,11 +297,3 @@ async def run(env: Env) -> Report:
         await conn.close()
         await service.close()
         await cleanup(settings)
-
-
-def p95(xs: list[float]) -> float:
-    return percentile(xs, 95)
-
-
-def p99(xs: list[float]) -> float:
-    return percentile(xs, 99)
