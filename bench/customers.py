@@ -185,20 +185,27 @@ def search_for(i: int, world: World) -> tuple[str, str]:
     return "people", q[i % 3]
 
 
-def commands(http: HttpClient, world: World) -> Callable[[int], Awaitable[None]]:
+def commands(http: HttpClient, world: World, round_: int) -> Callable[[int], Awaitable[None]]:
     """Half ``PUT /organisations/{id}``, half ``PUT /people/{id}``, on the north's customers (an industry or a
-    title changed: what the searches look for stays)."""
+    title changed: what the searches look for stays). The round is in the new value: a second round's i-th
+    command must not set what the first round's set (409 ``unchanged``)."""
 
     async def command(i: int) -> None:
+        change = f"{round_}.{i}"
         o = world.north_org()
         if i % 2:
             body: dict[str, Any] = {
-                "name": f"Công ty Khách {o}", "tax_code": tax_code(o), "industry": f"retail {i}", "reason": "checked"
+                "name": f"Công ty Khách {o}", "tax_code": tax_code(o), "industry": f"retail {change}", "reason": "checked"
             }  # fmt: skip
             status, answer = await http.send("PUT", f"/organisations/{world.orgs[o]}", body)
         else:
             k = 3 * o + random.randrange(3)
-            body = {"organisation_id": str(world.orgs[o]), **person_details(k), "title": f"buyer {i}", "reason": "x"}
+            body = {
+                "organisation_id": str(world.orgs[o]),
+                **person_details(k),
+                "title": f"buyer {change}",
+                "reason": "x",
+            }
             status, answer = await http.send("PUT", f"/people/{world.people[k]}", body)
         assert status == 200, answer
 
@@ -272,8 +279,9 @@ async def run(env: Env) -> Report:
         report.rows.append(["project, one at a time", len(alone), *(1000 * f(alone) for f in (median, p95, p99))])
         results: dict[str, list[float]] = {}
         raw = raw_call(pools[NAME], pools["customers"], service.index_key, world)
-        for name, call in (("project: the API, 360 and search", project), ("raw SQL: the same queries", raw)):
-            writing = asyncio.create_task(paced(WRITES, seconds, commands(client, world)))
+        paths = (("project: the API, 360 and search", project), ("raw SQL: the same queries", raw))
+        for round_, (name, call) in enumerate(paths):
+            writing = asyncio.create_task(paced(WRITES, seconds, commands(client, world, round_)))
             results[name] = await paced(RATE, seconds, call)
             await writing
         for name, xs in results.items():
