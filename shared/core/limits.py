@@ -250,10 +250,14 @@ def readable(value: Any) -> Any:
 
 
 # ---------------------------------------------------------------------------------------------- free-form JSON
+_COMPACT_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str, allow_nan=False)
+_SCALARS = frozenset({str, int, float, bool, type(None)})  # JSON's own scalars: nothing nests in them
+
+
 def json_size(value: Any) -> int:
     """Bytes of ``value`` as compact UTF-8 JSON; ValueError if it holds NaN or an infinity (not JSON),
     UnicodeEncodeError (a ValueError) if it holds a lone surrogate."""
-    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str, allow_nan=False).encode())
+    return len(_COMPACT_JSON.encode(value).encode())
 
 
 def json_depth(value: Any) -> int:
@@ -262,16 +266,18 @@ def json_depth(value: Any) -> int:
     while todo:
         node, depth = todo.pop()
         children: Iterable[Any] = ()
-        if isinstance(node, Mapping):
+        if isinstance(node, dict):  # what parsed JSON holds, checked before the slower abstract Mapping
             children = node.values()
         elif isinstance(node, list | tuple):
             children = node
+        elif isinstance(node, Mapping):
+            children = node.values()
         else:
             continue
         deepest = max(deepest, depth)
         if deepest > MAX_JSON_DEPTH:  # enough to refuse it
             break
-        todo.extend((child, depth + 1) for child in children)
+        todo.extend((child, depth + 1) for child in children if child.__class__ not in _SCALARS)
     return deepest
 
 
@@ -336,10 +342,11 @@ class ValidatedAs:
 
         def as_value(value: BaseModel) -> Any:
             data = {name: getattr(value, name) for name in value.model_fields_set}
-            if all(v is None or type(v) is str for v in data.values()):
-                # text the form validated, under limits at least the value type's (and its validators, which the
-                # form inherits): the value type would take it as it is, so it is not validated twice (an e-mail
-                # address's check is a tenth of an import row's time)
+            if all(v is None or type(v) is str or type(v) is Decimal for v in data.values()):
+                # text (or an amount) the form validated, under limits at least the value type's (and its
+                # validators, which the form inherits): the value type would take it as it is, so it is not
+                # validated twice (an e-mail address's check is a tenth of an import row's time; an amount's
+                # minor units are checked by the form already)
                 return source.model_construct(_fields_set=set(data), **data)
             return source.model_validate(value.model_dump(exclude_unset=True))
 

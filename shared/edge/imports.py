@@ -47,6 +47,7 @@ SOURCE_PATTERN = r"^[a-z0-9_-]{1,32}$"
 KIND_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
 KEY_PATTERN = r"^[^\x00-\x1f\x7f]+$"  # printable: no control characters
 REFERENCE = "$import"
+_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 class Fact(BaseModel):
@@ -160,6 +161,9 @@ def substitute(source: str, value: Any, path: str = "") -> tuple[Any, list[str]]
             return str(import_id(source, ref["kind"], ref["key"])), [path]
         out, found = {}, []
         for k, v in value.items():
+            if v.__class__ in _SCALARS:  # nothing in it to replace
+                out[k] = v
+                continue
             out[k], inner = substitute(source, v, f"{path}.{k}" if path else str(k))
             found.extend(inner)
         return out, found

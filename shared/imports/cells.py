@@ -23,6 +23,14 @@ FORMULA_START = re.compile(r"^\s*[=+\-@]\s*\S")
 # a negative amount written "-1.234,50"
 PLAIN = re.compile(r"^\s*[+-]?[\d\s.,()/]+$")
 MAX_AMOUNT = Decimal(10**15)
+# The formats most exports write, read by ``datetime.fromisoformat`` when a cell has their zero-padded ASCII shape:
+# it gives what ``strptime`` gives for such text (the same moment, or an error for the same impossible dates) about
+# ten times faster. Any other text (single digits, other digits) goes to ``strptime``.
+_ISO_SHAPES = {
+    "%Y-%m-%d": re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}\Z"),
+    "%Y-%m-%d %H:%M": re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}\Z"),
+    "%Y-%m-%d %H:%M:%S": re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}\Z"),
+}
 
 
 class CellError(ValueError):
@@ -124,7 +132,10 @@ def _parse_time(options: dict[str, Any], raw: Any) -> datetime:
     text = str(raw).strip()
     formats = options.get("formats") or []
     for fmt in formats:
+        shape = _ISO_SHAPES.get(fmt)
         try:
+            if shape is not None and shape.match(text):
+                return datetime.fromisoformat(text)
             return datetime.strptime(text, fmt)  # noqa: DTZ007 — the zone is put on it after, from the mapping
         except ValueError:
             continue

@@ -19,7 +19,7 @@ from __future__ import annotations
 import base64
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -100,9 +100,10 @@ def _subject_of(token: str) -> str:
     return token[len(TOKEN_PREFIX) :].rsplit(":", 1)[0]
 
 
-def encrypt_value(subject: str, key: bytes, value: Any) -> str:
+def encrypt_value(subject: str, key: bytes, value: Any, cipher: AESGCM | None = None) -> str:
+    """``value``'s JSON sealed under the subject's ``key`` (``cipher``: an ``AESGCM`` of that key, reused)."""
     nonce = os.urandom(NONCE_BYTES)
-    sealed = AESGCM(key).encrypt(nonce, json.dumps(value, ensure_ascii=False).encode(), subject.encode())
+    sealed = (cipher or AESGCM(key)).encrypt(nonce, json.dumps(value, ensure_ascii=False).encode(), subject.encode())
     return f"{TOKEN_PREFIX}{subject}:{base64.urlsafe_b64encode(nonce + sealed).decode().rstrip('=')}"
 
 
@@ -122,22 +123,32 @@ class PersonalData:
     def __init__(self, keys: KeyStore) -> None:
         self.keys = keys
 
-    async def seal(self, events: Iterable[DomainEvent]) -> list[dict[str, Any]]:
-        """Each event as JSON-ready data, its personal fields encrypted under its subject's key."""
+    async def seal(
+        self, events: Iterable[DomainEvent], dumped: Sequence[Mapping[str, Any] | None] | None = None
+    ) -> list[dict[str, Any]]:
+        """Each event as JSON-ready data, its personal fields encrypted under its subject's key (one key store round
+        trip for all their subjects, one cipher per subject). ``dumped``: beside each event its
+        ``model_dump(mode="json")`` when the caller has it (None: dumped here); not changed."""
         events = list(events)
         subjects = {s for e in events if e.personal_fields and (s := e.subject_id())}
         keys = await self.keys.keys_for(subjects, create=True) if subjects else {}
+        ciphers: dict[str, AESGCM] = {}
         out = []
-        for e in events:
-            data = e.model_dump(mode="json")
-            if e.personal_fields:
-                subject = e.subject_id()
-                key = keys.get(subject) if subject else None
-                for f in e.personal_fields:
-                    if data.get(f) is not None:
-                        # no key: no subject id, or the subject was erased; the value is not kept
-                        data[f] = encrypt_value(subject, key, data[f]) if subject and key else None
+        for i, e in enumerate(events):
+            given = dumped[i] if dumped is not None else None
+            data = dict(given) if given is not None else e.model_dump(mode="json")
             out.append(data)
+            if not e.personal_fields:
+                continue
+            subject = e.subject_id()
+            key = keys.get(subject) if subject else None
+            cipher = None
+            if subject and key and (cipher := ciphers.get(subject)) is None:
+                cipher = ciphers[subject] = AESGCM(key)
+            for f in e.personal_fields:
+                if data.get(f) is not None:
+                    # no key: no subject id, or the subject was erased; the value is not kept
+                    data[f] = encrypt_value(subject, key, data[f], cipher) if subject and key else None
         return out
 
     async def open(self, items: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:

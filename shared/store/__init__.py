@@ -143,6 +143,9 @@ class NewEvent:
     occurred_at: datetime | None = None  # None: the time it is recorded
     event_id: uuid.UUID = field(default_factory=new_event_id)
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    # the event's ``model_dump(mode="json")`` when its maker had it already (an imported row's facts: decided and
+    # folded as stored from it), so sealing does not dump it again; personal fields still in plaintext here
+    data: Mapping[str, Any] | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)

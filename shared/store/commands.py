@@ -308,13 +308,13 @@ async def execute(
     raise AssertionError("unreachable")
 
 
-def as_stored(event: DomainEvent) -> DomainEvent:
+def as_stored(event: DomainEvent, data: Mapping[str, Any] | None = None) -> DomainEvent:
     """The event as reading it back from the store gives it: its JSON parsed again, personal fields None
-    (sealed tokens are not opened for deciding)."""
-    data = event.model_dump(mode="json")
+    (sealed tokens are not opened for deciding). ``data``: its ``model_dump(mode="json")`` already made."""
+    stored = dict(event.model_dump(mode="json") if data is None else data)
     for name in event.personal_fields:
-        data[name] = None
-    return type(event).model_validate(data)
+        stored[name] = None
+    return type(event).model_validate(stored)
 
 
 async def _remember(
@@ -413,7 +413,8 @@ def _decide_steps(
     decider: Decider[S], state: S, steps: Sequence[Step[S]], meta: dict[str, Any]
 ) -> tuple[S, list[DomainEvent], list[NewEvent]]:
     """Each step decided on the state the ones before it made (folded as stored), each event at its step's time;
-    ``meta`` one mapping for all of them (the store converts it once)."""
+    ``meta`` one mapping for all of them (the store converts it once). Each event is dumped to JSON once: folded as
+    stored from that, and the store seals that (``NewEvent.data``)."""
     events, new = list[DomainEvent](), list[NewEvent]()
     previous: datetime | None = None
     for i, step in enumerate(steps):
@@ -424,7 +425,11 @@ def _decide_steps(
         except RefusedError as refused:
             raise StepRefusedError(i, refused) from None
         previous = step.occurred_at
-        state = decider.fold([as_stored(e) for e in decided], state)
+        dumped = [e.model_dump(mode="json") for e in decided]
+        state = decider.fold([as_stored(e, d) for e, d in zip(decided, dumped, strict=True)], state)
         events.extend(decided)
-        new.extend(NewEvent(e, occurred_at=step.occurred_at, metadata=meta) for e in decided)
+        new.extend(
+            NewEvent(e, occurred_at=step.occurred_at, metadata=meta, data=d)
+            for e, d in zip(decided, dumped, strict=True)
+        )
     return state, events, new

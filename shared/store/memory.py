@@ -52,7 +52,7 @@ class InMemoryEventStore:
         idempotency: Idempotency | None = None,
         time_order: TimeOrder = None,
     ) -> AppendResult:
-        sealed = await self.personal_data.seal(e.event for e in events)
+        sealed = await self.personal_data.seal((e.event for e in events), [e.data for e in events])
         check_event_sizes(stream_id, events, sealed, source="memory", limit=self.max_event_bytes)
         async with self._lock:
             if idempotency and (first := await self.idempotent_result(idempotency)):
@@ -77,7 +77,7 @@ class InMemoryEventStore:
         if any(not s.events for s in streams):
             raise ValueError("a stream is created with at least one event")
         everything = [e for s in streams for e in s.events]
-        sealed = iter(await self.personal_data.seal(e.event for e in everything))
+        sealed = iter(await self.personal_data.seal((e.event for e in everything), [e.data for e in everything]))
         data = [[next(sealed) for _ in s.events] for s in streams]
         for s, d in zip(streams, data, strict=True):
             check_event_sizes(s.stream_id, s.events, d, source="memory", limit=self.max_event_bytes)

@@ -193,7 +193,7 @@ class PostgresEventStore:
         # in time order within the append here; after the stream's last event in the append's statement
         events = in_time_order(stream_id, None, events, datetime.now(UTC), time_order)
         if self.personal_data is not None:
-            sealed = await self.personal_data.seal(e.event for e in events)
+            sealed = await self.personal_data.seal((e.event for e in events), [e.data for e in events])
         elif any(e.event.personal_fields for e in events):
             raise ValueError(f"store {self.schema} has no key store: it cannot seal personal data")
         else:

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
+from pydantic_core import to_json
 
 from shared.ops.metrics import APPEND_SECONDS, EVENTS_APPENDED
 from shared.store import AppendResult, DuplicateEventError, NewEvent, NewStream
@@ -30,9 +31,9 @@ ATTEMPTS = 5  # statements run again when other writers keep creating some of th
 
 _SQL = """
     INSERT INTO {s}.events (stream_id, version, event_id, event_type, schema_version, data, metadata, occurred_at)
-    SELECT t.stream_id, t.version, t.event_id, t.event_type, t.schema_version, t.data, t.metadata,
+    SELECT t.stream_id, t.version, t.event_id, t.event_type, t.schema_version, t.data::jsonb, t.metadata::jsonb,
            coalesce(t.occurred_at, now())
-    FROM unnest($1::text[], $2::int[], $3::uuid[], $4::text[], $5::int[], $6::jsonb[], $7::jsonb[], $8::timestamptz[])
+    FROM unnest($1::text[], $2::int[], $3::uuid[], $4::text[], $5::int[], $6::text[], $7::text[], $8::timestamptz[])
          WITH ORDINALITY AS t(stream_id, version, event_id, event_type, schema_version, data, metadata, occurred_at, n)
     WHERE t.stream_id <> ALL($9::text[])
       AND NOT EXISTS (SELECT 1 FROM {s}.events e WHERE e.stream_id = t.stream_id)
@@ -49,18 +50,26 @@ async def create_streams(store: PostgresEventStore, streams: Sequence[NewStream]
     todo = [s for i, s in enumerate(streams) if firsts[s.stream_id] == i]
     events = [e for s in todo for e in s.events]
     if store.personal_data is not None:  # one key store round trip for every subject of the batch
-        sealed = await store.personal_data.seal(e.event for e in events)
+        sealed = await store.personal_data.seal((e.event for e in events), [e.data for e in events])
     elif any(e.event.personal_fields for e in events):
         raise ValueError(f"store {store.schema} has no key store: it cannot seal personal data")
     else:
-        sealed = [e.event.model_dump(mode="json") for e in events]
+        sealed = [dict(e.data) if e.data is not None else e.event.model_dump(mode="json") for e in events]
+    texts = [to_json(d) for d in sealed]  # each event's JSON made once: its size on Kafka, then what is inserted
     at = 0
     for s in todo:
-        data = sealed[at : at + len(s.events)]
-        check_event_sizes(s.stream_id, s.events, data, source=store.schema, limit=store.max_event_bytes)
-        at += len(s.events)
+        end = at + len(s.events)
+        check_event_sizes(
+            s.stream_id,
+            s.events,
+            sealed[at:end],
+            source=store.schema,
+            limit=store.max_event_bytes,
+            sealed_json=texts[at:end],
+        )
+        at = end
     started = time.perf_counter()
-    rows = await _insert(store, todo, events, sealed)
+    rows = await _insert(store, todo, events, [t.decode() for t in texts])
     EVENTS_APPENDED.labels(store.schema).inc(len(rows))
     APPEND_SECONDS.labels(store.schema).observe(time.perf_counter() - started)
     last = {r["stream_id"]: (r["version"], r["position"]) for r in sorted(rows, key=lambda r: r["position"])}
@@ -73,9 +82,10 @@ async def create_streams(store: PostgresEventStore, streams: Sequence[NewStream]
 
 
 async def _insert(
-    store: PostgresEventStore, streams: list[NewStream], events: list[NewEvent], sealed: list[dict[str, Any]]
+    store: PostgresEventStore, streams: list[NewStream], events: list[NewEvent], sealed: list[str]
 ) -> list[asyncpg.Record]:
-    metadata: dict[int, Any] = {}  # a row's events share their metadata: converted once
+    """``sealed``: each event's data as JSON text (cast to jsonb by the statement, not encoded again here)."""
+    metadata: dict[int, str] = {}  # a row's events share their metadata: converted once
     args = (
         [s.stream_id for s in streams for _ in s.events],
         [v for s in streams for v in range(1, len(s.events) + 1)],
@@ -105,9 +115,9 @@ async def _insert(
     raise AssertionError("unreachable")
 
 
-def _json_metadata(seen: dict[int, Any], metadata: Any) -> Any:
-    """An event's metadata as JSON values (``default=str``), converted once per metadata object."""
+def _json_metadata(seen: dict[int, str], metadata: Any) -> str:
+    """An event's metadata as JSON text (``default=str``), converted once per metadata object."""
     key = id(metadata)
     if key not in seen:
-        seen[key] = json.loads(json.dumps(dict(metadata), default=str))
+        seen[key] = json.dumps(dict(metadata), default=str, ensure_ascii=False)
     return seen[key]

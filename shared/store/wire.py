@@ -8,6 +8,7 @@ the topics and its producer (docs/OPERATIONS.md, "An event the relay cannot publ
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -76,13 +77,53 @@ _WIDEST_TIME = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
 _WIDEST_INT = 2**63 - 1
 
 
+@functools.lru_cache(maxsize=1024)
+def _frame_bytes(source: str, event_type: str, schema_version: int, trace: tuple[Any, Any, Any]) -> int:
+    """The envelope's bytes at its widest with an empty stream id and null data: what ``check_event_size`` adds the
+    stream id and the data to. ``trace``: the metadata's correlation id, causation id and actor (all it reads)."""
+    from shared.store import Checkpoint, RecordedEvent  # the store module imports this one
+
+    correlation, causation, actor = trace
+    metadata = {"correlation_id": correlation, "causation_id": causation}
+    if actor is not None:
+        metadata["actor"] = actor
+    widest = RecordedEvent(
+        stream_id="",
+        version=_WIDEST_INT,
+        position=_WIDEST_INT,
+        event_id=uuid.UUID(int=0),
+        event_type=event_type,
+        schema_version=schema_version,
+        data=None,  # type: ignore[arg-type]  # serialised as null: the data's size is added to it
+        metadata=metadata,
+        occurred_at=_WIDEST_TIME,
+        recorded_at=_WIDEST_TIME,
+        checkpoint=Checkpoint(0, 0),
+    )
+    return len(envelope_json(widest, source))
+
+
 def check_event_sizes(
-    stream_id: str, events: Sequence[Any], sealed: Sequence[Mapping[str, Any]], *, source: str, limit: int
+    stream_id: str,
+    events: Sequence[Any],
+    sealed: Sequence[Mapping[str, Any]],
+    *,
+    source: str,
+    limit: int,
+    sealed_json: Sequence[bytes] | None = None,
 ) -> None:
-    """``check_event_size`` for each ``NewEvent`` of an append beside its data as stored (what both stores call)."""
-    for e, data in zip(events, sealed, strict=True):
+    """``check_event_size`` for each ``NewEvent`` of an append beside its data as stored (what both stores call);
+    ``sealed_json``: that data as compact JSON (``to_json``) when the caller made it, so it is not made again."""
+    for i, (e, data) in enumerate(zip(events, sealed, strict=True)):
         check_event_size(
-            stream_id, e.event.event_type, e.event.schema_version, data, e.metadata, source=source, limit=limit
+            stream_id,
+            e.event.event_type,
+            e.event.schema_version,
+            data,
+            e.metadata,
+            source=source,
+            limit=limit,
+            data_json=sealed_json[i] if sealed_json is not None else None,
         )
 
 
@@ -95,25 +136,22 @@ def check_event_size(
     *,
     source: str,
     limit: int,
+    data_json: bytes | None = None,
 ) -> None:
     """Raise ``EventTooLargeError`` if this event (``data`` as stored: personal fields sealed) would be published as a
-    record over ``limit`` bytes. Cheap when it fits: one serialisation of the envelope."""
-    from shared.store import Checkpoint, RecordedEvent  # the store module imports this one
+    record over ``limit`` bytes. ``data_json``: ``data`` as ``to_json`` makes it, when the caller made it already.
 
-    widest = RecordedEvent(
-        stream_id=stream_id,
-        version=_WIDEST_INT,
-        position=_WIDEST_INT,
-        event_id=uuid.UUID(int=0),
-        event_type=event_type,
-        schema_version=schema_version,
-        data=dict(data),
-        metadata=dict(metadata),
-        occurred_at=_WIDEST_TIME,
-        recorded_at=_WIDEST_TIME,
-        checkpoint=Checkpoint(0, 0),
-    )
-    size = record_bytes(envelope_json(widest, source), stream_id.encode())
+    The envelope is serialised by a compact serialiser, so its size is the sum of its parts: the frame every event of
+    this source, type and trace shares (serialised once, around an empty stream id and null data), the stream id twice
+    (``subject`` and ``streamid``) and the data; exactly ``len(envelope_json(...))`` of the event at its widest."""
+    trace = (metadata.get("correlation_id"), metadata.get("causation_id"), metadata.get("actor"))
+    try:
+        frame = _frame_bytes(source, event_type, schema_version, trace)
+    except TypeError:  # a value that cannot be a cache key: serialised here
+        frame = _frame_bytes.__wrapped__(source, event_type, schema_version, trace)
+    body = len(data_json) if data_json is not None else len(to_json(dict(data)))
+    envelope = frame + 2 * (len(to_json(stream_id)) - len(b'""')) + body - len(b"null")
+    size = envelope + len(stream_id.encode()) + len(CONTENT_TYPE_HEADER[1]) + RECORD_OVERHEAD_BYTES
     if size <= limit:
         return
     parts = {f"data.{k}": len(to_json(v)) for k, v in data.items()}

@@ -252,3 +252,35 @@ def test_templates_leave_out_what_is_empty_and_a_reference_to_no_row() -> None:
         "list": ["x"],
         "literal": 3,
     }
+
+
+def test_the_common_formats_read_as_strptime_reads_them() -> None:
+    """The zero-padded shapes of the common formats are read by ``fromisoformat`` (decision 0021, "As built:
+    speed"): the same moment as ``strptime``'s, or a bad cell for the same impossible times; other text (single
+    digits, other digits) still goes to ``strptime``."""
+    from itertools import product
+
+    from shared.imports.cells import CellError, _parse_time
+
+    def both(text: str, fmt: str) -> tuple[Any, Any]:
+        try:
+            expected: Any = datetime.strptime(text, fmt)  # noqa: DTZ007 — compared naive, as read
+        except ValueError:
+            expected = "bad"
+        try:
+            got: Any = _parse_time({"formats": [fmt]}, text)
+        except CellError:
+            got = "bad"
+        return expected, got
+
+    for y, mo, d, h, mi, s in product(
+        ["0000", "1900", "2024", "2025"], ["00", "02", "12", "13"], ["00", "29", "30", "31", "32"],
+        ["00", "23", "24"], ["00", "59", "60"], ["00", "59", "60", "61"],
+    ):  # fmt: skip
+        full = f"{y}-{mo}-{d} {h}:{mi}:{s}"
+        for text, fmt in ((full, "%Y-%m-%d %H:%M:%S"), (full[:16], "%Y-%m-%d %H:%M"), (full[:10], "%Y-%m-%d")):
+            expected, got = both(text, fmt)
+            assert got == expected, (text, fmt)
+    wanted = datetime(2025, 1, 6, 9, 7, tzinfo=UTC).replace(tzinfo=None)
+    for text in ("2025-1-6 9:07", "２０２５-01-06 09:07", " 2025-01-06 09:07 "):  # the cell is trimmed first
+        assert _parse_time({"formats": ["%Y-%m-%d %H:%M"]}, text) == wanted

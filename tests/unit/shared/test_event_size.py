@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import secrets
+import uuid
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from pydantic_core import to_json
 
 from shared.edge.http import install_common
 from shared.messaging.envelope import CloudEvent
-from shared.store import EventTooLargeError, NewEvent
+from shared.store import Checkpoint, EventTooLargeError, NewEvent, RecordedEvent
 from shared.store.memory import InMemoryEventStore
-from shared.store.wire import check_event_size, envelope_json, record_bytes
+from shared.store.wire import _WIDEST_INT, _WIDEST_TIME, check_event_size, envelope_json, record_bytes
 from testkit.events import ContactRecorded, ThingCreated
 
 
@@ -71,3 +73,27 @@ def test_the_apis_answer_422_naming_the_field_and_the_limit() -> None:
     body = answer.json()
     assert body["rule"] == "event_too_large" and body["field"] == "data.raw_payload" and body["limit"] == 1_000_000
     assert "1,000,000 bytes" in body["detail"]
+
+
+@pytest.mark.parametrize(
+    ("stream_id", "metadata"),
+    [
+        ("deal-1", {"correlation_id": "c-1", "actor": "u-import", "imported_from": "x/deal/1"}),
+        ('thing-"é\\\u2028', {"causation_id": "e-9"}),  # escaped and multi-byte characters in the stream id
+        ("t", {"actor": {"user": "u-1", "roles": ["admin"]}}),  # an actor that is no cache key
+        ("t", {}),
+    ],
+)
+def test_the_size_is_the_widest_envelope_byte_for_byte(stream_id: str, metadata: dict[str, object]) -> None:
+    """The check adds the stream id and the data to a frame serialised once per type and trace (decision 0021, "As
+    built: speed"): the same bytes as the widest envelope serialised whole, given the data or its JSON."""
+    data = {"thing_id": stream_id, "name": 'Nguyễn "Văn" \u0001', "n": [1, 2.5, None, {"x": True}]}
+    widest = RecordedEvent(
+        stream_id, _WIDEST_INT, _WIDEST_INT, uuid.UUID(int=0), "pipelines.test.ThingCreated", 3,
+        data, dict(metadata), _WIDEST_TIME, _WIDEST_TIME, Checkpoint(0, 0),
+    )  # fmt: skip
+    whole = record_bytes(envelope_json(widest, "deals"), stream_id.encode())
+    for given in (None, to_json(data)):
+        with pytest.raises(EventTooLargeError) as checked:
+            check_event_size(stream_id, widest.event_type, 3, data, metadata, source="deals", limit=0, data_json=given)
+        assert checked.value.size == whole
