@@ -26,18 +26,26 @@ from services.leads.sources import HttpFacebookGraph
 from services.production.api import ProductionAPI
 from services.production.api import create_app as production_app
 from services.production.handlers import Production
+from services.signin.api import create_app as signin_app
+from services.signin.directory import MemoryUsers
+from services.signin.domain import passwords, sessions
+from services.signin.handlers import Config, Signin
+from services.signin.store import MemoryStore
 from services.web.app import create_app as web_app
 from shared.edge.auth import ROLES, TokenVerifier
+from shared.edge.revocation import RevocationList
 from shared.ops.settings import Settings
 from shared.store.memory import InMemoryEventStore
+from testkit.services import TEST_JWKS, TEST_KEYS, operator_settings
 
 NOW = datetime(2026, 11, 24, 2, 30, tzinfo=UTC)
 SETTINGS = Settings(
     website_form_secret="site-secret",
     ladipage_token="ladi-token",
-    jwt_keys='{"k": "kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk"}',
-    jwt_active_kid="k",
+    jwt_public_keys=TEST_JWKS,  # tokens: testkit.services.bearer / issue_token(TEST_KEYS, ...)
 )
+# what an operator's tools (the simulation, `pipelines token`) run with: the signing keys besides (decision 0022)
+OPERATOR_SETTINGS = operator_settings(SETTINGS)
 # the users the tests' tokens name, as the pipelines' replica of the directory has them (decision 0017)
 PEOPLE = (("u-lan", "north"), ("u-binh", "north"), ("u-mai", "north"), ("u-tuan", "south"), ("u-dung", "south"))
 
@@ -51,7 +59,7 @@ async def _ready() -> dict[str, str]:
 
 
 def apps() -> dict[str, FastAPI]:
-    verifier = TokenVerifier({"k": b"k" * 32}, issuer="pipelines", audience="pipelines")
+    verifier = TokenVerifier(TEST_KEYS.public(), issuer="pipelines", audience="pipelines")
     store = InMemoryEventStore()
     deals = DealsAPI(Deals(store, lambda: NOW), store, None, store.personal_data, "Asia/Ho_Chi_Minh", _ready, replica())
     leads = Leads(store, store.personal_data, lambda: NOW, InMemoryDedupe(), b"d" * 32)
@@ -67,5 +75,14 @@ def apps() -> dict[str, FastAPI]:
         "production": production_app(production, verifier),
         "directory": directory_app(directory, verifier),
         "agenda": agenda_app(agenda, verifier),
+        "signin": signin_app(signin(), verifier, _ready),
         "web": web,
     }
+
+
+def signin() -> Signin:
+    """The sign-in service in memory (decision 0022): no users, the test keys, fast hashing."""
+    timeouts = sessions.Timeouts(token_s=300, idle_s=1800, absolute_s=43_200)
+    config = Config(max_failures=5, lock_s=900, per_minute=20, timeouts=timeouts, attempts_key=b"a" * 32)
+    hasher = passwords.Passwords(passwords.FAST)
+    return Signin(MemoryStore(), MemoryUsers(), TEST_KEYS, RevocationList(), config, hasher=hasher, clock=lambda: NOW)

@@ -35,9 +35,9 @@ from shared.edge.auth import ROLES, TokenVerifier, issue_token
 from shared.imports import mapping, runner
 from shared.store.memory import InMemoryEventStore
 from testkit.apps import SETTINGS
+from testkit.services import TEST_KEYS
 
 NOW = datetime(2026, 11, 24, 2, 30, tzinfo=UTC)
-KEY = b"k" * 32
 TEAMS = {"north": "Miền Bắc", "south": "Miền Nam"}
 # the salespeople the sample files name, as the mappings' [owners] tables of the tests map them
 USERS = (
@@ -49,7 +49,7 @@ OWNERS = "\n[owners]\n" + "".join(f'"{name}" = {{ user = "{u}", team = "{t}" }}\
 
 
 def auth(user: str, *roles: str, team: str | None = None) -> dict[str, str]:
-    token = issue_token(key_id="k", secret=KEY, user_id=user, roles=roles, team=team)
+    token = issue_token(TEST_KEYS, user_id=user, roles=roles, team=team)
     return {"Authorization": f"Bearer {token}"}
 
 
@@ -70,7 +70,7 @@ class World:
         self.subjects = MemorySubjects(self.replica)
         self.deals = Deals(self.store, lambda: NOW)
         self._applied = 0
-        verifier = TokenVerifier({"k": KEY}, issuer="pipelines", audience="pipelines")
+        verifier = TokenVerifier(TEST_KEYS.public(), issuer="pipelines", audience="pipelines")
         pd = self.store.personal_data
         directory = Directory(self.store, lambda: NOW, ROLES)
         customers = Customers(self.store, lambda: NOW, directory)

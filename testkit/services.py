@@ -18,8 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from pydantic import SecretStr
 
 from shared.edge.auth import issue_token
+from shared.edge.keys import SigningKeys
 from shared.edge.revocation import revocations_topic
 from shared.edge.service import ServiceCore
 from shared.messaging.kafka import delete_topics
@@ -27,32 +29,50 @@ from shared.ops.settings import SERVICES, Settings
 from shared.ops.stack import Endpoints
 from shared.store.db import connect
 
-JWT_SECRET = "s" * 40
+# the tests' one key pair (decision 0022): tokens are signed with TEST_KEYS (``bearer``); the processes under test
+# are given the public key only (TEST_JWKS), as every API in a deployment is
+TEST_KEYS = SigningKeys.from_seeds({"test": b"t" * 32})
+TEST_JWKS = json.dumps(TEST_KEYS.jwks())
+KEY_SETTINGS = frozenset(
+    {"PIPELINES_JWT_SIGNING_KEYS", "PIPELINES_JWT_ACTIVE_KID", "PIPELINES_JWT_PUBLIC_KEYS", "PIPELINES_JWKS_URL"}
+)
 # the tests' epoch keyrings (shared/privacy/keyring.py): one file per key store, and each test's key store has its own name
 TEST_KEYRINGS = Path(tempfile.gettempdir()) / "pipelines-test-keyrings"
 
 
 def isolated_settings(endpoints: Endpoints) -> Settings:
     tag = uuid.uuid4().hex[:8]
-    return Settings(
+    settings = Settings(
         kafka_bootstrap_servers=endpoints.kafka_bootstrap_servers,
         database_url=endpoints.database_url,
         kafka_replication_factor=endpoints.replication_factor,
         schema_prefix=f"t{tag}_",
         topic_prefix=f"t{tag}",
         pii_schema=f"t{tag}_pii",
-        jwt_keys=json.dumps({"test": JWT_SECRET}),
-        jwt_active_kid="test",  # not whatever an earlier test left in the environment
+        jwt_public_keys=TEST_JWKS,
+        jwt_active_kid=None,
+        jwks_url=None,
         pii_master_key=base64.b64encode(b"m" * 32).decode(),
         keyring_dir=str(TEST_KEYRINGS),
         log_json=False,
         # these suites run no directory: owners are tokens' subs nobody registered (decision 0017, "Step 3")
         check_references=False,
     )
+    return settings.model_copy(update={"jwt_signing_keys": {}})  # not merged with the environment's (operator_settings)
+
+
+def operator_settings(settings: Settings) -> Settings:
+    """``settings`` as an operator's tools run with them (``pipelines token``, history, the simulation): the tests'
+    signing keys besides the public ones. Set after validation: pydantic-settings merges a dict setting given in code
+    with the environment's (a shell with ``scripts/stack env`` evaluated holds the local stack's keys)."""
+    seeds = {kid: SecretStr(seed) for kid, seed in TEST_KEYS.seeds().items()}
+    return settings.model_copy(
+        update={"jwt_signing_keys": seeds, "jwt_active_kid": "test", "jwt_public_keys": TEST_JWKS}
+    )
 
 
 def bearer(user: str, *roles: str, team: str | None = "north") -> dict[str, str]:
-    token = issue_token(key_id="test", secret=JWT_SECRET.encode(), user_id=user, roles=roles, team=team)
+    token = issue_token(TEST_KEYS, user_id=user, roles=roles, team=team)
     return {"Authorization": f"Bearer {token}"}
 
 
@@ -129,14 +149,16 @@ async def applied_everything(core: ServiceCore, projection: str) -> bool:
 
 def process_env(settings: Settings, **extra: str) -> dict[str, str]:
     """The environment a service process needs to run with these (isolated) settings."""
-    return os.environ | {
+    inherited = {k: v for k, v in os.environ.items() if k not in KEY_SETTINGS}  # no signing key, whatever the shell has
+    return inherited | {
         "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
         "PIPELINES_KAFKA_REPLICATION_FACTOR": str(settings.kafka_replication_factor),  # the topics they create
         "DATABASE_URL": str(settings.database_url),
         "PIPELINES_SCHEMA_PREFIX": settings.schema_prefix,
         "PIPELINES_TOPIC_PREFIX": settings.topic_prefix,
         "PIPELINES_PII_SCHEMA": settings.pii_schema,
-        "PIPELINES_JWT_KEYS": json.dumps({"test": JWT_SECRET}),
+        "PIPELINES_JWT_PUBLIC_KEYS": settings.jwt_public_keys or TEST_JWKS,  # public keys only: none can sign
+        **({"PIPELINES_JWKS_URL": settings.jwks_url} if settings.jwks_url else {}),
         "PIPELINES_PII_MASTER_KEY": settings.pii_master_key.get_secret_value() if settings.pii_master_key else "",
         "PIPELINES_KEYRING_DIR": settings.keyring_dir or "",
         "PIPELINES_LOG_JSON": "true",

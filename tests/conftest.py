@@ -18,10 +18,12 @@ import pytest
 
 from shared.messaging.kafka import TopicSpec, delete_topics, ensure_topics
 from shared.ops.stack import Endpoints, Servers, start_servers
+from testkit.oidc import OidcProvider
 from testkit.secure import SecureStack
 from testkit.secure import secure_stack as start_secure_stack
 
 REAL_SERVER_MARKERS = ("pg", "kafka", "cluster", "e2e")
+OIDC_REDIRECT_URL = "http://127.0.0.1:8000/login/oidc/callback"  # the test provider's client's; never fetched here
 
 
 def _xdist_controller(config: pytest.Config) -> bool:
@@ -63,6 +65,15 @@ def secure_stack() -> Iterator[SecureStack]:
     asks for it; one start per ``make test`` (``PIPELINES_SECURE_RUN_DIR``), shared by both of its phases."""
     with start_secure_stack() as stack:
         yield stack
+
+
+@pytest.fixture(scope="session")
+def oidc_provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OidcProvider]:
+    """A real OpenID Provider (npm oidc-provider under Node, testkit/oidc): one client ``pipelines`` whose redirect
+    URL is ``OIDC_REDIRECT_URL`` (``restart(redirect_uris=[…])`` for a board's own), no accounts until a test adds
+    its users (``add_account``). Started when a test first asks for it, stopped at the end of the session."""
+    with OidcProvider(tmp_path_factory.mktemp("oidc"), [OIDC_REDIRECT_URL]) as provider:
+        yield provider
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ pipelines simulate --leads N --rate R realistic traffic through the whole flow, 
 pipelines import SOURCE FILE…         another CRM's exports (or a CSV/XLSX with --mapping), resumable (decision 0021)
 pipelines demo                        a generated year of history, then all of the above, then where to look
 pipelines token ROLE                  a bearer token for trying the APIs
+pipelines signin reset-link USER_ID   a one-time link where the user sets their password (the first admin's too)
 pipelines events                      the catalog of event types and their versions
 pipelines history|projections|rebuild|dlq|relay|tail   what operators ask of a running system
 
@@ -23,12 +24,13 @@ import subprocess
 from pathlib import Path
 from typing import Annotated
 
+import httpx
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from shared.ops.settings import SERVICES
+from shared.ops.settings import SERVICES, SettingsError
 from shared.ops.stack import STACK_SCRIPT
 from tools import local
 
@@ -37,6 +39,8 @@ stack_app = typer.Typer(help="the local Kafka and PostgreSQL", no_args_is_help=T
 services_app = typer.Typer(help="every service and the web board as local processes", no_args_is_help=True)
 app.add_typer(stack_app, name="stack")
 app.add_typer(services_app, name="services")
+signin_app = typer.Typer(help="the sign-in service: passwords (decision 0022)", no_args_is_help=True)
+app.add_typer(signin_app, name="signin")
 console = Console()
 
 
@@ -378,10 +382,13 @@ def token(
     user: str = typer.Option("u-cli"),
     team: str | None = typer.Option(None, help="the team a sales_manager manages (a salesperson's own team)"),
 ) -> None:
-    """Print a bearer token (12 hours) signed with the local stack's key."""
+    """Print a bearer token (12 hours) signed with PIPELINES_JWT_SIGNING_KEYS (the local stack's env has them; an
+    operator's shell elsewhere: no API process holds them, decision 0022)."""
     from datetime import timedelta
 
-    from shared.edge.auth import ROLES, issue_token, signing_key
+    from shared.edge.auth import ROLES, issue_token
+    from shared.edge.keys import SigningKeys
+    from shared.ops.settings import SettingsError
 
     if role not in ROLES:
         raise typer.BadParameter(f"one of {', '.join(sorted(ROLES))}", param_hint="ROLE")
@@ -389,17 +396,37 @@ def token(
         raise typer.BadParameter(
             "a sales_manager manages a team: give --team (every team's sales: sales_director)", param_hint="--team"
         )
-    kid, secret = signing_key(local.load_settings())
+    try:
+        keys = SigningKeys.from_settings(local.load_settings())
+    except SettingsError as exc:
+        typer.echo(
+            f"error: no key to sign with ({exc}). `pipelines token` needs the signing keys, which only the sign-in "
+            'service and an operator hold: eval "$(scripts/stack env)" on the local stack',
+            err=True,
+        )
+        raise typer.Exit(2) from None
     typer.echo(
         issue_token(
-            key_id=kid,
-            secret=secret,
+            keys,
             user_id=user,
             roles=[role],
             team=team,
             ttl=timedelta(hours=12),
         )
     )
+
+
+@signin_app.command("reset-link")
+def signin_reset_link(user_id: str = typer.Argument(..., help="the directory's user id (the tokens' sub)")) -> None:
+    """Print a one-time link (24 hours) on the board where the user sets their password: how a first admin gets one
+    (the demo's is u-admin, admin@demo.pipelines.vn). Asks the running sign-in service with the operator's keys."""
+    try:
+        link, expires = local.reset_link(local.load_settings(), user_id)
+    except (SettingsError, RuntimeError, httpx.HTTPError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(link)
+    typer.echo(f"(one use, until {expires})", err=True)
 
 
 @app.command()
@@ -440,16 +467,7 @@ def demo(
     settings = local.load_settings()
     base = f"http://{settings.api_host}"
     console.rule("where to look")
-    console.print(
-        f"The board: {base}:{settings.port('web')}/login — sign in with a token, e.g. a sales manager's:",
-        soft_wrap=True,
-    )
-    console.print(".venv/bin/pipelines token sales_manager --team north --user u-mgr", soft_wrap=True, highlight=False)
-    console.print(
-        "(sales_director: every team's sales; auditor: everything; sales --user u-lan: her own deals; marketing; "
-        "production)\n",
-        soft_wrap=True,
-    )
+    local.board_signin(settings, base)
     for service in SERVICES:
         console.print(f"{service:<11} {base}:{settings.port(service)}/docs")
     console.print("\nA token for reading everything:", soft_wrap=True)

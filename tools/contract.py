@@ -2,7 +2,8 @@
 
 - ``<service>/<Type>.v<N>.json``: the JSON Schema of each event type's version N (older versions stay);
 - ``<service>/asyncapi.json``: the service's AsyncAPI 3 document (generated with FastStream);
-- ``envelope.v1.json``: the CloudEvents envelope.
+- ``envelope.v1.json``: the CloudEvents envelope;
+- ``auth/asyncapi.json``: the revocation topic's AsyncAPI 3 document (what the sign-in service and the board publish).
 
 ``python -m tools.contract write`` writes what is new or changed compatibly; ``check`` fails when the code
 and the files disagree. The compatibility rules (``changes``): within one schema version a field may be added
@@ -13,6 +14,7 @@ making a field required, or renaming the type needs a new ``schema_version`` (wi
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import sys
 from pathlib import Path
@@ -20,6 +22,7 @@ from typing import Any
 
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared.core.events import registry
 from shared.messaging.envelope import cloudevent_json_schema
@@ -68,10 +71,55 @@ def asyncapi(service: str) -> dict[str, Any]:
     return result
 
 
+REVOCATIONS = (
+    "The signed-out tokens and sessions (shared/edge/revocation.py, decisions 0014 and 0022): one partition, kept as "
+    "long as a token may live (PIPELINES_JWT_MAX_LIFETIME_S) plus an hour. The value is plain JSON (not a CloudEvent). "
+    "A subscriber that checks tokens reads the topic from its beginning without a consumer group (it needs every "
+    "message, and those published before it started), is not ready until it has read up to the end offset it found "
+    "at start, keeps each entry until its `exp` (plus the verifier's leeway), and refuses a token whose `jti`, or "
+    "whose `sid` claim, is listed. A message it cannot read is skipped. Written by the sign-in service (the sessions "
+    "it ends) and by the web board."
+)
+
+
+class TokenRevoked(BaseModel):
+    """One token signed out: refuse the token whose ``jti`` claim is this until ``exp``. Key: the jti."""
+
+    model_config = ConfigDict(extra="forbid")
+    jti: str = Field(min_length=1, max_length=128, description="the token's jti claim")
+    exp: float = Field(description="the token's expiry, seconds since the epoch: forget the entry after it")
+
+
+class SessionRevoked(BaseModel):
+    """A sign-in session ended (signed out, everywhere, by an admin, by a password reset, the user deactivated):
+    refuse every token whose ``sid`` claim is this until ``exp``. Key: ``sid:<sid>``."""
+
+    model_config = ConfigDict(extra="forbid")
+    sid: str = Field(min_length=1, max_length=128, description="the session id: the tokens' sid claim")
+    exp: float = Field(description="the latest expiry of any token minted for the session, seconds since the epoch")
+
+
+def revocations_asyncapi() -> dict[str, Any]:
+    broker = KafkaBroker("kafka:9092", description="the deployment's Kafka cluster")
+    for message in (SessionRevoked, TokenRevoked):
+        doc = inspect.cleandoc(message.__doc__ or "")
+        broker.publisher("pipelines.auth.revocations", title=message.__name__, schema=message, description=doc)
+    spec = AsyncAPI(
+        broker,
+        title="Pipelines — revoked tokens and sessions",
+        version="1",
+        schema_version="3.0.0",
+        description=REVOCATIONS,
+    )
+    result: dict[str, Any] = spec.to_specification().to_jsonable()
+    return result
+
+
 def schemas() -> dict[Path, dict[str, Any]]:
     out = {DOCS / "envelope.v1.json": cloudevent_json_schema(), **event_schemas()}
     for service in SERVICES:
         out[DOCS / service / "asyncapi.json"] = asyncapi(service)
+    out[DOCS / "auth" / "asyncapi.json"] = revocations_asyncapi()
     return out
 
 

@@ -36,7 +36,8 @@ from typing import Any
 
 import httpx
 
-from shared.edge.auth import issue_token, signing_key
+from shared.edge.auth import issue_token
+from shared.edge.keys import SigningKeys
 from shared.ops.settings import Settings
 
 # kind -> (service, the path of one aggregate under its API)
@@ -97,10 +98,8 @@ def parse_id(kind: str, text: str) -> uuid.UUID | str:
 
 def operator_headers(settings: Settings, ttl: timedelta = timedelta(minutes=5)) -> dict[str, str]:
     """A bearer header for reading as an auditor, signed with the deployment's active key."""
-    kid, secret = signing_key(settings)
     token = issue_token(
-        key_id=kid,
-        secret=secret,
+        SigningKeys.from_settings(settings),
         user_id="pipelines-cli",
         roles=["auditor"],
         ttl=ttl,

@@ -26,10 +26,10 @@ from shared.ops.settings import Settings, SettingsError
 
 def local_token(settings: Settings, user: str) -> str:
     """An importer's token signed with the deployment's key (the local stack's: a deployment gives PIPELINES_TOKEN)."""
-    from shared.edge.auth import issue_token, signing_key
+    from shared.edge.auth import issue_token
+    from shared.edge.keys import SigningKeys
 
-    kid, secret = signing_key(settings)
-    return issue_token(key_id=kid, secret=secret, user_id=user, roles=["importer"], ttl=timedelta(hours=12))
+    return issue_token(SigningKeys.from_settings(settings), user_id=user, roles=["importer"], ttl=timedelta(hours=12))
 
 
 def default_owner(user: str | None, team: str | None) -> dict[str, str | None] | None:

@@ -4,25 +4,33 @@ URL is set), each with its pid file and log under the run dir (``PIPELINES_RUN_D
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from shared.ops.settings import SERVICES, Settings
+from shared.edge.auth import issue_token
+from shared.edge.keys import SigningKeys
+from shared.ops.settings import SERVICES, Settings, SettingsError
 from shared.ops.stack import ROOT, STACK_SCRIPT
 
 console = Console()
 RUN = Path(os.environ.get("PIPELINES_RUN_DIR", ROOT / ".run"))
 NOTIFIER = "agenda-notifier"  # the agenda's fourth process kind (decision 0020), its own process beside the agenda
-PARTS = (*SERVICES, NOTIFIER, "web")  # the processes `services up` starts: each service (all in one), the board
+SIGNIN = "signin"  # the sign-in service (decision 0022): the one process given the signing keys
+# the processes `services up` starts: each service (all in one), the sign-in service, the notifier, the board
+PARTS = (*SERVICES, SIGNIN, NOTIFIER, "web")
+SIGNING_SETTINGS = ("PIPELINES_JWT_SIGNING_KEYS", "PIPELINES_JWT_ACTIVE_KID")
 NOTIFIER_OPS_PORT, MAIL_SINK_PORT = 8106, 8125  # the local notifier's /readyz; the SMTP sink it sends to if no server
 GRAPH_STUB_PORT = 8126  # the local stand-in for Facebook's Graph API (tools/graph_stub.py) when no Graph URL is set
 
@@ -49,6 +57,51 @@ def _mail_sink(settings: Settings, env: dict[str, str]) -> dict[str, str]:
         console.print(f"[yellow]no PIPELINES_SMTP_HOST[/]: reminders go to {RUN / 'services' / 'mail.log'}")
     local = {"PIPELINES_SMTP_HOST": "127.0.0.1", "PIPELINES_SMTP_PORT": str(MAIL_SINK_PORT)}
     return notifier | local | {"PIPELINES_SMTP_STARTTLS": "false"}
+
+
+def _keys_env(settings: Settings, part: str, env: dict[str, str]) -> dict[str, str]:
+    """The sign-in service keeps the signing keys; every other part gets the public keys (and where to read them
+    again: the sign-in service's JWKS URL), never a private key."""
+    if part == SIGNIN or not settings.jwt_signing_keys:
+        return env
+    public = json.dumps(SigningKeys.from_settings(settings).jwks(), separators=(",", ":"))
+    others = {k: v for k, v in env.items() if k not in SIGNING_SETTINGS}
+    return others | {
+        "PIPELINES_JWT_PUBLIC_KEYS": public,
+        "PIPELINES_JWKS_URL": f"{settings.signin_base_url()}/.well-known/jwks.json",
+    }
+
+
+def reset_link(settings: Settings, user_id: str) -> tuple[str, str]:
+    """A one-time link setting ``user_id``'s password (their first one too): the sign-in service's
+    ``POST /users/{id}/password-reset``, asked with a short admin token signed by the operator's keys. The board's
+    reset page with the link token, and when it expires (decision 0022)."""
+    keys = SigningKeys.from_settings(settings)
+    admin = issue_token(keys, user_id="operator:cli", roles=["admin"], ttl=timedelta(minutes=5))
+    url = f"{settings.signin_base_url()}/users/{quote(user_id, safe='')}/password-reset"
+    answer = httpx.post(url, headers={"Authorization": f"Bearer {admin}"}, timeout=10)
+    if answer.status_code != 201:
+        raise RuntimeError(f"the sign-in service answered {answer.status_code}: {answer.text[:300]}")
+    body = answer.json()
+    return f"{settings.board_url.rstrip('/')}/reset?token={body['link_token']}", str(body["expires_at"])
+
+
+def board_signin(settings: Settings, base: str) -> None:
+    """How to sign in to the board after the demo: the administrator's one-time password link (decision 0022)."""
+    console.print(f"The board: {base}:{settings.port('web')}/login", soft_wrap=True)
+    try:
+        link, _ = reset_link(settings, "u-admin")
+    except (SettingsError, RuntimeError, httpx.HTTPError) as exc:
+        console.print(f"[yellow]no password link for the administrator: {exc}", soft_wrap=True)
+        return
+    console.print("Set the administrator's password (one use, 24 hours), then sign in as admin@demo.pipelines.vn:")
+    console.print(link, soft_wrap=True, highlight=False)
+    console.print(
+        "(a salesperson's link: .venv/bin/pipelines signin reset-link u-lan — her own deals; u-mgr: the north's "
+        "manager)\n",
+        soft_wrap=True,
+        highlight=False,
+    )
 
 
 def _graph_stub(env: dict[str, str]) -> dict[str, str]:
@@ -108,7 +161,7 @@ def up() -> None:
         process = subprocess.Popen(
             [sys.executable, *_command(service)],
             cwd=ROOT,
-            env=_mail_sink(settings, env) if service == NOTIFIER else env,
+            env=_keys_env(settings, service, _mail_sink(settings, env) if service == NOTIFIER else env),
             stdout=log,
             stderr=log,
             start_new_session=True,

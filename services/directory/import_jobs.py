@@ -5,7 +5,10 @@ core (``shared.imports``) against every service's ``POST /imports/batches``, exa
 it. Each job is a stream, ``directory-import-<id>``: ``ImportStarted``, an ``ImportProgressed`` after each flush
 of batches, ``ImportFinished``. A directory that restarts resumes every job with no ``ImportFinished`` from its
 checkpoint (the spool directory must outlive the process: a volume of its own in a deployment); what it resends
-answers ``exists``. The batches go with an importer's token signed for the user who started the job.
+answers ``exists``. The batches go with the bearer token the job was started with (no API can sign one, decision
+0022): it is kept beside the upload in the spool (``<id>.token``, owner-only, removed with the upload when the job
+ends), so a resumed job goes on with it; a job outliving its token fails, said so (start it again: rows already
+imported answer ``exists``).
 """
 
 from __future__ import annotations
@@ -19,17 +22,15 @@ import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from services.directory.events import ImportEvent, ImportFinished, ImportProgressed, ImportStarted
 from shared.core.decider import InvalidError
-from shared.edge.auth import issue_token, signing_key
 from shared.imports.mapping import SERVICE_ORDER, MappingError, builtin, load
 from shared.imports.reader import FileError
 from shared.imports.runner import Counts, HttpSender, Options, Run, RunError, Sender, check_files
-from shared.ops.settings import Settings
 from shared.privacy.pii import parse_stored
 from shared.store import ConcurrencyError, EventStore, NewEvent
 
@@ -47,13 +48,12 @@ class JobConfig:
     spool: Path
     max_bytes: int
     urls: dict[str, str]  # service -> base URL of its API
-    token: Callable[[str], str]  # the user who started a job -> an importer's token for its batches
     sender: Callable[[str], Sender] | None = None  # tests: batches elsewhere than over HTTP
 
     @classmethod
-    def of(cls, spool_dir: str | None, max_bytes: int, urls: dict[str, str], token: Callable[[str], str]) -> JobConfig:
+    def of(cls, spool_dir: str | None, max_bytes: int, urls: dict[str, str]) -> JobConfig:
         spool = Path(spool_dir) if spool_dir else Path(tempfile.gettempdir()) / "pipelines-imports"
-        return cls(spool, max_bytes, urls, token)
+        return cls(spool, max_bytes, urls)
 
 
 @dataclass
@@ -76,8 +76,10 @@ class ImportJobs:
         owner: tuple[str, str | None] | None,
         actor: str,
         meta: dict[str, Any],
+        token: str = "",
     ) -> uuid.UUID:
-        """The upload spooled and checked, its job recorded and started; its id."""
+        """The upload spooled and checked, its job recorded and started (its batches sent with ``token``, the
+        starter's bearer token); its id."""
         try:
             mapping = load(builtin(source))
         except MappingError as exc:
@@ -102,6 +104,9 @@ class ImportJobs:
             owner_team=owner[1] if owner else None,
             started_at=self.clock(),
         )
+        token_file = self._path(job, "token")
+        token_file.touch(mode=0o600)
+        token_file.write_text(token, encoding="ascii")
         await self.store.append(STREAM + str(job), [NewEvent(started, metadata=meta)], expected_version=0)
         self._spawn(started, actor, meta, 1, Counts())
         return job
@@ -138,9 +143,7 @@ class ImportJobs:
         async def flushed(counts: Counts, row: int) -> None:
             await record(ImportProgressed(import_id=job, row=row, **_total(prior, counts)))
 
-        sender = (
-            self.config.sender(actor) if self.config.sender else HttpSender(self.config.urls, self.config.token(actor))
-        )
+        sender = self.config.sender(actor) if self.config.sender else HttpSender(self.config.urls, self._token(job))
         owner = {"user": started.owner, "team": started.owner_team} if started.owner else None
         options = Options(
             source,
@@ -170,8 +173,14 @@ class ImportJobs:
         )
         with contextlib.suppress(ConcurrencyError):
             await record(finished)
-        self._path(job, "upload").unlink(missing_ok=True)
-        self._path(job, "checkpoint.json").unlink(missing_ok=True)
+        for suffix in ("upload", "checkpoint.json", "token"):
+            self._path(job, suffix).unlink(missing_ok=True)
+
+    def _token(self, job: uuid.UUID) -> str:
+        try:
+            return self._path(job, "token").read_text(encoding="ascii")
+        except (OSError, UnicodeDecodeError):
+            return ""  # the services answer 401: the job fails, said so
 
     async def resume(self) -> int:
         """Start again every job of this directory that has not finished (after a restart); how many."""
@@ -264,21 +273,6 @@ def _counts(event: ImportProgressed | ImportFinished) -> Counts:
 
 def _total(prior: Counts, now: Counts) -> dict[str, int]:
     return {k: getattr(prior, k) + getattr(now, k) for k in ("rows", "created", "exists", "refused", "bad")}
-
-
-def job_token(settings: Settings, user: str) -> str:
-    """An importer's token for a job's batches, signed with the deployment's active key for the user who started
-    it, as long-lived as a token may be (``PIPELINES_JWT_MAX_LIFETIME_S``)."""
-    kid, secret = signing_key(settings)
-    return issue_token(
-        key_id=kid,
-        secret=secret,
-        user_id=user,
-        roles=["importer"],
-        ttl=timedelta(seconds=settings.jwt_max_lifetime_s),
-        issuer=settings.jwt_issuer,
-        audience=settings.jwt_audience,
-    )
 
 
 def service_urls(api_url: Callable[[str], str]) -> dict[str, str]:

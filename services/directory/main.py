@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import hmac
 
@@ -14,9 +13,10 @@ from services.directory.api import DirectoryAPI, create_app
 from services.directory.conversions import Conversions, ReadModelIndex
 from services.directory.customers import Customers
 from services.directory.handlers import Clock, Directory
-from services.directory.import_jobs import ImportJobs, JobConfig, job_token, service_urls
+from services.directory.import_jobs import ImportJobs, JobConfig, service_urls
 from services.directory.projections.adoption import ReadModelSource, adoption
 from services.directory.projections.customer360 import customer360
+from services.directory.projections.user_emails import user_emails
 from shared.edge.auth import ROLES
 from shared.edge.service import ServiceCore, Storage, utc_now
 from shared.messaging.projections import Fact, Projection, one_by_one
@@ -49,6 +49,8 @@ class DirectoryService(ServiceCore):
             customer360(topic, self.settings.events_topic("deals"), self.settings.events_topic("production")),
             self.reactions(),  # the leads' conversions linked to customers; deals' contacts erased
             adoption(self.settings.events_topic("deals")),  # what the adoption of old deals reads
+            # the users' emails' blind index: the sign-in service finds a user by email (POST /users/lookup)
+            user_emails(topic, self.storage.personal_data, self.index_key),
         ]
 
     def reactions(self) -> Projection:
@@ -96,11 +98,10 @@ class DirectoryService(ServiceCore):
         return self.make_app(create_app, api)
 
     def import_jobs(self) -> ImportJobs:
-        """The import jobs (POST /imports): their batches reach every service at its API URL with an importer's
-        token signed for the user who started the job (decision 0021)."""
+        """The import jobs (POST /imports): their batches reach every service at its API URL with the token the job
+        was started with (decisions 0021, 0022)."""
         s = self.settings
-        token = functools.partial(job_token, s)
-        config = JobConfig.of(s.import_spool_dir, s.import_max_bytes, service_urls(s.api_url), token)
+        config = JobConfig.of(s.import_spool_dir, s.import_max_bytes, service_urls(s.api_url))
         return ImportJobs(self.storage.store, self.clock, config)
 
 

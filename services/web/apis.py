@@ -36,6 +36,7 @@ class Apis:
 
     def __init__(self, settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.urls = {s: settings.api_url(s) for s in PIPELINES}
+        self.directory = settings.api_url("directory")  # the Team and Salesperson filters' lists (people.py)
         self.http = httpx.AsyncClient(timeout=10, transport=transport)
 
     async def get(self, service: str, path: str, params: dict[str, str], token: str) -> httpx.Response:

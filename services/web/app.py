@@ -1,9 +1,12 @@
 """The web board: server-rendered pages over the three APIs, called with the signed-in user's own token.
 
-- Sign in with a bearer token (the same JWT the APIs take); it is kept in an HttpOnly cookie and sent on to the
-  APIs, so a page shows exactly what the user's role may see there: a salesperson their own deals, a manager
-  their team's, an auditor everything (a panel the role may not see says so). Signing out revokes the token in
-  every API (``shared.edge.revocation``). Both forms are refused from another site (``csrf.py``). (``session.py``)
+- Sign in through the sign-in service (decision 0022) with an email and password or the organisation's OpenID
+  Provider (``login.py``); the browser holds the session's secret in an HttpOnly cookie, the board asks the sign-in
+  service for the session's short-lived API token and calls the APIs with it, so a page shows exactly what the
+  user's role may see there: a salesperson their own deals, a manager their team's, an auditor everything (a panel
+  the role may not see says so). Signing out (or out everywhere) ends the session and revokes its tokens in every
+  API (``session.py``). Every post carries the session's CSRF token, and is refused from another site
+  (``csrf.py``). The Team and Salesperson filters list what the directory lets the user see (``people.py``).
 - ``/sales``, ``/marketing``, ``/production``, ``/alerts``, ``/audit``: panels defined in ``pages.py``;
   ``/panel/{page}/{panel}`` one panel's HTML (what live updates fetch) (``views.py``), ``/export/{page}/{panel}.csv``
   its CSV (``exports.py``).
@@ -25,19 +28,23 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from services.web import exports, live, session, stream, views
+from services.web import exports, live, login, session, stream, views
 from services.web.apis import Apis
 from services.web.pages import all_pages
-from services.web.render import HERE, templates
+from services.web.people import People
+from services.web.render import HERE, html, templates
 from services.web.session import COOKIE as COOKIE  # the session cookie's name, for tests that sign in
+from services.web.signin import SignIn, SignInError
 from services.web.state import Board
 from shared.edge.auth import TokenVerifier
 from shared.edge.http import install_common
+from shared.edge.problems import http_problem
 from shared.edge.revocation import RevocationList
-from shared.ops.settings import PIPELINES, Settings
+from shared.ops.settings import Settings
 
 
 def create_app(
@@ -51,10 +58,13 @@ def create_app(
     ``live_feed=False`` (tests without Kafka): no live notices, and signing out revokes in this process only."""
     tz = ZoneInfo(settings.timezone)
     revocations = RevocationList(settings if live_feed else None)
+    apis = Apis(settings, transport)
     board = Board(
         settings=settings,
         tz=tz,
-        apis=Apis(settings, transport),
+        apis=apis,
+        people=People(apis),
+        signin=SignIn(settings, transport),
         hub=live.Hub(),
         revocations=revocations,
         verifier=TokenVerifier.from_settings(settings, revoked=revocations),
@@ -67,8 +77,16 @@ def create_app(
     app.state.board = board
     install_common(app, functools.partial(readiness, board), "web", max_body_bytes=settings.max_body_bytes)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.add_exception_handler(SignInError, signin_down)
     add_routes(app, board.pages)
     return app
+
+
+async def signin_down(request: Request, exc: Exception) -> Response:
+    """The sign-in service did not answer while the board checked a session: say so, sign no one out."""
+    if request.url.path.startswith(("/panel/", "/export/", "/alerts/count", "/events")):
+        return await http_problem(request, StarletteHTTPException(503, "the sign-in service does not answer"))
+    return html(request, "message.html", 503, title="signin_down", message=None, user=None, csrf=None)
 
 
 def add_routes(app: FastAPI, pages: Iterable[str]) -> None:
@@ -77,9 +95,14 @@ def add_routes(app: FastAPI, pages: Iterable[str]) -> None:
     lists every route (tests/contract/test_openapi_shape.py reads it)."""
     routes: list[tuple[str, str, Callable[..., Awaitable[Any]]]] = [
         ("GET", "/", views.root),
-        ("GET", "/login", session.login_form),
-        ("POST", "/login", session.login),
+        ("GET", "/login", login.login_form),
+        ("POST", "/login", login.login),
+        ("GET", "/login/oidc", login.oidc_start),
+        ("GET", "/login/oidc/callback", login.oidc_callback),
+        ("GET", "/reset", login.reset_form),
+        ("POST", "/reset", login.reset),
         ("POST", "/logout", session.logout),
+        ("POST", "/logout/everywhere", session.logout_everywhere),
         *(("GET", f"/{page}", views.show_page) for page in pages),
         ("GET", "/panel/{page_id}/{panel_id}", views.panel_fragment),
         ("GET", "/export/{page_id}/{panel_id}.csv", exports.export),
@@ -100,6 +123,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             asyncio.create_task(live.feed(board.settings, board.hub, board.stop)),
             asyncio.create_task(board.revocations.run(board.stop)),
         ]
+    running.append(asyncio.create_task(board.verifier.run(board.stop)))  # the JWKS (nothing without PIPELINES_JWKS_URL)
     try:
         yield
     finally:
@@ -107,16 +131,18 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         for task in running:
             await task
         await board.apis.close()
+        await board.signin.close()
 
 
 async def readiness(board: Board) -> dict[str, str]:
-    """Ready when the live feed reads Kafka, the revocation list is caught up and the three APIs answer."""
+    """Ready when the live feed reads Kafka, the revocation list is caught up and the APIs and the sign-in service
+    answer."""
     checks = {"live": "ok" if board.hub.connected or not board.live_feed else "not connected to Kafka"}
     if board.live_feed:  # not before it knows every token signed out
         checks["revocations"] = board.revocations.readiness()
-    for service in PIPELINES:
+    for service, url in (*board.apis.urls.items(), ("signin", board.signin.url)):
         try:
-            r = await board.apis.http.get(board.apis.urls[service] + "/healthz", timeout=2)
+            r = await board.apis.http.get(url + "/healthz", timeout=2)
             checks[service] = "ok" if r.status_code == 200 else f"answered {r.status_code}"
         except httpx.HTTPError as exc:
             checks[service] = type(exc).__name__

@@ -1,7 +1,11 @@
-"""Cross-site request forgery: a form that changes something (sign in, sign out) must come from this site's page.
+"""Cross-site request forgery: a form that changes something (sign in, sign out, set a password) must come from
+this site's page.
 
-Two checks, both needed for a post to proceed (``Csrf.refused``):
+Two checks, both needed for a post to proceed (``refused``):
 
+- **The session's token** (decision 0022), once signed in: the sign-in service gives each session a CSRF token; every
+  page's forms carry it (field ``csrf``; a script sends header ``X-CSRF-Token``) and a post must carry it, compared in
+  constant time. Before there is a session (the login and password-reset forms), a double-submit token instead:
 - **A double-submit token.** A random value in a cookie and the same value in the form's hidden field ``csrf``,
   compared in constant time. Another site can make a browser post a form here, but can neither read the cookie nor
   set it, so it cannot put the value in its form. Over https the cookie is ``__Host-pipelines_csrf`` (Secure,
@@ -13,9 +17,9 @@ Two checks, both needed for a post to proceed (``Csrf.refused``):
   the right token. A client that sends none of them (curl, a script) is no browser a page can drive, and needs the
   token only. Behind a proxy, the proxy must pass the ``Host`` header on (the origin is compared with it).
 
-A refused post changes nothing and sets no cookie (403). Use: ``value(request)`` in the form, ``keep(request,
-response)`` on the page's answer, ``refused(request, form)`` first in the post's handler, ``renew(request,
-response)`` after a sign-in or sign-out.
+A refused post changes nothing and sets no cookie (403). Use: ``value(request)`` in a form without a session,
+``keep(request, response)`` on the page's answer, ``refused(request, form, session_csrf)`` first in the post's
+handler, ``renew(request, response)`` after a sign-in or sign-out.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 FIELD = "csrf"
+HEADER = "x-csrf-token"  # a script's post carries the token here instead
 NAME = "pipelines_csrf"
 _WELL_FORMED = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32)
 _SAME = ("same-origin", "none")  # Sec-Fetch-Site values of a post this site's page (or the user) made
@@ -93,12 +98,16 @@ def cross_site(request: Request) -> str | None:
     return None
 
 
-def refused(request: Request, form: Mapping[str, str]) -> str | None:
-    """Why this post is refused (another site's, or without this site's token); None when it may proceed."""
+def refused(request: Request, form: Mapping[str, str], session: str | None = None) -> str | None:
+    """Why this post is refused (another site's, or without this site's token); None when it may proceed.
+
+    ``session``: the signed-in session's CSRF token (decision 0022), which the post must carry (field ``csrf`` or
+    header ``X-CSRF-Token``); without a session (the login and reset forms), the double-submit cookie's value."""
     elsewhere = cross_site(request)
     if elsewhere is not None:
         return elsewhere
-    cookie, sent = _cookie(request), form.get(FIELD, "")
-    if cookie is None or not hmac.compare_digest(cookie.encode(), sent.encode("utf-8", "replace")):
+    expected = session if session is not None else _cookie(request)
+    sent = form.get(FIELD) or request.headers.get(HEADER, "")
+    if not expected or not hmac.compare_digest(expected.encode(), sent.encode("utf-8", "replace")):
         return "the form's security token is missing or out of date: open the page again and resend"
     return None

@@ -22,13 +22,42 @@ WORDS: dict[str, tuple[str, str]] = {
     "alerts": ("Alerts", "Cảnh báo"),
     "login": ("Sign in", "Đăng nhập"),
     "logout": ("Sign out", "Đăng xuất"),
-    "token": ("Access token", "Mã truy cập"),
-    "token_help": (
-        "Paste the bearer token your administrator gave you (for the demo: .venv/bin/pipelines token sales_manager"
-        " --team north).",
-        "Dán mã truy cập mà quản trị viên cấp cho bạn (bản demo: .venv/bin/pipelines token sales_manager --team north).",
+    "logout_everywhere": ("Sign out everywhere", "Đăng xuất mọi nơi"),
+    "email": ("Email", "Email"),
+    "password": ("Password", "Mật khẩu"),
+    "or": ("or", "hoặc"),
+    "sign_in_with": ("Sign in with", "Đăng nhập bằng"),
+    "bad_credentials": ("Wrong email or password", "Sai email hoặc mật khẩu"),
+    "locked": (
+        "Too many wrong passwords: this account is locked until {at}",
+        "Nhập sai mật khẩu quá nhiều lần: tài khoản bị khóa đến {at}",
     ),
-    "bad_token": ("This token is not valid", "Mã truy cập không hợp lệ"),
+    "throttled": (
+        "Too many attempts from your address: try again in {seconds} s",
+        "Quá nhiều lần thử từ địa chỉ của bạn: hãy thử lại sau {seconds} giây",
+    ),
+    "signin_unavailable": (
+        "The sign-in service does not answer right now: try again in a moment",
+        "Dịch vụ đăng nhập hiện không phản hồi: hãy thử lại sau giây lát",
+    ),
+    "signin_refused": ("Sign-in refused", "Đăng nhập bị từ chối"),
+    "oidc_failed": (
+        "Sign-in with your organisation's account failed",
+        "Đăng nhập bằng tài khoản tổ chức không thành công",
+    ),
+    "reset": ("Set your password", "Đặt mật khẩu"),
+    "new_password": ("New password", "Mật khẩu mới"),
+    "confirm_password": ("The same password again", "Nhập lại mật khẩu"),
+    "password_rules": (
+        "12 to 128 characters, and not your email address",
+        "Từ 12 đến 128 ký tự, và không phải địa chỉ email của bạn",
+    ),
+    "passwords_differ": ("The two passwords differ", "Hai mật khẩu không giống nhau"),
+    "reset_link_invalid": (
+        "This link is used, expired or not valid: ask your administrator for a new one",
+        "Liên kết này đã dùng, đã hết hạn hoặc không hợp lệ: hãy xin quản trị viên liên kết mới",
+    ),
+    "password_set": ("Your password is set: sign in with it", "Mật khẩu đã được đặt: hãy đăng nhập bằng mật khẩu mới"),
     "refused": ("This form was refused", "Biểu mẫu này bị từ chối"),
     "refused_help": (
         "It did not come from this site's page, or the page is out of date. Open it again and resend.",
@@ -36,8 +65,13 @@ WORDS: dict[str, tuple[str, str]] = {
     ),
     "logout_failed": ("Not signed out", "Chưa đăng xuất"),
     "logout_failed_help": (
-        "Your token could not be revoked in every service just now. You are still signed in: try again in a moment.",
-        "Chưa thể thu hồi mã truy cập của bạn ở mọi dịch vụ. Bạn vẫn đang đăng nhập: hãy thử lại sau giây lát.",
+        "Your session could not be ended in every service just now. You are still signed in: try again in a moment.",
+        "Chưa thể kết thúc phiên của bạn ở mọi dịch vụ. Bạn vẫn đang đăng nhập: hãy thử lại sau giây lát.",
+    ),
+    "signin_down": ("Sign-in unavailable", "Không đăng nhập được"),
+    "signin_down_help": (
+        "The sign-in service does not answer right now: try again in a moment",
+        "Dịch vụ đăng nhập hiện không phản hồi: hãy thử lại sau giây lát",
     ),
     "back": ("Back to the board", "Quay lại bảng"),
     "signed_in_as": ("Signed in as", "Đăng nhập với"),
@@ -52,6 +86,7 @@ WORDS: dict[str, tuple[str, str]] = {
     "as_of": ("As it stood on", "Tại ngày"),
     "team": ("Team", "Nhóm"),
     "owner": ("Salesperson", "Nhân viên"),
+    "everyone": ("All you may see", "Tất cả trong phạm vi của bạn"),
     "deal": ("Deal", "Cơ hội"),
     "empty": ("Nothing here yet", "Chưa có dữ liệu"),
     "forbidden": ("Your role does not see this", "Vai trò của bạn không được xem mục này"),

@@ -64,14 +64,15 @@ def html(request: Request, template: str, status_code: int = 200, **context: Any
     """A page in the request's language; it carries the form token (``csrf.value``) unless ``csrf=None``."""
     lang = lang_of(request)
     context.setdefault("alerts", "")  # the nav's badge: counted on full pages only
-    context.setdefault("csrf", csrf.value(request))  # the forms' token (sign in, sign out)
+    session = getattr(request.state, "session", None)  # signed in: the session's CSRF token (session.signed_in)
+    context.setdefault("csrf", session.csrf if session is not None else csrf.value(request))
     body = (
         board_of(request)
         .templates.get_template(template)
         .render(lang=lang, t=lambda key: i18n.word(key, lang), request_path=request.url.path, **context)
     )
     response = HTMLResponse(body, status_code=status_code, headers=SECURITY_HEADERS)
-    if context["csrf"] is not None:
+    if context["csrf"] is not None and session is None:
         csrf.keep(request, response)
     if request.query_params.get("lang") in i18n.LANGS:
         response.set_cookie("lang", lang, max_age=365 * 86400, samesite="strict")

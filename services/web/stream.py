@@ -37,7 +37,7 @@ async def notices(hub: Hub, stop: asyncio.Event) -> AsyncIterator[str]:
 
 async def events(request: Request) -> StreamingResponse:
     """GET /events: the live notices as server-sent events (signed in only)."""
-    if signed_in(request) is None:
+    if await signed_in(request) is None:
         raise HTTPException(401, detail="sign in again")
     board = board_of(request)
     return StreamingResponse(

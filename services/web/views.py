@@ -14,9 +14,10 @@ from fastapi.responses import RedirectResponse
 
 from services.web import i18n
 from services.web.apis import Shown, alert_count, load
-from services.web.panels import FilterError, Filters, Panel
+from services.web.panels import FilterError, Filters, Page, Panel
+from services.web.people import Choices
 from services.web.render import html, lang_of
-from services.web.session import login_redirect, signed_in
+from services.web.session import Session, login_redirect, signed_in
 from services.web.state import Board, board_of
 
 
@@ -30,6 +31,18 @@ def filters_or_error(request: Request) -> tuple[Filters | None, str | None]:
         return Filters.parse(query_of(request), board_of(request).today()), None
     except FilterError as exc:
         return None, str(exc)
+
+
+async def checked_filters(request: Request, who: Session, page: Page) -> tuple[Filters | None, str | None, Choices]:
+    """The page's filters, a team or salesperson among those the user may choose (``people.py``), and the
+    dropdowns' lists (empty on a page without those filters)."""
+    f, error = filters_or_error(request)
+    if not {"team", "owner"} & set(page.filters):
+        return f, error, Choices()
+    choices = await board_of(request).people.choices(who.key, who.principal, who.token)
+    if f is not None and (refusal := choices.refusal(f)) is not None:
+        return None, refusal, choices
+    return f, error, choices
 
 
 def nav(board: Board) -> dict[str, Any]:
@@ -46,20 +59,30 @@ async def show_page(request: Request) -> Response:
     badge."""
     board = board_of(request)
     page = board.pages[request.scope["route"].path.lstrip("/")]  # the route is the page's path
-    who = signed_in(request)
+    who = await signed_in(request)
     if who is None:
         return login_redirect(request)
-    principal, token = who
-    f, error = filters_or_error(request)
+    principal, token = who.principal, who.token
+    f, error, choices = await checked_filters(request, who, page)
     if f is None:
         typed = query_of(request)
         return html(
-            request, "page.html", 422, page=page, shown=[], error=error, user=principal, query=typed, **nav(board)
+            request,
+            "page.html",
+            422,
+            page=page,
+            shown=[],
+            error=error,
+            user=principal,
+            query=typed,
+            choices=choices,
+            **nav(board),
         )
     counting = asyncio.ensure_future(alert_count(board.apis, token))  # beside the panels, not after them
     shown = list(await asyncio.gather(*(load(board.apis, panel, f, principal, token) for panel in page.panels)))
     alerts = await counting
-    if any(s.state == "signed_out" for s in shown):
+    if any(s.state == "signed_out" for s in shown):  # an API refused the token: ask the sign-in service again
+        board.signin.tokens.forget(who.key)
         return login_redirect(request)
     return html(
         request,
@@ -70,6 +93,7 @@ async def show_page(request: Request) -> Response:
         user=principal,
         query=f.as_query(),
         alerts=alerts,
+        choices=choices,
         **nav(board),
     )
 
@@ -85,15 +109,15 @@ async def one(request: Request, page_id: str, panel_id: str) -> tuple[Shown, i18
     """One panel as the user may see it, after a live update's ``position`` where its API waits for one."""
     board = board_of(request)
     panel = panel_of(board, page_id, panel_id)
-    who = signed_in(request)
+    who = await signed_in(request)
     if who is None:
         raise HTTPException(401, detail="sign in again")
-    f, error = filters_or_error(request)
+    f, error, _ = await checked_filters(request, who, board.pages[page_id])
     if f is None:
         raise HTTPException(422, detail=error)
     raw = request.query_params.get("position")
     position = int(raw) if raw and raw.isdigit() and int(raw) > 0 else None
-    return await load(board.apis, panel, f, who[0], who[1], position), lang_of(request)
+    return await load(board.apis, panel, f, who.principal, who.token, position), lang_of(request)
 
 
 async def panel_fragment(request: Request, page_id: str, panel_id: str) -> Response:
@@ -106,7 +130,7 @@ async def panel_fragment(request: Request, page_id: str, panel_id: str) -> Respo
 
 async def alerts_count(request: Request) -> dict[str, str]:
     """GET /alerts/count: the active alerts the user may see, for the badge on every page (refreshed on alert notices)."""
-    who = signed_in(request)
+    who = await signed_in(request)
     if who is None:
         raise HTTPException(401, detail="sign in again")
-    return {"count": await alert_count(board_of(request).apis, who[1])}
+    return {"count": await alert_count(board_of(request).apis, who.token)}

@@ -6,13 +6,15 @@
   is ``{"jti": …, "exp": …}``, keyed by the jti.
 - Every API process, and every web board replica, keeps a ``RevocationList``: it reads the topic from its
   beginning without a consumer group (each process needs every revocation) and keeps each id in memory until the
-  token's expiry. ``shared.edge.auth.TokenVerifier`` asks it on every request, for tokens it remembers as verified too.
+  token's expiry. A message ``{"sid": …, "exp": …}`` (keyed ``"sid:" + sid``) ends a sign-in session: it is kept as
+  ``"sid:" + sid`` until ``exp`` (the session's last token's expiry), and the verifier refuses every token whose
+  ``sid`` claim names it (decision 0022). ``shared.edge.auth.TokenVerifier`` asks it on every request, for tokens it remembers as verified too.
   A revocation reaches every reader within about a second (``POLL_MS``).
 - ``readiness()``: "ok" once the process has read everything the topic held when it started reading, so a new
   replica takes no traffic while it would still accept a token signed out before it started; before that
   "catching up", and why when it cannot read the topic.
-- ``publish``: what signing out calls (the web board's ``/logout``; the sign-in service later): into this
-  process's own list at once, then onto the topic for the others.
+- ``publish`` (a token) and ``publish_session`` (every token of a session): what signing out calls (the sign-in
+  service): onto the topic for the others, then into this process's own list.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ POLL_MS = 250  # how long one read of the topic waits for a new revocation (and 
 RETENTION_MARGIN_S = 3600  # kept beyond the longest token lifetime
 FORGET_AFTER_S = 120  # an id is kept this long past its token's expiry (beyond the verifier's leeway)
 PUBLISH_TIMEOUT_S = 10.0
+SESSION_PREFIX = "sid:"  # a revoked session's entry in the list (a jti never starts so: token_urlsafe has no ':')
 
 
 def revocations_topic(settings: Settings) -> str:
@@ -47,17 +50,21 @@ def topic_spec(settings: Settings) -> TopicSpec:
 
 
 def parse(value: bytes | None) -> tuple[str, float] | None:
-    """A message's (jti, exp); None for anything else (skipped)."""
+    """A message's (jti, exp), or ("sid:" + sid, exp) for a session's; None for anything else (skipped)."""
     try:
         body = json.loads(value or b"")
     except (ValueError, UnicodeDecodeError):
         return None
     if not isinstance(body, dict):
         return None
-    jti, exp = body.get("jti"), body.get("exp")
-    if not isinstance(jti, str) or not jti or isinstance(exp, bool) or not isinstance(exp, int | float):
+    jti, sid, exp = body.get("jti"), body.get("sid"), body.get("exp")
+    if isinstance(exp, bool) or not isinstance(exp, int | float):
         return None
-    return jti, float(exp)
+    if isinstance(jti, str) and jti and sid is None:
+        return jti, float(exp)
+    if isinstance(sid, str) and sid and jti is None:
+        return SESSION_PREFIX + sid, float(exp)
+    return None
 
 
 class RevocationList:
@@ -101,9 +108,17 @@ class RevocationList:
     async def publish(self, token_id: str, expires: float) -> None:
         """Revoke in every process that reads the topic, and here at once; raises when Kafka does not take it (then
         nothing is revoked, here neither, and the caller says so: the user may try again)."""
+        await self._publish({"jti": token_id, "exp": expires}, token_id, expires)
+
+    async def publish_session(self, session_id: str, expires: float) -> None:
+        """Revoke every token of the sign-in session ``session_id`` (their ``sid``) that expires by ``expires``, as
+        ``publish`` does for one token."""
+        await self._publish({"sid": session_id, "exp": expires}, SESSION_PREFIX + session_id, expires)
+
+    async def _publish(self, message: dict[str, object], entry: str, expires: float) -> None:
         s = self._settings
         if s is None:
-            self.revoke(token_id, expires)
+            self.revoke(entry, expires)
             return
         producer = AIOKafkaProducer(
             bootstrap_servers=s.kafka_bootstrap_servers, acks="all", request_timeout_ms=10_000, **s.kafka_options()
@@ -111,13 +126,13 @@ class RevocationList:
         try:
             async with asyncio.timeout(PUBLISH_TIMEOUT_S):
                 await producer.start()
-                value = json.dumps({"jti": token_id, "exp": expires}).encode()
-                await producer.send_and_wait(revocations_topic(s), value, key=token_id.encode())
+                value = json.dumps(message).encode()
+                await producer.send_and_wait(revocations_topic(s), value, key=entry.encode())
         finally:
             with contextlib.suppress(Exception):
                 await producer.stop()
-        self.revoke(token_id, expires)
-        log.info("auth.token_revoked", expires=expires)
+        self.revoke(entry, expires)
+        log.info("auth.session_revoked" if "sid" in message else "auth.token_revoked", expires=expires)
 
     async def run(self, stop: asyncio.Event, *, retry_s: float = 2.0) -> None:
         """Read the topic (declaring it first) until ``stop``; reconnect on failure, resuming where it was."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import gc
 import signal
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping, Sequence
@@ -121,6 +122,12 @@ class ServiceCore:
         # the tokens signed out (shared/edge/revocation.py): read by the api process, asked by its TokenVerifier
         self.revocations = RevocationList(storage.settings)
 
+    @functools.cached_property
+    def verifier(self) -> TokenVerifier:
+        """The api process's: public keys only (decision 0022), reread from PIPELINES_JWKS_URL by its ``run``. Made on
+        first use: the relay and projector processes verify no token and need no key setting."""
+        return TokenVerifier.from_settings(self.settings, revoked=self.revocations)
+
     def projections(self) -> list[Projection]:
         raise NotImplementedError
 
@@ -156,7 +163,7 @@ class ServiceCore:
     def make_app(self, create_app: Callable[[API, TokenVerifier], FastAPI], api: API) -> FastAPI:
         """What ``app`` returns: the service's ``create_app(api, verifier)``, its tokens checked against this
         process's revocation list, request bodies bounded by the settings."""
-        app = create_app(api, TokenVerifier.from_settings(self.settings, revoked=self.revocations))
+        app = create_app(api, self.verifier)
         app.state.max_body_bytes = self.settings.max_body_bytes
         app.state.backdate_limit_days = self.settings.backdate_limit_days  # shared.edge.commands
         return app
@@ -310,6 +317,7 @@ async def run(core: ServiceCore, mode: str, stop: asyncio.Event) -> None:
                 tasks += [asyncio.create_task(work(stop)) for addon in core.addons() for work in addon.workers]
         if mode in ("api", "all"):
             tasks.append(asyncio.create_task(core.revocations.run(stop)))
+            tasks.append(asyncio.create_task(core.verifier.run(stop)))  # the JWKS, every PIPELINES_JWKS_REFRESH_S
             tasks.append(_serve(core.app(), s, s.port(core.name), stop))
         settle_heap()
         log.info("service.started", service=core.name, mode=mode)

@@ -21,6 +21,11 @@
 | `pipelines_notifier_claims_lost_total` | counter | | deliveries another notifier claimed first |
 | `pipelines_notifier_held` | gauge | | reminders waiting for their recipient's quiet hours to end |
 | `pipelines_notifier_send_seconds` | histogram | | one SMTP send |
+| `pipelines_signin_attempts_total` | counter | result | sign-ins by password: `ok`, `bad_credentials`, `locked`, `too_many_requests`, `unavailable` |
+| `pipelines_sessions_started_total` | counter | method | sign-in sessions started (`password`, `oidc`) |
+| `pipelines_oidc_signins_total` | counter | result | sign-ins with OpenID Connect: `ok`, `too_many_requests`, or the refusal's rule (`oidc_state_invalid`, `oidc_binding_mismatch`, `oidc_provider_refused`, `oidc_id_token_invalid`, `email_unverified`, `no_such_user`, `unavailable`) |
+| `pipelines_sessions_ended_total` | counter | reason | sessions ended: `signed_out`, `everywhere`, `admin`, `password_reset`, `deactivated`, `idle`, `absolute` |
+| `pipelines_tokens_minted_total` | counter | | API tokens the sign-in service signed for sessions |
 """
 
 from __future__ import annotations
@@ -76,6 +81,12 @@ NOTIFIER_HELD = Gauge("pipelines_notifier_held", "reminders waiting for their re
 NOTIFIER_SEND_SECONDS = Histogram(
     "pipelines_notifier_send_seconds", "one SMTP send", buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30)
 )
+
+SIGNIN_ATTEMPTS = Counter("pipelines_signin_attempts", "sign-ins by password, by result", ["result"])
+SESSIONS_STARTED = Counter("pipelines_sessions_started", "sign-in sessions started", ["method"])
+OIDC_SIGNINS = Counter("pipelines_oidc_signins", "sign-ins with OpenID Connect, by result", ["result"])
+SESSIONS_ENDED = Counter("pipelines_sessions_ended", "sign-in sessions ended", ["reason"])
+TOKENS_MINTED = Counter("pipelines_tokens_minted", "API tokens signed for sessions")
 
 
 def exposition() -> tuple[bytes, str]:

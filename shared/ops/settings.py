@@ -54,11 +54,19 @@ class Settings(BaseSettings):
     production_database_url: str | None = Field(None, validation_alias=AliasChoices("PRODUCTION_DATABASE_URL"))
     directory_database_url: str | None = Field(None, validation_alias=AliasChoices("DIRECTORY_DATABASE_URL"))
     agenda_database_url: str | None = Field(None, validation_alias=AliasChoices("AGENDA_DATABASE_URL"))
+    signin_database_url: str | None = Field(None, validation_alias=AliasChoices("SIGNIN_DATABASE_URL"))
     db_pool_size: int = Field(10, ge=1)
 
-    # JSON object of key id -> HS256 secret (at least 32 bytes); tokens name their key id in the `kid` header.
-    jwt_keys: dict[str, SecretStr] = Field(default_factory=dict)
-    jwt_active_kid: str | None = None
+    # API tokens are EdDSA (Ed25519) JWTs naming their key id in the `kid` header (shared/edge/keys.py, decision 0022).
+    # The private keys: JSON object of key id -> base64url of the 32-byte seed, held by the sign-in service and an
+    # operator's `pipelines token` only; new tokens are signed with the active key id (optional with one key).
+    jwt_signing_keys: dict[str, SecretStr] = Field(default_factory=dict)
+    jwt_active_kid: str | None = Field(None, max_length=64)
+    # what every other process verifies with: a JWKS document of public keys, and/or the URL it is (re)read from
+    # (at start, on an unknown key id at most once per 10 s, and every jwks_refresh_s); the keys are their union
+    jwt_public_keys: str | None = Field(None, max_length=65_536)
+    jwks_url: str | None = Field(None, max_length=500, pattern=r"^https?://[^\s]+$")
+    jwks_refresh_s: float = Field(300.0, ge=1, le=86_400)
     jwt_issuer: str = "pipelines"
     jwt_audience: str = "pipelines"
     # the longest a token may live (exp - iat, and exp from now): a longer one is refused; the revocations topic
@@ -101,6 +109,7 @@ class Settings(BaseSettings):
     production_port: int = Field(8103, ge=1, le=65535)
     directory_port: int = Field(8104, ge=1, le=65535)
     agenda_port: int = Field(8105, ge=1, le=65535)
+    signin_port: int = Field(8107, ge=1, le=65535)  # the sign-in service (decision 0022)
     web_port: int = Field(8100, ge=1, le=65535)
     # where the web board reaches each API (default: this host's API ports); it calls them with the user's token
     leads_api_url: str | None = None
@@ -108,6 +117,30 @@ class Settings(BaseSettings):
     production_api_url: str | None = None
     directory_api_url: str | None = None
     agenda_api_url: str | None = None
+    # where the board and the APIs reach the sign-in service (default: this host's signin port)
+    signin_url: str | None = Field(None, max_length=500, pattern=r"^https?://[^\s]+$")
+    # the sign-in service (decision 0022): this many failed passwords for one email within PIPELINES_SIGNIN_LOCK_S
+    # lock it for that long (423); more than PIPELINES_SIGNIN_RATE attempts from one client address in a minute: 429
+    signin_max_failures: int = Field(5, ge=1, le=100)
+    signin_lock_s: int = Field(900, ge=10, le=7 * 86400)
+    signin_rate: int = Field(20, ge=1, le=10_000)
+    # the addresses or networks (CIDR, comma-separated: the board's) whose X-Forwarded-For (its first value) the
+    # sign-in service takes as the client's address
+    signin_trusted_proxies: str = Field("127.0.0.1,::1", max_length=2000)
+    # a session's API tokens live PIPELINES_SESSION_TOKEN_S; the session ends after PIPELINES_SESSION_IDLE_S without
+    # a token asked, and PIPELINES_SESSION_ABSOLUTE_S after it started whatever happens
+    session_token_s: int = Field(300, ge=30, le=3600)
+    session_idle_s: int = Field(1800, ge=60, le=7 * 86400)
+    session_absolute_s: int = Field(43_200, ge=300, le=30 * 86400)
+    # sign-in with OpenID Connect (services/signin/oidc.py): off while PIPELINES_OIDC_ISSUER is unset. The provider's
+    # issuer (https; http only on loopback), this service's client there, the board's /login/oidc/callback as
+    # registered with it, and how its person becomes a directory user: `email` (verified emails only) or `subject`
+    # (the directory user id is the provider's `sub`)
+    oidc_issuer: str | None = Field(None, max_length=500, pattern=r"^https?://[^\s]+$")
+    oidc_client_id: str | None = Field(None, min_length=1, max_length=255)
+    oidc_client_secret: SecretStr | None = Field(None, max_length=1024)
+    oidc_redirect_url: str | None = Field(None, max_length=500, pattern=r"^https?://[^\s]+$")
+    oidc_match: Literal["email", "subject"] = "email"
     # the board's address as people open it: the link in each reminder the agenda's notifier sends
     board_url: str = "http://127.0.0.1:8100"
 
@@ -143,14 +176,16 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
 
-    @field_validator("jwt_keys", mode="before")
+    @field_validator("jwt_signing_keys", mode="before")
     @classmethod
     def _parse_keys(cls, value: Any) -> Any:
         if isinstance(value, str):
             try:
                 value = json.loads(value) if value.strip() else {}
             except json.JSONDecodeError as exc:
-                raise ValueError("PIPELINES_JWT_KEYS must be a JSON object of key id to secret") from exc
+                raise ValueError(
+                    "PIPELINES_JWT_SIGNING_KEYS must be a JSON object of key id to base64url seed"
+                ) from exc
         return value
 
     def database_url_for(self, service: str) -> str:
@@ -165,6 +200,10 @@ class Settings(BaseSettings):
     def api_url(self, service: str) -> str:
         url = getattr(self, f"{service}_api_url", None) or f"http://{self.api_host}:{self.port(service)}"
         return str(url).rstrip("/")
+
+    def signin_base_url(self) -> str:
+        """Where the sign-in service answers: ``PIPELINES_SIGNIN_URL``, or this host's ``PIPELINES_SIGNIN_PORT``."""
+        return (self.signin_url or f"http://{self.api_host}:{self.signin_port}").rstrip("/")
 
     def schema_name(self, service: str) -> str:
         return f"{self.schema_prefix}{service}"

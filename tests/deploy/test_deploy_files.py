@@ -5,6 +5,7 @@ required one is set), and each compose service's command, run natively with the 
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -17,9 +18,10 @@ import pytest
 import yaml
 from dockerfile_parse import DockerfileParser
 
+from shared.edge.keys import PublicKeys
 from shared.ops.settings import PIPELINES, SERVICES, Settings
 from shared.ops.stack import ROOT, Endpoints
-from testkit.services import drop_everything, isolated_settings, process_env
+from testkit.services import TEST_KEYS, drop_everything, isolated_settings, process_env
 from testkit.waiting import wait_until
 
 DEPLOY = ROOT / "deploy"
@@ -28,7 +30,7 @@ COMPOSE = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
 SERVICE_NAMES = [f"{s}-{k}" for s in SERVICES for k in ("api", "relay", "projector")]
 # the fourth process kind, the agenda's only (decision 0020): it reads its service's schema and the keyring too
 PROCESS_NAMES = [*SERVICE_NAMES, "agenda-notifier"]
-REQUIRED = {"KAFKA_BOOTSTRAP_SERVERS", "PIPELINES_JWT_KEYS", "PIPELINES_PII_MASTER_KEY", "PIPELINES_KEYRING_DIR"}
+REQUIRED = {"KAFKA_BOOTSTRAP_SERVERS", "PIPELINES_JWKS_URL", "PIPELINES_PII_MASTER_KEY", "PIPELINES_KEYRING_DIR"}
 
 
 def setting_names() -> set[str]:
@@ -50,7 +52,7 @@ def test_each_manifest_validates_against_the_kubernetes_schemas(doc: dict[str, A
 
 def test_every_part_has_a_deployment_probes_and_a_disruption_budget() -> None:
     kinds = {(d["kind"], d["metadata"]["name"]) for d in MANIFESTS}
-    for name in [*PROCESS_NAMES, "web"]:
+    for name in [*PROCESS_NAMES, "signin", "web"]:
         assert ("Deployment", name) in kinds and ("PodDisruptionBudget", name) in kinds
     for d in MANIFESTS:
         if d["kind"] == "Deployment":
@@ -74,12 +76,13 @@ def test_the_dockerfile_is_multi_stage_non_root_and_one_image_for_all() -> None:
 
 def test_the_compose_file_runs_every_part_with_healthchecks() -> None:
     services = COMPOSE["services"]
-    assert {"kafka", "postgres", "mailpit", *PROCESS_NAMES, "web"} == set(services)
+    assert {"kafka", "postgres", "mailpit", *PROCESS_NAMES, "signin", "web"} == set(services)
     for name in PROCESS_NAMES:
         service, kind = name.rsplit("-", 1)
         assert services[name]["command"] == [f"services.{service}", kind]
         assert "healthcheck" in services[name]
     assert services["web"]["command"] == ["services.web"] and "healthcheck" in services["web"]
+    assert services["signin"]["command"] == ["services.signin"] and "healthcheck" in services["signin"]
     assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
 
 
@@ -90,8 +93,9 @@ def test_every_variable_set_is_a_setting_and_the_required_ones_are_set() -> None
         assert set(env) <= known, set(env) - known
         assert set(env) >= REQUIRED and ("DATABASE_URL" in env or f"{name.split('-')[0].upper()}_DATABASE_URL" in env)
     web = COMPOSE["services"]["web"]["environment"]  # the board needs no database, only the APIs and Kafka
-    assert set(web) <= known and {"KAFKA_BOOTSTRAP_SERVERS", "PIPELINES_JWT_KEYS"} <= set(web)
+    assert set(web) <= known and {"KAFKA_BOOTSTRAP_SERVERS", "PIPELINES_JWKS_URL"} <= set(web)
     assert {f"PIPELINES_{s.upper()}_API_URL" for s in PIPELINES} <= set(web)  # the board shows the pipelines
+    assert {"PIPELINES_SIGNIN_URL", "PIPELINES_DIRECTORY_API_URL"} <= set(web)  # signing in, the filters' lists
     k8s = {}
     for d in MANIFESTS:
         if d["kind"] in ("ConfigMap", "Secret"):
@@ -152,7 +156,7 @@ async def test_each_compose_command_answers_readyz_with_the_compose_environment(
     settings = isolated_settings(endpoints)
     processes = []
     try:
-        for i, name in enumerate([*PROCESS_NAMES, "web"]):
+        for i, name in enumerate([*PROCESS_NAMES, "signin", "web"]):
             compose = COMPOSE["services"][name]
             env = {k: re.sub(r"\$\{[A-Z_]+:-(.*)\}$", r"\1", str(v)) for k, v in compose["environment"].items()}
             port = 18500 + i
@@ -164,12 +168,16 @@ async def test_each_compose_command_answers_readyz_with_the_compose_environment(
                 f"PIPELINES_{name.split('-')[0].upper()}_PORT": str(port),
                 "PIPELINES_KEYRING_DIR": str(settings.keyring_dir),  # the compose volume: this test's keyrings
             }
+            if name == "signin":  # the signing keys compose asks the operator for (${...:?...})
+                env["PIPELINES_JWT_SIGNING_KEYS"] = json.dumps(TEST_KEYS.seeds())
             if name == "web":  # where the api processes above listen
                 env |= {
                     f"PIPELINES_{n.split('-')[0].upper()}_API_URL": f"http://127.0.0.1:{p}"
                     for n, p, _ in processes
                     if n.endswith("-api")
                 }
+                (signin,) = [p for n, p, _ in processes if n == "signin"]  # the board checks it answers
+                env["PIPELINES_SIGNIN_URL"] = f"http://127.0.0.1:{signin}"
             full = process_env(settings) | env
             log = (tmp_path / f"{name}.log").open("wb")
             processes.append(
@@ -205,3 +213,42 @@ async def test_each_compose_command_answers_readyz_with_the_compose_environment(
             except subprocess.TimeoutExpired:
                 process.kill()
         await drop_everything(settings)
+
+
+def secrets_read_by(pod: dict[str, Any]) -> set[str]:
+    """Every Secret a pod's containers can read: envFrom, env valueFrom, and secret or projected volumes."""
+    names = {v["secret"]["secretName"] for v in pod.get("volumes", []) if "secret" in v}
+    names |= {s["secret"]["name"] for v in pod.get("volumes", []) for s in v.get("projected", {}).get("sources", [])
+              if "secret" in s}  # fmt: skip
+    for c in pod["containers"] + pod.get("initContainers", []):
+        names |= {e["secretRef"]["name"] for e in c.get("envFrom", []) if "secretRef" in e}
+        names |= {
+            e["valueFrom"]["secretKeyRef"]["name"] for e in c.get("env", []) if "secretKeyRef" in e.get("valueFrom", {})
+        }
+    return names
+
+
+def test_only_the_signin_service_holds_the_signing_keys() -> None:
+    """Decision 0022: the signing keys are in one Secret, readable by the sign-in Deployment alone (by any route: envFrom,
+    env, volumes); every other workload gets public keys only (a JWKS with no private member) and the JWKS URL; in
+    compose only the sign-in service is given them."""
+    holding = {
+        d["metadata"]["name"]
+        for d in MANIFESTS
+        if d["kind"] in ("Secret", "ConfigMap")
+        and {"PIPELINES_JWT_SIGNING_KEYS", "PIPELINES_JWT_ACTIVE_KID"}
+        & set(d.get("stringData", {}) | d.get("data", {}))
+    }
+    assert holding == {"pipelines-signing-keys"}
+    workloads = [d for d in MANIFESTS if d["kind"] in ("Deployment", "StatefulSet", "Job", "CronJob", "DaemonSet")]
+    readers = [d["metadata"]["name"] for d in workloads if holding & secrets_read_by(d["spec"]["template"]["spec"])]
+    assert readers == ["signin"]
+    config = next(d for d in MANIFESTS if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "pipelines")["data"]
+    assert config["PIPELINES_JWKS_URL"].startswith("http://signin/")
+    PublicKeys.from_jwks(config["PIPELINES_JWT_PUBLIC_KEYS"])  # refuses a private member
+    compose = [n for n, v in COMPOSE["services"].items() if "PIPELINES_JWT_SIGNING_KEYS" in v.get("environment", {})]
+    assert compose == ["signin"]
+    for name in [*PROCESS_NAMES, "web"]:
+        env = COMPOSE["services"][name]["environment"]
+        assert "PIPELINES_JWT_ACTIVE_KID" not in env and env["PIPELINES_JWKS_URL"].startswith("http://signin:")
+        PublicKeys.from_jwks(re.sub(r"\$\{[A-Z_]+:-(.*)\}$", r"\1", env["PIPELINES_JWT_PUBLIC_KEYS"]))

@@ -12,6 +12,7 @@ groups (a rebuild's new generation too), the alerts topic, the revoked tokens, t
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import subprocess
@@ -30,7 +31,7 @@ from services.production.handlers import order_id_for_deal
 from shared.ops.settings import SERVICES, Settings
 from shared.ops.stack import ROOT
 from testkit.secure import DEPLOYED_PREFIX, SecureStack
-from testkit.services import bearer, drop_everything, isolated_settings, process_env, stop_processes
+from testkit.services import TEST_KEYS, bearer, drop_everything, isolated_settings, process_env, stop_processes
 from testkit.waiting import wait_until
 from tools import ops
 
@@ -38,6 +39,7 @@ pytestmark = [pytest.mark.pg, pytest.mark.kafka, pytest.mark.e2e, pytest.mark.sl
 ADMIN = bearer("u-admin", "admin", team=None)
 MODES = ("api", "relay", "projector")
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")  # the settings' default: where a promised delivery date is a date
+PASSWORD = "mật khẩu của Lan 2026"
 
 
 def free_port() -> int:
@@ -59,7 +61,7 @@ async def system(
     if secure:
         await secure.reset()  # the ACL test's topics, or an earlier run's
         settings = secure.as_user(settings.model_copy(update={"topic_prefix": DEPLOYED_PREFIX}), "admin")
-    ports = {s: free_port() for s in (*SERVICES, "web")}
+    ports = {s: free_port() for s in (*SERVICES, "signin", "web")}
     settings = settings.model_copy(update={f"{s}_port": p for s, p in ports.items()})
     env = process_env(
         settings, PIPELINES_ALERT_SCAN_SECONDS="1", **{f"PIPELINES_{s.upper()}_PORT": str(p) for s, p in ports.items()}
@@ -69,14 +71,20 @@ async def system(
         return secure.credentials(user) if secure else {"PIPELINES_KAFKA_SECURITY_PROTOCOL": "PLAINTEXT"}
 
     commands = {f"{s}-{mode}": (s, ["-m", f"services.{s}", mode]) for s in SERVICES for mode in MODES}
+    commands["signin"] = ("signin", ["-m", "services.signin"])  # the only process that can sign (decision 0022)
     commands["web"] = ("web", ["-m", "services.web"])
+    signs = {"PIPELINES_JWT_SIGNING_KEYS": json.dumps(TEST_KEYS.seeds()), "PIPELINES_JWT_ACTIVE_KID": "test"}
     processes = []
     logs = tmp_path_factory.mktemp(f"e2e-logs-{request.param}")
     for name, (user, args) in commands.items():  # each service's three processes and the board
         log = (logs / f"{name}.log").open("wb")  # read it when this test fails
         processes.append(
             subprocess.Popen(
-                [sys.executable, *args], cwd=ROOT, env=env | kafka_user(user), stdout=log, stderr=subprocess.STDOUT
+                [sys.executable, *args],
+                cwd=ROOT,
+                env=env | kafka_user(user) | (signs if name == "signin" else {}),
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         )
     urls = {s: f"http://127.0.0.1:{p}" for s, p in ports.items()}
@@ -126,17 +134,21 @@ PROBES = dict.fromkeys(SERVICES, "/alerts") | {
 
 
 async def signing_out_on_the_board_revokes_the_token_everywhere(http: httpx.AsyncClient, url: dict[str, str]) -> None:
-    """The board publishes the signed-out token on the revocations topic; every API reads it and refuses the token."""
-    signed_in = bearer("u-out", "admin", team=None)
-    for service in SERVICES:
-        assert (await http.get(url[service] + PROBES[service], headers=signed_in)).status_code == 200
+    """The salesperson sets a password from an admin's reset link and signs in on the board; signing out there, the
+    sign-in service publishes the ended session on the revocations topic; every API reads it and refuses its token."""
+    link = await post(http, f"{url['signin']}/users/u-lan/password-reset")
+    r = await http.post(f"{url['signin']}/password-resets", json={"token": link["link_token"], "password": PASSWORD})
+    assert r.status_code == 200, r.text
     async with httpx.AsyncClient(base_url=url["web"], timeout=30) as board:
         form = re.search(r'name="csrf" value="([^"]+)"', (await board.get("/login")).text)
         assert form
-        token = signed_in["Authorization"].removeprefix("Bearer ")
-        r = await board.post("/login", data={"token": token, "csrf": form.group(1)})
+        r = await board.post("/login", data={"email": "lan@pipelines.vn", "password": PASSWORD, "csrf": form.group(1)})
         assert r.status_code == 303, r.text
-        r = await board.post("/logout", data={"csrf": board.cookies["pipelines_csrf"]})
+        held = await post(http, f"{url['signin']}/sessions/token", {"session": board.cookies["pipelines_session"]})
+        signed_in = {"Authorization": f"Bearer {held['token']}"}  # the token the board holds for the session
+        for service in SERVICES:
+            assert (await http.get(url[service] + PROBES[service], headers=signed_in)).status_code != 401, service
+        r = await board.post("/logout", data={"csrf": held["csrf"]})
         assert r.status_code == 303, r.text
 
     async def refused() -> bool:

@@ -1,7 +1,7 @@
 """Secrets come only from the environment, and neither they nor personal data reach the logs.
 
 Every service runs as a process (``all`` mode) at DEBUG, configured only by environment variables holding
-secrets made here (JWT key, personal-data master key, webhook secrets; the database password is the stack's). A
+secrets made here (a signing key, personal-data master key, webhook secrets; the database password is the stack's). A
 lead with a name, email and phone arrives through the signed website webhook, goes through the leads API, becomes a
 deal (its contact crossing Kafka) with a call on the agenda whose notes name them, that is won and becomes an
 order; the same person is registered as a user of the directory; bad signatures, bad tokens and invalid input carrying personal data are sent too. Then every line the processes wrote is searched for each secret, the tokens
@@ -33,6 +33,7 @@ from aiokafka import AIOKafkaProducer
 from services.deals.handlers import deal_id_for_lead
 from services.production.handlers import order_id_for_deal
 from shared.edge.auth import issue_token
+from shared.edge.keys import SigningKeys
 from shared.ops.settings import SERVICES, Settings
 from shared.ops.stack import ROOT, Endpoints
 from testkit.services import drop_everything, isolated_settings, stop_processes
@@ -87,7 +88,8 @@ async def _count(log: Path, text: str, n: int) -> bool:
 
 async def test_no_secret_and_no_personal_data_in_any_log_line(endpoints: Endpoints, tmp_path: Path) -> None:
     settings = isolated_settings(endpoints)
-    jwt_key = "jwt-" + secrets.token_urlsafe(32)
+    signing = SigningKeys.generate("k-1")  # the processes get its public key only (decision 0022)
+    jwt_key = signing.seeds()["k-1"]
     master_key = base64.b64encode(secrets.token_bytes(32)).decode()
     hooks = {name: f"{name}-{secrets.token_urlsafe(16)}" for name in ("website", "ladipage", "google", "fb")}
     ports = {s: free_port() for s in SERVICES}
@@ -98,8 +100,7 @@ async def test_no_secret_and_no_personal_data_in_any_log_line(endpoints: Endpoin
         "PIPELINES_TOPIC_PREFIX": settings.topic_prefix,
         "PIPELINES_PII_SCHEMA": settings.pii_schema,
         "PIPELINES_KEYRING_DIR": str(settings.keyring_dir),
-        "PIPELINES_JWT_KEYS": json.dumps({"k-1": jwt_key}),
-        "PIPELINES_JWT_ACTIVE_KID": "k-1",
+        "PIPELINES_JWT_PUBLIC_KEYS": json.dumps(signing.jwks()),
         "PIPELINES_PII_MASTER_KEY": master_key,
         "PIPELINES_WEBSITE_FORM_SECRET": hooks["website"],
         "PIPELINES_LADIPAGE_TOKEN": hooks["ladipage"],
@@ -122,7 +123,7 @@ async def test_no_secret_and_no_personal_data_in_any_log_line(endpoints: Endpoin
     ]
     url = {s: f"http://127.0.0.1:{p}" for s, p in ports.items()}
     tokens = {
-        role: issue_token(key_id="k-1", secret=jwt_key.encode(), user_id=f"u-{role}", roles=[role], team="north")
+        role: issue_token(signing, user_id=f"u-{role}", roles=[role], team="north")
         for role in ("admin", "marketing", "sales")
     }
     admin = {"Authorization": f"Bearer {tokens['admin']}"}
@@ -251,7 +252,7 @@ async def test_no_secret_and_no_personal_data_in_any_log_line(endpoints: Endpoin
     assert sum(t.count("\n") for t in text.values()) > 20
     password = urlsplit(str(settings.database_url)).password or ""
     forbidden = {
-        "JWT key": jwt_key,
+        "JWT signing key": jwt_key,
         "personal-data master key": master_key,
         "database password": password,
         **{f"{name} webhook secret": value for name, value in hooks.items()},
@@ -281,7 +282,7 @@ async def test_no_secret_and_no_personal_data_in_any_log_line(endpoints: Endpoin
 def test_secrets_have_no_default_and_do_not_show_in_the_settings_repr() -> None:
     secret_fields = [name for name, f in Settings.model_fields.items() if "SecretStr" in str(f.annotation)]
     assert set(secret_fields) >= {
-        "jwt_keys",
+        "jwt_signing_keys",
         "pii_master_key",
         "kafka_sasl_password",
         "website_form_secret",
@@ -294,7 +295,7 @@ def test_secrets_have_no_default_and_do_not_show_in_the_settings_repr() -> None:
     assert all(
         Settings.model_fields[name].get_default(call_default_factory=True) in (None, {}) for name in secret_fields
     )
-    values = {name: f"secret-{name}-{secrets.token_hex(8)}" for name in secret_fields if name != "jwt_keys"}
-    settings = Settings(_env_file=None, jwt_keys=json.dumps({"k": "j" * 40}), **values)
+    values = {name: f"secret-{name}-{secrets.token_hex(8)}" for name in secret_fields if name != "jwt_signing_keys"}
+    settings = Settings(_env_file=None, jwt_signing_keys=json.dumps({"k": "j" * 40}), **values)
     shown = repr(settings) + str(settings.model_dump())
     assert not [v for v in [*values.values(), "j" * 40] if v in shown]

@@ -1,144 +1,35 @@
-"""The web board in headless Chromium, against the three services and the board as processes on the real Kafka
-and PostgreSQL, with demo data from the simulation: every page loads and every figure it shows equals what the
-API answers for the same query; a deal moved through the API moves on the open page without a reload; alerts
-appear as they are raised; each role sees what the APIs let it see; CSV exports; a phone's screen; bad input.
+"""The web board in headless Chromium, against the three services, the directory, the sign-in service and the
+board as processes on the real Kafka and PostgreSQL, with demo data from the simulation (tests/e2e/web_world.py):
+every page loads and every figure it shows equals what the API answers for the same query; a deal moved through the
+API moves on the open page without a reload; alerts appear as they are raised; each role sees what the APIs let it
+see; CSV exports; a phone's screen; bad input. Each test signs in through the login form with a password.
 Screenshots are kept under .run/test-artefacts/web/."""
 
 from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page
+from playwright.async_api import Page
 
 from services.web import i18n
 from services.web.pages import AUDIT, pages
 from services.web.panels import rows_of, value_at
-from shared.ops.settings import PIPELINES, Settings  # the board's services; the directory has no page yet
-from shared.ops.stack import ROOT, Endpoints
-from testkit.browser import chromium, panels, screenshot
-from testkit.services import bearer, drop_everything, isolated_settings, process_env, stop_processes
+from shared.ops.settings import PIPELINES
+from testkit.browser import panels, screenshot
 from testkit.waiting import wait_until
-from tests.e2e.test_lead_to_follow_up import free_port
-from tools.simulate import Endpoints as SimEndpoints
-from tools.simulate import Simulation
+from tests.e2e.web_world import ADMIN, Board, email, password, session_token, signed_in, token
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka, pytest.mark.e2e, pytest.mark.slow]
-ADMIN = bearer("u-admin", "admin", team=None)
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")  # the settings' default: the board writes times in it
 PAGES = {**pages(TZ), "audit": AUDIT}
-
-
-@dataclass
-class Board:
-    settings: Settings
-    urls: dict[str, str]  # the three APIs and "web"
-    browser: Browser
-    won_deal: str
-
-
-def token(user: str, *roles: str, team: str | None = None) -> str:
-    return bearer(user, *roles, team=team)["Authorization"].removeprefix("Bearer ")
-
-
-@pytest.fixture(scope="module")
-async def board(endpoints: Endpoints, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Board]:
-    base = isolated_settings(endpoints)
-    ports = {s: free_port() for s in (*PIPELINES, "web")}
-    settings = base.model_copy(update={f"{s}_port": p for s, p in ports.items()})
-    env = process_env(
-        settings,
-        PIPELINES_ALERT_SCAN_SECONDS="2",
-        **{f"PIPELINES_{s.upper()}_PORT": str(p) for s, p in ports.items()},
-    )
-    logs = tmp_path_factory.mktemp("web-logs")
-    commands = [[sys.executable, "-m", f"services.{s}", "all"] for s in PIPELINES]
-    commands.append([sys.executable, "-m", "services.web"])
-    processes = []
-    for cmd in commands:
-        log = (logs / f"{cmd[2].split('.')[1]}.log").open("wb")  # read it when this test fails
-        processes.append(subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT))
-    urls = {s: f"http://127.0.0.1:{p}" for s, p in ports.items()}
-    try:
-        async with httpx.AsyncClient(timeout=30) as http:
-
-            async def ready() -> bool:
-                assert all(p.poll() is None for p in processes), f"a process died; logs in {logs}"
-                for url in urls.values():
-                    try:
-                        if (await http.get(f"{url}/readyz", timeout=2)).status_code != 200:
-                            return False
-                    except httpx.HTTPError:
-                        return False
-                return True
-
-            await wait_until(ready, timeout=120, interval=0.5)
-            sim = Simulation(SimEndpoints(urls["leads"], urls["deals"], urls["production"]), settings, seed=11)
-            try:
-                stats = await sim.run(leads=24, rate=12)
-            finally:
-                await sim.close()
-            assert stats.won > 0 and not stats.errors, stats
-            won = (await http.get(f"{urls['deals']}/deals", params={"status": "won"}, headers=ADMIN)).json()
-            await settled(http, urls)
-        async with chromium() as browser:
-            yield Board(settings, urls, browser, won_deal=won["items"][0]["deal_id"])
-    finally:
-        stop_processes(processes)
-        await drop_everything(settings)
-
-
-async def settled(http: httpx.AsyncClient, urls: dict[str, str]) -> None:
-    """The read models stopped moving: the same answers twice, a second apart (the reactions travel Kafka)."""
-    probes = [
-        ("deals", "/board"),
-        ("deals", "/analytics/scorecard?period=" + f"{datetime.now(UTC):%Y-%m}"),
-        ("leads", "/funnel?from=2026-01-01&to=2199-01-01"),
-        ("leads", "/campaigns?from=2026-01-01&to=2199-01-01"),
-        ("production", "/board"),
-        ("production", "/analytics/delivery?from=2026-01-01&to=2199-01-01"),
-    ]
-    seen: list[list[Any]] = []
-
-    async def same() -> bool:
-        now = []
-        for service, path in probes:
-            r = await http.get(urls[service] + path, headers=ADMIN)
-            assert r.status_code == 200, (path, r.text)
-            body = r.json()
-            now.append(body.get("stages", body) if isinstance(body, dict) else body)
-        for b in now:  # the board's as_of is the clock
-            if isinstance(b, list):
-                for s in b:
-                    if isinstance(s, dict):
-                        s.pop("as_of", None)
-        seen.append(now)
-        return len(seen) >= 4 and all(x == now for x in seen[-4:])
-
-    await wait_until(same, timeout=90, interval=1.5)
-
-
-async def signed_in(board: Board, tok: str, *, lang: str = "en", **context: Any) -> tuple[BrowserContext, Page]:
-    """A new browser context signed in through the login form."""
-    ctx = await board.browser.new_context(locale="vi-VN" if lang == "vi" else "en-US", **context)
-    page = await ctx.new_page()
-    await page.goto(f"{board.urls['web']}/sales")
-    assert "/login" in page.url  # not signed in yet
-    await page.fill("#token", tok)
-    await page.click("form.login button")
-    await page.wait_for_url("**/sales")
-    return ctx, page
 
 
 async def api_answer(board: Board, source: str, tok: str) -> Any:
@@ -201,7 +92,7 @@ async def _figures_equal_the_api(board: Board, page: Page, tok: str, lang: i18n.
 
 async def test_every_page_loads_with_the_api_figures_and_is_kept_as_a_screenshot(board: Board) -> None:
     tok = token("u-audit", "auditor")
-    ctx, page = await signed_in(board, tok)
+    ctx, page = await signed_in(board, "u-audit")
     try:
         for path in ("/sales?team=north", "/marketing", "/production", "/alerts", f"/audit?deal={board.won_deal}"):
             response = await page.goto(board.urls["web"] + path)
@@ -227,7 +118,7 @@ async def test_every_page_loads_with_the_api_figures_and_is_kept_as_a_screenshot
 
 async def test_the_audit_timeline_tells_the_deals_whole_story(board: Board) -> None:
     tok = token("u-audit", "auditor")
-    ctx, page = await signed_in(board, tok)
+    ctx, page = await signed_in(board, "u-audit")
     try:
         await page.goto(f"{board.urls['web']}/audit?deal={board.won_deal}")
         (timeline,) = [p for p in await panels(page) if p["id"] == "timeline"]
@@ -256,7 +147,7 @@ async def test_the_audit_timeline_tells_the_deals_whole_story(board: Board) -> N
 
 async def test_a_deal_moved_through_the_api_moves_on_the_open_board_without_a_reload(board: Board) -> None:
     tok = token("u-mgr", "sales_manager", team="north")
-    ctx, page = await signed_in(board, tok)
+    ctx, page = await signed_in(board, "u-mgr")
     try:
         await page.wait_for_selector("body[data-live='1']")  # the page listens before anything moves
         await page.evaluate("window.__kept = 'this page was not reloaded'")
@@ -291,7 +182,7 @@ async def test_a_deal_moved_through_the_api_moves_on_the_open_board_without_a_re
 
 async def test_alerts_appear_as_they_are_raised(board: Board) -> None:
     tok = token("u-audit", "auditor")
-    ctx, page = await signed_in(board, tok)
+    ctx, page = await signed_in(board, "u-audit")
     try:
         await page.goto(board.urls["web"] + "/alerts")
         await page.wait_for_selector("body[data-live='1']")
@@ -322,9 +213,9 @@ async def test_alerts_appear_as_they_are_raised(board: Board) -> None:
 
 
 async def test_signing_out_revokes_the_token_in_every_api(board: Board) -> None:
-    tok = token("u-out", "auditor")
-    ctx, page = await signed_in(board, tok)
+    ctx, page = await signed_in(board, "u-out")
     try:
+        tok = await session_token(board, ctx)  # the session's token, as the board holds it
         await page.click("form[action='/logout'] button")
         await page.wait_for_url("**/login")
         signed_out = time.monotonic()
@@ -340,7 +231,7 @@ async def test_signing_out_revokes_the_token_in_every_api(board: Board) -> None:
             await wait_until(refused_everywhere, timeout=5, interval=0.1)  # issue 20: within 5 s
             assert time.monotonic() - signed_out < 5
             fresh = {"Authorization": f"Bearer {token('u-out', 'auditor')}"}
-            for s in PIPELINES:  # a new sign-in's token works
+            for s in PIPELINES:  # another token of the user works
                 assert (await http.get(f"{board.urls[s]}/alerts", headers=fresh)).status_code == 200, s
         await page.goto(f"{board.urls['web']}/sales")
         assert "/login" in page.url  # signed out of the board too
@@ -351,7 +242,7 @@ async def test_signing_out_revokes_the_token_in_every_api(board: Board) -> None:
 async def test_each_role_sees_what_the_apis_let_it_see(board: Board) -> None:
     # a salesperson: only their own deals on the board, and the target plan is their own
     tok = token("u-lan", "sales", team="north")
-    ctx, page = await signed_in(board, tok)
+    ctx, page = await signed_in(board, "u-lan")
     try:
         shown = {p["id"]: p for p in await figures_equal_the_api(board, page, tok)}
         owners = {
@@ -370,7 +261,7 @@ async def test_each_role_sees_what_the_apis_let_it_see(board: Board) -> None:
     # a won deal's owner sees its story, but not the order's part: production's API does not let salespeople read
     async with httpx.AsyncClient(timeout=30) as http:
         owner = (await http.get(f"{board.urls['deals']}/deals/{board.won_deal}", headers=ADMIN)).json()["owner_id"]
-    ctx, page = await signed_in(board, token(owner, "sales", team="north"))
+    ctx, page = await signed_in(board, owner)
     try:
         await page.goto(f"{board.urls['web']}/audit?deal={board.won_deal}")
         (timeline,) = [p for p in await panels(page) if p["id"] == "timeline"]
@@ -379,7 +270,7 @@ async def test_each_role_sees_what_the_apis_let_it_see(board: Board) -> None:
         await ctx.close()
     # a manager of the south team: no north deal anywhere on the board
     tok = token("u-south", "sales_manager", team="south")
-    ctx, page = await signed_in(board, tok)
+    ctx, page = await signed_in(board, "u-south")
     try:
         shown = {p["id"]: p for p in await figures_equal_the_api(board, page, tok)}
         assert "team_id=south" in shown["target"]["source"]
@@ -391,7 +282,7 @@ async def test_each_role_sees_what_the_apis_let_it_see(board: Board) -> None:
         await ctx.close()
     # marketing: the funnel yes, the sales board no
     tok = token("u-mkt", "marketing")
-    ctx, page = await signed_in(board, tok)
+    ctx, page = await signed_in(board, "u-mkt")
     try:
         assert {p["state"] for p in await panels(page)} <= {"forbidden", "choose"}
         await page.goto(board.urls["web"] + "/marketing")
@@ -402,7 +293,7 @@ async def test_each_role_sees_what_the_apis_let_it_see(board: Board) -> None:
 
 async def test_vietnamese_pages_and_csv_exports(board: Board) -> None:
     tok = token("u-audit", "auditor")
-    ctx, page = await signed_in(board, tok, lang="vi")
+    ctx, page = await signed_in(board, "u-audit", lang="vi")
     try:
         await page.goto(board.urls["web"] + "/marketing")
         assert await page.locator("h1").text_content() == i18n.word("marketing", "vi")
@@ -429,8 +320,9 @@ async def test_vietnamese_pages_and_csv_exports(board: Board) -> None:
 
 
 async def test_on_a_phone_the_pages_fit_the_screen(board: Board) -> None:
-    tok = token("u-audit", "auditor")
-    ctx, page = await signed_in(board, tok, viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    ctx, page = await signed_in(
+        board, "u-audit", viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True
+    )
     try:
         for path in ("/sales", "/marketing", "/production"):
             await page.goto(board.urls["web"] + path)
@@ -446,18 +338,16 @@ async def test_bad_input_gets_a_clear_answer(board: Board) -> None:
     async with httpx.AsyncClient(timeout=30, follow_redirects=False) as http:
         form = re.search(r'name="csrf" value="([^"]+)"', (await http.get(f"{web}/login")).text)
         assert form, "the login form carries its token (tests/unit/web/test_sessions.py)"
-        csrf = {"csrf": form.group(1)}
-        r = await http.post(f"{web}/login", data={"token": "not-a-token", "next": "/sales"} | csrf)
-        assert r.status_code == 401 and "not valid" in r.text
-        r = await http.post(
-            f"{web}/login", data={"token": token("u-x", "auditor"), "next": "https://evil.example/"} | csrf
-        )
-        assert r.status_code == 303 and r.headers["location"] == "/sales"  # no open redirect
-        http.cookies.clear()  # signed in by that: sign out again
+        login = {"email": email("u-audit"), "csrf": form.group(1)}
+        r = await http.post(f"{web}/login", data=login | {"password": "not the password", "next": "/sales"})
+        assert r.status_code == 401 and "Wrong email or password" in r.text
         assert (await http.get(f"{web}/sales")).status_code == 303  # not signed in: to the login page
         for path in ("/panel/sales/board", "/export/sales/board.csv", "/events"):
             assert (await http.get(f"{web}{path}")).status_code == 401, path
-        http.cookies.set("pipelines_token", token("u-audit", "auditor"))
+        r = await http.post(
+            f"{web}/login", data=login | {"password": password("u-audit"), "next": "https://evil.example/"}
+        )
+        assert r.status_code == 303 and r.headers["location"] == "/sales"  # no open redirect
         r = await http.get(f"{web}/sales", params={"from": "yesterday"})
         assert r.status_code == 422 and "from: &#39;yesterday&#39; is not a date" in r.text
         r = await http.get(f"{web}/sales", params={"from": "2026-05-01", "to": "2026-04-01"})

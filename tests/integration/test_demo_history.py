@@ -19,7 +19,7 @@ from services.directory import main as directory_main
 from services.leads import main as leads_main
 from services.production import main as production_main
 from shared.ops.stack import Endpoints
-from testkit.services import bearer, drop_everything, isolated_settings, start_parts
+from testkit.services import bearer, drop_everything, isolated_settings, operator_settings, start_parts
 from testkit.waiting import wait_until
 from tools.demo_history import History, generate
 from tools.demo_load import Loader
@@ -79,7 +79,7 @@ async def test_a_generated_year_shows_plausible_figures(endpoints: Endpoints) ->
     router = Router({name: core.app() for name, core in cores.items()})
     http = httpx.AsyncClient(transport=router)
     year = next(y for y in (generate(scale=SCALE, seed=seed) for seed in range(2026, 2126)) if telling(y))
-    loader = Loader(settings, {name: f"http://{name}" for name in cores}, transport=router)
+    loader = Loader(operator_settings(settings), {name: f"http://{name}" for name in cores}, transport=router)
     try:
         loaded = await loader.run(year)
         assert loaded.refused == 0 and loaded.commands_refused == 0 and loaded.waited_out == 0, loaded.errors[:5]

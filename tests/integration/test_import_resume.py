@@ -23,7 +23,7 @@ from shared.core.ids import import_id
 from shared.edge.auth import issue_token
 from shared.edge.service import serve
 from shared.ops.stack import Endpoints
-from testkit.services import JWT_SECRET, drop_schemas, isolated_settings
+from testkit.services import TEST_KEYS, drop_schemas, isolated_settings
 from testkit.waiting import wait_until
 
 pytestmark = pytest.mark.pg
@@ -66,7 +66,7 @@ async def test_an_import_killed_with_sigkill_resumes_and_writes_each_row_once(
     server = asyncio.create_task(serve(service.app(), "127.0.0.1", port, stop))
     data, report, run_dir = tmp_path / "deals.csv", tmp_path / "report.csv", tmp_path / "run"
     sheet(data)
-    token = issue_token(key_id="test", secret=JWT_SECRET.encode(), user_id="u-import", roles=["importer"])
+    token = issue_token(TEST_KEYS, user_id="u-import", roles=["importer"])
     env = os.environ | {
         "PIPELINES_DEALS_API_URL": f"http://127.0.0.1:{port}",
         "PIPELINES_TOKEN": token,

@@ -166,9 +166,12 @@ async def test_a_service_writes_its_own_topic_and_not_another_services(
     await plain.stop()
 
 
-async def test_the_web_board_alone_revokes_tokens_and_every_api_reads_the_revocations(secure: SecureStack) -> None:
-    """Issue 20 item 8: signing out publishes on pipelines.auth.revocations with the web credentials (the board may
-    declare the topic: it can start before any service); each service's credentials read it; none may write it."""
+async def test_the_signin_service_alone_revokes_sessions_and_every_reader_reads_the_revocations(
+    secure: SecureStack,
+) -> None:
+    """Issues 20 item 8 and 27: signing out publishes on pipelines.auth.revocations with the sign-in service's
+    credentials (it may declare the topic: it can start before any service); the board's and each service's
+    credentials read it; none of them may write it (decision 0022)."""
 
     def settings(user: str) -> Settings:
         return Settings(
@@ -181,28 +184,28 @@ async def test_the_web_board_alone_revokes_tokens_and_every_api_reads_the_revoca
         )
 
     stop = asyncio.Event()
-    lists = {user: RevocationList(settings(user)) for user in ("web", *SERVICES)}
-    reading = [asyncio.create_task(lists["web"].run(stop))]  # declares the topic with the web's rights
+    lists = {user: RevocationList(settings(user)) for user in ("signin", "web", *SERVICES)}
+    reading = [asyncio.create_task(lists["signin"].run(stop))]  # declares the topic with the sign-in's rights
     try:
 
         async def ready() -> bool:
             return all(r.readiness() == "ok" for r in lists.values())
 
-        async def web_ready() -> bool:
-            return lists["web"].readiness() == "ok"
+        async def signin_ready() -> bool:
+            return lists["signin"].readiness() == "ok"
 
-        await wait_until(web_ready, timeout=60, interval=0.1)
-        reading += [asyncio.create_task(lists[s].run(stop)) for s in SERVICES]
+        await wait_until(signin_ready, timeout=60, interval=0.1)
+        reading += [asyncio.create_task(lists[u].run(stop)) for u in ("web", *SERVICES)]
         await wait_until(ready, timeout=60, interval=0.1)
-        await lists["web"].publish("signed-out-1", time.time() + 600)
+        await lists["signin"].publish_session("signed-out-1", time.time() + 600)
 
         async def everywhere() -> bool:
-            return all("signed-out-1" in r for r in lists.values())
+            return all("sid:signed-out-1" in r for r in lists.values())
 
         await wait_until(everywhere, timeout=30, interval=0.1)
-        for service in SERVICES:  # only the board signs out
+        for user in ("web", *SERVICES):  # only the sign-in service signs out
             with pytest.raises((TopicAuthorizationFailedError, ClusterAuthorizationFailedError)):
-                await RevocationList(settings(service)).publish("forged", time.time() + 600)
+                await RevocationList(settings(user)).publish_session("forged", time.time() + 600)
     finally:
         stop.set()
         await asyncio.gather(*reading)

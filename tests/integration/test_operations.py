@@ -5,6 +5,7 @@ stream; and the CLI over them."""
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -17,7 +18,16 @@ from services.deals import main as deals_main
 from shared.edge.service import serve
 from shared.ops.stack import Endpoints
 from testkit.faults import free_port
-from testkit.services import bearer, client_for, drop_everything, isolated_settings, start_parts
+from testkit.services import (
+    TEST_JWKS,
+    TEST_KEYS,
+    bearer,
+    client_for,
+    drop_everything,
+    isolated_settings,
+    operator_settings,
+    start_parts,
+)
 from testkit.waiting import wait_until
 from tools import cli, history, ops
 
@@ -35,7 +45,7 @@ async def test_operations_on_a_running_service(endpoints: Endpoints, monkeypatch
     http = client_for(app)
     port = free_port()  # the deals API on a port: `history` asks it, as the CLI does
     tasks.append(asyncio.create_task(serve(app, "127.0.0.1", port, stop)))
-    settings = settings.model_copy(update={"deals_port": port})
+    settings = operator_settings(settings.model_copy(update={"deals_port": port}))
     try:
         deal = (
             await http.post(
@@ -116,8 +126,9 @@ async def test_operations_on_a_running_service(endpoints: Endpoints, monkeypatch
         monkeypatch.setenv("PIPELINES_PII_SCHEMA", settings.pii_schema)
         monkeypatch.setenv("PIPELINES_PII_MASTER_KEY", settings.pii_master_key.get_secret_value())
         monkeypatch.setenv("PIPELINES_KEYRING_DIR", str(settings.keyring_dir))
-        monkeypatch.setenv("PIPELINES_JWT_KEYS", '{"test": "' + "s" * 40 + '"}')
+        monkeypatch.setenv("PIPELINES_JWT_SIGNING_KEYS", json.dumps(TEST_KEYS.seeds()))  # the operator's keys
         monkeypatch.setenv("PIPELINES_JWT_ACTIVE_KID", "test")
+        monkeypatch.setenv("PIPELINES_JWT_PUBLIC_KEYS", TEST_JWKS)
         monkeypatch.setenv("PIPELINES_DEALS_PORT", str(port))
         monkeypatch.setenv("PIPELINES_LEADS_PORT", str(free_port()))  # where no leads service runs
         for service in ("DEALS", "LEADS"):

@@ -23,6 +23,7 @@ import pytest
 from services.agenda.main import build as build_agenda
 from services.deals.main import build as build_deals
 from services.leads.main import build as build_leads
+from services.signin.store import PostgresStore
 from shared.messaging.kafka import delete_topics
 from shared.ops.settings import SERVICES, Settings
 from shared.ops.stack import ROOT, Endpoints
@@ -61,7 +62,7 @@ def role_urls(tmp_path: Path) -> Iterator[dict[str, str]]:
     superuser = f"postgresql://postgres:postgres@127.0.0.1:{port}"
     try:
         psql(f"{superuser}/postgres", "-c", f'CREATE DATABASE "{DATABASE}"')
-        passwords = {s: secrets.token_urlsafe(18) for s in SERVICES}
+        passwords = {s: secrets.token_urlsafe(18) for s in (*SERVICES, "signin")}  # signin: decision 0022
         variables = [arg for s, pw in passwords.items() for arg in ("-v", f"{s}_password={pw}")]
         psql(f"{superuser}/{DATABASE}", *variables, "-f", str(ROLES_SQL))
         yield {s: f"postgresql://{s}:{pw}@127.0.0.1:{port}/{DATABASE}" for s, pw in passwords.items()}
@@ -138,6 +139,15 @@ async def test_each_service_works_under_its_own_role_and_cannot_touch_another_sc
         assert await refused(leads_url, "DROP SCHEMA deals CASCADE")
         assert await refused(leads_url, "SELECT * FROM deals__board__g1.board")
         assert await refused(leads_url, "DROP TABLE pii.subject_keys"), "the shared key store is not theirs to drop"
+        # the sign-in service's tables under its own role; it reaches no service's schema nor the key store
+        signin_pool = await asyncpg.create_pool(role_urls["signin"], min_size=1, max_size=2)
+        try:
+            await PostgresStore(signin_pool, "signin").setup()
+        finally:
+            await signin_pool.close()
+        assert await refused(role_urls["signin"], "SELECT * FROM leads.events")
+        assert await refused(role_urls["signin"], "SELECT * FROM pii.subject_keys")
+        assert await refused(leads_url, "SELECT * FROM signin.credentials"), "no service reads the password hashes"
         assert not await refused(deals_url, "SELECT count(*) FROM deals.events"), "its own schema it reads"
         assert await refused(role_urls["directory"], "SELECT * FROM deals.events"), "the directory's role is its own"
         assert await refused(deals_url, "SELECT * FROM directory.events"), "replicas come from the topic"

@@ -36,11 +36,20 @@ from services.deals.main import build as build_deals
 from services.directory.main import build as build_directory
 from services.leads.main import build as build_leads
 from services.production.main import build as build_production
+from services.signin.main import build as build_signin
 from shared.edge.auth import ROLES
 from shared.edge.service import ServiceCore, utc_now
 from shared.ops.settings import Settings
 from shared.ops.stack import Endpoints
-from testkit.services import SimClock, bearer, client_for, drop_everything, isolated_settings, start_parts
+from testkit.services import (
+    TEST_KEYS,
+    SimClock,
+    bearer,
+    client_for,
+    drop_everything,
+    isolated_settings,
+    start_parts,
+)
 from testkit.waiting import wait_until
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka]
@@ -430,6 +439,7 @@ def directory_cases() -> list[Case]:
         Case("POST /users", ADMIN_ONLY, body=new_user, serial="U", valid=True),
         *(Case(f"PUT /users/{{user_id}}/{c}", ADMIN_ONLY, path=user, body={}, serial="U") for c in USER_COMMANDS),
         *(Case(f"POST /users/{{user_id}}/{c}", ADMIN_ONLY, path=user, body={}, serial="U") for c in USER_ACTIONS),
+        Case("POST /users/lookup", ADMIN_ONLY, body={"email": "u-owner@pipelines.vn"}, valid=True),
         Case("POST /teams", ADMIN_ONLY, body={"team_id": "west", "name": "Miền Tây"}, serial="T", valid=True),
         Case("PUT /teams/{team_id}", ADMIN_ONLY, path=team, body={}, serial="T"),
         Case("POST /teams/{team_id}/close", ADMIN_ONLY, path=team, body={}, serial="T"),
@@ -544,12 +554,39 @@ def agenda_cases() -> list[Case]:
     ]
 
 
+def signin_cases() -> list[Case]:
+    """The sign-in service (decision 0022): its session routes take no bearer token (a session secret, a password,
+    a reset link: the same answer whoever calls), its admin routes an admin's (u-owner is in the directory)."""
+    nothing = "x" * 43  # a well-formed secret of no session, no reset link
+
+    def wrong_password(who: Who) -> dict[str, str]:  # each caller its own email: no lockout across callers
+        return {"email": f"{who.name.replace(' ', '-').replace(chr(39), '')}@nowhere.vn", "password": "not it"}
+
+    return [
+        *HEALTH,
+        Case("GET /.well-known/jwks.json", PUBLIC),
+        Case("POST /sessions/password", SIGNED, "a wrong password", body=wrong_password),
+        *(
+            Case(f"POST /sessions/{r}", SIGNED, "no such session", body={"session": nothing})
+            for r in ROUTES_OF_A_SESSION
+        ),
+        Case("POST /password-resets", SIGNED, "no such link", body={"token": nothing, "password": "a long password!"}),
+        Case("POST /users/{user_id}/password-reset", ADMIN_ONLY, path={"user_id": "u-owner"}, valid=True),
+        # OpenID Connect (not configured in this suite: the same refusal whoever calls)
+        Case("GET /oidc/start", SIGNED, "not configured"),
+        Case("POST /oidc/callback", SIGNED, "not configured", body={"code": "c", "state": nothing, "binding": nothing}),
+        Case("POST /users/{user_id}/sessions/end", ADMIN_ONLY, path={"user_id": "u-owner"}, valid=True),
+    ]
+
+
+ROUTES_OF_A_SESSION = ("token", "end", "end-all")
 POLICY: dict[str, list[Case]] = {
     "deals": deals_cases(),
     "leads": leads_cases(),
     "production": production_cases(),
     "directory": directory_cases(),
     "agenda": agenda_cases(),
+    "signin": signin_cases(),
 }
 
 
@@ -643,6 +680,11 @@ async def world(endpoints: Endpoints) -> AsyncIterator[World]:
         await core.ensure_topics()
         tasks += await start_parts(core, stop)
     http = {name: client_for(core.app()) for name, core in cores.items()}
+    # the sign-in service, asking the directory above for its users
+    directory_app = httpx.ASGITransport(app=cores["directory"].app())
+    signin = await build_signin(settings, clock=clock, keys=TEST_KEYS, directory_transport=directory_app)
+    http["signin"] = client_for(signin.app())
+    tasks.append(asyncio.create_task(signin.revocations.run(stop)))  # ready once it has read the revoked sessions
     try:
         deals = http["deals"]
         today = clock.now.date()
@@ -723,6 +765,7 @@ async def world(endpoints: Endpoints) -> AsyncIterator[World]:
             await client.aclose()
         for core in cores.values():
             await core.close()
+        await signin.close()
         await drop_everything(settings)
 
 

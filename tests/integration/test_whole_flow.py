@@ -15,7 +15,7 @@ from services.directory import main as directory_main
 from services.leads import main as leads_main
 from services.production import main as production_main
 from shared.ops.stack import Endpoints as Servers
-from testkit.services import bearer, drop_everything, isolated_settings
+from testkit.services import bearer, drop_everything, isolated_settings, operator_settings
 from testkit.waiting import wait_until
 from tools.simulate import Endpoints, Simulation
 
@@ -57,7 +57,7 @@ async def test_the_simulation_runs_through_all_three_pipelines(endpoints: Server
             tasks.append(asyncio.create_task(runner.run(stop)))
     router = Router({core.name: core.app() for core in cores})
     urls = Endpoints("http://leads", "http://deals", "http://production", "http://directory")
-    sim = Simulation(urls, settings, seed=7, transport=router)
+    sim = Simulation(urls, operator_settings(settings), seed=7, transport=router)
     http = httpx.AsyncClient(transport=router)
     try:
         stats = await sim.run(leads=30, rate=20)

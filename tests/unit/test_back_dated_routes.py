@@ -7,7 +7,6 @@ with the command's time; every history shows both times."""
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -43,16 +42,16 @@ from shared.store.commands import execute
 from shared.store.memory import InMemoryEventStore
 from testkit.apps import SETTINGS, replica
 from testkit.events import Counted, counter
+from testkit.services import TEST_KEYS, operator_settings
 from tools import history as histories
 
 NOW = datetime(2026, 12, 6, 3, 0, tzinfo=UTC)
 DEAL = uuid.UUID("0f6a2c3e-1b2d-4e5f-8a9b-0c1d2e3f4a5b")  # u-lan's deal, as the agenda knows it
-KEY = b"k" * 32
-VERIFIER = TokenVerifier({"k": KEY}, issuer="pipelines", audience="pipelines")
+VERIFIER = TokenVerifier(TEST_KEYS.public(), issuer="pipelines", audience="pipelines")
 
 
 def auth(user: str, *roles: str, team: str | None = None, at: str | None = None) -> dict[str, str]:
-    token = issue_token(key_id="k", secret=KEY, user_id=user, roles=roles, team=team)
+    token = issue_token(TEST_KEYS, user_id=user, roles=roles, team=team)
     return {"Authorization": f"Bearer {token}"} | ({"X-Occurred-At": at} if at else {})
 
 
@@ -293,7 +292,7 @@ def test_pipelines_history_of_an_activity_shows_when_it_happened_and_when_it_was
         answer = apps["agenda"].request(request.method, request.url.raw_path.decode(), headers=request.headers)
         return httpx.Response(answer.status_code, content=answer.content, headers=answer.headers)
 
-    settings = Settings(jwt_keys=json.dumps({"k": KEY.decode()}), jwt_active_kid="k")
+    settings = operator_settings(Settings())
     activity = uuid.UUID(r.json()["id"])
     got = asyncio.run(histories.history(settings, "activity", activity, None, transport=httpx.MockTransport(send)))
     (scheduled,) = got.events

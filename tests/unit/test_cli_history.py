@@ -6,7 +6,6 @@ anything is asked), ``--as-of``, a merged organisation (its own timeline whole, 
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import threading
 from collections.abc import Iterator
@@ -27,6 +26,7 @@ from shared.edge.service import serve
 from shared.ops.settings import Settings
 from shared.store.memory import InMemoryEventStore
 from testkit.faults import free_port
+from testkit.services import TEST_KEYS, operator_settings
 from tools import cli, history, local
 
 NOW = datetime(2026, 12, 6, 3, 0, tzinfo=UTC)
@@ -37,7 +37,7 @@ MADE: dict[str, str] = {}  # the ids the directory gave the organisations and th
 def settings() -> Iterator[Settings]:
     """The directory API on a port, with an admin's changes made; the settings the CLI reads, pointing at it."""
     port = free_port()
-    s = Settings(jwt_keys=json.dumps({"k": "k" * 40}), jwt_active_kid="k", directory_port=port)
+    s = operator_settings(Settings(directory_port=port))
     store = InMemoryEventStore()
 
     async def ready() -> dict[str, str]:
@@ -52,8 +52,7 @@ def settings() -> Iterator[Settings]:
     server.start()
     try:
         token = issue_token(
-            key_id="k",
-            secret=b"k" * 40,
+            TEST_KEYS,
             user_id="u-admin",
             roles=["admin"],
             issuer=s.jwt_issuer,

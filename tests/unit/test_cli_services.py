@@ -4,6 +4,7 @@ down`` stops it by its pid file, as the other parts)."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import smtplib
@@ -14,13 +15,17 @@ from pathlib import Path
 import httpx
 import pytest
 
+from shared.edge.auth import TokenVerifier
 from shared.ops.settings import SERVICES, Settings
 from testkit.faults import free_port
+from testkit.services import TEST_KEYS
 from tools import local
 
 
 def test_each_part_runs_as_its_own_process_kind() -> None:
-    assert (*SERVICES, "agenda-notifier", "web") == local.PARTS
+    assert (*SERVICES, "signin", "agenda-notifier", "web") == local.PARTS
+    assert local._command("signin") == ["-m", "services.signin"]
+    assert local.port(Settings(_env_file=None), "signin") == 8107
     assert local._command("agenda") == ["-m", "services.agenda", "all"]
     assert local._command("agenda-notifier") == ["-m", "services.agenda", "notifier"]
     assert local._command("web") == ["-m", "services.web"]
@@ -98,3 +103,36 @@ def test_without_a_graph_url_the_leads_read_facebook_leads_from_a_local_stub(
     # a Graph URL set (a deployment's, or Facebook's own): no stub
     monkeypatch.setenv("PIPELINES_FACEBOOK_GRAPH_URL", "https://graph.facebook.com")
     assert local._graph_stub({"PIPELINES_FACEBOOK_ACCESS_TOKEN": "t"}) == {"PIPELINES_FACEBOOK_ACCESS_TOKEN": "t"}
+
+
+def test_only_the_signin_process_is_given_the_signing_keys() -> None:
+    """Decision 0022: `services up` hands the signing keys to the sign-in service alone; every other part gets the
+    public keys and where to read them again."""
+    seeds = json.dumps(TEST_KEYS.seeds())
+    settings = Settings(_env_file=None, jwt_signing_keys=seeds, jwt_active_kid="test")
+    env = {"PIPELINES_JWT_SIGNING_KEYS": seeds, "PIPELINES_JWT_ACTIVE_KID": "test", "X": "1"}
+    assert local._keys_env(settings, "signin", env) == env
+    for part in ("deals", "agenda-notifier", "web"):
+        other = local._keys_env(settings, part, env)
+        assert "PIPELINES_JWT_SIGNING_KEYS" not in other and "PIPELINES_JWT_ACTIVE_KID" not in other
+        assert json.loads(other["PIPELINES_JWT_PUBLIC_KEYS"]) == TEST_KEYS.jwks()
+        assert other["PIPELINES_JWKS_URL"] == "http://127.0.0.1:8107/.well-known/jwks.json" and other["X"] == "1"
+
+
+def test_a_reset_link_is_asked_with_an_admin_token_and_points_at_the_board(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`pipelines signin reset-link USER_ID` (decision 0022): the sign-in service's link, as the board's page."""
+    asked: list[httpx.Request] = []
+
+    def post(url: str, headers: dict[str, str], timeout: float) -> httpx.Response:
+        asked.append(httpx.Request("POST", url, headers=headers))
+        return httpx.Response(201, json={"link_token": "L" * 43, "expires_at": "2026-12-07T09:00:00+00:00"})
+
+    monkeypatch.setattr(local.httpx, "post", post)
+    settings = Settings(_env_file=None, jwt_signing_keys=json.dumps(TEST_KEYS.seeds()), board_url="https://b.vn/")
+    link, expires = local.reset_link(settings, "u-admin")
+    assert link == "https://b.vn/reset?token=" + "L" * 43 and expires.startswith("2026-12-07")
+    (request,) = asked
+    assert str(request.url) == "http://127.0.0.1:8107/users/u-admin/password-reset"
+    token = request.headers["authorization"].removeprefix("Bearer ")
+    verifier = TokenVerifier(TEST_KEYS.public(), issuer="pipelines", audience="pipelines")
+    assert verifier.verify(token).roles == frozenset({"admin"})

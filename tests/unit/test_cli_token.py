@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from typer.testing import CliRunner
 
 from shared.edge.auth import TokenVerifier
 from shared.ops.settings import Settings
+from testkit.services import TEST_JWKS, operator_settings
 from tools import cli, local
 
-SETTINGS = Settings(jwt_keys=json.dumps({"k": "k" * 40}), jwt_active_kid="k")
+SETTINGS = operator_settings(Settings(_env_file=None))
 
 
 @pytest.fixture(autouse=True)
@@ -41,3 +40,15 @@ def test_an_importer_token_carries_the_importer_role_only() -> None:
     assert out.exit_code == 0, out.output
     got = TokenVerifier.from_settings(SETTINGS).verify(out.output.strip())
     assert (got.user_id, got.roles, got.team) == ("u-import", frozenset({"importer"}), None)
+
+
+def test_without_signing_keys_the_token_command_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An API's environment (public keys only) cannot mint a token: a clear error, exit 2."""
+    monkeypatch.setattr(
+        local,
+        "load_settings",
+        lambda: Settings(_env_file=None, jwt_public_keys=TEST_JWKS).model_copy(update={"jwt_signing_keys": {}}),
+    )
+    out = CliRunner().invoke(cli.app, ["token", "admin"])
+    assert out.exit_code == 2
+    assert "no signing keys: set PIPELINES_JWT_SIGNING_KEYS" in out.output and "eyJ" not in out.output

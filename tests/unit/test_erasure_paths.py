@@ -27,14 +27,14 @@ from shared.core.events import DomainEvent, EventDefinitionError, registry
 from shared.edge.auth import TokenVerifier, issue_token
 from shared.privacy.pii import InMemoryKeyStore, PersonalData
 from shared.store.memory import InMemoryEventStore
+from testkit.services import TEST_KEYS
 from tools.contract import EVENT_MODULES  # noqa: F401  (importing it registers every contract's event types)
 
-KEY = b"k" * 32
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 
 
 def auth(user: str, *roles: str, team: str | None = "north") -> dict[str, str]:
-    return {"Authorization": "Bearer " + issue_token(key_id="k", secret=KEY, user_id=user, roles=roles, team=team)}
+    return {"Authorization": "Bearer " + issue_token(TEST_KEYS, user_id=user, roles=roles, team=team)}
 
 
 # ---------------------------------------------------------------------------------------------- the kernel's rule
@@ -133,7 +133,7 @@ def test_a_contact_typed_on_a_deal_is_erased_by_who_works_the_deal() -> None:
     assert deals.keys is keys, "the store's key store unless told otherwise"
     app = deals_app(
         DealsAPI(deals, store, None, store.personal_data, "Asia/Ho_Chi_Minh", _ready),
-        TokenVerifier({"k": KEY}, issuer="pipelines", audience="pipelines"),
+        TokenVerifier(TEST_KEYS.public(), issuer="pipelines", audience="pipelines"),
     )
     with TestClient(app) as http:
         http.portal.call(deals.ensure_default_pipeline)
@@ -191,7 +191,7 @@ def test_an_orders_delivery_address_is_erased_by_production() -> None:
     keys.store = store
     app = production_app(
         ProductionAPI(Production(store, lambda: NOW), None, store.personal_data, "Asia/Ho_Chi_Minh", _ready),
-        TokenVerifier({"k": KEY}, issuer="pipelines", audience="pipelines"),
+        TokenVerifier(TEST_KEYS.public(), issuer="pipelines", audience="pipelines"),
     )
     with TestClient(app) as http:
         prod, manager = auth("u-xuong", "production"), auth("u-mai", "sales_manager")

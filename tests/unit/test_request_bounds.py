@@ -55,8 +55,8 @@ from shared.core.limits import (
 from shared.edge.auth import ROLES, TokenVerifier, issue_token
 from shared.ops.settings import Settings
 from shared.store.memory import InMemoryEventStore
+from testkit.services import TEST_KEYS
 
-KEY = b"k" * 32
 NOW = datetime(2026, 11, 24, 2, 30, tzinfo=UTC)
 SETTINGS = Settings(website_form_secret="site-secret", ladipage_token="ladi-token")
 HUGE = "x" * 1_100_000  # the attack's header
@@ -64,7 +64,7 @@ SMALL_ANSWER = 4096  # an error answer is about this size at most: nothing large
 
 
 def auth(user: str, *roles: str, team: str | None = "north") -> dict[str, str]:
-    return {"Authorization": "Bearer " + issue_token(key_id="k", secret=KEY, user_id=user, roles=roles, team=team)}
+    return {"Authorization": "Bearer " + issue_token(TEST_KEYS, user_id=user, roles=roles, team=team)}
 
 
 LAN = auth("u-lan", "sales")
@@ -88,7 +88,7 @@ async def ready() -> dict[str, str]:
 
 
 def verifier() -> TokenVerifier:
-    return TokenVerifier({"k": KEY}, issuer="pipelines", audience="pipelines")
+    return TokenVerifier(TEST_KEYS.public(), issuer="pipelines", audience="pipelines")
 
 
 def build(service: str) -> tuple[FastAPI, InMemoryEventStore]:

@@ -10,7 +10,7 @@ from collections import Counter
 
 import httpx
 
-from testkit.apps import SETTINGS
+from testkit.apps import OPERATOR_SETTINGS as SETTINGS
 from tools.simulate import NEXT_STEPS, Endpoints, Simulation
 
 URLS = Endpoints("http://leads", "http://deals", "http://production", "http://directory", "http://agenda")

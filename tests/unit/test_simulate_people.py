@@ -7,7 +7,7 @@ import json
 
 import httpx
 
-from testkit.apps import SETTINGS
+from testkit.apps import OPERATOR_SETTINGS as SETTINGS
 from tools.simulate import PEOPLE, TEAMS, Endpoints, Simulation
 
 

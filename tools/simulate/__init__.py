@@ -19,7 +19,8 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from shared.edge.auth import issue_token, signing_key
+from shared.edge.auth import issue_token
+from shared.edge.keys import SigningKeys
 from shared.ops.settings import Settings
 from tools.simulate import sources
 
@@ -49,6 +50,7 @@ OWNERS = [("u-lan", "north"), ("u-binh", "north"), ("u-dung", "south")]
 # the people the demo's tokens name (`pipelines token … --user`), registered in the directory before anything names them
 PEOPLE = [*OWNERS, ("u-mgr", "north")]
 TEAMS = {"north": "Miền Bắc", "south": "Miền Nam"}
+ADMIN = "u-admin"  # the demo's administrator, in the directory (the admin tokens' sub)
 
 
 @dataclass
@@ -74,12 +76,11 @@ class Stats:
 
 def tokens(settings: Settings) -> dict[str, dict[str, str]]:
     """Bearer headers per role, signed with the active key (12 hours)."""
-    kid, secret = signing_key(settings)
+    keys = SigningKeys.from_settings(settings)
 
     def header(user: str, *roles: str, team: str | None = None) -> dict[str, str]:
         token = issue_token(
-            key_id=kid,
-            secret=secret,
+            keys,
             user_id=user,
             roles=roles,
             team=team,
@@ -91,7 +92,7 @@ def tokens(settings: Settings) -> dict[str, dict[str, str]]:
 
     return {
         "marketing": header("u-mkt", "marketing"),
-        "admin": header("u-admin", "admin"),
+        "admin": header(ADMIN, "admin"),
         "production": header("u-prod", "production"),
         "auditor": header("u-audit", "auditor"),
     }
@@ -157,6 +158,10 @@ class Simulation:
                 "reason": "the demo's sales team",
             }
             answers.append(await self.http.post(f"{self.urls.directory}/users", json=body, headers=self.auth["admin"]))
+        # the demo's administrator: the first to get a password (`pipelines signin reset-link u-admin`, decision 0022)
+        admin: dict[str, Any] = {"user_id": ADMIN, "name": "Quản Trị Viên", "email": "admin@demo.pipelines.vn"}
+        admin |= {"team_id": "north", "roles": ["admin"], "reason": "the demo's administrator"}
+        answers.append(await self.http.post(f"{self.urls.directory}/users", json=admin, headers=self.auth["admin"]))
         for r in answers:
             if r.status_code == 201:
                 self.after[r.json()["stream_id"]] = f"{r.json()['stream_id']}@{r.json()['version']}"

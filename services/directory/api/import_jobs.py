@@ -93,6 +93,7 @@ async def start_import(
             owner=(owner, owner_team) if owner else None,
             actor=p.user_id,
             meta=ctx.metadata(),
+            token=request.headers.get("authorization", "").partition(" ")[2].strip(),  # verified: its batches' token
         )
     except TooLargeError as exc:
         raise HTTPException(413, detail=str(exc)) from None

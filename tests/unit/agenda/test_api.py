@@ -25,8 +25,8 @@ from shared.edge.auth import TokenVerifier, issue_token
 from shared.messaging.envelope import CloudEvent
 from shared.privacy.pii import InMemoryKeyStore, PersonalData
 from shared.store.memory import InMemoryEventStore
+from testkit.services import TEST_KEYS
 
-KEY = b"k" * 32
 NOW = datetime(2026, 12, 7, 2, 0, tzinfo=UTC)
 LATER = (NOW + timedelta(hours=3)).isoformat()
 DEAL_LAN = uuid.UUID("00000000-0000-4000-8000-00000000d001")
@@ -38,7 +38,7 @@ PERSON = uuid.UUID("00000000-0000-4000-8000-00000000f002")
 
 
 def auth(user: str, *roles: str, team: str | None = "north") -> dict[str, str]:
-    return {"Authorization": "Bearer " + issue_token(key_id="k", secret=KEY, user_id=user, roles=roles, team=team)}
+    return {"Authorization": "Bearer " + issue_token(TEST_KEYS, user_id=user, roles=roles, team=team)}
 
 
 LAN, BINH, MAI = auth("u-lan", "sales"), auth("u-binh", "sales"), auth("u-mai", "sales_manager")
@@ -68,7 +68,7 @@ class World:
             return {"store": "ok"}
 
         api = AgendaAPI(self.agenda, None, self.store.personal_data, ready, self.replica, self.subjects)
-        return create_app(api, TokenVerifier({"k": KEY}, issuer="pipelines", audience="pipelines"))
+        return create_app(api, TokenVerifier(TEST_KEYS.public(), issuer="pipelines", audience="pipelines"))
 
 
 @pytest.fixture

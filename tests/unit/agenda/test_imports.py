@@ -20,14 +20,14 @@ from shared.core.ids import import_id
 from shared.edge.auth import TokenVerifier, issue_token
 from shared.privacy.pii import is_token
 from shared.store.memory import InMemoryEventStore
+from testkit.services import TEST_KEYS
 
-KEY = b"k" * 32
 NOW = datetime(2026, 12, 7, 2, 0, tzinfo=UTC)
 DEAL = import_id("pipedrive", "deal", "1234")
 
 
 def auth(user: str, *roles: str) -> dict[str, str]:
-    return {"Authorization": "Bearer " + issue_token(key_id="k", secret=KEY, user_id=user, roles=roles, team="north")}
+    return {"Authorization": "Bearer " + issue_token(TEST_KEYS, user_id=user, roles=roles, team="north")}
 
 
 IMPORTER = auth("u-import", "importer")
@@ -44,7 +44,7 @@ def setup() -> Iterator[tuple[TestClient, InMemoryEventStore]]:
         return {"store": "ok"}
 
     api = AgendaAPI(Agenda(store, lambda: NOW), None, store.personal_data, ready, replica, subjects)
-    with TestClient(create_app(api, TokenVerifier({"k": KEY}, issuer="pipelines", audience="pipelines"))) as c:
+    with TestClient(create_app(api, TokenVerifier(TEST_KEYS.public(), issuer="pipelines", audience="pipelines"))) as c:
         yield c, store
 
 

@@ -18,12 +18,13 @@ from shared.edge.service import ServiceCore, Storage
 from shared.messaging.projections import Projection, one_by_one
 from shared.ops.settings import Settings
 from shared.store.db import Conn
+from testkit.services import TEST_JWKS
 
 SETTINGS = Settings(
     _env_file=None,
     database_url="postgresql://nowhere/db",
     topic_prefix="t1",
-    jwt_keys='{"k1": "' + "x" * 40 + '"}',
+    jwt_public_keys=TEST_JWKS,
     max_body_bytes=4096,
 )
 

@@ -12,8 +12,7 @@ from services.deals.api import DealsAPI, create_app
 from services.deals.handlers import Deals, deal_id_for_lead, follow_up_id_for_order
 from shared.edge.auth import TokenVerifier, issue_token
 from shared.store.memory import InMemoryEventStore
-
-KEY = b"k" * 32
+from testkit.services import TEST_KEYS
 
 
 class Clock:
@@ -25,7 +24,7 @@ class Clock:
 
 
 def auth(user: str, *roles: str, team: str | None = "north") -> dict[str, str]:
-    return {"Authorization": "Bearer " + issue_token(key_id="k", secret=KEY, user_id=user, roles=roles, team=team)}
+    return {"Authorization": "Bearer " + issue_token(TEST_KEYS, user_id=user, roles=roles, team=team)}
 
 
 LAN = auth("u-lan", "sales")
@@ -69,7 +68,7 @@ def client(clock: Clock) -> TestClient:
             timezone="Asia/Ho_Chi_Minh",
             readiness=ready,
         ),
-        TokenVerifier({"k": KEY}, issuer="pipelines", audience="pipelines"),
+        TokenVerifier(TEST_KEYS.public(), issuer="pipelines", audience="pipelines"),
     )
     with TestClient(app) as c:
         c.portal.call(deals.ensure_default_pipeline)

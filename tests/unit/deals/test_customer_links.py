@@ -23,6 +23,7 @@ from services.leads.events import Attribution, LeadConverted
 from shared.core.money import Money
 from shared.edge.auth import TokenVerifier, issue_token
 from shared.store.memory import InMemoryEventStore
+from testkit.services import TEST_KEYS
 from tests.unit.deals.test_reactions import deliver, envelope
 from tests.unit.deals.test_rules import OPENED, PIPELINE, build, run
 
@@ -32,7 +33,6 @@ ORG_SOUTH = uuid.UUID("00000000-0000-0000-0000-00000000a002")
 ORG_DUP = uuid.UUID("00000000-0000-0000-0000-00000000a003")  # merged into ORG
 PERSON = uuid.UUID("00000000-0000-0000-0000-00000000b001")
 PERSON_SOUTH = uuid.UUID("00000000-0000-0000-0000-00000000b002")
-KEY = b"k" * 32
 
 
 # ---------------------------------------------------------------------------------------------- the rules
@@ -125,7 +125,7 @@ async def test_the_conversion_link_reaches_the_deal_in_either_order_once(link_fi
 
 # ---------------------------------------------------------------------------------------------- the route
 def auth(user: str, *roles: str, team: str | None = "north") -> dict[str, str]:
-    return {"Authorization": "Bearer " + issue_token(key_id="k", secret=KEY, user_id=user, roles=roles, team=team)}
+    return {"Authorization": "Bearer " + issue_token(TEST_KEYS, user_id=user, roles=roles, team=team)}
 
 
 LAN = auth("u-lan", "sales")
@@ -154,7 +154,7 @@ def client() -> Iterator[TestClient]:
 
     deals = Deals(store, lambda: NOW)
     api = DealsAPI(deals, store, None, store.personal_data, "Asia/Ho_Chi_Minh", ready, replica)
-    with TestClient(create_app(api, TokenVerifier({"k": KEY}, issuer="pipelines", audience="pipelines"))) as c:
+    with TestClient(create_app(api, TokenVerifier(TEST_KEYS.public(), issuer="pipelines", audience="pipelines"))) as c:
         c.portal.call(deals.ensure_default_pipeline)
         yield c
 

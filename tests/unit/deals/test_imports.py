@@ -20,14 +20,14 @@ from services.directory.replica_customers import OrganisationRef
 from shared.core.ids import import_id, is_client_id
 from shared.edge.auth import TokenVerifier, issue_token
 from shared.store.memory import InMemoryEventStore
+from testkit.services import TEST_KEYS
 
 NOW = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
-KEY = b"k" * 32
 ORG = import_id("pipedrive", "organisation", "55")
 
 
 def auth(user: str, *roles: str, team: str | None = None) -> dict[str, str]:
-    token = issue_token(key_id="k", secret=KEY, user_id=user, roles=roles, team=team)
+    token = issue_token(TEST_KEYS, user_id=user, roles=roles, team=team)
     return {"Authorization": f"Bearer {token}"}
 
 
@@ -62,7 +62,7 @@ def setup() -> Iterator[tuple[TestClient, InMemoryEventStore]]:
 
     deals = Deals(store, lambda: NOW)
     api = DealsAPI(deals, store, None, store.personal_data, "Asia/Ho_Chi_Minh", ready, replica)
-    with TestClient(create_app(api, TokenVerifier({"k": KEY}, issuer="pipelines", audience="pipelines"))) as c:
+    with TestClient(create_app(api, TokenVerifier(TEST_KEYS.public(), issuer="pipelines", audience="pipelines"))) as c:
         c.portal.call(deals.ensure_default_pipeline)
         yield c, store
 

@@ -18,13 +18,13 @@ from services.directory.events import TeamClosed, UserDeactivated, UserRegistere
 from services.directory.replica import MemoryReplica
 from shared.edge.auth import TokenVerifier, issue_token
 from shared.store.memory import InMemoryEventStore
+from testkit.services import TEST_KEYS
 
-KEY = b"k" * 32
 NOW = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
 
 
 def auth(user: str, *roles: str, team: str | None = "north") -> dict[str, str]:
-    return {"Authorization": "Bearer " + issue_token(key_id="k", secret=KEY, user_id=user, roles=roles, team=team)}
+    return {"Authorization": "Bearer " + issue_token(TEST_KEYS, user_id=user, roles=roles, team=team)}
 
 
 LAN = auth("u-lan", "sales")
@@ -48,7 +48,7 @@ def client(replica: MemoryReplica) -> Iterator[TestClient]:
         return {"store": "ok"}
 
     api = DealsAPI(deals, store, None, store.personal_data, "Asia/Ho_Chi_Minh", ready, references=replica)
-    with TestClient(create_app(api, TokenVerifier({"k": KEY}, issuer="pipelines", audience="pipelines"))) as c:
+    with TestClient(create_app(api, TokenVerifier(TEST_KEYS.public(), issuer="pipelines", audience="pipelines"))) as c:
         c.portal.call(deals.ensure_default_pipeline)
         yield c
 

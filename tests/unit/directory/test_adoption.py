@@ -42,9 +42,9 @@ from shared.privacy.pii import encrypt_value
 from shared.store import NewEvent
 from shared.store.commands import Context
 from shared.store.memory import InMemoryEventStore
+from testkit.services import TEST_KEYS
 
 NOW = datetime(2026, 12, 6, 3, 0, tzinfo=UTC)
-KEY = b"k" * 32
 ADMIN_CTX = Context(actor="u-admin")
 REASON = "issue 24: old deals' customers"
 
@@ -236,7 +236,7 @@ async def test_the_deals_contact_erased_later_erases_the_person_adopted_from_it_
 
 
 def auth(user: str, *roles: str, team: str | None = None) -> dict[str, str]:
-    token = issue_token(key_id="k", secret=KEY, user_id=user, roles=roles, team=team)
+    token = issue_token(TEST_KEYS, user_id=user, roles=roles, team=team)
     return {"Authorization": f"Bearer {token}"}
 
 
@@ -255,7 +255,7 @@ def client() -> Iterator[tuple[TestClient, InMemoryEventStore, list[DealRow]]]:
         directory, None, store.personal_data, ready, Customers(store, lambda: NOW, directory),
         adoptions=adoptions(store), adoption_source=Source(deals),
     )  # fmt: skip
-    with TestClient(create_app(api, TokenVerifier({"k": KEY}, issuer="pipelines", audience="pipelines"))) as c:
+    with TestClient(create_app(api, TokenVerifier(TEST_KEYS.public(), issuer="pipelines", audience="pipelines"))) as c:
         assert c.post("/teams", headers=ADMIN, json={"team_id": "north", "name": "North"}).status_code == 201
         yield c, store, deals
 

@@ -17,9 +17,9 @@ from shared.edge.auth import ROLES, Principal, TokenVerifier, issue_token
 from shared.privacy.pii import is_token
 from shared.store import RecordedEvent
 from shared.store.memory import InMemoryEventStore
+from testkit.services import TEST_KEYS
 
 NOW = datetime(2026, 12, 6, 3, 0, tzinfo=UTC)
-KEY = b"k" * 32
 
 
 @pytest.fixture
@@ -33,12 +33,12 @@ def client(store: InMemoryEventStore) -> Iterator[TestClient]:
         return {"store": "ok"}
 
     api = DirectoryAPI(Directory(store, lambda: NOW, ROLES), None, store.personal_data, ready)
-    with TestClient(create_app(api, TokenVerifier({"k": KEY}, issuer="pipelines", audience="pipelines"))) as c:
+    with TestClient(create_app(api, TokenVerifier(TEST_KEYS.public(), issuer="pipelines", audience="pipelines"))) as c:
         yield c
 
 
 def auth(user: str, *roles: str, team: str | None = None) -> dict[str, str]:
-    token = issue_token(key_id="k", secret=KEY, user_id=user, roles=roles, team=team)
+    token = issue_token(TEST_KEYS, user_id=user, roles=roles, team=team)
     return {"Authorization": f"Bearer {token}"}
 
 

@@ -15,7 +15,8 @@ from services.directory.customers import Customers
 from services.directory.handlers import Directory
 from shared.edge.auth import ROLES, TokenVerifier
 from shared.store.memory import InMemoryEventStore
-from tests.unit.directory.test_customers_api import ADMIN, HOA, KEY, LAN, MINH, NOW, auth, organisation, register
+from testkit.services import TEST_KEYS
+from tests.unit.directory.test_customers_api import ADMIN, HOA, LAN, MINH, NOW, auth, organisation, register
 
 MARKETING = auth("u-mkt", "marketing", team="north")
 
@@ -30,7 +31,7 @@ def client() -> Iterator[TestClient]:
     store = InMemoryEventStore()
     directory = Directory(store, lambda: NOW, ROLES)
     api = DirectoryAPI(directory, None, store.personal_data, ready, Customers(store, lambda: NOW, directory))
-    with TestClient(create_app(api, TokenVerifier({"k": KEY}, issuer="pipelines", audience="pipelines"))) as c:
+    with TestClient(create_app(api, TokenVerifier(TEST_KEYS.public(), issuer="pipelines", audience="pipelines"))) as c:
         for team in ("north", "south"):
             assert c.post("/teams", headers=ADMIN, json={"team_id": team, "name": team.title()}).status_code == 201
         for user, team in (("u-lan", "north"), ("u-hoa", "south")):

@@ -21,13 +21,13 @@ from shared.edge.auth import ROLES, TokenVerifier, issue_token
 from shared.privacy.pii import is_token
 from shared.store import NewEvent
 from shared.store.memory import InMemoryEventStore
+from testkit.services import TEST_KEYS
 
 NOW = datetime(2026, 12, 6, 3, 0, tzinfo=UTC)
-KEY = b"k" * 32
 
 
 def auth(user: str, *roles: str, team: str | None = None) -> dict[str, str]:
-    token = issue_token(key_id="k", secret=KEY, user_id=user, roles=roles, team=team)
+    token = issue_token(TEST_KEYS, user_id=user, roles=roles, team=team)
     return {"Authorization": f"Bearer {token}"}
 
 
@@ -51,7 +51,7 @@ def client(store: InMemoryEventStore) -> Iterator[TestClient]:
     directory = Directory(store, lambda: NOW, ROLES)
     customers = Customers(store, lambda: NOW, directory)
     api = DirectoryAPI(directory, None, store.personal_data, ready, customers)
-    with TestClient(create_app(api, TokenVerifier({"k": KEY}, issuer="pipelines", audience="pipelines"))) as c:
+    with TestClient(create_app(api, TokenVerifier(TEST_KEYS.public(), issuer="pipelines", audience="pipelines"))) as c:
         for team in ("north", "south"):
             assert c.post("/teams", headers=ADMIN, json={"team_id": team, "name": team.title()}).status_code == 201
         for u, team, role in (

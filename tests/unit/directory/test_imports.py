@@ -20,13 +20,13 @@ from shared.core.ids import import_id
 from shared.edge.auth import ROLES, TokenVerifier, issue_token
 from shared.privacy.pii import is_token
 from shared.store.memory import InMemoryEventStore
+from testkit.services import TEST_KEYS
 
 NOW = datetime(2026, 12, 6, 3, 0, tzinfo=UTC)
-KEY = b"k" * 32
 
 
 def auth(user: str, *roles: str, team: str | None = None) -> dict[str, str]:
-    return {"Authorization": "Bearer " + issue_token(key_id="k", secret=KEY, user_id=user, roles=roles, team=team)}
+    return {"Authorization": "Bearer " + issue_token(TEST_KEYS, user_id=user, roles=roles, team=team)}
 
 
 ADMIN = auth("u-admin", "admin")
@@ -42,7 +42,7 @@ def setup() -> Iterator[tuple[TestClient, InMemoryEventStore]]:
 
     directory = Directory(store, lambda: NOW, ROLES)
     api = DirectoryAPI(directory, None, store.personal_data, ready, Customers(store, lambda: NOW, directory))
-    with TestClient(create_app(api, TokenVerifier({"k": KEY}, issuer="pipelines", audience="pipelines"))) as c:
+    with TestClient(create_app(api, TokenVerifier(TEST_KEYS.public(), issuer="pipelines", audience="pipelines"))) as c:
         assert c.post("/teams", headers=ADMIN, json={"team_id": "north", "name": "North"}).status_code == 201
         body = {"user_id": "u-lan", "name": "Lan", "email": "lan@example.vn", "team_id": "north", "roles": ["sales"]}
         assert c.post("/users", headers=ADMIN, json=body).status_code == 201

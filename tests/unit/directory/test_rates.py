@@ -22,9 +22,9 @@ from shared.core.money import Money
 from shared.core.rates import RateTable, convert
 from shared.edge.auth import ROLES, TokenVerifier, issue_token
 from shared.store.memory import InMemoryEventStore
+from testkit.services import TEST_KEYS
 
 NOW = datetime(2026, 12, 6, 3, 0, tzinfo=UTC)
-KEY = b"k" * 32
 USD = RateTable.of(
     [
         ("USD", date(2026, 1, 1), Decimal("25000")),
@@ -100,7 +100,7 @@ def test_the_replica_keeps_the_rates_it_is_fed() -> None:
 
 
 def auth(user: str, *roles: str) -> dict[str, str]:
-    return {"Authorization": "Bearer " + issue_token(key_id="k", secret=KEY, user_id=user, roles=roles)}
+    return {"Authorization": "Bearer " + issue_token(TEST_KEYS, user_id=user, roles=roles)}
 
 
 @pytest.fixture
@@ -111,7 +111,7 @@ def client() -> Iterator[TestClient]:
         return {"store": "ok"}
 
     api = DirectoryAPI(Directory(store, lambda: NOW, ROLES), None, store.personal_data, ready)
-    with TestClient(create_app(api, TokenVerifier({"k": KEY}, issuer="pipelines", audience="pipelines"))) as c:
+    with TestClient(create_app(api, TokenVerifier(TEST_KEYS.public(), issuer="pipelines", audience="pipelines"))) as c:
         yield c
 
 

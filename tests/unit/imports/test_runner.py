@@ -32,13 +32,13 @@ from shared.imports import runner
 from shared.imports.mapping import load
 from shared.imports.runner import Options, Run, RunError
 from shared.store.memory import InMemoryEventStore
+from testkit.services import TEST_KEYS
 
 SAMPLES = Path(__file__).parent / "samples"
 MAPPING = load(SAMPLES / "generic-deals.toml")
 DEALS = SAMPLES / "generic-deals.csv"
 NOW = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
-KEY = b"k" * 32
-TOKEN = issue_token(key_id="k", secret=KEY, user_id="u-import", roles=["importer"])
+TOKEN = issue_token(TEST_KEYS, user_id="u-import", roles=["importer"])
 
 
 class AppSender:
@@ -68,7 +68,7 @@ async def deals() -> AsyncIterator[tuple[httpx.AsyncClient, InMemoryEventStore]]
         return {"store": "ok"}
 
     api = DealsAPI(handler, store, None, store.personal_data, "Asia/Ho_Chi_Minh", ready, replica)
-    app = create_app(api, TokenVerifier({"k": KEY}, issuer="pipelines", audience="pipelines"))
+    app = create_app(api, TokenVerifier(TEST_KEYS.public(), issuer="pipelines", audience="pipelines"))
     await handler.ensure_default_pipeline()
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://deals") as client:
         yield client, store

@@ -25,15 +25,15 @@ from shared.imports.mapping import builtin, load
 from shared.imports.runner import Counts, HttpSender, Options, Run
 from shared.ops.settings import Settings
 from shared.store.memory import InMemoryEventStore
+from testkit.services import TEST_JWKS, TEST_KEYS
 
 NOW = datetime(2026, 2, 1, 3, 0, tzinfo=UTC)
-KEY = b"k" * 32
 SAMPLES = Path(__file__).parents[2] / "fixtures" / "imports"
-SETTINGS = Settings(jwt_keys='{"k": "kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk"}', jwt_active_kid="k")
+SETTINGS = Settings(jwt_public_keys=TEST_JWKS)
 
 
 def bearer(user: str, *roles: str) -> dict[str, str]:
-    return {"Authorization": "Bearer " + issue_token(key_id="k", secret=KEY, user_id=user, roles=roles)}
+    return {"Authorization": "Bearer " + issue_token(TEST_KEYS, user_id=user, roles=roles)}
 
 
 @dataclass
@@ -57,7 +57,7 @@ class Shop:
 
     async def run(self, source: str, tmp: Path) -> tuple[Counts, list[dict[str, str]]]:
         report = tmp / f"{source}-report.csv"
-        sender = HttpSender({"leads": "http://leads"}, issue_token(key_id="k", secret=KEY, user_id="u-imp",
+        sender = HttpSender({"leads": "http://leads"}, issue_token(TEST_KEYS, user_id="u-imp",
                             roles=("importer",)), client=self.http)  # fmt: skip
         run = Run(load(builtin(source)), sender, Options(source=source, report=report, now=lambda: NOW))
         counts = await run.run([SAMPLES / source / "campaigns_by_day.csv"])
@@ -79,7 +79,7 @@ async def shop() -> AsyncIterator[Shop]:
     graph = HttpFacebookGraph("t", client=httpx.AsyncClient(base_url="https://graph.facebook.com"))
     app = create_app(
         LeadsAPI(leads, None, SETTINGS, graph, ready, MemoryReplica()),
-        TokenVerifier({"k": KEY}, issuer="pipelines", audience="pipelines"),
+        TokenVerifier(TEST_KEYS.public(), issuer="pipelines", audience="pipelines"),
     )
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://leads") as http:
         yield Shop(leads, http)

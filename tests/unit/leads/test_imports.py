@@ -23,13 +23,13 @@ from shared.ops.settings import Settings
 from shared.store.commands import Context
 from shared.store.memory import InMemoryEventStore
 from testkit.apps import replica
+from testkit.services import TEST_KEYS
 
 NOW = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
-KEY = b"k" * 32
 
 
 def auth(user: str, *roles: str) -> dict[str, str]:
-    return {"Authorization": "Bearer " + issue_token(key_id="k", secret=KEY, user_id=user, roles=roles, team="north")}
+    return {"Authorization": "Bearer " + issue_token(TEST_KEYS, user_id=user, roles=roles, team="north")}
 
 
 IMPORTER = auth("u-import", "importer")
@@ -61,7 +61,7 @@ def setup() -> Iterator[tuple[TestClient, InMemoryEventStore, Leads]]:
         return {"store": "ok"}
 
     api = LeadsAPI(leads, None, Settings(), None, ready, replica())
-    with TestClient(create_app(api, TokenVerifier({"k": KEY}, issuer="pipelines", audience="pipelines"))) as c:
+    with TestClient(create_app(api, TokenVerifier(TEST_KEYS.public(), issuer="pipelines", audience="pipelines"))) as c:
         yield c, store, leads
 
 

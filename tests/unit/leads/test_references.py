@@ -14,10 +14,10 @@ from services.leads.sources import HttpFacebookGraph
 from shared.edge.auth import TokenVerifier, issue_token
 from shared.store.memory import InMemoryEventStore
 from testkit.apps import SETTINGS, replica
+from testkit.services import TEST_KEYS
 
 NOW = datetime(2026, 11, 24, 2, 30, tzinfo=UTC)
-KEY = b"k" * 32
-MKT = {"Authorization": "Bearer " + issue_token(key_id="k", secret=KEY, user_id="u-mkt", roles=("marketing",))}
+MKT = {"Authorization": "Bearer " + issue_token(TEST_KEYS, user_id="u-mkt", roles=("marketing",))}
 LEAD = {"source": "manual", "contact": {"name": "Trần Thị Bích", "phone": "0912 345 678", "company": "Cà phê Phố"}}
 
 
@@ -30,7 +30,7 @@ def test_assign_and_convert_name_known_active_users_in_known_teams() -> None:
         return {"store": "ok"}
 
     api = LeadsAPI(leads, None, SETTINGS, HttpFacebookGraph("t"), ready, references=people)
-    with TestClient(create_app(api, TokenVerifier({"k": KEY}, issuer="pipelines", audience="pipelines"))) as c:
+    with TestClient(create_app(api, TokenVerifier(TEST_KEYS.public(), issuer="pipelines", audience="pipelines"))) as c:
         lead = c.post("/leads", json=LEAD, headers=MKT).json()["id"]
         cases = [
             ("assign", {"owner_id": "u-ghost", "team_id": "north"}, "unknown_user", "owner_id"),

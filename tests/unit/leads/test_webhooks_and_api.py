@@ -21,9 +21,9 @@ from shared.core.normalize import phone
 from shared.edge.auth import TokenVerifier, issue_token
 from shared.ops.settings import Settings
 from shared.store.memory import InMemoryEventStore
+from testkit.services import TEST_KEYS
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "leads"
-KEY = b"k" * 32
 SETTINGS = Settings(
     website_form_secret="site-secret",
     ladipage_token="ladi-token",
@@ -41,7 +41,7 @@ def fixture(name: str) -> bytes:
 
 
 def auth(user: str, *roles: str) -> dict[str, str]:
-    return {"Authorization": "Bearer " + issue_token(key_id="k", secret=KEY, user_id=user, roles=roles)}
+    return {"Authorization": "Bearer " + issue_token(TEST_KEYS, user_id=user, roles=roles)}
 
 
 MKT = auth("u-mkt", "marketing")
@@ -83,7 +83,7 @@ def client(graph: RecordedGraph) -> Any:
             graph=HttpFacebookGraph("fb-token", client=http),
             readiness=ready,
         ),
-        TokenVerifier({"k": KEY}, issuer="pipelines", audience="pipelines"),
+        TokenVerifier(TEST_KEYS.public(), issuer="pipelines", audience="pipelines"),
     )
     with TestClient(app) as c:
         yield c

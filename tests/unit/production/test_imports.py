@@ -17,15 +17,15 @@ from services.production.handlers import Production
 from shared.core.ids import import_id
 from shared.edge.auth import TokenVerifier, issue_token
 from shared.store.memory import InMemoryEventStore
+from testkit.services import TEST_KEYS
 
 NOW = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
-KEY = b"k" * 32
 MATERIALS = [{"component": "máy nén", "quantity": "4"}]
 SHIPMENT = {"$import": {"kind": "shipment", "key": "SO-77/1"}}
 
 
 def auth(user: str, *roles: str) -> dict[str, str]:
-    return {"Authorization": "Bearer " + issue_token(key_id="k", secret=KEY, user_id=user, roles=roles)}
+    return {"Authorization": "Bearer " + issue_token(TEST_KEYS, user_id=user, roles=roles)}
 
 
 IMPORTER = auth("u-import", "importer")
@@ -81,7 +81,7 @@ def setup() -> Iterator[tuple[TestClient, InMemoryEventStore]]:
         return {"store": "ok"}
 
     api = ProductionAPI(Production(store, lambda: NOW), None, store.personal_data, "Asia/Ho_Chi_Minh", ready)
-    with TestClient(create_app(api, TokenVerifier({"k": KEY}, issuer="pipelines", audience="pipelines"))) as c:
+    with TestClient(create_app(api, TokenVerifier(TEST_KEYS.public(), issuer="pipelines", audience="pipelines"))) as c:
         yield c, store
 
 

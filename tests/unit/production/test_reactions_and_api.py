@@ -23,9 +23,9 @@ from shared.messaging.envelope import CloudEvent
 from shared.store import NewEvent
 from shared.store.commands import Context
 from shared.store.memory import InMemoryEventStore
+from testkit.services import TEST_KEYS
 
 NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
-KEY = b"k" * 32
 STAGE = StageSnapshot(
     stage_id="negotiation", name="Negotiation", order=50, probability=Decimal("0.8"), kind=StageKind.OPEN
 )
@@ -108,14 +108,14 @@ def client():
             timezone="Asia/Ho_Chi_Minh",
             readiness=ready,
         ),
-        TokenVerifier({"k": KEY}, issuer="pipelines", audience="pipelines"),
+        TokenVerifier(TEST_KEYS.public(), issuer="pipelines", audience="pipelines"),
     )
     with TestClient(app) as c:
         yield c
 
 
 def auth(*roles: str) -> dict[str, str]:
-    return {"Authorization": "Bearer " + issue_token(key_id="k", secret=KEY, user_id="u-1", roles=roles)}
+    return {"Authorization": "Bearer " + issue_token(TEST_KEYS, user_id="u-1", roles=roles)}
 
 
 PROD, AUDITOR = auth("production"), auth("auditor")

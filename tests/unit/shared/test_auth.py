@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -14,16 +15,19 @@ from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
 
 from shared.edge.auth import InvalidTokenError, Principal, TokenVerifier, current_principal, issue_token, require
+from shared.edge.keys import SigningKeys
 from shared.edge.revocation import FORGET_AFTER_S, RevocationList, parse
 from shared.ops.settings import Settings, SettingsError
+from testkit.services import KEY_SETTINGS
 
-OLD, NEW = b"o" * 32, b"n" * 32
+OLD = SigningKeys.from_seeds({"2026-01": b"o" * 32})
+NEW = SigningKeys.from_seeds({"2026-06": b"n" * 32})
 
 
 @pytest.fixture
 def client() -> TestClient:
     app = FastAPI()
-    app.state.token_verifier = TokenVerifier({"2026-01": OLD, "2026-06": NEW}, issuer="pipelines", audience="pipelines")
+    app.state.token_verifier = TokenVerifier(OLD.public().union(NEW.public()), issuer="pipelines", audience="pipelines")
 
     @app.get("/me")
     async def me(p: Annotated[Principal, Depends(current_principal)]) -> dict:
@@ -36,9 +40,9 @@ def client() -> TestClient:
     return TestClient(app)
 
 
-def token(kid: str = "2026-06", secret: bytes = NEW, **kw) -> dict[str, str]:
+def token(keys: SigningKeys = NEW, **kw) -> dict[str, str]:
     args = {"user_id": "u-1", "roles": ["sales"], "team": "north"} | kw
-    return {"Authorization": f"Bearer {issue_token(key_id=kid, secret=secret, **args)}"}
+    return {"Authorization": f"Bearer {issue_token(keys, **args)}"}
 
 
 def test_valid_token_carries_user_roles_and_team(client: TestClient) -> None:
@@ -48,7 +52,7 @@ def test_valid_token_carries_user_roles_and_team(client: TestClient) -> None:
 
 
 def test_a_token_signed_with_the_previous_key_still_works_during_rotation(client: TestClient) -> None:
-    assert client.get("/me", headers=token(kid="2026-01", secret=OLD)).status_code == 200
+    assert client.get("/me", headers=token(OLD)).status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -56,8 +60,8 @@ def test_a_token_signed_with_the_previous_key_still_works_during_rotation(client
     [
         ({}, "bearer token required"),
         ({"Authorization": "Bearer not-a-jwt"}, "malformed token"),
-        (token(kid="2025-01"), "unknown key id"),
-        (token(secret=OLD), "Signature verification failed"),
+        (token(SigningKeys.from_seeds({"2025-01": b"n" * 32})), "unknown key id"),
+        (token(SigningKeys.from_seeds({"2026-06": b"o" * 32})), "Signature verification failed"),
         (token(now=datetime.now(UTC) - timedelta(hours=3)), "expired"),
         (token(audience="someone-else"), "Audience doesn't match"),
         (token(issuer="evil"), "Invalid issuer"),
@@ -80,25 +84,29 @@ def test_role_checks_give_403_and_admin_passes(client: TestClient) -> None:
 
 def test_unknown_roles_are_refused_when_issuing_and_when_verifying() -> None:
     with pytest.raises(ValueError, match="unknown roles"):
-        issue_token(key_id="k", secret=NEW, user_id="u", roles=["wizard"])
+        issue_token(NEW, user_id="u", roles=["wizard"])
     with pytest.raises(ValueError, match="unknown roles"):
         require("wizard")
 
 
-def test_verifier_from_settings_needs_long_enough_keys() -> None:
-    settings = Settings(jwt_keys='{"k1": "short"}')
-    with pytest.raises(SettingsError, match="shorter than 32 bytes"):
-        TokenVerifier.from_settings(settings)
-    with pytest.raises(SettingsError, match="PIPELINES_JWT_KEYS"):
-        TokenVerifier.from_settings(Settings(jwt_keys="{}"))
-    verifier = TokenVerifier.from_settings(Settings(jwt_keys='{"k1": "' + "x" * 40 + '"}'))
-    principal = verifier.verify(issue_token(key_id="k1", secret=b"x" * 40, user_id="u-9", roles=["auditor"]))
+def test_verifier_from_settings_needs_public_keys_and_refuses_a_private_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in KEY_SETTINGS:  # a shell with `scripts/stack env` evaluated has them
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(SettingsError, match="PIPELINES_JWT_PUBLIC_KEYS .* or PIPELINES_JWKS_URL"):
+        TokenVerifier.from_settings(Settings(_env_file=None))
+    leaked = NEW.jwks()
+    leaked["keys"][0]["d"] = "bm5ubm5ubm5ubm5ubm5ubm5ubm5ubm5ubm5ubm5ubm4"
+    with pytest.raises(SettingsError, match="private member"):
+        TokenVerifier.from_settings(Settings(_env_file=None, jwt_public_keys=json.dumps(leaked)))
+    verifier = TokenVerifier.from_settings(Settings(_env_file=None, jwt_public_keys=json.dumps(NEW.jwks())))
+    principal = verifier.verify(issue_token(NEW, user_id="u-9", roles=["auditor"]))
     assert principal == Principal("u-9", frozenset({"auditor"}))
+    assert len(TokenVerifier.from_settings(Settings(_env_file=None, jwks_url="http://127.0.0.1:9/jwks")).keys) == 0
 
 
 def test_a_verified_token_is_remembered_until_it_expires() -> None:
-    verifier = TokenVerifier({"k": NEW}, issuer="pipelines", audience="pipelines", leeway_s=0)
-    good = issue_token(key_id="k", secret=NEW, user_id="u-1", roles=["sales"], ttl=timedelta(seconds=2))
+    verifier = TokenVerifier(NEW.public(), issuer="pipelines", audience="pipelines", leeway_s=0)
+    good = issue_token(NEW, user_id="u-1", roles=["sales"], ttl=timedelta(seconds=2))
     assert verifier.verify(good).user_id == "u-1"
     assert verifier.verify(good).user_id == "u-1"  # remembered
     forged = good[:-2] + ("AA" if not good.endswith("AA") else "BB")
@@ -112,12 +120,12 @@ def test_a_verified_token_is_remembered_until_it_expires() -> None:
 # Issue 20 item 8: bounds on what a token may claim, and revocation.
 
 
-def signed(claims: dict[str, Any], kid: str = "2026-06", secret: bytes = NEW) -> str:
+def signed(claims: dict[str, Any], keys: SigningKeys = NEW) -> str:
     """A token signed with a valid key whatever its claims (what an issuer that holds a key could make)."""
     now = int(time.time())
     base = {"sub": "u-1", "roles": ["sales"], "iss": "pipelines", "aud": "pipelines", "iat": now, "exp": now + 600}
     base |= {"jti": "t-" + uuid.uuid4().hex}
-    return jwt.encode({k: v for k, v in (base | claims).items() if v is not None}, secret, "HS256", {"kid": kid})
+    return keys.sign({k: v for k, v in (base | claims).items() if v is not None})
 
 
 @pytest.mark.parametrize(
@@ -135,6 +143,8 @@ def signed(claims: dict[str, Any], kid: str = "2026-06", secret: bytes = NEW) ->
         ({"jti": ""}, "jti must be a string of 1 to 128"),
         ({"jti": "x" * 129}, "jti must be a string of 1 to 128"),
         ({"jti": 7}, "JWT ID must be a string"),
+        ({"sid": ""}, "sid must be a string of 1 to 128"),
+        ({"sid": ["s"]}, "sid must be a string of 1 to 128"),
         ({"team": "north", "pad": "x" * 1_300_000}, "longer than 8192 bytes"),  # a 1.3 MB token
     ],
 )
@@ -144,7 +154,7 @@ def test_tokens_past_the_bounds_are_refused(client: TestClient, claims: dict[str
 
 
 def test_a_huge_token_is_refused_before_it_is_decoded(monkeypatch: pytest.MonkeyPatch) -> None:
-    verifier = TokenVerifier({"2026-06": NEW}, issuer="pipelines", audience="pipelines")
+    verifier = TokenVerifier(NEW.public(), issuer="pipelines", audience="pipelines")
 
     def no_decoding(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("decoded")
@@ -159,7 +169,7 @@ def test_a_huge_token_is_refused_before_it_is_decoded(monkeypatch: pytest.Monkey
 
 def test_the_longest_lifetime_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PIPELINES_JWT_MAX_LIFETIME_S", "3600")
-    settings = Settings(_env_file=None, jwt_keys='{"2026-06": "' + NEW.decode() + '"}')
+    settings = Settings(_env_file=None, jwt_public_keys=json.dumps(NEW.jwks()))
     verifier = TokenVerifier.from_settings(settings)
     now = int(time.time())
     assert verifier.verify(signed({"exp": now + 3600})).user_id == "u-1"
@@ -172,7 +182,7 @@ def test_the_longest_lifetime_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> N
 def test_issued_tokens_carry_a_random_id_and_when_they_were_issued() -> None:
     first, second = (
         jwt.decode(
-            issue_token(key_id="k", secret=NEW, user_id="u", roles=["sales"]), NEW, ["HS256"], audience="pipelines"
+            issue_token(NEW, user_id="u", roles=["sales"]), NEW.public()["2026-06"], ["EdDSA"], audience="pipelines"
         )
         for _ in range(2)
     )
@@ -182,9 +192,9 @@ def test_issued_tokens_carry_a_random_id_and_when_they_were_issued() -> None:
 
 def test_a_revoked_token_is_refused_even_once_remembered_and_others_still_work() -> None:
     revocations = RevocationList()  # no settings: this process's list only (publish revokes here)
-    verifier = TokenVerifier({"k": NEW}, issuer="pipelines", audience="pipelines", revoked=revocations)
-    signed_out = issue_token(key_id="k", secret=NEW, user_id="u-1", roles=["sales"])
-    other = issue_token(key_id="k", secret=NEW, user_id="u-1", roles=["sales"])
+    verifier = TokenVerifier(NEW.public(), issuer="pipelines", audience="pipelines", revoked=revocations)
+    signed_out = issue_token(NEW, user_id="u-1", roles=["sales"])
+    other = issue_token(NEW, user_id="u-1", roles=["sales"])
     checked = verifier.check(signed_out)  # now remembered as verified
     assert checked.principal.user_id == "u-1"
     asyncio.run(revocations.publish(checked.token_id, checked.expires))
@@ -203,5 +213,15 @@ def test_revocations_are_forgotten_once_their_tokens_expired_and_junk_is_skipped
     revocations.revoke("c", now[0] + 10)  # pruning runs at most once a minute, on a revocation or a read
     assert "a" in revocations and "b" not in revocations and len(revocations) == 2
     assert parse(b'{"jti": "x", "exp": 5}') == ("x", 5.0)
-    for junk in (b"", b"[]", b"not json", b'{"jti": "x"}', b'{"jti": "", "exp": 5}', b'{"jti": "x", "exp": true}'):
+    assert parse(b'{"sid": "s-1", "exp": 5}') == ("sid:s-1", 5.0)  # a session's: every token naming it
+    junk_sids = (b'{"sid": "", "exp": 5}', b'{"sid": 7, "exp": 5}', b'{"sid": "s", "jti": "x", "exp": 5}')
+    for junk in (
+        b"",
+        b"[]",
+        b"not json",
+        b'{"jti": "x"}',
+        b'{"jti": "", "exp": 5}',
+        b'{"jti": "x", "exp": true}',
+        *junk_sids,
+    ):
         assert parse(junk) is None, junk

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pytest
 
+from testkit.services import TEST_JWKS
+
 MAX_HEADER_BYTES = 16 * 1024
 MAX_HEADERS = 50
 ROOT = Path(__file__).resolve().parents[3]
@@ -56,7 +58,7 @@ def server() -> Iterator[Server]:
         "PIPELINES_WEB_PORT": str(port),
         "PIPELINES_MAX_HEADER_BYTES": str(MAX_HEADER_BYTES),
         "PIPELINES_MAX_HEADERS": str(MAX_HEADERS),
-        "PIPELINES_JWT_KEYS": json.dumps({"k": "k" * 40}),
+        "PIPELINES_JWT_PUBLIC_KEYS": TEST_JWKS,
         "PIPELINES_LOG_LEVEL": "ERROR",
         "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9",  # no live feed here: the board serves without it
     }

@@ -21,16 +21,19 @@ from services.web.pages import AUDIT, pages
 from services.web.pages.sales import target_scope
 from services.web.panels import FilterError, Filters
 from services.web.session import safe_next
-from shared.edge.auth import Principal, issue_token
+from shared.edge.auth import Principal
 from shared.ops.settings import Settings
+from testkit.services import TEST_JWKS
+from tests.unit.web.signin_fake import PASSWORD, SIGNIN_PORT, FakeSignIn
 
-SECRET = "k" * 40
-SETTINGS = Settings(jwt_keys=json.dumps({"t": SECRET}), jwt_active_kid="t", log_json=False)
+SETTINGS = Settings(jwt_public_keys=TEST_JWKS, jwt_signing_keys={}, log_json=False)
+SIGNIN = FakeSignIn()  # the sign-in service's answers (decision 0022)
 ALL_PAGES = {**pages(ZoneInfo("Asia/Ho_Chi_Minh")), "audit": AUDIT}
 
 
-def tok(user: str, *roles: str, team: str | None = None) -> str:
-    return issue_token(key_id="t", secret=SECRET.encode(), user_id=user, roles=roles, team=team)
+def session(user: str, *roles: str, team: str | None = None) -> str:
+    """The cookie of a user signed in (a session the fake sign-in service knows)."""
+    return SIGNIN.session(user, *roles, team=team)
 
 
 def test_every_label_has_both_languages() -> None:
@@ -183,7 +186,9 @@ def problem(status: int, detail: str, rule: str, **members: Any) -> httpx.Respon
 
 def fake_apis(request: httpx.Request) -> httpx.Response:
     """The deals API's board; 403 for marketing's funnel, 422 for the stage analytics; everything else answers an
-    empty list."""
+    empty list. The sign-in service: ``SIGNIN``."""
+    if request.url.port == SIGNIN_PORT:
+        return SIGNIN(request)
     if request.url.path == "/board" and request.url.port == 8102:
         return httpx.Response(200, json=BOARD)
     if request.url.path == "/funnel":
@@ -213,20 +218,28 @@ async def web() -> Any:
         yield client
 
 
-async def test_sign_in_keeps_the_token_in_an_http_only_cookie(web: httpx.AsyncClient) -> None:
+async def test_sign_in_keeps_only_the_session_in_an_http_only_cookie(web: httpx.AsyncClient) -> None:
+    SIGNIN.users["lan@example.vn"] = ("u-lan", ("sales",), "north")
     form = {"csrf": await csrf_field(web)}  # the login form's (tests/unit/web/test_sessions.py)
-    r = await web.post("/login", data={"token": "nope", "next": "/sales"} | form)
-    assert r.status_code == 401 and "not valid" in r.text
-    r = await web.post("/login", data={"token": "Bearer " + tok("u-lan", "sales"), "next": "/production"} | form)
+    r = await web.post("/login", data={"email": "lan@example.vn", "password": "nope", "next": "/sales"} | form)
+    assert r.status_code == 401 and "Wrong email or password" in r.text
+    login = {"email": "lan@example.vn", "password": PASSWORD, "next": "/production"}
+    r = await web.post("/login", data=login | form)
     assert r.status_code == 303 and r.headers["location"] == "/production"
     cookie = r.headers["set-cookie"]
-    assert cookie.startswith(COOKIE) and "HttpOnly" in cookie and "SameSite=strict" in cookie
-    r = await web.post("/logout", data={"csrf": web.cookies["pipelines_csrf"]})
-    assert r.status_code == 303 and 'pipelines_token=""' in r.headers["set-cookie"]
+    assert cookie.startswith(COOKIE) and "HttpOnly" in cookie and "SameSite=lax" in cookie
+    secret = web.cookies[COOKIE]
+    assert secret in SIGNIN.sessions and "." not in secret  # the session's secret, not a token
+    page = await web.get("/sales")
+    csrf = SIGNIN.sessions[secret]["csrf"]
+    assert f'name="csrf" value="{csrf}"' in page.text and "eyJ" not in page.text  # the session's CSRF token
+    r = await web.post("/logout", data={"csrf": csrf})
+    assert r.status_code == 303 and 'pipelines_session=""' in r.headers["set-cookie"]
+    assert SIGNIN.sessions[secret]["ended"]
 
 
 async def test_a_page_shows_the_api_values_and_says_what_it_could_not_show(web: httpx.AsyncClient) -> None:
-    web.cookies.set(COOKIE, tok("u-lan", "sales"))
+    web.cookies.set(COOKIE, session("u-lan", "sales"))
     r = await web.get("/sales?lang=vi")
     assert r.status_code == 200 and r.headers["content-security-policy"].startswith("default-src 'self'")
     assert 'data-value="21"' in r.text and "Số ngày ở giai đoạn" in r.text and "5.000.000" in r.text
@@ -251,7 +264,7 @@ async def test_event_streams_carry_notices_and_end_when_the_process_stops() -> N
     app = create_app(SETTINGS, transport=httpx.MockTransport(fake_apis), live_feed=False, stop=stop)
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://web")
     async with app.router.lifespan_context(app), client:
-        client.cookies.set(COOKIE, tok("u-lan", "sales"))
+        client.cookies.set(COOKIE, session("u-lan", "sales"))
         loop = asyncio.get_running_loop()
         loop.call_later(0.3, app.state.board.hub.publish, {"service": "deals", "position": 7})
         loop.call_later(0.8, stop.set)  # SIGTERM: an open page must not hold the shutdown
@@ -273,7 +286,7 @@ def test_a_panel_says_why_an_api_refused_with_its_problems_detail() -> None:
 
 
 async def test_pages_answer_html_and_a_panels_refusal_is_a_problem(web: httpx.AsyncClient) -> None:
-    web.cookies.set(COOKIE, tok("u-lan", "sales"))
+    web.cookies.set(COOKIE, session("u-lan", "sales"))
     r = await web.get("/sales?from=nope")  # a browser's page: HTML, the filter named
     assert (
         r.status_code == 422 and r.headers["content-type"].startswith("text/html") and "from: &#39;nope&#39;" in r.text
@@ -303,3 +316,57 @@ async def test_an_event_stream_sends_the_notices_until_stop() -> None:
     with pytest.raises(StopAsyncIteration):
         await anext(lines)
     assert hub.listeners == 0
+
+
+def directory(request: httpx.Request) -> httpx.Response:
+    """The directory's lists as a director sees them (its own scoping: tests/integration/
+    test_directory_users_and_teams.py)."""
+    if request.url.path == "/teams":
+        teams = [{"team_id": "north", "name": "Miền Bắc"}, {"team_id": "south", "name": "Miền Nam"}]
+        return httpx.Response(200, json={"items": teams, "next_cursor": None})
+    users = [
+        {"user_id": "u-lan", "name": "Lan", "roles": ["sales"], "team_id": "north"},
+        {"user_id": "u-binh", "name": "Bình", "roles": ["sales"], "team_id": "north"},
+        {"user_id": "u-mai", "name": "Mai", "roles": ["sales_manager"], "team_id": "south"},
+        {"user_id": "u-audit", "name": "Kiểm", "roles": ["auditor"], "team_id": None},
+    ]
+    return httpx.Response(200, json={"items": users, "next_cursor": None})
+
+
+async def test_team_and_salesperson_are_dropdowns_of_what_the_user_may_see() -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.port == 8104:
+            return directory(request)
+        return fake_apis(request)
+
+    app = create_app(SETTINGS, transport=httpx.MockTransport(answer), live_feed=False)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://web") as web,
+    ):
+        options = re.compile(r'<option value="([^"]*)"')
+        # a director: every team, every salesperson (not the auditor: no deals of their own)
+        web.cookies.set(COOKIE, session("u-dir", "sales_director"))
+        r = await web.get("/sales?team=south&owner=u-mai")
+        assert r.status_code == 200
+        assert options.findall(r.text) == ["", "north", "south", "", "u-binh", "u-lan", "u-mai"]
+        assert '<option value="south" selected>Miền Nam</option>' in r.text
+        # a salesperson: their own team and themself; another team or person is refused, not shown empty
+        web.cookies.set(COOKIE, session("u-lan", "sales", team="north"))
+        r = await web.get("/sales")
+        assert options.findall(r.text) == ["", "north", "", "u-lan"]
+        for query, field in (("team=south", "team"), ("owner=u-binh", "owner")):
+            r = await web.get(f"/sales?{query}")
+            assert r.status_code == 422 and f"{field}: &#39;" in r.text and "is not one you may see" in r.text
+            assert (await web.get(f"/panel/sales/board?{query}")).status_code == 422
+            assert (await web.get(f"/export/sales/board.csv?{query}")).status_code == 422
+        assert (await web.get("/sales?team=north&owner=u-lan")).status_code == 200
+        assert (await web.get("/marketing")).status_code == 200  # a page without those filters asks no directory
+
+
+async def test_without_the_directory_no_team_can_be_chosen(web: httpx.AsyncClient) -> None:
+    web.cookies.set(COOKIE, session("u-dir", "sales_director"))
+    r = await web.get("/sales?team=north")  # the fake answers no list: as if the directory were down
+    assert r.status_code == 422 and "team: the directory does not answer" in r.text
+    r = await web.get("/sales")
+    assert r.status_code == 200 and '<input type="text" name="team"' in r.text

@@ -1,0 +1,3 @@
+from services.signin.main import main
+
+main()
