@@ -149,7 +149,9 @@ async def _schemas(pool: asyncpg.Pool, namespace: str) -> dict[str, str]:
 
 
 async def _project(pool: asyncpg.Pool, store: PostgresEventStore, schema: str) -> None:
-    recorded = await store.read_all(limit=1000)
+    # every agenda stream in commit order; not read_all, which hides what committed after a transaction another test
+    # holds open (a tailing reader's view)
+    recorded = sorted(await store.read_streams("agenda-"), key=lambda r: r.position)
     async with pool.acquire() as conn:
         await conn.execute(f"SET search_path TO {schema}")
         for _ in range(2):  # the second time: a replay
