@@ -15,8 +15,22 @@ import pytest
 from shared.store import NewEvent, StaleTransactionError
 from shared.store.postgres import PostgresEventStore
 from testkit.events import Counted
+from testkit.waiting import wait_until
 
 pytestmark = [pytest.mark.pg]
+
+
+async def tail(store: PostgresEventStore, count: int) -> list[tuple[str, int]]:
+    """The tail once it shows ``count`` events: it hides what committed after a transaction still open anywhere in the
+    cluster (another test's, on a shared server), until that one ends."""
+    seen: list[tuple[str, int]] = []
+
+    async def shown() -> bool:
+        seen[:] = [(e.stream_id, e.version) for e in await store.read_all(limit=100)]
+        return len(seen) >= count
+
+    await wait_until(shown, timeout=60, interval=0.1)
+    return seen
 
 
 async def test_an_older_transaction_may_not_append_after_a_younger_one(
@@ -36,7 +50,7 @@ async def test_an_older_transaction_may_not_append_after_a_younger_one(
             again = pg_store.using(batch_conn)
             await again.append("deal-a", [NewEvent(Counted(n=1))], expected_version=0)
             await again.append("deal-b", [NewEvent(Counted(n=2))], expected_version=1)
-    tailed = [(e.stream_id, e.version) for e in await pg_store.read_all(limit=100)]
+    tailed = await tail(pg_store, 3)
     assert [v for s, v in tailed if s == "deal-b"] == [1, 2]
     assert sorted(tailed) == [("deal-a", 1), ("deal-b", 1), ("deal-b", 2)]
 
@@ -44,4 +58,4 @@ async def test_an_older_transaction_may_not_append_after_a_younger_one(
 async def test_a_plain_append_is_never_refused_for_its_age(pg_store: PostgresEventStore) -> None:
     for v in range(5):  # each its own transaction: its id is assigned at its one write
         await pg_store.append("deal-x", [NewEvent(Counted(n=v))], expected_version=v)
-    assert [e.version for e in await pg_store.read_all(limit=100)] == [1, 2, 3, 4, 5]
+    assert [v for _, v in await tail(pg_store, 5)] == [1, 2, 3, 4, 5]
