@@ -3,7 +3,7 @@ SHELL := bash
 .DEFAULT_GOAL := help
 PY := .venv/bin/python
 
-.PHONY: help setup demo up down status deals test test-fast lint fmt schemas lock bench
+.PHONY: help setup demo up down status deals test test-fast lint fmt catalogs schemas lock bench
 
 help: ## this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -51,6 +51,9 @@ lint: ## ruff, mypy (strict), import contracts
 	.venv/bin/mypy
 	.venv/bin/lint-imports
 	.venv/bin/python -m tools.contract check
+
+catalogs: ## extract the board's texts again into services/web/locale/*/messages.po (then translate what vi lacks)
+	$(PY) -m services.web.i18n extract
 
 fmt: ## format and autofix
 	.venv/bin/ruff format .

@@ -24,6 +24,7 @@ BENCHMARKS = (
     "agenda",
     "notifier",
     "imports",
+    "board",
 )
 
 

@@ -58,9 +58,11 @@ READ_PANELS = """() => [...document.querySelectorAll('section.panel')].map(el =>
     text: (c.querySelector('small') ? c.textContent.replace(c.querySelector('small').textContent, '') : c.textContent).trim(),
   }));
   const rows = [...el.querySelectorAll('[data-row]')].map(r => el.dataset.kind === 'kanban'
-    ? {cells: cells(r.querySelector('.colhead')), cards: [...r.querySelectorAll('article')].map(a => ({id: a.dataset.id, hl: a.classList.contains('hl'), cells: cells(a)}))}
+    ? {cells: cells(r.querySelector('.colhead')), total: Number(r.dataset.total), cards: [...r.querySelectorAll('article')].map(a => ({id: a.dataset.id, hl: a.classList.contains('hl'), cells: cells(a)}))}
     : {cells: cells(r), cards: []});
+  const scroll = el.querySelector('.scroll[data-total]');
   return {id: el.dataset.panel, page: el.dataset.page, state: el.dataset.state, source: el.dataset.source,
+          total: scroll ? Number(scroll.dataset.total) : rows.length,
           kind: el.dataset.kind, text: el.querySelector('.msg') ? el.querySelector('.msg').textContent.trim() : '', rows};
 })"""
 

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 
 from services.web.pages.audit import TIMELINE
-from services.web.panels import Filters, Panel, rows_of
+from services.web.panels import CARDS_SHOWN, Filters, Panel, rows_of
 from shared.edge.auth import Principal
 from shared.ops.settings import PIPELINES, Settings
 
@@ -48,6 +48,21 @@ class Apis:
         await self.http.aclose()
 
 
+class OnePage(Apis):
+    """The APIs for one page: panels that make the same query (the win rate beside the stage conversion, the target
+    plan's figures beside its stages) share one call."""
+
+    def __init__(self, apis: Apis) -> None:  # the board's client and addresses, not new ones
+        self.urls, self.directory, self.http = apis.urls, apis.directory, apis.http
+        self.calls: dict[tuple[str, str, tuple[tuple[str, str], ...], str], asyncio.Future[httpx.Response]] = {}
+
+    async def get(self, service: str, path: str, params: dict[str, str], token: str) -> httpx.Response:
+        key = (service, path, tuple(sorted(params.items())), token)
+        if key not in self.calls:
+            self.calls[key] = asyncio.ensure_future(super().get(service, path, params, token))
+        return await asyncio.shield(self.calls[key])
+
+
 def source_of(service: str, path: str, params: dict[str, str]) -> str:
     return f"{service} {path}" + (f"?{urllib.parse.urlencode(params)}" if params else "")
 
@@ -76,12 +91,18 @@ def refused(shown: Shown, r: httpx.Response) -> Shown:
     return shown
 
 
-async def load(apis: Apis, panel: Panel, f: Filters, p: Principal, token: str, position: int | None = None) -> Shown:
+async def load(
+    apis: Apis, panel: Panel, f: Filters, p: Principal, token: str, position: int | None = None, whole: bool = False
+) -> Shown:
+    """The panel's rows; a kanban whose API can list each column's first cards only asks for those (what the page
+    shows: ``CARDS_SHOWN``, all of the column ``f.more``), unless ``whole`` (the CSV export: every card)."""
     if panel is TIMELINE:
         return await timeline(apis, f, token)
     params = panel.params(f, p)
     if params is None:
         return Shown(panel, "", state="choose")
+    if panel.first_cards and not whole:
+        params = params | {"cards": str(CARDS_SHOWN)} | ({"whole_stage": f.more} if f.more else {})
     if position is not None and panel.waits:
         params = params | {"position": str(position)}
     return await fetch(apis, panel, panel.path, params, token)

@@ -33,6 +33,9 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.web import exports, live, login, session, stream, views
+from services.web.actions import core as actions
+from services.web.actions import ops as ops_actions
+from services.web.actions import sales as sales_actions
 from services.web.apis import Apis
 from services.web.pages import all_pages
 from services.web.people import People
@@ -108,6 +111,13 @@ def add_routes(app: FastAPI, pages: Iterable[str]) -> None:
         ("GET", "/export/{page_id}/{panel_id}.csv", exports.export),
         ("GET", "/alerts/count", views.alerts_count),
         ("GET", "/events", stream.events),
+        ("POST", "/act/{action_id}", actions.act),  # every action (services/web/actions/core.py)
+        ("GET", "/act/{action_id}", actions.form_page),
+        ("GET", "/deal/{deal_id}", sales_actions.deal_page),
+        ("GET", "/agenda", sales_actions.agenda_page),
+        ("GET", "/customers/{organisation_id}", sales_actions.customer_page),
+        ("GET", "/lead/{lead_id}", ops_actions.lead_page),  # a lead and its actions (actions/ops.py)
+        ("GET", "/order/{order_id}", ops_actions.order_page),  # a production order and its actions
     ]
     for method, path, endpoint in routes:
         app.add_api_route(path, endpoint, methods=[method], include_in_schema=False)

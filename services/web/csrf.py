@@ -33,6 +33,8 @@ from collections.abc import Mapping
 from starlette.requests import Request
 from starlette.responses import Response
 
+from services.web.catalogs import N_  # the reasons are shown translated (message.html)
+
 FIELD = "csrf"
 HEADER = "x-csrf-token"  # a script's post carries the token here instead
 NAME = "pipelines_csrf"
@@ -94,7 +96,7 @@ def cross_site(request: Request) -> str | None:
         origin = f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else "null"
     host = request.headers.get("host", "")
     if origin == "null" or urllib.parse.urlsplit(origin).netloc.lower() != host.lower():
-        return "the form was sent from another site (its origin is not this one's)"
+        return N_("the form was sent from another site (its origin is not this one's)")
     return None
 
 
@@ -109,5 +111,5 @@ def refused(request: Request, form: Mapping[str, str], session: str | None = Non
     expected = session if session is not None else _cookie(request)
     sent = form.get(FIELD) or request.headers.get(HEADER, "")
     if not expected or not hmac.compare_digest(expected.encode(), sent.encode("utf-8", "replace")):
-        return "the form's security token is missing or out of date: open the page again and resend"
+        return N_("the form's security token is missing or out of date: open the page again and resend")
     return None

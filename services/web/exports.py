@@ -54,7 +54,7 @@ def to_csv(shown: Shown, lang: i18n.Lang) -> str:
 
 async def export(request: Request, page_id: str, panel_id: str) -> Response:
     """GET /export/{page_id}/{panel_id}.csv: the panel as a CSV file; a panel it could not load: a problem."""
-    shown, lang = await one(request, page_id, panel_id)
+    shown, lang = await one(request, page_id, panel_id, whole=True)  # every card of a kanban
     if shown.state != "ok":
         code = {"signed_out": 401, "forbidden": 403, "not_found": 404, "invalid": 422, "choose": 422}
         raise HTTPException(code.get(shown.state, 503), detail=shown.detail or shown.state)

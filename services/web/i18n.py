@@ -1,32 +1,50 @@
-"""The board's words in English and Vietnamese, and how numbers, money and dates are written in each.
+"""The board's languages: texts through gettext catalogs (``catalogs.py``: ``locale/<lang>/LC_MESSAGES/messages.po``,
+the msgid being the English text), numbers, money and dates by Babel (``formats.py``), the domain's words
+(``domain_words.py``).
 
-Every label a page shows is a key of ``WORDS``; a missing key is a test failure, not an English fallback.
+``WORDS`` is what is left of the old hand-written list (key -> English, Vietnamese): ``t(key)`` and ``word(key, lang)``
+still translate a key's English through the catalog; ``python -m services.web.i18n extract`` moves its Vietnamese
+into the catalog. New texts: ``_("English")`` in templates, ``N_("English")`` for labels defined in Python.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, tzinfo
-from decimal import Decimal, InvalidOperation
+import sys
+from datetime import tzinfo
+from decimal import Decimal
 from typing import Any, Literal
+
+from services.web import catalogs, domain_words, formats
+from services.web.actions import ops_words
+from services.web.actions import words as action_words
+from services.web.catalogs import N_
+
+__all__ = ["LANGS", "N_", "WORDS", "Lang", "fmt", "gettext", "ngettext", "pick_lang", "word", "zone"]
 
 Lang = Literal["en", "vi"]
 LANGS: tuple[Lang, ...] = ("en", "vi")
 
+
+def gettext(lang: str, message: str) -> str:
+    """``message`` (an English msgid) in ``lang``."""
+    return catalogs.translations(lang).gettext(message)
+
+
+def ngettext(lang: str, singular: str, plural: str, n: int) -> str:
+    return catalogs.translations(lang).ngettext(singular, plural, n)
+
+
 WORDS: dict[str, tuple[str, str]] = {
     # navigation and chrome
-    "app": ("Pipelines", "Pipelines"),
     "sales": ("Sales", "Bán hàng"),
     "marketing": ("Marketing", "Marketing"),
     "production": ("Production", "Sản xuất"),
     "audit": ("Audit", "Kiểm toán"),
     "alerts": ("Alerts", "Cảnh báo"),
     "login": ("Sign in", "Đăng nhập"),
-    "logout": ("Sign out", "Đăng xuất"),
-    "logout_everywhere": ("Sign out everywhere", "Đăng xuất mọi nơi"),
     "email": ("Email", "Email"),
     "password": ("Password", "Mật khẩu"),
     "or": ("or", "hoặc"),
-    "sign_in_with": ("Sign in with", "Đăng nhập bằng"),
     "bad_credentials": ("Wrong email or password", "Sai email hoặc mật khẩu"),
     "locked": (
         "Too many wrong passwords: this account is locked until {at}",
@@ -46,8 +64,6 @@ WORDS: dict[str, tuple[str, str]] = {
         "Đăng nhập bằng tài khoản tổ chức không thành công",
     ),
     "reset": ("Set your password", "Đặt mật khẩu"),
-    "new_password": ("New password", "Mật khẩu mới"),
-    "confirm_password": ("The same password again", "Nhập lại mật khẩu"),
     "password_rules": (
         "12 to 128 characters, and not your email address",
         "Từ 12 đến 128 ký tự, và không phải địa chỉ email của bạn",
@@ -59,70 +75,67 @@ WORDS: dict[str, tuple[str, str]] = {
     ),
     "password_set": ("Your password is set: sign in with it", "Mật khẩu đã được đặt: hãy đăng nhập bằng mật khẩu mới"),
     "refused": ("This form was refused", "Biểu mẫu này bị từ chối"),
-    "refused_help": (
-        "It did not come from this site's page, or the page is out of date. Open it again and resend.",
-        "Biểu mẫu không gửi từ trang của hệ thống này, hoặc trang đã cũ. Hãy mở lại trang và gửi lại.",
-    ),
     "logout_failed": ("Not signed out", "Chưa đăng xuất"),
-    "logout_failed_help": (
-        "Your session could not be ended in every service just now. You are still signed in: try again in a moment.",
-        "Chưa thể kết thúc phiên của bạn ở mọi dịch vụ. Bạn vẫn đang đăng nhập: hãy thử lại sau giây lát.",
-    ),
     "signin_down": ("Sign-in unavailable", "Không đăng nhập được"),
-    "signin_down_help": (
-        "The sign-in service does not answer right now: try again in a moment",
-        "Dịch vụ đăng nhập hiện không phản hồi: hãy thử lại sau giây lát",
-    ),
     "back": ("Back to the board", "Quay lại bảng"),
-    "signed_in_as": ("Signed in as", "Đăng nhập với"),
     "live": ("live", "trực tiếp"),
-    "offline": ("reconnecting…", "đang kết nối lại…"),
     "updated": ("updated", "cập nhật"),
     "csv": ("CSV", "CSV"),
-    "show": ("Show", "Xem"),
     "from": ("From", "Từ ngày"),
     "to": ("To", "Đến ngày"),
     "period": ("Period", "Kỳ"),
     "as_of": ("As it stood on", "Tại ngày"),
     "team": ("Team", "Nhóm"),
     "owner": ("Salesperson", "Nhân viên"),
-    "everyone": ("All you may see", "Tất cả trong phạm vi của bạn"),
     "deal": ("Deal", "Cơ hội"),
     "empty": ("Nothing here yet", "Chưa có dữ liệu"),
     "forbidden": ("Your role does not see this", "Vai trò của bạn không được xem mục này"),
-    "partial": ("Not shown to your role", "Không hiển thị với vai trò của bạn"),
     "not_found": ("Not found", "Không tìm thấy"),
     "unavailable": ("The service does not answer right now", "Dịch vụ hiện không phản hồi"),
     "invalid": ("Check the filters", "Kiểm tra lại bộ lọc"),
-    "choose_team": ("Choose a team or a salesperson to see their plan", "Chọn nhóm hoặc nhân viên để xem kế hoạch"),
-    "choose_deal": ("Give a deal's id to see its whole story", "Nhập mã cơ hội để xem toàn bộ lịch sử"),
     "now": ("now", "hiện tại"),
     "yes": ("yes", "có"),
     "no": ("no", "không"),
     "details": ("details", "chi tiết"),
     "more": ("more…", "thêm…"),
+    # layout and accessibility (issue 28)
+    "language": ("Language", "Ngôn ngữ"),
     # panels
-    "p_board": ("Deals by stage", "Cơ hội theo giai đoạn"),
-    "p_forecast": ("Forecast", "Dự báo doanh thu"),
-    "p_stages": ("Stage conversion", "Chuyển đổi theo giai đoạn"),
-    "p_velocity": ("Win rate and velocity", "Tỷ lệ thắng và tốc độ"),
-    "p_scorecard": ("Salesperson scorecards", "Bảng điểm nhân viên"),
-    "p_target": ("Deals needed per stage for the target", "Số cơ hội cần ở mỗi giai đoạn để đạt chỉ tiêu"),
-    "p_target_kpis": ("Target", "Chỉ tiêu"),
-    "p_funnel_source": ("Funnel by source", "Phễu theo nguồn"),
-    "p_funnel_campaign": ("Funnel by campaign", "Phễu theo chiến dịch"),
+    # charts (services/web/charts.py)
+    "ch_funnel": ("Marketing funnel by source", "Phễu marketing theo nguồn"),
+    "ch_win_rate": ("Win rate by month", "Tỷ lệ chốt đơn theo tháng"),
+    "ch_campaigns": ("Campaign spend and revenue", "Chi phí và doanh thu theo chiến dịch"),
+    "ch_forecast": ("Forecast by month: won and weighted", "Dự báo theo tháng: đã chốt và theo xác suất"),
+    "ch_target": ("Won against target", "Doanh số đã chốt so với chỉ tiêu"),
+    "ch_conversion": ("Stage conversion", "Tỷ lệ chuyển đổi theo giai đoạn"),
+    "ch_flow": ("Orders in each stage now", "Đơn hàng ở từng công đoạn hiện nay"),
+    "ch_flow_note": (
+        "Today's slice of the cumulative flow: orders open in each stage, and how many of them are late.",
+        "Lát cắt hôm nay của biểu đồ dòng tích lũy: số đơn đang ở từng công đoạn và số đơn trễ hạn trong đó.",
+    ),
+    "ch_cycle": ("Days in each stage", "Số ngày ở từng công đoạn"),
+    "ch_cycle_note": (
+        "The spread of the cycle time: the median and the slowest tenth (90th percentile) of each stage.",
+        "Độ phân tán của thời gian chu kỳ: trung vị và mức 10% chậm nhất (phân vị 90) của từng công đoạn.",
+    ),
+    "ch_lead_time": ("Orders by lead time (days)", "Số đơn theo thời gian sản xuất (ngày)"),
+    "ch_lead_time_note": (
+        "Each bar counts the orders completed in the period whose lead time, from order to completion, fell in it.",
+        "Mỗi cột đếm số đơn hoàn thành trong kỳ có thời gian từ lúc đặt đến lúc hoàn thành nằm trong khoảng đó.",
+    ),
+    "ch_cfd": (
+        "Cumulative flow: orders in each stage, week by week",
+        "Dòng tích lũy: số đơn ở từng công đoạn theo tuần",
+    ),
+    "ch_cfd_note": (
+        "Each band is one stage: its height is how many orders were in it at the start of the week.",
+        "Mỗi dải là một công đoạn: độ cao là số đơn đang ở công đoạn đó vào đầu tuần.",
+    ),
+    "ch_desc": (
+        "Drawn from the {rows} rows of the table below, which has every figure.",
+        "Vẽ từ {rows} dòng của bảng bên dưới, nơi có đầy đủ số liệu.",
+    ),
     "p_campaigns": ("Campaign ROI and ROAS", "ROI và ROAS chiến dịch"),
-    "p_inbox": ("Lead inbox", "Hộp khách hàng tiềm năng"),
-    "p_floor": ("Orders by stage", "Đơn hàng theo công đoạn"),
-    "p_floor_kpis": ("Work in progress", "Đang sản xuất"),
-    "p_cycle": ("Cycle times", "Thời gian chu kỳ"),
-    "p_lead_time": ("Order lead time", "Thời gian giao đơn"),
-    "p_quality": ("Quality: first-pass yield", "Chất lượng: tỷ lệ đạt lần đầu"),
-    "p_delivery": ("Delivery: on time, OTIF", "Giao hàng: đúng hạn, OTIF"),
-    "p_alerts_deals": ("Sales alerts", "Cảnh báo bán hàng"),
-    "p_alerts_leads": ("Marketing alerts", "Cảnh báo marketing"),
-    "p_alerts_production": ("Production alerts", "Cảnh báo sản xuất"),
-    "p_timeline": ("Timeline: lead → deal → order → shipment", "Dòng thời gian: khách tiềm năng → cơ hội → đơn → giao"),
     # columns
     "c_stage": ("Stage", "Giai đoạn"),
     "c_count": ("Deals", "Số cơ hội"),
@@ -251,10 +264,13 @@ WORDS: dict[str, tuple[str, str]] = {
     "on_hold": ("On hold", "Tạm dừng"),
     "cancelled": ("Cancelled", "Đã hủy"),
 }
+WORDS |= action_words.WORDS  # the actions' texts (services/web/actions/words.py), for the catalogs
+WORDS |= ops_words.WORDS  # the marketing and production actions' (services/web/actions/ops_words.py)
 
 
 def word(key: str, lang: Lang) -> str:
-    return WORDS[key][0 if lang == "en" else 1]
+    """A key of ``WORDS`` (or an English msgid) in ``lang``, through the catalog."""
+    return gettext(lang, WORDS[key][0] if key in WORDS else key)
 
 
 def pick_lang(asked: str | None, cookie: str | None, accept_language: str | None) -> Lang:
@@ -266,66 +282,78 @@ def pick_lang(asked: str | None, cookie: str | None, accept_language: str | None
     return "vi" if first.startswith("vi") else "en"
 
 
-def _group(digits: str, sep: str) -> str:
-    out: list[str] = []
-    while len(digits) > 3:
-        out.insert(0, digits[-3:])
-        digits = digits[:-3]
-    out.insert(0, digits)
-    return sep.join(out)
-
-
 def number(value: Any, lang: Lang, *, places: int | None = None) -> str:
     """A number as people write it: 1,234,567.5 in English, 1.234.567,5 in Vietnamese."""
-    try:
-        d = Decimal(str(value))
-    except (InvalidOperation, ValueError):
-        return str(value)
-    if places is not None:
-        d = d.quantize(Decimal(1).scaleb(-places))
-    sign = "-" if d < 0 else ""
-    whole, _, frac = f"{abs(d):f}".partition(".")
-    thousands, point = (",", ".") if lang == "en" else (".", ",")
-    text = _group(whole, thousands)
-    if frac.strip("0") or (places and frac):
-        text += point + (frac if places else frac.rstrip("0"))
-    return sign + text
+    return formats.number(value, lang, places=places)
 
 
-def fmt(value: Any, kind: str, lang: Lang, tz: tzinfo | None = None) -> str:  # noqa: C901 - a flat table: one arm per kind of cell
+def _money(value: Any, lang: Lang, currency: str | None) -> str:
+    if isinstance(value, dict):  # {currency: amount}, as the board sums each currency apart
+        return " · ".join(formats.money(a, lang, c) for c, a in sorted(value.items())) or formats.money(0, lang)
+    return formats.money(value, lang, currency)
+
+
+def _scaled(value: Any, lang: Lang, places: int) -> str:
+    return formats.number(value, lang, places=places)
+
+
+FORMATS = {
+    "pct": lambda v, lang: formats.percent(v, lang),  # a ratio 0..1 shown as a percentage
+    "ratio": lambda v, lang: _scaled(v, lang, 2),
+    "days": lambda v, lang: _scaled(v, lang, 1),
+    "int": lambda v, lang: formats.number(v, lang),
+    "date": lambda v, lang: formats.day(v, lang),
+}
+
+
+def fmt(
+    value: Any,
+    kind: str,
+    lang: Lang,
+    tz: tzinfo | None = None,
+    *,
+    currency: str | None = None,
+    row: dict[str, Any] | None = None,
+) -> str:
     """One cell's text. ``value`` is exactly what the API answered; only its writing changes (times in ``tz``,
-    the business's time zone)."""
+    the business's time zone; money in ``currency``, else the row's, else the business's)."""
+    if kind == "alert" and isinstance(row, dict):
+        return domain_words.alert(row, lang, tz)
     if value is None:
         return "—"
     if kind == "bool":
-        return word("yes" if value else "no", lang)
+        return gettext(lang, N_("yes") if value else N_("no"))
     if kind == "money":
-        if isinstance(value, dict):  # {currency: amount}, as the board sums each currency apart
-            return " · ".join(f"{number(a, lang)} {c}" for c, a in sorted(value.items())) or "0"
-        return number(value, lang, places=0)
-    if kind == "pct" and isinstance(value, int | float | str):  # a ratio 0..1 shown as a percentage
-        try:
-            return number(Decimal(str(value)) * 100, lang, places=1) + " %"
-        except InvalidOperation:
-            return str(value)
-    if kind == "ratio":
-        return number(value, lang, places=2)
-    if kind == "days":
-        return number(value, lang, places=1)
-    if kind == "int":
-        return number(value, lang)
+        own = currency or (row.get("currency") if isinstance(row, dict) else None)
+        return _money(value, lang, own if isinstance(own, str) else None)
+    if kind in FORMATS and isinstance(value, int | float | str | Decimal):
+        return FORMATS[kind](value, lang)
     if kind == "datetime" and isinstance(value, str):
-        try:
-            at = datetime.fromisoformat(value)
-        except ValueError:
-            return value
-        if tz is not None and at.tzinfo is not None:
-            at = at.astimezone(tz)
-        return f"{at:%Y-%m-%d %H:%M}"
-    if kind == "stage" and isinstance(value, str) and value in WORDS:
-        return word(value, lang)
+        return formats.when(value, lang, tz)
+    if kind in domain_words.KINDS and isinstance(value, str):
+        return domain_words.label(kind, value, lang)
     if kind == "counts" and isinstance(value, dict):
         return ", ".join(f"{k} {v}" for k, v in sorted(value.items()))
     if kind == "list" and isinstance(value, list):
         return ", ".join(str(v) for v in value)
     return str(value)
+
+
+def zone(tz: tzinfo, lang: Lang) -> str:
+    """The business's time zone named, for the page: "Vietnam Time (GMT+7)"."""
+    return formats.zone(tz, lang)
+
+
+def main(argv: list[str]) -> int:
+    """``python -m services.web.i18n extract``: extract the texts again, update the catalogs, list what vi lacks."""
+    if argv[1:] != ["extract"]:
+        print("usage: python -m services.web.i18n extract", file=sys.stderr)
+        return 2
+    problems = catalogs.refresh(dict(WORDS.values()))
+    for msgid in problems.get("vi", []):
+        print(f"vi: untranslated or fuzzy: {msgid!r}", file=sys.stderr)
+    return 1 if problems.get("vi") else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv))

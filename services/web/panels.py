@@ -20,6 +20,8 @@ from shared.edge.auth import Principal
 Kind = Literal["table", "kanban", "kpis"]
 PERIOD = re.compile(r"^[12]\d{3}-(0[1-9]|1[0-2]|Q[1-4])$")
 TEAM = re.compile(r"^[A-Za-z0-9_.@-]{1,80}$")
+CARDS_SHOWN = 8  # a kanban column shows its first cards and "n more", a link to the whole column (``?more=<stage>``)
+ROWS_SHOWN = 12  # a table shows its first rows and "n more", a link to all of them (``?more=<panel id>``)
 
 
 class FilterError(ValueError):
@@ -35,6 +37,7 @@ class Filters:
     team: str | None = None
     owner: str | None = None
     deal: str | None = None
+    more: str | None = None  # the kanban column shown whole (its stage), else each shows its first CARDS_SHOWN
 
     @classmethod
     def parse(cls, query: dict[str, str], today: date) -> Filters:
@@ -68,7 +71,10 @@ class Filters:
         deal = query.get("deal", "").strip() or None
         if deal is not None and not re.fullmatch(r"[0-9a-fA-F-]{36}", deal):
             raise FilterError(f"deal: {deal[:40]!r} is not a deal id")
-        return cls(start=start, end=end, period=period, as_of=as_of, deal=deal, **names)
+        more = query.get("more", "").strip() or None
+        if more is not None and not TEAM.match(more):
+            raise FilterError("more: letters, digits and . _ @ - only")
+        return cls(start=start, end=end, period=period, as_of=as_of, deal=deal, more=more, **names)
 
     def window(self) -> dict[str, str]:
         return {"from": self.start.isoformat(), "to": self.end.isoformat()}
@@ -76,7 +82,7 @@ class Filters:
     def as_query(self) -> dict[str, str]:
         """The filters as the page's own query string (for links, refreshes and exports)."""
         q = self.window() | {"period": self.period}
-        for name in ("as_of", "team", "owner", "deal"):
+        for name in ("as_of", "team", "owner", "deal", "more"):
             value = getattr(self, name)
             if value is not None:
                 q[name] = str(value)
@@ -86,8 +92,10 @@ class Filters:
 @dataclass(frozen=True)
 class Column:
     key: str  # a dotted path into one row of the answer
-    label: str  # a key of i18n.WORDS
-    kind: str = "text"  # how fmt writes it: text, int, money, pct, ratio, days, datetime, bool, stage, counts
+    label: str  # its English text, marked N_("…") for extraction; translated when shown (i18n.py, catalogs.py)
+    kind: str = "text"  # how fmt writes it: text, int, money, pct, ratio, days, date, datetime, bool, counts, list,
+    # an id labelled in the user's language (domain_words.KINDS: stage, status, source, activity, service, alert_kind),
+    # or alert (the alert's sentence from its kind and parameters)
 
 
 @dataclass(frozen=True)
@@ -106,7 +114,10 @@ class Panel:
     trigger: str = ""  # what live update refreshes it: a service's events, or "alerts"; defaults to service
     waits: bool = False  # the API takes `position` and answers only once its read model has applied it
     link: str | None = None  # a card's key that links to the deal's audit page
+    href: str = "/audit?deal="  # where the link goes: this, then the card's ``link`` value (e.g. "/lead/")
+    act: tuple[str, str] | None = None  # an action's form linked from the panel's header: (action id, its label)
     wide: bool = False
+    first_cards: bool = False  # kanban: the API lists each column's first cards only (``cards``, ``whole_stage``)
 
     @property
     def on(self) -> str:

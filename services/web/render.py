@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -11,8 +12,8 @@ import jinja2
 from fastapi.responses import HTMLResponse
 from starlette.requests import Request
 
-from services.web import csrf, i18n
-from services.web.panels import value_at
+from services.web import catalogs, charts, csrf, i18n
+from services.web.panels import CARDS_SHOWN, ROWS_SHOWN, value_at
 from services.web.state import board_of
 
 HERE = Path(__file__).parent
@@ -44,12 +45,19 @@ def templates(tz: ZoneInfo) -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        extensions=["jinja2.ext.i18n"],  # _(), gettext, ngettext, {% trans %}: given per page by ``html`` (catalogs.py)
     )
+    env.newstyle_gettext = True  # type: ignore[attr-defined]  # values by name, escaped: _("Due %(day)s", day=d)
     env.globals |= {
-        "fmt": lambda value, kind, lang: i18n.fmt(value, kind, lang, tz),  # times in the business's time zone
+        "fmt": lambda value, kind, lang, **kw: i18n.fmt(value, kind, lang, tz, **kw),  # times in the business's zone
+        "zone": lambda lang: i18n.zone(tz, lang),  # the business's time zone, named on the page
         "value_at": value_at,
         "MILESTONES": MILESTONES,
         "json": json,
+        "CARDS_SHOWN": CARDS_SHOWN,
+        "ROWS_SHOWN": ROWS_SHOWN,
+        "chart": charts.svg,  # a panel's chart from its shown rows (services/web/charts.py)
+        "new_key": lambda: secrets.token_urlsafe(16),  # a form's Idempotency-Key (actions/macros.html)
     }
     return env
 
@@ -64,12 +72,18 @@ def html(request: Request, template: str, status_code: int = 200, **context: Any
     """A page in the request's language; it carries the form token (``csrf.value``) unless ``csrf=None``."""
     lang = lang_of(request)
     context.setdefault("alerts", "")  # the nav's badge: counted on full pages only
+    context.setdefault("more", request.query_params.get("more", "")[:80])  # the kanban column shown whole
     session = getattr(request.state, "session", None)  # signed in: the session's CSRF token (session.signed_in)
     context.setdefault("csrf", session.csrf if session is not None else csrf.value(request))
+    calls = catalogs.calls(catalogs.translations(lang))
+
+    def t(key: str) -> str:  # the old word-list call: a key of i18n.WORDS (or an English msgid), through the catalog
+        return calls.gettext(i18n.WORDS[key][0] if key in i18n.WORDS else key)
+
     body = (
         board_of(request)
         .templates.get_template(template)
-        .render(lang=lang, t=lambda key: i18n.word(key, lang), request_path=request.url.path, **context)
+        .render(lang=lang, t=t, request_path=request.url.path, **calls.context(), **context)
     )
     response = HTMLResponse(body, status_code=status_code, headers=SECURITY_HEADERS)
     if context["csrf"] is not None and session is None:

@@ -13,7 +13,7 @@ from fastapi import HTTPException, Request, Response
 from fastapi.responses import RedirectResponse
 
 from services.web import i18n
-from services.web.apis import Shown, alert_count, load
+from services.web.apis import OnePage, Shown, alert_count, load
 from services.web.panels import FilterError, Filters, Page, Panel
 from services.web.people import Choices
 from services.web.render import html, lang_of
@@ -79,7 +79,8 @@ async def show_page(request: Request) -> Response:
             **nav(board),
         )
     counting = asyncio.ensure_future(alert_count(board.apis, token))  # beside the panels, not after them
-    shown = list(await asyncio.gather(*(load(board.apis, panel, f, principal, token) for panel in page.panels)))
+    apis = OnePage(board.apis)  # panels asking the same query share one call
+    shown = list(await asyncio.gather(*(load(apis, panel, f, principal, token) for panel in page.panels)))
     alerts = await counting
     if any(s.state == "signed_out" for s in shown):  # an API refused the token: ask the sign-in service again
         board.signin.tokens.forget(who.key)
@@ -105,7 +106,7 @@ def panel_of(board: Board, page_id: str, panel_id: str) -> Panel:
     return page.by_id[panel_id]
 
 
-async def one(request: Request, page_id: str, panel_id: str) -> tuple[Shown, i18n.Lang]:
+async def one(request: Request, page_id: str, panel_id: str, whole: bool = False) -> tuple[Shown, i18n.Lang]:
     """One panel as the user may see it, after a live update's ``position`` where its API waits for one."""
     board = board_of(request)
     panel = panel_of(board, page_id, panel_id)
@@ -117,7 +118,7 @@ async def one(request: Request, page_id: str, panel_id: str) -> tuple[Shown, i18
         raise HTTPException(422, detail=error)
     raw = request.query_params.get("position")
     position = int(raw) if raw and raw.isdigit() and int(raw) > 0 else None
-    return await load(board.apis, panel, f, who.principal, who.token, position), lang_of(request)
+    return await load(board.apis, panel, f, who.principal, who.token, position, whole), lang_of(request)
 
 
 async def panel_fragment(request: Request, page_id: str, panel_id: str) -> Response:

@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 
+from shared.edge.docs import install_docs
 from shared.edge.middleware import BodyLimit, Correlation
 from shared.edge.problems import install_problem_handlers
 from shared.ops.metrics import exposition
@@ -57,6 +58,7 @@ def install_common(
         return Response(body, media_type=content_type)
 
     install_problem_handlers(app)
+    install_docs(app)  # /docs from the installed Swagger UI, no CDN (shared.edge.docs)
 
     @app.get("/healthz", tags=["health"], summary="the process is alive")
     async def healthz() -> dict[str, str]:

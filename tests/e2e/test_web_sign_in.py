@@ -86,7 +86,8 @@ async def test_an_account_is_locked_after_wrong_passwords_and_the_page_says_unti
         await sign_in_at(page, board, "u-lock")  # the right password, too late
         error = await page.locator(".error").text_content()
         assert error is not None and re.fullmatch(
-            r"Too many wrong passwords: this account is locked until \d{4}-\d\d-\d\d \d\d:\d\d", error
+            r"Too many wrong passwords: this account is locked until \d{1,2}\xa0[A-Z][a-z]{2}\xa0\d{4},\xa0\d\d:\d\d",
+            error,
         ), error
         await screenshot(page, "locked")
         await page.goto(f"{board.urls['web']}/sales")

@@ -50,11 +50,12 @@ USERS: dict[str, tuple[tuple[str, ...], str]] = {  # user → roles, team, as th
     "u-binh": (("sales",), "north"),
     "u-dung": (("sales",), "south"),
     "u-mkt": (("marketing",), "hq"),
+    "u-prod": (("production",), "hq"),  # acts on the production page (tests/e2e/test_web_ops_actions.py)
     "u-lock": (("sales",), "north"),
     "u-every": (("auditor",), "hq"),  # signs out everywhere
     "u-oidc": (("auditor",), "hq"),  # signs in at the OpenID Provider only (matched by email)
 }
-PROCESSES = (*PIPELINES, "directory", "signin", "web")
+PROCESSES = (*PIPELINES, "directory", "agenda", "signin", "web")  # the agenda: the sales actions' activities
 
 
 def email(user: str) -> str:
@@ -93,7 +94,8 @@ def environment(settings: Settings, ports: dict[str, int], provider: OidcProvide
 def start(env: dict[str, str], logs: Path) -> list[subprocess.Popen[bytes]]:
     processes = []
     for name in PROCESSES:
-        cmd = [sys.executable, "-m", f"services.{name}", *(["all"] if name in (*PIPELINES, "directory") else [])]
+        every = name in (*PIPELINES, "directory", "agenda")  # its api, relay and projector in one process
+        cmd = [sys.executable, "-m", f"services.{name}", *(["all"] if every else [])]
         own = dict(env)
         if name == "signin":  # the only process that can sign
             own |= {"PIPELINES_JWT_SIGNING_KEYS": json.dumps(TEST_KEYS.seeds()), "PIPELINES_JWT_ACTIVE_KID": "test"}

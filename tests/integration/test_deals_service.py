@@ -151,6 +151,17 @@ async def test_commands_reach_the_board_and_a_query_waits_for_its_position(deals
         (s["stage_id"], s["count"], s["value"]) for s in board["stages"]
     ]
 
+    # the board page lists each stage's first deals only (`cards`), one stage whole; counts and values of all
+    for i in range(2):
+        last = await command(
+            deals, "/deals", {"title": f"Mới {i}", "customer": "K", "owner_id": "u-lan", "lines": [LINE]}
+        )
+    query = {"position": last["position"], "cards": 1}
+    first = (await deals.http.get("/board", params=query, headers=LAN)).json()["stages"][0]
+    whole = (await deals.http.get("/board", params=query | {"whole_stage": "target_identified"}, headers=LAN)).json()
+    assert first["count"] == 2 and len(first["deals"]) == 1 and first["value"] == {"VND": "60000000"}
+    assert [d["title"] for d in whole["stages"][0]["deals"]] == ["Mới 0", "Mới 1"]
+
 
 async def test_a_converted_lead_opens_a_deal_and_production_drives_its_follow_up(deals: Running) -> None:
     lead_id = uuid.uuid4()

@@ -76,6 +76,7 @@ async def test_floor_read_models_match_the_oracle(serve: Serve) -> None:
     assert cycle["lead_time"]["orders"] == want_cycle["lead_time"]["orders"]
     assert near(cycle["lead_time"]["median_days"], want_cycle["lead_time"]["median_days"])
     assert near(cycle["lead_time"]["p90_days"], want_cycle["lead_time"]["p90_days"])
+    assert sum(b["orders"] for b in cycle["lead_time_histogram"]) == want_cycle["lead_time"]["orders"]
 
     assert (await http.get("/analytics/quality", params=window, headers=AUDITOR)).json() == oracle.quality(start, end)
     assert (await http.get("/analytics/delivery", params=window, headers=AUDITOR)).json() == oracle.delivery(

@@ -402,6 +402,31 @@ async def test_the_floor_counts_lead_time_stage_visits_lateness_and_age_on_occur
     async with projected(pg_pool, pg_schema, floor("production"), h) as conn:
         times = await cycle_times(conn, start=local(6), end=local(7))
         assert times["lead_time"] == {"orders": 1, "median_days": 24.0, "p90_days": 24.0}
+        # the lead time's distribution: the one order of 24 days in the bin [21, 28), every bin given
+        histogram = times["lead_time_histogram"]
+        assert [(b["from_days"], b["to_days"]) for b in histogram] == [
+            (0, 7),
+            (7, 14),
+            (14, 21),
+            (21, 28),
+            (28, 42),
+            (42, 56),
+            (56, 84),
+            (84, None),
+        ]
+        assert [b["orders"] for b in histogram] == [0, 0, 0, 1, 0, 0, 0, 0]
+        # the cumulative flow: June's start and every week after it, then its end; the order in its stage each time
+        flow = times["flow"]
+        assert [p["at"][:10] for p in flow] == [
+            "2026-06-01",
+            "2026-06-08",
+            "2026-06-15",
+            "2026-06-22",
+            "2026-06-29",
+            "2026-07-01",
+        ]
+        assert all(sum(p[s] for s in production_domain.STAGES) <= 1 for p in flow), flow
+        assert flow[-1]["delivered"] == 1 and flow[2]["delivered"] == 0
         visits = times["stages"]
         assert all(s["median_days"] is not None and s["median_days"] >= 1 for s in visits), visits
         # each visit of the one order lasts whole days, and they add up to its lead time

@@ -47,6 +47,10 @@ async def get_board(
     owner_id: str | None = None,
     organisation_id: OrganisationFilter = None,
     position: WaitFor = None,
+    cards: Annotated[
+        int | None, Query(ge=1, le=1000, description="list each stage's first deals only (counts and values: all)")
+    ] = None,
+    whole_stage: Annotated[str | None, Query(max_length=80, description="with `cards`: this stage lists all")] = None,
 ) -> dict[str, Any]:
     await known(svc, owner_id, None, filtering=True)
     orgs = await organisation_filter(svc, p, organisation_id)
@@ -61,6 +65,8 @@ async def get_board(
             all_deals=sees_all(p),
             owner_id=owner_id,
             organisations=orgs,
+            cards=cards,
+            whole_stage=whole_stage,
         )
 
 

@@ -4,6 +4,7 @@ deal's next step and its two flags (no next step, overdue: ``services.deals.proj
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -63,9 +64,12 @@ async def board_view(
     all_deals: bool,
     owner_id: str | None = None,
     organisations: list[uuid.UUID] | None = None,
+    cards: int | None = None,
+    whole_stage: str | None = None,
 ) -> dict[str, Any]:
     """Per open stage: the deals with days in stage and stuck flag, count, value and weighted value per currency
-    (``organisations``: only the deals linked to one of these)."""
+    (``organisations``: only the deals linked to one of these). ``cards``: each stage lists its first deals only
+    (all of ``whole_stage``'s), its counts and values still of all."""
     stages = await conn.fetch(
         """SELECT stage_id, name, stage_order, probability, stuck_after_days, kind FROM pipeline_stages
            WHERE pipeline_id = $1 ORDER BY stage_order""",
@@ -85,12 +89,13 @@ async def board_view(
         owner_id,
         organisations,
     )
-    deals = [_row(r) for r in rows]
+    deals = list(rows)
     columns = []
     for s in stages:
         if s["kind"] != "open":
             continue
         in_stage = [d for d in deals if d["stage_id"] == s["stage_id"]]
+        listed = in_stage if cards is None or s["stage_id"] == whole_stage else in_stage[:cards]
         columns.append(
             {
                 "stage_id": s["stage_id"],
@@ -104,7 +109,7 @@ async def board_view(
                 "overdue_count": sum(1 for d in in_stage if d["overdue"]),
                 "value": _sum_by_currency(in_stage, "value"),
                 "weighted_value": _sum_by_currency(in_stage, "weighted_value"),
-                "deals": in_stage,
+                "deals": [_row(d) for d in listed],
             }
         )
     return {
@@ -116,7 +121,7 @@ async def board_view(
     }
 
 
-def _sum_by_currency(rows: list[dict[str, Any]], key: str) -> dict[str, str]:
+def _sum_by_currency(rows: Sequence[Any], key: str) -> dict[str, str]:
     sums: dict[str, Decimal] = {}
     for r in rows:
         sums[r["currency"]] = sums.get(r["currency"], Decimal(0)) + Decimal(r[key])
@@ -213,7 +218,7 @@ async def stuck_deals(conn: Conn, now: datetime) -> list[Condition]:
             entity=f"deal-{r['deal_id']}",
             occurrence=r["entered_stage_at"].isoformat(),
             summary=f"{r['title']}: {r['days']} days in {r['stage_name']} (threshold {r['stuck_after_days']})",
-            details={"owner_id": r["owner_id"], "stage_id": r["stage_id"], "days": str(r["days"])},
+            details={"owner_id": r["owner_id"], "stage_id": r["stage_id"], "days": str(r["days"]), "title": r["title"]},
             concerns=(r["owner_id"],),  # the deal's owner is told (the agenda's notifier)
         )
         for r in rows

@@ -4,7 +4,7 @@ the plans, and the orders at risk of being late (an alert's check). What depends
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -70,6 +70,48 @@ async def board(conn: Conn, *, now: datetime, tz: str) -> dict[str, Any]:
     }
 
 
+LEAD_TIME_BINS = (0, 7, 14, 21, 28, 42, 56, 84)  # days; the last bin is open-ended
+
+
+async def lead_time_histogram(conn: Conn, *, start: datetime, end: datetime) -> list[dict[str, Any]]:
+    """The orders completed in the window by their lead time (created to completed), in ``LEAD_TIME_BINS``:
+    ``from_days`` <= lead time < ``to_days`` (null: no upper bound); every bin, the empty ones too."""
+    rows = await conn.fetch(
+        """SELECT b.lo, b.hi, count(o.order_id) AS orders
+           FROM unnest($3::float8[], $4::float8[]) AS b(lo, hi)
+           LEFT JOIN orders o ON o.completed_at >= $1 AND o.completed_at < $2
+                AND extract(epoch FROM o.completed_at - o.created_at) / 86400 >= b.lo
+                AND (b.hi IS NULL OR extract(epoch FROM o.completed_at - o.created_at) / 86400 < b.hi)
+           GROUP BY b.lo, b.hi ORDER BY b.lo""",
+        start,
+        end,
+        [float(b) for b in LEAD_TIME_BINS],
+        [float(b) for b in LEAD_TIME_BINS[1:]] + [None],
+    )
+    return [
+        {"from_days": int(r["lo"]), "to_days": None if r["hi"] is None else int(r["hi"]), "orders": r["orders"]}
+        for r in rows
+    ]
+
+
+FLOW_POINTS = 60  # at most; the window's weeks, or a wider step for a long window
+
+
+async def flow(conn: Conn, *, start: datetime, end: datetime) -> list[dict[str, Any]]:
+    """The cumulative flow diagram's points: how many orders were in each stage (``STAGES``) at ``at``, the
+    window's start and every week after it (a wider step past ``FLOW_POINTS`` weeks), and its end."""
+    step = timedelta(days=7 * max(1, -(-(end - start).days // (7 * FLOW_POINTS))))
+    points = [start + k * step for k in range(int((end - start) / step) + 1) if start + k * step < end] + [end]
+    rows = await conn.fetch(
+        """SELECT t.at, v.stage, count(*) AS orders FROM unnest($1::timestamptz[]) AS t(at)
+           JOIN stage_visits v ON v.entered_at <= t.at AND (v.exited_at IS NULL OR v.exited_at > t.at)
+           GROUP BY t.at, v.stage""",
+        points,
+    )
+    counts = {(r["at"], r["stage"]): r["orders"] for r in rows}
+    return [{"at": at.isoformat(), **{s: counts.get((at, s), 0) for s in STAGES}} for at in points]
+
+
 async def cycle_times(conn: Conn, *, start: datetime, end: datetime) -> dict[str, Any]:
     stages = await conn.fetch(
         """SELECT stage, count(*) AS visits,
@@ -107,6 +149,8 @@ async def cycle_times(conn: Conn, *, start: datetime, end: datetime) -> dict[str
             "median_days": _round(lead["median_days"]),
             "p90_days": _round(lead["p90_days"]),
         },
+        "lead_time_histogram": await lead_time_histogram(conn, start=start, end=end),  # its distribution
+        "flow": await flow(conn, start=start, end=end),  # the cumulative flow diagram's points
     }
 
 
@@ -243,7 +287,7 @@ async def orders_at_risk(conn: Conn, now: datetime, tz: str) -> list[Condition]:
             entity=f"production-order-{r['order_id']}",
             occurrence=r["due_date"].isoformat(),
             summary=f"{r['customer']}: still {r['stage']} with delivery promised for {r['due_date']}",
-            details={"stage": r["stage"], "due_date": r["due_date"].isoformat()},
+            details={"stage": r["stage"], "due_date": r["due_date"].isoformat(), "customer": r["customer"] or ""},
         )
         for r in rows
     ]

@@ -3,22 +3,23 @@ when recorded and when it occurred) and the latest deals to choose one from."""
 
 from __future__ import annotations
 
+from services.web.i18n import N_
 from services.web.panels import C, Page, Panel
 
 RECENT_DEALS = Panel(
     "deals",
-    "deal",
+    N_("Deal"),
     "deals",
     "/deals",
     rows="items",
     columns=(
-        C("title", "c_title"),
-        C("customer", "c_customer"),
-        C("owner_id", "c_owner"),
-        C("stage_name", "c_stage"),
-        C("status", "c_status"),
-        C("value", "c_value", "money"),
-        C("opened_at", "c_when", "datetime"),
+        C("title", N_("Deal")),
+        C("customer", N_("Customer")),
+        C("owner_id", N_("Owner")),
+        C("stage_name", N_("Stage"), "stage"),
+        C("status", N_("Status"), "status"),
+        C("value", N_("Value"), "money"),
+        C("opened_at", N_("When"), "datetime"),
     ),
     params=lambda f, p: {"limit": "25"},
     waits=True,
@@ -27,21 +28,21 @@ RECENT_DEALS = Panel(
 )
 TIMELINE = Panel(
     "timeline",
-    "p_timeline",
+    N_("Timeline: lead → deal → order → shipment"),
     "deals",
     "/deals/{deal}/history",
     kind="table",
     trigger="*",
     columns=(
-        C("recorded_at", "c_recorded", "datetime"),  # the story in the order it was recorded
-        C("occurred_at", "c_occurred", "datetime"),  # and when each fact happened (back-dated, imported: earlier)
-        C("service", "c_service"),
-        C("event", "c_event"),
-        C("actor", "c_actor"),
-        C("version", "c_version", "int"),
-        C("reason", "c_reason"),
-        C("data", "c_data", "json"),
+        C("recorded_at", N_("Recorded"), "datetime"),  # the story in the order it was recorded
+        C("occurred_at", N_("Occurred"), "datetime"),  # and when each fact happened (back-dated, imported: earlier)
+        C("service", N_("Service"), "service"),
+        C("event", N_("Event"), "event"),
+        C("actor", N_("Who")),
+        C("version", N_("Version"), "int"),
+        C("reason", N_("Why")),
+        C("data", N_("Details"), "json"),
     ),
     wide=True,
 )
-AUDIT = Page("audit", "audit", panels=(TIMELINE, RECENT_DEALS), filters=("deal",))
+AUDIT = Page("audit", N_("Audit"), panels=(TIMELINE, RECENT_DEALS), filters=("deal",))

@@ -2,31 +2,32 @@
 
 from __future__ import annotations
 
+from services.web.i18n import N_
 from services.web.panels import C, Page, Panel
 
 FUNNEL = (
-    C("captured", "c_captured", "int"),
-    C("contacted", "c_contacted", "int"),
-    C("mql", "c_mql", "int"),
-    C("sql", "c_sql", "int"),
-    C("opportunities", "c_opportunities", "int"),
-    C("customers", "c_customers", "int"),
-    C("revenue", "c_revenue", "money"),
-    C("mql_rate", "c_mql", "pct"),
-    C("sql_rate", "c_sql", "pct"),
-    C("win_rate", "c_win_rate", "pct"),
-    C("lead_to_customer", "c_lead_to_customer", "pct"),
-    C("median_minutes_to_contact", "c_minutes_to_contact", "days"),
+    C("captured", N_("Captured"), "int"),
+    C("contacted", N_("Contacted"), "int"),
+    C("mql", N_("MQL"), "int"),
+    C("sql", N_("SQL"), "int"),
+    C("opportunities", N_("Opportunities"), "int"),
+    C("customers", N_("Customers"), "int"),
+    C("revenue", N_("Revenue"), "money"),
+    C("mql_rate", N_("MQL"), "pct"),
+    C("sql_rate", N_("SQL"), "pct"),
+    C("win_rate", N_("Win rate"), "pct"),
+    C("lead_to_customer", N_("Lead → customer"), "pct"),
+    C("median_minutes_to_contact", N_("Median minutes to contact"), "days"),
 )
 
 
 FUNNEL_SOURCE = Panel(
     "funnel_source",
-    "p_funnel_source",
+    N_("Funnel by source"),
     "leads",
     "/funnel",
     waits=True,
-    columns=(C("source", "c_source"), *FUNNEL),
+    columns=(C("source", N_("Source"), "source"), *FUNNEL),
     params=lambda f, p: f.window() | {"by": "source"},
     wide=True,
 )
@@ -34,11 +35,11 @@ FUNNEL_SOURCE = Panel(
 
 FUNNEL_CAMPAIGN = Panel(
     "funnel_campaign",
-    "p_funnel_campaign",
+    N_("Funnel by campaign"),
     "leads",
     "/funnel",
     waits=True,
-    columns=(C("campaign", "c_campaign"), *FUNNEL),
+    columns=(C("campaign", N_("Campaign")), *FUNNEL),
     params=lambda f, p: f.window() | {"by": "campaign"},
     wide=True,
 )
@@ -46,52 +47,72 @@ FUNNEL_CAMPAIGN = Panel(
 
 CAMPAIGNS = Panel(
     "campaigns",
-    "p_campaigns",
+    N_("Campaign ROI and ROAS"),
     "leads",
     "/campaigns",
     waits=True,
     columns=(
-        C("name", "c_name"),
-        C("channel", "c_channel"),
-        C("status", "c_status"),
-        C("spend", "c_spend", "money"),
-        C("leads", "c_leads", "int"),
-        C("cpl", "c_cpl", "money"),
-        C("customers", "c_customers", "int"),
-        C("cac", "c_cac", "money"),
-        C("revenue", "c_revenue", "money"),
-        C("roi_pct", "c_roi", "ratio"),
-        C("roas", "c_roas", "ratio"),
-        C("currency", "c_currency"),
+        C("name", N_("Name")),
+        C("channel", N_("Channel")),
+        C("status", N_("Status"), "status"),
+        C("spend", N_("Spend"), "money"),
+        C("leads", N_("Leads"), "int"),
+        C("cpl", N_("CPL"), "money"),
+        C("customers", N_("Customers"), "int"),
+        C("cac", N_("CAC"), "money"),
+        C("revenue", N_("Revenue"), "money"),
+        C("roi_pct", N_("ROI %"), "ratio"),
+        C("roas", N_("ROAS"), "ratio"),
+        C("currency", N_("Currency")),
     ),
     params=lambda f, p: f.window(),
+    link="campaign_id",  # a day's spend of the campaign (services/web/actions/ops.py)
+    href="/act/campaign.spend?back=/marketing&campaign_id=",
+    wide=True,
+)
+
+
+FUNNEL_MONTH = Panel(  # the win rate over time (charts.py draws it)
+    "funnel_month",
+    N_("Funnel by month"),
+    "leads",
+    "/funnel",
+    waits=True,
+    columns=(C("month", N_("Month")), *FUNNEL),
+    params=lambda f, p: f.window() | {"by": "month"},
     wide=True,
 )
 
 
 INBOX = Panel(
     "inbox",
-    "p_inbox",
+    N_("Lead inbox"),
     "leads",
     "/leads",
     waits=True,
     rows="items",
     columns=(
-        C("captured_at", "c_captured_at", "datetime"),
-        C("contact.name", "c_contact"),
-        C("source", "c_source"),
-        C("campaign_code", "c_campaign"),
-        C("status", "c_status"),
-        C("owner_id", "c_owner"),
-        C("score", "c_score"),
-        C("response_minutes", "c_response_minutes", "int"),
+        C("captured_at", N_("Captured at"), "datetime"),
+        C("contact.name", N_("Contact")),
+        C("source", N_("Source"), "source"),
+        C("campaign_code", N_("Campaign")),
+        C("status", N_("Status"), "status"),
+        C("owner_id", N_("Owner")),
+        C("score", N_("Score")),
+        C("response_minutes", N_("Minutes to first contact"), "int"),
     ),
     params=lambda f, p: {"limit": "50"},
+    link="lead_id",  # a lead's page: its actions (services/web/actions/ops.py)
+    href="/lead/",
+    act=("lead.capture", "act_lead_capture"),
     wide=True,
 )
 
 
 def marketing_page() -> Page:
     return Page(
-        "marketing", "marketing", filters=("from", "to"), panels=(FUNNEL_SOURCE, FUNNEL_CAMPAIGN, CAMPAIGNS, INBOX)
+        "marketing",
+        N_("Marketing"),
+        filters=("from", "to"),
+        panels=(FUNNEL_SOURCE, FUNNEL_MONTH, FUNNEL_CAMPAIGN, CAMPAIGNS, INBOX),
     )

@@ -2,68 +2,71 @@
 
 from __future__ import annotations
 
+from services.web.domain_words import STAGES as STAGE_NAMES
+from services.web.i18n import N_
 from services.web.panels import C, Page, Panel
 
 FLOOR_KPIS = Panel(
     "floor_kpis",
-    "p_floor_kpis",
+    N_("Work in progress"),
     "production",
     "/board",
     waits=True,
     kind="kpis",
     rows=None,
     columns=(
-        C("open_orders", "c_open_orders", "int"),
-        C("wip", "c_wip", "int"),
-        C("late", "c_late", "int"),
+        C("open_orders", N_("Open orders"), "int"),
+        C("wip", N_("WIP"), "int"),
+        C("late", N_("Late"), "int"),
     ),
 )
 
 
 FLOOR = Panel(
     "floor",
-    "p_floor",
+    N_("Orders by stage"),
     "production",
     "/board",
     waits=True,
     kind="kanban",
     rows="stages",
     columns=(
-        C("stage", "c_stage", "stage"),
-        C("orders", "c_orders", "int"),
-        C("quantity", "c_quantity", "int"),
-        C("late", "c_late", "int"),
-        C("oldest_age_days", "c_oldest", "int"),
+        C("stage", N_("Stage"), "stage"),
+        C("orders", N_("Orders"), "int"),
+        C("quantity", N_("Quantity"), "int"),
+        C("late", N_("Late"), "int"),
+        C("oldest_age_days", N_("Oldest (days)"), "int"),
     ),
     cards="items",
     card_columns=(
-        C("customer", "c_customer"),
-        C("products", "c_products"),
-        C("quantity", "c_quantity", "int"),
-        C("due_date", "c_due"),
-        C("age_days", "c_age", "int"),
-        C("days_in_stage", "c_days_in_stage", "int"),
-        C("late", "c_late", "bool"),
-        C("hold_reason", "c_hold"),
-        C("shortage", "c_shortage"),
+        C("customer", N_("Customer")),
+        C("products", N_("Products")),
+        C("quantity", N_("Quantity"), "int"),
+        C("due_date", N_("Due"), "date"),
+        C("age_days", N_("Age (days)"), "int"),
+        C("days_in_stage", N_("Days in stage"), "int"),
+        C("late", N_("Late"), "bool"),
+        C("hold_reason", N_("On hold")),
+        C("shortage", N_("Shortage")),
     ),
     highlight="late",
-    link="deal_id",
+    link="order_id",  # an order's page: its actions and its deal's timeline (services/web/actions/ops.py)
+    href="/order/",
     wide=True,
 )
 
 
 CYCLE = Panel(
     "cycle",
-    "p_cycle",
+    N_("Cycle times"),
     "production",
     "/analytics/cycle-times",
     rows="stages",
     columns=(
-        C("stage", "c_stage", "stage"),
-        C("visits", "c_visits", "int"),
-        C("median_days", "c_median_days", "days"),
-        C("p90_days", "c_p90_days", "days"),
+        C("stage", N_("Stage"), "stage"),
+        C("visits", N_("Visits"), "int"),
+        C("median_days", N_("Median days"), "days"),
+        C("p90_days", N_("p90 days"), "days"),
     ),
     params=lambda f, p: f.window(),
 )
@@ -71,37 +74,77 @@ CYCLE = Panel(
 
 LEAD_TIME = Panel(
     "lead_time",
-    "p_lead_time",
+    N_("Order lead time"),
     "production",
     "/analytics/cycle-times",
     kind="kpis",
     rows="lead_time",
     columns=(
-        C("orders", "c_orders", "int"),
-        C("median_days", "c_median_days", "days"),
-        C("p90_days", "c_p90_days", "days"),
+        C("orders", N_("Orders"), "int"),
+        C("median_days", N_("Median days"), "days"),
+        C("p90_days", N_("p90 days"), "days"),
     ),
     params=lambda f, p: f.window(),
 )
 
 
+LEAD_TIME_HISTOGRAM = Panel(  # the cycle-time distribution (charts.py draws it)
+    "lead_time_histogram",
+    N_("Lead time distribution"),
+    "production",
+    "/analytics/cycle-times",
+    rows="lead_time_histogram",
+    columns=(
+        C("from_days", N_("From (days)"), "int"),
+        C("to_days", N_("To (days)"), "int"),
+        C("orders", N_("Orders"), "int"),
+    ),
+    params=lambda f, p: f.window(),
+)
+
+
+ORDER_STAGES = (  # the production order's stages as the API names them, in their order (its `flow` rows' keys)
+    "new",
+    "planned",
+    "in_design",
+    "procuring",
+    "assembling",
+    "quality_check",
+    "rework",
+    "packing",
+    "ready_to_ship",
+    "shipped",
+    "delivered",
+)
+FLOW = Panel(  # the cumulative flow diagram (charts.py draws it): orders in each stage, week by week
+    "flow",
+    N_("Cumulative flow"),
+    "production",
+    "/analytics/cycle-times",
+    rows="flow",
+    columns=(C("at", N_("Day"), "date"), *(C(s, STAGE_NAMES[s], "int") for s in ORDER_STAGES)),
+    params=lambda f, p: f.window(),
+    wide=True,
+)
+
+
 QUALITY = Panel(
     "quality",
-    "p_quality",
+    N_("Quality: first-pass yield"),
     "production",
     "/analytics/quality",
     kind="kpis",
     rows=None,
     columns=(
-        C("inspected", "c_inspected", "int"),
-        C("first_pass", "c_first_pass", "int"),
-        C("scrapped_before_inspection", "c_scrapped_before_inspection", "int"),
-        C("fpy", "c_fpy", "pct"),
-        C("reworked", "c_reworked", "int"),
-        C("rework_rate", "c_rework_rate", "pct"),
-        C("units_made", "c_units_made", "int"),
-        C("units_scrapped", "c_units_scrapped", "int"),
-        C("scrap_rate", "c_scrap_rate", "pct"),
+        C("inspected", N_("Units inspected"), "int"),
+        C("first_pass", N_("Passed first time"), "int"),
+        C("scrapped_before_inspection", N_("Scrapped before inspection"), "int"),
+        C("fpy", N_("First-pass yield"), "pct"),
+        C("reworked", N_("Reworked"), "int"),
+        C("rework_rate", N_("Rework rate"), "pct"),
+        C("units_made", N_("Units made"), "int"),
+        C("units_scrapped", N_("Units scrapped"), "int"),
+        C("scrap_rate", N_("Scrap rate"), "pct"),
     ),
     params=lambda f, p: f.window(),
 )
@@ -109,18 +152,18 @@ QUALITY = Panel(
 
 DELIVERY = Panel(
     "delivery",
-    "p_delivery",
+    N_("Delivery: on time, OTIF"),
     "production",
     "/analytics/delivery",
     kind="kpis",
     rows=None,
     columns=(
-        C("completed", "c_completed", "int"),
-        C("on_time", "c_on_time", "int"),
-        C("otd", "c_otd", "pct"),
-        C("otif_orders", "c_otif_orders", "int"),
-        C("otif", "c_otif", "pct"),
-        C("avg_days_late", "c_avg_days_late", "days"),
+        C("completed", N_("Delivered orders"), "int"),
+        C("on_time", N_("On time"), "int"),
+        C("otd", N_("On-time delivery"), "pct"),
+        C("otif_orders", N_("OTIF orders"), "int"),
+        C("otif", N_("OTIF"), "pct"),
+        C("avg_days_late", N_("Average days late"), "days"),
     ),
     params=lambda f, p: f.window(),
 )
@@ -129,7 +172,7 @@ DELIVERY = Panel(
 def production_page() -> Page:
     return Page(
         "production",
-        "production",
+        N_("Production"),
         filters=("from", "to"),
-        panels=(FLOOR_KPIS, FLOOR, CYCLE, LEAD_TIME, QUALITY, DELIVERY),
+        panels=(FLOOR_KPIS, FLOOR, FLOW, CYCLE, LEAD_TIME, LEAD_TIME_HISTOGRAM, QUALITY, DELIVERY),
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
+from services.web.i18n import N_
 from services.web.panels import C, Filters, Page, Panel
 from shared.edge.auth import Principal
 
@@ -32,41 +33,42 @@ def window(f: Filters, p: Principal) -> dict[str, str]:
 
 SALES_BOARD = Panel(
     "board",
-    "p_board",
+    N_("Deals by stage"),
     "deals",
     "/board",
     kind="kanban",
     rows="stages",
     columns=(
-        C("name", "c_stage"),
-        C("count", "c_count", "int"),
-        C("stuck_count", "c_stuck", "int"),
-        C("no_next_step_count", "c_no_next_step", "int"),
-        C("overdue_count", "c_overdue", "int"),
-        C("value", "c_value", "money"),
-        C("weighted_value", "c_weighted", "money"),
+        C("name", N_("Stage"), "stage"),
+        C("count", N_("Deals"), "int"),
+        C("stuck_count", N_("Stuck"), "int"),
+        C("no_next_step_count", N_("No next step"), "int"),
+        C("overdue_count", N_("Overdue"), "int"),
+        C("value", N_("Value"), "money"),
+        C("weighted_value", N_("Weighted"), "money"),
     ),
     cards="deals",
     card_columns=(
-        C("title", "c_title"),
-        C("customer", "c_customer"),
-        C("owner_id", "c_owner"),
-        C("value", "c_value", "money"),
-        C("weighted_value", "c_weighted", "money"),
-        C("days_in_stage", "c_days_in_stage", "int"),
-        C("stuck", "c_stuck", "bool"),
-        C("next_step.title", "c_next_step"),  # the agenda's next activity on the deal (issue 25)
-        C("next_step.due_at", "c_next_due", "datetime"),
-        C("no_next_step", "c_no_next_step", "bool"),
-        C("overdue", "c_overdue", "bool"),
-        C("delivery_risk", "c_risk"),
-        C("expected_close_date", "c_close"),
+        C("title", N_("Deal")),
+        C("customer", N_("Customer")),
+        C("owner_id", N_("Owner")),
+        C("value", N_("Value"), "money"),
+        C("weighted_value", N_("Weighted"), "money"),
+        C("days_in_stage", N_("Days in stage"), "int"),
+        C("stuck", N_("Stuck"), "bool"),
+        C("next_step.title", N_("Next step")),  # the agenda's next activity on the deal (issue 25)
+        C("next_step.due_at", N_("Next step due"), "datetime"),
+        C("no_next_step", N_("No next step"), "bool"),
+        C("overdue", N_("Overdue"), "bool"),
+        C("delivery_risk", N_("Delivery risk")),
+        C("expected_close_date", N_("Expected close"), "date"),
     ),
     params=lambda f, p: {"owner_id": f.owner} if f.owner else {},
     highlight="stuck",
     waits=True,
     link="deal_id",
     wide=True,
+    first_cards=True,
 )
 
 
@@ -74,19 +76,19 @@ def forecast(tz: ZoneInfo) -> Panel:
     """The forecast as it stood at the end of the chosen day, in the business's time zone."""
     return Panel(
         "forecast",
-        "p_forecast",
+        N_("Forecast"),
         "deals",
         "/forecast",
         rows="rows",
         columns=(
-            C("period", "c_month"),
-            C("owner_id", "c_owner"),
-            C("won", "c_won", "money"),
-            C("open_count", "c_open", "int"),
-            C("potential", "c_potential", "money"),
-            C("weighted", "c_weighted", "money"),
-            C("expected", "c_expected", "money"),
-            C("currency", "c_currency"),
+            C("period", N_("Month")),
+            C("owner_id", N_("Owner")),
+            C("won", N_("Won"), "money"),
+            C("open_count", N_("Open"), "int"),
+            C("potential", N_("Pipeline"), "money"),
+            C("weighted", N_("Weighted"), "money"),
+            C("expected", N_("Expected"), "money"),
+            C("currency", N_("Currency")),
         ),
         params=lambda f, p: (
             ({"as_of": end_of_day(f.as_of, tz)} if f.as_of else {}) | ({"team_id": f.team} if f.team else {})
@@ -96,21 +98,21 @@ def forecast(tz: ZoneInfo) -> Panel:
 
 STAGES = Panel(
     "stages",
-    "p_stages",
+    N_("Stage conversion"),
     "deals",
     "/analytics/stages",
     rows="stages",
     columns=(
-        C("name", "c_stage"),
-        C("entered", "c_entered", "int"),
-        C("advanced", "c_advanced", "int"),
-        C("lost", "c_lost", "int"),
-        C("still_open", "c_still_open", "int"),
-        C("conversion_rate", "c_conversion", "pct"),
-        C("median_days", "c_median_days", "days"),
-        C("p90_days", "c_p90_days", "days"),
-        C("backward_moves", "c_backward", "int"),
-        C("skipped", "c_skipped", "int"),
+        C("name", N_("Stage"), "stage"),
+        C("entered", N_("Entered"), "int"),
+        C("advanced", N_("Advanced"), "int"),
+        C("lost", N_("Lost"), "int"),
+        C("still_open", N_("Still open"), "int"),
+        C("conversion_rate", N_("Conversion"), "pct"),
+        C("median_days", N_("Median days"), "days"),
+        C("p90_days", N_("p90 days"), "days"),
+        C("backward_moves", N_("Moved back"), "int"),
+        C("skipped", N_("Skipped"), "int"),
     ),
     params=window,
 )
@@ -118,20 +120,20 @@ STAGES = Panel(
 
 VELOCITY = Panel(
     "velocity",
-    "p_velocity",
+    N_("Win rate and velocity"),
     "deals",
     "/analytics/stages",
     kind="kpis",
     rows=None,
     columns=(
-        C("won", "c_won", "int"),
-        C("lost", "c_lost", "int"),
-        C("win_rate", "c_win_rate", "pct"),
-        C("won_value", "c_won_value", "money"),
-        C("average_deal_size", "c_avg_deal", "money"),
-        C("mean_cycle_days", "c_cycle_days", "days"),
-        C("open_now", "c_open_now", "int"),
-        C("velocity_per_day", "c_velocity", "money"),
+        C("won", N_("Won"), "int"),
+        C("lost", N_("Lost"), "int"),
+        C("win_rate", N_("Win rate"), "pct"),
+        C("won_value", N_("Won value"), "money"),
+        C("average_deal_size", N_("Average deal"), "money"),
+        C("mean_cycle_days", N_("Mean cycle (days)"), "days"),
+        C("open_now", N_("Open now"), "int"),
+        C("velocity_per_day", N_("Velocity per day"), "money"),
     ),
     params=window,
 )
@@ -139,23 +141,23 @@ VELOCITY = Panel(
 
 SCORECARD = Panel(
     "scorecard",
-    "p_scorecard",
+    N_("Salesperson scorecards"),
     "deals",
     "/analytics/scorecard",
     columns=(
-        C("owner_id", "c_owner"),
-        C("opened", "c_opened", "int"),
-        C("won", "c_won", "int"),
-        C("lost", "c_lost", "int"),
-        C("win_rate", "c_win_rate", "pct"),
-        C("won_value", "c_won_value", "money"),
-        C("average_deal_size", "c_avg_deal", "money"),
-        C("mean_cycle_days", "c_cycle_days", "days"),
-        C("open_now", "c_open_now", "int"),
-        C("weighted_pipeline_now", "c_weighted_now", "money"),
-        C("stuck_now", "c_stuck_now", "int"),
-        C("target", "c_target", "money"),
-        C("attainment", "c_attainment", "pct"),
+        C("owner_id", N_("Owner")),
+        C("opened", N_("Opened"), "int"),
+        C("won", N_("Won"), "int"),
+        C("lost", N_("Lost"), "int"),
+        C("win_rate", N_("Win rate"), "pct"),
+        C("won_value", N_("Won value"), "money"),
+        C("average_deal_size", N_("Average deal"), "money"),
+        C("mean_cycle_days", N_("Mean cycle (days)"), "days"),
+        C("open_now", N_("Open now"), "int"),
+        C("weighted_pipeline_now", N_("Weighted pipeline"), "money"),
+        C("stuck_now", N_("Stuck now"), "int"),
+        C("target", N_("Target"), "money"),
+        C("attainment", N_("Attainment"), "pct"),
     ),
     params=lambda f, p: {"period": f.period} | ({"team_id": f.team} if f.team else {}),
     wide=True,
@@ -164,19 +166,19 @@ SCORECARD = Panel(
 
 TARGET = Panel(
     "target",
-    "p_target_kpis",
+    N_("Target"),
     "deals",
     "/analytics/target-plan",
     kind="kpis",
     rows=None,
     columns=(
-        C("period", "c_month"),
-        C("target", "c_target", "money"),
-        C("won_so_far", "c_won_so_far", "money"),
-        C("average_deal_size", "c_avg_deal", "money"),
-        C("wins_needed", "c_wins_needed", "int"),
-        C("expected_wins_from_open", "c_expected_wins", "ratio"),
-        C("gap", "c_gap", "ratio"),
+        C("period", N_("Month")),
+        C("target", N_("Target"), "money"),
+        C("won_so_far", N_("Won so far"), "money"),
+        C("average_deal_size", N_("Average deal"), "money"),
+        C("wins_needed", N_("Wins needed"), "int"),
+        C("expected_wins_from_open", N_("Expected wins from open deals"), "ratio"),
+        C("gap", N_("Gap (wins)"), "ratio"),
     ),
     params=target_scope,
 )
@@ -184,15 +186,15 @@ TARGET = Panel(
 
 TARGET_STAGES = Panel(
     "target_stages",
-    "p_target",
+    N_("Deals needed per stage for the target"),
     "deals",
     "/analytics/target-plan",
     rows="stages",
     columns=(
-        C("stage_id", "c_stage"),
-        C("p_win", "c_p_win", "pct"),
-        C("open_now", "c_open_now", "int"),
-        C("new_entries_needed", "c_needed", "int"),
+        C("stage_id", N_("Stage"), "stage"),
+        C("p_win", N_("Chance to win"), "pct"),
+        C("open_now", N_("Open now"), "int"),
+        C("new_entries_needed", N_("New deals needed"), "int"),
     ),
     params=target_scope,
 )
@@ -201,7 +203,7 @@ TARGET_STAGES = Panel(
 def sales_page(tz: ZoneInfo) -> Page:
     return Page(
         "sales",
-        "sales",
+        N_("Sales"),
         filters=("from", "to", "period", "as_of", "team", "owner"),
         panels=(SALES_BOARD, forecast(tz), STAGES, VELOCITY, SCORECARD, TARGET, TARGET_STAGES),
     )

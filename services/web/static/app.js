@@ -29,6 +29,7 @@
         const fresh = tpl.content.firstElementChild;
         fresh.dataset.updated = new Date().toISOString();
         el.replaceWith(fresh);
+        announce(fresh);
       }
     } catch (e) {
       // the network blinked: the next notice tries again
@@ -36,6 +37,22 @@
       s.busy = false;
       if (s.again) schedule(id, 0);
     }
+  }
+
+  // screen readers hear which panels changed (the aria-live region in base.html), once per burst of updates
+  const region = document.getElementById("announce");
+  const changed = new Set();
+  let telling = null;
+  function announce(el) {
+    const title = el.querySelector("h2");
+    if (!region || !title) return;
+    changed.add(title.textContent.trim());
+    if (telling) return;
+    telling = setTimeout(() => {
+      region.textContent = `${region.dataset.updated}: ${[...changed].join(", ")}`;
+      changed.clear();
+      telling = null;
+    }, 1000);
   }
 
   function schedule(id, delay) {
@@ -77,6 +94,12 @@
       }
     }
   }
+
+  // an action of this page changed something (static/actions.js): its panels now, after the API's position
+  document.addEventListener("board:changed", (e) => {
+    const { service, position } = e.detail || {};
+    onNotice({ service: service || "*", position: Number.isInteger(position) ? position : undefined });
+  });
 
   let source;
   function connect() {
