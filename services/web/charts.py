@@ -3,7 +3,9 @@
 A chart is drawn from exactly the rows its panel shows (``apis.Shown.rows``, the panel's API query), so it equals
 the table beside it and the panel's CSV by construction. Every mark carries the row it came from (``data-point``),
 the key it reads (``data-series``) and the value as the API gave it (``data-datum``, JSON): a test reads them back
-and compares them with the rows. Marks of a row whose value is null have no height (``data-datum="null"``). (Not
+and compares them with the rows. Marks of a row whose value is null have no height (``data-datum="null"``). A
+chart with many marks draws each series as one path whose ``data-data`` is the JSON list of its values, point by
+point; a chart with ``by`` draws one point per value of that key, the sum of its rows (the test sums the rows). (Not
 ``data-row``, ``data-key``, ``data-value``: those mark the table's cells, which tests read off the panel.)
 
 Kinds: ``bar`` (grouped bars, one group per row), ``stacked`` (the series of a row stacked), ``line`` (one line
@@ -49,6 +51,7 @@ class Chart:
     note: str = ""  # a key of i18n.WORDS: what the chart shows when it is the nearest figure to the one asked
     width: int = W  # the drawing's width in its own units: a narrow panel's chart is drawn narrower, not smaller
     joiner: str = " · "  # between the label's parts; "–" makes a range, and a range with no end reads "84+"
+    by: str = ""  # a label key: the rows sharing its value are one point, their series summed (see ``grouped``)
 
 
 def C(key: str, label: str, kind: str = "text") -> Column:  # noqa: N802 - as panels.C
@@ -80,9 +83,10 @@ CHARTS: dict[tuple[str, str], Chart] = {
     ("sales", "forecast"): Chart(
         "stacked",
         "ch_forecast",
-        (C("period", "c_month"), C("owner_id", "c_owner")),
+        (C("period", "c_month"),),
         (C("won", "c_won", "money"), C("weighted", "c_weighted", "money")),
         width=NARROW,
+        by="period",  # the rows are month x owner: a bar per month, what a reader can see at this size
     ),
     ("sales", "scorecard"): Chart(
         "bar",
@@ -177,6 +181,25 @@ def attrs(**values: Any) -> str:
     return "".join(f' {k.replace("_", "-")}="{escape(v)}"' for k, v in values.items())
 
 
+COMPACT = 48  # more marks than this: each series is one path, its values a JSON list on it (``data-data``)
+
+
+def grouped(chart: Chart, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The points a chart draws: its rows, or with ``by`` one point per value of that key (in the rows' order)
+    whose series are the sums of its rows' values (exact decimals, given as a number; null when all are null)."""
+    if not chart.by:
+        return rows
+    points: dict[Any, dict[str, Any]] = {}
+    for row in rows:
+        key = value_at(row, chart.by)
+        point = points.setdefault(json.dumps(key), {chart.by: key} | {c.key: None for c in chart.series})
+        for c in chart.series:
+            n = value_at(row, c.key)
+            if number_of(n) is not None:
+                point[c.key] = (point[c.key] or Decimal(0)) + Decimal(str(n))
+    return [{k: float(v) if isinstance(v, Decimal) else v for k, v in p.items()} for p in points.values()]
+
+
 def mark(tag: str, i: int, c: Column, row: dict[str, Any], tip: str, **geometry: Any) -> str:
     v = value_at(row, c.key)
     return (
@@ -230,6 +253,8 @@ def bars(chart: Chart, rows: list[dict[str, Any]], frame: Frame, labels: list[st
     k = len(chart.series)
     width = min(frame.band * 0.8 / (1 if chart.kind == "stacked" else k), MAX_BAR)
     pad = (frame.band - width * (1 if chart.kind == "stacked" else k)) / 2  # the group centred in its band
+    compact = len(rows) * k > COMPACT
+    paths: list[list[str]] = [[] for _ in chart.series]
     for i, row in enumerate(rows):
         up = down = 0.0  # a stack grows from 0 both ways (negative values below the axis)
         for j, c in enumerate(chart.series):
@@ -244,9 +269,18 @@ def bars(chart: Chart, rows: list[dict[str, Any]], frame: Frame, labels: list[st
                 base, top = 0.0, v
                 x = frame.x(i) + pad + j * width
             y0, y1 = sorted((frame.y(base), frame.y(top)))
+            if compact:  # the bar as a sub-path (none for a zero); its row's figures are in the table beside it
+                if y1 - y0 >= 0.05:
+                    paths[j].append(f"M{x:.1f} {y0:.1f}h{width:.1f}v{y1 - y0:.1f}h{-width:.1f}z")
+                continue
             tip = f"{labels[i]} — {i18n.word(c.label, lang)}: {i18n.fmt(value_at(row, c.key), c.kind, lang)}"
             geometry = {"x": round(x, 2), "y": y0, "width": round(width, 2), "height": round(y1 - y0, 2)}
             out.append(mark("rect", i, c, row, tip, fill=f"url(#{chart.title}-h{j})", stroke="#222", **geometry))
+    if compact:
+        for j, c in enumerate(chart.series):
+            data = json.dumps([value_at(r, c.key) for r in rows], separators=(",", ":"))
+            d, fill = "".join(paths[j]), f"url(#{chart.title}-h{j})"
+            out.append(f'<path class="pts"{attrs(data_series=c.key, data_data=data, d=d, fill=fill)} stroke="#222"/>')
     return out
 
 
@@ -311,6 +345,7 @@ def svg(page_id: str, panel_id: str, rows: list[dict[str, Any]], lang: i18n.Lang
     chart = chart_of(page_id, panel_id)
     if chart is None or not rows:
         return Markup("")
+    count, rows = len(rows), grouped(chart, rows)
     labels = [label_of(r, chart, lang) for r in rows]
     if chart.kind == "stacked":
         values = []
@@ -322,7 +357,7 @@ def svg(page_id: str, panel_id: str, rows: list[dict[str, Any]], lang: i18n.Lang
     top = TOP + LEGEND_ROW * ((len(chart.series) - 1) // LEGEND_PER_ROW)
     frame = Frame(values, len(rows), top, chart.width)
     title = i18n.word(chart.title, lang)
-    desc = i18n.word("ch_desc", lang).format(rows=len(rows))
+    desc = i18n.word("ch_desc", lang).format(rows=count)
     if chart.note:
         desc += " " + i18n.word(chart.note, lang)
     draw = lines if chart.kind == "line" else bars

@@ -12,6 +12,7 @@ import re
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
@@ -77,14 +78,25 @@ async def chart_equals_its_rows(page: Page, page_id: str, panel_id: str, rows: l
     chart = charts.chart_of(page_id, panel_id)
     if chart is None:
         return
-    marks = await page.eval_on_selector_all(
-        f"#panel-{panel_id} figure.chart svg[role=img] .pt",
-        "els => els.map(e => [Number(e.dataset.point), e.dataset.series, e.dataset.datum])",
+    marks = await page.eval_on_selector_all(  # a mark per point, or (many points) a path per series with a list
+        f"#panel-{panel_id} figure.chart svg[role=img] :is(.pt, .pts)",
+        "els => els.flatMap(e => e.dataset.data === undefined ? [[Number(e.dataset.point), e.dataset.series,"
+        " e.dataset.datum]] : JSON.parse(e.dataset.data).map((v, i) => [i, e.dataset.series, JSON.stringify(v)]))",
     )
     assert bool(marks) == bool(rows), (panel_id, "a chart when, and only when, there are rows")
     found = {(i, key): json.loads(value) for i, key, value in marks}
-    assert len(found) == len(marks) == len(rows) * len(chart.series), panel_id
-    assert found == {(i, c.key): value_at(r, c.key) for i, r in enumerate(rows) for c in chart.series}, panel_id
+    want = {(i, c.key): value_at(r, c.key) for i, r in enumerate(rows) for c in chart.series}
+    if chart.by:  # one point per value of the key (a month): the sum of its rows
+        groups: dict[str, list[dict[str, Any]]] = {}
+        for r in rows:
+            groups.setdefault(json.dumps(value_at(r, chart.by)), []).append(r)
+        want = {}
+        for i, group in enumerate(groups.values()):
+            for c in chart.series:
+                values = [Decimal(str(v)) for r in group if (v := value_at(r, c.key)) is not None]
+                want[(i, c.key)] = float(sum(values)) if values else None
+    assert len(found) == len(marks) == len(want), panel_id
+    assert found == want, panel_id
 
 
 async def _figures_equal_the_api(board: Board, page: Page, tok: str, lang: i18n.Lang) -> list[dict[str, Any]]:

@@ -99,6 +99,15 @@ async def test_a_deal_is_created_dragged_to_the_next_stage_won_and_its_activity_
         await page.wait_for_selector(f"#panel-board .column[data-stage='{stages[1]}'] article[data-id='{deal}']")
         await screenshot(page, "sales-actions-1-dragged")
 
+        # the keyboard's way: the column's "Move to…" list, then the card's "Move" button (its id and version)
+        await page.goto(f"{board.urls['web']}/sales?more={stages[1]}")
+        await page.wait_for_selector("body[data-live='1']")
+        column = page.locator(f"#panel-board .column[data-stage='{stages[1]}']")
+        await column.locator("select[name=stage_id]").select_option(stages[2])
+        await column.locator(f"article[data-id='{deal}'] button.move").press("Enter")
+        moved = await deal_when(board, deal, tok, lambda d: d["stage"]["stage_id"] == stages[2])
+        await page.wait_for_selector(f"#panel-board .column[data-stage='{stages[2]}'] article[data-id='{deal}']")
+
         # an activity on the deal, then done from the agenda
         await page.goto(f"{board.urls['web']}/deal/{deal}")
         due = local(datetime.now(UTC) + timedelta(days=2))

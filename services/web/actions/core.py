@@ -142,6 +142,9 @@ async def read_form(request: Request) -> dict[str, str]:
         form = {k: v[0] for k, v in urllib.parse.parse_qs(text, keep_blank_values=True).items()}
     if any(len(v) > MAX_VALUE for v in form.values()):
         raise HTTPException(413, detail=f"a field is at most {MAX_VALUE} characters")
+    deal_id, _, version = form.get("card", "").partition(":")  # a board card's button: "<deal id>:<version>"
+    if deal_id:  # a field the form (or a retry) gives itself is kept
+        form = {"deal_id": deal_id, "version": version} | form
     return form
 
 

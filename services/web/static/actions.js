@@ -1,6 +1,6 @@
 // The board's actions (services/web/actions): every form.action posts as JSON (the page stays; the API's refusal is
 // said next to the form, a conflict shows the thing as it is now with "Try again"), and sales board cards are
-// dragged to another column (native HTML5 drag-and-drop; the card's "Move to…" list does the same by keyboard).
+// dragged to another column (native HTML5 drag-and-drop; its column's "Move to…" list and the card's "Move" button do the same by keyboard).
 // Without this script the same forms post as plain HTML forms. After a change, "board:changed" (the API's
 // position) makes app.js fetch the panels again; other browsers hear of it from the live stream.
 (() => {
@@ -33,9 +33,9 @@
     return box;
   }
 
-  function fieldsOf(form) {
+  function fieldsOf(form, submitter) {
     const out = {};
-    for (const [k, v] of new FormData(form).entries()) out[k] = typeof v === "string" ? v : "";
+    for (const [k, v] of new FormData(form, submitter || undefined).entries()) out[k] = typeof v === "string" ? v : "";
     return out;
   }
 
@@ -126,7 +126,7 @@
     const form = e.target;
     if (!(form instanceof HTMLFormElement) || !form.classList.contains("action")) return;
     e.preventDefault();
-    const fields = fieldsOf(form);
+    const fields = fieldsOf(form, e.submitter); // a card's "Move" button adds its card (id and version)
     const inPanel = form.closest("section.panel");
     const where = whereFor(form);
     const service = inPanel ? inPanel.dataset.on : "*";
@@ -166,9 +166,9 @@
     const card = dragged;
     column.classList.remove("drop");
     if (card.closest(".column") === column) return;
-    const form = card.querySelector("form.move");
-    if (!form) return;
-    const fields = { ...fieldsOf(form), stage_id: column.dataset.stage, version: card.dataset.version };
+    const button = card.querySelector("button.move[name=card]");
+    if (!button || !button.form) return;
+    const fields = { ...fieldsOf(button.form, button), stage_id: column.dataset.stage, version: card.dataset.version };
     const from = card.parentElement;
     const next = card.nextSibling;
     column.append(card); // where it will be; the panel's refresh puts it where the API says it is

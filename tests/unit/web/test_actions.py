@@ -126,6 +126,8 @@ def user_of(call: dict[str, Any]) -> str:
     [
         ("deal.move", {"deal_id": DEAL, "version": "4", "stage_id": "proposal"}, DEALS,
          f"/deals/{DEAL}/move-stage", {"stage_id": "proposal"}, '"4"'),
+        ("deal.move", {"card": f"{DEAL}:4", "stage_id": "proposal"}, DEALS,  # a board card's "Move" button
+         f"/deals/{DEAL}/move-stage", {"stage_id": "proposal"}, '"4"'),
         ("deal.win", {"deal_id": DEAL, "version": "4", "requested_delivery_date": "2027-01-15"}, DEALS,
          f"/deals/{DEAL}/win", {"requested_delivery_date": "2027-01-15"}, '"4"'),
         ("deal.reopen", {"deal_id": DEAL, "version": "6", "reason": "khách quay lại"}, DEALS,
@@ -200,9 +202,9 @@ async def test_no_action_runs_without_the_sessions_csrf_token_or_from_another_si
 async def test_a_path_id_is_an_id_and_nothing_else(board: tuple[httpx.AsyncClient, FakeApis, str]) -> None:
     web, apis, csrf = board
     for bad in ("../pipelines/default", "a/b", "", "x" * 101):
-        form = {"deal_id": bad, "stage_id": "proposal", "csrf": csrf}
-        r = await web.post("/act/deal.move", data=form, headers=SCRIPT)
-        assert r.status_code == 422 and r.json()["rule"] == "invalid_input"
+        for form in ({"deal_id": bad}, {"card": f"{bad}:3"}):
+            r = await web.post("/act/deal.move", data=form | {"stage_id": "proposal", "csrf": csrf}, headers=SCRIPT)
+            assert r.status_code == 422 and r.json()["rule"] == "invalid_input"
     assert commands(apis) == []
     assert (await web.post("/act/nope", data={"csrf": csrf}, headers=SCRIPT)).status_code == 404
     big = {"deal_id": DEAL, "stage_id": "p" * 40_000, "csrf": csrf}

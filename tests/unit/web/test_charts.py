@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -25,11 +26,24 @@ def read_back(markup: str) -> dict[tuple[int, str], Any]:
     for el in parsed(markup).iter():
         if el.get("data-point") is not None:
             found[(int(el.get("data-point", "")), el.get("data-series", ""))] = json.loads(el.get("data-datum", ""))
+        if el.get("data-data") is not None:  # a compact series: one path, its values a list
+            for i, v in enumerate(json.loads(el.get("data-data", ""))):
+                found[(i, el.get("data-series", ""))] = v
     return found
 
 
 def expected(chart: charts.Chart, rows: list[dict[str, Any]]) -> dict[tuple[int, str], Any]:
-    return {(i, c.key): value_at(r, c.key) for i, r in enumerate(rows) for c in chart.series}
+    """Each row's values; for a chart drawn ``by`` a key, per value of that key the sum of its rows' numbers."""
+    if not chart.by:
+        return {(i, c.key): value_at(r, c.key) for i, r in enumerate(rows) for c in chart.series}
+    keys = list(dict.fromkeys(json.dumps(r.get(chart.by)) for r in rows))
+    out: dict[tuple[int, str], Any] = {}
+    for i, key in enumerate(keys):
+        group = [r for r in rows if json.dumps(r.get(chart.by)) == key]
+        for c in chart.series:
+            values = [Decimal(str(r[c.key])) for r in group if r.get(c.key) is not None]
+            out[(i, c.key)] = float(sum(values)) if values else None
+    return out
 
 
 def rows_for(chart: charts.Chart, n: int) -> list[dict[str, Any]]:
@@ -59,6 +73,8 @@ def test_each_charts_marks_are_its_rows(where: tuple[str, str], lang: i18n.Lang)
     chart = charts.CHARTS[where]
     for n in (1, 2, 7):
         rows = rows_for(chart, n)
+        if chart.by:  # rows sharing the key (a month of several owners) are one point: their sum
+            rows = [r | {chart.by: f"label {i % 3}"} for i, r in enumerate(rows)]
         markup = charts.svg(*where, rows, lang)
         assert read_back(markup) == expected(chart, rows)
         root = parsed(markup)
@@ -87,11 +103,24 @@ def test_bars_grow_from_zero_both_ways_and_a_null_has_no_height() -> None:
 
 
 def test_stacks_put_each_series_on_the_one_before() -> None:
-    rows = [{"period": "2026-12", "owner_id": "an", "won": "100.00", "weighted": "50.00"}]
+    rows = [
+        {"period": "2026-12", "owner_id": "an", "won": "60.00", "weighted": "50.00"},
+        {"period": "2026-12", "owner_id": "bo", "won": "40.00", "weighted": None},
+    ]
     root = parsed(charts.svg("sales", "forecast", rows, "en"))
     won, weighted = (r for r in root.iter(f"{SVG}rect") if r.get("data-point") == "0")
     assert float(weighted.get("y", "")) + float(weighted.get("height", "")) == pytest.approx(float(won.get("y", "")))
     assert float(won.get("height", "")) == pytest.approx(2 * float(weighted.get("height", "")), rel=0.01)
+    assert json.loads(won.get("data-datum", "")) == 100.0  # a month's owners summed
+
+
+def test_many_marks_are_one_path_per_series_with_its_values() -> None:
+    rows = [{"at": f"2026-{m:02d}-{d:02d}", "new": d, "shipped": None} for m in (1, 2) for d in range(1, 29)]
+    markup = charts.svg("production", "flow", rows, "en")
+    assert read_back(markup) == expected(charts.CHARTS[("production", "flow")], rows)
+    paths = [p for p in parsed(markup).iter(f"{SVG}path") if p.get("class") == "pts"]
+    assert len(paths) == len(charts.CHARTS[("production", "flow")].series)
+    assert len(markup) < 15_000
 
 
 def test_long_and_hostile_labels_are_cut_and_escaped_with_the_whole_text_in_the_title() -> None:
