@@ -26,7 +26,7 @@ from services.signin.store import PostgresStore
 from shared.edge.auth import TokenVerifier
 from shared.edge.keys import SigningKeys
 from shared.edge.revocation import RevocationList
-from shared.edge.service import serve, settle_heap
+from shared.edge.service import postgres_ready, serve, settle_heap
 from shared.messaging.kafka import kafka_ready
 from shared.ops.logs import configure_logging
 from shared.ops.settings import Settings
@@ -47,13 +47,7 @@ class SigninService:
     oidc: OidcClient | None = None  # None while PIPELINES_OIDC_ISSUER is unset
 
     async def readiness(self) -> dict[str, str]:
-        checks = {}
-        try:
-            async with asyncio.timeout(3):
-                await self.pool.fetchval("SELECT 1")
-            checks["postgresql"] = "ok"
-        except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-            checks["postgresql"] = f"unavailable: {type(exc).__name__}"
+        checks = {"postgresql": await postgres_ready(self.pool)}
         s = self.settings
         checks["kafka"] = "ok" if await kafka_ready(s.kafka_bootstrap_servers, **s.kafka_options()) else "unavailable"
         checks["revocations"] = self.revocations.readiness()
