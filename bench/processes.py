@@ -8,7 +8,6 @@ import asyncio
 import json
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -18,17 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from shared.ops.settings import Settings
-from shared.ops.stack import ROOT
+from shared.ops.stack import ROOT, free_port
 from testkit.services import process_env
 
 MODES = ("api", "relay", "projector")
 IDLE_S = 2.0  # a keep-alive connection idle longer is not reused
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def memory_kib(pid: int) -> dict[str, int]:

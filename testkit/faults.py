@@ -11,7 +11,6 @@ import itertools
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,7 +27,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from shared.ops.settings import Settings
-from shared.ops.stack import ROOT, LocalStack
+from shared.ops.stack import ROOT, LocalStack, free_port
 from shared.store.db import connect
 from testkit.services import bearer, process_env
 from testkit.waiting import wait_until
@@ -37,12 +36,6 @@ ADMIN = bearer("u-admin", "admin", team=None)
 MODES = ("api", "relay", "projector")
 BASE_NICE = os.getpriority(os.PRIO_PROCESS, 0)  # the service processes run at the test run's own priority
 CLIENT_NICE = -5  # the load driver's thread, raised when allowed: clients do not share the servers' CPU
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -28,6 +28,8 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+from shared.ops.stack import free_port
+
 USER = "notifier"
 PASSWORD = "s3cret-for-tests"  # the test server's
 
@@ -63,12 +65,6 @@ def make_certificate(directory: Path) -> tuple[Path, Path]:
         key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     return cert_path, key_path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

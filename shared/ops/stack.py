@@ -123,7 +123,8 @@ class LocalStack:
         )
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port free on loopback now (the OS picks it; a race with another binder is possible, rare)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -146,7 +147,7 @@ class ContainerStack:
         pg.start()
         self._containers.append(pg)
         # The advertised address must be the host's port: bind a known free port one to one.
-        port = _free_port()
+        port = free_port()
         kafka = (
             DockerContainer(KAFKA_IMAGE)
             .with_bind_ports(9092, port)

@@ -28,6 +28,8 @@ from urllib.parse import urljoin
 
 import httpx
 
+from shared.ops.stack import free_port
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 CLIENT_ID, CLIENT_SECRET = "pipelines", "oidc-test-secret"
@@ -60,14 +62,6 @@ def install() -> Path:
             )
             (home / ".complete").touch()
     return home
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import subprocess
 import sys
 import uuid
@@ -29,7 +28,7 @@ import pytest
 from services.deals.handlers import deal_id_for_lead
 from services.production.handlers import order_id_for_deal
 from shared.ops.settings import SERVICES, Settings
-from shared.ops.stack import ROOT
+from shared.ops.stack import ROOT, free_port
 from testkit.secure import DEPLOYED_PREFIX, SecureStack
 from testkit.services import TEST_KEYS, bearer, drop_everything, isolated_settings, process_env, stop_processes
 from testkit.waiting import wait_until
@@ -40,12 +39,6 @@ ADMIN = bearer("u-admin", "admin", team=None)
 MODES = ("api", "relay", "projector")
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")  # the settings' default: where a promised delivery date is a date
 PASSWORD = "mật khẩu của Lan 2026"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(params=["plain", "secure"])

@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import csv
 import io
-import socket
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,7 +26,7 @@ from services.directory import main as directory_main
 from shared.core.ids import import_id
 from shared.imports.mapping import builtin
 from shared.ops.settings import Settings
-from shared.ops.stack import Endpoints
+from shared.ops.stack import Endpoints, free_port
 from testkit.import_world import OWNERS, TEAMS, USERS
 from testkit.services import bearer, drop_schemas, isolated_settings
 from tools.importer import run_import
@@ -38,12 +37,6 @@ FILES = Path(__file__).parents[1] / "fixtures" / "imports" / "hubspot"
 SAMPLE = [FILES / f for f in ("deals.csv", "contacts.csv", "companies.csv")]  # any order
 ADMIN = bearer("u-admin", "admin", team=None)
 IMPORTER = bearer("u-import", "importer", team=None)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextlib.asynccontextmanager

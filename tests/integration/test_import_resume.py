@@ -10,7 +10,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections import Counter
@@ -22,7 +21,7 @@ from services.deals import main as deals_main
 from shared.core.ids import import_id
 from shared.edge.auth import issue_token
 from shared.edge.service import serve
-from shared.ops.stack import Endpoints
+from shared.ops.stack import Endpoints, free_port
 from testkit.services import TEST_KEYS, drop_schemas, isolated_settings
 from testkit.waiting import wait_until
 
@@ -48,12 +47,6 @@ def sheet(path: Path) -> None:
         day = 1 + n % 28
         lines.append(f"K-{n};Cơ hội {n};Khách {n};{day:02d}/03/2025 09:00;Đã liên hệ;{day:02d}/04/2025 10:00;Lan")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def test_an_import_killed_with_sigkill_resumes_and_writes_each_row_once(

@@ -16,7 +16,6 @@ import functools
 import http.server
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -30,7 +29,7 @@ import pytest
 from services.deals import main as deals_main
 from shared.edge.auth import issue_token
 from shared.edge.keys import SigningKeys
-from shared.ops.stack import ROOT, Endpoints
+from shared.ops.stack import ROOT, Endpoints, free_port
 from testkit.services import drop_everything, isolated_settings, process_env, stop_processes
 from testkit.waiting import wait_until
 
@@ -38,12 +37,6 @@ pytestmark = [pytest.mark.pg, pytest.mark.kafka]
 
 OLD = SigningKeys.from_seeds({"2026-05": b"o" * 32})
 NEW = SigningKeys.from_seeds({"2026-11": b"n" * 32})
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextlib.contextmanager

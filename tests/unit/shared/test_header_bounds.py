@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from shared.ops.stack import free_port
 from testkit.services import TEST_JWKS
 
 MAX_HEADER_BYTES = 16 * 1024
@@ -43,12 +44,6 @@ class Server:
 
     def connect(self) -> socket.socket:
         return socket.create_connection(("127.0.0.1", self.port), timeout=10)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
