@@ -32,6 +32,7 @@ from rich.table import Table
 
 from shared.ops.settings import SERVICES, SettingsError
 from shared.ops.stack import STACK_SCRIPT
+from shared.ops.version import VERSION
 from tools import local
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
@@ -42,6 +43,21 @@ app.add_typer(services_app, name="services")
 signin_app = typer.Typer(help="the sign-in service: passwords (decision 0022)", no_args_is_help=True)
 app.add_typer(signin_app, name="signin")
 console = Console()
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        print(f"pipelines {VERSION}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="print the version and exit")
+    ] = False,
+) -> None:
+    """Pipelines' command line."""
 
 
 @stack_app.command("up")

@@ -28,6 +28,7 @@ from shared.edge.docs import install_docs
 from shared.edge.middleware import BodyLimit, Correlation
 from shared.edge.problems import install_problem_handlers
 from shared.ops.metrics import exposition
+from shared.ops.version import VERSION
 
 MAX_BODY_BYTES = 1024 * 1024  # the default of PIPELINES_MAX_BODY_BYTES
 
@@ -62,7 +63,7 @@ def install_common(
 
     @app.get("/healthz", tags=["health"], summary="the process is alive")
     async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+        return {"status": "ok", "version": VERSION}
 
     @app.get(
         "/readyz",

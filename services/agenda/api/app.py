@@ -13,12 +13,13 @@ from services.agenda.api import activities, imports, queries
 from services.agenda.api.common import AgendaAPI
 from shared.edge.auth import TokenVerifier
 from shared.edge.http import install_common
+from shared.ops.version import VERSION
 
 
 def create_app(svc: AgendaAPI, verifier: TokenVerifier) -> FastAPI:
     app = FastAPI(
         title="Pipelines — agenda",
-        version="1.0.0",
+        version=VERSION,
         description="Activities as work and each salesperson's agenda. " + (__doc__ or ""),
     )
     app.state.token_verifier = verifier

@@ -23,6 +23,7 @@ from services.deals.api import alerts, audit, commands, deals, imports, numbers,
 from services.deals.api.common import DealsAPI
 from shared.edge.auth import TokenVerifier
 from shared.edge.http import install_common
+from shared.ops.version import VERSION
 
 __all__ = ["DealsAPI", "create_app"]
 
@@ -30,7 +31,7 @@ __all__ = ["DealsAPI", "create_app"]
 def create_app(svc: DealsAPI, verifier: TokenVerifier, *, title: str = "Pipelines — deals") -> FastAPI:
     app = FastAPI(
         title=title,
-        version="1.0.0",
+        version=VERSION,
         description="The sales pipeline: deals from first contact to after-sales follow-up. " + (__doc__ or ""),
     )
     app.state.token_verifier = verifier

@@ -31,6 +31,7 @@ from services.directory.domain import InvalidReferenceError
 from services.directory.domain.errors import DuplicateError
 from shared.edge.auth import TokenVerifier
 from shared.edge.http import install_common
+from shared.ops.version import VERSION
 
 
 def create_app(svc: DirectoryAPI, verifier: TokenVerifier) -> FastAPI:
@@ -45,7 +46,7 @@ def create_app(svc: DirectoryAPI, verifier: TokenVerifier) -> FastAPI:
     app = FastAPI(
         lifespan=lifespan,
         title="Pipelines — directory",
-        version="1.0.0",
+        version=VERSION,
         description="The directory of users and teams, and of the organisations and people sold to. " + (__doc__ or ""),
     )
     app.state.token_verifier = verifier

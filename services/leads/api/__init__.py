@@ -22,6 +22,7 @@ from services.leads.api.common import LeadsAPI
 from shared.edge.auth import TokenVerifier
 from shared.edge.http import install_common
 from shared.edge.problems import http_problem
+from shared.ops.version import VERSION
 
 __all__ = ["LeadsAPI", "create_app"]
 
@@ -35,7 +36,7 @@ async def webhook_rejected(request: Request, exc: Exception) -> JSONResponse:
 def create_app(svc: LeadsAPI, verifier: TokenVerifier) -> FastAPI:
     app = FastAPI(
         title="Pipelines — leads",
-        version="1.0.0",
+        version=VERSION,
         description="The marketing pipeline: from ad click to customer. " + (__doc__ or ""),
     )
     app.state.token_verifier = verifier

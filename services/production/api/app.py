@@ -14,6 +14,7 @@ from services.production.api.common import ERRORS, ProductionAPI, read_models, s
 from services.production.api.rights import READ
 from shared.edge.auth import TokenVerifier, require
 from shared.edge.http import install_common
+from shared.ops.version import VERSION
 
 ALERTS = APIRouter(responses=ERRORS)
 add_alerts_route(ALERTS, "production", lambda request: read_models(service(request)), require(*READ))
@@ -22,7 +23,7 @@ add_alerts_route(ALERTS, "production", lambda request: read_models(service(reque
 def create_app(svc: ProductionAPI, verifier: TokenVerifier) -> FastAPI:
     app = FastAPI(
         title="Pipelines — production",
-        version="1.0.0",
+        version=VERSION,
         description="The production pipeline: from won deal to delivered order. " + (__doc__ or ""),
     )
     app.state.token_verifier = verifier

@@ -18,6 +18,7 @@ from services.signin.domain.errors import SignInError
 from services.signin.handlers import Signin
 from shared.edge.auth import TokenVerifier
 from shared.edge.http import install_common
+from shared.ops.version import VERSION
 
 JWKS_MAX_AGE_S = 60  # how long a client may cache the public keys (a new key is read on the first token naming it)
 
@@ -31,7 +32,7 @@ def create_app(
 ) -> FastAPI:
     app = FastAPI(
         title="Pipelines — sign-in",
-        version="1.0.0",
+        version=VERSION,
         description="Passwords, sessions and the API tokens of people. " + (__doc__ or ""),
     )
     app.state.token_verifier = verifier
