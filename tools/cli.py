@@ -9,12 +9,13 @@ pipelines import SOURCE FILE…         another CRM's exports (or a CSV/XLSX wit
 pipelines demo                        a generated year of history, then all of the above, then where to look
 pipelines token ROLE                  a bearer token for trying the APIs
 pipelines signin reset-link USER_ID   a one-time link where the user sets their password (the first admin's too)
-pipelines events                      the catalog of event types and their versions
-pipelines history|projections|rebuild|dlq|relay|tail   what operators ask of a running system
+pipelines events|history|projections|rebuild|dlq|relay|tail   what operators ask of a running system (tools/cli_ops.py)
+pipelines --version
 
-(This module is the top of the tools: it uses tools.local, tools.history, tools.ops, tools.simulate, tools.importer and
-tools.contract, and
-none of them uses it or another of them; they reach the services through their HTTP APIs and contracts only.)
+Read commands take --json; tables are whole when piped; errors are one line on stderr (tools/output.py).
+(This module is the top of the tools: it uses tools.cli_ops, tools.local, tools.simulate, tools.importer; none of them
+uses it, and the tools below cli_ops do not use one another; they reach the services through their HTTP APIs and
+contracts only.)
 """
 
 from __future__ import annotations
@@ -26,23 +27,24 @@ from typing import Annotated
 
 import httpx
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from shared.ops.settings import SERVICES, SettingsError
 from shared.ops.stack import STACK_SCRIPT
 from shared.ops.version import VERSION
-from tools import local
+from tools import cli_ops, local, output
 
-app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help=__doc__, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None
+)
 stack_app = typer.Typer(help="the local Kafka and PostgreSQL", no_args_is_help=True)
 services_app = typer.Typer(help="every service and the web board as local processes", no_args_is_help=True)
 app.add_typer(stack_app, name="stack")
 app.add_typer(services_app, name="services")
 signin_app = typer.Typer(help="the sign-in service: passwords (decision 0022)", no_args_is_help=True)
 app.add_typer(signin_app, name="signin")
-console = Console()
+console = output.console
 
 
 def _print_version(value: bool) -> None:
@@ -89,8 +91,9 @@ def services_down() -> None:
 
 
 @services_app.command("status")
-def services_status() -> None:
-    local.status()
+def services_status(json_out: Annotated[bool, output.JSON] = False) -> None:
+    rows = local.status()
+    output.emit(rows, {"service": "service", "pid": "pid", "url": "url"}, json_out=json_out)
 
 
 @app.command()
@@ -177,187 +180,6 @@ def import_(
     raise typer.Exit(code)
 
 
-@app.command()
-def history(
-    kind: str = typer.Argument(..., help="deal, lead, order, user, team, organisation, person or activity"),
-    aggregate_id: str = typer.Argument(..., help="its id: a UUID, or a user's id (u-lan) or a team's slug (north)"),
-    as_of: str | None = typer.Option(None, "--as-of", help="ISO time with offset: the state as recorded then"),
-) -> None:
-    """A readable timeline (who, what, when it happened and when it was recorded, why) of one deal, lead, order, user,
-    team, organisation, person or activity (the agenda's), and its state (now or as of a time), from its service's
-    API (the service must be running; deals only keep a state as of a time there)."""
-    import json
-    from datetime import datetime
-
-    from tools import history as histories
-    from tools import ops
-
-    if kind not in histories.KINDS:
-        raise typer.BadParameter(", ".join(histories.KINDS), param_hint="KIND")
-    try:
-        key = histories.parse_id(kind, aggregate_id)
-        at = datetime.fromisoformat(as_of) if as_of else None
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
-    if at is not None and at.tzinfo is None:
-        raise typer.BadParameter("--as-of needs a time zone offset")
-    try:
-        h = asyncio.run(histories.history(local.load_settings(), kind, key, at))
-    except histories.ServiceError as exc:
-        console.print(f"[red]{exc}", soft_wrap=True)
-        raise typer.Exit(2) from None
-    if not h.events:
-        console.print(f"[red]no {kind} {aggregate_id}" + (f" as of {as_of}" if as_of else ""))
-        raise typer.Exit(1)
-    table = Table("v", "happened", "recorded", "event", "by", "what", "why")
-    for e in h.events:
-        table.add_row(
-            str(e.version),
-            e.occurred_at.strftime("%Y-%m-%d %H:%M"),
-            e.recorded_at.strftime("%Y-%m-%d %H:%M"),
-            e.event_type.rsplit(".", 1)[1],
-            e.actor or "",
-            ops.describe({k: v for k, v in e.data.items() if k != "reason"}),
-            e.reason or "",
-        )
-    console.print(table)
-    if h.reads_as is not None:
-        console.print(f"(merged: this {kind} reads as {h.reads_as}, whose state follows)")
-    if h.state is None:
-        console.print(f"(the {kind}'s API answers its state now only: above, what was recorded by {as_of})")
-    else:
-        console.print_json(json.dumps(h.state, ensure_ascii=False))
-
-
-@app.command()
-def projections() -> None:
-    """Each read model's generations, whether it serves or is being built, and how far behind it is."""
-    from tools import ops
-
-    table = Table("service", "read model", "generation", "state", "lag (messages)")
-    for r in asyncio.run(ops.projections(local.load_settings())):
-        table.add_row(r["service"], r["projection"], str(r["generation"]), r["state"], str(r["lag"]))
-    console.print(table)
-
-
-@app.command()
-def rebuild(service: str = typer.Argument(...), name: str = typer.Argument(..., help="the read model")) -> None:
-    """Rebuild a read model from the beginning of its topics; the old one serves until the new one is swapped in."""
-    from tools import ops
-
-    settings = local.load_settings()
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TextColumn("{task.fields[rate]:.0f} events/s"),
-        TimeRemainingColumn(),
-        console=console,
-    ) as progress:
-        task = progress.add_task(f"{service}.{name}", total=None, rate=0.0)
-
-        def step(done: int, total: int, rate: float) -> None:
-            progress.update(task, completed=done, total=total, rate=rate)
-
-        try:
-            generation = asyncio.run(ops.rebuild(settings, service, name, step))
-        except LookupError as exc:
-            progress.stop()
-            console.print(f"[red]{exc.args[0]}")
-            raise typer.Exit(1) from None
-    console.print(f"[green]{service}.{name}: generation {generation} is live")
-
-
-@app.command()
-def dlq(
-    action: str = typer.Argument(..., help="list, show or redrive"),
-    service: str = typer.Argument(...),
-    offset: int | None = typer.Option(None, "--offset", help="show or redrive one dead letter"),
-) -> None:
-    """Dead letters of a service's projectors, with their reasons; redrive sends them back once fixed."""
-    from tools import ops
-
-    settings = local.load_settings()
-    if action == "redrive":
-        n = asyncio.run(ops.redrive(settings, service, None if offset is None else [offset]))
-        console.print(f"sent {n} dead letter(s) back")
-        return
-    letters = asyncio.run(ops.dead_letters(settings, service))
-    if action == "show":
-        for d in letters:
-            if offset is None or d["offset"] == offset:
-                console.print(d | {"value": d["value"].decode("utf-8", "replace")})
-        return
-    if action != "list":
-        raise typer.BadParameter("list, show or redrive", param_hint="ACTION")
-    table = Table("offset", "key", "read model", "reason", "from", "at")
-    for d in letters:
-        table.add_row(str(d["offset"]), d["key"], d["projection"], d["reason"][:80], d["source"], d["time"][:19])
-    console.print(table)
-
-
-@app.command()
-def relay(
-    action: str = typer.Argument(..., help="status or republish"),
-    service: str = typer.Argument(...),
-    stream: str | None = typer.Option(None, "--stream", help="republish: the stream to publish again"),
-) -> None:
-    """The relay's checkpoint and backlog, and whether the next event fits Kafka (an event that does not stops
-    the relay until an operator acts: docs/OPERATIONS.md); republish publishes a stream again from the store."""
-    from tools import ops
-
-    settings = local.load_settings()
-    if action == "republish":
-        if not stream:
-            raise typer.BadParameter("republish needs --stream STREAM_ID", param_hint="--stream")
-        n = asyncio.run(ops.republish(settings, service, stream))
-        console.print(f"published {n} event(s) of {stream} again")
-        return
-    if action != "status":
-        raise typer.BadParameter("status or republish", param_hint="ACTION")
-    status = asyncio.run(ops.relay_status(settings, service))
-    console.print(
-        f"{service}: checkpoint at position {status['checkpoint_position']}, {status['published']} published, "
-        f"{status['backlog']} waiting (oldest recorded {status['oldest_unpublished'] or '-'})"
-    )
-    following = status["next"]
-    if following is None:
-        console.print("nothing waits to be published")
-    elif following["fits"]:
-        console.print(f"next: {following['type']} of {following['stream_id']} v{following['version']}, fits")
-    else:
-        console.print(
-            f"[red]stuck: event {following['event_id']} ({following['type']} of {following['stream_id']} "
-            f"v{following['version']}) is {following['record_bytes']:,} bytes, Kafka takes {following['limit']:,}; "
-            "see docs/OPERATIONS.md, 'An event the relay cannot publish'"
-        )
-        raise typer.Exit(3)
-
-
-@app.command()
-def tail(
-    service: str = typer.Argument(...),
-    from_beginning: bool = typer.Option(False, "--from-beginning"),
-    count: int = typer.Option(0, "--count", help="stop after this many (0: until Ctrl-C)"),
-) -> None:
-    """A service's events, decoded, as they arrive."""
-    from tools import ops
-
-    async def go() -> None:
-        n = 0
-        async for e in ops.tail(local.load_settings(), service, from_beginning=from_beginning):
-            console.print(
-                f"{e.time:%H:%M:%S} {e.type.rsplit('.', 1)[1]:<28} {e.streamid} v{e.streamversion}  {ops.describe(e.data)}",
-                highlight=False,
-                soft_wrap=True,
-            )
-            n += 1
-            if count and n >= count:
-                return
-
-    asyncio.run(go())
-
-
 def load_history(*, months: int, scale: float, seed: int) -> None:
     """``months`` of generated history (tools/demo_history.py) into the running services (tools/demo_load.py)."""
     import time
@@ -415,12 +237,10 @@ def token(
     try:
         keys = SigningKeys.from_settings(local.load_settings())
     except SettingsError as exc:
-        typer.echo(
-            f"error: no key to sign with ({exc}). `pipelines token` needs the signing keys, which only the sign-in "
-            'service and an operator hold: eval "$(scripts/stack env)" on the local stack',
-            err=True,
-        )
-        raise typer.Exit(2) from None
+        raise output.UnansweredError(
+            f"no key to sign with ({exc}). `pipelines token` needs the signing keys, which only the sign-in "
+            'service and an operator hold: eval "$(scripts/stack env)" on the local stack'
+        ) from None
     typer.echo(
         issue_token(
             keys,
@@ -439,28 +259,9 @@ def signin_reset_link(user_id: str = typer.Argument(..., help="the directory's u
     try:
         link, expires = local.reset_link(local.load_settings(), user_id)
     except (SettingsError, RuntimeError, httpx.HTTPError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        raise output.UnansweredError(str(exc)) from None
     typer.echo(link)
     typer.echo(f"(one use, until {expires})", err=True)
-
-
-@app.command()
-def events() -> None:
-    """The catalog of event types, their versions and their personal fields."""
-    from tools.contract import schemas
-
-    table = Table("type", "version", "personal fields", "fields")
-    for _, schema in sorted(schemas().items()):
-        if "x-event-type" not in schema:
-            continue
-        table.add_row(
-            schema["x-event-type"],
-            str(schema["x-schema-version"]),
-            ", ".join(schema.get("x-personal-fields", [])),
-            ", ".join(schema.get("properties", {})),
-        )
-    console.print(table)
 
 
 @app.command()
@@ -505,5 +306,13 @@ def demo(
     console.print("\nStop everything: [bold]make down[/]")
 
 
+cli_ops.register(app)
+
+
+def main() -> None:
+    """The ``pipelines`` console script: one-line errors on stderr (tools/output.py)."""
+    output.run(app)
+
+
 if __name__ == "__main__":
-    app()
+    main()

@@ -12,12 +12,12 @@ import sys
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import httpx
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from shared.edge.auth import issue_token
 from shared.edge.keys import SigningKeys
@@ -196,11 +196,7 @@ def down() -> None:
         _pidfile(service).unlink(missing_ok=True)
 
 
-def status() -> None:
-    table = Table("service", "pid", "url")
+def status() -> list[dict[str, Any]]:
+    """Each local process: its pid (None when down) and where it answers."""
     settings = load_settings()
-    for service in PARTS:
-        pid = alive(service)
-        url = f"http://{settings.api_host}:{port(settings, service)}"
-        table.add_row(service, str(pid) if pid else "[red]down", url)
-    console.print(table)
+    return [{"service": s, "pid": alive(s), "url": f"http://{settings.api_host}:{port(settings, s)}"} for s in PARTS]

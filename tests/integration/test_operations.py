@@ -143,6 +143,15 @@ async def test_operations_on_a_running_service(endpoints: Endpoints, monkeypatch
         assert result.exit_code != 0
         result = await asyncio.to_thread(runner.invoke, cli.app, ["dlq", "list", "deals"])
         assert result.exit_code == 0 and "junk" in result.output
+        result = await asyncio.to_thread(runner.invoke, cli.app, ["dlq", "list", "deals", "--json"])
+        letters = json.loads(result.output)
+        junk = next(d for d in letters if "junk" in json.dumps(d))
+        result = await asyncio.to_thread(
+            runner.invoke, cli.app, ["dlq", "show", "deals", "--offset", str(junk["offset"]), "--json"]
+        )
+        assert result.exit_code == 0 and json.loads(result.output)["reason"] == junk["reason"]
+        result = await asyncio.to_thread(runner.invoke, cli.app, ["dlq", "show", "deals", "--offset", "999999"])
+        assert result.exit_code == 1 and result.output == "error: no dead letter at offset 999999 of deals\n"
     finally:
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
-from rich.console import Console
 from typer.testing import CliRunner
 
 from services.directory.api import DirectoryAPI, create_app
@@ -105,7 +104,6 @@ def settings() -> Iterator[Settings]:
 @pytest.fixture
 def runner(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
     monkeypatch.setattr(local, "load_settings", lambda: settings)
-    monkeypatch.setattr(cli, "console", Console(width=250))
     return CliRunner()
 
 
@@ -118,12 +116,14 @@ def said(runner: CliRunner, *args: str) -> tuple[int, str]:
 def test_a_users_and_a_teams_timeline_say_who_what_when_and_why(runner: CliRunner) -> None:
     code, out = said(runner, "user", "u-lan")
     assert code == 0, out
-    assert re.search(r"│ 1 .* 2026-12-06 03:00 .* UserRegistered +│ u-admin +│", out), out
-    assert re.search(r"│ 2 .* UserDeactivated +│ u-admin +│ handed_to=\"u-minh\".*│ left the firm +│", out), out
+    assert re.search(r"^1\t2026-12-06 03:00\t[^\t]+\tUserRegistered\tu-admin\t", out, re.M), out  # piped: TSV
+    assert re.search(
+        r"^2\t[^\t]+\t[^\t]+\tUserDeactivated\tu-admin\thanded_to=\"u-minh\"[^\t]*\tleft the firm$", out, re.M
+    ), out
     assert '"active": false' in out and '"handed_to": "u-minh"' in out  # the state now
     code, out = said(runner, "team", "north")
     assert code == 0, out
-    assert re.search(r"TeamCreated +│ u-admin +│", out) and '"name": "North"' in out, out
+    assert re.search(r"TeamCreated\tu-admin\t", out) and '"name": "North"' in out, out
 
 
 def test_an_organisations_and_a_persons_timeline_and_a_merged_one_reading_as_another(runner: CliRunner) -> None:
@@ -136,20 +136,20 @@ def test_an_organisations_and_a_persons_timeline_and_a_merged_one_reading_as_ano
     code, out = said(runner, "person", MADE["person"])
     assert code == 0 and "PersonRegistered" in out and "met at a fair" in out, out
     today = datetime.now(UTC).strftime("%Y-%m-%d")  # the store's clock: when it was recorded
-    assert re.search(r"┃ happened +┃ recorded +┃", out), out
-    assert re.search(rf"│ 1 +│ 2026-12-04 10:00 +│ {today} \d\d:\d\d +│ PersonRegistered", out), out
+    assert "v\thappened\trecorded\tevent\tby\twhat\twhy" in out, out
+    assert re.search(rf"^1\t2026-12-04 10:00\t{today} \d\d:\d\d\tPersonRegistered", out, re.M), out
     assert said(runner, "person", "7b0e6a4c-1a48-4d6f-9a51-0c8c3f1d2e99")[0] == 1
     assert said(runner, "organisation", "north")[0] == 2  # an organisation's id is a UUID
 
 
 def test_an_unknown_id_is_one_line_and_a_bad_one_is_refused_before_asking(runner: CliRunner) -> None:
     for kind, ghost in (("user", "u-ghost"), ("team", "south")):
-        assert said(runner, kind, ghost) == (1, f"no {kind} {ghost}")
+        assert said(runner, kind, ghost) == (1, f"error: no {kind} {ghost}")
     for kind, bad in (("user", ".lan"), ("user", "u lan"), ("team", "North"), ("team", "n" * 61), ("deal", "u-lan")):
         code, out = said(runner, kind, bad)
         assert code == 2 and "Invalid value" in out and "http" not in out, (kind, bad, out)
     code, out = said(runner, "pipeline", "x")
-    assert code == 2 and "deal, lead, order, user, team, organisation, person" in out, out
+    assert code == 2 and "'deal', 'lead', 'order', 'user', 'team', 'organisation', 'person'" in out, out
 
 
 def test_as_of_cuts_the_timeline_and_gives_no_state(runner: CliRunner) -> None:
@@ -158,7 +158,7 @@ def test_as_of_cuts_the_timeline_and_gives_no_state(runner: CliRunner) -> None:
     assert code == 0 and "UserDeactivated" in out and "state now only" in out and '"active"' not in out, out
     assert said(runner, "user", "u-lan", "--as-of", "2000-01-01T00:00:00+00:00") == (
         1,
-        "no user u-lan as of 2000-01-01T00:00:00+00:00",
+        "error: no user u-lan as of 2000-01-01T00:00:00+00:00",
     )
 
 
