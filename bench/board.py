@@ -122,13 +122,13 @@ def page_path(page: str, deal: uuid.UUID) -> str:
 
 
 def api_queries(page: Page, deal: uuid.UUID, today: date) -> list[tuple[str, str, dict[str, str]]]:
-    """The API queries the page makes (service, path, params), as the board makes them."""
+    """The API queries the page makes (service, path, params), as the board makes them: each once."""
     user, roles, team = AUDITOR
     principal = Principal(user_id=user, roles=frozenset(roles), team=team)
     f = Filters.parse({"deal": str(deal)} if page.id == "audit" else {}, today)
     queries = [(s, "/alerts", {"limit": "500"}) for s in ("leads", "deals", "production")]  # the nav's badge
     for panel in page.panels:
-        if page.id == "audit":
+        if panel.id == "timeline":  # the audit's timeline: the deal, its order, its history
             queries += [("deals", f"/deals/{deal}", {}), ("production", f"/orders/for-deal/{deal}", {})]
             queries += [("deals", f"/deals/{deal}/history", {"limit": "200"})]
             continue
@@ -136,7 +136,8 @@ def api_queries(page: Page, deal: uuid.UUID, today: date) -> list[tuple[str, str
         if params is not None:
             cards = {"cards": str(CARDS_SHOWN)} if panel.first_cards else {}  # as the board asks (apis.load)
             queries.append((panel.service, panel.path, params | cards))
-    return queries
+    unique = {(s, path, tuple(sorted(q.items()))): (s, path, q) for s, path, q in queries}
+    return list(unique.values())  # panels making the same query share one call (apis.OnePage)
 
 
 async def measure(calls: int, rounds: int, board: httpx.AsyncClient, raw: Any, path: str) -> dict[str, Any]:

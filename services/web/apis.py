@@ -28,6 +28,7 @@ class Shown:
     state: str = "ok"  # ok, choose, forbidden, not_found, invalid, unavailable, signed_out
     rows: list[dict[str, Any]] = field(default_factory=list)
     detail: str | None = None
+    rule: str | None = None  # the problem's ``rule``: the page says its sentence (domain_words), the detail below
     hidden: list[str] = field(default_factory=list)  # parts the user's role may not read (the timeline's)
 
 
@@ -88,6 +89,8 @@ def refused(shown: Shown, r: httpx.Response) -> Shown:
         body = r.json()
         detail = body.get("detail") if isinstance(body, dict) else None
         shown.detail = detail if isinstance(detail, str) else json.dumps(detail, ensure_ascii=False)[:300]
+        rule = body.get("rule") if isinstance(body, dict) else None
+        shown.rule = rule[:100] if isinstance(rule, str) else None
     return shown
 
 

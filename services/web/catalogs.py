@@ -115,8 +115,9 @@ def extract(root: Path = HERE) -> Catalog:
 
 
 def refresh(known: dict[str, str] | None = None) -> dict[str, list[str]]:
-    """Extract again and update every catalog (vi keeps its translations). ``known``: texts still written the old way
-    (i18n.WORDS: English -> Vietnamese), added to the catalogs with their Vietnamese. Answers the vi msgids left
+    """Extract again and update every catalog (vi keeps its translations). ``known``: texts the code does not
+    name (English -> Vietnamese), added to the catalogs with their Vietnamese (the board passes none since the old
+    word list is gone). Answers the vi msgids left
     untranslated or fuzzy: each needs a translator before the tests pass."""
     pot = extract()
     for msgid in known or {}:

@@ -26,6 +26,8 @@ from babel.numbers import format_compact_decimal, format_decimal
 from markupsafe import Markup, escape
 
 from services.web import i18n
+from services.web.catalogs import N_
+from services.web.formats import locale_of
 from services.web.pages.production import FLOW
 from services.web.panels import Column, value_at
 
@@ -45,10 +47,10 @@ LABEL_SPACE = 84  # the room a row's label needs under the axis
 @dataclass(frozen=True)
 class Chart:
     kind: Kind
-    title: str  # a key of i18n.WORDS
+    title: str  # an English msgid (N_)
     label: tuple[Column, ...]  # what names a row (joined by " · ")
     series: tuple[Column, ...]  # the figures drawn, one mark per row and series
-    note: str = ""  # a key of i18n.WORDS: what the chart shows when it is the nearest figure to the one asked
+    note: str = ""  # an English msgid (N_): what the chart shows when it is the nearest figure to the one asked
     width: int = W  # the drawing's width in its own units: a narrow panel's chart is drawn narrower, not smaller
     joiner: str = " · "  # between the label's parts; "–" makes a range, and a range with no end reads "84+"
     by: str = ""  # a label key: the rows sharing its value are one point, their series summed (see ``grouped``)
@@ -59,73 +61,99 @@ def C(key: str, label: str, kind: str = "text") -> Column:  # noqa: N802 - as pa
 
 
 FUNNEL_STEPS = (
-    C("captured", "c_captured", "int"),
-    C("contacted", "c_contacted", "int"),
-    C("mql", "c_mql", "int"),
-    C("sql", "c_sql", "int"),
-    C("opportunities", "c_opportunities", "int"),
-    C("customers", "c_customers", "int"),
+    C("captured", N_("Captured"), "int"),
+    C("contacted", N_("Contacted"), "int"),
+    C("mql", N_("MQL"), "int"),
+    C("sql", N_("SQL"), "int"),
+    C("opportunities", N_("Opportunities"), "int"),
+    C("customers", N_("Customers"), "int"),
 )
 CHARTS: dict[tuple[str, str], Chart] = {
-    ("marketing", "funnel_source"): Chart("bar", "ch_funnel", (C("source", "c_source"),), FUNNEL_STEPS),
+    ("marketing", "funnel_source"): Chart(
+        "bar", N_("Marketing funnel by source"), (C("source", N_("Source")),), FUNNEL_STEPS
+    ),
     ("marketing", "funnel_month"): Chart(
         "line",
-        "ch_win_rate",
-        (C("month", "c_month"),),
-        (C("win_rate", "c_win_rate", "pct"), C("lead_to_customer", "c_lead_to_customer", "pct")),
+        N_("Win rate by month"),
+        (C("month", N_("Month")),),
+        (C("win_rate", N_("Win rate"), "pct"), C("lead_to_customer", N_("Lead → customer"), "pct")),
     ),
     ("marketing", "campaigns"): Chart(
         "bar",
-        "ch_campaigns",
-        (C("name", "c_name"),),
-        (C("spend", "c_spend", "money"), C("revenue", "c_revenue", "money")),
+        N_("Campaign spend and revenue"),
+        (C("name", N_("Name")),),
+        (C("spend", N_("Spend"), "money"), C("revenue", N_("Revenue"), "money")),
     ),
     ("sales", "forecast"): Chart(
         "stacked",
-        "ch_forecast",
-        (C("period", "c_month"),),
-        (C("won", "c_won", "money"), C("weighted", "c_weighted", "money")),
+        N_("Forecast by month: won and weighted"),
+        (C("period", N_("Month")),),
+        (C("won", N_("Won"), "money"), C("weighted", N_("Weighted"), "money")),
         width=NARROW,
         by="period",  # the rows are month x owner: a bar per month, what a reader can see at this size
     ),
+    ("sales", "forecast_target"): Chart(
+        "bar",
+        N_("Forecast against target by month"),
+        (C("period", N_("Month")),),
+        (C("expected", N_("Expected"), "money"), C("target", N_("Target"), "money")),
+        note=N_(
+            "Expected: won plus the weighted open deals expected to close in the month. Target: the month's targets"
+            " summed; a quarter's target is spread evenly over its three months."
+        ),
+    ),
+    ("sales", "win_rate"): Chart(
+        "line",
+        N_("Win rate by month of close"),
+        (C("month", N_("Month")),),
+        (C("win_rate", N_("Win rate"), "pct"),),
+        note=N_("Won / (won + lost) of every deal closed in the month, whatever its source."),
+        width=NARROW,
+    ),
     ("sales", "scorecard"): Chart(
         "bar",
-        "ch_target",
-        (C("owner_id", "c_owner"),),
-        (C("won_value", "c_won_value", "money"), C("target", "c_target", "money")),
+        N_("Won against target"),
+        (C("owner_id", N_("Owner")),),
+        (C("won_value", N_("Won value"), "money"), C("target", N_("Target"), "money")),
     ),
     ("sales", "stages"): Chart(
-        "bar", "ch_conversion", (C("name", "c_stage"),), (C("conversion_rate", "c_conversion", "pct"),), width=NARROW
+        "bar",
+        N_("Stage conversion"),
+        (C("name", N_("Stage")),),
+        (C("conversion_rate", N_("Conversion"), "pct"),),
+        width=NARROW,
     ),
     ("production", "floor"): Chart(
         "stacked",
-        "ch_flow",
-        (C("stage", "c_stage", "stage"),),
-        (C("orders", "c_orders", "int"), C("late", "c_late", "int")),
-        note="ch_flow_note",
+        N_("Orders in each stage now"),
+        (C("stage", N_("Stage"), "stage"),),
+        (C("orders", N_("Orders"), "int"), C("late", N_("Late"), "int")),
+        note=N_("Today's slice of the cumulative flow: orders open in each stage, and how many of them are late."),
     ),
     ("production", "lead_time_histogram"): Chart(
         "bar",
-        "ch_lead_time",
+        N_("Orders by lead time (days)"),
         (C("from_days", "From (days)", "int"), C("to_days", "To (days)", "int")),
-        (C("orders", "c_orders", "int"),),
-        note="ch_lead_time_note",
+        (C("orders", N_("Orders"), "int"),),
+        note=N_(
+            "Each bar counts the orders completed in the period whose lead time, from order to completion, fell in it."
+        ),
         joiner="–",
         width=NARROW,
     ),
     ("production", "flow"): Chart(
         "stacked",
-        "ch_cfd",
+        N_("Cumulative flow: orders in each stage, week by week"),
         FLOW.columns[:1],
         FLOW.columns[1:],  # a band per stage
-        note="ch_cfd_note",
+        note=N_("Each band is one stage: its height is how many orders were in it at the start of the week."),
     ),
     ("production", "cycle"): Chart(
         "bar",
-        "ch_cycle",
-        (C("stage", "c_stage", "stage"),),
-        (C("median_days", "c_median_days", "days"), C("p90_days", "c_p90_days", "days")),
-        note="ch_cycle_note",
+        N_("Days in each stage"),
+        (C("stage", N_("Stage"), "stage"),),
+        (C("median_days", N_("Median days"), "days"), C("p90_days", N_("p90 days"), "days")),
+        note=N_("The spread of the cycle time: the median and the slowest tenth (90th percentile) of each stage."),
         width=NARROW,
     ),
 }
@@ -159,11 +187,12 @@ def nice_ticks(lo: float, hi: float, count: int = 4) -> list[float]:
 
 
 def tick_text(value: float, kind: str, lang: i18n.Lang) -> str:
+    locale = locale_of(lang)  # parsed once, not on every tick
     if kind == "pct":
-        return format_decimal(round(value * 100, 4), locale=lang) + " %"
+        return format_decimal(round(value * 100, 4), locale=locale) + " %"
     if abs(value) >= 10_000:
-        return format_compact_decimal(value, locale=lang, fraction_digits=1)
-    return format_decimal(round(value, 4), locale=lang)
+        return format_compact_decimal(value, locale=locale, fraction_digits=1)
+    return format_decimal(round(value, 4), locale=locale)
 
 
 def label_of(row: dict[str, Any], chart: Chart, lang: i18n.Lang) -> str:
@@ -357,7 +386,9 @@ def svg(page_id: str, panel_id: str, rows: list[dict[str, Any]], lang: i18n.Lang
     top = TOP + LEGEND_ROW * ((len(chart.series) - 1) // LEGEND_PER_ROW)
     frame = Frame(values, len(rows), top, chart.width)
     title = i18n.word(chart.title, lang)
-    desc = i18n.word("ch_desc", lang).format(rows=count)
+    desc = i18n.word(N_("Drawn from the {rows} rows of the table below, which has every figure."), lang).format(
+        rows=count
+    )
     if chart.note:
         desc += " " + i18n.word(chart.note, lang)
     draw = lines if chart.kind == "line" else bars

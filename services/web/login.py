@@ -24,6 +24,7 @@ from fastapi import HTTPException, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from services.web import csrf, i18n
+from services.web.catalogs import N_
 from services.web.render import html, lang_of
 from services.web.session import client_of, form_of, refusal, safe_next, set_session_cookie
 from services.web.signin import SignInError
@@ -48,14 +49,16 @@ def refusal_text(request: Request, exc: SignInError) -> str:
     if exc.rule == "locked":
         until = datetime.now(UTC) + timedelta(seconds=exc.retry_after or 0)
         at = i18n.fmt(until.isoformat(), "datetime", lang, board_of(request).tz)
-        return i18n.word("locked", lang).format(at=at)
+        return i18n.word(N_("Too many wrong passwords: this account is locked until {at}"), lang).format(at=at)
     if exc.rule == "too_many_requests" or exc.status == 429:
-        return i18n.word("throttled", lang).format(seconds=exc.retry_after or 60)
+        return i18n.word(N_("Too many attempts from your address: try again in {seconds} s"), lang).format(
+            seconds=exc.retry_after or 60
+        )
     if exc.rule == "bad_credentials" or exc.status == 401:
-        return i18n.word("bad_credentials", lang)
+        return i18n.word(N_("Wrong email or password"), lang)
     if exc.status >= 500:
-        return i18n.word("signin_unavailable", lang)
-    return i18n.word("signin_refused", lang) + (f": {exc.detail}" if exc.detail else "")
+        return i18n.word(N_("The sign-in service does not answer right now: try again in a moment"), lang)
+    return i18n.word(N_("Sign-in refused"), lang) + (f": {exc.detail}" if exc.detail else "")
 
 
 def login_page(
@@ -90,7 +93,7 @@ async def login(request: Request) -> Response:
     target = safe_next(form.get("next", "/sales"))
     email, password = form.get("email", "").strip(), form.get("password", "")
     if not (3 <= len(email) <= MAX_EMAIL and 1 <= len(password) <= MAX_PASSWORD):
-        error = i18n.word("bad_credentials", lang_of(request))
+        error = i18n.word(N_("Wrong email or password"), lang_of(request))
         return login_page(request, 401, next_path=target, error=error, email=email[:MAX_EMAIL])
     try:
         grant = await board_of(request).signin.password(email, password, client_of(request))
@@ -136,12 +139,16 @@ async def oidc_callback(request: Request) -> Response:
     lang = lang_of(request)
     if not code or not state or not binding or max(len(code), len(state), len(binding)) > 2000:
         log.info("web.oidc_refused", error=q.get("error", "")[:100], binding=bool(binding))
-        return login_page(request, 400, error=i18n.word("oidc_failed", lang))
+        return login_page(request, 400, error=i18n.word(N_("Sign-in with your organisation's account failed"), lang))
     try:
         grant = await board_of(request).signin.oidc_callback(code, state, binding, client_of(request))
     except SignInError as exc:
         log.info("web.oidc_refused", rule=exc.rule, status=exc.status)
-        text = i18n.word("oidc_failed", lang) if exc.status < 500 else refusal_text(request, exc)
+        text = (
+            i18n.word(N_("Sign-in with your organisation's account failed"), lang)
+            if exc.status < 500
+            else refusal_text(request, exc)
+        )
         if exc.status < 500 and exc.detail:
             text += f": {exc.detail}"
         return login_page(request, 401 if exc.status < 500 else 503, error=text)
@@ -159,7 +166,14 @@ def reset_page(request: Request, link: str, status: int = 200, error: str | None
 async def reset_form(request: Request, token: str = "") -> Response:
     """GET /reset?token=…: the form to set a new password, from an administrator's one-time link."""
     if not LINK.fullmatch(token):
-        return reset_page(request, "", 400, error=i18n.word("reset_link_invalid", lang_of(request)))
+        return reset_page(
+            request,
+            "",
+            400,
+            error=i18n.word(
+                N_("This link is used, expired or not valid: ask your administrator for a new one"), lang_of(request)
+            ),
+        )
     return reset_page(request, token)
 
 
@@ -170,18 +184,37 @@ async def reset(request: Request) -> Response:
         return refusal(request, reason)
     link, password, lang = form.get("token", ""), form.get("password", ""), lang_of(request)
     if not LINK.fullmatch(link):
-        return reset_page(request, "", 400, error=i18n.word("reset_link_invalid", lang))
+        return reset_page(
+            request,
+            "",
+            400,
+            error=i18n.word(N_("This link is used, expired or not valid: ask your administrator for a new one"), lang),
+        )
     if password != form.get("confirm", ""):
-        return reset_page(request, link, 422, error=i18n.word("passwords_differ", lang))
+        return reset_page(request, link, 422, error=i18n.word(N_("The two passwords differ"), lang))
     if not 12 <= len(password) <= 128:
-        return reset_page(request, link, 422, error=i18n.word("password_rules", lang))
+        return reset_page(
+            request, link, 422, error=i18n.word(N_("12 to 128 characters, and not your email address"), lang)
+        )
     try:
         await board_of(request).signin.reset(link, password)
     except SignInError as exc:
         log.info("web.reset_refused", rule=exc.rule, status=exc.status)
         if exc.status == 422:
-            return reset_page(request, link, 422, error=i18n.word("password_rules", lang))
+            return reset_page(
+                request, link, 422, error=i18n.word(N_("12 to 128 characters, and not your email address"), lang)
+            )
         if exc.status >= 500:
-            return reset_page(request, link, 503, error=i18n.word("signin_unavailable", lang))
-        return reset_page(request, "", 400, error=i18n.word("reset_link_invalid", lang))
+            return reset_page(
+                request,
+                link,
+                503,
+                error=i18n.word(N_("The sign-in service does not answer right now: try again in a moment"), lang),
+            )
+        return reset_page(
+            request,
+            "",
+            400,
+            error=i18n.word(N_("This link is used, expired or not valid: ask your administrator for a new one"), lang),
+        )
     return RedirectResponse("/login?done=reset", status_code=303)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any, Literal
 
+from services.web.catalogs import N_
 from shared.core.limits import MAX_DAY, MIN_DAY
 from shared.edge.auth import Principal
 
@@ -24,8 +25,24 @@ CARDS_SHOWN = 8  # a kanban column shows its first cards and "n more", a link to
 ROWS_SHOWN = 12  # a table shows its first rows and "n more", a link to all of them (``?more=<panel id>``)
 
 
+class Said(str):  # a str with one more attribute, read by templates
+    """A refusal's English detail (as logged and answered to scripts) carrying ``text``, the English msgid of the
+    sentence a page shows in the user's language (``page.html``: the sentence, then the detail as "details")."""
+
+    text: str
+
+    def __new__(cls, detail: str, text: str) -> Said:
+        said = super().__new__(cls, detail)
+        said.text = text
+        return said
+
+
 class FilterError(ValueError):
-    """A filter the user typed is not valid; the message names it."""
+    """A filter the user typed is not valid; the message names it, ``text`` says it to the user (an msgid)."""
+
+    def __init__(self, detail: str, text: str = N_("Check the filters")) -> None:
+        super().__init__(detail)
+        self.text = text
 
 
 @dataclass(frozen=True)
@@ -48,32 +65,44 @@ class Filters:
             try:
                 return date.fromisoformat(raw)
             except ValueError:
-                raise FilterError(f"{name}: {raw[:40]!r} is not a date (YYYY-MM-DD)") from None
+                raise FilterError(
+                    f"{name}: {raw[:40]!r} is not a date (YYYY-MM-DD)", N_("A date filter is not a date.")
+                ) from None
 
         start = day("from", today.replace(month=1, day=1)) or today
         end = day("to", today + timedelta(days=1)) or today
         if end <= start:
-            raise FilterError("to: must be after from")
+            raise FilterError("to: must be after from", N_("The end date must be after the start date."))
         if not (MIN_DAY <= start <= MAX_DAY and MIN_DAY <= end <= MAX_DAY):
-            raise FilterError(f"from, to: days {MIN_DAY} to {MAX_DAY}")
+            raise FilterError(
+                f"from, to: days {MIN_DAY} to {MAX_DAY}", N_("The dates are outside the years the board shows.")
+            )
         period = query.get("period", "").strip() or f"{today:%Y-%m}"
         if not PERIOD.match(period):
-            raise FilterError(f"period: {period[:40]!r} is not a month (2026-12) or a quarter (2027-Q1)")
+            raise FilterError(
+                f"period: {period[:40]!r} is not a month (2026-12) or a quarter (2027-Q1)",
+                N_("The period is a month (2026-12) or a quarter (2027-Q1)."),
+            )
         as_of = day("as_of", None)
         if as_of is not None and as_of > today:
-            raise FilterError("as_of: a date in the future has no recorded forecast yet")
+            raise FilterError(
+                "as_of: a date in the future has no recorded forecast yet",
+                N_("A day in the future has no recorded forecast yet."),
+            )
         names = {}
         for name in ("team", "owner"):
             value = query.get(name, "").strip() or None
             if value is not None and not TEAM.match(value):
-                raise FilterError(f"{name}: letters, digits and . _ @ - only")
+                raise FilterError(
+                    f"{name}: letters, digits and . _ @ - only", N_("A team or salesperson is not one the board knows.")
+                )
             names[name] = value
         deal = query.get("deal", "").strip() or None
         if deal is not None and not re.fullmatch(r"[0-9a-fA-F-]{36}", deal):
-            raise FilterError(f"deal: {deal[:40]!r} is not a deal id")
+            raise FilterError(f"deal: {deal[:40]!r} is not a deal id", N_("This is not a deal."))
         more = query.get("more", "").strip() or None
         if more is not None and not TEAM.match(more):
-            raise FilterError("more: letters, digits and . _ @ - only")
+            raise FilterError("more: letters, digits and . _ @ - only", N_("This column is not one of the board's."))
         return cls(start=start, end=end, period=period, as_of=as_of, deal=deal, more=more, **names)
 
     def window(self) -> dict[str, str]:

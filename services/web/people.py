@@ -16,7 +16,8 @@ from typing import Any
 import httpx
 
 from services.web.apis import Apis
-from services.web.panels import Filters
+from services.web.catalogs import N_
+from services.web.panels import Filters, Said
 from shared.edge.auth import Principal
 
 KEEP_S = 60.0
@@ -38,9 +39,17 @@ class Choices:
             if value is None:
                 continue
             if not self.known:
-                return f"{name}: the directory does not answer right now, so it cannot be checked: try again"
+                return Said(
+                    f"{name}: the directory does not answer right now, so it cannot be checked: try again",
+                    N_(
+                        "The directory does not answer right now, so the team or salesperson cannot be checked: try again."
+                    ),
+                )
             if value not in {k for k, _ in allowed}:
-                return f"{name}: {value[:40]!r} is not one you may see"
+                return Said(
+                    f"{name}: {value[:40]!r} is not one you may see",
+                    N_("This team or salesperson is not one you may see."),
+                )
         return None
 
 

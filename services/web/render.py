@@ -77,8 +77,8 @@ def html(request: Request, template: str, status_code: int = 200, **context: Any
     context.setdefault("csrf", session.csrf if session is not None else csrf.value(request))
     calls = catalogs.calls(catalogs.translations(lang))
 
-    def t(key: str) -> str:  # the old word-list call: a key of i18n.WORDS (or an English msgid), through the catalog
-        return calls.gettext(i18n.WORDS[key][0] if key in i18n.WORDS else key)
+    def t(message: str) -> str:  # the old word-list call, now only ``_``: templates say ``_(...)``
+        return calls.gettext(message)
 
     body = (
         board_of(request)

@@ -14,7 +14,7 @@ from fastapi.responses import RedirectResponse
 
 from services.web import i18n
 from services.web.apis import OnePage, Shown, alert_count, load
-from services.web.panels import FilterError, Filters, Page, Panel
+from services.web.panels import FilterError, Filters, Page, Panel, Said
 from services.web.people import Choices
 from services.web.render import html, lang_of
 from services.web.session import Session, login_redirect, signed_in
@@ -30,7 +30,7 @@ def filters_or_error(request: Request) -> tuple[Filters | None, str | None]:
     try:
         return Filters.parse(query_of(request), board_of(request).today()), None
     except FilterError as exc:
-        return None, str(exc)
+        return None, Said(str(exc), exc.text)
 
 
 async def checked_filters(request: Request, who: Session, page: Page) -> tuple[Filters | None, str | None, Choices]:

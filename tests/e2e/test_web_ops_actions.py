@@ -5,15 +5,19 @@ inspected with a defect, held, resumed and shipped in part from the production p
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 from playwright.async_api import Page
 
 from services.web import domain_words
+from services.web.actions import ops_calls as calls
 from testkit.a11y import severe_violations
 from testkit.waiting import wait_until
 from tests.e2e.web_world import ADMIN, Board, signed_in, token
@@ -92,9 +96,59 @@ async def test_a_lead_is_added_assigned_contacted_qualified_and_converted_from_t
         await page.goto(f"{board.urls['web']}/lead/{lead_id}")
         assert await page.get_attribute(".deal-made", "data-deal") == deal["deal_id"]
         assert await severe_violations(page) == [], "/lead"  # axe-core: labelled forms, headings, contrast
+        await a_lead_disqualified(board, page, tok)
+        await a_days_campaign_spend(board, page, tok)
     finally:
         await ctx.close()
         await other_ctx.close()
+
+
+async def a_lead_disqualified(board: Board, page: Page, tok: str) -> None:
+    """A lead (captured through the API) disqualified from its page, with a reason and a note."""
+    tag = uuid.uuid4().hex[:6]
+    call = calls.capture_lead(None, {"source": "fair", "name": f"Spam {tag}", "email": f"spam{tag}@pho.vn"})
+    status, answer = await api(board, "leads", call.path, tok, call.body)
+    assert status == 201, answer
+    lead_id = answer["id"]
+    await until(board, "leads", f"/leads/{lead_id}", tok, "status", "new")
+    await page.goto(f"{board.urls['web']}/lead/{lead_id}")
+    await act(page, "lead.disqualify", {"reason": "spam", "note": "gửi hàng loạt"})
+    lead = await until(board, "leads", f"/leads/{lead_id}", tok, "status", "disqualified")
+    await page.wait_for_selector(f"#lead[data-status='disqualified'][data-version='{lead['version']}']")
+
+
+async def a_days_campaign_spend(board: Board, page: Page, tok: str) -> None:
+    """A day's spend recorded from a campaign's row of the marketing page: the campaign's spend has that day."""
+    await page.goto(f"{board.urls['web']}/marketing")
+    link = page.locator('#panel-campaigns a[href^="/act/campaign.spend"]').first
+    campaign = parse_qs(urlsplit(await link.get_attribute("href") or "").query)["campaign_id"][0]
+    _, before = await api(board, "leads", f"/campaigns/{campaign}", tok)
+    day = next(
+        str(d) for n in range(40, 400) if str(d := datetime.now(UTC).date() - timedelta(days=n)) not in before["spend"]
+    )
+    # the campaigns panel (the ROI read model, this year) counts it too: the page shows what its API now answers
+    source = str(await page.get_attribute("#panel-campaigns", "data-source")).partition(" ")[2]
+    cell = page.locator(f'#panel-campaigns tr:has(a[href$="campaign_id={campaign}"]) [data-key=spend]')
+    spent = Decimal(str(json.loads(str(await cell.get_attribute("data-value"))) or 0))
+    async with page.expect_navigation(url=lambda url: urlsplit(url).path == "/marketing"):  # back, once recorded
+        await link.click()
+        await page.wait_for_url("**/act/campaign.spend**")
+        await act(page, "campaign.spend", {"day": day, "amount": "2500000", "currency": "VND"})
+    _, after = await api(board, "leads", f"/campaigns/{campaign}", tok)
+    assert Decimal(after["spend"][day]["amount"]) == 2_500_000 and after["spend"][day]["currency"] == "VND", after
+    row: dict[str, Any] = {}
+
+    async def counted() -> bool:
+        _, rows = await api(board, "leads", source, tok)
+        row.update(next(r for r in rows if r["campaign_id"] == campaign))
+        return Decimal(str(row["spend"])) == spent + 2_500_000
+
+    async def shown() -> bool:
+        await page.reload()
+        return json.loads(str(await cell.get_attribute("data-value"))) == row["spend"]
+
+    await wait_until(counted, timeout=30, interval=0.5)
+    await wait_until(shown, timeout=30, interval=1)
 
 
 DEALS_NS = uuid.UUID("6f1f3c8e-2f4e-5b7a-9d0c-1a2b3c4d5e01")  # the contract's (services/deals/events.py)
@@ -152,6 +206,13 @@ async def test_an_order_is_moved_inspected_held_resumed_and_shipped_in_part_from
             await page.wait_for_selector(f"#order[data-stage='{stage}'][data-version='{now['version']}']")
         assert now["shipped"] == "4" and now["packed"] == "10" and now["inspections"] == 1
         assert await severe_violations(page) == [], "/order"
+        # the 4 shipped arrive: the delivery confirmed from the order's page (its shipment chosen from the list)
+        await page.goto(f"{board.urls['web']}/order/{order}")
+        shipment = now["shipments"][0]["shipment_id"]
+        await act(page, "order.deliver", {"shipment_id": shipment})
+        now = await until(board, "production", f"/orders/{order}", tok, "delivered", "4")
+        assert [s["delivered"] for s in now["shipments"]] == [True]
+        await page.wait_for_selector(f"#order[data-version='{now['version']}'] dd[data-key=delivered][data-value='4']")
         card = other.locator(f'#panel-floor .column[data-stage="shipped"] article a[href="/order/{order}"]')
         await card.wait_for(timeout=20_000)  # the other browser's floor moved the card without a reload
     finally:

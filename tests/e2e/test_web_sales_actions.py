@@ -11,12 +11,15 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 from playwright.async_api import Page
 
+from services.web import i18n
 from services.web.domain_words import RULES
+from testkit.a11y import severe_violations
 from testkit.browser import screenshot
 from testkit.waiting import wait_until
 from tests.e2e.web_world import ADMIN, Board, signed_in, token
@@ -67,6 +70,25 @@ async def act(page: Page, action: str, fields: dict[str, str], within: str = "bo
     await form.locator("button[type=submit]").click()
 
 
+async def tab_to(page: Page, selector: str, presses: int = 400) -> None:
+    """Tab (the key) until the focus is on ``selector``: how a keyboard user gets there, no mouse."""
+    for _ in range(presses):
+        await page.keyboard.press("Tab")
+        if await page.evaluate("(s) => document.activeElement && document.activeElement.matches(s)", selector):
+            return
+    raise AssertionError(f"Tab never reached {selector}")
+
+
+async def arrow_to(page: Page, value: str, presses: int = 30) -> None:
+    """The focused list's choice moved with the arrow keys until it is ``value``."""
+    for key in ("ArrowDown", "ArrowUp"):
+        for _ in range(presses):
+            if await page.evaluate("() => document.activeElement.value") == value:
+                return
+            await page.keyboard.press(key)
+    raise AssertionError(f"no {value} in the focused list")
+
+
 def local(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M")
 
@@ -99,14 +121,21 @@ async def test_a_deal_is_created_dragged_to_the_next_stage_won_and_its_activity_
         await page.wait_for_selector(f"#panel-board .column[data-stage='{stages[1]}'] article[data-id='{deal}']")
         await screenshot(page, "sales-actions-1-dragged")
 
-        # the keyboard's way: the column's "Move to…" list, then the card's "Move" button (its id and version)
+        # the keyboard's way, keys only (Tab, arrows, Space; no click): the column's "Move to…" list, then the
+        # card's "Move" button (its id and version); the aria-live region tells a screen reader what was updated
         await page.goto(f"{board.urls['web']}/sales?more={stages[1]}")
         await page.wait_for_selector("body[data-live='1']")
-        column = page.locator(f"#panel-board .column[data-stage='{stages[1]}']")
-        await column.locator("select[name=stage_id]").select_option(stages[2])
-        await column.locator(f"article[data-id='{deal}'] button.move").press("Enter")
+        column = f"#panel-board .column[data-stage='{stages[1]}']"
+        await tab_to(page, f"{column} select[name=stage_id]")
+        await arrow_to(page, stages[2])
+        await tab_to(page, f"{column} article[data-id='{deal}'] button.move")
+        await page.keyboard.press("Space")
         moved = await deal_when(board, deal, tok, lambda d: d["stage"]["stage_id"] == stages[2])
         await page.wait_for_selector(f"#panel-board .column[data-stage='{stages[2]}'] article[data-id='{deal}']")
+        await page.wait_for_function(  # "updated: Pipeline board, …" (app.js, after the refresh the move started)
+            "() => (document.getElementById('announce').textContent || '').includes(':')", timeout=15_000
+        )
+        assert await page.get_attribute("#announce", "aria-live") == "polite"
 
         # an activity on the deal, then done from the agenda
         await page.goto(f"{board.urls['web']}/deal/{deal}")
@@ -121,6 +150,30 @@ async def test_a_deal_is_created_dragged_to_the_next_stage_won_and_its_activity_
 
         await wait_until(listed, timeout=30, interval=0.5)
         activity = str(await item.get_attribute("data-activity"))
+        # rescheduled from the agenda: the agenda API's due time moves, and the page shows the new one
+        zone = ZoneInfo(board.settings.timezone)  # the form's time is the business's (no offset)
+        later = datetime.now(zone).replace(second=0, microsecond=0) + timedelta(days=5)
+        async with page.expect_navigation():  # back to the agenda
+            await act(
+                page,
+                "activity.reschedule",
+                {"due_at": later.strftime("%Y-%m-%dT%H:%M"), "reason": "Khách hẹn lại"},
+                within=f"article[data-activity='{activity}']",
+            )
+
+        async def rescheduled() -> bool:
+            status, body = await api(board, "agenda", f"/activities/{activity}", tok)
+            return status == 200 and datetime.fromisoformat(body["due_at"]) == later
+
+        await wait_until(rescheduled, timeout=30, interval=0.3)
+        _, body = await api(board, "agenda", f"/activities/{activity}", tok)
+
+        async def shown() -> bool:
+            await page.goto(f"{board.urls['web']}/agenda")
+            return await item.get_attribute("data-version") == str(body["version"])
+
+        await wait_until(shown, timeout=30, interval=0.5)
+        assert i18n.fmt(body["due_at"], "datetime", "en", zone) in await item.inner_text()
         async with page.expect_navigation():  # back to the agenda
             await act(
                 page, "activity.complete", {"outcome": "Khách đồng ý"}, within=f"article[data-activity='{activity}']"
@@ -148,11 +201,20 @@ async def test_a_deal_is_created_dragged_to_the_next_stage_won_and_its_activity_
 async def test_a_stale_move_shows_what_changed_and_a_retry_works_and_no_one_moves_anothers_deal(board: Board) -> None:
     tok = token("u-lan", "sales", team="north")
     stages = await open_stages(board)
-    status, answer = await api(
-        board, "deals", "/deals", tok,
-        {"title": f"Tủ đông {uuid.uuid4().hex[:6]}", "customer": "Nhà hàng Phố Cổ", "owner_id": "u-lan", "team_id": "north"},
-    )  # fmt: skip
-    assert status == 201, answer
+    org, customer = await an_organisation(board)
+    answer: dict[str, Any] = {}
+
+    async def opened() -> bool:  # once the deals API's replica of the directory has the organisation
+        status, body = await api(
+            board, "deals", "/deals", tok,
+            {"title": f"Tủ đông {uuid.uuid4().hex[:6]}", "customer": customer, "organisation_id": org,
+             "owner_id": "u-lan", "team_id": "north"},
+        )  # fmt: skip
+        answer.update(body)
+        assert status in (201, 422), body
+        return status == 201
+
+    await wait_until(opened, timeout=30, interval=0.5)
     deal = answer["id"]
     ctx, page = await signed_in(board, "u-lan")
     dung_ctx, dung = await signed_in(board, "u-dung")  # a salesperson of another team
@@ -190,6 +252,64 @@ async def test_a_stale_move_shows_what_changed_and_a_retry_works_and_no_one_move
         assert "Not found" in await said.inner_text() or RULES["not_found"] in await said.inner_text()
         still = await deal_when(board, deal, tok, lambda d: True)
         assert still["stage"]["stage_id"] == stages[2]
+        await deal_edited_lost_and_reopened(board, page, deal, tok, stages)
+        await customer_360(board, page, deal, org, tok)
     finally:
         await ctx.close()
         await dung_ctx.close()
+
+
+async def an_organisation(board: Board) -> tuple[str, str]:
+    """A customer in the directory (u-lan's, north): its id and name."""
+    name = f"Công ty Lạnh {uuid.uuid4().hex[:6]}"
+    body = {"name": name, "owner_id": "u-lan", "team_id": "north"}
+    async with httpx.AsyncClient(timeout=30) as http:
+        r = await http.post(f"{board.urls['directory']}/organisations", json=body, headers=ADMIN)
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"]), name
+
+
+async def deal_edited_lost_and_reopened(board: Board, page: Page, deal: str, tok: str, stages: list[str]) -> None:
+    """On the deal's page: its value changed with the keyboard only (Tab, typing, Enter), its close date, then lost
+    with a reason and reopened; after each, the deals API has it and the page shows it."""
+    base = f"{board.urls['web']}/deal/{deal}"
+    await page.goto(base)
+    await tab_to(page, 'form[action="/act/deal.value"] [name=amount]')
+    await page.keyboard.press("ControlOrMeta+a")
+    await page.keyboard.type("175000000")
+    await page.keyboard.press("Enter")  # submits the form, as a click on its button would
+    now = await deal_when(board, deal, tok, lambda d: Decimal(d["value"]["amount"]) == 175_000_000)
+    await page.wait_for_selector(f"#deal[data-version='{now['version']}'] dd[data-key=value][data-value='175000000']")
+    close = (datetime.now(UTC) + timedelta(days=45)).date().isoformat()
+    await act(page, "deal.close_date", {"expected_close_date": close, "reason": "Khách lùi ngân sách"})
+    now = await deal_when(board, deal, tok, lambda d: d.get("expected_close_date") == close)
+    await page.wait_for_selector(f"#deal[data-version='{now['version']}']")
+    shown = page.locator("#deal dd[data-key=expected_close_date]")  # the day as the page's language writes it
+    assert await shown.get_attribute("data-value") == close and await shown.inner_text() != close
+    await act(page, "deal.lose", {"reason": "Giá cao hơn đối thủ", "competitor": "Điện lạnh Á Châu"})
+    now = await deal_when(board, deal, tok, lambda d: d["status"] == "lost")
+    assert now["lost_reason"] == "Giá cao hơn đối thủ", now
+    await page.wait_for_selector("#deal[data-status='lost'] dd[data-key=status][data-value=lost]")
+    await act(page, "deal.reopen", {"reason": "Khách quay lại", "stage_id": stages[1]})
+    now = await deal_when(board, deal, tok, lambda d: d["status"] == "open")
+    assert now["stage"]["stage_id"] == stages[1]
+    await page.wait_for_selector(f"#deal[data-status='open'][data-version='{now['version']}']")
+    await screenshot(page, "sales-actions-4-reopened")
+
+
+async def customer_360(board: Board, page: Page, deal: str, org: str, tok: str) -> None:
+    """The deal's customer links to its 360 page, which lists the deal as the directory's 360 answers it."""
+
+    async def listed() -> bool:
+        status, view = await api(board, "directory", f"/organisations/{org}/360", tok)
+        return status == 200 and deal in str(view.get("deals"))
+
+    await wait_until(listed, timeout=30, interval=0.5)
+    await page.goto(f"{board.urls['web']}/deal/{deal}")
+    async with page.expect_navigation():
+        await page.click(f"#deal dd[data-key=customer] a[href='/customers/{org}']")
+    await page.wait_for_selector(f"#c360[data-organisation='{org}'] tr[data-deal='{deal}']")
+    _, view = await api(board, "directory", f"/organisations/{org}/360", tok)
+    shown = await page.locator("#c360 dd[data-key=purchases]").inner_text()
+    assert shown == i18n.fmt(view.get("purchases"), "int", "en"), (shown, view)
+    assert await severe_violations(page) == [], "/customers"

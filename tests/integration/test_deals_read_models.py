@@ -131,7 +131,13 @@ async def check_everything(http: Any, oracle: Sales, captured: dict[str, Any], n
             assert (d["status"], Decimal(d["probability"])) == (status, want_deal.probability), d["deal_id"]
             assert Decimal(d["weighted_value"]) == want_deal.weighted_value, d["deal_id"]
 
-    assert (await get("/forecast")).json()["rows"] == oracle.forecast(TZ)
+    forecast = (await get("/forecast")).json()
+    assert forecast["rows"] == oracle.forecast(TZ)
+    by_month = {m["period"]: m for m in forecast["months"]}  # the rows per month, beside the month's target
+    for period in {r["period"] for r in forecast["rows"]}:
+        rows = [r for r in forecast["rows"] if r["period"] == period]
+        assert Decimal(by_month[period]["expected"]) == sum(Decimal(r["expected"]) for r in rows), period
+    assert by_month[PERIOD]["target"] == str(sum(TARGETS.values()))  # no team has one: the salespeople's
     assert captured["rows"] == captured["oracle"].forecast(TZ), "the live forecast at day 75 was right then"
     as_of = (await get("/forecast", as_of=captured["at"].isoformat())).json()["rows"]
     assert as_of == captured["rows"], "the forecast as of day 75 equals the one captured live that day"
@@ -151,6 +157,15 @@ async def check_everything(http: Any, oracle: Sales, captured: dict[str, Any], n
     assert want["won"] > 100 and want["lost"] > 100, "the generated history wins and loses enough to mean something"
     assert sum(s["backward_moves"] for s in want["stages"]) > 20
     assert sum(s["skipped"] for s in want["stages"]) > 20
+
+    win = (await get("/analytics/win-rate", **{"from": "2026-06-01", "to": "2026-11-01"})).json()
+    assert (sum(m["won"] for m in win), sum(m["lost"] for m in win)) == (want["won"], want["lost"])
+    closed: dict[str, list[int]] = {}
+    for d in oracle.deals.values():  # every deal by month of close, as the oracle has them
+        for at, i in ((d.won_at, 0), (d.lost_at, 1)):
+            if at is not None and start <= at < end:
+                closed.setdefault(at.astimezone(zone).strftime("%Y-%m"), [0, 0])[i] += 1
+    assert {m["month"]: [m["won"], m["lost"]] for m in win if m["won"] or m["lost"]} == closed
 
     m_start, m_end = datetime(2026, 9, 1, tzinfo=zone), datetime(2026, 10, 1, tzinfo=zone)
     card = (await get("/analytics/scorecard", period=PERIOD)).json()

@@ -10,6 +10,7 @@ import pytest
 from services.deals import main as deals_main
 from shared.edge.service import ops_app
 from shared.ops.stack import Endpoints
+from shared.ops.version import VERSION
 from testkit.services import (
     applied_everything,
     bearer,
@@ -76,7 +77,7 @@ async def test_metrics_and_health_of_api_relay_and_projector(endpoints: Endpoint
         assert value(text, "pipelines_projection_applied_total", service=schema, projection="board") >= 3
         assert value(text, "pipelines_projection_generation", service=schema, projection="board") == 1
         assert "pipelines_consumer_lag{" in text
-        assert (await ops.get("/healthz")).json() == {"status": "ok"}
+        assert (await ops.get("/healthz")).json() == {"status": "ok", "version": VERSION}
         ready = (await ops.get("/readyz")).json()
         assert ready == {"status": "ok", "checks": {"postgresql": "ok", "kafka": "ok"}}
         assert "pipelines_relay_backlog_events" in (await ops.get("/metrics")).text

@@ -1,7 +1,7 @@
 """The sales analytics read model: one projection of facts, and the queries managers ask of it.
 
 ``model``: the tables and the one batch ``apply`` (the ``analytics`` projection); ``pipeline``: the forecast, stage
-and totals queries; ``people``: scorecards, lost reasons and planning.
+and totals queries; ``people``: scorecards, lost reasons and planning; ``months``: the forecast beside the month's target, the win rate by month.
 
 Facts kept (no value that depends on today):
 - ``deals``: each deal's current facts; ``deal_versions``: the forecast-relevant facts of each deal with the
@@ -25,7 +25,7 @@ Formulas (DOMAIN.md §2.5), per currency (one currency per query, VND by default
   that later entered a later stage or were won; lost = those lost without advancing; conversion =
   advanced / (advanced + lost); still-open deals are shown apart (censored);
 - time in stage over visits that ended in the window: mean, median and p90 (linear interpolation);
-- win rate = won / (won + lost) among deals closed in the window; average deal size = won value / won;
+- win rate = won / (won + lost) among deals closed in the window (and by month of close: ``months.win_rates``); average deal size = won value / won;
   cycle = won_at − opened_at in days; velocity = open deals × average size × win rate / mean cycle days;
 - deals needed per stage for a target (seed S2): W = ⌈(target − won) / average size⌉, E = Σ_open P(win | stage),
   gap = max(0, W − E), needed at stage k = ⌈gap / P(win | k)⌉ with P(win | k) = won / resolved among deals that
@@ -35,6 +35,7 @@ Formulas (DOMAIN.md §2.5), per currency (one currency per query, VND by default
 """
 
 from services.deals.analytics.model import DDL, analytics, apply
+from services.deals.analytics.months import forecast_months, month_targets, win_rates
 from services.deals.analytics.next_steps import next_step_counts
 from services.deals.analytics.people import (
     local_date,
@@ -59,9 +60,11 @@ __all__ = [
     "apply",
     "forecast",
     "forecast_changes",
+    "forecast_months",
     "local_date",
     "lost_reasons",
     "month_bounds",
+    "month_targets",
     "next_step_counts",
     "pipeline_totals",
     "scorecard",
@@ -70,4 +73,5 @@ __all__ = [
     "success_factors",
     "target_plan",
     "valid_at",
+    "win_rates",
 ]

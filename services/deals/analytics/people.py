@@ -16,31 +16,39 @@ from services.deals.analytics.pipeline import _money, _one, _ratio, _round, mont
 from shared.store.db import Conn
 
 # ---------------------------------------------------------------------------------------------- people
-# One salesperson's ($1) deals in currency $4 (of team $5, if given): results in [$2, $3) and pipeline now.
-_RESULTS = """SELECT count(*) FILTER (WHERE opened_at >= $2 AND opened_at < $3) AS opened,
-              count(*) FILTER (WHERE won_at >= $2 AND won_at < $3) AS won,
-              count(*) FILTER (WHERE lost_at >= $2 AND lost_at < $3) AS lost,
-              coalesce(sum(value) FILTER (WHERE won_at >= $2 AND won_at < $3), 0) AS won_value,
-              avg(extract(epoch FROM won_at - opened_at) / 86400) FILTER (WHERE won_at >= $2 AND won_at < $3)
-                  AS cycle_days,
-              count(*) FILTER (WHERE status = 'open') AS open_now,
+# Each salesperson's deals (of owner $1 if given, team $5, organisations $6) in currency $4: results in [$2, $3)
+# and pipeline now; set-based, one row an owner (``scorecard``'s owners are those with any deal in the scope).
+_RESULTS = """SELECT owner_id,
+              count(*) FILTER (WHERE currency = $4 AND opened_at >= $2 AND opened_at < $3) AS opened,
+              count(*) FILTER (WHERE currency = $4 AND won_at >= $2 AND won_at < $3) AS won,
+              count(*) FILTER (WHERE currency = $4 AND lost_at >= $2 AND lost_at < $3) AS lost,
+              coalesce(sum(value) FILTER (WHERE currency = $4 AND won_at >= $2 AND won_at < $3), 0) AS won_value,
+              avg(extract(epoch FROM won_at - opened_at) / 86400)
+                  FILTER (WHERE currency = $4 AND won_at >= $2 AND won_at < $3) AS cycle_days,
+              count(*) FILTER (WHERE currency = $4 AND status = 'open') AS open_now,
               coalesce(sum(value * coalesce(probability_override, stage_probability))
-                       FILTER (WHERE status = 'open'), 0) AS weighted_now,
-              coalesce(avg(close_date_pushes) FILTER (WHERE opened_at >= $2 AND opened_at < $3), 0) AS pushes
-       FROM deals WHERE owner_id = $1 AND currency = $4 AND ($5::text IS NULL OR team_id = $5)
-         AND ($6::uuid[] IS NULL OR organisation_id = ANY($6))"""
-# Their open deals longer in their stage than its threshold at $2.
-_STUCK = """SELECT count(*) FROM deals d JOIN pipeline_stages s USING (pipeline_id, stage_id)
-       WHERE d.owner_id = $1 AND d.status = 'open' AND s.stuck_after_days IS NOT NULL
+                       FILTER (WHERE currency = $4 AND status = 'open'), 0) AS weighted_now,
+              coalesce(avg(close_date_pushes) FILTER (WHERE currency = $4 AND opened_at >= $2 AND opened_at < $3), 0)
+                  AS pushes
+       FROM deals WHERE ($1::text IS NULL OR owner_id = $1) AND ($5::text IS NULL OR team_id = $5)
+         AND ($6::uuid[] IS NULL OR organisation_id = ANY($6))
+       GROUP BY owner_id ORDER BY owner_id"""
+# Their open deals longer in their stage than its threshold at $2 (any currency, as the board counts them).
+_STUCK = """SELECT d.owner_id, count(*) AS n FROM deals d JOIN pipeline_stages s USING (pipeline_id, stage_id)
+       WHERE ($1::text IS NULL OR d.owner_id = $1) AND d.status = 'open' AND s.stuck_after_days IS NOT NULL
          AND $2::timestamptz - d.entered_stage_at > make_interval(days => s.stuck_after_days)
-         AND ($3::text IS NULL OR d.team_id = $3) AND ($4::uuid[] IS NULL OR d.organisation_id = ANY($4))"""
+         AND ($3::text IS NULL OR d.team_id = $3) AND ($4::uuid[] IS NULL OR d.organisation_id = ANY($4))
+       GROUP BY d.owner_id"""
 # Their activities in [$2, $3) by type.
-_ACTIVITIES = """SELECT a.activity_type, count(*) AS n FROM activities a
-       WHERE a.owner_id = $1 AND a.at >= $2 AND a.at < $3
+_ACTIVITIES = """SELECT a.owner_id, a.activity_type, count(*) AS n FROM activities a
+       WHERE ($1::text IS NULL OR a.owner_id = $1) AND a.at >= $2 AND a.at < $3
          AND ($4::text IS NULL OR EXISTS (SELECT 1 FROM deals d WHERE d.deal_id = a.deal_id AND d.team_id = $4))
          AND ($5::uuid[] IS NULL
               OR EXISTS (SELECT 1 FROM deals d WHERE d.deal_id = a.deal_id AND d.organisation_id = ANY($5)))
-       GROUP BY a.activity_type ORDER BY a.activity_type"""
+       GROUP BY a.owner_id, a.activity_type ORDER BY a.owner_id, a.activity_type"""
+_TARGETS = """SELECT owner_id, sum(amount) AS amount FROM targets
+       WHERE owner_id IS NOT NULL AND ($1::text IS NULL OR owner_id = $1) AND period = $2 AND currency = $3
+       GROUP BY owner_id"""
 
 
 async def scorecard(
@@ -55,46 +63,26 @@ async def scorecard(
     organisations: list[uuid.UUID] | None = None,
 ) -> list[dict[str, Any]]:
     """Per salesperson for a period: activity, results, pipeline now, target and attainment (with ``team_id``: each
-    counting only their deals in that team; with ``organisations``: only their deals linked to one of these)."""
-    owners = await conn.fetch(
-        """SELECT DISTINCT owner_id FROM deals WHERE ($1::text IS NULL OR owner_id = $1)
-             AND ($2::text IS NULL OR team_id = $2) AND ($3::uuid[] IS NULL OR organisation_id = ANY($3))
-           ORDER BY owner_id""",
-        owner_id,
-        team_id,
-        organisations,
-    )
-    scope = (team_id, organisations)
+    counting only their deals in that team; with ``organisations``: only their deals linked to one of these). Four
+    queries whatever the number of people (each grouped by owner), not four a person."""
+    start, end = month_bounds(period, tz)
+    results = await conn.fetch(_RESULTS, owner_id, start, end, currency, team_id, organisations)
+    stuck = {r["owner_id"]: r["n"] for r in await conn.fetch(_STUCK, owner_id, now, team_id, organisations)}
+    acts: dict[str, dict[str, int]] = {}
+    for a in await conn.fetch(_ACTIVITIES, owner_id, start, end, team_id, organisations):
+        acts.setdefault(a["owner_id"], {})[a["activity_type"]] = a["n"]
+    targets = {r["owner_id"]: r["amount"] for r in await conn.fetch(_TARGETS, owner_id, period, currency)}
     return [
-        await _scorecard_of(conn, o["owner_id"], period=period, tz=tz, now=now, currency=currency, scope=scope)
-        for o in owners
+        _card(r, period, currency, stuck.get(r["owner_id"], 0), acts.get(r["owner_id"], {}), targets.get(r["owner_id"]))
+        for r in results
     ]
 
 
-async def _scorecard_of(
-    conn: Conn,
-    owner: str,
-    *,
-    period: str,
-    tz: str,
-    now: datetime,
-    currency: str,
-    scope: tuple[str | None, list[uuid.UUID] | None],
-) -> dict[str, Any]:
-    start, end = month_bounds(period, tz)
-    team_id, orgs = scope
-    r = await _one(conn, _RESULTS, owner, start, end, currency, team_id, orgs)
-    stuck = await conn.fetchval(_STUCK, owner, now, team_id, orgs)
-    acts = await conn.fetch(_ACTIVITIES, owner, start, end, team_id, orgs)
-    target = await conn.fetchval(
-        "SELECT sum(amount) FROM targets WHERE owner_id = $1 AND period = $2 AND currency = $3",
-        owner,
-        period,
-        currency,
-    )
+def _card(r: Any, period: str, currency: str, stuck: int, acts: dict[str, int], target: Any) -> dict[str, Any]:
+    """One salesperson's scorecard from their rows of the four queries."""
     won, lost = r["won"], r["lost"]
     return {
-        "owner_id": owner,
+        "owner_id": r["owner_id"],
         "period": period,
         "currency": currency,
         "opened": r["opened"],
@@ -107,7 +95,7 @@ async def _scorecard_of(
         "open_now": r["open_now"],
         "weighted_pipeline_now": _money(r["weighted_now"], currency),
         "stuck_now": stuck,
-        "activities": {a["activity_type"]: a["n"] for a in acts},
+        "activities": acts,
         "avg_close_date_pushes": _round(r["pushes"]),
         "target": _money(target, currency) if target is not None else None,
         "attainment": _ratio(float(r["won_value"]), float(target)) if target else None,

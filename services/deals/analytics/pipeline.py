@@ -202,27 +202,31 @@ async def forecast_changes(
 
 
 # ---------------------------------------------------------------------------------------------- stages
-# The deals whose first entry into stage $1 falls in [$2, $3), and what became of them by $7.
-_COHORT = """WITH first AS (
-           SELECT v.deal_id, min(v.entered_at) AS entered_at FROM stage_visits v
+# Each stage's figures at once, set-based (three queries whatever the number of stages): the stages are $1 (ids) with
+# their orders $4. The deals whose first entry into a stage falls in [$2, $3), and what became of them by $7.
+_COHORT = """WITH s AS (SELECT * FROM unnest($1::text[], $4::int[]) AS s (stage_id, stage_order)),
+       first AS (
+           SELECT v.stage_id, v.deal_id, d.won_at, d.lost_at, min(v.entered_at) AS entered_at FROM stage_visits v
            JOIN deals d USING (deal_id)
-           WHERE v.stage_id = $1 AND d.pipeline_id = $5 AND ($6::text IS NULL OR d.owner_id = $6)
+           WHERE v.stage_id = ANY($1) AND d.pipeline_id = $5 AND ($6::text IS NULL OR d.owner_id = $6)
              AND ($8::text IS NULL OR d.team_id = $8) AND ($9::uuid[] IS NULL OR d.organisation_id = ANY($9))
-           GROUP BY v.deal_id HAVING min(v.entered_at) >= $2 AND min(v.entered_at) < $3),
+           GROUP BY v.stage_id, v.deal_id, d.won_at, d.lost_at
+           HAVING min(v.entered_at) >= $2 AND min(v.entered_at) < $3),
        fate AS (
-           SELECT f.deal_id,
-                  EXISTS (SELECT 1 FROM stage_visits w WHERE w.deal_id = f.deal_id
-                            AND w.stage_order > $4 AND w.entered_at > f.entered_at AND w.entered_at <= $7)
-                  OR (d.won_at IS NOT NULL AND d.won_at <= $7) AS advanced,
-                  d.lost_at IS NOT NULL AND d.lost_at <= $7 AS lost
-           FROM first f JOIN deals d USING (deal_id))
-       SELECT count(*) AS entered,
+           SELECT f.stage_id,
+                  count(w.deal_id) > 0 OR (f.won_at IS NOT NULL AND f.won_at <= $7) AS advanced,
+                  f.lost_at IS NOT NULL AND f.lost_at <= $7 AS lost
+           FROM first f JOIN s USING (stage_id)
+           LEFT JOIN stage_visits w ON w.deal_id = f.deal_id
+               AND w.stage_order > s.stage_order AND w.entered_at > f.entered_at AND w.entered_at <= $7
+           GROUP BY f.stage_id, f.deal_id, f.won_at, f.lost_at)
+       SELECT stage_id, count(*) AS entered,
               count(*) FILTER (WHERE advanced) AS advanced,
               count(*) FILTER (WHERE NOT advanced AND lost) AS lost,
               count(*) FILTER (WHERE NOT advanced AND NOT lost) AS still_open
-       FROM fate"""
-# The visits of stage $1 that ended in [$2, $3): how long they took, how many went back.
-_TIMING = """SELECT count(*) AS visits,
+       FROM fate GROUP BY stage_id"""
+# The visits of each stage of $1 that ended in [$2, $3): how long they took, how many went back.
+_TIMING = """SELECT v.stage_id, count(*) AS visits,
               avg(extract(epoch FROM exited_at - entered_at) / 86400) AS mean_days,
               percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM exited_at - entered_at) / 86400)
                   AS median_days,
@@ -230,14 +234,17 @@ _TIMING = """SELECT count(*) AS visits,
                   AS p90_days,
               count(*) FILTER (WHERE exit_kind = 'regressed') AS backward_moves
        FROM stage_visits v JOIN deals d USING (deal_id)
-       WHERE v.stage_id = $1 AND v.exited_at >= $2 AND v.exited_at < $3 AND d.pipeline_id = $4
+       WHERE v.stage_id = ANY($1) AND v.exited_at >= $2 AND v.exited_at < $3 AND d.pipeline_id = $4
          AND ($5::text IS NULL OR d.owner_id = $5) AND ($6::text IS NULL OR d.team_id = $6)
-         AND ($7::uuid[] IS NULL OR d.organisation_id = ANY($7))"""
-# The visits that ended in [$2, $3) skipping stage $1.
-_SKIPPED = """SELECT count(*) FROM stage_visits v JOIN deals d USING (deal_id)
-       WHERE $1 = ANY (v.skipped_stage_ids) AND v.exited_at >= $2 AND v.exited_at < $3
+         AND ($7::uuid[] IS NULL OR d.organisation_id = ANY($7))
+       GROUP BY v.stage_id"""
+# The visits that ended in [$2, $3) skipping each stage of $1.
+_SKIPPED = """SELECT s.stage_id, count(*) AS n FROM unnest($1::text[]) AS s (stage_id)
+       JOIN stage_visits v ON s.stage_id = ANY (v.skipped_stage_ids) JOIN deals d USING (deal_id)
+       WHERE v.exited_at >= $2 AND v.exited_at < $3
          AND d.pipeline_id = $4 AND ($5::text IS NULL OR d.owner_id = $5)
-         AND ($6::text IS NULL OR d.team_id = $6) AND ($7::uuid[] IS NULL OR d.organisation_id = ANY($7))"""
+         AND ($6::text IS NULL OR d.team_id = $6) AND ($7::uuid[] IS NULL OR d.organisation_id = ANY($7))
+       GROUP BY s.stage_id"""
 
 
 async def stage_analytics(
@@ -259,7 +266,7 @@ async def stage_analytics(
         pipeline_id,
     )
     scope = (pipeline_id, owner_id, team_id, organisations)
-    per_stage = [await _stage_figures(conn, s, start, end, now, scope) for s in stages]
+    per_stage = await _stage_figures(conn, stages, start, end, now, scope)
     totals = await pipeline_totals(
         conn,
         start=start,
@@ -274,33 +281,46 @@ async def stage_analytics(
 
 
 async def _stage_figures(
-    conn: Conn, s: Any, start: datetime, end: datetime, now: datetime, scope: Scope
-) -> dict[str, Any]:
-    """One stage's conversion, time in stage, backward moves and skips; ``scope``: pipeline, owner, team,
+    conn: Conn, stages: list[Any], start: datetime, end: datetime, now: datetime, scope: Scope
+) -> list[dict[str, Any]]:
+    """Each stage's conversion, time in stage, backward moves and skips; ``scope``: pipeline, owner, team,
     organisations."""
     pipeline_id, owner_id, team_id, orgs = scope
-    stage_id = s["stage_id"]
-    cohort = await _one(
-        conn, _COHORT, stage_id, start, end, s["stage_order"], pipeline_id, owner_id, now, team_id, orgs
-    )
-    timing = await _one(conn, _TIMING, stage_id, start, end, pipeline_id, owner_id, team_id, orgs)
-    skipped = await conn.fetchval(_SKIPPED, stage_id, start, end, pipeline_id, owner_id, team_id, orgs)
-    resolved = cohort["advanced"] + cohort["lost"]
-    return {
-        "stage_id": stage_id,
-        "name": s["name"],
-        "entered": cohort["entered"],
-        "advanced": cohort["advanced"],
-        "lost": cohort["lost"],
-        "still_open": cohort["still_open"],
-        "conversion_rate": _ratio(cohort["advanced"], resolved),
-        "visits_ended": timing["visits"],
-        "mean_days": _round(timing["mean_days"]),
-        "median_days": _round(timing["median_days"]),
-        "p90_days": _round(timing["p90_days"]),
-        "backward_moves": timing["backward_moves"],
-        "skipped": skipped,
+    ids, orders = [s["stage_id"] for s in stages], [s["stage_order"] for s in stages]
+    cohorts = {
+        r["stage_id"]: r
+        for r in await conn.fetch(_COHORT, ids, start, end, orders, pipeline_id, owner_id, now, team_id, orgs)
     }
+    timings = {
+        r["stage_id"]: r for r in await conn.fetch(_TIMING, ids, start, end, pipeline_id, owner_id, team_id, orgs)
+    }
+    skips = {
+        r["stage_id"]: r["n"] for r in await conn.fetch(_SKIPPED, ids, start, end, pipeline_id, owner_id, team_id, orgs)
+    }
+    none = {"entered": 0, "advanced": 0, "lost": 0, "still_open": 0}
+    no_visits = {"visits": 0, "mean_days": None, "median_days": None, "p90_days": None, "backward_moves": 0}
+    out = []
+    for s in stages:
+        cohort, timing = cohorts.get(s["stage_id"], none), timings.get(s["stage_id"], no_visits)
+        resolved = cohort["advanced"] + cohort["lost"]
+        out.append(
+            {
+                "stage_id": s["stage_id"],
+                "name": s["name"],
+                "entered": cohort["entered"],
+                "advanced": cohort["advanced"],
+                "lost": cohort["lost"],
+                "still_open": cohort["still_open"],
+                "conversion_rate": _ratio(cohort["advanced"], resolved),
+                "visits_ended": timing["visits"],
+                "mean_days": _round(timing["mean_days"]),
+                "median_days": _round(timing["median_days"]),
+                "p90_days": _round(timing["p90_days"]),
+                "backward_moves": timing["backward_moves"],
+                "skipped": skips.get(s["stage_id"], 0),
+            }
+        )
+    return out
 
 
 def _round(v: Any, places: int = 4) -> float | None:

@@ -1,6 +1,6 @@
 """The numbers: the forecast (now, or as recorded on a date, and what moved it), stage analytics, each
-salesperson's scorecard, lost reasons, the plan to reach a target, what converting deals did, and the open deals
-without a next step or with overdue activities. Each follows the
+salesperson's scorecard, lost reasons, the win rate by month, the plan to reach a target, what converting deals did,
+and the open deals without a next step or with overdue activities. Each follows the
 caller's scope (rights.numbers_scope): a salesperson's own, a manager's team's, anyone's for those who see all;
 and all but the target plan (a target is an owner's or a team's) take ``organisation_id``: the deals linked to that
 organisation of the directory or to one merged into it (``customers.organisation_filter``)."""
@@ -43,7 +43,11 @@ def window(svc: DealsAPI, start: date, end: date) -> tuple[datetime, datetime]:
     return datetime.combine(start, time(), tz), datetime.combine(end, time(), tz)
 
 
-@router.get("/forecast", tags=["analytics"], summary="forecast per month and owner, now or as recorded on a date")
+@router.get(
+    "/forecast",
+    tags=["analytics"],
+    summary="forecast per month and owner, now or as recorded on a date; per month beside the target",
+)
 async def get_forecast(
     svc: Service,
     p: Reader,
@@ -68,7 +72,13 @@ async def get_forecast(
             team_id=team_id,
             organisations=orgs,
         )
-    return {"as_of": at.isoformat() if at else None, "rows": rows}
+        targets = (  # a target is an owner's or a team's, of no customer: none beside one customer's forecast
+            await analytics.month_targets(conn, currency=currency, owner_id=owner_id, team_id=team_id)
+            if orgs is None
+            else {}
+        )
+    months = analytics.forecast_months(rows, targets, currency)  # the rows per month, beside the month's target
+    return {"as_of": at.isoformat() if at else None, "rows": rows, "months": months}
 
 
 @router.get("/forecast/changes", tags=["analytics"], summary="what moved the forecast between two dates")
@@ -171,6 +181,29 @@ async def get_scorecard(
             team_id=team_id,
             organisations=orgs,
         )
+
+
+@router.get("/analytics/win-rate", tags=["analytics"], summary="won / (won + lost) by month of close, every deal's")
+async def get_win_rate(
+    svc: Service,
+    p: Reader,
+    start: From,
+    end: To,
+    owner_id: str | None = None,
+    team_id: str | None = None,
+    organisation_id: OrganisationFilter = None,
+    currency: Currency = "VND",
+) -> list[dict[str, Any]]:
+    asked = owner_id, team_id
+    owner_id, team_id = numbers_scope(p, owner_id, team_id)
+    await known(svc, *asked, filtering=True)
+    orgs = await organisation_filter(svc, p, organisation_id)
+    lo, hi = window(svc, start, end)
+    async with read_models(svc).connection("analytics") as conn:
+        return await analytics.win_rates(
+            conn, start=lo, end=hi, tz=svc.timezone, currency=currency, owner_id=owner_id, team_id=team_id,
+            organisations=orgs,
+        )  # fmt: skip
 
 
 @router.get("/analytics/lost-reasons", tags=["analytics"], summary="why deals were lost, where, to whom")

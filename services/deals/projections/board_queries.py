@@ -53,6 +53,38 @@ def _row(r: Any) -> dict[str, Any]:
     return out
 
 
+# The board's filter on ``board b``: $1-$3 who sees (VISIBLE), $5 pipeline, $6 owner, $7 organisations (open
+# deals); the cards' query shifts the last three by one (its $5 is the time zone).
+_BOARD_WHERE = """b.pipeline_id = ${0} AND b.status = 'open' AND {1}
+    AND (${2}::text IS NULL OR b.owner_id = ${2}) AND (${3}::uuid[] IS NULL OR b.organisation_id = ANY(${3}))"""
+# Per stage and currency, of every deal the board shows: counts, flags and sums, set-based. Each deal's next-step
+# flags from its open activities counted once for all (a hash join, not one lookup a deal).
+_BOARD_SUMS = f"""SELECT b.stage_id, b.currency, count(*) AS n, sum(b.value) AS value,
+           sum(round(b.value * {PROBABILITY}, CASE WHEN b.currency IN ('VND', 'JPY', 'KRW') THEN 0 ELSE 2 END))
+               AS weighted_value,
+           count(*) FILTER (WHERE s.stuck_after_days IS NOT NULL
+               AND $4::timestamptz - b.entered_stage_at > make_interval(days => s.stuck_after_days)) AS stuck,
+           count(*) FILTER (WHERE coalesce(nx.open_activities, 0) = 0) AS no_next_step,
+           count(*) FILTER (WHERE coalesce(nx.overdue_activities, 0) > 0) AS overdue
+    FROM board b LEFT JOIN pipeline_stages s ON s.pipeline_id = b.pipeline_id AND s.stage_id = b.stage_id
+    LEFT JOIN (SELECT n.deal_id, count(*) AS open_activities,
+                      count(*) FILTER (WHERE n.due_at < $4::timestamptz) AS overdue_activities
+               FROM next_steps n WHERE n.open GROUP BY n.deal_id) nx ON nx.deal_id = b.deal_id
+    WHERE {_BOARD_WHERE.format(5, VISIBLE, 6, 7)}
+    GROUP BY b.stage_id, b.currency ORDER BY b.stage_id, b.currency"""
+# The cards: each stage's first $9 deals (NULL: all; all of stage $10), in the board's order, read stage by stage
+# along the index ``board_cards`` (no sort of every deal); only those are joined to their next step.
+_BOARD_CARDS = f"""SELECT {BOARD_ROW} FROM pipeline_stages ps
+    CROSS JOIN LATERAL (
+        SELECT * FROM board b WHERE b.stage_id = ps.stage_id AND {_BOARD_WHERE.format(6, VISIBLE, 7, 8)}
+        ORDER BY b.stage_order, b.entered_stage_at, b.deal_id
+        LIMIT CASE WHEN ps.stage_id = $10 THEN NULL ELSE $9::int END) b
+    LEFT JOIN pipeline_stages s ON s.pipeline_id = b.pipeline_id AND s.stage_id = b.stage_id
+    {next_step_join("$4")}
+    WHERE ps.pipeline_id = $6 AND ps.kind = 'open'
+    ORDER BY b.stage_order, b.entered_stage_at, b.deal_id"""
+
+
 async def board_view(
     conn: Conn,
     *,
@@ -69,33 +101,21 @@ async def board_view(
 ) -> dict[str, Any]:
     """Per open stage: the deals with days in stage and stuck flag, count, value and weighted value per currency
     (``organisations``: only the deals linked to one of these). ``cards``: each stage lists its first deals only
-    (all of ``whole_stage``'s), its counts and values still of all."""
+    (all of ``whole_stage``'s), its counts and values still of all (summed by the database, not from the cards)."""
     stages = await conn.fetch(
         """SELECT stage_id, name, stage_order, probability, stuck_after_days, kind FROM pipeline_stages
            WHERE pipeline_id = $1 ORDER BY stage_order""",
         pipeline_id,
     )
-    rows = await conn.fetch(
-        f"""SELECT {BOARD_ROW} FROM {BOARD_FROM}
-            WHERE b.pipeline_id = $6 AND b.status = 'open' AND {VISIBLE}
-              AND ($7::text IS NULL OR b.owner_id = $7) AND ($8::uuid[] IS NULL OR b.organisation_id = ANY($8))
-            ORDER BY b.stage_order, b.entered_stage_at, b.deal_id""",
-        user,
-        team,
-        all_deals,
-        now,
-        tz,
-        pipeline_id,
-        owner_id,
-        organisations,
+    sums = await conn.fetch(_BOARD_SUMS, user, team, all_deals, now, pipeline_id, owner_id, organisations)
+    listed = await conn.fetch(
+        _BOARD_CARDS, user, team, all_deals, now, tz, pipeline_id, owner_id, organisations, cards, whole_stage
     )
-    deals = list(rows)
     columns = []
     for s in stages:
         if s["kind"] != "open":
             continue
-        in_stage = [d for d in deals if d["stage_id"] == s["stage_id"]]
-        listed = in_stage if cards is None or s["stage_id"] == whole_stage else in_stage[:cards]
+        mine = [r for r in sums if r["stage_id"] == s["stage_id"]]
         columns.append(
             {
                 "stage_id": s["stage_id"],
@@ -103,21 +123,21 @@ async def board_view(
                 "order": s["stage_order"],
                 "probability": format(s["probability"], "f"),
                 "stuck_after_days": s["stuck_after_days"],
-                "count": len(in_stage),
-                "stuck_count": sum(1 for d in in_stage if d["stuck"]),
-                "no_next_step_count": sum(1 for d in in_stage if d["no_next_step"]),
-                "overdue_count": sum(1 for d in in_stage if d["overdue"]),
-                "value": _sum_by_currency(in_stage, "value"),
-                "weighted_value": _sum_by_currency(in_stage, "weighted_value"),
-                "deals": [_row(d) for d in listed],
+                "count": sum(r["n"] for r in mine),
+                "stuck_count": sum(r["stuck"] for r in mine),
+                "no_next_step_count": sum(r["no_next_step"] for r in mine),
+                "overdue_count": sum(r["overdue"] for r in mine),
+                "value": _sum_by_currency(mine, "value"),
+                "weighted_value": _sum_by_currency(mine, "weighted_value"),
+                "deals": [_row(d) for d in listed if d["stage_id"] == s["stage_id"]],
             }
         )
     return {
         "pipeline_id": pipeline_id,
         "as_of": now.isoformat(),
         "stages": columns,
-        "value": _sum_by_currency(deals, "value"),
-        "weighted_value": _sum_by_currency(deals, "weighted_value"),
+        "value": _sum_by_currency(sums, "value"),
+        "weighted_value": _sum_by_currency(sums, "weighted_value"),
     }
 
 
@@ -148,11 +168,17 @@ async def list_deals(
 ) -> list[dict[str, Any]]:
     rows = await conn.fetch(
         f"""SELECT * FROM (
-                SELECT {BOARD_ROW} FROM {BOARD_FROM}
-                WHERE {VISIBLE}
-                  AND ($6::text IS NULL OR b.status = $6) AND ($7::text IS NULL OR b.stage_id = $7)
-                  AND ($8::text IS NULL OR b.owner_id = $8)
-                  AND ($12::uuid[] IS NULL OR b.organisation_id = ANY($12))) x
+                SELECT {BOARD_ROW} FROM (
+                    SELECT * FROM board b WHERE {VISIBLE}
+                      AND ($6::text IS NULL OR b.status = $6) AND ($7::text IS NULL OR b.stage_id = $7)
+                      AND ($8::text IS NULL OR b.owner_id = $8)
+                      AND ($12::uuid[] IS NULL OR b.organisation_id = ANY($12))
+                    ORDER BY b.opened_at DESC, b.deal_id
+                    -- no filter on a derived flag: only the page's rows are joined to their stage and next step
+                    LIMIT CASE WHEN $9::bool IS NULL AND $13::bool IS NULL AND $14::bool IS NULL
+                               THEN $10::int + $11::int END) b
+                LEFT JOIN pipeline_stages s ON s.pipeline_id = b.pipeline_id AND s.stage_id = b.stage_id
+                {next_step_join("$4")}) x
             WHERE ($9::bool IS NULL OR x.stuck = $9)
               AND ($13::bool IS NULL OR x.no_next_step = $13) AND ($14::bool IS NULL OR x.overdue = $14)
             ORDER BY x.opened_at DESC, x.deal_id OFFSET $10 LIMIT $11""",

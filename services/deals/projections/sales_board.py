@@ -67,6 +67,9 @@ ALTER TABLE board ADD COLUMN IF NOT EXISTS organisation_id uuid;
 CREATE INDEX IF NOT EXISTS board_by_organisation ON board (organisation_id) WHERE organisation_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS board_by_stage ON board (pipeline_id, status, stage_order);
 CREATE INDEX IF NOT EXISTS board_by_owner ON board (owner_id);
+-- the board's cards, each stage's first in order (board_queries.board_view)
+CREATE INDEX IF NOT EXISTS board_cards ON board (pipeline_id, stage_id, stage_order, entered_stage_at, deal_id)
+    WHERE status = 'open';
 CREATE INDEX IF NOT EXISTS board_by_team ON board (team_id);
 CREATE TABLE IF NOT EXISTS follow_ups (
     follow_up_id uuid PRIMARY KEY,

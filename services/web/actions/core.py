@@ -34,6 +34,7 @@ from fastapi import HTTPException, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 
 from services.web import csrf, domain_words, i18n
+from services.web.catalogs import N_
 from services.web.render import html, lang_of
 from services.web.session import Session, login_redirect, refusal, safe_next, signed_in
 from services.web.state import Board, board_of
@@ -55,18 +56,18 @@ Prepare = Callable[[Board, Session, dict[str, str]], Awaitable[dict[str, str]]]
 @dataclass(frozen=True)
 class Field:
     name: str
-    label: str  # a word of i18n.WORDS
+    label: str  # an English msgid (N_), translated when shown
     kind: str = "text"  # text, textarea, date, datetime-local, number, select, hidden
     required: bool = False
     max_len: int = 200  # the input's maxlength (the API's own limit decides)
     options: str = ""  # select (or a text's datalist): the name of the list the options loader gives
-    translate: bool = False  # True: the options' labels are words of i18n.WORDS (else names as given, e.g. users)
+    translate: bool = False  # True: the labels of the options are msgids (N_) (else names as given, e.g. users)
 
 
 @dataclass(frozen=True)
 class Action:
     id: str  # POST /act/{id}, e.g. "deal.move"
-    label: str  # its button, a word of i18n.WORDS
+    label: str  # its button, an English msgid (N_)
     service: str  # deals, leads, production, directory, agenda
     path: str  # the command's path, e.g. "/deals/{deal_id}/move-stage"
     body: Callable[[Form], dict[str, Any]]  # the command's JSON body from the form (ValueError: the form is unusable)
@@ -223,27 +224,28 @@ async def now_is(board: Board, who: Session, action: Action, form: Form) -> dict
     return body if isinstance(body, dict) else None
 
 
-FALLBACKS = {
-    400: "act_invalid",
-    403: "act_forbidden",
-    404: "act_not_found",
-    409: "act_conflict",
-    412: "act_stale",
-    413: "act_invalid",
-    422: "act_invalid",
+FALLBACKS = {  # a refusal whose rule the board has no sentence for, by its status
+    400: N_("Some of what you entered is not valid"),
+    403: N_("You may not do this"),
+    404: N_("Not found, or not something you may see"),
+    409: N_("This cannot be done as things are now"),
+    412: N_("Someone changed this meanwhile: here is how it is now. Check it and try again."),
+    413: N_("Some of what you entered is not valid"),
+    422: N_("Some of what you entered is not valid"),
 }
+UNAVAILABLE = N_("The service does not answer right now: try again in a moment")
+TEXTS = {"now": N_("As it is now"), "retry": N_("Try again"), "cancel": N_("Cancel")}  # the page script's texts
 
 
 def message(outcome: Outcome, lang: i18n.Lang) -> str:
     """What happened, in the user's language: the rule's own sentence where there is one, else the status's."""
     if outcome.ok:
-        return i18n.word("act_done", lang)
-    if outcome.rule in domain_words.RULES:  # the APIs' rules, said by the board's domain words
+        return i18n.word(N_("Done"), lang)
+    if domain_words.rule_text(outcome.rule) is not None:  # the APIs' rules, said by the board's domain words
         return domain_words.refusal(outcome.rule, outcome.detail, lang)
-    key = f"rule_{outcome.rule}"
-    if outcome.rule and key in i18n.WORDS:
-        return i18n.word(key, lang)
-    return i18n.word(FALLBACKS.get(outcome.status, "act_unavailable"), lang)
+    if outcome.rule:
+        log.warning("web.untranslated_rule", rule=outcome.rule, detail=(outcome.detail or "")[:200])
+    return i18n.word(FALLBACKS.get(outcome.status, UNAVAILABLE), lang)
 
 
 def wants_json(request: Request) -> bool:
@@ -286,7 +288,7 @@ async def act(request: Request, action_id: str) -> Response:
                 "detail": outcome.detail,
                 "answer": outcome.answer,
                 "current": outcome.current,
-                "texts": {k: i18n.word(f"act_{k}", lang) for k in ("now", "retry", "cancel")},
+                "texts": {k: i18n.word(text, lang) for k, text in TEXTS.items()},
             },
             status_code=200 if outcome.ok else outcome.status,
             headers={"Cache-Control": "no-store"},

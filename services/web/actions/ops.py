@@ -11,8 +11,10 @@ from typing import Any
 import httpx
 from fastapi import HTTPException, Request, Response
 
+from services.web import domain_words
 from services.web.actions import ops_calls as calls
 from services.web.actions.core import Action, Field, Form, Options, nav_of, register
+from services.web.catalogs import N_
 from services.web.render import html
 from services.web.session import Session, login_redirect, signed_in
 from services.web.state import Board, board_of
@@ -23,8 +25,10 @@ def body(make: Callable[[str | None, Mapping[str, str]], calls.Call], target: st
     return lambda form: make(form.get(target), form).body
 
 
-def listed(values: tuple[str, ...], prefix: str) -> list[tuple[str, str]]:
-    return [(v, f"{prefix}{v}") for v in values]  # labels are words (``Field.translate``)
+def listed(values: tuple[str, ...], kind: str) -> list[tuple[str, str]]:
+    """The options of a select: each id with its English label (``domain_words``; ``Field.translate``)."""
+    words = domain_words.KINDS[kind]
+    return [(v, words.get(v, v)) for v in values]
 
 
 async def users(board: Board, who: Session) -> list[tuple[str, str]]:
@@ -51,9 +55,9 @@ async def users(board: Board, who: Session) -> list[tuple[str, str]]:
 async def lead_options(board: Board, who: Session, form: Form) -> Options:
     return {
         "users": await users(board, who),
-        "channels": listed(calls.CHANNELS, "kind_"),
-        "levels": listed(calls.LEVELS, "lvl_"),
-        "disqualify_reasons": listed(calls.DISQUALIFY_REASONS, "dq_"),
+        "channels": listed(calls.CHANNELS, "activity"),
+        "levels": listed(calls.LEVELS, "level"),
+        "disqualify_reasons": listed(calls.DISQUALIFY_REASONS, "disqualify_reason"),
         "currencies": [(c, c) for c in calls.CURRENCIES],
     }
 
@@ -71,16 +75,16 @@ async def shipments(board: Board, who: Session, order_id: str | None) -> list[tu
 
 async def order_options(board: Board, who: Session, form: Form) -> Options:
     return {
-        "steps": listed(calls.STEPS, "step_"),
-        "passed": [("false", "passed_false"), ("true", "passed_true")],
+        "steps": listed(calls.STEPS, "order_step"),
+        "passed": [("false", N_("Failed (defects below)")), ("true", N_("Passed"))],
         "shipments": await shipments(board, who, form.get("order_id")),
     }
 
 
-LEAD = Field("lead_id", "c_lead", "hidden")
-ORDER = Field("order_id", "c_order", "hidden")
-VERSION = Field("version", "c_version", "hidden")
-CURRENCY = Field("currency", "c_currency", "select", options="currencies")
+LEAD = Field("lead_id", N_("Lead"), "hidden")
+ORDER = Field("order_id", N_("Order"), "hidden")
+VERSION = Field("version", N_("Version"), "hidden")
+CURRENCY = Field("currency", N_("Currency"), "select", options="currencies")
 
 
 def lead(id_: str, label: str, path: str, make: Any, fields: tuple[Field, ...]) -> Action:
@@ -117,30 +121,30 @@ def order(id_: str, label: str, path: str, make: Any, fields: tuple[Field, ...])
 
 CAPTURE = Action(
     "lead.capture",
-    "act_lead_capture",
+    N_("Add a lead"),
     "leads",
     "/leads",
     lambda form: calls.capture_lead(None, form).body,
     (
-        Field("source", "c_source", required=True, max_len=60),
-        Field("campaign_id", "c_campaign", max_len=100),
-        Field("name", "c_name"),
-        Field("email", "email", "email"),
-        Field("phone", "c_phone", "tel", max_len=40),
-        Field("company", "c_company"),
+        Field("source", N_("Source"), required=True, max_len=60),
+        Field("campaign_id", N_("Campaign"), max_len=100),
+        Field("name", N_("Name")),
+        Field("email", N_("Email"), "email"),
+        Field("phone", N_("Phone"), "tel", max_len=40),
+        Field("company", N_("Company")),
     ),
     back="/marketing",
 )
 SPEND = Action(
     "campaign.spend",
-    "act_campaign_spend",
+    N_("Record a day's spend"),
     "leads",
     "/campaigns/{campaign_id}/spend/{day}",
     lambda form: calls.record_spend(form.get("campaign_id"), form).body,
     (
-        Field("campaign_id", "c_campaign", "hidden"),
-        Field("day", "c_day", "date", required=True),
-        Field("amount", "c_spend", "number", required=True, max_len=20),
+        Field("campaign_id", N_("Campaign"), "hidden"),
+        Field("day", N_("Day"), "date", required=True),
+        Field("amount", N_("Spend"), "number", required=True, max_len=20),
         CURRENCY,
     ),
     back="/marketing",
@@ -151,46 +155,46 @@ MARKETING = (
     CAPTURE,
     lead(
         "lead.assign",
-        "act_lead_assign",
+        N_("Assign"),
         "/leads/{lead_id}/assign",
         calls.assign_lead,
-        (Field("owner_id", "c_owner", "select", required=True, options="users"),),
+        (Field("owner_id", N_("Owner"), "select", required=True, options="users"),),
     ),
     lead(
         "lead.contact",
-        "act_lead_contact",
+        N_("Record a contact"),
         "/leads/{lead_id}/contact",
         calls.contact_lead,
-        (Field("channel", "c_channel", "select", required=True, options="channels", translate=True),),
+        (Field("channel", N_("Channel"), "select", required=True, options="channels", translate=True),),
     ),
     lead(
         "lead.qualify",
-        "act_lead_qualify",
+        N_("Qualify"),
         "/leads/{lead_id}/qualify",
         calls.qualify_lead,
-        (Field("level", "c_level", "select", required=True, options="levels", translate=True),),
+        (Field("level", N_("Level"), "select", required=True, options="levels", translate=True),),
     ),
     lead(
         "lead.disqualify",
-        "act_lead_disqualify",
+        N_("Disqualify"),
         "/leads/{lead_id}/disqualify",
         calls.disqualify_lead,
         (
-            Field("reason", "c_reason", "select", required=True, options="disqualify_reasons", translate=True),
-            Field("note", "c_note", "textarea", max_len=500),
+            Field("reason", N_("Why"), "select", required=True, options="disqualify_reasons", translate=True),
+            Field("note", N_("Note"), "textarea", max_len=500),
         ),
     ),
     lead(
         "lead.convert",
-        "act_lead_convert",
+        N_("Convert to a deal"),
         "/leads/{lead_id}/convert",
         calls.convert_lead,
         (
-            Field("customer", "c_customer", required=True),
-            Field("title", "c_title", required=True),
-            Field("amount", "c_value", "number", max_len=20),
+            Field("customer", N_("Customer"), required=True),
+            Field("title", N_("Deal"), required=True),
+            Field("amount", N_("Value"), "number", max_len=20),
             CURRENCY,
-            Field("expected_close_date", "c_close_date", "date"),
+            Field("expected_close_date", N_("Expected close date"), "date"),
         ),
     ),
     SPEND,
@@ -199,67 +203,67 @@ DEFECTS = tuple(
     f
     for i in range(3)
     for f in (
-        Field(f"defect_kind_{i}", "c_defect_kind", max_len=60),
-        Field(f"defect_count_{i}", "c_defect_count", "number", max_len=10),
+        Field(f"defect_kind_{i}", N_("Defect"), max_len=60),
+        Field(f"defect_count_{i}", N_("Count"), "number", max_len=10),
     )
 )
 PRODUCTION = (
     order(
         "order.step",
-        "act_order_step",
+        N_("Move to the next step"),
         "/orders/{order_id}/{step}",
         calls.move_order,
         (
-            Field("step", "c_step", "select", required=True, options="steps", translate=True),
-            Field("planned_start", "c_planned_start", "date"),
-            Field("planned_end", "c_planned_end", "date"),
-            Field("product", "c_product"),
-            Field("quantity", "c_quantity", "number", max_len=20),
-            Field("packages", "c_packages", "number", max_len=10),
+            Field("step", N_("Step"), "select", required=True, options="steps", translate=True),
+            Field("planned_start", N_("Planned start"), "date"),
+            Field("planned_end", N_("Planned end"), "date"),
+            Field("product", N_("Product")),
+            Field("quantity", N_("Quantity"), "number", max_len=20),
+            Field("packages", N_("Packages"), "number", max_len=10),
         ),
     ),
     order(
         "order.inspect",
-        "act_order_inspect",
+        N_("Record an inspection"),
         "/orders/{order_id}/record-inspection",
         calls.inspect_order,
         (
-            Field("passed", "c_passed", "select", required=True, options="passed", translate=True),
-            Field("inspected_quantity", "c_inspected_quantity", "number", required=True, max_len=20),
+            Field("passed", N_("Result"), "select", required=True, options="passed", translate=True),
+            Field("inspected_quantity", N_("Units inspected"), "number", required=True, max_len=20),
             *DEFECTS,
         ),
     ),
     order(
         "order.ship",
-        "act_order_ship",
+        N_("Ship (part of) the order"),
         "/orders/{order_id}/ship",
         calls.ship_order,
         (
-            Field("quantity", "c_quantity", "number", required=True, max_len=20),
-            Field("carrier", "c_carrier", required=True, max_len=100),
-            Field("tracking_no", "c_tracking_no", max_len=100),
+            Field("quantity", N_("Quantity"), "number", required=True, max_len=20),
+            Field("carrier", N_("Carrier"), required=True, max_len=100),
+            Field("tracking_no", N_("Tracking number"), max_len=100),
         ),
     ),
     order(
         "order.deliver",
-        "act_order_deliver",
+        N_("Confirm delivery"),
         "/orders/{order_id}/confirm-delivery",
         calls.deliver_order,
-        (Field("shipment_id", "c_shipment", "select", required=True, options="shipments"),),
+        (Field("shipment_id", N_("Shipment"), "select", required=True, options="shipments"),),
     ),
     order(
         "order.hold",
-        "act_order_hold",
+        N_("Put on hold"),
         "/orders/{order_id}/hold",
         calls.hold_order,
-        (Field("reason", "c_reason", "textarea", required=True, max_len=500),),
+        (Field("reason", N_("Why"), "textarea", required=True, max_len=500),),
     ),
     order(
         "order.resume",
-        "act_order_resume",
+        N_("Resume"),
         "/orders/{order_id}/resume",
         calls.resume_order,
-        (Field("reason", "c_reason", "textarea", max_len=500),),
+        (Field("reason", N_("Why"), "textarea", max_len=500),),
     ),
 )
 

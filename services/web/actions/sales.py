@@ -19,7 +19,9 @@ from typing import Any
 import httpx
 from fastapi import Request, Response
 
+from services.web import domain_words
 from services.web.actions.core import PATH_ID, Action, Field, Form, Options, nav_of, register, take
+from services.web.catalogs import N_
 from services.web.render import html
 from services.web.session import Session, login_redirect, signed_in
 from services.web.state import Board, board_of
@@ -119,7 +121,7 @@ def schedule_body(form: Form) -> dict[str, Any]:
 
 
 async def _kinds() -> Options:
-    return {"kinds": [(k, f"kind_{k}") for k in KINDS]}  # labels are words (``Field.translate``)
+    return {"kinds": [(k, domain_words.ACTIVITIES.get(k, k)) for k in KINDS]}  # English labels (``Field.translate``)
 
 
 async def customer_name(board: Board, who: Session, form: dict[str, str]) -> dict[str, str]:
@@ -133,24 +135,24 @@ async def customer_name(board: Board, who: Session, form: dict[str, str]) -> dic
     return form
 
 
-CLOSE_DATE = Field("expected_close_date", "c_close", "date")
+CLOSE_DATE = Field("expected_close_date", N_("Expected close"), "date")
 DEAL = "/deals/{deal_id}"
 DEAL_ACTIONS = (
     Action(
         "deal.open",
-        "act_open_deal",
+        N_("New deal"),
         "deals",
         "/deals",
         open_body,
         fields=(
-            Field("title", "c_title", required=True),
-            Field("organisation_id", "c_customer", "select", options="customers"),
-            Field("customer", "act_customer_name", max_len=200),
-            Field("amount", "c_value", "number", max_len=40),
-            Field("currency", "c_currency", max_len=3),
-            Field("product", "act_product"),
-            Field("quantity", "c_quantity", "number", max_len=40),
-            Field("unit_price", "act_unit_price", "number", max_len=40),
+            Field("title", N_("Deal"), required=True),
+            Field("organisation_id", N_("Customer"), "select", options="customers"),
+            Field("customer", N_("Or a customer's name"), max_len=200),
+            Field("amount", N_("Value"), "number", max_len=40),
+            Field("currency", N_("Currency"), max_len=3),
+            Field("product", N_("Product (the deal's line)")),
+            Field("quantity", N_("Quantity"), "number", max_len=40),
+            Field("unit_price", N_("Unit price"), "number", max_len=40),
             CLOSE_DATE,
         ),
         query=("deal_id",),
@@ -159,34 +161,34 @@ DEAL_ACTIONS = (
     ),
     Action(
         "deal.move",
-        "act_move",
+        N_("Move"),
         "deals",
         DEAL + "/move-stage",
         take("stage_id", "note"),
-        fields=(Field("stage_id", "act_move_to", "select", required=True, options="stages"),),
+        fields=(Field("stage_id", N_("Move to…"), "select", required=True, options="stages"),),
         versioned=True,
         current=DEAL,
         options=stages,
     ),
     Action(
         "deal.win",
-        "act_win",
+        N_("Mark as won"),
         "deals",
         DEAL + "/win",
         take("requested_delivery_date"),
-        fields=(Field("requested_delivery_date", "act_delivery_date", "date"),),
+        fields=(Field("requested_delivery_date", N_("Requested delivery date"), "date"),),
         versioned=True,
         current=DEAL,
     ),
     Action(
         "deal.lose",
-        "act_lose",
+        N_("Mark as lost"),
         "deals",
         DEAL + "/lose",
         take("reason", "competitor"),
         fields=(
-            Field("reason", "c_reason", required=True, max_len=2000, options="reasons"),
-            Field("competitor", "act_competitor"),
+            Field("reason", N_("Why"), required=True, max_len=2000, options="reasons"),
+            Field("competitor", N_("Competitor")),
         ),
         versioned=True,
         current=DEAL,
@@ -194,13 +196,13 @@ DEAL_ACTIONS = (
     ),
     Action(
         "deal.reopen",
-        "act_reopen",
+        N_("Reopen"),
         "deals",
         DEAL + "/reopen",
         take("reason", "stage_id"),
         fields=(
-            Field("reason", "c_reason", required=True, max_len=2000),
-            Field("stage_id", "c_stage", "select", options="stages"),
+            Field("reason", N_("Why"), required=True, max_len=2000),
+            Field("stage_id", N_("Stage"), "select", options="stages"),
         ),
         versioned=True,
         current=DEAL,
@@ -208,25 +210,25 @@ DEAL_ACTIONS = (
     ),
     Action(
         "deal.value",
-        "act_change_value",
+        N_("Change the value"),
         "deals",
         DEAL + "/change-value",
         lambda form: {"value": money(form)} | take("reason")(form),
         fields=(
-            Field("amount", "c_value", "number", required=True, max_len=40),
-            Field("currency", "c_currency", max_len=3),
-            Field("reason", "c_reason"),
+            Field("amount", N_("Value"), "number", required=True, max_len=40),
+            Field("currency", N_("Currency"), max_len=3),
+            Field("reason", N_("Why")),
         ),
         versioned=True,
         current=DEAL,
     ),
     Action(
         "deal.close_date",
-        "act_change_close_date",
+        N_("Change the close date"),
         "deals",
         DEAL + "/change-close-date",
         take("expected_close_date", "reason"),
-        fields=(Field("expected_close_date", "c_close", "date", required=True), Field("reason", "c_reason")),
+        fields=(Field("expected_close_date", N_("Expected close"), "date", required=True), Field("reason", N_("Why"))),
         versioned=True,
         current=DEAL,
     ),
@@ -235,40 +237,40 @@ ACTIVITY = "/activities/{activity_id}"
 ACTIVITY_ACTIONS = (
     Action(
         "activity.schedule",
-        "act_schedule",
+        N_("Schedule an activity"),
         "agenda",
         "/activities",
         schedule_body,
         prepare=local_time,
         fields=(
-            Field("kind", "c_kind", "select", required=True, options="kinds", translate=True),
-            Field("title", "act_activity_title", required=True),
-            Field("due_at", "c_when", "datetime-local", required=True),
-            Field("notes", "act_notes", "textarea", max_len=2000),
+            Field("kind", N_("Kind"), "select", required=True, options="kinds", translate=True),
+            Field("title", N_("What to do"), required=True),
+            Field("due_at", N_("When"), "datetime-local", required=True),
+            Field("notes", N_("Notes"), "textarea", max_len=2000),
         ),
         options=lambda board, who, form: _kinds(),
     ),
     Action(
         "activity.complete",
-        "act_complete",
+        N_("Mark done"),
         "agenda",
         ACTIVITY + "/complete",
         take("outcome"),
-        fields=(Field("outcome", "act_outcome", max_len=2000),),
+        fields=(Field("outcome", N_("Outcome"), max_len=2000),),
         versioned=True,
         current=ACTIVITY,
         back="/agenda",
     ),
     Action(
         "activity.reschedule",
-        "act_reschedule",
+        N_("Reschedule"),
         "agenda",
         ACTIVITY + "/reschedule",
         take("due_at", "reason"),
         prepare=local_time,
         fields=(
-            Field("due_at", "c_when", "datetime-local", required=True),
-            Field("reason", "c_reason", max_len=500),
+            Field("due_at", N_("When"), "datetime-local", required=True),
+            Field("reason", N_("Why"), max_len=500),
         ),
         versioned=True,
         current=ACTIVITY,

@@ -104,7 +104,7 @@ INBOX = Panel(
     params=lambda f, p: {"limit": "50"},
     link="lead_id",  # a lead's page: its actions (services/web/actions/ops.py)
     href="/lead/",
-    act=("lead.capture", "act_lead_capture"),
+    act=("lead.capture", N_("Add a lead")),
     wide=True,
 )
 

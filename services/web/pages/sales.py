@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
@@ -90,10 +91,56 @@ def forecast(tz: ZoneInfo) -> Panel:
             C("expected", N_("Expected"), "money"),
             C("currency", N_("Currency")),
         ),
-        params=lambda f, p: (
-            ({"as_of": end_of_day(f.as_of, tz)} if f.as_of else {}) | ({"team_id": f.team} if f.team else {})
-        ),
+        params=forecast_params(tz),
     )
+
+
+def forecast_params(tz: ZoneInfo) -> Callable[[Filters, Principal], dict[str, str]]:
+    """The forecast's query: the forecast panel and the forecast against target make the same one (one call)."""
+    return lambda f, p: (
+        ({"as_of": end_of_day(f.as_of, tz)} if f.as_of else {}) | ({"team_id": f.team} if f.team else {})
+    )
+
+
+def forecast_target(tz: ZoneInfo) -> Panel:
+    """The forecast summed per month beside the month's target (the forecast's own query: its ``months``)."""
+    return Panel(
+        "forecast_target",
+        N_("Forecast against target by month"),
+        "deals",
+        "/forecast",
+        rows="months",
+        columns=(
+            C("period", N_("Month")),
+            C("expected", N_("Expected"), "money"),
+            C("target", N_("Target"), "money"),
+            C("expected_of_target", N_("Expected of target"), "pct"),
+            C("won", N_("Won"), "money"),
+            C("weighted", N_("Weighted"), "money"),
+            C("target_from_quarters", N_("Of it, a quarter's target"), "money"),
+        ),
+        params=forecast_params(tz),
+    )
+
+
+def owner_window(f: Filters, p: Principal) -> dict[str, str]:
+    return f.window() | ({"team_id": f.team} if f.team else {}) | ({"owner_id": f.owner} if f.owner else {})
+
+
+WIN_RATE = Panel(
+    "win_rate",
+    N_("Win rate by month of close"),
+    "deals",
+    "/analytics/win-rate",
+    columns=(
+        C("month", N_("Month")),
+        C("won", N_("Won"), "int"),
+        C("lost", N_("Lost"), "int"),
+        C("win_rate", N_("Win rate"), "pct"),
+        C("won_value", N_("Won value"), "money"),
+    ),
+    params=owner_window,
+)
 
 
 STAGES = Panel(
@@ -205,5 +252,15 @@ def sales_page(tz: ZoneInfo) -> Page:
         "sales",
         N_("Sales"),
         filters=("from", "to", "period", "as_of", "team", "owner"),
-        panels=(SALES_BOARD, forecast(tz), STAGES, VELOCITY, SCORECARD, TARGET, TARGET_STAGES),
+        panels=(
+            SALES_BOARD,
+            forecast(tz),
+            forecast_target(tz),
+            STAGES,
+            VELOCITY,
+            WIN_RATE,
+            SCORECARD,
+            TARGET,
+            TARGET_STAGES,
+        ),
     )

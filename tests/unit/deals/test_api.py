@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from services.deals.api import DealsAPI, create_app
 from services.deals.handlers import Deals, deal_id_for_lead, follow_up_id_for_order
 from shared.edge.auth import TokenVerifier, issue_token
+from shared.ops.version import VERSION
 from shared.store.memory import InMemoryEventStore
 from testkit.services import TEST_KEYS
 
@@ -326,7 +327,7 @@ def test_a_closed_deal_weighs_its_value_if_won_and_nothing_if_lost(client: TestC
 
 
 def test_health_is_open_and_openapi_lists_every_command(client: TestClient) -> None:
-    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/healthz").json() == {"status": "ok", "version": VERSION}
     assert client.get("/readyz").json()["status"] == "ok"
     paths = client.get("/openapi.json").json()["paths"]
     for name in ("move-stage", "win", "lose", "reopen", "send-quote", "record-feedback", "flag-delivery-risk"):

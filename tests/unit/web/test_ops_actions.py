@@ -304,7 +304,7 @@ async def test_an_apis_refusal_is_shown_by_its_rule_in_the_users_language() -> N
         r = await web.post(
             "/act/lead.qualify?lang=vi", data={"lead_id": LEAD, "level": "sql", "version": "3", "csrf": csrf}
         )
-        assert r.status_code == 409 and "Khách hàng tiềm năng đã được chuyển thành cơ hội" in r.text
+        assert r.status_code == 409 and "Khách hàng tiềm năng ở trạng thái “Đã chuyển" in r.text
         assert 'data-key="status"' in r.text  # the lead as it is now, to retry from
         r = await web.post("/act/order.step", data={"order_id": ORDER, "step": "cancel", "csrf": csrf})
         assert r.status_code == 422  # a step the form does not offer: no call
