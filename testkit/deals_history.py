@@ -17,6 +17,7 @@ from typing import Any
 
 from services.deals import events as ev
 from services.deals.domain import DEFAULT_PIPELINE_ID, DEFAULT_STAGES
+from shared.core.events import schema_uri
 from shared.messaging.envelope import CloudEvent
 
 SOURCE = "/pipelines/deals"
@@ -69,6 +70,7 @@ class History:
                 "subject": stream,
                 "time": _ts(at),
                 "datacontenttype": "application/json",
+                "dataschema": schema_uri(type_, schema_version),
                 "data": data,
                 "streamid": stream,
                 "streamversion": version,

@@ -1,9 +1,12 @@
 """The event contract subscribers rely on, kept under docs/events/:
 
-- ``<service>/<Type>.v<N>.json``: the JSON Schema of each event type's version N (older versions stay);
-- ``<service>/asyncapi.json``: the service's AsyncAPI 3 document (generated with FastStream);
+- ``<service>/<Type>.v<N>.json``: the JSON Schema (2020-12) of each event type's version N (older versions stay), with
+  a URI ``$id`` (``shared.core.events.schema_uri``; every event's ``dataschema`` ends with the same path, and every API
+  serves the file there: ``shared.edge.schemas``). Published is the consumer view (``consumer_view``): it accepts
+  fields it does not know, so a consumer validating with today's copy accepts tomorrow's additive change; the
+  producer's schema (``DomainEvent.json_schema``) stays strict and is what the events are checked against;
+- ``<service>/asyncapi.json``, ``alerts/``, ``dlq/``, ``auth/``: the topics' AsyncAPI 3 documents (tools/asyncapi.py);
 - ``envelope.v1.json``: the CloudEvents envelope;
-- ``auth/asyncapi.json``: the revocation topic's AsyncAPI 3 document (what the sign-in service and the board publish).
 
 ``python -m tools.contract write`` writes what is new or changed compatibly; ``check`` fails when the code
 and the files disagree. The compatibility rules (``changes``): within one schema version a field may be added
@@ -14,19 +17,15 @@ making a field required, or renaming the type needs a new ``schema_version`` (wi
 from __future__ import annotations
 
 import importlib
-import inspect
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
-from faststream.kafka import KafkaBroker
-from faststream.specification import AsyncAPI
-from pydantic import BaseModel, ConfigDict, Field
-
-from shared.core.events import registry
+from shared.core.events import JSON_SCHEMA_DIALECT, registry, schema_uri
 from shared.messaging.envelope import cloudevent_json_schema
 from shared.ops.settings import SERVICES
+from tools import asyncapi
 
 # importing a contract module registers its event types
 EVENT_MODULES = (
@@ -41,11 +40,6 @@ for _module in EVENT_MODULES:
     importlib.import_module(_module)
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "events"
-DESCRIPTION = (
-    "Each Kafka message is one CloudEvents 1.0 event in structured JSON mode (docs/events/envelope.v1.json); the "
-    "payload below is its `data`. Key: the stream id. Fields listed in `x-personal-fields` travel sealed "
-    "(`pii:v1:` tokens) and read as null once the person is erased. See docs/SUBSCRIBING.md."
-)
 
 
 def event_schemas() -> dict[Path, dict[str, Any]]:
@@ -53,73 +47,33 @@ def event_schemas() -> dict[Path, dict[str, Any]]:
     for cls in registry.types("pipelines."):
         _, service, name = cls.event_type.split(".")
         if service in (*SERVICES, "alerts"):  # not the kernel tests' own types
-            out[DOCS / service / f"{name}.v{cls.schema_version}.json"] = cls.json_schema()
+            out[DOCS / service / f"{name}.v{cls.schema_version}.json"] = consumer_view(cls.json_schema())
+    for path in sorted(DOCS.glob("*/*.v*.json")):  # the older versions: kept, in today's form (consumer view, URI)
+        if path not in out:
+            out[path] = older_version(json.loads(path.read_text()))
     return out
 
 
-def asyncapi(service: str) -> dict[str, Any]:
-    broker = KafkaBroker("kafka:9092", description="the service's Kafka cluster")
-    topic = f"pipelines.{service}.events"
-    for cls in registry.types(f"pipelines.{service}."):
-        name = cls.event_type.rsplit(".", 1)[1]
-        doc = (cls.__doc__ or "").strip()
-        broker.publisher(topic, title=name, schema=cls, description=f"{doc}\n\n{DESCRIPTION}".strip())
-    spec = AsyncAPI(
-        broker, title=f"Pipelines — {service} events", version="1", schema_version="3.0.0", description=DESCRIPTION
-    )
-    result: dict[str, Any] = spec.to_specification().to_jsonable()
-    return result
+def older_version(published: dict[str, Any]) -> dict[str, Any]:
+    """A version the code no longer produces (it upcasts it) as published now: its ``$schema`` and URI ``$id``, open."""
+    uri = schema_uri(published["x-event-type"], published["x-schema-version"])
+    return {**consumer_view(published), "$schema": JSON_SCHEMA_DIALECT, "$id": uri}
 
 
-REVOCATIONS = (
-    "The signed-out tokens and sessions (shared/edge/revocation.py, decisions 0014 and 0022): one partition, kept as "
-    "long as a token may live (PIPELINES_JWT_MAX_LIFETIME_S) plus an hour. The value is plain JSON (not a CloudEvent). "
-    "A subscriber that checks tokens reads the topic from its beginning without a consumer group (it needs every "
-    "message, and those published before it started), is not ready until it has read up to the end offset it found "
-    "at start, keeps each entry until its `exp` (plus the verifier's leeway), and refuses a token whose `jti`, or "
-    "whose `sid` claim, is listed. A message it cannot read is skipped. Written by the sign-in service (the sessions "
-    "it ends) and by the web board."
-)
-
-
-class TokenRevoked(BaseModel):
-    """One token signed out: refuse the token whose ``jti`` claim is this until ``exp``. Key: the jti."""
-
-    model_config = ConfigDict(extra="forbid")
-    jti: str = Field(min_length=1, max_length=128, description="the token's jti claim")
-    exp: float = Field(description="the token's expiry, seconds since the epoch: forget the entry after it")
-
-
-class SessionRevoked(BaseModel):
-    """A sign-in session ended (signed out, everywhere, by an admin, by a password reset, the user deactivated):
-    refuse every token whose ``sid`` claim is this until ``exp``. Key: ``sid:<sid>``."""
-
-    model_config = ConfigDict(extra="forbid")
-    sid: str = Field(min_length=1, max_length=128, description="the session id: the tokens' sid claim")
-    exp: float = Field(description="the latest expiry of any token minted for the session, seconds since the epoch")
-
-
-def revocations_asyncapi() -> dict[str, Any]:
-    broker = KafkaBroker("kafka:9092", description="the deployment's Kafka cluster")
-    for message in (SessionRevoked, TokenRevoked):
-        doc = inspect.cleandoc(message.__doc__ or "")
-        broker.publisher("pipelines.auth.revocations", title=message.__name__, schema=message, description=doc)
-    spec = AsyncAPI(
-        broker,
-        title="Pipelines — revoked tokens and sessions",
-        version="1",
-        schema_version="3.0.0",
-        description=REVOCATIONS,
-    )
-    result: dict[str, Any] = spec.to_specification().to_jsonable()
-    return result
+def consumer_view(schema: Any) -> Any:
+    """``schema`` without ``additionalProperties: false`` at any depth: what a consumer validates with accepts the
+    fields a later compatible change adds (a schema-valued ``additionalProperties``, a map's values, stays)."""
+    if isinstance(schema, dict):
+        return {k: consumer_view(v) for k, v in schema.items() if not (k == "additionalProperties" and v is False)}
+    if isinstance(schema, list):
+        return [consumer_view(v) for v in schema]
+    return schema
 
 
 def schemas() -> dict[Path, dict[str, Any]]:
-    out = {DOCS / "envelope.v1.json": cloudevent_json_schema(), **event_schemas()}
-    for service in SERVICES:
-        out[DOCS / service / "asyncapi.json"] = asyncapi(service)
-    out[DOCS / "auth" / "asyncapi.json"] = revocations_asyncapi()
+    events = event_schemas()
+    out = {DOCS / "envelope.v1.json": cloudevent_json_schema(), **events}
+    out.update(asyncapi.documents(out))  # the topics' AsyncAPI documents, from the same schemas
     return out
 
 
@@ -134,7 +88,8 @@ def _type(prop: dict[str, Any]) -> Any:
 
 
 def changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """Why ``new`` would break a consumer of ``old`` (empty: compatible)."""
+    """Why ``new`` would break a consumer of ``old`` (empty: compatible). Both are compared as consumer views."""
+    old, new = consumer_view(old), consumer_view(new)
     problems = []
     if old.get("x-event-type") != new.get("x-event-type"):
         problems.append(f"the type was renamed from {old.get('x-event-type')} to {new.get('x-event-type')}")

@@ -15,11 +15,30 @@ test fails on any. A restore applies every erasure event on the topics again (``
 
 from __future__ import annotations
 
+import functools
 import types
 import typing
 from typing import Any, ClassVar, Union
 
 from pydantic import BaseModel, ConfigDict
+
+# The event schemas' names (``$id``) and where a deployment serves them (``dataschema``; decision 0024): both end in
+# ``schema_path``, the file's place under docs/events. The ``$id`` base is a name (``.invalid``: no host), the same in
+# every deployment; ``dataschema`` puts the deployment's base (PIPELINES_SCHEMA_BASE_URL) in front of the same path.
+JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+SCHEMA_ID_BASE = "https://pipelines.invalid/schemas"
+
+
+def schema_path(event_type: str, schema_version: int) -> str:
+    """``events/<service>/<Type>.v<N>.json`` for ``pipelines.<service>.<Type>`` (a type of another namespace: its
+    dotted parts after the first, as folders)."""
+    parts = event_type.split(".")
+    return "events/" + "/".join(parts[1:] or parts) + f".v{schema_version}.json"
+
+
+@functools.lru_cache(maxsize=4096)  # the relay asks for every event it publishes: a few hundred distinct answers
+def schema_uri(event_type: str, schema_version: int, base: str = SCHEMA_ID_BASE) -> str:
+    return f"{base}/{schema_path(event_type, schema_version)}"
 
 
 class EventDefinitionError(TypeError):
@@ -65,8 +84,10 @@ class DomainEvent(BaseModel):
 
     @classmethod
     def json_schema(cls) -> dict[str, Any]:
-        schema = cls.model_json_schema(mode="serialization")
-        schema["$id"] = f"{cls.event_type}.v{cls.schema_version}"
+        """The producer's schema: strict (``additionalProperties: false``, as the class forbids extra fields). What is
+        published for consumers is its consumer view (``tools.contract.consumer_view``)."""
+        schema = {"$schema": JSON_SCHEMA_DIALECT, **cls.model_json_schema(mode="serialization")}
+        schema["$id"] = schema_uri(cls.event_type, cls.schema_version)
         schema["x-event-type"] = cls.event_type
         schema["x-schema-version"] = cls.schema_version
         if cls.personal_fields:

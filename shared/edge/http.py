@@ -27,6 +27,7 @@ from fastapi.responses import JSONResponse
 from shared.edge.docs import install_docs
 from shared.edge.middleware import BodyLimit, Correlation
 from shared.edge.problems import install_problem_handlers
+from shared.edge.schemas import install_event_schemas
 from shared.ops.metrics import exposition
 from shared.ops.version import VERSION
 
@@ -40,8 +41,8 @@ def install_common(
     *,
     max_body_bytes: int = MAX_BODY_BYTES,
 ) -> None:
-    """Correlation ids, request metrics, a body size limit, error answers, /healthz, /readyz and /metrics (open,
-    no token). The limit may be changed until the app serves: ``app.state.max_body_bytes``."""
+    """Correlation ids, request metrics, a body size limit, error answers, /healthz, /readyz, /metrics and the event
+    schemas (open, no token). The limit may be changed until the app serves: ``app.state.max_body_bytes``."""
 
     app.state.max_body_bytes = max_body_bytes
     app.add_middleware(BodyLimit)
@@ -60,6 +61,7 @@ def install_common(
 
     install_problem_handlers(app)
     install_docs(app)  # /docs from the installed Swagger UI, no CDN (shared.edge.docs)
+    install_event_schemas(app)  # /schemas/events/…: where the events' dataschema points (shared.edge.schemas)
 
     @app.get("/healthz", tags=["health"], summary="the process is alive")
     async def healthz() -> dict[str, str]:

@@ -184,6 +184,7 @@ class ServiceCore:
             routes={prefix: topic for addon in self.addons() for prefix, topic in addon.routes.items()},
             max_event_bytes=s.max_event_bytes,
             max_request_size=s.kafka_max_request_size,
+            schema_base=s.schema_base_for(self.name),
         )
 
     def key_rotator(self) -> KeyRotator | None:

@@ -1,7 +1,9 @@
 """The wire format subscribers rely on: CloudEvents 1.0, structured JSON mode, one event per Kafka message.
 
 Context attributes: ``specversion``, ``id`` (the event id), ``source`` (``/pipelines/<service>``), ``type``
-(the event's wire name), ``subject`` (the stream id), ``time`` (when it happened), ``datacontenttype``.
+(the event's wire name), ``subject`` (the stream id), ``time`` (when it happened), ``datacontenttype``, ``dataschema``
+(the URI of the type's schema version: ``<base>/events/<service>/<Type>.v<N>.json``, base PIPELINES_SCHEMA_BASE_URL or
+the service's API's ``/schemas``; absent from messages published before it was added).
 Extension attributes (lower-case letters and digits, as the spec requires): ``streamid``, ``streamversion``,
 ``position``, ``schemaversion``, ``recordedtime``, ``correlationid``, ``causationid``, and ``actor`` (who did it, as
 the store recorded it; absent when it recorded none) so that a store restored from its topic keeps it.
@@ -18,7 +20,7 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from shared.core.events import DomainEvent
+from shared.core.events import JSON_SCHEMA_DIALECT, SCHEMA_ID_BASE, DomainEvent, schema_uri
 from shared.privacy.pii import parse_stored
 from shared.store import RecordedEvent
 
@@ -35,6 +37,7 @@ class CloudEvent(BaseModel):
     subject: str
     time: AwareDatetime
     datacontenttype: Literal["application/json"] = "application/json"
+    dataschema: str | None = Field(None, min_length=1)  # always sent now; older messages on a topic lack it
     data: dict[str, Any]
     streamid: str = Field(min_length=1)
     streamversion: int = Field(ge=1)
@@ -46,13 +49,15 @@ class CloudEvent(BaseModel):
     actor: str | None = None  # last: ``shared.store.wire.envelope_json`` writes the same bytes
 
     @classmethod
-    def from_recorded(cls, event: RecordedEvent, service: str) -> CloudEvent:
+    def from_recorded(cls, event: RecordedEvent, service: str, schema_base: str = SCHEMA_ID_BASE) -> CloudEvent:
+        """``schema_base``: where this deployment serves the schemas (``Settings.schema_base_for``)."""
         return cls(
             id=str(event.event_id),
             source=f"/pipelines/{service}",
             type=event.event_type,
             subject=event.stream_id,
             time=event.occurred_at,
+            dataschema=schema_uri(event.event_type, event.schema_version, schema_base),
             data=event.data,
             streamid=event.stream_id,
             streamversion=event.version,
@@ -80,7 +85,8 @@ class CloudEvent(BaseModel):
         return self.streamid.encode()
 
     def kafka_value(self) -> bytes:
-        return self.model_dump_json(exclude={"actor"} if self.actor is None else None).encode()
+        absent = {name for name in ("dataschema", "actor") if getattr(self, name) is None}
+        return self.model_dump_json(exclude=absent or None).encode()
 
     @classmethod
     def from_kafka(cls, value: bytes | None) -> CloudEvent:
@@ -93,6 +99,17 @@ KAFKA_HEADERS = [("content-type", CONTENT_TYPE.encode())]
 
 
 def cloudevent_json_schema() -> dict[str, Any]:
-    schema = CloudEvent.model_json_schema(mode="serialization")
-    schema["$id"] = "pipelines.envelope.v1"
+    """The envelope's JSON Schema: every attribute the relay always sends is required (``dataschema`` is not: the
+    messages published before it was added lack it; ``actor`` is absent when the store recorded none)."""
+    schema = {"$schema": JSON_SCHEMA_DIALECT, **CloudEvent.model_json_schema(mode="serialization")}
+    schema["$id"] = f"{SCHEMA_ID_BASE}/events/envelope.v1.json"
+    optional = {"dataschema", "actor"}
+    schema["required"] = [name for name in CloudEvent.model_fields if name not in optional]
+    schema["properties"]["dataschema"] = {
+        "type": "string",
+        "format": "uri",
+        "minLength": 1,
+        "title": "Dataschema",
+        "description": "the URI of the JSON Schema `data` follows (GET it: the API serves it, docs/SUBSCRIBING.md)",
+    }
     return schema

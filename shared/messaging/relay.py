@@ -41,6 +41,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.producer.message_accumulator import BatchBuilder
 
+from shared.core.events import SCHEMA_ID_BASE
 from shared.messaging.envelope import KAFKA_HEADERS
 from shared.messaging.kafka import topic_configs
 from shared.ops.metrics import RELAY_BACKLOG, RELAY_BACKLOG_SECONDS, RELAY_PUBLISHED, RELAY_STUCK
@@ -135,9 +136,11 @@ class OutboxRelay:
         routes: dict[str, str] | None = None,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
         max_request_size: int = 1_048_576,
+        schema_base: str = SCHEMA_ID_BASE,
     ) -> None:
         """``routes``: event type prefix → topic, for events that go elsewhere than ``topic`` (alerts).
-        ``max_event_bytes``: the store's limit, which every topic and the producer (``max_request_size``) must take."""
+        ``max_event_bytes``: the store's limit, which every topic and the producer (``max_request_size``) must take.
+        ``schema_base``: what the events' ``dataschema`` URIs start with (``Settings.schema_base_for``)."""
         self.store = store
         self.service = service
         self.topic = topic
@@ -145,6 +148,7 @@ class OutboxRelay:
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.routes = routes or {}
+        self.schema_base = schema_base
         self._bootstrap = bootstrap_servers
         self._dsn = database_url
         self._kafka_options = kafka_options or {}
@@ -376,7 +380,7 @@ class OutboxRelay:
         out: list[_Out] = []
         for e in await self.store.read_all(after, limit=self.batch_size, conn=self._conn):
             topic = self._topic_of(e.event_type)
-            key, value = e.stream_id.encode(), envelope_json(e, self.service)
+            key, value = e.stream_id.encode(), envelope_json(e, self.service, self.schema_base)
             size, limit = record_bytes(value, key), self._limits.get(topic, self.max_request_size)
             if size > limit:
                 if out or stop_quietly:

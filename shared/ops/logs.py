@@ -1,7 +1,7 @@
 """Structured logs (structlog): one JSON object a line, from every logger of the process, never personal data.
 
 ``configure_logging`` gives structlog's lines and the standard library's (uvicorn, aiokafka, asyncpg, httpx,
-faststream, warnings, an uncaught exception) the same processors: each line carries ``service``, ``process`` (api,
+warnings, an uncaught exception) the same processors: each line carries ``service``, ``process`` (api,
 relay, projector, all, web), ``level``, ``timestamp``, the ``correlation_id`` when one is bound, and a traceback as
 the ``exception`` field, not as lines of text. Standard-library lines add ``logger``. Bind a correlation id for a
 unit of work with ``structlog.contextvars.bound_contextvars(correlation_id=...)``.

@@ -117,6 +117,9 @@ class Settings(BaseSettings):
     production_api_url: str | None = None
     directory_api_url: str | None = None
     agenda_api_url: str | None = None
+    # where subscribers fetch the event schemas: each event's `dataschema` is <this>/events/<service>/<Type>.v<N>.json,
+    # served by every API under /schemas (decision 0024); default: the publishing service's own API url + /schemas
+    schema_base_url: str | None = Field(None, max_length=200, pattern=r"^https?://[^\s?#]+[^\s?#/]$")
     # where the board and the APIs reach the sign-in service (default: this host's signin port)
     signin_url: str | None = Field(None, max_length=500, pattern=r"^https?://[^\s]+$")
     # the sign-in service (decision 0022): this many failed passwords for one email within PIPELINES_SIGNIN_LOCK_S
@@ -200,6 +203,14 @@ class Settings(BaseSettings):
     def api_url(self, service: str) -> str:
         url = getattr(self, f"{service}_api_url", None) or f"http://{self.api_host}:{self.port(service)}"
         return str(url).rstrip("/")
+
+    def schema_base_for(self, service: str) -> str:
+        """The base of the ``dataschema`` URIs the service's relay writes (``PIPELINES_SCHEMA_BASE_URL``, or the
+        service's API's ``/schemas``)."""
+        base = self.schema_base_url or f"{self.api_url(service)}/schemas"
+        if len(base) > 200:  # the event size check counts a base this long at most (shared.store.wire)
+            raise SettingsError(f"PIPELINES_SCHEMA_BASE_URL must be at most 200 characters (the default is {base!r})")
+        return base
 
     def signin_base_url(self) -> str:
         """Where the sign-in service answers: ``PIPELINES_SIGNIN_URL``, or this host's ``PIPELINES_SIGNIN_PORT``."""

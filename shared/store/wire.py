@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic_core import to_json
 
+from shared.core.events import SCHEMA_ID_BASE, schema_uri
+
 if TYPE_CHECKING:
     from shared.store import RecordedEvent
 
@@ -26,9 +28,13 @@ RECORD_OVERHEAD_BYTES = 512
 CONTENT_TYPE_HEADER = ("content-type", b"application/cloudevents+json; charset=utf-8")
 
 
-def envelope_json(event: RecordedEvent, service: str) -> bytes:
-    """``CloudEvent.from_recorded(event, service).kafka_value()``, byte for byte, without building the model:
-    the same fields in the same order through pydantic-core's serialiser (bench/relay.py checks every byte)."""
+# The longest schema base a deployment may set (PIPELINES_SCHEMA_BASE_URL): the size check counts the widest.
+MAX_SCHEMA_BASE_LENGTH = 200
+
+
+def envelope_json(event: RecordedEvent, service: str, schema_base: str = SCHEMA_ID_BASE) -> bytes:
+    """``CloudEvent.from_recorded(event, service, schema_base).kafka_value()``, byte for byte, without building the
+    model: the same fields in the same order through pydantic-core's serialiser (bench/relay.py checks every byte)."""
     envelope = {
         "specversion": "1.0",
         "id": str(event.event_id),
@@ -37,6 +43,7 @@ def envelope_json(event: RecordedEvent, service: str) -> bytes:
         "subject": event.stream_id,
         "time": event.occurred_at,
         "datacontenttype": "application/json",
+        "dataschema": schema_uri(event.event_type, event.schema_version, schema_base),
         "data": event.data,
         "streamid": event.stream_id,
         "streamversion": event.version,
@@ -75,6 +82,7 @@ class EventTooLargeError(ValueError):
 # The widest values the store can give the parts an appended event does not have yet.
 _WIDEST_TIME = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
 _WIDEST_INT = 2**63 - 1
+_WIDEST_SCHEMA_BASE = "x" * MAX_SCHEMA_BASE_LENGTH
 
 
 @functools.lru_cache(maxsize=1024)
@@ -100,7 +108,7 @@ def _frame_bytes(source: str, event_type: str, schema_version: int, trace: tuple
         recorded_at=_WIDEST_TIME,
         checkpoint=Checkpoint(0, 0),
     )
-    return len(envelope_json(widest, source))
+    return len(envelope_json(widest, source, _WIDEST_SCHEMA_BASE))
 
 
 def check_event_sizes(

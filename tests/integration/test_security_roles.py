@@ -237,7 +237,10 @@ ORDER_COMMANDS = [
     "cancel",
     "erase-contact",
 ]
-HEALTH = [Case(op, PUBLIC) for op in ("GET /metrics", "GET /healthz", "GET /readyz")]
+HEALTH = [
+    *(Case(op, PUBLIC) for op in ("GET /metrics", "GET /healthz", "GET /readyz")),
+    Case("GET /schemas/events/{name}", PUBLIC, path={"name": "deals/DealOpened.v1.json"}),  # decision 0024: open
+]
 
 
 def deal_body(owner: str | None = None, team: str | None = "north", **more: Any) -> Callable[[Who], Any]:
@@ -313,6 +316,12 @@ def deals_cases() -> list[Case]:
         Case("GET /analytics/scorecard", DEALS_SHOWN, params={"period": "{period}"}, shows="owners"),
         Case(
             "GET /analytics/lost-reasons",
+            SOLO_STATUS,
+            "u-solo's",
+            params={"from": "{from}", "to": "{to}", "owner_id": "u-solo"},
+        ),
+        Case(
+            "GET /analytics/win-rate",
             SOLO_STATUS,
             "u-solo's",
             params={"from": "{from}", "to": "{to}", "owner_id": "u-solo"},

@@ -14,7 +14,14 @@ from shared.edge.http import install_common
 from shared.messaging.envelope import CloudEvent
 from shared.store import Checkpoint, EventTooLargeError, NewEvent, RecordedEvent
 from shared.store.memory import InMemoryEventStore
-from shared.store.wire import _WIDEST_INT, _WIDEST_TIME, check_event_size, envelope_json, record_bytes
+from shared.store.wire import (
+    _WIDEST_INT,
+    _WIDEST_SCHEMA_BASE,
+    _WIDEST_TIME,
+    check_event_size,
+    envelope_json,
+    record_bytes,
+)
 from testkit.events import ContactRecorded, ThingCreated
 
 
@@ -52,8 +59,8 @@ async def test_the_size_checked_is_never_below_the_record_the_relay_publishes() 
     assert envelope_json(recorded, "deals") == CloudEvent.from_recorded(recorded, "deals").kafka_value()
     with pytest.raises(EventTooLargeError) as checked:
         check_event_size("s-1", recorded.event_type, 1, recorded.data, recorded.metadata, source="deals", limit=0)
-    # at least what is published (the version, position and times the store gives it later at their widest)
-    assert published <= checked.value.size <= published + 64
+    # at least what is published (the version, position, times and schema base it gets later at their widest)
+    assert published <= checked.value.size <= published + 64 + len(_WIDEST_SCHEMA_BASE)
 
 
 def test_the_apis_answer_422_naming_the_field_and_the_limit() -> None:
@@ -92,7 +99,7 @@ def test_the_size_is_the_widest_envelope_byte_for_byte(stream_id: str, metadata:
         stream_id, _WIDEST_INT, _WIDEST_INT, uuid.UUID(int=0), "pipelines.test.ThingCreated", 3,
         data, dict(metadata), _WIDEST_TIME, _WIDEST_TIME, Checkpoint(0, 0),
     )  # fmt: skip
-    whole = record_bytes(envelope_json(widest, "deals"), stream_id.encode())
+    whole = record_bytes(envelope_json(widest, "deals", _WIDEST_SCHEMA_BASE), stream_id.encode())
     for given in (None, to_json(data)):
         with pytest.raises(EventTooLargeError) as checked:
             check_event_size(stream_id, widest.event_type, 3, data, metadata, source="deals", limit=0, data_json=given)

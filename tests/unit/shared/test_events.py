@@ -88,7 +88,8 @@ def test_personal_fields_must_be_erasable() -> None:
 
 def test_json_schema_is_derived_from_the_class() -> None:
     schema = ContactRecorded.json_schema()
-    assert schema["$id"] == "pipelines.test.ContactRecorded.v1"
+    assert schema["$id"] == "https://pipelines.invalid/schemas/events/test/ContactRecorded.v1.json"
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert schema["x-personal-fields"] == ["email", "full_name"]
     assert set(schema["required"]) == {"person_id", "email", "full_name", "source"}
 
@@ -120,6 +121,7 @@ def test_envelope_is_a_structured_cloudevent_with_lowercase_extensions() -> None
     assert wire["type"] == "pipelines.test.ThingCreated"
     assert wire["subject"] == wire["streamid"] == "thing-1"
     assert wire["datacontenttype"] == "application/json"
+    assert wire["dataschema"] == "https://pipelines.invalid/schemas/events/test/ThingCreated.v1.json"
     assert (wire["streamversion"], wire["position"], wire["schemaversion"]) == (3, 42, 1)
     assert (wire["correlationid"], wire["causationid"]) == ("corr-1", "cause-1")
     assert all(k.isalnum() and k.islower() for k in wire)
