@@ -8,7 +8,7 @@ PY := .venv/bin/python
 help: ## this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-setup: ## install everything: Java, Maven, PostgreSQL, Kafka's jars, the test OpenID Provider (npm), the Python environment
+setup: ## install everything: Java, Maven, PostgreSQL, Kafka's jars, the test OpenID Provider (npm), Prometheus, the Python environment
 	scripts/stack setup
 	scripts/python-env
 

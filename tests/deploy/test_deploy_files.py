@@ -21,6 +21,7 @@ from dockerfile_parse import DockerfileParser
 from shared.edge.keys import PublicKeys
 from shared.ops.settings import PIPELINES, SERVICES, Settings
 from shared.ops.stack import ROOT, Endpoints
+from testkit.roles import ROLES, ROLES_SQL, role_database
 from testkit.services import TEST_KEYS, drop_everything, isolated_settings, process_env
 from testkit.waiting import wait_until
 
@@ -59,10 +60,7 @@ def test_every_part_has_a_deployment_probes_and_a_disruption_budget() -> None:
             (c,) = d["spec"]["template"]["spec"]["containers"]
             assert {"livenessProbe", "readinessProbe", "resources"} <= set(c)
             assert c["securityContext"]["runAsNonRoot"] is True
-    autoscaled = {d["metadata"]["name"]: d["spec"] for d in MANIFESTS if d["kind"] == "HorizontalPodAutoscaler"}
-    assert autoscaled["deals-api"]["metrics"][0]["resource"]["name"] == "cpu"
-    assert autoscaled["deals-projector"]["metrics"][0]["external"]["metric"]["name"] == "pipelines_consumer_lag"
-    assert autoscaled["deals-projector"]["maxReplicas"] <= Settings().kafka_partitions
+    # the apis and projectors scale by KEDA (deploy/k8s/keda.yaml): tests/deploy/test_monitoring.py
 
 
 def test_the_dockerfile_is_multi_stage_non_root_and_one_image_for_all() -> None:
@@ -147,6 +145,43 @@ def test_every_service_process_mounts_the_one_keyring_volume() -> None:
     assert "/var/lib/pipelines/keyring" in (DEPLOY / "Dockerfile").read_text(), "made, owned by the image's user"
 
 
+def role_of(url: str) -> str:
+    """The role a compose DATABASE_URL connects as; its password is the one compose requires for that role."""
+    match = re.fullmatch(r"postgresql://(\w+):\$\{(\w+)_DB_PASSWORD:\?[^}]+\}@postgres:5432/pipelines", url)
+    assert match and match[2] == match[1].upper(), url
+    return match[1]
+
+
+def test_compose_gives_each_process_only_its_own_secrets_and_publishes_on_loopback() -> None:
+    """Issue 31: compose refuses to start without the keys (``${VAR:?}``, no publicly known default), runs each
+    service as its role from roles.sql (made at the database's first start by init-roles.sh), gives the board no
+    database and no personal-data key, and publishes ports on
+    loopback unless COMPOSE_PUBLISH_ADDRESS says otherwise."""
+    services = COMPOSE["services"]
+    text = (DEPLOY / "compose.yaml").read_text()
+    assert ":-MDEy" not in text and "POSTGRES_PASSWORD:-" not in text, "no known default key or password"
+    for name in PROCESS_NAMES:
+        env = services[name]["environment"]
+        assert env["PIPELINES_PII_MASTER_KEY"].startswith("${PIPELINES_PII_MASTER_KEY:?")
+        assert role_of(env["DATABASE_URL"]) == name.split("-")[0]
+    signin = services["signin"]["environment"]
+    assert role_of(signin["DATABASE_URL"]) == "signin" and signin["PIPELINES_PII_MASTER_KEY"].startswith("${")
+    web = services["web"]["environment"]
+    assert not {"DATABASE_URL", "PIPELINES_PII_MASTER_KEY", "PIPELINES_JWT_SIGNING_KEYS"} & set(web)
+    postgres = services["postgres"]
+    assert postgres["environment"]["POSTGRES_PASSWORD"].startswith("${POSTGRES_PASSWORD:?")
+    assert "./postgres/init-roles.sh:/docker-entrypoint-initdb.d/10-roles.sh:ro" in postgres["volumes"]
+    assert "./postgres/roles.sql:/pipelines/roles.sql:ro" in postgres["volumes"]
+    init = (DEPLOY / "postgres" / "init-roles.sh").read_text()
+    made = set(re.findall(r"CREATE ROLE (\w+) LOGIN", ROLES_SQL.read_text()))
+    assert made == set(ROLES) == set(re.findall(r"-v (\w+)_password=", init))
+    for role in ROLES:
+        assert f'{role}_password="${role.upper()}_DB_PASSWORD"' in init
+        assert postgres["environment"][f"{role.upper()}_DB_PASSWORD"].startswith(f"${{{role.upper()}_DB_PASSWORD:?")
+    published = [p for s in services.values() for p in s.get("ports", [])]
+    assert published and all(p.startswith("${COMPOSE_PUBLISH_ADDRESS:-127.0.0.1}:") for p in published)
+
+
 @pytest.mark.pg
 @pytest.mark.kafka
 @pytest.mark.e2e
@@ -155,19 +190,27 @@ async def test_each_compose_command_answers_readyz_with_the_compose_environment(
 ) -> None:
     settings = isolated_settings(endpoints)
     processes = []
+    roles = role_database(tmp_path / "roles")  # each process connects as the role compose names (roles.sql)
+    role_urls = roles.__enter__()
     try:
         for i, name in enumerate([*PROCESS_NAMES, "signin", "web"]):
             compose = COMPOSE["services"][name]
-            env = {k: re.sub(r"\$\{[A-Z_]+:-(.*)\}$", r"\1", str(v)) for k, v in compose["environment"].items()}
+            env = {  # defaults as compose takes them; the secrets compose requires (${X:?…}) are this test's
+                k: re.sub(r"\$\{[A-Z_]+:-(.*)\}$", r"\1", str(v))
+                for k, v in compose["environment"].items()
+                if ":?" not in str(v)
+            }
             port = 18500 + i
             env |= {  # the compose hosts are this machine's servers; each process gets its own port
                 "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-                "DATABASE_URL": str(settings.database_url),
                 "PIPELINES_API_HOST": "127.0.0.1",
                 "PIPELINES_OPS_PORT": str(port),
                 f"PIPELINES_{name.split('-')[0].upper()}_PORT": str(port),
                 "PIPELINES_KEYRING_DIR": str(settings.keyring_dir),  # the compose volume: this test's keyrings
             }
+            if "DATABASE_URL" in compose["environment"]:  # its own database: the schemas' deployed names
+                env["DATABASE_URL"] = role_urls[role_of(compose["environment"]["DATABASE_URL"])]
+                env |= {"PIPELINES_SCHEMA_PREFIX": "", "PIPELINES_PII_SCHEMA": "pii"}
             if name == "signin":  # the signing keys compose asks the operator for (${...:?...})
                 env["PIPELINES_JWT_SIGNING_KEYS"] = json.dumps(TEST_KEYS.seeds())
             if name == "web":  # where the api processes above listen
@@ -179,6 +222,10 @@ async def test_each_compose_command_answers_readyz_with_the_compose_environment(
                 (signin,) = [p for n, p, _ in processes if n == "signin"]  # the board checks it answers
                 env["PIPELINES_SIGNIN_URL"] = f"http://127.0.0.1:{signin}"
             full = process_env(settings) | env
+            if "PIPELINES_PII_MASTER_KEY" not in compose["environment"]:  # the board and sign-in get none
+                full.pop("PIPELINES_PII_MASTER_KEY", None)
+            if "DATABASE_URL" not in compose["environment"]:  # the board
+                full.pop("DATABASE_URL", None)
             log = (tmp_path / f"{name}.log").open("wb")
             processes.append(
                 (
@@ -212,6 +259,7 @@ async def test_each_compose_command_answers_readyz_with_the_compose_environment(
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 process.kill()
+        roles.__exit__(None, None, None)
         await drop_everything(settings)
 
 

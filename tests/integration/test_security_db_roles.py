@@ -10,12 +10,8 @@ applied to the board read model; then each role is refused the other's tables.
 from __future__ import annotations
 
 import asyncio
-import secrets
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
@@ -26,48 +22,18 @@ from services.leads.main import build as build_leads
 from services.signin.store import PostgresStore
 from shared.messaging.kafka import delete_topics
 from shared.ops.settings import SERVICES, Settings
-from shared.ops.stack import ROOT, Endpoints
+from shared.ops.stack import Endpoints
+from testkit.roles import role_database
 from testkit.services import bearer, client_for, isolated_settings, start_parts
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka]
 
-ROLES_SQL = ROOT / "deploy" / "postgres" / "roles.sql"
-DATABASE = "pipelines_roles"
-
-
-def stack(run_dir: Path, *args: str) -> str:
-    done = subprocess.run(
-        [str(ROOT / "scripts/stack"), "--run-dir", str(run_dir), *args], capture_output=True, text=True, timeout=120
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
-def psql(url: str, *args: str) -> None:
-    tool = shutil.which("psql") or str(max(Path("/usr/lib/postgresql").glob("*/bin/psql")))
-    done = subprocess.run(
-        [tool, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, *args], capture_output=True, text=True, timeout=60
-    )
-    assert done.returncode == 0, done.stderr
-
 
 @pytest.fixture
 def role_urls(tmp_path: Path) -> Iterator[dict[str, str]]:
-    """A PostgreSQL cluster of this test and a fresh database in it, with roles.sql applied by psql as the
-    superuser (the stack's: postgres/postgres); each service's role's URL."""
-    run_dir = tmp_path / "roles"
-    out = stack(run_dir, "pg-up")
-    url = next(line.split("=", 1)[1] for line in out.splitlines() if line.startswith("export DATABASE_URL="))
-    port = urlsplit(url).port
-    superuser = f"postgresql://postgres:postgres@127.0.0.1:{port}"
-    try:
-        psql(f"{superuser}/postgres", "-c", f'CREATE DATABASE "{DATABASE}"')
-        passwords = {s: secrets.token_urlsafe(18) for s in (*SERVICES, "signin")}  # signin: decision 0022
-        variables = [arg for s, pw in passwords.items() for arg in ("-v", f"{s}_password={pw}")]
-        psql(f"{superuser}/{DATABASE}", *variables, "-f", str(ROLES_SQL))
-        yield {s: f"postgresql://{s}:{pw}@127.0.0.1:{port}/{DATABASE}" for s, pw in passwords.items()}
-    finally:
-        stack(run_dir, "down", "--wipe")
+    """A PostgreSQL cluster of this test with roles.sql applied: each service's role's URL (testkit.roles)."""
+    with role_database(tmp_path / "roles") as urls:
+        yield urls
 
 
 DEAL = {
