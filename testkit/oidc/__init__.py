@@ -12,13 +12,10 @@ redirect back to the client, ``?code=…&state=…``. ``python -m testkit.oidc``
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import html
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import time
@@ -28,6 +25,7 @@ from urllib.parse import urljoin
 
 import httpx
 
+from shared.ops import npm
 from shared.ops.stack import free_port
 
 HERE = Path(__file__).resolve().parent
@@ -37,31 +35,12 @@ CLIENT_ID, CLIENT_SECRET = "pipelines", "oidc-test-secret"
 
 def cache_dir() -> Path:
     """Where the package is installed: named by the lock file's hash, so a new lock installs anew."""
-    digest = hashlib.sha256((HERE / "package-lock.json").read_bytes()).hexdigest()[:12]
-    return Path(os.environ.get("PIPELINES_CACHE_DIR") or ROOT / ".cache") / f"oidc-provider-{digest}"
+    return npm.cache_dir(HERE, "oidc-provider")
 
 
 def install() -> Path:
-    """``npm ci`` into the cache unless already there (one installer at a time: pytest-xdist workers share it)."""
-    home = cache_dir()
-    if (home / ".complete").exists():
-        return home
-    if shutil.which("npm") is None:
-        raise RuntimeError("npm is missing: run scripts/stack setup (it installs Node from Debian when needed)")
-    home.mkdir(parents=True, exist_ok=True)
-    with (home.parent / f"{home.name}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (home / ".complete").exists():
-            for name in ("package.json", "package-lock.json"):
-                shutil.copyfile(HERE / name, home / name)
-            subprocess.run(
-                ["npm", "ci", "--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error"],
-                cwd=home,
-                check=True,
-                stdout=subprocess.DEVNULL,
-            )
-            (home / ".complete").touch()
-    return home
+    """``npm ci`` into the cache unless already there (shared.ops.npm)."""
+    return npm.install(HERE, "oidc-provider")
 
 
 @dataclass

@@ -11,43 +11,26 @@ needed and runs it; ``python -m tools.asyncapi_cli validate-all`` validates ever
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import json
 import os
-import shutil
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
+from shared.ops import npm
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-NPM_CI = ["npm", "ci", "--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error"]
 
 
 def cache_dir() -> Path:
     """Where the CLI is installed: named by the lock file's hash, so a new lock installs anew."""
-    digest = hashlib.sha256((HERE / "package-lock.json").read_bytes()).hexdigest()[:12]
-    return Path(os.environ.get("PIPELINES_CACHE_DIR") or ROOT / ".cache") / f"asyncapi-cli-{digest}"
+    return npm.cache_dir(HERE, "asyncapi-cli")
 
 
 def install() -> Path:
-    """``npm ci`` into the cache unless already there (one installer at a time: pytest-xdist workers share it)."""
-    home = cache_dir()
-    if (home / ".complete").exists():
-        return home
-    if shutil.which("npm") is None:
-        raise RuntimeError("npm is missing: run scripts/stack setup (it installs Node from Debian when needed)")
-    home.mkdir(parents=True, exist_ok=True)
-    with (home.parent / f"{home.name}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (home / ".complete").exists():
-            for name in ("package.json", "package-lock.json"):
-                shutil.copyfile(HERE / name, home / name)
-            subprocess.run(NPM_CI, cwd=home, check=True, stdout=subprocess.DEVNULL)
-            (home / "analytics.json").write_text(json.dumps(_NO_METRICS))
-            (home / ".complete").touch()
-    return home
+    """``npm ci`` into the cache unless already there, its usage metrics off."""
+    return npm.install(HERE, "asyncapi-cli", lambda home: (home / "analytics.json").write_text(json.dumps(_NO_METRICS)))
 
 
 _NO_METRICS = {"analyticsEnabled": "false", "infoMessageShown": "true", "userID": "pipelines"}
