@@ -1,5 +1,6 @@
-"""The secure stack (``scripts/stack --secure``: SASL/SCRAM-SHA-512 and ACLs) the tests that need it share, and each
-process's credentials on it, as a deployment gives them (deploy/k8s: a Kafka user per service, one for the board).
+"""The secure stack (``scripts/stack --secure``: SASL/SCRAM-SHA-512 over TLS and ACLs) the tests that need it share,
+and each process's credentials on it, as a deployment gives them (deploy/k8s: a Kafka user per service, one for the
+board; SASL_SSL, trusting the CA that signed the brokers' certificate: the run dir's ``tls/ca.pem``).
 
 One start per test run: ``PIPELINES_SECURE_RUN_DIR`` names a run dir its caller owns. ``make test`` sets it, so the
 parallel phase's ACL test and the serial phase's end-to-end run share one broker start; the first test that needs
@@ -31,14 +32,21 @@ from shared.ops.settings import Settings
 from shared.ops.stack import Endpoints, LocalStack
 
 SECURE_RUN_DIR = "PIPELINES_SECURE_RUN_DIR"
-PROTOCOL, MECHANISM = "SASL_PLAINTEXT", "SCRAM-SHA-512"
+PROTOCOL, MECHANISM = "SASL_SSL", "SCRAM-SHA-512"
 DEPLOYED_PREFIX = "pipelines"
 
 
 @dataclass(frozen=True)
 class SecureStack:
-    endpoints: Endpoints  # its Kafka (SASL only) and its own PostgreSQL
+    endpoints: Endpoints  # its Kafka (SASL over TLS only) and its own PostgreSQL
     passwords: Mapping[str, str]  # the SCRAM users: admin (super user), each service's (SERVICES), web
+    cafile: str  # the run dir's certificate authority (PEM), which signed the brokers' certificate
+
+    @classmethod
+    def of(cls, run_dir: Path, endpoints: Endpoints) -> SecureStack:
+        """The stack of ``run_dir`` (up): its users' passwords and its CA, as ``scripts/stack`` made them."""
+        lines = (run_dir / "kafka-users").read_text().splitlines()
+        return cls(endpoints, dict(line.split(" ", 1) for line in lines), str((run_dir / "tls" / "ca.pem").resolve()))
 
     @property
     def bootstrap(self) -> str:
@@ -51,6 +59,7 @@ class SecureStack:
             "PIPELINES_KAFKA_SASL_MECHANISM": MECHANISM,
             "PIPELINES_KAFKA_SASL_USERNAME": user,
             "PIPELINES_KAFKA_SASL_PASSWORD": password or self.passwords[user],
+            "PIPELINES_KAFKA_SSL_CAFILE": self.cafile,
         }
 
     def as_user(self, settings: Settings, user: str, password: str | None = None) -> Settings:
@@ -62,12 +71,19 @@ class SecureStack:
                 "kafka_sasl_mechanism": MECHANISM,
                 "kafka_sasl_username": user,
                 "kafka_sasl_password": SecretStr(password or self.passwords[user]),
+                "kafka_ssl_cafile": self.cafile,
             }
         )
 
     def options(self, user: str, password: str | None = None) -> dict[str, Any]:
         """A client's security options, as a process's settings give them."""
         return self.as_user(Settings(_env_file=None), user, password).kafka_options()
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """The stack to one test at a time: pytest-xdist workers share it, and ``reset`` deletes every topic."""
+        with _locked(Path(self.cafile).parent.parent, "tests.lock"):
+            yield
 
     async def reset(self) -> None:
         """Delete every ``pipelines.*`` topic (as admin; the consumer groups' offsets on them go with them) and wait
@@ -83,10 +99,10 @@ class SecureStack:
 
 
 @contextmanager
-def _locked(run_dir: Path) -> Iterator[None]:
+def _locked(run_dir: Path, name: str = "starting.lock") -> Iterator[None]:
     """One starter at a time (two xdist workers may both need the stack): the second finds it up."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / "starting.lock", "w") as lock:
+    with open(run_dir / name, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield
@@ -104,8 +120,7 @@ def secure_stack(env: Mapping[str, str] = os.environ) -> Iterator[SecureStack]:
     try:
         with _locked(run_dir):
             endpoints = stack.up()  # `up` on a running stack only prints its endpoints
-        lines = (run_dir / "kafka-users").read_text().splitlines()
-        yield SecureStack(endpoints, dict(line.split(" ", 1) for line in lines))
+        yield SecureStack.of(run_dir, endpoints)
     finally:
         if not given:
             stack.down(wipe=True)

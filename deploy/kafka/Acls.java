@@ -1,5 +1,6 @@
 // Creates ACLs through Kafka's Admin API, as the super user (scripts/stack --secure runs it once per run dir).
-//   java -cp '<kafka libs>/*' Acls.java <bootstrap servers> <admin password file>  < acl lines
+//   java -cp '<kafka libs>/*' Acls.java <bootstrap servers> <admin password file> [<CA file>]  < acl lines
+// With a CA file (PEM), over TLS (SASL_SSL, trusting that CA): a secure stack's clients' listener.
 // One ACL a line: <principal> <operation> <LITERAL|PREFIXED> <TOPIC|GROUP> <name>, e.g.
 //   User:deals WRITE PREFIXED TOPIC pipelines.deals.   (the names under the run dir's topic prefix, scripts/stack)
 import java.nio.file.Files;
@@ -22,7 +23,11 @@ public class Acls {
         String password = Files.readString(Path.of(args[1])).strip();
         Properties props = new Properties();
         props.put("bootstrap.servers", args[0]);
-        props.put("security.protocol", "SASL_PLAINTEXT");
+        props.put("security.protocol", args.length > 2 ? "SASL_SSL" : "SASL_PLAINTEXT");
+        if (args.length > 2) {
+            props.put("ssl.truststore.type", "PEM");
+            props.put("ssl.truststore.location", args[2]);
+        }
         props.put("sasl.mechanism", "SCRAM-SHA-512");
         props.put("sasl.jaas.config", "org.apache.kafka.common.security.scram.ScramLoginModule required "
                 + "username=\"admin\" password=\"" + password + "\";");

@@ -40,6 +40,7 @@ from services.directory.events import (
     PersonPersonalDataErased,
     PersonRegistered,
 )
+from services.leads import events as leads_events  # noqa: F401  # the types it reacts to, in the directory's process
 from shared.core import normalize
 from shared.core.events import DomainEvent
 from shared.messaging.envelope import CloudEvent

@@ -16,6 +16,7 @@ import asyncio
 import sys
 import time
 from asyncio.subprocess import PIPE, STDOUT
+from collections.abc import AsyncIterator
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -38,10 +39,12 @@ pytestmark = [pytest.mark.pg, pytest.mark.kafka, pytest.mark.slow]
 
 
 @pytest.fixture
-async def secure(secure_stack: SecureStack) -> SecureStack:
-    """The session's secure stack, without the ``pipelines.*`` topics and groups an earlier test left there."""
-    await secure_stack.reset()
-    return secure_stack
+async def secure(secure_stack: SecureStack) -> AsyncIterator[SecureStack]:
+    """The session's secure stack, without the ``pipelines.*`` topics and groups an earlier test left there, for this
+    test alone (another worker's test on it waits)."""
+    with secure_stack.exclusive():
+        await secure_stack.reset()
+        yield secure_stack
 
 
 async def write(secure: SecureStack, user: str, topic: str, password: str | None = None) -> None:
@@ -174,14 +177,7 @@ async def test_the_signin_service_alone_revokes_sessions_and_every_reader_reads_
     credentials read it; none of them may write it (decision 0022)."""
 
     def settings(user: str) -> Settings:
-        return Settings(
-            _env_file=None,
-            kafka_bootstrap_servers=secure.bootstrap,
-            kafka_security_protocol="SASL_PLAINTEXT",
-            kafka_sasl_mechanism="SCRAM-SHA-512",
-            kafka_sasl_username=user,
-            kafka_sasl_password=secure.passwords[user],
-        )
+        return secure.as_user(Settings(_env_file=None), user)
 
     stop = asyncio.Event()
     lists = {user: RevocationList(settings(user)) for user in ("signin", "web", *SERVICES)}

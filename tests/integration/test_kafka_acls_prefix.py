@@ -36,9 +36,7 @@ def prefixed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SecureS
     run_dir = tmp_path_factory.mktemp("secure-prefix") / "stack"
     stack = LocalStack(run_dir=run_dir, secure=True, topic_prefix=PREFIX)
     try:
-        endpoints = stack.up()
-        lines = (run_dir / "kafka-users").read_text().splitlines()
-        yield SecureStack(endpoints, dict(line.split(" ", 1) for line in lines)), run_dir
+        yield SecureStack.of(run_dir, stack.up()), run_dir
     finally:
         stack.down(wipe=True)
 
