@@ -6,10 +6,42 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from services.alerts.projection import list_alerts
 from shared.edge.auth import Principal
 from shared.messaging.projections import ReadModels
+
+
+class AlertView(BaseModel):
+    """A time-driven alert: what it is about, raised once per occurrence, cleared when resolved."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {
+                    "alert_id": "4d5e6f70-8192-4a3b-9c4d-5e6f70819203",
+                    "service": "deals",
+                    "kind": "deal_stuck",
+                    "entity": "deal-6d1f0a52-3c2b-4f7e-9a0d-1b2c3d4e5f60",
+                    "summary": "Máy lạnh văn phòng: 21 days in proposal",
+                    "details": {"stage_id": "proposal", "days": "21"},
+                    "raised_at": "2026-11-24T02:30:00+00:00",
+                    "cleared_at": None,
+                }
+            ]
+        },
+    )
+    alert_id: str = Field(json_schema_extra={"format": "uuid"})
+    service: str
+    kind: str = Field(description="e.g. deal_stuck, lead_not_contacted, order_at_risk")
+    entity: str = Field(description="the stream the alert is about, e.g. deal-<uuid>")
+    summary: str
+    details: JsonValue
+    raised_at: str = Field(json_schema_extra={"format": "date-time"})
+    cleared_at: str | None = Field(json_schema_extra={"format": "date-time"})
+
 
 Visible = Callable[[Request, Principal, list[dict[str, Any]]], Awaitable[list[dict[str, Any]]]]
 ALERTS_BATCH = 500  # alerts read at a time while keeping those a caller may see
@@ -32,6 +64,7 @@ def add_alerts_route(
         tags=["alerts"],
         dependencies=[Depends(allowed)],
         summary="time-driven alerts: raised once per occurrence, cleared when resolved",
+        response_model=list[AlertView],
     )
     async def get_alerts(
         request: Request, active: bool = True, limit: int = Query(100, ge=1, le=500)

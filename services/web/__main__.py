@@ -10,6 +10,7 @@ import uvloop
 
 from services.web.app import create_app
 from shared.edge.service import serve, settle_heap
+from shared.ops import tracing
 from shared.ops.logs import configure_logging
 from shared.ops.settings import Settings
 
@@ -17,6 +18,7 @@ from shared.ops.settings import Settings
 async def _main() -> None:
     settings = Settings()
     configure_logging(settings, service="web", process="web")
+    tracing.setup("web", "web")  # off unless OTEL_TRACES_EXPORTER names one (decision 0027)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per API call would drown the board's own
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

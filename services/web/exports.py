@@ -15,6 +15,7 @@ from services.web.panels import value_at
 from services.web.render import SECURITY_HEADERS
 from services.web.state import board_of
 from services.web.views import one
+from shared.core.limits import Code
 
 
 def csv_value(value: Any) -> str:
@@ -52,7 +53,7 @@ def to_csv(shown: Shown, lang: i18n.Lang) -> str:
     return out.getvalue()
 
 
-async def export(request: Request, page_id: str, panel_id: str) -> Response:
+async def export(request: Request, page_id: Code, panel_id: Code) -> Response:
     """GET /export/{page_id}/{panel_id}.csv: the panel as a CSV file; a panel it could not load: a problem."""
     shown, lang = await one(request, page_id, panel_id, whole=True)  # every card of a kanban
     if shown.state != "ok":

@@ -29,6 +29,7 @@ from services.web.render import html, lang_of
 from services.web.session import client_of, form_of, refusal, safe_next, set_session_cookie
 from services.web.signin import SignInError
 from services.web.state import board_of
+from shared.core.limits import ExternalId, Url
 
 log = structlog.get_logger(__name__)
 OIDC_COOKIE = "pipelines_oidc"
@@ -80,7 +81,7 @@ def login_page(
     )
 
 
-async def login_form(request: Request, next: str = "/sales") -> Response:
+async def login_form(request: Request, next: Url = "/sales") -> Response:
     """GET /login: the sign-in form, back to ``next`` (a page of this site) once signed in."""
     return login_page(request, next_path=safe_next(next))
 
@@ -111,7 +112,7 @@ def oidc_cookie(request: Request) -> str:
     return f"__Host-{OIDC_COOKIE}" if csrf.https(request) else OIDC_COOKIE
 
 
-async def oidc_start(request: Request, next: str = "/sales") -> Response:
+async def oidc_start(request: Request, next: Url = "/sales") -> Response:
     """GET /login/oidc: to the OpenID Provider's sign-in page; this browser is bound to the login by a cookie."""
     if provider(request) is None:
         raise HTTPException(404, detail="no OpenID Provider is configured")
@@ -163,7 +164,7 @@ def reset_page(request: Request, link: str, status: int = 200, error: str | None
     return html(request, "reset.html", status, link=link, error=error, user=None, csrf=csrf.value(request))
 
 
-async def reset_form(request: Request, token: str = "") -> Response:
+async def reset_form(request: Request, token: ExternalId = "") -> Response:
     """GET /reset?token=…: the form to set a new password, from an administrator's one-time link."""
     if not LINK.fullmatch(token):
         return reset_page(

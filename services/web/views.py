@@ -19,6 +19,7 @@ from services.web.people import Choices
 from services.web.render import html, lang_of
 from services.web.session import Session, login_redirect, signed_in
 from services.web.state import Board, board_of
+from shared.core.limits import Code
 
 
 def query_of(request: Request) -> dict[str, str]:
@@ -121,7 +122,7 @@ async def one(request: Request, page_id: str, panel_id: str, whole: bool = False
     return await load(board.apis, panel, f, who.principal, who.token, position, whole), lang_of(request)
 
 
-async def panel_fragment(request: Request, page_id: str, panel_id: str) -> Response:
+async def panel_fragment(request: Request, page_id: Code, panel_id: Code) -> Response:
     """GET /panel/{page_id}/{panel_id}: one panel's HTML, what a live update fetches again."""
     shown, _ = await one(request, page_id, panel_id)
     if shown.state == "signed_out":

@@ -191,10 +191,28 @@ def _within_moments(value: datetime) -> datetime:
     return value
 
 
+class InRange:
+    """Documents a date's or a time's range in its JSON Schema: ``formatMinimum`` and ``formatMaximum`` (the
+    keywords of JSON Schema's format vocabulary proposals, as Ajv reads them), the bounds ``Day`` and ``Moment``
+    check, so a client (and the route-walking test) sees the range, not only ``format``."""
+
+    def __init__(self, low: str, high: str) -> None:
+        self.low, self.high = low, high
+
+    def __get_pydantic_json_schema__(self, schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        for branch in json_schema.get("anyOf", [json_schema]):
+            if branch.get("format") in ("date", "date-time"):
+                branch["formatMinimum"], branch["formatMaximum"] = self.low, self.high
+        return json_schema
+
+
 DAY_RANGE = f"YYYY-MM-DD, from {MIN_DAY} to {MAX_DAY}"
-Day = Annotated[date, BeforeValidator(_written_as_a_day), AfterValidator(_within_days)]
-Moment = Annotated[datetime, AfterValidator(_within_moments)]
-AwareMoment = Annotated[AwareDatetime, AfterValidator(_within_moments)]  # a command's time: with its offset
+DAYS = InRange(MIN_DAY.isoformat(), MAX_DAY.isoformat())
+MOMENTS = InRange(f"{MIN_DAY}T00:00:00Z", f"{MAX_DAY}T23:59:59.999999Z")  # in UTC, whatever the offset
+Day = Annotated[date, BeforeValidator(_written_as_a_day), AfterValidator(_within_days), DAYS]
+Moment = Annotated[datetime, AfterValidator(_within_moments), MOMENTS]
+AwareMoment = Annotated[AwareDatetime, AfterValidator(_within_moments), MOMENTS]  # a command's time: with its offset
 
 
 def moment_problem(value: datetime) -> str | None:

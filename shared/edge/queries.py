@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import HTTPException, Query, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared.core.limits import MAX_OFFSET, MAX_POSITION
 from shared.privacy.pii import PersonalData, without_personal_data
@@ -19,9 +19,14 @@ from shared.store import EventStore, RecordedEvent
 T = TypeVar("T")
 
 
+def _text(value: Any) -> str | None:
+    """A reason or an actor as text; a sealed (personal) one is not shown here."""
+    return value if isinstance(value, str) else None
+
+
 async def history_page(
     events: Sequence[RecordedEvent], personal_data: PersonalData, *, personal: bool, offset: int, limit: int
-) -> Page[dict[str, Any]]:
+) -> HistoryPage:
     """An aggregate's events for its audit trail: what, when (happened and recorded), who, why, the chain.
     Personal fields are opened only for callers allowed to see them."""
     chunk = list(events[offset : offset + limit + 1])
@@ -31,20 +36,20 @@ async def history_page(
         else [without_personal_data(e.data) for e in chunk]
     )
     items = [
-        {
-            "version": e.version,
-            "position": e.position,
-            "event_id": str(e.event_id),
-            "type": e.event_type,
-            "schema_version": e.schema_version,
-            "occurred_at": e.occurred_at.isoformat(),
-            "recorded_at": e.recorded_at.isoformat(),
-            "actor": e.metadata.get("actor"),
-            "reason": e.metadata.get("reason") or data.get("reason"),
-            "correlation_id": e.correlation_id,
-            "causation_id": e.causation_id,
-            "data": data,
-        }
+        HistoryEntry(
+            version=e.version,
+            position=e.position,
+            event_id=str(e.event_id),
+            type=e.event_type,
+            schema_version=e.schema_version,
+            occurred_at=e.occurred_at.isoformat(),
+            recorded_at=e.recorded_at.isoformat(),
+            actor=_text(e.metadata.get("actor")),
+            reason=_text(e.metadata.get("reason") or data.get("reason")),
+            correlation_id=e.correlation_id,
+            causation_id=e.causation_id,
+            data=data,
+        )
         for e, data in zip(chunk, opened, strict=True)
     ]
     return page(items, offset, limit)
@@ -53,6 +58,47 @@ async def history_page(
 class Page(BaseModel, Generic[T]):
     items: list[T]
     next_cursor: str | None = Field(None, description="pass as `cursor` for the next page; absent on the last")
+
+
+class HistoryEntry(BaseModel):
+    """One event of an aggregate's audit trail: what, when (happened and recorded), who, why, the chain."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "version": 2,
+                    "position": 1042,
+                    "event_id": "0b9c4f1e-5d0e-4c8e-9a51-6f0d2c7a9e11",
+                    "type": "deals.DealStageChanged",
+                    "schema_version": 1,
+                    "occurred_at": "2026-11-24T09:30:00+07:00",
+                    "recorded_at": "2026-11-24T02:30:00.120000+00:00",
+                    "actor": "u-lan",
+                    "reason": "demo done, quote next",
+                    "correlation_id": "3f2a9d7c-1b4e-4f6a-8c2d-9e0f1a2b3c4d",
+                    "causation_id": None,
+                    "data": {"from_stage": "qualified", "to_stage": "proposal"},
+                }
+            ]
+        }
+    )
+
+    version: int = Field(description="the aggregate's version after this event (1: the first)")
+    position: int = Field(description="the event's position in the service's store")
+    event_id: str = Field(json_schema_extra={"format": "uuid"})
+    type: str = Field(description="the event's type, `<service>.<Name>`")
+    schema_version: int
+    occurred_at: str = Field(description="when it happened (ISO 8601, with offset)")
+    recorded_at: str = Field(description="when it was stored (ISO 8601, UTC)")
+    actor: str | None = Field(None, description="who did it: a user id, or a process (`system:…`)")
+    reason: str | None = None
+    correlation_id: str | None = None
+    causation_id: str | None = None
+    data: dict[str, Any] = Field(description="the event's fields; personal ones only for callers who may see them")
+
+
+HistoryPage = Page[HistoryEntry]
 
 
 def encode_cursor(offset: int) -> str:
@@ -94,7 +140,8 @@ async def wait_target(store: EventStore, position: int | None) -> tuple[str, int
 
 
 Limit = Annotated[int, Query(ge=1, le=200, description="page size")]
-Cursor = Annotated[str | None, Query(description="from the previous page's next_cursor")]
+MAX_CURSOR_CHARS = 64  # a cursor this API gave is about 24 characters
+Cursor = Annotated[str | None, Query(max_length=MAX_CURSOR_CHARS, description="from the previous page's next_cursor")]
 
 
 def page(items: Sequence[T], offset: int, limit: int) -> Page[T]:

@@ -1,9 +1,13 @@
-"""schemathesis against every service's OpenAPI, in-process on the real PostgreSQL and Kafka, as admin.
+"""schemathesis against every service's OpenAPI, in-process on the real PostgreSQL and Kafka, as callers of every role.
 
-For each operation a bounded number of generated requests, valid and invalid (seeded: the same cases every run),
-each checked by schemathesis: no 5xx, the status documented for the operation, the content type and the body
-matching what the OpenAPI says of that status. Cases are drawn first (Hypothesis is synchronous) and then sent
-through the app's ASGI transport on the test's event loop, where the service's database pool lives.
+testkit.fuzz's two phases (decision 0029): for each operation a bounded number of generated requests, valid and
+invalid (seeded: the same cases every run), each as the next caller (admin, sales, managers, marketing,
+production, auditor, importer, nobody); then scenarios chaining operations by the links schemathesis infers (an id
+a command answers, taken by the routes that read it). Each answer is checked by schemathesis: no 5xx, the status
+documented for the operation, the content type and the body matching what the OpenAPI says of that status. The
+fuzzing runs in a worker thread (Hypothesis is synchronous); each request is sent through the app's ASGI transport
+on the test's event loop, where the service's database pool lives. The sign-in service, the board and any other
+app of testkit.apps are fuzzed in memory (tests/unit/test_fuzz_apps.py).
 
 Generated requests do not reach what an attack on 0eb7972 answered 500 (issue 20, item 7): a lone surrogate in a JSON
 body (Hypothesis makes no surrogates), integers and dates past what PostgreSQL and Python hold, fields of the wrong
@@ -15,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import hashlib
 import hmac
 import json
@@ -26,18 +29,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpx
-import hypothesis
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given
 from pydantic import SecretStr
-from schemathesis.checks import not_a_server_error
-from schemathesis.core.failures import FailureGroup
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
 
 from services.agenda.main import build as build_agenda
 from services.deals.main import build as build_deals
@@ -47,12 +41,11 @@ from services.production.main import build as build_production
 from shared.edge.service import ServiceCore
 from shared.ops.settings import Settings
 from shared.ops.stack import Endpoints
+from testkit import fuzz
 from testkit.services import bearer, drop_everything, isolated_settings, start_parts
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka, pytest.mark.slow]
 
-EXAMPLES = 6  # per operation and per mode (valid, invalid)
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 ADMIN = bearer("u-admin", "admin")
 WEBHOOK_SECRETS = {
     name: SecretStr("w" * 32)
@@ -65,40 +58,6 @@ BUILD: dict[str, Callable[[Settings], Awaitable[ServiceCore]]] = {
     "directory": build_directory,
     "agenda": build_agenda,
 }
-
-
-def draw_cases(strategy: Any, n: int) -> list[schemathesis.Case]:
-    """``n`` cases at most from the strategy, the same ones every run."""
-    cases: list[schemathesis.Case] = []
-
-    @hypothesis.settings(
-        max_examples=n,
-        derandomize=True,
-        database=None,
-        deadline=None,
-        phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate],
-        suppress_health_check=list(HealthCheck),
-    )
-    @given(strategy)
-    def collect(case: schemathesis.Case) -> None:
-        cases.append(case)
-
-    with contextlib.suppress(hypothesis.errors.Unsatisfiable):  # nothing to make invalid: no inputs
-        collect()
-    return cases
-
-
-def request_of(case: schemathesis.Case) -> dict[str, Any]:
-    """The generated request as httpx arguments (schemathesis serializes for requests)."""
-    kw = case.as_transport_kwargs(base_url="http://api", headers=ADMIN)
-    out: dict[str, Any] = {k: kw[k] for k in ("method", "url", "headers", "params") if kw.get(k) is not None}
-    if "json" in kw:
-        out["json"] = kw["json"]
-    elif isinstance(kw.get("data"), bytes | str):
-        out["content"] = kw["data"]
-    elif kw.get("data") is not None:
-        out["data"] = kw["data"]
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -120,6 +79,10 @@ async def cores(endpoints: Endpoints) -> AsyncIterator[dict[str, ServiceCore]]:
         await drop_everything(settings)
 
 
+def test_the_real_run_builds_what_testkit_fuzz_says() -> None:
+    assert set(BUILD) == set(fuzz.REAL)
+
+
 @pytest.mark.parametrize("service", list(BUILD))
 async def test_generated_requests_get_documented_answers_and_no_5xx(
     cores: dict[str, ServiceCore], service: str
@@ -136,26 +99,24 @@ async def test_generated_requests_get_documented_answers_and_no_5xx(
 
     # an exception the app lets out becomes the 500 a server would answer, for schemathesis to report
     transport = httpx.ASGITransport(app=recording, raise_app_exceptions=False)
+    loop = asyncio.get_running_loop()
     async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
         openapi = (await http.get("/openapi.json")).json()
         schema = schemathesis.openapi.from_dict(openapi, config=schemathesis.Config())
-        failures: list[str] = []
-        sent = 0
+
+        def send(request: dict[str, Any]) -> httpx.Response:  # from the fuzzing thread, on the test's loop
+            response = asyncio.run_coroutine_threadsafe(http.request(**request), loop).result()
+            if response.status_code >= 500 and errors:
+                print(f"{request['method']} {request['url']}: {errors[-1]}")
+            return response
+
         started = time.monotonic()
-        for result in schema.get_all_operations():
-            op = result.ok()
-            for mode in (schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE):
-                for case in draw_cases(op.as_strategy(generation_mode=mode), EXAMPLES):
-                    response = await http.request(**request_of(case))
-                    sent += 1
-                    try:
-                        case.validate_response(response, checks=CHECKS)
-                    except FailureGroup as exc:
-                        cause = f"\n{errors[-1]}" if errors and response.status_code >= 500 else ""
-                        failures.append(f"{op.label} {mode.value}: {str(exc)[:1500]}{cause}")
-        print(f"{service}: {sent} requests in {time.monotonic() - started:.1f} s")
-    assert sent > 100
-    assert failures == [], "\n\n".join(failures)
+        operations = await asyncio.to_thread(fuzz.every_operation, schema, send)
+        chains = await asyncio.to_thread(fuzz.scenarios, schema, send)
+        took = time.monotonic() - started
+    print(f"{service}: operations {operations.summary()}; scenarios {chains.summary()}; {took:.1f} s")
+    assert operations.sent > 50
+    assert operations.failures + chains.failures == [], "\n\n".join(operations.failures + chains.failures)
 
 
 def cursor(offset: str) -> str:

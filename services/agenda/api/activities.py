@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request, Response
 
+from services.agenda.api.answers import ActivityView
 from services.agenda.api.common import ERRORS, AgendaAPI, Service, owner_team, service, subject_for, visible_activity
 from services.agenda.api.rights import SALES_ROLES, Reader, Seller, can_write, check_place, writable
 from services.agenda.api.views import activity_view
@@ -22,7 +23,7 @@ from shared.edge.commands import (
     command_routes,
     run_command,
 )
-from shared.edge.queries import Cursor, Limit, decode_cursor, history_page
+from shared.edge.queries import Cursor, HistoryPage, Limit, decode_cursor, history_page
 from shared.store.commands import CommandResult, Context
 
 router = APIRouter(responses=ERRORS, tags=["activities"])
@@ -85,7 +86,9 @@ command_routes(
 )
 
 
-@router.get("/activities/{activity_id}", summary="an activity, its notes and outcome opened")
+@router.get(
+    "/activities/{activity_id}", summary="an activity, its notes and outcome opened", response_model=ActivityView
+)
 async def get_activity(activity_id: ActivityId, svc: Service, p: Reader, response: Response) -> dict[str, Any]:
     loaded = await visible_activity(svc, activity_id, p)
     response.headers["ETag"] = f'"{loaded.version}"'
@@ -94,7 +97,9 @@ async def get_activity(activity_id: ActivityId, svc: Service, p: Reader, respons
 
 
 @router.get("/activities/{activity_id}/history", summary="its audit trail: every change, who and why")
-async def history(activity_id: ActivityId, svc: Service, p: Reader, limit: Limit = 100, cursor: Cursor = None) -> Any:
+async def history(
+    activity_id: ActivityId, svc: Service, p: Reader, limit: Limit = 100, cursor: Cursor = None
+) -> HistoryPage:
     loaded = await visible_activity(svc, activity_id, p)
     personal = can_write(p, loaded.state)
     return await history_page(

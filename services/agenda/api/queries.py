@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Query
 
+from services.agenda.api.answers import ActivityPage
 from services.agenda.api.common import ERRORS, AgendaAPI, Service, read_models
 from services.agenda.api.rights import Reader, check_agenda, scope
 from services.agenda.api.views import row_view
@@ -28,7 +29,11 @@ TeamFilter = Annotated[str | None, Query(min_length=1, max_length=MAX_CODE_CHARS
 MAX_AGENDA_DAYS = 31
 
 
-@router.get("/activities", summary="activities by subject, owner, team, status and due time, within the caller's scope")
+@router.get(
+    "/activities",
+    summary="activities by subject, owner, team, status and due time, within the caller's scope",
+    response_model=ActivityPage,
+)
 async def list_activities(
     svc: Service,
     p: Reader,

@@ -19,7 +19,7 @@ from services.deals.domain import Deal
 from services.deals.handlers import deal_stream
 from shared.core.decider import NotVisibleError
 from shared.core.limits import MAX_VERSION, Moment
-from shared.edge.queries import Cursor, Limit, decode_cursor, history_page
+from shared.edge.queries import Cursor, HistoryPage, Limit, decode_cursor, history_page
 from shared.store.commands import Loaded
 
 router = APIRouter(responses=ERRORS)
@@ -27,7 +27,9 @@ Basis = Literal["recorded", "occurred"]
 
 
 @router.get("/deals/{deal_id}/history", tags=["audit"], summary="every event of the deal, oldest first")
-async def history(deal_id: uuid.UUID, svc: Service, p: Reader, limit: Limit = 100, cursor: Cursor = None) -> Any:
+async def history(
+    deal_id: uuid.UUID, svc: Service, p: Reader, limit: Limit = 100, cursor: Cursor = None
+) -> HistoryPage:
     loaded = await visible_deal(svc, deal_id, p)
     return await history_page(
         loaded.events,

@@ -4,23 +4,30 @@ list, the follow-ups due. Deals a caller may not see answer 404, as if they did 
 from __future__ import annotations
 
 import uuid
-from datetime import date
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query, Response
 
 from services.deals import domain, projections
+from services.deals.api.answers import DealView
 from services.deals.api.common import ERRORS, Reader, Service, known, read_models, visible_deal, waited
 from services.deals.api.customers import OrganisationFilter, organisation_filter
 from services.deals.api.rights import managed_team, may_see_contact, sees_all
 from services.deals.api.views import state_as_json
+from shared.core.limits import Day, Identifier
 from shared.edge.queries import Cursor, Limit, WaitFor, decode_cursor, page
 
 router = APIRouter(responses=ERRORS)
 
 
-@router.get("/deals/{deal_id}", tags=["deals"], summary="the deal now (or as of a version)")
+@router.get(
+    "/deals/{deal_id}",
+    tags=["deals"],
+    summary="the deal now (or as of a version)",
+    response_model=DealView,
+    response_model_exclude_unset=True,  # no contact: not there
+)
 async def get_deal(
     deal_id: uuid.UUID, svc: Service, p: Reader, response: Response, include_contact: bool = False
 ) -> dict[str, Any]:
@@ -43,8 +50,8 @@ async def get_deal(
 async def get_board(
     svc: Service,
     p: Reader,
-    pipeline_id: str = domain.DEFAULT_PIPELINE_ID,
-    owner_id: str | None = None,
+    pipeline_id: Identifier = domain.DEFAULT_PIPELINE_ID,
+    owner_id: Identifier | None = None,
     organisation_id: OrganisationFilter = None,
     position: WaitFor = None,
     cards: Annotated[
@@ -79,8 +86,8 @@ async def get_deals(
     svc: Service,
     p: Reader,
     deal_status: Annotated[Literal["open", "won", "lost"] | None, Query(alias="status")] = None,
-    stage_id: str | None = None,
-    owner_id: str | None = None,
+    stage_id: Identifier | None = None,
+    owner_id: Identifier | None = None,
     stuck: bool | None = None,
     no_next_step: Annotated[bool | None, Query(description="open deals with no open activity (or with one)")] = None,
     overdue: Annotated[bool | None, Query(description="open deals with an activity past due (or without)")] = None,
@@ -115,7 +122,7 @@ async def get_deals(
 
 @router.get("/follow-ups", tags=["read models"], summary="after-sales follow-ups due by a date")
 async def get_follow_ups(
-    svc: Service, p: Reader, due_by: date | None = None, limit: Limit = 50, cursor: Cursor = None
+    svc: Service, p: Reader, due_by: Day | None = None, limit: Limit = 50, cursor: Cursor = None
 ) -> Any:
     offset = decode_cursor(cursor)
     until = due_by or svc.deals.clock().astimezone(ZoneInfo(svc.timezone)).date()

@@ -18,7 +18,7 @@ from services.deals.analytics.converted import converted_totals
 from services.deals.api.common import ERRORS, DealsAPI, Reader, Service, known, read_models
 from services.deals.api.customers import OrganisationFilter, organisation_filter
 from services.deals.api.rights import learning_team, may_read_plan, numbers_scope
-from shared.core.limits import DAY_RANGE, Day, Moment
+from shared.core.limits import DAY_RANGE, Day, Identifier, Moment
 from shared.core.rates import RateTable
 from shared.edge.auth import Principal, require
 
@@ -52,8 +52,8 @@ async def get_forecast(
     svc: Service,
     p: Reader,
     as_of: Annotated[Moment | None, Query(description="as the system knew it then (with offset)")] = None,
-    owner_id: str | None = None,
-    team_id: str | None = None,
+    owner_id: Identifier | None = None,
+    team_id: Identifier | None = None,
     organisation_id: OrganisationFilter = None,
     currency: Currency = "VND",
 ) -> dict[str, Any]:
@@ -87,7 +87,7 @@ async def get_forecast_changes(
     p: Reader,
     since: Moment,
     until: Moment | None = None,
-    owner_id: str | None = None,
+    owner_id: Identifier | None = None,
     organisation_id: OrganisationFilter = None,
     currency: Currency = "VND",
 ) -> dict[str, Any]:
@@ -117,8 +117,8 @@ async def get_stage_analytics(
     p: Reader,
     start: From,
     end: To,
-    pipeline_id: str = domain.DEFAULT_PIPELINE_ID,
-    owner_id: str | None = None,
+    pipeline_id: Identifier = domain.DEFAULT_PIPELINE_ID,
+    owner_id: Identifier | None = None,
     organisation_id: OrganisationFilter = None,
     currency: Currency = "VND",
 ) -> dict[str, Any]:
@@ -161,8 +161,8 @@ async def get_scorecard(
     svc: Service,
     p: Reader,
     period: Period,
-    owner_id: str | None = None,
-    team_id: str | None = None,
+    owner_id: Identifier | None = None,
+    team_id: Identifier | None = None,
     organisation_id: OrganisationFilter = None,
     currency: Currency = "VND",
 ) -> list[dict[str, Any]]:
@@ -189,8 +189,8 @@ async def get_win_rate(
     p: Reader,
     start: From,
     end: To,
-    owner_id: str | None = None,
-    team_id: str | None = None,
+    owner_id: Identifier | None = None,
+    team_id: Identifier | None = None,
     organisation_id: OrganisationFilter = None,
     currency: Currency = "VND",
 ) -> list[dict[str, Any]]:
@@ -212,7 +212,7 @@ async def get_lost_reasons(
     p: Reader,
     start: From,
     end: To,
-    owner_id: str | None = None,
+    owner_id: Identifier | None = None,
     organisation_id: OrganisationFilter = None,
     currency: Currency = "VND",
 ) -> list[dict[str, Any]]:
@@ -236,9 +236,9 @@ async def get_target_plan(
     svc: Service,
     p: Reader,
     period: Period,
-    owner_id: str | None = None,
-    team_id: str | None = None,
-    pipeline_id: str = domain.DEFAULT_PIPELINE_ID,
+    owner_id: Identifier | None = None,
+    team_id: Identifier | None = None,
+    pipeline_id: Identifier = domain.DEFAULT_PIPELINE_ID,
 ) -> dict[str, Any]:
     if (owner_id is None) == (team_id is None):
         raise HTTPException(422, detail="give owner_id or team_id")
@@ -261,9 +261,9 @@ async def get_target_plan(
 async def get_next_steps(
     svc: Service,
     p: Reader,
-    pipeline_id: str = domain.DEFAULT_PIPELINE_ID,
-    owner_id: str | None = None,
-    team_id: str | None = None,
+    pipeline_id: Identifier = domain.DEFAULT_PIPELINE_ID,
+    owner_id: Identifier | None = None,
+    team_id: Identifier | None = None,
     organisation_id: OrganisationFilter = None,
 ) -> dict[str, Any]:
     asked = owner_id, team_id
@@ -287,7 +287,7 @@ async def get_next_steps(
 async def get_success_factors(
     svc: Service,
     p: Annotated[Principal, Depends(require("sales_manager", "sales_director", "auditor"))],
-    pipeline_id: str = domain.DEFAULT_PIPELINE_ID,
+    pipeline_id: Identifier = domain.DEFAULT_PIPELINE_ID,
     by: Literal["activity_type", "channel"] = "activity_type",
     organisation_id: OrganisationFilter = None,
 ) -> list[dict[str, Any]]:

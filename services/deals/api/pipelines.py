@@ -11,20 +11,26 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from services.deals import domain
 from services.deals.api import forms
+from services.deals.api.answers import PipelineView
 from services.deals.api.common import ERRORS, Reader, Service, known
 from services.deals.api.rights import may_set_target
 from services.deals.api.views import pipeline_as_json
 from shared.core.decider import AbsentError
-from shared.core.limits import MAX_VERSION
+from shared.core.limits import MAX_VERSION, Identifier
 from shared.edge.auth import Principal, require
 from shared.edge.commands import CommandAnswer, IdempotencyKey, IfMatch, run_command
 
 router = APIRouter(responses=ERRORS)
 
 
-@router.get("/pipelines/{pipeline_id}", tags=["pipelines"], summary="a pipeline's stages (or as of a version)")
+@router.get(
+    "/pipelines/{pipeline_id}",
+    tags=["pipelines"],
+    summary="a pipeline's stages (or as of a version)",
+    response_model=PipelineView,
+)
 async def get_pipeline(
-    pipeline_id: str,
+    pipeline_id: Identifier,
     svc: Service,
     p: Reader,
     response: Response,

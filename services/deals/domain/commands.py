@@ -5,7 +5,6 @@ times as the decision's arguments: no command makes an id or reads a clock. Requ
 from __future__ import annotations
 
 import uuid
-from datetime import date
 from typing import Annotated, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -17,6 +16,7 @@ from shared.core.limits import (
     MAX_ITEMS,
     MAX_TEXT_CHARS,
     Code,
+    Day,
     DecimalText,
     ExternalId,
     Identifier,
@@ -48,7 +48,7 @@ class OpenDeal(Command):
     contact: ContactField | None = None
     value: MoneyField | None = None
     lines: tuple[LineField, ...] = Field((), max_length=MAX_LINES)
-    expected_close_date: date | None = None
+    expected_close_date: Day | None = None
     source_lead_id: uuid.UUID | None = None
     source: Code | None = None
     campaign_id: ExternalId | None = None
@@ -83,7 +83,7 @@ class ChangeLines(Command):
 
 class ChangeCloseDate(Command):
     name: ClassVar[str] = "change_close_date"
-    expected_close_date: date
+    expected_close_date: Day
     reason: str | None = None
 
 
@@ -133,7 +133,7 @@ class RecordNeeds(Command):
     name: ClassVar[str] = "record_needs"
     needs: tuple[Text, ...] = Field(min_length=1, max_length=MAX_ITEMS)
     budget: MoneyField | None = None
-    decision_date: date | None = None
+    decision_date: Day | None = None
     note: str | None = None
 
 
@@ -141,7 +141,7 @@ class SendQuote(Command):
     name: ClassVar[str] = "send_quote"
     quote_id: uuid.UUID
     lines: tuple[LineField, ...] = Field(min_length=1, max_length=MAX_LINES)
-    valid_until: date
+    valid_until: Day
     offer: str | None = None
 
 
@@ -149,7 +149,7 @@ class ReviseQuote(Command):
     name: ClassVar[str] = "revise_quote"
     quote_id: uuid.UUID
     lines: tuple[LineField, ...] = Field(min_length=1, max_length=MAX_LINES)
-    valid_until: date
+    valid_until: Day
     offer: str | None = None
     reason: str | None = None
 
@@ -168,7 +168,7 @@ class RejectQuote(Command):
 class WinDeal(Command):
     name: ClassVar[str] = "win"
     quote_id: uuid.UUID | None = None  # default: the accepted quote, if any
-    requested_delivery_date: date | None = None
+    requested_delivery_date: Day | None = None
     delivery_address: AddressField | None = None
 
 
@@ -189,7 +189,7 @@ class StartFollowUp(Command):
     name: ClassVar[str] = "start_follow_up"
     follow_up_id: uuid.UUID
     kind: Annotated[str, Field(pattern=r"^(satisfaction_check|onboarding|next_opportunity)$")] = "satisfaction_check"
-    due_on: date
+    due_on: Day
     order_id: uuid.UUID | None = None
     shipment_id: uuid.UUID | None = None
 
@@ -197,7 +197,7 @@ class StartFollowUp(Command):
 class RescheduleFollowUp(Command):
     name: ClassVar[str] = "reschedule_follow_up"
     follow_up_id: uuid.UUID
-    due_on: date
+    due_on: Day
     reason: Text
 
 
@@ -233,7 +233,7 @@ class FlagDeliveryRisk(Command):
     name: ClassVar[str] = "flag_delivery_risk"
     order_id: uuid.UUID
     reason: Text
-    new_eta: date | None = None
+    new_eta: Day | None = None
 
 
 class EraseContact(Command):

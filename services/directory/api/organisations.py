@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request, Response
 
+from services.directory.api.answers import OrganisationView
 from services.directory.api.common import Service, customers
 from services.directory.api.customer_rights import Merger, Reader, Seller, check_place, visible, writable
 from services.directory.api.customer_views import organisation_view
@@ -21,7 +22,7 @@ from shared.edge.auth import Principal
 from shared.edge.commands import CommandAnswer, IdempotencyKey, IfMatch, OccurredAt, run_command
 from shared.edge.problems import ERRORS as COMMON_ERRORS
 from shared.edge.problems import not_found
-from shared.edge.queries import Cursor, Limit, decode_cursor, history_page
+from shared.edge.queries import Cursor, HistoryPage, Limit, decode_cursor, history_page
 from shared.store.commands import Loaded
 
 ERRORS = COMMON_ERRORS | not_found("no such organisation (or not one the caller may see)")
@@ -153,7 +154,11 @@ def writable_target(p: Principal, target: Organisation) -> bool:
     return True
 
 
-@router.get("/organisations/{organisation_id}", summary="an organisation (a merged one: the one it reads as)")
+@router.get(
+    "/organisations/{organisation_id}",
+    summary="an organisation (a merged one: the one it reads as)",
+    response_model=OrganisationView,
+)
 async def get_organisation(
     organisation_id: OrganisationId, svc: Service, p: Reader, response: Response
 ) -> dict[str, Any]:
@@ -167,7 +172,7 @@ async def get_organisation(
 @router.get("/organisations/{organisation_id}/history", summary="its audit trail: every change, who and why")
 async def history(
     organisation_id: OrganisationId, svc: Service, p: Reader, limit: Limit = 100, cursor: Cursor = None
-) -> Any:
+) -> HistoryPage:
     loaded = await customers(svc).organisation(organisation_id)
     visible(p, "organisation", loaded.state, loaded.version)
     return await history_page(

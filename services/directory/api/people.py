@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request, Response
 
+from services.directory.api.answers import PersonView
 from services.directory.api.common import Service, customers
 from services.directory.api.customer_rights import (
     Admin,
@@ -30,7 +31,7 @@ from shared.edge.auth import Principal
 from shared.edge.commands import CommandAnswer, IdempotencyKey, IfMatch, OccurredAt, run_command
 from shared.edge.problems import ERRORS as COMMON_ERRORS
 from shared.edge.problems import not_found
-from shared.edge.queries import Cursor, Limit, decode_cursor, history_page
+from shared.edge.queries import Cursor, HistoryPage, Limit, decode_cursor, history_page
 from shared.store.commands import Loaded
 
 ERRORS = COMMON_ERRORS | not_found("no such person (or not one the caller may see)")
@@ -186,7 +187,11 @@ async def erase(
     return await _run(request, svc, p, person_id, body, if_match, idempotency_key)
 
 
-@router.get("/people/{person_id}", summary="a person, details opened (a merged one: the person they read as)")
+@router.get(
+    "/people/{person_id}",
+    summary="a person, details opened (a merged one: the person they read as)",
+    response_model=PersonView,
+)
 async def get_person(person_id: PersonId, svc: Service, p: Reader, response: Response) -> dict[str, Any]:
     loaded, read_as = await readable(customers(svc), p, person_id)
     response.headers["ETag"] = f'"{loaded.version}"'
@@ -195,7 +200,9 @@ async def get_person(person_id: PersonId, svc: Service, p: Reader, response: Res
 
 
 @router.get("/people/{person_id}/history", summary="their audit trail: every change, who and why")
-async def history(person_id: PersonId, svc: Service, p: Reader, limit: Limit = 100, cursor: Cursor = None) -> Any:
+async def history(
+    person_id: PersonId, svc: Service, p: Reader, limit: Limit = 100, cursor: Cursor = None
+) -> HistoryPage:
     loaded = await customers(svc).person(person_id)
     visible(p, "person", loaded.state, loaded.version)
     return await history_page(

@@ -8,10 +8,11 @@ from typing import Any
 from fastapi import APIRouter, Response
 
 from services.directory import projections
+from services.directory.api.answers import TeamView
 from services.directory.api.common import ERRORS, Service, TeamIdParam, existing_team, read_models
 from services.directory.api.rights import Auditor, Reader, check_team_visible, visible_teams
 from services.directory.api.views import team_view
-from shared.edge.queries import Cursor, Limit, WaitFor, decode_cursor, history_page, page, wait_target
+from shared.edge.queries import Cursor, HistoryPage, Limit, WaitFor, decode_cursor, history_page, page, wait_target
 
 router = APIRouter(responses=ERRORS, tags=["teams"])
 
@@ -33,7 +34,7 @@ async def list_teams(
     return page(items, offset, limit)
 
 
-@router.get("/teams/{team_id}", summary="a team (404: none the caller may see)")
+@router.get("/teams/{team_id}", summary="a team (404: none the caller may see)", response_model=TeamView)
 async def get_team(team_id: TeamIdParam, svc: Service, p: Reader, response: Response) -> dict[str, Any]:
     check_team_visible(p, team_id)
     loaded = await existing_team(svc, team_id)
@@ -42,7 +43,9 @@ async def get_team(team_id: TeamIdParam, svc: Service, p: Reader, response: Resp
 
 
 @router.get("/teams/{team_id}/history", summary="a team's audit trail")
-async def history(team_id: TeamIdParam, svc: Service, p: Auditor, limit: Limit = 100, cursor: Cursor = None) -> Any:
+async def history(
+    team_id: TeamIdParam, svc: Service, p: Auditor, limit: Limit = 100, cursor: Cursor = None
+) -> HistoryPage:
     loaded = await existing_team(svc, team_id)
     return await history_page(
         loaded.events, svc.personal_data, personal=False, offset=decode_cursor(cursor), limit=limit

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict
 
 from services.directory import projections
+from services.directory.api.answers import UserPage, UserView
 from services.directory.api.common import ERRORS, Service, UserIdParam, existing_user, read_models
 from services.directory.api.rights import Admin, Auditor, Reader, check_user_visible, visible_teams
 from services.directory.api.views import user_rows, user_view
@@ -18,13 +19,13 @@ from services.directory.domain.commands import TEAM_ID_PATTERN
 from services.directory.projections.user_emails import email_key, users_with_email
 from shared.core import normalize
 from shared.core.limits import MAX_CODE_CHARS, Email
-from shared.edge.queries import Cursor, Limit, WaitFor, decode_cursor, history_page, page, wait_target
+from shared.edge.queries import Cursor, HistoryPage, Limit, WaitFor, decode_cursor, history_page, page, wait_target
 
 router = APIRouter(responses=ERRORS, tags=["users"])
 TeamFilter = Annotated[str | None, Query(max_length=MAX_CODE_CHARS, pattern=TEAM_ID_PATTERN)]
 
 
-@router.get("/users", summary="the users the caller may see, by id")
+@router.get("/users", summary="the users the caller may see, by id", response_model=UserPage)
 async def list_users(
     svc: Service,
     p: Reader,
@@ -43,7 +44,7 @@ async def list_users(
     return page(await user_rows(rows, svc.personal_data), offset, limit)
 
 
-@router.get("/users/{user_id}", summary="a user (404: none the caller may see)")
+@router.get("/users/{user_id}", summary="a user (404: none the caller may see)", response_model=UserView)
 async def get_user(user_id: UserIdParam, svc: Service, p: Reader, response: Response) -> dict[str, Any]:
     loaded = await existing_user(svc, user_id)
     check_user_visible(p, user_id, loaded.state.team_id)
@@ -52,7 +53,9 @@ async def get_user(user_id: UserIdParam, svc: Service, p: Reader, response: Resp
 
 
 @router.get("/users/{user_id}/history", summary="a user's audit trail: every change, who made it and why")
-async def history(user_id: UserIdParam, svc: Service, p: Auditor, limit: Limit = 100, cursor: Cursor = None) -> Any:
+async def history(
+    user_id: UserIdParam, svc: Service, p: Auditor, limit: Limit = 100, cursor: Cursor = None
+) -> HistoryPage:
     loaded = await existing_user(svc, user_id)
     return await history_page(
         loaded.events, svc.personal_data, personal=True, offset=decode_cursor(cursor), limit=limit

@@ -14,7 +14,7 @@ from services.directory.domain.provinces import Province
 from services.directory.domain.taxcode import valid_tax_code
 from services.directory.events import Address, Consent
 from shared.core import normalize
-from shared.core.limits import MAX_CODE_CHARS, MAX_ID_CHARS, MAX_NAME_CHARS, Email, Phone, ValidatedAs
+from shared.core.limits import MAX_CODE_CHARS, MAX_ID_CHARS, MAX_NAME_CHARS, AwareMoment, Email, Phone, ValidatedAs
 
 USER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:|+-]*$"  # as the users' (a token's sub)
 TEAM_ID_PATTERN = r"^[a-z0-9]+(-[a-z0-9]+)*$"
@@ -69,6 +69,7 @@ class AddressInput(Address):
 
 class ConsentInput(Consent):
     text_version: Annotated[str, Field(max_length=MAX_CODE_CHARS)] | None = None
+    given_at: AwareMoment | None = None
 
 
 Addresses = Annotated[tuple[Annotated[Address, ValidatedAs(AddressInput)], ...], Field(max_length=MAX_ADDRESSES)]

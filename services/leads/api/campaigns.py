@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Path, Request, Response
 
 from services.leads import domain
+from services.leads.api.answers import CampaignView
 from services.leads.api.common import ERRORS, Marketer, Reader, Service
 from services.leads.api.views import campaign_json
 from shared.core.limits import DAY_RANGE, Day
@@ -106,7 +107,7 @@ async def campaign_spend(
     )
 
 
-@router.get("/campaigns/{campaign_id}", tags=["campaigns"])
+@router.get("/campaigns/{campaign_id}", tags=["campaigns"], summary="a campaign", response_model=CampaignView)
 async def get_campaign(campaign_id: uuid.UUID, svc: Service, p: Reader) -> dict[str, Any]:
     c = (await svc.leads.campaign(campaign_id)).state
     if c.status == "none":

@@ -11,6 +11,7 @@ from fastapi import APIRouter, HTTPException, Query
 
 from services.alerts.routes import add_alerts_route
 from services.leads import projections, roi
+from services.leads.api.answers import InboxPage
 from services.leads.api.common import (
     ERRORS,
     READ,
@@ -22,7 +23,7 @@ from services.leads.api.common import (
     service,
     waited,
 )
-from shared.core.limits import DAY_RANGE, Day
+from shared.core.limits import DAY_RANGE, Code, Day
 from shared.core.rates import RateTable
 from shared.edge.auth import require
 from shared.edge.queries import Cursor, Limit, WaitFor, decode_cursor, page
@@ -40,12 +41,12 @@ def window(svc: LeadsAPI, start: date, end: date) -> tuple[datetime, datetime]:
     return datetime.combine(start, time(), tz), datetime.combine(end, time(), tz)
 
 
-@router.get("/leads", tags=["read models"], summary="the lead inbox, newest first")
+@router.get("/leads", tags=["read models"], summary="the lead inbox, newest first", response_model=InboxPage)
 async def get_inbox(
     svc: Service,
     p: Reader,
-    status: str | None = None,
-    source: str | None = None,
+    status: Code | None = None,
+    source: Code | None = None,
     unassigned: bool | None = None,
     limit: Limit = 50,
     cursor: Cursor = None,

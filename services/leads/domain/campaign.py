@@ -22,7 +22,7 @@ from services.leads.events import (
 )
 from shared.core.decider import Decider, replace
 from shared.core.events import DomainEvent
-from shared.core.limits import MAX_TEXT_CHARS, Code, Count, MoneyField
+from shared.core.limits import MAX_TEXT_CHARS, Code, Count, Day, MoneyField
 from shared.core.money import Money
 
 
@@ -64,8 +64,8 @@ class CreateCampaign(BaseModel):
     channel: Annotated[str, Field(min_length=1, max_length=60)]
     code: Code | None = None
     budget: MoneyField
-    starts_on: date | None = None
-    ends_on: date | None = None
+    starts_on: Day | None = None
+    ends_on: Day | None = None
 
 
 class ChangeCampaignStatus(BaseModel):

@@ -5,10 +5,9 @@ as the decision's arguments: no command makes an id or reads a clock."""
 from __future__ import annotations
 
 import uuid
-from datetime import date
 from typing import Annotated, ClassVar
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
 from services.leads.events import Attribution, Consent, EngagementKind, LeadContact
@@ -23,6 +22,7 @@ from shared.core.limits import (
     MAX_TEXT_CHARS,
     AwareMoment,
     Code,
+    Day,
     Email,
     ExternalId,
     Identifier,
@@ -72,6 +72,7 @@ class AttributionInput(Attribution):
 
 class ConsentInput(Consent):
     text_version: Code | None = None
+    given_at: AwareMoment | None = None
 
 
 LeadContactField = Annotated[LeadContact, ValidatedAs(LeadContactInput)]
@@ -202,13 +203,13 @@ class RecordNurtureEmail(Command):
 class ExtendOffer(Command):
     name: ClassVar[str] = "extend_offer"
     offer_id: Annotated[str, Field(min_length=1, max_length=60)]
-    expires_on: date | None = None
+    expires_on: Day | None = None
 
 
 class StartTrial(Command):
     name: ClassVar[str] = "start_trial"
     product: Annotated[str, Field(min_length=1, max_length=200)]
-    ends_on: date
+    ends_on: Day
 
 
 class Qualify(Command):
@@ -229,7 +230,7 @@ class Convert(Command):
     owner_id: Identifier | None = None  # default: the lead's owner
     team_id: Identifier | None = None
     estimated_value: MoneyField | None = None
-    expected_close_date: date | None = None
+    expected_close_date: Day | None = None
     product_interest: Label | None = None
 
 
@@ -246,7 +247,7 @@ class RecordOutcome(Command):
     won: bool
     value: Money | None = None
     reason: str | None = None
-    at: AwareDatetime
+    at: AwareMoment
 
 
 class Erase(Command):

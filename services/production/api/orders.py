@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Response
 
 from services.production import projections
+from services.production.api.answers import OrderView
 from services.production.api.common import (
     ERRORS,
     From,
@@ -28,12 +29,24 @@ from shared.edge.queries import Cursor, Limit, WaitFor, decode_cursor, page, wai
 router = APIRouter(responses=ERRORS)
 
 
-@router.get("/orders/{order_id}", tags=["orders"])
+@router.get(
+    "/orders/{order_id}",
+    tags=["orders"],
+    summary="an order now",
+    response_model=OrderView,
+    response_model_exclude_unset=True,  # no delivery address: not there
+)
 async def get_order(order_id: uuid.UUID, svc: Service, p: Reader, response: Response) -> dict[str, Any]:
     return await order_body(svc, order_id, p, response)
 
 
-@router.get("/orders/for-deal/{deal_id}", tags=["orders"], summary="the order a won deal made (404: none yet)")
+@router.get(
+    "/orders/for-deal/{deal_id}",
+    tags=["orders"],
+    summary="the order a won deal made (404: none yet)",
+    response_model=OrderView,
+    response_model_exclude_unset=True,
+)
 async def get_order_for_deal(deal_id: uuid.UUID, svc: Service, p: Reader, response: Response) -> dict[str, Any]:
     return await order_body(svc, order_id_for_deal(deal_id), p, response)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
 from typing import Annotated, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -15,7 +14,7 @@ from services.production.domain.forms import (
     MaterialField,
     OrderLineField,
 )
-from shared.core.limits import MAX_COUNT, MAX_TEXT_CHARS, AwareMoment, ExternalId, Identifier, Label, Quantity
+from shared.core.limits import MAX_COUNT, MAX_TEXT_CHARS, AwareMoment, Day, ExternalId, Identifier, Label, Quantity
 
 
 class Command(BaseModel):
@@ -29,7 +28,7 @@ class CreateOrder(Command):
     name: ClassVar[str] = "create"
     customer: Annotated[str, Field(min_length=1, max_length=200)]
     lines: tuple[OrderLineField, ...] = Field(min_length=1, max_length=MAX_LINES)
-    due_date: date
+    due_date: Day
     priority: Annotated[str, Field(pattern=r"^(low|normal|high|urgent)$")] = "normal"
     deal_id: uuid.UUID | None = None
     contact_id: Identifier | None = None
@@ -44,8 +43,8 @@ class CreateOrder(Command):
 
 class Plan(Command):
     name: ClassVar[str] = "plan"
-    planned_start: date
-    planned_end: date
+    planned_start: Day
+    planned_end: Day
     materials: tuple[MaterialField, ...] = Field((), max_length=MAX_LINES)
     work_centre: Label | None = None
 
@@ -62,7 +61,7 @@ class RequestMaterials(Command):
     name: ClassVar[str] = "request_materials"
     materials: tuple[MaterialField, ...] = Field(min_length=1, max_length=MAX_LINES)
     supplier: Label | None = None
-    expected_on: date | None = None
+    expected_on: Day | None = None
 
 
 class ReceiveMaterials(Command):
@@ -75,7 +74,7 @@ class ReportShortage(Command):
     name: ClassVar[str] = "report_shortage"
     component: Annotated[str, Field(min_length=1, max_length=200)]
     quantity_short: Quantity
-    expected_date: date | None = None
+    expected_date: Day | None = None
 
 
 class StartAssembly(Command):
@@ -150,7 +149,7 @@ class Resume(Command):
 
 class ChangeDueDate(Command):
     name: ClassVar[str] = "change_due_date"
-    due_date: date
+    due_date: Day
     reason: Annotated[str, Field(min_length=1, max_length=500)]
 
 

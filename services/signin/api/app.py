@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Response
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, JsonValue
 
 from services.signin.api import oidc, passwords, sessions
 from services.signin.api.common import invalid_without_input, networks, refused
@@ -21,6 +22,31 @@ from shared.edge.http import install_common
 from shared.ops.version import VERSION
 
 JWKS_MAX_AGE_S = 60  # how long a client may cache the public keys (a new key is read on the first token naming it)
+
+
+class Jwks(BaseModel):
+    """A JSON Web Key Set (RFC 7517): the public keys, each named by its `kid`."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {
+                    "keys": [
+                        {
+                            "kty": "OKP",
+                            "crv": "Ed25519",
+                            "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo",
+                            "kid": "2026-11",
+                            "alg": "EdDSA",
+                            "use": "sig",
+                        }
+                    ]
+                }
+            ]
+        },
+    )
+    keys: list[dict[str, JsonValue]]
 
 
 def create_app(
@@ -42,7 +68,12 @@ def create_app(
     app.add_exception_handler(SignInError, refused)
     app.add_exception_handler(RequestValidationError, invalid_without_input)  # no password echoed in a 422
 
-    @app.get("/.well-known/jwks.json", tags=["keys"], summary="the public keys API tokens are verified with")
+    @app.get(
+        "/.well-known/jwks.json",
+        tags=["keys"],
+        summary="the public keys API tokens are verified with",
+        response_model=Jwks,
+    )
     async def jwks(response: Response) -> dict[str, object]:
         response.headers["Cache-Control"] = f"public, max-age={JWKS_MAX_AGE_S}"
         return svc.keys.jwks()

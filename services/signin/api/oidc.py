@@ -64,6 +64,18 @@ def _throttle(svc: Signin, client: str) -> None:
 
 
 class Started(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "authorize_url": "https://idp.example.vn/authorize?response_type=code&client_id=pipelines"
+                    "&redirect_uri=https%3A%2F%2Fboard.example.vn%2Flogin%2Foidc%2Fcallback&scope=openid+email"
+                    "&state=…&nonce=…&code_challenge=…&code_challenge_method=S256",
+                    "binding": "b1nd-9f2c…",
+                }
+            ]
+        }
+    )
     authorize_url: str = Field(description="where to send the browser: the provider's sign-in page")
     binding: str = Field(
         description="keep it in a cookie of this browser (HttpOnly) and send it back with the callback: a callback "

@@ -38,6 +38,7 @@ from services.web.catalogs import N_
 from services.web.render import html, lang_of
 from services.web.session import Session, login_redirect, refusal, safe_next, signed_in
 from services.web.state import Board, board_of
+from shared.core.limits import Code
 
 log = structlog.get_logger(__name__)
 MAX_BODY = 32_768  # a form larger than this is no form of the board's
@@ -256,7 +257,7 @@ def back_of(action: Action, form: Form) -> str:
     return safe_next(form.get("back") or action.back)
 
 
-async def act(request: Request, action_id: str) -> Response:
+async def act(request: Request, action_id: Code) -> Response:
     """POST /act/{action_id}: run one action as the signed-in user (see the module's docstring)."""
     action = REGISTRY.get(action_id)
     if action is None:
@@ -324,7 +325,7 @@ async def result_page(request: Request, who: Session, outcome: Outcome) -> Respo
     )
 
 
-async def form_page(request: Request, action_id: str) -> Response:
+async def form_page(request: Request, action_id: Code) -> Response:
     """GET /act/{action_id}?<field>=…: the action's form on a page of its own, its fields filled from the query."""
     action = REGISTRY.get(action_id)
     if action is None:

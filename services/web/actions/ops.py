@@ -18,6 +18,7 @@ from services.web.catalogs import N_
 from services.web.render import html
 from services.web.session import Session, login_redirect, signed_in
 from services.web.state import Board, board_of
+from shared.core.limits import Identifier
 
 
 def body(make: Callable[[str | None, Mapping[str, str]], calls.Call], target: str) -> Callable[[Form], dict[str, Any]]:
@@ -328,9 +329,9 @@ async def thing_page(request: Request, kind: str, thing_id: str) -> Response:
     )
 
 
-async def lead_page(request: Request, lead_id: str) -> Response:
+async def lead_page(request: Request, lead_id: Identifier) -> Response:
     return await thing_page(request, "lead", lead_id)
 
 
-async def order_page(request: Request, order_id: str) -> Response:
+async def order_page(request: Request, order_id: Identifier) -> Response:
     return await thing_page(request, "order", order_id)

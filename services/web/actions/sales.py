@@ -25,6 +25,7 @@ from services.web.catalogs import N_
 from services.web.render import html
 from services.web.session import Session, login_redirect, signed_in
 from services.web.state import Board, board_of
+from shared.core.limits import Identifier
 
 KINDS = (
     "phone",
@@ -286,7 +287,7 @@ def missing(request: Request, who: Session, board: Board) -> Response:
     return html(request, "actions/missing.html", 404, user=who.principal, nav=nav_of(board))
 
 
-async def deal_page(request: Request, deal_id: str) -> Response:
+async def deal_page(request: Request, deal_id: Identifier) -> Response:
     """GET /deal/{deal_id}: the deal now, every action on it, its open activities with theirs."""
     who = await signed_in(request)
     if who is None:
@@ -347,7 +348,7 @@ async def agenda_page(request: Request) -> Response:
     )
 
 
-async def customer_page(request: Request, organisation_id: str) -> Response:
+async def customer_page(request: Request, organisation_id: Identifier) -> Response:
     """GET /customers/{organisation_id}: the customer's 360 as the directory shows it to the user."""
     who = await signed_in(request)
     if who is None:
