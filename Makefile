@@ -3,7 +3,7 @@ SHELL := bash
 .DEFAULT_GOAL := help
 PY := .venv/bin/python
 
-.PHONY: help setup demo up down status deals test test-fast lint fmt catalogs schemas lock bench
+.PHONY: help setup demo up down status deals test test-fast lint fmt catalogs schemas lock bench fuzz
 
 help: ## this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -58,6 +58,11 @@ catalogs: ## extract the board's texts again into services/web/locale/*/messages
 fmt: ## format and autofix
 	.venv/bin/ruff format .
 	.venv/bin/ruff check --fix .
+
+fuzz: setup ## schemathesis over every API as every role, longer than CI's and with a new seed (decision 0029)
+	PIPELINES_FUZZ_EXAMPLES=$${PIPELINES_FUZZ_EXAMPLES:-25} PIPELINES_FUZZ_SCENARIOS=$${PIPELINES_FUZZ_SCENARIOS:-60} \
+	PIPELINES_FUZZ_STEPS=$${PIPELINES_FUZZ_STEPS:-12} PIPELINES_FUZZ_SEED=$${PIPELINES_FUZZ_SEED:-random} \
+	.venv/bin/pytest -p no:randomly -s tests/unit/test_fuzz_apps.py tests/integration/test_api_fuzz.py
 
 bench: setup ## run every benchmark beside its baseline on the real servers; tables printed, results in bench/results
 	.venv/bin/python -m bench $(BENCH)

@@ -25,6 +25,8 @@ BENCHMARKS = (
     "notifier",
     "imports",
     "board",
+    "tracing",
+    "webhooks",
 )
 
 

@@ -202,9 +202,13 @@ class Deals:
 
     @classmethod
     async def start(
-        cls, settings: Settings, pool_size: int, modes: tuple[str, ...] = ("api", "relay", "projector")
+        cls,
+        settings: Settings,
+        pool_size: int,
+        modes: tuple[str, ...] = ("api", "relay", "projector"),
+        extra_env: dict[str, str] | None = None,
     ) -> Deals:
-        processes = ServiceProcesses(settings, "deals", modes)
+        processes = ServiceProcesses(settings, "deals", modes, extra_env=dict(extra_env or {}))
         await processes.start()
         client = HttpClient(processes.api_url, HEADERS)
         conn = await asyncpg.connect(str(settings.database_url))

@@ -32,6 +32,13 @@ from services.signin.domain import passwords, sessions
 from services.signin.handlers import Config, Signin
 from services.signin.store import MemoryStore
 from services.web.app import create_app as web_app
+from services.webhooks.api import create_app as webhooks_app
+from services.webhooks.domain.addresses import AllowList
+from services.webhooks.handlers import Config as WebhooksConfig
+from services.webhooks.handlers import Webhooks
+from services.webhooks.main import registered_types
+from services.webhooks.sealing import Sealer
+from services.webhooks.store import MemoryStore as MemoryWebhooks
 from shared.edge.auth import ROLES, TokenVerifier
 from shared.edge.revocation import RevocationList
 from shared.ops.settings import Settings
@@ -76,8 +83,15 @@ def apps() -> dict[str, FastAPI]:
         "directory": directory_app(directory, verifier),
         "agenda": agenda_app(agenda, verifier),
         "signin": signin_app(signin(), verifier, _ready),
+        "webhooks": webhooks_app(webhooks(), verifier, _ready),
         "web": web,
     }
+
+
+def webhooks() -> Webhooks:
+    """The webhooks' API in memory (decision 0026): subscriptions only, nothing dispatched."""
+    config = WebhooksConfig(AllowList(), registered_types())
+    return Webhooks(MemoryWebhooks(), Sealer(b"w" * 32), config, clock=lambda: NOW)
 
 
 def signin() -> Signin:

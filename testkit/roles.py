@@ -16,7 +16,7 @@ from shared.ops.settings import SERVICES
 from shared.ops.stack import ROOT
 
 ROLES_SQL = ROOT / "deploy" / "postgres" / "roles.sql"
-ROLES = (*SERVICES, "signin")  # roles.sql's login roles (signin: decision 0022)
+ROLES = (*SERVICES, "signin", "webhooks")  # roles.sql's login roles (signin: decision 0022; webhooks: 0026)
 
 
 def stack(run_dir: Path, *args: str) -> str:

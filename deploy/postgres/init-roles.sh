@@ -9,4 +9,5 @@ psql -X -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname "$POSTGRES_DB" \
   -v directory_password="$DIRECTORY_DB_PASSWORD" \
   -v agenda_password="$AGENDA_DB_PASSWORD" \
   -v signin_password="$SIGNIN_DB_PASSWORD" \
+  -v webhooks_password="$WEBHOOKS_DB_PASSWORD" \
   -f /pipelines/roles.sql

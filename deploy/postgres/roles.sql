@@ -7,6 +7,8 @@ CREATE ROLE directory LOGIN PASSWORD :'directory_password';
 CREATE ROLE agenda LOGIN PASSWORD :'agenda_password';
 -- the sign-in service (decision 0022): its own schema only (credentials, sessions, resets); no personal-data keys
 CREATE ROLE signin LOGIN PASSWORD :'signin_password';
+-- the webhooks (decision 0026): its own schema only (subscriptions, deliveries, attempts); no personal-data keys
+CREATE ROLE webhooks LOGIN PASSWORD :'webhooks_password';
 CREATE ROLE pii_owner NOLOGIN;
 CREATE SCHEMA leads AUTHORIZATION leads;
 CREATE SCHEMA deals AUTHORIZATION deals;
@@ -14,6 +16,7 @@ CREATE SCHEMA production AUTHORIZATION production;
 CREATE SCHEMA directory AUTHORIZATION directory;
 CREATE SCHEMA agenda AUTHORIZATION agenda;
 CREATE SCHEMA signin AUTHORIZATION signin;
+CREATE SCHEMA webhooks AUTHORIZATION webhooks;
 CREATE SCHEMA pii AUTHORIZATION pii_owner;
 GRANT USAGE, CREATE ON SCHEMA pii TO leads, deals, production, directory, agenda;
 ALTER DEFAULT PRIVILEGES FOR ROLE pii_owner IN SCHEMA pii GRANT SELECT, INSERT, DELETE ON TABLES TO leads, deals, production, directory, agenda;
@@ -68,5 +71,5 @@ CREATE TRIGGER subject_keys_epoch_guard BEFORE INSERT ON pii.subject_keys
 GRANT UPDATE ON pii.subject_keys, pii.keyring_state TO leads, deals, production, directory, agenda;
 RESET ROLE;
 -- read models are schemas named <service>__<projection>__g<N>: each service creates its own
--- (run with: psql -v ON_ERROR_STOP=1 -v leads_password=… -v deals_password=… -v production_password=… -v directory_password=… -v agenda_password=… -v signin_password=… -d <database> -f roles.sql)
-GRANT CREATE ON DATABASE :"DBNAME" TO leads, deals, production, directory, agenda, signin;  -- the database psql is connected to
+-- (run with: psql -v ON_ERROR_STOP=1 -v leads_password=… -v deals_password=… -v production_password=… -v directory_password=… -v agenda_password=… -v signin_password=… -v webhooks_password=… -d <database> -f roles.sql)
+GRANT CREATE ON DATABASE :"DBNAME" TO leads, deals, production, directory, agenda, signin, webhooks;  -- the database psql is connected to

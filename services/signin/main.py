@@ -28,6 +28,7 @@ from shared.edge.keys import SigningKeys
 from shared.edge.revocation import RevocationList
 from shared.edge.service import postgres_ready, serve, settle_heap
 from shared.messaging.kafka import kafka_ready
+from shared.ops import tracing
 from shared.ops.logs import configure_logging
 from shared.ops.settings import Settings
 from shared.store.db import create_pool, reset_if_unsynced
@@ -127,6 +128,7 @@ def main() -> None:
     async def _main() -> None:
         settings = Settings()
         configure_logging(settings, service=SERVICE, process="api")
+        tracing.setup(SERVICE, "api")  # off unless OTEL_TRACES_EXPORTER names one (decision 0027)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

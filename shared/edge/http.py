@@ -20,18 +20,44 @@ waiting for a position, audit trails): ``shared.edge.queries``; error answers: `
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Literal
 
 from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 
 from shared.edge.docs import install_docs
 from shared.edge.middleware import BodyLimit, Correlation
 from shared.edge.problems import install_problem_handlers
 from shared.edge.schemas import install_event_schemas
+from shared.ops import tracing
 from shared.ops.metrics import exposition
 from shared.ops.version import VERSION
 
 MAX_BODY_BYTES = 1024 * 1024  # the default of PIPELINES_MAX_BODY_BYTES
+
+
+class Health(BaseModel):
+    """The process is alive, and which version it runs."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"status": "ok", "version": "1.0.0"}]})
+    status: Literal["ok"]
+    version: str
+
+
+class Readiness(BaseModel):
+    """Whether each dependency answers (``ok``, or what went wrong)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"status": "ok", "checks": {"store": "ok", "kafka": "ok"}},
+                {"status": "unavailable", "checks": {"store": "ok", "kafka": "KafkaConnectionError"}},
+            ]
+        }
+    )
+    status: Literal["ok", "unavailable"]
+    checks: dict[str, str]
 
 
 def install_common(
@@ -47,6 +73,7 @@ def install_common(
     app.state.max_body_bytes = max_body_bytes
     app.add_middleware(BodyLimit)
     app.add_middleware(Correlation, service=service)  # outermost: a 413 has its correlation id and metric
+    tracing.instrument_app(app)  # server spans, when tracing is on (shared.ops.tracing)
 
     @app.get(
         "/metrics",
@@ -64,14 +91,15 @@ def install_common(
     install_event_schemas(app)  # /schemas/events/…: where the events' dataschema points (shared.edge.schemas)
 
     @app.get("/healthz", tags=["health"], summary="the process is alive")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok", "version": VERSION}
+    async def healthz() -> Health:
+        return Health(status="ok", version=VERSION)
 
     @app.get(
         "/readyz",
         tags=["health"],
         summary="PostgreSQL and Kafka answer",
-        responses={503: {"description": "a dependency does not answer; `checks` says which"}},
+        response_model=Readiness,
+        responses={503: {"model": Readiness, "description": "a dependency does not answer; `checks` says which"}},
     )
     async def readyz() -> JSONResponse:
         checks = await readiness()

@@ -13,10 +13,13 @@ import hashlib
 import re
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
 from fastapi import FastAPI, Request, Response
+from fastapi import Path as PathParam
 
-from shared.edge.problems import not_found, problem
+from shared.core.limits import MAX_NAME_CHARS
+from shared.edge.problems import ERRORS, not_found, problem
 
 SCHEMAS_DIR = Path(__file__).resolve().parents[2] / "docs" / "events"
 # a published schema's name: no dots, slashes or anything else that could leave the folder
@@ -49,9 +52,10 @@ def install_event_schemas(app: FastAPI) -> None:
             200: {"content": {MEDIA_TYPE: {}}, "description": "the JSON Schema (2020-12)"},
             304: {"description": "not modified (If-None-Match)"},
             **not_found("no such published schema"),
+            422: ERRORS[422],
         },
     )
-    async def event_schema(name: str, request: Request) -> Response:
+    async def event_schema(name: Annotated[str, PathParam(max_length=MAX_NAME_CHARS)], request: Request) -> Response:
         found = schema_file(name)
         if found is None:
             return problem(404, f"no published event schema is named {name[:100]!r}")

@@ -36,6 +36,7 @@ from shared.messaging.kafka import TopicSpec, ensure_topics, kafka_ready
 from shared.messaging.projections import Fact, Projection, ReadModels, one_by_one
 from shared.messaging.relay import OutboxRelay
 from shared.messaging.runner import ProjectionRunner
+from shared.ops import tracing
 from shared.ops.logs import configure_logging
 from shared.ops.settings import SERVICES, Settings
 from shared.privacy.pii import PersonalData
@@ -154,7 +155,8 @@ class ServiceCore:
 
         async def apply(conn: Conn, fact: Fact) -> None:
             (data,) = await storage.personal_data.open([fact.envelope.data])
-            await react(storage.store.using(conn), fact.envelope, data)
+            with tracing.consuming(fact.envelope, f"{self.name}.reactions"):  # its commands continue the trace
+                await react(storage.store.using(conn), fact.envelope, data)
 
         return Projection(
             name="reactions",
@@ -372,6 +374,7 @@ def main(
     async def _main() -> None:
         settings = Settings()
         configure_logging(settings, service=name, process=args.mode)
+        tracing.setup(name, args.mode)  # off unless OTEL_TRACES_EXPORTER names an exporter (decision 0027)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

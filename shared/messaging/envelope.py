@@ -6,7 +6,9 @@ Context attributes: ``specversion``, ``id`` (the event id), ``source`` (``/pipel
 the service's API's ``/schemas``; absent from messages published before it was added).
 Extension attributes (lower-case letters and digits, as the spec requires): ``streamid``, ``streamversion``,
 ``position``, ``schemaversion``, ``recordedtime``, ``correlationid``, ``causationid``, and ``actor`` (who did it, as
-the store recorded it; absent when it recorded none) so that a store restored from its topic keeps it.
+the store recorded it; absent when it recorded none) so that a store restored from its topic keeps it; ``traceparent``
+and ``tracestate`` (the CloudEvents distributed-tracing extension: the W3C trace context of the relay's span that
+published it, absent when the event was recorded with tracing off; decision 0027).
 The Kafka key is the stream id, so one stream's events share a partition and keep their order; the header
 ``content-type: application/cloudevents+json; charset=utf-8`` marks structured mode (Kafka protocol binding).
 Personal fields in ``data`` are sealed tokens (``shared.privacy.pii``).
@@ -46,7 +48,10 @@ class CloudEvent(BaseModel):
     recordedtime: AwareDatetime
     correlationid: str
     causationid: str
-    actor: str | None = None  # last: ``shared.store.wire.envelope_json`` writes the same bytes
+    actor: str | None = None  # then the trace context: ``shared.store.wire.envelope_json`` writes the same bytes
+    # CloudEvents distributed-tracing extension (W3C trace context), absent when the event was recorded untraced
+    traceparent: str | None = None
+    tracestate: str | None = None
 
     @classmethod
     def from_recorded(cls, event: RecordedEvent, service: str, schema_base: str = SCHEMA_ID_BASE) -> CloudEvent:
@@ -67,6 +72,8 @@ class CloudEvent(BaseModel):
             correlationid=event.correlation_id,
             causationid=event.causation_id,
             actor=event.metadata.get("actor"),
+            traceparent=(traced := event.metadata.get("traceparent")),
+            tracestate=event.metadata.get("tracestate") if traced is not None else None,
         )
 
     @property
@@ -85,7 +92,7 @@ class CloudEvent(BaseModel):
         return self.streamid.encode()
 
     def kafka_value(self) -> bytes:
-        absent = {name for name in ("dataschema", "actor") if getattr(self, name) is None}
+        absent = {name for name in OPTIONAL if getattr(self, name) is None}
         return self.model_dump_json(exclude=absent or None).encode()
 
     @classmethod
@@ -96,20 +103,34 @@ class CloudEvent(BaseModel):
 
 
 KAFKA_HEADERS = [("content-type", CONTENT_TYPE.encode())]
+OPTIONAL = ("dataschema", "actor", "traceparent", "tracestate")  # left out of a message when None
 
 
 def cloudevent_json_schema() -> dict[str, Any]:
     """The envelope's JSON Schema: every attribute the relay always sends is required (``dataschema`` is not: the
-    messages published before it was added lack it; ``actor`` is absent when the store recorded none)."""
+    messages published before it was added lack it; ``actor`` is absent when the store recorded none; ``traceparent``
+    and ``tracestate`` when it was recorded without tracing)."""
     schema = {"$schema": JSON_SCHEMA_DIALECT, **CloudEvent.model_json_schema(mode="serialization")}
     schema["$id"] = f"{SCHEMA_ID_BASE}/events/envelope.v1.json"
-    optional = {"dataschema", "actor"}
-    schema["required"] = [name for name in CloudEvent.model_fields if name not in optional]
+    schema["required"] = [name for name in CloudEvent.model_fields if name not in OPTIONAL]
     schema["properties"]["dataschema"] = {
         "type": "string",
         "format": "uri",
         "minLength": 1,
         "title": "Dataschema",
         "description": "the URI of the JSON Schema `data` follows (GET it: the API serves it, docs/SUBSCRIBING.md)",
+    }
+    schema["properties"]["traceparent"] = {
+        "type": "string",
+        "pattern": "^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}",
+        "title": "Traceparent",
+        "description": "CloudEvents distributed tracing: the W3C trace context of the span that published the event "
+        "(absent when tracing was off); a consumer's span continues the trace as its child",
+    }
+    schema["properties"]["tracestate"] = {
+        "type": "string",
+        "maxLength": 512,
+        "title": "Tracestate",
+        "description": "CloudEvents distributed tracing: the W3C tracestate beside `traceparent`, when there is one",
     }
     return schema

@@ -44,6 +44,7 @@ from aiokafka.producer.message_accumulator import BatchBuilder
 from shared.core.events import SCHEMA_ID_BASE
 from shared.messaging.envelope import KAFKA_HEADERS
 from shared.messaging.kafka import topic_configs
+from shared.ops import tracing
 from shared.ops.metrics import RELAY_BACKLOG, RELAY_BACKLOG_SECONDS, RELAY_PUBLISHED, RELAY_STUCK
 from shared.store import START, Checkpoint, RecordedEvent
 from shared.store.db import connect
@@ -380,6 +381,7 @@ class OutboxRelay:
         out: list[_Out] = []
         for e in await self.store.read_all(after, limit=self.batch_size, conn=self._conn):
             topic = self._topic_of(e.event_type)
+            e = tracing.publishing(e, topic)  # traced: carries its producer span's context (decision 0027)
             key, value = e.stream_id.encode(), envelope_json(e, self.service, self.schema_base)
             size, limit = record_bytes(value, key), self._limits.get(topic, self.max_request_size)
             if size > limit:

@@ -100,6 +100,7 @@ async def catch_up(
             metadata = {"correlation_id": e.correlationid, "causation_id": e.causationid, "restored_from": "kafka"}
             if e.actor is not None:  # who did it (messages published before the wire carried it have none)
                 metadata["actor"] = e.actor
+            metadata |= {k: v for k in ("traceparent", "tracestate") if (v := getattr(e, k)) is not None}
             await conn.execute(
                 f"""INSERT INTO {s}.events (stream_id, version, event_id, event_type, schema_version, data,
                                             metadata, occurred_at)

@@ -26,6 +26,11 @@
 | `pipelines_oidc_signins_total` | counter | result | sign-ins with OpenID Connect: `ok`, `too_many_requests`, or the refusal's rule (`oidc_state_invalid`, `oidc_binding_mismatch`, `oidc_provider_refused`, `oidc_id_token_invalid`, `email_unverified`, `no_such_user`, `unavailable`) |
 | `pipelines_sessions_ended_total` | counter | reason | sessions ended: `signed_out`, `everywhere`, `admin`, `password_reset`, `deactivated`, `idle`, `absolute` |
 | `pipelines_tokens_minted_total` | counter | | API tokens the sign-in service signed for sessions |
+| `pipelines_webhook_queued_total` | counter | | webhook deliveries queued by the dispatcher (one per event and subscription) |
+| `pipelines_webhook_attempts_total` | counter | outcome | webhook delivery attempts: `delivered`, `http_error`, `network_error`, `refused` |
+| `pipelines_webhook_attempt_seconds` | histogram | | one webhook delivery attempt |
+| `pipelines_webhook_dead_lettered_total` | counter | | webhook deliveries dead-lettered after their last try |
+| `pipelines_webhook_dead_letters` | gauge | | dead-lettered webhook deliveries waiting for a redrive or a skip (each holds its stream) |
 """
 
 from __future__ import annotations
@@ -87,6 +92,17 @@ SESSIONS_STARTED = Counter("pipelines_sessions_started", "sign-in sessions start
 OIDC_SIGNINS = Counter("pipelines_oidc_signins", "sign-ins with OpenID Connect, by result", ["result"])
 SESSIONS_ENDED = Counter("pipelines_sessions_ended", "sign-in sessions ended", ["reason"])
 TOKENS_MINTED = Counter("pipelines_tokens_minted", "API tokens signed for sessions")
+WEBHOOK_QUEUED = Counter("pipelines_webhook_queued", "webhook deliveries queued (one per event and subscription)")
+WEBHOOK_ATTEMPTS = Counter("pipelines_webhook_attempts", "webhook delivery attempts, by outcome", ["outcome"])
+WEBHOOK_ATTEMPT_SECONDS = Histogram(
+    "pipelines_webhook_attempt_seconds",
+    "one webhook delivery attempt",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+WEBHOOK_DEAD_LETTERED = Counter("pipelines_webhook_dead_lettered", "webhook deliveries dead-lettered")
+WEBHOOK_DEAD = Gauge(
+    "pipelines_webhook_dead_letters", "dead-lettered webhook deliveries waiting (each holds its stream)"
+)
 
 
 def exposition() -> tuple[bytes, str]:

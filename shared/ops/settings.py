@@ -54,6 +54,7 @@ class Settings(BaseSettings):
     production_database_url: str | None = Field(None, validation_alias=AliasChoices("PRODUCTION_DATABASE_URL"))
     directory_database_url: str | None = Field(None, validation_alias=AliasChoices("DIRECTORY_DATABASE_URL"))
     agenda_database_url: str | None = Field(None, validation_alias=AliasChoices("AGENDA_DATABASE_URL"))
+    webhooks_database_url: str | None = Field(None, validation_alias=AliasChoices("WEBHOOKS_DATABASE_URL"))
     signin_database_url: str | None = Field(None, validation_alias=AliasChoices("SIGNIN_DATABASE_URL"))
     db_pool_size: int = Field(10, ge=1)
 
@@ -110,6 +111,7 @@ class Settings(BaseSettings):
     directory_port: int = Field(8104, ge=1, le=65535)
     agenda_port: int = Field(8105, ge=1, le=65535)
     signin_port: int = Field(8107, ge=1, le=65535)  # the sign-in service (decision 0022)
+    webhooks_port: int = Field(8108, ge=1, le=65535)  # the webhooks' API (decision 0026)
     web_port: int = Field(8100, ge=1, le=65535)
     # where the web board reaches each API (default: this host's API ports); it calls them with the user's token
     leads_api_url: str | None = None
@@ -161,6 +163,21 @@ class Settings(BaseSettings):
     notifier_poll_seconds: float = Field(15.0, gt=0)
     notifier_max_attempts: int = Field(5, ge=1, le=50)  # sends of one reminder before it is given up
     notifier_lease_seconds: float = Field(60.0, gt=0)  # a claim's hold: longer than one SMTP send may take
+
+    # signed webhooks (decision 0026): addresses a subscription URL may resolve to besides public ones (CIDRs and host
+    # names, comma-separated; empty: none); retries (exponential backoff with full jitter between 0 and
+    # base·2^(n−1), capped) and how many tries dead-letter a delivery; how many failed attempts in a row disable a
+    # subscription; one attempt's timeout; deliveries in flight per dispatcher; where a new consumer group starts
+    webhooks_allow: str = Field("", max_length=4000)
+    webhooks_max_attempts: int = Field(8, ge=1, le=100)
+    webhooks_backoff_base_s: float = Field(1.0, gt=0, le=3600)
+    webhooks_backoff_cap_s: float = Field(3600.0, gt=0, le=7 * 86400)
+    webhooks_disable_after: int = Field(50, ge=1, le=100_000)
+    webhooks_timeout_s: float = Field(10.0, gt=0, le=60)
+    webhooks_concurrency: int = Field(64, ge=1, le=1000)
+    webhooks_poll_s: float = Field(0.5, gt=0, le=60)
+    webhooks_start: Literal["earliest", "latest"] = "latest"
+    webhooks_keep_days: float = Field(7.0, gt=0, le=3650)  # delivered and skipped deliveries (with attempts) kept
 
     # the users and teams a command or filter names are checked against the service's replica of the directory
     # (decision 0017): 422 for an unknown one. Off only for suites that run no directory (testkit.services)

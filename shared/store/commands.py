@@ -37,6 +37,7 @@ from pydantic import TypeAdapter
 
 from shared.core.decider import Decider, ForbiddenError, InvalidError, RefusedError
 from shared.core.events import DomainEvent
+from shared.ops import tracing
 from shared.store import (
     AppendResult,
     ConcurrencyError,
@@ -75,6 +76,8 @@ class Context:
     clamped: bool = False
     reason: str | None = None
     derive_ids_from: str | None = None  # reactions: the causing event's id
+    # reactions: the causing event's trace context, what its events carry when no span is current (decision 0027)
+    trace: Mapping[str, str] | None = None
 
     def metadata(self) -> dict[str, Any]:
         meta: dict[str, Any] = {"actor": self.actor, "correlation_id": self.correlation_id}
@@ -82,6 +85,8 @@ class Context:
             meta["causation_id"] = self.causation_id
         if self.reason:
             meta["reason"] = self.reason
+        if trace := tracing.carrier(self.trace):  # the current span's, when tracing is on (decision 0027)
+            meta.update(trace)
         return meta
 
     def at(self, now: datetime) -> datetime:
@@ -138,6 +143,7 @@ class Context:
             derive_ids_from=envelope.id,
             occurred_at=envelope.time,  # when its cause occurred (an imported fact's reaction: then, not today)
             clamped=True,
+            trace={k: v for k in tracing.ATTRIBUTES if (v := getattr(envelope, k, None))} or None,
         )
 
 

@@ -55,6 +55,10 @@ def envelope_json(event: RecordedEvent, service: str, schema_base: str = SCHEMA_
     }
     if (actor := event.metadata.get("actor")) is not None:
         envelope["actor"] = actor
+    if (traceparent := event.metadata.get("traceparent")) is not None:  # recorded with tracing on (decision 0027)
+        envelope["traceparent"] = traceparent
+        if (tracestate := event.metadata.get("tracestate")) is not None:
+            envelope["tracestate"] = tracestate
     return to_json(envelope)
 
 
@@ -111,6 +115,16 @@ def _frame_bytes(source: str, event_type: str, schema_version: int, trace: tuple
     return len(envelope_json(widest, source, _WIDEST_SCHEMA_BASE))
 
 
+def _trace_bytes(metadata: Mapping[str, Any]) -> int:
+    """What the trace context adds to the envelope: ``,"traceparent":"…"`` and ``,"tracestate":"…"``."""
+    if metadata.get("traceparent") is None:
+        return 0
+    found = len(b',"traceparent":') + len(to_json(metadata["traceparent"]))
+    if metadata.get("tracestate") is not None:
+        found += len(b',"tracestate":') + len(to_json(metadata["tracestate"]))
+    return found
+
+
 def check_event_sizes(
     stream_id: str,
     events: Sequence[Any],
@@ -158,7 +172,7 @@ def check_event_size(
     except TypeError:  # a value that cannot be a cache key: serialised here
         frame = _frame_bytes.__wrapped__(source, event_type, schema_version, trace)
     body = len(data_json) if data_json is not None else len(to_json(dict(data)))
-    envelope = frame + 2 * (len(to_json(stream_id)) - len(b'""')) + body - len(b"null")
+    envelope = frame + 2 * (len(to_json(stream_id)) - len(b'""')) + body - len(b"null") + _trace_bytes(metadata)
     size = envelope + len(stream_id.encode()) + len(CONTENT_TYPE_HEADER[1]) + RECORD_OVERHEAD_BYTES
     if size <= limit:
         return

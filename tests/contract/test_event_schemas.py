@@ -17,6 +17,7 @@ from shared.store import Checkpoint, RecordedEvent
 from shared.store.wire import envelope_json
 from tools import contract
 
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 V1 = json.loads((contract.DOCS / "deals" / "ActivityLogged.v1.json").read_text())
 
 
@@ -117,6 +118,12 @@ def test_a_version_1_event_reads_as_version_2_from_the_store_and_from_a_kafka_me
             {"correlation_id": "c-1", "causation_id": "e-0", "actor": "u-lan"},
             {"tên": "Nguyễn Văn An", "amount": "12.50", "nested": {"list": [1, None, True]}, "token": "pii:v1:x"},
         ),
+        (  # recorded with tracing on (decision 0027): the CloudEvents distributed-tracing attributes
+            datetime(2026, 3, 1, 8, tzinfo=UTC),
+            {"actor": "u-lan", "traceparent": TRACEPARENT, "tracestate": "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE"},
+            {"a": 1},
+        ),
+        (datetime(2026, 3, 1, 8, tzinfo=UTC), {"correlation_id": "c-1", "traceparent": TRACEPARENT}, {"a": 1}),
     ],
 )
 def test_the_relays_envelope_is_the_cloudevents_models_byte_for_byte(occurred_at, metadata, data) -> None:

@@ -55,7 +55,9 @@ def shape(doc: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-@pytest.mark.parametrize("service", ["deals", "leads", "production", "directory", "agenda", "signin", "web"])
+@pytest.mark.parametrize(
+    "service", ["deals", "leads", "production", "directory", "agenda", "signin", "webhooks", "web"]
+)
 def test_the_openapi_document_keeps_its_shape(service: str) -> None:
     app = apps()[service]
     now = shape(app.openapi())

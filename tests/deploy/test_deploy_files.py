@@ -21,6 +21,7 @@ from dockerfile_parse import DockerfileParser
 from shared.edge.keys import PublicKeys
 from shared.ops.settings import PIPELINES, SERVICES, Settings
 from shared.ops.stack import ROOT, Endpoints
+from testkit.readonly import read_only_root
 from testkit.roles import ROLES, ROLES_SQL, role_database
 from testkit.services import TEST_KEYS, drop_everything, isolated_settings, process_env
 from testkit.waiting import wait_until
@@ -31,6 +32,7 @@ COMPOSE = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
 SERVICE_NAMES = [f"{s}-{k}" for s in SERVICES for k in ("api", "relay", "projector")]
 # the fourth process kind, the agenda's only (decision 0020): it reads its service's schema and the keyring too
 PROCESS_NAMES = [*SERVICE_NAMES, "agenda-notifier"]
+WEBHOOKS_NAMES = ["webhooks-api", "webhooks-dispatcher"]  # decision 0026: own schema and role, no keyring
 REQUIRED = {"KAFKA_BOOTSTRAP_SERVERS", "PIPELINES_JWKS_URL", "PIPELINES_PII_MASTER_KEY", "PIPELINES_KEYRING_DIR"}
 
 
@@ -53,7 +55,7 @@ def test_each_manifest_validates_against_the_kubernetes_schemas(doc: dict[str, A
 
 def test_every_part_has_a_deployment_probes_and_a_disruption_budget() -> None:
     kinds = {(d["kind"], d["metadata"]["name"]) for d in MANIFESTS}
-    for name in [*PROCESS_NAMES, "signin", "web"]:
+    for name in [*PROCESS_NAMES, *WEBHOOKS_NAMES, "signin", "web"]:
         assert ("Deployment", name) in kinds and ("PodDisruptionBudget", name) in kinds
     for d in MANIFESTS:
         if d["kind"] == "Deployment":
@@ -74,8 +76,8 @@ def test_the_dockerfile_is_multi_stage_non_root_and_one_image_for_all() -> None:
 
 def test_the_compose_file_runs_every_part_with_healthchecks() -> None:
     services = COMPOSE["services"]
-    assert {"kafka", "postgres", "mailpit", *PROCESS_NAMES, "signin", "web"} == set(services)
-    for name in PROCESS_NAMES:
+    assert {"kafka", "postgres", "mailpit", *PROCESS_NAMES, *WEBHOOKS_NAMES, "signin", "web"} == set(services)
+    for name in [*PROCESS_NAMES, *WEBHOOKS_NAMES]:
         service, kind = name.rsplit("-", 1)
         assert services[name]["command"] == [f"services.{service}", kind]
         assert "healthcheck" in services[name]
@@ -86,6 +88,9 @@ def test_the_compose_file_runs_every_part_with_healthchecks() -> None:
 
 def test_every_variable_set_is_a_setting_and_the_required_ones_are_set() -> None:
     known = setting_names()
+    for name in WEBHOOKS_NAMES:  # no personal data: the master key (their sealed secrets), no keyring
+        env = COMPOSE["services"][name]["environment"]
+        assert set(env) <= known and set(env) >= REQUIRED - {"PIPELINES_KEYRING_DIR"} | {"DATABASE_URL"}
     for name in PROCESS_NAMES:
         env = COMPOSE["services"][name]["environment"]
         assert set(env) <= known, set(env) - known
@@ -193,7 +198,7 @@ async def test_each_compose_command_answers_readyz_with_the_compose_environment(
     roles = role_database(tmp_path / "roles")  # each process connects as the role compose names (roles.sql)
     role_urls = roles.__enter__()
     try:
-        for i, name in enumerate([*PROCESS_NAMES, "signin", "web"]):
+        for i, name in enumerate([*PROCESS_NAMES, *WEBHOOKS_NAMES, "signin", "web"]):
             compose = COMPOSE["services"][name]
             env = {  # defaults as compose takes them; the secrets compose requires (${X:?…}) are this test's
                 k: re.sub(r"\$\{[A-Z_]+:-(.*)\}$", r"\1", str(v))
@@ -226,13 +231,16 @@ async def test_each_compose_command_answers_readyz_with_the_compose_environment(
                 full.pop("PIPELINES_PII_MASTER_KEY", None)
             if "DATABASE_URL" not in compose["environment"]:  # the board
                 full.pop("DATABASE_URL", None)
+            command = [sys.executable, "-m", *compose["command"]]
+            if compose.get("read_only"):  # on a read-only root, /tmp and the keyring writable (testkit/readonly.py)
+                command = read_only_root(command, keyring=full["PIPELINES_KEYRING_DIR"], cwd=str(ROOT))
             log = (tmp_path / f"{name}.log").open("wb")
             processes.append(
                 (
                     name,
                     port,
                     subprocess.Popen(
-                        [sys.executable, "-m", *compose["command"]],
+                        command,
                         cwd=ROOT,
                         env=full,
                         stdout=log,

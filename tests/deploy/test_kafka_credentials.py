@@ -40,6 +40,7 @@ def test_each_process_signs_in_to_kafka_as_its_own_service_and_the_board_as_web(
     expected = {f"{s}-{kind}": s for s in SERVICES for kind in ("api", "relay", "projector")} | {"web": "web"}
     expected["agenda-notifier"] = "agenda"  # the agenda's fourth process kind signs in as the agenda (decision 0020)
     expected["signin"] = "signin"  # the sign-in service: the revoked sessions only (decision 0022)
+    expected |= {"webhooks-api": "webhooks", "webhooks-dispatcher": "webhooks"}  # every topic, read only (0026)
     assert users == expected
     # the users scripts/stack --secure makes (and writes ACLs for): these, and the admin
     made = re.search(r"for u in (admin [a-z ]+); do", (ROOT / "scripts" / "stack").read_text())

@@ -20,6 +20,7 @@ from services.agenda.main import build as build_agenda
 from services.deals.main import build as build_deals
 from services.leads.main import build as build_leads
 from services.signin.store import PostgresStore
+from services.webhooks.store import PostgresStore as WebhooksStore
 from shared.messaging.kafka import delete_topics
 from shared.ops.settings import SERVICES, Settings
 from shared.ops.stack import Endpoints
@@ -122,6 +123,15 @@ async def test_each_service_works_under_its_own_role_and_cannot_touch_another_sc
         assert await refused(agenda_url, "SELECT * FROM deals.events"), "its subjects come from the topics"
         assert await refused(agenda_url, "SELECT * FROM directory.events"), "its owners too"
         assert await refused(deals_url, "SELECT * FROM agenda.events"), "deals' next step comes from its topic"
+        # the webhooks' tables under their own role (decision 0026): no service's schema, no key store
+        webhooks_pool = await asyncpg.create_pool(role_urls["webhooks"], min_size=1, max_size=2)
+        try:
+            await WebhooksStore(webhooks_pool, "webhooks").setup()
+        finally:
+            await webhooks_pool.close()
+        assert await refused(role_urls["webhooks"], "SELECT * FROM deals.events"), "the events come from the topics"
+        assert await refused(role_urls["webhooks"], "SELECT * FROM pii.subject_keys")
+        assert await refused(leads_url, "SELECT * FROM webhooks.subscriptions"), "the sealed secrets are theirs"
     finally:
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -37,6 +37,7 @@ from services.directory.main import build as build_directory
 from services.leads.main import build as build_leads
 from services.production.main import build as build_production
 from services.signin.main import build as build_signin
+from services.webhooks.main import build as build_webhooks
 from shared.edge.auth import ROLES
 from shared.edge.service import ServiceCore, utc_now
 from shared.ops.settings import Settings
@@ -137,6 +138,11 @@ IMPORTS =            row("401  403  403  403  403  403  403  403  403  403  403 
 # the directory's import jobs: an empty upload is refused by its rule (import_refused), an unknown job is 404
 IMPORT_JOBS =        row("401  403  403  403  403  403  403  403  403  403  403  403  ok   ok")
 IMPORT_JOB_READ =    row("401  403  403  403  403  403  403  403  403  403  403  403  404  404")
+# the webhooks (decision 0026): an admin manages subscriptions, an auditor reads them; WH is a subscription, delivery 1
+# and a fresh subscription id exist nowhere (404 for those allowed)
+WEBHOOKS_READ =      row("401  403  403  403  403  403  403  403  403  403  403  ok   403  ok")
+WEBHOOKS_ABSENT =    row("401  403  403  403  403  403  403  403  403  403  403  404  403  404")
+WEBHOOKS_GONE =      row("401  403  403  403  403  403  403  403  403  403  403  403  403  404")
 # fmt: on
 
 
@@ -588,6 +594,27 @@ def signin_cases() -> list[Case]:
     ]
 
 
+def webhooks_cases() -> list[Case]:
+    """The webhooks (decision 0026): subscriptions are the admin's, readable by an auditor; WH exists (made by an
+    admin, its URL a public address: no DNS asked), delivery 1 does not."""
+    sub = {"subscription_id": "WH"}
+    delivery = sub | {"delivery_id": "1"}
+    new = {"url": "https://93.184.215.14/hooks/policy", "event_types": ["pipelines.deals.*"]}
+    return [
+        *HEALTH,
+        Case("POST /subscriptions", ADMIN_ONLY, body=new, valid=True),
+        Case("GET /subscriptions", WEBHOOKS_READ),
+        Case("GET /subscriptions/{subscription_id}", WEBHOOKS_READ, path=sub),
+        Case("PATCH /subscriptions/{subscription_id}", ADMIN_ONLY, path=sub, body={"description": "ERP"}, serial="WH"),
+        Case("POST /subscriptions/{subscription_id}/rotate-secret", ADMIN_ONLY, path=sub, serial="WH"),
+        Case("DELETE /subscriptions/{subscription_id}", WEBHOOKS_GONE, path={"subscription_id": "new"}),
+        Case("GET /subscriptions/{subscription_id}/deliveries", WEBHOOKS_READ, path=sub),
+        Case("GET /subscriptions/{subscription_id}/deliveries/{delivery_id}", WEBHOOKS_ABSENT, path=delivery),
+        Case("POST /subscriptions/{subscription_id}/deliveries/{delivery_id}/redrive", WEBHOOKS_GONE, path=delivery),
+        Case("POST /subscriptions/{subscription_id}/deliveries/{delivery_id}/skip", WEBHOOKS_GONE, path=delivery),
+    ]
+
+
 ROUTES_OF_A_SESSION = ("token", "end", "end-all")
 POLICY: dict[str, list[Case]] = {
     "deals": deals_cases(),
@@ -596,6 +623,7 @@ POLICY: dict[str, list[Case]] = {
     "directory": directory_cases(),
     "agenda": agenda_cases(),
     "signin": signin_cases(),
+    "webhooks": webhooks_cases(),
 }
 
 
@@ -694,6 +722,8 @@ async def world(endpoints: Endpoints) -> AsyncIterator[World]:
     signin = await build_signin(settings, clock=clock, keys=TEST_KEYS, directory_transport=directory_app)
     http["signin"] = client_for(signin.app())
     tasks.append(asyncio.create_task(signin.revocations.run(stop)))  # ready once it has read the revoked sessions
+    webhooks = await build_webhooks(settings, clock=clock)
+    http["webhooks"] = client_for(webhooks.app())
     try:
         deals = http["deals"]
         today = clock.now.date()
@@ -766,6 +796,8 @@ async def world(endpoints: Endpoints) -> AsyncIterator[World]:
 
         await wait_until(ready, timeout=60, interval=0.2)
         ids |= await agenda_world(http["agenda"], ids, clock)
+        hook = {"url": "https://93.184.215.14/hooks/world", "event_types": ["pipelines.deals.DealWon"]}
+        ids["WH"] = await created(await http["webhooks"].post("/subscriptions", json=hook, headers=ADMIN))
         yield World(settings, cores, http, ids, marked)
     finally:
         stop.set()
@@ -775,6 +807,7 @@ async def world(endpoints: Endpoints) -> AsyncIterator[World]:
         for core in cores.values():
             await core.close()
         await signin.close()
+        await webhooks.close()
         await drop_everything(settings)
 
 

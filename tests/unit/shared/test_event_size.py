@@ -89,6 +89,8 @@ def test_the_apis_answer_422_naming_the_field_and_the_limit() -> None:
         ('thing-"é\\\u2028', {"causation_id": "e-9"}),  # escaped and multi-byte characters in the stream id
         ("t", {"actor": {"user": "u-1", "roles": ["admin"]}}),  # an actor that is no cache key
         ("t", {}),
+        ("t", {"actor": "u-1", "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}),
+        ("t", {"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "tracestate": "a=b,c=é"}),
     ],
 )
 def test_the_size_is_the_widest_envelope_byte_for_byte(stream_id: str, metadata: dict[str, object]) -> None:

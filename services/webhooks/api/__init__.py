@@ -1,0 +1,3 @@
+from services.webhooks.api.app import create_app
+
+__all__ = ["create_app"]
