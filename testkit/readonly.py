@@ -12,12 +12,13 @@ import shlex
 import shutil
 from collections.abc import Sequence
 
-# "cd" first: the directory stays reachable through /proc/self/cwd once the tmpfs hides its path
+# "cd" first: the directory stays reachable through /proc/self/cwd once the tmpfs hides its path. A working directory
+# under /tmp (a checkout cloned there) is kept on /mnt meanwhile and bound back, read-only, over the fresh tmpfs.
 _SCRIPT = """set -e
-cd {keyring}
+{stash}cd {keyring}
 mount -o remount,bind,ro /
 mount -t tmpfs -o size=64m,mode=1777 tmpfs /tmp
-mkdir -p {keyring}
+{restore}mkdir -p {keyring}
 mount --no-canonicalize --bind /proc/self/cwd {keyring}
 mount -o remount,bind,rw {keyring}
 cd {cwd}
@@ -34,7 +35,13 @@ def read_only_root(command: Sequence[str], *, keyring: str, cwd: str) -> list[st
     if not available():
         raise RuntimeError("unshare (util-linux) is missing: the read-only root needs it")
     os.makedirs(keyring, exist_ok=True)
+    here = shlex.quote(cwd)
+    under_tmp = os.path.realpath(cwd).startswith("/tmp/")
     script = _SCRIPT.format(
-        keyring=shlex.quote(keyring), cwd=shlex.quote(cwd), command=" ".join(shlex.quote(c) for c in command)
+        stash=f"mount --bind {here} /mnt\n" if under_tmp else "",
+        restore=f"mkdir -p {here}\nmount --bind /mnt {here}\nmount -o remount,bind,ro {here}\n" if under_tmp else "",
+        keyring=shlex.quote(keyring),
+        cwd=here,
+        command=" ".join(shlex.quote(c) for c in command),
     )
     return ["unshare", "--user", "--map-root-user", "--mount", "--", "sh", "-c", script]

@@ -28,6 +28,7 @@ from shared.messaging.kafka import delete_topics
 from shared.ops.settings import SERVICES, Settings
 from shared.ops.stack import Endpoints
 from shared.store.db import connect
+from testkit.waiting import wait_until
 
 # the tests' one key pair (decision 0022): tokens are signed with TEST_KEYS (``bearer``); the processes under test
 # are given the public key only (TEST_JWKS), as every API in a deployment is
@@ -165,6 +166,22 @@ def process_env(settings: Settings, **extra: str) -> dict[str, str]:
         "PIPELINES_CHECK_REFERENCES": str(settings.check_references).lower(),  # off: these suites run no directory
         **extra,
     }
+
+
+async def wait_ready(urls: dict[str, str], processes: list[subprocess.Popen[bytes]], timeout: float = 120) -> None:
+    """Until every url's /readyz answers 200 and every process still runs (TimeoutError after ``timeout``)."""
+    async with httpx.AsyncClient() as http:
+
+        async def ready() -> bool:
+            for url in urls.values():
+                try:
+                    if (await http.get(f"{url}/readyz", timeout=2)).status_code != 200:
+                        return False
+                except httpx.HTTPError:
+                    return False
+            return all(p.poll() is None for p in processes)
+
+        await wait_until(ready, timeout=timeout, interval=0.5)
 
 
 def stop_processes(processes: list[subprocess.Popen[bytes]], wait_s: float = 30) -> None:

@@ -30,7 +30,15 @@ from services.production.handlers import order_id_for_deal
 from shared.ops.settings import SERVICES, Settings
 from shared.ops.stack import ROOT, free_port
 from testkit.secure import DEPLOYED_PREFIX, SecureStack
-from testkit.services import TEST_KEYS, bearer, drop_everything, isolated_settings, process_env, stop_processes
+from testkit.services import (
+    TEST_KEYS,
+    bearer,
+    drop_everything,
+    isolated_settings,
+    process_env,
+    stop_processes,
+    wait_ready,
+)
 from testkit.waiting import wait_until
 from tools import ops
 
@@ -82,18 +90,7 @@ async def system(
         )
     urls = {s: f"http://127.0.0.1:{p}" for s, p in ports.items()}
     try:
-        async with httpx.AsyncClient() as http:
-
-            async def ready() -> bool:
-                for url in urls.values():
-                    try:
-                        if (await http.get(f"{url}/readyz", timeout=2)).status_code != 200:
-                            return False
-                    except httpx.HTTPError:
-                        return False
-                return all(p.poll() is None for p in processes)
-
-            await wait_until(ready, timeout=120, interval=0.5)
+        await wait_ready(urls, processes)
         yield settings, urls
     finally:
         stop_processes(processes)

@@ -33,7 +33,7 @@ from services.production.handlers import order_id_for_deal
 from shared.ops.settings import Settings
 from shared.ops.stack import ROOT, free_port
 from testkit.jaeger import Jaeger
-from testkit.services import bearer, drop_everything, isolated_settings, process_env, stop_processes
+from testkit.services import bearer, drop_everything, isolated_settings, process_env, stop_processes, wait_ready
 from testkit.waiting import wait_until
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka, pytest.mark.e2e, pytest.mark.slow]
@@ -78,18 +78,7 @@ async def traced(endpoints: Any, jaeger: Jaeger, tmp_path: Path) -> AsyncIterato
             )
     urls = {s: f"http://127.0.0.1:{p}" for s, p in ports.items()}
     try:
-        async with httpx.AsyncClient() as http:
-
-            async def ready() -> bool:
-                for url in urls.values():
-                    try:
-                        if (await http.get(f"{url}/readyz", timeout=2)).status_code != 200:
-                            return False
-                    except httpx.HTTPError:
-                        return False
-                return all(p.poll() is None for p in processes)
-
-            await wait_until(ready, timeout=120, interval=0.5)
+        await wait_ready(urls, processes)
         yield settings, urls
     finally:
         stop_processes(processes)

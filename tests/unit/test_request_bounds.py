@@ -4,7 +4,7 @@ with in-memory stores.
 An attack stored events too large for Kafka through a 1.1 MB X-Correlation-ID header and a 900 KB raw_payload, and
 had the header echoed back. Now a malformed correlation or causation id answers 400 naming the header and its limit,
 never echoed; a field over its limit answers 422 naming the field and the limit, without echoing the input; and
-each service's OpenAPI document gives every string a maxLength, every array a maxItems and every number a maximum.
+each service's OpenAPI document gives every input a bound (checked over every route by tests/unit/test_bounded_input.py).
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import re
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -391,141 +390,4 @@ def test_overlong_order_fields_and_huge_quantities_answer_422_naming_each_field(
     assert ("body", "reason") in field_errors(r)
 
 
-# ---------------------------------------------------------------------------------------------- the API documents
-# What no schema can bound, and why. Anything else unbounded fails the test below.
-EXEMPT = {
-    # any JSON a source sent, kept to re-run a mapping: bounded as a whole by its validator (MAX_RAW_PAYLOAD_BYTES,
-    # MAX_JSON_DEPTH; tested above), which JSON Schema cannot say; its schema has maxProperties.
-    ("leads", "CaptureLead.raw_payload"),
-    # an imported fact's body (issue 26): the body of one of the service's commands, validated as that command
-    # (each field bounded there) and bounded as a whole like raw_payload (shared.edge.imports.Fact); its schema has
-    # maxProperties.
-    *((service, "Fact.body") for service in ("deals", "leads", "production", "directory", "agenda")),
-}
-BOUNDED_FORMATS = {"uuid", "date", "date-time"}  # parsed into a value of a fixed size
-
-
-def bounded_pattern(pattern: str | None) -> bool:
-    """An anchored pattern with no unbounded repetition (*, +, {n,}) and no top-level alternative (which would
-    not be anchored at both ends) bounds its string's length."""
-    if not pattern or not (pattern.startswith("^") and pattern.endswith("$")):
-        return False
-    depth, in_class, escaped = 0, False, False
-    body = pattern[1:-1]
-    for i, c in enumerate(body):
-        if escaped:
-            escaped = False
-        elif c == "\\":
-            escaped = True
-        elif in_class:
-            in_class = c != "]"
-        elif c == "[":
-            in_class = True
-        elif c == "(":
-            depth += 1
-        elif c == ")":
-            depth -= 1
-        elif c in "*+" or (c == "|" and depth == 0) or (c == "{" and re.match(r"\{\d*,\}", body[i:])):
-            return False
-    return True
-
-
-def unbounded(doc: dict[str, Any]) -> set[str]:
-    """Where a request body, or a parameter of a command, takes a string, an array, a number or an object without
-    a bound: component.property paths (or the operation and parameter)."""
-    schemas = doc.get("components", {}).get("schemas", {})
-    found: set[str] = set()
-    seen: set[str] = set()
-
-    def walk(s: dict[str, Any], where: str) -> None:
-        if "$ref" in s:
-            name = s["$ref"].rsplit("/", 1)[-1]
-            if name not in seen:
-                seen.add(name)
-                walk(schemas[name], name)
-            return
-        for key in ("anyOf", "oneOf", "allOf"):
-            for branch in s.get(key, []):
-                walk(branch, where)
-        if "enum" in s or "const" in s:
-            return
-        kind = s.get("type")
-        if kind == "string":
-            if (
-                "maxLength" not in s
-                and s.get("format") not in BOUNDED_FORMATS
-                and not bounded_pattern(s.get("pattern"))
-            ):
-                found.add(where)
-        elif kind == "array":
-            if "maxItems" not in s:
-                found.add(where)
-            walk(s.get("items", {}), f"{where}[]")
-        elif kind in ("integer", "number"):
-            if "maximum" not in s and "exclusiveMaximum" not in s:
-                found.add(where)
-        elif kind == "object" or "properties" in s:
-            for name, sub in s.get("properties", {}).items():
-                walk(sub, f"{where}.{name}")
-            extra = s.get("additionalProperties", "properties" not in s)
-            if extra is not False and "properties" not in s:  # a free-form map
-                if "maxProperties" not in s or extra is True:
-                    found.add(where)
-                if isinstance(extra, dict):
-                    walk(extra, f"{where}.*")
-                    walk({"type": "string"} | s.get("propertyNames", {}), f"{where}[key]")  # keys are strings
-        elif kind is None and not any(k in s for k in ("anyOf", "oneOf", "allOf")):
-            found.add(where)  # anything at all
-
-    for path, operations in doc["paths"].items():
-        for method, op in operations.items():
-            if method == "get":
-                continue  # nothing a query reads reaches an event
-            for content_type, content in op.get("requestBody", {}).get("content", {}).items():
-                walk(content.get("schema", {}), f"{method.upper()} {path} {content_type}")
-            for p in op.get("parameters", []):
-                walk(p.get("schema", {}), f"{method.upper()} {path} {p['in']} {p['name']}")
-    return found
-
-
-def test_bounded_pattern_tells_bounded_from_unbounded() -> None:
-    for p in (r"^[A-Z]{3}$", r"^(outbound|inbound)$", r"^[a-z][a-z0-9_]{0,39}$", r"^[12]\d{3}-(0[1-9]|Q[1-4])$"):
-        assert bounded_pattern(p), p
-    for p in (r"^[a-z_]*$", r"^a+$", r"[A-Z]{3}", r"^a|b$", r"^a{2,}$", None):
-        assert not bounded_pattern(p), p
-    assert bounded_pattern(r"^[+*]{1,3}$")  # in a class they are characters
-
-
-@pytest.mark.parametrize("service", ["deals", "leads", "production", "directory", "agenda"])
-def test_every_request_field_of_every_api_is_bounded_in_its_openapi_document(service: str) -> None:
-    app, _ = build(service)
-    doc = app.openapi()
-    found = unbounded(doc)
-    exempt = {where for s, where in EXEMPT if s == service}
-    assert found - exempt == set(), (
-        "unbounded request fields (bound them in shared.core.limits, or exempt them with why)"
-    )
-    assert exempt <= found, "an exemption no longer needed: remove it"
-    requests = [op for ops in doc["paths"].values() for m, op in ops.items() if m != "get" and "requestBody" in op]
-    assert len(requests) >= (5 if service == "agenda" else 10)  # the walk saw the commands (the agenda has five)
-
-
-def test_the_walk_finds_an_unbounded_field() -> None:
-    doc = {
-        "paths": {"/x": {"post": {"requestBody": {"content": {"application/json": {"schema": {"$ref": "#/c/X"}}}}}}},
-        "components": {
-            "schemas": {
-                "X": {
-                    "type": "object",
-                    "properties": {
-                        "ok": {"type": "string", "maxLength": 3},
-                        "text": {"anyOf": [{"type": "string"}, {"type": "null"}]},
-                        "tags": {"type": "array", "items": {"type": "string", "maxLength": 5}},
-                        "n": {"type": "integer", "minimum": 0},
-                        "map": {"type": "object", "additionalProperties": {"type": "string", "maxLength": 1}},
-                    },
-                }
-            }
-        },
-    }
-    assert unbounded(doc) == {"X.text", "X.tags", "X.n", "X.map", "X.map[key]"}
+# The API documents' bounds (every input of every route, by type): tests/unit/test_bounded_input.py (testkit.bounds).
