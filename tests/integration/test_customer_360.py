@@ -13,11 +13,13 @@ from typing import Any
 
 import asyncpg
 import pytest
+from pydantic import TypeAdapter
 
 from services.deals import domain
 from services.deals.events import ActivityType, Channel, ProductLine
 from services.deals.handlers import Deals
 from services.directory import events as dev
+from services.directory.api.customer_answers import Customer360, CustomerSegments, RepeatRevenue
 from services.directory.projections import customer360 as c360
 from services.directory.projections import customer360_queries as q
 from services.production import events as pev
@@ -194,6 +196,13 @@ def summary(got: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def unchanged(model: Any, answer: Any) -> bool:
+    """``answer`` serialized through ``model`` (as its route does) is what it was: no field reordered, dropped or
+    coerced."""
+    through = TypeAdapter(model)
+    return through.dump_json(through.validate_python(answer), by_alias=True) == TypeAdapter(Any).dump_json(answer)
+
+
 async def test_the_360_and_the_customer_analytics_match_the_hand_computed_figures(pg_conn: asyncpg.Connection) -> None:
     facts, ids = await history()
     for batch in (0, 1):  # all at once, and one by one (the runner's isolation)
@@ -216,6 +225,9 @@ async def test_the_360_and_the_customer_analytics_match_the_hand_computed_figure
             ]  # fmt: skip
             everyone = await q.repeat_revenue(pg_conn, teams=None, **window)
             assert everyone[0]["new_revenue"] == "145000000" and everyone[0]["repeat_share"] == 0.0
+            # the routes answer these through their models: byte for byte what the queries made (decision 0029)
+            assert unchanged(list[RepeatRevenue], north) and unchanged(Customer360, {"asked": str(MOC), **moc})
+            assert unchanged(CustomerSegments, await q.segments(pg_conn, currency="VND", teams=None))
 
             seg = await q.segments(pg_conn, currency="VND", teams=None)
             assert seg["segments"] == [

@@ -59,3 +59,32 @@ class ActivityView(ActivityRow):
 
 
 ActivityPage = Page[ActivityRow]
+
+
+class Agenda(BaseModel):
+    """Whose agenda (an owner's, or a team's: no owner), in which time zone and as at when, and their open
+    activities in three buckets by due time: overdue, due today (the owner's local day), upcoming."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {
+                    "owner_id": "u-lan",
+                    "team_id": "north",
+                    "time_zone": "Asia/Ho_Chi_Minh",
+                    "at": "2026-11-25T01:00:00+00:00",
+                    "overdue": [],
+                    "today": [_ROW],
+                    "upcoming": [],
+                }
+            ]
+        },
+    )
+    owner_id: str | None = Field(description="null: a team's agenda")
+    team_id: str | None
+    time_zone: str = Field(description="the owner's (the directory's), or the business time zone for a team's")
+    at: str = Field(json_schema_extra={"format": "date-time"})
+    overdue: list[ActivityRow]
+    today: list[ActivityRow]
+    upcoming: list[ActivityRow] = Field(description="within `days` local days after today")

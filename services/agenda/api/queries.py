@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Query
 
-from services.agenda.api.answers import ActivityPage
+from services.agenda.api.answers import ActivityPage, Agenda
 from services.agenda.api.common import ERRORS, AgendaAPI, Service, read_models
 from services.agenda.api.rights import Reader, check_agenda, scope
 from services.agenda.api.views import row_view
@@ -95,7 +95,9 @@ def _zone(name: str, fallback: str) -> ZoneInfo:
 
 
 @router.get(
-    "/agenda", summary="overdue, today and upcoming open activities of an owner (default: the caller) or a team"
+    "/agenda",
+    summary="overdue, today and upcoming open activities of an owner (default: the caller) or a team",
+    response_model=Agenda,
 )
 async def agenda(
     svc: Service,

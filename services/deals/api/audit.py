@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, HTTPException, Query
 
 from services.deals import domain
+from services.deals.api.answers import DealDiff, DealStateView
 from services.deals.api.common import ERRORS, DealsAPI, Reader, Service, visible_deal
 from services.deals.api.rights import can_write
 from services.deals.api.views import state_as_json
@@ -40,7 +41,13 @@ async def history(
     )
 
 
-@router.get("/deals/{deal_id}/state", tags=["audit"], summary="the deal as of a time or a version")
+@router.get(
+    "/deals/{deal_id}/state",
+    tags=["audit"],
+    summary="the deal as of a time or a version",
+    response_model=DealStateView,
+    response_model_exclude_unset=True,  # no contact here
+)
 async def state_as_of(
     deal_id: uuid.UUID,
     svc: Service,
@@ -65,7 +72,12 @@ async def state_as_of(
     return body
 
 
-@router.get("/deals/{deal_id}/diff", tags=["audit"], summary="what changed between two versions or times")
+@router.get(
+    "/deals/{deal_id}/diff",
+    tags=["audit"],
+    summary="what changed between two versions or times",
+    response_model=DealDiff,
+)
 async def diff(
     deal_id: uuid.UUID,
     svc: Service,

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Query, Response
 
 from services.deals import domain, projections
-from services.deals.api.answers import DealView
+from services.deals.api.answers import BoardView, DealPage, DealView, FollowUpPage
 from services.deals.api.common import ERRORS, Reader, Service, known, read_models, visible_deal, waited
 from services.deals.api.customers import OrganisationFilter, organisation_filter
 from services.deals.api.rights import managed_team, may_see_contact, sees_all
@@ -46,6 +46,7 @@ async def get_deal(
     "/board",
     tags=["read models"],
     summary="the sales board: per stage the open deals (each with its next step and flags), counts and values",
+    response_model=BoardView,
 )
 async def get_board(
     svc: Service,
@@ -81,6 +82,7 @@ async def get_board(
     "/deals",
     tags=["read models"],
     summary="deals, newest first, with days in stage, next step and stuck, no-next-step and overdue flags",
+    response_model=DealPage,
 )
 async def get_deals(
     svc: Service,
@@ -120,7 +122,9 @@ async def get_deals(
     return page(rows, offset, limit)
 
 
-@router.get("/follow-ups", tags=["read models"], summary="after-sales follow-ups due by a date")
+@router.get(
+    "/follow-ups", tags=["read models"], summary="after-sales follow-ups due by a date", response_model=FollowUpPage
+)
 async def get_follow_ups(
     svc: Service, p: Reader, due_by: Day | None = None, limit: Limit = 50, cursor: Cursor = None
 ) -> Any:

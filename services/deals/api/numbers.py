@@ -17,6 +17,8 @@ from services.deals import analytics, domain
 from services.deals.analytics.converted import converted_totals
 from services.deals.api.common import ERRORS, DealsAPI, Reader, Service, known, read_models
 from services.deals.api.customers import OrganisationFilter, organisation_filter
+from services.deals.api.figures import Forecast, ForecastChanges, LostReason, StageAnalytics, WinRateMonth
+from services.deals.api.people_figures import NextSteps, Scorecard, SuccessFactor, TargetPlan
 from services.deals.api.rights import learning_team, may_read_plan, numbers_scope
 from shared.core.limits import DAY_RANGE, Day, Identifier, Moment
 from shared.core.rates import RateTable
@@ -47,6 +49,7 @@ def window(svc: DealsAPI, start: date, end: date) -> tuple[datetime, datetime]:
     "/forecast",
     tags=["analytics"],
     summary="forecast per month and owner, now or as recorded on a date; per month beside the target",
+    response_model=Forecast,
 )
 async def get_forecast(
     svc: Service,
@@ -81,7 +84,12 @@ async def get_forecast(
     return {"as_of": at.isoformat() if at else None, "rows": rows, "months": months}
 
 
-@router.get("/forecast/changes", tags=["analytics"], summary="what moved the forecast between two dates")
+@router.get(
+    "/forecast/changes",
+    tags=["analytics"],
+    summary="what moved the forecast between two dates",
+    response_model=ForecastChanges,
+)
 async def get_forecast_changes(
     svc: Service,
     p: Reader,
@@ -111,6 +119,7 @@ async def get_forecast_changes(
     "/analytics/stages",
     tags=["analytics"],
     summary="stage conversion, time in stage, backward moves, skips; win rate, size, cycle, velocity",
+    response_model=StageAnalytics,
 )
 async def get_stage_analytics(
     svc: Service,
@@ -156,7 +165,9 @@ async def get_stage_analytics(
     return figures
 
 
-@router.get("/analytics/scorecard", tags=["analytics"], summary="each salesperson's period")
+@router.get(
+    "/analytics/scorecard", tags=["analytics"], summary="each salesperson's period", response_model=list[Scorecard]
+)
 async def get_scorecard(
     svc: Service,
     p: Reader,
@@ -183,7 +194,12 @@ async def get_scorecard(
         )
 
 
-@router.get("/analytics/win-rate", tags=["analytics"], summary="won / (won + lost) by month of close, every deal's")
+@router.get(
+    "/analytics/win-rate",
+    tags=["analytics"],
+    summary="won / (won + lost) by month of close, every deal's",
+    response_model=list[WinRateMonth],
+)
 async def get_win_rate(
     svc: Service,
     p: Reader,
@@ -206,7 +222,12 @@ async def get_win_rate(
         )  # fmt: skip
 
 
-@router.get("/analytics/lost-reasons", tags=["analytics"], summary="why deals were lost, where, to whom")
+@router.get(
+    "/analytics/lost-reasons",
+    tags=["analytics"],
+    summary="why deals were lost, where, to whom",
+    response_model=list[LostReason],
+)
 async def get_lost_reasons(
     svc: Service,
     p: Reader,
@@ -231,6 +252,7 @@ async def get_lost_reasons(
     "/analytics/target-plan",
     tags=["analytics"],
     summary="deals still needed at each stage to reach a target (seed S2)",
+    response_model=TargetPlan,
 )
 async def get_target_plan(
     svc: Service,
@@ -257,6 +279,7 @@ async def get_target_plan(
     "/analytics/next-steps",
     tags=["analytics"],
     summary="open deals without a next step and with overdue activities, per owner, team and stage",
+    response_model=NextSteps,
 )
 async def get_next_steps(
     svc: Service,
@@ -282,7 +305,11 @@ async def get_next_steps(
 
 
 @router.get(
-    "/analytics/success-factors", tags=["analytics"], summary="what converting deals did at each stage (seed S3)"
+    "/analytics/success-factors",
+    tags=["analytics"],
+    summary="what converting deals did at each stage (seed S3)",
+    response_model=list[SuccessFactor],
+    response_model_exclude_unset=True,  # activity_type or channel, as asked
 )
 async def get_success_factors(
     svc: Service,

@@ -158,3 +158,204 @@ class PersonView(BaseModel):
     merged_from: list[str]
     version: int
     read_from: str | None = Field(description="the id asked for, when they were merged into this one")
+
+
+class TeamRow(BaseModel):
+    """A team as the list shows it, with how many active users it has."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {
+                    "team_id": "north",
+                    "name": "Miền Bắc",
+                    "active": True,
+                    "created_at": "2026-11-01T02:00:00+00:00",
+                    "active_users": 4,
+                }
+            ]
+        },
+    )
+    team_id: str
+    name: str
+    active: bool
+    created_at: str = Field(json_schema_extra={"format": "date-time"})
+    active_users: int
+
+
+TeamPage = Page[TeamRow]
+
+
+class Province(BaseModel):
+    code: str
+    name: str | None
+
+
+class OrganisationRow(BaseModel):
+    """An organisation as the list shows it: its provinces named, how many people it has."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {
+                    "organisation_id": "2b3c4d5e-6f70-4a81-9b2c-3d4e5f607182",
+                    "name": "Công ty Hòa Bình",
+                    "tax_code": "0101234567",
+                    "industry": "hospitality",
+                    "provinces": [{"code": "01", "name": "Hà Nội"}],
+                    "owner_id": "u-lan",
+                    "team_id": "north",
+                    "people": 2,
+                }
+            ]
+        },
+    )
+    organisation_id: str = Field(json_schema_extra={"format": "uuid"})
+    name: str
+    tax_code: str | None
+    industry: str | None
+    provinces: list[Province]
+    owner_id: str
+    team_id: str
+    people: int
+
+
+OrganisationPage = Page[OrganisationRow]
+
+
+class PersonRow(BaseModel):
+    """A person as the list shows them: name and title opened (null once erased)."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {
+                    "person_id": "3c4d5e6f-7081-4b92-8c3d-4e5f60718293",
+                    "organisation_id": "2b3c4d5e-6f70-4a81-9b2c-3d4e5f607182",
+                    "name": "Phạm Thu Hà",
+                    "title": "Giám đốc mua hàng",
+                    "owner_id": "u-lan",
+                    "team_id": "north",
+                    "erased": False,
+                }
+            ]
+        },
+    )
+    person_id: str = Field(json_schema_extra={"format": "uuid"})
+    organisation_id: str | None
+    name: str | None
+    title: str | None
+    owner_id: str
+    team_id: str
+    erased: bool
+
+
+PersonPage = Page[PersonRow]
+
+
+class Duplicate(BaseModel):
+    """Customers sharing one tax code, phone or email (``match`` says which): candidates for a merge."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {
+                    "match": "tax",
+                    "organisations": ["2b3c4d5e-6f70-4a81-9b2c-3d4e5f607182", "4d5e6f70-8192-4ca3-9d4e-5f6071829304"],
+                    "people": [],
+                }
+            ]
+        },
+    )
+    match: str = Field(description="tax, phone or email")
+    organisations: list[str]
+    people: list[str]
+
+
+DuplicatePage = Page[Duplicate]
+
+
+class Rate(BaseModel):
+    currency: str
+    effective_from: str = Field(json_schema_extra={"format": "date"})
+    per_vnd: str = Field(description="the đồng one unit is worth, a decimal as a string")
+
+
+class Rates(BaseModel):
+    """Every exchange rate set, per currency by day (base VND), and how totals are rounded."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {
+                    "base": "VND",
+                    "rounding": "each total once, half-even, to the đồng, after summing the exact products",
+                    "rates": [{"currency": "USD", "effective_from": "2026-12-01", "per_vnd": "25400"}],
+                }
+            ]
+        },
+    )
+    base: str
+    rounding: str
+    rates: list[Rate]
+
+
+class ImportCounts(BaseModel):
+    rows: int
+    created: int
+    exists: int
+    refused: int
+    bad: int
+
+
+class BadRow(BaseModel):
+    row: int = Field(description="the file's row number")
+    column: str
+    reason: str
+
+
+class ImportJob(BaseModel):
+    """An import job: its file, its state (running, done, failed), its counts so far and its first bad rows."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "5e6f7081-92a3-4bb4-8c5d-6e7f8091a2b3",
+                    "source": "misa",
+                    "file_name": "khach-hang.csv",
+                    "size": 48213,
+                    "dry_run": False,
+                    "owner": "u-lan",
+                    "owner_team": "north",
+                    "started_at": "2026-12-06T02:00:00+00:00",
+                    "state": "done",
+                    "row": None,
+                    "counts": {"rows": 120, "created": 117, "exists": 2, "refused": 0, "bad": 1},
+                    "reason": None,
+                    "finished_at": "2026-12-06T02:00:09+00:00",
+                    "bad_rows": [{"row": 57, "column": "tax_code", "reason": "not a tax code"}],
+                }
+            ]
+        },
+    )
+    id: str = Field(json_schema_extra={"format": "uuid"})
+    source: str = Field(description="the mapping it reads the file with")
+    file_name: str
+    size: int = Field(description="bytes")
+    dry_run: bool
+    owner: str | None
+    owner_team: str | None
+    started_at: str = Field(json_schema_extra={"format": "date-time"})
+    state: str = Field(description="running, done or failed")
+    row: int | None = Field(description="while running: every row up to this one answered")
+    counts: ImportCounts
+    reason: str | None = Field(description="why it failed")
+    finished_at: str | None = Field(json_schema_extra={"format": "date-time"})
+    bad_rows: list[BadRow]

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, HTTPException, Query
 
 from services.directory.api.common import Service, customers, read_models
+from services.directory.api.customer_answers import Customer360, CustomerSegments, RepeatRevenue
 from services.directory.api.customer_rights import Reader, customer_teams
 from services.directory.api.organisations import ERRORS, OrganisationId, readable
 from services.directory.projections import customer360_queries as q
@@ -28,7 +29,12 @@ From = Annotated[Day, Query(alias="from", description=DAY_RANGE)]
 To = Annotated[Day, Query(alias="to", description=DAY_RANGE)]
 
 
-@router.get("/organisations/{organisation_id}/360", tags=["organisations"], summary="the customer 360")
+@router.get(
+    "/organisations/{organisation_id}/360",
+    tags=["organisations"],
+    summary="the customer 360",
+    response_model=Customer360,
+)
 async def get_360(organisation_id: OrganisationId, svc: Service, p: Reader) -> dict[str, Any]:
     _, seen_as = await readable(customers(svc), p, organisation_id)
     async with read_models(svc).connection(NAME) as conn:
@@ -48,6 +54,7 @@ def _window(start: date, end: date, zone: str) -> tuple[datetime, datetime]:
     "/analytics/customers/repeat-revenue",
     tags=["customer analytics"],
     summary="revenue from repeat customers and from new ones, per month (seed S6)",
+    response_model=list[RepeatRevenue],
 )
 async def get_repeat_revenue(
     svc: Service, p: Reader, start: From, end: To, currency: Currency = "VND"
@@ -63,6 +70,7 @@ async def get_repeat_revenue(
     "/analytics/customers/segments",
     tags=["customer analytics"],
     summary="customers by segment (industry) and by value class (ABC on lifetime revenue)",
+    response_model=CustomerSegments,
 )
 async def get_segments(svc: Service, p: Reader, currency: Currency = "VND") -> dict[str, Any]:
     async with read_models(svc).connection(NAME) as conn:

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 
 from services.directory import projections, search_keys
+from services.directory.api.answers import DuplicatePage, OrganisationPage, PersonPage
 from services.directory.api.common import DirectoryAPI, Service, customers, read_models
 from services.directory.api.customer_rights import SALES_ROLES, Reader, customer_teams
 from services.directory.domain.customer_commands import TEAM_ID_PATTERN
@@ -42,7 +43,11 @@ def _search(svc: DirectoryAPI, q: str | None) -> tuple[set[str], set[str]] | Non
     return None if q is None else search_keys.query_keys(svc.index_key, q)
 
 
-@router.get("/organisations", summary="the organisations the caller may see, by name; `q` searches")
+@router.get(
+    "/organisations",
+    summary="the organisations the caller may see, by name; `q` searches",
+    response_model=OrganisationPage,
+)
 async def list_organisations(
     svc: Service,
     p: Reader,
@@ -70,7 +75,7 @@ async def list_organisations(
     return page(items, offset, limit)
 
 
-@router.get("/people", summary="the people the caller may see, details opened; `q` searches")
+@router.get("/people", summary="the people the caller may see, details opened; `q` searches", response_model=PersonPage)
 async def list_people(
     svc: Service,
     p: Reader,
@@ -112,6 +117,7 @@ async def list_people(
 @router.get(
     "/customers/duplicates",
     summary="customers the caller may see sharing a tax code, phone or email: candidates for a merge",
+    response_model=DuplicatePage,
 )
 async def duplicates(
     svc: Service,

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 
+from services.directory.api.answers import ImportJob
 from services.directory.api.common import DirectoryAPI, Service
 from services.directory.domain.commands import TEAM_ID_PATTERN, USER_ID_PATTERN
 from services.directory.import_jobs import ImportJobs, TooLargeError
@@ -106,6 +107,7 @@ async def start_import(
     tags=["imports"],
     summary="an import job: its state (running, done, failed), counts and bad rows",
     responses=not_found("no such import job"),
+    response_model=ImportJob,
 )
 async def get_import(import_id: uuid.UUID, svc: Service, p: Importer) -> dict[str, Any]:
     answer = await jobs(svc).status(import_id)

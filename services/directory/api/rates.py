@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request, Response
 
+from services.directory.api.answers import Rates
 from services.directory.api.common import ERRORS, Service
 from services.directory.api.rights import Admin, Reader
 from services.directory.domain.rate import CURRENCY_PATTERN, SetRate
@@ -36,7 +37,7 @@ async def put_rate(
     )
 
 
-@router.get("/rates", summary="every exchange rate set, per currency by day (base VND)")
+@router.get("/rates", summary="every exchange rate set, per currency by day (base VND)", response_model=Rates)
 async def get_rates(svc: Service, p: Reader) -> dict[str, Any]:
     table = await rate_table(svc.directory.store)
     return {"base": BASE, "rounding": ROUNDING, "rates": table.as_json()}

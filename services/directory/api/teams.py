@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Response
 
 from services.directory import projections
-from services.directory.api.answers import TeamView
+from services.directory.api.answers import TeamPage, TeamView
 from services.directory.api.common import ERRORS, Service, TeamIdParam, existing_team, read_models
 from services.directory.api.rights import Auditor, Reader, check_team_visible, visible_teams
 from services.directory.api.views import team_view
@@ -17,7 +17,7 @@ from shared.edge.queries import Cursor, HistoryPage, Limit, WaitFor, decode_curs
 router = APIRouter(responses=ERRORS, tags=["teams"])
 
 
-@router.get("/teams", summary="the teams the caller may see, by id")
+@router.get("/teams", summary="the teams the caller may see, by id", response_model=TeamPage)
 async def list_teams(
     svc: Service,
     p: Reader,

@@ -148,3 +148,195 @@ class InboxRow(BaseModel):
 
 
 InboxPage = Page[InboxRow]
+
+
+class FunnelRow(BaseModel):
+    """One group of the funnel (by source, campaign or month: the one key ``by`` names), its counts, the rates from
+    each step to the next and the median minutes to first contact."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {
+                    "source": "website",
+                    "captured": 40,
+                    "contacted": 36,
+                    "mql": 20,
+                    "sql": 10,
+                    "opportunities": 6,
+                    "customers": 3,
+                    "revenue": "450000000",
+                    "mql_rate": 0.5,
+                    "sql_rate": 0.5,
+                    "opportunity_rate": 0.6,
+                    "win_rate": 0.5,
+                    "lead_to_customer": 0.075,
+                    "median_minutes_to_contact": 12.5,
+                }
+            ]
+        },
+    )
+
+    source: str | None = Field(None, description="with by=source (the default)")
+    campaign: str | None = Field(None, description="with by=campaign: its code, `(none)` for leads without one")
+    month: str | None = Field(None, description="with by=month: YYYY-MM in the business time zone")
+    captured: int
+    contacted: int
+    mql: int
+    sql: int
+    opportunities: int
+    customers: int
+    revenue: str = Field(description="won value, a whole number as a string")
+    mql_rate: float | None
+    sql_rate: float | None
+    opportunity_rate: float | None
+    win_rate: float | None
+    lead_to_customer: float | None
+    median_minutes_to_contact: float | None
+
+
+class AmountInVnd(BaseModel):
+    amount: str = Field(description="a decimal as a string, in its currency")
+    vnd: str | None = Field(description="its value in VND; null: no rate on one of its days")
+
+
+class ConvertedTotal(BaseModel):
+    """A total across currencies: each currency's own and its VND value, the VND total of those converted."""
+
+    model_config = ConfigDict(extra="allow")
+    currency: str = Field(description="VND")
+    total: str
+    by_currency: dict[str, AmountInVnd]
+    unconverted: list[str] = Field(description="currencies without a rate on one of their days")
+
+
+class InVnd(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    currency: str = Field(description="VND")
+    spend: ConvertedTotal
+    revenue: ConvertedTotal
+    roi_pct: float | None = Field(description="null when spend is 0 or a currency is unconverted")
+    roas: float | None
+
+
+class CampaignPerformance(BaseModel):
+    """A campaign's spend, reach, leads and customers in the window, in its own currency (amounts as whole-number
+    strings), and the same spend and revenue converted to VND (``in_vnd``)."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {
+                    "campaign_id": "5a4b3c2d-1e0f-4a9b-8c7d-6e5f4a3b2c1d",
+                    "name": "Tết 2027",
+                    "channel": "facebook",
+                    "code": "tet-2027",
+                    "status": "active",
+                    "currency": "VND",
+                    "budget": "50000000",
+                    "spend": "1200000",
+                    "budget_used": 0.024,
+                    "impressions": 12000,
+                    "clicks": 300,
+                    "ctr": 0.025,
+                    "cpc": "4000",
+                    "leads": 12,
+                    "cpl": "100000",
+                    "mql": 5,
+                    "customers": 1,
+                    "cac": "1200000",
+                    "revenue": "30000000",
+                    "roi_pct": 2400.0,
+                    "roas": 25.0,
+                    "in_vnd": {
+                        "currency": "VND",
+                        "spend": {
+                            "currency": "VND",
+                            "total": "1200000",
+                            "by_currency": {"VND": {"amount": "1200000", "vnd": "1200000"}},
+                            "unconverted": [],
+                        },
+                        "revenue": {
+                            "currency": "VND",
+                            "total": "30000000",
+                            "by_currency": {"VND": {"amount": "30000000", "vnd": "30000000"}},
+                            "unconverted": [],
+                        },
+                        "roi_pct": 2400.0,
+                        "roas": 25.0,
+                    },
+                }
+            ]
+        },
+    )
+
+    campaign_id: str = Field(json_schema_extra={"format": "uuid"})
+    name: str
+    channel: str
+    code: str | None
+    status: str
+    currency: str
+    budget: str
+    spend: str
+    budget_used: float | None
+    impressions: int
+    clicks: int
+    ctr: float | None
+    cpc: str | None
+    leads: int
+    cpl: str | None
+    mql: int
+    customers: int
+    cac: str | None
+    revenue: str
+    roi_pct: float | None
+    roas: float | None
+    in_vnd: InVnd
+
+
+class NurtureStep(BaseModel):
+    """One step of a nurture sequence: emails sent, opened, clicked, and the leads it reached that converted."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {
+                    "sequence_id": "welcome",
+                    "step": 1,
+                    "sent": 20,
+                    "opened": 12,
+                    "clicked": 4,
+                    "converted": 2,
+                    "open_rate": 0.6,
+                    "click_rate": 0.2,
+                }
+            ]
+        },
+    )
+
+    sequence_id: str
+    step: int
+    sent: int
+    opened: int
+    clicked: int
+    converted: int
+    open_rate: float | None
+    click_rate: float | None
+
+
+class SegmentRow(BaseModel):
+    """Leads of a segment and how far they got."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={"examples": [{"segment": "smb", "leads": 30, "mql": 12, "converted": 5, "customers": 2}]},
+    )
+
+    segment: str
+    leads: int
+    mql: int
+    converted: int
+    customers: int

@@ -11,7 +11,7 @@ from fastapi import APIRouter, HTTPException, Query
 
 from services.alerts.routes import add_alerts_route
 from services.leads import projections, roi
-from services.leads.api.answers import InboxPage
+from services.leads.api.answers import CampaignPerformance, FunnelRow, InboxPage, NurtureStep, SegmentRow
 from services.leads.api.common import (
     ERRORS,
     READ,
@@ -65,7 +65,13 @@ async def get_inbox(
     return page(rows, offset, limit)
 
 
-@router.get("/funnel", tags=["read models"], summary="captured → MQL → SQL → opportunity → customer")
+@router.get(
+    "/funnel",
+    tags=["read models"],
+    summary="captured → MQL → SQL → opportunity → customer",
+    response_model=list[FunnelRow],
+    response_model_exclude_unset=True,  # only the key `by` names
+)
 async def get_funnel(
     svc: Service,
     p: Reader,
@@ -79,7 +85,12 @@ async def get_funnel(
         return await projections.funnel(conn, by=by, start=lo, end=hi, tz=svc.settings.timezone)
 
 
-@router.get("/campaigns", tags=["read models"], summary="campaign performance: CPL, CAC, revenue, ROI, ROAS")
+@router.get(
+    "/campaigns",
+    tags=["read models"],
+    summary="campaign performance: CPL, CAC, revenue, ROI, ROAS",
+    response_model=list[CampaignPerformance],
+)
 async def get_campaigns(
     svc: Service, p: Reader, start: From, end: To, position: WaitFor = None
 ) -> list[dict[str, Any]]:
@@ -93,13 +104,20 @@ async def get_campaigns(
     return [{**r, "in_vnd": converted.get(r["campaign_id"]) or roi.empty()} for r in rows]
 
 
-@router.get("/nurture", tags=["read models"], summary="nurture sequences: sent, opened, clicked, converted")
+@router.get(
+    "/nurture",
+    tags=["read models"],
+    summary="nurture sequences: sent, opened, clicked, converted",
+    response_model=list[NurtureStep],
+)
 async def get_nurture(svc: Service, p: Reader) -> list[dict[str, Any]]:
     async with read_models(svc).connection("marketing") as conn:
         return await projections.nurture_performance(conn)
 
 
-@router.get("/segments", tags=["read models"], summary="leads per segment and how far they got")
+@router.get(
+    "/segments", tags=["read models"], summary="leads per segment and how far they got", response_model=list[SegmentRow]
+)
 async def get_segments(svc: Service, p: Reader) -> list[dict[str, Any]]:
     async with read_models(svc).connection("marketing") as conn:
         return await projections.segments(conn)

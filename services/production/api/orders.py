@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Response
 
 from services.production import projections
-from services.production.api.answers import OrderView
+from services.production.api.answers import CycleTimes, Delivery, FloorBoard, OrderPage, OrderView, Quality
 from services.production.api.common import (
     ERRORS,
     From,
@@ -71,12 +71,12 @@ async def board_now(svc: ProductionAPI, position: int | None) -> dict[str, Any]:
         return await projections.board(conn, now=svc.production.clock(), tz=svc.timezone)
 
 
-@router.get("/board", tags=["read models"], summary="open orders per stage: WIP, age, late")
+@router.get("/board", tags=["read models"], summary="open orders per stage: WIP, age, late", response_model=FloorBoard)
 async def get_board(svc: Service, p: Reader, position: WaitFor = None) -> dict[str, Any]:
     return await board_now(svc, position)
 
 
-@router.get("/orders", tags=["read models"], summary="open orders, soonest due first")
+@router.get("/orders", tags=["read models"], summary="open orders, soonest due first", response_model=OrderPage)
 async def list_orders(
     svc: Service, p: Reader, limit: Limit = 50, cursor: Cursor = None, position: WaitFor = None
 ) -> Any:
@@ -86,21 +86,31 @@ async def list_orders(
     return page(items[offset : offset + limit + 1], offset, limit)
 
 
-@router.get("/analytics/cycle-times", tags=["read models"], summary="time in stage and order lead time")
+@router.get(
+    "/analytics/cycle-times",
+    tags=["read models"],
+    summary="time in stage and order lead time",
+    response_model=CycleTimes,
+)
 async def get_cycle(svc: Service, p: Reader, start: From, end: To) -> dict[str, Any]:
     lo, hi = window(svc, start, end)
     async with read_models(svc).connection("floor") as conn:
         return await projections.cycle_times(conn, start=lo, end=hi)
 
 
-@router.get("/analytics/quality", tags=["read models"], summary="first-pass yield, rework and scrap rates")
+@router.get(
+    "/analytics/quality",
+    tags=["read models"],
+    summary="first-pass yield, rework and scrap rates",
+    response_model=Quality,
+)
 async def get_quality(svc: Service, p: Reader, start: From, end: To) -> dict[str, Any]:
     lo, hi = window(svc, start, end)
     async with read_models(svc).connection("floor") as conn:
         return await projections.quality(conn, start=lo, end=hi)
 
 
-@router.get("/analytics/delivery", tags=["read models"], summary="on-time delivery and OTIF")
+@router.get("/analytics/delivery", tags=["read models"], summary="on-time delivery and OTIF", response_model=Delivery)
 async def get_delivery(svc: Service, p: Reader, start: From, end: To) -> dict[str, Any]:
     lo, hi = window(svc, start, end)
     async with read_models(svc).connection("floor") as conn:

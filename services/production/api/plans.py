@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request, Response
 
 from services.production import projections
+from services.production.api.answers import DemandRow
 from services.production.api.common import ERRORS, Period, ProductionAPI, Service, read_models
 from services.production.api.rights import Changer, Reader
 from services.production.domain import PlanCommand
@@ -54,7 +55,12 @@ async def propose(period: Period, request: Request, svc: Service, p: Changer) ->
     return {"period": period, "forecasts": proposed}
 
 
-@router.get("/demand", tags=["read models"], summary="demand forecast vs plan vs actual per product and month")
+@router.get(
+    "/demand",
+    tags=["read models"],
+    summary="demand forecast vs plan vs actual per product and month",
+    response_model=list[DemandRow],
+)
 async def get_demand(svc: Service, p: Reader) -> list[dict[str, Any]]:
     return await demand_rows(svc)
 
