@@ -7,8 +7,9 @@ with the reference Standard Webhooks library from PyPI (``standardwebhooks``), n
   answered as configured: ``fail_first`` answers (e.g. ``[500, 500]``) before any success, ``fail_ids`` (event ids
   answered 500 every time), ``redirect`` (a 307 to that URL), else 204. Every request is recorded.
 - ``PUT /control/{name}``: configure ``name`` (``{"secret": "whsec_…", "fail_first": [...], "fail_ids": [...],
-  "redirect": null}``; what it received so far is kept); ``GET /control/{name}``: what it received (``[{"id", "type", "data", "verified", "status"}]``);
-  ``GET /control/{name}/count``: how many verified deliveries it answered 2xx (the benchmark polls this).
+  "redirect": null}``; what it received so far is kept); ``GET /control/{name}``: what it received (``[{"id",
+  "type", "data", "webhook_id", "verified", "status", "signatures"}]``: ``signatures``, how many the
+  ``webhook-signature`` header carried); ``GET /control/{name}/count``: how many verified deliveries it answered 2xx (the benchmark polls this).
 - ``POST /raw/{name}``: no verification, 204 (the benchmark's baseline through the same server).
 """
 
@@ -77,6 +78,7 @@ async def deliver(request: Request) -> Response:
                 "webhook_id": request.headers.get("webhook-id"),
                 "verified": verified,
                 "status": answer.status_code,
+                "signatures": len(request.headers.get("webhook-signature", "").split()),
             }
         )
     return answer

@@ -3,7 +3,8 @@
 pipelines stack up|down|status        the local Kafka and PostgreSQL
 pipelines services up|down|status     every service, each as one process (api + relay + projector), the agenda's
                                       notifier (and a local mail sink when no PIPELINES_SMTP_HOST, a Graph API
-                                      stub when no PIPELINES_FACEBOOK_GRAPH_URL) and the board
+                                      stub when no PIPELINES_FACEBOOK_GRAPH_URL), the sign-in service, the
+                                      webhooks' API and dispatcher, and the board
 pipelines simulate --leads N --rate R realistic traffic through the whole flow, over the HTTP APIs
 pipelines import SOURCE FILE…         another CRM's exports (or a CSV/XLSX with --mapping), resumable (decision 0021)
 pipelines demo                        a generated year of history, then all of the above, then where to look
@@ -80,8 +81,8 @@ def stack_status() -> None:
 
 @services_app.command("up")
 def services_up() -> None:
-    """Start each service (api, relay and projector in one process) and the web board on the local stack; wait
-    until ready."""
+    """Start each service (api, relay and projector in one process), the agenda's notifier, the sign-in service, the
+    webhooks' API and dispatcher, and the web board on the local stack; wait until ready."""
     local.up()
 
 

@@ -4,6 +4,7 @@ URL is set), each with its pid file and log under the run dir (``PIPELINES_RUN_D
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -28,20 +29,36 @@ console = Console()
 RUN = Path(os.environ.get("PIPELINES_RUN_DIR", ROOT / ".run"))
 NOTIFIER = "agenda-notifier"  # the agenda's fourth process kind (decision 0020), its own process beside the agenda
 SIGNIN = "signin"  # the sign-in service (decision 0022): the one process given the signing keys
-# the processes `services up` starts: each service (all in one), the sign-in service, the notifier, the board
-PARTS = (*SERVICES, SIGNIN, NOTIFIER, "web")
+WEBHOOKS, DISPATCHER = "webhooks", "webhooks-dispatcher"  # the webhooks' API and its dispatcher (decision 0026)
+# the processes `services up` starts: each service (all in one), the sign-in service, the notifier, the webhooks'
+# two, the board
+PARTS = (*SERVICES, SIGNIN, NOTIFIER, WEBHOOKS, DISPATCHER, "web")
 SIGNING_SETTINGS = ("PIPELINES_JWT_SIGNING_KEYS", "PIPELINES_JWT_ACTIVE_KID")
 NOTIFIER_OPS_PORT, MAIL_SINK_PORT = 8106, 8125  # the local notifier's /readyz; the SMTP sink it sends to if no server
+DISPATCHER_OPS_PORT = 8109  # the local webhooks dispatcher's /healthz, /readyz and /metrics
 GRAPH_STUB_PORT = 8126  # the local stand-in for Facebook's Graph API (tools/graph_stub.py) when no Graph URL is set
 
 
 def _command(part: str) -> list[str]:
-    kind = ["notifier"] if part == NOTIFIER else ["all"] if part in SERVICES else []
+    kinds = {NOTIFIER: ["notifier"], WEBHOOKS: ["api"], DISPATCHER: ["dispatcher"]}
+    kind = kinds.get(part, ["all"] if part in SERVICES else [])
     return ["-m", f"services.{part.split('-')[0]}", *kind]
 
 
 def port(settings: Settings, part: str) -> int:  # where a part answers /readyz
+    if part == DISPATCHER:
+        return DISPATCHER_OPS_PORT
     return (settings.ops_port or NOTIFIER_OPS_PORT) if part == NOTIFIER else settings.port(part)
+
+
+def _env(settings: Settings, part: str, env: dict[str, str]) -> dict[str, str]:
+    """A part's environment: the notifier's SMTP server (or a local sink), the dispatcher's ops port, and the keys
+    each part may hold."""
+    if part == NOTIFIER:
+        env = _mail_sink(settings, env)
+    elif part == DISPATCHER:
+        env = env | {"PIPELINES_OPS_PORT": str(DISPATCHER_OPS_PORT)}
+    return _keys_env(settings, part, env)
 
 
 def _mail_sink(settings: Settings, env: dict[str, str]) -> dict[str, str]:
@@ -149,8 +166,8 @@ def alive(service: str) -> int | None:
 
 
 def up() -> None:
-    """Start each service (api, relay and projector in one process) and the web board on the local stack; wait
-    until ready."""
+    """Start each part (PARTS: each service's api, relay and projector in one process, the notifier, sign-in, the
+    webhooks' API and dispatcher, the board) on the local stack; wait until ready."""
     settings = load_settings()
     (RUN / "services").mkdir(parents=True, exist_ok=True)
     env = _graph_stub(dict(os.environ) | {"PIPELINES_LOG_JSON": "true"})
@@ -161,7 +178,7 @@ def up() -> None:
         process = subprocess.Popen(
             [sys.executable, *_command(service)],
             cwd=ROOT,
-            env=_keys_env(settings, service, _mail_sink(settings, env) if service == NOTIFIER else env),
+            env=_env(settings, service, env),
             stdout=log,
             stderr=log,
             start_new_session=True,
@@ -189,6 +206,8 @@ def down() -> None:
         if pid:
             os.killpg(pid, signal.SIGTERM)
             for _ in range(100):
+                with contextlib.suppress(ChildProcessError):  # started by this process (`demo`, a test): reaped
+                    os.waitpid(pid, os.WNOHANG)
                 if not alive(service):
                     break
                 time.sleep(0.1)

@@ -45,6 +45,9 @@ USER_AGENT = f"pipelines-webhooks/{VERSION}"
 CONTENT_TYPE = "application/cloudevents+json; charset=utf-8"
 LANES = 2  # claim-send-record loops per worker, each with half the concurrency: one's database time is another's
 # network time
+POOL_CONNECTIONS = 8  # connections per pool: httpcore's pool scans every connection for every request it places
+# (quadratic in the pool's size), so a worker's concurrency is spread over several small pools. Each is an httpx
+# transport used directly: no client layer (redirects, cookies, auth, header merging) to pay for or to get wrong
 
 
 @dataclass(frozen=True)
@@ -62,25 +65,30 @@ class Sender:
 
     def __init__(self, store: PostgresStore, sealer: Sealer, options: Options, clock: Clock) -> None:
         self.store, self.sealer, self.options, self.clock = store, sealer, options, clock
-        self.http = httpx.AsyncClient(
-            follow_redirects=False,
-            trust_env=False,  # no proxy from the environment: the connection goes to the address checked
-            timeout=options.timeout_s,
-            limits=httpx.Limits(max_connections=options.concurrency, max_keepalive_connections=options.concurrency),
-        )
+        per = min(POOL_CONNECTIONS, options.concurrency)
+        self.pools = [  # no proxy (a transport takes none from the environment): it connects to the address checked
+            httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=per, max_keepalive_connections=per))
+            for _ in range(-(-options.concurrency // per))
+        ]
+        self._timeout = httpx.Timeout(options.timeout_s).as_dict()
         self._keys: dict[tuple[uuid.UUID, bytes], bytes] = {}
         self.wake = asyncio.Event()
 
     async def close(self) -> None:
-        await self.http.aclose()
+        await asyncio.gather(*(c.aclose() for c in self.pools))
 
-    def _key(self, d: Claimed) -> bytes:
-        k = (d.subscription_id, d.sealed_secret)
+    def _key(self, sid: uuid.UUID, sealed: bytes) -> bytes:
+        k = (sid, sealed)
         if k not in self._keys:
             if len(self._keys) > 1000:
                 self._keys.clear()
-            self._keys[k] = signing.secret_bytes(self.sealer.open(d.subscription_id, d.sealed_secret))
+            self._keys[k] = signing.secret_bytes(self.sealer.open(sid, sealed))
         return self._keys[k]
+
+    def _headers(self, d: Claimed, stamp: int) -> dict[str, str]:
+        """Signed with the secret, and with the previous one while its rotation window is open (the claim says)."""
+        old = [] if d.previous_sealed_secret is None else [self._key(d.subscription_id, d.previous_sealed_secret)]
+        return signing.headers(self._key(d.subscription_id, d.sealed_secret), d.event_id, stamp, d.body, *old)
 
     async def round(self) -> int:
         """Claim and send one batch; how many were attempted."""
@@ -88,7 +96,8 @@ class Sender:
         claimed = await self.store.claim(self.clock(), o.lease, max(1, o.concurrency // LANES))
         if not claimed:
             return 0
-        outcomes = await asyncio.gather(*(self._attempt(d) for d in claimed))
+        pools = self.pools  # a batch spread evenly over the clients (each lane's batch is half the concurrency)
+        outcomes = await asyncio.gather(*(self._attempt(d, pools[i % len(pools)]) for i, d in enumerate(claimed)))
         disabled = await self.store.record(list(outcomes), self.clock(), o.policy.disable_after)
         for sid in disabled:
             log.warning("webhooks.subscription_disabled", subscription_id=str(sid), reason="failures")
@@ -98,19 +107,19 @@ class Sender:
                 metrics.WEBHOOK_DEAD_LETTERED.inc()
         return len(claimed)
 
-    async def _attempt(self, d: Claimed) -> Outcome:
+    async def _attempt(self, d: Claimed, http: httpx.AsyncHTTPTransport) -> Outcome:
         start = time.perf_counter()
         code: int | None = None
         try:
             target = await resolve.target(d.url, self.options.allow)
             stamp = int(self.clock().timestamp())
-            headers = signing.headers(self._key(d), d.event_id, stamp, d.body)
+            headers = self._headers(d, stamp)
             headers |= {"content-type": CONTENT_TYPE, "user-agent": USER_AGENT, "host": target.url.netloc}
-            extensions = {"sni_hostname": target.host} if target.url.scheme == "https" else {}
-            request = self.http.build_request(
-                "POST", target.pinned_url(), content=d.body, headers=headers, extensions=extensions
-            )
-            response = await self.http.send(request, stream=True)
+            extensions: dict[str, Any] = {"timeout": self._timeout}
+            if target.url.scheme == "https":
+                extensions["sni_hostname"] = target.host
+            request = httpx.Request("POST", target.pinned_url(), content=d.body, headers=headers, extensions=extensions)
+            response = await http.handle_async_request(request)  # a transport follows no redirect
             try:
                 code = response.status_code
                 async for _ in response.aiter_bytes(MAX_ANSWER_BYTES):
@@ -197,7 +206,16 @@ def consumer(topics: list[str], group: str, bootstrap: str, start: str, options:
 
 
 async def run(queuer: Queuer, sender: Sender, stop: asyncio.Event) -> None:
-    await queuer.consumer.start()
+    # the consumer's start waits until every subscribed topic exists: a stop meanwhile ends it (not a hung SIGTERM)
+    starting = asyncio.create_task(queuer.consumer.start())
+    await asyncio.wait([starting, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
+    if not starting.done():
+        starting.cancel()
+        await asyncio.gather(starting, return_exceptions=True)
+        await stop_consumer(queuer.consumer)
+        await sender.close()
+        return
+    starting.result()  # a failed start raises here
     tasks = [asyncio.create_task(queuer.run(stop)), asyncio.create_task(sender.run(stop))]
     try:
         done, _ = await asyncio.wait([*tasks, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)

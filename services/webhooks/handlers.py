@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from services.webhooks import resolve
@@ -35,6 +35,7 @@ def utc_now() -> datetime:
 class Config:
     allow: AllowList
     registered: Collection[str]  # every event type a subscription may name
+    rotation_overlap: timedelta = timedelta(hours=24)  # how long the previous secret signs too after a rotation
 
 
 def shown(s: Subscription, secret: str | None = None) -> dict[str, Any]:
@@ -51,6 +52,7 @@ def shown(s: Subscription, secret: str | None = None) -> dict[str, Any]:
         "created_at": s.created_at,
         "updated_at": s.updated_at,
         "secret_rotated_at": s.secret_rotated_at,
+        "previous_secret_until": s.previous_secret_until,
     }
     if secret is not None:
         out["secret"] = secret
@@ -111,9 +113,15 @@ class Webhooks:
         return shown(new)
 
     async def rotate(self, sid: uuid.UUID) -> dict[str, Any]:
+        """A new secret; the one it replaces (kept sealed as it was) signs too for the rotation window, so a receiver
+        still holding it verifies until it has the new one. A secret older than that is dropped now."""
         sub = await self.get(sid)
-        secret, now = signing.new_secret(), self.clock()
-        new = replace(sub, sealed_secret=self.sealer.seal(sid, secret), secret_rotated_at=now, updated_at=now)
+        secret, now, overlap = signing.new_secret(), self.clock(), self.config.rotation_overlap
+        previous, until = (sub.sealed_secret, now + overlap) if overlap > timedelta(0) else (None, None)
+        new = replace(
+            sub, sealed_secret=self.sealer.seal(sid, secret), secret_rotated_at=now, updated_at=now,
+            previous_sealed_secret=previous, previous_secret_until=until,
+        )  # fmt: skip
         await self.store.update(new)
         return shown(new, secret)
 

@@ -37,6 +37,7 @@ from services.webhooks.store import PostgresStore
 from shared.core.events import registry
 from shared.edge.auth import TokenVerifier
 from shared.edge.http import install_common
+from shared.edge.overload import in_flight_bound
 from shared.edge.revocation import RevocationList
 from shared.edge.service import postgres_ready, serve, settle_heap
 from shared.messaging.kafka import kafka_ready
@@ -100,6 +101,7 @@ class WebhooksService:
     def app(self) -> FastAPI:
         app = create_app(self.webhooks, self.verifier, self.readiness)
         app.state.max_body_bytes = min(self.settings.max_body_bytes, 64 * 1024)
+        app.state.max_in_flight = in_flight_bound(self.settings)  # past it 503 busy (decision 0032)
         return app
 
     def ops_app(self) -> FastAPI:
@@ -131,7 +133,8 @@ async def build(settings: Settings, *, clock: Clock = utc_now) -> WebhooksServic
     )
     store = PostgresStore(pool, settings.schema_name(SERVICE))
     await retry_setup(store.setup, "webhooks tables")
-    webhooks = Webhooks(store, sealer, Config(allow, registered_types()), clock)
+    overlap = timedelta(seconds=settings.webhooks_rotation_overlap_s)
+    webhooks = Webhooks(store, sealer, Config(allow, registered_types(), overlap), clock)
     return WebhooksService(settings, pool, store, webhooks, clock, RevocationList(settings))
 
 
@@ -140,7 +143,8 @@ PURGE_EVERY_S = 3600.0
 
 async def housekeeping(service: WebhooksService, stop: asyncio.Event) -> None:
     """The dead letters' gauge every 15 s; delivered and skipped deliveries older than PIPELINES_WEBHOOKS_KEEP_DAYS
-    deleted every hour (with their attempts)."""
+    deleted every hour (with their attempts), and previous secrets whose rotation window has closed (the claim stops
+    using one the moment its window closes; this drops it from the table)."""
     purged_at = 0.0
     while not stop.is_set():
         with contextlib.suppress(OSError, asyncpg.PostgresError):
@@ -148,8 +152,9 @@ async def housekeeping(service: WebhooksService, stop: asyncio.Event) -> None:
             if time.monotonic() - purged_at > PURGE_EVERY_S:
                 keep = timedelta(days=service.settings.webhooks_keep_days)
                 gone = await service.store.purge(service.clock() - keep)
+                dropped = await service.store.drop_expired_secrets(service.clock())  # rotation windows closed
                 purged_at = time.monotonic()
-                log.info("webhooks.purged", deliveries=gone)
+                log.info("webhooks.purged", deliveries=gone, previous_secrets=dropped)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), 15)
 

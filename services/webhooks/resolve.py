@@ -8,6 +8,7 @@ at most ``MAX_URL_CHARS``; plain http only to a host the allow-list admits (a te
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import socket
 from dataclasses import dataclass
@@ -34,6 +35,9 @@ class Target:
         return self.url._replace(netloc=f"{ip}:{self.port}").geturl()
 
 
+# pure (a URL's shape), memoised as it runs before every attempt; no address is kept: ``target`` resolves the host
+# and checks its addresses anew each time
+@functools.lru_cache(maxsize=1024)
 def parse(url: str) -> SplitResult:
     def bad(why: str) -> InvalidSubscriptionError:
         return InvalidSubscriptionError(f"url: {why}", field="url")

@@ -4,7 +4,8 @@ delivery's attempts are operational state, not business facts, and a secret must
 Tables (migration ``webhooks.0001``):
 
 - ``subscriptions``: URL, event-type filter, the secret sealed (AES-GCM, ``services.webhooks.sealing``), enabled,
-  why disabled, the run of consecutive failed attempts.
+  why disabled, the run of consecutive failed attempts; after a rotation (``webhooks.0002``) the previous secret,
+  sealed the same way, and until when it still signs (the rotation window), then dropped.
 - ``deliveries``: one row per (subscription, event): the CloudEvent's bytes as on Kafka, its stream (the record's
   key) and offset, state ``pending`` → ``delivered`` | ``dead`` → (``pending`` again by a redrive) | ``skipped``;
   ``tries`` since the last redrive, ``attempts`` in all, when it may next be tried, the lease of the dispatcher
@@ -54,11 +55,18 @@ CREATE TABLE attempts (
     PRIMARY KEY (delivery_id, n));
 """,
     ),
+    Migration(
+        "webhooks.0002",
+        "the previous secret during a rotation window",
+        """
+ALTER TABLE subscriptions ADD COLUMN previous_sealed_secret bytea, ADD COLUMN previous_secret_until timestamptz;
+""",
+    ),
 )
 
 SUBSCRIPTION_COLUMNS = (
     "id, url, event_types, description, sealed_secret, enabled, disabled_reason, consecutive_failures, created_by, "
-    "created_at, updated_at, secret_rotated_at"
+    "created_at, updated_at, secret_rotated_at, previous_sealed_secret, previous_secret_until"
 )
 DELIVERY_COLUMNS = (
     "id, subscription_id, event_id, event_type, stream, topic, kafka_partition, kafka_offset, state, tries, attempts, "
@@ -80,6 +88,8 @@ class Subscription:
     created_at: datetime
     updated_at: datetime
     secret_rotated_at: datetime
+    previous_sealed_secret: bytes | None = None  # the secret before the last rotation, sealed; signs too until:
+    previous_secret_until: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -106,6 +116,7 @@ class Claimed:
     attempts: int
     url: str  # the subscription's, read with the claim
     sealed_secret: bytes
+    previous_sealed_secret: bytes | None = None  # only while its rotation window is open at the claim's time
 
 
 @dataclass(frozen=True)
@@ -198,7 +209,7 @@ class PostgresStore:
     async def add(self, s: Subscription) -> None:
         await self.pool.execute(
             f"INSERT INTO {self._s}.subscriptions ({SUBSCRIPTION_COLUMNS}) VALUES "
-            "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            f"({', '.join(f'${i + 1}' for i in range(len(SUBSCRIPTION_COLUMNS.split(', '))))})",
             *(getattr(s, k) for k in SUBSCRIPTION_COLUMNS.split(", ")),
         )
 
@@ -219,11 +230,20 @@ class PostgresStore:
     async def update(self, s: Subscription) -> None:
         await self.pool.execute(
             f"UPDATE {self._s}.subscriptions SET url = $2, event_types = $3, description = $4, sealed_secret = $5, "
-            "enabled = $6, disabled_reason = $7, consecutive_failures = $8, updated_at = $9, secret_rotated_at = $10 "
-            "WHERE id = $1",
+            "enabled = $6, disabled_reason = $7, consecutive_failures = $8, updated_at = $9, secret_rotated_at = $10, "
+            "previous_sealed_secret = $11, previous_secret_until = $12 WHERE id = $1",
             s.id, s.url, s.event_types, s.description, s.sealed_secret, s.enabled, s.disabled_reason,
-            s.consecutive_failures, s.updated_at, s.secret_rotated_at,
+            s.consecutive_failures, s.updated_at, s.secret_rotated_at, s.previous_sealed_secret, s.previous_secret_until,
         )  # fmt: skip
+
+    async def drop_expired_secrets(self, now: datetime) -> int:
+        """Previous secrets whose rotation window has closed are dropped; how many."""
+        done = await self.pool.execute(
+            f"UPDATE {self._s}.subscriptions SET previous_sealed_secret = NULL, previous_secret_until = NULL "
+            "WHERE previous_secret_until <= $1",
+            now,
+        )
+        return int(str(done).rsplit(" ", 1)[-1])
 
     async def delete(self, sid: uuid.UUID) -> bool:
         return str(await self.pool.execute(f"DELETE FROM {self._s}.subscriptions WHERE id = $1", sid)) != "DELETE 0"
@@ -249,7 +269,8 @@ class PostgresStore:
 
     async def claim(self, now: datetime, lease: timedelta, limit: int) -> list[Claimed]:
         """Up to ``limit`` deliveries due now, each the head of its (subscription, stream), for an enabled subscription,
-        leased to the caller, with the subscription's URL and sealed secret; another dispatcher's claim of the same row
+        leased to the caller, with the subscription's URL and sealed secret (and the previous one while its rotation
+        window is open at ``now``); another dispatcher's claim of the same row
         waits for this one and then skips it (its WHERE is checked again on the row as this one left it)."""
         rows = await self.pool.fetch(
             f"""UPDATE {self._s}.deliveries d SET lease_until = $1::timestamptz + $2::interval
@@ -263,7 +284,8 @@ class PostgresStore:
                 WHERE h.state = 'pending' AND h.next_at <= $1 AND (h.lease_until IS NULL OR h.lease_until < $1)
                 ORDER BY h.next_at LIMIT $3)
             AND d.state = 'pending' AND (d.lease_until IS NULL OR d.lease_until < $1)
-            RETURNING d.id, d.subscription_id, d.event_id, d.body, d.tries, d.attempts, s.url, s.sealed_secret""",
+            RETURNING d.id, d.subscription_id, d.event_id, d.body, d.tries, d.attempts, s.url, s.sealed_secret,
+                CASE WHEN s.previous_secret_until > $1 THEN s.previous_sealed_secret END AS previous_sealed_secret""",
             now,
             lease,
             limit,

@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     # a request body larger than this answers 413 before it is read further (every API)
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    # requests an API process handles at once; past it 503 busy with Retry-After (shared.edge.overload, decision 0032);
+    # none: 4 × PIPELINES_DB_POOL_SIZE, within 8–1000
+    max_in_flight: int | None = Field(None, ge=1, le=10_000)
     # a request line and headers larger than this, or more header fields, answer 431 and close the connection
     # (every HTTP server: the APIs, the web board, the relay's and projector's ops port; shared.edge.httpserver)
     max_header_bytes: int = Field(32 * 1024, ge=4096, le=1024 * 1024)
@@ -178,6 +181,9 @@ class Settings(BaseSettings):
     webhooks_poll_s: float = Field(0.5, gt=0, le=60)
     webhooks_start: Literal["earliest", "latest"] = "latest"
     webhooks_keep_days: float = Field(7.0, gt=0, le=3650)  # delivered and skipped deliveries (with attempts) kept
+    # after a secret's rotation, deliveries are signed with the new and the previous secret this long (0: none), then
+    # the previous one is dropped
+    webhooks_rotation_overlap_s: float = Field(86400.0, ge=0, le=7 * 86400)
 
     # the users and teams a command or filter names are checked against the service's replica of the directory
     # (decision 0017): 422 for an unknown one. Off only for suites that run no directory (testkit.services)

@@ -1,6 +1,6 @@
 """One trace across the services (decision 0027): W3C trace context from the HTTP command to the events it records,
 through the relay and Kafka (the CloudEvents distributed-tracing extension: ``traceparent``, ``tracestate``) to the
-projector's reactions and the commands they run in the next service.
+projector's reactions and the commands they run in the next service, and to the read models' batches (linked).
 
 Off by default. A process traces when ``OTEL_TRACES_EXPORTER`` names an exporter (``otlp``: OTLP over HTTP to
 ``OTEL_EXPORTER_OTLP_ENDPOINT``, or ``console``) and ``OTEL_SDK_DISABLED`` is not ``true``; ``setup`` (called once
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -97,6 +97,21 @@ def consuming(envelope: Any, consumer: str) -> Iterator[None]:
         yield
 
 
+@contextlib.contextmanager
+def applying(facts: Sequence[Any], consumer: str) -> Iterator[None]:
+    """A consumer span around a projector's applying one batch to a read model (``consumer``: the service's schema and
+    the projection, ``deals.board``), current meanwhile (the read model's queries are its children). A batch holds many traces: the span
+    starts its own and links each traced event's context (OpenTelemetry's batch processing); a batch without one gets
+    no span. ``facts`` are the batch's ``Fact``s (each with its ``envelope``)."""
+    if not ENABLED:
+        yield
+        return
+    from shared.ops import tracing_sdk
+
+    with tracing_sdk.applying([f.envelope for f in facts], consumer):
+        yield
+
+
 if COMPILED_OUT:  # the baseline: what a build without tracing would call
 
     def setup(service: str, process: str) -> bool:
@@ -113,4 +128,8 @@ if COMPILED_OUT:  # the baseline: what a build without tracing would call
 
     @contextlib.contextmanager
     def consuming(envelope: Any, consumer: str) -> Iterator[None]:
+        yield
+
+    @contextlib.contextmanager
+    def applying(facts: Sequence[Any], consumer: str) -> Iterator[None]:
         yield

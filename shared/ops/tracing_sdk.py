@@ -3,7 +3,8 @@
 The tracer provider (resource, sampler, exporters from the standard ``OTEL_*`` variables), the instrumentation of
 FastAPI (server spans), asyncpg (a span per query inside a trace) and httpx (client spans, ``traceparent`` sent),
 and the spans this project makes itself: the relay's producer span per event and the projector's consumer span per
-event a reaction handles, linked through the CloudEvents ``traceparent``/``tracestate`` attributes.
+event a reaction handles, linked through the CloudEvents ``traceparent``/``tracestate`` attributes, and a consumer
+span per batch a read model applies, linked to its events' traces.
 """
 
 from __future__ import annotations
@@ -216,5 +217,39 @@ def consuming(envelope: Any, consumer: str) -> Iterator[None]:
     parent = context_of({"traceparent": envelope.traceparent, "tracestate": envelope.tracestate})
     with tracer().start_as_current_span(
         f"process {envelope.type.rsplit('.', 1)[-1]}", context=parent, kind=SpanKind.CONSUMER, attributes=attributes
+    ):
+        yield
+
+
+MAX_LINKS = 128  # OpenTelemetry's default span link limit (OTEL_SPAN_LINK_COUNT_LIMIT): more would be dropped anyway
+
+
+@contextmanager
+def applying(envelopes: Sequence[Any], consumer: str) -> Iterator[None]:
+    """A read model's batch: its own trace, linked to each traced event's (at most ``MAX_LINKS`` distinct ones)."""
+    links: dict[str, Link] = {}
+    for e in envelopes:
+        if e.traceparent is None or e.traceparent in links:
+            continue
+        parent = trace.get_current_span(context_of({"traceparent": e.traceparent, "tracestate": e.tracestate}))
+        if parent.get_span_context().is_valid:
+            links[e.traceparent] = Link(parent.get_span_context(), {"cloudevents.event_id": e.id})
+        if len(links) >= MAX_LINKS:
+            break
+    if not links:
+        yield
+        return
+    attributes: dict[str, str | int] = {
+        "messaging.system": "kafka",
+        "messaging.operation.type": "process",
+        "messaging.consumer.group.name": consumer,
+        "messaging.batch.message_count": len(envelopes),
+    }
+    with tracer().start_as_current_span(
+        f"process {consumer}",
+        context=Context(),
+        kind=SpanKind.CONSUMER,
+        attributes=attributes,
+        links=list(links.values()),
     ):
         yield

@@ -34,6 +34,8 @@ SERVICE_NAMES = [f"{s}-{k}" for s in SERVICES for k in ("api", "relay", "project
 PROCESS_NAMES = [*SERVICE_NAMES, "agenda-notifier"]
 WEBHOOKS_NAMES = ["webhooks-api", "webhooks-dispatcher"]  # decision 0026: own schema and role, no keyring
 REQUIRED = {"KAFKA_BOOTSTRAP_SERVERS", "PIPELINES_JWKS_URL", "PIPELINES_PII_MASTER_KEY", "PIPELINES_KEYRING_DIR"}
+# OpenTelemetry's own variables the manifests set (decision 0027: shared/ops/tracing.py reads the switch, the SDK the rest)
+OTEL = {"OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_SERVICE_NAME"}
 
 
 def setting_names() -> set[str]:
@@ -62,6 +64,11 @@ def test_every_part_has_a_deployment_probes_and_a_disruption_budget() -> None:
             (c,) = d["spec"]["template"]["spec"]["containers"]
             assert {"livenessProbe", "readinessProbe", "resources"} <= set(c)
             assert c["securityContext"]["runAsNonRoot"] is True
+            # its traces under its own name (decision 0027); tracing off in the ConfigMap every pod reads
+            assert {e["name"]: e.get("value") for e in c["env"]}["OTEL_SERVICE_NAME"] == d["metadata"]["name"]
+            assert {"configMapRef": {"name": "pipelines"}} in c["envFrom"]
+    (config,) = [d["data"] for d in MANIFESTS if d["kind"] == "ConfigMap"]
+    assert config["OTEL_TRACES_EXPORTER"] == "none" and config["OTEL_EXPORTER_OTLP_ENDPOINT"].startswith("http")
     # the apis and projectors scale by KEDA (deploy/k8s/keda.yaml): tests/deploy/test_monitoring.py
 
 
@@ -84,10 +91,14 @@ def test_the_compose_file_runs_every_part_with_healthchecks() -> None:
     assert services["web"]["command"] == ["services.web"] and "healthcheck" in services["web"]
     assert services["signin"]["command"] == ["services.signin"] and "healthcheck" in services["signin"]
     assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    for name in [*PROCESS_NAMES, *WEBHOOKS_NAMES, "signin", "web"]:  # its traces under its own name (decision 0027)
+        env = services[name]["environment"]
+        assert env["OTEL_SERVICE_NAME"] == name and env["OTEL_TRACES_EXPORTER"] == "${OTEL_TRACES_EXPORTER:-none}"
+        assert env["OTEL_EXPORTER_OTLP_ENDPOINT"].startswith("${OTEL_EXPORTER_OTLP_ENDPOINT:-http")
 
 
 def test_every_variable_set_is_a_setting_and_the_required_ones_are_set() -> None:
-    known = setting_names()
+    known = setting_names() | OTEL
     for name in WEBHOOKS_NAMES:  # no personal data: the master key (their sealed secrets), no keyring
         env = COMPOSE["services"][name]["environment"]
         assert set(env) <= known and set(env) >= REQUIRED - {"PIPELINES_KEYRING_DIR"} | {"DATABASE_URL"}

@@ -1,7 +1,8 @@
-"""Monitoring as code against the real thing (decision 0025): Debian's Prometheus scrapes every process of a
-service (api, relay, projector) on the local stack and evaluates the shipped rules (deploy/monitoring/rules.yaml,
-their waits shortened); every target is up, every rule loaded, every panel of the Grafana dashboard returns a
-series, and the consumer-lag alert fires while the projector is stopped under load and clears once it is back."""
+"""Monitoring as code against the real thing (decision 0025): Debian's Prometheus scrapes every process (api, relay,
+projector) of the lead flow's three services on the local stack and evaluates the shipped rules
+(deploy/monitoring/rules.yaml, their waits shortened); every target is up, every rule loaded, every panel of the
+Grafana dashboard returns a series, and the consumer-lag alert fires while the deals projector is stopped under load
+and clears once it is back."""
 
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ from testkit.waiting import wait_until
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka, pytest.mark.e2e, pytest.mark.slow]
 
-SERVICE = "deals"
+SERVICE = "deals"  # the one whose projector is stopped, whose errors and dead letters the panels show
+SERVICES = ("leads", "deals", "production")  # the lead flow's services: each one's api, relay and projector scraped
 LAG_ALERT = "PipelinesConsumerLagGrowing"
 
 
@@ -33,7 +35,7 @@ def dashboard_queries() -> list[str]:
 
 async def targets_up(prom: Prometheus) -> bool:
     active = (await prom.get("/api/v1/targets"))["activeTargets"]
-    return len(active) == 3 and all(t["health"] == "up" for t in active)
+    return len(active) == 3 * len(SERVICES) and all(t["health"] == "up" for t in active)
 
 
 async def panels_without_a_series(prom: Prometheus) -> list[str]:
@@ -67,11 +69,10 @@ async def test_prometheus_scrapes_every_process_and_the_lag_alert_follows_a_stop
     endpoints: Endpoints, tmp_path: Path
 ) -> None:
     settings = isolated_settings(endpoints)
-    procs = Processes(settings, (SERVICE,), tmp_path)
-    jobs = {
-        "pipelines-api": [f"127.0.0.1:{procs.ports[SERVICE]}"],
-        **{f"pipelines-{mode}": [f"127.0.0.1:{port}"] for (_, mode), port in procs.ops_ports.items()},
-    }
+    procs = Processes(settings, SERVICES, tmp_path)
+    jobs = {"pipelines-api": [f"127.0.0.1:{port}" for port in procs.ports.values()]}
+    for (_, mode), port in procs.ops_ports.items():
+        jobs.setdefault(f"pipelines-{mode}", []).append(f"127.0.0.1:{port}")
     rules = quick_rules(RULES, interval="1s", hold="3s", window="10s")
     try:
         procs.start_all()
@@ -91,7 +92,8 @@ async def test_prometheus_scrapes_every_process_and_the_lag_alert_follows_a_stop
                             await asyncio.sleep(1)
                 assert not missing, "every panel's query returns a series"
                 await wait_until(lambda: fires(prom, "PipelinesDeadLetters"), timeout=20, interval=0.5)
-                assert not await prom.firing(LAG_ALERT), "quiet while the projector keeps up"
+                # quiet while the deals projector keeps up (the others' reactions to the load are not its)
+                assert await lag_alert(prom, firing=False), "quiet while the projector keeps up"
                 procs.kill(SERVICE, "projector")
                 await wait_until(lambda: lag_alert(prom, firing=True), timeout=45, interval=0.5)
                 procs.start(SERVICE, "projector")

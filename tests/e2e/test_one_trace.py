@@ -5,13 +5,15 @@ deal's follow-up through the HTTP APIs, sending its ``traceparent``; Jaeger's qu
 the lead is captured, the deal opened (a reaction in the deals projector to the lead converted), the order created
 (production's reaction to the deal won) and the follow-up started (deals' reaction to the order shipped), each
 reaction's span a child of the consumer span of the event that caused it, itself the child of the relay's producer
-span of that event, itself the child of the command's server span in the service that recorded it."""
+span of that event, itself the child of the command's server span in the service that recorded it; and a read
+model's batch span in the deals projector links to that trace."""
 
 from __future__ import annotations
 
 import re
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timedelta
@@ -237,3 +239,24 @@ async def test_one_trace_from_the_lead_captured_to_the_follow_up_started(
         assert all(re.fullmatch(p, w) for p, w in zip(patterns, walked, strict=True)), (event_type, walked)
     # the store's queries are in it too (asyncpg's instrumentation), under the commands and reactions
     assert any(tag(s, "db.system") == "postgresql" or tag(s, "db.system.name") == "postgresql" for s in found["spans"])
+    # a read model's batch (the deals board applying the deal's events) is a span of the deals projector in a trace
+    # of its own, linked to this one (a batch holds many traces); named by the read model's schema and name
+    linked: list[dict[str, Any]] = []
+    board = f"process {settings.schema_name('deals')}.board"  # "process deals.board" where no prefix is set
+
+    async def board_linked() -> bool:
+        linked[:] = linked_spans(jaeger, "pipelines-deals", board, client.trace_id)
+        return bool(linked)
+
+    await wait_until(board_linked, timeout=30, interval=0.5)
+    assert all(tag(s, "messaging.operation.type") == "process" for s in linked)
+
+
+def linked_spans(jaeger: Jaeger, service: str, operation: str, trace_id: str) -> list[dict[str, Any]]:
+    """The spans of ``service`` named ``operation`` in the last ten minutes that link to ``trace_id``."""
+    now = int(time.time() * 1_000_000)
+    query = {"service": service, "operation": operation, "start": now - 600_000_000, "end": now, "limit": 100}
+    answer = httpx.get(f"{jaeger.query_url}/api/traces", params=query, timeout=10)
+    answer.raise_for_status()
+    spans = [s for t in answer.json().get("data") or [] for s in t["spans"] if s["operationName"] == operation]
+    return [s for s in spans if any(r["traceID"] == trace_id for r in s.get("references", []))]

@@ -6,8 +6,8 @@ made when the storage was formatted, the StandardAuthorizer, the services' ACLs.
 deals credentials (as its settings give them to every client); the deals credentials cannot write the leads topic,
 the leads ones cannot write the deals topic nor read the production topic; the directory writes only its own topic
 and every pipeline reads it, and it reads the leads' (conversions linked to customers); the agenda writes only its
-own, which deals reads, and reads the deals', leads' and directory's; a wrong password and a client without SASL do
-not get in.
+own, which deals reads, and reads the deals', leads' and directory's; the webhooks' dispatcher reads, in its own
+group, the topics its code subscribes to and writes nothing; a wrong password and a client without SASL do not get in.
 """
 
 from __future__ import annotations
@@ -21,9 +21,16 @@ from collections.abc import AsyncIterator
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import NewTopic
-from aiokafka.errors import ClusterAuthorizationFailedError, KafkaConnectionError, TopicAuthorizationFailedError
+from aiokafka.errors import (
+    ClusterAuthorizationFailedError,
+    GroupAuthorizationFailedError,
+    KafkaConnectionError,
+    TopicAuthorizationFailedError,
+)
 
-from shared.edge.revocation import RevocationList
+from services.webhooks import dispatcher
+from services.webhooks import main as webhooks
+from shared.edge.revocation import RevocationList, revocations_topic
 from shared.messaging.kafka import admin_client, read_whole_topic
 from shared.messaging.relay import OutboxRelay
 from shared.ops.settings import SERVICES, Settings
@@ -169,18 +176,68 @@ async def test_a_service_writes_its_own_topic_and_not_another_services(
     await plain.stop()
 
 
+async def test_the_webhooks_dispatcher_reads_what_it_delivers_in_its_group_and_writes_nothing(
+    secure: SecureStack,
+) -> None:
+    """Decision 0026: the dispatcher's consumer, as its code makes it (its topics, its group), reads every service's
+    events and the alerts with the webhooks' credentials and commits its offsets; the webhooks' user writes no topic,
+    reads no dead letters, and uses no other service's group."""
+    settings = secure.as_user(Settings(_env_file=None), "webhooks")
+    topics = webhooks.topics(settings)
+    assert set(topics) == {settings.events_topic(s) for s in SERVICES} | {settings.alerts_topic()}
+    async with admin_client(secure.bootstrap, **secure.options("admin")) as admin:
+        await admin.create_topics([NewTopic(t, 1, 1) for t in [*topics, settings.dead_letter_topic("deals")]])
+    for topic in [*topics, settings.dead_letter_topic("deals")]:
+        await write(secure, "admin", topic)
+    consumer = dispatcher.consumer(
+        topics, f"{settings.topic_prefix}.webhooks", secure.bootstrap, "earliest", settings.kafka_options()
+    )
+    await consumer.start()
+    try:
+        got: list[str] = []
+        async with asyncio.timeout(30):
+            while len(got) < len(topics):
+                batches = await consumer.getmany(timeout_ms=1000)
+                got += [r.topic for records in batches.values() for r in records]
+        await consumer.commit()  # its group's offsets: the dispatcher commits after queuing
+    finally:
+        await consumer.stop()
+    assert sorted(got) == sorted(topics)
+    for topic in (settings.events_topic("deals"), settings.alerts_topic(), revocations_topic(settings)):
+        with pytest.raises((TopicAuthorizationFailedError, ClusterAuthorizationFailedError)):
+            await write(secure, "webhooks", topic)
+    with pytest.raises(TopicAuthorizationFailedError):  # dead letters are the services' own
+        await read(secure, "webhooks", settings.dead_letter_topic("deals"))
+    with pytest.raises(GroupAuthorizationFailedError):  # the deals projectors' group is not its
+        await read_in_group(secure, "webhooks", settings.events_topic("deals"), "pipelines.deals")
+
+
+async def read_in_group(secure: SecureStack, user: str, topic: str, group: str) -> None:
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=secure.bootstrap, group_id=group, auto_offset_reset="earliest",
+        enable_auto_commit=False, **secure.options(user),
+    )  # fmt: skip
+    try:
+        await consumer.start()
+        await consumer.getmany(timeout_ms=5000)
+    finally:
+        await consumer.stop()
+
+
 async def test_the_signin_service_alone_revokes_sessions_and_every_reader_reads_the_revocations(
     secure: SecureStack,
 ) -> None:
     """Issues 20 item 8 and 27: signing out publishes on pipelines.auth.revocations with the sign-in service's
     credentials (it may declare the topic: it can start before any service); the board's and each service's
-    credentials read it; none of them may write it (decision 0022)."""
+    credentials read it, and the webhooks' (its API refuses signed-out tokens); none of them may write it (decision
+    0022)."""
 
     def settings(user: str) -> Settings:
         return secure.as_user(Settings(_env_file=None), user)
 
     stop = asyncio.Event()
-    lists = {user: RevocationList(settings(user)) for user in ("signin", "web", *SERVICES)}
+    readers = ("web", *SERVICES, "webhooks")
+    lists = {user: RevocationList(settings(user)) for user in ("signin", *readers)}
     reading = [asyncio.create_task(lists["signin"].run(stop))]  # declares the topic with the sign-in's rights
     try:
 
@@ -191,7 +248,7 @@ async def test_the_signin_service_alone_revokes_sessions_and_every_reader_reads_
             return lists["signin"].readiness() == "ok"
 
         await wait_until(signin_ready, timeout=60, interval=0.1)
-        reading += [asyncio.create_task(lists[u].run(stop)) for u in ("web", *SERVICES)]
+        reading += [asyncio.create_task(lists[u].run(stop)) for u in readers]
         await wait_until(ready, timeout=60, interval=0.1)
         await lists["signin"].publish_session("signed-out-1", time.time() + 600)
 
@@ -199,7 +256,7 @@ async def test_the_signin_service_alone_revokes_sessions_and_every_reader_reads_
             return all("sid:signed-out-1" in r for r in lists.values())
 
         await wait_until(everywhere, timeout=30, interval=0.1)
-        for user in ("web", *SERVICES):  # only the sign-in service signs out
+        for user in readers:  # only the sign-in service signs out
             with pytest.raises((TopicAuthorizationFailedError, ClusterAuthorizationFailedError)):
                 await RevocationList(settings(user)).publish_session("forged", time.time() + 600)
     finally:

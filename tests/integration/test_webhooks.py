@@ -10,7 +10,7 @@ import asyncio
 import json
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,6 +21,7 @@ from aiokafka import AIOKafkaProducer
 
 from services.webhooks import dispatcher
 from services.webhooks.domain.addresses import AllowList
+from services.webhooks.handlers import Webhooks
 from services.webhooks.main import WebhooksService, build
 from shared.messaging.kafka import TopicSpec, ensure_topics
 from shared.ops.settings import SERVICES, Settings
@@ -364,3 +365,63 @@ async def test_subscriptions_are_bounded_and_secrets_shown_once(world: World) ->
     assert (await world.api.delete(f"/subscriptions/{sub['id']}", headers=AUDITOR)).status_code == 403
     assert (await world.api.delete(f"/subscriptions/{sub['id']}", headers=ADMIN)).status_code == 204
     assert (await world.api.get(f"/subscriptions/{sub['id']}", headers=AUDITOR)).status_code == 404
+
+
+async def test_a_rotation_signs_with_both_secrets_for_its_window_then_the_new_one_only(world: World) -> None:
+    """Standard Webhooks' rotation: for PIPELINES_WEBHOOKS_ROTATION_OVERLAP_S (24 h here) after a rotation each
+    delivery carries the new and the previous secret's signatures, so the receiver (the reference library) verifies
+    with either; once the window has closed only the new one signs and the previous secret is dropped."""
+    sub = await world.subscribe("rotating", ["pipelines.deals.DealLost"])  # the receiver holds the first secret
+    sid, first = uuid.UUID(sub["id"]), sub["secret"]
+    r = await world.api.post(f"/subscriptions/{sid}/rotate-secret", headers=ADMIN)
+    assert r.status_code == 200, r.text
+    second, until = r.json()["secret"], datetime.fromisoformat(r.json()["previous_secret_until"])
+    assert timedelta(hours=23) < until - datetime.now(UTC) <= timedelta(hours=24)
+    stored = await world.service.store.get(sid)
+    assert stored is not None and stored.previous_sealed_secret is not None
+    assert first[6:].encode() not in stored.previous_sealed_secret, "the previous secret is stored sealed"
+    assert world.service.webhooks.sealer.open(sid, stored.previous_sealed_secret) == first
+    stream = f"deal-{uuid.uuid4()}"
+
+    async def deliver(seq: int, secret: str) -> dict[str, Any]:
+        """The receiver holding ``secret``; one event published; what it got for it (once the answer is recorded)."""
+        async with httpx.AsyncClient() as c:
+            assert (await c.put(f"{world.receiver}/control/rotating", json={"secret": secret})).status_code == 204
+        eid = await world.publish("deals", stream, seq, "pipelines.deals.DealLost")
+
+        async def settled() -> bool:
+            return any(d["event_id"] == eid and d["state"] != "pending" for d in await world.deliveries(str(sid)))
+
+        await wait_until(settled, timeout=20, interval=0.05)
+        return [g for g in await world.received("rotating") if g["id"] == eid][-1]
+
+    # in the window: two signatures; a receiver with the old secret verifies, one with the new secret too
+    for seq, secret in ((1, first), (2, second)):
+        got = await deliver(seq, secret)
+        assert (got["verified"], got["status"], got["signatures"]) == (True, 204, 2), (seq, got)
+
+    # a rotation whose window has closed (its clock is set back past the overlap): the new secret alone signs
+    overlap = world.service.webhooks.config.rotation_overlap
+    past = clock_set_back(overlap + timedelta(seconds=5))
+    later = Webhooks(world.service.store, world.service.webhooks.sealer, world.service.webhooks.config, past)
+    third = (await later.rotate(sid))["secret"]
+    got = await deliver(3, second)  # the receiver still holds the previous secret: refused, retried, dead
+    assert (got["verified"], got["status"], got["signatures"]) == (False, 401, 1), got
+    dead = await world.deliveries(str(sid), state="dead")
+    assert len(dead) == 1
+    async with httpx.AsyncClient() as c:
+        assert (await c.put(f"{world.receiver}/control/rotating", json={"secret": third})).status_code == 204
+    assert (await world.api.post(f"/subscriptions/{sid}/deliveries/{dead[0]['id']}/redrive", headers=ADMIN)).is_success
+    await wait_until(lambda: received_at_least(world, "rotating", 6), timeout=20, interval=0.05)
+    got = (await world.received("rotating"))[-1]
+    assert (got["verified"], got["status"], got["signatures"], got["data"]["seq"]) == (True, 204, 1, 3), got
+
+    # the housekeeping drops a previous secret whose window has closed
+    assert await world.service.store.drop_expired_secrets(datetime.now(UTC)) >= 1
+    stored = await world.service.store.get(sid)
+    assert stored is not None and (stored.previous_sealed_secret, stored.previous_secret_until) == (None, None)
+    await world.off(str(sid))
+
+
+def clock_set_back(by: timedelta) -> Callable[[], datetime]:
+    return lambda: datetime.now(UTC) - by

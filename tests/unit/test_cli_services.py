@@ -23,8 +23,15 @@ from tools import local
 
 
 def test_each_part_runs_as_its_own_process_kind() -> None:
-    assert (*SERVICES, "signin", "agenda-notifier", "web") == local.PARTS
+    assert (*SERVICES, "signin", "agenda-notifier", "webhooks", "webhooks-dispatcher", "web") == local.PARTS
     assert local._command("signin") == ["-m", "services.signin"]
+    # the webhooks' two processes (decision 0026): the API on its port, the dispatcher's /readyz on an ops port
+    assert local._command("webhooks") == ["-m", "services.webhooks", "api"]
+    assert local._command("webhooks-dispatcher") == ["-m", "services.webhooks", "dispatcher"]
+    assert local.port(Settings(_env_file=None), "webhooks") == 8108
+    assert local.port(Settings(_env_file=None, ops_port=9300), "webhooks-dispatcher") == local.DISPATCHER_OPS_PORT
+    env = local._env(Settings(_env_file=None), "webhooks-dispatcher", {"X": "1"})
+    assert env == {"X": "1", "PIPELINES_OPS_PORT": str(local.DISPATCHER_OPS_PORT)}
     assert local.port(Settings(_env_file=None), "signin") == 8107
     assert local._command("agenda") == ["-m", "services.agenda", "all"]
     assert local._command("agenda-notifier") == ["-m", "services.agenda", "notifier"]

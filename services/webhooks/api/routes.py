@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.webhooks.api.answers import DeliveryDetail, DeliveryOut, SubscriptionOut
 from services.webhooks.domain.filters import MAX_FILTER_CHARS, MAX_FILTERS
 from services.webhooks.handlers import MAX_DESCRIPTION_CHARS, Webhooks, shown
 from services.webhooks.resolve import MAX_URL_CHARS
@@ -52,51 +52,6 @@ class SubscriptionChange(BaseModel):
     enabled: bool | None = None
 
 
-class SubscriptionOut(BaseModel):
-    id: str
-    url: str
-    event_types: list[str]
-    description: str
-    enabled: bool
-    disabled_reason: str | None = Field(description="failures (a run of failed attempts), by_operator, or null")
-    consecutive_failures: int
-    created_by: str
-    created_at: datetime
-    updated_at: datetime
-    secret_rotated_at: datetime
-    secret: str | None = Field(None, description="whsec_…: only in the answer that created or rotated it")
-
-
-class DeliveryOut(BaseModel):
-    id: int
-    subscription_id: uuid.UUID
-    event_id: str
-    event_type: str
-    stream: str
-    topic: str
-    kafka_partition: int
-    kafka_offset: int
-    state: Literal["pending", "delivered", "dead", "skipped"]
-    tries: int = Field(description="attempts since it was queued or last redriven")
-    attempts: int
-    next_at: datetime
-    created_at: datetime
-    done_at: datetime | None
-
-
-class AttemptOut(BaseModel):
-    n: int
-    at: datetime
-    outcome: Literal["delivered", "http_error", "network_error", "refused"]
-    status_code: int | None
-    latency_ms: float
-    error: str | None
-
-
-class DeliveryDetail(DeliveryOut):
-    attempt_log: list[AttemptOut]
-
-
 @router.post("/subscriptions", status_code=201, response_model=SubscriptionOut, summary="subscribe a URL (admin)")
 async def create(body: NewSubscription, svc: Service, who: Admin, response: Response) -> dict[str, Any]:
     response.headers.update(NO_STORE)  # the secret is in it
@@ -119,7 +74,12 @@ async def change(subscription_id: SubscriptionId, body: SubscriptionChange, svc:
 
 
 @router.post(
-    "/subscriptions/{subscription_id}/rotate-secret", response_model=SubscriptionOut, summary="a new secret, shown once"
+    "/subscriptions/{subscription_id}/rotate-secret",
+    response_model=SubscriptionOut,
+    summary="a new secret, shown once",
+    description="Until `previous_secret_until` (PIPELINES_WEBHOOKS_ROTATION_OVERLAP_S after the rotation, 24 h by "
+    "default) each delivery's `webhook-signature` carries two signatures, `v1,<new> v1,<previous>`, so a receiver "
+    "still holding the previous secret verifies; after it only the new secret signs and the previous one is dropped.",
 )
 async def rotate(subscription_id: SubscriptionId, svc: Service, _: Admin, response: Response) -> dict[str, Any]:
     response.headers.update(NO_STORE)

@@ -9,6 +9,7 @@ connects to the address it checked (no second lookup a rebinding DNS server coul
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -56,6 +57,7 @@ def _embedded(address: Address) -> list[Address]:
     return inner
 
 
+@functools.lru_cache(maxsize=4096)  # pure (what an address is); memoised: every attempt checks its addresses
 def public(address: Address) -> bool:
     return all(a.is_global and not a.is_multicast for a in (address, *_embedded(address)))
 

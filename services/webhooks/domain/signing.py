@@ -3,7 +3,8 @@
 A secret is ``whsec_`` + base64 of 24–64 random bytes (the service makes 32). Each delivery carries ``webhook-id``
 (the event's id: the same on every attempt, so a receiver drops a repeat), ``webhook-timestamp`` (integer Unix
 seconds of this attempt) and ``webhook-signature``: ``v1,`` + base64 of HMAC-SHA256 under the secret's bytes of
-``<id>.<timestamp>.<body>``; several space-separated during a rotation is allowed by the spec (we send one)."""
+``<id>.<timestamp>.<body>``; during a rotation window, two space-separated (the new secret's, then the previous
+one's), as the spec allows, so a receiver still holding the previous secret verifies too."""
 
 from __future__ import annotations
 
@@ -41,9 +42,10 @@ def signature(key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
 
 
-def headers(key: bytes, msg_id: str, timestamp: int, body: bytes) -> dict[str, str]:
+def headers(key: bytes, msg_id: str, timestamp: int, body: bytes, *previous: bytes) -> dict[str, str]:
+    """The ``webhook-*`` headers: signed under ``key`` and each of ``previous`` (a rotation window's old secret)."""
     return {
         "webhook-id": msg_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": signature(key, msg_id, timestamp, body),
+        "webhook-signature": " ".join(signature(k, msg_id, timestamp, body) for k in (key, *previous)),
     }

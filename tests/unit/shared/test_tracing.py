@@ -3,10 +3,12 @@ goes from the HTTP command into the events' metadata, the relay's CloudEvent and
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -37,6 +39,13 @@ def test_off_no_event_carries_a_trace_context() -> None:
     assert set(Context(actor="u-lan").metadata()) == {"actor", "correlation_id"}
 
 
+def test_off_a_read_models_batch_gets_no_span_and_no_context() -> None:
+    envelope = SimpleNamespace(traceparent="00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", tracestate=None)
+    assert not tracing.ENABLED
+    with tracing.applying([SimpleNamespace(envelope=envelope)], "deals.board"):
+        assert set(Context(actor="u-lan").metadata()) == {"actor", "correlation_id"}
+
+
 def run(script: str, **env: str) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "PIPELINES_TRACING"))}
     return subprocess.run(
@@ -62,4 +71,5 @@ def test_on_the_trace_goes_from_the_request_through_the_relay_to_a_reaction() ->
     """tests/unit/shared/tracing_on.py, in its own interpreter: the tracer provider is global to a process."""
     done = run((HERE / "tracing_on.py").read_text(), OTEL_TRACES_EXPORTER="console")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert '"spans": ["POST /leads", "create pipelines.leads.events", "process LeadCaptured"]' in done.stdout
+    spans = ["POST /leads", "create pipelines.leads.events", "process LeadCaptured", "process deals.board"]
+    assert f'"spans": {json.dumps(spans)}' in done.stdout

@@ -1,6 +1,7 @@
 """Run by tests/unit/shared/test_tracing.py in a fresh interpreter with tracing switched on (the SDK's tracer provider
 is global to a process, once set): the trace context from an HTTP request's server span into the events' metadata,
-through the relay's producer span into the CloudEvent, to a reaction's consumer span and the command it runs.
+through the relay's producer span into the CloudEvent, to a reaction's consumer span and the command it runs, and a
+read model's batch span linked to its events' contexts.
 Spans are kept in memory; exits non-zero (an assertion) when something is not so."""
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import json
 import sys
 import uuid
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
 import httpx
 from fastapi import FastAPI, Request
@@ -100,6 +102,31 @@ def through_the_relay_to_a_reaction(spans: InMemorySpanExporter, metadata: dict[
     # a reaction run outside a consumer span (a projection of its own, as the directory's) carries the event's
     bare = Context.reacting_to(envelope, "system:reactions").metadata()
     assert (bare["traceparent"], bare["tracestate"]) == (envelope.traceparent, envelope.tracestate)
+    a_read_models_batch(spans, envelope)
+
+
+OTHER = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+def a_read_models_batch(spans: InMemorySpanExporter, envelope: CloudEvent) -> None:
+    """A batch a read model applies (shared/messaging/runner.py): one consumer span of its own, current while the
+    read model's queries run, linked to each traced event's context; an untraced batch gets none."""
+    other = envelope.model_copy(update={"id": str(uuid.uuid4()), "traceparent": OTHER, "tracestate": None})
+    untraced = envelope.model_copy(update={"id": str(uuid.uuid4()), "traceparent": None, "tracestate": None})
+    facts = [SimpleNamespace(envelope=e) for e in (envelope, other, untraced, envelope)]
+    with tracing.applying(facts, "deals.board"):
+        inside = trace.get_current_span().get_span_context()
+    (batch,) = [s for s in spans.get_finished_spans() if s.name == "process deals.board"]
+    assert batch.kind == SpanKind.CONSUMER and batch.parent is None  # a trace of its own: the batch holds many
+    assert inside.span_id == batch.context.span_id  # current meanwhile: the read model's queries are its children
+    linked = {(format(link.context.trace_id, "032x"), format(link.context.span_id, "016x")) for link in batch.links}
+    assert linked == {parts(envelope.traceparent or ""), parts(OTHER)}, linked  # each distinct context once
+    assert batch.attributes is not None and batch.attributes["messaging.batch.message_count"] == 4
+    assert batch.attributes["messaging.consumer.group.name"] == "deals.board"
+    before = len(spans.get_finished_spans())
+    with tracing.applying([SimpleNamespace(envelope=untraced)], "deals.board"):
+        assert not trace.get_current_span().get_span_context().is_valid
+    assert len(spans.get_finished_spans()) == before  # no traced event: no span
 
 
 def main() -> None:

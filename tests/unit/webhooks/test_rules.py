@@ -42,6 +42,19 @@ def test_the_reference_library_verifies_what_we_sign_and_refuses_a_change() -> N
     assert Webhook(VECTOR_SECRET).sign(VECTOR_ID, stamp, VECTOR_BODY.decode()) == VECTOR_SIGNATURE
 
 
+def test_a_rotation_window_signs_with_both_secrets_and_either_verifies() -> None:
+    new, old, other = signing.new_secret(), signing.new_secret(), signing.new_secret()
+    now = int(datetime.now(UTC).timestamp())
+    body = b'{"id":"e-9","type":"pipelines.deals.DealWon"}'
+    headers = signing.headers(signing.secret_bytes(new), "e-9", now, body, signing.secret_bytes(old))
+    first, second = headers["webhook-signature"].split(" ")
+    assert first == signing.signature(signing.secret_bytes(new), "e-9", now, body)
+    assert second == signing.signature(signing.secret_bytes(old), "e-9", now, body)
+    assert Webhook(new).verify(body, headers)["id"] == Webhook(old).verify(body, headers)["id"] == "e-9"
+    with pytest.raises(WebhookVerificationError):
+        Webhook(other).verify(body, headers)
+
+
 @pytest.mark.parametrize("bad", ["MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsec_!!", "whsec_" + "A" * 8])
 def test_malformed_secrets_are_refused(bad: str) -> None:
     with pytest.raises(ValueError, match="webhook secret"):
