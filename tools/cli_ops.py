@@ -17,7 +17,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from tools import history as histories
 from tools import local, ops
-from tools.output import JSON, UnansweredError, UserError, as_json, console, emit
+from tools.output import JSON, BusyError, UnansweredError, UserError, as_json, console, emit
 
 
 class Service(StrEnum):  # shared.ops.settings.SERVICES (tests/unit/test_cli_conventions.py keeps them equal)
@@ -64,6 +64,8 @@ def history(
         raise typer.BadParameter("--as-of needs a time zone offset")
     try:
         h = asyncio.run(histories.history(local.load_settings(), kind.value, key, at))
+    except histories.BusyError as exc:
+        raise BusyError(exc.retry_after) from None
     except histories.ServiceError as exc:
         raise UnansweredError(" ".join(str(exc).split())) from None
     if not h.events:

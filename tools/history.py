@@ -65,6 +65,29 @@ class ServiceError(RuntimeError):
     """The service did not answer (not running, not at the configured address) or refused the request."""
 
 
+class BusyError(ServiceError):
+    """The service answered 503 ``busy`` (its requests in flight at their bound: decision 0032): retry after
+    ``retry_after`` seconds."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"busy, retry in {retry_after} s")
+        self.retry_after = retry_after
+
+
+def busy_after(r: httpx.Response) -> int | None:
+    """The seconds a 503 ``busy`` answer says to wait (its ``Retry-After``, 1 to 60; 1 if unreadable), else None."""
+    if r.status_code != 503 or not r.headers.get("content-type", "").endswith("json"):
+        return None
+    try:
+        rule = r.json().get("rule")
+    except (ValueError, AttributeError):
+        return None
+    if rule != "busy":
+        return None
+    after = r.headers.get("retry-after", "")
+    return min(max(int(after), 1), 60) if after.isdigit() else 1
+
+
 @dataclass(frozen=True)
 class Entry:
     """One event of the timeline, as the API's audit trail gives it."""
@@ -155,6 +178,8 @@ async def _get(http: httpx.AsyncClient, url: str, params: dict[str, str]) -> dic
     r = await http.get(url, params=params)
     if r.status_code == 404:
         return None
+    if (after := busy_after(r)) is not None:
+        raise BusyError(after)
     if r.status_code >= 400:
         detail = r.json().get("detail", "") if r.headers.get("content-type", "").endswith("json") else r.text[:200]
         raise ServiceError(f"GET {r.url}: {r.status_code} {detail}")

@@ -3,7 +3,8 @@
 - results on stdout: a table for a person at a terminal; when stdout is piped, tab-separated lines with a header and
   every value whole (a table cut at the terminal's width would cut values mid-way); with ``--json``, JSON;
 - errors on stderr, one line (``error: …``), and a non-zero exit: 2 for a mistake in the command line, 1 when what
-  was asked for cannot be done (an unknown id, a service that does not answer), 3 for a relay stopped before an event;
+  was asked for cannot be done (an unknown id, a service that does not answer), 3 for a relay stopped before an event,
+  4 when a service answered busy (``error: busy, retry in N s``: its requests in flight at their bound, decision 0032);
   never a traceback for a user's mistake (``PIPELINES_DEBUG=1`` shows one for a fault of ours).
 """
 
@@ -42,6 +43,17 @@ class UnansweredError(UserError):
     """A service or key the command needs did not answer or is not configured: exit 2."""
 
     exit_code = 2
+
+
+class BusyError(UserError):
+    """A service answered 503 ``busy`` (decision 0032): ``error: busy, retry in N s``, exit 4. Not retried here:
+    a script decides when to retry, and an overloaded API is not sent more."""
+
+    exit_code = 4
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"busy, retry in {retry_after} s")
+        self.retry_after = retry_after
 
 
 def piped() -> bool:

@@ -25,6 +25,7 @@ from services.signin.oidc import OidcClient, OidcConfig, PostgresLogins
 from services.signin.store import PostgresStore
 from shared.edge.auth import TokenVerifier
 from shared.edge.keys import SigningKeys
+from shared.edge.overload import in_flight_bound
 from shared.edge.revocation import RevocationList
 from shared.edge.service import postgres_ready, serve, settle_heap
 from shared.messaging.kafka import kafka_ready
@@ -66,6 +67,7 @@ class SigninService:
         app = create_app(self.signin, verifier, self.readiness, trusted_proxies=s.signin_trusted_proxies)
         app.state.max_body_bytes = s.max_body_bytes
         app.state.oidc = self.oidc
+        app.state.max_in_flight = in_flight_bound(s)  # past it 503 busy (decision 0032)
         return app
 
     async def close(self) -> None:

@@ -131,6 +131,7 @@ RULES = {  # the APIs' refusals, by their problem+json `rule`
     "unauthenticated": N_("Your session has ended: sign in again."),
     "too_many_requests": N_("Too many requests: try again in a moment."),
     "unavailable": N_("The service does not answer right now: try again in a moment."),
+    "busy": N_("The service is busy right now: try again in a few seconds."),
     "already_in_stage": N_("The deal is already in this stage."),
     "use_win_or_lose": N_("Use Win or Lose to close a deal, not a move."),
     "deal_closed": N_("The deal is closed: reopen it first."),

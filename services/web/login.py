@@ -55,6 +55,10 @@ def refusal_text(request: Request, exc: SignInError) -> str:
         return i18n.word(N_("Too many attempts from your address: try again in {seconds} s"), lang).format(
             seconds=exc.retry_after or 60
         )
+    if exc.rule == "busy":  # its requests in flight at their bound (decision 0032)
+        return i18n.word(N_("The sign-in service is busy: try again in {seconds} s"), lang).format(
+            seconds=exc.retry_after or 1
+        )
     if exc.rule == "bad_credentials" or exc.status == 401:
         return i18n.word(N_("Wrong email or password"), lang)
     if exc.status >= 500:

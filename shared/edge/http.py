@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict
 
 from shared.edge.docs import install_docs
 from shared.edge.middleware import BodyLimit, Correlation
+from shared.edge.overload import InFlightLimit
 from shared.edge.problems import install_problem_handlers
 from shared.edge.schemas import install_event_schemas
 from shared.ops import tracing
@@ -74,6 +75,8 @@ def install_common(
     app.add_middleware(BodyLimit)
     app.add_middleware(Correlation, service=service)  # outermost: a 413 has its correlation id and metric
     tracing.instrument_app(app)  # server spans, when tracing is on (shared.ops.tracing)
+    # outermost of all: past app.state.max_in_flight (set by an API process) 503 busy at once (decision 0032)
+    app.add_middleware(InFlightLimit, service=service)
 
     @app.get(
         "/metrics",

@@ -29,6 +29,7 @@ from fastapi import FastAPI
 from shared.edge.auth import TokenVerifier
 from shared.edge.http import install_common
 from shared.edge.httpserver import MAX_HEADER_BYTES, MAX_HEADERS, bounded_http
+from shared.edge.overload import in_flight_bound
 from shared.edge.revocation import RevocationList
 from shared.edge.revocation import topic_spec as revocations_topic_spec
 from shared.messaging.envelope import CloudEvent
@@ -172,6 +173,7 @@ class ServiceCore:
         app = create_app(api, self.verifier)
         app.state.max_body_bytes = self.settings.max_body_bytes
         app.state.backdate_limit_days = self.settings.backdate_limit_days  # shared.edge.commands
+        app.state.max_in_flight = in_flight_bound(self.settings)  # past it 503 busy (shared.edge.overload)
         return app
 
     def relay(self) -> OutboxRelay:

@@ -64,6 +64,7 @@ class HttpSender:
         url = f"{self.urls[service]}/imports/batches"
         auth = {"Authorization": f"Bearer {self.token}", **headers}
         for attempt in range(1, MAX_ATTEMPTS + 1):
+            wait = min(self.backoff * 2 ** (attempt - 1), 10.0)
             try:
                 answer = await self.client.post(url, json=batch, headers=auth)
             except httpx.TransportError as exc:
@@ -75,7 +76,9 @@ class HttpSender:
                     return result
                 if answer.status_code not in RETRY_STATUSES or attempt == MAX_ATTEMPTS:
                     raise RunError(f"{service} answered {answer.status_code}: {answer.text[:500]}")
-            await asyncio.sleep(min(self.backoff * 2 ** (attempt - 1), 10.0))
+                after = answer.headers.get("retry-after", "")  # a busy API's (decision 0032): at least that long
+                wait = max(wait, min(int(after), 10)) if after.isdigit() else wait
+            await asyncio.sleep(wait)
         raise AssertionError("unreachable")
 
     async def close(self) -> None:

@@ -15,6 +15,8 @@
 | `pipelines_projection_stalled_partitions` | gauge | service, projection, topic, partition | 1 while stopped at a gap |
 | `pipelines_dead_letters_total` | counter | service, projection | messages sent to the dead-letter topic |
 | `pipelines_http_request_seconds` | histogram | service, method, route, status | HTTP requests |
+| `pipelines_http_in_flight` | gauge | service | requests an API process is handling (decision 0032) |
+| `pipelines_http_shed_total` | counter | service | requests answered 503 `busy`: `PIPELINES_MAX_IN_FLIGHT` were in flight |
 | `pipelines_pii_epoch_age_seconds` | gauge | key_store | since the last key rotation (reported by the elected rotator) |
 | `pipelines_notifier_sent_total` | counter | what | reminders the agenda's notifier sent by SMTP (due, overdue, alert, digest) |
 | `pipelines_notifier_failed_total` | counter | outcome | sends the SMTP server refused or missed (`retry` later, or `gave_up`) |
@@ -73,6 +75,12 @@ HTTP_SECONDS = Histogram(
     "HTTP requests",
     ["service", "method", "route", "status"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+HTTP_IN_FLIGHT = Gauge(
+    "pipelines_http_in_flight", "requests an API process is handling (shared.edge.overload)", ["service"]
+)
+HTTP_SHED = Counter(
+    "pipelines_http_shed", "requests answered 503 busy: the process had PIPELINES_MAX_IN_FLIGHT in flight", ["service"]
 )
 
 PII_EPOCH_AGE = Gauge(
