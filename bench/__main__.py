@@ -16,7 +16,9 @@ BENCHMARKS = (
     "append",
     "relay",
     "e2e",
+    "overload",
     "rebuild",
+    "replay",
     "growth",
     "projectors",
     "memory",
@@ -27,6 +29,7 @@ BENCHMARKS = (
     "board",
     "tracing",
     "webhooks",
+    "readmodels",
 )
 
 

@@ -40,6 +40,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from bench.common import Env, Report, cleanup, median
 from services.deals.projections import board
 from shared.messaging.envelope import CloudEvent
+from shared.messaging.fast_envelope import decode as decode_envelope
 from shared.messaging.kafka import TopicSpec, ensure_topics
 from shared.messaging.projections import Fact, Projection, one_by_one, request_rebuild
 from shared.messaging.runner import ProjectionRunner
@@ -119,6 +120,9 @@ FLOOR: dict[str, Callable[[bytes], Any]] = {
     "fetch + json.loads (the raw read)": json.loads,
     "fetch + envelope (CloudEvent.from_kafka)": CloudEvent.from_kafka,
     "fetch + envelope + typed event (to_event)": lambda value: CloudEvent.from_kafka(value).to_event(),
+    # the runner's decode since decision 0031: the same CloudEvent, read by msgspec
+    "fetch + fast envelope (fast_envelope.decode)": decode_envelope,
+    "fetch + fast envelope + typed event": lambda value: decode_envelope(value).to_event(),
 }
 
 
@@ -330,7 +334,7 @@ async def run(env: Env) -> Report:
     report.data = {"small": small, "big": big}
     rate = big["rebuild_events_per_s"]
     report.at_least("rebuild events/s (largest history)", rate, 100_000)
-    report.at_least("rebuild / raw read (largest history)", rate / big["raw_events_per_s"], 0.3)
+    report.at_least("rebuild / raw read (largest history)", rate / big["raw_events_per_s"], 0.6)  # issue 32
     report.notes.append(
         "Both read the deals topic from offset 0 (6 partitions); the rebuild is a new generation of a running "
         "projector (request_rebuild), timed from the request until it has applied every event."

@@ -27,4 +27,4 @@ async def test_every_benchmark_runs_at_its_quick_size(endpoints: Endpoints, tmp_
         assert result["machine"]["cores"] >= 1
         assert all(isinstance(t["met"], bool) for t in result["targets"])
     floor = json.loads((tmp_path / "rebuild.json").read_text())["data"]["small"]["floor_events_per_s"]
-    assert len(floor) == 4 and all(v > 0 for v in floor.values()), floor
+    assert len(floor) == 6 and all(v > 0 for v in floor.values()), floor  # 4 steps, and 2 with the fast envelope
