@@ -19,7 +19,7 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -127,10 +127,11 @@ HOST = "127.0.0.2"  # a loopback address of its own: the tests' allow-list admit
 
 
 @contextmanager
-def running(host: str = HOST) -> Iterator[str]:
-    """A receiver process on ``host`` and a free port; yields its base URL."""
+def running(host: str = HOST, command: Sequence[str] = (sys.executable, "-m", "testkit.webhook_receiver")) -> Iterator[str]:
+    """A receiver process (``command HOST PORT``: this one, or testkit.webhook_receiver_go's) on ``host`` and a free
+    port; yields its base URL."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "testkit.webhook_receiver", host, str(port)])
+    proc = subprocess.Popen([*command, host, str(port)])
     base = f"http://{host}:{port}"
     try:
         deadline = time.monotonic() + 20
@@ -140,7 +141,7 @@ def running(host: str = HOST) -> Iterator[str]:
                 break
             except httpx.TransportError:
                 if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("the webhook receiver did not start") from None
+                    raise RuntimeError(f"the webhook receiver {command[0]} did not start") from None
                 time.sleep(0.05)
         yield base
     finally:

@@ -96,9 +96,8 @@ def go_env() -> dict[str, str]:
     }
 
 
-def install() -> Path:
-    """Build Jaeger unless already built (one builder at a time); the binary's path."""
-    out = binary()
+def go_build(out: Path, package: str, cwd: Path) -> Path:
+    """``go build`` of ``package`` (in module ``cwd``) into ``out`` unless it exists (one builder at a time)."""
     if out.exists():
         return out
     go = shutil.which("go") or shutil.which("go", path="/usr/local/go/bin")
@@ -109,10 +108,15 @@ def install() -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not out.exists():
             partial = out.with_suffix(".partial")
-            build = [go, "build", "-trimpath", "-ldflags=-s -w", "-o", str(partial), PACKAGE]
-            subprocess.run(build, cwd=HERE, env=go_env(), check=True)
+            build = [go, "build", "-trimpath", "-ldflags=-s -w", "-o", str(partial), package]
+            subprocess.run(build, cwd=cwd, env=go_env(), check=True)
             partial.rename(out)
     return out
+
+
+def install() -> Path:
+    """Build Jaeger unless already built; the binary's path."""
+    return go_build(binary(), PACKAGE, HERE)
 
 
 @dataclass

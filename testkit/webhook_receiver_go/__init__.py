@@ -11,20 +11,14 @@ file, the same lock); ``python -m testkit.webhook_receiver_go install`` builds i
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
-import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
-
-from shared.ops.stack import free_port
-from testkit import jaeger
+from testkit import jaeger, webhook_receiver
 from testkit.webhook_receiver import HOST
 
 HERE = Path(__file__).resolve().parent
@@ -39,43 +33,14 @@ def binary() -> Path:
 
 def install() -> Path:
     """Build the receiver unless already built (one builder at a time); the binary's path."""
-    out = binary()
-    if out.exists():
-        return out
-    go = shutil.which("go") or shutil.which("go", path="/usr/local/go/bin")
-    if go is None:
-        raise RuntimeError("Go is missing: run scripts/stack setup")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with (out.parent.parent / f"{out.parent.name}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not out.exists():
-            partial = out.with_suffix(".partial")
-            build = [go, "build", "-trimpath", "-ldflags=-s -w", "-o", str(partial), "."]
-            subprocess.run(build, cwd=HERE, env=jaeger.go_env(), check=True)
-            partial.rename(out)
-    return out
+    return jaeger.go_build(binary(), ".", HERE)
 
 
 @contextmanager
 def running(host: str = HOST) -> Iterator[str]:
     """A receiver process on ``host`` and a free port; yields its base URL."""
-    port = free_port()
-    proc = subprocess.Popen([str(install()), host, str(port)])
-    base = f"http://{host}:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                httpx.get(f"{base}/control/ping", timeout=1)
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("the Go webhook receiver did not start") from None
-                time.sleep(0.05)
+    with webhook_receiver.running(host, (str(install()),)) as base:
         yield base
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def main(argv: list[str]) -> None:
