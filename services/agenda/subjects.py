@@ -24,7 +24,8 @@ from services.directory.replica import PostgresReplica
 from services.directory.replica_customers import CustomerReferences
 from services.leads import events as leads
 from shared.core.events import DomainEvent
-from shared.messaging.projections import Fact, Projection, ReadModelBehindError, ReadModels, one_by_one
+from shared.messaging.projections import Fact, Projection, ReadModelBehindError, ReadModels
+from shared.messaging.rows import Rows, Table
 from shared.store.db import Conn
 
 NAME = "subjects"
@@ -70,43 +71,52 @@ def deal_data_subject(deal_id: uuid.UUID, contact_id: str | None) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- the read model
-async def apply_one(conn: Conn, fact: Fact) -> None:
-    """One deals or leads event on the tables; each statement idempotent (a replay changes nothing)."""
-    match fact.event:
+DEAL_SUBJECTS = Table(
+    "deal_subjects",
+    {"deal_id": "uuid", "owner_id": "text", "team_id": "text", "open": "boolean", "data_subject": "text"},
+)
+LEAD_SUBJECTS = Table("lead_subjects", {"lead_id": "uuid", "owner_id": "text", "team_id": "text", "open": "boolean"})
+
+
+def _fold(deal_rows: Rows, lead_rows: Rows, event: DomainEvent) -> None:
+    match event:
         case deals.DealOpened() as e:
-            await conn.execute(
-                "INSERT INTO deal_subjects VALUES ($1, $2, $3, true, $4) ON CONFLICT DO NOTHING",
-                e.deal_id,
-                e.owner_id,
-                e.team_id,
-                deal_data_subject(e.deal_id, e.contact_id),
+            data_subject = deal_data_subject(e.deal_id, e.contact_id)
+            row = DEAL_SUBJECTS.new(
+                deal_id=e.deal_id, owner_id=e.owner_id, team_id=e.team_id, open=True, data_subject=data_subject
             )
+            deal_rows.insert(row)
         case deals.DealReassigned() as e:
-            await conn.execute(
-                "UPDATE deal_subjects SET owner_id = $2, team_id = $3 WHERE deal_id = $1",
-                e.deal_id,
-                e.to_owner_id,
-                e.to_team_id,
-            )
+            deal_rows.update(e.deal_id, owner_id=e.to_owner_id, team_id=e.to_team_id)
         case deals.DealWon() | deals.DealLost() as e:
-            await conn.execute("UPDATE deal_subjects SET open = false WHERE deal_id = $1", e.deal_id)
+            deal_rows.update(e.deal_id, open=False)
         case deals.DealReopened() as e:
-            await conn.execute("UPDATE deal_subjects SET open = true WHERE deal_id = $1", e.deal_id)
+            deal_rows.update(e.deal_id, open=True)
         case leads.LeadCaptured() as e:
-            await conn.execute(
-                "INSERT INTO lead_subjects VALUES ($1, NULL, NULL, true) ON CONFLICT DO NOTHING", e.lead_id
-            )
+            lead_rows.insert(LEAD_SUBJECTS.new(lead_id=e.lead_id, open=True))
         case leads.LeadAssigned() as e:
-            await conn.execute(
-                "UPDATE lead_subjects SET owner_id = $2, team_id = coalesce($3, team_id) WHERE lead_id = $1",
-                e.lead_id,
-                e.owner_id,
-                e.team_id,
-            )
+            if (cur := lead_rows.get(e.lead_id)) is not None:
+                lead_rows.update(e.lead_id, owner_id=e.owner_id, team_id=e.team_id or cur["team_id"])
         case leads.LeadConverted() | leads.LeadDisqualified() | leads.LeadMergedInto() as e:
-            await conn.execute("UPDATE lead_subjects SET open = false WHERE lead_id = $1", e.lead_id)
+            lead_rows.update(e.lead_id, open=False)
         case leads.LeadRecycled() as e:
-            await conn.execute("UPDATE lead_subjects SET open = true WHERE lead_id = $1", e.lead_id)
+            lead_rows.update(e.lead_id, open=True)
+
+
+async def apply(conn: Conn, facts: Sequence[Fact]) -> None:
+    """A batch of deals and leads events in order: the rows read once, folded, written once."""
+    events = [f.event for f in facts]
+    deal_rows = await DEAL_SUBJECTS.rows(conn, {e.deal_id for e in events if isinstance(e, deals.DealEvent)})
+    lead_rows = await LEAD_SUBJECTS.rows(conn, {e.lead_id for e in events if isinstance(e, leads.LeadEvent)})
+    for event in events:
+        _fold(deal_rows, lead_rows, event)
+    await deal_rows.flush(conn)
+    await lead_rows.flush(conn)
+
+
+async def apply_one(conn: Conn, fact: Fact) -> None:
+    """One deals or leads event on the tables (a batch of one)."""
+    await apply(conn, [fact])
 
 
 def subjects(deals_topic: str, leads_topic: str) -> Projection:
@@ -115,7 +125,7 @@ def subjects(deals_topic: str, leads_topic: str) -> Projection:
         name=NAME,
         topics=(deals_topic, leads_topic),
         ddl=DDL,
-        apply=one_by_one(apply_one),
+        apply=apply,
         accepts=(*DEAL_EVENTS, *LEAD_EVENTS),
         tables=("deal_subjects", "lead_subjects"),
     )

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from services.alerts.events import ALERTS_PREFIX, AlertCleared, AlertRaised
-from shared.messaging.projections import Fact, Projection, one_by_one
+from shared.messaging.projections import Fact, Projection
+from shared.messaging.rows import Row, insert_sql, update_sql, write
 from shared.store.db import Conn
 
 ALERTS_DDL = """
@@ -16,26 +19,41 @@ ALTER TABLE alerts ADD COLUMN IF NOT EXISTS concerns text[] NOT NULL DEFAULT '{}
 """
 
 
-async def apply_alert(conn: Conn, fact: Fact) -> None:
-    event = fact.event
-    match event:
-        case AlertRaised():
-            await conn.execute(
-                """INSERT INTO alerts (alert_id, service, kind, entity, summary, details, raised_at, concerns)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING""",
-                event.alert_id,
-                event.service,
-                event.kind,
-                event.entity,
-                event.summary,
-                event.details,
-                event.raised_at,
-                list(event.concerns),
-            )
-        case AlertCleared():
-            await conn.execute(
-                "UPDATE alerts SET cleared_at = $2 WHERE alert_id = $1", event.alert_id, event.cleared_at
-            )
+ALERTS = {
+    "alert_id": "uuid",
+    "service": "text",
+    "kind": "text",
+    "entity": "text",
+    "summary": "text",
+    "details": "jsonb",
+    "raised_at": "timestamptz",
+    "cleared_at": "timestamptz",
+    "concerns": "text[]",
+}
+_INSERT = insert_sql("alerts", ALERTS)
+_CLEAR = update_sql("alerts", {"alert_id": "uuid", "cleared_at": "timestamptz"})
+
+
+async def apply_alerts(conn: Conn, facts: Sequence[Fact]) -> None:
+    """The alerts after a batch of alerts' events in order (decision 0030): the stored ones it names are looked up
+    in one statement; an alert raised twice keeps its first row, a clearing of an alert not raised changes nothing;
+    the new rows are inserted in one statement and the stored ones cleared in one."""
+    events = [f.event for f in facts if isinstance(f.event, AlertRaised | AlertCleared)]
+    ids = list({e.alert_id for e in events})
+    stored = {r[0] for r in await conn.fetch("SELECT alert_id FROM alerts WHERE alert_id = ANY($1::uuid[])", ids)}
+    new: dict[uuid.UUID, Row] = {}
+    cleared: dict[uuid.UUID, Row] = {}
+    for e in events:
+        if isinstance(e, AlertRaised):
+            if e.alert_id not in stored and e.alert_id not in new:
+                values = (e.alert_id, e.service, e.kind, e.entity, e.summary, e.details, e.raised_at, None, e.concerns)
+                new[e.alert_id] = dict(zip(ALERTS, values, strict=True))
+        elif e.alert_id in new:
+            new[e.alert_id]["cleared_at"] = e.cleared_at
+        elif e.alert_id in stored:
+            cleared[e.alert_id] = {"alert_id": e.alert_id, "cleared_at": e.cleared_at}
+    await write(conn, _INSERT, ALERTS, new.values())
+    await write(conn, _CLEAR, {"alert_id": "uuid", "cleared_at": "timestamptz"}, cleared.values())
 
 
 def alerts_projection(alerts_topic: str) -> Projection:
@@ -43,7 +61,7 @@ def alerts_projection(alerts_topic: str) -> Projection:
         name="alerts",
         topics=(alerts_topic,),
         ddl=ALERTS_DDL,
-        apply=one_by_one(apply_alert),
+        apply=apply_alerts,
         accepts=(ALERTS_PREFIX,),
         tables=("alerts",),
     )

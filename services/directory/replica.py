@@ -8,7 +8,7 @@ stops no sale. Tables (unqualified: each generation has its own schema): ``users
 active, handed_to; and how to reach them: language, time_zone, quiet_start, quiet_end, reminders, digest_at,
 email_token, the email sealed), ``teams`` (team_id, active) and ``rates`` (currency, effective_from, per_vnd: the
 exchange rates, issue 26). What else a pipeline needs of the directory (organisations,
-people) is added here: its DDL to ``DDL``, its events to ``apply_one``.
+people) is added here: its DDL to ``DDL``, its events to ``apply``.
 
 A client that has just changed a user or team (registered, moved, reactivated) names the directory's answer in
 ``X-Directory-After: <stream_id>@<version>[, …]`` (the answer's ``stream_id`` and ``version``): the check waits,
@@ -29,15 +29,16 @@ from services.directory.replica_customers import (
     CUSTOMER_TABLES,
     CUSTOMERS_DDL,
     CustomerReferences,
+    CustomerRows,
     MemoryCustomers,
     PostgresCustomers,
-    apply_customers,
 )
 from shared.core.decider import InvalidError
 from shared.core.events import DomainEvent
 from shared.core.rates import RateTable
 from shared.messaging.envelope import CloudEvent
-from shared.messaging.projections import Fact, Projection, ReadModelBehindError, ReadModels, one_by_one
+from shared.messaging.projections import Fact, Projection, ReadModelBehindError, ReadModels
+from shared.messaging.rows import Rows, Table
 from shared.store.db import Conn
 
 NAME = "directory"
@@ -70,62 +71,85 @@ _AFTER = re.compile(r"^(directory-[A-Za-z0-9][A-Za-z0-9._:|+-]{0,200})@([1-9][0-
 
 
 # ---------------------------------------------------------------------------------------------- the read model
+USERS = Table(
+    "users",
+    {
+        "user_id": "text",
+        "team_id": "text",
+        "roles": "text[]",
+        "active": "boolean",
+        "handed_to": "text",
+        "language": "text",
+        "time_zone": "text",
+        "quiet_start": "time",
+        "quiet_end": "time",
+        "reminders": "text",
+        "digest_at": "time",
+        "email_token": "text",
+    },
+    defaults={"roles": [], "language": "vi", "time_zone": "Asia/Ho_Chi_Minh", "reminders": "immediate"},
+)
+TEAMS = Table("teams", {"team_id": "text", "active": "boolean"})
+RATES = Table(
+    "rates", {"currency": "text", "effective_from": "date", "per_vnd": "numeric"}, key=("currency", "effective_from")
+)
+
+
+async def apply(conn: Conn, facts: Sequence[Fact]) -> None:
+    """A batch of directory events on the replica, in order: each table's rows read once, folded, written once
+    (``shared.messaging.rows``); any split of a history leaves the same tables."""
+    events = [f.event for f in facts]
+    users = await USERS.rows(conn, {e.user_id for e in events if isinstance(e, ev.UserEvent)})
+    teams = await TEAMS.rows(conn, {e.team_id for e in events if isinstance(e, ev.TeamEvent)})
+    rates = await RATES.rows(conn, ())
+    customers = await CustomerRows.load(conn, events)
+    for fact in facts:
+        match fact.event:
+            case ev.UserRegistered() as e:
+                users.insert(USERS.new(user_id=e.user_id, team_id=e.team_id, roles=list(e.roles), active=True))
+                _reach(users, fact, e)
+            case ev.UserProfileChanged() as e:
+                _reach(users, fact, e)
+            case ev.UserPersonalDataErased() as e:
+                users.update(e.user_id, email_token=None)
+            case ev.UserRolesChanged() as e:
+                users.update(e.user_id, roles=list(e.new))
+            case ev.UserMovedToTeam() as e:
+                users.update(e.user_id, team_id=e.new)
+            case ev.UserDeactivated() as e:
+                users.update(e.user_id, active=False, handed_to=e.handed_to)
+            case ev.UserReactivated() as e:
+                users.update(e.user_id, active=True, handed_to=None)
+            case ev.TeamCreated() as e:
+                teams.insert(TEAMS.new(team_id=e.team_id, active=True))
+            case ev.TeamClosed() as e:
+                teams.update(e.team_id, active=False)
+            case ev.RateSet() as e:
+                rates.put(RATES.new(currency=e.currency, effective_from=e.effective_from, per_vnd=e.per_vnd))
+            case event:
+                customers.apply(event)
+    for rows in (users, teams, rates):
+        await rows.flush(conn)
+    await customers.flush(conn)
+
+
 async def apply_one(conn: Conn, fact: Fact) -> None:
-    """One directory event on the replica; each statement idempotent (a replay changes nothing)."""
-    match fact.event:
-        case ev.UserRegistered() as e:
-            await conn.execute(
-                """INSERT INTO users (user_id, team_id, roles, active) VALUES ($1, $2, $3, true)
-                   ON CONFLICT DO NOTHING""",
-                e.user_id,
-                e.team_id,
-                list(e.roles),
-            )
-            await _reach(conn, fact, e)
-        case ev.UserProfileChanged() as e:
-            await _reach(conn, fact, e)
-        case ev.UserPersonalDataErased() as e:
-            await conn.execute("UPDATE users SET email_token = NULL WHERE user_id = $1", e.user_id)
-        case ev.UserRolesChanged() as e:
-            await conn.execute("UPDATE users SET roles = $2 WHERE user_id = $1", e.user_id, list(e.new))
-        case ev.UserMovedToTeam() as e:
-            await conn.execute("UPDATE users SET team_id = $2 WHERE user_id = $1", e.user_id, e.new)
-        case ev.UserDeactivated() as e:
-            await conn.execute(
-                "UPDATE users SET active = false, handed_to = $2 WHERE user_id = $1", e.user_id, e.handed_to
-            )
-        case ev.UserReactivated() as e:
-            await conn.execute("UPDATE users SET active = true, handed_to = NULL WHERE user_id = $1", e.user_id)
-        case ev.TeamCreated() as e:
-            await conn.execute("INSERT INTO teams VALUES ($1, true) ON CONFLICT DO NOTHING", e.team_id)
-        case ev.TeamClosed() as e:
-            await conn.execute("UPDATE teams SET active = false WHERE team_id = $1", e.team_id)
-        case ev.RateSet() as e:
-            await conn.execute(
-                """INSERT INTO rates VALUES ($1, $2, $3)
-                   ON CONFLICT (currency, effective_from) DO UPDATE SET per_vnd = EXCLUDED.per_vnd""",
-                e.currency,
-                e.effective_from,
-                e.per_vnd,
-            )
-        case event:
-            await apply_customers(conn, event)
+    """One directory event on the replica (a batch of one)."""
+    await apply(conn, [fact])
 
 
-async def _reach(conn: Conn, fact: Fact, e: ev.UserRegistered | ev.UserProfileChanged) -> None:
+def _reach(users: Rows, fact: Fact, e: ev.UserRegistered | ev.UserProfileChanged) -> None:
     """How the user is reached now; the email kept sealed, as the directory's own read model keeps it."""
     q = e.quiet_hours
-    await conn.execute(
-        """UPDATE users SET language = $2, time_zone = $3, quiet_start = $4, quiet_end = $5, reminders = $6,
-               digest_at = $7, email_token = $8 WHERE user_id = $1""",
+    users.update(
         e.user_id,
-        e.language,
-        e.time_zone,
-        q.start if q else None,
-        q.end if q else None,
-        e.reminders,
-        e.digest_at,
-        fact.envelope.data.get("email"),
+        language=e.language,
+        time_zone=e.time_zone,
+        quiet_start=q.start if q else None,
+        quiet_end=q.end if q else None,
+        reminders=e.reminders,
+        digest_at=e.digest_at,
+        email_token=fact.envelope.data.get("email"),
     )
 
 
@@ -135,7 +159,7 @@ def replica(topic: str) -> Projection:
         name=NAME,
         topics=(topic,),
         ddl=DDL,
-        apply=one_by_one(apply_one),
+        apply=apply,
         accepts=("pipelines.directory.",),
         tables=TABLES,
     )
@@ -162,6 +186,7 @@ CREATE TABLE IF NOT EXISTS owned (item_id text PRIMARY KEY, owner_id text, open 
 CREATE INDEX IF NOT EXISTS owned_by_owner ON owned (owner_id) WHERE open;
 CREATE TABLE IF NOT EXISTS handed_over (user_id text PRIMARY KEY, handed_to text NOT NULL, reason text NOT NULL);
 """
+OWNED = Table("owned", {"item_id": "text", "owner_id": "text", "open": "boolean"})
 
 
 def handovers(
@@ -173,7 +198,34 @@ def handovers(
     deactivation hands over what is open then; a thing opened for (or given back to) a user already deactivated is
     handed over when its own event arrives."""
 
-    async def apply(conn: Conn, fact: Fact) -> None:
+    async def owned_run(conn: Conn, run: list[tuple[Fact, Owned]]) -> None:
+        """A run of the service's own events between two of the directory's, in order: the ``owned`` rows read and
+        written once, the hand-over of each thing open for a user handed over (``handed_over`` read once: only the
+        directory's events, which end a run, change it)."""
+        if not run:
+            return
+        rows = await OWNED.rows(conn, {o.item_id for _, o in run})
+        owners = {o.owner_id for _, o in run} | {r["owner_id"] for r in rows.rows.values() if r is not None}
+        gone = {
+            r["user_id"]: (r["handed_to"], r["reason"])
+            for r in await conn.fetch(
+                "SELECT user_id, handed_to, reason FROM handed_over WHERE user_id = ANY($1::text[])",
+                [o for o in owners if o is not None],
+            )
+        }
+        for fact, owned in run:
+            row = rows.get(owned.item_id)
+            if row is None:
+                row = OWNED.new(item_id=owned.item_id, owner_id=owned.owner_id, open=owned.open is not False)
+                rows.put(row)
+            else:
+                owner = row["owner_id"] if owned.owner_id is None else owned.owner_id
+                rows.update(owned.item_id, owner_id=owner, open=row["open"] if owned.open is None else owned.open)
+            if row["open"] and (to := gone.get(row["owner_id"])) is not None:
+                await hand_over(conn, owned.item_id, row["owner_id"], to[0], to[1], fact.envelope)
+        await rows.flush(conn)
+
+    async def directory_event(conn: Conn, fact: Fact) -> None:
         e = fact.event
         if isinstance(e, ev.UserDeactivated):
             reason = f"{e.user_id} deactivated, handed to {e.handed_to}: {e.reason}"
@@ -191,30 +243,25 @@ def handovers(
                 await hand_over(conn, r["item_id"], e.user_id, e.handed_to, reason, fact.envelope)
         elif isinstance(e, ev.UserReactivated):
             await conn.execute("DELETE FROM handed_over WHERE user_id = $1", e.user_id)
-        elif (owned := ownership(e)) is not None:
-            row = await conn.fetchrow(
-                """INSERT INTO owned AS o (item_id, owner_id, open) VALUES ($1, $2, coalesce($3, true))
-                   ON CONFLICT (item_id) DO UPDATE SET owner_id = coalesce($2, o.owner_id), open = coalesce($3, o.open)
-                   RETURNING owner_id, open""",
-                owned.item_id,
-                owned.owner_id,
-                owned.open,
-            )
-            assert row is not None  # RETURNING the row inserted or updated
-            if row["open"] and row["owner_id"] is not None:
-                gone = await conn.fetchrow(
-                    "SELECT handed_to, reason FROM handed_over WHERE user_id = $1", row["owner_id"]
-                )
-                if gone is not None:
-                    await hand_over(
-                        conn, owned.item_id, row["owner_id"], gone["handed_to"], gone["reason"], fact.envelope
-                    )
+
+    async def apply(conn: Conn, facts: Sequence[Fact]) -> None:
+        """A batch in order: each run of the service's own events at once (``owned_run``), each of the directory's
+        alone (decision 0030)."""
+        run: list[tuple[Fact, Owned]] = []
+        for fact in facts:
+            if isinstance(fact.event, ev.UserDeactivated | ev.UserReactivated):
+                await owned_run(conn, run)
+                run = []
+                await directory_event(conn, fact)
+            elif (owned := ownership(fact.event)) is not None:
+                run.append((fact, owned))
+        await owned_run(conn, run)
 
     return Projection(
         name="handovers",
         topics=(directory_topic, own_topic),
         ddl=HANDOVERS_DDL,
-        apply=one_by_one(apply),
+        apply=apply,
         accepts=("pipelines.directory.UserDeactivated", "pipelines.directory.UserReactivated", *own_events),
         tables=("owned", "handed_over"),
     )

@@ -11,13 +11,14 @@ organisation merged since counts for the one it was merged into (``family``), wi
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
 
 from services.directory import events as ev
 from shared.core.decider import InvalidError
 from shared.core.events import DomainEvent
 from shared.messaging.projections import ReadModels
+from shared.messaging.rows import Rows, Table
 from shared.store.db import Conn
 
 CUSTOMER_TABLES = ("organisations", "people")
@@ -58,44 +59,63 @@ class UnknownCustomerError(InvalidError):
         self.where = where
 
 
+ORGANISATIONS = Table(
+    "organisations", {"organisation_id": "uuid", "team_id": "text", "owner_id": "text", "merged_into": "uuid"}
+)
+PEOPLE = Table(
+    "people",
+    {"person_id": "uuid", "organisation_id": "uuid", "team_id": "text", "merged_into": "uuid", "erased": "boolean"},
+    defaults={"erased": False},
+)
+
+
+class CustomerRows:
+    """The organisations and people rows a batch of directory events touches (``shared.messaging.rows``)."""
+
+    def __init__(self, organisations: Rows, people: Rows) -> None:
+        self.organisations = organisations
+        self.people = people
+
+    @classmethod
+    async def load(cls, conn: Conn, events: Sequence[DomainEvent]) -> CustomerRows:
+        orgs = {e.organisation_id for e in events if isinstance(e, ev.OrganisationEvent)}
+        people = {e.person_id for e in events if isinstance(e, ev.PersonEvent)}
+        return cls(await ORGANISATIONS.rows(conn, orgs), await PEOPLE.rows(conn, people))
+
+    def apply(self, event: DomainEvent) -> None:
+        """One directory event on the rows, as the statements did it event by event."""
+        orgs, people = self.organisations, self.people
+        match event:
+            case ev.OrganisationRegistered() as e:
+                orgs.insert(
+                    ORGANISATIONS.new(organisation_id=e.organisation_id, team_id=e.team_id, owner_id=e.owner_id)
+                )
+            case ev.OrganisationReassigned() as e:
+                orgs.update(e.organisation_id, team_id=e.team_id, owner_id=e.owner_id)
+            case ev.OrganisationMerged() as e:
+                orgs.update(e.organisation_id, merged_into=e.into)
+            case ev.PersonRegistered() as e:
+                row = PEOPLE.new(person_id=e.person_id, organisation_id=e.organisation_id, team_id=e.team_id)
+                people.insert(row)
+            case ev.PersonChanged() as e:
+                people.update(e.person_id, organisation_id=e.organisation_id)
+            case ev.PersonReassigned() as e:
+                people.update(e.person_id, team_id=e.team_id)
+            case ev.PersonMerged() as e:
+                people.update(e.person_id, merged_into=e.into)
+            case ev.PersonPersonalDataErased() as e:
+                people.update(e.person_id, erased=True)
+
+    async def flush(self, conn: Conn) -> None:
+        await self.organisations.flush(conn)
+        await self.people.flush(conn)
+
+
 async def apply_customers(conn: Conn, event: DomainEvent) -> None:
-    """One directory event on the organisations and people tables; each statement idempotent."""
-    match event:
-        case ev.OrganisationRegistered() as e:
-            await conn.execute(
-                "INSERT INTO organisations VALUES ($1, $2, $3, NULL) ON CONFLICT DO NOTHING",
-                e.organisation_id,
-                e.team_id,
-                e.owner_id,
-            )
-        case ev.OrganisationReassigned() as e:
-            await conn.execute(
-                "UPDATE organisations SET team_id = $2, owner_id = $3 WHERE organisation_id = $1",
-                e.organisation_id,
-                e.team_id,
-                e.owner_id,
-            )
-        case ev.OrganisationMerged() as e:
-            await conn.execute(
-                "UPDATE organisations SET merged_into = $2 WHERE organisation_id = $1", e.organisation_id, e.into
-            )
-        case ev.PersonRegistered() as e:
-            await conn.execute(
-                "INSERT INTO people VALUES ($1, $2, $3, NULL, false) ON CONFLICT DO NOTHING",
-                e.person_id,
-                e.organisation_id,
-                e.team_id,
-            )
-        case ev.PersonChanged() as e:
-            await conn.execute(
-                "UPDATE people SET organisation_id = $2 WHERE person_id = $1", e.person_id, e.organisation_id
-            )
-        case ev.PersonReassigned() as e:
-            await conn.execute("UPDATE people SET team_id = $2 WHERE person_id = $1", e.person_id, e.team_id)
-        case ev.PersonMerged() as e:
-            await conn.execute("UPDATE people SET merged_into = $2 WHERE person_id = $1", e.person_id, e.into)
-        case ev.PersonPersonalDataErased() as e:
-            await conn.execute("UPDATE people SET erased = true WHERE person_id = $1", e.person_id)
+    """One directory event on the organisations and people tables (a batch: ``CustomerRows``)."""
+    rows = await CustomerRows.load(conn, [event])
+    rows.apply(event)
+    await rows.flush(conn)
 
 
 class CustomerReferences:

@@ -253,9 +253,10 @@ async def test_the_agenda_answers_the_oracles_buckets_across_a_time_zone_edge(
         assert (await http.get(f"/activities/{erased}", headers=LAN)).json()["notes"] is None
 
 
+@pytest.mark.parametrize("whole", [False, True])  # each event in its own batch, or the history in one
 @pytest.mark.parametrize("erasure_first", [False, True])
 async def test_erasing_the_subject_is_recorded_on_each_of_its_activities_once(
-    pg_pool: asyncpg.Pool, pg_schema: str, pg_store: PostgresEventStore, erasure_first: bool
+    pg_pool: asyncpg.Pool, pg_schema: str, pg_store: PostgresEventStore, erasure_first: bool, whole: bool
 ) -> None:
     agenda = Agenda(pg_store, lambda: AT)
     projection = erasures(lambda conn: agenda.using(pg_store.using(conn)), ("x",))
@@ -272,10 +273,10 @@ async def test_erasing_the_subject_is_recorded_on_each_of_its_activities_once(
     erased = fact(LeadPersonalDataErased(lead_id=LEAD, requested_by="u-dpo", reason="request #7"), f"lead-{LEAD}", 99)
     order = [erased.envelope, *own] if erasure_first else [*own, erased.envelope]
     for _ in range(2):  # the second time: a replay
-        for envelope in order:
+        for batch in [order] if whole else [[e] for e in order]:
             async with pg_pool.acquire() as conn, conn.transaction():
                 await conn.execute(f"SET LOCAL search_path TO {runner.schema(1)}")
-                await projection.apply(conn, [Fact(envelope, envelope.to_event())])
+                await projection.apply(conn, [Fact(envelope, envelope.to_event()) for envelope in batch])
     on_lead = await agenda.activity(scheduled[0])
     assert [e.event_type for e in on_lead.events][-1] == "pipelines.agenda.ActivityNotesErased"
     assert on_lead.state.notes_erased and len(on_lead.events) == 2, "recorded once"

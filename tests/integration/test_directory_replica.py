@@ -99,9 +99,10 @@ async def test_the_tables_hold_what_the_in_memory_replica_holds_and_a_replay_cha
     assert {t.team_id: t.active for t in memory.teams.values()} == {"north": False, "south": True}
 
 
+@pytest.mark.parametrize("whole", [False, True])  # each event in its own batch, or the race in one
 @pytest.mark.parametrize("deactivation_first", [True, False])
 async def test_a_deal_racing_with_its_owners_deactivation_is_handed_over_once(
-    pg_conn: asyncpg.Connection, deactivation_first: bool
+    pg_conn: asyncpg.Connection, deactivation_first: bool, whole: bool
 ) -> None:
     handed: list[tuple[str, str, str]] = []
 
@@ -119,8 +120,8 @@ async def test_a_deal_racing_with_its_owners_deactivation_is_handed_over_once(
     gone = ev.UserDeactivated(user_id="u-binh", team_id="north", handed_to="u-lan", reason="left", deactivated_at=NOW)
     deactivated = fact(gone, "directory-user-u-binh", 4)
     order = [*opened, closed, deactivated] if deactivation_first is False else [deactivated, *opened, closed]
-    for f in order:
-        await projection.apply(pg_conn, [f])
+    for batch in [order] if whole else [[f] for f in order]:
+        await projection.apply(pg_conn, batch)
     # opened before: handed over by the deactivation; opened after: by its own opening. Won before it: never.
     expected = [(str(deal), "u-binh", "u-lan")]
     if deactivation_first:

@@ -17,9 +17,9 @@ from typing import Any
 
 from services.deals import events as ev
 from services.deals.projections import next_steps
-from services.deals.projections.rows import Row, read, read_sql, upsert_sql, write
 from shared.messaging.envelope import CloudEvent
 from shared.messaging.projections import Fact, Projection
+from shared.messaging.rows import Row, read, read_sql, upsert_sql, write
 from shared.store.db import Conn
 
 DDL = (
@@ -371,7 +371,7 @@ async def _load(conn: Conn, events: Sequence[tuple[CloudEvent, ev.DealEvent]]) -
 
 
 async def _write(conn: Conn, out: _Changes) -> None:
-    await write(conn, _WRITE_DEALS, DEAL_COLUMNS, out.deals)
+    await write(conn, _WRITE_DEALS, DEAL_COLUMNS, out.deals.values())
     await conn.executemany(
         "UPDATE deal_versions SET valid_to = $3 WHERE deal_id = $1 AND version = $2", out.closed_versions
     )

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from services.agenda import events as agenda
-from services.deals.projections.rows import Row, read, read_sql, upsert_sql, write
 from shared.messaging.projections import Fact
+from shared.messaging.rows import Row, read, read_sql, upsert_sql, write
 from shared.store.db import Conn
 
 ACCEPTS = "pipelines.agenda.Activity"  # the agenda's activity events (its deliveries are not the deals')
@@ -89,7 +89,7 @@ async def apply_next_steps(conn: Conn, facts: Sequence[Fact]) -> None:
         elif row is not None and row["open"]:
             _fold(row, event)
             changed[key] = row
-    await write(conn, _WRITE, COLUMNS, changed)
+    await write(conn, _WRITE, COLUMNS, changed.values())
 
 
 # The next step of the deal ``b`` (its row's alias) at ``{now}`` (a query parameter): how many open activities it

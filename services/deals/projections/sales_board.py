@@ -12,9 +12,9 @@ from datetime import datetime
 
 from services.deals import events as ev
 from services.deals.projections import next_steps
-from services.deals.projections.rows import Row, read, read_sql, upsert_sql, write
 from shared.messaging.envelope import CloudEvent
 from shared.messaging.projections import Fact, Projection
+from shared.messaging.rows import Row, read, read_sql, upsert_sql, write
 from shared.store.db import Conn
 
 # ---------------------------------------------------------------------------------------------- board
@@ -287,7 +287,7 @@ async def _apply_follow_ups(conn: Conn, events: list[FollowUpEvent]) -> None:
         elif row is not None:
             _follow_up(row, event)
             changed[event.follow_up_id] = row
-    await write(conn, _WRITE_FOLLOW_UPS, FOLLOW_UP_COLUMNS, changed)
+    await write(conn, _WRITE_FOLLOW_UPS, FOLLOW_UP_COLUMNS, changed.values())
 
 
 async def _apply_deals(conn: Conn, events: list[tuple[CloudEvent, ev.DealEvent]]) -> None:
@@ -304,7 +304,7 @@ async def _apply_deals(conn: Conn, events: list[tuple[CloudEvent, ev.DealEvent]]
         elif row is not None:
             _fold(row, e, event)
             changed[event.deal_id] = row
-    await write(conn, _WRITE_BOARD, BOARD_COLUMNS, changed)
+    await write(conn, _WRITE_BOARD, BOARD_COLUMNS, changed.values())
 
 
 async def apply_board(conn: Conn, facts: Sequence[Fact]) -> None:

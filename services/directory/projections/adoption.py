@@ -8,16 +8,18 @@ stored (opened by the command with the shared key store: an erased contact opens
 was erased (``DealContactErased``), the lead it came from, and the organisation its last ``DealCustomerLinked``
 named (NULL: not linked yet — the deals the command adopts). No plaintext personal data is kept here.
 
-Each statement is idempotent per event (a replay changes nothing).
+A batch's rows are read once, folded in order and written once (``shared.messaging.rows``).
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from services.deals import events as deals
-from shared.messaging.projections import Fact, Projection, ReadModels, one_by_one
+from shared.messaging.projections import Fact, Projection, ReadModels
+from shared.messaging.rows import Table
 from shared.store.db import Conn
 
 NAME = "adoption"
@@ -44,40 +46,48 @@ class DealRow:
     source_lead_id: uuid.UUID | None = None
 
 
-async def apply_one(conn: Conn, fact: Fact) -> None:
-    event = fact.event
-    match event:
-        case deals.DealOpened():
-            token = fact.envelope.data.get("contact")  # sealed under contact_id's key
-            await conn.execute(
-                """INSERT INTO adoption_deals
-                       (deal_id, customer, team_id, owner_id, contact_id, contact, source_lead_id)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING""",
-                event.deal_id,
-                event.customer,
-                event.team_id,
-                event.owner_id,
-                event.contact_id,
-                token if isinstance(token, str) else None,
-                event.source_lead_id,
-            )
-        case deals.DealReassigned():
-            await conn.execute(
-                "UPDATE adoption_deals SET owner_id = $2, team_id = $3 WHERE deal_id = $1",
-                event.deal_id,
-                event.to_owner_id,
-                event.to_team_id,
-            )
-        case deals.DealCustomerLinked():  # before the opening (a conversion's): no row yet, the opening restates it
-            await conn.execute(
-                "UPDATE adoption_deals SET organisation_id = $2 WHERE deal_id = $1",
-                event.deal_id,
-                event.organisation_id,
-            )
-        case deals.DealContactErased():
-            await conn.execute(
-                "UPDATE adoption_deals SET contact = NULL, contact_erased = true WHERE deal_id = $1", event.deal_id
-            )
+DEALS = Table(
+    "adoption_deals",
+    {
+        "deal_id": "uuid",
+        "customer": "text",
+        "team_id": "text",
+        "owner_id": "text",
+        "contact_id": "text",
+        "contact": "text",
+        "contact_erased": "boolean",
+        "source_lead_id": "uuid",
+        "organisation_id": "uuid",
+    },
+    defaults={"contact_erased": False},
+)
+
+
+async def apply(conn: Conn, facts: Sequence[Fact]) -> None:
+    """A batch of deals events in order: the deals' rows read once, folded, written once."""
+    rows = await DEALS.rows(conn, {f.event.deal_id for f in facts if isinstance(f.event, deals.DealEvent)})
+    for fact in facts:
+        event = fact.event
+        match event:
+            case deals.DealOpened():
+                token = fact.envelope.data.get("contact")  # sealed under contact_id's key
+                row = DEALS.new(
+                    deal_id=event.deal_id,
+                    customer=event.customer,
+                    team_id=event.team_id,
+                    owner_id=event.owner_id,
+                    contact_id=event.contact_id,
+                    contact=token if isinstance(token, str) else None,
+                    source_lead_id=event.source_lead_id,
+                )
+                rows.insert(row)
+            case deals.DealReassigned():
+                rows.update(event.deal_id, owner_id=event.to_owner_id, team_id=event.to_team_id)
+            case deals.DealCustomerLinked():  # before the opening (a conversion's): no row yet, the opening restates it
+                rows.update(event.deal_id, organisation_id=event.organisation_id)
+            case deals.DealContactErased():
+                rows.update(event.deal_id, contact=None, contact_erased=True)
+    await rows.flush(conn)
 
 
 async def unlinked_deals(conn: Conn, team_id: str | None) -> list[DealRow]:
@@ -99,7 +109,7 @@ def adoption(deals_topic: str) -> Projection:
         name=NAME,
         topics=(deals_topic,),
         ddl=DDL,
-        apply=one_by_one(apply_one),
+        apply=apply,
         accepts=(
             "pipelines.deals.DealOpened",
             "pipelines.deals.DealReassigned",

@@ -12,10 +12,16 @@ moves nothing here, so a rebuild equals the live read model whatever order the t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
 from services.deals import events as deals
 from services.directory import events as directory
 from services.production import events as production
-from shared.messaging.projections import Fact, Projection, one_by_one
+from shared.messaging.projections import Fact, Projection
+from shared.messaging.rows import Rows, Table
 from shared.store.db import Conn
 
 NAME = "customer360"
@@ -48,180 +54,255 @@ CREATE INDEX IF NOT EXISTS c360_orders_by_deal ON c360_orders (deal_id);
 """
 
 
+ORGANISATIONS = Table(
+    "c360_organisations",
+    {"organisation_id": "uuid", "name": "text", "industry": "text", "team_id": "text", "merged_into": "uuid"},
+)
+DEALS = Table(
+    "c360_deals",
+    {
+        "deal_id": "uuid",
+        "organisation_id": "uuid",
+        "title": "text",
+        "owner_id": "text",
+        "status": "text",
+        "value": "numeric",
+        "currency": "text",
+        "opened_at": "timestamptz",
+        "won_at": "timestamptz",
+        "lost_at": "timestamptz",
+        "lost_reason": "text",
+    },
+)
+ACTIVITIES = Table(
+    "c360_activities",
+    {
+        "activity_id": "uuid",
+        "deal_id": "uuid",
+        "activity_type": "text",
+        "channel": "text",
+        "direction": "text",
+        "at": "timestamptz",
+    },
+)
+FOLLOW_UPS = Table(
+    "c360_follow_ups",
+    {
+        "follow_up_id": "uuid",
+        "deal_id": "uuid",
+        "kind": "text",
+        "due_on": "date",
+        "completed": "boolean",
+        "contacts": "integer",
+        "csat": "integer",
+        "nps": "integer",
+        "last_contact_at": "timestamptz",
+    },
+    defaults={"completed": False, "contacts": 0},
+)
+ORDERS = Table(
+    "c360_orders",
+    {
+        "order_id": "uuid",
+        "deal_id": "uuid",
+        "created_at": "timestamptz",
+        "due_date": "date",
+        "quantity": "numeric",
+        "shipments": "integer",
+        "shipped": "numeric",
+        "first_shipped_at": "timestamptz",
+        "last_shipped_at": "timestamptz",
+        "delivered": "numeric",
+        "last_delivered_at": "timestamptz",
+        "late_deliveries": "integer",
+        "cancelled": "boolean",
+    },
+    defaults={"shipments": 0, "shipped": Decimal(0), "delivered": Decimal(0), "late_deliveries": 0, "cancelled": False},
+)
+
+
+def _greatest(a: Any, b: Any) -> Any:
+    """PostgreSQL's ``greatest``: NULLs ignored."""
+    return b if a is None else a if b is None else max(a, b)
+
+
+def _least(a: Any, b: Any) -> Any:
+    return b if a is None else a if b is None else min(a, b)
+
+
+@dataclass
+class _Batch:
+    organisations: Rows
+    deals: Rows
+    activities: Rows
+    follow_ups: Rows
+    orders: Rows
+
+    @classmethod
+    async def load(cls, conn: Conn, events: list[Any]) -> _Batch:
+        def ids(kind: type | tuple[type, ...], attr: str) -> set[Any]:
+            return {getattr(e, attr) for e in events if isinstance(e, kind)}
+
+        return cls(
+            await ORGANISATIONS.rows(conn, ids(directory.OrganisationEvent, "organisation_id")),
+            await DEALS.rows(conn, ids(deals.DealEvent, "deal_id")),
+            await ACTIVITIES.rows(conn, ids(deals.ActivityLogged, "activity_id")),
+            await FOLLOW_UPS.rows(conn, ids(_FOLLOW_UP_EVENTS, "follow_up_id")),
+            await ORDERS.rows(conn, ids(production.OrderEvent, "order_id")),
+        )
+
+    async def flush(self, conn: Conn) -> None:
+        for rows in (self.organisations, self.deals, self.activities, self.follow_ups, self.orders):
+            await rows.flush(conn)
+
+
+_FOLLOW_UP_EVENTS = (
+    deals.FollowUpStarted,
+    deals.FollowUpDueChanged,
+    deals.FollowUpContactRecorded,
+    deals.CustomerFeedbackRecorded,
+    deals.FollowUpCompleted,
+)
+
+
+async def apply(conn: Conn, facts: Sequence[Fact]) -> None:
+    """A batch of the three topics' events in order: the rows they touch read once, folded, written once."""
+    batch = await _Batch.load(conn, [f.event for f in facts])
+    for fact in facts:
+        event = fact.event
+        if isinstance(event, directory.OrganisationEvent):
+            _organisation(batch.organisations, event)
+        elif isinstance(event, deals.DealEvent):
+            if not _deal(batch, fact, event):
+                _after_sale(batch.follow_ups, fact, event)
+        elif isinstance(event, production.OrderEvent) and event.deal_id is not None:
+            _order(batch.orders, event)
+    await batch.flush(conn)
+
+
 async def apply_one(conn: Conn, fact: Fact) -> None:
-    """One event of any of the three topics on the tables."""
-    event = fact.event
-    if isinstance(event, directory.OrganisationEvent):
-        await _organisation(conn, event)
-    elif isinstance(event, deals.DealEvent):
-        if not await _deal(conn, fact, event):
-            await _after_sale(conn, fact, event)
-    elif isinstance(event, production.OrderEvent) and event.deal_id is not None:
-        await _order(conn, event)
+    """One event of any of the three topics on the tables (a batch of one)."""
+    await apply(conn, [fact])
 
 
-async def _organisation(conn: Conn, event: directory.OrganisationEvent) -> None:
+def _organisation(rows: Rows, event: directory.OrganisationEvent) -> None:
     match event:
         case directory.OrganisationRegistered():
-            await conn.execute(
-                "INSERT INTO c360_organisations VALUES ($1, $2, $3, $4, NULL) ON CONFLICT DO NOTHING",
-                event.organisation_id,
-                event.name,
-                event.industry,
-                event.team_id,
+            row = ORGANISATIONS.new(
+                organisation_id=event.organisation_id, name=event.name, industry=event.industry, team_id=event.team_id
             )
+            rows.insert(row)
         case directory.OrganisationChanged():
-            await conn.execute(
-                "UPDATE c360_organisations SET name = $2, industry = $3 WHERE organisation_id = $1",
-                event.organisation_id,
-                event.name,
-                event.industry,
-            )
+            rows.update(event.organisation_id, name=event.name, industry=event.industry)
         case directory.OrganisationReassigned():
-            await conn.execute(
-                "UPDATE c360_organisations SET team_id = $2 WHERE organisation_id = $1",
-                event.organisation_id,
-                event.team_id,
-            )
+            rows.update(event.organisation_id, team_id=event.team_id)
         case directory.OrganisationMerged():
-            await conn.execute(
-                "UPDATE c360_organisations SET merged_into = $2 WHERE organisation_id = $1",
-                event.organisation_id,
-                event.into,
-            )
+            rows.update(event.organisation_id, merged_into=event.into)
 
 
-async def _deal(conn: Conn, fact: Fact, event: deals.DealEvent) -> bool:
+def _deal(batch: _Batch, fact: Fact, event: deals.DealEvent) -> bool:
     """A deal's own row; False for the events of what came after the sale (``_after_sale``)."""
-    d = event.deal_id
+    d, rows = event.deal_id, batch.deals
     match event:
         case deals.DealOpened():
-            await conn.execute(
-                """INSERT INTO c360_deals (deal_id, title, owner_id, status, value, currency, opened_at)
-                   VALUES ($1, $2, $3, 'open', $4, $5, $6) ON CONFLICT DO NOTHING""",
-                d,
-                event.title,
-                event.owner_id,
-                event.value.amount,
-                event.value.currency,
-                event.opened_at,
+            row = DEALS.new(
+                deal_id=d,
+                title=event.title,
+                owner_id=event.owner_id,
+                status="open",
+                value=event.value.amount,
+                currency=event.value.currency,
+                opened_at=event.opened_at,
             )
+            rows.insert(row)
         case deals.DealCustomerLinked():  # before the opening: no row yet, and the opening restates it
-            await conn.execute(
-                "UPDATE c360_deals SET organisation_id = $2 WHERE deal_id = $1", d, event.organisation_id
-            )
+            rows.update(d, organisation_id=event.organisation_id)
         case deals.DealValueChanged() | deals.DealLinesChanged():
             value = event.new if isinstance(event, deals.DealValueChanged) else event.value
-            await conn.execute("UPDATE c360_deals SET value = $2 WHERE deal_id = $1", d, value.amount)
+            rows.update(d, value=value.amount)
         case deals.DealReassigned():
-            await conn.execute("UPDATE c360_deals SET owner_id = $2 WHERE deal_id = $1", d, event.to_owner_id)
+            rows.update(d, owner_id=event.to_owner_id)
         case deals.DealWon():
-            await conn.execute(
-                "UPDATE c360_deals SET status = 'won', won_at = $2, value = $3 WHERE deal_id = $1",
-                d,
-                event.won_at,
-                event.value.amount,
-            )
+            rows.update(d, status="won", won_at=event.won_at, value=event.value.amount)
         case deals.DealLost():
-            await conn.execute(
-                "UPDATE c360_deals SET status = 'lost', lost_at = $2, lost_reason = $3 WHERE deal_id = $1",
-                d,
-                event.lost_at,
-                event.reason,
-            )
+            rows.update(d, status="lost", lost_at=event.lost_at, lost_reason=event.reason)
         case deals.DealReopened():
-            await conn.execute(
-                "UPDATE c360_deals SET status = 'open', won_at = NULL, lost_at = NULL, lost_reason = NULL "
-                "WHERE deal_id = $1",
-                d,
-            )
+            rows.update(d, status="open", won_at=None, lost_at=None, lost_reason=None)
         case deals.ActivityLogged():
-            await conn.execute(
-                "INSERT INTO c360_activities VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-                event.activity_id,
-                d,
-                event.activity_type.value,
-                event.channel.value,
-                event.direction,
-                fact.envelope.time,
+            row = ACTIVITIES.new(
+                activity_id=event.activity_id,
+                deal_id=d,
+                activity_type=event.activity_type.value,
+                channel=event.channel.value,
+                direction=event.direction,
+                at=fact.envelope.time,
             )
+            batch.activities.insert(row)
         case _:
             return False
     return True
 
 
-async def _after_sale(conn: Conn, fact: Fact, event: deals.DealEvent) -> None:
+def _after_sale(rows: Rows, fact: Fact, event: deals.DealEvent) -> None:
     """A follow-up's events: when it is due, each contact (its time the last contact's), the scores, done."""
     match event:
         case deals.FollowUpStarted():
-            await conn.execute(
-                "INSERT INTO c360_follow_ups (follow_up_id, deal_id, kind, due_on) VALUES ($1, $2, $3, $4) "
-                "ON CONFLICT DO NOTHING",
-                event.follow_up_id,
-                event.deal_id,
-                event.kind,
-                event.due_on,
+            row = FOLLOW_UPS.new(
+                follow_up_id=event.follow_up_id, deal_id=event.deal_id, kind=event.kind, due_on=event.due_on
             )
+            rows.insert(row)
         case deals.FollowUpDueChanged():
-            await conn.execute(
-                "UPDATE c360_follow_ups SET due_on = $2 WHERE follow_up_id = $1", event.follow_up_id, event.due_on
-            )
+            rows.update(event.follow_up_id, due_on=event.due_on)
         case deals.FollowUpContactRecorded():
-            await conn.execute(
-                """UPDATE c360_follow_ups SET contacts = contacts + 1,
-                       last_contact_at = greatest(last_contact_at, $2) WHERE follow_up_id = $1""",
-                event.follow_up_id,
-                fact.envelope.time,
-            )
+            if (cur := rows.get(event.follow_up_id)) is not None:
+                rows.update(
+                    event.follow_up_id,
+                    contacts=cur["contacts"] + 1,
+                    last_contact_at=_greatest(cur["last_contact_at"], fact.envelope.time),
+                )
         case deals.CustomerFeedbackRecorded():
-            await conn.execute(
-                """UPDATE c360_follow_ups SET csat = coalesce($2, csat), nps = coalesce($3, nps),
-                       last_contact_at = greatest(last_contact_at, $4) WHERE follow_up_id = $1""",
-                event.follow_up_id,
-                event.csat,
-                event.nps,
-                fact.envelope.time,
-            )
+            if (cur := rows.get(event.follow_up_id)) is not None:
+                rows.update(
+                    event.follow_up_id,
+                    csat=cur["csat"] if event.csat is None else event.csat,
+                    nps=cur["nps"] if event.nps is None else event.nps,
+                    last_contact_at=_greatest(cur["last_contact_at"], fact.envelope.time),
+                )
         case deals.FollowUpCompleted():
-            await conn.execute(
-                "UPDATE c360_follow_ups SET completed = true WHERE follow_up_id = $1", event.follow_up_id
-            )
+            rows.update(event.follow_up_id, completed=True)
 
 
-async def _order(conn: Conn, event: production.OrderEvent) -> None:
+def _order(rows: Rows, event: production.OrderEvent) -> None:
     """An order a won deal started: its shipments and deliveries (by parts), or its cancellation."""
     match event:
         case production.ProductionOrderCreated():
-            await conn.execute(
-                """INSERT INTO c360_orders (order_id, deal_id, created_at, due_date, quantity)
-                   VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING""",
-                event.order_id,
-                event.deal_id,
-                event.created_at,
-                event.due_date,
-                sum((line.quantity for line in event.lines), start=0),
+            row = ORDERS.new(
+                order_id=event.order_id,
+                deal_id=event.deal_id,
+                created_at=event.created_at,
+                due_date=event.due_date,
+                quantity=sum((line.quantity for line in event.lines), start=Decimal(0)),
             )
+            rows.insert(row)
         case production.OrderShipped():
-            await conn.execute(
-                """UPDATE c360_orders SET shipments = shipments + 1, shipped = shipped + $2,
-                       first_shipped_at = least(first_shipped_at, $3), last_shipped_at = greatest(last_shipped_at, $3)
-                   WHERE order_id = $1""",
-                event.order_id,
-                event.quantity,
-                event.shipped_at,
-            )
+            if (cur := rows.get(event.order_id)) is not None:
+                rows.update(
+                    event.order_id,
+                    shipments=cur["shipments"] + 1,
+                    shipped=cur["shipped"] + event.quantity,
+                    first_shipped_at=_least(cur["first_shipped_at"], event.shipped_at),
+                    last_shipped_at=_greatest(cur["last_shipped_at"], event.shipped_at),
+                )
         case production.OrderDelivered():
-            await conn.execute(
-                """UPDATE c360_orders SET delivered = delivered + $2,
-                       last_delivered_at = greatest(last_delivered_at, $3), late_deliveries = late_deliveries + $4
-                   WHERE order_id = $1""",
-                event.order_id,
-                event.quantity,
-                event.delivered_at,
-                0 if event.on_time else 1,
-            )
+            if (cur := rows.get(event.order_id)) is not None:
+                rows.update(
+                    event.order_id,
+                    delivered=cur["delivered"] + event.quantity,
+                    last_delivered_at=_greatest(cur["last_delivered_at"], event.delivered_at),
+                    late_deliveries=cur["late_deliveries"] + (0 if event.on_time else 1),
+                )
         case production.ProductionOrderCancelled():
-            await conn.execute("UPDATE c360_orders SET cancelled = true WHERE order_id = $1", event.order_id)
+            rows.update(event.order_id, cancelled=True)
 
 
 def customer360(directory_topic: str, deals_topic: str, production_topic: str) -> Projection:
@@ -230,7 +311,7 @@ def customer360(directory_topic: str, deals_topic: str, production_topic: str) -
         name=NAME,
         topics=(directory_topic, deals_topic, production_topic),
         ddl=DDL,
-        apply=one_by_one(apply_one),
+        apply=apply,
         accepts=(
             "pipelines.directory.Organisation",
             "pipelines.deals.",

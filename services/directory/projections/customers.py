@@ -8,18 +8,20 @@
   sealed fields with the person's key; erasing a person deletes their rows (``PersonPersonalDataErased``) and,
   the key being gone, a rebuild of the read model finds nothing to index for them. Their row stays: counts do.
 
-Each statement is idempotent per event (a replay changes nothing).
+A batch's rows are read once, folded in order and written once (``shared.messaging.rows``): any split of
+a history into batches leaves the same tables.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Sequence
 from typing import Any
 
 from services.directory import events as ev
 from services.directory import search_keys
-from shared.messaging.projections import Fact, Projection, one_by_one
+from shared.messaging.projections import Fact, Projection
+from shared.messaging.rows import Rows, Table
 from shared.privacy.pii import PersonalData
 from shared.store.db import Conn
 
@@ -42,17 +44,62 @@ CREATE INDEX IF NOT EXISTS customer_keys_by_id ON customer_keys (id);
 TABLES = ("customer_organisations", "customer_people", "customer_keys")
 
 
-async def _index(conn: Conn, kind: str, entity: uuid.UUID, keys: Iterable[str]) -> None:
-    """The entity's index rows become ``keys`` (its details are given whole by each event)."""
-    await conn.execute("DELETE FROM customer_keys WHERE id = $1 AND kind = $2", entity, kind)
-    await conn.executemany(
-        "INSERT INTO customer_keys (key, kind, id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-        [(k, kind, entity) for k in sorted(keys)],
-    )
+ORGANISATIONS = Table(
+    "customer_organisations",
+    {
+        "organisation_id": "uuid",
+        "name": "text",
+        "tax_code": "text",
+        "industry": "text",
+        "provinces": "text[]",
+        "owner_id": "text",
+        "team_id": "text",
+        "merged_into": "uuid",
+        "registered_at": "timestamptz",
+    },
+    defaults={"provinces": []},
+)
+PEOPLE = Table(
+    "customer_people",
+    {
+        "person_id": "uuid",
+        "organisation_id": "uuid",
+        "owner_id": "text",
+        "team_id": "text",
+        "merged_into": "uuid",
+        "erased": "boolean",
+        "name_token": "text",
+        "title_token": "text",
+        "registered_at": "timestamptz",
+    },
+    defaults={"erased": False},
+)
+_INDEX_DELETE = "DELETE FROM customer_keys c USING unnest($1::uuid[], $2::text[]) AS e(id, kind) WHERE c.id = e.id AND c.kind = e.kind"
+_INDEX_INSERT = """INSERT INTO customer_keys (key, kind, id) SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[])
+                   ON CONFLICT DO NOTHING"""
+_DETAILS = (ev.PersonRegistered, ev.PersonChanged)
 
 
 def _provinces(addresses: tuple[ev.Address, ...]) -> list[str]:
     return sorted({a.province for a in addresses})
+
+
+class _Batch:
+    """The rows a batch touches, and each entity's index keys as its last event in the batch gives them."""
+
+    def __init__(self, organisations: Rows, people: Rows) -> None:
+        self.organisations = organisations
+        self.people = people
+        self.index: dict[tuple[uuid.UUID, str], set[str]] = {}  # (id, kind): its keys now (empty: none)
+
+    async def flush(self, conn: Conn) -> None:
+        await self.organisations.flush(conn)
+        await self.people.flush(conn)
+        if self.index:
+            await conn.execute(_INDEX_DELETE, [i for i, _ in self.index], [k for _, k in self.index])
+            rows = [(key, kind, entity) for (entity, kind), keys in self.index.items() for key in sorted(keys)]
+            if rows:
+                await conn.execute(_INDEX_INSERT, *(list(column) for column in zip(*rows, strict=True)))
 
 
 class CustomersModel:
@@ -60,108 +107,99 @@ class CustomersModel:
         self.personal_data = personal_data
         self.secret = secret
 
-    async def apply(self, conn: Conn, fact: Fact) -> None:
-        match fact.event:
-            case ev.OrganisationEvent() as e:
-                await self._organisation(conn, e)
-            case ev.PersonRegistered() | ev.PersonChanged() as e:
-                await self._person_details(conn, fact, e)
-            case ev.PersonEvent() as e:
-                await self._person(conn, e)
+    async def apply(self, conn: Conn, facts: Sequence[Fact]) -> None:
+        """A batch in order: the rows it touches read once, folded, written once; the sealed details opened in one
+        call (None throughout once a person's key is gone)."""
+        events = [f.event for f in facts]
+        batch = _Batch(
+            await ORGANISATIONS.rows(conn, {e.organisation_id for e in events if isinstance(e, ev.OrganisationEvent)}),
+            await PEOPLE.rows(conn, {e.person_id for e in events if isinstance(e, ev.PersonEvent)}),
+        )
+        sealed = [f.envelope.data for f in facts if isinstance(f.event, _DETAILS)]
+        opened = iter(await self.personal_data.open(sealed) if sealed else [])
+        for fact in facts:
+            match fact.event:
+                case ev.OrganisationEvent() as e:
+                    self._organisation(batch, e)
+                case ev.PersonRegistered() | ev.PersonChanged() as e:
+                    self._person_details(batch, fact, e, next(opened))
+                case ev.PersonEvent() as e:
+                    self._person(batch, e)
+        await batch.flush(conn)
 
-    async def _organisation(self, conn: Conn, e: ev.OrganisationEvent) -> None:
+    def _organisation(self, batch: _Batch, e: ev.OrganisationEvent) -> None:
+        rows = batch.organisations
         match e:
             case ev.OrganisationRegistered():
-                await conn.execute(
-                    """INSERT INTO customer_organisations (organisation_id, name, tax_code, industry, provinces,
-                           owner_id, team_id, registered_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-                       ON CONFLICT DO NOTHING""",
-                    e.organisation_id,
-                    e.name,
-                    e.tax_code,
-                    e.industry,
-                    _provinces(e.addresses),
-                    e.owner_id,
-                    e.team_id,
-                    e.registered_at,
+                rows.insert(
+                    ORGANISATIONS.new(
+                        organisation_id=e.organisation_id,
+                        name=e.name,
+                        tax_code=e.tax_code,
+                        industry=e.industry,
+                        provinces=_provinces(e.addresses),
+                        owner_id=e.owner_id,
+                        team_id=e.team_id,
+                        registered_at=e.registered_at,
+                    )
                 )
-                keys = search_keys.organisation_keys(self.secret, e.name, e.tax_code)
-                await _index(conn, "organisation", e.organisation_id, keys)
+                batch.index[(e.organisation_id, "organisation")] = set(
+                    search_keys.organisation_keys(self.secret, e.name, e.tax_code)
+                )
             case ev.OrganisationChanged():
-                await conn.execute(
-                    """UPDATE customer_organisations SET name = $2, tax_code = $3, industry = $4, provinces = $5
-                       WHERE organisation_id = $1""",
+                rows.update(
                     e.organisation_id,
-                    e.name,
-                    e.tax_code,
-                    e.industry,
-                    _provinces(e.addresses),
+                    name=e.name,
+                    tax_code=e.tax_code,
+                    industry=e.industry,
+                    provinces=_provinces(e.addresses),
                 )
-                keys = search_keys.organisation_keys(self.secret, e.name, e.tax_code)
-                await _index(conn, "organisation", e.organisation_id, keys)
+                batch.index[(e.organisation_id, "organisation")] = set(
+                    search_keys.organisation_keys(self.secret, e.name, e.tax_code)
+                )
             case ev.OrganisationReassigned():
-                await conn.execute(
-                    "UPDATE customer_organisations SET owner_id = $2, team_id = $3 WHERE organisation_id = $1",
-                    e.organisation_id,
-                    e.owner_id,
-                    e.team_id,
-                )
+                rows.update(e.organisation_id, owner_id=e.owner_id, team_id=e.team_id)
             case ev.OrganisationMerged():
-                await conn.execute(
-                    "UPDATE customer_organisations SET merged_into = $2 WHERE organisation_id = $1",
-                    e.organisation_id,
-                    e.into,
-                )
+                rows.update(e.organisation_id, merged_into=e.into)
 
-    async def _person_details(self, conn: Conn, fact: Fact, e: ev.PersonRegistered | ev.PersonChanged) -> None:
+    def _person_details(
+        self, batch: _Batch, fact: Fact, e: ev.PersonRegistered | ev.PersonChanged, opened: dict[str, Any]
+    ) -> None:
         sealed: dict[str, Any] = fact.envelope.data
+        rows = batch.people
         if isinstance(e, ev.PersonRegistered):
-            await conn.execute(
-                """INSERT INTO customer_people (person_id, organisation_id, owner_id, team_id, name_token,
-                       title_token, registered_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING""",
-                e.person_id,
-                e.organisation_id,
-                e.owner_id,
-                e.team_id,
-                sealed.get("name"),
-                sealed.get("title"),
-                e.registered_at,
+            row = PEOPLE.new(
+                person_id=e.person_id,
+                organisation_id=e.organisation_id,
+                owner_id=e.owner_id,
+                team_id=e.team_id,
+                name_token=sealed.get("name"),
+                title_token=sealed.get("title"),
+                registered_at=e.registered_at,
             )
-        else:
-            await conn.execute(
-                """UPDATE customer_people SET organisation_id = $2, name_token = $3, title_token = $4
-                   WHERE person_id = $1 AND NOT erased""",
+            rows.insert(row)
+        elif (cur := rows.get(e.person_id)) is not None and not cur["erased"]:
+            rows.update(
                 e.person_id,
-                e.organisation_id,
-                sealed.get("name"),
-                sealed.get("title"),
+                organisation_id=e.organisation_id,
+                name_token=sealed.get("name"),
+                title_token=sealed.get("title"),
             )
-        (opened,) = await self.personal_data.open([sealed])  # None throughout once the person's key is gone
         keys = search_keys.person_keys(
             self.secret, opened.get("name"), opened.get("phones"), opened.get("emails"), opened.get("zalo_id")
         )
-        await _index(conn, "person", e.person_id, keys)
+        batch.index[(e.person_id, "person")] = set(keys)
 
-    async def _person(self, conn: Conn, e: ev.PersonEvent) -> None:
+    def _person(self, batch: _Batch, e: ev.PersonEvent) -> None:
+        rows = batch.people
         match e:
             case ev.PersonReassigned():
-                await conn.execute(
-                    "UPDATE customer_people SET owner_id = $2, team_id = $3 WHERE person_id = $1",
-                    e.person_id,
-                    e.owner_id,
-                    e.team_id,
-                )
+                rows.update(e.person_id, owner_id=e.owner_id, team_id=e.team_id)
             case ev.PersonMerged():
-                await conn.execute(
-                    "UPDATE customer_people SET merged_into = $2 WHERE person_id = $1", e.person_id, e.into
-                )
+                rows.update(e.person_id, merged_into=e.into)
             case ev.PersonPersonalDataErased():
-                await conn.execute(
-                    """UPDATE customer_people SET erased = true, name_token = NULL, title_token = NULL
-                       WHERE person_id = $1""",
-                    e.person_id,
-                )
-                await conn.execute("DELETE FROM customer_keys WHERE id = $1 AND kind = 'person'", e.person_id)
+                rows.update(e.person_id, erased=True, name_token=None, title_token=None)
+                batch.index[(e.person_id, "person")] = set()
 
 
 def customers(topic: str, personal_data: PersonalData, secret: bytes) -> Projection:
@@ -171,7 +209,7 @@ def customers(topic: str, personal_data: PersonalData, secret: bytes) -> Project
         name="customers",
         topics=(topic,),
         ddl=DDL,
-        apply=one_by_one(model.apply),
+        apply=model.apply,
         accepts=("pipelines.directory.Organisation", "pipelines.directory.Person"),
         tables=TABLES,
     )

@@ -1,10 +1,14 @@
 """The ``directory`` read model's tables and the function applying the directory's events to them. Each
-statement is idempotent per event (a replay or a batch applied again changes nothing)."""
+batch's rows are read once, folded in order and written once (``shared.messaging.rows``): any split of a
+history into batches leaves the same tables."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from services.directory import events as ev
-from shared.messaging.projections import Fact, Projection, one_by_one
+from shared.messaging.projections import Fact, Projection
+from shared.messaging.rows import Rows, Table
 from shared.store.db import Conn
 
 DDL = """
@@ -21,79 +25,97 @@ ALTER TABLE users ADD COLUMN IF NOT EXISTS reminders text NOT NULL DEFAULT 'imme
 """
 
 
-async def _registered(conn: Conn, fact: Fact, e: ev.UserRegistered) -> None:
+USERS = Table(
+    "users",
+    {
+        "user_id": "text",
+        "team_id": "text",
+        "roles": "text[]",
+        "active": "boolean",
+        "language": "text",
+        "time_zone": "text",
+        "quiet_start": "time",
+        "quiet_end": "time",
+        "name_token": "text",
+        "email_token": "text",
+        "erased": "boolean",
+        "handed_to": "text",
+        "registered_at": "timestamptz",
+        "reminders": "text",
+        "digest_at": "time",
+    },
+    defaults={"roles": [], "erased": False, "reminders": "immediate"},
+)
+TEAMS = Table("teams", {"team_id": "text", "name": "text", "active": "boolean", "created_at": "timestamptz"})
+
+
+def _registered(users: Rows, fact: Fact, e: ev.UserRegistered) -> None:
     q = e.quiet_hours
-    await conn.execute(
-        """INSERT INTO users (user_id, team_id, roles, active, language, time_zone, quiet_start, quiet_end,
-                              name_token, email_token, registered_at)
-           VALUES ($1, $2, $3, true, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING""",
-        e.user_id,
-        e.team_id,
-        list(e.roles),
-        e.language,
-        e.time_zone,
-        q.start if q else None,
-        q.end if q else None,
-        fact.envelope.data.get("name"),  # the sealed tokens, opened at query time
-        fact.envelope.data.get("email"),
-        e.registered_at,
+    row = USERS.new(
+        user_id=e.user_id,
+        team_id=e.team_id,
+        roles=list(e.roles),
+        active=True,
+        language=e.language,
+        time_zone=e.time_zone,
+        quiet_start=q.start if q else None,
+        quiet_end=q.end if q else None,
+        name_token=fact.envelope.data.get("name"),  # the sealed tokens, opened at query time
+        email_token=fact.envelope.data.get("email"),
+        registered_at=e.registered_at,
     )
-    await _reminders(conn, e)
+    users.insert(row)
+    users.update(e.user_id, reminders=e.reminders, digest_at=e.digest_at)  # a second registration's too
 
 
-async def _reminders(conn: Conn, e: ev.UserRegistered | ev.UserProfileChanged) -> None:
-    await conn.execute(
-        "UPDATE users SET reminders = $2, digest_at = $3 WHERE user_id = $1", e.user_id, e.reminders, e.digest_at
-    )
-
-
-async def _profile(conn: Conn, fact: Fact, e: ev.UserProfileChanged) -> None:
+def _profile(users: Rows, fact: Fact, e: ev.UserProfileChanged) -> None:
     q = e.quiet_hours
-    await conn.execute(
-        """UPDATE users SET language = $2, time_zone = $3, quiet_start = $4, quiet_end = $5, name_token = $6,
-               email_token = $7 WHERE user_id = $1""",
+    users.update(
         e.user_id,
-        e.language,
-        e.time_zone,
-        q.start if q else None,
-        q.end if q else None,
-        fact.envelope.data.get("name"),
-        fact.envelope.data.get("email"),
+        language=e.language,
+        time_zone=e.time_zone,
+        quiet_start=q.start if q else None,
+        quiet_end=q.end if q else None,
+        name_token=fact.envelope.data.get("name"),
+        email_token=fact.envelope.data.get("email"),
+        reminders=e.reminders,
+        digest_at=e.digest_at,
     )
-    await _reminders(conn, e)
 
 
-async def apply_one(conn: Conn, fact: Fact) -> None:
+def _fold(users: Rows, teams: Rows, fact: Fact) -> None:
     match fact.event:
         case ev.UserRegistered() as e:
-            await _registered(conn, fact, e)
+            _registered(users, fact, e)
         case ev.UserProfileChanged() as e:
-            await _profile(conn, fact, e)
+            _profile(users, fact, e)
         case ev.UserRolesChanged() as e:
-            await conn.execute("UPDATE users SET roles = $2 WHERE user_id = $1", e.user_id, list(e.new))
+            users.update(e.user_id, roles=list(e.new))
         case ev.UserMovedToTeam() as e:
-            await conn.execute("UPDATE users SET team_id = $2 WHERE user_id = $1", e.user_id, e.new)
+            users.update(e.user_id, team_id=e.new)
         case ev.UserDeactivated() as e:
-            await conn.execute(
-                "UPDATE users SET active = false, handed_to = $2 WHERE user_id = $1", e.user_id, e.handed_to
-            )
+            users.update(e.user_id, active=False, handed_to=e.handed_to)
         case ev.UserReactivated() as e:
-            await conn.execute("UPDATE users SET active = true, handed_to = NULL WHERE user_id = $1", e.user_id)
+            users.update(e.user_id, active=True, handed_to=None)
         case ev.UserPersonalDataErased() as e:
-            await conn.execute(
-                "UPDATE users SET erased = true, name_token = NULL, email_token = NULL WHERE user_id = $1", e.user_id
-            )
+            users.update(e.user_id, erased=True, name_token=None, email_token=None)
         case ev.TeamCreated() as e:
-            await conn.execute(
-                "INSERT INTO teams VALUES ($1, $2, true, $3) ON CONFLICT DO NOTHING", e.team_id, e.name, e.created_at
-            )
+            teams.insert(TEAMS.new(team_id=e.team_id, name=e.name, active=True, created_at=e.created_at))
         case ev.TeamRenamed() as e:
-            await conn.execute("UPDATE teams SET name = $2 WHERE team_id = $1", e.team_id, e.new)
+            teams.update(e.team_id, name=e.new)
         case ev.TeamClosed() as e:
-            await conn.execute("UPDATE teams SET active = false WHERE team_id = $1", e.team_id)
+            teams.update(e.team_id, active=False)
 
 
-apply_directory = one_by_one(apply_one)
+async def apply_directory(conn: Conn, facts: Sequence[Fact]) -> None:
+    """A batch of the directory's events on users and teams, in order: read once, folded, written once."""
+    events = [f.event for f in facts]
+    users = await USERS.rows(conn, {e.user_id for e in events if isinstance(e, ev.UserEvent)})
+    teams = await TEAMS.rows(conn, {e.team_id for e in events if isinstance(e, ev.TeamEvent)})
+    for fact in facts:
+        _fold(users, teams, fact)
+    await users.flush(conn)
+    await teams.flush(conn)
 
 
 def directory(topic: str) -> Projection:

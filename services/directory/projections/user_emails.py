@@ -4,17 +4,19 @@ exact email they sign in with (``POST /users/lookup``) while every email stays s
 One row per user: the keyed hash (``services.directory.search_keys.key``, kind ``email``, under the blind index's
 key) of their normalised email. Computing it needs the plaintext, so this projection opens the profile events'
 sealed email with the user's key; an erasure deletes the row (and, the key being gone, a rebuild indexes nothing
-for them). Each statement is idempotent per event.
+for them). A batch's rows are folded in memory and written once (``shared.messaging.rows``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from services.directory import events as ev
 from services.directory import search_keys
 from shared.core import normalize
-from shared.messaging.projections import Fact, Projection, one_by_one
+from shared.messaging.projections import Fact, Projection
+from shared.messaging.rows import Rows, Table
 from shared.privacy.pii import PersonalData
 from shared.store.db import Conn
 
@@ -30,22 +32,34 @@ def email_key(secret: bytes, email: str | None) -> str | None:
     return None if normalised is None else search_keys.key(secret, "email", normalised)
 
 
+KEYS = Table("user_email_keys", {"user_id": "text", "key": "text"})
+_DETAILS = (ev.UserRegistered, ev.UserProfileChanged)
+
+
 class UserEmails:
     def __init__(self, personal_data: PersonalData, secret: bytes) -> None:
         self.personal_data = personal_data
         self.secret = secret
 
-    async def apply(self, conn: Conn, fact: Fact) -> None:
-        match fact.event:
-            case ev.UserRegistered() | ev.UserProfileChanged() as e:
-                sealed: dict[str, Any] = {"email": fact.envelope.data.get("email")}
-                (opened,) = await self.personal_data.open([sealed])  # None once the user's key is gone
-                key = email_key(self.secret, opened.get("email"))
-                await conn.execute("DELETE FROM user_email_keys WHERE user_id = $1", e.user_id)
-                if key is not None:
-                    await conn.execute("INSERT INTO user_email_keys (user_id, key) VALUES ($1, $2)", e.user_id, key)
-            case ev.UserPersonalDataErased() as e:
-                await conn.execute("DELETE FROM user_email_keys WHERE user_id = $1", e.user_id)
+    async def apply(self, conn: Conn, facts: Sequence[Fact]) -> None:
+        """A batch in order: each user's row is what their last event in it leaves (the emails opened in one
+        call); written once."""
+        sealed: list[dict[str, Any]] = [
+            {"email": f.envelope.data.get("email")} for f in facts if isinstance(f.event, _DETAILS)
+        ]
+        opened = iter(await self.personal_data.open(sealed) if sealed else [])  # None once the user's key is gone
+        rows = Rows(KEYS)
+        for fact in facts:
+            match fact.event:
+                case ev.UserRegistered() | ev.UserProfileChanged() as e:
+                    key = email_key(self.secret, next(opened).get("email"))
+                    if key is None:
+                        rows.delete(e.user_id)
+                    else:
+                        rows.put(KEYS.new(user_id=e.user_id, key=key))
+                case ev.UserPersonalDataErased() as e:
+                    rows.delete(e.user_id)
+        await rows.flush(conn)
 
 
 def user_emails(topic: str, personal_data: PersonalData, secret: bytes) -> Projection:
@@ -55,7 +69,7 @@ def user_emails(topic: str, personal_data: PersonalData, secret: bytes) -> Proje
         name="user_emails",
         topics=(topic,),
         ddl=DDL,
-        apply=one_by_one(model.apply),
+        apply=model.apply,
         accepts=(
             "pipelines.directory.UserRegistered",
             "pipelines.directory.UserProfileChanged",

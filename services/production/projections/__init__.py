@@ -18,7 +18,7 @@ Formulas (DOMAIN.md §2.5):
 """
 
 from services.production.projections.demand_model import DEMAND_DDL, apply_demand, demand
-from services.production.projections.floor_model import FLOOR_CHANGES, FLOOR_DDL, apply_floor, floor
+from services.production.projections.floor_model import FLOOR_DDL, apply_floor, floor
 from services.production.projections.queries import (
     RISK_DAYS,
     board,
@@ -32,7 +32,6 @@ from services.production.projections.queries import (
 
 __all__ = [
     "DEMAND_DDL",
-    "FLOOR_CHANGES",
     "FLOOR_DDL",
     "RISK_DAYS",
     "apply_demand",
