@@ -36,6 +36,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -57,6 +58,17 @@ SERVICES = ("leads", "production", "directory", "agenda")  # those with a bench/
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 COLUMNS = "stream_id, version, event_type, schema_version, data::text AS data, metadata::text AS metadata, occurred_at"
 TARGET = 10_000
+
+
+class Clock:
+    """A settable clock for a service's handlers while its templates are driven through simulated time
+    (``build_options`` of a service's bench module: ``{"clock": CLOCK}``)."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
 
 
 @dataclass(frozen=True)

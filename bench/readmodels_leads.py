@@ -5,10 +5,10 @@ converted, won or lost) through the service's real handlers, its clock moved to 
 from __future__ import annotations
 
 import contextlib
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-from bench.readmodels import Template, stored_rows
+from bench.readmodels import Clock, Template, stored_rows
 from shared.edge.service import ServiceCore
 from shared.store.commands import Context
 from testkit import marketing_sim
@@ -18,14 +18,7 @@ READ_MODELS: tuple[str, ...] = ("marketing",)
 REACTIONS: tuple[str, ...] = ()  # its reactions read the deals' topic: no events here
 
 
-class _Clock:
-    now = marketing_sim.START
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-CLOCK = _Clock()
+CLOCK = Clock(marketing_sim.START)
 
 
 def build_options() -> dict[str, Any]:

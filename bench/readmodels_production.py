@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from datetime import datetime
 from typing import Any
 
-from bench.readmodels import Template, stored_rows
+from bench.readmodels import Clock, Template, stored_rows
 from shared.edge.service import ServiceCore
 from shared.store.commands import Context
 from testkit import production_sim
@@ -20,14 +19,7 @@ READ_MODELS: tuple[str, ...] = ("floor",)  # its demand model reads the deals' t
 REACTIONS: tuple[str, ...] = ()  # its reactions read the deals' topic
 
 
-class _Clock:
-    now = production_sim.START
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-CLOCK = _Clock()
+CLOCK = Clock(production_sim.START)
 
 
 def build_options() -> dict[str, Any]:
