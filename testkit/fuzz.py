@@ -69,8 +69,10 @@ Send = Callable[[dict[str, Any]], httpx.Response]
 
 def not_a_server_error_but_unavailable(ctx: Any, response: Any, case: schemathesis.Case) -> bool | None:
     """For the in-memory apps, which serve no read models and reach no source or dependency: the 503 they answer
-    then is the one their document gives (``unavailable``); any other 5xx is a failure."""
-    if response.status_code == 503 and "503" in case.operation.definition.raw.get("responses", {}):
+    then is the one their document gives (``unavailable``); any other 5xx is a failure. A 503 documented only as the
+    in-flight bound's ``busy`` (``x-busy-only``, shared.edge.busy_docs) is no such answer: these apps have no bound."""
+    documented = case.operation.definition.raw.get("responses", {}).get("503")
+    if response.status_code == 503 and documented and not documented.get("x-busy-only"):
         return None
     return not_a_server_error(ctx, response, case)
 

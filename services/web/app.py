@@ -78,7 +78,10 @@ def create_app(
     )
     app = FastAPI(title="Pipelines — board", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.board = board
-    install_common(app, functools.partial(readiness, board), "web", max_body_bytes=settings.max_body_bytes)
+    # the board is not bounded (decision 0032): its own requests are the APIs' and are bounded there
+    install_common(
+        app, functools.partial(readiness, board), "web", max_body_bytes=settings.max_body_bytes, bounded=False
+    )
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.add_exception_handler(SignInError, signin_down)
     add_routes(app, board.pages)

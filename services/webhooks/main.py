@@ -106,7 +106,7 @@ class WebhooksService:
 
     def ops_app(self) -> FastAPI:
         app = FastAPI(title="Pipelines — webhooks dispatcher", docs_url=None, redoc_url=None, openapi_url=None)
-        install_common(app, self.readiness, SERVICE)
+        install_common(app, self.readiness, SERVICE, bounded=False)  # the dispatcher's probes and scrape alone
         return app
 
     def sender(self) -> dispatcher.Sender:

@@ -26,6 +26,7 @@ from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
+from shared.edge.busy_docs import document_busy
 from shared.edge.docs import install_docs
 from shared.edge.middleware import BodyLimit, Correlation
 from shared.edge.overload import InFlightLimit
@@ -67,9 +68,12 @@ def install_common(
     service: str,
     *,
     max_body_bytes: int = MAX_BODY_BYTES,
+    bounded: bool = True,
 ) -> None:
     """Correlation ids, request metrics, a body size limit, error answers, /healthz, /readyz, /metrics and the event
-    schemas (open, no token). The limit may be changed until the app serves: ``app.state.max_body_bytes``."""
+    schemas (open, no token). The limit may be changed until the app serves: ``app.state.max_body_bytes``.
+    ``bounded``: an API process behind the in-flight bound (its process sets ``app.state.max_in_flight``), whose
+    OpenAPI document lists the 503 ``busy`` answer on every route (``shared.edge.busy_docs``)."""
 
     app.state.max_body_bytes = max_body_bytes
     app.add_middleware(BodyLimit)
@@ -77,6 +81,8 @@ def install_common(
     tracing.instrument_app(app)  # server spans, when tracing is on (shared.ops.tracing)
     # outermost of all: past app.state.max_in_flight (set by an API process) 503 busy at once (decision 0032)
     app.add_middleware(InFlightLimit, service=service)
+    if bounded:
+        document_busy(app)
 
     @app.get(
         "/metrics",

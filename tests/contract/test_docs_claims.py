@@ -28,6 +28,7 @@ import typer.main
 from pydantic import AliasChoices
 
 from shared.ops import metrics
+from shared.ops.secret_files import file_settings, variables
 from shared.ops.settings import SERVICES, Settings
 from tools.cli import app
 
@@ -104,6 +105,8 @@ def env_mentions() -> list[tuple[str, str]]:
 @pytest.mark.parametrize(("at", "name"), env_mentions(), ids=lambda v: str(v))
 def test_a_variable_the_docs_name_is_read_by_the_code(at: str, name: str) -> None:
     known = set().union(*setting_names().values()) | read_by_code()
+    # a secret's <VAR>_FILE (shared.ops.secret_files)
+    known |= {f"{v}_FILE" for f, info in file_settings(Settings).items() for v in variables(f, info, "PIPELINES_")}
     assert name in known, f"{at}: {name} is no setting and nothing reads it"
 
 

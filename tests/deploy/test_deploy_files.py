@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ import yaml
 from dockerfile_parse import DockerfileParser
 
 from shared.edge.keys import PublicKeys
+from shared.ops.secret_files import file_settings, variables
 from shared.ops.settings import PIPELINES, SERVICES, Settings
 from shared.ops.stack import ROOT, Endpoints
 from testkit.readonly import read_only_root
@@ -47,6 +50,8 @@ def setting_names() -> set[str]:
             names |= {str(c) for c in alias.choices}
         else:
             names.add(f"PIPELINES_{name.upper()}")
+    # a secret may be given as a file (shared.ops.secret_files): the manifests mount Secrets so
+    names |= {f"{v}_FILE" for f, info in file_settings(Settings).items() for v in variables(f, info, "PIPELINES_")}
     return names
 
 
@@ -134,8 +139,10 @@ def test_the_notifier_has_an_smtp_server_and_its_password_only_from_a_secret() -
     env = {e["name"] for e in c["env"]}
     assert smtp <= env and "PIPELINES_SMTP_PASSWORD" not in env
     secrets = {x["metadata"]["name"]: x.get("stringData", {}) for x in MANIFESTS if x["kind"] == "Secret"}
-    refs = [e["secretRef"]["name"] for e in c["envFrom"] if "secretRef" in e]
+    volumes = d["spec"]["template"]["spec"]["volumes"]
+    refs = [s["secret"]["name"] for v in volumes for s in v.get("projected", {}).get("sources", []) if "secret" in s]
     assert any("PIPELINES_SMTP_PASSWORD" in secrets[r] for r in refs)
+    assert "PIPELINES_SMTP_PASSWORD_FILE" in env, "read from its Secret's file (shared.ops.secret_files)"
     budget = next(
         x for x in MANIFESTS if x["kind"] == "PodDisruptionBudget" and x["metadata"]["name"] == d["metadata"]["name"]
     )
@@ -208,6 +215,9 @@ async def test_each_compose_command_answers_readyz_with_the_compose_environment(
     processes = []
     roles = role_database(tmp_path / "roles")  # each process connects as the role compose names (roles.sql)
     role_urls = roles.__enter__()
+    # not under /tmp: a read-only root gets a fresh /tmp (testkit/readonly.py), as a pod's Secrets are not in its /tmp
+    (ROOT / ".cache").mkdir(exist_ok=True)
+    secret_files = Path(tempfile.mkdtemp(prefix="secret-files-", dir=ROOT / ".cache"))
     try:
         for i, name in enumerate([*PROCESS_NAMES, *WEBHOOKS_NAMES, "signin", "web"]):
             compose = COMPOSE["services"][name]
@@ -242,6 +252,13 @@ async def test_each_compose_command_answers_readyz_with_the_compose_environment(
                 full.pop("PIPELINES_PII_MASTER_KEY", None)
             if "DATABASE_URL" not in compose["environment"]:  # the board
                 full.pop("DATABASE_URL", None)
+            secrets = secret_files / name  # its secrets as files, as the Kubernetes manifests give them
+            secrets.mkdir()
+            for var in ("DATABASE_URL", "PIPELINES_PII_MASTER_KEY", "PIPELINES_JWT_SIGNING_KEYS"):
+                if var in full:  # the value, and a line end the settings drop (shared.ops.secret_files)
+                    (secrets / var).write_text(full.pop(var) + "\n")
+                    (secrets / var).chmod(0o400)
+                    full[f"{var}_FILE"] = str(secrets / var)
             command = [sys.executable, "-m", *compose["command"]]
             if compose.get("read_only"):  # on a read-only root, /tmp and the keyring writable (testkit/readonly.py)
                 command = read_only_root(command, keyring=full["PIPELINES_KEYRING_DIR"], cwd=str(ROOT))
@@ -279,6 +296,7 @@ async def test_each_compose_command_answers_readyz_with_the_compose_environment(
             except subprocess.TimeoutExpired:
                 process.kill()
         roles.__exit__(None, None, None)
+        shutil.rmtree(secret_files)
         await drop_everything(settings)
 
 

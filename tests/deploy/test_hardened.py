@@ -19,7 +19,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from shared.ops.settings import SERVICES
+from shared.ops.secret_files import file_settings, variables
+from shared.ops.settings import SERVICES, Settings
 from shared.ops.stack import ROOT
 from testkit.readonly import read_only_root
 from testkit.roles import ROLES
@@ -337,7 +338,51 @@ def settings_of(name: str) -> dict[str, str]:
             if "secretRef" in ref:
                 env |= SECRETS.get(ref["secretRef"]["name"], {})
         env |= {e["name"]: str(e["value"]) for e in c.get("env", []) if "value" in e}
+        env |= secret_files_of(pod_of(name), c)
     return env
+
+
+def secret_files_of(pod: dict[str, Any], container: dict[str, Any]) -> dict[str, str]:
+    """The settings a container reads from its Secrets' files: each ``<VAR>_FILE`` (shared.ops.secret_files) resolved
+    through its mount and projected volume to the Secret key the file is, as ``<VAR>: value``."""
+    volumes = {v["name"]: v for v in pod.get("volumes", [])}
+    found: dict[str, str] = {}
+    mounts = {m["mountPath"]: m for m in container.get("volumeMounts", []) if "projected" in volumes[m["name"]]}
+    for e in container.get("env", []):
+        directory, _, key = str(e.get("value", "")).rpartition("/")
+        if not e["name"].endswith("_FILE") or directory not in mounts:
+            continue  # not a Secret's file (PIPELINES_SMTP_CA_FILE: a CA certificate the image or a volume holds)
+        mount = mounts[directory]
+        sources = volumes[mount["name"]]["projected"]["sources"]
+        values = [SECRETS[s["secret"]["name"]][key] for s in sources if key in SECRETS.get(s["secret"]["name"], {})]
+        assert len(values) == 1, f"{e['name']}: {key} is in one Secret of the volume, not {len(values)}"
+        found[e["name"].removesuffix("_FILE")] = values[0]
+    return found
+
+
+def test_secrets_are_files_named_by_their_settings_never_environment_values() -> None:
+    """Every Secret a pod reads is a read-only projected volume (0400: the owner, and the pods' group by fsGroup);
+    each of its keys is named by the matching ``<VAR>_FILE``, which the settings read (shared.ops.secret_files)."""
+    for name in DEPLOYMENTS:
+        pod = pod_of(name)
+        assert pod["securityContext"]["fsGroup"] == pod["securityContext"]["runAsGroup"], name
+        for c in containers(pod):
+            assert not [r for r in c.get("envFrom", []) if "secretRef" in r], f"{name}: a Secret as environment"
+            assert not [e for e in c.get("env", []) if "secretKeyRef" in e.get("valueFrom", {})], name
+            mounts = {m["name"]: m for m in c.get("volumeMounts", [])}
+            for volume in [v for v in pod.get("volumes", []) if "projected" in v or "secret" in v]:
+                assert "secret" not in volume and volume["projected"]["defaultMode"] == 0o400, name
+                assert mounts[volume["name"]]["readOnly"] is True, name
+                shipped = [
+                    s["secret"]["name"] for s in volume["projected"]["sources"] if not s["secret"].get("optional")
+                ]
+                keys = {k for s in shipped for k in SECRETS[s]}
+                assert set(secret_files_of(pod, c)) == keys, f"{name}: a _FILE for each key, no other"
+                assert keys <= FROM_FILES, f"{name}: settings that cannot be given as files {keys - FROM_FILES}"
+
+
+# every variable a setting may be given by as <VAR>_FILE
+FROM_FILES = {v for f, info in file_settings(Settings).items() for v in variables(f, info, "PIPELINES_")}
 
 
 def destination(host: str, port: int) -> tuple[str, int]:
@@ -387,7 +432,6 @@ def flows_by_design() -> set[Flow]:
     flows.add(("ingress", "web", 8100, "TCP"))  # the users' browsers, through the ingress controller
     flows.add(("signin", "internet", 443, "TCP"))  # an OpenID Provider, when configured (PIPELINES_OIDC_ISSUER)
     flows.add(("webhooks-dispatcher", "internet", 443, "TCP"))  # the subscribers' https URLs (decision 0026)
-    flows.add(("keda", "kafka", 9092, "TCP"))  # KEDA's Kafka scaler reads the consumer groups' lag (keda.yaml)
     flows |= {("kafka", "kafka", p, proto) for p, proto in PORTS}  # brokers and controllers among themselves
     flows.add(("postgresql", "postgresql", 5432, "TCP"))  # streaming replication
     for end in ("postgresql", "kafka", "stranger"):  # every pod of the namespace resolves names; nothing else
@@ -419,7 +463,7 @@ def test_the_policies_are_one_default_deny_and_named_flows() -> None:
 
 # ------------------------------------------------------------------ checkov, from its own virtual environment
 # every check left by choice, with its reason in the manifest or the Dockerfile (docs/decisions/0025)
-SKIPPED = {"CKV_K8S_43", "CKV_K8S_35", "CKV_DOCKER_7", "CKV_DOCKER_2"}
+SKIPPED = {"CKV_K8S_43", "CKV_DOCKER_7", "CKV_DOCKER_2"}
 
 
 def test_checkov_finds_nothing_left_without_a_reason() -> None:

@@ -31,7 +31,11 @@ def test_each_process_signs_in_to_kafka_as_its_own_service_and_the_board_as_web(
             continue
         (container,) = d["spec"]["template"]["spec"]["containers"]
         # an optional Secret the manifests leave to the operator (pipelines-oidc) holds no Kafka user
-        refs = [e["secretRef"]["name"] for e in container["envFrom"] if "secretRef" in e]
+        # its Secrets, mounted as files (tests/deploy/test_hardened.py checks each key's <VAR>_FILE)
+        volumes = d["spec"]["template"]["spec"]["volumes"]
+        refs = [
+            s["secret"]["name"] for v in volumes for s in v.get("projected", {}).get("sources", []) if "secret" in s
+        ]
         refs = [r for r in refs if any(x["kind"] == "Secret" and x["metadata"]["name"] == r for x in MANIFESTS)]
         kafka = [secret_data(r) for r in refs if "PIPELINES_KAFKA_SASL_USERNAME" in secret_data(r)]
         assert len(kafka) == 1, f"{d['metadata']['name']}: one Kafka user, not {len(kafka)}"

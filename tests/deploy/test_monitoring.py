@@ -1,13 +1,12 @@
 """Monitoring and autoscaling as code (decision 0025), offline: the rules pass `promtool check rules` and their unit
 tests (`promtool test rules`), name only metrics and labels the processes export and link each alert to its section
 of docs/OPERATIONS.md; the dashboard's queries read only those; the cluster's manifests (ServiceMonitor, PodMonitor,
-PrometheusRule in deploy/k8s/monitoring.yaml, KEDA's ScaledObjects and TriggerAuthentications in deploy/k8s/keda.yaml)
+PrometheusRule in deploy/k8s/monitoring.yaml, KEDA's ScaledObjects in deploy/k8s/keda.yaml)
 validate against their operators' published CRDs (deploy/crds) and say what pipelines.yaml and the code say."""
 
 from __future__ import annotations
 
 import functools
-import importlib
 import json
 import os
 import re
@@ -22,9 +21,8 @@ from prometheus_client import REGISTRY
 
 import shared.ops.metrics  # noqa: F401  (registers every metric)
 from shared.ops.settings import SERVICES, Settings
-from shared.ops.stack import ROOT, Endpoints
+from shared.ops.stack import ROOT
 from testkit.prometheus import DASHBOARD, PROMTOOL, RULES, quick_rules
-from testkit.services import drop_everything, isolated_settings
 
 MONITORING = ROOT / "deploy" / "monitoring"
 K8S = ROOT / "deploy" / "k8s"
@@ -218,26 +216,7 @@ def test_apis_and_projectors_scale_by_keda_alone_with_no_replica_count() -> None
         if name.endswith("-api"):
             assert kinds == {"cpu", "prometheus"}
         else:
-            assert kinds == {"kafka", "prometheus"} and so["spec"]["maxReplicaCount"] <= partitions
-
-
-def test_the_kafka_triggers_sign_in_as_their_service_with_its_secret() -> None:
-    config = next(d for d in MANIFESTS if d["kind"] == "ConfigMap")["data"]
-    secrets = {d["metadata"]["name"]: d.get("stringData", {}) for d in MANIFESTS if d["kind"] == "Secret"}
-    auths = {d["metadata"]["name"]: d for d in KEDA if d["kind"] == "TriggerAuthentication"}
-    for so in [d for d in KEDA if d["kind"] == "ScaledObject" and d["metadata"]["name"].endswith("-projector")]:
-        service = so["metadata"]["name"].removesuffix("-projector")
-        for trigger in [t for t in so["spec"]["triggers"] if t["type"] == "kafka"]:
-            meta = trigger["metadata"]
-            assert (
-                config[meta["bootstrapServersFromEnv"]] and meta["sasl"] == "scram_sha512" and meta["tls"] == "enable"
-            )
-            assert re.fullmatch(rf"pipelines\.{service}\.[a-z0-9_]+\.g1", meta["consumerGroup"])
-            assert meta["topic"].startswith("pipelines.") and int(meta["lagThreshold"]) > 0
-            auth = auths[trigger["authenticationRef"]["name"]]
-            assert auth["metadata"]["name"] == f"pipelines-{service}-kafka"
-            for ref in auth["spec"]["secretTargetRef"]:
-                assert ref["name"] == f"pipelines-{service}-kafka" and ref["key"] in secrets[ref["name"]]
+            assert kinds == {"prometheus"} and so["spec"]["maxReplicaCount"] <= partitions  # test_keda_queries.py
 
 
 def test_every_deployment_spreads_over_zones_and_nodes() -> None:
@@ -264,31 +243,3 @@ def test_docs_name_the_operators_and_their_versions() -> None:
     ops = (ROOT / "docs" / "OPERATIONS.md").read_text()
     for words in ("deploy/k8s/keda.yaml", "deploy/k8s/monitoring.yaml", "deploy/monitoring/dashboard.json", "KEDA"):
         assert words in ops, words
-
-
-@pytest.mark.pg
-async def test_the_kafka_triggers_are_the_read_models_groups_and_topics(endpoints: Endpoints) -> None:
-    """One trigger per consumer group and topic each projector reads: what the services' runners consume (their
-    names under the manifests' default prefix, "pipelines"), with the directory's replicas a deployment runs."""
-    settings = isolated_settings(endpoints).model_copy(update={"check_references": True})
-    expected: set[tuple[str, str, str]] = set()
-    try:
-        for service in SERVICES:
-            core = await importlib.import_module(f"services.{service}.main").build(settings)
-            try:
-                for runner in core.runners():
-                    group = f"pipelines.{service}.{runner.projection.name}.g1"
-                    topics = {"pipelines" + t.removeprefix(settings.topic_prefix) for t in runner.projection.topics}
-                    expected |= {(service, group, topic) for topic in topics}
-            finally:
-                await core.close()
-    finally:
-        await drop_everything(settings)
-    found = {
-        (so["metadata"]["name"].removesuffix("-projector"), t["metadata"]["consumerGroup"], t["metadata"]["topic"])
-        for so in KEDA
-        if so["kind"] == "ScaledObject" and so["metadata"]["name"].endswith("-projector")
-        for t in so["spec"]["triggers"]
-        if t["type"] == "kafka"
-    }
-    assert found == expected, found ^ expected
