@@ -40,6 +40,7 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from bench import cpu
 from bench.common import Env, Report, cleanup, median, percentile
 from bench.processes import HttpClient, ServiceProcesses
 from shared.edge.service import settle_heap
@@ -458,10 +459,14 @@ async def run(env: Env) -> Report:
     )
     project = baseline = None
     runs: list[Run] = []
+    tally: cpu.Tally | None = None
     threshold = gc.get_threshold()
     try:
         project = await Deals.start(settings, pool_size)
         baseline = await Baseline.start(settings, pool_size)
+        dsn, watcher = str(settings.database_url), project.conn.get_server_pid()
+        tally = cpu.Tally(await cpu.kinds(project.processes.pids(), dsn, settings.kafka_bootstrap_servers, watcher))
+        await tally.measure_idle()
         # the load generator's own full collections (its pool, watchers and latencies: ~200k objects) paused
         # sends and watchers for up to 400 ms, whichever path was running: settled like a service's heap
         settle_heap()
@@ -480,7 +485,10 @@ async def run(env: Env) -> Report:
                     # of Kafka log) is written back now, not during the round: commits wait on the same disk
                     await asyncio.to_thread(os.sync)
                     await asyncio.sleep(0.5)
+                    tally.meter.start()
                     done = await offer(name, rate, seconds, send, watcher)
+                    if name == "project":  # every process's CPU in the project's rounds (bench/cpu.py)
+                        tally.add(rate, tally.meter.spent(), len(done.ack))
                     runs.append(done)
                     print(
                         f"  {name} {rate}/s round {r + 1}: ack p50 {percentile(done.ack, 50) * 1000:.1f} "
@@ -488,6 +496,7 @@ async def run(env: Env) -> Report:
                         f"p99 {percentile(done.e2e, 99) * 1000:.1f} ms, {done.errors} errors, {done.timed_out} timed out, {done.unseen} unseen",
                         flush=True,
                     )
+        print(tally.table(), flush=True)
         if not env.quick:  # where the project's time goes at the first rate: py-spy of each process, unmeasured
             await profile(project, rates[0], seconds, env.out)
     finally:
@@ -528,7 +537,14 @@ async def run(env: Env) -> Report:
         "Other engineers' benchmarks share this machine and its PostgreSQL: open transactions anywhere in the "
         "cluster hold back the relay's commit-safe tailing (snapshot xmin), which the baseline does not do.",
     ]
-    report.data = {"rates": rates, "seconds": seconds, "rounds": rounds, "pool": pool_size}
+    if tally is not None and tally.commands:
+        report.notes.append(tally.note())
+        report.data["cpu_ms_per_command"] = {str(r): v for r, v in tally.per_command().items()}
+        report.data["cpu_budget_ms"] = cpu.BUDGET_MS
+        report.data["cpu_idle_ms_per_s"] = tally.idle
+        total = tally.per_command().get(rates[0], {}).get("total", 0.0)
+        report.at_most(f"CPU ms per command at {rates[0]}/s, every process (issue 32)", total, cpu.BUDGET_MS)
+    report.data |= {"rates": rates, "seconds": seconds, "rounds": rounds, "pool": pool_size}
     report.data["runs"] = [r.summary() for r in runs]
     return report
 

@@ -11,7 +11,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.core.limits import check_trace_header
 from shared.edge.problems import problem as problem_answer
-from shared.ops.metrics import HTTP_SECONDS
+from shared.edge.workers import worker
+from shared.ops.metrics import HTTP_SECONDS, HTTP_WORKER_REQUESTS
 
 access = structlog.get_logger("pipelines.access")
 
@@ -25,6 +26,7 @@ class Correlation:
     def __init__(self, app: ASGIApp, service: str) -> None:
         self.app = app
         self.service = service
+        self.answered = HTTP_WORKER_REQUESTS.labels(service, worker() or "0")  # which worker process answered
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -53,6 +55,7 @@ class Correlation:
         took = time.perf_counter() - started
         path = getattr(scope.get("route"), "path", "unmatched")  # the route's template, never an id: bounded labels
         HTTP_SECONDS.labels(self.service, scope["method"], path, str(status_code)).observe(took)
+        self.answered.inc()
         principal = scope["state"].get("principal")
         access.info(  # the route's template and the caller's id: never the path's ids, a token or personal data
             "http.request",

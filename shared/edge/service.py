@@ -32,6 +32,7 @@ from shared.edge.httpserver import MAX_HEADER_BYTES, MAX_HEADERS, bounded_http
 from shared.edge.overload import in_flight_bound
 from shared.edge.revocation import RevocationList
 from shared.edge.revocation import topic_spec as revocations_topic_spec
+from shared.edge.workers import listening_socket, supervise, worker
 from shared.messaging.envelope import CloudEvent
 from shared.messaging.kafka import TopicSpec, ensure_topics, kafka_ready
 from shared.messaging.projections import Fact, Projection, ReadModels, one_by_one
@@ -237,7 +238,7 @@ class QuietServer(uvicorn.Server):
 def ops_app(core: ServiceCore, mode: str) -> FastAPI:
     """What a relay or projector process answers: /healthz, /readyz, /metrics."""
     app = FastAPI(title=f"Pipelines — {core.name} {mode}", docs_url=None, redoc_url=None, openapi_url=None)
-    install_common(app, core.storage.readiness, core.name)
+    install_common(app, core.storage.readiness, core.name, bounded=False)  # no bound: probes and the scrape alone
     return app
 
 
@@ -257,7 +258,8 @@ async def serve(
     max_header_bytes: int = MAX_HEADER_BYTES,
     max_headers: int = MAX_HEADERS,
 ) -> None:
-    """Serve ``app`` until ``stop`` is set; a request head over the bounds answers 431 (``shared.edge.httpserver``)."""
+    """Serve ``app`` until ``stop`` is set; a request head over the bounds answers 431 (``shared.edge.httpserver``).
+    An API worker among several binds its own socket with SO_REUSEPORT, beside the others (shared.edge.workers)."""
     http = bounded_http(max_header_bytes, max_headers)
     # log_config=None: no handlers of uvicorn's own, its lines go through ours (shared.ops.logs) as JSON; no access
     # log of its own: shared.edge.middleware.Correlation writes one line per request
@@ -265,7 +267,8 @@ async def serve(
         app, host=host, port=port, http=http, log_config=None, access_log=False, timeout_keep_alive=KEEP_ALIVE_S
     )
     server = QuietServer(config)
-    serving = asyncio.create_task(server.serve())
+    sockets = [listening_socket(host, port)] if worker() is not None else None
+    serving = asyncio.create_task(server.serve(sockets=sockets))
     await stop.wait()
     server.should_exit = True
     await serving
@@ -372,6 +375,8 @@ def main(
         "mode", choices=(*MODES, *kinds), help="which process kind to run (all: the three in one process)"
     )
     args = parser.parse_args(argv)
+    if args.mode == "api" and worker() is None and (workers := Settings().api_workers) > 1:
+        raise SystemExit(supervise(name, workers))  # PIPELINES_API_WORKERS processes on the one port
 
     async def _main() -> None:
         settings = Settings()

@@ -17,6 +17,7 @@
 | `pipelines_http_request_seconds` | histogram | service, method, route, status | HTTP requests |
 | `pipelines_http_in_flight` | gauge | service | requests an API process is handling (decision 0032) |
 | `pipelines_http_shed_total` | counter | service | requests answered 503 `busy`: `PIPELINES_MAX_IN_FLIGHT` were in flight |
+| `pipelines_http_worker_requests_total` | counter | service, worker | requests each API worker process answered (`PIPELINES_API_WORKERS`; `0` when one) |
 | `pipelines_pii_epoch_age_seconds` | gauge | key_store | since the last key rotation (reported by the elected rotator) |
 | `pipelines_notifier_sent_total` | counter | what | reminders the agenda's notifier sent by SMTP (due, overdue, alert, digest) |
 | `pipelines_notifier_failed_total` | counter | outcome | sends the SMTP server refused or missed (`retry` later, or `gave_up`) |
@@ -37,7 +38,10 @@
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+import os
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
 EVENTS_APPENDED = Counter("pipelines_events_appended", "events appended to the store", ["service"])
 APPEND_SECONDS = Histogram(
@@ -79,6 +83,11 @@ HTTP_SECONDS = Histogram(
 HTTP_IN_FLIGHT = Gauge(
     "pipelines_http_in_flight", "requests an API process is handling (shared.edge.overload)", ["service"]
 )
+HTTP_WORKER_REQUESTS = Counter(
+    "pipelines_http_worker_requests",
+    "requests each API worker process answered (PIPELINES_API_WORKERS; worker 0 when one)",
+    ["service", "worker"],
+)
 HTTP_SHED = Counter(
     "pipelines_http_shed", "requests answered 503 busy: the process had PIPELINES_MAX_IN_FLIGHT in flight", ["service"]
 )
@@ -114,5 +123,10 @@ WEBHOOK_DEAD = Gauge(
 
 
 def exposition() -> tuple[bytes, str]:
-    """The metrics in Prometheus' text format, and its content type."""
+    """The metrics in Prometheus' text format, and its content type. An API worker among several
+    (``shared.edge.workers``: ``PROMETHEUS_MULTIPROC_DIR`` set) answers every worker's, summed (gauges per ``pid``)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(), CONTENT_TYPE_LATEST

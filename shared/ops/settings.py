@@ -2,7 +2,7 @@
 
 ``KAFKA_BOOTSTRAP_SERVERS`` and ``DATABASE_URL`` are read as they are (the local stack prints them);
 everything else is ``PIPELINES_*``. A service may have its own database URL (``DEALS_DATABASE_URL``, …),
-which wins over ``DATABASE_URL``.
+which wins over ``DATABASE_URL``. A secret may be given as a file instead, ``<VAR>_FILE`` (``shared.ops.secret_files``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ import ssl
 from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from shared.ops.secret_files import SecretFilesSource
 
 PIPELINES = ("leads", "deals", "production")  # the services a lead flows through, each with its board and alerts
 SERVICES = (*PIPELINES, "directory", "agenda")  # every service: its schema, topic, role and api, relay and projector
@@ -102,6 +104,10 @@ class Settings(BaseSettings):
     # requests an API process handles at once; past it 503 busy with Retry-After (shared.edge.overload, decision 0032);
     # none: 4 × PIPELINES_DB_POOL_SIZE, within 8–1000
     max_in_flight: int | None = Field(None, ge=1, le=10_000)
+    # `python -m services.<svc> api` starts this many worker processes serving the same port (SO_REUSEPORT;
+    # shared.edge.workers, decision 0032): a process needing more than one core on one host. Kubernetes: keep 1, scale
+    # by replicas
+    api_workers: int = Field(1, ge=1, le=16)
     # a request line and headers larger than this, or more header fields, answer 431 and close the connection
     # (every HTTP server: the APIs, the web board, the relay's and projector's ops port; shared.edge.httpserver)
     max_header_bytes: int = Field(32 * 1024, ge=4096, le=1024 * 1024)
@@ -201,6 +207,19 @@ class Settings(BaseSettings):
     alert_scan_seconds: float = Field(30.0, gt=0)
     log_level: str = "INFO"
     log_json: bool = True
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """``<VAR>_FILE`` beside the environment (shared.ops.secret_files); both set is refused there."""
+        secret_files = SecretFilesSource(settings_cls)
+        return init_settings, secret_files, env_settings, dotenv_settings, file_secret_settings
 
     @field_validator("jwt_signing_keys", mode="before")
     @classmethod
