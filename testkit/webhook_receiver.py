@@ -127,7 +127,9 @@ HOST = "127.0.0.2"  # a loopback address of its own: the tests' allow-list admit
 
 
 @contextmanager
-def running(host: str = HOST, command: Sequence[str] = (sys.executable, "-m", "testkit.webhook_receiver")) -> Iterator[str]:
+def running(
+    host: str = HOST, command: Sequence[str] = (sys.executable, "-m", "testkit.webhook_receiver")
+) -> Iterator[str]:
     """A receiver process (``command HOST PORT``: this one, or testkit.webhook_receiver_go's) on ``host`` and a free
     port; yields its base URL."""
     port = free_port()
