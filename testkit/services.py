@@ -8,9 +8,10 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,7 +27,7 @@ from shared.edge.revocation import revocations_topic
 from shared.edge.service import ServiceCore
 from shared.messaging.kafka import delete_topics
 from shared.ops.settings import SERVICES, Settings
-from shared.ops.stack import Endpoints
+from shared.ops.stack import ROOT, Endpoints
 from shared.store.db import connect
 from testkit.waiting import wait_until
 
@@ -166,6 +167,13 @@ def process_env(settings: Settings, **extra: str) -> dict[str, str]:
         "PIPELINES_CHECK_REFERENCES": str(settings.check_references).lower(),  # off: these suites run no directory
         **extra,
     }
+
+
+def spawn(args: Sequence[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """``python ARGS`` from the checkout's root (e.g. ``("-m", "services.deals", "api")``), its output to ``log`` (read
+    it when a test fails); stop it with ``stop_processes``."""
+    with log.open("wb") as out:
+        return subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
 
 
 async def wait_ready(urls: dict[str, str], processes: list[subprocess.Popen[bytes]], timeout: float = 120) -> None:

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
@@ -28,7 +26,7 @@ import pytest
 from services.deals.handlers import deal_id_for_lead
 from services.production.handlers import order_id_for_deal
 from shared.ops.settings import SERVICES, Settings
-from shared.ops.stack import ROOT, free_port
+from shared.ops.stack import free_port
 from testkit.secure import DEPLOYED_PREFIX, SecureStack
 from testkit.services import (
     TEST_KEYS,
@@ -36,6 +34,7 @@ from testkit.services import (
     drop_everything,
     isolated_settings,
     process_env,
+    spawn,
     stop_processes,
     wait_ready,
 )
@@ -75,19 +74,11 @@ async def system(
     commands["signin"] = ("signin", ["-m", "services.signin"])  # the only process that can sign (decision 0022)
     commands["web"] = ("web", ["-m", "services.web"])
     signs = {"PIPELINES_JWT_SIGNING_KEYS": json.dumps(TEST_KEYS.seeds()), "PIPELINES_JWT_ACTIVE_KID": "test"}
-    processes = []
     logs = tmp_path_factory.mktemp(f"e2e-logs-{request.param}")
-    for name, (user, args) in commands.items():  # each service's three processes and the board
-        log = (logs / f"{name}.log").open("wb")  # read it when this test fails
-        processes.append(
-            subprocess.Popen(
-                [sys.executable, *args],
-                cwd=ROOT,
-                env=env | kafka_user(user) | (signs if name == "signin" else {}),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        )
+    processes = [  # each service's three processes and the board
+        spawn(args, env | kafka_user(user) | (signs if name == "signin" else {}), logs / f"{name}.log")
+        for name, (user, args) in commands.items()
+    ]
     urls = {s: f"http://127.0.0.1:{p}" for s, p in ports.items()}
     try:
         await wait_ready(urls, processes)

@@ -11,8 +11,6 @@ model's batch span in the deals projector links to that trace."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -33,9 +31,9 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from services.deals.handlers import deal_id_for_lead
 from services.production.handlers import order_id_for_deal
 from shared.ops.settings import Settings
-from shared.ops.stack import ROOT, free_port
+from shared.ops.stack import free_port
 from testkit.jaeger import Jaeger
-from testkit.services import bearer, drop_everything, isolated_settings, process_env, stop_processes, wait_ready
+from testkit.services import bearer, drop_everything, isolated_settings, process_env, spawn, stop_processes, wait_ready
 from testkit.waiting import wait_until
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka, pytest.mark.e2e, pytest.mark.slow]
@@ -65,19 +63,11 @@ async def traced(endpoints: Any, jaeger: Jaeger, tmp_path: Path) -> AsyncIterato
         "OTEL_EXPORTER_OTLP_ENDPOINT": jaeger.otlp_url,
         "OTEL_BSP_SCHEDULE_DELAY": "200",  # export within a fraction of a second (the default waits 5 s)
     }
-    processes = []
-    for service in SERVICES:
-        for mode in ("api", "relay", "projector"):
-            log = (tmp_path / f"{service}-{mode}.log").open("wb")  # read it when this test fails
-            processes.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", f"services.{service}", mode],
-                    cwd=ROOT,
-                    env=env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            )
+    processes = [
+        spawn(("-m", f"services.{service}", mode), env, tmp_path / f"{service}-{mode}.log")
+        for service in SERVICES
+        for mode in ("api", "relay", "projector")
+    ]
     urls = {s: f"http://127.0.0.1:{p}" for s, p in ports.items()}
     try:
         await wait_ready(urls, processes)

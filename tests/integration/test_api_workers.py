@@ -15,16 +15,14 @@ import json
 import os
 import re
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
 from services.deals import main as deals_main
-from shared.ops.stack import ROOT, Endpoints, free_port
-from testkit.services import bearer, drop_everything, isolated_settings, process_env, stop_processes, wait_ready
+from shared.ops.stack import Endpoints, free_port
+from testkit.services import bearer, drop_everything, isolated_settings, process_env, spawn, stop_processes, wait_ready
 from testkit.waiting import wait_until
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka]
@@ -74,10 +72,7 @@ async def test_two_workers_share_the_port_and_stop_together_losing_nothing(
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = process_env(settings, PIPELINES_DEALS_PORT=str(port), PIPELINES_API_WORKERS=str(WORKERS))
-    with (tmp_path / "deals-api.log").open("wb") as log:
-        supervisor = subprocess.Popen(
-            [sys.executable, "-m", "services.deals", "api"], cwd=ROOT, env=env, stdout=log, stderr=log
-        )
+    supervisor = spawn(("-m", "services.deals", "api"), env, tmp_path / "deals-api.log")
     workers: list[int] = []
     try:
         await wait_ready({"deals": url}, [supervisor])

@@ -13,8 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +20,9 @@ import httpx
 import pytest
 
 from services.deals import main as deals_main
-from shared.ops.stack import ROOT, Endpoints, free_port
+from shared.ops.stack import Endpoints, free_port
 from testkit.kafka import read_topic
-from testkit.services import bearer, drop_everything, isolated_settings, process_env, stop_processes, wait_ready
+from testkit.services import bearer, drop_everything, isolated_settings, process_env, spawn, stop_processes, wait_ready
 from testkit.waiting import wait_until
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka]
@@ -78,10 +76,7 @@ async def test_past_the_bound_a_real_api_answers_busy_and_loses_nothing_it_accep
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = process_env(settings, PIPELINES_DEALS_PORT=str(port), PIPELINES_MAX_IN_FLIGHT=str(BOUND))
-    with (tmp_path / "deals.log").open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "services.deals", "all"], cwd=ROOT, env=env, stdout=log, stderr=log
-        )
+    process = spawn(("-m", "services.deals", "all"), env, tmp_path / "deals.log")
     held: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
     try:
         await wait_ready({"deals": url}, [process])
