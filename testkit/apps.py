@@ -3,6 +3,10 @@ read their shape."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import httpx
@@ -17,6 +21,7 @@ from services.deals.api import create_app as deals_app
 from services.deals.handlers import Deals
 from services.directory.api import DirectoryAPI
 from services.directory.api import create_app as directory_app
+from services.directory.customers import Customers
 from services.directory.handlers import Directory
 from services.directory.replica import MemoryReplica
 from services.leads.api import LeadsAPI
@@ -41,7 +46,9 @@ from services.webhooks.sealing import Sealer
 from services.webhooks.store import MemoryStore as MemoryWebhooks
 from shared.edge.auth import ROLES, TokenVerifier
 from shared.edge.revocation import RevocationList
+from shared.edge.service import serve
 from shared.ops.settings import Settings
+from shared.ops.stack import free_port
 from shared.store.memory import InMemoryEventStore
 from testkit.services import TEST_JWKS, TEST_KEYS, operator_settings
 
@@ -100,3 +107,33 @@ def signin() -> Signin:
     config = Config(max_failures=5, lock_s=900, per_minute=20, timeouts=timeouts, attempts_key=b"a" * 32)
     hasher = passwords.Passwords(passwords.FAST)
     return Signin(MemoryStore(), MemoryUsers(), TEST_KEYS, RevocationList(), config, hasher=hasher, clock=lambda: NOW)
+
+
+@contextmanager
+def served_directory(now: datetime, max_in_flight: int | None = None) -> Iterator[Settings]:
+    """The directory API (users and customers, on an in-memory store, its clock at ``now``) served on a port in a
+    thread of this process until the block ends, bounded at ``max_in_flight`` requests in flight (None: no bound);
+    yields the settings an operator's tools read, pointing at it, once it answers."""
+    s = operator_settings(Settings(directory_port=free_port()))
+    store = InMemoryEventStore()
+    directory = Directory(store, lambda: now, ROLES)
+    api = DirectoryAPI(directory, None, store.personal_data, _ready, Customers(store, lambda: now, directory))
+    app = directory_app(api, TokenVerifier.from_settings(s))
+    app.state.max_in_flight = max_in_flight
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+    server = threading.Thread(target=lambda: loop.run_until_complete(serve(app, "127.0.0.1", s.directory_port, stop)))
+    server.start()
+    try:
+        with httpx.Client(base_url=s.api_url("directory")) as http:
+            for _ in range(200):  # until it serves
+                try:
+                    http.get("/healthz")
+                    break
+                except httpx.TransportError:
+                    threading.Event().wait(0.02)
+        yield s
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        server.join(10)
+        loop.close()

@@ -27,7 +27,7 @@ from shared.edge.revocation import revocations_topic
 from shared.edge.service import ServiceCore
 from shared.messaging.kafka import delete_topics
 from shared.ops.settings import SERVICES, Settings
-from shared.ops.stack import ROOT, Endpoints
+from shared.ops.stack import ROOT, Endpoints, free_port
 from shared.store.db import connect
 from testkit.waiting import wait_until
 
@@ -242,4 +242,41 @@ async def serving(
         await asyncio.gather(*tasks, return_exceptions=True)
         await http.aclose()
         await service.close()
+        await drop_everything(settings)
+
+
+@dataclass
+class Deployed:
+    """A service's process started as a deployment starts it (``deployed``), on a port of its own."""
+
+    settings: Settings
+    core: ServiceCore  # the same service built in this process: its store and topics, for the test to look into
+    process: subprocess.Popen[bytes]
+    port: int
+    url: str
+
+
+DeployDeals = Callable[..., Awaitable[Deployed]]  # the ``deploy_deals`` fixture of tests/integration/conftest.py
+
+
+@asynccontextmanager
+async def deployed(
+    build: Callable[..., Awaitable[ServiceCore]], endpoints: Endpoints, mode: str, log: Path, **env: str
+) -> AsyncIterator[Deployed]:
+    """``build`` on isolated settings, its schema and topics made as a deployment's first start makes them; then
+    ``python -m services.<name> MODE`` on a free port with ``env`` besides, until it is ready (its output in ``log``).
+    When the block ends the process is stopped, the service closed and everything it made dropped."""
+    settings = isolated_settings(endpoints)
+    core = await build(settings)
+    await core.ensure_topics()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    name_port = {f"PIPELINES_{core.name.upper()}_PORT": str(port)}
+    process = spawn(("-m", f"services.{core.name}", mode), process_env(settings, **name_port, **env), log)
+    try:
+        await wait_ready({core.name: url}, [process])
+        yield Deployed(settings, core, process, port, url)
+    finally:
+        stop_processes([process])
+        await core.close()
         await drop_everything(settings)

@@ -79,8 +79,8 @@ def install_common(
     app.add_middleware(BodyLimit)
     app.add_middleware(Correlation, service=service)  # outermost: a 413 has its correlation id and metric
     tracing.instrument_app(app)  # server spans, when tracing is on (shared.ops.tracing)
-    # outermost of all: past app.state.max_in_flight (set by an API process) 503 busy at once (decision 0032)
-    app.add_middleware(InFlightLimit, service=service)
+    # outermost of all: past app.state.max_in_flight (set by an API process before it serves) 503 busy at once
+    app.add_middleware(InFlightLimit, service=service, state=app.state)  # decision 0032
     if bounded:
         document_busy(app)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import random
 
+from starlette.datastructures import State
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared.edge.problems import MEDIA_TYPE, problem_bytes
@@ -36,11 +37,15 @@ def in_flight_bound(settings: Settings) -> int:
 
 
 class InFlightLimit:
-    """Pure ASGI, outermost: at most ``app.state.max_in_flight`` requests in the app at once (none set: no bound),
-    the others answered 503 ``busy`` with ``Retry-After`` without going further."""
+    """Pure ASGI, outermost: at most ``state.max_in_flight`` requests in the app at once (none set: no bound), the
+    others answered 503 ``busy`` with ``Retry-After`` without going further.
 
-    def __init__(self, app: ASGIApp, service: str) -> None:
+    The bound is read once, here: Starlette builds an app's middleware when the app first runs (its lifespan or first
+    request), after its process has set ``app.state.max_in_flight`` from its settings (``in_flight_bound``)."""
+
+    def __init__(self, app: ASGIApp, service: str, state: State) -> None:
         self.app = app
+        self.bound: int | None = getattr(state, "max_in_flight", None)
         self.in_flight = 0
         self.gauge = HTTP_IN_FLIGHT.labels(service)
         self.shed = HTTP_SHED.labels(service)
@@ -49,8 +54,7 @@ class InFlightLimit:
         if scope["type"] != "http" or scope["path"] in EXEMPT:
             await self.app(scope, receive, send)
             return
-        bound: int | None = getattr(scope["app"].state, "max_in_flight", None)
-        if bound is not None and self.in_flight >= bound:
+        if self.bound is not None and self.in_flight >= self.bound:
             self.shed.inc()
             await busy(send)
             return

@@ -20,9 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from services.deals import main as deals_main
-from shared.ops.stack import Endpoints, free_port
-from testkit.services import bearer, drop_everything, isolated_settings, process_env, spawn, stop_processes, wait_ready
+from testkit.services import DeployDeals, bearer, stop_processes
 from testkit.waiting import wait_until
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka]
@@ -63,19 +61,11 @@ async def command(url: str, n: int) -> tuple[int, str] | None:
     return r.status_code, r.json().get("stream_id", "") if r.status_code == 201 else r.text
 
 
-async def test_two_workers_share_the_port_and_stop_together_losing_nothing(
-    endpoints: Endpoints, tmp_path: Path
-) -> None:
-    settings = isolated_settings(endpoints)
-    core = await deals_main.build(settings)  # the schema and topics, as a deployment's first start makes them
-    await core.ensure_topics()
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = process_env(settings, PIPELINES_DEALS_PORT=str(port), PIPELINES_API_WORKERS=str(WORKERS))
-    supervisor = spawn(("-m", "services.deals", "api"), env, tmp_path / "deals-api.log")
+async def test_two_workers_share_the_port_and_stop_together_losing_nothing(deploy_deals: DeployDeals) -> None:
+    deals_api = await deploy_deals("api", PIPELINES_API_WORKERS=str(WORKERS))
+    core, url, supervisor = deals_api.core, deals_api.url, deals_api.process
     workers: list[int] = []
     try:
-        await wait_ready({"deals": url}, [supervisor])
 
         async def started() -> bool:
             return len(children(supervisor.pid)) == WORKERS
@@ -123,5 +113,3 @@ async def test_two_workers_share_the_port_and_stop_together_losing_nothing(
             with contextlib.suppress(ProcessLookupError):
                 if alive(w):
                     os.kill(w, signal.SIGKILL)
-        await core.close()
-        await drop_everything(settings)

@@ -13,16 +13,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from services.deals import main as deals_main
-from shared.ops.stack import Endpoints, free_port
 from testkit.kafka import read_topic
-from testkit.services import bearer, drop_everything, isolated_settings, process_env, spawn, stop_processes, wait_ready
+from testkit.services import DeployDeals, bearer
 from testkit.waiting import wait_until
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka]
@@ -67,19 +64,11 @@ def metric(text: str, name: str) -> float:
     return float(line.rsplit(" ", 1)[1]) if line else 0.0
 
 
-async def test_past_the_bound_a_real_api_answers_busy_and_loses_nothing_it_accepted(
-    endpoints: Endpoints, tmp_path: Path
-) -> None:
-    settings = isolated_settings(endpoints)
-    core = await deals_main.build(settings)  # the schema and topics, as a deployment's first start makes them
-    await core.ensure_topics()
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = process_env(settings, PIPELINES_DEALS_PORT=str(port), PIPELINES_MAX_IN_FLIGHT=str(BOUND))
-    process = spawn(("-m", "services.deals", "all"), env, tmp_path / "deals.log")
+async def test_past_the_bound_a_real_api_answers_busy_and_loses_nothing_it_accepted(deploy_deals: DeployDeals) -> None:
+    deals_api = await deploy_deals("all", PIPELINES_MAX_IN_FLIGHT=str(BOUND))
+    settings, core, port, url = deals_api.settings, deals_api.core, deals_api.port, deals_api.url
     held: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
     try:
-        await wait_ready({"deals": url}, [process])
         async with httpx.AsyncClient(base_url=url, timeout=30) as http:
             held = [await hold(port, deal(n)) for n in range(BOUND)]
 
@@ -129,6 +118,3 @@ async def test_past_the_bound_a_real_api_answers_busy_and_loses_nothing_it_accep
         for _, writer in held:
             with contextlib.suppress(Exception):
                 writer.close()
-        stop_processes([process])
-        await core.close()
-        await drop_everything(settings)

@@ -353,7 +353,10 @@ async def test_subscriptions_are_bounded_and_secrets_shown_once(world: World) ->
     sub = r.json()
     assert sub["secret"].startswith("whsec_")
     listed = (await world.api.get("/subscriptions", headers=AUDITOR)).json()
-    assert all(s.get("secret") is None for s in listed) and sub["id"] in {s["id"] for s in listed}
+    assert all("secret" not in s for s in listed) and sub["id"] in {s["id"] for s in listed}  # a read: no key at all
+    one = (await world.api.get(f"/subscriptions/{sub['id']}", headers=AUDITOR)).json()
+    changed = await world.api.patch(f"/subscriptions/{sub['id']}", json={"description": "x"}, headers=ADMIN)
+    assert "secret" not in one and "secret" not in changed.json() and changed.json()["description"] == "x"
     rotated = (await world.api.post(f"/subscriptions/{sub['id']}/rotate-secret", headers=ADMIN)).json()
     assert rotated["secret"].startswith("whsec_") and rotated["secret"] != sub["secret"]
     async with world.service.pool.acquire() as conn:

@@ -5,7 +5,6 @@ the same command is answered as usual."""
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import threading
 from collections.abc import Iterator
@@ -15,15 +14,8 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from services.directory.api import DirectoryAPI, create_app
-from services.directory.customers import Customers
-from services.directory.handlers import Directory
-from shared.edge.auth import ROLES, TokenVerifier
-from shared.edge.service import serve
 from shared.ops.settings import Settings
-from shared.store.memory import InMemoryEventStore
-from testkit.faults import free_port
-from testkit.services import operator_settings
+from testkit.apps import served_directory
 from tools import cli, local
 
 NOW = datetime(2026, 12, 6, 3, 0, tzinfo=UTC)
@@ -32,27 +24,8 @@ NOW = datetime(2026, 12, 6, 3, 0, tzinfo=UTC)
 @pytest.fixture
 def settings() -> Iterator[Settings]:
     """The directory API on a port, bounded at one request in flight; the settings the CLI reads, pointing at it."""
-    port = free_port()
-    s = operator_settings(Settings(directory_port=port))
-    store = InMemoryEventStore()
-
-    async def ready() -> dict[str, str]:
-        return {"store": "ok"}
-
-    directory = Directory(store, lambda: NOW, ROLES)
-    api = DirectoryAPI(directory, None, store.personal_data, ready, Customers(store, lambda: NOW, directory))
-    app = create_app(api, TokenVerifier.from_settings(s))
-    app.state.max_in_flight = 1
-    loop = asyncio.new_event_loop()
-    stop = asyncio.Event()
-    server = threading.Thread(target=lambda: loop.run_until_complete(serve(app, "127.0.0.1", port, stop)))
-    server.start()
-    try:
+    with served_directory(NOW, max_in_flight=1) as s:
         yield s
-    finally:
-        loop.call_soon_threadsafe(stop.set)
-        server.join(10)
-        loop.close()
 
 
 def in_flight(http: httpx.Client) -> float:
@@ -69,12 +42,6 @@ def test_a_busy_api_is_one_line_and_exit_4_then_the_command_works_again(
     runner = CliRunner()
     port = settings.directory_port
     with httpx.Client(base_url=settings.api_url("directory"), timeout=10) as http:
-        for _ in range(200):  # until it serves
-            try:
-                http.get("/healthz")
-                break
-            except httpx.TransportError:
-                threading.Event().wait(0.02)
         held = socket.create_connection(("127.0.0.1", port))
         held.sendall(b"POST /teams HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 40\r\n\r\n")
         for _ in range(500):

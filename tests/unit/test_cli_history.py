@@ -5,9 +5,7 @@ anything is asked), ``--as-of``, a merged organisation (its own timeline whole, 
 
 from __future__ import annotations
 
-import asyncio
 import re
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -15,17 +13,12 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from services.directory.api import DirectoryAPI, create_app
-from services.directory.customers import Customers
 from services.directory.domain.commands import TEAM_ID_PATTERN, USER_ID_PATTERN
-from services.directory.handlers import Directory
 from shared.core.limits import MAX_CODE_CHARS, MAX_ID_CHARS
-from shared.edge.auth import ROLES, TokenVerifier, issue_token
-from shared.edge.service import serve
+from shared.edge.auth import issue_token
 from shared.ops.settings import Settings
-from shared.store.memory import InMemoryEventStore
-from testkit.faults import free_port
-from testkit.services import TEST_KEYS, operator_settings
+from testkit.apps import served_directory
+from testkit.services import TEST_KEYS
 from tools import cli, history, local
 
 NOW = datetime(2026, 12, 6, 3, 0, tzinfo=UTC)
@@ -35,21 +28,7 @@ MADE: dict[str, str] = {}  # the ids the directory gave the organisations and th
 @pytest.fixture(scope="module")
 def settings() -> Iterator[Settings]:
     """The directory API on a port, with an admin's changes made; the settings the CLI reads, pointing at it."""
-    port = free_port()
-    s = operator_settings(Settings(directory_port=port))
-    store = InMemoryEventStore()
-
-    async def ready() -> dict[str, str]:
-        return {"store": "ok"}
-
-    directory = Directory(store, lambda: NOW, ROLES)
-    api = DirectoryAPI(directory, None, store.personal_data, ready, Customers(store, lambda: NOW, directory))
-    app = create_app(api, TokenVerifier.from_settings(s))
-    loop = asyncio.new_event_loop()
-    stop = asyncio.Event()
-    server = threading.Thread(target=lambda: loop.run_until_complete(serve(app, "127.0.0.1", port, stop)))
-    server.start()
-    try:
+    with served_directory(NOW) as s:
         token = issue_token(
             TEST_KEYS,
             user_id="u-admin",
@@ -59,12 +38,6 @@ def settings() -> Iterator[Settings]:
         )
         admin = {"Authorization": f"Bearer {token}"}
         with httpx.Client(base_url=s.api_url("directory"), headers=admin) as http:
-            for _ in range(200):  # until it serves
-                try:
-                    http.get("/healthz")
-                    break
-                except httpx.TransportError:
-                    threading.Event().wait(0.02)
             assert http.post("/teams", json={"team_id": "north", "name": "North"}).status_code == 201
             for user in ("u-lan", "u-minh"):
                 body = {
@@ -95,10 +68,6 @@ def settings() -> Iterator[Settings]:
             assert r.status_code == 201, r.text
             MADE.update(organisation=ids[0], merged=ids[1], person=r.json()["id"])
         yield s
-    finally:
-        loop.call_soon_threadsafe(stop.set)
-        server.join(10)
-        loop.close()
 
 
 @pytest.fixture

@@ -103,7 +103,9 @@ LEAD_TIME_HISTOGRAM = Panel(  # the cycle-time distribution (charts.py draws it)
 )
 
 
-ORDER_STAGES = (  # the production order's stages as the API names them, in their order (its `flow` rows' keys)
+# the production order's stages as the API names them, in their order (its `flow` rows' keys): production's STAGES,
+# which the board may not import (its import contract); tests/unit/web/test_board_unit.py checks they agree
+ORDER_STAGES = (
     "new",
     "planned",
     "in_design",

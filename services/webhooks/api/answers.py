@@ -1,6 +1,7 @@
 """What the webhooks API answers, as models: the OpenAPI document says it, with an example taken from a real answer,
 and a fuzz run checks each answer against it (decision 0029). No ``extra="allow"`` here, as before: an answer holds
-the fields named and nothing else (a secret only where ``secret`` says)."""
+the fields named and nothing else: a subscription's secret only in the answers that create or rotate it
+(``SubscriptionWithSecret``), never in a read."""
 
 from __future__ import annotations
 
@@ -23,8 +24,9 @@ _SUBSCRIPTION: dict[str, JsonValue] = {
     "updated_at": "2026-12-07T02:45:51.450044Z",
     "secret_rotated_at": "2026-12-07T02:45:51.450044Z",
     "previous_secret_until": None,
-    "secret": None,
 }
+# an example of the form only (whsec_, base64 of the bytes 0 to 31), never a real subscription's
+_EXAMPLE_SECRET = "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="  # noqa: S105 - an example
 _DELIVERY: dict[str, JsonValue] = {
     "id": 7,
     "subscription_id": "6b958676-8fc5-45cf-bddc-283f96a2c166",
@@ -61,7 +63,13 @@ class SubscriptionOut(BaseModel):
         description="after a rotation, until when deliveries are signed with the previous secret too "
         "(two v1 signatures in webhook-signature; PIPELINES_WEBHOOKS_ROTATION_OVERLAP_S); null: only the current",
     )
-    secret: str | None = Field(None, description="whsec_…: only in the answer that created or rotated it")
+
+
+class SubscriptionWithSecret(SubscriptionOut):
+    """A subscription and its new secret: the answer that created it or rotated its secret, the only one showing it."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [_SUBSCRIPTION | {"secret": _EXAMPLE_SECRET}]})
+    secret: str = Field(description="whsec_…: shown in this answer only; keep it, the API never shows it again")
 
 
 class DeliveryOut(BaseModel):

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.webhooks.api.answers import DeliveryDetail, DeliveryOut, SubscriptionOut
+from services.webhooks.api.answers import DeliveryDetail, DeliveryOut, SubscriptionOut, SubscriptionWithSecret
 from services.webhooks.domain.filters import MAX_FILTER_CHARS, MAX_FILTERS
 from services.webhooks.handlers import MAX_DESCRIPTION_CHARS, Webhooks, shown
 from services.webhooks.resolve import MAX_URL_CHARS
@@ -52,7 +52,9 @@ class SubscriptionChange(BaseModel):
     enabled: bool | None = None
 
 
-@router.post("/subscriptions", status_code=201, response_model=SubscriptionOut, summary="subscribe a URL (admin)")
+@router.post(
+    "/subscriptions", status_code=201, response_model=SubscriptionWithSecret, summary="subscribe a URL (admin)"
+)
 async def create(body: NewSubscription, svc: Service, who: Admin, response: Response) -> dict[str, Any]:
     response.headers.update(NO_STORE)  # the secret is in it
     return await svc.create(body.url, body.event_types, body.description, body.enabled, who.user_id)
@@ -75,7 +77,7 @@ async def change(subscription_id: SubscriptionId, body: SubscriptionChange, svc:
 
 @router.post(
     "/subscriptions/{subscription_id}/rotate-secret",
-    response_model=SubscriptionOut,
+    response_model=SubscriptionWithSecret,
     summary="a new secret, shown once",
     description="Until `previous_secret_until` (PIPELINES_WEBHOOKS_ROTATION_OVERLAP_S after the rotation, 24 h by "
     "default) each delivery's `webhook-signature` carries two signatures, `v1,<new> v1,<previous>`, so a receiver "

@@ -13,11 +13,13 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
+from services.production.domain.order import STAGES
 from services.web import catalogs, i18n, live, stream
 from services.web.apis import Shown, refused
 from services.web.app import COOKIE, create_app
 from services.web.exports import csv_value
 from services.web.pages import AUDIT, pages
+from services.web.pages.production import ORDER_STAGES
 from services.web.pages.sales import target_scope
 from services.web.panels import FilterError, Filters
 from services.web.session import safe_next
@@ -376,3 +378,9 @@ async def test_without_the_directory_no_team_can_be_chosen(web: httpx.AsyncClien
     assert r.status_code == 422 and "team: the directory does not answer" in r.text
     r = await web.get("/sales")
     assert r.status_code == 200 and '<input type="text" name="team"' in r.text
+
+
+def test_the_boards_order_stages_are_the_production_orders() -> None:
+    """The board knows production by its API only (an import contract), so it names the order's stages itself (the
+    cumulative flow's columns): the same stages as production's domain, in the same order."""
+    assert ORDER_STAGES == STAGES
