@@ -51,9 +51,8 @@ from aiokafka.errors import CommitFailedError, IllegalStateError
 from prometheus_client import Gauge
 from pydantic import ValidationError
 
-from shared.core.events import UnknownEventTypeError, UnsupportedSchemaVersionError
 from shared.messaging.envelope import CloudEvent
-from shared.messaging.fast_envelope import decode as decode_envelope
+from shared.messaging.fast_envelope import Head, decode_fact
 from shared.messaging.kafka import admin_client, stop_consumer
 from shared.messaging.projections import (
     PROGRESS_DDL,
@@ -126,6 +125,11 @@ class _DeadLetter:
 # The database went away, or a deadlock or serialization failure, or a reaction's transaction too old to append to a
 # stream a younger one wrote (StaleTransactionError): retry in a new transaction, never dead-letter.
 _RETRYABLE = (asyncpg.InterfaceError, asyncpg.exceptions.TransactionRollbackError, OSError, StaleTransactionError)
+
+
+# a record as decoded: its envelope (only its head for a type the read model does not take), and its typed fact,
+# or the error typing it raised, or None for a type not taken (fast_envelope.decode_fact)
+_Parsed = tuple[ConsumerRecord[bytes, bytes], CloudEvent | Head, Fact | Exception | None]
 
 
 class _Rejected(Exception):  # noqa: N818 - an event that cannot be applied; its reason goes to the DLQ
@@ -453,12 +457,13 @@ class ProjectionRunner:
         Returns the gaps met: their partitions' records from the gap on were not applied."""
         stats = self.stats.setdefault(generation, GenerationStats(generation, "active"))
         with _collector_paused():
-            # parsed before the transaction begins: an open transaction holds back every relay's tailing
-            parsed: list[tuple[ConsumerRecord[bytes, bytes], CloudEvent]] = []
+            # parsed and typed before the transaction begins: an open transaction holds back every relay's tailing
+            parsed: list[_Parsed] = []
             unparsed: list[_DeadLetter] = []
+            accepts = self.projection.accepts
             for r in records:
-                try:
-                    parsed.append((r, decode_envelope(r.value)))  # pydantic's CloudEvent, msgspec-fast (0031)
+                try:  # msgspec-fast; typed only for the types this read model takes (0031)
+                    parsed.append((r, *decode_fact(r.value, accepts)))
                 except (ValidationError, ValueError) as exc:
                     unparsed.append(_DeadLetter(r, f"not a CloudEvent: {_short(exc)}"))
             dead = list(unparsed)
@@ -488,7 +493,7 @@ class ProjectionRunner:
         self,
         conn: Conn,
         generation: int,
-        parsed: Sequence[tuple[ConsumerRecord[bytes, bytes], CloudEvent]],
+        parsed: Sequence[_Parsed],
         stats: GenerationStats,
         dead: list[_DeadLetter],
         gaps: list[Gap],
@@ -496,7 +501,7 @@ class ProjectionRunner:
         isolate: bool,
     ) -> None:
         await _set_search_path(conn, self.schema(generation), custom_plans=True)
-        streams = sorted({e.streamid for _, e in parsed})
+        streams = sorted({e.streamid for _, e, _ in parsed})
         # One statement creates the batch's missing progress rows and locks them all, in stream order (no
         # deadlock between two consumers briefly owning a partition); it answers each stream's applied version.
         progress = {
@@ -512,8 +517,8 @@ class ProjectionRunner:
         batch: list[Fact] = []
         held = self._held.get(generation, {})
         stopped: set[tuple[str, int]] = set()
-        for r, envelope in parsed:
-            if (r.topic, r.partition) in stopped:
+        for r, envelope, fact in parsed:
+            if stopped and (r.topic, r.partition) in stopped:
                 continue
             seen = progress[envelope.streamid]
             if envelope.streamversion <= seen:  # applied before: a redelivery, or read again after a restart
@@ -528,15 +533,13 @@ class ProjectionRunner:
                 stopped.add((r.topic, r.partition))
                 continue
             progress[envelope.streamid] = touched[envelope.streamid] = envelope.streamversion
-            applied += 1  # an event of a type this read model does not take is applied as nothing
-            if not envelope.type.startswith(self.projection.accepts):
+            applied += 1  # an event of a type this read model does not take (no fact) is applied as nothing
+            if fact is None:
                 continue
-            try:
-                fact = Fact(envelope, envelope.to_event())
-            except (UnknownEventTypeError, UnsupportedSchemaVersionError, ValidationError, ValueError) as exc:
+            if isinstance(fact, Exception):  # it could not be typed
                 if not isolate:
-                    raise _Rejected from exc
-                dead.append(_DeadLetter(r, f"{type(exc).__name__}: {_short(exc)}"))
+                    raise _Rejected from fact
+                dead.append(_DeadLetter(r, f"{type(fact).__name__}: {_short(fact)}"))
                 applied -= 1
                 continue
             if not isolate:

@@ -92,8 +92,12 @@ def parse_stored(event_type: str, schema_version: int, data: dict[str, Any]) -> 
     Data of the class's current schema version was sealed by that class, so only its ``personal_fields`` can
     hold a token (a class that changes them bumps its schema version); older data is searched whole."""
     cls = registry.get(event_type)
-    fields = cls.personal_fields if schema_version == cls.schema_version else None
-    return registry.parse(event_type, schema_version, without_personal_data(data, fields))
+    if schema_version == cls.schema_version:  # registry.parse's steps for it, without looking the class up again
+        event: DomainEvent = cls.__pydantic_validator__.validate_python(
+            without_personal_data(data, cls.personal_fields)
+        )
+        return event
+    return registry.parse(event_type, schema_version, without_personal_data(data))
 
 
 def _subject_of(token: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
@@ -19,7 +20,7 @@ from shared.ops.stack import Endpoints
 from shared.store import NewEvent
 from shared.store.db import Conn
 from shared.store.postgres import PostgresEventStore
-from testkit.events import Counted
+from testkit.events import Counted, ThingCreated
 from testkit.projection import POISON, totals_projection
 from testkit.waiting import wait_until
 
@@ -251,6 +252,69 @@ async def test_poison_messages_go_to_the_dead_letter_topic_and_the_rest_applies(
     assert reasons[b"junk"].startswith("not a CloudEvent")
     assert "ValueError: 13 cannot be counted" in reasons[b"bad"]
     assert all(dict(r.headers)["dlq-projection"] == b"totals" for r in dead)
+    assert sum(s.dead_lettered for s in pipeline.runner.stats.values()) == 2
+
+
+async def test_a_type_the_read_model_does_not_take_advances_it_and_a_broken_one_is_dead_lettered(
+    pipeline: Pipeline, endpoints: Endpoints
+) -> None:
+    """Of a type the read model does not take only the envelope's head is built (decision 0031, session 40): every
+    attribute is still checked, so a message whose data is not an object, or not UTF-8, is still no CloudEvent."""
+    thing = f"thing-{uuid.uuid4().hex[:8]}"
+    envelope = {
+        "specversion": "1.0",
+        "id": str(uuid.uuid4()),
+        "source": "/pipelines/test",
+        "type": ThingCreated.event_type,
+        "subject": thing,
+        "time": "2026-12-07T06:00:00Z",
+        "data": {"thing_id": thing, "name": "Sen"},
+        "streamid": thing,
+        "streamversion": 1,
+        "position": 1,
+        "schemaversion": 1,
+        "recordedtime": "2026-12-07T06:00:00Z",
+        "correlationid": "c",
+        "causationid": "c",
+    }
+    good = json.dumps(envelope).encode()
+    as_list = json.dumps({**envelope, "data": [1], "streamid": "list", "subject": "list"}).encode()
+    not_utf8 = good.replace(b'"Sen"', b'"S\xff"').replace(thing.encode(), b"bytes")
+    producer = AIOKafkaProducer(bootstrap_servers=endpoints.kafka_bootstrap_servers)
+    await producer.start()
+    try:
+        for key, value in ((b"list", as_list), (b"bytes", not_utf8), (thing.encode(), good)):
+            await producer.send_and_wait(pipeline.topic, value, key=key)
+    finally:
+        await producer.stop()
+    await pipeline.write("counted", 4)
+    await pipeline.drained()
+
+    consumer = AIOKafkaConsumer(
+        pipeline.dlq,
+        bootstrap_servers=endpoints.kafka_bootstrap_servers,
+        auto_offset_reset="earliest",
+        group_id=f"dlq-reader-{uuid.uuid4()}",
+    )
+    await consumer.start()
+    try:
+        dead = []
+        async with asyncio.timeout(30):
+            while len(dead) < 2:
+                for records in (await consumer.getmany(timeout_ms=500)).values():
+                    dead.extend(records)
+    finally:
+        await consumer.stop()
+    reasons = {r.key: dict(r.headers)["dlq-reason"].decode() for r in dead}
+    assert set(reasons) == {b"list", b"bytes"}
+    assert all(reason.startswith("not a CloudEvent") for reason in reasons.values()), reasons
+    assert await pipeline.totals() == {"counted": (4, 1)}
+
+    async def applied() -> bool:  # the good message of a type not taken: applied as nothing, its stream advanced
+        async with pipeline.read_models.connection("totals") as conn:
+            return await conn.fetchval("SELECT version FROM projection_progress WHERE stream_id = $1", thing) == 1
+
+    await wait_until(applied, timeout=30)
     assert sum(s.dead_lettered for s in pipeline.runner.stats.values()) == 2
 
 

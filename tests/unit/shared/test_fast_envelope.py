@@ -9,8 +9,10 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from shared.core.events import UnknownEventTypeError, UnsupportedSchemaVersionError
 from shared.messaging import fast_envelope
 from shared.messaging.envelope import CloudEvent
+from shared.messaging.projections import Fact
 from tools import asyncapi, contract  # noqa: F401 - contract registers every service's events
 
 EXAMPLES = [json.loads(line)["value"] for line in asyncapi.EXAMPLES.read_text().splitlines()]
@@ -96,3 +98,88 @@ def test_not_a_cloudevent_at_all_is_refused_as_pydantic_refuses_it(value: bytes 
         CloudEvent.from_kafka(value)
     with pytest.raises(slow.type):
         fast_envelope.decode(value)
+
+
+# decode_fact: what the runner reads per record (decision 0031, as built in session 40)
+NOT_TAKEN = ("pipelines.none.",)
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda e: f"{e['type']}.v{e['schemaversion']}")
+def test_a_type_taken_gives_the_cloudevent_and_its_typed_event(example: dict[str, Any]) -> None:
+    value = CloudEvent.model_validate(example).kafka_value()  # as the relay writes it
+    slow = CloudEvent.from_kafka(value)
+    envelope, fact = fast_envelope.decode_fact(value, (example["type"],))
+    assert isinstance(fact, Fact)
+    assert envelope is fact.envelope
+    assert envelope == slow and envelope.model_fields_set == slow.model_fields_set
+    assert fact.event == slow.to_event()
+    assert fact.event.model_fields_set == slow.to_event().model_fields_set
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda e: f"{e['type']}.v{e['schemaversion']}")
+def test_a_type_not_taken_gives_only_the_head_with_the_same_attributes(example: dict[str, Any]) -> None:
+    value = CloudEvent.model_validate(example).kafka_value()
+    slow = CloudEvent.from_kafka(value)
+    head, fact = fast_envelope.decode_fact(value, NOT_TAKEN)
+    assert fact is None
+    assert isinstance(head, fast_envelope.Head)
+    for name in ("id", "type", "subject", "time", "streamid", "streamversion", "position", "schemaversion"):
+        assert getattr(head, name) == getattr(slow, name)
+    assert json.loads(bytes(head.data)) == slow.data
+
+
+@pytest.mark.parametrize(("case", "message"), broken(), ids=[c for c, _ in broken()])
+def test_a_broken_message_of_a_type_not_taken_is_refused_as_pydantic_refuses_it(
+    case: str, message: dict[str, Any]
+) -> None:
+    value = json.dumps(message).encode()
+    with pytest.raises(ValidationError) as slow:
+        CloudEvent.from_kafka(value)
+    for accepts in (NOT_TAKEN, ("pipelines.",)):
+        with pytest.raises(ValidationError) as fast:
+            fast_envelope.decode_fact(value, accepts)
+        assert fast.value.errors() == slow.value.errors()
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"[1]", b'"text"', b"null", b"7", b'{"deal_id": "caf\xc3"}', b'{"a": "\xff\xfe"}'],
+    ids=["a list", "a string", "null", "a number", "cut UTF-8", "not UTF-8"],
+)
+def test_data_not_an_object_or_not_utf8_is_refused_whether_its_type_is_taken_or_not(data: bytes) -> None:
+    """msgspec skips a head's data checking its JSON syntax only: the rest is checked as pydantic checks it."""
+    value = json.dumps({**SAMPLE, "data": "HERE"}).encode().replace(b'"HERE"', data)
+    with pytest.raises(ValidationError) as slow:
+        CloudEvent.from_kafka(value)
+    for accepts in (NOT_TAKEN, ("pipelines.",)):
+        with pytest.raises(ValidationError) as fast:
+            fast_envelope.decode_fact(value, accepts)
+        assert fast.value.errors() == slow.value.errors()
+
+
+def test_data_msgspec_cannot_read_goes_to_pydantic_whose_cloudevent_it_is() -> None:
+    value = json.dumps({**SAMPLE, "data": "HERE"}).encode().replace(b'"HERE"', b'{"x": 1e400}')
+    envelope, fact = fast_envelope.decode_fact(value, ("pipelines.",))
+    assert envelope == CloudEvent.from_kafka(value)
+    assert isinstance(fact, ValidationError)  # DealOpened has no x: typing fails as to_event() fails
+    head, fact = fast_envelope.decode_fact(value, NOT_TAKEN)
+    assert isinstance(head, fast_envelope.Head) and fact is None
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        ({"data": {"deal_id": "not a uuid"}}, ValidationError),
+        ({"type": "pipelines.deals.NoSuchEvent"}, UnknownEventTypeError),
+        ({"schemaversion": 99}, UnsupportedSchemaVersionError),
+    ],
+    ids=["invalid data", "unknown type", "newer schema"],
+)
+def test_an_event_that_cannot_be_typed_gives_the_error_to_event_raises(change: dict[str, Any], error: type) -> None:
+    """The runner dead-letters it with this error's name and text, as when it called to_event() itself."""
+    value = json.dumps({**SAMPLE, **change}).encode()
+    with pytest.raises(error) as slow:
+        CloudEvent.from_kafka(value).to_event()
+    envelope, fact = fast_envelope.decode_fact(value, ("pipelines.",))
+    assert envelope == CloudEvent.from_kafka(value)
+    assert type(fact) is type(slow.value) and str(fact) == str(slow.value)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from shared.core.events import registry
 from shared.ops.logs import mask_personal_data
 from shared.privacy.pii import (
     InMemoryKeyStore,
@@ -56,6 +57,28 @@ async def test_stored_data_reads_back_with_its_sealed_fields_as_none() -> None:
     # data of the current version without personal fields is parsed as it is, not searched
     plain = {"thing_id": "t", "name": "pii:v1:looks-like-a-token", "reason": "r"}
     assert parse_stored(ThingRenamed.event_type, 2, plain).name == "pii:v1:looks-like-a-token"
+
+
+def test_parse_stored_is_the_registry_parse_of_the_data_with_its_tokens_none() -> None:
+    """parse_stored validates current data with the class's validator directly (the runner's hot path): the same
+    typed event, and the same error, as the registry's parse of the data without its personal data."""
+    sealed = {"person_id": "p", "email": "pii:v1:p:AAAA", "full_name": "Lan", "source": "zalo"}
+    cases = [
+        (ContactRecorded.event_type, 1, sealed),
+        (ThingRenamed.event_type, 2, {"thing_id": "t", "name": "n", "reason": "r"}),
+        (ThingRenamed.event_type, 1, {"thing_id": "t", "name": "n"}),
+        (Counted.event_type, 1, {"n": "7"}),
+    ]
+    for event_type, version, data in cases:
+        read = parse_stored(event_type, version, data)
+        expected = registry.parse(event_type, version, without_personal_data(data))
+        assert read == expected and read.model_fields_set == expected.model_fields_set
+    for data in ({"n": "seven"}, {"n": 1, "m": 2}, {}):
+        with pytest.raises(ValidationError) as slow:
+            registry.parse(Counted.event_type, 1, data)
+        with pytest.raises(ValidationError) as fast:
+            parse_stored(Counted.event_type, 1, data)
+        assert str(fast.value) == str(slow.value)
 
 
 def test_logs_never_carry_personal_data() -> None:
