@@ -91,12 +91,12 @@ def raw_command(pool: asyncpg.Pool, schema: str, ids: list[uuid.UUID], insert_sq
                 insert_sql,
                 stream,
                 version,
-                [uuid.uuid4()],
-                ["pipelines.deals.ActivityLogged"],
-                [2],
-                [data],
-                [json.loads(json.dumps(metadata))],
-                [datetime.now(UTC)],
+                uuid.uuid4(),
+                "pipelines.deals.ActivityLogged",
+                2,
+                data,
+                json.loads(json.dumps(metadata)),
+                datetime.now(UTC),
                 None,  # no time order to keep (a command at now)
                 False,  # not a reaction's clamp
             )
@@ -143,7 +143,7 @@ async def run(env: Env) -> Report:
         paths = {
             "project": project_command(store, project_ids),
             "project, no state cache": project_command(uncached, uncached_ids),
-            "raw asyncpg": raw_command(pool, schema, raw_ids, store._append_sql),
+            "raw asyncpg": raw_command(pool, schema, raw_ids, store._append_one_sql),
         }
         rounds = env.size(5, 2)
         commands = env.size(1600, 64)  # per round, split among the writers

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from typing import Any
 
 import structlog
 from fastapi import HTTPException, status
@@ -27,6 +28,7 @@ class Correlation:
         self.app = app
         self.service = service
         self.answered = HTTP_WORKER_REQUESTS.labels(service, worker() or "0")  # which worker process answered
+        self.timers: dict[tuple[str, str, int], Any] = {}  # HTTP_SECONDS' children, looked up once (bounded labels)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -54,7 +56,10 @@ class Correlation:
                 await self.app(scope, receive, send_with_id)
         took = time.perf_counter() - started
         path = getattr(scope.get("route"), "path", "unmatched")  # the route's template, never an id: bounded labels
-        HTTP_SECONDS.labels(self.service, scope["method"], path, str(status_code)).observe(took)
+        labels = (scope["method"], path, status_code)
+        if (timer := self.timers.get(labels)) is None:
+            timer = self.timers[labels] = HTTP_SECONDS.labels(self.service, labels[0], path, str(status_code))
+        timer.observe(took)
         self.answered.inc()
         principal = scope["state"].get("principal")
         access.info(  # the route's template and the caller's id: never the path's ids, a token or personal data

@@ -17,7 +17,7 @@ import copy
 import dataclasses
 import json
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -105,6 +105,17 @@ _COLUMNS = """stream_id, version, position, event_id, event_type, schema_version
               occurred_at, recorded_at, tx_id"""
 
 
+# The append's checks (after its INSERT … SELECT): the stream is at the expected version $2, and its last event
+# neither comes from a younger transaction nor, with $9, occurred after the first event appended.
+_APPEND_CHECKS = """WHERE coalesce((SELECT max(version) FROM {s}.events WHERE stream_id = $1), 0) = $2
+              -- commit order (tx_id, position) must keep the stream's order: no appending after a younger
+              -- transaction's event (StaleTransactionError); with $9 (time order "refuse"), nor after an event
+              -- that occurred later than the first appended (OutOfTimeOrderError)
+              AND NOT EXISTS (SELECT 1 FROM {s}.events l
+                              WHERE l.stream_id = $1 AND l.version = $2
+                                AND (l.tx_id > pg_current_xact_id() OR l.occurred_at > $9::timestamptz))
+            RETURNING version, position"""
+
 # The fields _COLUMNS fills in order (all but the checkpoint, made of tx_id and position)
 _FIELDS = tuple(f.name for f in dataclasses.fields(RecordedEvent) if f.name != "checkpoint")
 assert [c.strip() for c in _COLUMNS.split(",")] == [*_FIELDS, "tx_id"], "_COLUMNS must follow RecordedEvent"
@@ -140,6 +151,19 @@ def _recorded(row: asyncpg.Record) -> RecordedEvent:
     )
 
 
+_PLAIN = (str, int, bool, float, type(None))
+
+
+def _json_ready(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """The metadata as JSON values: what is not a string, number, boolean or null is written as its ``str``
+    (a UUID, a time); a copy either way."""
+    plain = dict(metadata)
+    if all(type(v) in _PLAIN for v in plain.values()):
+        return plain
+    loaded: dict[str, Any] = json.loads(json.dumps(plain, default=str))
+    return loaded
+
+
 class PostgresEventStore:
     def __init__(
         self,
@@ -158,6 +182,8 @@ class PostgresEventStore:
         self.personal_data = personal_data
         self._bound: Conn | None = None
         self.states: StateCache | None = StateCache()
+        self._appended = EVENTS_APPENDED.labels(self.schema)  # the metrics' children, looked up once
+        self._append_seconds = APPEND_SECONDS.labels(self.schema)
         s = self.schema
         self._append_sql = f"""
             INSERT INTO {s}.events (stream_id, version, event_id, event_type, schema_version, data, metadata,
@@ -170,14 +196,18 @@ class PostgresEventStore:
                         ELSE coalesce(t.occurred_at, now()) END
             FROM unnest($3::uuid[], $4::text[], $5::int[], $6::jsonb[], $7::jsonb[], $8::timestamptz[])
                  WITH ORDINALITY AS t(event_id, event_type, schema_version, data, metadata, occurred_at, n)
-            WHERE coalesce((SELECT max(version) FROM {s}.events WHERE stream_id = $1), 0) = $2
-              -- commit order (tx_id, position) must keep the stream's order: no appending after a younger
-              -- transaction's event (StaleTransactionError); with $9 (time order "refuse"), nor after an event
-              -- that occurred later than the first appended (OutOfTimeOrderError)
-              AND NOT EXISTS (SELECT 1 FROM {s}.events l
-                              WHERE l.stream_id = $1 AND l.version = $2
-                                AND (l.tx_id > pg_current_xact_id() OR l.occurred_at > $9::timestamptz))
-            RETURNING version, position"""
+            {_APPEND_CHECKS.format(s=s)}"""
+        # One event (a command's usual append) as plain values rather than one-element arrays: less to encode and to
+        # decode on both sides (bench/cmdcost.py); the same checks.
+        self._append_one_sql = f"""
+            INSERT INTO {s}.events (stream_id, version, event_id, event_type, schema_version, data, metadata,
+                                    occurred_at)
+            SELECT $1, $2 + 1, $3::uuid, $4::text, $5::int, $6::jsonb, $7::jsonb,
+                   CASE WHEN $10::boolean
+                        THEN greatest(coalesce($8::timestamptz, now()),
+                                      (SELECT l.occurred_at FROM {s}.events l WHERE l.stream_id = $1 AND l.version = $2))
+                        ELSE coalesce($8::timestamptz, now()) END
+            {_APPEND_CHECKS.format(s=s)}"""
 
     def using(self, conn: Conn) -> PostgresEventStore:
         """This store working inside a transaction of the caller's (a reaction's): reads and appends use ``conn``."""
@@ -239,8 +269,8 @@ class PostgresEventStore:
                         own, stream_id, events, sealed, expected_version, idempotency, time_order
                     )
             if not result.replayed and events:
-                EVENTS_APPENDED.labels(self.schema).inc(len(events))
-                APPEND_SECONDS.labels(self.schema).observe(time.perf_counter() - started)
+                self._appended.inc(len(events))
+                self._append_seconds.observe(time.perf_counter() - started)
             return result
         except _KeyTaken:
             assert idempotency is not None
@@ -264,20 +294,9 @@ class PostgresEventStore:
     ) -> AppendResult:
         if events:
             first = events[0].occurred_at if time_order == "refuse" else None
+            sql, values = self._append_statement(events, sealed)
             try:
-                rows = await conn.fetch(
-                    self._append_sql,
-                    stream_id,
-                    expected_version,
-                    [e.event_id for e in events],
-                    [e.event.event_type for e in events],
-                    [e.event.schema_version for e in events],
-                    sealed,
-                    [json.loads(json.dumps(dict(e.metadata), default=str)) for e in events],
-                    [e.occurred_at for e in events],
-                    first,
-                    time_order == "clamp",
-                )
+                rows = await conn.fetch(sql, stream_id, expected_version, *values, first, time_order == "clamp")
             except asyncpg.UniqueViolationError as exc:
                 if exc.constraint_name and exc.constraint_name.endswith("event_id_key"):
                     raise DuplicateEventError(stream_id) from None
@@ -308,6 +327,26 @@ class PostgresEventStore:
             if not stored:  # the same key committed meanwhile: undo ours, answer theirs
                 raise _KeyTaken
         return result
+
+    def _append_statement(
+        self, events: Sequence[NewEvent], sealed: list[dict[str, Any]]
+    ) -> tuple[str, tuple[Any, ...]]:
+        """The append's statement and its values $3..$8 for these (one or more) events."""
+        metadata = [_json_ready(e.metadata) for e in events]
+        if len(events) == 1:
+            (one,) = events
+            event = one.event
+            return self._append_one_sql, (
+                one.event_id, event.event_type, event.schema_version, sealed[0], metadata[0], one.occurred_at
+            )  # fmt: skip
+        return self._append_sql, (
+            [e.event_id for e in events],
+            [e.event.event_type for e in events],
+            [e.event.schema_version for e in events],
+            sealed,
+            metadata,
+            [e.occurred_at for e in events],
+        )
 
     async def _last(self, conn: Conn, stream_id: str) -> tuple[int, datetime | None]:
         """The stream's version and its last event's occurred time (None: no events)."""

@@ -88,6 +88,9 @@ def test_the_apis_answer_422_naming_the_field_and_the_limit() -> None:
         ("deal-1", {"correlation_id": "c-1", "actor": "u-import", "imported_from": "x/deal/1"}),
         ('thing-"é\\\u2028', {"causation_id": "e-9"}),  # escaped and multi-byte characters in the stream id
         ("t", {"actor": {"user": "u-1", "roles": ["admin"]}}),  # an actor that is no cache key
+        # ids counted by the length of their JSON (the frame is cached per type, not per id): escaped and multi-byte
+        ("t", {"correlation_id": 'c-"\\é\u2028\u0001', "causation_id": "e-\U0001f600", "actor": "u-1"}),
+        ("t", {"correlation_id": 12345678901234567890, "causation_id": None}),  # not a string: as it is
         ("t", {}),
         ("t", {"actor": "u-1", "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}),
         ("t", {"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "tracestate": "a=b,c=é"}),
