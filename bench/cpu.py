@@ -208,5 +208,31 @@ class Tally:
             + "".join(f". Not measured (not running on this machine): {m}" for m in self.missing())
         )
 
+    def ceiling(self, rate: int) -> dict[str, float]:
+        """Commands/s the CPU measured at ``rate`` allows: the API process on one core (1,000 ms ÷ its CPU-ms per
+        command) and every process on the machine's cores (their sum)."""
+        per = self.per_command().get(rate, {})
+        api, total = per.get("api", 0.0), per.get("total", 0.0)
+        return {
+            "api_ms": api,
+            "api_commands_per_s": round(1000 / api) if api else 0,
+            "total_ms": total,
+            "machine_commands_per_s": round((os.cpu_count() or 1) * 1000 / total) if total else 0,
+        }
+
+    def limits(self, achieved: dict[int, object]) -> str:
+        """The ceilings beside what was achieved, ``achieved``: the project's achieved rate ÷ the baseline's, per
+        offered rate (issue 32 item 2: >= 850/s and >= 0.85× the baseline at 1,000/s offered)."""
+        parts = []
+        for rate in sorted(self.commands):
+            c = self.ceiling(rate)
+            parts.append(
+                f"at {rate}/s offered: achieved ÷ the baseline's {achieved.get(rate, '?')} (target 0.85 at 1,000/s); "
+                f"the API process at {c['api_ms']:g} CPU-ms a command tops out at {c['api_commands_per_s']:,} "
+                f"commands/s on one core; every process at {c['total_ms']:g} ms a command, at "
+                f"{c['machine_commands_per_s']:,}/s on {os.cpu_count()} cores"
+            )
+        return "Limits measured in this run: " + "; ".join(parts) + "."
+
     def missing(self) -> list[str]:
         return [kind for kind in ("postgresql", "kafka") if kind not in self.meter.roots]

@@ -466,7 +466,7 @@ async def run(env: Env) -> Report:
         baseline = await Baseline.start(settings, pool_size)
         dsn, watcher = str(settings.database_url), project.conn.get_server_pid()
         tally = cpu.Tally(await cpu.kinds(project.processes.pids(), dsn, settings.kafka_bootstrap_servers, watcher))
-        await tally.measure_idle()
+        await tally.measure_idle(env.size(2.0, 0.5))
         # the load generator's own full collections (its pool, watchers and latencies: ~200k objects) paused
         # sends and watchers for up to 400 ms, whichever path was running: settled like a service's heap
         settle_heap()
@@ -513,7 +513,7 @@ async def run(env: Env) -> Report:
         base = [r for r in runs if r.rate == rate and r.path == "baseline"]
         p, b = _row("project", rate, mine), _row("baseline (raw PG + Kafka)", rate, base)
         report.rows += [p, b]
-        ratio = ["project / baseline", rate, ""] + [
+        ratio = ["project / baseline", rate, round(p[2] / b[2], 2) if b[2] else ""] + [
             round(x / y, 1) if y else "" for x, y in zip(p[3:9], b[3:9], strict=True)
         ] + [""]  # fmt: skip
         report.rows.append(ratio)
@@ -544,6 +544,9 @@ async def run(env: Env) -> Report:
         report.data["cpu_idle_ms_per_s"] = tally.idle
         total = tally.per_command().get(rates[0], {}).get("total", 0.0)
         report.at_most(f"CPU ms per command at {rates[0]}/s, every process (issue 32)", total, cpu.BUDGET_MS)
+        achieved = {r[1]: r[2] for r in report.rows if r[0] == "project / baseline"}
+        report.notes.append(tally.limits(achieved))
+        report.data["ceilings"] = {str(r): tally.ceiling(r) for r in rates}
     report.data |= {"rates": rates, "seconds": seconds, "rounds": rounds, "pool": pool_size}
     report.data["runs"] = [r.summary() for r in runs]
     return report

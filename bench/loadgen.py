@@ -28,7 +28,7 @@ from typing import Any
 
 import uvloop
 
-from bench.processes import HttpClient
+from bench.httpclient import HttpClient
 
 FLUSH_EVERY_S = 0.005  # accepted commands are handed to the parent this often
 START_IN_S = 0.2  # the first command is due this long after the generator has started

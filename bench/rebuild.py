@@ -310,6 +310,28 @@ async def measure(
         await cleanup(settings)
 
 
+CEILING = "fetch + fast envelope + typed event"  # the runner's decode and typing: what a board rebuild pays first
+
+
+def limit(small: dict[str, Any], big: dict[str, Any]) -> str:
+    """How far the rebuild is from the ceiling decode and typing leave it, and from the raw read (issue 32)."""
+    ceiling = small["floor_events_per_s"][CEILING]
+    raw = small["raw_events_per_s"]
+    parts = [
+        f"Limit (issue 32's 0.6× raw): decoding and typing alone ({CEILING}) reach {ceiling:,} events/s, "
+        f"{ceiling / raw:.2f}× the raw read ({raw:,}/s), in this run on the small history; its rebuild ran at "
+        f"{small['rebuild_events_per_s']:,}/s: {small['rebuild_events_per_s'] / ceiling:.2f}× that ceiling, "
+        f"{small['rebuild_events_per_s'] / raw:.2f}× the raw read"
+    ]
+    if big is not small:
+        rate = big["rebuild_events_per_s"]
+        parts.append(
+            f"the 1M rebuild ({rate:,}/s) is {rate / ceiling:.2f}× that ceiling and "
+            f"{rate / big['raw_events_per_s']:.2f}× its raw read ({big['raw_events_per_s']:,}/s)"
+        )
+    return "; ".join(parts) + ". One process cannot pass the ceiling before it touches a table."
+
+
 async def run(env: Env) -> Report:
     report = Report(
         name="rebuild",
@@ -332,6 +354,13 @@ async def run(env: Env) -> Report:
     if not env.quick:
         big = await measure(env, report, deals=126_000, rounds=3, with_per_event=False, label="1M")
     report.data = {"small": small, "big": big}
+    if small["floor_events_per_s"]:
+        ceiling = small["floor_events_per_s"][CEILING]
+        report.data["limits"] = {
+            "ceiling_events_per_s": ceiling,
+            "ceiling_over_raw": round(ceiling / small["raw_events_per_s"], 3),
+            "rebuild_over_ceiling": round(big["rebuild_events_per_s"] / ceiling, 3),
+        }
     rate = big["rebuild_events_per_s"]
     report.at_least("rebuild events/s (largest history)", rate, 100_000)
     report.at_least("rebuild / raw read (largest history)", rate / big["raw_events_per_s"], 0.6)  # issue 32
@@ -353,6 +382,8 @@ async def run(env: Env) -> Report:
             + "; ".join(f"{k} {v:,} events/s ({per_event[k]:.1f} µs an event)" for k, v in steps.items())
             + ". A rebuild cannot be faster than its last step, before any read model is touched."
         )
+    if small["floor_events_per_s"]:
+        report.notes.append(limit(small, big))
     if big["raw_events_per_s"] < 100_000:
         report.notes.append(
             f"The raw read itself reaches {big['raw_events_per_s']:,} events/s here: fetching and decoding the JSON "
