@@ -363,12 +363,8 @@ class ProjectionRunner:
 
         async def commit() -> None:
             nonlocal pending, committed_at
-            try:
-                await consumer.commit(pending)
-            except (CommitFailedError, IllegalStateError) as exc:
-                # a rebalance took the partition: its next owner re-reads and skips what was applied
-                log.info("projection.commit_skipped", projection=self.projection.name, reason=str(exc))
-            pending, committed_at = {}, time.monotonic()
+            pending = await _commit_owned(consumer, pending, self.projection.name)
+            committed_at = time.monotonic()
 
         try:
             while not stop.is_set():
@@ -659,6 +655,28 @@ def _collector_paused() -> Iterator[None]:
         _collector_pauses -= 1
         if _collector_pauses == 0:
             gc.enable()
+
+
+async def _commit_owned(
+    consumer: AIOKafkaConsumer, pending: dict[TopicPartition, int], projection: str
+) -> dict[TopicPartition, int]:
+    """Commit the offsets of the partitions the consumer still owns; answer what is left to commit next time.
+
+    A partition a rebalance took away is dropped: its next owner re-reads it from the group's offset and skips what
+    was applied. A commit refused while a rebalance is under way keeps the offsets of the partitions still owned: a
+    partition with nothing more to read would otherwise never commit them, and a rebuild's swap waits for the
+    group's offsets (found with two projector processes sharing a rebuild: the generation stayed "building")."""
+    owned = consumer.assignment()
+    offsets = {tp: offset for tp, offset in pending.items() if tp in owned}
+    if not offsets:
+        return {}
+    try:
+        await consumer.commit(offsets)
+    except (CommitFailedError, IllegalStateError) as exc:
+        log.info("projection.commit_deferred", projection=projection, reason=str(exc))
+        owned = consumer.assignment()
+        return {tp: offset for tp, offset in offsets.items() if tp in owned}
+    return {}
 
 
 def _short(exc: BaseException, limit: int = 500) -> str:
