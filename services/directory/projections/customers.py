@@ -91,12 +91,14 @@ class _Batch:
         self.organisations = organisations
         self.people = people
         self.index: dict[tuple[uuid.UUID, str], set[str]] = {}  # (id, kind): its keys now (empty: none)
+        self.new: set[tuple[uuid.UUID, str]] = set()  # registered in this batch: no keys stored yet to delete
 
     async def flush(self, conn: Conn) -> None:
         await self.organisations.flush(conn)
         await self.people.flush(conn)
+        if stored := [entity for entity in self.index if entity not in self.new]:
+            await conn.execute(_INDEX_DELETE, [i for i, _ in stored], [k for _, k in stored])
         if self.index:
-            await conn.execute(_INDEX_DELETE, [i for i, _ in self.index], [k for _, k in self.index])
             rows = [(key, kind, entity) for (entity, kind), keys in self.index.items() for key in sorted(keys)]
             if rows:
                 await conn.execute(_INDEX_INSERT, *(list(column) for column in zip(*rows, strict=True)))
@@ -131,6 +133,8 @@ class CustomersModel:
         rows = batch.organisations
         match e:
             case ev.OrganisationRegistered():
+                if rows.get(e.organisation_id) is None:
+                    batch.new.add((e.organisation_id, "organisation"))
                 rows.insert(
                     ORGANISATIONS.new(
                         organisation_id=e.organisation_id,
@@ -177,7 +181,8 @@ class CustomersModel:
                 title_token=sealed.get("title"),
                 registered_at=e.registered_at,
             )
-            rows.insert(row)
+            if rows.insert(row):
+                batch.new.add((e.person_id, "person"))
         elif (cur := rows.get(e.person_id)) is not None and not cur["erased"]:
             rows.update(
                 e.person_id,
