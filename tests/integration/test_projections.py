@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from prometheus_client import REGISTRY
 
 from shared.messaging.projections import Fact, ReadModelBehindError, ReadModels, request_rebuild
@@ -218,6 +218,26 @@ async def test_rebuild_while_events_keep_arriving_misses_nothing(pipeline: Pipel
     )
 
 
+async def dead_letters(dlq: str, endpoints: Endpoints, count: int) -> list[ConsumerRecord[bytes, bytes]]:
+    """The first ``count`` messages of the dead-letter topic."""
+    consumer = AIOKafkaConsumer(
+        dlq,
+        bootstrap_servers=endpoints.kafka_bootstrap_servers,
+        auto_offset_reset="earliest",
+        group_id=f"dlq-reader-{uuid.uuid4()}",
+    )
+    await consumer.start()
+    try:
+        dead: list[ConsumerRecord[bytes, bytes]] = []
+        async with asyncio.timeout(30):
+            while len(dead) < count:
+                for records in (await consumer.getmany(timeout_ms=500)).values():
+                    dead.extend(records)
+        return dead
+    finally:
+        await consumer.stop()
+
+
 async def test_poison_messages_go_to_the_dead_letter_topic_and_the_rest_applies(
     pipeline: Pipeline, endpoints: Endpoints
 ) -> None:
@@ -233,21 +253,7 @@ async def test_poison_messages_go_to_the_dead_letter_topic_and_the_rest_applies(
     await pipeline.drained()
     assert await pipeline.totals() == {"good": (6, 3), "bad": (12, 2)}
 
-    consumer = AIOKafkaConsumer(
-        pipeline.dlq,
-        bootstrap_servers=endpoints.kafka_bootstrap_servers,
-        auto_offset_reset="earliest",
-        group_id=f"dlq-reader-{uuid.uuid4()}",
-    )
-    await consumer.start()
-    try:
-        dead = []
-        async with asyncio.timeout(30):
-            while len(dead) < 2:
-                for records in (await consumer.getmany(timeout_ms=500)).values():
-                    dead.extend(records)
-    finally:
-        await consumer.stop()
+    dead = await dead_letters(pipeline.dlq, endpoints, 2)
     reasons = {r.key: dict(r.headers)["dlq-reason"].decode() for r in dead}
     assert reasons[b"junk"].startswith("not a CloudEvent")
     assert "ValueError: 13 cannot be counted" in reasons[b"bad"]
@@ -290,21 +296,7 @@ async def test_a_type_the_read_model_does_not_take_advances_it_and_a_broken_one_
     await pipeline.write("counted", 4)
     await pipeline.drained()
 
-    consumer = AIOKafkaConsumer(
-        pipeline.dlq,
-        bootstrap_servers=endpoints.kafka_bootstrap_servers,
-        auto_offset_reset="earliest",
-        group_id=f"dlq-reader-{uuid.uuid4()}",
-    )
-    await consumer.start()
-    try:
-        dead = []
-        async with asyncio.timeout(30):
-            while len(dead) < 2:
-                for records in (await consumer.getmany(timeout_ms=500)).values():
-                    dead.extend(records)
-    finally:
-        await consumer.stop()
+    dead = await dead_letters(pipeline.dlq, endpoints, 2)
     reasons = {r.key: dict(r.headers)["dlq-reason"].decode() for r in dead}
     assert set(reasons) == {b"list", b"bytes"}
     assert all(reason.startswith("not a CloudEvent") for reason in reasons.values()), reasons
