@@ -16,6 +16,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.deals import main as deals_main
 from shared.core.ids import import_id
@@ -49,6 +50,22 @@ def sheet(path: Path) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
+class HeldAfterFirstBatch:
+    """The deals app, each import batch after the first one answered only after ``hold_s``: the kill lands while
+    the import is under way on any machine (a fast one sent every batch in the moment between the first checkpoint
+    and the kill)."""
+
+    def __init__(self, app: ASGIApp, hold_s: float = 2.0) -> None:
+        self.app, self.hold_s, self.batches = app, hold_s, 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == "/imports/batches":
+            self.batches += 1
+            if self.batches > 1 and self.hold_s:
+                await asyncio.sleep(self.hold_s)
+        await self.app(scope, receive, send)
+
+
 async def test_an_import_killed_with_sigkill_resumes_and_writes_each_row_once(
     endpoints: Endpoints, tmp_path: Path
 ) -> None:
@@ -56,7 +73,8 @@ async def test_an_import_killed_with_sigkill_resumes_and_writes_each_row_once(
     service = await deals_main.build(settings)
     await service.deals.ensure_default_pipeline()
     port, stop = free_port(), asyncio.Event()
-    server = asyncio.create_task(serve(service.app(), "127.0.0.1", port, stop))
+    app = HeldAfterFirstBatch(service.app())
+    server = asyncio.create_task(serve(app, "127.0.0.1", port, stop))
     data, report, run_dir = tmp_path / "deals.csv", tmp_path / "report.csv", tmp_path / "run"
     sheet(data)
     token = issue_token(TEST_KEYS, user_id="u-import", roles=["importer"])
@@ -88,6 +106,7 @@ async def test_an_import_killed_with_sigkill_resumes_and_writes_each_row_once(
             if first.poll() is None:
                 first.kill()
         assert first.returncode == -signal.SIGKILL
+        app.hold_s = 0.0
         killed_at = answered()
         landed = {r.stream_id for r in await store.read_streams("deal-")}
         assert 0 < killed_at - 1 <= len(landed) < ROWS  # what the checkpoint says, at least, and not all
