@@ -103,13 +103,14 @@ CREATE TABLE IF NOT EXISTS {schema}.projection_progress (
 """
 
 
-async def _set_search_path(conn: Conn, schema: str, *, custom_plans: bool = False) -> None:
+async def _set_search_path(conn: Conn, schema: str, *, custom_plans: bool = False, then: str = "") -> None:
     """This transaction's tables are ``schema``'s. ``custom_plans``: every statement is planned for its own
     parameters, never from a plan cached on this connection (a projector's batches, decision 0010: a generic plan
     made while a new generation's tables were small stays a sequential scan as they grow, and with a parameter
-    array it compares every row with every key)."""
+    array it compares every row with every key). ``then``: a statement without parameters sent in the same
+    round trip."""
     plans = "; SET LOCAL plan_cache_mode = force_custom_plan" if custom_plans else ""
-    await conn.execute(f"SET LOCAL search_path TO {schema}, public{plans}")
+    await conn.execute(f"SET LOCAL search_path TO {schema}, public{plans}{'; ' + then if then else ''}")
 
 
 class ReadModels:

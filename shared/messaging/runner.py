@@ -5,10 +5,11 @@ How the runner keeps its promises:
 - **Exactly-once effect.** Each batch runs in one PostgreSQL transaction that also records, per stream, the
   last version applied. An event at or below that version is skipped, so a redelivered or replayed event has
   no second effect. The progress rows of the batch's streams are locked first (in stream order), so two
-  consumers briefly owning one partition during a rebalance cannot both apply an event. Kafka offsets are
-  committed only after the transaction commits, at most once a second while busy (a restart re-reads what
-  came after and skips it, counting it in ``pipelines_projection_duplicates_total``: tests/faults/
-  test_projector_replay.py kills a projector between the two).
+  consumers briefly owning one partition during a rebalance cannot both apply an event; a stream new to the read
+  model gets its row at the end of the batch, and a batch that finds it taken by then is rolled back and read
+  again. Kafka offsets are committed only after the transaction commits, at most once a second while busy (a
+  restart re-reads what came after and skips it, counting it in ``pipelines_projection_duplicates_total``:
+  tests/faults/test_projector_replay.py kills a projector between the two).
 - **Batches.** One transaction per batch: up to ``batch_size`` events, or ``catch_up_batch_size`` while the
   consumer is further behind than that (a rebuild, a catch-up). If an event fails (or cannot be parsed to
   its type), the batch is rolled back and replayed one event at a time in savepoints, and the
@@ -122,9 +123,20 @@ class _DeadLetter:
     reason: str
 
 
+class _ProgressRace(Exception):  # noqa: N818 - another consumer applied a new stream's events meanwhile
+    pass
+
+
 # The database went away, or a deadlock or serialization failure, or a reaction's transaction too old to append to a
-# stream a younger one wrote (StaleTransactionError): retry in a new transaction, never dead-letter.
-_RETRYABLE = (asyncpg.InterfaceError, asyncpg.exceptions.TransactionRollbackError, OSError, StaleTransactionError)
+# stream a younger one wrote (StaleTransactionError), or another consumer's batch took a new stream meanwhile
+# (_ProgressRace): retry in a new transaction, never dead-letter.
+_RETRYABLE = (
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.TransactionRollbackError,
+    OSError,
+    StaleTransactionError,
+    _ProgressRace,
+)
 
 
 # a record as decoded: its envelope (only its head for a type the read model does not take), and its typed fact,
@@ -496,18 +508,19 @@ class ProjectionRunner:
         *,
         isolate: bool,
     ) -> None:
-        await _set_search_path(conn, self.schema(generation), custom_plans=True)
+        await _begin_batch(conn, self.schema(generation))
         streams = sorted({e.streamid for _, e, _ in parsed})
-        # One statement creates the batch's missing progress rows and locks them all, in stream order (no
-        # deadlock between two consumers briefly owning a partition); it answers each stream's applied version.
-        progress = {
+        # The batch's streams that have a progress row, locked in stream order (no deadlock between two consumers
+        # briefly owning a partition), with the version each has applied; a stream without one has applied none.
+        known: dict[str, int] = {
             row["stream_id"]: row["version"]
             for row in await conn.fetch(
-                """INSERT INTO projection_progress AS p (stream_id, version) SELECT unnest($1::text[]), 0
-                   ON CONFLICT (stream_id) DO UPDATE SET version = p.version RETURNING stream_id, version""",
+                """SELECT stream_id, version FROM projection_progress WHERE stream_id = ANY($1::text[])
+                   ORDER BY stream_id COLLATE "C" FOR UPDATE""",
                 streams,
             )
         }
+        progress = dict.fromkeys(streams, 0) | known
         touched: dict[str, int] = {}
         applied = skipped = seen_before = 0
         batch: list[Fact] = []
@@ -546,12 +559,7 @@ class ProjectionRunner:
         if batch:
             await self._apply_many(conn, batch)
         if touched:
-            await conn.execute(
-                """UPDATE projection_progress p SET version = t.version, updated_at = now()
-                   FROM unnest($1::text[], $2::int[]) AS t(stream_id, version) WHERE p.stream_id = t.stream_id""",
-                list(touched),
-                list(touched.values()),
-            )
+            await _record_progress(conn, touched, known)
         stats.applied += applied
         stats.skipped += skipped
         PROJECTION_APPLIED.labels(self.namespace, self.projection.name).inc(applied)
@@ -677,6 +685,42 @@ async def _commit_owned(
         owned = consumer.assignment()
         return {tp: offset for tp, offset in offsets.items() if tp in owned}
     return {}
+
+
+async def _begin_batch(conn: Conn, schema: str) -> None:
+    """The batch's tables are ``schema``'s, and its progress table is locked for writing first, as an INSERT or
+    UPDATE of it would: a batch waits at its start, not with its effects applied and its transaction open, for
+    anything holding the table against writes (an index build, tests/faults/test_drain_killed.py). The rows'
+    ``FOR UPDATE`` lock alone lets a SHARE lock through."""
+    await _set_search_path(conn, schema, custom_plans=True, then="LOCK TABLE projection_progress IN ROW EXCLUSIVE MODE")
+
+
+async def _record_progress(conn: Conn, touched: dict[str, int], known: dict[str, int]) -> None:
+    """Each touched stream's version now: a stream with a row (locked since the batch began) updated, a new one
+    inserted at its version — once, not a row at 0 and then its version (a fresh build writes half the row versions).
+
+    Two consumers briefly owning a partition may both find a new stream without a row: the second one's insert
+    waits for the first's commit, then finds its row. Both applied the stream's events, so the second batch is
+    rolled back (``_ProgressRace``, retried as a database error is): read again, the row says what was applied."""
+    old = sorted(s for s in touched if s in known)
+    new = sorted(s for s in touched if s not in known)
+    if old:
+        await conn.execute(
+            """UPDATE projection_progress p SET version = t.version, updated_at = now()
+               FROM unnest($1::text[], $2::int[]) AS t(stream_id, version) WHERE p.stream_id = t.stream_id""",
+            old,
+            [touched[s] for s in old],
+        )
+    if new:
+        inserted = await conn.fetchval(
+            """WITH i AS (INSERT INTO projection_progress (stream_id, version)
+                          SELECT * FROM unnest($1::text[], $2::int[]) ON CONFLICT (stream_id) DO NOTHING RETURNING 1)
+               SELECT count(*) FROM i""",
+            new,
+            [touched[s] for s in new],
+        )
+        if inserted != len(new):
+            raise _ProgressRace(f"{len(new) - inserted} new stream(s) got a progress row from another consumer")
 
 
 def _short(exc: BaseException, limit: int = 500) -> str:
