@@ -43,7 +43,7 @@ from bench.e2e import ACTIVITY, HEADERS, USER, summarize_stacks
 from bench.processes import HttpClient, request
 from shared.ops.settings import Settings
 from shared.ops.stack import ROOT, free_port, start_servers
-from testkit.services import process_env
+from testkit.services import process_env, spawn
 
 
 @dataclass
@@ -67,10 +67,7 @@ class Api:
             PIPELINES_OPS_PORT=str(port),
             PYTHONPATH=str(self.root),
         )
-        with self.log.open("wb") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "services.deals", "api"], cwd=self.root, env=env, stdout=out, stderr=out
-            )
+        self.proc = spawn(("-m", "services.deals", "api"), env, self.log, cwd=self.root)
         deadline = time.monotonic() + 120
         while True:
             if self.proc.poll() is not None:

@@ -9,182 +9,42 @@ against every command it delayed (no coordinated omission).
 
 Per command: the HTTP answer (ack), and the moment the board's active generation has applied the answered
 version of the deal (its ``projection_progress`` row, written in the same transaction as the board row). One
-watcher connection polls the progress rows of every pending deal in one query every 5 ms.
+watcher connection polls the progress rows of every pending deal in one query every 5 ms (bench/openloop.py).
 
-Baseline, at the same rate with the same watcher: the same hops by hand — a raw asyncpg INSERT of an event row
-(the ack), then a raw aiokafka producer (acks=all, idempotent, key = stream), a raw aiokafka consumer in its
-own process applying each batch in one transaction (an upsert of the stream's row) and committing offsets.
-That is the floor of PostgreSQL + Kafka on this machine.
-
-``python -m bench.e2e baseline-consumer …`` is that consumer process.
+Baseline, at the same rate with the same watcher: the same hops by hand, raw PostgreSQL and Kafka clients
+(bench/e2e_baseline.py). That is the floor of PostgreSQL + Kafka on this machine.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
-import json
 import os
 import random
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench import cpu
 from bench.common import Env, Report, cleanup, median, percentile
+from bench.e2e_baseline import Baseline
+from bench.openloop import GIVE_UP_S, WATCH_EVERY_S, Acked, Run, Send, Watcher, offer
 from bench.processes import HttpClient, ServiceProcesses
 from shared.edge.service import settle_heap
-from shared.messaging.kafka import TopicSpec, delete_topics, ensure_topics
 from shared.messaging.projections import generation_schema
 from shared.ops.settings import Settings
-from shared.ops.stack import ROOT
 from testkit.services import bearer
 
 USER = "u-bench"
 HEADERS = bearer(USER, "sales", team="north")
 ACTIVITY = {"activity_type": "call", "channel": "phone", "outcome": "asked for a quote", "duration_minutes": 5}
-WATCH_EVERY_S = 0.005
-GIVE_UP_S = 10.0  # after the schedule ends, how long unanswered commands and unseen versions are waited for
-QUANTILES = [*range(0, 100), 99.5, 99.9, 100]
-
-Acked = Callable[[str, int], None]  # the command was acknowledged: its stream and the version it wrote
-Send = Callable[[Acked], Awaitable[None]]
-
-
-# ---------------------------------------------------------------------------------------------- measuring
-class Watcher:
-    """Polls ``table(stream_id, version)`` for every stream with a pending command; a command is done when its
-    stream's row shows its version. One query per poll, only while something is pending."""
-
-    def __init__(self, conn: asyncpg.Connection, table: str) -> None:
-        self.conn = conn
-        self.table = table
-        self.pending: dict[str, list[tuple[int, float]]] = {}
-        self.samples: list[float] = []
-        self.polls = 0
-
-    def expect(self, stream: str, version: int, since: float) -> None:
-        self.pending.setdefault(stream, []).append((version, since))
-
-    async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            if self.pending:
-                rows = await self.conn.fetch(
-                    f"SELECT stream_id, version FROM {self.table} WHERE stream_id = ANY($1::text[])",
-                    list(self.pending),
-                )
-                now = time.perf_counter()
-                self.polls += 1
-                for row in rows:
-                    waiting = self.pending.get(row["stream_id"], [])
-                    left = [(v, t) for v, t in waiting if v > row["version"]]
-                    self.samples.extend(now - t for v, t in waiting if v <= row["version"])
-                    if left:
-                        self.pending[row["stream_id"]] = left
-                    else:
-                        self.pending.pop(row["stream_id"], None)
-            await asyncio.sleep(WATCH_EVERY_S)
-
-    async def drain(self, within: float) -> int:
-        """Wait until nothing is pending (or ``within`` s); returns how many were never seen, and forgets them."""
-        deadline = time.monotonic() + within
-        while self.pending and time.monotonic() < deadline:  # noqa: ASYNC110 - the watcher task empties it
-            await asyncio.sleep(0.02)
-        unseen = sum(len(v) for v in self.pending.values())
-        self.pending.clear()
-        return unseen
-
-
-@dataclass
-class Run:
-    path: str
-    rate: int
-    seconds: float
-    sent: int = 0
-    errors: int = 0
-    unseen: int = 0
-    timed_out: int = 0  # no answer within GIVE_UP_S of the end of the schedule (counted in errors too)
-    ack: list[float] = field(default_factory=list)
-    e2e: list[float] = field(default_factory=list)
-    elapsed: float = 0.0  # from the first scheduled send to the last ack
-    behind: float = 0.0  # how far the sender fell behind its schedule at worst
-
-    @property
-    def achieved(self) -> float:
-        return len(self.ack) / self.elapsed if self.elapsed else 0.0
-
-    def summary(self) -> dict[str, Any]:
-        def q(xs: list[float]) -> list[float]:
-            return [round(percentile(xs, p) * 1000, 2) for p in QUANTILES]
-
-        return {
-            "path": self.path,
-            "rate": self.rate,
-            "seconds": self.seconds,
-            "sent": self.sent,
-            "acked": len(self.ack),
-            "seen": len(self.e2e),
-            "errors": self.errors,
-            "unseen": self.unseen,
-            "timed_out": self.timed_out,
-            "achieved_per_s": round(self.achieved, 1),
-            "sender_behind_ms": round(self.behind * 1000, 2),
-            "quantiles": [str(p) for p in QUANTILES],
-            "ack_ms": q(self.ack),
-            "e2e_ms": q(self.e2e),
-        }
-
-
-async def offer(path: str, rate: int, seconds: float, send: Send, watcher: Watcher) -> Run:
-    """Send ``rate * seconds`` commands open loop; latencies from each command's scheduled time."""
-    run = Run(path, rate, seconds, sent=int(rate * seconds))
-    watcher.samples = run.e2e
-    last_ack = 0.0
-    t0 = time.perf_counter() + 0.05
-
-    async def one(at: float) -> None:
-        nonlocal last_ack
-
-        def acked(stream: str, version: int) -> None:
-            nonlocal last_ack
-            last_ack = time.perf_counter()
-            run.ack.append(last_ack - at)
-            watcher.expect(stream, version, at)
-
-        try:
-            await send(acked)
-        except Exception:
-            run.errors += 1
-        except asyncio.CancelledError:
-            pass
-
-    tasks = []
-    for i in range(run.sent):
-        at = t0 + i / rate
-        delay = at - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        else:
-            run.behind = max(run.behind, -delay)
-        tasks.append(asyncio.create_task(one(at)))
-    _, late = await asyncio.wait(tasks, timeout=GIVE_UP_S)
-    for t in late:  # the path cannot keep up: stop waiting, count them as errors
-        t.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    run.timed_out = len(late)
-    run.elapsed = last_ack - t0
-    run.unseen = await watcher.drain(within=GIVE_UP_S)
-    return run
 
 
 # ---------------------------------------------------------------------------------------------- the project
@@ -256,118 +116,6 @@ class Deals:
         await self.client.close()
         await self.conn.close()
         self.processes.stop()
-
-
-# ---------------------------------------------------------------------------------------------- the baseline
-@dataclass
-class Baseline:
-    """The same hops by hand: INSERT (ack) → producer → consumer process → UPDATE."""
-
-    settings: Settings
-    pool: asyncpg.Pool
-    producer: AIOKafkaProducer
-    consumer: subprocess.Popen[bytes]
-    topic: str
-    schema: str
-    streams: list[str]
-    versions: dict[str, int]
-    watcher: Watcher
-    stop: asyncio.Event
-    task: asyncio.Task[None]
-    payload: str
-
-    @classmethod
-    async def start(cls, settings: Settings, pool_size: int) -> Baseline:
-        schema = f"{settings.schema_prefix}baseline"
-        topic = f"{settings.topic_prefix}.baseline.events"
-        dsn = str(settings.database_url)
-        await ensure_topics(
-            settings.kafka_bootstrap_servers,
-            [TopicSpec(topic, settings.kafka_partitions, settings.kafka_replication_factor)],
-        )
-        pool = await asyncpg.create_pool(dsn, min_size=4, max_size=10)
-        await pool.execute(
-            f"""CREATE SCHEMA {schema};
-                CREATE TABLE {schema}.events (
-                    position bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, stream_id text NOT NULL,
-                    version integer NOT NULL, data jsonb NOT NULL, recorded_at timestamptz NOT NULL DEFAULT now(),
-                    UNIQUE (stream_id, version));
-                CREATE TABLE {schema}.board (stream_id text PRIMARY KEY, version integer NOT NULL)"""
-        )
-        producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap_servers, enable_idempotence=True, acks="all"
-        )
-        await producer.start()
-        consumer = subprocess.Popen(
-            [sys.executable, "-m", "bench.e2e", "baseline-consumer", settings.kafka_bootstrap_servers, topic, dsn,
-             f"{schema}.board", f"{settings.topic_prefix}.baseline"],
-            cwd=ROOT,
-        )  # fmt: skip
-        watcher = Watcher(await asyncpg.connect(dsn), f"{schema}.board")
-        stop = asyncio.Event()
-        task = asyncio.create_task(watcher.run(stop))
-        streams = [f"deal-{uuid.uuid4()}" for _ in range(pool_size)]
-        payload = json.dumps({"deal_id": str(uuid.uuid4()), **ACTIVITY, "activity_id": str(uuid.uuid4())})
-        self = cls(settings, pool, producer, consumer, topic, schema, streams, {}, watcher, stop, task, payload)
-        # the pool's first events, like the deals opened on the project's side; waits for the consumer's group
-        for s in streams:
-            await self.send(lambda stream, version: watcher.expect(stream, version, time.perf_counter()), s)
-        if unseen := await watcher.drain(within=60):
-            raise RuntimeError(f"{unseen} baseline events never reached the table")
-        return self
-
-    async def send(self, acked: Acked, stream: str | None = None) -> None:
-        stream = stream or random.choice(self.streams)
-        version = self.versions[stream] = self.versions.get(stream, 0) + 1
-        await self.pool.execute(
-            f"INSERT INTO {self.schema}.events (stream_id, version, data) VALUES ($1, $2, $3::jsonb)",
-            stream,
-            version,
-            self.payload,
-        )
-        acked(stream, version)
-        value = json.dumps({"stream_id": stream, "version": version, "data": self.payload}).encode()
-        await self.producer.send_and_wait(self.topic, value=value, key=stream.encode())
-
-    async def close(self) -> None:
-        self.stop.set()
-        await self.task
-        await self.watcher.conn.close()
-        await self.producer.stop()
-        self.consumer.terminate()
-        self.consumer.wait(timeout=30)
-        await self.pool.close()
-        await delete_topics(self.settings.kafka_bootstrap_servers, [self.topic])
-
-
-async def baseline_consumer(bootstrap: str, topic: str, dsn: str, table: str, group: str) -> None:
-    """Consume, apply each batch in one transaction (upsert each stream's version), commit offsets."""
-    conn = await asyncpg.connect(dsn)
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False, auto_offset_reset="earliest"
-    )
-    await consumer.start()
-    try:
-        while True:
-            batches = await consumer.getmany(timeout_ms=200, max_records=500)
-            if not batches:
-                continue
-            latest: dict[str, int] = {}
-            for records in batches.values():
-                for r in records:
-                    event = json.loads(r.value)
-                    latest[event["stream_id"]] = max(latest.get(event["stream_id"], 0), event["version"])
-            async with conn.transaction():
-                await conn.execute(
-                    f"""INSERT INTO {table} (stream_id, version) SELECT * FROM unnest($1::text[], $2::int[])
-                        ON CONFLICT (stream_id) DO UPDATE SET version = greatest({table}.version, excluded.version)""",
-                    list(latest),
-                    list(latest.values()),
-                )
-            await consumer.commit({tp: rs[-1].offset + 1 for tp, rs in batches.items()})
-    finally:
-        await consumer.stop()
-        await conn.close()
 
 
 # ---------------------------------------------------------------------------------------------- the benchmark
@@ -463,7 +211,7 @@ async def run(env: Env) -> Report:
     threshold = gc.get_threshold()
     try:
         project = await Deals.start(settings, pool_size)
-        baseline = await Baseline.start(settings, pool_size)
+        baseline = await Baseline.start(settings, pool_size, ACTIVITY)
         dsn, watcher = str(settings.database_url), project.conn.get_server_pid()
         tally = cpu.Tally(await cpu.kinds(project.processes.pids(), dsn, settings.kafka_bootstrap_servers, watcher))
         await tally.measure_idle(env.size(2.0, 0.5))
@@ -550,8 +298,3 @@ async def run(env: Env) -> Report:
     report.data |= {"rates": rates, "seconds": seconds, "rounds": rounds, "pool": pool_size}
     report.data["runs"] = [r.summary() for r in runs]
     return report
-
-
-if __name__ == "__main__":
-    if sys.argv[1:2] == ["baseline-consumer"]:
-        asyncio.run(baseline_consumer(*sys.argv[2:7]))

@@ -18,7 +18,8 @@ import time
 from typing import Any
 
 from bench.common import Env, Report, cleanup
-from bench.e2e import Deals, offer
+from bench.e2e import Deals
+from bench.openloop import offer
 from bench.processes import memory_kib
 from shared.ops.stack import ROOT
 

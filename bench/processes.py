@@ -8,7 +8,6 @@ import asyncio
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -17,8 +16,8 @@ from pathlib import Path
 from bench.httpclient import HttpClient as HttpClient  # where the benchmarks import it from
 from bench.httpclient import request
 from shared.ops.settings import Settings
-from shared.ops.stack import ROOT, free_port
-from testkit.services import process_env
+from shared.ops.stack import free_port
+from testkit.services import process_env, spawn
 
 MODES = ("api", "relay", "projector")
 
@@ -64,13 +63,8 @@ class ServiceProcesses:
                 **{f"PIPELINES_{self.service.upper()}_PORT": port, "PIPELINES_OPS_PORT": port},
                 **self.extra_env,
             )
-            log = (self.logs / f"{self.service}-{mode}.log").open("wb")
-            self.procs[mode] = subprocess.Popen(
-                [sys.executable, "-m", f"services.{self.service}", mode],
-                cwd=ROOT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
+            self.procs[mode] = spawn(
+                ("-m", f"services.{self.service}", mode), env, self.logs / f"{self.service}-{mode}.log"
             )
         deadline = time.monotonic() + within
         waiting = set(self.modes)

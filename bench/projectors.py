@@ -32,20 +32,10 @@ from bench.relay import all_visible, prefill
 from services.deals import main as deals_main
 from shared.edge.service import ServiceCore
 from shared.messaging.projections import request_rebuild
-from shared.ops.stack import ROOT
-from testkit.services import applied_everything, process_env
+from testkit.services import applied_everything, process_env, spawn
 
 PROJECTION = "board"
-
-
-def spawn(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "services.deals", "projector"],
-        cwd=ROOT,
-        env=env,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
+PROJECTOR = ("-m", "services.deals", "projector")
 
 
 def stop(processes: list[subprocess.Popen[bytes]]) -> None:
@@ -94,7 +84,7 @@ async def rebuild_with(
 ) -> float:
     """Seconds for k projector processes to rebuild the board from the topic's beginning."""
     logs = [workdir / f"projector-{k}-{i}-{time.monotonic_ns()}.log" for i in range(k)]
-    processes = [spawn(env, log) for log in logs]
+    processes = [spawn(PROJECTOR, env, log) for log in logs]
     spy: subprocess.Popen[bytes] | None = None
     try:
         await started(logs, processes)
@@ -191,7 +181,7 @@ async def run(env: Env) -> Report:
 
         # a fresh deployment: generation 1 of every read model (board, analytics, reactions, alerts)
         logs = [workdir / "fresh-0.log"]
-        processes = [spawn(penv, logs[0])]
+        processes = [spawn(PROJECTOR, penv, logs[0])]
         try:
             await started(logs, processes)
             begun = time.perf_counter()

@@ -61,8 +61,7 @@ from shared.edge.service import ServiceCore
 from shared.messaging.kafka import TopicSpec, admin_client, ensure_topics, stop_consumer
 from shared.messaging.projections import generation_schema, request_rebuild
 from shared.ops.settings import Settings
-from shared.ops.stack import ROOT
-from testkit.services import process_env
+from testkit.services import process_env, spawn
 
 SERVICES = ("leads", "production", "directory", "agenda")  # those with a bench/readmodels_<service>.py run
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -213,16 +212,6 @@ async def raw_read(settings: Settings, topic: str, total: int) -> float:
         await stop_consumer(consumer)
 
 
-def spawn(service: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", f"services.{service}", "projector"],
-        cwd=ROOT,
-        env=env,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-
-
 @dataclass
 class Built:
     """One build: seconds from the processes' spawn until each read model (and reaction) had applied every event,
@@ -265,7 +254,7 @@ async def build(
             await request_rebuild(core.storage.pool, core.storage.store.schema, name)
     logs = [log.with_name(f"{log.stem}-{i + 1}{log.suffix}") if processes > 1 else log for i in range(processes)]
     begun = time.perf_counter()
-    procs = [spawn(module.SERVICE, env, path) for path in logs]
+    procs = [spawn(("-m", f"services.{module.SERVICE}", "projector"), env, path) for path in logs]
     meter = await cpu.kinds(
         {f"projector {i + 1}": p.pid for i, p in enumerate(procs)},
         core.settings.database_url_for(module.SERVICE),

@@ -31,7 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import Env, Report, cleanup, median, percentile
-from bench.e2e import Deals, Run, offer
+from bench.e2e import Deals
+from bench.openloop import Run, offer
 
 TICKS = os.sysconf("SC_CLK_TCK")
 

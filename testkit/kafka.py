@@ -1,29 +1,43 @@
-"""Reading a whole topic back, for comparing it with the store."""
+"""Reading a topic back: its records, or its envelopes for comparing them with the store."""
 
 from __future__ import annotations
 
+from aiokafka import ConsumerRecord
+
 from shared.messaging.envelope import CloudEvent
 from shared.messaging.kafka import read_whole_topic
+from testkit.waiting import wait_until
+
+
+async def read_records(
+    bootstrap: str, topic: str, count: int = 0, *, timeout: float = 60.0
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every record now in the topic, each partition in its order; with ``count``, once the topic holds at least
+    that many (waiting up to ``timeout``: what a process is still writing, dead letters say)."""
+    found: list[ConsumerRecord[bytes, bytes]] = []
+
+    async def enough() -> bool:
+        nonlocal found
+        found = await read_whole_topic(bootstrap, topic, timeout_s=timeout)
+        return len(found) >= count
+
+    await wait_until(enough, timeout=timeout, interval=0.2)
+    return found
 
 
 async def read_topic(bootstrap: str, topic: str, *, timeout: float = 60.0) -> list[tuple[int, CloudEvent]]:
     """Every message now in the topic, as (partition, envelope), each partition in its order."""
-    return [(p, CloudEvent.from_kafka(value)) for p, value in await _records(bootstrap, topic, timeout)]
+    return [
+        (r.partition, CloudEvent.from_kafka(r.value)) for r in await read_records(bootstrap, topic, timeout=timeout)
+    ]
 
 
 async def raw_messages(bootstrap: str, topic: str, *, timeout: float = 60.0) -> list[bytes]:
     """Every message's key, headers and value, as bytes (for scanning a topic for traces of data)."""
-    return [value for _, value in await _records(bootstrap, topic, timeout, whole=True)]
-
-
-async def _records(bootstrap: str, topic: str, timeout: float, *, whole: bool = False) -> list[tuple[int, bytes]]:
-    out: list[tuple[int, bytes]] = []
-    for r in await read_whole_topic(bootstrap, topic, timeout_s=timeout):
-        value = r.value or b""
-        if whole:
-            value = b"|".join([r.key or b"", *(v for _, v in r.headers), value])
-        out.append((r.partition, value))
-    return out
+    return [
+        b"|".join([r.key or b"", *(v for _, v in r.headers), r.value or b""])
+        for r in await read_records(bootstrap, topic, timeout=timeout)
+    ]
 
 
 def by_stream(messages: list[tuple[int, CloudEvent]]) -> dict[str, list[int]]:

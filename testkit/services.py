@@ -169,11 +169,11 @@ def process_env(settings: Settings, **extra: str) -> dict[str, str]:
     }
 
 
-def spawn(args: Sequence[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    """``python ARGS`` from the checkout's root (e.g. ``("-m", "services.deals", "api")``), its output to ``log`` (read
-    it when a test fails); stop it with ``stop_processes``."""
+def spawn(args: Sequence[str], env: dict[str, str], log: Path, *, cwd: Path = ROOT) -> subprocess.Popen[bytes]:
+    """``python ARGS`` from the checkout's root (or ``cwd``: another code tree's) (e.g. ``("-m", "services.deals",
+    "api")``), its output to ``log`` (read it when a test fails); stop it with ``stop_processes``."""
     with log.open("wb") as out:
-        return subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        return subprocess.Popen([sys.executable, *args], cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
 
 
 async def wait_ready(urls: dict[str, str], processes: list[subprocess.Popen[bytes]], timeout: float = 120) -> None:

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -15,24 +13,14 @@ import pytest
 
 from services.deals import domain
 from services.deals import main as deals_main
-from shared.ops.stack import ROOT, Endpoints
+from shared.ops.stack import Endpoints
 from shared.store.commands import Context
 from testkit.kafka import by_stream, read_topic
-from testkit.services import applied_everything, drop_everything, isolated_settings, process_env, stop_processes
+from testkit.services import applied_everything, drop_everything, isolated_settings, process_env, spawn, stop_processes
 from testkit.waiting import wait_until
 from tools import ops
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka, pytest.mark.e2e, pytest.mark.slow]
-
-
-def spawn(mode: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "services.deals", mode],
-        cwd=ROOT,
-        env=env,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
 
 
 async def test_projectors_and_relays_scale_out_and_survive_a_kill(endpoints: Endpoints, tmp_path: Path) -> None:
@@ -40,8 +28,8 @@ async def test_projectors_and_relays_scale_out_and_survive_a_kill(endpoints: End
     core = await deals_main.build(settings)
     await core.ensure_topics()
     env = process_env(settings)
-    relays = [spawn("relay", env, tmp_path / f"relay-{i}.log") for i in range(2)]
-    projectors = [spawn("projector", env, tmp_path / f"projector-{i}.log") for i in range(3)]
+    relays = [spawn(("-m", "services.deals", "relay"), env, tmp_path / f"relay-{i}.log") for i in range(2)]
+    projectors = [spawn(("-m", "services.deals", "projector"), env, tmp_path / f"projector-{i}.log") for i in range(3)]
     processes = relays + projectors
     ctx = Context(actor="load")
     deals = [uuid.uuid4() for _ in range(60)]

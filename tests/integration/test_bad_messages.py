@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 from aiokafka.errors import MessageSizeTooLargeError
 
 from shared.messaging.envelope import CloudEvent
@@ -30,6 +30,7 @@ from shared.ops.stack import Endpoints
 from shared.store.db import Conn
 from shared.store.postgres import PostgresEventStore
 from testkit.events import Counted, ThingRenamed
+from testkit.kafka import read_records
 from testkit.waiting import wait_until
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka]
@@ -146,7 +147,7 @@ async def test_bad_messages_are_dead_lettered_with_their_reason_old_versions_upc
         "good-2": "counted 2",
     }
 
-    dead = await read_all(endpoints, running.dlq, count=6)
+    dead = await read_records(endpoints.kafka_bootstrap_servers, running.dlq, 6)
     by_key = {r.key: r for r in dead}
     assert sorted(by_key) == [b"a-list", b"a-string", b"future", b"huge", b"null", b"unknown"]
     reasons = {k: dict(r.headers)["dlq-reason"].decode() for k, r in by_key.items()}
@@ -159,22 +160,3 @@ async def test_bad_messages_are_dead_lettered_with_their_reason_old_versions_upc
     assert all(r.value == dict(messages)[r.key] for r in dead)
     assert all(dict(r.headers)["dlq-source"].decode().startswith(f"{running.topic}/0/") for r in dead)
     assert sum(s.dead_lettered for s in running.runner.stats.values()) == 6
-
-
-async def read_all(endpoints: Endpoints, topic: str, *, count: int) -> list[Any]:
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=endpoints.kafka_bootstrap_servers,
-        auto_offset_reset="earliest",
-        group_id=f"dlq-reader-{uuid.uuid4()}",
-    )
-    await consumer.start()
-    records: list[Any] = []
-    try:
-        async with asyncio.timeout(30):
-            while len(records) < count:
-                for batch in (await consumer.getmany(timeout_ms=500)).values():
-                    records.extend(batch)
-    finally:
-        await consumer.stop()
-    return records

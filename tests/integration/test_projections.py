@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaProducer
 from prometheus_client import REGISTRY
 
 from shared.messaging.projections import Fact, ReadModelBehindError, ReadModels, request_rebuild
@@ -21,6 +20,7 @@ from shared.store import NewEvent
 from shared.store.db import Conn
 from shared.store.postgres import PostgresEventStore
 from testkit.events import Counted, ThingCreated
+from testkit.kafka import read_records
 from testkit.projection import POISON, totals_projection
 from testkit.waiting import wait_until
 
@@ -105,24 +105,14 @@ async def test_each_event_has_one_effect_even_when_delivered_twice(pipeline: Pip
     assert sum(events for _, events in once.values()) == 40
 
     # Redelivery: every message of the topic sent again, as a crashed relay would.
-    consumer = AIOKafkaConsumer(bootstrap_servers=endpoints.kafka_bootstrap_servers, enable_auto_commit=False)
-    await consumer.start()
+    published = await read_records(endpoints.kafka_bootstrap_servers, pipeline.topic, 40)
     producer = AIOKafkaProducer(bootstrap_servers=endpoints.kafka_bootstrap_servers, enable_idempotence=True)
     await producer.start()
     try:
-        tps = [TopicPartition(pipeline.topic, p) for p in range(6)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        resent = 0
-        while resent < 40:
-            for records in (await consumer.getmany(timeout_ms=500)).values():
-                for r in records:
-                    await producer.send_and_wait(pipeline.topic, r.value, key=r.key)
-                    resent += 1
+        for r in published:
+            await producer.send_and_wait(pipeline.topic, r.value, key=r.key)
     finally:
         await producer.stop()
-        with contextlib.suppress(asyncio.CancelledError):
-            await consumer.stop()
 
     async def redelivered_consumed() -> bool:
         return sum(s.skipped for s in pipeline.runner.stats.values()) >= 40
@@ -218,26 +208,6 @@ async def test_rebuild_while_events_keep_arriving_misses_nothing(pipeline: Pipel
     )
 
 
-async def dead_letters(dlq: str, endpoints: Endpoints, count: int) -> list[ConsumerRecord[bytes, bytes]]:
-    """The first ``count`` messages of the dead-letter topic."""
-    consumer = AIOKafkaConsumer(
-        dlq,
-        bootstrap_servers=endpoints.kafka_bootstrap_servers,
-        auto_offset_reset="earliest",
-        group_id=f"dlq-reader-{uuid.uuid4()}",
-    )
-    await consumer.start()
-    try:
-        dead: list[ConsumerRecord[bytes, bytes]] = []
-        async with asyncio.timeout(30):
-            while len(dead) < count:
-                for records in (await consumer.getmany(timeout_ms=500)).values():
-                    dead.extend(records)
-        return dead
-    finally:
-        await consumer.stop()
-
-
 async def test_poison_messages_go_to_the_dead_letter_topic_and_the_rest_applies(
     pipeline: Pipeline, endpoints: Endpoints
 ) -> None:
@@ -253,7 +223,7 @@ async def test_poison_messages_go_to_the_dead_letter_topic_and_the_rest_applies(
     await pipeline.drained()
     assert await pipeline.totals() == {"good": (6, 3), "bad": (12, 2)}
 
-    dead = await dead_letters(pipeline.dlq, endpoints, 2)
+    dead = await read_records(endpoints.kafka_bootstrap_servers, pipeline.dlq, 2)
     reasons = {r.key: dict(r.headers)["dlq-reason"].decode() for r in dead}
     assert reasons[b"junk"].startswith("not a CloudEvent")
     assert "ValueError: 13 cannot be counted" in reasons[b"bad"]
@@ -296,7 +266,7 @@ async def test_a_type_the_read_model_does_not_take_advances_it_and_a_broken_one_
     await pipeline.write("counted", 4)
     await pipeline.drained()
 
-    dead = await dead_letters(pipeline.dlq, endpoints, 2)
+    dead = await read_records(endpoints.kafka_bootstrap_servers, pipeline.dlq, 2)
     reasons = {r.key: dict(r.headers)["dlq-reason"].decode() for r in dead}
     assert set(reasons) == {b"list", b"bytes"}
     assert all(reason.startswith("not a CloudEvent") for reason in reasons.values()), reasons

@@ -9,7 +9,6 @@ PostgreSQL through the real runner; the dead-letter test also sends to real Kafk
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import random
 import uuid
@@ -20,7 +19,7 @@ from typing import Any
 
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka import AIOKafkaProducer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -36,6 +35,7 @@ from shared.messaging.runner import ProjectionRunner
 from shared.ops.stack import Endpoints
 from testkit.batches import Outcome, assert_splits_agree, cut_at, records
 from testkit.deals_history import History
+from testkit.kafka import read_records
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka]
 
@@ -286,20 +286,6 @@ async def test_a_bad_event_in_a_batch_is_dead_lettered_alone(
             versions = dict(await conn.fetch(f"SELECT deal_id::text, version FROM {r.schema(1)}.board"))
     assert progress == max(CloudEvent.model_validate_json(v).streamversion for k, v in messages if k == key)
     assert len(versions) == 30, "every other deal is on the board"
-    consumer = AIOKafkaConsumer(
-        dlq,
-        bootstrap_servers=endpoints.kafka_bootstrap_servers,
-        auto_offset_reset="earliest",
-        group_id=uuid.uuid4().hex,
-    )
-    await consumer.start()
-    try:
-        dead: list[ConsumerRecord[bytes, bytes]] = []
-        async with asyncio.timeout(30):
-            while not dead:
-                for rs in (await consumer.getmany(timeout_ms=500)).values():
-                    dead.extend(rs)
-    finally:
-        await consumer.stop()
+    dead = await read_records(endpoints.kafka_bootstrap_servers, dlq, 1)
     assert [d.value for d in dead] == [messages[bad_at][1]]
     assert "ValidationError" in dict(dead[0].headers)["dlq-reason"].decode()

@@ -3,40 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections import defaultdict
 
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
 from shared.ops.stack import Endpoints
+from testkit.kafka import read_records
 
 KEYS = 24
 PER_KEY = 25
-
-
-async def consume_all(bootstrap: str, topic: str, expected: int, group: str) -> list[tuple[int, str, int]]:
-    """(partition, key, value) in the order each partition delivered them."""
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        group_id=group,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    got: list[tuple[int, str, int]] = []
-    try:
-        async with asyncio.timeout(60):
-            while len(got) < expected:
-                batches = await consumer.getmany(timeout_ms=1000)
-                for tp, records in batches.items():
-                    got.extend((tp.partition, r.key.decode(), int(r.value)) for r in records)
-            await consumer.commit()
-    finally:
-        await consumer.stop()
-    return got
 
 
 @pytest.mark.kafka
@@ -57,14 +34,14 @@ async def test_keyed_messages_keep_their_partition_and_order(endpoints: Endpoint
         await producer.stop()
     assert {m.topic for m in metadata} == {topic}
 
-    got = await consume_all(endpoints.kafka_bootstrap_servers, topic, KEYS * PER_KEY, f"smoke-{uuid.uuid4()}")
+    got = await read_records(endpoints.kafka_bootstrap_servers, topic, KEYS * PER_KEY)
 
     assert len(got) == KEYS * PER_KEY
-    partitions_of: dict[str, set[int]] = defaultdict(set)
-    values_of: dict[str, list[int]] = defaultdict(list)
-    for partition, key, value in got:
-        partitions_of[key].add(partition)
-        values_of[key].append(value)
+    partitions_of: dict[bytes, set[int]] = defaultdict(set)
+    values_of: dict[bytes, list[int]] = defaultdict(list)
+    for r in got:  # each partition in the order the topic holds it
+        partitions_of[r.key or b""].add(r.partition)
+        values_of[r.key or b""].append(int(r.value or b""))
     assert all(len(p) == 1 for p in partitions_of.values()), "a key was split across partitions"
     assert all(v == list(range(PER_KEY)) for v in values_of.values()), "a key's messages came out of order"
     assert len({p for ps in partitions_of.values() for p in ps}) > 1, "24 keys should spread over partitions"

@@ -26,7 +26,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer
 from fastapi import FastAPI
 from jsonschema import ValidationError  # type: ignore[import-untyped]
 
@@ -38,6 +37,7 @@ from shared.messaging.relay import OutboxRelay
 from shared.ops.stack import ROOT, Endpoints, free_port
 from shared.store import NewEvent
 from shared.store.postgres import PostgresEventStore
+from testkit.kafka import read_records
 from testkit.waiting import published, wait_until
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka]
@@ -119,22 +119,6 @@ async def events(pg_store: PostgresEventStore, endpoints: Endpoints, kafka_topic
         await server
 
 
-async def messages(p: Published, n: int) -> list[bytes]:
-    consumer = AIOKafkaConsumer(
-        p.topic, bootstrap_servers=p.bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
-    )
-    await consumer.start()
-    try:
-        got: list[bytes] = []
-        async with asyncio.timeout(30):
-            while len(got) < n:
-                batches = await consumer.getmany(timeout_ms=1000)
-                got += [r.value or b"" for records in batches.values() for r in records]
-        return got
-    finally:
-        await consumer.stop()
-
-
 @dataclass
 class SdkLike:
     """What the doc's check reads of a CloudEvents SDK event (the SDK itself runs in the fresh venv's test)."""
@@ -154,8 +138,8 @@ async def test_each_events_dataschema_resolves_over_http_and_its_data_follows_it
     check = namespace["check"]
 
     async with httpx.AsyncClient() as http:
-        for value in await messages(events, 6):
-            envelope = CloudEvent.from_kafka(value)
+        for record in await read_records(events.bootstrap, events.topic, 6):
+            envelope = CloudEvent.from_kafka(record.value)
             assert envelope.dataschema is not None and envelope.dataschema.startswith(events.base + "/events/alerts/")
             answer = await http.get(envelope.dataschema)
             path = envelope.dataschema.removeprefix(events.base + "/")
