@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
@@ -17,6 +18,10 @@ from aiokafka.errors import KafkaConnectionError, KafkaError, SaslAuthentication
 DEFAULT_PARTITIONS = 6
 TOPIC_ALREADY_EXISTS = 36
 UNKNOWN_TOPIC = 3
+TOPIC_CHECK_S = 1.0  # how often a consumer waiting for its topics looks for them
+TOPIC_WAIT_LOG_S = 60.0  # how often it says it still waits
+
+log = structlog.get_logger(__name__)
 
 
 def events_topic(service: str) -> str:
@@ -202,3 +207,29 @@ async def stop_consumer(consumer: AIOKafkaConsumer) -> None:
         task = asyncio.current_task()
         if task is not None and task.cancelling():
             raise
+
+
+async def subscribe_when_present(
+    consumer: AIOKafkaConsumer, topics: Iterable[str], stop: asyncio.Event, *, who: str
+) -> bool:
+    """Subscribe a started consumer to ``topics`` once they all exist; False if ``stop`` came first.
+
+    A consumer made with its topics waits in ``start()`` for a missing one, asking every 100 ms (an error line each
+    time), for its request timeout (40 s), deaf to a stop: a projector on a topic another service makes (the
+    agenda's on the alerts topic) took 40 s to end on SIGTERM. Here it looks once a second, says so once a minute,
+    and ends at once when stopped; a topic made later is consumed from then on."""
+    wanted = set(topics)
+    loop = asyncio.get_running_loop()
+    started, said = loop.time(), None
+    while missing := wanted - await consumer.topics():
+        if said is None or loop.time() - said >= TOPIC_WAIT_LOG_S:
+            said = loop.time()
+            log.warning("kafka.waiting_for_topics", who=who, missing=sorted(missing), waited_s=round(said - started))
+        with suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), TOPIC_CHECK_S)
+        if stop.is_set():
+            return False
+    if said is not None:
+        log.info("kafka.topics_present", who=who, waited_s=round(loop.time() - started))
+    consumer.subscribe(topics=sorted(wanted))
+    return True

@@ -7,9 +7,10 @@ Two levels, one set of SQL builders.
 
 **The statements** (``read_sql``, ``insert_sql``, ``upsert_sql``, ``update_sql``, ``delete_sql``; ``read`` and
 ``write`` run them), for a read model that keeps its own state while folding. Columns are ``{name: PostgreSQL
-type}``, the key first. Rows travel as one array per column through ``unnest``; a ``jsonb`` column travels as JSON
-text, an array column (``text[]``) as a JSON array (``unnest`` flattens an array of arrays), both turned back in
-SQL::
+type}``, the key first. Rows travel as one array per column through ``unnest``, which flattens an array of arrays:
+a ``text[]`` column travels as text, each value an array literal (``{"a","b \\"c\\""}``, cast back: no subquery
+per row), a ``jsonb`` column as JSON text, any other array column as a JSON array turned back in SQL; a NULL array
+arrives empty (the columns are ``NOT NULL DEFAULT '{}'``)::
 
     LEADS = {"lead_id": "uuid", "status": "text", "segments": "text[]"}
     rows = await read(conn, read_sql("leads", LEADS), {lead_id, ...})        # {lead_id: {column: value}}
@@ -70,7 +71,7 @@ def _value(name: str, kind: str) -> str:
     if kind == "jsonb":
         return f"t.{name}::jsonb"
     if kind == "text[]":
-        return f"ARRAY(SELECT jsonb_array_elements_text(t.{name}::jsonb))"
+        return f"t.{name}::text[]"
     if kind.endswith("[]"):
         return f"ARRAY(SELECT jsonb_array_elements_text(t.{name}::jsonb))::{kind}"
     return f"t.{name}"
@@ -153,9 +154,20 @@ async def read(conn: Conn, sql: str, keys: Iterable[Hashable]) -> dict[Any, Row]
 
 
 def _encode(kind: str, v: Any) -> Any:
+    if kind == "text[]":
+        return _text_array(v)
     if v is None or not _travels_as_json(kind):
         return v
     return json.dumps(v if kind == "jsonb" else list(v), ensure_ascii=False)
+
+
+def _text_array(values: Iterable[Any] | None) -> str:
+    """A ``text[]`` literal: each element quoted, its backslashes and quotes escaped (commas, braces, blanks and
+    the word NULL are then plain text), a None element NULL; None is ``{}``."""
+    if values is None:
+        return "{}"
+    quoted = ("NULL" if e is None else '"' + str(e).replace("\\", "\\\\").replace('"', '\\"') + '"' for e in values)
+    return "{" + ",".join(quoted) + "}"
 
 
 async def write(conn: Conn, sql: str, columns: Columns, rows: Iterable[Row]) -> int:

@@ -54,7 +54,7 @@ from pydantic import ValidationError
 
 from shared.messaging.envelope import CloudEvent
 from shared.messaging.fast_envelope import Head, decode_fact
-from shared.messaging.kafka import admin_client, stop_consumer
+from shared.messaging.kafka import admin_client, stop_consumer, subscribe_when_present
 from shared.messaging.projections import (
     PROGRESS_DDL,
     REGISTRY_DDL,
@@ -355,7 +355,6 @@ class ProjectionRunner:
     # ------------------------------------------------------------------ consuming
     async def _consume(self, generation: int, stop: asyncio.Event) -> None:
         consumer = AIOKafkaConsumer(
-            *self.projection.topics,
             bootstrap_servers=self.bootstrap_servers,
             group_id=self.group_id(generation),
             enable_auto_commit=False,
@@ -379,6 +378,8 @@ class ProjectionRunner:
             committed_at = time.monotonic()
 
         try:
+            if not await subscribe_when_present(consumer, self.projection.topics, stop, who=self.group_id(generation)):
+                return
             while not stop.is_set():
                 behind = sum(max(high - pos, 0) for pos, high in positions.values()) > self.batch_size
                 batches = await consumer.getmany(

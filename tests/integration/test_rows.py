@@ -1,13 +1,15 @@
 """shared/messaging/rows.py on real PostgreSQL: a batch folded through ``Table``/``Rows`` leaves the table the
 per-event statements it stands for leave (``insert`` = ``ON CONFLICT DO NOTHING``, ``update`` = ``UPDATE … WHERE
 key``, ``put`` = replace, ``delete``), for a key of one column and of two; and the statements themselves keep the
-wire conventions (``text[]`` and ``jsonb`` as JSON text, NULL and empty arrays, text beyond ASCII)."""
+wire conventions (``text[]`` as an array literal, ``jsonb`` and other arrays as JSON text, NULL and empty arrays,
+text beyond ASCII), the literal's escaping checked on strings made to break it."""
 
 from __future__ import annotations
 
 import json
 import random
 import uuid
+from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -156,3 +158,45 @@ async def test_the_statements_keep_arrays_json_and_first_rows(pg_conn: asyncpg.C
     for _ in range(2):
         await write(pg_conn, upsert_sql("k", keys, key=("a", "b")), keys, [{"a": "x", "b": 1}])
     assert await pg_conn.fetchval("SELECT count(*) FROM k") == 1
+
+
+# strings that break a text[] literal written carelessly: quotes, backslashes, commas, braces, blanks, NULL-looking
+HARD = [
+    '"', "\\", '\\"', '"\\', "a,b", "{", "}", "{a,b}", "{}", '{"x"}', "NULL", "null", "Null", '"NULL"', "\\N",
+    "", " ", "  lead and trail  ", "\t\n\r", "'", "''", "ARRAY['x']", "a\\,b", "a b,c{d}e\"f\\g",
+    "Đà Nẵng", "quản lý", "😀 emoji", "e\u0301 combining", "\u00a0nbsp", "x" * 3000,
+]  # fmt: skip
+
+
+def random_hard(rng: random.Random) -> str:
+    return "".join(rng.choice('"\\{},NUL ul\t\u00e0😀x') for _ in range(rng.randrange(0, 12)))
+
+
+async def test_text_arrays_keep_every_string(pg_conn: asyncpg.Connection) -> None:
+    cols = {"id": "integer", "tags": "text[]", "ns": "integer[]", "doc": "jsonb"}
+    await pg_conn.execute("CREATE TABLE h (id integer PRIMARY KEY, tags text[] NOT NULL, ns integer[], doc jsonb)")
+    rng = random.Random(7)
+    arrays: list[Sequence[str | None] | None] = [
+        HARD, [], None, [None], ["NULL", None, "null"], [""], ["", ""], *[[s] for s in HARD],
+        *[[random_hard(rng) for _ in range(rng.randrange(0, 6))] for _ in range(200)],
+    ]  # fmt: skip
+    rows = [
+        {"id": i, "tags": a, "ns": [i, -i, None] if i % 3 else None, "doc": {"tags": a}} for i, a in enumerate(arrays)
+    ]
+    await write(pg_conn, upsert_sql("h", cols), cols, rows)
+    want = {r["id"]: (r["tags"] if r["tags"] is not None else []) for r in rows}  # a NULL array arrives empty
+    got = await read(pg_conn, read_sql("h", cols), want)
+    assert {i: r["tags"] for i, r in got.items()} == want
+    assert {i: r["ns"] for i, r in got.items()} == {r["id"]: r["ns"] or [] for r in rows}  # other arrays as before
+    assert {i: json.loads(r["doc"]) for i, r in got.items()} == {r["id"]: r["doc"] for r in rows}
+    # equal in PostgreSQL too, to the same lists sent as arrays
+    for r in rows:
+        assert await pg_conn.fetchval("SELECT tags = $2::text[] FROM h WHERE id = $1", r["id"], want[r["id"]])
+    # and through an UPDATE: every row gets the arrays of another
+    shifted = [{"id": r["id"], "tags": arrays[(i + 1) % len(arrays)]} for i, r in enumerate(rows)]
+    update = {"id": "integer", "tags": "text[]"}
+    await write(pg_conn, update_sql("h", update), update, shifted)
+    got = await read(pg_conn, read_sql("h", cols), want)
+    assert {i: r["tags"] for i, r in got.items()} == {
+        r["id"]: r["tags"] if r["tags"] is not None else [] for r in shifted
+    }
