@@ -9,6 +9,7 @@ once and hands their endpoints to its workers in the environment; it stops them 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -89,13 +90,26 @@ async def pg_schema(endpoints: Endpoints) -> AsyncIterator[str]:
         await conn.close()
 
 
-@pytest.fixture
-async def pg_conn(endpoints: Endpoints, pg_schema: str) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(endpoints.database_url, server_settings={"search_path": pg_schema})
+@contextlib.asynccontextmanager
+async def _connected(endpoints: Endpoints, schema: str) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(endpoints.database_url, server_settings={"search_path": schema})
     try:
         yield conn
     finally:
         await conn.close()
+
+
+@pytest.fixture
+async def pg_conn(endpoints: Endpoints, pg_schema: str) -> AsyncIterator[asyncpg.Connection]:
+    async with _connected(endpoints, pg_schema) as conn:
+        yield conn
+
+
+@pytest.fixture
+async def pg_conn_other(endpoints: Endpoints, pg_schema: str) -> AsyncIterator[asyncpg.Connection]:
+    """A second connection to the test's schema: another session's transaction beside ``pg_conn``'s."""
+    async with _connected(endpoints, pg_schema) as conn:
+        yield conn
 
 
 @pytest.fixture

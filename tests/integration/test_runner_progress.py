@@ -9,25 +9,27 @@ writes included, rolls back and the batch is read again), never commit a second 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
 
 from shared.messaging.projections import PROGRESS_DDL
 from shared.messaging.runner import _RETRYABLE, _begin_batch, _ProgressRace, _record_progress
-from shared.ops.stack import Endpoints
 
 pytestmark = pytest.mark.pg
 
 
 @pytest.fixture
-async def other(endpoints: Endpoints, pg_schema: str) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(endpoints.database_url, server_settings={"search_path": pg_schema})
-    try:
-        yield conn
-    finally:
-        await conn.close()
+def other(pg_conn_other: asyncpg.Connection) -> asyncpg.Connection:
+    return pg_conn_other  # another consumer's session
+
+
+async def held_insert(other: asyncpg.Connection, stream: str, version: int) -> asyncpg.transaction.Transaction:
+    """Another consumer's batch, open, that has inserted ``stream``'s progress row."""
+    first = other.transaction()
+    await first.start()
+    await other.execute("INSERT INTO projection_progress (stream_id, version) VALUES ($1, $2)", stream, version)
+    return first
 
 
 async def versions(conn: asyncpg.Connection) -> dict[str, int]:
@@ -50,9 +52,7 @@ async def test_a_new_stream_another_consumer_took_meanwhile_fails_the_batch_retr
     pg_conn: asyncpg.Connection, other: asyncpg.Connection, pg_schema: str
 ) -> None:
     await pg_conn.execute(PROGRESS_DDL.format(schema=pg_schema))
-    first = other.transaction()
-    await first.start()
-    await other.execute("INSERT INTO projection_progress (stream_id, version) VALUES ('s', 2)")  # its batch, open
+    first = await held_insert(other, "s", 2)
     async with pg_conn.transaction():
         await pg_conn.execute("CREATE TABLE effects (n int)")
         await pg_conn.execute("INSERT INTO effects VALUES (1)")  # this batch's read-model write
@@ -77,9 +77,7 @@ async def test_a_new_stream_whose_other_inserter_rolled_back_is_inserted(
     pg_conn: asyncpg.Connection, other: asyncpg.Connection, pg_schema: str
 ) -> None:
     await pg_conn.execute(PROGRESS_DDL.format(schema=pg_schema))
-    first = other.transaction()
-    await first.start()
-    await other.execute("INSERT INTO projection_progress (stream_id, version) VALUES ('s', 2)")
+    first = await held_insert(other, "s", 2)
     async with pg_conn.transaction():
         recording = asyncio.create_task(_record_progress(pg_conn, {"s": 3}, known={}))
         await asyncio.sleep(0.3)
