@@ -17,7 +17,7 @@ from bench.httpclient import HttpClient as HttpClient  # where the benchmarks im
 from bench.httpclient import request
 from shared.ops.settings import Settings
 from shared.ops.stack import free_port
-from testkit.services import process_env, spawn
+from testkit.services import process_env, spawn, stop_processes
 
 MODES = ("api", "relay", "projector")
 
@@ -83,14 +83,6 @@ class ServiceProcesses:
             await asyncio.sleep(0.3)
 
     def stop(self) -> None:
-        for p in self.procs.values():
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in self.procs.values():
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        stop_processes(self.procs.values())
         if all(p.returncode in (0, -signal.SIGTERM) for p in self.procs.values()):
             shutil.rmtree(self.logs, ignore_errors=True)  # kept only when a process failed, to be read

@@ -32,22 +32,10 @@ from bench.relay import all_visible, prefill
 from services.deals import main as deals_main
 from shared.edge.service import ServiceCore
 from shared.messaging.projections import request_rebuild
-from testkit.services import applied_everything, process_env, spawn
+from testkit.services import applied_everything, process_env, spawn, stop_processes
 
 PROJECTION = "board"
 PROJECTOR = ("-m", "services.deals", "projector")
-
-
-def stop(processes: list[subprocess.Popen[bytes]]) -> None:
-    for p in processes:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    for p in processes:
-        try:
-            p.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
 
 
 async def wait_for(check: Callable[[], Awaitable[bool]], timeout_s: float, what: str, interval: float = 0.25) -> None:
@@ -116,7 +104,7 @@ async def rebuild_with(
         if spy is not None:
             spy.send_signal(signal.SIGINT)
             spy.wait(timeout=60)
-        stop(processes)
+        stop_processes(processes, wait_s=60)
 
 
 def summarise(profile: Path, top: int = 10) -> list[str]:
@@ -192,7 +180,7 @@ async def run(env: Env) -> Report:
             await wait_for(everything, 900, "board and analytics built")
             fresh = total / (time.perf_counter() - begun)
         finally:
-            stop(processes)
+            stop_processes(processes, wait_s=60)
         print(f"  fresh deployment, 1 process: {fresh:,.0f} events/s", flush=True)
 
         samples: dict[int, list[float]] = {1: [], 2: [], 4: []}

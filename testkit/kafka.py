@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import dataclass
+
 from aiokafka import ConsumerRecord
 
 from shared.messaging.envelope import CloudEvent
@@ -46,3 +49,31 @@ def by_stream(messages: list[tuple[int, CloudEvent]]) -> dict[str, list[int]]:
     for _, e in messages:
         streams.setdefault(e.streamid, []).append(e.streamversion)
     return streams
+
+
+STOPS_WITHIN_S = 15.0  # a bound, not a speed: a consumer's start used to wait aiokafka's 40 s for a missing topic
+
+
+@dataclass
+class WaitingForTopics:
+    """A consumer's task started before its topics exist (``shared.messaging.kafka.subscribe_when_present``), the
+    event that stops it, and the log lines captured meanwhile."""
+
+    task: asyncio.Task[None]
+    stop: asyncio.Event
+    logs: list[dict[str, object]]
+
+    async def said_it_waits(self) -> None:
+        async def said() -> bool:
+            return any(e["event"] == "kafka.waiting_for_topics" for e in self.logs)
+
+        await wait_until(said, timeout=STOPS_WITHIN_S)
+
+    async def stopped(self) -> None:
+        self.stop.set()
+
+        async def done() -> bool:
+            return self.task.done()
+
+        await wait_until(done, timeout=STOPS_WITHIN_S)
+        self.task.result()  # ended without an error

@@ -10,8 +10,9 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -192,16 +193,20 @@ async def wait_ready(urls: dict[str, str], processes: list[subprocess.Popen[byte
         await wait_until(ready, timeout=timeout, interval=0.5)
 
 
-def stop_processes(processes: list[subprocess.Popen[bytes]], wait_s: float = 30) -> None:
-    """SIGTERM to each process still running, then wait for all; kill one that has not stopped by then."""
-    for p in processes:
+def stop_processes(processes: Iterable[subprocess.Popen[bytes]], wait_s: float = 30) -> None:
+    """SIGTERM to each process still running, then wait ``wait_s`` for them all; kill one that has not stopped by
+    then, and reap it (no zombie left)."""
+    procs = list(processes)
+    for p in procs:
         if p.poll() is None:
             p.send_signal(signal.SIGTERM)
-    for p in processes:
+    deadline = time.monotonic() + wait_s
+    for p in procs:
         try:
-            p.wait(timeout=wait_s)
+            p.wait(timeout=max(deadline - time.monotonic(), 0))
         except subprocess.TimeoutExpired:
             p.kill()
+            p.wait()
 
 
 @dataclass

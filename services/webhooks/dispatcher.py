@@ -34,7 +34,7 @@ from services.webhooks.domain.errors import WebhookError
 from services.webhooks.handlers import Clock
 from services.webhooks.sealing import Sealer
 from services.webhooks.store import Claimed, Outcome, PostgresStore, Row, Subscription
-from shared.messaging.kafka import stop_consumer
+from shared.messaging.kafka import stop_consumer, subscribe_when_present
 from shared.ops import metrics
 from shared.ops.version import VERSION
 
@@ -176,12 +176,18 @@ def rows_of(records: list[ConsumerRecord[bytes, bytes]], subs: list[Subscription
 
 
 class Queuer:
-    """The Kafka side: records → delivery rows, offsets committed after."""
+    """The Kafka side: records → delivery rows, offsets committed after. Its consumer, started without topics, is
+    subscribed to ``topics`` once they all exist (the services make them when they first start): meanwhile it waits,
+    saying so once a minute, and a stop ends it at once."""
 
-    def __init__(self, store: PostgresStore, consumer: AIOKafkaConsumer, sender: Sender, clock: Clock) -> None:
-        self.store, self.consumer, self.sender, self.clock = store, consumer, sender, clock
+    def __init__(
+        self, store: PostgresStore, consumer: AIOKafkaConsumer, topics: list[str], sender: Sender, clock: Clock
+    ) -> None:
+        self.store, self.consumer, self.topics, self.sender, self.clock = store, consumer, topics, sender, clock
 
     async def run(self, stop: asyncio.Event) -> None:
+        if not await subscribe_when_present(self.consumer, self.topics, stop, who="webhooks.dispatcher"):
+            return
         while not stop.is_set():
             batches = await self.consumer.getmany(timeout_ms=500, max_records=2000)
             records = [r for rs in batches.values() for r in rs]
@@ -197,27 +203,19 @@ class Queuer:
                 self.sender.wake.set()
 
 
-def consumer(topics: list[str], group: str, bootstrap: str, start: str, options: dict[str, Any]) -> AIOKafkaConsumer:
-    c = AIOKafkaConsumer(
-        *topics, bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False, auto_offset_reset=start,
-        **options,
-    )  # fmt: skip
-    return c
+def consumer(group: str, bootstrap: str, start: str, options: dict[str, Any]) -> AIOKafkaConsumer:
+    """The queue's consumer, without topics: made with them, its start would wait for a missing one, an aiokafka
+    error line every 100 ms, deaf to a stop, and fail after 40 s (``Queuer.run`` subscribes it)."""
+    return AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False, auto_offset_reset=start, **options
+    )
 
 
 async def run(queuer: Queuer, sender: Sender, stop: asyncio.Event) -> None:
-    # the consumer's start waits until every subscribed topic exists: a stop meanwhile ends it (not a hung SIGTERM)
-    starting = asyncio.create_task(queuer.consumer.start())
-    await asyncio.wait([starting, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
-    if not starting.done():
-        starting.cancel()
-        await asyncio.gather(starting, return_exceptions=True)
-        await stop_consumer(queuer.consumer)
-        await sender.close()
-        return
-    starting.result()  # a failed start raises here
-    tasks = [asyncio.create_task(queuer.run(stop)), asyncio.create_task(sender.run(stop))]
+    tasks: list[asyncio.Task[None]] = []
     try:
+        await queuer.consumer.start()  # no topics yet: it starts at once
+        tasks = [asyncio.create_task(queuer.run(stop)), asyncio.create_task(sender.run(stop))]
         done, _ = await asyncio.wait([*tasks, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
         for t in done:
             if t in tasks and t.exception():

@@ -115,10 +115,8 @@ class WebhooksService:
     def queuer(self, sender: dispatcher.Sender, start: str | None = None) -> dispatcher.Queuer:
         s = self.settings
         group = f"{s.topic_prefix}.webhooks"
-        c = dispatcher.consumer(
-            topics(s), group, s.kafka_bootstrap_servers, start or s.webhooks_start, s.kafka_options()
-        )
-        return dispatcher.Queuer(self.store, c, sender, self.clock)
+        c = dispatcher.consumer(group, s.kafka_bootstrap_servers, start or s.webhooks_start, s.kafka_options())
+        return dispatcher.Queuer(self.store, c, topics(s), sender, self.clock)
 
     async def close(self) -> None:
         await self.pool.close()

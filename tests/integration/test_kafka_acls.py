@@ -31,7 +31,7 @@ from aiokafka.errors import (
 from services.webhooks import dispatcher
 from services.webhooks import main as webhooks
 from shared.edge.revocation import RevocationList, revocations_topic
-from shared.messaging.kafka import admin_client, read_whole_topic
+from shared.messaging.kafka import admin_client, read_whole_topic, subscribe_when_present
 from shared.messaging.relay import OutboxRelay
 from shared.ops.settings import SERVICES, Settings
 from shared.ops.stack import ROOT, Endpoints
@@ -190,10 +190,11 @@ async def test_the_webhooks_dispatcher_reads_what_it_delivers_in_its_group_and_w
     for topic in [*topics, settings.dead_letter_topic("deals")]:
         await write(secure, "admin", topic)
     consumer = dispatcher.consumer(
-        topics, f"{settings.topic_prefix}.webhooks", secure.bootstrap, "earliest", settings.kafka_options()
+        f"{settings.topic_prefix}.webhooks", secure.bootstrap, "earliest", settings.kafka_options()
     )
     await consumer.start()
     try:
+        assert await subscribe_when_present(consumer, topics, asyncio.Event(), who="test")  # as Queuer.run does
         got: list[str] = []
         async with asyncio.timeout(30):
             while len(got) < len(topics):

@@ -19,36 +19,17 @@ from shared.ops.stack import Endpoints
 from shared.store import NewEvent
 from shared.store.postgres import PostgresEventStore
 from testkit.events import Counted
+from testkit.kafka import WaitingForTopics
 from testkit.projection import totals_projection
 from testkit.waiting import wait_until
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka]
 
-STOPS_WITHIN_S = 15.0  # a bound, not a speed: before, it took aiokafka's 40 s metadata wait
-
 
 @dataclass
-class Waiting:
+class Waiting(WaitingForTopics):
     runner: ProjectionRunner
-    task: asyncio.Task[None]
-    stop: asyncio.Event
     topic: str
-    logs: list[dict[str, object]]
-
-    async def said_it_waits(self) -> None:
-        async def said() -> bool:
-            return any(e["event"] == "kafka.waiting_for_topics" for e in self.logs)
-
-        await wait_until(said, timeout=STOPS_WITHIN_S)
-
-    async def stopped(self) -> None:
-        self.stop.set()
-
-        async def done() -> bool:
-            return self.task.done()
-
-        await wait_until(done, timeout=STOPS_WITHIN_S)
-        self.task.result()  # ended without an error
 
 
 @pytest.fixture
@@ -69,7 +50,7 @@ async def waiting(pg_store: PostgresEventStore, endpoints: Endpoints) -> AsyncIt
     with capture_logs() as logs:
         task = asyncio.create_task(runner.run(stop))
         try:
-            yield Waiting(runner, task, stop, topic, logs)
+            yield Waiting(task, stop, logs, runner, topic)
         finally:
             stop.set()
             await task
