@@ -10,9 +10,9 @@ import sys
 
 import pytest
 
-from shared.messaging.relay import CheckpointAheadError, OutboxRelay
+from shared.messaging.relay import HELD_BACK, CheckpointAheadError, OutboxRelay
 from shared.ops.stack import ROOT, Endpoints
-from shared.store import NewEvent
+from shared.store import Checkpoint, NewEvent
 from shared.store.postgres import PostgresEventStore
 from testkit.events import Counted
 from testkit.kafka import by_stream, read_topic
@@ -70,6 +70,42 @@ async def test_relay_holds_back_everything_after_an_open_transaction(
         ]
         assert by_stream(messages)["after"] == [1, 2, 3]
         assert (await relay.lag()).events == 0
+    finally:
+        await relay.close()
+
+
+async def test_the_relays_probe_after_each_batch_reads_the_index_not_the_table(
+    pg_store: PostgresEventStore, endpoints: Endpoints, kafka_topic
+) -> None:
+    """Whether events wait behind an open transaction is asked after every batch, as a prepared statement: its
+    generic plan (PostgreSQL's after five runs) must find the first row past the checkpoint in the commit-order
+    index, not scan the whole store (an EXISTS did: the planner drops its ORDER BY and LIMIT)."""
+    s = pg_store.schema
+    async with pg_store.pool.acquire() as conn:
+        await conn.execute(
+            f"""INSERT INTO {s}.events (stream_id, version, event_id, event_type, schema_version, data, metadata,
+                                        occurred_at)
+                SELECT 's' || i, 1, gen_random_uuid(), 't', 1, '{{}}', '{{}}', now() FROM generate_series(1, 5000) i;
+                ANALYZE {s}.events"""
+        )
+        async with conn.transaction():
+            await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+            await conn.execute(f"PREPARE held_back(xid8, bigint) AS {HELD_BACK.format(schema=s)}")
+            plan = "\n".join(r[0] for r in await conn.fetch("EXPLAIN EXECUTE held_back('0', 0)"))
+            await conn.execute("DEALLOCATE held_back")
+    assert "events_commit_order" in plan, plan
+    assert "Seq Scan" not in plan, plan
+    relay = make_relay(pg_store, endpoints, await kafka_topic())
+    await relay.setup()
+    assert await relay.lead()
+    try:
+        for _ in range(6):  # past the fifth run, on the relay's own connection: the answer stays right
+            assert await relay._held_back()
+        assert (await relay.lag()).events == 5000  # no checkpoint stored yet: every event
+        async with pg_store.pool.acquire() as conn:
+            last = await conn.fetchrow(f"SELECT tx_id, position FROM {s}.events ORDER BY tx_id DESC, position DESC")
+        relay.checkpoint = Checkpoint(last["tx_id"], last["position"])
+        assert not await relay._held_back()
     finally:
         await relay.close()
 
