@@ -55,13 +55,13 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench import cpu
 from bench.common import Env, Report, cleanup
-from bench.projectors import started, stop, summarise, wait_for
+from bench.projectors import started, summarise, wait_for
 from bench.relay import all_visible
 from shared.edge.service import ServiceCore
 from shared.messaging.kafka import TopicSpec, admin_client, ensure_topics, stop_consumer
 from shared.messaging.projections import generation_schema, request_rebuild
 from shared.ops.settings import Settings
-from testkit.services import process_env, spawn
+from testkit.services import process_env, spawn, stop_processes
 
 SERVICES = ("leads", "production", "directory", "agenda")  # those with a bench/readmodels_<service>.py run
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -290,7 +290,7 @@ async def build(
         if spy is not None:
             spy.send_signal(signal.SIGINT)
             spy.wait(timeout=60)
-        stop(procs)
+        stop_processes(procs, wait_s=60)
 
 
 async def _applied(core: ServiceCore, projection: str, total: int) -> bool:
@@ -377,8 +377,7 @@ async def measure(
     )
     try:
         await core.ensure_topics()
-        # the alerts topic, which a deployment's alerting services make: a projector subscribed to a missing topic
-        # takes ~40 s to stop (the agenda's)
+        # the alerts topic, which a deployment's alerting services make (a projector on a missing topic waits for it)
         alerts = TopicSpec(settings.alerts_topic(), settings.kafka_partitions, settings.kafka_replication_factor)
         await ensure_topics(settings.kafka_bootstrap_servers, [alerts], **settings.kafka_options())
         templates = await module.templates(core)
