@@ -2,18 +2,38 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from shared.messaging.kafka import TopicSpec, admin_client, ensure_topics
 from shared.ops.stack import Endpoints, LocalStack
-from tests.integration.test_stack_smoke import consume_all
 
 pytestmark = [pytest.mark.kafka, pytest.mark.cluster, pytest.mark.slow]
+
+
+async def consume_all(bootstrap: str, topic: str, expected: int, group: str) -> list[tuple[int, str, int]]:
+    """(partition, key, value) in the order each partition delivered them, read as a consumer group (its
+    coordinator on the cluster too) that commits its offsets."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, group_id=group, auto_offset_reset="earliest", enable_auto_commit=False
+    )
+    await consumer.start()
+    got: list[tuple[int, str, int]] = []
+    try:
+        async with asyncio.timeout(60):
+            while len(got) < expected:
+                batches = await consumer.getmany(timeout_ms=1000)
+                for tp, records in batches.items():
+                    got.extend((tp.partition, r.key.decode(), int(r.value)) for r in records)
+            await consumer.commit()
+    finally:
+        await consumer.stop()
+    return got
 
 
 @pytest.fixture(scope="module")
