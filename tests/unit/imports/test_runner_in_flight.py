@@ -5,6 +5,7 @@ ones were answered resumes with nothing lost or written twice (issue 26, decisio
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -20,14 +21,19 @@ __all__ = ["deals"]  # the fixture
 
 
 class OutOfOrder:
-    """Within each group of four batches sent together, the last sent answers first (batch n waits
-    ``(3 - n % 4)`` ticks); batch ``fail_at`` fails (a crash) after those sent after it were answered."""
+    """Within each group of four batches sent together, the last sent answers first: batch n waits until batch n + 1
+    of its group has its answer (or ``alone_s``, when no such batch is sent); batch ``fail_at`` fails (a crash) after
+    those sent after it were answered. The order is made by events, not by times a loaded machine could upset."""
 
-    def __init__(self, inner: AppSender, fail_at: int | None = None, tick: float = 0.15) -> None:
-        self.inner, self.fail_at, self.tick = inner, fail_at, tick
+    def __init__(self, inner: AppSender, fail_at: int | None = None, alone_s: float = 2.0) -> None:
+        self.inner, self.fail_at, self.alone_s = inner, fail_at, alone_s
         self.sent = 0
         self.at_once = self.most_at_once = 0
         self.answered: list[int] = []
+        self.settled: dict[int, asyncio.Event] = {}
+
+    def _settled(self, n: int) -> asyncio.Event:
+        return self.settled.setdefault(n, asyncio.Event())
 
     async def send(self, service: str, batch: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
         n = self.sent
@@ -35,7 +41,9 @@ class OutOfOrder:
         self.at_once += 1
         self.most_at_once = max(self.most_at_once, self.at_once)
         try:
-            await asyncio.sleep(self.tick * (3 - n % 4))
+            if n % 4 < 3:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._settled(n + 1).wait(), self.alone_s)
             if n == self.fail_at:
                 raise RunError("killed")
             answer = await self.inner.send(service, batch, headers)
@@ -43,6 +51,7 @@ class OutOfOrder:
             return answer
         finally:
             self.at_once -= 1
+            self._settled(n).set()
 
 
 def sheet(tmp_path: Path, rows: int) -> Path:
