@@ -360,4 +360,13 @@ def require(*roles: str) -> Callable[..., Coroutine[Any, Any, Principal]]:
             raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"forbidden: needs one of the roles {sorted(roles)}")
         return principal
 
+    _REQUIRED[allowed] = frozenset(roles)
     return allowed
+
+
+_REQUIRED: dict[Callable[..., Any], frozenset[str]] = {}  # each ``require`` dependency → its roles
+
+
+def required_roles(dependency: Any) -> frozenset[str] | None:
+    """The roles a ``require(...)`` dependency allows (admin besides); None for any other dependency."""
+    return _REQUIRED.get(dependency)

@@ -34,7 +34,8 @@ from shared.core.limits import (
     moment_problem,
     shown,
 )
-from shared.edge.auth import Principal
+from shared.edge.auth import Principal, required_roles
+from shared.edge.fastpath import FastCommand, RouteName, registered
 from shared.store import AppendResult, Idempotency
 from shared.store.commands import CommandResult, Context
 
@@ -99,7 +100,7 @@ async def command_context(
         correlation_id=request.state.correlation_id,
         causation_id=request.headers.get("x-causation-id"),
         expected_version=if_match_version(if_match),
-        idempotency=idempotency(f"{actor}:{request.method} {request.url.path}", key, body),
+        idempotency=idempotency(f"{actor}:{request.method} {request.url.path}", key, body) if key else None,
         occurred_at=occurred_at,
         backdate_limit_days=None if unlimited else backdate_limit_days(request),
     )
@@ -239,8 +240,9 @@ def _command_route(
     if occurred_at:
         parameters.append(inspect.Parameter("x_occurred_at", keyword, annotation=OccurredAt, default=None))
     run.__signature__ = inspect.Signature(parameters, return_annotation=Response)  # type: ignore[attr-defined]
+    path = f"{prefix}/{name.replace('_', '-')}"
     router.add_api_route(
-        f"{prefix}/{name.replace('_', '-')}",
+        path,
         run,
         methods=["POST"],
         response_model=CommandAnswer,
@@ -249,3 +251,15 @@ def _command_route(
         description=((cmd.__doc__ or "").strip() or None) if describe else None,
         name=name,
     )
+    if (roles := required_roles(getattr(principal, "dependency", None))) is not None:  # decision 0033
+
+        async def fast(request: Request, aggregate_id: uuid.UUID, body: Any, p: Principal) -> Response:
+            return await run_command(
+                request,
+                p.user_id,
+                lambda ctx: handle(request, aggregate_id, body, p, ctx),
+                aggregate_id=str(aggregate_id),
+            )
+
+        fast_path = FastCommand(cmd, roles, fast, RouteName(path))
+        registered(router).add(prefix, name.replace("_", "-"), fast_path)

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from services.agenda.api import activities, imports, queries
 from services.agenda.api.common import AgendaAPI
 from shared.edge.auth import TokenVerifier
+from shared.edge.fastpath import include_commands
 from shared.edge.http import install_common
 from shared.ops.version import VERSION
 
@@ -26,6 +27,6 @@ def create_app(svc: AgendaAPI, verifier: TokenVerifier) -> FastAPI:
     app.state.agenda = svc  # the routes' ``Service`` dependency (services.agenda.api.common)
     install_common(app, svc.readiness, "agenda")
     app.include_router(queries.router)  # before /activities/{id}: /activities is a list
-    app.include_router(activities.router)
+    include_commands(app, activities.router)  # with the command routes' fast path (decision 0033)
     app.include_router(imports.router)
     return app

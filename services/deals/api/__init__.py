@@ -22,6 +22,7 @@ from fastapi import FastAPI
 from services.deals.api import alerts, audit, commands, deals, imports, numbers, pipelines
 from services.deals.api.common import DealsAPI
 from shared.edge.auth import TokenVerifier
+from shared.edge.fastpath import include_commands
 from shared.edge.http import install_common
 from shared.ops.version import VERSION
 
@@ -37,7 +38,7 @@ def create_app(svc: DealsAPI, verifier: TokenVerifier, *, title: str = "Pipeline
     app.state.token_verifier = verifier
     app.state.deals = svc  # the routes' ``Service`` dependency (services.deals.api.common)
     install_common(app, svc.readiness, "deals")
-    app.include_router(commands.router)
+    include_commands(app, commands.router)  # with the command routes' fast path (decision 0033)
     app.include_router(deals.router)
     app.include_router(audit.router)
     app.include_router(numbers.router)

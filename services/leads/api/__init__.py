@@ -20,6 +20,7 @@ from services.leads import sources
 from services.leads.api import campaigns, commands, history, imports, read_models, webhooks
 from services.leads.api.common import LeadsAPI
 from shared.edge.auth import TokenVerifier
+from shared.edge.fastpath import include_commands
 from shared.edge.http import install_common
 from shared.edge.problems import http_problem
 from shared.ops.version import VERSION
@@ -43,7 +44,7 @@ def create_app(svc: LeadsAPI, verifier: TokenVerifier) -> FastAPI:
     app.state.leads = svc  # the routes' ``Service`` dependency (services.leads.api.common)
     install_common(app, svc.readiness, "leads")
     app.add_exception_handler(sources.WebhookRejectedError, webhook_rejected)
-    app.include_router(commands.router)
+    include_commands(app, commands.router)  # with the command routes' fast path (decision 0033)
     app.include_router(webhooks.router)
     app.include_router(history.router)
     app.include_router(campaigns.router)

@@ -13,6 +13,7 @@ from services.production.api import history, imports, order_commands, orders, pl
 from services.production.api.common import ERRORS, ProductionAPI, read_models, service
 from services.production.api.rights import READ
 from shared.edge.auth import TokenVerifier, require
+from shared.edge.fastpath import include_commands
 from shared.edge.http import install_common
 from shared.ops.version import VERSION
 
@@ -29,7 +30,7 @@ def create_app(svc: ProductionAPI, verifier: TokenVerifier) -> FastAPI:
     app.state.token_verifier = verifier
     app.state.production = svc  # the routes' ``Service`` dependency (services.production.api.common)
     install_common(app, svc.readiness, "production")
-    app.include_router(order_commands.router)
+    include_commands(app, order_commands.router)  # with the command routes' fast path (decision 0033)
     app.include_router(orders.router)
     app.include_router(history.router)
     app.include_router(plans.router)
