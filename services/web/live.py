@@ -18,7 +18,7 @@ from typing import Any
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from shared.messaging.kafka import admin_client
+from shared.messaging.kafka import admin_client, wait_for_topics
 from shared.ops.settings import PIPELINES, Settings
 
 log = structlog.get_logger()
@@ -72,13 +72,20 @@ def notice(topic: str, value: bytes | None, topics: dict[str, str]) -> dict[str,
 
 
 async def feed(settings: Settings, hub: Hub, stop: asyncio.Event, *, retry_s: float = 2.0) -> None:
-    """Read the three events topics and the alerts topic from their ends until ``stop``; reconnect on failure."""
+    """Read the three events topics and the alerts topic from their ends until ``stop``; reconnect on failure.
+
+    The services make their topics when they first start: until every one is there the feed waits for them as a
+    projector does (``wait_for_topics``: a look a second, a log line a minute, ends at once on ``stop``); pages
+    work meanwhile, only not live."""
     topics = {settings.events_topic(s): s for s in PIPELINES} | {settings.alerts_topic(): "alerts"}
     while not stop.is_set():
         consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False, **settings.kafka_options()
         )
         try:
+            await consumer.start()
+            if not await wait_for_topics(consumer, topics, stop, who="web.live"):
+                return
             async with admin_client(settings.kafka_bootstrap_servers, **settings.kafka_options()) as admin:
                 described = await admin.describe_topics(list(topics))
             tps = [
@@ -87,9 +94,8 @@ async def feed(settings: Settings, hub: Hub, stop: asyncio.Event, *, retry_s: fl
                 if not t.get("error_code")
                 for p in t["partitions"]
             ]
-            if {tp.topic for tp in tps} != set(topics):  # the services make their topics when they first start
+            if {tp.topic for tp in tps} != set(topics):  # deleted since: wait for it again
                 raise LookupError(f"topics missing: {sorted(set(topics) - {tp.topic for tp in tps})}")
-            await consumer.start()
             consumer.assign(tps)
             await consumer.seek_to_end(*tps)
             hub.connected = True
@@ -101,7 +107,7 @@ async def feed(settings: Settings, hub: Hub, stop: asyncio.Event, *, retry_s: fl
                         n = notice(record.topic, record.value, topics)
                         if n is not None:
                             hub.publish(n)
-        except Exception as exc:  # Kafka away or topics not made yet: pages keep working, only not live
+        except Exception as exc:  # Kafka away: pages keep working, only not live
             hub.connected = False
             log.warning("web.live.retry", error=repr(exc))
             with contextlib.suppress(TimeoutError):

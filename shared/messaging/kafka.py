@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
@@ -209,27 +209,55 @@ async def stop_consumer(consumer: AIOKafkaConsumer) -> None:
             raise
 
 
-async def subscribe_when_present(
-    consumer: AIOKafkaConsumer, topics: Iterable[str], stop: asyncio.Event, *, who: str
+async def wait_for_topics(
+    consumer: AIOKafkaConsumer,
+    topics: Iterable[str],
+    stop: asyncio.Event,
+    *,
+    who: str,
+    missing: Callable[[list[str]], object] | None = None,
 ) -> bool:
-    """Subscribe a started consumer to ``topics`` once they all exist; False if ``stop`` came first.
+    """Wait until ``topics`` all exist, as the started ``consumer`` sees them; False if ``stop`` came first.
+
+    It looks once a second, says so once a minute, and ends at once when stopped. ``missing``, if given, is told
+    the missing topics at every look, and ``[]`` once they are all there (a runner's /readyz and gauge)."""
+    wanted = set(topics)
+    loop = asyncio.get_running_loop()
+    started, said = loop.time(), None
+    while absent := sorted(wanted - await consumer.topics()):
+        if missing is not None:
+            missing(absent)
+        if said is None or loop.time() - said >= TOPIC_WAIT_LOG_S:
+            said = loop.time()
+            log.warning("kafka.waiting_for_topics", who=who, missing=absent, waited_s=round(said - started))
+        with suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), TOPIC_CHECK_S)
+        if stop.is_set():
+            return False
+    if missing is not None:
+        missing([])
+    if said is not None:
+        log.info("kafka.topics_present", who=who, waited_s=round(loop.time() - started))
+    return True
+
+
+async def subscribe_when_present(
+    consumer: AIOKafkaConsumer,
+    topics: Iterable[str],
+    stop: asyncio.Event,
+    *,
+    who: str,
+    missing: Callable[[list[str]], object] | None = None,
+) -> bool:
+    """Subscribe a started consumer to ``topics`` once they all exist (``wait_for_topics``); False if ``stop`` came
+    first.
 
     A consumer made with its topics waits in ``start()`` for a missing one, asking every 100 ms (an error line each
     time), for its request timeout (40 s), deaf to a stop: a projector on a topic another service makes (the
     agenda's on the alerts topic) took 40 s to end on SIGTERM. Here it looks once a second, says so once a minute,
     and ends at once when stopped; a topic made later is consumed from then on."""
-    wanted = set(topics)
-    loop = asyncio.get_running_loop()
-    started, said = loop.time(), None
-    while missing := wanted - await consumer.topics():
-        if said is None or loop.time() - said >= TOPIC_WAIT_LOG_S:
-            said = loop.time()
-            log.warning("kafka.waiting_for_topics", who=who, missing=sorted(missing), waited_s=round(said - started))
-        with suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), TOPIC_CHECK_S)
-        if stop.is_set():
-            return False
-    if said is not None:
-        log.info("kafka.topics_present", who=who, waited_s=round(loop.time() - started))
-    consumer.subscribe(topics=sorted(wanted))
+    wanted = sorted(set(topics))
+    if not await wait_for_topics(consumer, wanted, stop, who=who, missing=missing):
+        return False
+    consumer.subscribe(topics=wanted)
     return True

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import time
 from collections.abc import Iterator, Sequence
@@ -72,6 +73,7 @@ from shared.ops.metrics import (
     PROJECTION_DUPLICATES,
     PROJECTION_GENERATION,
     PROJECTION_STALLED,
+    PROJECTION_WAITING,
 )
 from shared.store import StaleTransactionError
 from shared.store.db import Conn, identifier
@@ -188,6 +190,7 @@ class ProjectionRunner:
         self.gaps: dict[int, dict[TopicPartition, Gap]] = {}  # generation → the partitions stopped at a gap
         # generation → stream → the version up to which its early arrivals are passed over (the missing one came)
         self._held: dict[int, dict[str, int]] = {}
+        self.waiting: dict[int, list[str]] = {}  # generation → the topics it reads that are not made yet
 
     def group_id(self, generation: int) -> str:
         return f"{self.group_prefix}.{self.projection.name}.g{generation}"
@@ -381,7 +384,13 @@ class ProjectionRunner:
             committed_at = time.monotonic()
 
         try:
-            if not await subscribe_when_present(consumer, self.projection.topics, stop, who=self.group_id(generation)):
+            if not await subscribe_when_present(
+                consumer,
+                self.projection.topics,
+                stop,
+                who=self.group_id(generation),
+                missing=functools.partial(self._waiting, generation),  # what /readyz and the gauge say it waits for
+            ):
                 return
             while not stop.is_set():
                 behind = sum(max(high - pos, 0) for pos, high in positions.values()) > self.batch_size
@@ -418,6 +427,7 @@ class ProjectionRunner:
             if pending:
                 await commit()
         finally:
+            self._waiting(generation, [])
             for tp in gaps:
                 self._gap_metric(tp, 0)  # the next owner of the partition meets the gap again
             if self.stats[generation].state == "building":  # a rebuild's lag ends with it; the live one goes on
@@ -460,10 +470,19 @@ class ProjectionRunner:
         finally:
             await stop_consumer(consumer)
 
+    def _waiting(self, generation: int, topics: list[str]) -> None:
+        self.waiting[generation] = topics
+        PROJECTION_WAITING.labels(self.namespace, self.projection.name).set(int(any(self.waiting.values())))
+
     def readiness(self) -> str:
-        """'ok', or the partitions stopped at a gap, for /readyz."""
+        """'ok', or the partitions stopped at a gap, for /readyz. Waiting for a topic not made yet is ready (the read
+        model serves what it has; failing would hold back a start where it comes before the topic's service): the
+        answer says so after 'ok; '."""
         stopped = [str(g) for gaps in self.gaps.values() for g in gaps.values()]
-        return f"stopped at a gap: {'; '.join(stopped)}" if stopped else "ok"
+        if stopped:
+            return f"stopped at a gap: {'; '.join(stopped)}"
+        waits = sorted({t for topics in self.waiting.values() for t in topics})
+        return f"ok; waiting for topics: {', '.join(waits)}" if waits else "ok"
 
     async def process(self, generation: int, records: Sequence[ConsumerRecord[bytes, bytes]]) -> list[Gap]:
         """Apply a batch in one transaction (events one by one in savepoints if any fails), then dead-letter.
@@ -639,6 +658,7 @@ class ProjectionRunner:
                 "gaps": s.gaps,
                 "events_per_second": round(s.events_per_second, 1),
                 "lag": sum(self.lag(s.generation).values()),
+                "waiting_for_topics": self.waiting.get(s.generation, []),
             }
             for s in sorted(self.stats.values(), key=lambda s: s.generation)
         ]

@@ -13,6 +13,7 @@
 | `pipelines_projection_duplicates_total` | counter | service, projection | events read again at or below their stream's applied version, skipped |
 | `pipelines_projection_generation` | gauge | service, projection | the generation being consumed (1 per live one) |
 | `pipelines_projection_stalled_partitions` | gauge | service, projection, topic, partition | 1 while stopped at a gap |
+| `pipelines_projection_waiting_for_topics` | gauge | service, projection | 1 while the read model waits for a topic not made yet |
 | `pipelines_dead_letters_total` | counter | service, projection | messages sent to the dead-letter topic |
 | `pipelines_http_request_seconds` | histogram | service, method, route, status | HTTP requests |
 | `pipelines_http_in_flight` | gauge | service | requests an API process is handling (decision 0032) |
@@ -72,6 +73,11 @@ PROJECTION_STALLED = Gauge(
     "pipelines_projection_stalled_partitions",
     "1 while the partition is stopped at a gap in a stream's versions",
     ["service", "projection", "topic", "partition"],
+)
+PROJECTION_WAITING = Gauge(
+    "pipelines_projection_waiting_for_topics",
+    "1 while the read model waits for a topic it reads to be made (another service makes it)",
+    ["service", "projection"],
 )
 DEAD_LETTERS = Counter("pipelines_dead_letters", "messages sent to the dead-letter topic", ["service", "projection"])
 HTTP_SECONDS = Histogram(

@@ -151,9 +151,12 @@ def test_the_prometheus_rule_carries_the_shipped_groups() -> None:
         path = K8S / "monitoring.yaml"
         head, _, _ = path.read_text().rpartition("apiVersion: monitoring.coreos.com/v1\nkind: PrometheusRule\n")
         rule["spec"]["groups"] = SHIPPED["groups"]
-        dumper = type("Literal", (yaml.SafeDumper,), {})
-        dumper.add_representer(str, _literal)
-        path.write_text(head + yaml.dump(rule, Dumper=dumper, sort_keys=False, width=120, allow_unicode=True))
+
+        class LiteralDumper(yaml.SafeDumper):  # multi-line strings as | blocks, in this dump only
+            pass
+
+        LiteralDumper.add_representer(str, _literal)
+        path.write_text(head + yaml.dump(rule, Dumper=LiteralDumper, sort_keys=False, width=120, allow_unicode=True))
     assert rule["spec"]["groups"] == SHIPPED["groups"], "PIPELINES_WRITE_MONITORING=1 rewrites it"
 
 

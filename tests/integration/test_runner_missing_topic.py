@@ -1,5 +1,6 @@
 """A projector on a topic nobody has made yet (the agenda's on the alerts topic, before an alerting service made it):
-it waits for the topic, saying so now and then, stops at once when asked, and consumes the topic once it is made."""
+it waits for the topic, saying so now and then, stops at once when asked, and consumes the topic once it is made.
+Meanwhile it is ready (it serves what it has), and its /readyz, its status and a gauge say what it waits for."""
 
 from __future__ import annotations
 
@@ -9,9 +10,13 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+import httpx
 import pytest
+from fastapi import FastAPI
+from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
 
+from shared.edge.http import install_common
 from shared.messaging.kafka import TopicSpec, delete_topics, ensure_topics
 from shared.messaging.relay import OutboxRelay
 from shared.messaging.runner import ProjectionRunner
@@ -55,6 +60,37 @@ async def waiting(pg_store: PostgresEventStore, endpoints: Endpoints) -> AsyncIt
             stop.set()
             await task
             await delete_topics(endpoints.kafka_bootstrap_servers, [topic])
+
+
+def waiting_gauge(runner: ProjectionRunner) -> float | None:
+    labels = {"service": runner.namespace, "projection": runner.projection.name}
+    return REGISTRY.get_sample_value("pipelines_projection_waiting_for_topics", labels)
+
+
+async def readyz(runner: ProjectionRunner) -> tuple[int, dict[str, object]]:
+    """/readyz of a process running ``runner`` (as shared.edge.service's ``parts`` name it)."""
+
+    async def readiness() -> dict[str, str]:
+        return {"postgresql": "ok", f"projection {runner.projection.name}": runner.readiness()}
+
+    app = FastAPI()
+    install_common(app, readiness, "test", bounded=False)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ops") as http:
+        answer = await http.get("/readyz")
+    return answer.status_code, answer.json()
+
+
+async def test_a_runner_waiting_for_its_topic_is_ready_and_says_what_it_waits_for(waiting: Waiting) -> None:
+    await waiting.said_it_waits()
+    runner = waiting.runner
+    assert runner.readiness() == f"ok; waiting for topics: {waiting.topic}"
+    assert [g["waiting_for_topics"] for g in runner.status()] == [[waiting.topic]]
+    assert waiting_gauge(runner) == 1
+    status, body = await readyz(runner)
+    assert status == 200 and body["status"] == "ok", body
+    assert body["checks"] == {"postgresql": "ok", "projection totals": f"ok; waiting for topics: {waiting.topic}"}
+    await waiting.stopped()
+    assert waiting_gauge(runner) == 0 and runner.readiness() == "ok"
 
 
 async def test_a_runner_waiting_for_its_topic_stops_when_asked(
@@ -105,4 +141,7 @@ async def test_a_topic_made_later_is_consumed(
         stop_relay.set()
         await relaying
     assert any(e["event"] == "kafka.topics_present" for e in waiting.logs)
+    assert waiting.runner.readiness() == "ok" and waiting_gauge(waiting.runner) == 0
+    assert [g["waiting_for_topics"] for g in waiting.runner.status()] == [[]]
+    assert (await readyz(waiting.runner))[1]["checks"] == {"postgresql": "ok", "projection totals": "ok"}
     await waiting.stopped()

@@ -1,0 +1,88 @@
+"""The web board's live feed before the topics it reads exist (the services make them when they first start): it
+waits for them, saying so once a minute rather than at every look, stops at once when asked, and tells open pages
+what moved once the topics are made. Real Kafka."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from structlog.testing import capture_logs
+
+from services.web import live
+from shared.messaging.kafka import TopicSpec, delete_topics, ensure_topics
+from shared.ops.settings import PIPELINES, Settings
+from shared.ops.stack import Endpoints
+from testkit.kafka import WaitingForTopics
+from testkit.services import isolated_settings
+from testkit.waiting import wait_until
+
+pytestmark = [pytest.mark.kafka]
+
+
+@dataclass
+class Waiting(WaitingForTopics):
+    hub: live.Hub
+    settings: Settings
+
+
+def topics(settings: Settings) -> list[str]:
+    return sorted([settings.events_topic(s) for s in PIPELINES] + [settings.alerts_topic()])
+
+
+@pytest.fixture
+async def waiting(endpoints: Endpoints) -> AsyncIterator[Waiting]:
+    """A live feed on settings of their own, whose topics nobody has made (deleted after the test)."""
+    settings = isolated_settings(endpoints)
+    hub, stop = live.Hub(), asyncio.Event()
+    with capture_logs() as logs:
+        task = asyncio.create_task(live.feed(settings, hub, stop))
+        try:
+            yield Waiting(task, stop, logs, hub, settings)
+        finally:
+            stop.set()
+            await asyncio.gather(task, return_exceptions=True)
+            await delete_topics(settings.kafka_bootstrap_servers, topics(settings))
+
+
+async def test_a_feed_waiting_for_its_topics_says_so_once_and_stops_when_asked(
+    waiting: Waiting, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.ERROR, logger="aiokafka"):
+        await waiting.said_it_waits()
+        await asyncio.sleep(2.5)  # a few looks for the topics (it used to retry, and say so, every 2 s)
+        await waiting.stopped()
+    said = [e for e in waiting.logs if e["event"] == "kafka.waiting_for_topics"]
+    assert len(said) == 1  # once a minute, not at each look
+    assert said[0]["missing"] == topics(waiting.settings) and said[0]["who"] == "web.live"
+    assert not [e for e in waiting.logs if e["event"] == "web.live.retry"]
+    assert not waiting.hub.connected
+    assert not [r for r in caplog.records if "not found in cluster metadata" in r.getMessage()]
+
+
+async def test_topics_made_later_are_read(waiting: Waiting) -> None:
+    settings = waiting.settings
+    await waiting.said_it_waits()
+    specs = [TopicSpec(t, 3, settings.kafka_replication_factor) for t in topics(settings)]
+    await ensure_topics(settings.kafka_bootstrap_servers, specs)
+
+    async def connected() -> bool:
+        return waiting.hub.connected
+
+    async with waiting.hub.subscribe() as page:
+        await wait_until(connected, timeout=30)
+        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
+        await producer.start()
+        try:
+            envelope = {"type": "pipelines.deals.DealWon", "position": 7}
+            await producer.send_and_wait(settings.events_topic("deals"), json.dumps(envelope).encode(), key=b"d-1")
+        finally:
+            await producer.stop()
+        assert await asyncio.wait_for(page.get(), 30) == {"service": "deals", "position": 7}
+    assert any(e["event"] == "kafka.topics_present" and e["who"] == "web.live" for e in waiting.logs)
+    await waiting.stopped()
