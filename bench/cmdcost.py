@@ -40,7 +40,8 @@ import asyncpg
 from bench import cpu
 from bench.common import RESULTS, Env, Report, cleanup, machine, median, paced, write
 from bench.e2e import ACTIVITY, HEADERS, USER, summarize_stacks
-from bench.processes import HttpClient, request
+from bench.httpclient import request
+from bench.processes import HttpClient
 from shared.ops.settings import Settings
 from shared.ops.stack import ROOT, free_port, start_servers
 from testkit.services import process_env, spawn

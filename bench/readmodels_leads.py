@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from bench.readmodels import Clock, Template, stored_rows
-from shared.edge.service import ServiceCore
+from services.leads.main import LeadsService
 from shared.store.commands import Context
 from testkit import marketing_sim
 
@@ -25,7 +25,7 @@ def build_options() -> dict[str, Any]:
     return {"clock": CLOCK}
 
 
-async def templates(core: ServiceCore) -> list[Template]:
+async def templates(core: LeadsService) -> list[Template]:
     """Twenty leads and five campaigns with a week of spend: one template, cloned whole (every UUID fresh)."""
     leads = core.leads
     ctx = Context(actor="bench")

@@ -10,7 +10,7 @@ import uuid
 from typing import Any
 
 from bench.readmodels import Clock, Template, stored_rows
-from shared.edge.service import ServiceCore
+from services.production.main import ProductionService
 from shared.store.commands import Context
 from testkit import production_sim
 
@@ -26,7 +26,7 @@ def build_options() -> dict[str, Any]:
     return {"clock": CLOCK}
 
 
-async def templates(core: ServiceCore) -> list[Template]:
+async def templates(core: ProductionService) -> list[Template]:
     """Twenty orders through their lives: one template, cloned whole (every UUID fresh)."""
     production = core.production
     ctx = Context(actor="bench")

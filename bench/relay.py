@@ -87,7 +87,7 @@ def _commands(i: int) -> list[domain.Command]:
     ]
 
 
-async def _templates(core: ServiceCore, deals: int) -> list[tuple[uuid.UUID, list[asyncpg.Record]]]:
+async def _templates(core: deals_main.DealsService, deals: int) -> list[tuple[uuid.UUID, list[asyncpg.Record]]]:
     """Drive a few deals through the handlers; their stored rows are what gets cloned."""
     ctx = Context(actor="bench")
     ids = [uuid.uuid4() for _ in range(deals)]
@@ -109,7 +109,7 @@ async def _templates(core: ServiceCore, deals: int) -> list[tuple[uuid.UUID, lis
     return out
 
 
-async def prefill(core: ServiceCore, settings: Settings, n: int) -> int:
+async def prefill(core: deals_main.DealsService, settings: Settings, n: int) -> int:
     """About ``n`` events in the store, in streams of about a dozen; returns how many the store holds."""
     templates = await _templates(core, 4)
     per_deal = sum(len(rows) for _, rows in templates) / len(templates)

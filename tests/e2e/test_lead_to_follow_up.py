@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from services.deals.handlers import deal_id_for_lead
+from services.deals.events import deal_id_for_lead
 from services.production.handlers import order_id_for_deal
 from shared.ops.settings import SERVICES, Settings
 from shared.ops.stack import free_port

@@ -30,15 +30,14 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from services.deals.handlers import deal_id_for_lead
+from services.deals.events import deal_id_for_lead
 from services.production.handlers import order_id_for_deal
 from shared.edge.auth import issue_token
 from shared.edge.keys import SigningKeys
 from shared.ops.settings import SERVICES, Settings
-from shared.ops.stack import ROOT, Endpoints
+from shared.ops.stack import ROOT, Endpoints, free_port
 from testkit.services import drop_everything, isolated_settings, stop_processes
 from testkit.waiting import wait_until
-from tests.e2e.test_lead_to_follow_up import free_port
 
 pytestmark = [pytest.mark.pg, pytest.mark.kafka, pytest.mark.e2e, pytest.mark.slow]
 

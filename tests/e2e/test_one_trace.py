@@ -28,7 +28,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import set_span_in_context
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from services.deals.handlers import deal_id_for_lead
+from services.deals.events import deal_id_for_lead
 from services.production.handlers import order_id_for_deal
 from shared.ops.settings import Settings
 from shared.ops.stack import free_port

@@ -21,7 +21,7 @@ import httpx
 from playwright.async_api import Browser, BrowserContext, Page
 
 from shared.ops.settings import PIPELINES, Settings
-from shared.ops.stack import ROOT, Endpoints
+from shared.ops.stack import ROOT, Endpoints, free_port
 from testkit.browser import chromium
 from testkit.oidc import Account, OidcProvider
 from testkit.services import (
@@ -34,7 +34,6 @@ from testkit.services import (
     stop_processes,
 )
 from testkit.waiting import wait_until
-from tests.e2e.test_lead_to_follow_up import free_port
 from tools.simulate import Endpoints as SimEndpoints
 from tools.simulate import Simulation
 

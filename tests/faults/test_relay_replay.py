@@ -33,7 +33,7 @@ from typing import Any
 import httpx
 import pytest
 
-from services.deals.handlers import deal_id_for_lead
+from services.deals.events import deal_id_for_lead
 from services.production.handlers import order_id_for_deal
 from shared.ops.settings import PIPELINES, Settings  # the lead flow's services: the directory is not in it
 from shared.ops.stack import Endpoints

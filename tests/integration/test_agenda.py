@@ -18,6 +18,7 @@ import pytest
 from services.agenda.api import AgendaAPI, create_app
 from services.agenda.domain import Placement, Schedule
 from services.agenda.erasures import erasures
+from services.agenda.events import ActivityScheduled
 from services.agenda.handlers import Agenda
 from services.agenda.projections import activities
 from services.agenda.projections.model import apply_one
@@ -267,7 +268,9 @@ async def test_erasing_the_subject_is_recorded_on_each_of_its_activities_once(
     for subject, data_subject in ((LEAD, str(LEAD)), (DEAL, "c-deal-1")):
         cmd = Schedule(kind="zalo", subject_type="deal", subject_id=subject, title="x", notes="Anh Minh", due_at=AT)
         place = Placement(owner_id="u-lan", team_id="north", data_subject=data_subject)
-        scheduled.append((await agenda.schedule(cmd, place, ctx)).events[0].activity_id)
+        (event, *_) = (await agenda.schedule(cmd, place, ctx)).events
+        assert isinstance(event, ActivityScheduled)
+        scheduled.append(event.activity_id)
     # read_streams, not read_all: a transaction another test holds open would hide these from a tailing read
     own = [CloudEvent.from_recorded(r, "agenda") for r in await pg_store.read_streams("agenda-activity-")]
     erased = fact(LeadPersonalDataErased(lead_id=LEAD, requested_by="u-dpo", reason="request #7"), f"lead-{LEAD}", 99)

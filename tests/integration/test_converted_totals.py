@@ -13,7 +13,7 @@ import pytest
 
 from services.deals.analytics import DDL as DEALS_DDL
 from services.deals.analytics.converted import converted_totals
-from services.leads.projections import DDL as MARKETING_DDL
+from services.leads.marketing_model import DDL as MARKETING_DDL
 from services.leads.roi import converted_campaigns
 from shared.core.rates import RateTable
 

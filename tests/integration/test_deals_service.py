@@ -13,7 +13,8 @@ import httpx
 import pytest
 
 from services.deals import main as deals_main
-from services.deals.handlers import deal_id_for_lead, follow_up_id_for_order
+from services.deals.events import deal_id_for_lead
+from services.deals.handlers import follow_up_id_for_order
 from services.leads.events import Attribution, LeadContact, LeadConverted
 from services.production.events import OrderDelivered, OrderShipped, PromisedDateChanged
 from shared.messaging.projections import request_rebuild

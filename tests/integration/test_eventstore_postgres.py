@@ -43,7 +43,7 @@ async def test_commands_without_expected_version_retry_a_lost_race(pg_store: Pos
 
     versions = await asyncio.gather(*(increment(i) for i in range(8)))
     assert sorted(versions) == list(range(1, 9))
-    assert sorted(e.to_event().n for e in await pg_store.read_stream("counter")) == list(range(8))
+    assert sorted(e.data["n"] for e in await pg_store.read_stream("counter")) == list(range(8))
 
 
 async def test_tailing_waits_for_a_late_commit_instead_of_skipping_it(pg_store: PostgresEventStore) -> None:

@@ -15,7 +15,7 @@ import pytest
 from services.leads import sources
 from services.leads.events import Source
 from shared.ops.settings import Settings
-from testkit.faults import free_port
+from shared.ops.stack import free_port
 
 TOKEN = "demo-graph-token-0123456789"
 LEAD = {

@@ -17,7 +17,7 @@ import pytest
 from pydantic import SecretStr
 
 from services.deals import main as deals_main
-from services.deals.handlers import deal_id_for_lead
+from services.deals.events import deal_id_for_lead
 from services.leads import main as leads_main
 from shared.messaging.kafka import admin_client
 from shared.ops.stack import Endpoints

@@ -16,8 +16,7 @@ from typer.testing import CliRunner
 
 from services.deals import main as deals_main
 from shared.edge.service import serve
-from shared.ops.stack import Endpoints
-from testkit.faults import free_port
+from shared.ops.stack import Endpoints, free_port
 from testkit.services import (
     TEST_JWKS,
     TEST_KEYS,

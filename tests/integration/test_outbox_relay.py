@@ -62,7 +62,7 @@ async def test_relay_holds_back_everything_after_an_open_transaction(
             await tx.commit()
         assert await published(relay, 4) == 4
         messages = await read_topic(endpoints.kafka_bootstrap_servers, topic)
-        assert [(e.streamid, e.to_event().n) for _, e in sorted(messages, key=lambda m: m[1].position)] == [
+        assert [(e.streamid, e.data["n"]) for _, e in sorted(messages, key=lambda m: m[1].position)] == [
             ("late", 0),
             ("after", 1),
             ("after", 2),

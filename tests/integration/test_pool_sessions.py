@@ -74,7 +74,7 @@ async def cancel_once_answered(task: asyncio.Task[object]) -> None:
 
     For a statement new to the connection the first wait is its Parse/Describe: asyncpg has the reply (so it asks
     PostgreSQL to cancel nothing) and the task never sends the Bind/Execute/Sync."""
-    while (waiter := task._fut_waiter) is None or not waiter.done():
+    while (waiter := task._fut_waiter) is None or not waiter.done():  # type: ignore[attr-defined]  # asyncio's own
         await asyncio.sleep(0)
     task.cancel()
 

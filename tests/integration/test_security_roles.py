@@ -32,6 +32,7 @@ import pytest
 
 from services.agenda.main import build as build_agenda
 from services.deals.events import deal_id_for_lead
+from services.deals.main import DealsService
 from services.deals.main import build as build_deals
 from services.directory.main import build as build_directory
 from services.leads.main import build as build_leads
@@ -782,7 +783,9 @@ async def world(endpoints: Endpoints) -> AsyncIterator[World]:
             return set(marked) <= {d["deal_id"] for d in shown}
 
         await wait_until(listed, timeout=30)
-        await cores["deals"].alert_scanner().scan()
+        deals_core = cores["deals"]
+        assert isinstance(deals_core, DealsService)
+        await deals_core.alert_scanner().scan()
 
         async def ready() -> bool:
             alerts = {a["entity"] for a in (await deals.get("/alerts", headers=ADMIN)).json()}

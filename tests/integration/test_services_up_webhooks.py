@@ -11,8 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from shared.ops.stack import Endpoints
-from testkit.faults import free_port
+from shared.ops.stack import Endpoints, free_port
 from testkit.services import drop_everything, isolated_settings, process_env
 from tools import local
 

@@ -39,11 +39,15 @@ OLD = SigningKeys.from_seeds({"2026-05": b"o" * 32})
 NEW = SigningKeys.from_seeds({"2026-11": b"n" * 32})
 
 
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        """No line on stderr for each request."""
+
+
 @contextlib.contextmanager
 def jwks_server(root: Path) -> Iterator[tuple[str, Path]]:
     """A static HTTP server of ``root`` (http.server): the JWKS URL and the file it serves."""
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *args: None
+    handler = functools.partial(QuietHandler, directory=str(root))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -17,7 +17,7 @@ import pytest
 
 from shared.edge.auth import TokenVerifier
 from shared.ops.settings import SERVICES, Settings
-from testkit.faults import free_port
+from shared.ops.stack import free_port
 from testkit.services import TEST_KEYS
 from tools import local
 
@@ -134,7 +134,7 @@ def test_a_reset_link_is_asked_with_an_admin_token_and_points_at_the_board(monke
         asked.append(httpx.Request("POST", url, headers=headers))
         return httpx.Response(201, json={"link_token": "L" * 43, "expires_at": "2026-12-07T09:00:00+00:00"})
 
-    monkeypatch.setattr(local.httpx, "post", post)
+    monkeypatch.setattr(httpx, "post", post)  # what tools.local posts with
     settings = Settings(_env_file=None, jwt_signing_keys=json.dumps(TEST_KEYS.seeds()), board_url="https://b.vn/")
     link, expires = local.reset_link(settings, "u-admin")
     assert link == "https://b.vn/reset?token=" + "L" * 43 and expires.startswith("2026-12-07")

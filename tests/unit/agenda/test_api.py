@@ -99,7 +99,7 @@ def refusal(r: Any) -> tuple[int, str | None, list[Any] | None]:
     return r.status_code, j.get("rule"), (j.get("errors") or [{}])[0].get("loc")
 
 
-def test_a_salesperson_schedules_on_their_deal_for_themselves_and_reads_it_back(http: TestClient) -> None:
+def test_a_salesperson_schedules_on_their_deal_for_themselves_and_reads_it_back(world: World, http: TestClient) -> None:
     r = http.post("/activities", json=body(), headers=LAN)
     assert r.status_code == 201, r.text
     activity_id = r.json()["id"]
@@ -121,7 +121,7 @@ def test_a_salesperson_schedules_on_their_deal_for_themselves_and_reads_it_back(
     assert http.get(f"/activities/{activity_id}", headers=MARKETER).status_code == 403
     history = http.get(f"/activities/{activity_id}/history", headers=LAN).json()["items"]
     assert [h["type"] for h in history] == ["pipelines.agenda.ActivityScheduled"] and history[0]["actor"] == "u-lan"
-    stored = http.portal.call(lambda: http.app.state.agenda.agenda.store.read_all(limit=10))
+    stored = http.portal.call(lambda: world.store.read_all(limit=10))
     assert "0912" not in str(stored[0].data), "notes are stored sealed"
     assert stored[0].data["notes"].startswith("pii:v1:c-lan-1:"), "under the deal's contact's key"
 

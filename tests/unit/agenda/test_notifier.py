@@ -259,7 +259,10 @@ async def test_a_failing_server_is_recorded_then_retried_with_backoff(tmp_path: 
             "DeliveryClaimed",
             "DeliverySent",
         ]
-        assert events[2].attempt == 2 and events[0].message_id == events[3].message_id
+        first, _failed, again, sent = events
+        assert isinstance(again, dl.DeliveryClaimed) and again.attempt == 2
+        assert isinstance(first, dl.DeliveryClaimed) and isinstance(sent, dl.DeliverySent)
+        assert first.message_id == sent.message_id
         assert len(failing.messages()) == 1
     finally:
         failing.stop()

@@ -112,14 +112,14 @@ def test_rescheduling_moves_it_not_into_the_past_and_not_to_where_it_is() -> Non
         )
     )
     activities.given(STORED).when(Reschedule(due_at=SCHEDULED.due_at)).refused("unchanged")
-    longer = activities.given(STORED).when(Reschedule(due_at=SCHEDULED.due_at, duration_minutes=45)).then_events()
-    assert longer[0].duration_minutes == 45
+    (longer,) = activities.given(STORED).when(Reschedule(due_at=SCHEDULED.due_at, duration_minutes=45)).then_events()
+    assert isinstance(longer, ActivityRescheduled) and longer.duration_minutes == 45
     refused = activities.given(STORED).when(Reschedule(due_at=NOW - timedelta(hours=1))).refused("due_in_the_past")
     assert getattr(refused, "field", None) == "due_at"
     # an overdue activity moved: its old due time is in the past, the new one is not
     overdue = STORED.model_copy(update={"due_at": NOW - timedelta(hours=5)})
-    moved = activities.given(overdue).when(Reschedule(due_at=later)).then_events()
-    assert moved[0].old_due_at == NOW - timedelta(hours=5)
+    (moved,) = activities.given(overdue).when(Reschedule(due_at=later)).then_events()
+    assert isinstance(moved, ActivityRescheduled) and moved.old_due_at == NOW - timedelta(hours=5)
 
 
 def test_completion_with_its_outcome_not_before_the_scheduling() -> None:
@@ -148,9 +148,9 @@ def test_reassigned_to_another_owner_keeping_or_naming_the_team() -> None:
         )
     )
     slice_.given(STORED).when(Reassign(owner_id="u-lan", reason="x")).refused("unchanged")
-    moved = slice_.given(STORED).when(Reassign(owner_id="u-tuan", team_id="south", reason="x")).then_events()
-    assert moved[0].team_id == "south"
-    state = activity_decider.fold([STORED, *moved])
+    (moved,) = slice_.given(STORED).when(Reassign(owner_id="u-tuan", team_id="south", reason="x")).then_events()
+    assert isinstance(moved, ActivityReassigned) and moved.team_id == "south"
+    state = activity_decider.fold([STORED, moved])
     assert (state.owner_id, state.team_id, state.open) == ("u-tuan", "south", True)
 
 

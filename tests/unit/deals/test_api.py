@@ -9,7 +9,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from services.deals.api import DealsAPI, create_app
-from services.deals.handlers import Deals, deal_id_for_lead, follow_up_id_for_order
+from services.deals.events import deal_id_for_lead
+from services.deals.handlers import Deals, follow_up_id_for_order
 from shared.edge.auth import TokenVerifier, issue_token
 from shared.ops.version import VERSION
 from shared.store.memory import InMemoryEventStore

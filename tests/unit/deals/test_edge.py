@@ -64,7 +64,9 @@ def test_numbers_follow_the_callers_scope() -> None:
         (forms.StartFollowUp, "follow_up_id", {"due_on": "2026-12-31"}),
     ],
 )
-def test_the_edge_gives_a_new_thing_its_id_and_the_domain_takes_one(form: type, field: str, body: dict) -> None:
+def test_the_edge_gives_a_new_thing_its_id_and_the_domain_takes_one(
+    form: type[d.Command], field: str, body: dict
+) -> None:
     command = d.COMMANDS[form.name]
     assert command.model_fields[field].is_required()
     assert not form.model_fields[field].is_required()

@@ -11,6 +11,7 @@ from services.deals import domain as deals_domain
 from services.deals import handovers as deal_handovers
 from services.deals.events import DealLost, DealOpened, DealReassigned, DealReopened
 from services.deals.handlers import Deals, deal_stream
+from services.directory.replica import Owned
 from services.leads import domain as leads_domain
 from services.leads import handovers as lead_handovers
 from services.leads.handlers import InMemoryDedupe, Leads, lead_stream
@@ -73,11 +74,11 @@ async def test_open_deals_go_to_the_named_user_once() -> None:
 def test_what_each_deal_event_says_of_its_owner() -> None:
     d = uuid.uuid4()
     opened = DealOpened.model_construct(deal_id=d, owner_id="u-binh")
-    assert deal_handovers.ownership(opened) == deal_handovers.Owned(str(d), "u-binh", True)
+    assert deal_handovers.ownership(opened) == Owned(str(d), "u-binh", True)
     moved = DealReassigned.model_construct(deal_id=d, to_owner_id="u-lan")
-    assert deal_handovers.ownership(moved) == deal_handovers.Owned(str(d), "u-lan", None)
-    assert deal_handovers.ownership(DealLost.model_construct(deal_id=d)) == deal_handovers.Owned(str(d), None, False)
-    assert deal_handovers.ownership(DealReopened.model_construct(deal_id=d)) == deal_handovers.Owned(str(d), None, True)
+    assert deal_handovers.ownership(moved) == Owned(str(d), "u-lan", None)
+    assert deal_handovers.ownership(DealLost.model_construct(deal_id=d)) == Owned(str(d), None, False)
+    assert deal_handovers.ownership(DealReopened.model_construct(deal_id=d)) == Owned(str(d), None, True)
 
 
 async def test_open_leads_go_to_the_named_user_once_and_closed_ones_stay() -> None:

@@ -9,10 +9,10 @@ from decimal import Decimal
 import pytest
 
 from services.deals import domain
+from services.deals.events import deal_id_for_lead
 from services.deals.handlers import (
     Deals,
     ReactionConflictError,
-    deal_id_for_lead,
     follow_up_id_for_order,
 )
 from services.leads.events import Attribution, LeadContact, LeadConverted
@@ -69,6 +69,7 @@ async def test_a_converted_lead_opens_one_deal_with_its_contact_and_chain() -> N
     (opened,) = loaded.events
     assert opened.causation_id == e.id
     assert opened.correlation_id == "corr-1"
+    assert isinstance(deals.store, InMemoryEventStore)
     (data,) = await deals.store.personal_data.open([opened.data])
     assert data["contact"]["email"] == "minh@moc.vn"
     assert opened.data["contact"] != data["contact"], "stored sealed"

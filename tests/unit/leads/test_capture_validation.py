@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from services.deals.handlers import Deals, deal_id_for_lead
+from services.deals.events import deal_id_for_lead
+from services.deals.handlers import Deals
 from services.leads import sources
 from shared.messaging.envelope import CloudEvent
 from shared.store.memory import InMemoryEventStore

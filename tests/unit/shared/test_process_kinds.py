@@ -13,7 +13,7 @@ import pytest
 
 from shared.edge.service import main, run_kind
 from shared.ops.settings import Settings
-from testkit.faults import free_port
+from shared.ops.stack import free_port
 
 
 async def never_built(settings: Settings) -> Any:
