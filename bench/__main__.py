@@ -1,4 +1,8 @@
-"""``python -m bench [name …] [--quick]``: run the benchmarks on the servers, print tables, write bench/results/."""
+"""``python -m bench [name …] [--quick]``: run the benchmarks on the servers, print tables, write bench/results/.
+
+A quick run writes into a new temporary directory unless ``--out`` says where: it must never overwrite the kept
+results.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import argparse
 import asyncio
 import importlib
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -80,8 +85,12 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("names", nargs="*", help=f"which to run (default: all of {', '.join(BENCHMARKS)})")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the benchmarks run, measures nothing")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="where results go (default bench/results)")
+    parser.add_argument(
+        "--out", type=Path, help="where results go (default bench/results; with --quick a new temporary directory)"
+    )
     args = parser.parse_args()
     if unknown := set(args.names) - set(BENCHMARKS):
         parser.error(f"no benchmark named {', '.join(sorted(unknown))}; there are {', '.join(BENCHMARKS)}")
-    sys.exit(asyncio.run(main(args.names or list(BENCHMARKS), args.quick, args.out)))
+    out = args.out or (Path(tempfile.mkdtemp(prefix="bench-quick-")) if args.quick else RESULTS)
+    print(f"results go to {out}", flush=True)
+    sys.exit(asyncio.run(main(args.names or list(BENCHMARKS), args.quick, out)))
