@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from starlette._exception_handler import wrap_app_handling_exceptions
 from starlette._utils import get_route_path
 from starlette.routing import BaseRoute, Match
@@ -161,7 +161,7 @@ class FastPath(BaseRoute):
         token = authorization[7:].decode("latin-1").strip()
         try:
             payload = command.model.model_validate(json.loads(body))
-        except (ValueError, ValidationError):  # not JSON, or not the command: the route's 422
+        except Exception:  # not JSON (or too deep to parse), or not the command: the route answers 400 or 422
             return None
         return token, payload
 
@@ -169,7 +169,7 @@ class FastPath(BaseRoute):
         verifier: TokenVerifier = self.app.state.token_verifier
         try:
             return await verifier.averify(token)
-        except Exception:
+        except Exception:  # invalid, revoked, an unknown key: the route answers it its own way
             return None
 
 

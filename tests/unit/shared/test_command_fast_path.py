@@ -53,6 +53,7 @@ CASES: list[tuple[str, str, dict[str, str], Any]] = [
     ("not JSON", "log-activity", bearer(LAN), b"{not json"),
     ("empty body", "log-activity", bearer(LAN), b""),
     ("a JSON list", "log-activity", bearer(LAN), b"[1, 2]"),
+    ("nested past the parser", "log-activity", bearer(LAN), b"[" * 50_000 + b"]" * 50_000),
     ("text content type", "log-activity", bearer(LAN) | {"Content-Type": "text/plain"}, json.dumps(ACTIVITY).encode()),
     ("If-Match right", "log-activity", bearer(LAN) | {"If-Match": '"5"'}, ACTIVITY),
     ("If-Match wrong", "log-activity", bearer(LAN) | {"If-Match": '"1"'}, ACTIVITY),
