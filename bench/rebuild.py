@@ -14,12 +14,19 @@ Measured, in interleaved rounds on the same topic:
 - **rebuild, per event** (the smaller size only): the same, with the board's one ``apply`` called with one
   event at a time (a batch of one, as the runner replays a failed batch): the per-event path, and the
   reference the batch path must equal.
+- **rebuild by 1 and by 2 worker processes** (bench/rebuild_workers.py): the same runner in worker processes of
+  their own namespace, sharing the partitions through the generation's consumer group (as scaled-out projector
+  replicas do); started for each rebuild, ``request_rebuild`` once they have set up, timed until the new
+  generation has applied every event (and, apart, until it is active). Each process kind's CPU meanwhile
+  (bench/cpu.py), as for the raw read and the in-process rebuild: CPU µs an event and cores busy, and from them a
+  model of 6 partitions on 6 cores (``rebuild_workers.model``).
 - **floor** (the smaller size only): the raw read's consumer decoding each message only so far: not at all,
   ``json.loads``, the envelope, the envelope and the typed event. What each step costs, and so the ceiling it
   leaves any rebuild that parses typed events, before a read model is touched.
 
-After the rounds the boards (board, pipeline_stages, follow_ups, projection_progress) built by both paths are
-compared row for row.
+After the rounds the boards (board, pipeline_stages, follow_ups, projection_progress) built in this process, by
+the 2 worker processes (the last round's) and per event are compared row for row. ``BENCH_REBUILD_DEALS``: the
+big history's deals (default 126,000: about 1M events), to develop at a mid size.
 """
 
 from __future__ import annotations
@@ -27,17 +34,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import shutil
+import tempfile
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 
+from bench import cpu
 from bench.common import Env, Report, cleanup, median
+from bench.rebuild_workers import POOL_SIZE, Workers, model, runner, tables, workers_notes
 from services.deals.projections import board
 from shared.messaging.envelope import CloudEvent
 from shared.messaging.fast_envelope import decode as decode_envelope
@@ -49,12 +62,6 @@ from shared.store.db import Conn, create_pool
 from testkit.deals_history import History, check
 
 PARTITIONS = 6
-TABLES = {
-    "board": "deal_id",
-    "pipeline_stages": "pipeline_id, stage_id",
-    "follow_ups": "follow_up_id",
-    "projection_progress": "stream_id",
-}
 
 
 async def fill(settings: Settings, topic: str, history: History) -> tuple[int, float]:
@@ -136,13 +143,12 @@ async def floor(settings: Settings, topic: str, total: int, rounds: int) -> dict
 
 
 class Builder:
-    """A running projector of one namespace: its generations are built from offset 0 on request."""
+    """A running projector of one namespace in this process: its generations are built from offset 0 on request."""
 
-    def __init__(self, settings: Settings, namespace: str, projection: Projection, dlq: str) -> None:
+    def __init__(self, settings: Settings, namespace: str, projection: Projection) -> None:
         self.settings = settings
         self.namespace = namespace
         self.projection = projection
-        self.dlq = dlq
         self.stop = asyncio.Event()
         self.pool: asyncpg.Pool | None = None
         self.runner: ProjectionRunner | None = None
@@ -150,17 +156,8 @@ class Builder:
 
     async def start(self, total: int) -> float:
         """Start the projector; returns the seconds generation 1 took to apply everything."""
-        self.pool = await create_pool(self.settings.database_url_for("deals"), max_size=4)
-        self.runner = ProjectionRunner(
-            self.pool,
-            self.projection,
-            namespace=self.namespace,
-            bootstrap_servers=self.settings.kafka_bootstrap_servers,
-            dead_letter_topic=self.dlq,
-            group_prefix=f"bench.{uuid.uuid4().hex[:8]}",
-            poll_interval=0.25,
-            drop_retired_after_s=0.0,
-        )
+        self.pool = await create_pool(self.settings.database_url_for("deals"), max_size=POOL_SIZE)
+        self.runner = runner(self.settings, self.pool, self.namespace, self.projection, f"bench.{uuid.uuid4().hex[:8]}")
         started = time.perf_counter()
         await self.runner.setup()
         self.task = asyncio.create_task(self.runner.run(self.stop))
@@ -205,21 +202,8 @@ class Builder:
         raise TimeoutError(f"generation {generation} of {self.namespace} was not swapped in")
 
     async def tables(self) -> dict[str, list[tuple[Any, ...]]]:
-        """The active generation's tables, ordered (projection_progress without its timestamp)."""
         assert self.pool is not None
-        async with self.pool.acquire() as conn:
-            generation = await conn.fetchval(
-                f"SELECT generation FROM {self.namespace}.projection_generations "
-                "WHERE projection = $1 AND state = 'active'",
-                self.projection.name,
-            )
-            schema = f"{self.namespace}__{self.projection.name}__g{generation}"
-            out = {}
-            for table, key in TABLES.items():
-                columns = "stream_id, version" if table == "projection_progress" else "*"
-                rows = await conn.fetch(f"SELECT {columns} FROM {schema}.{table} ORDER BY {key}")
-                out[table] = [tuple(r.values()) for r in rows]
-            return out
+        return await tables(self.pool, self.namespace, self.projection.name)
 
     async def close(self) -> None:
         self.stop.set()
@@ -238,6 +222,71 @@ def per_event(projection: Projection) -> Projection:
     return replace(projection, apply=one_by_one(one))
 
 
+BENCH = "bench process"  # this process: the raw read's and the in-process runner's; beside the workers, idle
+PATHS = {
+    "raw": "raw read (json.loads)",
+    "rebuild": "rebuild, runner in this process",
+    "rebuild_per_event": "rebuild, per event, in this process",
+    "workers_1": "rebuild, 1 worker process",
+    "workers_2": "rebuild, 2 worker processes",
+}
+
+
+@dataclass
+class Samples:
+    """Each path's seconds per round, and each process kind's CPU seconds meanwhile."""
+
+    seconds: dict[str, list[float]] = field(default_factory=dict)
+    cpu: dict[str, list[dict[str, float]]] = field(default_factory=dict)
+    load: list[float] = field(default_factory=list)  # the load average (1 min) at each round's end
+    shares: list[list[float]] = field(default_factory=list)  # each of the 2 workers' share of the events, per round
+    read_again: list[int] = field(default_factory=list)  # events the 2 workers read twice (a rebalance), per round
+
+    def add(self, path: str, seconds: float, spent: dict[str, float] | None = None) -> None:
+        self.seconds.setdefault(path, []).append(seconds)
+        if spent is not None:
+            kinds = {BENCH if k == cpu.LOAD else k: v for k, v in spent.items()}
+            if workers := [v for k, v in kinds.items() if k.startswith("worker ")]:
+                kinds = {"workers": sum(workers)} | kinds
+            self.cpu.setdefault(path, []).append(kinds)
+
+    def us_per_event(self, path: str, total: int) -> dict[str, float]:
+        """Each kind's CPU microseconds an event (medians of rounds)."""
+        rounds = self.cpu.get(path, [])
+        return {k: round(median([r[k] for r in rounds]) * 1e6 / total, 2) for k in rounds[0]} if rounds else {}
+
+    def cores(self, path: str) -> dict[str, float]:
+        """Each kind's CPU seconds per wall second (1.0: one core busy all the time; medians of rounds)."""
+        rounds = list(zip(self.cpu.get(path, []), self.seconds[path], strict=False))
+        return {k: round(median([c[k] / s for c, s in rounds]), 3) for k in rounds[0][0]} if rounds else {}
+
+
+async def one_round(
+    i: int, rounds: int, total: int, samples: Samples, meter: cpu.Meter, builders: list[Builder], workers: Workers
+) -> dict[str, list[tuple[Any, ...]]] | None:
+    """The raw read, the in-process rebuild(s), and the rebuilds by 1 and 2 worker processes (alternating which
+    first); returns the tables the 2 workers built in the last round."""
+    meter.start()
+    samples.add("raw", await raw_read(workers.settings, workers.settings.events_topic("deals"), total), meter.spent())
+    for path, builder in zip(("rebuild", "rebuild_per_event"), builders, strict=False):
+        meter.start()
+        generation, seconds = await builder.rebuild(total)
+        samples.add(path, seconds, meter.spent())
+        await builder.settle(generation)
+    by_two = None
+    for k in (1, 2) if i % 2 == 0 else (2, 1):
+        run = await workers.rebuild(k, total, meter)
+        samples.add(f"workers_{k}", run.seconds, run.cpu)
+        samples.add(f"workers_{k}_active", run.active_s)
+        if k == 2:
+            samples.shares.append([round(n / sum(run.applied), 3) for n in run.applied])
+            samples.read_again.append(run.skipped)
+        if k == 2 and i == rounds - 1:
+            by_two = await workers.tables()
+    samples.load.append(os.getloadavg()[0])
+    return by_two
+
+
 async def measure(
     env: Env, report: Report, *, deals: int, rounds: int, with_per_event: bool, label: str
 ) -> dict[str, Any]:
@@ -249,65 +298,99 @@ async def measure(
         [TopicSpec(topic, PARTITIONS, rf), TopicSpec(dlq, 1, rf)],
     )
     builders: list[Builder] = []
+    workdir = Path(tempfile.mkdtemp(prefix="bench-rebuild-"))
+    workers = Workers(settings, settings.schema_name("deals_workers"), workdir)
     try:
         total, fill_s = await fill(settings, topic, History(deals))
         print(f"  {label}: {total:,} events filled in {fill_s:.1f} s", flush=True)
         project = board(topic)
-        batch = Builder(settings, settings.schema_name("deals"), project, dlq)
-        builders.append(batch)
-        single = Builder(settings, settings.schema_name("deals_single"), per_event(project), dlq)
+        builders.append(Builder(settings, settings.schema_name("deals"), project))
         if with_per_event:
-            builders.append(single)
-        samples: dict[str, list[float]] = {"raw": [], "rebuild": [], "rebuild_per_event": [], "first_build": []}
-        samples["first_build"].append(await batch.start(total))
-        if with_per_event:
-            samples["first_build_per_event"] = [await single.start(total)]
+            builders.append(Builder(settings, settings.schema_name("deals_single"), per_event(project)))
+        samples = Samples()
+        for path, builder in zip(("first_build", "first_build_per_event"), builders, strict=False):
+            samples.add(path, await builder.start(total))
+        samples.add("first_build_worker", await workers.start(total))
+        meter = await cpu.kinds({}, settings.database_url_for("deals"), settings.kafka_bootstrap_servers)
+        by_two = None
         for i in range(rounds):
-            samples["raw"].append(await raw_read(settings, topic, total))
-            generation, seconds = await batch.rebuild(total)
-            samples["rebuild"].append(seconds)
-            await batch.settle(generation)
-            if with_per_event:
-                generation, seconds = await single.rebuild(total)
-                samples["rebuild_per_event"].append(seconds)
-                await single.settle(generation)
+            by_two = await one_round(i, rounds, total, samples, meter, builders, workers) or by_two
             print(
-                f"  {label} round {i + 1}: " + ", ".join(f"{k} {v[-1]:.2f}s" for k, v in samples.items() if v),
+                f"  {label} round {i + 1}: "
+                + ", ".join(f"{k} {v[-1]:.2f}s" for k, v in samples.seconds.items() if not k.startswith("first")),
                 flush=True,
             )
         ceilings = await floor(settings, topic, total, rounds) if with_per_event else None
+        in_process = await builders[0].tables()
+        assert by_two == in_process, "the 2-worker rebuild's tables differ from the in-process rebuild's"
         equal = None
         if with_per_event:
-            got, want = await batch.tables(), await single.tables()
-            equal = got == want
+            equal = in_process == await builders[1].tables()
             assert equal, "the batch rebuild differs from the per-event rebuild"
-        raw = total / median(samples["raw"])
-        rebuild = total / median(samples["rebuild"])
-        row: list[Any] = [label, total, rounds, raw, rebuild, rebuild / raw]
-        if with_per_event:
-            single_rate = total / median(samples["rebuild_per_event"])
-            row += [single_rate, rebuild / single_rate]
-        else:
-            row += ["-", "-"]
-        report.rows.append(row)
-        return {
-            "events": total,
+        result = summary(samples, total) | {
             "deals": deals,
             "rounds": rounds,
             "fill_s": round(fill_s, 2),
-            "seconds": {k: [round(x, 3) for x in v] for k, v in samples.items()},
-            "rebuild_over_raw_per_round": [
-                round(r / b, 3) for r, b in zip(samples["raw"], samples["rebuild"], strict=True)
-            ],
-            "raw_events_per_s": round(raw),
-            "rebuild_events_per_s": round(rebuild),
             "boards_equal_per_event": equal,
+            "boards_equal_workers": True,
             "floor_events_per_s": None if ceilings is None else {k: round(v) for k, v in ceilings.items()},
         }
+        add_rows(report, label, result)
+        return result
     finally:
         for b in builders:
             await b.close()
+        await workers.close()
         await cleanup(settings)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def summary(samples: Samples, total: int) -> dict[str, Any]:
+    s = samples.seconds
+    rates = {p: round(total / median(s[p])) for p in PATHS if p in s}
+    return {
+        "events": total,
+        "seconds": {k: [round(x, 3) for x in v] for k, v in s.items()},
+        "rebuild_over_raw_per_round": [round(r / b, 3) for r, b in zip(s["raw"], s["rebuild"], strict=True)],
+        "workers_2_over_raw_per_round": [round(r / b, 3) for r, b in zip(s["raw"], s["workers_2"], strict=True)],
+        "workers_2_over_1_per_round": [round(a / b, 3) for a, b in zip(s["workers_1"], s["workers_2"], strict=True)],
+        "raw_events_per_s": rates["raw"],
+        "rebuild_events_per_s": rates["rebuild"],
+        "events_per_s": rates,
+        "cpu_us_per_event": {p: samples.us_per_event(p, total) for p in rates},
+        "cores_busy": {p: samples.cores(p) for p in rates},
+        "load_average": [round(x, 2) for x in samples.load],
+        "workers_2_shares": samples.shares,
+        "workers_2_read_again": samples.read_again,
+    }
+
+
+COLUMNS = [
+    "history",
+    "events",
+    "rounds",
+    "path",
+    "events/s",
+    "÷ raw read",
+    "÷ 1 worker",
+    "CPU µs an event, by process",
+    "cores busy, by process",
+]
+
+
+def add_rows(report: Report, label: str, r: dict[str, Any]) -> None:
+    rates = r["events_per_s"]
+
+    def kinds(values: dict[str, float], skip: str) -> str:
+        return ", ".join(f"{k} {v:.2f}" for k, v in values.items() if not k.startswith(skip)) or "-"
+
+    for path, what in PATHS.items():
+        if path in rates:
+            scaling = rates[path] / rates["workers_1"] if path.startswith("workers_") else "-"
+            us, cores = kinds(r["cpu_us_per_event"][path], "worker "), kinds(r["cores_busy"][path], "workers")
+            report.rows.append(
+                [label, r["events"], r["rounds"], what, rates[path], rates[path] / rates["raw"], scaling, us, cores]
+            )
 
 
 CEILING = "fetch + fast envelope + typed event"  # the runner's decode and typing: what a board rebuild pays first
@@ -326,7 +409,7 @@ def limit(small: dict[str, Any], big: dict[str, Any]) -> str:
     if big is not small:
         rate = big["rebuild_events_per_s"]
         parts.append(
-            f"the 1M rebuild ({rate:,}/s) is {rate / ceiling:.2f}× that ceiling and "
+            f"the {big['events']:,}-event rebuild ({rate:,}/s) is {rate / ceiling:.2f}× that ceiling and "
             f"{rate / big['raw_events_per_s']:.2f}× its raw read ({big['raw_events_per_s']:,}/s)"
         )
     return "; ".join(parts) + ". One process cannot pass the ceiling before it touches a table."
@@ -335,25 +418,20 @@ def limit(small: dict[str, Any], big: dict[str, Any]) -> str:
 async def run(env: Env) -> Report:
     report = Report(
         name="rebuild",
-        title="Rebuild of the sales board from the deals topic (events/s, medians)",
-        columns=[
-            "history",
-            "events",
-            "rounds",
-            "raw read ev/s",
-            "rebuild ev/s",
-            "rebuild / raw",
-            "per-event rebuild ev/s",
-            "batch / per-event",
-        ],
+        title="Rebuild of the sales board from the deals topic: in this process, by 1 and 2 worker processes, beside "
+        "the raw read (medians)",
+        columns=COLUMNS,
     )
     small = await measure(
         env, report, deals=env.size(6_300, 250), rounds=env.size(3, 2), with_per_event=True, label="small"
     )
     big = small
     if not env.quick:
-        big = await measure(env, report, deals=126_000, rounds=3, with_per_event=False, label="1M")
-    report.data = {"small": small, "big": big}
+        deals = int(os.environ.get("BENCH_REBUILD_DEALS", 0)) or 126_000  # a smaller big history to develop
+        label = "1M" if deals == 126_000 else f"{deals:,} deals"
+        big = await measure(env, report, deals=deals, rounds=3, with_per_event=False, label=label)
+    modelled, report.data["model"] = model(big, "small" if big is small else "big")
+    report.data |= {"small": small, "big": big}
     if small["floor_events_per_s"]:
         ceiling = small["floor_events_per_s"][CEILING]
         report.data["limits"] = {
@@ -361,18 +439,18 @@ async def run(env: Env) -> Report:
             "ceiling_over_raw": round(ceiling / small["raw_events_per_s"], 3),
             "rebuild_over_ceiling": round(big["rebuild_events_per_s"] / ceiling, 3),
         }
-    rate = big["rebuild_events_per_s"]
+    rate, rates = big["rebuild_events_per_s"], big["events_per_s"]
     report.at_least("rebuild events/s (largest history)", rate, 100_000)
     report.at_least("rebuild / raw read (largest history)", rate / big["raw_events_per_s"], 0.6)  # issue 32
-    report.notes.append(
-        "Both read the deals topic from offset 0 (6 partitions); the rebuild is a new generation of a running "
-        "projector (request_rebuild), timed from the request until it has applied every event."
+    report.at_least(
+        "rebuild by 2 worker processes / raw read (largest history)", rates["workers_2"] / rates["raw"], 0.6
     )
+    report.notes += [*workers_notes(small, big), modelled]
     if big is not small:
         report.notes.append(
-            "Interleaved rounds (raw read, rebuild[, per-event rebuild]); each namespace's first build, also from "
-            "offset 0, is in report.data (first_build). Profiles of a 100k-event rebuild and raw read: "
-            "bench/results/rebuild_profile_*.txt."
+            "Interleaved rounds (raw read, rebuild in this process[, per-event rebuild], 1 and 2 worker processes "
+            "in alternating order); each namespace's first build, also from offset 0, is in report.data "
+            "(first_build*). Profiles of a 100k-event rebuild and raw read: bench/results/rebuild_profile_*.txt."
         )
     if small["floor_events_per_s"]:
         steps = small["floor_events_per_s"]
@@ -382,7 +460,6 @@ async def run(env: Env) -> Report:
             + "; ".join(f"{k} {v:,} events/s ({per_event[k]:.1f} µs an event)" for k, v in steps.items())
             + ". A rebuild cannot be faster than its last step, before any read model is touched."
         )
-    if small["floor_events_per_s"]:
         report.notes.append(limit(small, big))
     if big["raw_events_per_s"] < 100_000:
         report.notes.append(
@@ -390,5 +467,10 @@ async def run(env: Env) -> Report:
             "alone caps any Python consumer of this topic below 100,000/s on this machine."
         )
     if small["boards_equal_per_event"]:
-        report.notes.append("The batch rebuild's tables equal the per-event rebuild's, row for row.")
+        per = small["events_per_s"]
+        report.notes.append(
+            "The batch rebuild's tables equal the per-event rebuild's, row for row (batch ÷ per event: "
+            f"{per['rebuild'] / per['rebuild_per_event']:.1f}×)."
+        )
+    report.notes.append("The tables the 2 worker processes built equal the in-process rebuild's, row for row.")
     return report

@@ -34,6 +34,9 @@ async def test_every_benchmark_runs_at_its_quick_size(endpoints: Endpoints, tmp_
         assert all(isinstance(t["met"], bool) for t in result["targets"])
     floor = json.loads((tmp_path / "rebuild.json").read_text())["data"]["small"]["floor_events_per_s"]
     assert len(floor) == 6 and all(v > 0 for v in floor.values()), floor  # 4 steps, and 2 with the fast envelope
+    rebuilt = json.loads((tmp_path / "rebuild.json").read_text())["data"]["small"]
+    assert rebuilt["events_per_s"]["workers_1"] > 0 and rebuilt["events_per_s"]["workers_2"] > 0, rebuilt
+    assert rebuilt["boards_equal_workers"] is True  # the 2 worker processes built the in-process rebuild's tables
 
 
 def run_bench(endpoints: Endpoints, *args: str) -> Path:
