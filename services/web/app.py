@@ -11,6 +11,8 @@
   ``/panel/{page}/{panel}`` one panel's HTML (what live updates fetch) (``views.py``), ``/export/{page}/{panel}.csv``
   its CSV (``exports.py``).
 - ``/events``: server-sent events, one small notice per event on the topics (``stream.py``, fed by ``live.py``).
+- ``/readyz``: 503 while the live feed cannot reach Kafka; ready while it waits for topics the services have not
+  made yet ("ok; waiting for topics: …": a fresh deployment where the board starts first; pages work, not live).
 - English and Vietnamese: ``?lang=en|vi`` (kept in a cookie), else the browser's language.
 
 ``create_app`` builds what the routes share (``state.Board``, on ``app.state.board``) and adds the routes
@@ -148,9 +150,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 async def readiness(board: Board) -> dict[str, str]:
-    """Ready when the live feed reads Kafka, the revocation list is caught up and the APIs and the sign-in service
-    answer."""
-    checks = {"live": "ok" if board.hub.connected or not board.live_feed else "not connected to Kafka"}
+    """Ready when the live feed reads Kafka (or waits for topics the services have not made: "ok; waiting for topics:
+    …", pages work), the revocation list is caught up and the APIs and the sign-in service answer."""
+    checks = {"live": board.hub.readiness() if board.live_feed else "ok"}
     if board.live_feed:  # not before it knows every token signed out
         checks["revocations"] = board.revocations.readiness()
     for service, url in (*board.apis.urls.items(), ("signin", board.signin.url)):

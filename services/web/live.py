@@ -5,6 +5,11 @@ each partition: a page loaded now already shows everything before. A browser get
 pipeline moved and the event's position in that service's store — never the event itself, so nothing reaches
 a user that their role may not see. The page then asks its panels again through the APIs (with the position,
 where the API can wait for its read model to have applied it).
+
+The feed waits, pages working meanwhile, only not live: for its topics when the services have not made them yet
+(``shared.messaging.kafka.wait_for_topics``; the board is ready then, its ``/readyz`` says "ok; waiting for topics:
+…"), and for Kafka when it does not answer (retrying 1 s, doubling to 30 s, a warning a minute; ``/readyz`` 503
+"not connected to Kafka").
 """
 
 from __future__ import annotations
@@ -12,7 +17,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -31,6 +38,7 @@ class Hub:
     def __init__(self) -> None:
         self._queues: set[asyncio.Queue[dict[str, Any]]] = set()
         self.connected = False  # the feed reads Kafka (readiness)
+        self.waiting: tuple[str, ...] = ()  # the topics the feed waits for, not made yet (ready, not live)
 
     def publish(self, notice: dict[str, Any]) -> None:
         for q in list(self._queues):
@@ -54,6 +62,52 @@ class Hub:
     def listeners(self) -> int:
         return len(self._queues)
 
+    def readiness(self) -> str:
+        """The feed's check in /readyz: waiting for topics the services have not made is ready (pages work)."""
+        if self.connected:
+            return "ok"
+        if self.waiting:
+            return f"ok; waiting for topics: {', '.join(self.waiting)}"
+        return "not connected to Kafka"
+
+
+@dataclass
+class Backoff:
+    """The feed's waits while Kafka does not answer: ``first_s`` doubling up to ``most_s``, from ``first_s`` again
+    after a good connection. It warns at the first failure, then at most once every ``say_every_s`` while the outage
+    lasts (with the attempts so far), and says once, at info, that it connected again. ``clock``: for tests."""
+
+    first_s: float = 1.0
+    most_s: float = 30.0
+    say_every_s: float = 60.0
+    clock: Callable[[], float] = time.monotonic
+    failures: int = 0  # attempts failed since the last good connection
+    wait_s: float = 0.0  # the last wait
+    down_since: float = 0.0
+    said_at: float | None = None
+
+    def failed(self, exc: BaseException) -> float:
+        """Count a failed attempt, warn if it is time to; how long to wait before the next."""
+        now = self.clock()
+        if not self.failures:
+            self.down_since = now
+        self.failures += 1
+        self.wait_s = min(self.wait_s * 2, self.most_s) if self.failures > 1 else self.first_s
+        if self.said_at is None or now - self.said_at >= self.say_every_s:
+            self.said_at = now
+            down_s = round(now - self.down_since)
+            log.warning("web.live.retry", error=repr(exc), attempts=self.failures, down_s=down_s, next_s=self.wait_s)
+        return self.wait_s
+
+    def connected(self, partitions: int) -> None:
+        """A good connection: say so (after an outage, how long and how many attempts) and start over."""
+        if self.failures:
+            down_s = round(self.clock() - self.down_since)
+            log.info("web.live.connected", partitions=partitions, failed_attempts=self.failures, down_s=down_s)
+        else:
+            log.info("web.live.connected", partitions=partitions)
+        self.failures, self.wait_s, self.said_at = 0, 0.0, None
+
 
 def notice(topic: str, value: bytes | None, topics: dict[str, str]) -> dict[str, Any] | None:
     """What a page is told of one message: the service (or "alerts") and the event's position."""
@@ -71,20 +125,26 @@ def notice(topic: str, value: bytes | None, topics: dict[str, str]) -> dict[str,
     return {"service": service, "position": position if isinstance(position, int) else None}
 
 
-async def feed(settings: Settings, hub: Hub, stop: asyncio.Event, *, retry_s: float = 2.0) -> None:
-    """Read the three events topics and the alerts topic from their ends until ``stop``; reconnect on failure.
+async def feed(settings: Settings, hub: Hub, stop: asyncio.Event, *, backoff: Backoff | None = None) -> None:
+    """Read the three events topics and the alerts topic from their ends until ``stop``; reconnect on failure, after
+    ``backoff``'s wait (``Backoff``: 1 s doubling to 30 s, a warning a minute).
 
     The services make their topics when they first start: until every one is there the feed waits for them as a
-    projector does (``wait_for_topics``: a look a second, a log line a minute, ends at once on ``stop``); pages
-    work meanwhile, only not live."""
+    projector does (``wait_for_topics``: a look a second, a log line a minute, ends at once on ``stop``), naming
+    them in ``hub.waiting``; pages work meanwhile, only not live."""
     topics = {settings.events_topic(s): s for s in PIPELINES} | {settings.alerts_topic(): "alerts"}
+    backoff = backoff or Backoff()
+
+    def waiting(absent: list[str]) -> None:
+        hub.waiting = tuple(absent)
+
     while not stop.is_set():
         consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False, **settings.kafka_options()
         )
         try:
             await consumer.start()
-            if not await wait_for_topics(consumer, topics, stop, who="web.live"):
+            if not await wait_for_topics(consumer, topics, stop, who="web.live", missing=waiting):
                 return
             async with admin_client(settings.kafka_bootstrap_servers, **settings.kafka_options()) as admin:
                 described = await admin.describe_topics(list(topics))
@@ -99,7 +159,7 @@ async def feed(settings: Settings, hub: Hub, stop: asyncio.Event, *, retry_s: fl
             consumer.assign(tps)
             await consumer.seek_to_end(*tps)
             hub.connected = True
-            log.info("web.live.connected", partitions=len(tps))
+            backoff.connected(len(tps))
             while not stop.is_set():
                 batch = await consumer.getmany(timeout_ms=500, max_records=500)
                 for records in batch.values():
@@ -108,11 +168,11 @@ async def feed(settings: Settings, hub: Hub, stop: asyncio.Event, *, retry_s: fl
                         if n is not None:
                             hub.publish(n)
         except Exception as exc:  # Kafka away: pages keep working, only not live
-            hub.connected = False
-            log.warning("web.live.retry", error=repr(exc))
+            hub.connected, hub.waiting = False, ()
+            wait_s = backoff.failed(exc)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), retry_s)
+                await asyncio.wait_for(stop.wait(), wait_s)
         finally:
-            hub.connected = False
+            hub.connected, hub.waiting = False, ()
             with contextlib.suppress(Exception):
                 await consumer.stop()
