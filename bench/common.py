@@ -14,7 +14,7 @@ import platform
 import statistics
 import subprocess
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -189,3 +189,24 @@ async def paced(rate: int, seconds: float, call: Callable[[int], Awaitable[None]
         tasks.append(asyncio.create_task(one(i, due)))
     await asyncio.gather(*tasks)
     return latencies
+
+
+async def wait_for(
+    check: Callable[[], Awaitable[bool]],
+    timeout_s: float,
+    what: str,
+    interval: float = 0.25,
+    *,
+    processes: Iterable[tuple[subprocess.Popen[bytes], Path]] = (),
+) -> None:
+    """Until ``check()`` holds; fails after ``timeout_s``, or as soon as one of ``processes`` (each with its log,
+    whose end the error shows) has exited."""
+    deadline = time.monotonic() + timeout_s
+    while not await check():
+        for process, log in processes:
+            if process.poll() is not None:
+                tail = log.read_text()[-2000:] if log.exists() else ""
+                raise RuntimeError(f"{what}: a process exited with {process.returncode}: {tail}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} not within {timeout_s} s")
+        await asyncio.sleep(interval)

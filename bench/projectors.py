@@ -24,10 +24,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from bench.common import RESULTS, Env, Report, cleanup, median
+from bench.common import wait_for as wait_for  # where bench/readmodels.py imports it from
 from bench.relay import all_visible, prefill
 from services.deals import main as deals_main
 from shared.edge.service import ServiceCore
@@ -38,22 +38,11 @@ PROJECTION = "board"
 PROJECTOR = ("-m", "services.deals", "projector")
 
 
-async def wait_for(check: Callable[[], Awaitable[bool]], timeout_s: float, what: str, interval: float = 0.25) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not await check():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not within {timeout_s} s")
-        await asyncio.sleep(interval)
-
-
 async def started(logs: list[Path], processes: list[subprocess.Popen[bytes]], timeout_s: float = 120) -> None:
     async def all_started() -> bool:
-        for p, log in zip(processes, logs, strict=True):
-            if p.poll() is not None:
-                raise RuntimeError(f"projector exited with {p.returncode}: {log.read_text()[-2000:]}")
         return all("service.started" in log.read_text() for log in logs)
 
-    await wait_for(all_started, timeout_s, "projectors started")
+    await wait_for(all_started, timeout_s, "projectors started", processes=list(zip(processes, logs, strict=True)))
 
 
 async def rebuilt(core: ServiceCore, generation: int) -> bool:
@@ -96,9 +85,11 @@ async def rebuild_with(
                 stderr=subprocess.DEVNULL,
             )
             await asyncio.sleep(1.0)
+        watched = list(zip(processes, logs, strict=True))
         generation = await request_rebuild(core.storage.pool, core.storage.store.schema, PROJECTION)
         begun = time.perf_counter()
-        await wait_for(lambda: rebuilt(core, generation), 900, f"{PROJECTION} generation {generation} rebuilt")
+        what = f"{PROJECTION} generation {generation} rebuilt"
+        await wait_for(lambda: rebuilt(core, generation), 900, what, processes=watched)
         return time.perf_counter() - begun
     finally:
         if spy is not None:
@@ -177,7 +168,9 @@ async def run(env: Env) -> Report:
             async def everything() -> bool:
                 return await applied_everything(core, "board") and await applied_everything(core, "analytics")
 
-            await wait_for(everything, 900, "board and analytics built")
+            await wait_for(
+                everything, 900, "board and analytics built", processes=list(zip(processes, logs, strict=True))
+            )
             fresh = total / (time.perf_counter() - begun)
         finally:
             stop_processes(processes, wait_s=60)

@@ -23,14 +23,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import inspect
 import json
 import os
 import signal
 import subprocess
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,7 +37,7 @@ import asyncpg
 import uvloop
 
 from bench import cpu
-from bench.common import median
+from bench.common import median, wait_for
 from services.deals.projections import board
 from shared.edge.service import settle_heap
 from shared.messaging.projections import Projection, generation_schema, request_rebuild
@@ -181,7 +179,12 @@ class Workers:
         assert self.pool is not None
         procs, statuses = self._spawn(k)
         try:
-            await _until(lambda: all(s.exists() for s in statuses), procs, statuses, 120, "workers started")
+            watched = logged(procs, statuses)
+
+            async def all_started() -> bool:
+                return all(s.exists() for s in statuses)
+
+            await wait_for(all_started, 120, "workers started", 0.02, processes=watched)
             await asyncio.sleep(1.0)  # the active generation's group has formed
             meter = cpu.Meter({**{f"worker {i + 1}": p.pid for i, p in enumerate(procs)}, **meter.roots}, meter.within)
             meter.start()
@@ -191,10 +194,12 @@ class Workers:
             seconds, spent, load = time.perf_counter() - begun, meter.spent(), os.getloadavg()[0]
             found = [json.loads(s.read_text()).get(str(generation), {}) for s in statuses]
             applied, skipped = [f.get("applied", 0) for f in found], sum(f.get("skipped", 0) for f in found)
-            await _until(lambda: self._in(generation, "active"), procs, statuses, 120, "generation swapped in")
+            await wait_for(
+                lambda: self._in(generation, "active"), 120, "generation swapped in", 0.02, processes=watched
+            )
             active_s = time.perf_counter() - begun
             # the retired generation dropped by the workers, not in the next measurement's time
-            await _until(lambda: self._in(generation - 1, "dropped"), procs, statuses, 120, "old one dropped")
+            await wait_for(lambda: self._in(generation - 1, "dropped"), 120, "old one dropped", 0.02, processes=watched)
             return Run(seconds, active_s, spent, load, applied, skipped)
         finally:
             stop_processes(procs, wait_s=60)
@@ -204,14 +209,14 @@ class Workers:
     ) -> None:
         """Until the workers have applied every event of ``generation`` (their statistics, then PostgreSQL's)."""
 
-        def counted() -> bool:
+        async def counted() -> bool:
             found = [json.loads(s.read_text()).get(str(generation), {}) for s in statuses if s.exists()]
             dead, gaps = sum(f.get("dead_lettered", 0) for f in found), sum(f.get("gaps", 0) for f in found)
             assert dead == 0, f"generation {generation}: {dead} dead-lettered"
             assert gaps == 0, f"generation {generation}: {gaps} gaps"
             return sum(f.get("applied", 0) for f in found) >= total
 
-        await _until(counted, procs, statuses, 3600, f"generation {generation} applied", interval=0.01)
+        await wait_for(counted, 3600, f"generation {generation} applied", 0.01, processes=logged(procs, statuses))
         assert self.pool is not None
         schema = generation_schema(self.namespace, PROJECTION, generation)
         for _ in range(1000):  # the last batch's statistics come just before its commit
@@ -346,29 +351,9 @@ def workers_notes(small: dict[str, Any], big: dict[str, Any]) -> list[str]:
     ]
 
 
-async def _until(
-    check: Callable[[], bool | Awaitable[bool]],
-    procs: list[subprocess.Popen[bytes]],
-    statuses: list[Path],
-    timeout_s: float,
-    what: str,
-    interval: float = 0.02,
-) -> None:
-    """Until ``check()`` (a bool, or an awaitable of one) holds; fails when a worker exits or ``timeout_s`` passes."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        done = check()
-        if await done if inspect.isawaitable(done) else done:
-            return
-        for p, s in zip(procs, statuses, strict=True):
-            if p.poll() is not None:
-                log = s.with_suffix(".log")
-                raise RuntimeError(
-                    f"worker exited with {p.returncode}: {log.read_text()[-2000:] if log.exists() else ''}"
-                )
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: not within {timeout_s} s")
-        await asyncio.sleep(interval)
+def logged(procs: list[subprocess.Popen[bytes]], statuses: list[Path]) -> list[tuple[subprocess.Popen[bytes], Path]]:
+    """Each worker with its log (beside its status file): what ``wait_for`` watches, failing when one exits."""
+    return [(p, s.with_suffix(".log")) for p, s in zip(procs, statuses, strict=True)]
 
 
 if __name__ == "__main__":
