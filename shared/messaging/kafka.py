@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.conn import create_conn
@@ -248,9 +248,10 @@ async def subscribe_when_present(
     *,
     who: str,
     missing: Callable[[list[str]], object] | None = None,
+    listener: ConsumerRebalanceListener | None = None,
 ) -> bool:
-    """Subscribe a started consumer to ``topics`` once they all exist (``wait_for_topics``); False if ``stop`` came
-    first.
+    """Subscribe a started consumer to ``topics`` once they all exist (``wait_for_topics``), with ``listener`` told
+    of its rebalances; False if ``stop`` came first.
 
     A consumer made with its topics waits in ``start()`` for a missing one, asking every 100 ms (an error line each
     time), for its request timeout (40 s), deaf to a stop: a projector on a topic another service makes (the
@@ -259,5 +260,5 @@ async def subscribe_when_present(
     wanted = sorted(set(topics))
     if not await wait_for_topics(consumer, wanted, stop, who=who, missing=missing):
         return False
-    consumer.subscribe(topics=wanted)
+    consumer.subscribe(topics=wanted, listener=listener)
     return True
