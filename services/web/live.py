@@ -17,15 +17,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from shared.messaging.kafka import admin_client, wait_for_topics
+from shared.messaging.kafka import Backoff, admin_client, wait_for_topics
 from shared.ops.settings import PIPELINES, Settings
 
 log = structlog.get_logger()
@@ -71,44 +69,6 @@ class Hub:
         return "not connected to Kafka"
 
 
-@dataclass
-class Backoff:
-    """The feed's waits while Kafka does not answer: ``first_s`` doubling up to ``most_s``, from ``first_s`` again
-    after a good connection. It warns at the first failure, then at most once every ``say_every_s`` while the outage
-    lasts (with the attempts so far), and says once, at info, that it connected again. ``clock``: for tests."""
-
-    first_s: float = 1.0
-    most_s: float = 30.0
-    say_every_s: float = 60.0
-    clock: Callable[[], float] = time.monotonic
-    failures: int = 0  # attempts failed since the last good connection
-    wait_s: float = 0.0  # the last wait
-    down_since: float = 0.0
-    said_at: float | None = None
-
-    def failed(self, exc: BaseException) -> float:
-        """Count a failed attempt, warn if it is time to; how long to wait before the next."""
-        now = self.clock()
-        if not self.failures:
-            self.down_since = now
-        self.failures += 1
-        self.wait_s = min(self.wait_s * 2, self.most_s) if self.failures > 1 else self.first_s
-        if self.said_at is None or now - self.said_at >= self.say_every_s:
-            self.said_at = now
-            down_s = round(now - self.down_since)
-            log.warning("web.live.retry", error=repr(exc), attempts=self.failures, down_s=down_s, next_s=self.wait_s)
-        return self.wait_s
-
-    def connected(self, partitions: int) -> None:
-        """A good connection: say so (after an outage, how long and how many attempts) and start over."""
-        if self.failures:
-            down_s = round(self.clock() - self.down_since)
-            log.info("web.live.connected", partitions=partitions, failed_attempts=self.failures, down_s=down_s)
-        else:
-            log.info("web.live.connected", partitions=partitions)
-        self.failures, self.wait_s, self.said_at = 0, 0.0, None
-
-
 def notice(topic: str, value: bytes | None, topics: dict[str, str]) -> dict[str, Any] | None:
     """What a page is told of one message: the service (or "alerts") and the event's position."""
     service = topics.get(topic)
@@ -127,13 +87,14 @@ def notice(topic: str, value: bytes | None, topics: dict[str, str]) -> dict[str,
 
 async def feed(settings: Settings, hub: Hub, stop: asyncio.Event, *, backoff: Backoff | None = None) -> None:
     """Read the three events topics and the alerts topic from their ends until ``stop``; reconnect on failure, after
-    ``backoff``'s wait (``Backoff``: 1 s doubling to 30 s, a warning a minute).
+    ``backoff``'s wait (``shared.messaging.kafka.Backoff``: 1 s doubling to 30 s, ``web.live.retry`` at once and then
+    once a minute, ``web.live.connected`` at a good connection).
 
     The services make their topics when they first start: until every one is there the feed waits for them as a
     projector does (``wait_for_topics``: a look a second, a log line a minute, ends at once on ``stop``), naming
     them in ``hub.waiting``; pages work meanwhile, only not live."""
     topics = {settings.events_topic(s): s for s in PIPELINES} | {settings.alerts_topic(): "alerts"}
-    backoff = backoff or Backoff()
+    backoff = backoff or Backoff(who="web.live")
 
     def waiting(absent: list[str]) -> None:
         hub.waiting = tuple(absent)
@@ -159,7 +120,7 @@ async def feed(settings: Settings, hub: Hub, stop: asyncio.Event, *, backoff: Ba
             consumer.assign(tps)
             await consumer.seek_to_end(*tps)
             hub.connected = True
-            backoff.connected(len(tps))
+            backoff.connected(partitions=len(tps))
             while not stop.is_set():
                 batch = await consumer.getmany(timeout_ms=500, max_records=500)
                 for records in batch.values():

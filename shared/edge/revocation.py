@@ -12,7 +12,8 @@
   A revocation reaches every reader within about a second (``POLL_MS``).
 - ``readiness()``: "ok" once the process has read everything the topic held when it started reading, so a new
   replica takes no traffic while it would still accept a token signed out before it started; before that
-  "catching up", and why when it cannot read the topic.
+  "catching up", and why when it cannot read the topic (``run`` tries again after 1 s doubling to 30 s, warning
+  ``auth.revocations.retry`` once a minute: ``shared.messaging.kafka.Backoff``).
 - ``publish`` (a token) and ``publish_session`` (every token of a session): what signing out calls (the sign-in
   service): onto the topic for the others, then into this process's own list.
 """
@@ -28,7 +29,7 @@ from collections.abc import Callable
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from shared.messaging.kafka import TopicSpec, ensure_topics, stop_consumer
+from shared.messaging.kafka import Backoff, TopicSpec, ensure_topics, stop_consumer
 from shared.ops.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -134,12 +135,15 @@ class RevocationList:
         self.revoke(entry, expires)
         log.info("auth.session_revoked" if "sid" in message else "auth.token_revoked", expires=expires)
 
-    async def run(self, stop: asyncio.Event, *, retry_s: float = 2.0) -> None:
-        """Read the topic (declaring it first) until ``stop``; reconnect on failure, resuming where it was."""
+    async def run(self, stop: asyncio.Event, *, backoff: Backoff | None = None) -> None:
+        """Read the topic (declaring it first) until ``stop``; reconnect on failure, resuming where it was, after
+        ``backoff``'s wait (``shared.messaging.kafka.Backoff``: 1 s doubling to 30 s; ``auth.revocations.retry`` at
+        the first failure and then once a minute, ``auth.revocations.connected`` when it reads again)."""
         s = self._settings
         if s is None:
             raise ValueError("a revocation list without settings has no topic to read")
         tp = TopicPartition(revocations_topic(s), 0)
+        backoff = backoff or Backoff(who="auth.revocations")
         while not stop.is_set():
             consumer = AIOKafkaConsumer(
                 bootstrap_servers=s.kafka_bootstrap_servers,
@@ -148,7 +152,8 @@ class RevocationList:
                 **s.kafka_options(),
             )
             try:
-                await ensure_topics(s.kafka_bootstrap_servers, [topic_spec(s)], **s.kafka_options())
+                # one try: the backoff spaces the attempts (admin_client alone retries a minute, deaf to stop)
+                await ensure_topics(s.kafka_bootstrap_servers, [topic_spec(s)], wait_s=0, **s.kafka_options())
                 await consumer.start()
                 consumer.assign([tp])
                 if self._next_offset is None:
@@ -157,6 +162,7 @@ class RevocationList:
                     consumer.seek(tp, self._next_offset)
                 end = (await consumer.end_offsets([tp]))[tp]
                 self.problem = None
+                backoff.connected()
                 while not stop.is_set():
                     batch = await consumer.getmany(tp, timeout_ms=POLL_MS, max_records=1000)
                     for record in batch.get(tp, []):
@@ -168,9 +174,8 @@ class RevocationList:
                     self._prune()
             except Exception as exc:  # Kafka away: tokens revoked meanwhile reach this process once it reads again
                 self.problem = f"not reading the revoked tokens: {type(exc).__name__}"
-                log.warning("auth.revocations.retry", error=repr(exc))
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), retry_s)
+                    await asyncio.wait_for(stop.wait(), backoff.failed(exc))
             finally:
                 await _stop(consumer)
 

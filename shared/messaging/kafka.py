@@ -1,8 +1,10 @@
-"""Kafka helpers every process uses: topic names, explicit topic creation, admin client and consumer lifetime."""
+"""Kafka helpers every process uses: topic names, explicit topic creation, admin client and consumer lifetime, and
+the waits of a reader that retries while Kafka does not answer (``Backoff``)."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
@@ -98,11 +100,14 @@ async def admin_client(
         await admin.close()
 
 
-async def ensure_topics(bootstrap_servers: str, specs: Iterable[TopicSpec], **options: Any) -> None:
+async def ensure_topics(
+    bootstrap_servers: str, specs: Iterable[TopicSpec], *, wait_s: float = 60.0, **options: Any
+) -> None:
     """Create each topic with its explicit partitions; an existing one must have the same partition count.
+    ``wait_s``: how long to retry the first connection (``admin_client``; 0: once, for a caller that retries itself).
     ``options``: the client's security settings (``Settings.kafka_options()``)."""
     specs = list(specs)
-    async with admin_client(bootstrap_servers, **options) as admin:
+    async with admin_client(bootstrap_servers, wait_s=wait_s, **options) as admin:
         response = await admin.create_topics(
             [
                 NewTopic(
@@ -262,3 +267,43 @@ async def subscribe_when_present(
         return False
     consumer.subscribe(topics=wanted, listener=listener)
     return True
+
+
+@dataclass(kw_only=True)
+class Backoff:
+    """The waits of a reader that retries while Kafka does not answer: ``first_s`` doubling up to ``most_s``, from
+    ``first_s`` again after a good connection. It warns ``<who>.retry`` at the first failure, then at most once every
+    ``say_every_s`` while the outage lasts (with the attempts so far), and says ``<who>.connected`` at info at every
+    good connection (after an outage, with how long and how many attempts). Its users: the web board's live feed
+    (``who`` is ``web.live``) and the revocation list (``auth.revocations``). ``clock``: for tests."""
+
+    who: str
+    first_s: float = 1.0
+    most_s: float = 30.0
+    say_every_s: float = 60.0
+    clock: Callable[[], float] = time.monotonic
+    failures: int = 0  # attempts failed since the last good connection
+    wait_s: float = 0.0  # the last wait
+    down_since: float = 0.0
+    said_at: float | None = None
+
+    def failed(self, exc: BaseException) -> float:
+        """Count a failed attempt, warn if it is time to; how long to wait before the next."""
+        now = self.clock()
+        if not self.failures:
+            self.down_since = now
+        self.failures += 1
+        self.wait_s = min(self.wait_s * 2, self.most_s) if self.failures > 1 else self.first_s
+        if self.said_at is None or now - self.said_at >= self.say_every_s:
+            self.said_at = now
+            down_s = round(now - self.down_since)
+            log.warning(f"{self.who}.retry", error=repr(exc), attempts=self.failures, down_s=down_s, next_s=self.wait_s)
+        return self.wait_s
+
+    def connected(self, **fields: object) -> None:
+        """A good connection: say so, with ``fields`` (after an outage, how long and how many attempts), and start
+        over."""
+        if self.failures:
+            fields |= {"failed_attempts": self.failures, "down_s": round(self.clock() - self.down_since)}
+        log.info(f"{self.who}.connected", **fields)
+        self.failures, self.wait_s, self.said_at = 0, 0.0, None

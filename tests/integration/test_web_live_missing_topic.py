@@ -20,7 +20,7 @@ from structlog.testing import capture_logs
 from services.web import live
 from services.web.app import create_app
 from shared.edge.revocation import revocations_topic
-from shared.messaging.kafka import TopicSpec, delete_topics, ensure_topics
+from shared.messaging.kafka import Backoff, TopicSpec, delete_topics, ensure_topics
 from shared.ops.settings import PIPELINES, Settings
 from shared.ops.stack import Endpoints, free_port
 from testkit.kafka import WaitingForTopics
@@ -125,7 +125,8 @@ async def test_a_feed_without_kafka_is_not_ready_warns_once_however_often_it_tri
 ) -> None:
     settings = isolated_settings(endpoints).model_copy(update={"kafka_bootstrap_servers": f"127.0.0.1:{free_port()}"})
     hub, stop = live.Hub(), asyncio.Event()
-    backoff = live.Backoff(first_s=0.1)  # short waits, so that a few attempts fail within the minute between warnings
+    # short waits, so that a few attempts fail within the minute between warnings
+    backoff = Backoff(who="web.live", first_s=0.1)
     with capture_logs() as logs:
         waiting = WaitingForTopics(asyncio.create_task(live.feed(settings, hub, stop, backoff=backoff)), stop, logs)
 

@@ -1,12 +1,14 @@
-"""The live feed's waits while Kafka does not answer (``services.web.live.Backoff``), on a clock the test moves: 1 s
-doubling to 30 s, from 1 s again after a good connection; a warning at the first failure and then at most once a
-minute, counting the attempts; one info line when it connects again. And the feed's check in /readyz."""
+"""The live feed's waits while Kafka does not answer (``shared.messaging.kafka.Backoff``, ``who`` "web.live"), on a
+clock the test moves: 1 s doubling to 30 s, from 1 s again after a good connection; a warning at the first failure
+and then at most once a minute, counting the attempts; one info line when it connects again. And the feed's check in
+/readyz."""
 
 from __future__ import annotations
 
 from structlog.testing import capture_logs
 
 from services.web import live
+from shared.messaging.kafka import Backoff
 
 
 class Clock:
@@ -17,7 +19,7 @@ class Clock:
         return self.now
 
 
-def fail_for(backoff: live.Backoff, clock: Clock, attempts: int) -> list[float]:
+def fail_for(backoff: Backoff, clock: Clock, attempts: int) -> list[float]:
     """``attempts`` failures, each followed by the wait the backoff asks for; the waits."""
     waits = []
     for _ in range(attempts):
@@ -29,7 +31,7 @@ def fail_for(backoff: live.Backoff, clock: Clock, attempts: int) -> list[float]:
 
 def test_waits_double_from_one_second_to_thirty_and_start_over_after_a_connection() -> None:
     clock = Clock()
-    backoff = live.Backoff(clock=clock)
+    backoff = Backoff(who="web.live", clock=clock)
     with capture_logs():
         assert fail_for(backoff, clock, 8) == [1, 2, 4, 8, 16, 30, 30, 30]
         backoff.connected(partitions=24)
@@ -38,7 +40,7 @@ def test_waits_double_from_one_second_to_thirty_and_start_over_after_a_connectio
 
 def test_an_outage_is_warned_of_once_a_minute_with_the_attempts_and_its_end_once() -> None:
     clock = Clock()
-    backoff = live.Backoff(clock=clock)
+    backoff = Backoff(who="web.live", clock=clock)
     with capture_logs() as logs:
         fail_for(backoff, clock, 10)  # at 0, 1, 3, 7, 15, 31, 61, 91, 121, 151 s
         backoff.connected(partitions=24)  # at 181 s
@@ -57,7 +59,7 @@ def test_an_outage_is_warned_of_once_a_minute_with_the_attempts_and_its_end_once
 
 def test_a_new_outage_is_warned_of_at_once() -> None:
     clock = Clock()
-    backoff = live.Backoff(clock=clock)
+    backoff = Backoff(who="web.live", clock=clock)
     with capture_logs() as logs:
         backoff.connected(partitions=24)  # a first connection: no outage to tell of
         fail_for(backoff, clock, 2)
