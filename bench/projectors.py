@@ -26,8 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import RESULTS, Env, Report, cleanup, median
-from bench.common import wait_for as wait_for  # where bench/readmodels.py imports it from
+from bench.common import RESULTS, Env, Report, cleanup, median, wait_for
 from bench.relay import all_visible, prefill
 from services.deals import main as deals_main
 from shared.edge.service import ServiceCore

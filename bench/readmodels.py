@@ -1,11 +1,12 @@
 """Read models: a fresh deployment of each service building every read model from N events, beside the raw read.
 
 For each service with a module ``bench/readmodels_<service>.py`` (``SERVICE``, ``READ_MODELS``, ``REACTIONS``,
-``templates(core)``: the service's real handlers driven for a few template streams), an isolated deployment of
-the service gets about N events (default 1,000,000; ``--quick``: 500): the templates' stored rows cloned in bulk
-into its store, every UUID of a template (in its stream ids and data) replaced by a fresh one per clone, with one
-INSERT per 20,000 rows of exactly the columns the store's append writes (as bench/relay.py ``prefill`` does); the
-project's relay publishes them to the service's topic (6 partitions). Then:
+``templates(core)``: the service's real handlers driven for a few template streams; optionally ``build_options()``
+and ``settings_options()``, what the service is built and its deployment set with), an isolated deployment of
+the service gets about N events (default 1,000,000; ``--quick``: 500, the services of ``QUICK`` only): the
+templates' stored rows cloned in bulk into its store, every UUID of a template (in its stream ids and data) replaced
+by a fresh one per clone, with one INSERT per 20,000 rows of exactly the columns the store's append writes (as
+bench/relay.py ``prefill`` does); the project's relay publishes them to the service's topic (6 partitions). Then:
 
 - raw: one aiokafka consumer reads the whole topic from the beginning and ``json.loads`` each value (the read
   alone, no envelope, no database) — the baseline, in the same run;
@@ -54,8 +55,8 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench import cpu
-from bench.common import Env, Report, cleanup
-from bench.projectors import started, summarise, wait_for
+from bench.common import Env, Report, cleanup, wait_for
+from bench.projectors import started, summarise
 from bench.relay import all_visible
 from shared.edge.service import ServiceCore
 from shared.messaging.kafka import TopicSpec, admin_client, ensure_topics, stop_consumer
@@ -63,7 +64,8 @@ from shared.messaging.projections import generation_schema, request_rebuild
 from shared.ops.settings import Settings
 from testkit.services import process_env, spawn, stop_processes
 
-SERVICES = ("leads", "production", "directory", "agenda")  # those with a bench/readmodels_<service>.py run
+SERVICES = ("leads", "production", "directory", "agenda", "deals")  # those with a bench/readmodels_<service>.py run
+QUICK = ("leads", "production", "directory", "agenda")  # at the quick size (the CI's run): deals would add ~7 s
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 COLUMNS = "stream_id, version, event_type, schema_version, data::text AS data, metadata::text AS metadata, occurred_at"
 TARGET = 10_000
@@ -371,7 +373,7 @@ async def measure(
 ) -> dict[str, Any]:
     """One service: fill, publish, the raw read and the build (``scaling``: then rebuilds by 1 and 2 processes; at
     the quick size instead the fresh build by 2 processes, so their path runs without a process start more)."""
-    settings = env.settings()
+    settings = env.settings(**getattr(module, "settings_options", dict)())
     core = await importlib.import_module(f"services.{module.SERVICE}.main").build(
         settings, **getattr(module, "build_options", dict)()
     )
@@ -414,11 +416,12 @@ async def measure(
         await cleanup(settings)
 
 
-def modules() -> list[ModuleType]:
-    """The services' modules; ``BENCH_READMODELS_SERVICES`` (comma-separated) picks some."""
+def modules(quick: bool = False) -> list[ModuleType]:
+    """The services' modules (``quick``: those of ``QUICK``); ``BENCH_READMODELS_SERVICES`` (comma-separated) picks
+    some."""
     picked = os.environ.get("BENCH_READMODELS_SERVICES", "")
     out = []
-    for service in [s for s in picked.split(",") if s] or SERVICES:
+    for service in [s for s in picked.split(",") if s] or (QUICK if quick else SERVICES):
         try:
             out.append(importlib.import_module(f"bench.readmodels_{service}"))
         except ModuleNotFoundError as exc:
@@ -444,7 +447,7 @@ async def run(env: Env) -> Report:
     n = int(os.environ.get("BENCH_READMODELS_EVENTS", 0)) or env.size(1_000_000, 500)  # a smaller N to develop
     workdir = Path(tempfile.mkdtemp(prefix="bench-readmodels-"))
     wanted = scaled(env)
-    results = [await measure(env, m, n, workdir, scaling=m.SERVICE in wanted) for m in modules()]
+    results = [await measure(env, m, n, workdir, scaling=m.SERVICE in wanted) for m in modules(env.quick)]
     if not env.quick and results:
         slowest = min(results, key=lambda r: r["built"])
         module = next(m for m in modules() if slowest["service"] == m.SERVICE)
