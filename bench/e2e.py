@@ -267,6 +267,11 @@ async def run(env: Env) -> Report:
         report.rows.append(ratio)
         if rate == rates[0]:
             report.at_most(f"e2e p99 at {rate}/s, ms (project)", p[7], 100)
+        if rate == rates[-1]:  # issue 32, item 2: at 1,000/s offered, >= 850/s (0.85x the baseline), p99 <= 250 ms
+            report.at_least(f"achieved/s at {rate}/s offered (project)", p[2], 0.85 * rate)
+            if b[2]:
+                report.at_least(f"achieved at {rate}/s offered, project / baseline", p[2] / b[2], 0.85)
+            report.at_most(f"e2e p99 at {rate}/s offered, ms (project)", p[7], 250)
     report.notes += [
         f"{rounds} interleaved rounds of {seconds} s per path and rate (after an unmeasured warm-up); a pool of "
         f"{pool_size} open deals of one salesperson; figures are medians over rounds of each round's percentile, "
@@ -290,8 +295,8 @@ async def run(env: Env) -> Report:
         report.data["cpu_ms_per_command"] = {str(r): v for r, v in tally.per_command().items()}
         report.data["cpu_budget_ms"] = cpu.BUDGET_MS
         report.data["cpu_idle_ms_per_s"] = tally.idle
-        total = tally.per_command().get(rates[0], {}).get("total", 0.0)
-        report.at_most(f"CPU ms per command at {rates[0]}/s, every process (issue 32)", total, cpu.BUDGET_MS)
+        total = tally.per_command().get(rates[-1], {}).get("total", 0.0)  # "measured at the offered rate"
+        report.at_most(f"CPU ms per command at {rates[-1]}/s offered, every process (issue 32)", total, cpu.BUDGET_MS)
         achieved = {r[1]: r[2] for r in report.rows if r[0] == "project / baseline"}
         report.notes.append(tally.limits(achieved))
         report.data["ceilings"] = {str(r): tally.ceiling(r) for r in rates}
