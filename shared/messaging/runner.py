@@ -10,7 +10,7 @@ How the runner keeps its promises:
   again. Kafka offsets are committed only after the transaction commits, at most once a second while busy (a
   restart re-reads what came after and skips it, counting it in ``pipelines_projection_duplicates_total``:
   tests/faults/test_projector_replay.py kills a projector between the two), and for the partitions a rebalance
-  takes away, as it takes them (``_CommitOnRevoke``).
+  takes away, as it takes them (``_Offsets``).
 - **Batches.** One transaction per batch: up to ``batch_size`` events, or ``catch_up_batch_size`` while the
   consumer is further behind than that (a rebuild, a catch-up); a small live batch waits ``LINGER_S`` for what comes
   next (``_linger``: fewer, larger transactions). If an event fails (or cannot be parsed to
