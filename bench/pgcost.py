@@ -42,7 +42,7 @@ from bench.httpclient import HttpClient
 from bench.openloop import Run, Watcher, offer
 from shared.messaging.projections import generation_schema
 from shared.ops.settings import Settings
-from shared.ops.stack import ROOT, free_port, start_servers
+from shared.ops.stack import ROOT, free_ports, start_servers
 from testkit.services import process_env, spawn, wait_ready
 
 KINDS = ("api", "relay", "projector")
@@ -75,7 +75,7 @@ class Deployment:
         for kind in KINDS:
             await admin.execute(f"DROP ROLE IF EXISTS {self.role(kind)}")
             await admin.execute(f"CREATE ROLE {self.role(kind)} LOGIN SUPERUSER PASSWORD '{self.role(kind)}'")
-        ports = {kind: free_port() for kind in KINDS}
+        ports = dict(zip(KINDS, free_ports(len(KINDS)), strict=True))
         for kind in KINDS:
             env = process_env(
                 self.settings,

@@ -16,7 +16,7 @@ from pathlib import Path
 from bench.httpclient import HttpClient as HttpClient  # where the benchmarks import it from
 from bench.httpclient import request
 from shared.ops.settings import Settings
-from shared.ops.stack import free_port
+from shared.ops.stack import free_ports
 from testkit.services import process_env, spawn, stop_processes
 
 MODES = ("api", "relay", "projector")
@@ -53,7 +53,7 @@ class ServiceProcesses:
         return {mode: p.pid for mode, p in self.procs.items()}
 
     async def start(self, within: float = 120.0) -> None:
-        self.ports = {mode: free_port() for mode in self.modes}
+        self.ports = dict(zip(self.modes, free_ports(len(self.modes)), strict=True))
         for mode in self.modes:
             port = str(self.ports[mode])
             env = process_env(

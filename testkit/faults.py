@@ -27,7 +27,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from shared.ops.settings import Settings
-from shared.ops.stack import ROOT, LocalStack, free_port
+from shared.ops.stack import ROOT, LocalStack, free_ports
 from shared.store.db import connect
 from testkit.services import bearer, process_env
 from testkit.waiting import wait_until
@@ -51,8 +51,10 @@ class Processes:
     started: Counter[tuple[str, str]] = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
-        self.ports = {s: free_port() for s in self.services}
-        self.ops_ports = {(s, m): free_port() for s in self.services for m in MODES if m != "api"}
+        ops = [(s, m) for s in self.services for m in MODES if m != "api"]
+        ports = free_ports(len(self.services) + len(ops))  # distinct: one free_port() after another may repeat
+        self.ports = dict(zip(self.services, ports[: len(self.services)], strict=True))
+        self.ops_ports = dict(zip(ops, ports[len(self.services) :], strict=True))
         self.env = process_env(
             self.settings,
             PIPELINES_ALERT_SCAN_SECONDS="3600",  # no time-driven alerts: the scenarios compare what traffic did

@@ -11,6 +11,7 @@ Tests, benchmarks and the demo all resolve Kafka and PostgreSQL the same way:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import socket
@@ -125,9 +126,17 @@ class LocalStack:
 
 def free_port() -> int:
     """A TCP port free on loopback now (the OS picks it; a race with another binder is possible, rare)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_ports(1)[0]
+
+
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct TCP ports free on loopback now: each socket is held until all are bound, so the OS cannot hand
+    the same port out twice (one ``free_port()`` after another can: two e2e services once got the same port)."""
+    with contextlib.ExitStack() as held:
+        sockets = [held.enter_context(socket.socket()) for _ in range(n)]
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in sockets]
 
 
 class ContainerStack:

@@ -26,7 +26,7 @@ import pytest
 from services.deals.events import deal_id_for_lead
 from services.production.handlers import order_id_for_deal
 from shared.ops.settings import SERVICES, Settings
-from shared.ops.stack import free_port
+from shared.ops.stack import free_ports
 from testkit.secure import DEPLOYED_PREFIX, SecureStack
 from testkit.services import (
     TEST_KEYS,
@@ -61,7 +61,8 @@ async def system(
     if secure:
         await secure.reset()  # the ACL test's topics, or an earlier run's
         settings = secure.as_user(settings.model_copy(update={"topic_prefix": DEPLOYED_PREFIX}), "admin")
-    ports = {s: free_port() for s in (*SERVICES, "signin", "web")}
+    names = (*SERVICES, "signin", "web")
+    ports = dict(zip(names, free_ports(len(names)), strict=True))
     settings = settings.model_copy(update={f"{s}_port": p for s, p in ports.items()})
     env = process_env(
         settings, PIPELINES_ALERT_SCAN_SECONDS="1", **{f"PIPELINES_{s.upper()}_PORT": str(p) for s, p in ports.items()}

@@ -35,7 +35,7 @@ from services.production.handlers import order_id_for_deal
 from shared.edge.auth import issue_token
 from shared.edge.keys import SigningKeys
 from shared.ops.settings import SERVICES, Settings
-from shared.ops.stack import ROOT, Endpoints, free_port
+from shared.ops.stack import ROOT, Endpoints, free_ports
 from testkit.services import drop_everything, isolated_settings, stop_processes
 from testkit.waiting import wait_until
 
@@ -91,7 +91,7 @@ async def test_no_secret_and_no_personal_data_in_any_log_line(endpoints: Endpoin
     jwt_key = signing.seeds()["k-1"]
     master_key = base64.b64encode(secrets.token_bytes(32)).decode()
     hooks = {name: f"{name}-{secrets.token_urlsafe(16)}" for name in ("website", "ladipage", "google", "fb")}
-    ports = {s: free_port() for s in SERVICES}
+    ports = dict(zip(SERVICES, free_ports(len(SERVICES)), strict=True))
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIPELINES_")} | {
         "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
         "DATABASE_URL": str(settings.database_url),

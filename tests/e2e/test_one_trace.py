@@ -31,7 +31,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from services.deals.events import deal_id_for_lead
 from services.production.handlers import order_id_for_deal
 from shared.ops.settings import Settings
-from shared.ops.stack import free_port
+from shared.ops.stack import free_ports
 from testkit.jaeger import Jaeger
 from testkit.services import bearer, drop_everything, isolated_settings, process_env, spawn, stop_processes, wait_ready
 from testkit.waiting import wait_until
@@ -54,7 +54,7 @@ def jaeger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Jaeger]:
 @pytest.fixture
 async def traced(endpoints: Any, jaeger: Jaeger, tmp_path: Path) -> AsyncIterator[tuple[Settings, dict[str, str]]]:
     settings = isolated_settings(endpoints)
-    ports = {s: free_port() for s in SERVICES}
+    ports = dict(zip(SERVICES, free_ports(len(SERVICES)), strict=True))
     settings = settings.model_copy(update={f"{s}_port": p for s, p in ports.items()})
     env = process_env(settings, **{f"PIPELINES_{s.upper()}_PORT": str(p) for s, p in ports.items()})
     env |= {

@@ -21,7 +21,7 @@ import httpx
 from playwright.async_api import Browser, BrowserContext, Page
 
 from shared.ops.settings import PIPELINES, Settings
-from shared.ops.stack import ROOT, Endpoints, free_port
+from shared.ops.stack import ROOT, Endpoints, free_ports
 from testkit.browser import chromium
 from testkit.oidc import Account, OidcProvider
 from testkit.services import (
@@ -154,7 +154,7 @@ async def demo_data(http: httpx.AsyncClient, urls: dict[str, str], settings: Set
 @asynccontextmanager
 async def board_world(endpoints: Endpoints, logs: Path) -> AsyncIterator[Board]:
     settings = isolated_settings(endpoints)
-    ports = {s: free_port() for s in PROCESSES}
+    ports = dict(zip(PROCESSES, free_ports(len(PROCESSES)), strict=True))
     settings = settings.model_copy(update={f"{s}_port": p for s, p in ports.items()})
     urls = {s: f"http://127.0.0.1:{p}" for s, p in ports.items()}
     provider = OidcProvider(logs / "oidc", [f"{urls['web']}/login/oidc/callback"], [Account("u-oidc", email("u-oidc"))])
