@@ -27,7 +27,7 @@ from decimal import Decimal
 
 import asyncpg
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from services.agenda.projections import activities
@@ -136,6 +136,7 @@ _one_by_one: dict[tuple[str, int], Outcome] = {}  # (read model, seed): its hist
 @given(
     seed=st.integers(min_value=0, max_value=SEEDS), at=st.lists(st.integers(min_value=1, max_value=200), max_size=12)
 )
+@example(seed=0, at=[40])  # the customers' search keys of an organisation changed before it was registered (session 44)
 async def test_any_split_into_batches_builds_what_batches_of_one_build(
     pg_pool: asyncpg.Pool, name: str, seed: int, at: list[int]
 ) -> None:

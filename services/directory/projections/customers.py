@@ -91,7 +91,8 @@ class _Batch:
         self.organisations = organisations
         self.people = people
         self.index: dict[tuple[uuid.UUID, str], set[str]] = {}  # (id, kind): its keys now (empty: none)
-        self.new: set[tuple[uuid.UUID, str]] = set()  # registered in this batch: no keys stored yet to delete
+        # registered in this batch: no keys stored yet to delete (an event of an entity not registered indexes nothing)
+        self.new: set[tuple[uuid.UUID, str]] = set()
 
     async def flush(self, conn: Conn) -> None:
         await self.organisations.flush(conn)
@@ -150,7 +151,7 @@ class CustomersModel:
                 batch.index[(e.organisation_id, "organisation")] = set(
                     search_keys.organisation_keys(self.secret, e.name, e.tax_code)
                 )
-            case ev.OrganisationChanged():
+            case ev.OrganisationChanged() if rows.get(e.organisation_id) is not None:  # else: never registered
                 rows.update(
                     e.organisation_id,
                     name=e.name,
@@ -183,7 +184,9 @@ class CustomersModel:
             )
             if rows.insert(row):
                 batch.new.add((e.person_id, "person"))
-        elif (cur := rows.get(e.person_id)) is not None and not cur["erased"]:
+        elif (cur := rows.get(e.person_id)) is None:
+            return  # never registered: nothing to index (its keys would stay: a registration later deletes none)
+        elif not cur["erased"]:
             rows.update(
                 e.person_id,
                 organisation_id=e.organisation_id,
