@@ -18,8 +18,9 @@ bench/relay.py ``prefill`` does); the project's relay publishes them to the serv
   (``REACTIONS``, those on its own topic) are timed in their own row, in the same process.
 
 Scaling (the services ``BENCH_READMODELS_SCALING`` names; default every one, the directory alone at the quick size):
-after the fresh build, the read models are rebuilt on the same deployment by 1, then by 2 projector processes
-sharing the topic's partitions through the consumer groups, as replicas scaled out by KEDA do (at the quick size the
+after the fresh build, the read models are rebuilt on the same deployment by 1 process whose projections each decode
+every record (``PIPELINES_PROJECTION_DECODE_WINDOW=0``, the baseline of decision 0034), then by 1, then by 2 projector
+processes sharing the topic's partitions through the consumer groups, as replicas scaled out by KEDA do (at the quick size the
 fresh build is made by 2 processes instead: their path runs, nothing is compared). Each build also reports every
 process kind's CPU (bench/cpu.py), so the notes show whether a projector or PostgreSQL is the limit.
 
@@ -357,6 +358,12 @@ async def scale(
     topic = core.settings.events_topic(module.SERVICE)
     parts = len(await partitions(core.settings, topic))
     assert parts >= 2, f"{topic} has {parts} partition: nothing for a second process to take"
+    # the baseline of decision 0034 in the same run: one process whose projections each decode every record
+    alone_env = env | {"PIPELINES_PROJECTION_DECODE_WINDOW": "0"}
+    log = workdir / f"{module.SERVICE}-rebuild-alone.log"
+    b = await build(core, module, alone_env, log, total, rebuild=True)
+    alone = b.rate(total, module.READ_MODELS)
+    print(f"  {module.SERVICE}: rebuilt by 1 process, each projection decoding alone, at {alone:,.0f}/s", flush=True)
     rates, cores, unswapped = {}, {}, {}
     for k in (1, 2):
         log = workdir / f"{module.SERVICE}-rebuild-{k}.log"
@@ -365,7 +372,15 @@ async def scale(
         unswapped[k] = b.unswapped
         busy = ", ".join(f"{kind} {v:.2f}" for kind, v in cores[k].items())
         print(f"  {module.SERVICE}: rebuilt by {k} process(es) at {rates[k]:,.0f}/s; cores busy: {busy}", flush=True)
-    return {"partitions": parts, "rates": rates, "cores": cores, "ratio": rates[2] / rates[1], "unswapped": unswapped}
+    return {
+        "partitions": parts,
+        "rates": rates,
+        "cores": cores,
+        "ratio": rates[2] / rates[1],
+        "unswapped": unswapped,
+        "alone": alone,
+        "alone_cores": b.cores() | {"load average": b.load},
+    }
 
 
 async def measure(
@@ -469,6 +484,8 @@ async def run(env: Env) -> Report:
         for name, rate in r["reactions"].items():
             report.rows.append([r["service"], f"reaction {name}", r["events"], rate, None, r["raw"], rate / r["raw"]])
         if sc := r.get("scaling"):
+            what = "read models rebuilt by 1 projector process, each projection decoding alone (window 0)"
+            report.rows.append([r["service"], what, r["events"], sc["alone"], None, r["raw"], sc["alone"] / r["raw"]])
             for k, rate in sc["rates"].items():
                 what = f"read models rebuilt by {k} projector process{'es' if k > 1 else ''}"
                 if k > 1:
@@ -483,6 +500,11 @@ async def run(env: Env) -> Report:
                 f"{r['service']}: rebuilt by 1 then 2 projector processes ({sc['partitions']} partitions): "
                 f"{sc['rates'][1]:,.0f} → {sc['rates'][2]:,.0f} events/s, {sc['ratio']:.2f}×; cores busy with 1: "
                 f"{busy(sc['cores'][1])}; with 2: {busy(sc['cores'][2])}"
+            )
+            report.notes.append(
+                f"{r['service']}: rebuilt by 1 process, sharing the decoded records (decision 0034) "
+                f"{sc['rates'][1]:,.0f} events/s, each projection decoding alone {sc['alone']:,.0f} "
+                f"({sc['rates'][1] / sc['alone']:.2f}×); cores busy alone: {busy(sc['alone_cores'])}"
             )
             for k, names in sc["unswapped"].items():
                 if names:
@@ -503,7 +525,9 @@ async def run(env: Env) -> Report:
         "Rebuilt by k processes: on the same deployment after its fresh build, a rebuild of every read model is "
         "requested (a new generation read from the topic's beginning) and k projector processes are started, the "
         "service's own entrypoint, sharing the topic's partitions through each projection's consumer group (as "
-        "replicas scaled out by KEDA do); timed from their spawn, 1 process then 2 (at the quick size: the fresh "
+        "replicas scaled out by KEDA do); timed from their spawn, 1 process then 2, after 1 process with "
+        "PIPELINES_PROJECTION_DECODE_WINDOW=0, whose projections each decode every record (the baseline of decision "
+        "0034; at the quick size: the fresh "
         "build by 2, compared with nothing). Cores busy: each process kind's CPU seconds (bench/cpu.py, /proc) per "
         "wall second from service.started until built, 2.0 being the whole machine: a projector near 1.0 is bound "
         "by its own CPU; all kinds together near 2.0, by the machine's; a sum well under 2.0 at a load average "

@@ -32,7 +32,9 @@ small sizes, and keep the histories few and small: batches of one cost a transac
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
+import random
 import uuid
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
@@ -41,6 +43,7 @@ from typing import Any, cast
 import asyncpg
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 
+from shared.messaging.decoded import Window
 from shared.messaging.projections import Projection
 from shared.messaging.runner import ProjectionRunner
 from shared.store.db import Conn, identifier
@@ -148,6 +151,61 @@ async def assert_splits_agree(
         assert got.tables[table] == rows, f"{projection.name}.{table} differs in batches of {list(sizes)}"
     assert (got.applied, got.skipped, got.dead_lettered) == (want.applied, want.skipped, want.dead_lettered)
     return want
+
+
+async def apply_together(
+    pool: asyncpg.Pool,
+    projections: Sequence[Projection],
+    messages: Sequence[Message],
+    sizes: Iterable[int],
+    *,
+    topic: str,
+    seed: int = 0,
+    ignore_columns: Collection[str] = ("updated_at",),
+) -> list[Outcome]:
+    """Build each projection's generation 1 (each in its own fresh namespace) from ``messages`` on ``topic`` cut into
+    batches of ``sizes``, their runners sharing one ``Window`` of decoded records as a projector process's do
+    (decision 0034): each batch goes to every runner in turn, in an order drawn from ``seed``, so the first decodes
+    it and the others take its envelopes and events. Each projection's outcome, in order; the schemas are dropped."""
+    window = Window()
+    runners = [
+        ProjectionRunner(
+            pool,
+            p,
+            namespace=identifier(f"tb_{uuid.uuid4().hex[:12]}"),
+            bootstrap_servers="unused:9092",
+            dead_letter_topic="dead",
+            window=window,
+        )
+        for p in projections
+    ]
+    letters = [_DeadLetters() for _ in runners]
+    rng = random.Random(seed)
+    try:
+        with contextlib.ExitStack() as reading:
+            for runner, dead in zip(runners, letters, strict=True):
+                runner._producer = cast(AIOKafkaProducer, dead)
+                await runner.setup()
+                reading.enter_context(runner.reading(1))
+            cut = batches(records(messages, topic), sizes)
+            for batch in cut:
+                for runner in rng.sample(runners, len(runners)):
+                    gaps = await runner.process(1, batch)
+                    assert not gaps, f"the history has a gap: {gaps}"
+        # from its second batch on, a runner finds the others' readers behind it: it keeps what it decodes for them
+        assert len(runners) < 2 or len(cut) < 2 or window.shared, "the runners shared no decoded record"
+        out = []
+        for runner, dead in zip(runners, letters, strict=True):
+            stats, names = runner.stats[1], (*runner.projection.tables, "projection_progress")
+            async with pool.acquire() as conn:
+                tables = await _tables(conn, runner.schema(1), names, ignore_columns)
+            out.append(Outcome(tables, stats.applied, stats.skipped, dead.offsets))
+        return out
+    finally:
+        async with pool.acquire() as conn:
+            for runner in runners:
+                for schema in (runner.schema(1), runner.namespace):
+                    await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
 async def _tables(

@@ -33,6 +33,7 @@ from shared.edge.overload import in_flight_bound
 from shared.edge.revocation import RevocationList
 from shared.edge.revocation import topic_spec as revocations_topic_spec
 from shared.edge.workers import listening_socket, supervise, worker
+from shared.messaging.decoded import Window
 from shared.messaging.envelope import CloudEvent
 from shared.messaging.kafka import TopicSpec, ensure_topics, kafka_ready
 from shared.messaging.projections import Fact, Projection, ReadModels, one_by_one
@@ -201,7 +202,9 @@ class ServiceCore:
         return KeyRotator(keys, s.database_url_for(self.name), window_s=s.erasure_window_hours * 3600)
 
     def runners(self) -> list[ProjectionRunner]:
+        """The process's projection runners; those reading one topic decode each record once (decision 0034)."""
         s = self.settings
+        window = Window(capacity=s.projection_decode_window, lead=s.projection_decode_window // 3)
         return [
             ProjectionRunner(
                 self.storage.pool,
@@ -211,6 +214,7 @@ class ServiceCore:
                 dead_letter_topic=s.dead_letter_topic(self.name),
                 group_prefix=f"{s.topic_prefix}.{self.name}",
                 kafka_options=s.kafka_options(),
+                window=window,
             )
             for p in [*self.projections(), *(p for addon in self.addons() for p in addon.projections)]
         ]

@@ -112,6 +112,9 @@ class Settings(BaseSettings):
     # (every HTTP server: the APIs, the web board, the relay's and projector's ops port; shared.edge.httpserver)
     max_header_bytes: int = Field(32 * 1024, ge=4096, le=1024 * 1024)
     max_headers: int = Field(100, ge=10, le=1000)
+    # records a projector process keeps decoded for its other projections reading the same topic (one decode per
+    # record per process; shared.messaging.decoded, decision 0034); 0: each projection decodes every record itself
+    projection_decode_window: int = Field(30_000, ge=0, le=300_000)
     # relay and projector processes serve /healthz, /readyz and /metrics on this port (none when unset)
     ops_port: int | None = Field(None, ge=1, le=65535)
     leads_port: int = Field(8101, ge=1, le=65535)
