@@ -362,7 +362,7 @@ async def scale(
     alone_env = env | {"PIPELINES_PROJECTION_DECODE_WINDOW": "0"}
     log = workdir / f"{module.SERVICE}-rebuild-alone.log"
     b = await build(core, module, alone_env, log, total, rebuild=True)
-    alone = b.rate(total, module.READ_MODELS)
+    alone, alone_cores = b.rate(total, module.READ_MODELS), b.cores() | {"load average": b.load}
     print(f"  {module.SERVICE}: rebuilt by 1 process, each projection decoding alone, at {alone:,.0f}/s", flush=True)
     rates, cores, unswapped = {}, {}, {}
     for k in (1, 2):
@@ -379,7 +379,7 @@ async def scale(
         "ratio": rates[2] / rates[1],
         "unswapped": unswapped,
         "alone": alone,
-        "alone_cores": b.cores() | {"load average": b.load},
+        "alone_cores": alone_cores,
     }
 
 
