@@ -15,9 +15,13 @@ the same name cannot hand out another record's event).
   record no longer there decodes it itself, exactly as without a window.
 - **Moving together.** In a catch-up (a fresh deployment, rebuilds of several read models) the readers go at their
   own paces, and a fast one soon runs beyond what the window holds. So a reader catching up waits (``pace``) while
-  another reader of the same partition is more than ``lead`` records behind it and still within the window, for
-  at most ``wait_s`` a batch: it never waits for a reader that has stopped reading the partition (a gap, a stop, a
-  rebalance) or is too far back (a rebuild started later), and a live reader never waits.
+  another reader is more than ``lead`` records behind it over the batch's partitions, for at most ``wait_s`` a batch.
+  It never waits for a reader that has stopped reading a partition (a gap, a stop, a rebalance) or is too far back
+  on it (a rebuild started later), nor for one waiting itself (two readers may each be ahead on another partition);
+  a live reader never waits.
+- **The collector.** Kept records live from one batch to the next, so a catch-up keeps Python's cyclic collector
+  paused between its batches too (``runner._collector_paused``), or young collections would walk them again and
+  again.
 - **Shared objects.** The readers get the same envelope and event objects, frozen models that no read model
   changes (tests/integration/test_read_model_batches_shared.py applies each service's histories through all its
   projections with and without a window and compares their tables).
@@ -119,7 +123,7 @@ class Reader:
         """The batch as this reader's projection takes it; what another reader decoded is taken from the window."""
         window, entries, accepts = self.window, self.window._entries, self.accepts
         now = time.monotonic()
-        if not entries and not any(window._others(self, topic) for topic in self.topics):  # alone on its topics
+        if not window.capacity or (not entries and not any(window._others(self, t) for t in self.topics)):  # alone
             window.decoded += len(records)
             self._read(records, now)
             return decode_alone(records, accepts)
@@ -152,7 +156,7 @@ class Reader:
                     p for o in window._others(self, r.topic) if (p := o.positions.get(part)) and now - p[1] < FRESH_S
                 ]
             left = sum(0 <= r.offset - offset < window.capacity for offset, _ in waiting[part])
-            union = window._union.get(r.topic, accepts)
+            union = window._union.get(r.topic, accepts) if left else accepts  # typed for those it is kept for
             try:
                 envelope, fact = decode_fact(r.value, union)
             except (ValidationError, ValueError) as exc:

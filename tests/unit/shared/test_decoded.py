@@ -176,3 +176,12 @@ async def test_two_readers_each_ahead_on_another_partition_do_not_wait_for_each_
     waited = await asyncio.gather(one.pace({p0: RECORDS[50:60]}), two.pace({p1: RECORDS[50:60]}))
     assert waited[1] == 0  # the second does not wait for the first, which waits for it (its bound: nothing moves here)
     assert 0.4 < waited[0] < 2
+
+
+async def test_a_window_of_no_capacity_shares_nothing_and_nobody_waits() -> None:
+    window = Window(capacity=0, lead=0)
+    board, analytics = window.reader([TOPIC], DEALS), window.reader([TOPIC], DEALS)
+    _reading(window, analytics, 0)
+    _same(board.decode(RECORDS), decode_alone(RECORDS, DEALS))
+    assert len(window) == 0 and window.shared == 0
+    assert await board.pace({TopicPartition(TOPIC, 0): RECORDS[100:120]}) == 0
