@@ -147,10 +147,15 @@ async def assert_splits_agree(
     sizes = list(sizes)
     want = one_by_one or await apply_in_batches(pool, projection, messages, [1], ignore_columns=ignore_columns)
     got = await apply_in_batches(pool, projection, messages, sizes, ignore_columns=ignore_columns)
-    for table, rows in want.tables.items():
-        assert got.tables[table] == rows, f"{projection.name}.{table} differs in batches of {list(sizes)}"
-    assert (got.applied, got.skipped, got.dead_lettered) == (want.applied, want.skipped, want.dead_lettered)
+    assert_same(got, want, f"{projection.name} in batches of {list(sizes)}")
     return want
+
+
+def assert_same(got: Outcome, want: Outcome, what: str) -> None:
+    """Every table of ``want`` has the same rows in ``got``, and the runner counted the same."""
+    for table, rows in want.tables.items():
+        assert got.tables[table] == rows, f"{table} differs: {what}"
+    assert (got.applied, got.skipped, got.dead_lettered) == (want.applied, want.skipped, want.dead_lettered), what
 
 
 async def apply_together(

@@ -204,7 +204,7 @@ class ServiceCore:
     def runners(self) -> list[ProjectionRunner]:
         """The process's projection runners; those reading one topic decode each record once (decision 0034)."""
         s = self.settings
-        window = Window(capacity=s.projection_decode_window, lead=s.projection_decode_window // 3)
+        window = Window(capacity=s.projection_decode_window)
         return [
             ProjectionRunner(
                 self.storage.pool,

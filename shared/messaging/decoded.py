@@ -65,9 +65,9 @@ class _Entry:
 class Window:
     """The records of a process's topics decoded once for all their readers (see the module's docstring)."""
 
-    def __init__(self, *, capacity: int = 30_000, lead: int = 10_000, wait_s: float = 2.0) -> None:
+    def __init__(self, *, capacity: int = 30_000, lead: int | None = None, wait_s: float = 2.0) -> None:
         self.capacity = capacity
-        self.lead = lead
+        self.lead = capacity // 3 if lead is None else lead  # how far a reader catching up may run ahead
         self.wait_s = wait_s
         self._entries: OrderedDict[tuple[str, int, int], _Entry] = OrderedDict()
         self._readers: dict[str, list[Reader]] = {}

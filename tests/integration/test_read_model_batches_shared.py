@@ -28,7 +28,7 @@ from services.production.projections import demand
 from shared.messaging.projections import Projection
 from shared.privacy.pii import InMemoryKeyStore, PersonalData
 from testkit import histories
-from testkit.batches import Message, Outcome, apply_in_batches, apply_together, cut_at
+from testkit.batches import Message, Outcome, apply_in_batches, apply_together, assert_same, cut_at
 from testkit.deals_history import History
 from testkit.service_histories import directory_history
 
@@ -83,8 +83,6 @@ async def test_read_models_sharing_decoded_records_build_what_each_builds_alone(
     made = make()
     together = await apply_together(pg_pool, made, messages, cut_at([*at, 40], len(messages)), topic=topic, seed=seed)
     for p, want, got in zip(made, _alone[key], together, strict=True):
-        for table, rows in want.tables.items():
-            assert got.tables[table] == rows, f"{p.name}.{table} differs when shared"
-        assert (got.applied, got.skipped, got.dead_lettered) == (want.applied, want.skipped, want.dead_lettered), p.name
+        assert_same(got, want, f"{p.name} sharing a window")
     if group == "directory":  # its bad event: dead-lettered by the directory model alone, shared or not
         assert [bool(o.dead_lettered) for o in together] == [True, False, False, False]

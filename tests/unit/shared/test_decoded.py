@@ -42,7 +42,7 @@ def _same(got: tuple[list, list], want: tuple[list, list]) -> None:
             assert fact.event == fact_want.event and fact.envelope == fact_want.envelope
 
 
-def _reading(window: Window, reader: object, at: int) -> None:
+def _reading(reader: object, at: int) -> None:
     """The reader has read its partition up to ``at`` just now."""
     reader.positions[(TOPIC, 0)] = (at, time.monotonic())  # type: ignore[attr-defined]
 
@@ -51,7 +51,7 @@ def test_readers_of_one_topic_decode_each_record_once_and_get_what_they_take() -
     window = Window()
     board, won, other = (window.reader([TOPIC], a) for a in (DEALS, WON, NOTHING))
     for r in (won, other):
-        _reading(window, r, 0)
+        _reading(r, 0)
     _same(board.decode(RECORDS), decode_alone(RECORDS, DEALS))
     assert window.decoded == len(RECORDS) and len(window) == len(RECORDS)
     _same(won.decode(RECORDS), decode_alone(RECORDS, WON))
@@ -69,7 +69,7 @@ def test_a_reader_alone_keeps_nothing_and_one_past_a_record_is_not_kept_for() ->
     board.decode(RECORDS)
     assert len(window) == 0
     ahead = window.reader([TOPIC], WON)
-    _reading(window, ahead, 60)
+    _reading(ahead, 60)
     board.decode(RECORDS)  # offsets 0-59 are behind the other reader: kept only from 60 on
     assert len(window) == len(RECORDS) - 60
     ahead.close()
@@ -89,10 +89,10 @@ def test_a_reader_that_stopped_reading_its_partition_is_not_kept_for() -> None:
 def test_the_window_holds_at_most_its_capacity_oldest_first() -> None:
     window = Window(capacity=50, lead=10)
     board, slow = window.reader([TOPIC], DEALS), window.reader([TOPIC], DEALS)
-    _reading(window, slow, 0)
+    _reading(slow, 0)
     board.decode(RECORDS[:60])  # kept within the window's reach of the reader behind: offsets 0-49
     assert len(window) == 50
-    _reading(window, slow, 40)  # it moved on (a rebalance gave it the partition from offset 40, say)
+    _reading(slow, 40)  # it moved on (a rebalance gave it the partition from offset 40, say)
     board.decode(RECORDS[60:90])  # 60-89 kept too: 80 records, the oldest 30 go
     assert len(window) == 50
     _same(slow.decode(RECORDS[40:90]), decode_alone(RECORDS[40:90], DEALS))
@@ -103,7 +103,7 @@ def test_the_window_holds_at_most_its_capacity_oldest_first() -> None:
 def test_a_topic_made_again_under_the_same_name_is_decoded_anew() -> None:
     window = Window()
     board, analytics = window.reader([TOPIC], DEALS), window.reader([TOPIC], DEALS)
-    _reading(window, analytics, 0)
+    _reading(analytics, 0)
     board.decode(RECORDS[:10])
     again = records(MESSAGES[10:20])  # the same topic, partition and offsets, other messages
     _same(analytics.decode(again), decode_alone(again, DEALS))
@@ -114,7 +114,7 @@ def test_a_message_that_is_no_cloud_event_is_refused_for_every_reader() -> None:
     bad = records([*MESSAGES[:3], (b"k", b'{"not": "an event"}'), (b"k", b"\xff")])
     window = Window()
     first, second = window.reader([TOPIC], DEALS), window.reader([TOPIC], NOTHING)
-    _reading(window, second, 0)
+    _reading(second, 0)
     want = decode_alone(bad, NOTHING)
     assert [r.offset for r, _ in want[1]] == [3, 4]
     _same(first.decode(bad), decode_alone(bad, DEALS))
@@ -127,7 +127,7 @@ def test_a_message_that_is_no_cloud_event_is_refused_for_every_reader() -> None:
 def test_a_type_taken_by_one_reader_only_is_typed_once_and_a_head_for_nobody() -> None:
     window = Window()
     won, other = window.reader([TOPIC], WON), window.reader([TOPIC], NOTHING)
-    _reading(window, other, 0)
+    _reading(other, 0)
     won_parsed, _ = won.decode(RECORDS)
     other_parsed, _ = other.decode(RECORDS)
     for (_, envelope, fact), (_, shared, none) in zip(won_parsed, other_parsed, strict=True):
@@ -139,8 +139,8 @@ async def test_a_reader_catching_up_waits_for_one_behind_it_and_not_for_one_far_
     window = Window(capacity=100, lead=20, wait_s=5)
     fast, slow = window.reader([TOPIC], DEALS), window.reader([TOPIC], DEALS)
     tp = TopicPartition(TOPIC, 0)
-    _reading(window, fast, 60)
-    _reading(window, slow, 30)
+    _reading(fast, 60)
+    _reading(slow, 30)
     batch = {tp: RECORDS[60:90]}
     assert await fast.pace({tp: RECORDS[40:60]}) == 0  # 10 ahead of it: within the lead
 
@@ -150,8 +150,8 @@ async def test_a_reader_catching_up_waits_for_one_behind_it_and_not_for_one_far_
 
     waited, _ = await asyncio.gather(fast.pace(batch), slow_reads_on())
     assert 0.15 < waited < 2
-    _reading(window, slow, 0)  # beyond the window: a rebuild started later, say; not waited for
-    _reading(window, fast, 110)
+    _reading(slow, 0)  # beyond the window: a rebuild started later, say; not waited for
+    _reading(fast, 110)
     assert await fast.pace({tp: RECORDS[110:120]}) == 0
     fast.close()
     slow.close()
@@ -160,7 +160,7 @@ async def test_a_reader_catching_up_waits_for_one_behind_it_and_not_for_one_far_
 async def test_a_reader_waits_at_most_its_bound() -> None:
     window = Window(capacity=100, lead=10, wait_s=0.3)
     fast, slow = window.reader([TOPIC], DEALS), window.reader([TOPIC], DEALS)
-    _reading(window, slow, 0)
+    _reading(slow, 0)
     waited = await fast.pace({TopicPartition(TOPIC, 0): RECORDS[50:60]})
     assert 0.25 < waited < 1.5
     assert window.waited_s == waited
@@ -181,7 +181,7 @@ async def test_two_readers_each_ahead_on_another_partition_do_not_wait_for_each_
 async def test_a_window_of_no_capacity_shares_nothing_and_nobody_waits() -> None:
     window = Window(capacity=0, lead=0)
     board, analytics = window.reader([TOPIC], DEALS), window.reader([TOPIC], DEALS)
-    _reading(window, analytics, 0)
+    _reading(analytics, 0)
     _same(board.decode(RECORDS), decode_alone(RECORDS, DEALS))
     assert len(window) == 0 and window.shared == 0
     assert await board.pace({TopicPartition(TOPIC, 0): RECORDS[100:120]}) == 0
