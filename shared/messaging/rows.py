@@ -175,8 +175,13 @@ async def write(conn: Conn, sql: str, columns: Columns, rows: Iterable[Row]) -> 
     ``columns``; returns how many rows were given."""
     listed = list(rows)
     if listed:
-        await conn.execute(sql, *([_encode(k, r[c]) for r in listed] for c, k in columns.items()))
+        await conn.execute(sql, *(_column(k, [r[c] for r in listed]) for c, k in columns.items()))
     return len(listed)
+
+
+def _column(kind: str, values: list[Any]) -> list[Any]:
+    """One column's values as its array travels: as they are unless the column travels as text."""
+    return [_encode(kind, v) for v in values] if _travels_as_json(kind) else values
 
 
 # ---------------------------------------------------------------------------------------------- the fold's state

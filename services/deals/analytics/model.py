@@ -19,7 +19,7 @@ from services.deals import events as ev
 from services.deals.projections import next_steps
 from shared.messaging.envelope import CloudEvent
 from shared.messaging.projections import Fact, Projection
-from shared.messaging.rows import Row, read, read_sql, upsert_sql, write
+from shared.messaging.rows import Row, insert_sql, read, read_sql, update_sql, upsert_sql, write
 from shared.store.db import Conn
 
 DDL = (
@@ -93,19 +93,54 @@ FORECAST_FACTS = (
     "expected_close_date",
     "closed_at",
 )
-VERSION_COLUMNS = ("deal_id", "valid_from", "valid_to", "version", *FORECAST_FACTS)
-VISIT_COLUMNS = (
-    "deal_id",
-    "visit",
-    "stage_id",
-    "stage_order",
-    "owner_id",
-    "entered_at",
-    "exited_at",
-    "exit_kind",
-    "skipped_stage_ids",
-)
+VERSION_COLUMNS = {
+    "deal_id": "uuid",
+    "valid_from": "timestamptz",
+    "valid_to": "timestamptz",
+    "version": "integer",
+    "owner_id": "text",
+    "team_id": "text",
+    "status": "text",
+    "value": "numeric",
+    "currency": "text",
+    "probability": "numeric",
+    "expected_close_date": "date",
+    "closed_at": "timestamptz",
+}
+CLOSED_VERSION_COLUMNS = {"deal_id": "uuid", "version": "integer", "valid_to": "timestamptz"}
+VISIT_COLUMNS = {
+    "deal_id": "uuid",
+    "visit": "integer",
+    "stage_id": "text",
+    "stage_order": "integer",
+    "owner_id": "text",
+    "entered_at": "timestamptz",
+    "exited_at": "timestamptz",
+    "exit_kind": "text",
+    "skipped_stage_ids": "text[]",
+}
+CLOSED_VISIT_COLUMNS = {
+    "deal_id": "uuid",
+    "visit": "integer",
+    "exited_at": "timestamptz",
+    "exit_kind": "text",
+    "skipped_stage_ids": "text[]",
+}
+ACTIVITY_COLUMNS = {
+    "activity_id": "uuid",
+    "deal_id": "uuid",
+    "stage_id": "text",
+    "owner_id": "text",
+    "activity_type": "text",
+    "channel": "text",
+    "at": "timestamptz",
+}
 _READ_DEALS, _WRITE_DEALS = read_sql("deals", DEAL_COLUMNS), upsert_sql("deals", DEAL_COLUMNS)
+_CLOSE_VERSIONS = update_sql("deal_versions", CLOSED_VERSION_COLUMNS, ("deal_id", "version"))
+_INSERT_VERSIONS = insert_sql("deal_versions", VERSION_COLUMNS)
+_CLOSE_VISITS = update_sql("stage_visits", CLOSED_VISIT_COLUMNS, ("deal_id", "visit"))
+_INSERT_VISITS = insert_sql("stage_visits", VISIT_COLUMNS)
+_INSERT_ACTIVITIES = insert_sql("activities", ACTIVITY_COLUMNS, nothing=True)
 _READ_VERSIONS = f"""SELECT {", ".join(VERSION_COLUMNS)} FROM deal_versions
                      WHERE deal_id = ANY($1::uuid[]) AND valid_to IS NULL ORDER BY deal_id, version"""
 _READ_VISITS = """SELECT deal_id, max(visit) AS last, array_agg(visit ORDER BY visit) FILTER (WHERE exited_at IS NULL)
@@ -129,10 +164,10 @@ class _Changes:
 
     deals: dict[uuid.UUID, Row] = field(default_factory=dict)
     versions: list[Row] = field(default_factory=list)
-    closed_versions: list[tuple[uuid.UUID, int, datetime]] = field(default_factory=list)
+    closed_versions: list[Row] = field(default_factory=list)
     visits: list[Row] = field(default_factory=list)
-    closed_visits: list[tuple[uuid.UUID, int, datetime, str, list[str]]] = field(default_factory=list)
-    activities: list[tuple[Any, ...]] = field(default_factory=list)
+    closed_visits: list[Row] = field(default_factory=list)
+    activities: list[Row] = field(default_factory=list)
     seen_activities: set[uuid.UUID] = field(default_factory=set)
 
 
@@ -165,7 +200,8 @@ class _Fold:
         if deal.current_is_new:
             deal.current["valid_to"] = e.recordedtime
         else:
-            self.out.closed_versions.append((deal_id, deal.current["version"], e.recordedtime))
+            closing = {"deal_id": deal_id, "version": deal.current["version"], "valid_to": e.recordedtime}
+            self.out.closed_versions.append(closing)
         facts = {k: deal.current[k] for k in FORECAST_FACTS} | changes
         deal.current = {"deal_id": deal_id, "valid_from": e.recordedtime, "valid_to": None, "version": e.streamversion}
         deal.current |= facts
@@ -183,7 +219,8 @@ class _Fold:
             if "stage_id" in visit:  # opened in this batch
                 visit.update(exited_at=at, exit_kind=kind, skipped_stage_ids=list(skipped))
             else:
-                self.out.closed_visits.append((deal_id, visit["visit"], at, kind, list(skipped)))
+                closing = {"deal_id": deal_id, "visit": visit["visit"], "exited_at": at, "exit_kind": kind}
+                self.out.closed_visits.append(closing | {"skipped_stage_ids": list(skipped)})
         self.deals[deal_id].open_visits = []
 
     def _open_visit(self, deal_id: uuid.UUID, stage: ev.StageSnapshot, owner: str | None, at: datetime) -> None:
@@ -298,15 +335,15 @@ class _Fold:
             return
         self.out.seen_activities.add(event.activity_id)
         self.out.activities.append(
-            (
-                event.activity_id,
-                event.deal_id,
-                event.stage_id,
-                owner,
-                event.activity_type.value,
-                event.channel.value,
-                e.time,
-            )
+            {
+                "activity_id": event.activity_id,
+                "deal_id": event.deal_id,
+                "stage_id": event.stage_id,
+                "owner_id": owner,
+                "activity_type": event.activity_type.value,
+                "channel": event.channel.value,
+                "at": e.time,
+            }
         )
 
     def _closed(self, e: CloudEvent, event: ev.DealWon | ev.DealLost) -> None:
@@ -371,30 +408,13 @@ async def _load(conn: Conn, events: Sequence[tuple[CloudEvent, ev.DealEvent]]) -
 
 
 async def _write(conn: Conn, out: _Changes) -> None:
+    """The batch's rows, one set-based statement a table and kind: the closings before the insertions."""
     await write(conn, _WRITE_DEALS, DEAL_COLUMNS, out.deals.values())
-    await conn.executemany(
-        "UPDATE deal_versions SET valid_to = $3 WHERE deal_id = $1 AND version = $2", out.closed_versions
-    )
-    await conn.executemany(
-        f"INSERT INTO deal_versions ({', '.join(VERSION_COLUMNS)}) VALUES ({_params(len(VERSION_COLUMNS))})",
-        [tuple(v[c] for c in VERSION_COLUMNS) for v in out.versions],
-    )
-    await conn.executemany(
-        """UPDATE stage_visits SET exited_at = $3, exit_kind = $4, skipped_stage_ids = $5
-           WHERE deal_id = $1 AND visit = $2""",
-        out.closed_visits,
-    )
-    await conn.executemany(
-        f"INSERT INTO stage_visits ({', '.join(VISIT_COLUMNS)}) VALUES ({_params(len(VISIT_COLUMNS))})",
-        [tuple(v[c] for c in VISIT_COLUMNS) for v in out.visits],
-    )
-    await conn.executemany(
-        "INSERT INTO activities VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING", out.activities
-    )
-
-
-def _params(n: int) -> str:
-    return ", ".join(f"${i}" for i in range(1, n + 1))
+    await write(conn, _CLOSE_VERSIONS, CLOSED_VERSION_COLUMNS, out.closed_versions)
+    await write(conn, _INSERT_VERSIONS, VERSION_COLUMNS, out.versions)
+    await write(conn, _CLOSE_VISITS, CLOSED_VISIT_COLUMNS, out.closed_visits)
+    await write(conn, _INSERT_VISITS, VISIT_COLUMNS, out.visits)
+    await write(conn, _INSERT_ACTIVITIES, ACTIVITY_COLUMNS, out.activities)
 
 
 async def _define(conn: Conn, definitions: dict[str, ev.PipelineDefined], targets: list[ev.SalesTargetSet]) -> None:
