@@ -51,10 +51,12 @@ from typing import Any
 import asyncpg
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka.coordinator.assignors.abstract import AbstractPartitionAssignor
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from prometheus_client import Gauge
 from pydantic import ValidationError
 
+from shared.messaging.aligned import Aligned
 from shared.messaging.decoded import Parsed, Reader, Window, decode_alone
 from shared.messaging.envelope import CloudEvent
 from shared.messaging.kafka import admin_client, stop_consumer, subscribe_when_present
@@ -152,6 +154,8 @@ class _Rejected(Exception):  # noqa: N818 - an event that cannot be applied; its
 
 class ProjectionRunner:
     """Runs one projection's generations in this process; more processes share the partitions."""
+
+    assignor: type[AbstractPartitionAssignor] = Aligned  # this process's; a test holding two sets its own
 
     def __init__(
         self,
@@ -379,6 +383,8 @@ class ProjectionRunner:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             client_id=f"{self.group_id(generation)}",
+            # each partition in the same process for every projection, so that they share its decode (0035)
+            partition_assignment_strategy=(self.assignor,),
             **self.kafka_options,
         )
         await consumer.start()
