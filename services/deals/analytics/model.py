@@ -440,6 +440,7 @@ async def apply(conn: Conn, facts: Sequence[Fact]) -> None:
     definitions: dict[str, ev.PipelineDefined] = {}
     targets: list[ev.SalesTargetSet] = []
     deals: list[tuple[CloudEvent, ev.DealEvent]] = []
+    others: list[Fact] = []
     for fact in facts:
         event = fact.event
         if isinstance(event, ev.PipelineDefined):
@@ -448,13 +449,15 @@ async def apply(conn: Conn, facts: Sequence[Fact]) -> None:
             targets.append(event)
         elif isinstance(event, ev.DealEvent):
             deals.append((fact.envelope, event))
+        else:
+            others.append(fact)
     await _define(conn, definitions, targets)
     if deals:
         fold = await _load(conn, deals)
         for e, event in deals:
             fold.fold(e, event)
         await _write(conn, fold.out)
-    await next_steps.apply_next_steps(conn, [f for f in facts if next_steps.is_agenda(f)])
+    await next_steps.apply_next_steps(conn, [f for f in others if next_steps.is_agenda(f)])
 
 
 def analytics(deals_topic: str, agenda_topic: str | None = None) -> Projection:

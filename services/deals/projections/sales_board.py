@@ -312,16 +312,19 @@ async def apply_board(conn: Conn, facts: Sequence[Fact]) -> None:
     order."""
     definitions: dict[str, tuple[CloudEvent, ev.PipelineDefined]] = {}
     deals: list[tuple[CloudEvent, ev.DealEvent]] = []
+    others: list[Fact] = []
     for fact in facts:
         event = fact.event
         if isinstance(event, ev.PipelineDefined):
             definitions[event.pipeline_id] = (fact.envelope, event)
         elif isinstance(event, ev.DealEvent):
             deals.append((fact.envelope, event))
+        else:
+            others.append(fact)
     await _define_pipelines(conn, definitions)
     await _apply_follow_ups(conn, [event for _, event in deals if isinstance(event, _FOLLOW_UP_EVENTS)])
     await _apply_deals(conn, deals)
-    await next_steps.apply_next_steps(conn, [f for f in facts if next_steps.is_agenda(f)])
+    await next_steps.apply_next_steps(conn, [f for f in others if next_steps.is_agenda(f)])
 
 
 def board(deals_topic: str, agenda_topic: str | None = None) -> Projection:
