@@ -1,6 +1,11 @@
 """The leads service for ``python -m bench readmodels``: the marketing simulation's commands (testkit/marketing_sim.py:
 campaigns launched and spending, leads captured from five sources, contacted, scored, segmented, nurtured, qualified,
-converted, won or lost) through the service's real handlers, its clock moved to each command's time."""
+converted, won or lost) through the service's real handlers, its clock moved to each command's time.
+
+Read model timed (the one of the leads' own topic): ``marketing``. The deployment checks references (as deployed,
+``check_references`` on): its ``handovers`` reaction reads the leads' own events (who owns which open lead) and is
+timed in its own row. On other topics, empty here: ``reactions`` (the deals' won and lost), the ``directory``
+replica, ``alerts``."""
 
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ from testkit import marketing_sim
 
 SERVICE = "leads"
 READ_MODELS: tuple[str, ...] = ("marketing",)
-REACTIONS: tuple[str, ...] = ()  # its reactions read the deals' topic: no events here
+REACTIONS: tuple[str, ...] = ("handovers",)
 
 
 CLOCK = Clock(marketing_sim.START)
@@ -23,6 +28,10 @@ CLOCK = Clock(marketing_sim.START)
 
 def build_options() -> dict[str, Any]:
     return {"clock": CLOCK}
+
+
+def settings_options() -> dict[str, Any]:
+    return {"check_references": True}  # as deployed: the handovers reaction runs on the leads' own topic
 
 
 async def templates(core: LeadsService) -> list[Template]:
