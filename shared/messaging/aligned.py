@@ -18,17 +18,17 @@ once the older processes have stopped; the older ones read on meanwhile.
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
 import uuid
 from collections.abc import Iterable, Mapping
 
+import structlog
 from aiokafka.cluster import ClusterMetadata
 from aiokafka.coordinator.assignors.abstract import AbstractPartitionAssignor
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment, ConsumerProtocolMemberMetadata
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 # this process, the same in every group it joins; the random part keeps two hosts' pid 1 apart
 PROCESS = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}".encode()
@@ -54,7 +54,7 @@ class Aligned(AbstractPartitionAssignor):  # type: ignore[misc]  # aiokafka has 
         for topic in sorted({t for meta in members.values() for t in meta.subscription}):
             partitions = cluster.partitions_for_topic(topic)
             if partitions is None:
-                log.warning("no partition metadata for topic %s", topic)
+                log.warning("kafka.no_partition_metadata", topic=topic)  # round-robin leaves it out too
                 continue
             takers = [m for m in order if topic in members[m].subscription]
             for p in sorted(partitions):

@@ -376,8 +376,9 @@ class ProjectionRunner:
             if self._readers.get(generation) is reader:
                 del self._readers[generation]
 
-    async def _consume(self, generation: int, stop: asyncio.Event) -> None:
-        consumer = AIOKafkaConsumer(
+    def group_consumer(self, generation: int) -> AIOKafkaConsumer:
+        """The consumer of the generation's group, as ``_consume`` reads with it (not started)."""
+        return AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap_servers,
             group_id=self.group_id(generation),
             enable_auto_commit=False,
@@ -387,6 +388,9 @@ class ProjectionRunner:
             partition_assignment_strategy=(self.assignor,),
             **self.kafka_options,
         )
+
+    async def _consume(self, generation: int, stop: asyncio.Event) -> None:
+        consumer = self.group_consumer(generation)
         await consumer.start()
         positions = self._positions.setdefault(generation, {})
         gaps = self.gaps.setdefault(generation, {})

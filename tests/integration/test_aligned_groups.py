@@ -1,5 +1,5 @@
-"""Two projector processes reading one topic for two projections, on the real Kafka: each partition goes to the same
-process in both groups (decision 0035), so the process's projections share its decode (decision 0034). In a rolling
+"""Two projector processes reading one topic for two projections, on the real Kafka: the consumers their runners read
+with give each partition to the same process in both groups (decision 0035), so the process's projections share its decode (decision 0034). In a rolling
 update a consumer of this version cannot join a group of older ones (round-robin): it is refused, the older one
 reads on, and it joins once they have stopped."""
 
@@ -9,14 +9,18 @@ import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 
+import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.coordinator.assignors.abstract import AbstractPartitionAssignor
 from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 from aiokafka.errors import InconsistentGroupProtocolError
 
+from services.deals.analytics import analytics
+from services.deals.projections import board
 from shared.messaging.aligned import aligned
 from shared.messaging.kafka import stop_consumer
+from shared.messaging.projections import Projection
 from shared.messaging.runner import ProjectionRunner
 from shared.ops.stack import Endpoints
 from testkit.waiting import wait_until
@@ -51,27 +55,36 @@ async def assigned(members: dict[str, AIOKafkaConsumer], topics: list[list[str]]
     return {name: set(m.assignment()) for name, m in members.items()}
 
 
+def runner(
+    endpoints: Endpoints, pool: asyncpg.Pool, projection: Projection, run: str, process: bytes
+) -> ProjectionRunner:
+    """The projection's runner in the named process (its own assignor token), one group per projection."""
+    servers = endpoints.kafka_bootstrap_servers
+    made = ProjectionRunner(
+        pool, projection, namespace=f"aligned_{run}", bootstrap_servers=servers, dead_letter_topic="-"
+    )
+    made.assignor = aligned(process)
+    return made
+
+
 async def test_each_partition_goes_to_the_same_process_in_every_group(
-    endpoints: Endpoints, kafka_topic: Callable[..., Awaitable[str]]
+    endpoints: Endpoints, pg_pool: asyncpg.Pool, kafka_topic: Callable[..., Awaitable[str]]
 ) -> None:
     deals, agenda = await kafka_topic(partitions=6), await kafka_topic(partitions=3)
-    a, b = aligned(b"process-a"), aligned(b"process-b")
     run = uuid.uuid4().hex[:8]
-    board, handovers = f"test.aligned.board.{run}", f"test.aligned.handovers.{run}"
-    members = {
-        "board@a": consumer(endpoints, board, a),
-        "board@b": consumer(endpoints, board, b),
-        "handovers@b": consumer(endpoints, handovers, b),
-        "handovers@a": consumer(endpoints, handovers, a),
-    }
+    members = {}
+    for name, projection in (("board", board(deals, agenda)), ("analytics", analytics(deals))):
+        for process in ("a", "b"):
+            made = runner(endpoints, pg_pool, projection, run, f"process-{process}".encode())
+            members[f"{name}@{process}"] = made.group_consumer(1)  # the consumer the runner reads with
     try:
         got = await assigned(members, [[deals, agenda], [deals, agenda], [deals], [deals]])
     finally:
         for m in members.values():
             await stop_consumer(m)
-    for process in ("a", "b"):
+    for process in ("a", "b"):  # the board reads the agenda too, the analytics (without it here) the deals alone
         on_deals = {tp for tp in got[f"board@{process}"] if tp.topic == deals}
-        assert on_deals == got[f"handovers@{process}"]
+        assert on_deals == got[f"analytics@{process}"]
         assert len(on_deals) == 3
     assert got["board@a"].isdisjoint(got["board@b"])
     assert len(got["board@a"] | got["board@b"]) == 9
